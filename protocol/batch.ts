@@ -1,0 +1,449 @@
+/**
+ * The record batch: the unit that is produced, stored on disk and sent to
+ * consumers as the same bytes (DESIGN.md, idea 1). Big-endian, after Kafka's
+ * RecordBatch v2, with a producer id string and a sequence delta per record.
+ *
+ *   off  size  field
+ *   0    8     baseOffset        int64   stamped by the hub
+ *   8    4     batchLength       int32   bytes after this field
+ *   12   1     magic             int8    format version (1)
+ *   13   4     crc               uint32  CRC-32C of bytes [17, end)
+ *   17   2     attributes        int16   reserved, 0
+ *   19   4     recordCount       int32
+ *   23   4     lastOffsetDelta   int32   offsets may have gaps after compaction
+ *   27   8     firstTimestamp    int64   the first record's timestamp (ms)
+ *   35   8     maxTimestamp      int64
+ *   43   8     appendTime        int64   stamped by the hub; -1 until then
+ *   51   8     baseSequence      int64   -1 for producers without idempotence
+ *   59   4     lastSequenceDelta int32
+ *   63   1     producerIdLength  uint8
+ *   64   n     producerId        UTF-8
+ *   64+n       records
+ *
+ * Each record: length uvarint (bytes after it), attributes u8 (bits 0-1 value
+ * encoding 0 bytes/1 json/2 cbor, bit 2 null value, bits 3-4 key kind 0 null/
+ * 1 string/2 bytes), offsetDelta uvarint, sequenceDelta uvarint,
+ * timestampDelta zig-zag varint, [keyLength uvarint, key], [valueLength
+ * uvarint, value], headerCount uvarint, then per header nameLength uvarint,
+ * name, kind u8 (0 string, 1 bytes), valueLength uvarint, value.
+ *
+ * The CRC covers everything from attributes on, including appendTime; the hub
+ * recomputes it when it stamps (cheap with native CRC-32C). baseOffset stays
+ * outside so that offsets can be assigned without touching the checksum.
+ */
+import { crc32c as portableCrc32c, type Crc32c } from './crc32c.ts';
+import { TributaryError } from './errors.ts';
+import { LIMITS } from './limits.ts';
+import { type EncodedRecord, type Header, type StoredRecord, type ValueEncoding, utf8Length, fromUtf8 } from './record.ts';
+import { readUvarint, uvarintSize, writeUvarint, zigzag, unzigzag, type VarintRead } from './varint.ts';
+
+export const BATCH_MAGIC = 1;
+export const BATCH_HEADER_BYTES = 64; // without the producer id
+export const LENGTH_FIELD_END = 12; // baseOffset + batchLength
+export const CRC_START = 17;
+
+const O_BASE_OFFSET = 0;
+const O_LENGTH = 8;
+const O_MAGIC = 12;
+const O_CRC = 13;
+const O_ATTRIBUTES = 17;
+const O_COUNT = 19;
+const O_LAST_OFFSET_DELTA = 23;
+const O_FIRST_TS = 27;
+const O_MAX_TS = 35;
+const O_APPEND_TIME = 43;
+const O_BASE_SEQ = 51;
+const O_LAST_SEQ_DELTA = 59;
+const O_PID_LEN = 63;
+
+const ENCODING_CODE: Record<ValueEncoding, number> = { bytes: 0, json: 1, cbor: 2 };
+const ENCODING_NAME: ValueEncoding[] = ['bytes', 'json', 'cbor'];
+
+/** The fixed fields of a batch, read without touching its records. */
+export interface BatchHeader {
+  baseOffset: number;
+  /** Total bytes of the batch, length field included: 12 + batchLength. */
+  sizeBytes: number;
+  magic: number;
+  crc: number;
+  attributes: number;
+  recordCount: number;
+  lastOffsetDelta: number;
+  firstTimestamp: number;
+  maxTimestamp: number;
+  appendTime: number;
+  baseSequence: number;
+  lastSequenceDelta: number;
+  producerId: string;
+}
+
+export interface BatchInput {
+  producerId?: string;
+  /** The first record's sequence, or -1 (default) for no idempotence. */
+  baseSequence?: number;
+  baseOffset?: number;
+  appendTime?: number;
+  records: ReadonlyArray<EncodedRecord & { offsetDelta?: number; sequenceDelta?: number }>;
+}
+
+// ---------- int64 as two halves: exact for |n| < 2^53 ----------
+
+export function readInt64(b: Uint8Array, pos: number): number {
+  const hi = ((b[pos] << 24) | (b[pos + 1] << 16) | (b[pos + 2] << 8) | b[pos + 3]) | 0;
+  const lo = ((b[pos + 4] << 24) | (b[pos + 5] << 16) | (b[pos + 6] << 8) | b[pos + 7]) >>> 0;
+  return hi * 4294967296 + lo;
+}
+
+export function writeInt64(b: Uint8Array, pos: number, n: number): void {
+  const hi = Math.floor(n / 4294967296);
+  const lo = n - hi * 4294967296;
+  writeUint32(b, pos, hi >>> 0);
+  writeUint32(b, pos + 4, lo >>> 0);
+}
+
+export function readUint32(b: Uint8Array, pos: number): number {
+  return ((b[pos] << 24) | (b[pos + 1] << 16) | (b[pos + 2] << 8) | b[pos + 3]) >>> 0;
+}
+
+export function writeUint32(b: Uint8Array, pos: number, n: number): void {
+  b[pos] = n >>> 24;
+  b[pos + 1] = (n >>> 16) & 0xff;
+  b[pos + 2] = (n >>> 8) & 0xff;
+  b[pos + 3] = n & 0xff;
+}
+
+// ---------- encoding ----------
+
+function keyBytes(k: EncodedRecord['key']): number {
+  if (k === null) return 0;
+  const n = typeof k === 'string' ? utf8Length(k) : k.length;
+  return uvarintSize(n) + n;
+}
+
+function headerBytes(h: Header): number {
+  const n = utf8Length(h[0]);
+  const v = typeof h[1] === 'string' ? utf8Length(h[1]) : h[1].length;
+  return uvarintSize(n) + n + 1 + uvarintSize(v) + v;
+}
+
+const textEncoder = new TextEncoder();
+
+function writeStr(buf: Uint8Array, pos: number, s: string, len: number): number {
+  pos = writeUvarint(buf, pos, len);
+  if (len === s.length) {
+    // ASCII fast path: utf8Length equal to length means every char is one byte.
+    for (let i = 0; i < len; i++) buf[pos + i] = s.charCodeAt(i);
+  } else textEncoder.encodeInto(s, buf.subarray(pos, pos + len));
+  return pos + len;
+}
+
+function writeBytes(buf: Uint8Array, pos: number, b: Uint8Array): number {
+  pos = writeUvarint(buf, pos, b.length);
+  buf.set(b, pos);
+  return pos + b.length;
+}
+
+/**
+ * Encodes records into one batch. Validates the record shapes it needs to
+ * (sizes against LIMITS) and throws a TributaryError otherwise.
+ */
+export function encodeBatch(input: BatchInput, crc: Crc32c = portableCrc32c): Uint8Array {
+  const records = input.records;
+  const count = records.length;
+  if (count === 0) throw new TributaryError('BAD_BATCH', 'a batch needs at least one record');
+  if (count > LIMITS.maxRecordsPerBatch) throw new TributaryError('BATCH_TOO_LARGE', `${count} records exceed the limit of ${LIMITS.maxRecordsPerBatch}`);
+  const producerId = input.producerId ?? '';
+  const pidLen = utf8Length(producerId);
+  if (pidLen > LIMITS.maxProducerIdBytes) throw new TributaryError('BAD_RECORD', `producer id longer than ${LIMITS.maxProducerIdBytes} bytes`);
+  const baseSequence = input.baseSequence ?? -1;
+  const firstTimestamp = records[0].timestamp;
+
+  // First pass: exact sizes, so that the batch is written into one allocation.
+  const sizes = new Array<number>(count);
+  let total = BATCH_HEADER_BYTES + pidLen;
+  let maxTimestamp = firstTimestamp;
+  let lastOffsetDelta = 0;
+  let lastSequenceDelta = 0;
+  for (let i = 0; i < count; i++) {
+    const r = records[i];
+    const od = r.offsetDelta ?? i;
+    const sd = r.sequenceDelta ?? i;
+    if (od < lastOffsetDelta || (i > 0 && od === lastOffsetDelta)) throw new TributaryError('BAD_BATCH', 'offset deltas must increase');
+    if (sd < lastSequenceDelta || (i > 0 && sd === lastSequenceDelta)) throw new TributaryError('BAD_SEQUENCE', 'sequence deltas must increase');
+    lastOffsetDelta = od;
+    lastSequenceDelta = sd;
+    if (r.timestamp > maxTimestamp) maxTimestamp = r.timestamp;
+    const kb = keyBytes(r.key);
+    if (kb > LIMITS.maxKeyBytes + 4) throw new TributaryError('RECORD_TOO_LARGE', `key longer than ${LIMITS.maxKeyBytes} bytes`);
+    const vlen = r.value === null ? 0 : r.value.length;
+    if (vlen > LIMITS.maxValueBytes) throw new TributaryError('RECORD_TOO_LARGE', `value longer than ${LIMITS.maxValueBytes} bytes`);
+    if (r.headers.length > LIMITS.maxHeaders) throw new TributaryError('BAD_RECORD', `more than ${LIMITS.maxHeaders} headers`);
+    let size = 1 + uvarintSize(od) + uvarintSize(sd) + uvarintSize(zigzag(r.timestamp - firstTimestamp)) + kb;
+    if (r.value !== null) size += uvarintSize(vlen) + vlen;
+    size += uvarintSize(r.headers.length);
+    for (const h of r.headers) size += headerBytes(h);
+    sizes[i] = size;
+    total += uvarintSize(size) + size;
+  }
+  if (total > LIMITS.maxBatchBytes) throw new TributaryError('FRAME_TOO_LARGE', `batch of ${total} bytes exceeds ${LIMITS.maxBatchBytes}`);
+
+  const buf = new Uint8Array(total);
+  writeInt64(buf, O_BASE_OFFSET, input.baseOffset ?? 0);
+  writeUint32(buf, O_LENGTH, total - LENGTH_FIELD_END);
+  buf[O_MAGIC] = BATCH_MAGIC;
+  // attributes stay 0
+  writeUint32(buf, O_COUNT, count);
+  writeUint32(buf, O_LAST_OFFSET_DELTA, lastOffsetDelta);
+  writeInt64(buf, O_FIRST_TS, firstTimestamp);
+  writeInt64(buf, O_MAX_TS, maxTimestamp);
+  writeInt64(buf, O_APPEND_TIME, input.appendTime ?? -1);
+  writeInt64(buf, O_BASE_SEQ, baseSequence);
+  writeUint32(buf, O_LAST_SEQ_DELTA, lastSequenceDelta);
+  buf[O_PID_LEN] = pidLen;
+  let pos = BATCH_HEADER_BYTES;
+  if (pidLen) {
+    textEncoder.encodeInto(producerId, buf.subarray(pos, pos + pidLen));
+    pos += pidLen;
+  }
+  for (let i = 0; i < count; i++) {
+    const r = records[i];
+    pos = writeUvarint(buf, pos, sizes[i]);
+    const keyKind = r.key === null ? 0 : typeof r.key === 'string' ? 1 : 2;
+    const enc = ENCODING_CODE[r.encoding];
+    if (enc === undefined) throw new TributaryError('BAD_RECORD', `unknown value encoding ${String(r.encoding)}`);
+    buf[pos++] = enc | (r.value === null ? 4 : 0) | (keyKind << 3);
+    pos = writeUvarint(buf, pos, r.offsetDelta ?? i);
+    pos = writeUvarint(buf, pos, r.sequenceDelta ?? i);
+    pos = writeUvarint(buf, pos, zigzag(r.timestamp - firstTimestamp));
+    if (typeof r.key === 'string') pos = writeStr(buf, pos, r.key, utf8Length(r.key));
+    else if (r.key !== null) pos = writeBytes(buf, pos, r.key);
+    if (r.value !== null) pos = writeBytes(buf, pos, r.value);
+    pos = writeUvarint(buf, pos, r.headers.length);
+    for (const [name, value] of r.headers) {
+      pos = writeStr(buf, pos, name, utf8Length(name));
+      if (typeof value === 'string') {
+        buf[pos++] = 0;
+        pos = writeStr(buf, pos, value, utf8Length(value));
+      } else {
+        buf[pos++] = 1;
+        pos = writeBytes(buf, pos, value);
+      }
+    }
+  }
+  if (pos !== total) throw new Error(`batch size mismatch: wrote ${pos} of ${total}`);
+  writeUint32(buf, O_CRC, crc(buf, CRC_START, total));
+  return buf;
+}
+
+// ---------- reading ----------
+
+/** Size in bytes of the batch starting at `pos`, or -1 if fewer than 12 bytes remain. Does not validate. */
+export function batchSizeAt(b: Uint8Array, pos: number): number {
+  if (b.length - pos < LENGTH_FIELD_END) return -1;
+  return LENGTH_FIELD_END + readUint32(b, pos + O_LENGTH);
+}
+
+export function readBatchHeader(b: Uint8Array, pos = 0): BatchHeader {
+  const pidLen = b[pos + O_PID_LEN];
+  return {
+    baseOffset: readInt64(b, pos + O_BASE_OFFSET),
+    sizeBytes: LENGTH_FIELD_END + readUint32(b, pos + O_LENGTH),
+    magic: b[pos + O_MAGIC],
+    crc: readUint32(b, pos + O_CRC),
+    attributes: (b[pos + O_ATTRIBUTES] << 8) | b[pos + O_ATTRIBUTES + 1],
+    recordCount: readUint32(b, pos + O_COUNT),
+    lastOffsetDelta: readUint32(b, pos + O_LAST_OFFSET_DELTA),
+    firstTimestamp: readInt64(b, pos + O_FIRST_TS),
+    maxTimestamp: readInt64(b, pos + O_MAX_TS),
+    appendTime: readInt64(b, pos + O_APPEND_TIME),
+    baseSequence: readInt64(b, pos + O_BASE_SEQ),
+    lastSequenceDelta: readUint32(b, pos + O_LAST_SEQ_DELTA),
+    producerId: pidLen ? fromUtf8(b.subarray(pos + BATCH_HEADER_BYTES, pos + BATCH_HEADER_BYTES + pidLen)) : '',
+  };
+}
+
+export const readBaseOffset = (b: Uint8Array, pos = 0): number => readInt64(b, pos + O_BASE_OFFSET);
+export const readLastOffsetDelta = (b: Uint8Array, pos = 0): number => readUint32(b, pos + O_LAST_OFFSET_DELTA);
+export const readRecordCount = (b: Uint8Array, pos = 0): number => readUint32(b, pos + O_COUNT);
+export const readMaxTimestamp = (b: Uint8Array, pos = 0): number => readInt64(b, pos + O_MAX_TS);
+export const readAppendTime = (b: Uint8Array, pos = 0): number => readInt64(b, pos + O_APPEND_TIME);
+
+/** Sets the base offset in place (outside the CRC, so the checksum stays valid). */
+export function setBaseOffset(b: Uint8Array, pos: number, baseOffset: number): void {
+  writeInt64(b, pos + O_BASE_OFFSET, baseOffset);
+}
+
+/** Stamps base offset and append time in place and recomputes the CRC. */
+export function stampBatch(b: Uint8Array, pos: number, baseOffset: number, appendTime: number, crc: Crc32c = portableCrc32c): void {
+  writeInt64(b, pos + O_BASE_OFFSET, baseOffset);
+  writeInt64(b, pos + O_APPEND_TIME, appendTime);
+  const end = pos + LENGTH_FIELD_END + readUint32(b, pos + O_LENGTH);
+  writeUint32(b, pos + O_CRC, crc(b, pos + CRC_START, end));
+}
+
+/** Why a batch failed validation, or null when it is whole. */
+export type BatchFault = null | 'truncated' | 'bad-length' | 'bad-magic' | 'bad-crc' | 'bad-records';
+
+/**
+ * Checks the batch at `pos`: length within bounds and the buffer, magic, CRC,
+ * and (when `deep`) that the records parse exactly to the end with the counts
+ * and deltas the header claims. Never throws; never reads past `end`.
+ */
+export function checkBatch(b: Uint8Array, pos = 0, end = b.length, crc: Crc32c = portableCrc32c, deep = true): BatchFault {
+  if (end - pos < LENGTH_FIELD_END) return 'truncated';
+  const len = readUint32(b, pos + O_LENGTH);
+  if (len < BATCH_HEADER_BYTES - LENGTH_FIELD_END || len > LIMITS.maxBatchBytes) return 'bad-length';
+  const size = LENGTH_FIELD_END + len;
+  if (end - pos < size) return 'truncated';
+  if (b[pos + O_MAGIC] !== BATCH_MAGIC) return 'bad-magic';
+  if (crc(b, pos + CRC_START, pos + size) !== readUint32(b, pos + O_CRC)) return 'bad-crc';
+  if (!deep) return null;
+  return walkRecords(b, pos, null) ? null : 'bad-records';
+}
+
+const vr: VarintRead = { value: 0, pos: 0 };
+
+/**
+ * Walks the records of a (length-checked) batch. When `out` is given, decodes
+ * each record into it. Returns false when the records do not parse exactly.
+ */
+function walkRecords(b: Uint8Array, pos: number, out: StoredRecord[] | null): boolean {
+  const size = LENGTH_FIELD_END + readUint32(b, pos + O_LENGTH);
+  const end = pos + size;
+  const pidLen = b[pos + O_PID_LEN];
+  const count = readUint32(b, pos + O_COUNT);
+  if (count === 0 || count > LIMITS.maxRecordsPerBatch) return false;
+  const baseOffset = readInt64(b, pos + O_BASE_OFFSET);
+  const firstTs = readInt64(b, pos + O_FIRST_TS);
+  const baseSeq = readInt64(b, pos + O_BASE_SEQ);
+  const lastOffsetDelta = readUint32(b, pos + O_LAST_OFFSET_DELTA);
+  const lastSeqDelta = readUint32(b, pos + O_LAST_SEQ_DELTA);
+  let p = pos + BATCH_HEADER_BYTES + pidLen;
+  let prevOd = -1;
+  let prevSd = -1;
+  for (let i = 0; i < count; i++) {
+    readUvarint(b, p, end, vr);
+    if (vr.pos < 0) return false;
+    const recEnd = vr.pos + vr.value;
+    if (recEnd > end) return false;
+    p = vr.pos;
+    if (p >= recEnd) return false;
+    const attr = b[p++];
+    const enc = attr & 3;
+    const keyKind = (attr >> 3) & 3;
+    if (enc > 2 || keyKind > 2 || attr > 0x1f) return false;
+    readUvarint(b, p, recEnd, vr);
+    if (vr.pos < 0 || vr.value <= prevOd) return false;
+    const od = (prevOd = vr.value);
+    readUvarint(b, vr.pos, recEnd, vr);
+    if (vr.pos < 0 || vr.value <= prevSd) return false;
+    const sd = (prevSd = vr.value);
+    readUvarint(b, vr.pos, recEnd, vr);
+    if (vr.pos < 0) return false;
+    const ts = firstTs + unzigzag(vr.value);
+    p = vr.pos;
+    let key: StoredRecord['key'] = null;
+    if (keyKind !== 0) {
+      readUvarint(b, p, recEnd, vr);
+      if (vr.pos < 0 || vr.pos + vr.value > recEnd) return false;
+      if (out) {
+        const kb = b.subarray(vr.pos, vr.pos + vr.value);
+        if (keyKind === 1) {
+          try {
+            key = fromUtf8(kb);
+          } catch {
+            return false;
+          }
+        } else key = kb;
+      }
+      p = vr.pos + vr.value;
+    }
+    let value: Uint8Array | null = null;
+    if (!(attr & 4)) {
+      readUvarint(b, p, recEnd, vr);
+      if (vr.pos < 0 || vr.pos + vr.value > recEnd) return false;
+      if (out) value = b.subarray(vr.pos, vr.pos + vr.value);
+      p = vr.pos + vr.value;
+    }
+    readUvarint(b, p, recEnd, vr);
+    if (vr.pos < 0 || vr.value > LIMITS.maxHeaders) return false;
+    const hcount = vr.value;
+    p = vr.pos;
+    const headers: Header[] = [];
+    for (let h = 0; h < hcount; h++) {
+      readUvarint(b, p, recEnd, vr);
+      if (vr.pos < 0 || vr.pos + vr.value > recEnd) return false;
+      const nameStart = vr.pos;
+      const nameEnd = vr.pos + vr.value;
+      p = nameEnd;
+      if (p >= recEnd) return false;
+      const kind = b[p++];
+      if (kind > 1) return false;
+      readUvarint(b, p, recEnd, vr);
+      if (vr.pos < 0 || vr.pos + vr.value > recEnd) return false;
+      if (out) {
+        try {
+          const name = fromUtf8(b.subarray(nameStart, nameEnd));
+          const vb = b.subarray(vr.pos, vr.pos + vr.value);
+          headers.push([name, kind === 0 ? fromUtf8(vb) : vb]);
+        } catch {
+          return false;
+        }
+      }
+      p = vr.pos + vr.value;
+    }
+    if (p !== recEnd) return false;
+    if (out) {
+      out.push({
+        offset: baseOffset + od,
+        sequence: baseSeq < 0 ? -1 : baseSeq + sd,
+        timestamp: ts,
+        key,
+        value,
+        encoding: ENCODING_NAME[enc],
+        headers,
+      });
+    }
+  }
+  return p === end && prevOd === lastOffsetDelta && prevSd === lastSeqDelta;
+}
+
+/**
+ * Decodes every record of the batch at `pos`. Keys, values and bytes headers
+ * are views into `b`. Throws BAD_BATCH when the batch does not parse.
+ */
+export function decodeBatch(b: Uint8Array, pos = 0): StoredRecord[] {
+  const fault = checkBatch(b, pos, b.length, portableCrc32c, false);
+  if (fault) throw new TributaryError(fault === 'bad-crc' ? 'CORRUPT_BATCH' : 'BAD_BATCH', `record batch is ${fault}`);
+  const out: StoredRecord[] = [];
+  if (!walkRecords(b, pos, out)) throw new TributaryError('BAD_BATCH', 'record batch has malformed records');
+  return out;
+}
+
+/** Decodes records without re-checking the CRC (for bytes that were checked when they arrived). */
+export function decodeBatchTrusted(b: Uint8Array, pos = 0): StoredRecord[] {
+  const out: StoredRecord[] = [];
+  if (!walkRecords(b, pos, out)) throw new TributaryError('BAD_BATCH', 'record batch has malformed records');
+  return out;
+}
+
+/** Iterates over the batches laid end to end in `b` (as a fetch returns them), yielding their start positions. */
+export function* batchPositions(b: Uint8Array): Generator<number> {
+  let pos = 0;
+  while (pos < b.length) {
+    const size = batchSizeAt(b, pos);
+    if (size < 0 || pos + size > b.length) throw new TributaryError('BAD_BATCH', 'truncated batch in a batch sequence');
+    yield pos;
+    pos += size;
+  }
+}
+
+/** Decodes every record of every batch in a concatenation of batches, skipping records below `fromOffset`. */
+export function decodeBatches(b: Uint8Array, fromOffset = 0, trusted = false): StoredRecord[] {
+  const out: StoredRecord[] = [];
+  for (const pos of batchPositions(b)) {
+    const recs = trusted ? decodeBatchTrusted(b, pos) : decodeBatch(b, pos);
+    for (const r of recs) if (r.offset >= fromOffset) out.push(r);
+  }
+  return out;
+}

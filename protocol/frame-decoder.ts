@@ -1,0 +1,261 @@
+/**
+ * Parses untrusted bytes into a typed client frame, once, at the edge
+ * (STYLE.md, convention 4). Never throws: a bad frame becomes a typed error,
+ * carrying the request id when one could be read so the reply can name it.
+ */
+import { decodeCbor } from './codec.ts';
+import { TributaryError, type ErrorCode } from './errors.ts';
+import { LIMITS, isValidTopicName } from './limits.ts';
+import type { ClientFrame, ProduceFrame, StartPosition, SubscribeFrame } from './frames.ts';
+import type { EncodedRecord, Header, ValueEncoding } from './record.ts';
+import { utf8Length } from './record.ts';
+
+export type DecodeResult<T> = { ok: true; frame: T } | { ok: false; error: TributaryError; id?: number };
+
+const ENCODINGS: ValueEncoding[] = ['bytes', 'json', 'cbor'];
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+
+class FrameError extends Error {
+  constructor(readonly code: ErrorCode, message: string) {
+    super(message);
+  }
+}
+
+function fail(message: string, code: ErrorCode = 'BAD_FRAME'): never {
+  throw new FrameError(code, message);
+}
+
+const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x) && !(x instanceof Uint8Array);
+const isBytes = (x: unknown): x is Uint8Array => x instanceof Uint8Array;
+const isUint = (x: unknown, max = MAX_SAFE): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 0 && x <= max;
+
+function str(o: Record<string, unknown>, field: string, maxBytes: number, required: true): string;
+function str(o: Record<string, unknown>, field: string, maxBytes: number, required: false): string | undefined;
+function str(o: Record<string, unknown>, field: string, maxBytes: number, required: boolean): string | undefined {
+  const v = o[field];
+  if (v === undefined || v === null) {
+    if (required) fail(`${field} is required`);
+    return undefined;
+  }
+  if (typeof v !== 'string') fail(`${field} must be a string`);
+  if (v.length > maxBytes || utf8Length(v) > maxBytes) fail(`${field} longer than ${maxBytes} bytes`, 'BAD_REQUEST');
+  return v;
+}
+
+function uint(o: Record<string, unknown>, field: string, max = MAX_SAFE): number {
+  const v = o[field];
+  if (!isUint(v, max)) fail(`${field} must be an integer in [0, ${max}]`);
+  return v;
+}
+
+function topic(o: Record<string, unknown>): string {
+  const t = o.topic;
+  if (!isValidTopicName(t)) fail('topic must match [a-zA-Z0-9._-]{1,249} and not be "." or ".."', 'BAD_TOPIC_NAME');
+  return t;
+}
+
+/** Validates one wire record and returns it in the record model. `now` stamps a missing timestamp. */
+export function parseWireRecord(x: unknown, index: number, now: number): EncodedRecord & { partition?: number } {
+  if (!isObj(x)) fail(`record ${index} must be a map`, 'BAD_RECORD');
+  const k = x.k;
+  let key: EncodedRecord['key'] = null;
+  if (k !== undefined && k !== null) {
+    if (typeof k === 'string') {
+      if (k.length > LIMITS.maxKeyBytes || utf8Length(k) > LIMITS.maxKeyBytes) fail(`record ${index}: key longer than ${LIMITS.maxKeyBytes} bytes`, 'RECORD_TOO_LARGE');
+    } else if (isBytes(k)) {
+      if (k.length > LIMITS.maxKeyBytes) fail(`record ${index}: key longer than ${LIMITS.maxKeyBytes} bytes`, 'RECORD_TOO_LARGE');
+    } else fail(`record ${index}: key must be a string, bytes or null`, 'BAD_RECORD');
+    key = k;
+  }
+  const v = x.v;
+  if (v !== null && !isBytes(v)) fail(`record ${index}: value must be bytes or null`, 'BAD_RECORD');
+  if (v !== null && v.length > LIMITS.maxValueBytes) fail(`record ${index}: value longer than ${LIMITS.maxValueBytes} bytes`, 'RECORD_TOO_LARGE');
+  const e = x.e ?? 0;
+  if (e !== 0 && e !== 1 && e !== 2) fail(`record ${index}: e must be 0 (bytes), 1 (json) or 2 (cbor)`, 'BAD_RECORD');
+  const headers: Header[] = [];
+  if (x.h !== undefined && x.h !== null) {
+    if (!Array.isArray(x.h)) fail(`record ${index}: h must be an array of [name, value] pairs`, 'BAD_RECORD');
+    if (x.h.length > LIMITS.maxHeaders) fail(`record ${index}: more than ${LIMITS.maxHeaders} headers`, 'BAD_RECORD');
+    for (const h of x.h) {
+      if (!Array.isArray(h) || h.length !== 2 || typeof h[0] !== 'string') fail(`record ${index}: each header is [string name, string|bytes value]`, 'BAD_RECORD');
+      const [name, value] = h;
+      if (utf8Length(name) > LIMITS.maxHeaderNameBytes) fail(`record ${index}: header name longer than ${LIMITS.maxHeaderNameBytes} bytes`, 'BAD_RECORD');
+      if (typeof value === 'string') {
+        if (utf8Length(value) > LIMITS.maxHeaderValueBytes) fail(`record ${index}: header value longer than ${LIMITS.maxHeaderValueBytes} bytes`, 'BAD_RECORD');
+      } else if (isBytes(value)) {
+        if (value.length > LIMITS.maxHeaderValueBytes) fail(`record ${index}: header value longer than ${LIMITS.maxHeaderValueBytes} bytes`, 'BAD_RECORD');
+      } else fail(`record ${index}: header value must be a string or bytes`, 'BAD_RECORD');
+      headers.push([name, value]);
+    }
+  }
+  let timestamp = now;
+  if (x.ts !== undefined && x.ts !== null) {
+    if (!isUint(x.ts)) fail(`record ${index}: ts must be ms since the epoch`, 'BAD_RECORD');
+    timestamp = x.ts;
+  }
+  const rec: EncodedRecord & { partition?: number } = { key, value: v, encoding: ENCODINGS[e], headers, timestamp };
+  if (x.p !== undefined && x.p !== null) {
+    if (!isUint(x.p, LIMITS.maxPartitions - 1)) fail(`record ${index}: p must be a partition number`, 'BAD_PARTITION');
+    rec.partition = x.p;
+  }
+  return rec;
+}
+
+function parseFrom(x: unknown): StartPosition {
+  if (x === undefined || x === null) return 'latest';
+  if (x === 'earliest' || x === 'latest') return x;
+  if (isObj(x)) {
+    if (x.offset !== undefined) {
+      if (!isUint(x.offset)) fail('from.offset must be a non-negative integer');
+      return { offset: x.offset };
+    }
+    if (x.timestamp !== undefined) {
+      if (!isUint(x.timestamp)) fail('from.timestamp must be ms since the epoch');
+      return { timestamp: x.timestamp };
+    }
+  }
+  return fail('from must be "earliest", "latest", {offset} or {timestamp}');
+}
+
+function parseProduce(o: Record<string, unknown>, id: number, now: number): ProduceFrame {
+  const t = topic(o);
+  const pid = str(o, 'pid', LIMITS.maxProducerIdBytes, false);
+  let seq: number | undefined;
+  if (o.seq !== undefined && o.seq !== null) {
+    if (pid === undefined) fail('seq needs pid', 'BAD_SEQUENCE');
+    if (!isUint(o.seq)) fail('seq must be a non-negative integer', 'BAD_SEQUENCE');
+    seq = o.seq;
+  }
+  if (pid !== undefined && seq === undefined) fail('pid needs seq', 'BAD_SEQUENCE');
+  const recs = o.records;
+  if (!Array.isArray(recs) || recs.length === 0) fail('records must be a non-empty array', 'BAD_RECORD');
+  if (recs.length > LIMITS.maxRecordsPerBatch) fail(`${recs.length} records exceed the limit of ${LIMITS.maxRecordsPerBatch}`, 'BATCH_TOO_LARGE');
+  if (seq !== undefined && seq + recs.length > MAX_SAFE) fail('sequence overflow', 'BAD_SEQUENCE');
+  const records = new Array<EncodedRecord & { partition?: number }>(recs.length);
+  for (let i = 0; i < recs.length; i++) records[i] = parseWireRecord(recs[i], i, now);
+  const f: ProduceFrame = { t: 'produce', id, topic: t, records };
+  if (pid !== undefined) {
+    f.pid = pid;
+    f.seq = seq;
+  }
+  return f;
+}
+
+function parseSubscribe(o: Record<string, unknown>, id: number): SubscribeFrame {
+  const f: SubscribeFrame = { t: 'subscribe', id, topic: topic(o), from: parseFrom(o.from) };
+  if (o.partitions !== undefined && o.partitions !== null) {
+    if (!Array.isArray(o.partitions) || o.partitions.length === 0 || o.partitions.length > LIMITS.maxPartitions) fail('partitions must be a non-empty array');
+    for (const p of o.partitions) if (!isUint(p, LIMITS.maxPartitions - 1)) fail('partitions must hold partition numbers', 'BAD_PARTITION');
+    f.partitions = [...new Set(o.partitions as number[])];
+  }
+  if (o.positions !== undefined && o.positions !== null) {
+    if (!isObj(o.positions)) fail('positions must be a map of partition → offset');
+    const entries = Object.entries(o.positions);
+    if (entries.length > LIMITS.maxPartitions) fail('too many positions');
+    const positions: Record<string, number> = {};
+    for (const [p, off] of entries) {
+      if (!/^\d{1,4}$/.test(p) || Number(p) >= LIMITS.maxPartitions) fail('positions keys must be partition numbers', 'BAD_PARTITION');
+      if (!isUint(off)) fail('positions values must be offsets');
+      positions[p] = off;
+    }
+    f.positions = positions;
+  }
+  const group = str(o, 'group', 249, false);
+  if (group !== undefined) {
+    if (!isValidTopicName(group)) fail('group must match [a-zA-Z0-9._-]{1,249}');
+    f.group = group;
+  }
+  if (o.credit !== undefined && o.credit !== null) f.credit = uint(o, 'credit', 2 ** 40);
+  if (o.onOutOfRange !== undefined && o.onOutOfRange !== null) {
+    if (o.onOutOfRange !== 'earliest' && o.onOutOfRange !== 'latest' && o.onOutOfRange !== 'error') fail('onOutOfRange must be earliest, latest or error');
+    f.onOutOfRange = o.onOutOfRange;
+  }
+  return f;
+}
+
+function parse(o: Record<string, unknown>, id: number, now: number): ClientFrame {
+  switch (o.t) {
+    case 'hello': {
+      const v = uint(o, 'v', 65535);
+      const f: ClientFrame = { t: 'hello', id, v };
+      const client = str(o, 'client', LIMITS.maxClientIdBytes, false);
+      if (client !== undefined) f.client = client;
+      const token = str(o, 'token', LIMITS.maxTokenBytes, false);
+      if (token !== undefined) f.token = token;
+      return f;
+    }
+    case 'auth':
+      return { t: 'auth', id, token: str(o, 'token', LIMITS.maxTokenBytes, true) };
+    case 'produce':
+      return parseProduce(o, id, now);
+    case 'subscribe':
+      return parseSubscribe(o, id);
+    case 'credit':
+      return { t: 'credit', sub: uint(o, 'sub', 2 ** 31), bytes: uint(o, 'bytes', 2 ** 40) };
+    case 'unsubscribe':
+      return { t: 'unsubscribe', id, sub: uint(o, 'sub', 2 ** 31) };
+    case 'metadata':
+      return { t: 'metadata', id, topic: topic(o) };
+    case 'ping':
+      return { t: 'ping', id };
+    case 'commit': {
+      const group = str(o, 'group', 249, true);
+      if (!isValidTopicName(group)) fail('group must match [a-zA-Z0-9._-]{1,249}');
+      const offsets = o.offsets;
+      if (!Array.isArray(offsets) || offsets.length === 0 || offsets.length > LIMITS.maxPartitions) fail('offsets must be a non-empty array of [partition, offset]');
+      for (const e of offsets) if (!Array.isArray(e) || e.length !== 2 || !isUint(e[0], LIMITS.maxPartitions - 1) || !isUint(e[1])) fail('offsets must be [partition, offset] pairs');
+      return { t: 'commit', id, group, topic: topic(o), offsets: offsets as Array<[number, number]> };
+    }
+    default:
+      return fail(`unknown frame type ${JSON.stringify(String(o.t).slice(0, 40))}`);
+  }
+}
+
+/**
+ * Decodes one client frame from untrusted bytes. `maxFrameBytes` is checked
+ * before any parsing; every field is checked for type, range and size.
+ */
+export function decodeClientFrame(bytes: Uint8Array, maxFrameBytes: number = LIMITS.maxFrameBytes, now = Date.now()): DecodeResult<ClientFrame> {
+  if (bytes.length > maxFrameBytes) return { ok: false, error: new TributaryError('FRAME_TOO_LARGE', `frame of ${bytes.length} bytes exceeds ${maxFrameBytes}`) };
+  let raw: unknown;
+  try {
+    raw = decodeCbor(bytes);
+  } catch {
+    return { ok: false, error: new TributaryError('BAD_FRAME', 'frame is not valid CBOR') };
+  }
+  if (!isObj(raw)) return { ok: false, error: new TributaryError('BAD_FRAME', 'frame must be a CBOR map') };
+  const id = raw.id;
+  const hasId = isUint(id, 2 ** 53 - 1);
+  if (raw.t !== 'credit' && !hasId) return { ok: false, error: new TributaryError('BAD_FRAME', 'request frames need a numeric id') };
+  try {
+    return { ok: true, frame: parse(raw, hasId ? (id as number) : 0, now) };
+  } catch (e) {
+    const error = e instanceof FrameError ? new TributaryError(e.code, e.message) : new TributaryError('BAD_FRAME', 'malformed frame');
+    return hasId ? { ok: false, error, id: id as number } : { ok: false, error };
+  }
+}
+
+/** Decodes a frame from the hub (clients trust the hub's shape less strictly, but never crash on it). */
+export function decodeServerFrame(bytes: Uint8Array): DecodeResult<import('./frames.ts').ServerFrame> {
+  let raw: unknown;
+  try {
+    raw = decodeCbor(bytes);
+  } catch {
+    return { ok: false, error: new TributaryError('BAD_FRAME', 'hub frame is not valid CBOR') };
+  }
+  if (!isObj(raw) || typeof raw.t !== 'string') return { ok: false, error: new TributaryError('BAD_FRAME', 'hub frame must be a map with t') };
+  switch (raw.t) {
+    case 'ok':
+    case 'ack':
+    case 'error':
+      if (raw.t !== 'error' && !isUint(raw.id)) break;
+      if (raw.t === 'ack' && !Array.isArray(raw.parts)) break;
+      return { ok: true, frame: raw as never };
+    case 'records':
+      if (!isUint(raw.sub) || !isUint(raw.p) || !isBytes(raw.b) || !isUint(raw.hw)) break;
+      return { ok: true, frame: raw as never };
+    case 'assignment':
+      return { ok: true, frame: raw as never };
+  }
+  return { ok: false, error: new TributaryError('BAD_FRAME', `unexpected hub frame ${String(raw.t).slice(0, 20)}`) };
+}

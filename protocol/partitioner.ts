@@ -1,0 +1,60 @@
+/**
+ * Key → partition, as Kafka's default partitioner does it for keyed records:
+ * murmur2 of the key's bytes (UTF-8 for strings) with Kafka's seed
+ * 0x9747b28c, made positive with `& 0x7fffffff`, modulo the partition count.
+ * A Kafka producer and a Tributary client pick the same partition for a key.
+ */
+import { utf8 } from './record.ts';
+
+const M = 0x5bd1e995;
+
+/** Kafka's `Utils.murmur2`: a signed 32-bit result, as Java's int. */
+export function murmur2(data: Uint8Array): number {
+  const length = data.length;
+  let h = (0x9747b28c ^ length) | 0;
+  const length4 = length >> 2;
+  for (let i = 0; i < length4; i++) {
+    const i4 = i * 4;
+    let k = data[i4] | (data[i4 + 1] << 8) | (data[i4 + 2] << 16) | (data[i4 + 3] << 24);
+    k = Math.imul(k, M);
+    k ^= k >>> 24;
+    k = Math.imul(k, M);
+    h = Math.imul(h, M);
+    h ^= k;
+  }
+  const tail = length & ~3;
+  switch (length & 3) {
+    case 3:
+      h ^= data[tail + 2] << 16;
+    // falls through
+    case 2:
+      h ^= data[tail + 1] << 8;
+    // falls through
+    case 1:
+      h ^= data[tail];
+      h = Math.imul(h, M);
+  }
+  h ^= h >>> 13;
+  h = Math.imul(h, M);
+  h ^= h >>> 15;
+  return h | 0;
+}
+
+/** The partition Kafka's default partitioner picks for a non-null key. */
+export function partitionForKey(key: string | Uint8Array, partitions: number): number {
+  const bytes = typeof key === 'string' ? utf8(key) : key;
+  return (murmur2(bytes) & 0x7fffffff) % partitions;
+}
+
+/**
+ * Partition for a record without a key. An idempotent producer's retry must
+ * land where the original did, so the choice is a pure function of the
+ * producer id and the record's sequence: runs of `stickyRecords` sequences
+ * stay on one partition (like Kafka's sticky partitioner, a batch is not
+ * scattered), successive runs rotate from a start given by the producer id.
+ * Without a producer id the caller passes a rotating counter as `sequence`.
+ */
+export function partitionForUnkeyed(producerId: string, sequence: number, partitions: number, stickyRecords = 1024): number {
+  const start = producerId ? murmur2(utf8(producerId)) & 0x7fffffff : 0;
+  return (start + Math.floor(sequence / stickyRecords)) % partitions;
+}

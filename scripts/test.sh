@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The README's test command (`npm ci && npm test` runs this). On a fresh
+# machine it installs what the tests need from Debian's packages, builds the
+# browser bundle, and runs the whole suite with Vitest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing from Debian: ${need[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+[ -d node_modules ] || npm ci
+npm run --silent build
+npx vitest run "$@"

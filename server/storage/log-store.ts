@@ -1,0 +1,152 @@
+/**
+ * The log interface the broker uses. Two engines implement it: the embedded
+ * file engine (server/storage/file-*.ts) and, later, NATS JetStream.
+ *
+ * Offsets are JS numbers (exact up to 2^53). A partition's offsets:
+ *   earliest       <= the first offset still retained
+ *   highWatermark  the first offset NOT yet durable under the topic's fsync
+ *                  policy; consumers are served only below it
+ *   logEnd         the next offset to be written (>= highWatermark)
+ */
+import type { Crc32c } from '../../protocol/crc32c.ts';
+
+export type CleanupPolicy = 'delete' | 'compact';
+export type FsyncPolicy = 'always' | 'interval' | 'never';
+
+export interface TopicConfig {
+  /** Delete closed segments older than this; -1 keeps forever. Default 7 days. */
+  retentionMs: number;
+  /** Delete the oldest closed segments while a partition is larger than this; -1 = no limit. */
+  retentionBytes: number;
+  cleanupPolicy: CleanupPolicy;
+  /** How long a tombstone survives compaction. Default 1 day. */
+  deleteRetentionMs: number;
+  fsync: FsyncPolicy;
+  fsyncIntervalMs: number;
+  /** Roll the active segment at this size. Default 64 MiB. */
+  segmentBytes: number;
+  /** Roll the active segment at this age; -1 = never by age. Default 7 days. */
+  segmentMs: number;
+}
+
+export const DEFAULT_TOPIC_CONFIG: TopicConfig = {
+  retentionMs: 7 * 24 * 3600_000,
+  retentionBytes: -1,
+  cleanupPolicy: 'delete',
+  deleteRetentionMs: 24 * 3600_000,
+  fsync: 'always',
+  fsyncIntervalMs: 1000,
+  segmentBytes: 64 * 1024 * 1024,
+  segmentMs: 7 * 24 * 3600_000,
+};
+
+export interface TopicInfo {
+  name: string;
+  partitions: number;
+  config: TopicConfig;
+  createdAt: number;
+}
+
+export interface PartitionOffsets {
+  earliest: number;
+  highWatermark: number;
+  logEnd: number;
+  /** Bytes on disk for this partition's segments. */
+  bytes: number;
+}
+
+export interface AppendResult {
+  /** Offset of each record of the batch, in the batch's record order. */
+  offsets: number[];
+  baseOffset: number;
+  /** Append time the hub stamped (for a duplicate: the original's). */
+  appendTime: number;
+  /** True when every record was already in the log (idempotent retry): nothing was appended. */
+  duplicate: boolean;
+}
+
+export interface ReadResult {
+  /**
+   * Whole batches laid end to end, exactly as stored. The first batch
+   * contains `offset` (it may start below it: consumers skip records below
+   * what they asked for). Empty when nothing is available at `offset` yet.
+   */
+  bytes: Uint8Array;
+  /** The offset after the last record of the last batch returned (== offset when empty). */
+  nextOffset: number;
+  highWatermark: number;
+}
+
+/** Producer state of one producer on one partition. */
+export interface ProducerState {
+  lastSequence: number;
+}
+
+export interface LogStore {
+  /** Recover every partition (truncate torn tails, rebuild indexes) and start background work. */
+  open(): Promise<void>;
+  listTopics(): TopicInfo[];
+  getTopic(name: string): TopicInfo | undefined;
+  /** Throws TributaryError TOPIC_EXISTS / BAD_CONFIG / BAD_TOPIC_NAME. */
+  createTopic(name: string, partitions: number, config?: Partial<TopicConfig>): Promise<TopicInfo>;
+  /** Change config and/or grow partitions (never shrink: BAD_CONFIG). */
+  updateTopic(name: string, change: { partitions?: number; config?: Partial<TopicConfig> }): Promise<TopicInfo>;
+  deleteTopic(name: string): Promise<void>;
+
+  /**
+   * Append one batch, encoded by protocol/batch.ts. The engine stamps base
+   * offset and append time, and resolves once the batch is durable under the
+   * topic's fsync policy. If the batch carries a producer id and sequences
+   * and all of them are at or below the producer's highest appended sequence
+   * on this partition, nothing is appended and the original offsets come
+   * back with duplicate = true. A batch that overlaps (some old, some new
+   * sequences) is refused with BAD_SEQUENCE; callers split on lastSequence().
+   * The engine may keep and mutate `batch` (it takes ownership).
+   * Errors: UNKNOWN_TOPIC, BAD_PARTITION, BAD_BATCH, CORRUPT_BATCH,
+   * STORAGE_UNAVAILABLE (retriable; nothing acknowledged), OUT_OF_ORDER_SEQUENCE.
+   */
+  append(topic: string, partition: number, batch: Uint8Array): Promise<AppendResult>;
+
+  /** Highest sequence appended by `producerId` on this partition, or -1. */
+  lastSequence(topic: string, partition: number, producerId: string): number;
+
+  /**
+   * Batches from the one containing `offset`, up to about `maxBytes` (at
+   * least one whole batch if any is available), never at or past the high
+   * watermark. Errors: OFFSET_OUT_OF_RANGE (details: earliest, logEnd) when
+   * offset < earliest or offset > highWatermark.
+   */
+  read(topic: string, partition: number, offset: number, maxBytes: number): Promise<ReadResult>;
+
+  /** The first offset whose record timestamp (append time) is >= ts, or the high watermark if none. */
+  offsetForTimestamp(topic: string, partition: number, timestampMs: number): Promise<number>;
+
+  offsets(topic: string, partition: number): PartitionOffsets;
+
+  /**
+   * Called after the high watermark of a partition moves (new durable data),
+   * synchronously from the engine. Returns an unsubscribe function.
+   */
+  onDurable(listener: (topic: string, partition: number, highWatermark: number) => void): () => void;
+
+  /** Flush, fsync, release the lock and every handle. */
+  close(): Promise<void>;
+}
+
+export interface FileLogStoreOptions {
+  dataDir: string;
+  /** Hub-wide topic defaults; per-topic config overrides them. */
+  defaults?: Partial<TopicConfig>;
+  /** Native CRC-32C (the hub passes @node-rs/crc32's). */
+  crc?: Crc32c;
+  /** Max open segment file handles across all partitions (LRU). */
+  maxOpenFiles?: number;
+  /** Bytes of newest batches kept in memory per partition for live tailing. */
+  tailCacheBytes?: number;
+  /** Max producers tracked per partition (LRU; older ones fall back to the log). */
+  maxProducersPerPartition?: number;
+  /** How often retention and compaction run. */
+  cleanupIntervalMs?: number;
+  /** Optional structured logger. */
+  log?: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void };
+}
