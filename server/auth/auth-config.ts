@@ -1,0 +1,286 @@
+/**
+ * The security settings of a hub (authentication, origins, limits and
+ * quotas), their defaults, and the one function that turns what an operator
+ * wrote into a checked, complete `AuthConfig`.
+ *
+ * Where each setting comes from (flag, TRIBUTARY_* variable, config key) is in
+ * auth-settings.ts; docs/security.md is the prose version of both files.
+ */
+import { createPublicKey, type KeyObject } from 'node:crypto';
+
+export type AuthMode = 'none' | 'jwt';
+
+/** Per-connection and hub-wide limits. Every value is a positive integer. */
+export interface AuthLimits {
+  /** Open WebSocket connections on the whole hub, authenticated or not. */
+  maxConnections: number;
+  /** Open connections per token subject (anonymous connections count only toward the total). */
+  maxConnectionsPerSubject: number;
+  /** Token bucket on produced record bytes, per connection. */
+  produceBytesPerSec: number;
+  produceBytesBurst: number;
+  /** Token bucket on produced records, per connection. */
+  produceEventsPerSec: number;
+  produceEventsBurst: number;
+  maxSubscriptionsPerConnection: number;
+  /** Requests (frames with an id) awaiting their reply, per connection. */
+  maxInFlightPerConnection: number;
+  /** A connection that sends nothing for this long is closed (4408). */
+  idleTimeoutMs: number;
+}
+
+export interface AuthConfig {
+  mode: AuthMode;
+  /** HMAC secret for HS256/384/512, at least 32 bytes. */
+  secret?: string;
+  /** A PEM public key (SPKI, `-----BEGIN PUBLIC KEY-----`) for RS*, PS*, ES* or EdDSA. */
+  publicKey?: string;
+  /** An https URL serving a JSON Web Key Set (http only to loopback). */
+  jwksUrl?: string;
+  /** How long fetched JWKS keys are trusted before a refetch. */
+  jwksCacheMs: number;
+  /** Minimum time between two refetches caused by a token with an unknown `kid`. */
+  jwksCooldownMs: number;
+  /** Timeout of one JWKS HTTP request. */
+  jwksTimeoutMs: number;
+  /** Required `iss`, when set. */
+  issuer?: string;
+  /** Required `aud` (the token's `aud` must contain it), when set. */
+  audience?: string;
+  /** Accepted `alg` values; never `none`. Derived from the key source when not given. */
+  algorithms: string[];
+  /** Allowed skew between the hub's clock and the issuer's, for `exp` and `nbf`. */
+  clockToleranceSec: number;
+  /** A WebSocket that has not authenticated this long after opening is closed (4408). */
+  authTimeoutMs: number;
+  /**
+   * Origins allowed to open WebSockets and to read HTTP answers (CORS):
+   * exact origins (`https://app.example.com`), subdomain wildcards
+   * (`https://*.example.com`) or `*`. Empty = all, allowed only with auth off.
+   */
+  allowedOrigins: string[];
+  limits: AuthLimits;
+}
+
+/** What an operator may write: every field optional, limits partial. */
+export type AuthConfigInput = Partial<Omit<AuthConfig, 'limits'>> & { limits?: Partial<AuthLimits> };
+
+export const DEFAULT_LIMITS: Readonly<AuthLimits> = Object.freeze({
+  maxConnections: 10_000,
+  maxConnectionsPerSubject: 100,
+  produceBytesPerSec: 8 * 1024 * 1024,
+  produceBytesBurst: 16 * 1024 * 1024,
+  produceEventsPerSec: 10_000,
+  produceEventsBurst: 20_000,
+  maxSubscriptionsPerConnection: 100,
+  maxInFlightPerConnection: 64,
+  idleTimeoutMs: 120_000,
+});
+
+export const AUTH_DEFAULTS = Object.freeze({
+  jwksCacheMs: 10 * 60_000,
+  jwksCooldownMs: 30_000,
+  jwksTimeoutMs: 5_000,
+  clockToleranceSec: 30,
+  authTimeoutMs: 10_000,
+});
+
+export const HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
+export const ASYMMETRIC_ALGORITHMS = [
+  'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519',
+] as const;
+const KNOWN_ALGORITHMS: ReadonlySet<string> = new Set([...HMAC_ALGORITHMS, ...ASYMMETRIC_ALGORITHMS]);
+
+/** Shortest HMAC secret accepted: RFC 7518 §3.2 asks for a key at least as long as the hash (256 bits for HS256). */
+export const MIN_SECRET_BYTES = 32;
+
+/** Every problem found in a configuration, listed so the operator can fix them all at once. */
+export class AuthConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(`invalid security settings:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'AuthConfigError';
+    this.problems = problems;
+  }
+}
+
+/** Parse a PEM public key, or explain why it is not one. */
+export function parsePublicKey(pem: string): KeyObject | string {
+  if (!pem.includes('-----BEGIN')) return 'publicKey must be PEM text (-----BEGIN PUBLIC KEY-----)';
+  if (/PRIVATE KEY-----/.test(pem)) return 'publicKey is a PRIVATE key: give the hub only the public half';
+  try {
+    return createPublicKey({ key: pem, format: 'pem' });
+  } catch (err) {
+    return `publicKey could not be parsed as a PEM public key (${(err as Error).message})`;
+  }
+}
+
+/** The algorithms a public key can verify, by its type and curve. */
+export function algorithmsForKey(key: KeyObject): string[] | string {
+  switch (key.asymmetricKeyType) {
+    case 'rsa':
+      return ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'];
+    case 'rsa-pss':
+      return ['PS256', 'PS384', 'PS512'];
+    case 'ec': {
+      const curve = key.asymmetricKeyDetails?.namedCurve;
+      if (curve === 'prime256v1') return ['ES256'];
+      if (curve === 'secp384r1') return ['ES384'];
+      if (curve === 'secp521r1') return ['ES512'];
+      return `publicKey uses the EC curve ${curve ?? '(unknown)'}; JWT needs P-256, P-384 or P-521`;
+    }
+    case 'ed25519':
+      return ['EdDSA', 'Ed25519'];
+    default:
+      return `publicKey of type ${key.asymmetricKeyType ?? '(unknown)'} is not usable for JWT signatures`;
+  }
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+function checkJwksUrl(raw: string, problems: string[]): void {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    problems.push(`jwksUrl ${JSON.stringify(raw)} is not a URL`);
+    return;
+  }
+  if (url.protocol === 'https:') return;
+  if (url.protocol === 'http:' && isLoopbackHost(url.hostname)) return;
+  // Keys fetched in clear text could be swapped by anyone on the path, and with them every token.
+  problems.push(`jwksUrl must be https (plain http is accepted only for loopback): ${JSON.stringify(raw)}`);
+}
+
+/** Validate an origin allow-list entry; null when fine, else the problem. */
+export function originEntryProblem(entry: string): string | null {
+  if (entry === '*') return null;
+  const wildcard = /^(https?):\/\/\*\./.test(entry);
+  const probe = wildcard ? entry.replace('://*.', '://wildcard.') : entry;
+  let url: URL;
+  try {
+    url = new URL(probe);
+  } catch {
+    return `allowedOrigins entry ${JSON.stringify(entry)} is not an origin like https://app.example.com`;
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return `allowedOrigins entry ${JSON.stringify(entry)} must be http or https`;
+  if (url.origin !== probe.toLowerCase()) {
+    return `allowedOrigins entry ${JSON.stringify(entry)} must be scheme://host[:port] with no path, trailing slash or default port (want ${JSON.stringify(wildcard ? url.origin.replace('://wildcard.', '://*.') : url.origin)})`;
+  }
+  if (entry.indexOf('*') !== entry.lastIndexOf('*')) return `allowedOrigins entry ${JSON.stringify(entry)} may hold one wildcard, as its leftmost label`;
+  return null;
+}
+
+function checkLimits(limits: AuthLimits, problems: string[]): void {
+  for (const [name, value] of Object.entries(limits)) {
+    if (!Number.isSafeInteger(value) || value <= 0) problems.push(`limits.${name} must be a positive integer, got ${String(value)}`);
+  }
+}
+
+function checkDuration(name: string, value: number, min: number, problems: string[]): void {
+  if (!Number.isFinite(value) || value < min) problems.push(`${name} must be a number >= ${min}, got ${String(value)}`);
+}
+
+/**
+ * Fill defaults and check everything. The mode is `jwt` when a key source is
+ * given and `none` otherwise, unless set explicitly. Throws AuthConfigError
+ * listing every problem.
+ */
+export function resolveAuthConfig(input: AuthConfigInput = {}): AuthConfig {
+  const problems: string[] = [];
+  const sources = (['secret', 'publicKey', 'jwksUrl'] as const).filter((k) => input[k] !== undefined && input[k] !== '');
+  const mode: AuthMode = input.mode ?? (sources.length > 0 ? 'jwt' : 'none');
+  if (mode !== 'none' && mode !== 'jwt') problems.push(`mode must be "none" or "jwt", got ${JSON.stringify(mode)}`);
+
+  let derived: string[] = [];
+  if (mode === 'none' && sources.length > 0) {
+    problems.push(`mode is "none" but ${sources.join(', ')} ${sources.length > 1 ? 'are' : 'is'} set: remove the key source or set mode "jwt"`);
+  }
+  if (mode === 'jwt') {
+    if (sources.length === 0) problems.push('mode is "jwt" but no key source is set: give one of secret (TRIBUTARY_AUTH_SECRET), publicKey (TRIBUTARY_AUTH_PUBLIC_KEY) or jwksUrl (TRIBUTARY_AUTH_JWKS_URL)');
+    if (sources.length > 1) problems.push(`give exactly one key source, not ${sources.join(' and ')}`);
+  }
+  if (mode === 'jwt' && sources.length === 1) {
+    if (input.secret) {
+      if (Buffer.byteLength(input.secret, 'utf8') < MIN_SECRET_BYTES) problems.push(`secret must be at least ${MIN_SECRET_BYTES} bytes (it is ${Buffer.byteLength(input.secret, 'utf8')})`);
+      derived = [...HMAC_ALGORITHMS];
+    } else if (input.publicKey) {
+      const key = parsePublicKey(input.publicKey);
+      const algs = typeof key === 'string' ? key : algorithmsForKey(key);
+      if (typeof algs === 'string') problems.push(algs);
+      else derived = algs;
+    } else if (input.jwksUrl) {
+      checkJwksUrl(input.jwksUrl, problems);
+      derived = [...ASYMMETRIC_ALGORITHMS];
+    }
+  }
+
+  const algorithms = input.algorithms && input.algorithms.length > 0 ? [...input.algorithms] : derived;
+  if (mode === 'jwt') {
+    for (const alg of algorithms) {
+      if (alg.toLowerCase() === 'none') problems.push('algorithms may not contain "none": unsigned tokens are never accepted');
+      else if (!KNOWN_ALGORITHMS.has(alg)) problems.push(`algorithm ${JSON.stringify(alg)} is unknown; use some of ${[...KNOWN_ALGORITHMS].join(', ')}`);
+      else if (derived.length > 0 && !derived.includes(alg)) {
+        // Mixing families is how key-confusion attacks start (an RSA public key used as an HMAC secret).
+        problems.push(`algorithm ${alg} does not fit the configured ${sources[0]} (usable: ${derived.join(', ')})`);
+      }
+    }
+  }
+
+  const limits: AuthLimits = { ...DEFAULT_LIMITS, ...stripUndefined(input.limits ?? {}) };
+  checkLimits(limits, problems);
+  const cfg: AuthConfig = {
+    mode,
+    ...(input.secret ? { secret: input.secret } : {}),
+    ...(input.publicKey ? { publicKey: input.publicKey } : {}),
+    ...(input.jwksUrl ? { jwksUrl: input.jwksUrl } : {}),
+    ...(input.issuer ? { issuer: input.issuer } : {}),
+    ...(input.audience ? { audience: input.audience } : {}),
+    jwksCacheMs: input.jwksCacheMs ?? AUTH_DEFAULTS.jwksCacheMs,
+    jwksCooldownMs: input.jwksCooldownMs ?? AUTH_DEFAULTS.jwksCooldownMs,
+    jwksTimeoutMs: input.jwksTimeoutMs ?? AUTH_DEFAULTS.jwksTimeoutMs,
+    algorithms: mode === 'jwt' ? algorithms : [],
+    clockToleranceSec: input.clockToleranceSec ?? AUTH_DEFAULTS.clockToleranceSec,
+    authTimeoutMs: input.authTimeoutMs ?? AUTH_DEFAULTS.authTimeoutMs,
+    allowedOrigins: [...(input.allowedOrigins ?? [])],
+    limits,
+  };
+  checkDuration('jwksCacheMs', cfg.jwksCacheMs, 0, problems);
+  checkDuration('jwksCooldownMs', cfg.jwksCooldownMs, 0, problems);
+  if (!Number.isSafeInteger(cfg.jwksTimeoutMs) || cfg.jwksTimeoutMs <= 0) problems.push(`jwksTimeoutMs must be a positive integer, got ${String(cfg.jwksTimeoutMs)}`);
+  checkDuration('clockToleranceSec', cfg.clockToleranceSec, 0, problems);
+  if (cfg.clockToleranceSec > 300) problems.push(`clockToleranceSec ${cfg.clockToleranceSec} is more than 5 minutes: fix the clocks instead`);
+  if (!Number.isSafeInteger(cfg.authTimeoutMs) || cfg.authTimeoutMs <= 0) problems.push(`authTimeoutMs must be a positive integer, got ${String(cfg.authTimeoutMs)}`);
+
+  for (const entry of cfg.allowedOrigins) {
+    const p = originEntryProblem(entry);
+    if (p) problems.push(p);
+  }
+  if (mode === 'jwt' && cfg.allowedOrigins.length === 0) {
+    problems.push('with auth on, list the browser origins allowed to connect in allowedOrigins (TRIBUTARY_ALLOWED_ORIGINS), or "*" to allow every origin');
+  }
+  if (problems.length > 0) throw new AuthConfigError(problems);
+  return cfg;
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/**
+ * Lines the hub should log at start-up, loudest first: auth being off, or a
+ * configuration that accepts more tokens than the operator probably meant.
+ */
+export function authConfigWarnings(cfg: AuthConfig): string[] {
+  const out: string[] = [];
+  if (cfg.mode === 'none') {
+    out.push('AUTH IS OFF: anyone who can reach this hub can produce to and consume from every topic and administer it. Set TRIBUTARY_AUTH_SECRET, TRIBUTARY_AUTH_PUBLIC_KEY or TRIBUTARY_AUTH_JWKS_URL before exposing it.');
+    return out;
+  }
+  if (!cfg.audience) out.push('no audience configured: every token signed by the configured key is accepted, including ones issued for other services (set TRIBUTARY_AUTH_AUDIENCE)');
+  if (!cfg.issuer && cfg.jwksUrl) out.push('no issuer configured for a JWKS key source (set TRIBUTARY_AUTH_ISSUER)');
+  if (cfg.allowedOrigins.includes('*')) out.push('allowedOrigins is "*": pages from any web origin may connect with a token they hold');
+  return out;
+}

@@ -1,0 +1,125 @@
+/**
+ * Which web origins may open a WebSocket to the hub and read its HTTP
+ * answers (CORS), from one allow-list.
+ *
+ * Entries (checked by resolveAuthConfig):
+ *   `https://app.example.com`  exactly that origin (scheme, host and port)
+ *   `https://*.example.com`    any subdomain of example.com at any depth, same
+ *                              scheme and port, but not example.com itself
+ *   `*`                        every origin
+ * An empty list allows every origin, but only with auth off.
+ *
+ * A request without an Origin header is not from a browser page (browsers
+ * always send one on WebSocket upgrades and cross-origin fetches), so it is
+ * allowed: the allow-list protects users' browsers, tokens protect the hub.
+ * `Origin: null` (sandboxed frames, file://) is allowed only by `*`.
+ *
+ * CORS answers echo the request's origin (never `*`) with `Vary: Origin`,
+ * and never `Access-Control-Allow-Credentials`: the hub reads bearer tokens,
+ * not cookies, so there is no ambient credential to share.
+ */
+import { TributaryError } from '../../protocol/errors.ts';
+
+export interface CorsOptions {
+  allowMethods?: readonly string[];
+  allowHeaders?: readonly string[];
+  exposeHeaders?: readonly string[];
+  /** How long a browser may cache a preflight answer. */
+  maxAgeSec?: number;
+}
+
+const DEFAULT_CORS: Required<CorsOptions> = {
+  allowMethods: ['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS'],
+  allowHeaders: ['Authorization', 'Content-Type', 'Accept'],
+  exposeHeaders: ['Retry-After', 'Content-Type'],
+  maxAgeSec: 600,
+};
+
+interface Wildcard {
+  scheme: string;
+  /** `.example.com`: the host must end with it and have something before it. */
+  suffix: string;
+  port: string;
+}
+
+const ORIGIN_RE = /^(https?):\/\/([^/:?#\s]+)(?::(\d{1,5}))?$/;
+
+export class OriginPolicy {
+  private readonly allowAll: boolean;
+  private readonly exact: ReadonlySet<string>;
+  private readonly wildcards: readonly Wildcard[];
+  private readonly cors: Required<CorsOptions>;
+
+  /**
+   * @param allowedOrigins the validated allow-list (AuthConfig.allowedOrigins)
+   * @param authRequired   whether tokens are checked; an empty list means "all" only when they are not
+   */
+  constructor(allowedOrigins: readonly string[], authRequired: boolean, cors: CorsOptions = {}) {
+    this.allowAll = allowedOrigins.includes('*') || (allowedOrigins.length === 0 && !authRequired);
+    const exact = new Set<string>();
+    const wildcards: Wildcard[] = [];
+    for (const entry of allowedOrigins) {
+      const lower = entry.toLowerCase();
+      const m = /^(https?):\/\/\*(\.[^/:]+)(?::(\d+))?$/.exec(lower);
+      if (m) wildcards.push({ scheme: m[1], suffix: m[2], port: m[3] ?? '' });
+      else if (lower !== '*') exact.add(lower);
+    }
+    this.exact = exact;
+    this.wildcards = wildcards;
+    this.cors = { ...DEFAULT_CORS, ...cors };
+  }
+
+  /** Whether a request with this Origin header (undefined = none) may proceed. */
+  allows(origin: string | null | undefined): boolean {
+    if (origin === undefined || origin === null || origin === '') return true;
+    if (this.allowAll) return true;
+    const lower = origin.toLowerCase();
+    if (this.exact.has(lower)) return true;
+    if (this.wildcards.length === 0) return false;
+    const m = ORIGIN_RE.exec(lower);
+    if (!m) return false;
+    const [, scheme, host, port = ''] = m;
+    return this.wildcards.some((w) => w.scheme === scheme && w.port === port && host.length > w.suffix.length && host.endsWith(w.suffix));
+  }
+
+  /** ORIGIN_FORBIDDEN for a disallowed origin (answer a WS upgrade or HTTP request with 403), else null. */
+  check(origin: string | null | undefined): TributaryError | null {
+    if (this.allows(origin)) return null;
+    return new TributaryError('ORIGIN_FORBIDDEN', `origin ${JSON.stringify(String(origin).slice(0, 200))} is not allowed (see allowedOrigins / TRIBUTARY_ALLOWED_ORIGINS)`);
+  }
+
+  /**
+   * Headers to add to an HTTP answer. Null when the origin is not allowed (do
+   * not serve the request: answer 403 ORIGIN_FORBIDDEN without CORS headers).
+   */
+  corsHeaders(origin: string | null | undefined): Record<string, string> | null {
+    if (!this.allows(origin)) return null;
+    if (origin === undefined || origin === null || origin === '') return { Vary: 'Origin' };
+    return {
+      'Access-Control-Allow-Origin': origin,
+      'Access-Control-Expose-Headers': this.cors.exposeHeaders.join(', '),
+      Vary: 'Origin',
+    };
+  }
+
+  /**
+   * Headers for the answer (204) to a CORS preflight (`OPTIONS` with
+   * Access-Control-Request-Method). Null when the origin is not allowed.
+   */
+  preflightHeaders(origin: string | null | undefined): Record<string, string> | null {
+    const base = this.corsHeaders(origin);
+    if (base === null) return null;
+    if (!('Access-Control-Allow-Origin' in base)) return base;
+    return {
+      ...base,
+      'Access-Control-Allow-Methods': this.cors.allowMethods.join(', '),
+      'Access-Control-Allow-Headers': this.cors.allowHeaders.join(', '),
+      'Access-Control-Max-Age': String(this.cors.maxAgeSec),
+    };
+  }
+}
+
+/** Whether an HTTP request is a CORS preflight rather than an ordinary OPTIONS. */
+export function isPreflight(method: string, headers: { origin?: string; accessControlRequestMethod?: string }): boolean {
+  return method.toUpperCase() === 'OPTIONS' && !!headers.origin && !!headers.accessControlRequestMethod;
+}

@@ -1,0 +1,55 @@
+/**
+ * A token bucket with no timers: the caller passes the clock. Used per
+ * connection for produced bytes and produced events.
+ *
+ * A request larger than the burst is let through when the bucket is full and
+ * leaves it in debt, so one large batch is possible but the average rate
+ * still holds; otherwise a batch bigger than the burst could never pass.
+ */
+export class TokenBucket {
+  readonly ratePerSec: number;
+  readonly burst: number;
+  private tokens: number;
+  private lastMs: number | null = null;
+
+  constructor(ratePerSec: number, burst: number) {
+    if (!(Number.isFinite(ratePerSec) && ratePerSec > 0)) throw new RangeError(`ratePerSec must be a positive number, got ${ratePerSec}`);
+    if (!(Number.isFinite(burst) && burst > 0)) throw new RangeError(`burst must be a positive number, got ${burst}`);
+    this.ratePerSec = ratePerSec;
+    this.burst = burst;
+    this.tokens = burst;
+  }
+
+  private refill(nowMs: number): void {
+    if (this.lastMs === null) {
+      this.lastMs = nowMs;
+      return;
+    }
+    // A clock that steps back must not mint tokens nor take them away.
+    const elapsedMs = Math.max(0, nowMs - this.lastMs);
+    this.lastMs = Math.max(this.lastMs, nowMs);
+    this.tokens = Math.min(this.burst, this.tokens + (elapsedMs * this.ratePerSec) / 1000);
+  }
+
+  /**
+   * Take `n` tokens at `nowMs`. Returns 0 when taken; otherwise takes nothing
+   * and returns the whole milliseconds to wait before the same call succeeds
+   * (for Retry-After / retryAfterMs).
+   */
+  take(n: number, nowMs: number): number {
+    if (!(Number.isFinite(n) && n >= 0)) throw new RangeError(`take(n) needs a non-negative number, got ${n}`);
+    this.refill(nowMs);
+    const needed = Math.min(n, this.burst);
+    if (this.tokens >= needed) {
+      this.tokens -= n;
+      return 0;
+    }
+    return Math.max(1, Math.ceil(((needed - this.tokens) * 1000) / this.ratePerSec));
+  }
+
+  /** Tokens available at `nowMs` (negative while in debt). */
+  available(nowMs: number): number {
+    this.refill(nowMs);
+    return this.tokens;
+  }
+}
