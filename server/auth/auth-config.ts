@@ -159,6 +159,7 @@ export function originEntryProblem(entry: string): string | null {
   if (entry === '*') return null;
   const wildcard = /^(https?):\/\/\*\./.test(entry);
   const probe = wildcard ? entry.replace('://*.', '://wildcard.') : entry;
+  if (probe.includes('*')) return `allowedOrigins entry ${JSON.stringify(entry)} may hold one wildcard, as its leftmost label (https://*.example.com)`;
   let url: URL;
   try {
     url = new URL(probe);
@@ -169,7 +170,6 @@ export function originEntryProblem(entry: string): string | null {
   if (url.origin !== probe.toLowerCase()) {
     return `allowedOrigins entry ${JSON.stringify(entry)} must be scheme://host[:port] with no path, trailing slash or default port (want ${JSON.stringify(wildcard ? url.origin.replace('://wildcard.', '://*.') : url.origin)})`;
   }
-  if (entry.indexOf('*') !== entry.lastIndexOf('*')) return `allowedOrigins entry ${JSON.stringify(entry)} may hold one wildcard, as its leftmost label`;
   return null;
 }
 
