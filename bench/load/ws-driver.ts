@@ -1,0 +1,226 @@
+/**
+ * Load over the hub's WebSocket protocol (CBOR frames on /v1/ws). Drives the
+ * hub, and for `produce`/`connections` also the uWS echo and the durable
+ * append server, which answer the same produce frames.
+ */
+import { decodeCbor, encodeCbor } from '../../protocol/codec.ts';
+import { batchPositions, readRecordCount, BATCH_HEADER_BYTES } from '../../protocol/batch.ts';
+import { readUvarint, type VarintRead } from '../../protocol/varint.ts';
+import { LatencyRecorder, makeValue, now, openMany, pace, readStamp, stampValue, waitUntil, errorText } from './common.ts';
+import type { ConnectionsParams, FanoutParams, LatencyParams, LoadResult, ProduceParams, ReplayParams, Target } from './job.ts';
+import { connectWs, FIRST_PATCHABLE_ID, ProduceTemplate, type WsConn } from './ws-client.ts';
+import { readServerRss } from './rss.ts';
+
+/** Replies this short are decoded (acks, errors); longer ones are echoes of the frame and count as acks. */
+const DECODE_REPLY_MAX_BYTES = 512;
+const SUBSCRIBE_CREDIT_BYTES = 64 * 1024 * 1024;
+const DRAIN_TIMEOUT_MS = 15_000;
+
+const url = (t: Target): string => `ws://127.0.0.1:${t.port}${t.path ?? '/v1/ws'}`;
+const protocols = (t: Target): string[] => (t.hubProtocol ? ['tributary.v1'] : []);
+
+let nextId = 1;
+
+async function open(t: Target, onMessage: (b: Buffer) => void): Promise<WsConn> {
+  const c = await connectWs(url(t), onMessage, { protocols: protocols(t) });
+  const hello: Record<string, unknown> = { t: 'hello', id: nextId++, v: 1, client: 'bench' };
+  if (t.token) hello.token = t.token;
+  const reply = await c.request(hello);
+  if (reply.length <= DECODE_REPLY_MAX_BYTES) {
+    const f = decodeCbor(reply) as { t?: string; message?: string };
+    if (f.t === 'error') throw new Error(`hello refused: ${f.message}`);
+  }
+  return c;
+}
+
+function replyFailed(b: Buffer): string | null {
+  if (b.length > DECODE_REPLY_MAX_BYTES) return null;
+  const f = decodeCbor(b) as { t?: string; code?: string; message?: string };
+  return f.t === 'error' ? `${f.code}: ${f.message}` : null;
+}
+
+export async function produce(t: Target, p: ProduceParams): Promise<LoadResult> {
+  const records = Array.from({ length: p.batch }, () => ({ v: makeValue(p.valueBytes) }));
+  const template = new ProduceTemplate(t.topic, records);
+  const notes: string[] = [];
+  let acked = 0;
+  let inFlight = 0;
+  let errors = 0;
+  let stopAt = Infinity;
+  let sentEvents = 0;
+  let lastAckAt = 0;
+  const conns: WsConn[] = [];
+  const sendNext: Array<() => void> = [];
+  for (let i = 0; i < p.producers; i++) {
+    const pool = Array.from({ length: p.window * 2 }, (_, k) => template.withId(FIRST_PATCHABLE_ID + k));
+    let id = FIRST_PATCHABLE_ID;
+    let conn: WsConn | undefined;
+    const send = (): void => {
+      if (now() >= stopAt || sentEvents >= p.maxEvents || !conn) return;
+      const buf = pool[id % pool.length];
+      ProduceTemplate.setId(buf, template, id++);
+      inFlight++;
+      sentEvents += p.batch;
+      conn.send(buf);
+    };
+    conn = await open(t, (b) => {
+      inFlight--;
+      const failed = replyFailed(b);
+      if (failed) {
+        if (errors++ === 0) notes.push(`first error reply: ${failed}`);
+      } else {
+        acked += p.batch;
+        lastAckAt = now();
+      }
+      send();
+    });
+    conns.push(conn);
+    sendNext.push(send);
+  }
+  const start = now();
+  stopAt = start + p.durationMs;
+  for (const send of sendNext) for (let k = 0; k < p.window; k++) send();
+  await waitUntil(() => now() >= stopAt || sentEvents >= p.maxEvents, p.durationMs + 1_000, 20);
+  const drained = await waitUntil(() => inFlight === 0, DRAIN_TIMEOUT_MS, 2);
+  if (!drained) notes.push(`${inFlight} requests still unanswered ${DRAIN_TIMEOUT_MS} ms after the run`);
+  const rssBytes = readServerRss(t);
+  for (const c of conns) c.close();
+  return { events: acked, bytes: acked * p.valueBytes, elapsedMs: (lastAckAt || now()) - start, errors, notes, rssBytes };
+}
+
+/** Walks the batches of a records frame: calls `each(batchPos, recordCount)`. */
+function forEachBatch(b: Uint8Array, each: (pos: number, count: number) => void): void {
+  for (const pos of batchPositions(b)) each(pos, readRecordCount(b, pos));
+}
+
+const vr: VarintRead = { value: 0, pos: 0 };
+/** The send time stamped into the first record's value, without decoding the batch. */
+function firstRecordStamp(b: Uint8Array, pos: number): number {
+  const pidLen = b[pos + 63];
+  let p = pos + BATCH_HEADER_BYTES + pidLen;
+  const end = b.length;
+  readUvarint(b, p, end, vr); // record length
+  p = vr.pos;
+  const attr = b[p++];
+  readUvarint(b, p, end, vr); // offset delta
+  readUvarint(b, vr.pos, end, vr); // sequence delta
+  readUvarint(b, vr.pos, end, vr); // timestamp delta
+  p = vr.pos;
+  if ((attr >> 3) & 3) {
+    readUvarint(b, p, end, vr);
+    p = vr.pos + vr.value;
+  }
+  readUvarint(b, p, end, vr); // value length
+  return readStamp(b, vr.pos);
+}
+
+interface Subscriber {
+  conn: WsConn;
+  delivered: number;
+}
+
+/** Subscribes one connection; `onBatch` sees each stored batch delivered. */
+async function subscribe(t: Target, from: unknown, onBatch: (b: Uint8Array, pos: number, count: number) => void): Promise<Subscriber> {
+  const s: Subscriber = { conn: undefined as unknown as WsConn, delivered: 0 };
+  let sub = -1;
+  s.conn = await open(t, (data) => {
+    const f = decodeCbor(data) as { t?: string; sub?: number; b?: Uint8Array; message?: string };
+    if (f.t !== 'records' || !f.b) return;
+    forEachBatch(f.b, (pos, count) => {
+      s.delivered += count;
+      onBatch(f.b!, pos, count);
+    });
+    if (sub >= 0) s.conn.send(encodeCbor({ t: 'credit', sub, bytes: f.b.length }));
+  });
+  const reply = decodeCbor(await s.conn.request({ t: 'subscribe', id: nextId++, topic: t.topic, from, credit: SUBSCRIBE_CREDIT_BYTES })) as {
+    t?: string;
+    sub?: number;
+    message?: string;
+  };
+  if (reply.t !== 'ok' || typeof reply.sub !== 'number') throw new Error(`subscribe refused: ${reply.message ?? JSON.stringify(reply)}`);
+  sub = reply.sub;
+  return s;
+}
+
+export async function replay(t: Target, p: ReplayParams): Promise<LoadResult> {
+  if (!t.hubProtocol) throw new Error('replay needs the hub protocol');
+  const loaded = await produce(t, { producers: 1, batch: p.batch, valueBytes: p.valueBytes, window: 32, durationMs: p.timeoutMs, maxEvents: p.events });
+  if (loaded.events < p.events) throw new Error(`preload stored only ${loaded.events} of ${p.events} events`);
+  let start = 0;
+  let doneAt = 0;
+  const s = await subscribe(t, 'earliest', () => {
+    if (doneAt === 0 && s.delivered >= p.events) doneAt = now();
+  });
+  start = now();
+  // The subscribe reply may come after the first records: count from the subscribe request.
+  await waitUntil(() => s.delivered >= p.events, p.timeoutMs, 2);
+  const end = doneAt || now();
+  s.conn.close();
+  const notes = s.delivered < p.events ? [`timed out after ${s.delivered} events`] : [];
+  return { events: Math.min(s.delivered, p.events), bytes: Math.min(s.delivered, p.events) * p.valueBytes, elapsedMs: end - start, errors: 0, notes };
+}
+
+/** One producer paced at `rate`, `subscribers` live subscribers; latency per delivered event. */
+async function liveRun(t: Target, p: LatencyParams, subscribers: number): Promise<LoadResult> {
+  if (!t.hubProtocol) throw new Error('live delivery needs the hub protocol');
+  const rec = new LatencyRecorder();
+  let measuring = false;
+  let delivered = 0;
+  const subs = await openMany(subscribers, 50, () =>
+    subscribe(t, 'latest', (b, pos, count) => {
+      if (!measuring) return;
+      delivered += count;
+      rec.recordMany(now() - firstRecordStamp(b, pos), count);
+    }),
+  );
+  let errors = 0;
+  const producer = await open(t, (b) => {
+    if (replyFailed(b)) errors++;
+  });
+  const value = makeValue(p.valueBytes);
+  const tickMs = subscribers > 1 ? 10 : 1;
+  const sendBatch = (n: number): void => {
+    stampValue(value);
+    const records = new Array(n);
+    for (let i = 0; i < n; i++) records[i] = { v: value };
+    producer.send(encodeCbor({ t: 'produce', id: nextId++, topic: t.topic, records }));
+  };
+  await pace(p.rate, p.warmupMs, tickMs, sendBatch);
+  measuring = true;
+  const start = now();
+  const sent = await pace(p.rate, p.durationMs, tickMs, sendBatch);
+  const expected = sent * subscribers;
+  await waitUntil(() => delivered >= expected, 5_000, 10);
+  const elapsedMs = now() - start;
+  measuring = false;
+  const rssBytes = readServerRss(t);
+  producer.close();
+  for (const s of subs) s.conn.close();
+  const notes = delivered < expected ? [`delivered ${delivered} of ${expected} expected`] : [];
+  return { events: delivered, bytes: delivered * p.valueBytes, elapsedMs, latency: rec.percentiles(), errors, notes, rssBytes };
+}
+
+export const latency = (t: Target, p: LatencyParams): Promise<LoadResult> => liveRun(t, p, 1);
+export const fanout = (t: Target, p: FanoutParams): Promise<LoadResult> => liveRun(t, p, p.subscribers);
+
+export async function connections(t: Target, p: ConnectionsParams): Promise<LoadResult> {
+  const base = readServerRss(t);
+  const start = now();
+  let failed = 0;
+  let firstError = '';
+  const conns = await openMany(p.count, p.concurrency, async () => {
+    try {
+      return await open(t, () => {});
+    } catch (e) {
+      if (failed++ === 0) firstError = errorText(e);
+      return null;
+    }
+  });
+  const elapsedMs = now() - start;
+  await new Promise((r) => setTimeout(r, p.settleMs));
+  const rssBytes = readServerRss(t);
+  const open_ = conns.filter((c) => c !== null).length;
+  for (const c of conns) c?.close();
+  const notes = failed ? [`${failed} connections failed (${firstError})`] : [];
+  return { events: open_, bytes: 0, elapsedMs, errors: failed, notes, rssBytes, rssBaseBytes: base };
+}
