@@ -1,0 +1,183 @@
+/**
+ * Log compaction for topics with cleanupPolicy "compact": in closed
+ * segments, keep only the newest record of each key (newest across the whole
+ * log, the active segment included), and drop a key's tombstone (null value)
+ * once it is older than deleteRetentionMs. Offsets never change: rewritten
+ * batches keep their base offset and records keep their offset deltas, so
+ * gaps appear. Records without a key are kept.
+ *
+ * A segment is rewritten to `<base>.log.cleaned`, fdatasync'ed, and renamed
+ * over the original while no reader holds the segment (readers wait only for
+ * the rename, appends never wait). Its index files are removed before the
+ * rename and written after it, so a crash leaves either the old log or the
+ * new one with no index (rebuilt on demand), never a mismatched index.
+ */
+import fsp from 'node:fs/promises';
+import { decodeBatchTrusted, encodeBatch, readBatchHeader, readBaseOffset, readAppendTime} from '../../protocol/batch.ts';
+import type { RecordKey, StoredRecord } from '../../protocol/record.ts';
+import { fsyncDir } from './data-dir.ts';
+import type { PartitionLog } from './partition-log.ts';
+import { OffsetIndex, TimeIndex } from './segment-index.ts';
+import { scanLog, type Segment } from './segment.ts';
+
+const WRITE_CHUNK_BYTES = 4 << 20;
+
+function keyId(k: RecordKey): string | null {
+  if (k === null) return null;
+  return typeof k === 'string' ? 's' + k : 'b' + Buffer.from(k.buffer, k.byteOffset, k.length).toString('latin1');
+}
+
+async function eachRecordBatch(log: PartitionLog, seg: Segment, end: number, visit: (b: Uint8Array, p: number, size: number) => void): Promise<void> {
+  const h = await log.env.handles.acquire(seg.logFile);
+  try {
+    await scanLog(log.env.io, h.fd, 0, end, true, (b, p, _pos, size) => {
+      visit(b, p, size);
+      return true;
+    });
+  } finally {
+    h.release();
+  }
+}
+
+/** Compacts the closed segments of one partition when there is something new to compact. */
+export async function compactPartition(log: PartitionLog): Promise<void> {
+  const cfg = log.config();
+  const now = log.env.now();
+  const active = log.active;
+  if (log.compactedThrough === active.baseOffset && now < log.tombstoneDeadline) return;
+  const closed = log.segments.slice(0, -1);
+  if (closed.length === 0) return;
+
+  // Pass 1: the newest offset of every key, up to the high watermark.
+  const latest = new Map<string, number>();
+  const hwPos = log.hwPos;
+  for (const seg of [...closed, active]) {
+    const end = seg === active ? hwPos : seg.sizeBytes;
+    if (end === 0) continue;
+    await eachRecordBatch(log, seg, end, (b, p) => {
+      for (const r of decodeBatchTrusted(b, p)) {
+        const id = keyId(r.key);
+        if (id !== null) latest.set(id, r.offset);
+      }
+    });
+  }
+
+  // Pass 2: rewrite each closed segment that loses records.
+  let deadline = Infinity;
+  for (const seg of closed) {
+    if (!log.segments.includes(seg)) continue; // deleted by retention meanwhile
+    const d = await rewriteSegment(log, seg, latest, now, cfg.deleteRetentionMs);
+    if (d < deadline) deadline = d;
+  }
+  log.compactedThrough = active.baseOffset;
+  log.tombstoneDeadline = deadline;
+}
+
+/** Rewrites one segment; returns the earliest time a kept tombstone expires (Infinity if none). */
+async function rewriteSegment(log: PartitionLog, seg: Segment, latest: Map<string, number>, now: number, deleteRetentionMs: number): Promise<number> {
+  const io = log.env.io;
+  const crc = log.env.crc;
+  const interval = log.env.indexIntervalBytes;
+  const cleaned = seg.logFile + '.cleaned';
+  const fd = await io.open(cleaned, 'w');
+  const index = new OffsetIndex();
+  const timeIndex = new TimeIndex();
+  let pending: Uint8Array[] = [];
+  let pendingBytes = 0;
+  let written = 0;
+  let lastIndexed = 0;
+  let changed = false;
+  let deadline = Infinity;
+  let lastRel = 0;
+  let writing: Promise<void> = Promise.resolve();
+  const emit = (batch: Uint8Array): void => {
+    const pos = written + pendingBytes;
+    const base = readBaseOffset(batch);
+    const t = readAppendTime(batch);
+    if (pos === 0) timeIndex.append(t, base - seg.baseOffset);
+    else if (pos - lastIndexed >= interval) {
+      index.append(base - seg.baseOffset, pos);
+      timeIndex.append(t, base - seg.baseOffset);
+      lastIndexed = pos;
+    }
+    lastRel = base - seg.baseOffset;
+    pending.push(batch);
+    pendingBytes += batch.length;
+  };
+  const flush = async (): Promise<void> => {
+    if (pendingBytes === 0) return;
+    const bufs = pending;
+    const at = written;
+    written += pendingBytes;
+    pending = [];
+    pendingBytes = 0;
+    await io.writev(fd, bufs, at);
+  };
+  try {
+    await eachRecordBatch(log, seg, seg.sizeBytes, (b, p, size) => {
+      const h = readBatchHeader(b, p);
+      const recs = decodeBatchTrusted(b, p);
+      const tombstoneExpired = h.appendTime + deleteRetentionMs <= now;
+      const keep: StoredRecord[] = [];
+      for (const r of recs) {
+        const id = keyId(r.key);
+        if (id !== null && latest.get(id) !== r.offset) continue;
+        if (id !== null && r.value === null) {
+          if (tombstoneExpired) continue;
+          deadline = Math.min(deadline, h.appendTime + deleteRetentionMs);
+        }
+        keep.push(r);
+      }
+      if (keep.length === recs.length) emit(b.subarray(p, p + size));
+      else {
+        changed = true;
+        if (keep.length > 0) {
+          const records = keep.map((r, i) => ({ ...r, offsetDelta: r.offset - h.baseOffset, sequenceDelta: h.baseSequence >= 0 ? r.sequence - h.baseSequence : i }));
+          emit(encodeBatch({ producerId: h.producerId, baseSequence: h.baseSequence, baseOffset: h.baseOffset, appendTime: h.appendTime, records }, crc));
+        }
+      }
+      if (pendingBytes >= WRITE_CHUNK_BYTES) writing = writing.then(flush);
+    });
+    await writing;
+    await flush();
+    if (!changed) {
+      await io.close(fd);
+      await fsp.rm(cleaned, { force: true });
+      return deadline;
+    }
+    await io.fdatasync(fd);
+  } catch (err) {
+    await io.close(fd).catch(() => undefined);
+    await fsp.rm(cleaned, { force: true });
+    throw err;
+  }
+  await io.close(fd);
+  if (seg.maxAppendTime > timeIndex.lastTime()) timeIndex.append(seg.maxAppendTime, lastRel);
+  if (timeIndex.count === 0) timeIndex.append(Math.max(0, seg.maxAppendTime), 0);
+  await swapIn(log, seg, cleaned, written, index, timeIndex, lastIndexed);
+  log.env.log.info({ topic: log.topic, partition: log.partition, segment: seg.baseOffset, bytes: written }, 'compacted segment');
+  return deadline;
+}
+
+/** Replaces a segment's files with the compacted ones while no read uses it. */
+async function swapIn(log: PartitionLog, seg: Segment, cleaned: string, size: number, index: OffsetIndex, timeIndex: TimeIndex, lastIndexed: number): Promise<void> {
+  let open!: () => void;
+  seg.swapping = new Promise<void>((r) => (open = r));
+  try {
+    while (seg.readers > 0) await new Promise((r) => setTimeout(r, 1));
+    await Promise.all([fsp.rm(seg.indexFile, { force: true }), fsp.rm(seg.timeIndexFile, { force: true })]);
+    await fsp.rename(cleaned, seg.logFile);
+    await fsyncDir(seg.dir);
+    log.env.handles.invalidate(seg.logFile);
+    seg.sizeBytes = size;
+    seg.index = index;
+    seg.timeIndex = timeIndex;
+    seg.lastIndexedPosition = lastIndexed;
+    log.env.indexCache.touch(seg);
+    await Promise.all([fsp.writeFile(seg.indexFile, index.encode()), fsp.writeFile(seg.timeIndexFile, timeIndex.encode())]);
+  } finally {
+    seg.swapping = null;
+    open();
+  }
+}
+

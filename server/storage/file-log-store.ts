@@ -1,0 +1,304 @@
+/**
+ * The embedded file engine behind `LogStore`: one directory per topic, one
+ * per partition, segment files inside (see data-dir.ts for the layout and
+ * partition-log.ts for what an acknowledgement promises per fsync policy).
+ */
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import type { Crc32c } from '../../protocol/crc32c.ts';
+import { TributaryError } from '../../protocol/errors.ts';
+import { assertTopicName } from '../../protocol/limits.ts';
+import { compactPartition } from './compaction.ts';
+import { acquireLock, checkFormat, readTopicMeta, TRASH_DIR, writeTopicMeta, type TopicMeta } from './data-dir.ts';
+import { FileHandleCache } from './file-handles.ts';
+import { IndexCache } from './index-cache.ts';
+import { nodeIo, type StorageIo } from './io.ts';
+import { DEFAULT_TOPIC_CONFIG, type AppendResult, type FileLogStoreOptions, type LogStore, type PartitionOffsets, type ReadResult, type TopicConfig, type TopicInfo } from './log-store.ts';
+import { nativeCrc32c } from './native-crc.ts';
+import { PartitionLog, type PartitionEnv } from './partition-log.ts';
+import { ProducerStateTable } from './producer-state.ts';
+import { recoverPartition } from './recovery.ts';
+import { applyRetention } from './retention.ts';
+import { TailCache } from './tail-cache.ts';
+import { checkConfigOverrides, checkPartitions } from './topic-config.ts';
+
+/** Engine knobs beyond the LogStore contract (tests and benchmarks use them). */
+export interface FileLogStoreTuning {
+  /** File operations; tests inject EIO/ENOSPC here. */
+  io?: StorageIo;
+  /** Clock for append times and retention (ms since the epoch). */
+  now?: () => number;
+  /** Bytes of log between sparse index entries. Default 4096. */
+  indexIntervalBytes?: number;
+  /** Bytes appended between producer-state snapshots. Default 8 MiB. */
+  snapshotIntervalBytes?: number;
+  /** Memory for closed segments' indexes across the store. Default 64 MiB. */
+  maxIndexCacheBytes?: number;
+}
+
+interface Topic {
+  meta: TopicMeta;
+  config: TopicConfig;
+  dir: string;
+  partitions: PartitionLog[];
+}
+
+const NOOP_LOG = { info() {}, warn() {}, error() {} };
+const OPEN_CONCURRENCY = 8;
+
+export class FileLogStore implements LogStore {
+  private readonly dataDir: string;
+  private readonly defaults: TopicConfig;
+  private readonly env: PartitionEnv;
+  private readonly handles: FileHandleCache;
+  private readonly topics = new Map<string, Topic>();
+  private readonly creating = new Set<string>();
+  private readonly listeners = new Set<(topic: string, partition: number, hw: number) => void>();
+  private readonly tailCacheBytes: number;
+  private readonly maxProducers: number;
+  private readonly cleanupIntervalMs: number;
+  private releaseLock: (() => Promise<void>) | null = null;
+  private cleanupTimer: NodeJS.Timeout | null = null;
+  private cleanupRun: Promise<void> | null = null;
+  private state: 'new' | 'open' | 'closed' = 'new';
+
+  constructor(opts: FileLogStoreOptions & FileLogStoreTuning) {
+    this.dataDir = path.resolve(opts.dataDir);
+    this.defaults = { ...DEFAULT_TOPIC_CONFIG, ...checkConfigOverrides(opts.defaults) };
+    const io = opts.io ?? nodeIo;
+    const crc: Crc32c = opts.crc ?? nativeCrc32c;
+    this.handles = new FileHandleCache(io, opts.maxOpenFiles ?? 256);
+    this.tailCacheBytes = opts.tailCacheBytes ?? 4 * 1024 * 1024;
+    this.maxProducers = opts.maxProducersPerPartition ?? 10_000;
+    this.cleanupIntervalMs = opts.cleanupIntervalMs ?? 5 * 60_000;
+    this.env = {
+      io,
+      crc,
+      handles: this.handles,
+      indexCache: new IndexCache(opts.maxIndexCacheBytes ?? 64 * 1024 * 1024),
+      now: opts.now ?? Date.now,
+      indexIntervalBytes: opts.indexIntervalBytes ?? 4096,
+      snapshotIntervalBytes: opts.snapshotIntervalBytes ?? 8 * 1024 * 1024,
+      log: opts.log ?? NOOP_LOG,
+      notifyDurable: (t, p, hw) => {
+        for (const l of this.listeners) {
+          try {
+            l(t, p, hw);
+          } catch (err) {
+            this.env.log.error({ err: String(err) }, 'onDurable listener threw');
+          }
+        }
+      },
+    };
+  }
+
+  async open(): Promise<void> {
+    if (this.state !== 'new') throw new TributaryError('INTERNAL', 'a FileLogStore opens once');
+    await checkFormat(this.dataDir);
+    this.releaseLock = await acquireLock(this.dataDir);
+    try {
+      await fsp.rm(path.join(this.dataDir, TRASH_DIR), { recursive: true, force: true });
+      const names = (await fsp.readdir(this.dataDir, { withFileTypes: true })).filter((e) => e.isDirectory() && !e.name.startsWith('@')).map((e) => e.name);
+      for (const name of names) {
+        const dir = path.join(this.dataDir, name);
+        const meta = await readTopicMeta(dir);
+        if (!meta) {
+          this.env.log.warn({ dir }, 'directory without topic metadata ignored');
+          continue;
+        }
+        const topic: Topic = { meta, config: { ...this.defaults, ...meta.config }, dir, partitions: [] };
+        topic.partitions = await this.openPartitions(topic, 0, meta.partitions);
+        this.topics.set(name, topic);
+      }
+    } catch (err) {
+      await this.closePartitions();
+      await this.releaseLock();
+      this.releaseLock = null;
+      throw err;
+    }
+    this.state = 'open';
+    if (this.cleanupIntervalMs > 0) {
+      this.cleanupTimer = setInterval(() => void this.runCleanup(), this.cleanupIntervalMs);
+      this.cleanupTimer.unref();
+    }
+  }
+
+  private async openPartitions(topic: Topic, from: number, to: number): Promise<PartitionLog[]> {
+    const out: PartitionLog[] = new Array(to - from);
+    let next = from;
+    const worker = async (): Promise<void> => {
+      while (next < to) {
+        const p = next++;
+        const dir = path.join(topic.dir, String(p));
+        const producers = new ProducerStateTable(this.maxProducers);
+        const segments = await recoverPartition(this.env, dir, producers);
+        out[p - from] = new PartitionLog(topic.meta.name, p, dir, this.env, () => topic.config, producers, new TailCache(this.tailCacheBytes), segments);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(OPEN_CONCURRENCY, to - from) }, worker));
+    return out;
+  }
+
+  private assertOpen(): void {
+    if (this.state !== 'open') throw new TributaryError(this.state === 'closed' ? 'SHUTTING_DOWN' : 'NOT_READY', 'the log store is not open');
+  }
+
+  private info(t: Topic): TopicInfo {
+    return { name: t.meta.name, partitions: t.partitions.length, config: { ...t.config }, createdAt: t.meta.createdAt };
+  }
+
+  listTopics(): TopicInfo[] {
+    return [...this.topics.values()].map((t) => this.info(t));
+  }
+
+  getTopic(name: string): TopicInfo | undefined {
+    const t = this.topics.get(name);
+    return t && this.info(t);
+  }
+
+  async createTopic(name: string, partitions: number, config?: Partial<TopicConfig>): Promise<TopicInfo> {
+    this.assertOpen();
+    assertTopicName(name);
+    const n = checkPartitions(partitions);
+    const overrides = checkConfigOverrides(config);
+    if (this.topics.has(name) || this.creating.has(name)) throw new TributaryError('TOPIC_EXISTS', `topic ${name} already exists`);
+    this.creating.add(name);
+    try {
+      const dir = path.join(this.dataDir, name);
+      await fsp.mkdir(dir, { recursive: true });
+      const meta: TopicMeta = { name, partitions: n, config: overrides, createdAt: Date.now() };
+      const topic: Topic = { meta, config: { ...this.defaults, ...overrides }, dir, partitions: [] };
+      topic.partitions = await this.openPartitions(topic, 0, n);
+      await writeTopicMeta(dir, meta);
+      this.topics.set(name, topic);
+      return this.info(topic);
+    } finally {
+      this.creating.delete(name);
+    }
+  }
+
+  async updateTopic(name: string, change: { partitions?: number; config?: Partial<TopicConfig> }): Promise<TopicInfo> {
+    this.assertOpen();
+    const t = this.topic(name);
+    const overrides = checkConfigOverrides(change.config);
+    const meta: TopicMeta = { ...t.meta, config: { ...t.meta.config, ...overrides } };
+    if (change.partitions !== undefined) {
+      const n = checkPartitions(change.partitions);
+      if (n < t.partitions.length) throw new TributaryError('BAD_CONFIG', `topic ${name} has ${t.partitions.length} partitions; partitions never shrink`);
+      meta.partitions = n;
+    }
+    const added = meta.partitions > t.partitions.length ? await this.openPartitions(t, t.partitions.length, meta.partitions) : [];
+    await writeTopicMeta(t.dir, meta);
+    t.meta = meta;
+    t.config = { ...this.defaults, ...meta.config };
+    t.partitions.push(...added);
+    return this.info(t);
+  }
+
+  async deleteTopic(name: string): Promise<void> {
+    this.assertOpen();
+    const t = this.topic(name);
+    this.topics.delete(name);
+    await Promise.all(t.partitions.map((p) => p.close()));
+    const trash = path.join(this.dataDir, TRASH_DIR);
+    await fsp.mkdir(trash, { recursive: true });
+    const moved = path.join(trash, `${name}-${Date.now()}`);
+    await fsp.rename(t.dir, moved);
+    await fsp.rm(moved, { recursive: true, force: true });
+  }
+
+  private topic(name: string): Topic {
+    const t = this.topics.get(name);
+    if (!t) throw new TributaryError('UNKNOWN_TOPIC', `unknown topic ${String(name).slice(0, 80)}`, { topic: name });
+    return t;
+  }
+
+  private partition(topic: string, partition: number): PartitionLog {
+    const t = this.topic(topic);
+    const p = t.partitions[partition];
+    if (!p || !Number.isInteger(partition)) throw new TributaryError('BAD_PARTITION', `topic ${topic} has no partition ${partition}`, { topic, partitions: t.partitions.length });
+    return p;
+  }
+
+  append(topic: string, partition: number, batch: Uint8Array): Promise<AppendResult> {
+    try {
+      this.assertOpen();
+      return this.partition(topic, partition).append(batch);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  lastSequence(topic: string, partition: number, producerId: string): number {
+    return this.partition(topic, partition).producers.get(producerId)?.lastSeq ?? -1;
+  }
+
+  async read(topic: string, partition: number, offset: number, maxBytes: number): Promise<ReadResult> {
+    this.assertOpen();
+    return this.partition(topic, partition).read(offset, maxBytes);
+  }
+
+  async offsetForTimestamp(topic: string, partition: number, timestampMs: number): Promise<number> {
+    this.assertOpen();
+    return this.partition(topic, partition).offsetForTimestamp(timestampMs);
+  }
+
+  offsets(topic: string, partition: number): PartitionOffsets {
+    return this.partition(topic, partition).offsets();
+  }
+
+  onDurable(listener: (topic: string, partition: number, highWatermark: number) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Runs retention and compaction once on every partition (the timer calls this too). */
+  runCleanup(): Promise<void> {
+    if (this.cleanupRun) return this.cleanupRun;
+    this.cleanupRun = (async () => {
+      try {
+        for (const t of [...this.topics.values()]) {
+          for (const p of t.partitions) {
+            if (this.state !== 'open' || p.state !== 'ok' || p.cleaning) continue;
+            p.cleaning = true;
+            try {
+              await applyRetention(p);
+              if (t.config.cleanupPolicy === 'compact') await compactPartition(p);
+            } catch (err) {
+              this.env.log.error({ topic: t.meta.name, partition: p.partition, err: String(err) }, 'cleanup failed');
+            } finally {
+              p.cleaning = false;
+            }
+          }
+        }
+      } finally {
+        this.cleanupRun = null;
+      }
+    })();
+    return this.cleanupRun;
+  }
+
+  private async closePartitions(): Promise<void> {
+    const all = [...this.topics.values()].flatMap((t) => t.partitions);
+    const results = await Promise.allSettled(all.map((p) => p.close()));
+    await this.handles.closeAll();
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+  }
+
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    if (this.cleanupTimer) clearInterval(this.cleanupTimer);
+    this.cleanupTimer = null;
+    if (this.cleanupRun) await this.cleanupRun.catch(() => undefined);
+    try {
+      await this.closePartitions();
+    } finally {
+      this.topics.clear();
+      const release = this.releaseLock;
+      this.releaseLock = null;
+      if (release) await release();
+    }
+  }
+}

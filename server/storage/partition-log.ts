@@ -1,0 +1,516 @@
+/**
+ * One partition's log: the single writer (a queue drained by one flush loop
+ * that group-commits whatever accumulated during the previous write+fsync),
+ * the high watermark, reads, and the stop-and-re-verify cycle after a write
+ * or fsync failure.
+ *
+ * What an ack means (append resolving) per fsync policy:
+ *   always    the batch is fdatasync'ed: it survives a crash or power loss.
+ *   interval  the batch is written to the OS (survives a hub crash); it is
+ *             fdatasync'ed within fsyncIntervalMs, and only then readable.
+ *   never     the batch is written to the OS; readable at once; a power loss
+ *             may take it back.
+ */
+import { checkBatch, readInt64, readRecordCount, readLastOffsetDelta, readUint32, stampBatch, BATCH_HEADER_BYTES, LENGTH_FIELD_END } from '../../protocol/batch.ts';
+import type { Crc32c } from '../../protocol/crc32c.ts';
+import { TributaryError } from '../../protocol/errors.ts';
+import { fromUtf8 } from '../../protocol/record.ts';
+import { fsyncDir, indexPath, logPath, timeIndexPath } from './data-dir.ts';
+import type { FileHandleCache } from './file-handles.ts';
+import type { IndexCache } from './index-cache.ts';
+import type { StorageIo } from './io.ts';
+import type { AppendResult, PartitionOffsets, ReadResult, TopicConfig } from './log-store.ts';
+import { type ProducerStateTable, writeSnapshot } from './producer-state.ts';
+import { findDuplicateInLog, findProducerInLog } from './producer-lookup.ts';
+import { OffsetIndex, TimeIndex } from './segment-index.ts';
+import { Segment } from './segment.ts';
+import type { TailCache } from './tail-cache.ts';
+import { reverifyTail } from './recovery.ts';
+
+/** Shared by every partition of a store. */
+export interface PartitionEnv {
+  io: StorageIo;
+  crc: Crc32c;
+  handles: FileHandleCache;
+  indexCache: IndexCache;
+  now: () => number;
+  indexIntervalBytes: number;
+  snapshotIntervalBytes: number;
+  log: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void };
+  notifyDurable: (topic: string, partition: number, highWatermark: number) => void;
+}
+
+interface Pending {
+  batch: Uint8Array;
+  base: number;
+  last: number;
+  appendTime: number;
+  resolve: (r: AppendResult) => void;
+  reject: (e: Error) => void;
+}
+
+interface Waiter {
+  offset: number;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+const MAX_GROUP_BATCHES = 512;
+const MAX_GROUP_BYTES = 16 << 20;
+const RECOVER_MIN_MS = 50;
+const RECOVER_MAX_MS = 5000;
+
+export type PartitionState = 'ok' | 'failed' | 'closed';
+
+export class PartitionLog {
+  /** Sorted by base offset; the last one is active. */
+  segments: Segment[];
+  earliest: number;
+  logEnd: number;
+  highWatermark: number;
+  /** Byte position of the high watermark in the active segment. */
+  hwPos: number;
+  /** Everything acknowledged so far (>= highWatermark for interval). */
+  ackedEnd: number;
+  ackedPos: number;
+  state: PartitionState = 'ok';
+  private queue: Pending[] = [];
+  private flushing: Promise<void> | null = null;
+  private waiters: Waiter[] = [];
+  private lastAppendTime: number;
+  private bytesSinceSnapshot = 0;
+  private syncTimer: NodeJS.Timeout | null = null;
+  private recoverTimer: NodeJS.Timeout | null = null;
+  private recoverDelayMs = RECOVER_MIN_MS;
+  /** Retention and compaction hold this so they never overlap on one partition. */
+  cleaning = false;
+  /** Active segment base when compaction last ran (run again only after a roll). */
+  compactedThrough = -1;
+  tombstoneDeadline = Infinity;
+
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    readonly dir: string,
+    readonly env: PartitionEnv,
+    readonly config: () => TopicConfig,
+    readonly producers: ProducerStateTable,
+    readonly tail: TailCache,
+    segments: Segment[],
+  ) {
+    this.segments = segments;
+    const active = segments[segments.length - 1];
+    this.earliest = segments[0].baseOffset;
+    this.logEnd = active.nextOffset;
+    this.highWatermark = this.logEnd;
+    this.hwPos = active.sizeBytes;
+    this.ackedEnd = this.logEnd;
+    this.ackedPos = active.sizeBytes;
+    this.lastAppendTime = active.maxAppendTime;
+  }
+
+  get active(): Segment {
+    return this.segments[this.segments.length - 1];
+  }
+
+  offsets(): PartitionOffsets {
+    let bytes = 0;
+    for (const s of this.segments) bytes += s.sizeBytes;
+    return { earliest: this.earliest, highWatermark: this.highWatermark, logEnd: this.logEnd, bytes };
+  }
+
+  // ---------------- append ----------------
+
+  async append(b: Uint8Array): Promise<AppendResult> {
+    if (this.state !== 'ok') throw this.unavailable();
+    const fault = b.length < BATCH_HEADER_BYTES ? 'truncated' : checkBatch(b, 0, b.length, this.env.crc, false);
+    if (fault) throw new TributaryError(fault === 'bad-crc' ? 'CORRUPT_BATCH' : 'BAD_BATCH', `record batch is ${fault}`);
+    if (LENGTH_FIELD_END + readUint32(b, 8) !== b.length) throw new TributaryError('BAD_BATCH', 'buffer holds more than one batch');
+    const count = readRecordCount(b);
+    if (count === 0 || readLastOffsetDelta(b) !== count - 1) throw new TributaryError('BAD_BATCH', 'a produced batch needs dense offset deltas 0..count-1');
+    const baseSeq = readInt64(b, 51);
+    const pidLen = b[63];
+    let pid = '';
+    let lastSeq = -1;
+    if (baseSeq < -1) throw new TributaryError('BAD_SEQUENCE', 'negative base sequence');
+    if (baseSeq >= 0 && pidLen > 0) {
+      pid = fromUtf8(b.subarray(BATCH_HEADER_BYTES, BATCH_HEADER_BYTES + pidLen));
+      lastSeq = baseSeq + readUint32(b, 59);
+      let entry = this.producers.get(pid);
+      if (!entry && this.producers.evictions > 0) {
+        // Evicted producers fall back to the log (slow path, only after evictions).
+        const found = await findProducerInLog(this, pid);
+        if (this.state !== 'ok') throw this.unavailable();
+        entry = this.producers.get(pid);
+        if (!entry && found) {
+          this.producers.seed(pid, found);
+          entry = found;
+        }
+      }
+      if (entry && lastSeq <= entry.lastSeq) return this.duplicate(b, pid, baseSeq, lastSeq, count);
+      if (entry && baseSeq <= entry.lastSeq) {
+        throw new TributaryError('BAD_SEQUENCE', `batch sequences ${baseSeq}..${lastSeq} overlap the highest appended ${entry.lastSeq}; split the batch`, { lastSequence: entry.lastSeq });
+      }
+    }
+    const now = this.env.now();
+    const appendTime = now > this.lastAppendTime ? now : this.lastAppendTime;
+    this.lastAppendTime = appendTime;
+    const base = this.logEnd;
+    const last = base + count - 1;
+    this.logEnd = last + 1;
+    stampBatch(b, 0, base, appendTime, this.env.crc);
+    if (pid) this.producers.record(pid, baseSeq, lastSeq, base, last, appendTime);
+    this.tail.push(b, base, last);
+    return new Promise<AppendResult>((resolve, reject) => {
+      this.queue.push({ batch: b, base, last, appendTime, resolve, reject });
+      if (!this.flushing) this.flushing = this.flushLoop();
+    });
+  }
+
+  private unavailable(): TributaryError {
+    if (this.state === 'closed') return new TributaryError('SHUTTING_DOWN', `partition ${this.topic}/${this.partition} is closed`);
+    return new TributaryError('STORAGE_UNAVAILABLE', `partition ${this.topic}/${this.partition} is re-verifying its log after a write failure`, { topic: this.topic, partition: this.partition });
+  }
+
+  /** A retry of batches already appended: the original offsets, once they are durable. */
+  private async duplicate(b: Uint8Array, pid: string, firstSeq: number, lastSeq: number, count: number): Promise<AppendResult> {
+    const entry = this.producers.get(pid);
+    const hit = entry?.batches.find((x) => x.firstSeq === firstSeq && x.lastSeq === lastSeq && x.lastOffset - x.baseOffset === count - 1);
+    let result: AppendResult;
+    if (hit) {
+      const offsets = new Array<number>(count);
+      for (let i = 0; i < count; i++) offsets[i] = hit.baseOffset + i;
+      result = { offsets, baseOffset: hit.baseOffset, appendTime: hit.appendTime, duplicate: true };
+    } else {
+      const found = await findDuplicateInLog(this, b, pid, firstSeq, lastSeq);
+      if (!found) throw new TributaryError('OUT_OF_ORDER_SEQUENCE', `sequences ${firstSeq}..${lastSeq} are at or below the highest appended but not in the log`, { lastSequence: entry?.lastSeq ?? -1 });
+      result = found;
+    }
+    const lastOffset = Math.max(...result.offsets);
+    if (lastOffset >= this.highWatermark) await this.waitDurable(lastOffset);
+    return result;
+  }
+
+  private waitDurable(offset: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => this.waiters.push({ offset, resolve, reject }));
+  }
+
+  // ---------------- the writer ----------------
+
+  private async flushLoop(): Promise<void> {
+    let group: Pending[] = [];
+    try {
+      while (this.queue.length > 0 && this.state === 'ok') {
+        const cfg = this.config();
+        const firstSize = this.queue[0].batch.length;
+        let seg = this.active;
+        if (seg.sizeBytes > 0 && (seg.sizeBytes + firstSize > cfg.segmentBytes || (cfg.segmentMs >= 0 && this.env.now() - seg.firstAppendTime >= cfg.segmentMs))) {
+          await this.roll();
+          seg = this.active;
+        }
+        let n = 0;
+        let bytes = 0;
+        while (n < this.queue.length && n < MAX_GROUP_BATCHES) {
+          const s = this.queue[n].batch.length;
+          if (n > 0 && (seg.sizeBytes + bytes + s > cfg.segmentBytes || bytes + s > MAX_GROUP_BYTES)) break;
+          bytes += s;
+          n++;
+        }
+        group = this.queue.splice(0, n);
+        const bufs = new Array<Uint8Array>(n);
+        for (let i = 0; i < n; i++) bufs[i] = group[i].batch;
+        const files = seg.active!;
+        let pos = seg.sizeBytes;
+        await this.env.io.writev(files.log, bufs, pos);
+        for (const g of group) {
+          seg.noteAppended(pos, g.batch.length, g.base, g.last, g.appendTime, this.env.indexIntervalBytes);
+          pos += g.batch.length;
+        }
+        const end = group[n - 1].last + 1;
+        if (cfg.fsync === 'always') {
+          await Promise.all([this.env.io.fdatasync(files.log), seg.persistIndexes(this.env.io)]);
+          this.acked(end, pos);
+          this.advanceHighWatermark(end, pos);
+        } else {
+          this.acked(end, pos);
+          if (cfg.fsync === 'never') this.advanceHighWatermark(end, pos);
+          else this.scheduleSync(cfg.fsyncIntervalMs);
+          await seg.persistIndexes(this.env.io);
+        }
+        for (const g of group) g.resolve(resultOf(g));
+        group = [];
+        this.bytesSinceSnapshot += bytes;
+        if (this.bytesSinceSnapshot >= this.env.snapshotIntervalBytes && cfg.fsync !== 'interval') {
+          this.bytesSinceSnapshot = 0;
+          await writeSnapshot(this.dir, this.producers, this.highWatermark);
+        }
+      }
+    } catch (err) {
+      this.fail(err, group);
+    } finally {
+      this.flushing = null;
+    }
+  }
+
+  private acked(end: number, pos: number): void {
+    this.ackedEnd = end;
+    this.ackedPos = pos;
+  }
+
+  private advanceHighWatermark(hw: number, pos: number): void {
+    if (hw <= this.highWatermark && pos === this.hwPos) return;
+    this.highWatermark = Math.max(hw, this.highWatermark);
+    this.hwPos = pos;
+    if (this.waiters.length) {
+      const still: Waiter[] = [];
+      for (const w of this.waiters) (w.offset < this.highWatermark ? w.resolve() : still.push(w));
+      this.waiters = still;
+    }
+    this.env.notifyDurable(this.topic, this.partition, this.highWatermark);
+  }
+
+  /** fsync "interval": one fdatasync per interval while there is unsynced data. */
+  private scheduleSync(intervalMs: number): void {
+    if (this.syncTimer) return;
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = null;
+      void this.syncNow().catch((err) => this.fail(err, []));
+    }, intervalMs);
+  }
+
+  /** fdatasync the active segment and move the high watermark to what was written before it. */
+  async syncNow(): Promise<void> {
+    if (this.state !== 'ok') return;
+    const seg = this.active;
+    const end = this.ackedEnd;
+    const pos = this.ackedPos;
+    if (end <= this.highWatermark) return;
+    await Promise.all([this.env.io.fdatasync(seg.active!.log), seg.persistIndexes(this.env.io)]);
+    if (seg === this.active) this.advanceHighWatermark(end, pos);
+    await writeSnapshot(this.dir, this.producers, this.highWatermark);
+  }
+
+  /** Closes the active segment (indexes written, everything fsynced) and starts a new one. */
+  private async roll(): Promise<void> {
+    const io = this.env.io;
+    const old = this.active;
+    const files = old.active!;
+    old.timeIndex!.append(old.maxAppendTime, this.lastBatchRel(old));
+    await old.persistIndexes(io);
+    await Promise.all([io.fdatasync(files.log), io.fdatasync(files.index), io.fdatasync(files.timeIndex)]);
+    this.acked(old.nextOffset, old.sizeBytes);
+    this.advanceHighWatermark(old.nextOffset, old.sizeBytes);
+    const base = old.nextOffset;
+    const next = new Segment(this.dir, base, 0, base, -1);
+    next.active = await openActiveFiles(io, this.dir, base, 'w+');
+    next.index = new OffsetIndex();
+    next.timeIndex = new TimeIndex();
+    await fsyncDir(this.dir);
+    old.active = null;
+    this.segments.push(next);
+    this.hwPos = 0;
+    this.ackedPos = 0;
+    await Promise.all([io.close(files.log), io.close(files.index), io.close(files.timeIndex)]).catch(() => undefined);
+    this.env.indexCache.touch(old);
+    this.bytesSinceSnapshot = 0;
+    await writeSnapshot(this.dir, this.producers, base);
+  }
+
+  private lastBatchRel(seg: Segment): number {
+    // Unknown after a tail repair that kept nothing past an index entry: any offset in the last batch will do.
+    const last = seg.lastBatchOffset >= seg.baseOffset ? seg.lastBatchOffset : seg.nextOffset - 1;
+    return Math.max(0, last - seg.baseOffset);
+  }
+
+  // ---------------- failure and self-repair ----------------
+
+  /** A write or fsync failed: nothing unacknowledged is acknowledged; stop and re-verify. */
+  private fail(err: unknown, inFlight: Pending[]): void {
+    if (this.state !== 'ok') return;
+    this.state = 'failed';
+    const code = (err as NodeJS.ErrnoException)?.code ?? 'EIO';
+    this.env.log.error({ topic: this.topic, partition: this.partition, code, err: String(err) }, 'partition write failed; re-verifying its tail');
+    const e = new TributaryError('STORAGE_UNAVAILABLE', `write to ${this.topic}/${this.partition} failed (${code}); retry later`, { topic: this.topic, partition: this.partition, cause: code });
+    const pending = inFlight.concat(this.queue);
+    this.queue = [];
+    for (const p of pending) p.reject(e);
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) w.reject(e);
+    if (this.syncTimer) clearTimeout(this.syncTimer);
+    this.syncTimer = null;
+    this.scheduleRecover();
+  }
+
+  private scheduleRecover(): void {
+    this.recoverTimer = setTimeout(() => {
+      this.recoverTimer = null;
+      void this.recover();
+    }, this.recoverDelayMs);
+    this.recoverDelayMs = Math.min(this.recoverDelayMs * 2, RECOVER_MAX_MS);
+  }
+
+  /** Re-reads the tail from the disk, truncates whatever was never acknowledged (or does not verify), resumes. */
+  private async recover(): Promise<void> {
+    if (this.state !== 'failed') return;
+    try {
+      const r = await reverifyTail(this);
+      this.logEnd = r.nextOffset;
+      this.ackedEnd = r.nextOffset;
+      this.ackedPos = r.sizeBytes;
+      if (this.highWatermark > r.nextOffset) {
+        this.env.log.error({ topic: this.topic, partition: this.partition, lost: this.highWatermark - r.nextOffset }, 'acknowledged records did not verify after a write failure');
+        this.highWatermark = r.nextOffset;
+      }
+      this.advanceHighWatermark(r.nextOffset, r.sizeBytes);
+      this.producers.truncateFrom(r.nextOffset);
+      this.tail.truncateFrom(r.nextOffset);
+      this.lastAppendTime = Math.max(this.lastAppendTime, this.active.maxAppendTime);
+      this.recoverDelayMs = RECOVER_MIN_MS;
+      this.state = 'ok';
+      this.env.log.info({ topic: this.topic, partition: this.partition, logEnd: this.logEnd }, 'partition recovered');
+    } catch (err) {
+      this.env.log.warn({ topic: this.topic, partition: this.partition, err: String(err) }, 'partition still failing; retrying');
+      if (this.state === 'failed') this.scheduleRecover();
+    }
+  }
+
+  // ---------------- reads ----------------
+
+  async read(offset: number, maxBytes: number): Promise<ReadResult> {
+    const hw = this.highWatermark;
+    if (!Number.isSafeInteger(offset) || offset < this.earliest || offset > hw) {
+      throw new TributaryError('OFFSET_OUT_OF_RANGE', `offset ${offset} is outside [${this.earliest}, ${hw}] of ${this.topic}/${this.partition}`, { earliest: this.earliest, logEnd: this.logEnd });
+    }
+    const empty: ReadResult = { bytes: new Uint8Array(0), nextOffset: offset, highWatermark: hw };
+    if (offset === hw) return empty;
+    const cached = this.tail.read(offset, maxBytes, hw);
+    if (cached) return { bytes: cached.bytes, nextOffset: cached.nextOffset, highWatermark: hw };
+    const segs = this.segments;
+    let i = segmentFor(segs, offset);
+    let at = offset;
+    for (; i < segs.length; i++) {
+      const seg = segs[i];
+      if (seg.baseOffset >= hw) break;
+      if (seg.baseOffset > at) at = seg.baseOffset;
+      const r = await this.readSegment(seg, at, maxBytes);
+      if (r) return { bytes: r.bytes, nextOffset: r.nextOffset, highWatermark: hw };
+    }
+    // Only gaps left by compaction between `offset` and the high watermark.
+    return { bytes: new Uint8Array(0), nextOffset: hw, highWatermark: hw };
+  }
+
+  /** Holds the segment against a compaction swap for the duration of `fn`. */
+  private async withSegment<T>(seg: Segment, fn: (fd: number) => Promise<T>): Promise<T> {
+    while (seg.swapping) await seg.swapping;
+    seg.readers++;
+    try {
+      const h = await this.env.handles.acquire(seg.logFile);
+      try {
+        if (!seg.index) await seg.loadIndexes(this.env.io, h.fd);
+        if (!seg.active) this.env.indexCache.touch(seg);
+        return await fn(h.fd);
+      } finally {
+        h.release();
+      }
+    } catch (err) {
+      // Retention removed the segment under the read: the offset is gone.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !this.segments.includes(seg)) {
+        throw new TributaryError('OFFSET_OUT_OF_RANGE', `segment ${seg.baseOffset} of ${this.topic}/${this.partition} was deleted by retention`, { earliest: this.earliest, logEnd: this.logEnd });
+      }
+      throw err;
+    } finally {
+      seg.readers--;
+    }
+  }
+
+  private readSegment(seg: Segment, offset: number, maxBytes: number): Promise<{ bytes: Uint8Array; nextOffset: number } | null> {
+    return this.withSegment(seg, (fd) => {
+      const endPos = seg === this.active ? this.hwPos : seg.sizeBytes;
+      if (endPos === 0) return Promise.resolve(null);
+      return seg.readFrom(this.env.io, fd, offset, maxBytes, endPos);
+    });
+  }
+
+  async offsetForTimestamp(ts: number): Promise<number> {
+    const hw = this.highWatermark;
+    for (const seg of this.segments) {
+      if (seg.maxAppendTime < ts || seg.baseOffset >= hw) continue;
+      const off = await this.withSegment(seg, (fd) => seg.offsetForTime(this.env.io, fd, ts, seg === this.active ? this.hwPos : seg.sizeBytes));
+      if (off >= 0) return Math.min(Math.max(off, this.earliest), hw);
+    }
+    return hw;
+  }
+
+  // ---------------- lifecycle ----------------
+
+  /** Drains the writer, fsyncs, writes a snapshot and closes the active segment's files. */
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    while (this.flushing) await this.flushing;
+    const wasOk = this.state === 'ok';
+    this.state = 'closed';
+    if (this.syncTimer) clearTimeout(this.syncTimer);
+    if (this.recoverTimer) clearTimeout(this.recoverTimer);
+    this.syncTimer = this.recoverTimer = null;
+    const io = this.env.io;
+    const seg = this.active;
+    const files = seg.active;
+    if (files) {
+      try {
+        if (wasOk) {
+          await seg.persistIndexes(io);
+          await Promise.all([io.fdatasync(files.log), io.fdatasync(files.index), io.fdatasync(files.timeIndex)]);
+          this.advanceHighWatermark(this.ackedEnd, this.ackedPos);
+          await writeSnapshot(this.dir, this.producers, this.logEnd);
+        }
+      } finally {
+        seg.active = null;
+        await Promise.all([io.close(files.log), io.close(files.index), io.close(files.timeIndex)]).catch(() => undefined);
+      }
+    }
+    for (const s of this.segments) {
+      this.env.handles.invalidate(s.logFile);
+      this.env.indexCache.forget(s);
+    }
+    const e = new TributaryError('SHUTTING_DOWN', 'the log is closing');
+    for (const w of this.waiters) w.reject(e);
+    this.waiters = [];
+    this.tail.clear();
+  }
+}
+
+function resultOf(g: Pending): AppendResult {
+  const n = g.last - g.base + 1;
+  const offsets = new Array<number>(n);
+  for (let i = 0; i < n; i++) offsets[i] = g.base + i;
+  return { offsets, baseOffset: g.base, appendTime: g.appendTime, duplicate: false };
+}
+
+/** Index of the last segment whose base offset is <= offset (0 when below all). */
+export function segmentFor(segs: Segment[], offset: number): number {
+  let lo = 0;
+  let hi = segs.length - 1;
+  let best = 0;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    if (segs[mid].baseOffset <= offset) {
+      best = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  return best;
+}
+
+export async function openActiveFiles(io: StorageIo, dir: string, base: number, flags: string): Promise<{ log: number; index: number; timeIndex: number }> {
+  const log = await io.open(logPath(dir, base), flags);
+  const index = await io.open(indexPath(dir, base), flags).catch(async (err) => {
+    await io.close(log);
+    throw err;
+  });
+  const timeIndex = await io.open(timeIndexPath(dir, base), flags).catch(async (err) => {
+    await Promise.all([io.close(log), io.close(index)]);
+    throw err;
+  });
+  return { log, index, timeIndex };
+}
