@@ -44,3 +44,4 @@ export {
   urlCarriesToken,
   type WebSocketProtocolAuth,
 } from './bearer.ts';
+export { ConnectionQuota, type QuotaLimits } from './connection-quota.ts';

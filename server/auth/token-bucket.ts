@@ -37,13 +37,17 @@ export class TokenBucket {
    * (for Retry-After / retryAfterMs).
    */
   take(n: number, nowMs: number): number {
+    const waitMs = this.wait(n, nowMs);
+    if (waitMs === 0) this.tokens -= n;
+    return waitMs;
+  }
+
+  /** What `take(n, nowMs)` would return, taking nothing (to check several buckets before charging any). */
+  wait(n: number, nowMs: number): number {
     if (!(Number.isFinite(n) && n >= 0)) throw new RangeError(`take(n) needs a non-negative number, got ${n}`);
     this.refill(nowMs);
     const needed = Math.min(n, this.burst);
-    if (this.tokens >= needed) {
-      this.tokens -= n;
-      return 0;
-    }
+    if (this.tokens >= needed) return 0;
     return Math.max(1, Math.ceil(((needed - this.tokens) * 1000) / this.ratePerSec));
   }
 

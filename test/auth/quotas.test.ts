@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConnectionLimits, TokenBucket } from '../../server/auth/index.ts';
+import { ConnectionLimits, ConnectionQuota, TokenBucket } from '../../server/auth/index.ts';
 
 describe('TokenBucket', () => {
   it('allows a burst, then refills at the rate and says how long to wait', () => {
@@ -105,5 +105,47 @@ describe('ConnectionLimits', () => {
     expect(() => limits.close(null)).toThrow(/without a matching open/);
     limits.tryOpen(null);
     expect(() => limits.close('ghost')).toThrow(/no open connection/);
+  });
+});
+
+describe('ConnectionQuota', () => {
+  const limits = {
+    produceBytesPerSec: 1000,
+    produceBytesBurst: 1000,
+    produceEventsPerSec: 10,
+    produceEventsBurst: 10,
+    maxSubscriptionsPerConnection: 2,
+    maxInFlightPerConnection: 2,
+  };
+
+  it('rate-limits produce by records and by bytes, charging nothing when refused', () => {
+    const q = new ConnectionQuota(limits);
+    expect(q.admitProduce(500, 5, 0)).toBeNull();
+    const byRecords = q.admitProduce(10, 6, 0);
+    expect(byRecords?.code).toBe('RATE_LIMITED');
+    expect(byRecords?.details?.retryAfterMs).toBe(100);
+    expect(byRecords?.message).toMatch(/10 records\/s/);
+    const byBytes = q.admitProduce(600, 1, 0);
+    expect(byBytes?.message).toMatch(/1000 bytes\/s/);
+    expect(byBytes?.details?.retryAfterMs).toBe(100);
+    // the refused requests took nothing: exactly 5 records and 500 bytes remain
+    expect(q.admitProduce(500, 5, 0)).toBeNull();
+    expect(q.admitProduce(1, 1, 0)?.code).toBe('RATE_LIMITED');
+  });
+
+  it('bounds requests in flight and subscriptions per connection', () => {
+    const q = new ConnectionQuota(limits);
+    expect(q.beginRequest()).toBeNull();
+    expect(q.beginRequest()).toBeNull();
+    expect(q.beginRequest()?.code).toBe('TOO_MANY_IN_FLIGHT');
+    q.endRequest();
+    expect(q.beginRequest()).toBeNull();
+    expect(q.addSubscription()).toBeNull();
+    expect(q.addSubscription()).toBeNull();
+    expect(q.addSubscription()?.code).toBe('TOO_MANY_SUBSCRIPTIONS');
+    q.removeSubscription();
+    expect(q.subscriptions).toBe(1);
+    q.removeSubscription();
+    expect(() => q.removeSubscription()).toThrow(/without addSubscription/);
   });
 });

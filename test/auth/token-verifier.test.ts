@@ -170,3 +170,19 @@ describe('TokenVerifier with a PEM public key', () => {
     }
   });
 });
+
+describe('createAuthenticator', () => {
+  it('with auth off every connection is the anonymous principal, token or not', async () => {
+    const auth = createAuthenticator(resolveAuthConfig());
+    expect(auth.required).toBe(false);
+    expect((await auth.authenticate(null)).anonymous).toBe(true);
+    expect((await auth.authenticate('garbage')).canProduce('anything')).toBe(true);
+  });
+
+  it('with auth on it verifies', async () => {
+    const auth = createAuthenticator(resolveAuthConfig({ secret: SECRET, allowedOrigins: ['*'] }));
+    expect(auth.required).toBe(true);
+    expect((await auth.authenticate(await hs(good({ iss: undefined, aud: undefined })))).subject).toBe('user-1');
+    await refused(auth.authenticate('x.y.z'), 'TOKEN_INVALID', /header/);
+  });
+});
