@@ -13,9 +13,12 @@
  *               not `prefix` itself
  *   `*`         every name
  * Anything else (a `*` elsewhere, a non-string, an over-long entry) grants
- * nothing; a malformed claim never throws, it just grants nothing.
+ * nothing; a malformed claim never throws, it just grants nothing. Names
+ * follow protocol/limits' topic rule, for groups too (as the frame decoder
+ * does). The edge worker's device-token patterns (edge/topic-patterns.ts)
+ * mean the same.
  */
-import { LIMITS } from '../../protocol/limits.ts';
+import { isValidTopicName, LIMITS } from '../../protocol/limits.ts';
 
 /** Most entries one permission list may hold; a longer list grants nothing at all. */
 export const MAX_PATTERNS_PER_LIST = 256;
@@ -35,8 +38,6 @@ export interface Principal {
   canConsume(topic: string): boolean;
   canJoin(group: string): boolean;
 }
-
-const NAME_RE = /^[a-zA-Z0-9._-]+$/;
 
 /** A compiled permission list: answers in O(1) for exact names and `*`, O(prefixes) otherwise. */
 export class PatternSet {
@@ -71,9 +72,9 @@ export class PatternSet {
         all = true;
       } else if (entry.endsWith('.*')) {
         const stem = entry.slice(0, -2);
-        if (!NAME_RE.test(stem)) ignored++;
+        if (!isValidTopicName(stem)) ignored++; // so that `stem.` + rest can be a name
         else if (!prefixes.includes(`${stem}.`)) prefixes.push(`${stem}.`); // keep the dot: `sensors.*` → `sensors.`
-      } else if (NAME_RE.test(entry)) {
+      } else if (isValidTopicName(entry)) {
         exact.add(entry);
       } else {
         ignored++;
