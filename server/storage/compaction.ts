@@ -169,6 +169,8 @@ async function swapIn(log: PartitionLog, seg: Segment, cleaned: string, size: nu
     await fsp.rename(cleaned, seg.logFile);
     await fsyncDir(seg.dir);
     log.env.handles.invalidate(seg.logFile);
+    // The tail cache must not serve the batches this segment no longer holds.
+    log.tail.dropBelow(seg.nextOffset);
     seg.sizeBytes = size;
     seg.index = index;
     seg.timeIndex = timeIndex;

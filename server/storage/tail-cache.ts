@@ -63,6 +63,14 @@ export class TailCache {
     return { bytes, nextOffset: this.lasts[end] + 1 };
   }
 
+  /** Drops batches below `offset` (their segment was rewritten by compaction). */
+  dropBelow(offset: number): void {
+    while (this.head < this.batches.length && this.bases[this.head] < offset) {
+      this.bytes -= this.batches[this.head].length;
+      this.head++;
+    }
+  }
+
   /** Drops batches at or above `offset` (appends that failed). */
   truncateFrom(offset: number): void {
     while (this.batches.length > this.head && this.bases[this.bases.length - 1] >= offset) {
