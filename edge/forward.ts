@@ -84,7 +84,7 @@ function upstreamFailure(status: 502 | 503, code: string, message: string, hub: 
   return jsonResponse(status, { error: { code: isErrorCode(code) ? code : 'INTERNAL', message, retriable: true } }, retryAfterHeader(hub, config));
 }
 
-async function answerFromHub(res: Response, config: EdgeConfig): Promise<Response> {
+async function answerFromHub(res: Response, readingCount: number, config: EdgeConfig): Promise<Response> {
   if (res.ok) {
     let body: { offsets?: unknown; duplicate?: unknown };
     try {
@@ -92,7 +92,10 @@ async function answerFromHub(res: Response, config: EdgeConfig): Promise<Respons
     } catch {
       return upstreamFailure(502, 'INTERNAL', 'hub accepted the readings but its answer was not JSON', res, config);
     }
-    if (!Array.isArray(body?.offsets)) return upstreamFailure(502, 'INTERNAL', 'hub answer carries no offsets', res, config);
+    // One offset per reading, in order, is what the device is promised; anything else is a hub bug.
+    if (!Array.isArray(body?.offsets) || body.offsets.length !== readingCount) {
+      return upstreamFailure(502, 'INTERNAL', `hub answer does not carry one offset per reading (${readingCount})`, res, config);
+    }
     return jsonResponse(200, body.duplicate === true ? { offsets: body.offsets, duplicate: true } : { offsets: body.offsets });
   }
   const err = await hubError(res);
@@ -129,5 +132,5 @@ export async function forwardToHub(req: ForwardRequest, config: EdgeConfig): Pro
     const why = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError') ? `no answer within ${config.hubTimeoutMs} ms` : 'unreachable';
     return upstreamFailure(503, 'NOT_READY', `hub ${why}`, undefined, config);
   }
-  return answerFromHub(res, config);
+  return answerFromHub(res, req.readings.length, config);
 }
