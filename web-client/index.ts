@@ -1,0 +1,225 @@
+/**
+ * Tributary's client for browsers and Node: `createClient()`.
+ *
+ *   const client = createClient({ url: 'ws://127.0.0.1:8080/v1/ws', token, outbox: 'indexeddb', name: 'app' })
+ *   await client.send('orders', { key: 'order-1', value: { total: 12 } })  // durable in the outbox, works offline
+ *   await client.flush()                                                     // every event queued so far is in the log
+ *   const sub = client.subscribe('orders', { from: 'earliest' }, async (r) => { ... })
+ *
+ * docs/web-client.md has the guarantees, the outbox's durability and the limits.
+ */
+import { Connection, type ConnectionState, type WebSocketConstructor } from './connection.ts';
+import { Subscription, type RecordHandler, type SubscribeOptions, type SubscriptionHandle } from './consumer.ts';
+import { Emitter } from './emitter.ts';
+import { ClientError } from './errors.ts';
+import type { SendEvent } from './event-input.ts';
+import { IdbOutboxStore, type IdbDurability } from './outbox-idb.ts';
+import { MemoryOutboxStore } from './outbox-memory.ts';
+import { DEFAULT_OUTBOX_BOUNDS, type FailedEvent, type OutboxStore } from './outbox.ts';
+import { Producer, type AckInfo } from './producer.ts';
+import { loadNodeRuntime, webSocketClass } from './runtime.ts';
+import { readTokenClaims, resolveToken, type TokenSource } from './token.ts';
+
+export { ClientError, type ClientErrorCode } from './errors.ts';
+export { TributaryError, LIMITS } from '../protocol/index.ts';
+export type { ConnectionState, WebSocketConstructor, WebSocketLike } from './connection.ts';
+export type { ConsumedRecord, RecordHandler, SubscribeOptions, SubscriptionHandle } from './consumer.ts';
+export type { SendEvent } from './event-input.ts';
+export type { FailedEvent, OutboxBounds, OutboxEvent, OutboxStats, OutboxStore, NewOutboxEvent, Positions } from './outbox.ts';
+export type { AckInfo } from './producer.ts';
+export type { TokenSource } from './token.ts';
+export { IdbOutboxStore, MemoryOutboxStore };
+
+export interface ClientOptions {
+  /** The hub's WebSocket endpoint, e.g. ws://127.0.0.1:8080/v1/ws. */
+  url: string;
+  /** A token, or a function returning a fresh one (called on every connect and before expiry). */
+  token?: TokenSource;
+  /** Where unsent events wait. Browser default 'indexeddb', Node default 'memory'. */
+  outbox?: 'indexeddb' | 'memory' | { file: string } | OutboxStore;
+  /** Outbox name: the producer id (and the drain lock shared by tabs) is kept per name. Default 'default'. */
+  name?: string;
+  /** IndexedDB transaction durability: 'relaxed' (default) or 'strict'; see docs/web-client.md. */
+  durability?: IdbDurability;
+  /** Outbox bounds: `send` rejects with OUTBOX_FULL beyond them. */
+  maxOutboxEvents?: number;
+  maxOutboxBytes?: number;
+  /** Produce requests awaiting their ack at once (across topics; one per topic). Default 4. */
+  maxInFlightBatches?: number;
+  /** Records per produce request. Default 1000. */
+  maxBatchRecords?: number;
+  /** Bytes of records per produce request. Default 1 MiB (the hub's frame limit is 4 MiB). */
+  maxBatchBytes?: number;
+  /** WebSocket class; default the global one, or `ws` in Node. */
+  WebSocket?: WebSocketConstructor;
+  /** Reconnect backoff: full jitter over [0, min(max, initial·2^attempt)]. Defaults 250 ms and 30 s. */
+  backoffInitialMs?: number;
+  backoffMaxMs?: number;
+  /** A request without a reply for this long drops the connection (and re-sends on a new one). Default 30 s. */
+  requestTimeoutMs?: number;
+}
+
+export interface ClientEvents extends Record<string, unknown> {
+  state: ConnectionState;
+  ack: AckInfo;
+  error: Error;
+}
+
+export interface Client {
+  /** Validates the event and resolves once it is durably in the outbox (works offline). */
+  send(topic: string, event: SendEvent): Promise<void>;
+  /** Resolves when every event in the outbox at the time of the call is acked (or failed for good). */
+  flush(): Promise<void>;
+  /** Events in the outbox not yet acked, including ones an earlier page, tab or process left. */
+  pending(): Promise<number>;
+  /** Events the hub refused for good (with the code), oldest first. */
+  failed(): Promise<FailedEvent[]>;
+  /** Forgets the failed list. */
+  clearFailed(): Promise<void>;
+  subscribe(topic: string, opts: SubscribeOptions, handler: RecordHandler): SubscriptionHandle;
+  on<K extends keyof ClientEvents>(event: K, listener: (value: ClientEvents[K]) => void): () => void;
+  off<K extends keyof ClientEvents>(event: K, listener: (value: ClientEvents[K]) => void): void;
+  readonly state: ConnectionState;
+  /** The producer id kept with the outbox (after the outbox opened). */
+  readonly producerId: Promise<string>;
+  close(): Promise<void>;
+}
+
+function defaultOutbox(): 'indexeddb' | 'memory' {
+  return typeof indexedDB !== 'undefined' ? 'indexeddb' : 'memory';
+}
+
+async function makeStore(o: ClientOptions, name: string): Promise<OutboxStore> {
+  const kind = o.outbox ?? defaultOutbox();
+  if (kind === 'indexeddb') return new IdbOutboxStore(name, o.durability ?? 'relaxed');
+  if (kind === 'memory') return new MemoryOutboxStore(name);
+  if (typeof kind === 'object' && 'file' in kind && typeof kind.file === 'string') return (await loadNodeRuntime()).fileOutbox(kind.file);
+  return kind as OutboxStore;
+}
+
+class TributaryClient extends Emitter<ClientEvents> implements Client {
+  private readonly ready: Promise<{ conn: Connection; producer: Producer; store: OutboxStore }>;
+  private conn?: Connection;
+  private readonly subs = new Set<Subscription>();
+  private closed = false;
+  private firstSubject?: Promise<string>;
+  readonly producerId: Promise<string>;
+
+  constructor(private readonly o: ClientOptions) {
+    super();
+    if (typeof o?.url !== 'string') throw new TypeError('createClient needs { url }');
+    const name = o.name ?? 'default';
+    this.ready = (async () => {
+      const [WebSocket, store] = await Promise.all([o.WebSocket ?? webSocketClass(), makeStore(o, name)]);
+      const conn = new Connection({ url: o.url, token: o.token, clientName: name, WebSocket, backoffInitialMs: o.backoffInitialMs, backoffMaxMs: o.backoffMaxMs, requestTimeoutMs: o.requestTimeoutMs } as ConstructorParameters<typeof Connection>[0]);
+      const producer = new Producer(
+        {
+          store,
+          name,
+          bounds: { maxEvents: o.maxOutboxEvents ?? DEFAULT_OUTBOX_BOUNDS.maxEvents, maxBytes: o.maxOutboxBytes ?? DEFAULT_OUTBOX_BOUNDS.maxBytes },
+          maxInFlightBatches: o.maxInFlightBatches ?? 4,
+          maxBatchRecords: o.maxBatchRecords ?? 1000,
+          maxBatchBytes: o.maxBatchBytes ?? 1024 * 1024,
+          subject: () => this.subject(),
+        },
+        conn,
+        { ack: (a) => this.emit('ack', a), error: (e) => this.emit('error', e) },
+      );
+      conn.on('state', (s) => this.emit('state', s));
+      conn.on('error', (e) => this.emit('error', e));
+      conn.on('push', (f) => {
+        const sub = (f as { sub?: unknown }).sub;
+        if (typeof sub !== 'number') return;
+        for (const s of this.subs) if (s.matches(sub)) s.push(f);
+      });
+      this.conn = conn;
+      if (this.closed) conn.close();
+      else conn.start();
+      await producer.open();
+      return { conn, producer, store };
+    })();
+    this.producerId = this.ready.then(({ producer }) => producer.open().then(() => producer.id));
+    // Errors surface through the methods that await `ready`; keep an early failure from being unhandled.
+    this.ready.catch((err) => this.emit('error', err as Error));
+  }
+
+  /** Subject new events are queued under: the live session's, else the token's as first resolved. */
+  private async subject(): Promise<string> {
+    const t = this.o.token;
+    if (t === undefined) return '';
+    if (typeof t === 'string') return readTokenClaims(t).sub;
+    if (this.conn && this.conn.state === 'open') return this.conn.subject;
+    this.firstSubject ??= resolveToken(t).then((tok) => readTokenClaims(tok).sub, () => this.conn?.subject ?? '');
+    return this.firstSubject;
+  }
+
+  get state(): ConnectionState {
+    return this.conn?.state ?? 'waiting';
+  }
+
+  async send(topic: string, event: SendEvent): Promise<void> {
+    if (this.closed) throw new ClientError('CLOSED', 'client is closed');
+    const { producer } = await this.ready;
+    return producer.send(topic, event);
+  }
+
+  async flush(): Promise<void> {
+    const { producer } = await this.ready;
+    return producer.flush();
+  }
+
+  async pending(): Promise<number> {
+    const { producer } = await this.ready;
+    return producer.pending();
+  }
+
+  async failed(): Promise<FailedEvent[]> {
+    const { producer } = await this.ready;
+    return producer.failed();
+  }
+
+  async clearFailed(): Promise<void> {
+    const { store } = await this.ready;
+    return store.clearFailed();
+  }
+
+  subscribe(topic: string, opts: SubscribeOptions, handler: RecordHandler): SubscriptionHandle {
+    if (this.closed) throw new ClientError('CLOSED', 'client is closed');
+    let sub: Subscription | undefined;
+    let closedEarly = false;
+    const ready = this.ready.then(({ conn, store }) => {
+      if (closedEarly || this.closed) return;
+      sub = new Subscription(conn, opts.persist ? store : undefined, topic, opts, handler, (e) => this.emit('error', e), (s) => this.subs.delete(s));
+      this.subs.add(sub);
+    });
+    ready.catch(() => undefined);
+    return {
+      positions: () => sub?.positions() ?? {},
+      close: () => {
+        closedEarly = true;
+        sub?.close();
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const s of [...this.subs]) s.close();
+    let parts: Awaited<typeof this.ready> | undefined;
+    try {
+      parts = await this.ready;
+    } catch {
+      return;
+    }
+    await parts.producer.close();
+    parts.conn.close();
+    // A store the application passed in is the application's to close.
+    if (typeof this.o.outbox !== 'object' || 'file' in this.o.outbox) await parts.store.close();
+  }
+}
+
+/** Creates a client; it connects at once and keeps reconnecting until closed. */
+export function createClient(options: ClientOptions): Client {
+  return new TributaryClient(options);
+}

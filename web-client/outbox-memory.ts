@@ -1,0 +1,111 @@
+/**
+ * An outbox in memory: survives a client's close and re-creation within the
+ * process (kept per name), not the process. For tests, short-lived scripts
+ * and Node services that accept losing unsent events on a crash.
+ */
+import {
+  assignSequences,
+  newProducerId,
+  type FailedEvent,
+  type NewOutboxEvent,
+  type OutboxBounds,
+  type OutboxEvent,
+  type OutboxStats,
+  type OutboxStore,
+  type Positions,
+} from './outbox.ts';
+
+interface MemoryState {
+  producerId: string;
+  events: Map<number, OutboxEvent>; // insertion order = id order
+  failed: FailedEvent[];
+  seqs: Map<string, number>;
+  stats: OutboxStats;
+  positions: Map<string, Positions>;
+}
+
+const states = new Map<string, MemoryState>();
+
+export class MemoryOutboxStore implements OutboxStore {
+  private s: MemoryState;
+
+  constructor(readonly name = 'default') {
+    let s = states.get(name);
+    if (!s) {
+      s = { producerId: newProducerId(), events: new Map(), failed: [], seqs: new Map(), stats: { events: 0, bytes: 0, lastId: 0 }, positions: new Map() };
+      states.set(name, s);
+    }
+    this.s = s;
+  }
+
+  async open(): Promise<{ producerId: string }> {
+    return { producerId: this.s.producerId };
+  }
+
+  async append(entries: NewOutboxEvent[], bounds: OutboxBounds): Promise<Array<OutboxEvent | null>> {
+    const { seqs, events } = this.s;
+    const out = assignSequences(entries, bounds, this.s.stats, (t) => seqs.get(t) ?? 0, (t, n) => seqs.set(t, n));
+    for (const e of out) if (e) events.set(e.id, e);
+    return out;
+  }
+
+  async read(afterId: number, maxEvents: number): Promise<OutboxEvent[]> {
+    const out: OutboxEvent[] = [];
+    for (const e of this.s.events.values()) {
+      if (e.id <= afterId) continue;
+      out.push(e);
+      if (out.length >= maxEvents) break;
+    }
+    return out;
+  }
+
+  async remove(events: OutboxEvent[]): Promise<void> {
+    for (const e of events) {
+      if (this.s.events.delete(e.id)) {
+        this.s.stats.events -= 1;
+        this.s.stats.bytes -= e.bytes;
+      }
+    }
+  }
+
+  async fail(events: OutboxEvent[], code: string, message: string): Promise<void> {
+    const now = Date.now();
+    for (const e of events) {
+      if (!this.s.events.has(e.id)) continue;
+      this.s.failed.push({ ...e, code, message, failedAt: now });
+    }
+    await this.remove(events);
+  }
+
+  async failed(): Promise<FailedEvent[]> {
+    return [...this.s.failed];
+  }
+
+  async clearFailed(): Promise<void> {
+    this.s.failed = [];
+  }
+
+  async stats(): Promise<OutboxStats> {
+    return { ...this.s.stats };
+  }
+
+  async countThrough(maxId: number): Promise<number> {
+    let n = 0;
+    for (const e of this.s.events.values()) {
+      if (e.id > maxId) break;
+      n++;
+    }
+    return n;
+  }
+
+  async loadPositions(name: string): Promise<Positions | undefined> {
+    const p = this.s.positions.get(name);
+    return p ? { ...p } : undefined;
+  }
+
+  async savePositions(name: string, positions: Positions): Promise<void> {
+    this.s.positions.set(name, { ...positions });
+  }
+
+  async close(): Promise<void> {}
+}

@@ -1,0 +1,357 @@
+/**
+ * The producer: puts events into the outbox (group commit) and, in the tab
+ * or process that holds the drain lease, drains the outbox to the hub in
+ * order.
+ *
+ * Draining: events are read in append order into one lane per topic. A lane
+ * sends one batch at a time (so a retriable refusal can never let a later
+ * batch of the same topic overtake an earlier one); lanes of different topics
+ * run side by side, at most `maxInFlightBatches` at once. An event leaves the
+ * outbox when its ack arrives; a batch the hub refuses for good moves to the
+ * failed list and the lane goes on. When the connection drops, the session
+ * ends and the next one re-reads the outbox from the start: whatever was in
+ * flight is re-sent with the same producer id and sequences, and the hub
+ * answers a batch it already appended with the original offsets.
+ */
+import { TributaryError, ackOffsets, type AckFrame, type ErrorCode } from '../protocol/index.ts';
+import type { Connection } from './connection.ts';
+import { ClientError } from './errors.ts';
+import { toOutboxRecord, type SendEvent } from './event-input.ts';
+import { GroupCommit, type FailedEvent, type NewOutboxEvent, type OutboxBounds, type OutboxEvent, type OutboxStore } from './outbox.ts';
+import { OutboxSignal, requestDrainLease, type DrainLease } from './tabs.ts';
+
+export interface ProducerOptions {
+  store: OutboxStore;
+  name: string;
+  bounds: OutboxBounds;
+  maxInFlightBatches: number;
+  maxBatchRecords: number;
+  maxBatchBytes: number;
+  /** Subject of the token new events are queued under. */
+  subject: () => Promise<string>;
+}
+
+/** What an `ack` event tells: where each event of one acknowledged batch landed. */
+export interface AckInfo {
+  topic: string;
+  /** True when the hub had appended every record of the batch before (a retry). */
+  duplicate: boolean;
+  records: Array<{ seq: number; partition: number; offset: number }>;
+}
+
+export interface ProducerSink {
+  ack(info: AckInfo): void;
+  error(err: Error): void;
+}
+
+/** Events read ahead of the lanes: enough for a few full batches per topic, bounded. */
+const READ_CHUNK = 2_000;
+const READ_AHEAD_MAX = 10_000;
+/** Codes that speak about the connection's credentials, not the batch: the connection handles them. */
+const SESSION_CODES = new Set<ErrorCode>(['UNAUTHENTICATED', 'TOKEN_INVALID', 'TOKEN_EXPIRED', 'SUBJECT_CHANGED', 'NOT_HELLO']);
+const SHRINK_CODES = new Set<ErrorCode>(['BATCH_TOO_LARGE', 'FRAME_TOO_LARGE', 'BODY_TOO_LARGE']);
+
+interface Lane {
+  topic: string;
+  events: OutboxEvent[];
+  running: boolean;
+  maxRecords: number;
+}
+
+interface FlushWaiter {
+  maxId: number;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+class SessionEnded extends Error {}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class Producer {
+  private readonly commit: GroupCommit<NewOutboxEvent, OutboxEvent>;
+  private producerId = '';
+  /** The producer id kept with the outbox (set once the store is open). */
+  get id(): string {
+    return this.producerId;
+  }
+  private opened?: Promise<void>;
+  private lease?: DrainLease;
+  private signal?: OutboxSignal;
+  private session = 0;
+  private wakeLoader?: () => void;
+  private readonly removing = new Set<Promise<void>>();
+  private waiters: FlushWaiter[] = [];
+  private pollTimer?: ReturnType<typeof setInterval>;
+  private checking = false;
+  private closed = false;
+
+  constructor(
+    private readonly o: ProducerOptions,
+    private readonly conn: Connection,
+    private readonly sink: ProducerSink,
+  ) {
+    this.commit = new GroupCommit<NewOutboxEvent, OutboxEvent>(async (items) => {
+      await this.open();
+      const out = await o.store.append(items, o.bounds);
+      return out.map((e): OutboxEvent | Error => e ?? new ClientError('OUTBOX_FULL', `outbox is full (max ${o.bounds.maxEvents} events, ${o.bounds.maxBytes} bytes)`));
+    });
+    conn.on('open', () => this.startSession());
+    conn.on('state', (s) => {
+      if (s !== 'open') this.endSession();
+      if (s === 'unauthorized') this.rejectWaiters(new ClientError('AUTH_FAILED', 'the hub refused the credentials; pending events stay in the outbox'));
+    });
+  }
+
+  /** Opens the store and starts waiting for the drain lease. */
+  open(): Promise<void> {
+    this.opened ??= (async () => {
+      const { producerId } = await this.o.store.open();
+      this.producerId = producerId;
+      this.signal = new OutboxSignal(this.o.name, (kind) => {
+        if (kind === 'appended') this.wakeLoader?.();
+        else void this.checkWaiters();
+      });
+      this.lease = requestDrainLease(this.o.name);
+      void this.lease.acquired.then(() => this.startSession());
+    })();
+    return this.opened;
+  }
+
+  async send(topic: string, event: SendEvent): Promise<void> {
+    if (this.closed) throw new ClientError('CLOSED', 'client is closed');
+    const { rec, bytes } = toOutboxRecord(topic, event, Date.now());
+    const sub = await this.o.subject();
+    await this.commit.submit({ topic, sub, rec, bytes });
+    this.wakeLoader?.();
+    this.signal?.post('appended');
+  }
+
+  async pending(): Promise<number> {
+    await this.open();
+    await this.commit.idle();
+    return (await this.o.store.stats()).events;
+  }
+
+  async failed(): Promise<FailedEvent[]> {
+    await this.open();
+    return this.o.store.failed();
+  }
+
+  /** Resolves when every event in the outbox now (from any tab, page or process before) is acked or failed. */
+  async flush(): Promise<void> {
+    if (this.closed) throw new ClientError('CLOSED', 'client is closed');
+    await this.open();
+    await this.commit.idle();
+    const { lastId } = await this.o.store.stats();
+    if ((await this.o.store.countThrough(lastId)) === 0) return;
+    if (this.conn.state === 'unauthorized') throw new ClientError('AUTH_FAILED', 'the hub refused the credentials; pending events stay in the outbox');
+    await new Promise<void>((resolve, reject) => {
+      this.waiters.push({ maxId: lastId, resolve, reject });
+      // Another tab may be the one draining: look again now and then, not only on our own acks.
+      this.pollTimer ??= setInterval(() => void this.checkWaiters(), 250);
+    });
+  }
+
+  private async checkWaiters(): Promise<void> {
+    if (this.checking || !this.waiters.length) return;
+    this.checking = true;
+    try {
+      const done = new Set<FlushWaiter>();
+      for (const w of [...this.waiters]) {
+        if ((await this.o.store.countThrough(w.maxId)) === 0) {
+          done.add(w);
+          w.resolve();
+        }
+      }
+      this.waiters = this.waiters.filter((w) => !done.has(w));
+    } catch (err) {
+      this.sink.error(err as Error);
+    } finally {
+      this.checking = false;
+      if (!this.waiters.length) {
+        clearInterval(this.pollTimer);
+        this.pollTimer = undefined;
+      }
+    }
+  }
+
+  /** Rejects the flush() calls that cover an event with id >= fromId (all by default). */
+  private rejectWaiters(err: Error, fromId = 0): void {
+    const keep: FlushWaiter[] = [];
+    for (const w of this.waiters) {
+      if (w.maxId >= fromId) w.reject(err);
+      else keep.push(w);
+    }
+    this.waiters = keep;
+  }
+
+  // ---------- draining ----------
+
+  private startSession(): void {
+    if (this.closed || !this.lease?.held || !this.conn.isOpen) return;
+    const id = ++this.session;
+    this.wakeLoader?.();
+    void this.runSession(id).catch((err) => {
+      if (!(err instanceof SessionEnded)) this.sink.error(err as Error);
+    });
+  }
+
+  private endSession(): void {
+    this.session++;
+    this.wakeLoader?.();
+  }
+
+  private live(id: number): boolean {
+    return this.session === id && !this.closed && this.conn.isOpen && !!this.lease?.held;
+  }
+
+  private async runSession(id: number): Promise<void> {
+    // Let acks of the previous session finish leaving the outbox, so they are not sent again.
+    await Promise.all(this.removing);
+    const subject = this.conn.subject;
+    const lanes = new Map<string, Lane>();
+    let cursor = 0;
+    let buffered = 0;
+    let inFlight = 0;
+    const slotWaiters: Array<() => void> = [];
+    let foreignReported = false;
+    const wake = () => {
+      const w = this.wakeLoader;
+      this.wakeLoader = undefined;
+      w?.();
+    };
+
+    const runLane = async (lane: Lane): Promise<void> => {
+      lane.running = true;
+      try {
+        while (lane.events.length && this.live(id)) {
+          while (inFlight >= this.o.maxInFlightBatches) await new Promise<void>((r) => slotWaiters.push(r));
+          if (!this.live(id)) return;
+          inFlight++;
+          try {
+            const taken = await this.sendBatch(id, lane);
+            buffered -= taken;
+          } finally {
+            inFlight--;
+            slotWaiters.shift()?.();
+          }
+          wake();
+        }
+      } catch (err) {
+        if (!(err instanceof SessionEnded)) this.sink.error(err as Error);
+      } finally {
+        lane.running = false;
+      }
+    };
+
+    while (this.live(id)) {
+      const woken = new Promise<void>((r) => (this.wakeLoader = r));
+      if (buffered < READ_AHEAD_MAX - READ_CHUNK) {
+        const evs = await this.o.store.read(cursor, READ_CHUNK);
+        if (!this.live(id)) break;
+        let foreignMin = Infinity;
+        for (const e of evs) {
+          cursor = e.id;
+          // An outbox belongs to one subject: events queued under another wait for that subject's token.
+          if (e.sub !== subject) {
+            if (e.id < foreignMin) foreignMin = e.id;
+            continue;
+          }
+          let lane = lanes.get(e.topic);
+          if (!lane) lanes.set(e.topic, (lane = { topic: e.topic, events: [], running: false, maxRecords: this.o.maxBatchRecords }));
+          lane.events.push(e);
+          buffered++;
+        }
+        if (foreignMin !== Infinity) {
+          if (!foreignReported) this.sink.error(new ClientError('SUBJECT_MISMATCH', `the outbox holds events queued under another token subject than "${subject}"; they wait for that subject`));
+          foreignReported = true;
+          this.rejectWaiters(new ClientError('SUBJECT_MISMATCH', 'flush() covers events queued under another token subject'), foreignMin);
+        }
+        for (const lane of lanes.values()) if (!lane.running && lane.events.length) void runLane(lane);
+        if (evs.length === READ_CHUNK) continue; // more to read while there is room
+      }
+      await woken;
+    }
+    for (const w of slotWaiters.splice(0)) w();
+  }
+
+  /** Sends the head of a lane as one batch; returns how many events left the lane for good (acked or failed). */
+  private async sendBatch(id: number, lane: Lane): Promise<number> {
+    const batch = this.takeBatch(lane);
+    for (let attempt = 0; ; attempt++) {
+      if (!this.live(id)) throw new SessionEnded();
+      let ack: AckFrame;
+      try {
+        ack = (await this.conn.request({ t: 'produce', topic: lane.topic, pid: this.producerId, seq: batch[0].seq, records: batch.map((e) => e.rec) })) as AckFrame;
+      } catch (err) {
+        if (err instanceof ClientError || !(err instanceof TributaryError) || SESSION_CODES.has(err.code)) throw new SessionEnded();
+        if (err.retriable) {
+          const hinted = Number(err.details?.retryAfterMs);
+          await sleep(Number.isFinite(hinted) && hinted > 0 ? hinted : Math.random() * Math.min(10_000, 100 * 2 ** attempt));
+          continue;
+        }
+        return this.refused(lane, batch, err);
+      }
+      const offsets = ackOffsets(ack, batch.length);
+      await this.leave(this.o.store.remove(batch));
+      this.sink.ack({ topic: lane.topic, duplicate: ack.dup === true, records: batch.map((e, i) => ({ seq: e.seq, partition: offsets[i]?.partition ?? -1, offset: offsets[i]?.offset ?? -1 })) });
+      return batch.length;
+    }
+  }
+
+  /** A refusal for good: shrink an oversized batch, fail one bad record, or fail the batch. */
+  private async refused(lane: Lane, batch: OutboxEvent[], err: TributaryError): Promise<number> {
+    if (SHRINK_CODES.has(err.code) && batch.length > 1) {
+      lane.maxRecords = Math.max(1, Math.ceil(batch.length / 2));
+      lane.events.unshift(...batch);
+      return 0;
+    }
+    const index = err.details?.index;
+    let bad = batch;
+    if (typeof index === 'number' && Number.isInteger(index) && index >= 0 && index < batch.length && batch.length > 1) {
+      bad = [batch[index]];
+      lane.events.unshift(...batch.filter((_, i) => i !== index));
+    }
+    await this.leave(this.o.store.fail(bad, err.code, err.message));
+    const e = new TributaryError(err.code, `${bad.length} event(s) of ${lane.topic} refused for good and moved to failed(): ${err.message}`, { ...err.details, topic: lane.topic, events: bad.length });
+    this.sink.error(e);
+    return bad.length;
+  }
+
+  /** Events of one topic in sequence order, contiguous sequences, within the batch bounds. */
+  private takeBatch(lane: Lane): OutboxEvent[] {
+    const ev = lane.events;
+    let n = 1;
+    let bytes = ev[0].bytes;
+    while (n < ev.length && n < lane.maxRecords && ev[n].seq === ev[n - 1].seq + 1 && bytes + ev[n].bytes <= this.o.maxBatchBytes) {
+      bytes += ev[n].bytes;
+      n++;
+    }
+    return ev.splice(0, n);
+  }
+
+  /** Tracks an outbox removal so a new session waits for it, then tells waiters and other tabs. */
+  private async leave(p: Promise<void>): Promise<void> {
+    this.removing.add(p);
+    try {
+      await p;
+    } finally {
+      this.removing.delete(p);
+    }
+    this.signal?.post('drained');
+    void this.checkWaiters();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.endSession();
+    this.rejectWaiters(new ClientError('CLOSED', 'client closed before the outbox drained'));
+    clearInterval(this.pollTimer);
+    await this.commit.idle();
+    await Promise.allSettled([...this.removing]);
+    this.lease?.release();
+    this.signal?.close();
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * The one seam between the portable client and Node: a WebSocket class and
+ * the file outbox. Browsers (and Node 22+, Deno, Bun) have a global
+ * WebSocket; on Node 20 the client loads `node-runtime.ts` (which imports
+ * `ws` and node:fs) on demand. The specifier is computed at run time so that
+ * the browser bundle never contains, or tries to resolve, Node modules.
+ */
+import type { WebSocketConstructor } from './connection.ts';
+import type { OutboxStore } from './outbox.ts';
+
+export interface NodeRuntime {
+  WebSocket: WebSocketConstructor;
+  fileOutbox(file: string): OutboxStore;
+}
+
+let installed: NodeRuntime | undefined;
+
+/** Called by web-client/node.ts: a static import, so Node bundlers see `ws`. */
+export function installNodeRuntime(rt: NodeRuntime): void {
+  installed = rt;
+}
+
+export const isNode = (): boolean => typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
+
+export async function loadNodeRuntime(): Promise<NodeRuntime> {
+  if (installed) return installed;
+  if (!isNode()) throw new Error('the Node runtime (ws, file outbox) is only available in Node');
+  const spec = './node-' + 'runtime.ts';
+  const mod = (await import(/* @vite-ignore */ spec)) as { nodeRuntime: NodeRuntime };
+  installed = mod.nodeRuntime;
+  return installed;
+}
+
+export async function webSocketClass(): Promise<WebSocketConstructor> {
+  const g = (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+  if (g && !installed) return g;
+  return installed?.WebSocket ?? g ?? (await loadNodeRuntime()).WebSocket;
+}
