@@ -1,0 +1,289 @@
+/**
+ * Produce: pick each record's partition, encode one batch per partition,
+ * append, and describe where every record landed (the compact ack).
+ *
+ * Idempotence (DESIGN.md idea 2): record i of a request has sequence seq + i,
+ * counted by the producer across the whole topic. Per partition the records
+ * are in ascending sequence order, so those at or below the producer's
+ * highest sequence there form a prefix: that prefix is a retry and is sent to
+ * the engine as its own batch, which answers with the original offsets
+ * (duplicate = true) without appending; the rest is appended once. A retry
+ * that spans partitions where only some were appended (a crash in between)
+ * thus gets its old offsets where it landed and is appended where it did not.
+ */
+import { decodeBatchTrusted, encodeBatch, readRecordCount } from '../../protocol/batch.ts';
+import type { Crc32c } from '../../protocol/crc32c.ts';
+import { TributaryError } from '../../protocol/errors.ts';
+import type { AckPart } from '../../protocol/frames.ts';
+import { partitionForKey, partitionForUnkeyed } from '../../protocol/partitioner.ts';
+import type { EncodedRecord, Header } from '../../protocol/record.ts';
+import type { AppendResult, LogStore } from '../storage/log-store.ts';
+import { ProducerSequences } from './producer-sequences.ts';
+import type { Topics } from './topics.ts';
+
+export type ProduceRecord = EncodedRecord & { partition?: number };
+
+export interface ProduceRequest {
+  topic: string;
+  /** Producer id; with `seq`, makes the request idempotent. */
+  pid?: string;
+  /** Sequence of the first record. */
+  seq?: number;
+  records: ProduceRecord[];
+}
+
+export interface ProduceResult {
+  /** Per partition, where the request's records landed (AckFrame.parts). */
+  parts: AckPart[];
+  /** True when no record was appended by this request: all were retries of appended ones. */
+  duplicate: boolean;
+  appendedRecords: number;
+  appendedBytes: number;
+  duplicateRecords: number;
+}
+
+export interface ProduceSettings {
+  maxFutureTimestampMs: number;
+  crc: Crc32c;
+}
+
+interface PartitionOutcome {
+  offsets: number[];
+  duplicates: number;
+  bytes: number;
+}
+
+/** Tracks appends in flight so shutdown can wait for them. */
+export class InFlightAppends {
+  private count = 0;
+  private idle: (() => void) | null = null;
+
+  track<T>(p: Promise<T>): Promise<T> {
+    this.count++;
+    const done = (): void => {
+      if (--this.count === 0 && this.idle) this.idle();
+    };
+    p.then(done, done);
+    return p;
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** Resolves when no append is in flight (or at the deadline). */
+  drained(timeoutMs: number): Promise<boolean> {
+    if (this.count === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.idle = () => {
+        clearTimeout(timer);
+        this.idle = null;
+        resolve(true);
+      };
+    });
+  }
+}
+
+const copy = (b: Uint8Array): Uint8Array => b.slice();
+
+/** Copies every byte view out of a request (for requests that must outlive a transport callback). */
+export function detachRecords(records: ProduceRecord[]): ProduceRecord[] {
+  return records.map((r) => {
+    const out: ProduceRecord = {
+      key: r.key instanceof Uint8Array ? copy(r.key) : r.key,
+      value: r.value === null ? null : copy(r.value),
+      encoding: r.encoding,
+      headers: r.headers.map(([n, v]): Header => [n, typeof v === 'string' ? v : copy(v)]),
+      timestamp: r.timestamp,
+    };
+    if (r.partition !== undefined) out.partition = r.partition;
+    return out;
+  });
+}
+
+export class Producer {
+  private readonly sequences: ProducerSequences;
+  /** Per topic: the rotating counter that spreads records without key or producer id. */
+  private readonly spread = new Map<string, number>();
+
+  constructor(
+    private readonly store: LogStore,
+    private readonly topics: Topics,
+    private readonly settings: ProduceSettings,
+    readonly inFlight: InFlightAppends,
+  ) {
+    this.sequences = new ProducerSequences(store);
+  }
+
+  /**
+   * Appends a request and resolves once every record is durable. Byte views
+   * in `req.records` are only read synchronously unless the topic must be
+   * created first, in which case they are copied before waiting.
+   */
+  async produce(req: ProduceRequest): Promise<ProduceResult> {
+    const records = req.records;
+    if (records.length === 0) throw new TributaryError('BAD_RECORD', 'records must not be empty');
+    this.checkTimestamps(records);
+    let info = this.topics.get(req.topic);
+    if (!info) {
+      const detached = { ...req, records: detachRecords(records) };
+      await this.topics.ensure(req.topic);
+      return this.produce(detached);
+    }
+    const n = info.partitions;
+    const groups = this.assignPartitions(req, n);
+    const idempotent = req.pid !== undefined && req.seq !== undefined;
+    const pending: Array<Promise<PartitionOutcome>> = [];
+    for (const [p, idx] of groups) {
+      pending.push(idempotent ? this.appendIdempotent(req, p, idx) : this.appendPlain(req.topic, p, idx, records));
+    }
+    const settled = await Promise.allSettled(pending);
+    const parts: AckPart[] = [];
+    let appendedRecords = 0;
+    let appendedBytes = 0;
+    let duplicateRecords = 0;
+    let k = 0;
+    for (const [p, idx] of groups) {
+      const s = settled[k++];
+      if (s.status === 'rejected') throw s.reason;
+      const { offsets, duplicates, bytes } = s.value;
+      duplicateRecords += duplicates;
+      appendedRecords += idx.length - duplicates;
+      appendedBytes += bytes;
+      parts.push(ackPart(p, idx, offsets, groups.size > 1));
+    }
+    return { parts, duplicate: duplicateRecords === records.length, appendedRecords, appendedBytes, duplicateRecords };
+  }
+
+  private checkTimestamps(records: ProduceRecord[]): void {
+    const limit = Date.now() + this.settings.maxFutureTimestampMs;
+    for (let i = 0; i < records.length; i++) {
+      if (records[i].timestamp > limit) {
+        throw new TributaryError('TIMESTAMP_IN_FUTURE', `record ${i}: timestamp ${records[i].timestamp} is more than ${this.settings.maxFutureTimestampMs} ms in the future`, { index: i });
+      }
+    }
+  }
+
+  /** Partition → indices of the request's records, ascending; partitions in ascending order. */
+  private assignPartitions(req: ProduceRequest, n: number): Map<number, number[]> {
+    const records = req.records;
+    const groups = new Map<number, number[]>();
+    let spreadBase = -1;
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i];
+      let p: number;
+      if (r.partition !== undefined) {
+        if (r.partition >= n) throw new TributaryError('BAD_PARTITION', `record ${i}: partition ${r.partition} does not exist; ${req.topic} has ${n}`, { index: i, partitions: n });
+        p = r.partition;
+      } else if (r.key !== null) p = partitionForKey(r.key, n);
+      else if (req.pid !== undefined && req.seq !== undefined) p = partitionForUnkeyed(req.pid, req.seq + i, n);
+      else {
+        if (spreadBase < 0) {
+          spreadBase = this.spread.get(req.topic) ?? 0;
+          this.spread.set(req.topic, (spreadBase + records.length) % Number.MAX_SAFE_INTEGER);
+        }
+        p = partitionForUnkeyed('', spreadBase + i, n);
+      }
+      let g = groups.get(p);
+      if (!g) groups.set(p, (g = []));
+      g.push(i);
+    }
+    if (groups.size <= 1) return groups;
+    return new Map([...groups].sort((a, b) => a[0] - b[0]));
+  }
+
+  private async appendPlain(topic: string, p: number, idx: number[], records: ProduceRecord[]): Promise<PartitionOutcome> {
+    const batch = encodeBatch({ records: idx.length === records.length ? records : idx.map((i) => records[i]) }, this.settings.crc);
+    const bytes = batch.length;
+    const res = await this.inFlight.track(this.store.append(topic, p, batch));
+    return { offsets: res.offsets, duplicates: res.duplicate ? idx.length : 0, bytes };
+  }
+
+  /** Encodes records [from, to) of a partition's group with their own sequences. */
+  private encodeRange(req: ProduceRequest, idx: number[], from: number, to: number): Uint8Array {
+    const seq = req.seq!;
+    const base = seq + idx[from];
+    const recs = new Array<ProduceRecord & { sequenceDelta: number }>(to - from);
+    for (let k = from; k < to; k++) {
+      const r = req.records[idx[k]];
+      recs[k - from] = { key: r.key, value: r.value, encoding: r.encoding, headers: r.headers, timestamp: r.timestamp, sequenceDelta: seq + idx[k] - base };
+    }
+    return encodeBatch({ producerId: req.pid, baseSequence: base, records: recs }, this.settings.crc);
+  }
+
+  private appendIdempotent(req: ProduceRequest, p: number, idx: number[]): Promise<PartitionOutcome> {
+    const { topic, pid } = req as { topic: string; pid: string };
+    const seq = req.seq!;
+    const highest = this.sequences.highest(topic, p, pid);
+    let split = 0; // records [0, split) are retries of records already appended (or in flight)
+    while (split < idx.length && seq + idx[split] <= highest) split++;
+    // Both batches are encoded now, synchronously: the request's byte views may not outlive this call.
+    const retryBatch = split > 0 ? this.encodeRange(req, idx, 0, split) : null;
+    const earlier = retryBatch ? this.sequences.settledNow(topic, p, pid) : undefined;
+    let fresh: Promise<AppendResult> | null = null;
+    let freshBytes = 0;
+    if (split < idx.length) {
+      const batch = this.encodeRange(req, idx, split, idx.length);
+      freshBytes = batch.length;
+      fresh = this.inFlight.track(this.store.append(topic, p, batch));
+      this.sequences.track(topic, p, pid, seq + idx[idx.length - 1], fresh);
+    }
+    const retried = retryBatch ? this.resolveRetry(topic, p, pid, retryBatch, earlier) : null;
+    return (async () => {
+      const [r, f] = await Promise.all([retried, fresh]);
+      const offsets = r ? [...r.offsets] : [];
+      if (f) for (const o of f.offsets) offsets.push(o);
+      if (offsets.length !== idx.length) throw new TributaryError('INTERNAL', `engine returned ${offsets.length} offsets for ${idx.length} records`);
+      return { offsets, duplicates: r ? r.duplicates : 0, bytes: freshBytes + (r ? r.bytes : 0) };
+    })();
+  }
+
+  /**
+   * The retried prefix: once the appends that were in flight when it arrived
+   * have settled, the engine answers with the original offsets. If an
+   * original failed, its records are not in the log and the engine appends
+   * them now (all above its highest) or refuses a mix (BAD_SEQUENCE), which
+   * is split once more at the engine's own highest sequence.
+   */
+  private async resolveRetry(topic: string, p: number, pid: string, batch: Uint8Array, earlier: Promise<unknown> | undefined): Promise<PartitionOutcome> {
+    if (earlier) await earlier;
+    const count = readRecordCount(batch);
+    try {
+      const res = await this.inFlight.track(this.store.append(topic, p, batch));
+      return { offsets: res.offsets, duplicates: res.duplicate ? count : 0, bytes: res.duplicate ? 0 : batch.length };
+    } catch (err) {
+      if (!(err instanceof TributaryError) || err.code !== 'BAD_SEQUENCE') throw err;
+      return this.splitRetry(topic, p, pid, batch);
+    }
+  }
+
+  private async splitRetry(topic: string, p: number, pid: string, batch: Uint8Array): Promise<PartitionOutcome> {
+    const recs = decodeBatchTrusted(batch);
+    const last = this.store.lastSequence(topic, p, pid);
+    let split = 0;
+    while (split < recs.length && recs[split].sequence <= last) split++;
+    const part = (from: number, to: number): Uint8Array => {
+      const base = recs[from].sequence;
+      return encodeBatch({ producerId: pid, baseSequence: base, records: recs.slice(from, to).map((r) => ({ ...r, sequenceDelta: r.sequence - base })) }, this.settings.crc);
+    };
+    if (split === 0 || split === recs.length) throw new TributaryError('BAD_SEQUENCE', 'sequences overlap the producer state inconsistently; retry the request');
+    const dup = await this.inFlight.track(this.store.append(topic, p, part(0, split)));
+    const rest = part(split, recs.length);
+    const fresh = await this.inFlight.track(this.store.append(topic, p, rest));
+    return { offsets: [...dup.offsets, ...fresh.offsets], duplicates: dup.duplicate ? split : 0, bytes: rest.length };
+  }
+}
+
+/** The compact ack part: `r` only when the request spans partitions, `offs` only when offsets are not consecutive. */
+export function ackPart(p: number, idx: number[], offsets: number[], withIndices: boolean): AckPart {
+  const part: AckPart = { p, o: offsets[0] };
+  if (withIndices) part.r = idx;
+  for (let k = 1; k < offsets.length; k++) {
+    if (offsets[k] !== offsets[0] + k) {
+      part.offs = offsets;
+      break;
+    }
+  }
+  return part;
+}

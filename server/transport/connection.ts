@@ -1,0 +1,178 @@
+/**
+ * One WebSocket connection: who it is, its subscriptions, its requests in
+ * flight, and its output with backpressure.
+ *
+ * Output: frames are queued and flushed once per microtask inside one
+ * ws.cork (acks of one group commit and the records frames they wake leave
+ * in one write). The connection is writable while the bytes uWS holds plus
+ * the queue stay under `sendHighWaterBytes`; above it the subscriptions stop
+ * reading until uWS's drain. Paused longer than `slowConsumerTimeoutMs`, or
+ * holding more than `maxBufferedBytesPerConnection`, the connection is closed
+ * with 4429 SLOW_CONSUMER: one slow consumer costs bounded memory and never
+ * slows the others.
+ */
+import { encodeCbor } from '../../protocol/codec.ts';
+import { closeCodeOf, TributaryError, type ErrorCode } from '../../protocol/errors.ts';
+import type { ServerFrame } from '../../protocol/frames.ts';
+import type { Subscription, SubscriptionSink } from '../broker/subscription.ts';
+import type { Principal } from './principal.ts';
+import type { WebSocket } from 'uWebSockets.js';
+
+export interface BackpressureSettings {
+  sendHighWaterBytes: number;
+  maxBufferedBytesPerConnection: number;
+}
+
+export interface ConnectionEvents {
+  paused(conn: Connection): void;
+  resumed(conn: Connection): void;
+  slowConsumer(conn: Connection): void;
+  /** A subscription ended by itself (its topic was deleted): forget it. */
+  subscriptionEnded(conn: Connection, sub: number): void;
+  error(err: TributaryError): void;
+}
+
+/** uWS close reasons are at most 123 bytes. */
+function reasonOf(code: ErrorCode, message: string): string {
+  const s = `${code}: ${message}`;
+  return Buffer.byteLength(s) <= 123 ? s : Buffer.from(s).subarray(0, 120).toString('utf8').replace(/\uFFFD+$/, '') + '...';
+}
+
+export class Connection implements SubscriptionSink {
+  ws: WebSocket<{ conn: Connection }> | null = null;
+  closed = false;
+  principal: Principal;
+  /** Set at upgrade when the connection must be refused right after opening. */
+  refusal: TributaryError | null = null;
+  inFlight = 0;
+  readonly subscriptions = new Map<number, Subscription>();
+  /** Subscribe requests between admission and their reply (they count toward the limit). */
+  pendingSubscribes = 0;
+  /** ms since epoch when the send buffer passed the high-water mark; 0 = not paused. */
+  pausedSinceMs = 0;
+  readonly remote: string;
+
+  private queue: Uint8Array[] = [];
+  private queuedBytes = 0;
+  private flushScheduled = false;
+
+  constructor(
+    principal: Principal,
+    remote: string,
+    private readonly settings: BackpressureSettings,
+    private readonly events: ConnectionEvents,
+  ) {
+    this.principal = principal;
+    this.remote = remote;
+  }
+
+  get subscriptionCount(): number {
+    return this.subscriptions.size + this.pendingSubscribes;
+  }
+
+  private buffered(): number {
+    return this.ws && !this.closed ? this.ws.getBufferedAmount() + this.queuedBytes : 0;
+  }
+
+  // ---------- SubscriptionSink ----------
+
+  writable(): boolean {
+    return !this.closed && this.pausedSinceMs === 0 && this.buffered() < this.settings.sendHighWaterBytes;
+  }
+
+  records(sub: number, topic: string, partition: number, bytes: Uint8Array, highWatermark: number): void {
+    this.enqueue(encodeCbor({ t: 'records', sub, topic, p: partition, b: bytes, hw: highWatermark }));
+  }
+
+  error(sub: number, err: TributaryError, partition?: number): void {
+    this.events.error(err);
+    const frame: Record<string, unknown> = { t: 'error', sub, code: err.code, message: err.message, retriable: err.retriable, ...err.details };
+    if (partition !== undefined) frame.p = partition;
+    this.enqueue(encodeCbor(frame));
+    if (partition === undefined) this.events.subscriptionEnded(this, sub);
+  }
+
+  // ---------- replies ----------
+
+  send(frame: ServerFrame): void {
+    this.enqueue(encodeCbor(frame));
+  }
+
+  sendError(err: TributaryError, id?: number): void {
+    this.events.error(err);
+    const frame: Record<string, unknown> = { t: 'error', code: err.code, message: err.message, retriable: err.retriable, ...err.details };
+    if (id !== undefined) frame.id = id;
+    this.enqueue(encodeCbor(frame));
+  }
+
+  /** Flushes what is queued, then closes with 4000 + status and a reason naming the code. */
+  closeWith(err: TributaryError): void {
+    if (this.closed || !this.ws) return;
+    this.flush();
+    const ws = this.ws;
+    this.markClosed();
+    ws.end(closeCodeOf(err.code), reasonOf(err.code, err.message));
+  }
+
+  closeNormally(code: number, reason: string): void {
+    if (this.closed || !this.ws) return;
+    this.flush();
+    const ws = this.ws;
+    this.markClosed();
+    ws.end(code, reason);
+  }
+
+  /** uWS reported the close (or we closed): never touch the socket again. */
+  markClosed(): void {
+    this.closed = true;
+    this.queue = [];
+    this.queuedBytes = 0;
+    this.ws = null;
+    for (const s of this.subscriptions.values()) s.close();
+  }
+
+  // ---------- output ----------
+
+  private enqueue(bytes: Uint8Array): void {
+    if (this.closed) return;
+    this.queue.push(bytes);
+    this.queuedBytes += bytes.length;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(() => this.flush());
+    }
+  }
+
+  flush(): void {
+    this.flushScheduled = false;
+    const ws = this.ws;
+    if (this.closed || !ws || this.queue.length === 0) return;
+    const queue = this.queue;
+    this.queue = [];
+    this.queuedBytes = 0;
+    let dropped = false;
+    ws.cork(() => {
+      for (const b of queue) if (ws.send(b, true) === 2) dropped = true;
+    });
+    const buffered = ws.getBufferedAmount();
+    if (dropped || buffered > this.settings.maxBufferedBytesPerConnection) {
+      // A dropped frame would break the protocol (a lost ack or a gap): end the connection instead.
+      this.events.slowConsumer(this);
+      this.closeWith(new TributaryError('SLOW_CONSUMER', `send buffer passed ${this.settings.maxBufferedBytesPerConnection} bytes`));
+      return;
+    }
+    if (buffered >= this.settings.sendHighWaterBytes && this.pausedSinceMs === 0) {
+      this.pausedSinceMs = Date.now();
+      this.events.paused(this);
+    }
+  }
+
+  /** uWS drain: resume subscriptions once under the high-water mark. */
+  onDrain(): void {
+    if (this.closed || !this.ws || this.pausedSinceMs === 0) return;
+    if (this.ws.getBufferedAmount() >= this.settings.sendHighWaterBytes) return;
+    this.pausedSinceMs = 0;
+    this.events.resumed(this);
+    for (const s of this.subscriptions.values()) s.resume();
+  }
+}

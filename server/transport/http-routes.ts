@@ -1,0 +1,195 @@
+/**
+ * The HTTP API on the WebSocket's port (docs/http-api.md). Each route names
+ * its method and pattern once; the same pattern with another method answers
+ * 405 with Allow, an unknown path 404, both with the JSON error body.
+ */
+import { TributaryError } from '../../protocol/errors.ts';
+import { ackOffsets } from '../../protocol/frames.ts';
+import type { TemplatedApp, HttpRequest, HttpResponse } from 'uWebSockets.js';
+import { Exchange } from './http-io.ts';
+import { parseBody, produceRequestFromBody, queryInt, recordsAnswer } from './http-records.ts';
+import { authorize, principalFor, type Principal } from './principal.ts';
+import type { TransportDeps } from './transport-deps.ts';
+
+type Method = 'get' | 'post' | 'patch' | 'del';
+type Handler = (x: Exchange, params: string[], principal: Principal, body: () => Promise<Record<string, unknown>>) => Promise<void> | void;
+
+interface RouteSpec {
+  method: Method;
+  pattern: string;
+  handler: Handler;
+  /** Served before recovery has finished (health and metrics). */
+  always?: boolean;
+  /** Takes a JSON or CBOR body (read from the start: uWS wants onData set in the handler). */
+  hasBody?: boolean;
+}
+
+const METHOD_NAME: Record<Method, string> = { get: 'GET', post: 'POST', patch: 'PATCH', del: 'DELETE' };
+
+export function registerHttpRoutes(app: TemplatedApp, deps: TransportDeps): void {
+  const { broker, config, metrics } = deps;
+  const onError = (err: TributaryError): void => {
+    metrics.errors.inc({ code: err.code });
+    if (err.code === 'INTERNAL') deps.log.error({ err: err.message }, 'HTTP request failed');
+  };
+  const onDone = (x: Exchange): void => metrics.httpRequests.inc({ route: x.route, status: String(x.status) });
+
+  const routes: RouteSpec[] = [
+    { method: 'get', pattern: '/livez', always: true, handler: (x) => x.send(200, { status: 'live' }) },
+    {
+      method: 'get',
+      pattern: '/healthz',
+      always: true,
+      handler: (x) => {
+        if (deps.state.shuttingDown) x.send(503, { status: 'shutting-down' }, { 'retry-after': '1' });
+        else if (!deps.state.ready) x.send(503, { status: 'recovering' }, { 'retry-after': '1' });
+        else x.send(200, { status: 'ok' });
+      },
+    },
+    {
+      method: 'get',
+      pattern: '/metrics',
+      always: true,
+      handler: async (x) => {
+        const m = await metrics.render();
+        x.sendText(200, m.body, m.contentType);
+      },
+    },
+    {
+      method: 'get',
+      pattern: '/v1/topics',
+      handler: (x, _p, principal) => {
+        const topics = broker.topics.list().filter((t) => principal.admin || principal.canConsume(t.name) || principal.canProduce(t.name));
+        x.send(200, { topics });
+      },
+    },
+    {
+      method: 'post',
+      pattern: '/v1/topics',
+      hasBody: true,
+      handler: async (x, _p, principal, body) => {
+        authorize(principal, 'admin');
+        const doc = await body();
+        const info = await broker.topics.create(doc.name, doc.partitions, doc.config);
+        x.send(201, broker.topics.describe(info.name));
+      },
+    },
+    {
+      method: 'get',
+      pattern: '/v1/topics/:topic',
+      handler: (x, [topic], principal) => {
+        if (!principal.admin && !principal.canConsume(topic) && !principal.canProduce(topic)) authorize(principal, 'consume', topic);
+        x.send(200, broker.topics.describe(topic));
+      },
+    },
+    {
+      method: 'patch',
+      pattern: '/v1/topics/:topic',
+      hasBody: true,
+      handler: async (x, [topic], principal, body) => {
+        authorize(principal, 'admin');
+        const doc = await body();
+        for (const k of Object.keys(doc)) {
+          if (k !== 'partitions' && k !== 'config') throw new TributaryError('BAD_CONFIG', `unknown field ${JSON.stringify(k)}: PATCH takes partitions and config`);
+        }
+        const { warnings } = await broker.topics.update(topic, { partitions: doc.partitions, config: doc.config });
+        x.send(200, { ...broker.topics.describe(topic), warnings });
+      },
+    },
+    {
+      method: 'del',
+      pattern: '/v1/topics/:topic',
+      handler: async (x, [topic], principal) => {
+        authorize(principal, 'admin');
+        await broker.topics.delete(topic);
+        x.send(204, undefined);
+      },
+    },
+    {
+      method: 'post',
+      pattern: '/v1/topics/:topic/records',
+      hasBody: true,
+      handler: async (x, [topic], principal, body) => {
+        authorize(principal, 'produce', topic);
+        const doc = await body();
+        const req = produceRequestFromBody(topic, doc, x.sendsCbor);
+        const res = await broker.produce(req);
+        const offsets = ackOffsets(res, req.records.length);
+        x.send(200, res.duplicate ? { offsets, duplicate: true } : { offsets });
+      },
+    },
+    {
+      method: 'get',
+      pattern: '/v1/topics/:topic/partitions/:partition/records',
+      handler: async (x, [topic, partition], principal) => {
+        authorize(principal, 'consume', topic);
+        if (!/^\d{1,4}$/.test(partition)) throw new TributaryError('BAD_PARTITION', `partition must be a number, got ${JSON.stringify(partition.slice(0, 20))}`);
+        const q = x.query;
+        const offset = queryInt(q, 'offset');
+        const timestamp = queryInt(q, 'timestamp');
+        if (offset !== undefined && timestamp !== undefined) throw new TributaryError('BAD_REQUEST', 'give offset or timestamp, not both');
+        const limit = Math.min(queryInt(q, 'limit') ?? config.httpReadDefaultRecords, config.httpReadMaxRecords);
+        const maxBytes = Math.min(queryInt(q, 'maxBytes') ?? config.httpReadMaxBytes, config.httpReadMaxBytes);
+        if (limit === 0 || maxBytes === 0) throw new TributaryError('BAD_REQUEST', 'limit and maxBytes must be at least 1');
+        const res = await broker.fetch({ topic, partition: Number(partition), offset, timestamp, limit, maxBytes });
+        x.send(200, recordsAnswer(res.records, res.nextOffset, res.highWatermark, x.wantsCbor));
+      },
+    },
+  ];
+
+  const methodsByPattern = new Map<string, string[]>();
+  for (const r of routes) {
+    const list = methodsByPattern.get(r.pattern) ?? [];
+    list.push(METHOD_NAME[r.method]);
+    methodsByPattern.set(r.pattern, list);
+    app[r.method](r.pattern, (res, req) => serve(res, req, r));
+  }
+  for (const [pattern, methods] of methodsByPattern) {
+    const allow = methods.join(', ');
+    app.any(pattern, (res, req) => {
+      const x = new Exchange(res, req, onError, onDone);
+      x.route = pattern;
+      x.fail(new TributaryError('METHOD_NOT_ALLOWED', `${x.method} is not allowed on ${pattern}; allowed: ${allow}`, { allow }));
+    });
+  }
+  app.any('/*', (res, req) => {
+    const x = new Exchange(res, req, onError, onDone);
+    x.fail(new TributaryError('NOT_FOUND', `no route ${x.method} ${x.url}`));
+  });
+
+  function serve(res: HttpResponse, req: HttpRequest, r: RouteSpec): void {
+    const x = new Exchange(res, req, onError, onDone);
+    x.route = r.pattern;
+    const params: string[] = [];
+    for (let i = 0; r.pattern.split(':').length - 1 > i; i++) params.push(decodeURIComponent(req.getParameter(i) ?? ''));
+    if (!r.always && !deps.state.ready) {
+      x.fail(new TributaryError(deps.state.shuttingDown ? 'SHUTTING_DOWN' : 'NOT_READY', deps.state.shuttingDown ? undefined : 'hub is recovering its data; retry shortly'), true);
+      return;
+    }
+    if (!r.always && deps.state.shuttingDown) {
+      x.fail(new TributaryError('SHUTTING_DOWN'), true);
+      return;
+    }
+    let bodyPromise: Promise<Record<string, unknown>> | null = null;
+    if (r.hasBody) {
+      bodyPromise = x.readBody(config.maxHttpBodyBytes).then((b) => parseBody(b, x.sendsCbor));
+      bodyPromise.catch(() => undefined); // answered where awaited
+    }
+    const body = (): Promise<Record<string, unknown>> => bodyPromise ?? Promise.reject(new TributaryError('BAD_REQUEST', 'this route takes no body'));
+    let result: Promise<void> | void;
+    try {
+      result = principalFor({ token: bearer(x.authorization) }).then((principal) => r.handler(x, params, principal, body));
+    } catch (err) {
+      result = Promise.reject(err);
+    }
+    Promise.resolve(result).catch((err: unknown) => {
+      // A body refused mid-stream leaves unread bytes behind: close the connection after answering.
+      x.fail(err, err instanceof TributaryError && err.code === 'BODY_TOO_LARGE');
+    });
+  }
+}
+
+function bearer(header: string): string | null {
+  const m = /^Bearer\s+(\S+)$/i.exec(header);
+  return m ? m[1] : null;
+}

@@ -1,0 +1,223 @@
+/**
+ * A tiny promise-based WebSocket client for tests, over `ws`, speaking the
+ * hub's CBOR frames. Not the web client: no reconnect, no outbox; just
+ * enough to drive a real hub and see exactly what it sends.
+ *
+ *   const c = await WsClient.connect(hub.wsUrl);
+ *   const ack = await c.produce('orders', [{ k: 'a', v: bytes('x') }], { pid: 'p1', seq: 0 });
+ *   const sub = await c.subscribe('orders', { from: 'earliest' });
+ *   const recs = await c.waitForRecords(sub.sub, 10);
+ *   await c.close();
+ */
+import WebSocket from 'ws';
+import { decodeBatches } from '../../protocol/batch.ts';
+import { decodeCbor, encodeCbor } from '../../protocol/codec.ts';
+import { errorFromWire, TributaryError } from '../../protocol/errors.ts';
+import type { AckFrame, ErrorFrame, OkFrame, RecordsFrame, StartPosition, WireRecord } from '../../protocol/frames.ts';
+import type { StoredRecord } from '../../protocol/record.ts';
+
+export const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
+export const text = (b: Uint8Array | null): string => (b === null ? '' : new TextDecoder().decode(b));
+
+export interface SubscribeOptions {
+  from?: StartPosition;
+  partitions?: number[];
+  positions?: Record<string, number>;
+  credit?: number;
+  onOutOfRange?: 'earliest' | 'latest' | 'error';
+  group?: string;
+}
+
+export interface SubscribeOk extends OkFrame {
+  sub: number;
+  partitions: Array<{ p: number; offset: number; hw: number }>;
+}
+
+/** A record as delivered, with the partition it came from. */
+export type DeliveredRecord = StoredRecord & { partition: number };
+
+interface SubState {
+  /** Next offset expected per partition: records below it are skipped (batches may start below). */
+  next: Map<number, number>;
+  records: DeliveredRecord[];
+  frames: RecordsFrame[];
+  errors: ErrorFrame[];
+  bytes: number;
+}
+
+export class WsClient {
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (f: OkFrame | AckFrame) => void; reject: (e: TributaryError) => void }>();
+  private readonly subs = new Map<number, SubState>();
+  private waiters: Array<() => void> = [];
+  /** Error frames that carried no id (and no sub). */
+  readonly unsolicitedErrors: ErrorFrame[] = [];
+  readonly closed: Promise<{ code: number; reason: string }>;
+  /** Decode delivered batches into records (turn off for raw-throughput tests). */
+  decode = true;
+
+  private constructor(readonly ws: WebSocket) {
+    this.closed = new Promise((resolve) => ws.once('close', (code, reason) => {
+      for (const p of this.pending.values()) p.reject(new TributaryError('INTERNAL', `connection closed (${code} ${reason.toString()})`));
+      this.pending.clear();
+      this.wake();
+      resolve({ code, reason: reason.toString() });
+    }));
+    ws.on('message', (data: Buffer) => this.onMessage(data));
+  }
+
+  static connect(url: string, opts: { protocols?: string[]; headers?: Record<string, string> } = {}): Promise<WsClient> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, opts.protocols ?? [], { headers: opts.headers, maxPayload: 64 * 1024 * 1024 });
+      ws.binaryType = 'nodebuffer';
+      const client = new WsClient(ws);
+      ws.once('open', () => resolve(client));
+      ws.once('error', reject);
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+    });
+  }
+
+  /** Sends a request frame (an id is assigned) and resolves with its ok/ack, or rejects with the error it got. */
+  request<T extends OkFrame | AckFrame = OkFrame>(frame: Record<string, unknown>): Promise<T> {
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (f: OkFrame | AckFrame) => void, reject });
+      this.sendRaw(encodeCbor({ ...frame, id }));
+    });
+  }
+
+  sendRaw(bytes: Uint8Array): void {
+    this.ws.send(bytes, { binary: true });
+  }
+
+  hello(token?: string): Promise<OkFrame> {
+    return this.request({ t: 'hello', v: 1, client: 'test', ...(token ? { token } : {}) });
+  }
+
+  produce(topic: string, records: WireRecord[], opts: { pid?: string; seq?: number } = {}): Promise<AckFrame> {
+    return this.request<AckFrame>({ t: 'produce', topic, records, ...opts });
+  }
+
+  async subscribe(topic: string, opts: SubscribeOptions = {}): Promise<SubscribeOk> {
+    const id = this.nextId;
+    // Register before sending: records frames may follow the ok in the same read.
+    const state: SubState = { next: new Map(), records: [], frames: [], errors: [], bytes: 0 };
+    this.subs.set(id, state);
+    try {
+      return (await this.request({ t: 'subscribe', topic, from: opts.from ?? 'earliest', ...opts })) as SubscribeOk;
+    } catch (e) {
+      this.subs.delete(id);
+      throw e;
+    }
+  }
+
+  unsubscribe(sub: number): Promise<OkFrame> {
+    return this.request({ t: 'unsubscribe', sub });
+  }
+
+  credit(sub: number, bytesToAdd: number): void {
+    this.sendRaw(encodeCbor({ t: 'credit', sub, bytes: bytesToAdd }));
+  }
+
+  records(sub: number): DeliveredRecord[] {
+    return this.subs.get(sub)?.records ?? [];
+  }
+
+  frames(sub: number): RecordsFrame[] {
+    return this.subs.get(sub)?.frames ?? [];
+  }
+
+  errors(sub: number): ErrorFrame[] {
+    return this.subs.get(sub)?.errors ?? [];
+  }
+
+  deliveredBytes(sub: number): number {
+    return this.subs.get(sub)?.bytes ?? 0;
+  }
+
+  /** Waits until `pred()` holds (re-checked on every incoming frame) or the timeout passes. */
+  async until(pred: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!pred()) {
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, Math.min(left, 200));
+        this.waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  async waitForRecords(sub: number, count: number, timeoutMs = 10_000): Promise<DeliveredRecord[]> {
+    await this.until(() => this.records(sub).length >= count, timeoutMs, `${count} records on sub ${sub} (have ${this.records(sub).length})`);
+    return this.records(sub);
+  }
+
+  /** Stops reading from the socket (TCP backpressure builds up at the hub). */
+  pauseReading(): void {
+    (this.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+  }
+
+  resumeReading(): void {
+    (this.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+  }
+
+  async close(): Promise<void> {
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.close(1000);
+    await Promise.race([this.closed, new Promise((r) => setTimeout(r, 2000))]);
+    if (this.ws.readyState !== WebSocket.CLOSED) this.ws.terminate();
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  private onMessage(data: Buffer): void {
+    const f = decodeCbor(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)) as Record<string, unknown>;
+    switch (f.t) {
+      case 'ok':
+      case 'ack': {
+        const p = this.pending.get(f.id as number);
+        // A subscribe's ok: note where each partition starts before its records frames (same read) are handled.
+        const s = f.t === 'ok' && Array.isArray(f.partitions) ? this.subs.get(f.id as number) : undefined;
+        if (s) for (const part of f.partitions as SubscribeOk['partitions']) if (!s.next.has(part.p)) s.next.set(part.p, part.offset);
+        if (p) {
+          this.pending.delete(f.id as number);
+          p.resolve(f as unknown as OkFrame);
+        }
+        break;
+      }
+      case 'error': {
+        const e = f as unknown as ErrorFrame;
+        if (e.id !== undefined && this.pending.has(e.id)) {
+          const p = this.pending.get(e.id)!;
+          this.pending.delete(e.id);
+          const { t: _t, id: _id, ...body } = e;
+          p.reject(errorFromWire(body));
+        } else if (e.sub !== undefined && this.subs.has(e.sub)) this.subs.get(e.sub)!.errors.push(e);
+        else this.unsolicitedErrors.push(e);
+        break;
+      }
+      case 'records': {
+        const r = f as unknown as RecordsFrame;
+        const s = this.subs.get(r.sub);
+        if (!s) break;
+        s.frames.push(r);
+        s.bytes += r.b.length;
+        if (this.decode) {
+          const from = s.next.get(r.p) ?? 0;
+          const recs = decodeBatches(r.b, from);
+          for (const rec of recs) s.records.push({ ...rec, partition: r.p });
+          if (recs.length) s.next.set(r.p, recs[recs.length - 1].offset + 1);
+        }
+        break;
+      }
+    }
+    this.wake();
+  }
+}
