@@ -96,7 +96,8 @@ export class Connection extends Emitter<ConnectionEvents> {
 
   constructor(opts: ConnectionOptions) {
     super();
-    this.o = { backoffInitialMs: 250, backoffMaxMs: 30_000, requestTimeoutMs: 30_000, keepAliveMs: 25_000, maxAuthFailures: 3, ...opts };
+    const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)) as ConnectionOptions;
+    this.o = { backoffInitialMs: 250, backoffMaxMs: 30_000, requestTimeoutMs: 30_000, keepAliveMs: 25_000, maxAuthFailures: 3, ...given };
     this.watchBrowser();
   }
 
