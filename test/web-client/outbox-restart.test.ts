@@ -1,0 +1,116 @@
+/**
+ * Outboxes that outlive their producer: a file outbox across a SIGKILLed
+ * process (queued offline, or killed in the middle of draining through a
+ * proxy that cuts connections), and a memory outbox across clients of one
+ * process. Each ends with the whole topic read back: every event once, per
+ * key in order.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHub, tempDir, type Hub } from '../helpers/hub.ts';
+import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
+import { createClient } from '../../web-client/node.ts';
+import { createTopic, exactlyOnceProblems, readTopic } from './topic-reader.ts';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const CHILD = path.join(ROOT, 'test/web-client/outbox-child.ts');
+
+let hub: Hub;
+let proxy: TcpProxy;
+let dir: string;
+const children = new Set<ChildProcess>();
+
+function child(args: string[]): { proc: ChildProcess; line: (re: RegExp) => Promise<string>; exited: Promise<number | null> } {
+  const proc = spawn(process.execPath, ['--import', 'tsx', CHILD, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(proc);
+  let out = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
+  const line = (re: RegExp) =>
+    new Promise<string>((resolve, reject) => {
+      const check = () => {
+        const m = re.exec(out);
+        if (m) resolve(m[0]);
+      };
+      proc.stdout!.on('data', check);
+      check();
+      void exited.then(() => setTimeout(() => reject(new Error(`child exited without ${re}:\n${out}`)), 50));
+    });
+  return { proc, line, exited };
+}
+
+async function kill(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const gone = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGKILL');
+  await gone;
+}
+
+beforeAll(async () => {
+  hub = await startHub();
+  proxy = await startTcpProxy(hub.port);
+  dir = tempDir('tributary-outbox-');
+});
+afterAll(async () => {
+  for (const c of children) await kill(c);
+  await proxy?.close();
+  await hub?.stop();
+  hub?.cleanup();
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('outboxes across restarts (Node, real hub)', () => {
+  it('a file outbox filled while the hub is unreachable survives SIGKILL and drains once in the next process', async () => {
+    await createTopic(hub.url, 'gw-offline', 2);
+    const file = path.join(dir, 'offline.outbox');
+    proxy.block(true);
+    proxy.cutAll();
+    const a = child([proxy.wsUrl, file, 'gw-offline', '0', '500', 'send']);
+    await a.line(/queued/);
+    await kill(a.proc);
+    proxy.block(false);
+    const b = child([proxy.wsUrl, file, 'gw-offline', '0', '0', 'flush']);
+    expect(await b.line(/flushed \d+/)).toBe('flushed 0');
+    expect(await b.exited).toBe(0);
+    expect(exactlyOnceProblems(await readTopic(hub.url, 'gw-offline'), 500)).toBe('');
+  });
+
+  it('a process SIGKILLed mid-drain behind a connection-cutting proxy leaves nothing stranded and nothing twice', async () => {
+    await createTopic(hub.url, 'gw-chaos', 3);
+    const file = path.join(dir, 'chaos.outbox');
+    proxy.chaos({ minBytes: 2_000, maxBytes: 60_000, seed: 7 });
+    const a = child([proxy.wsUrl, file, 'gw-chaos', '0', '3000', 'send']);
+    await a.line(/queued/);
+    await new Promise((r) => setTimeout(r, 150));
+    await kill(a.proc);
+    // A second life sends more, then dies as well, still mid-drain.
+    const b = child([proxy.wsUrl, file, 'gw-chaos', '3000', '1000', 'send']);
+    await b.line(/queued/);
+    await new Promise((r) => setTimeout(r, 100));
+    await kill(b.proc);
+    proxy.chaos(undefined);
+    const c = child([proxy.wsUrl, file, 'gw-chaos', '0', '0', 'flush']);
+    expect(await c.line(/flushed \d+/)).toBe('flushed 0');
+    expect(exactlyOnceProblems(await readTopic(hub.url, 'gw-chaos'), 4000)).toBe('');
+    expect(proxy.cuts).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('a memory outbox keeps its events and producer id for the next client of the same name in the process', async () => {
+    await createTopic(hub.url, 'mem-keep', 1);
+    proxy.block(true);
+    proxy.cutAll();
+    const a = createClient({ url: proxy.wsUrl, outbox: 'memory', name: 'mem-keep', backoffMaxMs: 200 });
+    for (let n = 0; n < 100; n++) await a.send('mem-keep', { key: 'k', value: { n } });
+    await a.close();
+    proxy.block(false);
+    const b = createClient({ url: proxy.wsUrl, outbox: 'memory', name: 'mem-keep', backoffMaxMs: 200 });
+    expect(await b.pending()).toBe(100);
+    await b.flush();
+    await b.close();
+    expect(exactlyOnceProblems(await readTopic(hub.url, 'mem-keep'), 100)).toBe('');
+  });
+});
