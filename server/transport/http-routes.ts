@@ -160,33 +160,43 @@ export function registerHttpRoutes(app: TemplatedApp, deps: TransportDeps): void
   function serve(res: HttpResponse, req: HttpRequest, r: RouteSpec): void {
     const x = new Exchange(res, req, onError, onDone);
     x.route = r.pattern;
-    const params: string[] = [];
-    for (let i = 0; r.pattern.split(':').length - 1 > i; i++) params.push(decodeURIComponent(req.getParameter(i) ?? ''));
-    if (!r.always && !deps.state.ready) {
-      x.fail(new TributaryError(deps.state.shuttingDown ? 'SHUTTING_DOWN' : 'NOT_READY', deps.state.shuttingDown ? undefined : 'hub is recovering its data; retry shortly'), true);
-      return;
-    }
-    if (!r.always && deps.state.shuttingDown) {
-      x.fail(new TributaryError('SHUTTING_DOWN'), true);
-      return;
-    }
+    // uWS wants onData attached before the handler returns: start reading the body now.
     let bodyPromise: Promise<Record<string, unknown>> | null = null;
     if (r.hasBody) {
       bodyPromise = x.readBody(config.maxHttpBodyBytes).then((b) => parseBody(b, x.sendsCbor));
       bodyPromise.catch(() => undefined); // answered where awaited
     }
     const body = (): Promise<Record<string, unknown>> => bodyPromise ?? Promise.reject(new TributaryError('BAD_REQUEST', 'this route takes no body'));
-    let result: Promise<void> | void;
+    let result: Promise<void>;
     try {
+      const params = routeParams(req, r.pattern);
+      if (!r.always && (!deps.state.ready || deps.state.shuttingDown)) {
+        throw new TributaryError(deps.state.shuttingDown ? 'SHUTTING_DOWN' : 'NOT_READY', deps.state.shuttingDown ? undefined : 'hub is recovering its data; retry shortly');
+      }
       result = principalFor({ token: bearer(x.authorization) }).then((principal) => r.handler(x, params, principal, body));
     } catch (err) {
       result = Promise.reject(err);
     }
-    Promise.resolve(result).catch((err: unknown) => {
+    result.catch((err: unknown) => {
       // A body refused mid-stream leaves unread bytes behind: close the connection after answering.
       x.fail(err, err instanceof TributaryError && err.code === 'BODY_TOO_LARGE');
     });
   }
+}
+
+/** The `:name` parameters of a route, URL-decoded; BAD_REQUEST for malformed escapes. */
+function routeParams(req: HttpRequest, pattern: string): string[] {
+  const count = pattern.split(':').length - 1;
+  const params: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const raw = req.getParameter(i) ?? '';
+    try {
+      params.push(decodeURIComponent(raw));
+    } catch {
+      throw new TributaryError('BAD_REQUEST', `malformed percent-encoding in ${JSON.stringify(raw.slice(0, 40))}`);
+    }
+  }
+  return params;
 }
 
 function bearer(header: string): string | null {
