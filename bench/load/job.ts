@@ -29,6 +29,8 @@ export interface ProduceParams {
   /** Requests (batches) in flight per producer. */
   window: number;
   durationMs: number;
+  /** Acks before this are not counted (connections, JIT and caches warm up). */
+  warmupMs: number;
   /** Hard cap on events, whatever the duration. */
   maxEvents: number;
 }

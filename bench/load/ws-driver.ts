@@ -47,6 +47,7 @@ export async function produce(t: Target, p: ProduceParams): Promise<LoadResult> 
   let inFlight = 0;
   let errors = 0;
   let stopAt = Infinity;
+  let countFrom = Infinity;
   let sentEvents = 0;
   let lastAckAt = 0;
   const conns: WsConn[] = [];
@@ -69,23 +70,26 @@ export async function produce(t: Target, p: ProduceParams): Promise<LoadResult> 
       if (failed) {
         if (errors++ === 0) notes.push(`first error reply: ${failed}`);
       } else {
-        acked += p.batch;
-        lastAckAt = now();
+        const at = now();
+        if (at >= countFrom) {
+          acked += p.batch;
+          lastAckAt = at;
+        }
       }
       send();
     });
     conns.push(conn);
     sendNext.push(send);
   }
-  const start = now();
-  stopAt = start + p.durationMs;
+  countFrom = now() + p.warmupMs;
+  stopAt = countFrom + p.durationMs;
   for (const send of sendNext) for (let k = 0; k < p.window; k++) send();
-  await waitUntil(() => now() >= stopAt || sentEvents >= p.maxEvents, p.durationMs + 1_000, 20);
+  await waitUntil(() => now() >= stopAt || sentEvents >= p.maxEvents, p.warmupMs + p.durationMs + 1_000, 20);
   const drained = await waitUntil(() => inFlight === 0, DRAIN_TIMEOUT_MS, 2);
   if (!drained) notes.push(`${inFlight} requests still unanswered ${DRAIN_TIMEOUT_MS} ms after the run`);
   const rssBytes = readServerRss(t);
   for (const c of conns) c.close();
-  return { events: acked, bytes: acked * p.valueBytes, elapsedMs: (lastAckAt || now()) - start, errors, notes, rssBytes };
+  return { events: acked, bytes: acked * p.valueBytes, elapsedMs: (lastAckAt || now()) - countFrom, errors, notes, rssBytes };
 }
 
 /** Walks the batches of a records frame: calls `each(batchPos, recordCount)`. */
@@ -144,7 +148,7 @@ async function subscribe(t: Target, from: unknown, onBatch: (b: Uint8Array, pos:
 
 export async function replay(t: Target, p: ReplayParams): Promise<LoadResult> {
   if (!t.hubProtocol) throw new Error('replay needs the hub protocol');
-  const loaded = await produce(t, { producers: 1, batch: p.batch, valueBytes: p.valueBytes, window: 32, durationMs: p.timeoutMs, maxEvents: p.events });
+  const loaded = await produce(t, { producers: 1, batch: p.batch, valueBytes: p.valueBytes, window: 32, durationMs: p.timeoutMs, warmupMs: 0, maxEvents: p.events });
   if (loaded.events < p.events) throw new Error(`preload stored only ${loaded.events} of ${p.events} events`);
   let start = 0;
   let doneAt = 0;

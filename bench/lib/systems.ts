@@ -1,0 +1,225 @@
+/**
+ * The systems under test: how each is started on loopback with its own temp
+ * directory, configured for the durability named in `durability`, and which
+ * scenarios it can run (with the reason when it cannot).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Target } from '../load/job.ts';
+import { BENCH, ROOT, freePort, makeTempDir, removeTempDir, spawnManaged, waitForOutput, waitForPort, type Managed } from './procs.ts';
+
+export type ScenarioName = 'storage' | 'produce' | 'replay' | 'latency' | 'fanout' | 'connections' | 'outbox';
+export const LIVE_SCENARIOS: ScenarioName[] = ['produce', 'replay', 'latency', 'fanout', 'connections'];
+
+export interface Running {
+  target: Omit<Target, 'topic'>;
+  proc: Managed;
+  /** Prepares a topic/stream for a run (the hub needs its topic created with its durability). */
+  createTopic(topic: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface SystemDef {
+  name: string;
+  role: 'subject' | 'peer' | 'limit';
+  /** What an ack means on this system, as configured here. */
+  durability: string;
+  /** Scenario → why this system cannot run it. Absent: it can. */
+  cannot: Partial<Record<ScenarioName, string>>;
+  start?(opts: { auth: boolean }): Promise<Running>;
+}
+
+const NODE_TSX = [process.execPath, '--import', 'tsx'];
+const NO_READ_PATH = 'a limit with no read path (it only acks what it is sent)';
+
+async function withDir<T>(prefix: string, fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = makeTempDir(prefix);
+  try {
+    return await fn(dir);
+  } catch (e) {
+    removeTempDir(dir);
+    throw e;
+  }
+}
+
+function running(proc: Managed, dir: string, target: Omit<Target, 'topic'>, createTopic: (t: string) => Promise<void> = async () => {}): Running {
+  return {
+    target: { ...target, serverPid: proc.pid },
+    proc,
+    createTopic,
+    stop: async () => {
+      await proc.stop();
+      removeTempDir(dir);
+    },
+  };
+}
+
+// ---------- the hub ----------
+
+export const HUB_BIN = path.join(ROOT, 'bin/tributary.mjs');
+export const hubAvailable = (): boolean => fs.existsSync(path.join(ROOT, 'server/cli.ts'));
+
+async function startHub(opts: { auth: boolean }): Promise<Running> {
+  return withDir('hub', async (dir) => {
+    const args = [HUB_BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--data', dir];
+    const proc = spawnManaged('hub', process.execPath, args, {
+      raiseFdLimit: true,
+      env: { TRIBUTARY_LOG_LEVEL: 'warn', TRIBUTARY_AUTH: opts.auth ? 'on' : 'off' },
+    });
+    const m = await waitForOutput(proc, /listening on http:\/\/[^:\s]+:(\d+)/, 30_000);
+    const port = Number(m[1]);
+    const url = `http://127.0.0.1:${port}`;
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const ok = await fetch(`${url}/healthz`).then((r) => r.status === 200, () => false);
+      if (ok) break;
+      if (Date.now() > deadline) throw new Error(`hub not healthy within 30 s:\n${proc.output().slice(-2000)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const createTopic = async (topic: string): Promise<void> => {
+      const res = await fetch(`${url}/v1/topics`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ name: topic, partitions: 1, config: { fsync: 'always' } }),
+      });
+      if (res.status !== 201 && res.status !== 409) throw new Error(`hub: creating topic ${topic} answered ${res.status} ${await res.text()}`);
+    };
+    return running(proc, dir, { kind: 'ws', port, path: '/v1/ws', hubProtocol: true }, createTopic);
+  });
+}
+
+// ---------- peers ----------
+
+async function startNats(): Promise<Running> {
+  return withDir('nats', async (dir) => {
+    const port = await freePort();
+    const proc = spawnManaged('nats-server', 'nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], { raiseFdLimit: true });
+    await waitForOutput(proc, /Server is ready/);
+    await waitForPort(port);
+    return running(proc, dir, { kind: 'nats', port });
+  });
+}
+
+function startRedis(fsync: 'always' | 'everysec'): () => Promise<Running> {
+  return () =>
+    withDir(`redis-${fsync}`, async (dir) => {
+      const port = await freePort();
+      const args = [
+        '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--daemonize', 'no', '--protected-mode', 'no',
+        '--appendonly', 'yes', '--appendfsync', fsync, '--save', '', '--maxclients', '20000', '--logfile', '',
+      ];
+      const proc = spawnManaged(`redis-${fsync}`, 'redis-server', args, { raiseFdLimit: true });
+      await waitForOutput(proc, /Ready to accept connections/);
+      return running(proc, dir, { kind: 'redis', port });
+    });
+}
+
+async function startMosquitto(): Promise<Running> {
+  return withDir('mosquitto', async (dir) => {
+    const port = await freePort();
+    const conf = path.join(dir, 'mosquitto.conf');
+    const lines = [
+      `listener ${port} 127.0.0.1`,
+      'allow_anonymous true',
+      'persistence true',
+      `persistence_location ${dir}/`,
+      'max_inflight_messages 1000',
+      'max_queued_messages 100000',
+      'log_type error',
+      'log_dest stderr',
+    ];
+    // As root mosquitto switches to its own user, which could not write the temp dir.
+    if (process.getuid?.() === 0) lines.push('user root');
+    fs.writeFileSync(conf, lines.join('\n') + '\n');
+    const proc = spawnManaged('mosquitto', 'mosquitto', ['-c', conf], { raiseFdLimit: true });
+    await waitForPort(port);
+    return running(proc, dir, { kind: 'mqtt', port });
+  });
+}
+
+// ---------- limits ----------
+
+async function startUwsEcho(): Promise<Running> {
+  return withDir('uws-echo', async (dir) => {
+    const proc = spawnManaged('uws-echo', NODE_TSX[0], [...NODE_TSX.slice(1), path.join(BENCH, 'limits/uws-echo.ts')], { raiseFdLimit: true });
+    const m = await waitForOutput(proc, /listening on (\d+)/);
+    return running(proc, dir, { kind: 'ws', port: Number(m[1]), path: '/v1/ws' });
+  });
+}
+
+async function startDurableAppend(): Promise<Running> {
+  return withDir('durable-append', async (dir) => {
+    const proc = spawnManaged('durable-append', NODE_TSX[0], [...NODE_TSX.slice(1), path.join(BENCH, 'limits/durable-append.ts'), dir], { raiseFdLimit: true });
+    const m = await waitForOutput(proc, /listening on (\d+)/);
+    return running(proc, dir, { kind: 'ws', port: Number(m[1]), path: '/v1/ws' });
+  });
+}
+
+export const SYSTEMS: SystemDef[] = [
+  {
+    name: 'hub',
+    role: 'subject',
+    durability: 'fsync "always": ack after group-committed fdatasync (topic config), 1 partition',
+    cannot: {},
+    start: startHub,
+  },
+  {
+    name: 'nats-jetstream',
+    role: 'peer',
+    durability: 'JetStream file storage, PubAck per message; nats-server 2.9 has no fsync setting: written to the page cache, synced by the OS / on its 2-min timer',
+    cannot: {},
+    start: startNats,
+  },
+  {
+    name: 'redis-aof-always',
+    role: 'peer',
+    durability: 'Redis Streams, AOF appendfsync always (fsync before replying, shared by a pipeline)',
+    cannot: {},
+    start: startRedis('always'),
+  },
+  {
+    name: 'redis-aof-everysec',
+    role: 'peer',
+    durability: 'Redis Streams, AOF appendfsync everysec (up to ~1 s of acked writes can be lost)',
+    cannot: {},
+    start: startRedis('everysec'),
+  },
+  {
+    name: 'mosquitto',
+    role: 'peer',
+    durability: 'MQTT QoS 1 (PUBACK), persistence on: in memory, saved to disk every autosave_interval (1800 s) and at shutdown',
+    cannot: { replay: 'MQTT keeps no history (only one retained message per topic)' },
+    start: startMosquitto,
+  },
+  {
+    name: 'uws-echo',
+    role: 'limit',
+    durability: 'none (transport limit: each produce frame echoed back)',
+    cannot: { replay: NO_READ_PATH, latency: NO_READ_PATH, fanout: NO_READ_PATH },
+    start: startUwsEcho,
+  },
+  {
+    name: 'raw-disk',
+    role: 'limit',
+    durability: 'sequential writes of the produce frames\' bytes, without and with fdatasync after each frame',
+    cannot: {
+      replay: NO_READ_PATH,
+      latency: NO_READ_PATH,
+      fanout: NO_READ_PATH,
+      connections: 'not a server',
+    },
+  },
+  {
+    name: 'durable-append',
+    role: 'limit',
+    durability: 'group-committed fdatasync before each ack (design ceiling: uWS + CBOR decode + CRC-32C + one file)',
+    cannot: { replay: NO_READ_PATH, latency: NO_READ_PATH, fanout: NO_READ_PATH, connections: 'the per-connection cost is the uws-echo row\'s' },
+    start: startDurableAppend,
+  },
+];
+
+export function systemByName(name: string): SystemDef {
+  const s = SYSTEMS.find((x) => x.name === name);
+  if (!s) throw new Error(`unknown system ${name}; known: ${SYSTEMS.map((x) => x.name).join(', ')}`);
+  return s;
+}

@@ -1,0 +1,235 @@
+/**
+ * `npm run bench [-- --quick] [--json FILE] [--only produce,replay] [--systems hub,redis-aof-always]`
+ *
+ * Starts every system itself on loopback (random ports, temp dirs), runs each
+ * scenario against each system that can do it with the load in a process of
+ * its own, stops everything it started (also on error and SIGINT), prints a
+ * table with the hub's ratio to each peer and limit, and with --json writes
+ * `{"results":[...],"skipped":[...],"ratios":[...],"run":{...}}`.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Job, LoadResult } from './load/job.ts';
+import { RESULT_PREFIX } from './load/job.ts';
+import { BENCH, installCleanupHandlers, makeTempDir, removeTempDir, spawnManaged, stopAll } from './lib/procs.ts';
+import { formatTable, writeJson, type ResultRow, type RunInfo, type Skipped } from './lib/report.ts';
+import { hubAvailable, SYSTEMS, systemByName, type ScenarioName, type SystemDef } from './lib/systems.ts';
+import { PROFILES, WINDOW_BY_CLIENT, type Profile } from './lib/profiles.ts';
+
+const ALL_SCENARIOS: ScenarioName[] = ['storage', 'produce', 'replay', 'latency', 'fanout', 'connections', 'outbox'];
+const LOAD_MAIN = path.join(BENCH, 'load/main.ts');
+const NODE_TSX = ['--import', 'tsx'];
+/** Slack on top of a job's own bound before the harness stops its load process. */
+const LOAD_SLACK_MS = 60_000;
+
+interface Options {
+  quick: boolean;
+  json?: string;
+  scenarios: ScenarioName[];
+  systems: SystemDef[];
+  auth: boolean;
+}
+
+function parseOptions(): Options {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      json: { type: 'string' },
+      only: { type: 'string' },
+      systems: { type: 'string' },
+      auth: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(`usage: npm run bench -- [--quick] [--json FILE] [--only ${ALL_SCENARIOS.join(',')}] [--systems ${SYSTEMS.map((s) => s.name).join(',')}] [--auth]`);
+    process.exit(0);
+  }
+  const scenarios = values.only ? (values.only.split(',').map((s) => s.trim()) as ScenarioName[]) : ALL_SCENARIOS;
+  for (const s of scenarios) if (!ALL_SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}; known: ${ALL_SCENARIOS.join(', ')}`);
+  const systems = values.systems ? values.systems.split(',').map((s) => systemByName(s.trim())) : SYSTEMS;
+  return { quick: values.quick, json: values.json, scenarios, systems, auth: values.auth };
+}
+
+/** Runs one load process to completion and returns its answer. */
+async function runProcess<T>(name: string, script: string, args: string[], boundMs: number): Promise<T> {
+  const proc = spawnManaged(name, process.execPath, [...NODE_TSX, script, ...args], { raiseFdLimit: true });
+  const timer = setTimeout(() => void proc.stop(), boundMs + LOAD_SLACK_MS);
+  const code = await proc.exited;
+  clearTimeout(timer);
+  await proc.stop();
+  const line = proc
+    .output()
+    .split('\n')
+    .find((l) => l.startsWith(RESULT_PREFIX));
+  if (code !== 0 || !line) throw new Error(`${name} exited with ${code}: ${proc.output().trim().split('\n').slice(-6).join(' | ')}`);
+  return JSON.parse(line.slice(RESULT_PREFIX.length)) as T;
+}
+
+const runLoad = (name: string, job: Job, boundMs: number): Promise<LoadResult> => runProcess<LoadResult>(name, LOAD_MAIN, [JSON.stringify(job)], boundMs);
+
+function toRow(scenario: string, system: string, r: LoadResult, extraNotes: string[] = []): ResultRow {
+  const seconds = r.elapsedMs / 1000;
+  const row: ResultRow = { scenario, system, eventsPerSec: seconds > 0 ? Math.round(r.events / seconds) : 0 };
+  if (r.bytes > 0) row.mbPerSec = Math.round((r.bytes / seconds / 1e6) * 10) / 10;
+  if (r.latency) {
+    row.p50Ms = round3(r.latency.p50Ms);
+    row.p99Ms = round3(r.latency.p99Ms);
+    row.p999Ms = round3(r.latency.p999Ms);
+  }
+  if (r.rssBytes !== undefined) row.rssBytes = r.rssBytes;
+  if (scenario === 'connections' && r.rssBytes !== undefined && r.rssBaseBytes !== undefined && r.events > 0) {
+    row.rssPerConnBytes = Math.round((r.rssBytes - r.rssBaseBytes) / r.events);
+  }
+  const notes = [...extraNotes, ...r.notes, ...(r.errors ? [`${r.errors} errors`] : [])];
+  if (notes.length) row.notes = notes.join('; ');
+  return row;
+}
+
+const round3 = (n: number): number => Math.round(n * 1000) / 1000;
+
+interface Variant {
+  scenario: string;
+  job: (topic: string) => Omit<Job, 'target'>;
+  boundMs: number;
+  note: string;
+}
+
+function variants(sc: ScenarioName, p: Profile): Variant[] {
+  switch (sc) {
+    case 'produce':
+      return [1, 4].map((producers) => ({
+        scenario: `produce-${producers}p`,
+        job: () => ({ scenario: 'produce', params: { ...p.produce, producers } }),
+        boundMs: p.produce.durationMs + p.produce.warmupMs + 20_000,
+        note: `${producers} producer${producers > 1 ? 's' : ''}, batches of ${p.produce.batch} × ${p.produce.valueBytes} B`,
+      }));
+    case 'replay':
+      return [{ scenario: 'replay', job: () => ({ scenario: 'replay', params: p.replay }), boundMs: 2 * p.replay.timeoutMs, note: `${p.replay.events} stored events from the start` }];
+    case 'latency':
+      return [{ scenario: 'latency', job: () => ({ scenario: 'latency', params: p.latency }), boundMs: p.latency.durationMs + p.latency.warmupMs + 20_000, note: `${p.latency.rate} events/s steady, produce→deliver` }];
+    case 'fanout':
+      return [{ scenario: 'fanout', job: () => ({ scenario: 'fanout', params: p.fanout }), boundMs: p.fanout.durationMs + p.fanout.warmupMs + 60_000, note: `1 producer at ${p.fanout.rate} events/s to ${p.fanout.subscribers} subscribers` }];
+    case 'connections':
+      return [{ scenario: 'connections', job: () => ({ scenario: 'connections', params: p.connections }), boundMs: p.connections.timeoutMs, note: `${p.connections.count} idle connections` }];
+    default:
+      return [];
+  }
+}
+
+async function runRawDisk(p: Profile, rows: ResultRow[]): Promise<void> {
+  const dir = makeTempDir('raw-disk');
+  try {
+    for (const mode of ['nosync', 'fdatasync'] as const) {
+      const args = [dir, mode, String(p.produce.durationMs), String(p.produce.batch), String(p.produce.valueBytes)];
+      const r = await runProcess<LoadResult>(`raw-disk-${mode}`, path.join(BENCH, 'limits/raw-disk.ts'), args, p.produce.durationMs + 10_000);
+      const system = mode === 'nosync' ? 'raw-disk' : 'raw-disk-fdatasync';
+      rows.push(toRow('produce-1p', system, r, [mode === 'nosync' ? 'no sync (page cache)' : 'fdatasync after every frame']));
+    }
+  } finally {
+    removeTempDir(dir);
+  }
+}
+
+async function runModuleScenario(sc: 'storage' | 'outbox', quick: boolean, rows: ResultRow[], skipped: Skipped[]): Promise<void> {
+  const file = sc === 'storage' ? 'storage.ts' : 'outbox.ts';
+  if (!fs.existsSync(path.join(BENCH, file))) {
+    skipped.push({ scenario: sc, system: '*', reason: `bench/${file} does not exist yet` });
+    return;
+  }
+  try {
+    const out = await runProcess<Array<Record<string, unknown>>>(sc, path.join(BENCH, 'load/module-scenario.ts'), [sc, ...(quick ? ['--quick'] : [])], 15 * 60_000);
+    for (const r of out) rows.push({ ...r, scenario: String(r.scenario ?? sc), system: String(r.system ?? sc), eventsPerSec: Number(r.eventsPerSec ?? 0) });
+  } catch (e) {
+    skipped.push({ scenario: sc, system: '*', reason: `failed: ${e instanceof Error ? e.message : String(e)}` });
+  }
+}
+
+async function runSystemScenario(def: SystemDef, v: Variant, opts: Options, rows: ResultRow[], skipped: Skipped[]): Promise<void> {
+  const base = v.scenario.split('-')[0] as ScenarioName;
+  const topic = `bench-${base}-${Date.now().toString(36)}`;
+  const useAuth = opts.auth && def.name === 'hub';
+  const sys = await def.start!({ auth: useAuth });
+  try {
+    await sys.createTopic(topic);
+    const job = { ...v.job(topic), target: { ...sys.target, topic } } as Job;
+    if (job.scenario === 'produce') job.params = { ...job.params, window: WINDOW_BY_CLIENT[sys.target.kind] };
+    const r = await runLoad(`load-${def.name}-${v.scenario}`, job, v.boundMs);
+    const extra = [v.note];
+    if (job.scenario === 'produce') extra.push(`${job.params.window} batch${job.params.window > 1 ? 'es' : ''} in flight per producer`);
+    if (def.name === 'hub' && base === 'connections') extra.push(useAuth ? 'auth on' : 'auth off (run with --auth once the hub has auth)');
+    rows.push(toRow(v.scenario, def.name, r, extra));
+  } catch (e) {
+    skipped.push({ scenario: v.scenario, system: def.name, reason: `failed: ${e instanceof Error ? e.message : String(e)}`.slice(0, 600) });
+  } finally {
+    await sys.stop();
+  }
+}
+
+function machineInfo(quick: boolean): RunInfo {
+  return {
+    date: new Date().toISOString(),
+    quick,
+    machine: {
+      nproc: os.availableParallelism(),
+      cpu: os.cpus()[0]?.model ?? 'unknown',
+      memTotalBytes: os.totalmem(),
+      node: process.version,
+      kernel: os.release(),
+    },
+  };
+}
+
+async function main(): Promise<void> {
+  installCleanupHandlers();
+  const opts = parseOptions();
+  const profile = PROFILES[opts.quick ? 'quick' : 'full'];
+  const rows: ResultRow[] = [];
+  const skipped: Skipped[] = [];
+  const t0 = Date.now();
+  const log = (s: string): void => void process.stderr.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${s}\n`);
+  for (const sc of opts.scenarios) {
+    if (sc === 'storage' || sc === 'outbox') {
+      log(`${sc}`);
+      await runModuleScenario(sc, opts.quick, rows, skipped);
+      continue;
+    }
+    for (const v of variants(sc, profile)) {
+      for (const def of opts.systems) {
+        const why = def.cannot[sc];
+        if (why) {
+          skipped.push({ scenario: v.scenario, system: def.name, reason: why });
+          continue;
+        }
+        if (def.name === 'raw-disk') {
+          if (v.scenario === 'produce-1p') {
+            log(`${v.scenario} × raw-disk`);
+            await runRawDisk(profile, rows).catch((e: unknown) => skipped.push({ scenario: v.scenario, system: def.name, reason: `failed: ${String(e)}` }));
+          } else skipped.push({ scenario: v.scenario, system: def.name, reason: 'one writer: its figures are in produce-1p' });
+          continue;
+        }
+        if (def.name === 'hub' && !hubAvailable()) {
+          skipped.push({ scenario: v.scenario, system: def.name, reason: 'the hub (server/cli.ts) has not landed yet' });
+          continue;
+        }
+        log(`${v.scenario} × ${def.name}`);
+        await runSystemScenario(def, v, opts, rows, skipped);
+      }
+    }
+  }
+  await stopAll();
+  console.log(formatTable(rows, skipped));
+  log(`done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  if (opts.json) {
+    writeJson(opts.json, rows, skipped, machineInfo(opts.quick));
+    log(`wrote ${opts.json}`);
+  }
+}
+
+main().catch(async (e: unknown) => {
+  process.stderr.write(`bench failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  await stopAll();
+  process.exit(1);
+});
