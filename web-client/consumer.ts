@@ -67,6 +67,8 @@ export class Subscription implements SubscriptionHandle {
   private subId = -1;
   private queue: RecordsFrame[] = [];
   private processing = false;
+  /** False between sending subscribe and handling its ok: frames wait until the start offsets are known. */
+  private started = false;
   private closed = false;
   private saving = false;
   private saveAgain = false;
@@ -114,11 +116,15 @@ export class Subscription implements SubscriptionHandle {
     if (this.pos.size) frame.positions = this.positions();
     // Frames of the previous session are void from here: the hub re-sends from the positions.
     this.queue = [];
+    this.started = false;
     try {
       const ok = await this.conn.request(frame, undefined, (id) => (this.subId = id));
       const sub = (ok as { sub?: unknown }).sub;
       if (typeof sub === 'number') this.subId = sub;
       this.learnStarts(ok as Record<string, unknown>);
+      this.started = true;
+      // Records can arrive in the same read as the ok, before this line: deliver them now.
+      if (this.queue.length && !this.processing) void this.process();
     } catch (err) {
       if (err instanceof ClientError && err.code === 'DISCONNECTED') return; // the next session subscribes again
       this.onError(err as Error);
@@ -142,7 +148,7 @@ export class Subscription implements SubscriptionHandle {
     if (f.t === 'records') {
       if (f.sub !== this.subId) return;
       this.queue.push(f);
-      if (!this.processing) void this.process();
+      if (this.started && !this.processing) void this.process();
     } else if (f.t === 'error') {
       this.onError(errorFromWire(f as ErrorFrame));
     }
@@ -155,7 +161,7 @@ export class Subscription implements SubscriptionHandle {
   private async process(): Promise<void> {
     this.processing = true;
     try {
-      while (this.queue.length && !this.closed) {
+      while (this.queue.length && this.started && !this.closed) {
         const f = this.queue.shift()!;
         if (f.sub !== this.subId) continue;
         const from = this.pos.get(f.p) ?? 0;
