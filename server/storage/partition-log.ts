@@ -79,6 +79,7 @@ export class PartitionLog {
   private waiters: Waiter[] = [];
   private lastAppendTime: number;
   private bytesSinceSnapshot = 0;
+  private snapshotting: Promise<void> | null = null;
   private syncTimer: NodeJS.Timeout | null = null;
   private recoverTimer: NodeJS.Timeout | null = null;
   private recoverDelayMs = RECOVER_MIN_MS;
@@ -228,28 +229,38 @@ export class PartitionLog {
         }
         const end = group[n - 1].last + 1;
         if (cfg.fsync === 'always') {
-          await Promise.all([this.env.io.fdatasync(files.log), seg.persistIndexes(this.env.io)]);
+          await Promise.all([this.env.io.fdatasync(files.log), seg.persistIndexes(this.env.io, false)]);
           this.acked(end, pos);
           this.advanceHighWatermark(end, pos);
         } else {
           this.acked(end, pos);
           if (cfg.fsync === 'never') this.advanceHighWatermark(end, pos);
           else this.scheduleSync(cfg.fsyncIntervalMs);
-          await seg.persistIndexes(this.env.io);
+          await seg.persistIndexes(this.env.io, false);
         }
         for (const g of group) g.resolve(resultOf(g));
         group = [];
         this.bytesSinceSnapshot += bytes;
-        if (this.bytesSinceSnapshot >= this.env.snapshotIntervalBytes && cfg.fsync !== 'interval') {
-          this.bytesSinceSnapshot = 0;
-          await writeSnapshot(this.dir, this.producers, this.highWatermark);
-        }
+        if (this.bytesSinceSnapshot >= this.env.snapshotIntervalBytes && cfg.fsync !== 'interval') this.snapshotInBackground();
       }
     } catch (err) {
       this.fail(err, group);
     } finally {
       this.flushing = null;
     }
+  }
+
+  /**
+   * Snapshots producer state as of the high watermark off the append path
+   * (the rows are taken now, the file is written in the background); a
+   * failure only means recovery replays a little more of the log.
+   */
+  private snapshotInBackground(): void {
+    if (this.snapshotting) return;
+    this.bytesSinceSnapshot = 0;
+    this.snapshotting = writeSnapshot(this.dir, this.producers, this.highWatermark)
+      .catch((err) => this.env.log.warn({ topic: this.topic, partition: this.partition, err: String(err) }, 'producer snapshot failed'))
+      .finally(() => (this.snapshotting = null));
   }
 
   private acked(end: number, pos: number): void {
@@ -287,7 +298,7 @@ export class PartitionLog {
     if (end <= this.highWatermark) return;
     await Promise.all([this.env.io.fdatasync(seg.active!.log), seg.persistIndexes(this.env.io)]);
     if (seg === this.active) this.advanceHighWatermark(end, pos);
-    await writeSnapshot(this.dir, this.producers, this.highWatermark);
+    if (this.bytesSinceSnapshot >= this.env.snapshotIntervalBytes) this.snapshotInBackground();
   }
 
   /** Closes the active segment (indexes written, everything fsynced) and starts a new one. */
@@ -448,6 +459,7 @@ export class PartitionLog {
   async close(): Promise<void> {
     if (this.state === 'closed') return;
     while (this.flushing) await this.flushing;
+    if (this.snapshotting) await this.snapshotting;
     const wasOk = this.state === 'ok';
     this.state = 'closed';
     if (this.syncTimer) clearTimeout(this.syncTimer);

@@ -15,6 +15,7 @@ const MAX_BATCH_SIZE = LENGTH_FIELD_END + LIMITS.maxBatchBytes;
 const HEADER_WITH_PID = BATCH_HEADER_BYTES + 255;
 const SCAN_CHUNK_BYTES = 1 << 20;
 const FIND_WINDOW_BYTES = 16 << 10;
+const INDEX_PERSIST_ENTRIES = 32;
 
 /** Visit one batch at buf[p]; return false to stop the scan before it. */
 export type BatchVisitor = (buf: Uint8Array, p: number, filePos: number, size: number) => boolean;
@@ -117,10 +118,16 @@ export class Segment {
     if (appendTime > this.maxAppendTime) this.maxAppendTime = appendTime;
   }
 
-  /** Writes the index entries not yet in the index files (active segment). */
-  async persistIndexes(io: StorageIo): Promise<void> {
+  /**
+   * Writes the index entries not yet in the index files (active segment).
+   * Unless forced, waits until INDEX_PERSIST_ENTRIES have accumulated: the
+   * append path then costs one write, not three, and recovery only re-scans
+   * the few batches after the last persisted entry.
+   */
+  async persistIndexes(io: StorageIo, force = true): Promise<void> {
     const a = this.active;
     if (!a) return;
+    if (!force && this.index!.count - this.index!.persisted < INDEX_PERSIST_ENTRIES && this.timeIndex!.count - this.timeIndex!.persisted < INDEX_PERSIST_ENTRIES) return;
     const o = this.index!.takeUnpersisted();
     const t = this.timeIndex!.takeUnpersisted();
     const jobs: Promise<void>[] = [];
