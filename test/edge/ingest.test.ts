@@ -102,6 +102,16 @@ describe('edge worker → hub', () => {
     expect(await countRecords(hub.url, 'sensors.lost')).toBe(1);
   });
 
+  it("a sequence the hub cannot place comes back as the hub's own 409, not retriable", async () => {
+    const token = await deviceToken({ sub: 'thermo-6' });
+    expect((await ingest(edge.url, 'sensors.gap', [{ t: 1 }, { t: 2 }], { token, sequence: 0 })).status).toBe(200);
+    expect((await ingest(edge.url, 'sensors.gap', [{ t: 3 }], { token, sequence: 10 })).status).toBe(200);
+    const res = await ingest(edge.url, 'sensors.gap', [{ t: 4 }], { token, sequence: 5 });
+    expect(res.status).toBe(409);
+    expect(res.body).toEqual({ error: { code: 'OUT_OF_ORDER_SEQUENCE', message: expect.any(String), retriable: false } });
+    expect(await countRecords(hub.url, 'sensors.gap')).toBe(3);
+  });
+
   it('without x-sequence a repeated request is appended again (at-least-once)', async () => {
     const token = await deviceToken({ sub: 'thermo-5' });
     expect((await ingest(edge.url, 'sensors.alo', { t: 1 }, { token })).status).toBe(200);

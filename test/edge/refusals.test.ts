@@ -110,23 +110,35 @@ describe('bodies and routes', () => {
     expect(await countRecords(hub.url, TOPIC)).toBe(0);
   });
 
-  it('a body larger than the limit is refused while streaming, whatever its length header says', async () => {
+  it('a body is refused as soon as it passes the limit, without waiting for its end', async () => {
     const token = await deviceToken({ sub: 'd3' });
-    const chunk = new TextEncoder().encode(`[${'{"a":1},'.repeat(100)}`);
+    const chunk = new TextEncoder().encode(`[${'{"a":1},'.repeat(125)}`); // 1001 bytes
+    let sent = 0;
+    // 5 chunks (past the 4096-byte limit) and then a body that never ends, with
+    // no Content-Length: only a limit checked while streaming can answer this.
     const stream = new ReadableStream<Uint8Array>({
-      start(controller) {
-        for (let i = 0; i < 10; i++) controller.enqueue(chunk);
-        controller.close();
+      pull(controller) {
+        if (sent < 5) {
+          sent++;
+          controller.enqueue(chunk);
+        }
+        return sent < 5 ? undefined : new Promise<void>(() => undefined);
       },
     });
-    const res = await fetch(`${edge.url}/ingest/${TOPIC}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      body: stream,
-      duplex: 'half',
-    } as RequestInit);
-    expect(res.status).toBe(413);
-    expect(((await res.json()) as any).error.code).toBe('BODY_TOO_LARGE');
+    const aborter = new AbortController();
+    try {
+      const res = await fetch(`${edge.url}/ingest/${TOPIC}`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: stream,
+        duplex: 'half',
+        signal: aborter.signal,
+      } as RequestInit);
+      expect(res.status).toBe(413);
+      expect(((await res.json()) as any).error.code).toBe('BODY_TOO_LARGE');
+    } finally {
+      aborter.abort();
+    }
   });
 
   it('answers 404 off the ingest route and 405 for other methods, in the error shape', async () => {
