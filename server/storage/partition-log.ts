@@ -26,6 +26,7 @@ import { OffsetIndex, TimeIndex } from './segment-index.ts';
 import { Segment } from './segment.ts';
 import type { TailCache } from './tail-cache.ts';
 import { reverifyTail } from './recovery.ts';
+import { partitionOffsetForTime, readPartition } from './partition-reads.ts';
 
 /** Shared by every partition of a store. */
 export interface PartitionEnv {
@@ -80,6 +81,7 @@ export class PartitionLog {
   private lastAppendTime: number;
   private bytesSinceSnapshot = 0;
   private snapshotting: Promise<void> | null = null;
+  private syncRequested = false;
   private syncTimer: NodeJS.Timeout | null = null;
   private recoverTimer: NodeJS.Timeout | null = null;
   private recoverDelayMs = RECOVER_MIN_MS;
@@ -201,7 +203,13 @@ export class PartitionLog {
   private async flushLoop(): Promise<void> {
     let group: Pending[] = [];
     try {
-      while (this.queue.length > 0 && this.state === 'ok') {
+      while ((this.queue.length > 0 || this.syncRequested) && this.state === 'ok') {
+        if (this.syncRequested) {
+          // The interval fsync runs here, in the one writer, so that it never races a roll closing the file.
+          this.syncRequested = false;
+          await this.syncNow();
+          continue;
+        }
         const cfg = this.config();
         const firstSize = this.queue[0].batch.length;
         let seg = this.active;
@@ -285,12 +293,13 @@ export class PartitionLog {
     if (this.syncTimer) return;
     this.syncTimer = setTimeout(() => {
       this.syncTimer = null;
-      void this.syncNow().catch((err) => this.fail(err, []));
+      this.syncRequested = true;
+      if (!this.flushing && this.state === 'ok') this.flushing = this.flushLoop();
     }, intervalMs);
   }
 
-  /** fdatasync the active segment and move the high watermark to what was written before it. */
-  async syncNow(): Promise<void> {
+  /** fdatasync the active segment and move the high watermark to what was written before it (writer only). */
+  private async syncNow(): Promise<void> {
     if (this.state !== 'ok') return;
     const seg = this.active;
     const end = this.ackedEnd;
@@ -386,71 +395,14 @@ export class PartitionLog {
     }
   }
 
-  // ---------------- reads ----------------
+  // ---------------- reads (partition-reads.ts) ----------------
 
-  async read(offset: number, maxBytes: number): Promise<ReadResult> {
-    const hw = this.highWatermark;
-    if (!Number.isSafeInteger(offset) || offset < this.earliest || offset > hw) {
-      throw new TributaryError('OFFSET_OUT_OF_RANGE', `offset ${offset} is outside [${this.earliest}, ${hw}] of ${this.topic}/${this.partition}`, { earliest: this.earliest, logEnd: this.logEnd });
-    }
-    const empty: ReadResult = { bytes: new Uint8Array(0), nextOffset: offset, highWatermark: hw };
-    if (offset === hw) return empty;
-    const cached = this.tail.read(offset, maxBytes, hw);
-    if (cached) return { bytes: cached.bytes, nextOffset: cached.nextOffset, highWatermark: hw };
-    const segs = this.segments;
-    let i = segmentFor(segs, offset);
-    let at = offset;
-    for (; i < segs.length; i++) {
-      const seg = segs[i];
-      if (seg.baseOffset >= hw) break;
-      if (seg.baseOffset > at) at = seg.baseOffset;
-      const r = await this.readSegment(seg, at, maxBytes);
-      if (r) return { bytes: r.bytes, nextOffset: r.nextOffset, highWatermark: hw };
-    }
-    // Only gaps left by compaction between `offset` and the high watermark.
-    return { bytes: new Uint8Array(0), nextOffset: hw, highWatermark: hw };
+  read(offset: number, maxBytes: number): Promise<ReadResult> {
+    return readPartition(this, offset, maxBytes);
   }
 
-  /** Holds the segment against a compaction swap for the duration of `fn`. */
-  private async withSegment<T>(seg: Segment, fn: (fd: number) => Promise<T>): Promise<T> {
-    while (seg.swapping) await seg.swapping;
-    seg.readers++;
-    try {
-      const h = await this.env.handles.acquire(seg.logFile);
-      try {
-        if (!seg.index) await seg.loadIndexes(this.env.io, h.fd);
-        if (!seg.active) this.env.indexCache.touch(seg);
-        return await fn(h.fd);
-      } finally {
-        h.release();
-      }
-    } catch (err) {
-      // Retention removed the segment under the read: the offset is gone.
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !this.segments.includes(seg)) {
-        throw new TributaryError('OFFSET_OUT_OF_RANGE', `segment ${seg.baseOffset} of ${this.topic}/${this.partition} was deleted by retention`, { earliest: this.earliest, logEnd: this.logEnd });
-      }
-      throw err;
-    } finally {
-      seg.readers--;
-    }
-  }
-
-  private readSegment(seg: Segment, offset: number, maxBytes: number): Promise<{ bytes: Uint8Array; nextOffset: number } | null> {
-    return this.withSegment(seg, (fd) => {
-      const endPos = seg === this.active ? this.hwPos : seg.sizeBytes;
-      if (endPos === 0) return Promise.resolve(null);
-      return seg.readFrom(this.env.io, fd, offset, maxBytes, endPos);
-    });
-  }
-
-  async offsetForTimestamp(ts: number): Promise<number> {
-    const hw = this.highWatermark;
-    for (const seg of this.segments) {
-      if (seg.maxAppendTime < ts || seg.baseOffset >= hw) continue;
-      const off = await this.withSegment(seg, (fd) => seg.offsetForTime(this.env.io, fd, ts, seg === this.active ? this.hwPos : seg.sizeBytes));
-      if (off >= 0) return Math.min(Math.max(off, this.earliest), hw);
-    }
-    return hw;
+  offsetForTimestamp(ts: number): Promise<number> {
+    return partitionOffsetForTime(this, ts);
   }
 
   // ---------------- lifecycle ----------------
@@ -497,21 +449,6 @@ function resultOf(g: Pending): AppendResult {
   const offsets = new Array<number>(n);
   for (let i = 0; i < n; i++) offsets[i] = g.base + i;
   return { offsets, baseOffset: g.base, appendTime: g.appendTime, duplicate: false };
-}
-
-/** Index of the last segment whose base offset is <= offset (0 when below all). */
-export function segmentFor(segs: Segment[], offset: number): number {
-  let lo = 0;
-  let hi = segs.length - 1;
-  let best = 0;
-  while (lo <= hi) {
-    const mid = (lo + hi) >>> 1;
-    if (segs[mid].baseOffset <= offset) {
-      best = mid;
-      lo = mid + 1;
-    } else hi = mid - 1;
-  }
-  return best;
 }
 
 export async function openActiveFiles(io: StorageIo, dir: string, base: number, flags: string): Promise<{ log: number; index: number; timeIndex: number }> {
