@@ -27,6 +27,12 @@ export interface TcpProxy {
   block(blocked: boolean): void;
   /** Cut connections at random points (undefined: stop cutting). */
   chaos(opts: ChaosOptions | undefined): void;
+  /**
+   * One-shot: the next connection passes `replies` hub→client chunks, then
+   * the next hub→client chunk is dropped and the connection cut — the client
+   * never sees that reply (e.g. the ack of a batch the hub has appended).
+   */
+  loseReplyAfter(replies: number): void;
   /** Point at another hub port (after a restart on a new port). */
   retarget(port: number): void;
   close(): Promise<void>;
@@ -50,6 +56,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   let chaos: ChaosOptions | undefined;
   let rand = Math.random;
   let cuts = 0;
+  let loseAfter: number | undefined;
   const pairs = new Set<{ a: net.Socket; b: net.Socket }>();
 
   const server = net.createServer((client) => {
@@ -64,6 +71,8 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     pairs.add(pair);
     const budget = chaos ? chaos.minBytes + Math.floor(rand() * (chaos.maxBytes - chaos.minBytes + 1)) : Infinity;
     let seen = 0;
+    let repliesLeft = loseAfter;
+    loseAfter = undefined;
     const cut = () => {
       if (!pairs.delete(pair)) return;
       cuts++;
@@ -72,6 +81,10 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     };
     const pipe = (from: net.Socket, to: net.Socket) => {
       from.on('data', (chunk: Buffer) => {
+        if (from === upstream && repliesLeft !== undefined && repliesLeft-- === 0) {
+          cut();
+          return;
+        }
         seen += chunk.length;
         if (seen > budget) {
           // Forward only part of the chunk: the other side sees a torn frame, then the cut.
@@ -118,6 +131,9 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     chaos(opts: ChaosOptions | undefined) {
       chaos = opts;
       rand = opts?.seed !== undefined ? prng(opts.seed) : Math.random;
+    },
+    loseReplyAfter(replies: number) {
+      loseAfter = replies;
     },
     retarget(p: number) {
       target = p;
