@@ -3,6 +3,8 @@
  * land with device headers, retries do not duplicate, many devices arrive
  * complete and in order.
  */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeCbor } from '../../protocol/codec.ts';
 import { startHub, type Hub } from '../helpers/hub.ts';
@@ -100,6 +102,45 @@ describe('edge worker → hub', () => {
     expect(retry.status).toBe(200);
     expect(retry.body).toEqual({ offsets: original.offsets, duplicate: true });
     expect(await countRecords(hub.url, 'sensors.lost')).toBe(1);
+  });
+
+  it('a retry after the worker lost the hub answer (connection cut after the append) does not duplicate', async () => {
+    // A proxy in front of the hub that forwards the request, waits until the hub
+    // has answered (so the readings are appended), then cuts the connection
+    // instead of passing the answer back.
+    let cut = true;
+    const proxy = http.createServer(async (req, res) => {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      const upstream = await fetch(`${hub.url}${req.url}`, { method: req.method, headers: { 'content-type': String(req.headers['content-type']) }, body: Buffer.concat(chunks) });
+      const body = Buffer.from(await upstream.arrayBuffer());
+      if (cut) {
+        req.socket.destroy();
+        return;
+      }
+      res.writeHead(upstream.status, { 'content-type': upstream.headers.get('content-type') ?? 'application/json' }).end(body);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const lossy = await startEdge(bundle, { HUB_URL: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, DEVICE_JWT_SECRET: DEVICE_SECRET, ALLOWED_TOPICS: 'sensors.*' });
+    try {
+      const token = await deviceToken({ sub: 'thermo-7' });
+      const readings = [{ t: 1 }, { t: 2 }, { t: 3 }];
+      const lost = await ingest(lossy.url, 'sensors.cut', readings, { token, sequence: 40 });
+      expect(lost.status).toBe(503);
+      expect(lost.body.error.retriable).toBe(true);
+      expect(lost.headers.get('retry-after')).not.toBeNull();
+      expect(await countRecords(hub.url, 'sensors.cut')).toBe(3);
+      cut = false;
+      const retry = await ingest(lossy.url, 'sensors.cut', readings, { token, sequence: 40 });
+      expect(retry.status).toBe(200);
+      expect(retry.body.duplicate).toBe(true);
+      expect(retry.body.offsets).toHaveLength(3);
+      expect(await countRecords(hub.url, 'sensors.cut')).toBe(3);
+    } finally {
+      await lossy.dispose();
+      proxy.closeAllConnections();
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+    }
   });
 
   it("a sequence the hub cannot place comes back as the hub's own 409, not retriable", async () => {
