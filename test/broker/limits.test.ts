@@ -1,0 +1,111 @@
+/**
+ * The hub's limits and bad frames, each answered with its own typed error:
+ * frame too large (close 4413), too many subscriptions, too many requests in
+ * flight, too many connections (close 4429); malformed frames get BAD_FRAME
+ * with their id and the connection stays usable.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeCbor } from '../../protocol/codec.ts';
+import { startHub, type Hub } from '../helpers/hub.ts';
+import { bytes, WsClient } from '../helpers/ws-client.ts';
+
+let hub: Hub;
+const clients: WsClient[] = [];
+const MAX_FRAME = 64 * 1024;
+
+async function client(): Promise<WsClient> {
+  const c = await WsClient.connect(hub.wsUrl);
+  clients.push(c);
+  return c;
+}
+
+beforeAll(async () => {
+  hub = await startHub({
+    args: ['--max-frame-bytes', String(MAX_FRAME), '--max-subscriptions-per-connection', '3', '--max-in-flight-requests-per-connection', '4', '--max-connections', '6'],
+  });
+});
+
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  await hub.stop();
+  hub.cleanup();
+});
+
+describe('limits', () => {
+  it('closes with 4413 FRAME_TOO_LARGE for a frame over maxFrameBytes', async () => {
+    const c = await client();
+    await c.produce('frames', [{ v: new Uint8Array(MAX_FRAME / 2) }]); // under the limit: fine
+    c.produce('frames', [{ v: new Uint8Array(MAX_FRAME + 100) }]).catch(() => undefined);
+    const closed = await c.closed;
+    expect(closed.code).toBe(4413);
+    expect(closed.reason).toMatch(/^FRAME_TOO_LARGE/);
+  });
+
+  it('refuses a subscription past maxSubscriptionsPerConnection with TOO_MANY_SUBSCRIPTIONS', async () => {
+    const c = await client();
+    const subs = [];
+    for (let i = 0; i < 3; i++) subs.push(await c.subscribe('subs', { from: 'latest' }));
+    await expect(c.subscribe('subs', { from: 'latest' })).rejects.toMatchObject({ code: 'TOO_MANY_SUBSCRIPTIONS' });
+    // Freeing one makes room again; the connection stayed usable throughout.
+    await c.unsubscribe(subs[0].sub);
+    await expect(c.subscribe('subs', { from: 'latest' })).resolves.toMatchObject({ t: 'ok' });
+  });
+
+  it('refuses requests past maxInFlightRequestsPerConnection with TOO_MANY_IN_FLIGHT', async () => {
+    const c = await client();
+    await c.produce('inflight', [{ v: bytes('create the topic first') }]);
+    const results = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => c.produce('inflight', [{ v: bytes(`r${i}`) }])));
+    const refused = results.filter((r) => r.status === 'rejected');
+    expect(refused.length).toBeGreaterThan(0);
+    for (const r of refused) expect((r as PromiseRejectedResult).reason).toMatchObject({ code: 'TOO_MANY_IN_FLIGHT', retriable: true });
+    expect(results.filter((r) => r.status === 'fulfilled').length).toBeGreaterThanOrEqual(4);
+    await expect(c.produce('inflight', [{ v: bytes('after') }])).resolves.toMatchObject({ t: 'ack' });
+  });
+
+  it('closes connections past maxConnections with 4429 TOO_MANY_CONNECTIONS', async () => {
+    for (const c of clients.splice(0)) await c.close();
+    await new Promise((r) => setTimeout(r, 100));
+    const open: WsClient[] = [];
+    for (let i = 0; i < 6; i++) open.push(await client());
+    const extra = await WsClient.connect(hub.wsUrl);
+    const closed = await extra.closed;
+    expect(closed.code).toBe(4429);
+    expect(closed.reason).toMatch(/^TOO_MANY_CONNECTIONS/);
+    await open[0].close();
+    await new Promise((r) => setTimeout(r, 100));
+    const again = await client();
+    await expect(again.request({ t: 'ping' })).resolves.toMatchObject({ t: 'ok' });
+    const metrics = await (await fetch(`${hub.url}/metrics`)).text();
+    expect(metrics).toMatch(/tributary_limit_rejections_total\{limit="maxConnections"\} 1/);
+    for (const c of clients.splice(0)) await c.close();
+    await new Promise((r) => setTimeout(r, 100));
+  });
+});
+
+describe('bad frames', () => {
+  it('answers malformed frames with typed errors and keeps the connection', async () => {
+    const c = await client();
+    c.sendRaw(new Uint8Array([0xff, 0xfe, 0x00]));
+    c.sendRaw(encodeCbor({ t: 'produce', id: 77, topic: 'bad topic!', records: [{ v: bytes('x') }] }));
+    c.sendRaw(encodeCbor({ t: 'nope', id: 78 }));
+    c.sendRaw(encodeCbor({ t: 'produce', id: 79, topic: 'ok', records: [{ v: 'not bytes' }] }));
+    await c.until(() => c.unsolicitedErrors.length >= 4);
+    expect(c.unsolicitedErrors.map((e) => [e.id, e.code])).toEqual([
+      [undefined, 'BAD_FRAME'],
+      [77, 'BAD_TOPIC_NAME'],
+      [78, 'BAD_FRAME'],
+      [79, 'BAD_RECORD'],
+    ]);
+    await expect(c.request({ t: 'ping' })).resolves.toMatchObject({ t: 'ok' });
+  });
+
+  it('answers unknown subscriptions, unsupported versions and consumer groups with their codes', async () => {
+    const c = await client();
+    await expect(c.unsubscribe(999)).rejects.toMatchObject({ code: 'UNKNOWN_SUBSCRIPTION' });
+    await expect(c.subscribe('g', { group: 'billing' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(c.request({ t: 'metadata', topic: 'never-created' })).rejects.toMatchObject({ code: 'UNKNOWN_TOPIC' });
+    await expect(c.request({ t: 'hello', v: 99 })).rejects.toMatchObject({ code: 'UNSUPPORTED_VERSION' });
+    const closed = await c.closed;
+    expect(closed.code).toBe(4400);
+  });
+});
