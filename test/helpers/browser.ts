@@ -39,10 +39,10 @@ window.tb = {
   client: (id) => clients[id],
   stats: (id) => stats[id],
   state: (id) => clients[id].state,
-  async sendMany(id, topic, from, count, keys) {
+  async sendMany(id, topic, from, count, keys, prefix = 'k') {
     const c = clients[id];
     const sends = [];
-    for (let n = from; n < from + count; n++) sends.push(c.send(topic, { key: 'k' + (n % keys), value: { n } }));
+    for (let n = from; n < from + count; n++) sends.push(c.send(topic, { key: prefix + (n % keys), value: { n } }));
     await Promise.all(sends);
     return count;
   },
@@ -59,7 +59,8 @@ export interface PageHelpers {
   client(id: string): import('../../web-client/index.ts').Client;
   stats(id: string): { acks: number; ackedEvents: number; duplicateAcks: number; errors: string[]; states: string[] };
   state(id: string): string;
-  sendMany(id: string, topic: string, from: number, count: number, keys: number): Promise<number>;
+  /** Sends {n} for n in [from, from+count), keyed `${prefix}${n % keys}`. */
+  sendMany(id: string, topic: string, from: number, count: number, keys: number, prefix?: string): Promise<number>;
   flush(id: string): Promise<boolean>;
   pending(id: string): Promise<number>;
   close(id: string): Promise<boolean>;
