@@ -25,6 +25,8 @@ const PAGE_SCRIPT = `
 import * as T from '/tributary.js';
 const clients = {};
 const stats = {};
+const got = {};
+const subs = {};
 window.T = T;
 window.tb = {
   start(id, opts) {
@@ -49,6 +51,14 @@ window.tb = {
   flush: (id) => clients[id].flush().then(() => true),
   pending: (id) => clients[id].pending(),
   close: (id) => clients[id].close().then(() => true),
+  subscribe(id, topic, opts) {
+    const list = (got[id] ??= []);
+    subs[id] = clients[id].subscribe(topic, opts, (r) => { list.push([r.partition, r.offset, r.value && r.value.n]); });
+    return true;
+  },
+  unsubscribe: (id) => (subs[id].close(), true),
+  received: (id) => got[id] ?? [],
+  receivedCount: (id) => (got[id] ?? []).length,
 };
 window.tbReady = true;
 `;
@@ -64,6 +74,11 @@ export interface PageHelpers {
   flush(id: string): Promise<boolean>;
   pending(id: string): Promise<number>;
   close(id: string): Promise<boolean>;
+  /** Subscribes client `id`; records are kept as [partition, offset, value.n]. */
+  subscribe(id: string, topic: string, opts: import('../../web-client/index.ts').SubscribeOptions): boolean;
+  unsubscribe(id: string): boolean;
+  received(id: string): Array<[number, number, number]>;
+  receivedCount(id: string): number;
 }
 
 declare global {
