@@ -7,7 +7,7 @@ import { createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jos
 import { TributaryError } from '../protocol/errors.ts';
 import { LIMITS } from '../protocol/limits.ts';
 import { utf8 } from '../protocol/record.ts';
-import { parseTopicPattern, type TopicPattern } from './topic-patterns.ts';
+import { parseTopicPattern, type TopicPattern } from '../protocol/topic-patterns.ts';
 
 /** The bindings the worker reads. Vars may arrive as strings or (from TOML) numbers/objects. */
 export interface Env {

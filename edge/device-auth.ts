@@ -15,7 +15,7 @@ import { TributaryError } from '../protocol/errors.ts';
 import { LIMITS } from '../protocol/limits.ts';
 import { utf8Length } from '../protocol/record.ts';
 import type { EdgeConfig } from './config.ts';
-import { matchesAny, parseTopicPattern, type TopicPattern } from './topic-patterns.ts';
+import { matchesAny, parseTopicPattern, type TopicPattern } from '../protocol/topic-patterns.ts';
 
 export const DEVICE_TOKEN_KIND = 'device';
 const HMAC_ALGS = ['HS256', 'HS384', 'HS512'];

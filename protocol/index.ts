@@ -10,3 +10,4 @@ export * from './frames.ts';
 export * from './frame-decoder.ts';
 export * from './values.ts';
 export * from './varint.ts';
+export * from './topic-patterns.ts';

@@ -15,10 +15,11 @@
  * Anything else (a `*` elsewhere, a non-string, an over-long entry) grants
  * nothing; a malformed claim never throws, it just grants nothing. Names
  * follow protocol/limits' topic rule, for groups too (as the frame decoder
- * does). The edge worker's device-token patterns (edge/topic-patterns.ts)
- * mean the same.
+ * does). Parsing is protocol/topic-patterns.ts's, shared with the edge
+ * worker's device-token patterns.
  */
-import { isValidTopicName, LIMITS } from '../../protocol/limits.ts';
+import { LIMITS } from '../../protocol/limits.ts';
+import { parseTopicPattern } from '../../protocol/topic-patterns.ts';
 
 /** Most entries one permission list may hold; a longer list grants nothing at all. */
 export const MAX_PATTERNS_PER_LIST = 256;
@@ -68,16 +69,12 @@ export class PatternSet {
     for (const entry of value) {
       if (typeof entry !== 'string' || entry.length === 0 || entry.length > MAX_PATTERN_LENGTH) {
         ignored++;
-      } else if (entry === '*') {
-        all = true;
-      } else if (entry.endsWith('.*')) {
-        const stem = entry.slice(0, -2);
-        if (!isValidTopicName(stem)) ignored++; // so that `stem.` + rest can be a name
-        else if (!prefixes.includes(`${stem}.`)) prefixes.push(`${stem}.`); // keep the dot: `sensors.*` → `sensors.`
-      } else if (isValidTopicName(entry)) {
-        exact.add(entry);
       } else {
-        ignored++;
+        const pattern = parseTopicPattern(entry);
+        if (!pattern) ignored++;
+        else if (pattern.kind === 'all') all = true;
+        else if (pattern.kind === 'exact') exact.add(pattern.name);
+        else if (!prefixes.includes(pattern.prefix)) prefixes.push(pattern.prefix);
       }
     }
     return new PatternSet(all, exact, prefixes, ignored);

@@ -1,6 +1,6 @@
 /** Topic patterns as device tokens and ALLOWED_TOPICS write them. */
 import { describe, expect, it } from 'vitest';
-import { matchesAny, matchesTopic, parseTopicPattern } from '../../edge/topic-patterns.ts';
+import { matchesAny, matchesTopic, parseTopicPattern } from '../../protocol/topic-patterns.ts';
 
 const p = (text: string) => {
   const pattern = parseTopicPattern(text);

@@ -1,5 +1,5 @@
 /**
- * Topic patterns, as device tokens' `topics` claim and the worker's
+ * Topic patterns, as user tokens' permission claims, device tokens' `topics` claim and the edge worker's
  * ALLOWED_TOPICS var write them:
  *
  * - `*` matches every topic;
@@ -9,7 +9,7 @@
  *
  * No other wildcards: a pattern is easy to read in a token and cheap to match.
  */
-import { isValidTopicName } from '../protocol/limits.ts';
+import { isValidTopicName } from './limits.ts';
 
 export type TopicPattern = { kind: 'all' } | { kind: 'prefix'; prefix: string } | { kind: 'exact'; name: string };
 
