@@ -20,6 +20,20 @@ const statusLine = (status: number): string => `${status} ${STATUS_TEXT[status] 
 export const CBOR_TYPE = 'application/cbor';
 export const JSON_TYPE = 'application/json';
 
+/**
+ * The raw query string. The pure-Node fallback's getQuery() throws on every
+ * request (it parses the path-only URL with `new URL`): read its Node request instead.
+ */
+function queryOf(req: HttpRequest): string {
+  try {
+    return req.getQuery() ?? '';
+  } catch {
+    const url = (req as unknown as { request?: { url?: string } }).request?.url ?? '';
+    const q = url.indexOf('?');
+    return q < 0 ? '' : url.slice(q + 1);
+  }
+}
+
 export interface ErrorReporter {
   (err: TributaryError, route: string): void;
 }
@@ -48,7 +62,7 @@ export class Exchange {
   ) {
     this.method = req.getMethod().toUpperCase();
     this.url = req.getUrl();
-    this.query = new URLSearchParams(req.getQuery() ?? '');
+    this.query = new URLSearchParams(queryOf(req));
     this.contentType = req.getHeader('content-type').toLowerCase();
     this.accept = req.getHeader('accept').toLowerCase();
     this.authorization = req.getHeader('authorization');
