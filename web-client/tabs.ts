@@ -72,8 +72,16 @@ export class OutboxSignal {
     };
   }
 
+  private queued = new Set<'appended' | 'drained'>();
+
+  /** Coalesced: a burst of sends (or acks) costs one message per kind per task, not one each. */
   post(kind: 'appended' | 'drained'): void {
-    this.ch?.postMessage(kind);
+    if (!this.ch || this.queued.has(kind)) return;
+    this.queued.add(kind);
+    setTimeout(() => {
+      this.queued.delete(kind);
+      this.ch?.postMessage(kind);
+    }, 0);
   }
 
   close(): void {

@@ -59,13 +59,14 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   let loseAfter: number | undefined;
   const pairs = new Set<{ a: net.Socket; b: net.Socket }>();
 
-  const server = net.createServer((client) => {
+  // No Nagle on either leg: a proxy must not add delayed-ACK stalls the real path does not have.
+  const server = net.createServer({ noDelay: true }, (client) => {
     client.on('error', () => undefined);
     if (blocked) {
       client.destroy();
       return;
     }
-    const upstream = net.connect(target, '127.0.0.1');
+    const upstream = net.connect({ port: target, host: '127.0.0.1', noDelay: true });
     upstream.on('error', () => undefined);
     const pair = { a: client, b: upstream };
     pairs.add(pair);
