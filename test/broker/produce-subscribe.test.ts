@@ -158,4 +158,21 @@ describe('subscribe', () => {
       expect(mine.map((r) => text(r.value))).toEqual(Array.from({ length: 20 }, (_, i) => `${k}:${i}`));
     }
   });
+
+  it('follows partitions added to the topic, and ends with UNKNOWN_TOPIC when the topic is deleted', async () => {
+    await createTopic('growing', 1);
+    const c = await client();
+    const s = await c.subscribe('growing', { from: 'earliest' });
+    const patch = await fetch(`${hub.url}/v1/topics/growing`, { method: 'PATCH', body: JSON.stringify({ partitions: 2 }) });
+    expect(patch.status).toBe(200);
+    const p = await client();
+    await p.produce('growing', [{ v: bytes('on p1'), p: 1 }, { v: bytes('on p0'), p: 0 }]);
+    const recs = await c.waitForRecords(s.sub, 2);
+    expect(recs.map((r) => [r.partition, text(r.value)]).sort()).toEqual([[0, 'on p0'], [1, 'on p1']]);
+
+    expect((await fetch(`${hub.url}/v1/topics/growing`, { method: 'DELETE' })).status).toBe(204);
+    await c.until(() => c.errors(s.sub).length > 0);
+    expect(c.errors(s.sub)[0]).toMatchObject({ code: 'UNKNOWN_TOPIC', sub: s.sub });
+    await expect(c.unsubscribe(s.sub)).rejects.toMatchObject({ code: 'UNKNOWN_SUBSCRIPTION' });
+  });
 });
