@@ -46,7 +46,9 @@ export interface ProducerSink {
 
 /** Events read ahead of the lanes: enough for a few full batches per topic, bounded. */
 const READ_CHUNK = 2_000;
-const READ_AHEAD_MAX = 10_000;
+const READ_AHEAD_MAX = 6_000;
+/** Acked batches whose removal from the outbox may still be running while the next batches go out. */
+const MAX_PENDING_REMOVALS = 4;
 /** Codes that speak about the connection's credentials, not the batch: the connection handles them. */
 const SESSION_CODES = new Set<ErrorCode>(['UNAUTHENTICATED', 'TOKEN_INVALID', 'TOKEN_EXPIRED', 'SUBJECT_CHANGED', 'NOT_HELLO']);
 const SHRINK_CODES = new Set<ErrorCode>(['BATCH_TOO_LARGE', 'FRAME_TOO_LARGE', 'BODY_TOO_LARGE']);
@@ -208,7 +210,7 @@ export class Producer {
 
   private async runSession(id: number): Promise<void> {
     // Let acks of the previous session finish leaving the outbox, so they are not sent again.
-    await Promise.all(this.removing);
+    await Promise.allSettled([...this.removing]);
     const subject = this.conn.subject;
     const lanes = new Map<string, Lane>();
     let cursor = 0;
@@ -294,8 +296,15 @@ export class Producer {
         return this.refused(lane, batch, err);
       }
       const offsets = ackOffsets(ack, batch.length);
-      await this.leave(this.o.store.remove(batch));
-      this.sink.ack({ topic: lane.topic, duplicate: ack.dup === true, records: batch.map((e, i) => ({ seq: e.seq, partition: offsets[i]?.partition ?? -1, offset: offsets[i]?.offset ?? -1 })) });
+      // The next batch goes out while this one leaves the outbox: the removal is only bookkeeping
+      // (a crash before it commits re-sends the batch, which the hub answers as a duplicate).
+      // Removals are bounded: past a few pending, wait for the oldest.
+      if (this.removing.size >= MAX_PENDING_REMOVALS) await Promise.race([...this.removing].map((r) => r.catch(() => undefined)));
+      const info: AckInfo = { topic: lane.topic, duplicate: ack.dup === true, records: batch.map((e, i) => ({ seq: e.seq, partition: offsets[i]?.partition ?? -1, offset: offsets[i]?.offset ?? -1 })) };
+      this.leave(this.o.store.remove(batch)).then(
+        () => this.sink.ack(info),
+        (err) => this.sink.error(err as Error),
+      );
       return batch.length;
     }
   }
