@@ -40,6 +40,8 @@ type Entry =
 const ENTRY_HEADER_BYTES = 8;
 /** Compact when the journal exceeds this and is 4× the live data. */
 const COMPACT_MIN_BYTES = 1024 * 1024;
+/** On close the bar is lower: nothing waits for the rewrite. */
+const COMPACT_ON_CLOSE_BYTES = 64 * 1024;
 
 function ioError(err: unknown): ClientError {
   if (err instanceof ClientError) return err;
@@ -205,7 +207,7 @@ export class FileOutboxStore implements OutboxStore {
       await fh.datasync();
       this.journalBytes += buf.length;
       this.apply(entry);
-      if (this.journalBytes > COMPACT_MIN_BYTES && this.journalBytes > 4 * (this.st.bytes + 64 * this.st.events + 4096)) await this.compact();
+      if (this.wasteful(COMPACT_MIN_BYTES)) await this.compact();
       return result;
     };
     const p = this.tail.then(run, run);
@@ -217,6 +219,11 @@ export class FileOutboxStore implements OutboxStore {
 
   private presentIds(events: OutboxEvent[]): number[] {
     return events.filter((e) => this.events.has(e.id)).map((e) => e.id);
+  }
+
+  /** The journal is past `minBytes` and four times what a snapshot would take. */
+  private wasteful(minBytes: number): boolean {
+    return this.journalBytes > minBytes && this.journalBytes > 4 * (this.st.bytes + 64 * this.st.events + 4096);
   }
 
   /** Rewrites the journal as one snapshot: temp file, fsync, rename, fsync the directory. */
@@ -309,6 +316,8 @@ export class FileOutboxStore implements OutboxStore {
   }
 
   async close(): Promise<void> {
+    // Leave a small file behind: a drained outbox should not cost the next start a long replay.
+    if (this.fh && this.wasteful(COMPACT_ON_CLOSE_BYTES)) await this.write(() => ({ entry: null, result: undefined })).then(() => this.compact()).catch(() => undefined);
     await this.tail;
     await this.fh?.close();
     this.fh = undefined;

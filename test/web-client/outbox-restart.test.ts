@@ -64,7 +64,7 @@ afterAll(async () => {
 });
 
 describe('outboxes across restarts (Node, real hub)', () => {
-  it('a file outbox filled while the hub is unreachable survives SIGKILL and drains once in the next process', async () => {
+  it('a file outbox filled while the hub is unreachable survives SIGKILL (and a torn tail) and drains once in the next process', async () => {
     await createTopic(hub.url, 'gw-offline', 2);
     const file = path.join(dir, 'offline.outbox');
     proxy.block(true);
@@ -72,6 +72,8 @@ describe('outboxes across restarts (Node, real hub)', () => {
     const a = child([proxy.wsUrl, file, 'gw-offline', '0', '500', 'send']);
     await a.line(/queued/);
     await kill(a.proc);
+    // A crash in the middle of a later write leaves a torn entry at the end of the journal.
+    fs.appendFileSync(file, Buffer.from([0, 0, 0, 200, 1, 2, 3, 4, 5, 6, 7]));
     proxy.block(false);
     const b = child([proxy.wsUrl, file, 'gw-offline', '0', '0', 'flush']);
     expect(await b.line(/flushed \d+/)).toBe('flushed 0');
@@ -97,6 +99,26 @@ describe('outboxes across restarts (Node, real hub)', () => {
     expect(await c.line(/flushed \d+/)).toBe('flushed 0');
     expect(exactlyOnceProblems(await readTopic(hub.url, 'gw-chaos'), 4000)).toBe('');
     expect(proxy.cuts).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('the file journal is compacted as it drains and keeps its producer id and sequences', async () => {
+    const file = path.join(dir, 'compact.outbox');
+    const a = createClient({ url: hub.wsUrl, outbox: { file }, name: 'compact' });
+    const pid = await a.producerId;
+    const sends: Array<Promise<void>> = [];
+    for (let n = 0; n < 30_000; n++) sends.push(a.send('gw-compact', { key: `k${n % 5}`, value: { n, pad: 'x'.repeat(40) } }));
+    await Promise.all(sends);
+    expect(fs.statSync(file).size).toBeGreaterThan(1024 * 1024);
+    await a.flush();
+    await a.close();
+    expect(fs.statSync(file).size).toBeLessThan(256 * 1024); // rewritten as a snapshot once mostly acked
+    const b = createClient({ url: hub.wsUrl, outbox: { file }, name: 'compact' });
+    expect(await b.producerId).toBe(pid);
+    expect(await b.pending()).toBe(0);
+    await b.send('gw-compact', { key: 'k0', value: { n: 30_000, pad: '' } });
+    await b.flush();
+    await b.close();
+    expect(exactlyOnceProblems(await readTopic(hub.url, 'gw-compact'), 30_001)).toBe('');
   }, 60_000);
 
   it('a memory outbox keeps its events and producer id for the next client of the same name in the process', async () => {
