@@ -15,14 +15,8 @@ export type DecodeResult<T> = { ok: true; frame: T } | { ok: false; error: Tribu
 const ENCODINGS: ValueEncoding[] = ['bytes', 'json', 'cbor'];
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 
-class FrameError extends Error {
-  constructor(readonly code: ErrorCode, message: string) {
-    super(message);
-  }
-}
-
 function fail(message: string, code: ErrorCode = 'BAD_FRAME'): never {
-  throw new FrameError(code, message);
+  throw new TributaryError(code, message);
 }
 
 const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x) && !(x instanceof Uint8Array);
@@ -54,7 +48,7 @@ function topic(o: Record<string, unknown>): string {
   return t;
 }
 
-/** Validates one wire record and returns it in the record model. `now` stamps a missing timestamp. */
+/** Validates one wire record and returns it in the record model. `now` stamps a missing timestamp. Throws TributaryError. */
 export function parseWireRecord(x: unknown, index: number, now: number): EncodedRecord & { partition?: number } {
   if (!isObj(x)) fail(`record ${index} must be a map`, 'BAD_RECORD');
   const k = x.k;
@@ -230,7 +224,7 @@ export function decodeClientFrame(bytes: Uint8Array, maxFrameBytes: number = LIM
   try {
     return { ok: true, frame: parse(raw, hasId ? (id as number) : 0, now) };
   } catch (e) {
-    const error = e instanceof FrameError ? new TributaryError(e.code, e.message) : new TributaryError('BAD_FRAME', 'malformed frame');
+    const error = e instanceof TributaryError ? e : new TributaryError('BAD_FRAME', 'malformed frame');
     return hasId ? { ok: false, error, id: id as number } : { ok: false, error };
   }
 }

@@ -7,19 +7,17 @@
  * checked by protocol's wire-record parser, the same one the WS path uses.
  */
 import { decodeCbor } from '../../protocol/codec.ts';
-import { TributaryError, isErrorCode } from '../../protocol/errors.ts';
+import { TributaryError } from '../../protocol/errors.ts';
 import { parseWireRecord } from '../../protocol/frame-decoder.ts';
 import { LIMITS } from '../../protocol/limits.ts';
 import { fromUtf8, utf8Length, type StoredRecord } from '../../protocol/record.ts';
 import { recordFromJson, recordToJson, type JsonRecordIn } from '../../protocol/values.ts';
 import type { ProduceRecord, ProduceRequest } from '../broker/produce.ts';
 
-/** protocol's parser throws its own error class carrying an ErrorCode: keep the code. */
+/** protocol's parsers throw TributaryError; anything else (a JSON.stringify failure) becomes `fallback`. */
 function asTributary(err: unknown, fallback: 'BAD_RECORD' | 'BAD_REQUEST'): TributaryError {
   if (err instanceof TributaryError) return err;
-  const code = (err as { code?: unknown })?.code;
-  const message = err instanceof Error ? err.message : String(err);
-  return new TributaryError(isErrorCode(code) ? code : fallback, message);
+  return new TributaryError(fallback, err instanceof Error ? err.message : String(err));
 }
 
 /** Parses a JSON or CBOR body into an object; BAD_JSON / BAD_CBOR otherwise. */
