@@ -28,6 +28,7 @@ describe('browser outbox shared by tabs', () => {
     const opts = { url: hub.wsUrl, name: 'shared', maxBatchRecords: 10, maxInFlightBatches: 1 };
     await a.evaluate((o) => window.tb.start('t', o), opts);
     await until(async () => (await a.evaluate(() => window.tb.state('t'))) === 'open', 10_000, 'tab A connected');
+    await a.evaluate(() => window.tb.pending('t')); // A's outbox is open: its lock request is queued first
     await b.evaluate((o) => window.tb.start('t', o), opts);
 
     // Both tabs send at the same time into the same outbox (own keys, so per-key order is checkable).
@@ -52,6 +53,7 @@ describe('browser outbox shared by tabs', () => {
     const opts = { url: hub.wsUrl, name: 'shared-flush' };
     await a.evaluate((o) => window.tb.start('t', o), opts);
     await until(async () => (await a.evaluate(() => window.tb.state('t'))) === 'open', 10_000, 'tab A connected');
+    await a.evaluate(() => window.tb.pending('t')); // A's outbox is open: its lock request is queued first
     await b.evaluate((o) => window.tb.start('t', o), opts);
     await b.evaluate(() => window.tb.sendMany('t', 'tabs-flush', 0, 300, 3));
     expect(await b.evaluate(() => window.tb.flush('t'))).toBe(true);
