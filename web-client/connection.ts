@@ -9,6 +9,7 @@
  * re-subscribe) and `push` (records, assignments, errors for a subscription).
  */
 import {
+  LIMITS,
   PROTOCOL_VERSION,
   WS_SUBPROTOCOL,
   TributaryError,
@@ -81,6 +82,8 @@ export class Connection extends Emitter<ConnectionEvents> {
   state: ConnectionState = 'waiting';
   /** Subject of the token of the current (or last) session. */
   subject = '';
+  /** The hub's frame limit, from its answer to hello (the protocol's default until then). */
+  maxFrameBytes: number = LIMITS.maxFrameBytes;
   private ws?: WebSocketLike;
   private nextId = 1;
   private pending = new Map<number, Pending>();
@@ -183,8 +186,9 @@ export class Connection extends Emitter<ConnectionEvents> {
     const frame: Outgoing = { t: 'hello', v: PROTOCOL_VERSION };
     if (this.o.clientName) frame.client = this.o.clientName;
     if (token) frame.token = token;
+    let ok: Reply;
     try {
-      await this.request(frame);
+      ok = await this.request(frame);
     } catch (err) {
       if (this.ws !== ws) return;
       if (err instanceof TributaryError && AUTH_CODES.has(err.code)) return this.authFailed(err);
@@ -195,6 +199,8 @@ export class Connection extends Emitter<ConnectionEvents> {
     this.attempt = 0;
     this.authFailures = 0;
     this.subject = readTokenClaims(token).sub;
+    const limit = (ok as { maxFrameBytes?: unknown }).maxFrameBytes;
+    if (typeof limit === 'number' && limit > 0) this.maxFrameBytes = limit;
     this.lastInboundMs = Date.now();
     this.scheduleRefresh(token);
     this.keepAliveTimer = setInterval(() => this.keepAlive(), Math.max(1000, this.o.keepAliveMs / 2));

@@ -49,6 +49,8 @@ const READ_CHUNK = 2_000;
 const READ_AHEAD_MAX = 6_000;
 /** Acked batches whose removal from the outbox may still be running while the next batches go out. */
 const MAX_PENDING_REMOVALS = 4;
+/** Room for a produce frame's own fields around its records. */
+const FRAME_SLACK_BYTES = 4096;
 /** Codes that speak about the connection's credentials, not the batch: the connection handles them. */
 const SESSION_CODES = new Set<ErrorCode>(['UNAUTHENTICATED', 'TOKEN_INVALID', 'TOKEN_EXPIRED', 'SUBJECT_CHANGED', 'NOT_HELLO']);
 const SHRINK_CODES = new Set<ErrorCode>(['BATCH_TOO_LARGE', 'FRAME_TOO_LARGE', 'BODY_TOO_LARGE']);
@@ -281,6 +283,10 @@ export class Producer {
   /** Sends the head of a lane as one batch; returns how many events left the lane for good (acked or failed). */
   private async sendBatch(id: number, lane: Lane): Promise<number> {
     const batch = this.takeBatch(lane);
+    if (batch.length === 1 && batch[0].bytes + FRAME_SLACK_BYTES > this.conn.maxFrameBytes) {
+      // The hub would close the connection over it (4413) and the re-send would loop: refuse it here.
+      return this.refused(lane, batch, new TributaryError('FRAME_TOO_LARGE', `event of ${batch[0].bytes} bytes exceeds the hub's frame limit of ${this.conn.maxFrameBytes} bytes`));
+    }
     for (let attempt = 0; ; attempt++) {
       if (!this.live(id)) throw new SessionEnded();
       let ack: AckFrame;
@@ -331,9 +337,11 @@ export class Producer {
   /** Events of one topic in sequence order, contiguous sequences, within the batch bounds. */
   private takeBatch(lane: Lane): OutboxEvent[] {
     const ev = lane.events;
+    // Stay well inside the hub's frame limit (it closes the connection over a larger frame).
+    const maxBytes = Math.min(this.o.maxBatchBytes, Math.floor((this.conn.maxFrameBytes - FRAME_SLACK_BYTES) * 0.9));
     let n = 1;
     let bytes = ev[0].bytes;
-    while (n < ev.length && n < lane.maxRecords && ev[n].seq === ev[n - 1].seq + 1 && bytes + ev[n].bytes <= this.o.maxBatchBytes) {
+    while (n < ev.length && n < lane.maxRecords && ev[n].seq === ev[n - 1].seq + 1 && bytes + ev[n].bytes <= maxBytes) {
       bytes += ev[n].bytes;
       n++;
     }

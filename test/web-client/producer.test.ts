@@ -99,3 +99,29 @@ describe('web client producer (Node, real hub)', () => {
     expect(await b.producerId).toBe(pid);
   });
 });
+
+describe('web client producer against a hub with a small frame limit', () => {
+  it('sizes batches to the hub’s maxFrameBytes and fails an event too large for it instead of looping', async () => {
+    const small = await startHub({ args: ['--max-frame-bytes', String(64 * 1024)] });
+    try {
+      const c = createClient({ url: small.wsUrl, outbox: 'memory', name: `frames-${Date.now()}` });
+      const errors: string[] = [];
+      c.on('error', (e) => errors.push((e as TributaryError).code));
+      const states: string[] = [];
+      c.on('state', (s) => states.push(s));
+      for (let n = 0; n < 300; n++) {
+        await c.send('frames', n === 150 ? { value: { n, pad: 'y'.repeat(100 * 1024) } } : { value: { n, pad: 'x'.repeat(1000) } });
+      }
+      await c.flush();
+      expect((await c.failed()).map((f) => f.code)).toEqual(['FRAME_TOO_LARGE']);
+      expect(errors).toContain('FRAME_TOO_LARGE');
+      expect(states.filter((s) => s === 'open')).toHaveLength(1); // never closed by the hub for an oversized frame
+      const ns = (await readTopic(small.url, 'frames')).map((r) => (r.value as { n: number }).n);
+      expect(ns).toEqual(Array.from({ length: 300 }, (_, i) => i).filter((i) => i !== 150));
+      await c.close();
+    } finally {
+      await small.stop();
+      small.cleanup();
+    }
+  });
+});
