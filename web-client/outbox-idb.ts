@@ -3,13 +3,18 @@
  * tab of the origin (tabs.ts makes sure only one of them drains it).
  *
  * Object stores:
- *   chunks      key first id  { first, events }: the events of one group commit,
- *                             written once (one IndexedDB record per commit, not
- *                             per event: Chromium pays ~50 µs per record put,
- *                             which alone would cap sends near 15,000/s)
- *   chunkState  key first id  { first, last, live, gone }: which of a chunk's
- *                             events have left (acked or failed); a chunk whose
- *                             events have all left is deleted with its state
+ *   chunks      key first id  { first, data }: the events of one group commit as
+ *                             one CBOR byte string, written once. One record per
+ *                             commit, not per event: Chromium pays ~50 µs per
+ *                             record put, which alone would cap sends near
+ *                             15,000/s; and bytes, not objects: structured clone
+ *                             of thousands of small objects (and one
+ *                             ArrayBuffer per value) costs more than CBOR.
+ *   chunkState  key first id  { first, last, live }: how many of a chunk's
+ *                             events are still there; a chunk whose events have
+ *                             all left (acked or failed) is deleted with its state
+ *   chunkGone   key first id  the ids of a chunk's events that have left, kept
+ *                             apart so that counting reads only small records
  *   failed      keyPath id    events the hub refused for good
  *   meta        out-of-line   'pid' (producer id), 'seqs' (topic → next seq), 'stats'
  *   positions   out-of-line   subscription name → partition → next offset
@@ -27,6 +32,7 @@
  *   survives power loss, at the cost of one flush per group commit.
  */
 import { openDB, unwrap, type DBSchema, type IDBPDatabase, type IDBPTransaction } from 'idb';
+import { decodeCbor, encodeCbor } from '../protocol/index.ts';
 import { ClientError } from './errors.ts';
 import {
   assignSequences,
@@ -44,7 +50,8 @@ export type IdbDurability = 'relaxed' | 'strict';
 
 interface Chunk {
   first: number;
-  events: OutboxEvent[];
+  /** CBOR of OutboxEvent[]. */
+  data: Uint8Array;
 }
 
 interface ChunkState {
@@ -52,13 +59,14 @@ interface ChunkState {
   last: number;
   /** Events of the chunk still in the outbox. */
   live: number;
-  /** Ids of the chunk's events that have left. */
-  gone: number[];
 }
+
+const chunkSize = (s: ChunkState): number => s.last - s.first + 1;
 
 interface OutboxSchema extends DBSchema {
   chunks: { key: number; value: Chunk };
   chunkState: { key: number; value: ChunkState };
+  chunkGone: { key: number; value: number[] };
   failed: { key: number; value: FailedEvent };
   meta: { key: string; value: unknown };
   positions: { key: string; value: Positions };
@@ -67,7 +75,8 @@ interface OutboxSchema extends DBSchema {
 const DB_VERSION = 1;
 /** Events per chunk record; a chunk holding id x therefore has first > x - CHUNK_MAX_EVENTS. */
 const CHUNK_MAX_EVENTS = 2_000;
-type Tx = IDBPTransaction<OutboxSchema, Array<'chunks' | 'chunkState' | 'meta' | 'failed'>, 'readwrite'>;
+type StoreName = 'chunks' | 'chunkState' | 'chunkGone' | 'meta' | 'failed';
+type Tx = IDBPTransaction<OutboxSchema, StoreName[], 'readwrite'>;
 
 /** The database name for an outbox name; exported so that tests and tools can find it. */
 export const idbName = (name: string): string => `tributary-outbox:${name}`;
@@ -102,6 +111,7 @@ export class IdbOutboxStore implements OutboxStore {
       upgrade(db) {
         db.createObjectStore('chunks', { keyPath: 'first' });
         db.createObjectStore('chunkState', { keyPath: 'first' });
+        db.createObjectStore('chunkGone');
         db.createObjectStore('failed', { keyPath: 'id' });
         db.createObjectStore('meta');
         db.createObjectStore('positions');
@@ -119,6 +129,20 @@ export class IdbOutboxStore implements OutboxStore {
     }
     await tx.done;
     return { producerId: pid };
+  }
+
+  /** The last chunks decoded: chunks never change, and reads that straddle two chunks come back for the same ones. */
+  private decoded: Array<{ first: number; events: OutboxEvent[] }> = [];
+
+  private async chunkEvents(store: { get(key: number): Promise<Chunk | undefined> }, first: number): Promise<OutboxEvent[] | undefined> {
+    const hit = this.decoded.find((c) => c.first === first);
+    if (hit) return hit.events;
+    const chunk = await store.get(first);
+    if (!chunk) return undefined;
+    const events = decodeCbor(chunk.data) as OutboxEvent[];
+    this.decoded.push({ first, events });
+    if (this.decoded.length > 4) this.decoded.shift();
+    return events;
   }
 
   private get d(): IDBPDatabase<OutboxSchema> {
@@ -141,8 +165,9 @@ export class IdbOutboxStore implements OutboxStore {
       for (let i = 0; i < accepted.length; i += CHUNK_MAX_EVENTS) {
         const events = accepted.slice(i, i + CHUNK_MAX_EVENTS);
         const first = events[0].id;
-        rawChunks.put({ first, events });
-        rawState.put({ first, last: events[events.length - 1].id, live: events.length, gone: [] });
+        // slice(): a compact copy, since a view would make IndexedDB clone its whole backing buffer.
+        rawChunks.put({ first, data: encodeCbor(events).slice() });
+        rawState.put({ first, last: events[events.length - 1].id, live: events.length });
       }
       const rawMeta = unwrap(meta);
       rawMeta.put(st, 'stats');
@@ -159,14 +184,17 @@ export class IdbOutboxStore implements OutboxStore {
       const out: OutboxEvent[] = [];
       let from = Math.max(0, afterId + 1 - CHUNK_MAX_EVENTS);
       while (out.length < maxEvents) {
-        const tx = this.d.transaction(['chunks', 'chunkState'], 'readonly');
+        const tx = this.d.transaction(['chunks', 'chunkState', 'chunkGone'], 'readonly');
         const states = await tx.objectStore('chunkState').getAll(IDBKeyRange.lowerBound(from), 64);
         if (!states.length) break;
         const wanted = states.filter((s) => s.last > afterId);
-        const chunks = await Promise.all(wanted.map((s) => tx.objectStore('chunks').get(s.first)));
+        const [chunks, gones] = await Promise.all([
+          Promise.all(wanted.map((s) => this.chunkEvents(tx.objectStore('chunks'), s.first))),
+          Promise.all(wanted.map((s) => (s.live < chunkSize(s) ? tx.objectStore('chunkGone').get(s.first) : undefined))),
+        ]);
         for (let i = 0; i < wanted.length && out.length < maxEvents; i++) {
-          const gone = wanted[i].gone.length ? new Set(wanted[i].gone) : undefined;
-          for (const e of chunks[i]?.events ?? []) {
+          const gone = gones[i]?.length ? new Set(gones[i]) : undefined;
+          for (const e of chunks[i] ?? []) {
             if (e.id <= afterId || gone?.has(e.id)) continue;
             out.push(e);
             if (out.length >= maxEvents) break;
@@ -187,7 +215,7 @@ export class IdbOutboxStore implements OutboxStore {
    */
   private async take(events: OutboxEvent[], failed?: { code: string; message: string }): Promise<void> {
     if (!events.length) return;
-    const stores: Array<'chunks' | 'chunkState' | 'meta' | 'failed'> = failed ? ['chunks', 'chunkState', 'meta', 'failed'] : ['chunks', 'chunkState', 'meta'];
+    const stores: StoreName[] = failed ? ['chunks', 'chunkState', 'chunkGone', 'meta', 'failed'] : ['chunks', 'chunkState', 'chunkGone', 'meta'];
     const tx = this.d.transaction(stores, 'readwrite', { durability: this.durability }) as Tx;
     let lo = Infinity;
     let hi = -Infinity;
@@ -195,10 +223,15 @@ export class IdbOutboxStore implements OutboxStore {
       if (e.id < lo) lo = e.id;
       if (e.id > hi) hi = e.id;
     }
-    const [states, stats] = await Promise.all([
-      tx.objectStore('chunkState').getAll(IDBKeyRange.bound(Math.max(0, lo + 1 - CHUNK_MAX_EVENTS), hi)),
+    const range = IDBKeyRange.bound(Math.max(0, lo + 1 - CHUNK_MAX_EVENTS), hi);
+    const [states, goneKeys, goneLists, stats] = await Promise.all([
+      tx.objectStore('chunkState').getAll(range),
+      tx.objectStore('chunkGone').getAllKeys(range),
+      tx.objectStore('chunkGone').getAll(range),
       tx.objectStore('meta').get('stats') as Promise<OutboxStats | undefined>,
     ]);
+    const goneOf = new Map<number, number[]>();
+    for (let i = 0; i < goneKeys.length; i++) goneOf.set(goneKeys[i], goneLists[i]);
     const st: OutboxStats = stats ?? { events: 0, bytes: 0, lastId: 0 };
     const touched = new Map<ChunkState, Set<number>>();
     const rawFailed = failed ? unwrap(tx.objectStore('failed')) : undefined;
@@ -214,7 +247,7 @@ export class IdbOutboxStore implements OutboxStore {
       }
       if (!s || e.id > s.last) continue; // its chunk is gone already
       let gone = touched.get(s);
-      if (!gone) touched.set(s, (gone = new Set(s.gone)));
+      if (!gone) touched.set(s, (gone = new Set(goneOf.get(s.first))));
       if (gone.has(e.id)) continue;
       gone.add(e.id);
       s.live -= 1;
@@ -224,11 +257,17 @@ export class IdbOutboxStore implements OutboxStore {
     }
     const rawChunks = unwrap(tx.objectStore('chunks'));
     const rawState = unwrap(tx.objectStore('chunkState'));
+    const rawGone = unwrap(tx.objectStore('chunkGone'));
     for (const [s, gone] of touched) {
       if (s.live <= 0) {
+        this.decoded = this.decoded.filter((c) => c.first !== s.first);
         rawChunks.delete(s.first);
         rawState.delete(s.first);
-      } else rawState.put({ ...s, gone: [...gone] });
+        rawGone.delete(s.first);
+      } else {
+        rawState.put(s);
+        rawGone.put([...gone], s.first);
+      }
     }
     unwrap(tx.objectStore('meta')).put(st, 'stats');
     await tx.done;
@@ -266,12 +305,14 @@ export class IdbOutboxStore implements OutboxStore {
   async countThrough(maxId: number): Promise<number> {
     if (maxId <= 0) return 0;
     // Chunks whose events have all left are deleted, so these are the chunks with work left.
-    const states = await this.d.getAll('chunkState', IDBKeyRange.upperBound(maxId));
+    const tx = this.d.transaction(['chunkState', 'chunkGone'], 'readonly');
+    const states = await tx.objectStore('chunkState').getAll(IDBKeyRange.upperBound(maxId));
     let n = 0;
     for (const s of states) {
       if (s.last <= maxId) n += s.live;
       else {
-        const gone = new Set(s.gone);
+        // The one chunk that straddles maxId: count its events up to maxId that are still there.
+        const gone = new Set(s.live < chunkSize(s) ? await tx.objectStore('chunkGone').get(s.first) : undefined);
         for (let id = s.first; id <= maxId; id++) if (!gone.has(id)) n++;
       }
     }
