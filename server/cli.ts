@@ -1,9 +1,11 @@
 /**
  * The `tributary` command. `tributary serve` starts a hub; every setting of
- * server/config.ts is a flag here (and a TRIBUTARY_* variable and a config
- * file key). Prints `tributary listening on http://HOST:PORT` once bound.
+ * server/config.ts and of AUTH_SETTINGS is a flag here (and a TRIBUTARY_*
+ * variable and a config file key). Prints `tributary listening on
+ * http(s)://HOST:PORT` once bound.
  */
 import { Command, Option } from 'commander';
+import { AUTH_DEFAULTS, AUTH_SETTINGS, DEFAULT_LIMITS, authConfigWarnings, flagProperty } from './auth/index.ts';
 import { ConfigError, SETTINGS, assertSafeBind, flagNameOf, loadConfig, type SettingSpec } from './config.ts';
 import { startHub } from './hub.ts';
 import { createLogger } from './logger.ts';
@@ -24,6 +26,16 @@ function addSettingFlags(cmd: Command): Map<string, string> {
     cmd.addOption(opt);
     optionKeyToSetting.set(camel(flag), key);
   }
+  for (const s of AUTH_SETTINGS) {
+    const arg = s.kind === 'mode' ? '<none|jwt>' : s.kind === 'int' ? '<n>' : s.kind === 'list' ? '<a,b,…>' : '<value>';
+    const name = s.key.slice(s.key.lastIndexOf('.') + 1);
+    const def = (DEFAULT_LIMITS as Record<string, unknown>)[name] ?? (AUTH_DEFAULTS as Record<string, unknown>)[name];
+    cmd.addOption(new Option(`${s.flag} ${arg}`, `${s.description} [${s.env}]${def === undefined ? '' : ` (default: ${String(def)})`}`));
+    optionKeyToSetting.set(flagProperty(s.flag), s.key);
+  }
+  // The flag's name before the limits moved to AUTH_SETTINGS; kept hidden so existing scripts keep working.
+  cmd.addOption(new Option('--max-in-flight-requests-per-connection <n>').hideHelp());
+  optionKeyToSetting.set('maxInFlightRequestsPerConnection', 'limits.maxInFlightPerConnection');
   return optionKeyToSetting;
 }
 
@@ -37,7 +49,7 @@ const optionKeys = addSettingFlags(serve);
 
 serve.action(async (opts: Record<string, unknown>) => {
   const flags: Record<string, unknown> = {};
-  for (const [optKey, settingKey] of optionKeys) if (opts[optKey] !== undefined) flags[settingKey] = opts[optKey];
+  for (const [optKey, settingKey] of optionKeys) if (opts[optKey] !== undefined) flags[settingKey] ??= opts[optKey];
   let cfg;
   try {
     cfg = loadConfig({ flags, env: process.env, file: (opts.config as string | undefined) ?? process.env.TRIBUTARY_CONFIG });
@@ -50,7 +62,8 @@ serve.action(async (opts: Record<string, unknown>) => {
     throw e;
   }
   const log = createLogger(cfg.logLevel);
-  if (!cfg.authEnabled) log.warn('authentication is OFF: every client may read and write every topic (bind stays on loopback unless --insecure)');
+  for (const warning of authConfigWarnings(cfg.auth)) log.warn(warning);
+  if (cfg.authEnabled) log.info({ algorithms: cfg.auth.algorithms, issuer: cfg.auth.issuer, audience: cfg.auth.audience, origins: cfg.auth.allowedOrigins }, 'authentication is on');
 
   let hub;
   try {

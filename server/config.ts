@@ -6,11 +6,17 @@
  * (`TRIBUTARY_TOPIC_RETENTION_MS`) and a flag (`--topic-retention-ms`).
  * Precedence: flag, then environment, then file, then default.
  * docs/configuration.md is the table of this file.
+ *
+ * The security settings (authentication, origins, connection limits and
+ * quotas) are the other half of the one table: AUTH_SETTINGS in
+ * server/auth/auth-settings.ts, with the same three sources and the same
+ * precedence. loadConfig resolves both; no setting appears in both tables.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { LIMITS } from '../protocol/limits.ts';
+import { AUTH_SETTINGS, AuthConfigError, authInputFromSources, flagProperty, resolveAuthConfig, type AuthConfig } from './auth/index.ts';
 import { DEFAULT_TOPIC_CONFIG } from './storage/log-store.ts';
 
 type Kind = 'int' | 'bool' | 'string' | 'enum';
@@ -34,6 +40,8 @@ export const SETTINGS = {
   port: { kind: 'int', default: 8080, min: 0, max: 65535, doc: 'TCP port for HTTP and WebSocket; 0 picks a free one (the real one is printed)' },
   data: { kind: 'string', default: './data', doc: 'data directory (topics, segments, the lock file)' },
   insecure: { kind: 'bool', default: false, doc: 'allow binding a non-loopback address while authentication is off' },
+  tlsCert: { kind: 'string', default: undefined, doc: 'PEM certificate (chain) file: serve https:// and wss:// (needs tlsKey)' },
+  tlsKey: { kind: 'string', default: undefined, doc: 'PEM private key file of tlsCert' },
   allowFallbackTransport: { kind: 'bool', default: false, doc: "start even when uWebSockets.js's native binary cannot load and its slow pure-Node fallback is active" },
   logLevel: { kind: 'enum', default: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], doc: 'pino log level' },
 
@@ -43,10 +51,6 @@ export const SETTINGS = {
 
   maxFrameBytes: { kind: 'int', default: LIMITS.maxFrameBytes, min: 1024, max: LIMITS.maxFrameBytes, doc: 'largest WebSocket frame accepted; larger ones close the connection with 4413' },
   maxHttpBodyBytes: { kind: 'int', default: 8 * MiB, min: 1024, max: 64 * MiB, doc: 'largest HTTP request body; larger ones get 413 BODY_TOO_LARGE' },
-  maxConnections: { kind: 'int', default: 10_000, min: 1, doc: 'WebSocket connections open at once; more are closed with 4429 TOO_MANY_CONNECTIONS' },
-  maxSubscriptionsPerConnection: { kind: 'int', default: 64, min: 1, doc: 'active subscriptions per WebSocket; more get TOO_MANY_SUBSCRIPTIONS' },
-  maxInFlightRequestsPerConnection: { kind: 'int', default: 256, min: 1, doc: 'requests of one WebSocket awaiting their reply; more get TOO_MANY_IN_FLIGHT' },
-  idleTimeoutMs: { kind: 'int', default: 120_000, min: 0, doc: 'close a WebSocket silent for this long (the hub pings; 0 disables; resolution about 4 s)' },
 
   sendHighWaterBytes: { kind: 'int', default: 1 * MiB, min: 16 * 1024, doc: "a connection whose send buffer holds more than this is paused: no records frames until uWS's drain" },
   maxBufferedBytesPerConnection: { kind: 'int', default: 16 * MiB, min: 64 * 1024, doc: 'hard cap of one connection’s send buffer; reaching it closes with 4429 SLOW_CONSUMER' },
@@ -90,10 +94,6 @@ export interface HubConfig {
   maxFutureTimestampMs: number;
   maxFrameBytes: number;
   maxHttpBodyBytes: number;
-  maxConnections: number;
-  maxSubscriptionsPerConnection: number;
-  maxInFlightRequestsPerConnection: number;
-  idleTimeoutMs: number;
   sendHighWaterBytes: number;
   maxBufferedBytesPerConnection: number;
   slowConsumerTimeoutMs: number;
@@ -119,7 +119,11 @@ export interface HubConfig {
     cleanupIntervalMs?: number;
   };
   testRecoveryDelayMs: number;
-  /** Whether authentication is on. Always false until server/auth lands (issue 6). */
+  /** Certificate and key files when serving TLS (uWS SSLApp), else null. */
+  tls: { certFile: string; keyFile: string } | null;
+  /** Security settings (AUTH_SETTINGS): authentication, origins, limits and quotas. */
+  auth: AuthConfig;
+  /** Whether tokens are checked (`auth.mode` is jwt). */
   authEnabled: boolean;
 }
 
@@ -203,7 +207,7 @@ export function readConfigFile(file: string): Record<string, unknown> {
 }
 
 export interface ConfigSources {
-  /** Flag values by setting key (only flags the user gave). */
+  /** Flag values by setting key, of SETTINGS or AUTH_SETTINGS (only flags the user gave). */
   flags?: Partial<Record<string, unknown>>;
   env?: NodeJS.ProcessEnv;
   /** Path of a YAML or JSON config file. */
@@ -216,7 +220,7 @@ export function loadConfig(sources: ConfigSources = {}): HubConfig {
   const fromFile = sources.file ? readConfigFile(sources.file) : {};
   const fileName = sources.file ? path.basename(sources.file) : '';
   for (const key of Object.keys(fromFile)) {
-    if (!(key in SETTINGS)) throw new ConfigError(`config file ${fileName}: unknown setting ${JSON.stringify(key)}`);
+    if (!(key in SETTINGS) && !AUTH_KEYS.has(key)) throw new ConfigError(`config file ${fileName}: unknown setting ${JSON.stringify(key)}`);
   }
   const values: Record<string, unknown> = {};
   for (const [key, spec] of Object.entries(SETTINGS) as Array<[string, SettingSpec]>) {
@@ -228,7 +232,8 @@ export function loadConfig(sources: ConfigSources = {}): HubConfig {
     else if (fromFile[key] !== undefined && fromFile[key] !== null) v = parseValue(key, spec, fromFile[key], `config file ${fileName}`);
     values[key] = v;
   }
-  const authEnabled = false;
+  const auth = resolveSecurity(sources.flags ?? {}, env, fromFile);
+  const authEnabled = auth.mode === 'jwt';
   const cfg: HubConfig = {
     host: values.host as string,
     port: values.port as number,
@@ -241,10 +246,6 @@ export function loadConfig(sources: ConfigSources = {}): HubConfig {
     maxFutureTimestampMs: values.maxFutureTimestampMs as number,
     maxFrameBytes: values.maxFrameBytes as number,
     maxHttpBodyBytes: values.maxHttpBodyBytes as number,
-    maxConnections: values.maxConnections as number,
-    maxSubscriptionsPerConnection: values.maxSubscriptionsPerConnection as number,
-    maxInFlightRequestsPerConnection: values.maxInFlightRequestsPerConnection as number,
-    idleTimeoutMs: values.idleTimeoutMs as number,
     sendHighWaterBytes: values.sendHighWaterBytes as number,
     maxBufferedBytesPerConnection: values.maxBufferedBytesPerConnection as number,
     slowConsumerTimeoutMs: values.slowConsumerTimeoutMs as number,
@@ -265,6 +266,8 @@ export function loadConfig(sources: ConfigSources = {}): HubConfig {
     },
     storage: {},
     testRecoveryDelayMs: values.testRecoveryDelayMs as number,
+    tls: tlsOf(values.tlsCert as string | undefined, values.tlsKey as string | undefined),
+    auth,
     authEnabled,
   };
   for (const k of ['maxOpenFiles', 'tailCacheBytes', 'maxProducersPerPartition', 'cleanupIntervalMs'] as const) {
@@ -275,6 +278,47 @@ export function loadConfig(sources: ConfigSources = {}): HubConfig {
     throw new ConfigError(`sendHighWaterBytes (${cfg.sendHighWaterBytes}) must be below maxBufferedBytesPerConnection (${cfg.maxBufferedBytesPerConnection})`);
   }
   return cfg;
+}
+
+/** Config-file keys of the security settings (`auth.secret`, `limits.maxConnections`, …). */
+const AUTH_KEYS: ReadonlySet<string> = new Set(AUTH_SETTINGS.map((s) => s.key));
+
+/**
+ * The security half of the table: AUTH_SETTINGS read from the same flags,
+ * environment and (flattened) file, then checked by resolveAuthConfig. Its
+ * problems become one ConfigError listing them all.
+ */
+function resolveSecurity(flags: Partial<Record<string, unknown>>, env: NodeJS.ProcessEnv, fromFile: Record<string, unknown>): AuthConfig {
+  const authFlags: Record<string, unknown> = {};
+  const file: Record<string, unknown> = {};
+  for (const s of AUTH_SETTINGS) {
+    if (flags[s.key] !== undefined) authFlags[flagProperty(s.flag)] = flags[s.key];
+    if (fromFile[s.key] === undefined) continue;
+    // authInputFromSources reads the file nested, as written in YAML.
+    const parts = s.key.split('.');
+    let node = file;
+    for (const part of parts.slice(0, -1)) node = (node[part] ??= {}) as Record<string, unknown>;
+    node[parts[parts.length - 1]] = fromFile[s.key];
+  }
+  try {
+    return resolveAuthConfig(authInputFromSources({ flags: authFlags, env, file }));
+  } catch (e) {
+    if (e instanceof AuthConfigError) throw new ConfigError(e.message);
+    throw e;
+  }
+}
+
+function tlsOf(certFile: string | undefined, keyFile: string | undefined): HubConfig['tls'] {
+  if (certFile === undefined && keyFile === undefined) return null;
+  if (certFile === undefined || keyFile === undefined) throw new ConfigError('tlsCert and tlsKey go together: give both (--tls-cert FILE --tls-key FILE) or neither');
+  for (const [name, file] of [['tlsCert', certFile], ['tlsKey', keyFile]] as const) {
+    try {
+      fs.accessSync(file, fs.constants.R_OK);
+    } catch (e) {
+      throw new ConfigError(`${name} ${file} cannot be read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
+  return { certFile: path.resolve(certFile), keyFile: path.resolve(keyFile) };
 }
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|::1|localhost|\[::1\])$/;

@@ -8,6 +8,7 @@
  * waits for in-flight appends (bounded by shutdownTimeoutMs), closes the
  * connections, and closes storage (flush, fsync, lock released).
  */
+import { OriginPolicy, createAuthenticator } from './auth/index.ts';
 import type { HubConfig } from './config.ts';
 import { Broker } from './broker/broker.ts';
 import type { Logger } from './logger.ts';
@@ -46,13 +47,15 @@ export async function startHub(cfg: HubConfig, log: Logger, store: LogStore = cr
     topicCount: () => (state.ready ? store.listTopics().length : 0),
   });
   broker = new Broker(store, { ...cfg, crc: nativeCrc32c }, metrics);
-  const limits = new Limits(cfg, metrics);
-  const transport = new Transport({ broker, config: cfg, metrics, log, limits, state });
+  const limits = new Limits(cfg.auth.limits, metrics);
+  const authenticator = createAuthenticator(cfg.auth);
+  const origins = new OriginPolicy(cfg.auth.allowedOrigins, authenticator.required);
+  const transport = new Transport({ broker, config: cfg, metrics, log, limits, authenticator, origins, state });
   log.info({ transport: transport.loaded.description, native: transport.loaded.native }, 'transport');
   if (!transport.loaded.native) log.warn('running on the pure-Node uWebSockets.js fallback (allowed by configuration): expect a fraction of the native throughput');
 
   const port = await transport.listen(cfg.host, cfg.port);
-  const url = `http://${cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host}:${port}`;
+  const url = `${cfg.tls ? 'https' : 'http'}://${cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host}:${port}`;
 
   const ready = (async () => {
     if (cfg.testRecoveryDelayMs > 0) await new Promise((r) => setTimeout(r, cfg.testRecoveryDelayMs));

@@ -4,6 +4,23 @@
  * lookups per record.
  */
 import client from 'prom-client';
+import type { ErrorCode } from '../protocol/errors.ts';
+
+/** The refusal kinds counted in `tributary_refusals_total{reason}`, by the error code that answers them. */
+export const REFUSAL_REASONS: Readonly<Partial<Record<ErrorCode, string>>> = Object.freeze({
+  UNAUTHENTICATED: 'unauthenticated',
+  TOKEN_INVALID: 'token_invalid',
+  TOKEN_EXPIRED: 'token_expired',
+  FORBIDDEN: 'forbidden',
+  SUBJECT_CHANGED: 'forbidden',
+  ORIGIN_FORBIDDEN: 'origin',
+  RATE_LIMITED: 'rate_limited',
+  TOO_MANY_CONNECTIONS: 'too_many_connections',
+  TOO_MANY_SUBSCRIPTIONS: 'too_many_subscriptions',
+  TOO_MANY_IN_FLIGHT: 'too_many_in_flight',
+  AUTH_TIMEOUT: 'auth_timeout',
+  IDLE_TIMEOUT: 'idle_timeout',
+});
 
 export interface StorageSizeSource {
   /** Total bytes on disk over every partition. */
@@ -27,6 +44,7 @@ export class HubMetrics {
   readonly httpRequests: client.Counter<'route' | 'status'>;
   readonly errors: client.Counter<'code'>;
   readonly limitRejections: client.Counter<'limit'>;
+  readonly refusals: client.Counter<'reason'>;
   readonly slowConsumerCloses: client.Counter;
   readonly pausedConnections: client.Gauge;
 
@@ -52,6 +70,9 @@ export class HubMetrics {
     this.httpRequests = new client.Counter({ name: 'tributary_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers: [r] });
     this.errors = new client.Counter({ name: 'tributary_errors_total', help: 'errors answered, by code', labelNames: ['code'], registers: [r] });
     this.limitRejections = new client.Counter({ name: 'tributary_limit_rejections_total', help: 'requests or connections refused by a limit', labelNames: ['limit'], registers: [r] });
+    this.refusals = new client.Counter({ name: 'tributary_refusals_total', help: 'requests and connections refused by authentication, authorization, origin or a quota, by reason', labelNames: ['reason'], registers: [r] });
+    // Present from the start (at 0), so a dashboard can tell "none yet" from "not exported".
+    for (const reason of new Set(Object.values(REFUSAL_REASONS))) this.refusals.inc({ reason }, 0);
     this.slowConsumerCloses = new client.Counter({ name: 'tributary_slow_consumer_closes_total', help: 'connections closed as slow consumers', registers: [r] });
     this.pausedConnections = new client.Gauge({ name: 'tributary_paused_connections', help: 'connections paused by send-buffer backpressure', registers: [r] });
     new client.Gauge({
@@ -70,6 +91,13 @@ export class HubMetrics {
         this.set(storage.topicCount());
       },
     });
+  }
+
+  /** Count an error answered (frame, close or HTTP status), and its refusal kind when it is one. */
+  countError(code: ErrorCode): void {
+    this.errors.inc({ code });
+    const reason = REFUSAL_REASONS[code];
+    if (reason !== undefined) this.refusals.inc({ reason });
   }
 
   async render(): Promise<{ contentType: string; body: string }> {

@@ -27,6 +27,15 @@ export interface AuthLimits {
   maxInFlightPerConnection: number;
   /** A connection that sends nothing for this long is closed (4408). */
   idleTimeoutMs: number;
+  /**
+   * Token bucket on records produced over HTTP, per token subject (all of a
+   * subject's requests share it): one edge worker sends many devices'
+   * readings with one token, so this is sized for a gateway, not a device.
+   */
+  httpProduceBytesPerSec: number;
+  httpProduceBytesBurst: number;
+  httpProduceEventsPerSec: number;
+  httpProduceEventsBurst: number;
 }
 
 export interface AuthConfig {
@@ -75,6 +84,10 @@ export const DEFAULT_LIMITS: Readonly<AuthLimits> = Object.freeze({
   maxSubscriptionsPerConnection: 100,
   maxInFlightPerConnection: 64,
   idleTimeoutMs: 120_000,
+  httpProduceBytesPerSec: 64 * 1024 * 1024,
+  httpProduceBytesBurst: 128 * 1024 * 1024,
+  httpProduceEventsPerSec: 100_000,
+  httpProduceEventsBurst: 200_000,
 });
 
 export const AUTH_DEFAULTS = Object.freeze({

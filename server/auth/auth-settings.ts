@@ -37,7 +37,7 @@ export const AUTH_SETTINGS: readonly AuthSetting[] = [
   row('auth.clockToleranceSec', 'TRIBUTARY_AUTH_CLOCK_TOLERANCE_SEC', '--auth-clock-tolerance-sec', 'int', 'allowed clock skew for exp and nbf'),
   row('auth.authTimeoutMs', 'TRIBUTARY_AUTH_TIMEOUT_MS', '--auth-timeout-ms', 'int', 'a WebSocket must authenticate within this time'),
   row('allowedOrigins', 'TRIBUTARY_ALLOWED_ORIGINS', '--allowed-origins', 'list', 'browser origins allowed (WebSocket upgrades and CORS), comma-separated, or *'),
-  row('limits.maxConnections', 'TRIBUTARY_MAX_CONNECTIONS', '--max-connections', 'int', 'open WebSocket connections on the hub'),
+  row('limits.maxConnections', 'TRIBUTARY_MAX_CONNECTIONS', '--max-connections', 'int', 'open WebSocket connections on the hub (more are closed with 4429 TOO_MANY_CONNECTIONS)'),
   row('limits.maxConnectionsPerSubject', 'TRIBUTARY_MAX_CONNECTIONS_PER_SUBJECT', '--max-connections-per-subject', 'int', 'open connections per token subject'),
   row('limits.produceBytesPerSec', 'TRIBUTARY_PRODUCE_BYTES_PER_SEC', '--produce-bytes-per-sec', 'int', 'produce rate per connection, bytes'),
   row('limits.produceBytesBurst', 'TRIBUTARY_PRODUCE_BYTES_BURST', '--produce-bytes-burst', 'int', 'produce burst per connection, bytes'),
@@ -45,7 +45,11 @@ export const AUTH_SETTINGS: readonly AuthSetting[] = [
   row('limits.produceEventsBurst', 'TRIBUTARY_PRODUCE_EVENTS_BURST', '--produce-events-burst', 'int', 'produce burst per connection, records'),
   row('limits.maxSubscriptionsPerConnection', 'TRIBUTARY_MAX_SUBSCRIPTIONS_PER_CONNECTION', '--max-subscriptions-per-connection', 'int', 'subscriptions open on one connection'),
   row('limits.maxInFlightPerConnection', 'TRIBUTARY_MAX_IN_FLIGHT_PER_CONNECTION', '--max-in-flight-per-connection', 'int', 'requests awaiting a reply on one connection'),
-  row('limits.idleTimeoutMs', 'TRIBUTARY_IDLE_TIMEOUT_MS', '--idle-timeout-ms', 'int', 'close a connection silent for this long'),
+  row('limits.idleTimeoutMs', 'TRIBUTARY_IDLE_TIMEOUT_MS', '--idle-timeout-ms', 'int', 'close a WebSocket silent for this long (4408 IDLE_TIMEOUT; the hub pings first)'),
+  row('limits.httpProduceBytesPerSec', 'TRIBUTARY_HTTP_PRODUCE_BYTES_PER_SEC', '--http-produce-bytes-per-sec', 'int', 'HTTP produce rate per token subject, bytes'),
+  row('limits.httpProduceBytesBurst', 'TRIBUTARY_HTTP_PRODUCE_BYTES_BURST', '--http-produce-bytes-burst', 'int', 'HTTP produce burst per token subject, bytes'),
+  row('limits.httpProduceEventsPerSec', 'TRIBUTARY_HTTP_PRODUCE_EVENTS_PER_SEC', '--http-produce-events-per-sec', 'int', 'HTTP produce rate per token subject, records'),
+  row('limits.httpProduceEventsBurst', 'TRIBUTARY_HTTP_PRODUCE_EVENTS_BURST', '--http-produce-events-burst', 'int', 'HTTP produce burst per token subject, records'),
 ];
 
 /** The property commander gives a flag: `--auth-jwks-url` → `authJwksUrl`. */

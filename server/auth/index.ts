@@ -45,3 +45,4 @@ export {
   type WebSocketProtocolAuth,
 } from './bearer.ts';
 export { ConnectionQuota, type QuotaLimits } from './connection-quota.ts';
+export { SubjectQuotas, type SubjectRateLimits } from './subject-quotas.ts';

@@ -14,6 +14,7 @@
 import { encodeCbor } from '../../protocol/codec.ts';
 import { closeCodeOf, TributaryError, type ErrorCode } from '../../protocol/errors.ts';
 import type { ServerFrame } from '../../protocol/frames.ts';
+import type { ConnectionQuota } from '../auth/index.ts';
 import type { Subscription, SubscriptionSink } from '../broker/subscription.ts';
 import type { Principal } from './principal.ts';
 import type { WebSocket } from 'uWebSockets.js';
@@ -41,13 +42,27 @@ function reasonOf(code: ErrorCode, message: string): string {
 export class Connection implements SubscriptionSink {
   ws: WebSocket<{ conn: Connection }> | null = null;
   closed = false;
+  /** Who is connected; before authentication (auth on) a principal that may do nothing. */
   principal: Principal;
-  /** Set at upgrade when the connection must be refused right after opening. */
+  /** Whether `principal` came from a verified token (always true with auth off). */
+  authenticated: boolean;
+  /** The subject this connection is counted under in ConnectionLimits (null: counted in the total only). */
+  countedSubject: string | null = null;
+  /** Set at upgrade when the connection must be refused right after opening (not counted). */
   refusal: TributaryError | null = null;
-  inFlight = 0;
+  /** Set at upgrade when its Sec-WebSocket-Protocol token failed: counted, closed right after opening. */
+  authFailure: TributaryError | null = null;
+  /** Produce rate, subscriptions and requests in flight of this connection. */
+  readonly quota: ConnectionQuota;
   readonly subscriptions = new Map<number, Subscription>();
-  /** Subscribe requests between admission and their reply (they count toward the limit). */
-  pendingSubscribes = 0;
+  /** Closes the connection if it has not authenticated in time (auth on). */
+  authTimer: NodeJS.Timeout | null = null;
+  /** Closes the connection when its token expires, unless refreshed. */
+  expiryTimer: NodeJS.Timeout | null = null;
+  /** When the peer last sent anything (a frame or a pong), for the idle timeout. */
+  lastReceivedMs = Date.now();
+  /** Whether the hub has pinged since `lastReceivedMs`. */
+  pinged = false;
   /** ms since epoch when the send buffer passed the high-water mark; 0 = not paused. */
   pausedSinceMs = 0;
   readonly remote: string;
@@ -58,16 +73,16 @@ export class Connection implements SubscriptionSink {
 
   constructor(
     principal: Principal,
+    authenticated: boolean,
+    quota: ConnectionQuota,
     remote: string,
     private readonly settings: BackpressureSettings,
     private readonly events: ConnectionEvents,
   ) {
     this.principal = principal;
+    this.authenticated = authenticated;
+    this.quota = quota;
     this.remote = remote;
-  }
-
-  get subscriptionCount(): number {
-    return this.subscriptions.size + this.pendingSubscribes;
   }
 
   private buffered(): number {
@@ -100,6 +115,16 @@ export class Connection implements SubscriptionSink {
 
   sendError(err: TributaryError, id?: number): void {
     this.events.error(err);
+    this.enqueueError(err, id);
+  }
+
+  /** Answers request `id` with `err`, then closes with it (counted once). */
+  failAndClose(err: TributaryError, id: number): void {
+    this.enqueueError(err, id);
+    this.closeWith(err);
+  }
+
+  private enqueueError(err: TributaryError, id: number | undefined): void {
     const frame: Record<string, unknown> = { t: 'error', code: err.code, message: err.message, retriable: err.retriable, ...err.details };
     if (id !== undefined) frame.id = id;
     this.enqueue(encodeCbor(frame));
@@ -108,6 +133,7 @@ export class Connection implements SubscriptionSink {
   /** Flushes what is queued, then closes with 4000 + status and a reason naming the code. */
   closeWith(err: TributaryError): void {
     if (this.closed || !this.ws) return;
+    this.events.error(err);
     this.flush();
     const ws = this.ws;
     this.markClosed();
@@ -124,11 +150,19 @@ export class Connection implements SubscriptionSink {
 
   /** uWS reported the close (or we closed): never touch the socket again. */
   markClosed(): void {
+    this.clearTimers();
     this.closed = true;
     this.queue = [];
     this.queuedBytes = 0;
     this.ws = null;
     for (const s of this.subscriptions.values()) s.close();
+  }
+
+  clearTimers(): void {
+    if (this.authTimer) clearTimeout(this.authTimer);
+    if (this.expiryTimer) clearTimeout(this.expiryTimer);
+    this.authTimer = null;
+    this.expiryTimer = null;
   }
 
   // ---------- output ----------

@@ -24,7 +24,7 @@ export const JSON_TYPE = 'application/json';
  * The raw query string. The pure-Node fallback's getQuery() throws on every
  * request (it parses the path-only URL with `new URL`): read its Node request instead.
  */
-function queryOf(req: HttpRequest): string {
+export function queryOf(req: HttpRequest): string {
   try {
     return req.getQuery() ?? '';
   } catch {
@@ -48,6 +48,13 @@ export class Exchange {
   readonly accept: string;
   readonly authorization: string;
   readonly origin: string;
+  readonly accessControlRequestMethod: string;
+  /** The raw query string (checked for tokens, which are refused in URLs). */
+  readonly rawQuery: string;
+  /** Bytes of the body read by readBody. */
+  bodyBytes = 0;
+  /** Headers added to every answer (CORS). */
+  extraHeaders: Record<string, string> = {};
   /** Content-Length as declared (0 when absent or unreadable). */
   readonly contentLength: number;
   /** Route label for metrics (the pattern, not the URL). */
@@ -62,11 +69,13 @@ export class Exchange {
   ) {
     this.method = req.getMethod().toUpperCase();
     this.url = req.getUrl();
-    this.query = new URLSearchParams(queryOf(req));
+    this.rawQuery = queryOf(req);
+    this.query = new URLSearchParams(this.rawQuery);
     this.contentType = req.getHeader('content-type').toLowerCase();
     this.accept = req.getHeader('accept').toLowerCase();
     this.authorization = req.getHeader('authorization');
     this.origin = req.getHeader('origin');
+    this.accessControlRequestMethod = req.getHeader('access-control-request-method');
     const declared = Number(req.getHeader('content-length') || '0');
     this.contentLength = Number.isSafeInteger(declared) && declared > 0 ? declared : 0;
     res.onAborted(() => {
@@ -106,6 +115,7 @@ export class Exchange {
         }
         chunks.push(new Uint8Array(chunk.slice(0)));
         if (isLast) {
+          this.bodyBytes = total;
           if (chunks.length === 1) resolve(chunks[0]);
           else {
             const out = new Uint8Array(total);
@@ -135,6 +145,11 @@ export class Exchange {
     this.write(status, body, contentType, {});
   }
 
+  /** An answer without a body (204 to a CORS preflight). */
+  sendEmpty(status: number, headers: Record<string, string>): void {
+    this.write(status, undefined, undefined, headers);
+  }
+
   /** The one error mapping: TributaryError → status, JSON (or CBOR) body, Retry-After for retriable 429/503. */
   fail(err: unknown, closeConnection = false): void {
     const e = toTributaryError(err);
@@ -144,6 +159,8 @@ export class Exchange {
     if (typeof retryAfterMs === 'number') headers['retry-after'] = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
     else if (e.status === 503) headers['retry-after'] = '1';
     if (e.code === 'METHOD_NOT_ALLOWED' && typeof e.details?.allow === 'string') headers.allow = e.details.allow;
+    // RFC 6750 §3: a 401 names the scheme, and for a bad token says so.
+    if (e.status === 401) headers['www-authenticate'] = e.code === 'UNAUTHENTICATED' ? 'Bearer realm="tributary"' : 'Bearer realm="tributary", error="invalid_token"';
     const body = e.toJSON();
     if (this.wantsCbor) this.write(e.status, encodeCbor(body), CBOR_TYPE, headers, closeConnection);
     else this.write(e.status, JSON.stringify(body), JSON_TYPE, headers, closeConnection);
@@ -156,6 +173,7 @@ export class Exchange {
     this.res.cork(() => {
       this.res.writeStatus(statusLine(status));
       if (contentType) this.res.writeHeader('content-type', contentType);
+      for (const [k, v] of Object.entries(this.extraHeaders)) this.res.writeHeader(k, v);
       for (const [k, v] of Object.entries(headers)) this.res.writeHeader(k, v);
       this.res.end(body, closeConnection);
     });

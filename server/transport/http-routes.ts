@@ -1,15 +1,23 @@
 /**
  * The HTTP API on the WebSocket's port (docs/http-api.md). Each route names
  * its method and pattern once; the same pattern with another method answers
- * 405 with Allow, an unknown path 404, both with the JSON error body.
+ * 405 with Allow, an unknown path 404, both with the JSON error body. Every
+ * request passes HttpGuard (URL tokens, Origin and CORS, bearer token)
+ * first; each route checks what its principal may do.
  */
+import fs from 'node:fs';
 import { TributaryError } from '../../protocol/errors.ts';
 import { ackOffsets } from '../../protocol/frames.ts';
+import { anonymousPrincipal } from '../auth/index.ts';
 import type { TemplatedApp, HttpRequest, HttpResponse } from 'uWebSockets.js';
+import { HttpGuard } from './http-auth.ts';
 import { Exchange } from './http-io.ts';
 import { parseBody, produceRequestFromBody, queryInt, recordsAnswer } from './http-records.ts';
-import { authorize, principalFor, type Principal } from './principal.ts';
+import { authorize, type Principal } from './principal.ts';
 import type { TransportDeps } from './transport-deps.ts';
+
+/** The dashboard page, served at GET /. */
+const DASHBOARD_FILE = new URL('../../dashboard/index.html', import.meta.url);
 
 type Method = 'get' | 'post' | 'patch' | 'del';
 type Handler = (x: Exchange, params: string[], principal: Principal, body: () => Promise<Record<string, unknown>>) => Promise<void> | void;
@@ -20,6 +28,8 @@ interface RouteSpec {
   handler: Handler;
   /** Served before recovery has finished (health and metrics). */
   always?: boolean;
+  /** Served without a token, also with auth on (health, metrics, the dashboard page). */
+  open?: boolean;
   /** Takes a JSON or CBOR body (read from the start: uWS wants onData set in the handler). */
   hasBody?: boolean;
 }
@@ -29,17 +39,36 @@ const METHOD_NAME: Record<Method, string> = { get: 'GET', post: 'POST', patch: '
 export function registerHttpRoutes(app: TemplatedApp, deps: TransportDeps): void {
   const { broker, config, metrics } = deps;
   const onError = (err: TributaryError): void => {
-    metrics.errors.inc({ code: err.code });
+    metrics.countError(err.code);
     if (err.code === 'INTERNAL') deps.log.error({ err: err.message }, 'HTTP request failed');
   };
   const onDone = (x: Exchange): void => metrics.httpRequests.inc({ route: x.route, status: String(x.status) });
+  const guard = new HttpGuard(deps);
+  // Read once at start-up; the page is static.
+  let dashboard: string | null = null;
+  try {
+    dashboard = fs.readFileSync(DASHBOARD_FILE, 'utf8');
+  } catch (err) {
+    deps.log.warn({ err: (err as Error).message }, 'dashboard/index.html not found: GET / answers 404');
+  }
 
   const routes: RouteSpec[] = [
-    { method: 'get', pattern: '/livez', always: true, handler: (x) => x.send(200, { status: 'live' }) },
+    {
+      method: 'get',
+      pattern: '/',
+      always: true,
+      open: true,
+      handler: (x) => {
+        if (dashboard === null) throw new TributaryError('NOT_FOUND', 'the dashboard page is not installed');
+        x.sendText(200, dashboard, 'text/html; charset=utf-8');
+      },
+    },
+    { method: 'get', pattern: '/livez', always: true, open: true, handler: (x) => x.send(200, { status: 'live' }) },
     {
       method: 'get',
       pattern: '/healthz',
       always: true,
+      open: true,
       handler: (x) => {
         if (deps.state.shuttingDown) x.send(503, { status: 'shutting-down' }, { 'retry-after': '1' });
         else if (!deps.state.ready) x.send(503, { status: 'recovering' }, { 'retry-after': '1' });
@@ -50,6 +79,8 @@ export function registerHttpRoutes(app: TemplatedApp, deps: TransportDeps): void
       method: 'get',
       pattern: '/metrics',
       always: true,
+      // Open like /healthz: counts and rates, no records and no tokens; keep the port off the internet or filter it at the proxy.
+      open: true,
       handler: async (x) => {
         const m = await metrics.render();
         x.sendText(200, m.body, m.contentType);
@@ -59,6 +90,7 @@ export function registerHttpRoutes(app: TemplatedApp, deps: TransportDeps): void
       method: 'get',
       pattern: '/v1/topics',
       handler: (x, _p, principal) => {
+        // Not an error for anyone: each principal sees the topics it may consume or produce to (an admin, all).
         const topics = broker.topics.list().filter((t) => principal.admin || principal.canConsume(t.name) || principal.canProduce(t.name));
         x.send(200, { topics });
       },
@@ -113,6 +145,8 @@ export function registerHttpRoutes(app: TemplatedApp, deps: TransportDeps): void
         authorize(principal, 'produce', topic);
         const doc = await body();
         const req = produceRequestFromBody(topic, doc, x.sendsCbor);
+        const limited = deps.limits.admitHttpProduce(principal, x.bodyBytes, req.records.length);
+        if (limited) throw limited;
         const res = await broker.produce(req);
         const offsets = ackOffsets(res, req.records.length);
         x.send(200, res.duplicate ? { offsets, duplicate: true } : { offsets });
@@ -149,12 +183,23 @@ export function registerHttpRoutes(app: TemplatedApp, deps: TransportDeps): void
     app.any(pattern, (res, req) => {
       const x = new Exchange(res, req, onError, onDone);
       x.route = pattern;
-      x.fail(new TributaryError('METHOD_NOT_ALLOWED', `${x.method} is not allowed on ${pattern}; allowed: ${allow}`, { allow }));
+      try {
+        if (guard.preflight(x)) return;
+        guard.admit(x);
+        x.fail(new TributaryError('METHOD_NOT_ALLOWED', `${x.method} is not allowed on ${pattern}; allowed: ${allow}`, { allow }));
+      } catch (err) {
+        x.fail(err);
+      }
     });
   }
   app.any('/*', (res, req) => {
     const x = new Exchange(res, req, onError, onDone);
-    x.fail(new TributaryError('NOT_FOUND', `no route ${x.method} ${x.url}`));
+    try {
+      guard.admit(x);
+      x.fail(new TributaryError('NOT_FOUND', `no route ${x.method} ${x.url}`));
+    } catch (err) {
+      x.fail(err);
+    }
   });
 
   function serve(res: HttpResponse, req: HttpRequest, r: RouteSpec): void {
@@ -169,11 +214,13 @@ export function registerHttpRoutes(app: TemplatedApp, deps: TransportDeps): void
     const body = (): Promise<Record<string, unknown>> => bodyPromise ?? Promise.reject(new TributaryError('BAD_REQUEST', 'this route takes no body'));
     let result: Promise<void>;
     try {
+      guard.admit(x);
       const params = routeParams(req, r.pattern);
       if (!r.always && (!deps.state.ready || deps.state.shuttingDown)) {
         throw new TributaryError(deps.state.shuttingDown ? 'SHUTTING_DOWN' : 'NOT_READY', deps.state.shuttingDown ? undefined : 'hub is recovering its data; retry shortly');
       }
-      result = principalFor({ token: bearer(x.authorization) }).then((principal) => r.handler(x, params, principal, body));
+      const principal = r.open ? Promise.resolve(anonymousPrincipal()) : guard.principal(x);
+      result = principal.then((p) => r.handler(x, params, p, body));
     } catch (err) {
       result = Promise.reject(err);
     }
@@ -197,9 +244,4 @@ function routeParams(req: HttpRequest, pattern: string): string[] {
     }
   }
   return params;
-}
-
-function bearer(header: string): string | null {
-  const m = /^Bearer\s+(\S+)$/i.exec(header);
-  return m ? m[1] : null;
 }

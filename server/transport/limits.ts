@@ -1,70 +1,87 @@
 /**
- * The limits hooks, in one place: connections per hub, subscriptions and
- * in-flight requests per connection. Each refusal is a specific, typed error
- * and is counted in /metrics. Rate limits (token buckets, issue 6) plug in
- * here as further checks on `admitRequest`.
+ * The limits and quotas as the transport uses them, over server/auth's
+ * building blocks (one source of truth: AuthLimits, the `limits.*` rows of
+ * AUTH_SETTINGS): connections in total and per token subject
+ * (ConnectionLimits), per-connection quotas (ConnectionQuota: produce rate,
+ * subscriptions, requests in flight) and HTTP produce rate per subject
+ * (SubjectQuotas).
+ *
+ * Each refusal is a typed error; `tributary_limit_rejections_total{limit}`
+ * counts it here under the setting that refused it (which one to raise),
+ * and `tributary_refusals_total{reason}` where the error is answered.
+ *
+ * Produce rate limits apply to authenticated principals only: with auth off
+ * there is nobody to account a rate to, and a development hub should not
+ * throttle its benchmarks.
  */
-import { TributaryError } from '../../protocol/errors.ts';
-import { ConnectionLimits } from '../auth/connection-limits.ts';
+import type { TributaryError } from '../../protocol/errors.ts';
+import { ConnectionLimits, ConnectionQuota, SubjectQuotas, type AuthLimits, type Principal } from '../auth/index.ts';
 import type { HubMetrics } from '../metrics.ts';
-
-export interface LimitSettings {
-  maxConnections: number;
-  maxSubscriptionsPerConnection: number;
-  maxInFlightRequestsPerConnection: number;
-}
-
-/** What a connection shows the limits. */
-export interface LimitedConnection {
-  inFlight: number;
-  subscriptionCount: number;
-}
 
 export class Limits {
   private readonly connections: ConnectionLimits;
+  private readonly httpProduce: SubjectQuotas;
 
   constructor(
-    private readonly settings: LimitSettings,
+    readonly settings: Readonly<AuthLimits>,
     private readonly metrics: HubMetrics,
   ) {
-    // Per-subject limits come with auth; until then the total is the only bound.
-    this.connections = new ConnectionLimits({ maxConnections: settings.maxConnections, maxConnectionsPerSubject: settings.maxConnections });
+    this.connections = new ConnectionLimits(settings);
+    this.httpProduce = new SubjectQuotas(settings);
   }
 
-  /** Counts a new connection, or returns why it is refused. Pair with `closeConnection`. */
-  openConnection(): TributaryError | null {
-    const err = this.connections.tryOpen(null);
-    if (err) this.metrics.limitRejections.inc({ limit: 'maxConnections' });
+  private counted(err: TributaryError | null, limit: keyof AuthLimits | 'produceRate' | 'httpProduceRate'): TributaryError | null {
+    if (err) this.metrics.limitRejections.inc({ limit });
     return err;
   }
 
-  closeConnection(): void {
-    this.connections.close(null);
+  /** Count a new WebSocket before authentication. Pair with `closeConnection(null)`, or `attach` then `closeConnection(subject)`. */
+  openConnection(): TributaryError | null {
+    return this.counted(this.connections.tryOpen(null), 'maxConnections');
+  }
+
+  /** Move an open connection under its authenticated subject; on refusal nothing changes. */
+  attach(subject: string): TributaryError | null {
+    return this.counted(this.connections.tryAttach(subject), 'maxConnectionsPerSubject');
+  }
+
+  closeConnection(subject: string | null): void {
+    this.connections.close(subject);
   }
 
   get openConnections(): number {
     return this.connections.open;
   }
 
-  /** A request frame (one that awaits a reply) may start. */
-  admitRequest(conn: LimitedConnection): TributaryError | null {
-    if (conn.inFlight >= this.settings.maxInFlightRequestsPerConnection) {
-      this.metrics.limitRejections.inc({ limit: 'maxInFlightRequestsPerConnection' });
-      return new TributaryError('TOO_MANY_IN_FLIGHT', `more than ${this.settings.maxInFlightRequestsPerConnection} requests in flight on this connection; wait for replies`, {
-        limit: this.settings.maxInFlightRequestsPerConnection,
-        retryAfterMs: 10,
-      });
-    }
-    return null;
+  /** A fresh set of per-connection quotas. */
+  quota(): ConnectionQuota {
+    return new ConnectionQuota(this.settings);
   }
 
-  admitSubscription(conn: LimitedConnection): TributaryError | null {
-    if (conn.subscriptionCount >= this.settings.maxSubscriptionsPerConnection) {
-      this.metrics.limitRejections.inc({ limit: 'maxSubscriptionsPerConnection' });
-      return new TributaryError('TOO_MANY_SUBSCRIPTIONS', `this connection already has ${this.settings.maxSubscriptionsPerConnection} subscriptions`, {
-        limit: this.settings.maxSubscriptionsPerConnection,
-      });
-    }
-    return null;
+  /** A request frame may start (pair with quota.endRequest()). */
+  beginRequest(quota: ConnectionQuota): TributaryError | null {
+    return this.counted(quota.beginRequest(), 'maxInFlightPerConnection');
+  }
+
+  /** A subscription may start (pair with quota.removeSubscription()). */
+  addSubscription(quota: ConnectionQuota): TributaryError | null {
+    return this.counted(quota.addSubscription(), 'maxSubscriptionsPerConnection');
+  }
+
+  /** Charge a WebSocket produce of `byteCount` frame bytes and `eventCount` records. */
+  admitProduce(quota: ConnectionQuota, principal: Principal, byteCount: number, eventCount: number): TributaryError | null {
+    if (principal.anonymous) return null;
+    return this.counted(quota.admitProduce(byteCount, eventCount, Date.now()), 'produceRate');
+  }
+
+  /** Charge an HTTP produce to the principal's subject. */
+  admitHttpProduce(principal: Principal, byteCount: number, eventCount: number): TributaryError | null {
+    if (principal.anonymous) return null;
+    return this.counted(this.httpProduce.admitProduce(principal.subject, byteCount, eventCount, Date.now()), 'httpProduceRate');
+  }
+
+  /** Periodic housekeeping (the transport's sweep timer). */
+  sweep(nowMs: number): void {
+    this.httpProduce.sweep(nowMs);
   }
 }

@@ -1,12 +1,12 @@
 /**
- * The one place where a connection or an HTTP request gets its Principal.
- * Auth is off until server/auth is wired in (issue 6): everyone is the
- * anonymous principal that may do everything. With auth on, this function
- * becomes "ask the Authenticator with the token from the Authorization
- * header, Sec-WebSocket-Protocol or the hello frame".
+ * The one place where a connection or an HTTP request gets its Principal,
+ * and the one check of what it may do. With auth off the Authenticator
+ * answers the anonymous principal that may do everything; with auth on it
+ * verifies the token from the Authorization header, Sec-WebSocket-Protocol
+ * or the hello frame.
  */
 import { TributaryError } from '../../protocol/errors.ts';
-import { anonymousPrincipal, type Principal } from '../auth/principal.ts';
+import type { Authenticator, Principal } from '../auth/index.ts';
 
 export type { Principal };
 
@@ -15,8 +15,9 @@ export interface Credentials {
   token?: string | null;
 }
 
-export async function principalFor(_credentials: Credentials): Promise<Principal> {
-  return anonymousPrincipal();
+/** Rejects with UNAUTHENTICATED, TOKEN_INVALID, TOKEN_EXPIRED or NOT_READY (JWKS unreachable). */
+export function principalFor(auth: Authenticator, credentials: Credentials): Promise<Principal> {
+  return auth.authenticate(credentials.token ?? null);
 }
 
 export type Action = 'produce' | 'consume' | 'join' | 'admin';

@@ -2,7 +2,7 @@
  * The transport: one uWS app serving the WebSocket endpoint and the HTTP API
  * on one port. The only place (with its helpers here) that knows uWS.
  */
-import type { us_listen_socket } from 'uWebSockets.js';
+import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import { registerHttpRoutes } from './http-routes.ts';
 import type { TransportDeps } from './transport-deps.ts';
 import { loadUws, type LoadedUws } from './uws.ts';
@@ -38,7 +38,13 @@ export class Transport {
   /** Binds host:port (0 = any free port) and resolves with the real port. */
   listen(host: string, port: number): Promise<number> {
     const { uws } = this.loaded;
-    const app = uws.App();
+    const tls = this.deps.config.tls;
+    let app: TemplatedApp;
+    try {
+      app = tls ? uws.SSLApp({ cert_file_name: tls.certFile, key_file_name: tls.keyFile }) : uws.App();
+    } catch (err) {
+      return Promise.reject(new TransportError(`cannot start TLS with ${tls?.certFile} and ${tls?.keyFile}: ${err instanceof Error ? err.message : String(err)}`));
+    }
     app.ws('/v1/ws', this.ws.behavior(uws));
     registerHttpRoutes(app, this.deps);
     return new Promise((resolve, reject) => {
@@ -48,8 +54,12 @@ export class Transport {
           return;
         }
         this.listenSocket = socket;
-        const sweepMs = Math.max(50, Math.min(1000, Math.floor(this.deps.config.slowConsumerTimeoutMs / 4)));
-        this.sweepTimer = setInterval(() => this.ws.sweep(Date.now()), sweepMs);
+        const sweepMs = Math.max(50, Math.min(1000, Math.floor(Math.min(this.deps.config.slowConsumerTimeoutMs, this.deps.limits.settings.idleTimeoutMs) / 4)));
+        this.sweepTimer = setInterval(() => {
+          const now = Date.now();
+          this.ws.sweep(now);
+          this.deps.limits.sweep(now);
+        }, sweepMs);
         this.sweepTimer.unref();
         resolve(uws.us_socket_local_port(socket));
       });

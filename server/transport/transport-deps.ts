@@ -1,4 +1,5 @@
 /** What the transport needs from the hub, handed over in one object. */
+import type { Authenticator, OriginPolicy } from '../auth/index.ts';
 import type { Broker } from '../broker/broker.ts';
 import type { HubConfig } from '../config.ts';
 import type { Logger } from '../logger.ts';
@@ -19,5 +20,9 @@ export interface TransportDeps {
   metrics: HubMetrics;
   log: Logger;
   limits: Limits;
+  /** Who a token belongs to (anonymous for everyone with auth off). */
+  authenticator: Authenticator;
+  /** The Origin allow-list, for WebSocket upgrades and CORS. */
+  origins: OriginPolicy;
   state: HubState;
 }

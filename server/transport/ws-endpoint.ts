@@ -1,21 +1,25 @@
 /**
- * The WebSocket endpoint /v1/ws: upgrade (limits, principal), frame decode
- * (protocol's decoder, once, at the edge), authorization, and dispatch to
- * the broker. Every request frame gets exactly one reply: ok, ack or error
- * with its id.
+ * The WebSocket endpoint /v1/ws: upgrade (origin, token, limits), frame
+ * decode (protocol's decoder, once, at the edge), authentication (ws-auth.ts),
+ * authorization and quotas on every frame, and dispatch to the broker. Every
+ * request frame gets exactly one reply: ok, ack or error with its id; a
+ * refused request leaves the connection usable.
  */
 import { TributaryError, toTributaryError } from '../../protocol/errors.ts';
 import { decodeClientFrame } from '../../protocol/frame-decoder.ts';
-import { PROTOCOL_VERSION, WS_SUBPROTOCOL, type ClientFrame, type ProduceFrame, type SubscribeFrame } from '../../protocol/frames.ts';
+import { PROTOCOL_VERSION, type ClientFrame, type ProduceFrame, type SubscribeFrame } from '../../protocol/frames.ts';
+import type { Principal } from '../auth/index.ts';
 import type { HubConfig } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { Connection, type ConnectionEvents } from './connection.ts';
-import { authorize, principalFor } from './principal.ts';
+import { queryOf } from './http-io.ts';
+import { authorize } from './principal.ts';
 import type { TransportDeps } from './transport-deps.ts';
 import type { Uws } from './uws.ts';
+import { WsAuth } from './ws-auth.ts';
 import type { WebSocket, WebSocketBehavior } from 'uWebSockets.js';
 
-type UserData = { conn: Connection };
+type UserData = { conn: Connection; fromUpgrade: Principal | TributaryError | null };
 
 /** Frames above maxFrameBytes but within this slack get a 4413 with a reason; beyond it uWS closes with 1009. */
 export const FRAME_SLACK_BYTES = 64 * 1024;
@@ -25,10 +29,12 @@ export class WsEndpoint {
   private readonly events: ConnectionEvents;
   private readonly cfg: HubConfig;
   private readonly log: Logger;
+  private readonly auth: WsAuth;
 
   constructor(private readonly deps: TransportDeps) {
     this.cfg = deps.config;
     this.log = deps.log;
+    this.auth = new WsAuth(deps);
     const m = deps.metrics;
     this.events = {
       paused: () => m.pausedConnections.inc(),
@@ -38,15 +44,16 @@ export class WsEndpoint {
         this.log.warn({ remote: c.remote, subject: c.principal.subject }, 'closing slow consumer');
       },
       subscriptionEnded: (c, sub) => this.endSubscription(c, sub),
-      error: (e) => m.errors.inc({ code: e.code }),
+      error: (e) => m.countError(e.code),
     };
   }
 
   behavior(uws: Uws): WebSocketBehavior<UserData> {
     return {
       maxPayloadLength: this.cfg.maxFrameBytes + FRAME_SLACK_BYTES,
-      idleTimeout: this.cfg.idleTimeoutMs === 0 ? 0 : Math.max(8, Math.round(this.cfg.idleTimeoutMs / 1000)),
-      sendPingsAutomatically: true,
+      // The idle timeout is the hub's own (sweep): it closes with 4408 and a reason, which uWS's would not.
+      idleTimeout: 0,
+      sendPingsAutomatically: false,
       // Above our own hard cap so that uWS never drops a frame before we close the connection ourselves.
       maxBackpressure: this.cfg.maxBufferedBytesPerConnection + this.cfg.maxFrameBytes + FRAME_SLACK_BYTES,
       closeOnBackpressureLimit: 0,
@@ -55,33 +62,44 @@ export class WsEndpoint {
         const key = req.getHeader('sec-websocket-key');
         const protocols = req.getHeader('sec-websocket-protocol');
         const extensions = req.getHeader('sec-websocket-extensions');
+        const origin = req.getHeader('origin');
+        const query = queryOf(req);
         const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
         let aborted = false;
         res.onAborted(() => {
           aborted = true;
         });
         const refuse = (err: TributaryError): void => {
+          this.deps.metrics.countError(err.code);
           if (aborted) return;
-          this.deps.metrics.errors.inc({ code: err.code });
           res.cork(() => {
             res.writeStatus(`${err.status} ${err.code}`).writeHeader('content-type', 'application/json').end(JSON.stringify(err.toJSON()), true);
           });
         };
         if (!this.deps.state.ready) return refuse(new TributaryError(this.deps.state.shuttingDown ? 'SHUTTING_DOWN' : 'NOT_READY'));
-        const chosen = protocols.split(',').map((s) => s.trim()).includes(WS_SUBPROTOCOL) ? WS_SUBPROTOCOL : '';
-        principalFor({ token: null }).then(
-          (principal) => {
-            if (aborted) return;
-            const conn = new Connection(principal, remote, this.cfg, this.events);
-            // Over the connection limit: upgrade anyway and close with 4429 and a reason, which a browser can read (an HTTP status it cannot).
-            conn.refusal = this.deps.limits.openConnection();
-            res.cork(() => res.upgrade<UserData>({ conn }, key, chosen, extensions, context));
-          },
-          (err: unknown) => refuse(toTributaryError(err)),
-        );
+        let checked: ReturnType<WsAuth['checkUpgrade']>;
+        try {
+          checked = this.auth.checkUpgrade(query, origin, protocols);
+        } catch (err) {
+          return refuse(toTributaryError(err));
+        }
+        // Counted from here, before the token is checked, so that connections that never authenticate are bounded too.
+        // Over the limit: upgrade anyway and close with 4429 and a reason, which a browser can read (an HTTP status it cannot).
+        const refusal = this.deps.limits.openConnection();
+        const verified = 'failure' in checked ? Promise.resolve(checked.failure) : this.auth.verifyUpgradeToken(refusal ? null : checked.token);
+        verified.then((fromUpgrade) => {
+          if (aborted) {
+            if (!refusal) this.deps.limits.closeConnection(null);
+            return;
+          }
+          const { principal, authenticated } = this.auth.initialPrincipal();
+          const conn = new Connection(principal, authenticated, this.deps.limits.quota(), remote, this.cfg, this.events);
+          conn.refusal = refusal;
+          res.cork(() => res.upgrade<UserData>({ conn, fromUpgrade }, key, checked.protocol, extensions, context));
+        });
       },
       open: (ws) => {
-        const conn = ws.getUserData().conn;
+        const { conn, fromUpgrade } = ws.getUserData();
         conn.ws = ws;
         if (conn.refusal) {
           conn.closeWith(conn.refusal);
@@ -90,29 +108,47 @@ export class WsEndpoint {
         this.connections.add(conn);
         this.deps.metrics.connections.inc();
         this.deps.metrics.connectionsTotal.inc();
+        this.auth.opened(conn, fromUpgrade);
       },
       message: (ws, message) => this.onMessage(ws, message),
+      pong: (ws) => {
+        const conn = ws.getUserData().conn;
+        conn.lastReceivedMs = Date.now();
+        conn.pinged = false;
+      },
       drain: (ws) => ws.getUserData().conn.onDrain(),
       close: (ws) => {
         const conn = ws.getUserData().conn;
-        const counted = conn.refusal === null;
         if (conn.pausedSinceMs !== 0) this.deps.metrics.pausedConnections.dec();
         for (const sub of [...conn.subscriptions.keys()]) this.endSubscription(conn, sub);
         conn.markClosed();
-        if (counted && this.connections.delete(conn)) {
-          this.deps.limits.closeConnection();
+        // Refused connections were never counted; the others exactly once, under the subject they were attached to.
+        if (conn.refusal === null && this.connections.delete(conn)) {
+          this.deps.limits.closeConnection(conn.countedSubject);
           this.deps.metrics.connections.dec();
         }
       },
     };
   }
 
-  /** Closes connections paused past the slow-consumer timeout. Called by the server's sweep timer. */
+  /**
+   * Called by the server's sweep timer: closes connections paused past the
+   * slow-consumer timeout, pings connections silent for half the idle
+   * timeout, and closes those silent for all of it (4408 IDLE_TIMEOUT).
+   */
   sweep(nowMs: number): void {
+    const idleMs = this.deps.limits.settings.idleTimeoutMs;
     for (const c of this.connections) {
       if (c.pausedSinceMs !== 0 && nowMs - c.pausedSinceMs > this.cfg.slowConsumerTimeoutMs) {
         this.events.slowConsumer(c);
         c.closeWith(new TributaryError('SLOW_CONSUMER', `paused by backpressure for more than ${this.cfg.slowConsumerTimeoutMs} ms`));
+        continue;
+      }
+      const silentMs = nowMs - c.lastReceivedMs;
+      if (silentMs >= idleMs) c.closeWith(new TributaryError('IDLE_TIMEOUT', `nothing received for ${idleMs} ms (not even a pong)`));
+      else if (silentMs >= idleMs / 2 && !c.pinged && c.ws) {
+        c.pinged = true;
+        c.ws.ping();
       }
     }
   }
@@ -126,6 +162,7 @@ export class WsEndpoint {
     const s = conn.subscriptions.get(sub);
     if (!s) return;
     conn.subscriptions.delete(sub);
+    conn.quota.removeSubscription();
     this.deps.broker.subscriptions.remove(s);
     this.deps.metrics.subscriptions.dec();
   }
@@ -133,6 +170,8 @@ export class WsEndpoint {
   private onMessage(ws: WebSocket<UserData>, message: ArrayBuffer): void {
     const conn = ws.getUserData().conn;
     if (conn.closed) return;
+    conn.lastReceivedMs = Date.now();
+    conn.pinged = false;
     const bytes = new Uint8Array(message);
     const decoded = decodeClientFrame(bytes, this.cfg.maxFrameBytes);
     if (!decoded.ok) {
@@ -145,6 +184,11 @@ export class WsEndpoint {
       return;
     }
     const frame = decoded.frame;
+    const unauthenticated = this.auth.gate(conn, frame.t);
+    if (unauthenticated) {
+      conn.sendError(unauthenticated, 'id' in frame ? frame.id : undefined);
+      return;
+    }
     if (this.deps.state.shuttingDown && frame.t !== 'credit') {
       conn.sendError(new TributaryError('SHUTTING_DOWN'), 'id' in frame ? frame.id : undefined);
       return;
@@ -155,24 +199,21 @@ export class WsEndpoint {
       else conn.error(frame.sub, new TributaryError('UNKNOWN_SUBSCRIPTION', `no subscription ${frame.sub} on this connection`));
       return;
     }
-    const refused = this.deps.limits.admitRequest(conn);
+    const refused = this.deps.limits.beginRequest(conn.quota);
     if (refused) {
       conn.sendError(refused, frame.id);
       return;
     }
-    conn.inFlight++;
     let reply: Promise<void> | void;
     try {
-      reply = this.dispatch(conn, frame);
+      reply = this.dispatch(conn, frame, message.byteLength);
     } catch (err) {
       reply = Promise.reject(err);
     }
     Promise.resolve(reply).then(
-      () => {
-        conn.inFlight--;
-      },
+      () => conn.quota.endRequest(),
       (err: unknown) => {
-        conn.inFlight--;
+        conn.quota.endRequest();
         const e = toTributaryError(err);
         if (e.code === 'INTERNAL') this.log.error({ err, frame: frame.t }, 'request failed');
         conn.sendError(e, frame.id);
@@ -180,10 +221,10 @@ export class WsEndpoint {
     );
   }
 
-  private dispatch(conn: Connection, f: Exclude<ClientFrame, { t: 'credit' }>): Promise<void> | void {
+  private dispatch(conn: Connection, f: Exclude<ClientFrame, { t: 'credit' }>, frameBytes: number): Promise<void> | void {
     switch (f.t) {
       case 'produce':
-        return this.produce(conn, f);
+        return this.produce(conn, f, frameBytes);
       case 'subscribe':
         return this.subscribe(conn, f);
       case 'unsubscribe': {
@@ -195,9 +236,7 @@ export class WsEndpoint {
       case 'hello':
         return this.hello(conn, f.id, f.v, f.token);
       case 'auth':
-        return principalFor({ token: f.token }).then((p) => {
-          if (p.subject !== conn.principal.subject) throw new TributaryError('SUBJECT_CHANGED');
-          conn.principal = p;
+        return this.auth.refresh(conn, f.token).then((p) => {
           conn.send({ t: 'ok', id: f.id, expiresAtMs: p.expiresAtMs });
         });
       case 'metadata': {
@@ -210,6 +249,7 @@ export class WsEndpoint {
         conn.send({ t: 'ok', id: f.id, now: Date.now() });
         return;
       case 'commit':
+        authorize(conn.principal, 'join', f.group);
         throw new TributaryError('BAD_REQUEST', 'consumer groups are not available on this hub yet');
     }
   }
@@ -217,16 +257,19 @@ export class WsEndpoint {
   private async hello(conn: Connection, id: number, version: number, token: string | undefined): Promise<void> {
     if (version !== PROTOCOL_VERSION) {
       const err = new TributaryError('UNSUPPORTED_VERSION', `this hub speaks protocol version ${PROTOCOL_VERSION}, not ${version}`, { supported: [PROTOCOL_VERSION] });
-      conn.sendError(err, id);
-      conn.closeWith(err);
+      conn.failAndClose(err, id);
       return;
     }
-    conn.principal = await principalFor({ token: token ?? null });
-    conn.send({ t: 'ok', id, v: PROTOCOL_VERSION, subject: conn.principal.subject, maxFrameBytes: this.cfg.maxFrameBytes, expiresAtMs: conn.principal.expiresAtMs });
+    const principal = await this.auth.hello(conn, id, token);
+    if (principal === null) return; // refused and closed
+    conn.send({ t: 'ok', id, v: PROTOCOL_VERSION, subject: principal.subject, maxFrameBytes: this.cfg.maxFrameBytes, expiresAtMs: principal.expiresAtMs });
   }
 
-  private async produce(conn: Connection, f: ProduceFrame): Promise<void> {
+  private async produce(conn: Connection, f: ProduceFrame, frameBytes: number): Promise<void> {
     authorize(conn.principal, 'produce', f.topic);
+    // The frame's size stands for the records' bytes: no walk over the records on the hot path.
+    const limited = this.deps.limits.admitProduce(conn.quota, conn.principal, frameBytes, f.records.length);
+    if (limited) throw limited;
     // broker.produce encodes and hands the batches to storage before its first await: the frame's byte views stay valid.
     const res = await this.deps.broker.produce(f);
     if (res.duplicate) conn.send({ t: 'ack', id: f.id, parts: res.parts, dup: true });
@@ -235,19 +278,24 @@ export class WsEndpoint {
 
   private async subscribe(conn: Connection, f: SubscribeFrame): Promise<void> {
     authorize(conn.principal, 'consume', f.topic);
-    if (f.group !== undefined) throw new TributaryError('BAD_REQUEST', 'consumer groups are not available on this hub yet');
+    if (f.group !== undefined) {
+      authorize(conn.principal, 'join', f.group);
+      throw new TributaryError('BAD_REQUEST', 'consumer groups are not available on this hub yet');
+    }
     if (conn.subscriptions.has(f.id)) throw new TributaryError('CONFLICT', `subscription ${f.id} is already active on this connection; use a fresh id`);
-    const refused = this.deps.limits.admitSubscription(conn);
+    const refused = this.deps.limits.addSubscription(conn.quota);
     if (refused) throw refused;
-    conn.pendingSubscribes++;
+    // The slot is held from here: released by endSubscription, or below when the subscribe fails.
     let created;
     try {
       created = await this.deps.broker.subscriptions.subscribe(f, conn);
-    } finally {
-      conn.pendingSubscribes--;
+    } catch (err) {
+      conn.quota.removeSubscription();
+      throw err;
     }
     const { subscription, started } = created;
     if (conn.closed) {
+      conn.quota.removeSubscription();
       this.deps.broker.subscriptions.remove(subscription);
       return;
     }

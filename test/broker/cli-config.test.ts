@@ -43,10 +43,10 @@ describe('settings', () => {
   it('resolves flag over env over file over default', () => {
     const dir = tempDir();
     const file = path.join(dir, 'hub.yaml');
-    fs.writeFileSync(file, 'port: 7001\nmaxConnections: 11\ndefaultPartitions: 3\ntopic:\n  retentionMs: 5000\n');
+    fs.writeFileSync(file, 'port: 7001\nlimits:\n  maxConnections: 11\ndefaultPartitions: 3\ntopic:\n  retentionMs: 5000\n');
     const cfg = loadConfig({ file, env: { TRIBUTARY_PORT: '7002', TRIBUTARY_MAX_CONNECTIONS: '12' }, flags: { port: '7003' } });
     expect(cfg.port).toBe(7003); // flag
-    expect(cfg.maxConnections).toBe(12); // env
+    expect(cfg.auth.limits.maxConnections).toBe(12); // env
     expect(cfg.defaultPartitions).toBe(3); // file
     expect(cfg.topic.retentionMs).toBe(5000); // file, nested
     expect(cfg.maxFrameBytes).toBe(SETTINGS.maxFrameBytes.default); // default
@@ -66,7 +66,7 @@ describe('settings', () => {
 
   it('refuses bad values naming where they came from', () => {
     expect(() => loadConfig({ env: { TRIBUTARY_PORT: 'eighty' } })).toThrow(/env TRIBUTARY_PORT: port must be an integer/);
-    expect(() => loadConfig({ env: {}, flags: { maxConnections: '0' } })).toThrow(/flag --max-connections: maxConnections must be >= 1/);
+    expect(() => loadConfig({ env: {}, flags: { 'limits.maxConnections': '0' } })).toThrow(/limits.maxConnections must be a positive integer/);
     expect(() => loadConfig({ env: { TRIBUTARY_TOPIC_FSYNC: 'sometimes' } })).toThrow(/must be one of always, interval, never/);
     const dir = tempDir();
     const file = path.join(dir, 'bad.yaml');

@@ -21,7 +21,7 @@ async function client(): Promise<WsClient> {
 
 beforeAll(async () => {
   hub = await startHub({
-    args: ['--max-frame-bytes', String(MAX_FRAME), '--max-subscriptions-per-connection', '3', '--max-in-flight-requests-per-connection', '4', '--max-connections', '6'],
+    args: ['--max-frame-bytes', String(MAX_FRAME), '--max-subscriptions-per-connection', '3', '--max-in-flight-per-connection', '4', '--max-connections', '6'],
   });
 });
 
@@ -51,7 +51,7 @@ describe('limits', () => {
     await expect(c.subscribe('subs', { from: 'latest' })).resolves.toMatchObject({ t: 'ok' });
   });
 
-  it('refuses requests past maxInFlightRequestsPerConnection with TOO_MANY_IN_FLIGHT', async () => {
+  it('refuses requests past maxInFlightPerConnection with TOO_MANY_IN_FLIGHT', async () => {
     const c = await client();
     await c.produce('inflight', [{ v: bytes('create the topic first') }]);
     const results = await Promise.allSettled(Array.from({ length: 12 }, (_, i) => c.produce('inflight', [{ v: bytes(`r${i}`) }])));

@@ -1,0 +1,69 @@
+/**
+ * Produce rate limits for HTTP, per token subject. HTTP requests have no
+ * connection to hang a bucket on, and one client may spread its requests
+ * over many keep-alive sockets, so every request of a subject draws from
+ * the same pair of buckets (bytes and records).
+ *
+ * Bounded memory: a subject's buckets are forgotten once they would be full
+ * again (idle for a whole refill), which is indistinguishable from keeping
+ * them; `sweep` does that and is called on a timer by the transport.
+ */
+import { TributaryError } from '../../protocol/errors.ts';
+import type { AuthLimits } from './auth-config.ts';
+import { TokenBucket } from './token-bucket.ts';
+
+export type SubjectRateLimits = Pick<AuthLimits, 'httpProduceBytesPerSec' | 'httpProduceBytesBurst' | 'httpProduceEventsPerSec' | 'httpProduceEventsBurst'>;
+
+interface Entry {
+  bytes: TokenBucket;
+  events: TokenBucket;
+  lastUsedMs: number;
+}
+
+export class SubjectQuotas {
+  private readonly entries = new Map<string, Entry>();
+  private readonly limits: SubjectRateLimits;
+  /** After this long unused, an entry's buckets are full again and it can be dropped. */
+  private readonly refillMs: number;
+
+  constructor(limits: SubjectRateLimits) {
+    this.limits = { ...limits };
+    this.refillMs = Math.ceil(
+      1000 * Math.max(limits.httpProduceBytesBurst / limits.httpProduceBytesPerSec, limits.httpProduceEventsBurst / limits.httpProduceEventsPerSec),
+    );
+  }
+
+  /** Charge `byteCount` bytes and `eventCount` records to `subject`; RATE_LIMITED with retryAfterMs when over, charging nothing. */
+  admitProduce(subject: string, byteCount: number, eventCount: number, nowMs: number): TributaryError | null {
+    let e = this.entries.get(subject);
+    if (!e) {
+      e = {
+        bytes: new TokenBucket(this.limits.httpProduceBytesPerSec, this.limits.httpProduceBytesBurst),
+        events: new TokenBucket(this.limits.httpProduceEventsPerSec, this.limits.httpProduceEventsBurst),
+        lastUsedMs: nowMs,
+      };
+      this.entries.set(subject, e);
+    }
+    e.lastUsedMs = nowMs;
+    const waitEventsMs = e.events.wait(eventCount, nowMs);
+    if (waitEventsMs > 0) return limited('records', this.limits.httpProduceEventsPerSec, waitEventsMs);
+    const waitBytesMs = e.bytes.wait(byteCount, nowMs);
+    if (waitBytesMs > 0) return limited('bytes', this.limits.httpProduceBytesPerSec, waitBytesMs);
+    e.events.take(eventCount, nowMs);
+    e.bytes.take(byteCount, nowMs);
+    return null;
+  }
+
+  /** Forget subjects whose buckets have refilled. */
+  sweep(nowMs: number): void {
+    for (const [subject, e] of this.entries) if (nowMs - e.lastUsedMs > this.refillMs) this.entries.delete(subject);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+}
+
+function limited(unit: string, ratePerSec: number, retryAfterMs: number): TributaryError {
+  return new TributaryError('RATE_LIMITED', `HTTP produce rate limit exceeded: ${ratePerSec} ${unit}/s per token subject; retry in ${retryAfterMs} ms`, { retryAfterMs });
+}
