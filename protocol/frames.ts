@@ -35,6 +35,16 @@ export type StartPosition = 'earliest' | 'latest' | { offset: number } | { times
 
 export interface HelloFrame { t: 'hello'; id: number; v: number; client?: string; token?: string }
 export interface AuthFrame { t: 'auth'; id: number; token: string }
+/** A produce frame as it travels: records in wire form (what clients encode). */
+export interface ProduceWireFrame {
+  t: 'produce';
+  id: number;
+  topic: string;
+  pid?: string;
+  seq?: number;
+  records: WireRecord[];
+}
+/** A produce frame after the hub's decoder: records validated into the record model. */
 export interface ProduceFrame {
   t: 'produce';
   id: number;
