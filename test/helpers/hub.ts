@@ -17,15 +17,15 @@ export interface HubOptions {
   /** Extra CLI flags for `tributary serve`. */
   args?: string[];
   env?: Record<string, string>;
-  /** Wait for /healthz 200 before resolving (default true). */
+  /** Wait for /healthz 200 before resolving (default true; give false for a TLS hub, whose certificate fetch does not trust). */
   waitHealthy?: boolean;
   port?: number;
 }
 
 export interface Hub {
   port: number;
-  url: string; // http://127.0.0.1:PORT
-  wsUrl: string; // ws://127.0.0.1:PORT/v1/ws
+  url: string; // http(s)://127.0.0.1:PORT
+  wsUrl: string; // ws(s)://127.0.0.1:PORT/v1/ws
   dataDir: string;
   proc: ChildProcess;
   /** Everything the process printed so far. */
@@ -55,13 +55,15 @@ export async function startHub(opts: HubOptions = {}): Promise<Hub> {
   proc.stderr!.on('data', (d) => (out += d));
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
 
+  let tls = false;
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`hub did not print its URL within 20 s:\n${out}`)), 20_000);
     const check = () => {
-      const m = /listening on http:\/\/[^:]+:(\d+)/.exec(out);
+      const m = /listening on (https?):\/\/[^:]+:(\d+)/.exec(out);
       if (m) {
         clearTimeout(timer);
-        resolve(Number(m[1]));
+        tls = m[1] === 'https';
+        resolve(Number(m[2]));
       }
     };
     proc.stdout!.on('data', check);
@@ -71,11 +73,11 @@ export async function startHub(opts: HubOptions = {}): Promise<Hub> {
       reject(new Error(`hub exited with ${code} before listening:\n${out}`));
     });
   });
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   const hub: Hub = {
     port,
     url,
-    wsUrl: `ws://127.0.0.1:${port}/v1/ws`,
+    wsUrl: `${tls ? 'wss' : 'ws'}://127.0.0.1:${port}/v1/ws`,
     dataDir,
     proc,
     output: () => out,

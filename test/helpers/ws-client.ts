@@ -45,6 +45,16 @@ interface SubState {
   bytes: number;
 }
 
+/** The hub answered the upgrade with an HTTP status instead of switching protocols. */
+export class UpgradeRefused extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: string,
+  ) {
+    super(`upgrade refused: ${status} ${body}`);
+  }
+}
+
 export class WsClient {
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (f: OkFrame | AckFrame) => void; reject: (e: TributaryError) => void }>();
@@ -66,14 +76,26 @@ export class WsClient {
     ws.on('message', (data: Buffer) => this.onMessage(data));
   }
 
-  static connect(url: string, opts: { protocols?: string[]; headers?: Record<string, string> } = {}): Promise<WsClient> {
+  /**
+   * Opens a connection. `options` go to `ws` as they are (origin, ca,
+   * rejectUnauthorized, autoPong, …). A refused upgrade rejects with an
+   * UpgradeRefused carrying the status and body.
+   */
+  static connect(url: string, opts: { protocols?: string[]; headers?: Record<string, string>; options?: WebSocket.ClientOptions } = {}): Promise<WsClient> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, opts.protocols ?? [], { headers: opts.headers, maxPayload: 64 * 1024 * 1024 });
+      const ws = new WebSocket(url, opts.protocols ?? [], { headers: opts.headers, maxPayload: 64 * 1024 * 1024, ...opts.options });
       ws.binaryType = 'nodebuffer';
       const client = new WsClient(ws);
       ws.once('open', () => resolve(client));
       ws.once('error', reject);
-      ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+      ws.once('unexpected-response', (req, res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => {
+          req.destroy();
+          reject(new UpgradeRefused(res.statusCode ?? 0, body));
+        });
+      });
     });
   }
 

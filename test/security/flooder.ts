@@ -1,0 +1,33 @@
+/**
+ * A misbehaving producer, run as its own process by quotas.test.ts so that
+ * its loop does not share the measuring client's event loop: it sends
+ * records as fast as replies come back, `inFlight` at a time, ignoring
+ * retryAfterMs, for `durationMs`; prints what the hub answered as JSON.
+ *
+ *   node --import tsx test/security/flooder.ts WS_URL TOKEN TOPIC RECORD_BYTES DURATION_MS
+ */
+import { WsClient } from '../helpers/ws-client.ts';
+
+const [url, jwt, topic, recordBytes, durationMs] = process.argv.slice(2);
+const c = await WsClient.connect(url);
+await c.hello(jwt);
+const value = new Uint8Array(Number(recordBytes));
+const counts: Record<string, number> = {};
+let retryAfterMs = 0;
+const end = Date.now() + Number(durationMs);
+await Promise.all(
+  Array.from({ length: 3 }, async () => {
+    while (Date.now() < end) {
+      try {
+        await c.produce(topic, [{ v: value }]);
+        counts.ack = (counts.ack ?? 0) + 1;
+      } catch (e) {
+        const err = e as { code: string; details?: { retryAfterMs?: number } };
+        counts[err.code] = (counts[err.code] ?? 0) + 1;
+        retryAfterMs = err.details?.retryAfterMs ?? retryAfterMs;
+      }
+    }
+  }),
+);
+process.stdout.write(JSON.stringify({ counts, retryAfterMs }) + '\n');
+await c.close();
