@@ -1,14 +1,17 @@
 /**
  * A misbehaving producer, run as its own process by quotas.test.ts so that
- * its loop does not share the measuring client's event loop: it sends
- * records as fast as replies come back, `inFlight` at a time, ignoring
+ * its loop does not share the measuring client's event loop: three loops
+ * each send a record, wait for the reply and `pauseMs`, ignoring
  * retryAfterMs, for `durationMs`; prints what the hub answered as JSON.
+ * The pause keeps the flooder from taking a whole CPU of a small machine
+ * (which would measure the machine, not the hub) while it still asks for
+ * hundreds of times its quota.
  *
- *   node --import tsx test/security/flooder.ts WS_URL TOKEN TOPIC RECORD_BYTES DURATION_MS
+ *   node --import tsx test/security/flooder.ts WS_URL TOKEN TOPIC RECORD_BYTES DURATION_MS PAUSE_MS
  */
 import { WsClient } from '../helpers/ws-client.ts';
 
-const [url, jwt, topic, recordBytes, durationMs] = process.argv.slice(2);
+const [url, jwt, topic, recordBytes, durationMs, pauseMs] = process.argv.slice(2);
 const c = await WsClient.connect(url);
 await c.hello(jwt);
 const value = new Uint8Array(Number(recordBytes));
@@ -26,6 +29,7 @@ await Promise.all(
         counts[err.code] = (counts[err.code] ?? 0) + 1;
         retryAfterMs = err.details?.retryAfterMs ?? retryAfterMs;
       }
+      await new Promise((r) => setTimeout(r, Number(pauseMs)));
     }
   }),
 );
