@@ -60,7 +60,11 @@ describe('TokenVerifier with a JWKS URL', () => {
     const keyA = await signingKey('key-a');
     const keyB = await signingKey('key-b');
     jwks.keys = [keyA.jwk];
-    const v = new TokenVerifier(resolveAuthConfig({ jwksUrl: jwks.url, audience: 'tributary', allowedOrigins: ['*'], jwksCooldownMs: 300 }));
+    // Sign everything up front: under load, signing inside the timed window could outlast the cooldown.
+    const tokenB = await keyB.sign('bob');
+    const junk = await signingKey('made-up');
+    const junkTokens = await Promise.all(Array.from({ length: 20 }, () => junk.sign('mallory')));
+    const v = new TokenVerifier(resolveAuthConfig({ jwksUrl: jwks.url, audience: 'tributary', allowedOrigins: ['*'], jwksCooldownMs: 1500 }));
 
     expect((await v.verify(await keyA.sign('alice'))).subject).toBe('alice');
     expect((await v.verify(await keyA.sign('alice'))).subject).toBe('alice');
@@ -68,7 +72,6 @@ describe('TokenVerifier with a JWKS URL', () => {
 
     // The provider rotates: key B is published, key A retired.
     jwks.keys = [keyB.jwk];
-    const tokenB = await keyB.sign('bob');
 
     // Within the cooldown an unknown kid does not cause a fetch: refused, one fetch so far.
     const early = await v.verify(tokenB).catch((e: unknown) => e);
@@ -77,14 +80,13 @@ describe('TokenVerifier with a JWKS URL', () => {
     expect((early as TributaryError).message).toMatch(/no key in the JWKS matches/);
     expect(jwks.fetches).toBe(1);
 
-    await sleep(350);
+    await sleep(1600);
     // After it, the unknown kid triggers one refetch and the new key verifies.
     expect((await v.verify(tokenB)).subject).toBe('bob');
     expect(jwks.fetches).toBe(2);
 
     // A flood of made-up kids right after costs no further fetches.
-    const junk = await signingKey('made-up');
-    for (let i = 0; i < 20; i++) await v.verify(await junk.sign('mallory')).catch(() => undefined);
+    for (const t of junkTokens) await v.verify(t).catch(() => undefined);
     expect(jwks.fetches).toBe(2);
 
     // And the retired key is refused once the set no longer holds it.
