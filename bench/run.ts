@@ -13,7 +13,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Job, LoadResult } from './load/job.ts';
 import { RESULT_PREFIX } from './load/job.ts';
-import { BENCH, installCleanupHandlers, makeTempDir, removeTempDir, spawnManaged, stopAll } from './lib/procs.ts';
+import { BENCH, installCleanupHandlers, spawnManaged, stopAll } from './lib/procs.ts';
 import { formatTable, writeJson, type ResultRow, type RunInfo, type Skipped } from './lib/report.ts';
 import { hubAvailable, SYSTEMS, systemByName, type ScenarioName, type SystemDef } from './lib/systems.ts';
 import { PROFILES, WINDOW_BY_CLIENT, type Profile } from './lib/profiles.ts';
@@ -119,18 +119,17 @@ function variants(sc: ScenarioName, p: Profile): Variant[] {
   }
 }
 
-async function runRawDisk(p: Profile, rows: ResultRow[]): Promise<void> {
-  const dir = makeTempDir('raw-disk');
-  try {
-    for (const mode of ['nosync', 'fdatasync'] as const) {
-      const args = [dir, mode, String(p.produce.durationMs), String(p.produce.batch), String(p.produce.valueBytes)];
-      const r = await runProcess<LoadResult>(`raw-disk-${mode}`, path.join(BENCH, 'limits/raw-disk.ts'), args, p.produce.durationMs + 10_000);
-      const system = mode === 'nosync' ? 'raw-disk' : 'raw-disk-fdatasync';
-      rows.push(toRow('produce-1p', system, r, [mode === 'nosync' ? 'no sync (page cache)' : 'fdatasync after every frame']));
-    }
-  } finally {
-    removeTempDir(dir);
+/** storage.ts's raw limit rows, as the raw-disk system of produce-1p (the storage scenario runs first, or now). */
+const RAW_ROWS: Record<string, string> = { 'raw fs.write': 'raw-disk', 'raw fs.write+fdatasync': 'raw-disk-fdatasync' };
+
+async function runRawDisk(quick: boolean, rows: ResultRow[], skipped: Skipped[]): Promise<void> {
+  if (!rows.some((r) => r.scenario === 'storage')) await runModuleScenario('storage', quick, rows, skipped);
+  const raw = rows.filter((r) => r.scenario === 'storage' && RAW_ROWS[r.system]);
+  if (raw.length === 0) {
+    skipped.push({ scenario: 'produce-1p', system: 'raw-disk', reason: 'no raw rows from bench/storage.ts (missing or failed)' });
+    return;
   }
+  for (const r of raw) rows.push({ ...r, scenario: 'produce-1p', system: RAW_ROWS[r.system], notes: `from the storage scenario: ${r.notes ?? ''}` });
 }
 
 async function runModuleScenario(sc: 'storage' | 'outbox', quick: boolean, rows: ResultRow[], skipped: Skipped[]): Promise<void> {
@@ -156,8 +155,12 @@ async function runSystemScenario(def: SystemDef, v: Variant, opts: Options, rows
     await sys.createTopic(topic);
     const job = { ...v.job(topic), target: { ...sys.target, topic } } as Job;
     if (job.scenario === 'produce') job.params = { ...job.params, window: WINDOW_BY_CLIENT[sys.target.kind] };
+    const loadBefore = os.loadavg()[0];
     const r = await runLoad(`load-${def.name}-${v.scenario}`, job, v.boundMs);
     const extra = [v.note];
+    const busy = Math.max(loadBefore, os.loadavg()[0]);
+    // Other work on the machine shows in every figure: note it (the load and the server themselves add about 2).
+    if (busy > os.availableParallelism() + 1) extra.push(`machine busy: load average ${busy.toFixed(1)} on ${os.availableParallelism()} CPUs`);
     if (job.scenario === 'produce') extra.push(`${job.params.window} batch${job.params.window > 1 ? 'es' : ''} in flight per producer`);
     if (def.name === 'hub' && base === 'connections') extra.push(useAuth ? 'auth on' : 'auth off (run with --auth once the hub has auth)');
     rows.push(toRow(v.scenario, def.name, r, extra));
@@ -168,10 +171,11 @@ async function runSystemScenario(def: SystemDef, v: Variant, opts: Options, rows
   }
 }
 
-function machineInfo(quick: boolean): RunInfo {
+function machineInfo(quick: boolean, loadAvgAtStart: number[]): RunInfo {
   return {
     date: new Date().toISOString(),
     quick,
+    loadAvg: { atStart: loadAvgAtStart, atEnd: os.loadavg() },
     machine: {
       nproc: os.availableParallelism(),
       cpu: os.cpus()[0]?.model ?? 'unknown',
@@ -189,6 +193,7 @@ async function main(): Promise<void> {
   const rows: ResultRow[] = [];
   const skipped: Skipped[] = [];
   const t0 = Date.now();
+  const loadAvgAtStart = os.loadavg();
   const log = (s: string): void => void process.stderr.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${s}\n`);
   for (const sc of opts.scenarios) {
     if (sc === 'storage' || sc === 'outbox') {
@@ -206,7 +211,7 @@ async function main(): Promise<void> {
         if (def.name === 'raw-disk') {
           if (v.scenario === 'produce-1p') {
             log(`${v.scenario} × raw-disk`);
-            await runRawDisk(profile, rows).catch((e: unknown) => skipped.push({ scenario: v.scenario, system: def.name, reason: `failed: ${String(e)}` }));
+            await runRawDisk(opts.quick, rows, skipped);
           } else skipped.push({ scenario: v.scenario, system: def.name, reason: 'one writer: its figures are in produce-1p' });
           continue;
         }
@@ -223,7 +228,7 @@ async function main(): Promise<void> {
   console.log(formatTable(rows, skipped));
   log(`done in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   if (opts.json) {
-    writeJson(opts.json, rows, skipped, machineInfo(opts.quick));
+    writeJson(opts.json, rows, skipped, machineInfo(opts.quick, loadAvgAtStart));
     log(`wrote ${opts.json}`);
   }
 }

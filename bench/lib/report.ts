@@ -100,6 +100,8 @@ export function formatTable(rows: ResultRow[], skipped: Skipped[]): string {
 export interface RunInfo {
   date: string;
   quick: boolean;
+  /** 1/5/15-minute load averages: other work on the machine skews every figure. */
+  loadAvg: { atStart: number[]; atEnd: number[] };
   machine: { nproc: number; cpu: string; memTotalBytes: number; node: string; kernel: string };
 }
 

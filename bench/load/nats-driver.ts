@@ -2,9 +2,9 @@
  * Load against NATS JetStream through the `nats` client: a file-storage
  * stream, async publish with a PubAck per message (JetStream 2.9 has no batch
  * publish: a "batch" is 100 publishes whose acks are awaited together),
- * ordered pull consumers for replay and live delivery.
+ * pull consumers without acks for replay and live delivery.
  */
-import { connect, DeliverPolicy, StorageType, type JetStreamClient, type NatsConnection } from 'nats';
+import { AckPolicy, connect, DeliverPolicy, StorageType, type Consumer, type JetStreamClient, type NatsConnection } from 'nats';
 import { LatencyRecorder, makeValue, now, openMany, pace, readStamp, stampValue, waitUntil, errorText } from './common.ts';
 import type { ConnectionsParams, FanoutParams, LatencyParams, LoadResult, ProduceParams, ReplayParams, Target } from './job.ts';
 import { readServerRss } from './rss.ts';
@@ -24,6 +24,20 @@ async function ensureStream(nc: NatsConnection): Promise<void> {
   } catch {
     await jsm.streams.add({ name: STREAM, subjects: ['bench.>'], storage: StorageType.File });
   }
+}
+
+let consumerSeq = 0;
+
+/**
+ * A pull consumer without acks, created through the JetStream management API.
+ * (The client's "ordered consumer" uses a consumer-create API that
+ * nats-server 2.9 lacks: the client then spins and blocks its event loop.)
+ */
+async function pullConsumer(nc: NatsConnection, deliver: DeliverPolicy): Promise<Consumer> {
+  const jsm = await nc.jetstreamManager();
+  const name = `bench-${process.pid}-${consumerSeq++}`;
+  await jsm.consumers.add(STREAM, { durable_name: name, ack_policy: AckPolicy.None, deliver_policy: deliver });
+  return nc.jetstream().consumers.get(STREAM, name);
 }
 
 export async function produce(t: Target, p: ProduceParams): Promise<LoadResult> {
@@ -69,8 +83,7 @@ export async function replay(t: Target, p: ReplayParams): Promise<LoadResult> {
   const loaded = await produce(t, { producers: 1, batch: p.batch, valueBytes: p.valueBytes, window: 1, durationMs: p.timeoutMs, warmupMs: 0, maxEvents: p.events });
   if (loaded.events < p.events) throw new Error(`preload stored only ${loaded.events} of ${p.events} events`);
   const nc = await conn(t);
-  const js = nc.jetstream();
-  const consumer = await js.consumers.get(STREAM, { deliver_policy: DeliverPolicy.All });
+  const consumer = await pullConsumer(nc, DeliverPolicy.All);
   let read = 0;
   const start = now();
   let doneAt = 0;
@@ -97,7 +110,7 @@ async function liveRun(t: Target, p: LatencyParams, subscribers: number): Promis
   let delivered = 0;
   const subs = await openMany(subscribers, 20, async () => {
     const nc = await conn(t);
-    const c = await nc.jetstream().consumers.get(STREAM, { deliver_policy: DeliverPolicy.New });
+    const c = await pullConsumer(nc, DeliverPolicy.New);
     const messages = await c.consume({
       max_messages: CONSUME_MAX_MESSAGES,
       callback: (m) => {

@@ -78,6 +78,16 @@ export async function replay(t: Target, p: ReplayParams): Promise<LoadResult> {
   return { events: n, bytes: n * p.valueBytes, elapsedMs, errors: 0, notes: read < p.events ? [`read only ${read} events`] : [] };
 }
 
+/**
+ * The entries of a one-stream XREAD reply: RESP2 answers [[key, entries]];
+ * ioredis' default RESP3 with legacy shapes flattens the map to [key, entries].
+ */
+function streamEntries(res: unknown): Entry[] {
+  const a = res as unknown[];
+  if (Buffer.isBuffer(a[0])) return a[1] as Entry[];
+  return (a as Array<[Buffer, Entry[]]>)[0][1];
+}
+
 async function liveRun(t: Target, p: LatencyParams, subscribers: number): Promise<LoadResult> {
   const rec = new LatencyRecorder();
   let measuring = false;
@@ -99,7 +109,8 @@ async function liveRun(t: Target, p: LatencyParams, subscribers: number): Promis
         return;
       }
       if (!res) continue;
-      const entries = (res as Array<[Buffer, Entry[]]>)[0][1];
+      const entries = streamEntries(res);
+      if (entries.length === 0) continue;
       const at = now();
       for (const [, fields] of entries) {
         if (measuring) {

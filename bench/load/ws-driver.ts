@@ -13,7 +13,7 @@ import { readServerRss } from './rss.ts';
 
 /** Replies this short are decoded (acks, errors); longer ones are echoes of the frame and count as acks. */
 const DECODE_REPLY_MAX_BYTES = 512;
-const SUBSCRIBE_CREDIT_BYTES = 64 * 1024 * 1024;
+const SUBSCRIBE_CREDIT_BYTES = 16 * 1024 * 1024;
 const DRAIN_TIMEOUT_MS = 15_000;
 
 const url = (t: Target): string => `ws://127.0.0.1:${t.port}${t.path ?? '/v1/ws'}`;
@@ -127,6 +127,7 @@ interface Subscriber {
 async function subscribe(t: Target, from: unknown, onBatch: (b: Uint8Array, pos: number, count: number) => void): Promise<Subscriber> {
   const s: Subscriber = { conn: undefined as unknown as WsConn, delivered: 0 };
   let sub = -1;
+  let unreturned = 0;
   s.conn = await open(t, (data) => {
     const f = decodeCbor(data) as { t?: string; sub?: number; b?: Uint8Array; message?: string };
     if (f.t !== 'records' || !f.b) return;
@@ -134,7 +135,12 @@ async function subscribe(t: Target, from: unknown, onBatch: (b: Uint8Array, pos:
       s.delivered += count;
       onBatch(f.b!, pos, count);
     });
-    if (sub >= 0) s.conn.send(encodeCbor({ t: 'credit', sub, bytes: f.b.length }));
+    // Give credit back in halves of the window, as a client with a window would, not per frame.
+    unreturned += f.b.length;
+    if (sub >= 0 && unreturned >= SUBSCRIBE_CREDIT_BYTES / 2) {
+      s.conn.send(encodeCbor({ t: 'credit', sub, bytes: unreturned }));
+      unreturned = 0;
+    }
   });
   const reply = decodeCbor(await s.conn.request({ t: 'subscribe', id: nextId++, topic: t.topic, from, credit: SUBSCRIBE_CREDIT_BYTES })) as {
     t?: string;
