@@ -215,6 +215,11 @@ async function main(): Promise<void> {
           } else skipped.push({ scenario: v.scenario, system: def.name, reason: 'one writer: its figures are in produce-1p' });
           continue;
         }
+        const missing = def.missing?.();
+        if (missing) {
+          skipped.push({ scenario: v.scenario, system: def.name, reason: missing });
+          continue;
+        }
         if (def.name === 'hub' && !hubAvailable()) {
           skipped.push({ scenario: v.scenario, system: def.name, reason: 'the hub (server/cli.ts) has not landed yet' });
           continue;

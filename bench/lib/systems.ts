@@ -26,10 +26,33 @@ export interface SystemDef {
   durability: string;
   /** Scenario → why this system cannot run it. Absent: it can. */
   cannot: Partial<Record<ScenarioName, string>>;
+  /** Why it cannot run at all on this machine (a peer not installed), or null. */
+  missing?(): string | null;
   start?(opts: { auth: boolean }): Promise<Running>;
 }
 
 const NODE_TSX = [process.execPath, '--import', 'tsx'];
+
+/** A peer's executable: on PATH, or where Debian puts it (/usr/sbin is not on every user's PATH). */
+export function findBinary(name: string): string | null {
+  const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), '/usr/sbin', '/usr/bin', '/usr/local/sbin', '/usr/local/bin'];
+  for (const d of dirs) {
+    const f = path.join(d, name);
+    try {
+      fs.accessSync(f, fs.constants.X_OK);
+      return f;
+    } catch {
+      // not here
+    }
+  }
+  return null;
+}
+
+function binary(name: string): string {
+  const f = findBinary(name);
+  if (!f) throw new Error(`${name} is not installed: run bench/setup.sh`);
+  return f;
+}
 const NO_READ_PATH = 'a limit with no read path (it only acks what it is sent)';
 
 async function withDir<T>(prefix: string, fn: (dir: string) => Promise<T>): Promise<T> {
@@ -96,7 +119,7 @@ async function startHub(opts: { auth: boolean }): Promise<Running> {
 async function startNats(): Promise<Running> {
   return withDir('nats', async (dir) => {
     const port = await freePort();
-    const proc = spawnManaged('nats-server', 'nats-server', ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], { raiseFdLimit: true });
+    const proc = spawnManaged('nats-server', binary('nats-server'), ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dir], { raiseFdLimit: true });
     await waitForOutput(proc, /Server is ready/);
     await waitForPort(port);
     return running(proc, dir, { kind: 'nats', port });
@@ -111,7 +134,7 @@ function startRedis(fsync: 'always' | 'everysec'): () => Promise<Running> {
         '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--daemonize', 'no', '--protected-mode', 'no',
         '--appendonly', 'yes', '--appendfsync', fsync, '--save', '', '--maxclients', '20000', '--logfile', '',
       ];
-      const proc = spawnManaged(`redis-${fsync}`, 'redis-server', args, { raiseFdLimit: true });
+      const proc = spawnManaged(`redis-${fsync}`, binary('redis-server'), args, { raiseFdLimit: true });
       await waitForOutput(proc, /Ready to accept connections/);
       return running(proc, dir, { kind: 'redis', port });
     });
@@ -134,7 +157,7 @@ async function startMosquitto(): Promise<Running> {
     // As root mosquitto switches to its own user, which could not write the temp dir.
     if (process.getuid?.() === 0) lines.push('user root');
     fs.writeFileSync(conf, lines.join('\n') + '\n');
-    const proc = spawnManaged('mosquitto', 'mosquitto', ['-c', conf], { raiseFdLimit: true });
+    const proc = spawnManaged('mosquitto', binary('mosquitto'), ['-c', conf], { raiseFdLimit: true });
     await waitForPort(port);
     return running(proc, dir, { kind: 'mqtt', port });
   });
@@ -168,6 +191,7 @@ export const SYSTEMS: SystemDef[] = [
   },
   {
     name: 'nats-jetstream',
+    missing: () => (findBinary('nats-server') ? null : 'nats-server is not installed: run bench/setup.sh'),
     role: 'peer',
     durability: 'JetStream file storage, PubAck per message; nats-server 2.9 has no fsync setting: written to the page cache, synced by the OS / on its 2-min timer',
     cannot: {},
@@ -175,6 +199,7 @@ export const SYSTEMS: SystemDef[] = [
   },
   {
     name: 'redis-aof-always',
+    missing: () => (findBinary('redis-server') ? null : 'redis-server is not installed: run bench/setup.sh'),
     role: 'peer',
     durability: 'Redis Streams, AOF appendfsync always (fsync before replying, shared by a pipeline)',
     cannot: {},
@@ -182,6 +207,7 @@ export const SYSTEMS: SystemDef[] = [
   },
   {
     name: 'redis-aof-everysec',
+    missing: () => (findBinary('redis-server') ? null : 'redis-server is not installed: run bench/setup.sh'),
     role: 'peer',
     durability: 'Redis Streams, AOF appendfsync everysec (up to ~1 s of acked writes can be lost)',
     cannot: {},
@@ -189,6 +215,7 @@ export const SYSTEMS: SystemDef[] = [
   },
   {
     name: 'mosquitto',
+    missing: () => (findBinary('mosquitto') ? null : 'mosquitto is not installed: run bench/setup.sh'),
     role: 'peer',
     durability: 'MQTT QoS 1 (PUBACK), persistence on: in memory, saved to disk every autosave_interval (1800 s) and at shutdown',
     cannot: { replay: 'MQTT keeps no history (only one retained message per topic)' },
