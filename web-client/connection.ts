@@ -94,6 +94,8 @@ export class Connection extends Emitter<ConnectionEvents> {
   private keepAliveTimer?: ReturnType<typeof setInterval>;
   private lastInboundMs = 0;
   private closed = false;
+  /** The token of the latest connect attempt (or of tokenSubject()), so one token call serves both. */
+  private lastToken?: Promise<string | undefined>;
   private readonly o: Required<Omit<ConnectionOptions, 'token' | 'clientName'>> & Pick<ConnectionOptions, 'token' | 'clientName'>;
   private readonly unlisten: Array<() => void> = [];
 
@@ -156,7 +158,7 @@ export class Connection extends Emitter<ConnectionEvents> {
     this.setState('connecting');
     let token: string | undefined;
     try {
-      token = await resolveToken(this.o.token);
+      token = await (this.lastToken = resolveToken(this.o.token));
     } catch (err) {
       this.emit('error', new ClientError('AUTH_FAILED', `token function failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
       return this.scheduleReconnect();
@@ -173,13 +175,20 @@ export class Connection extends Emitter<ConnectionEvents> {
     this.ws = ws;
     ws.onopen = () => void this.hello(ws, token);
     ws.onmessage = (ev) => this.onMessage(ev.data);
-    ws.onerror = () => {
-      /* onclose follows and carries the decision */
-    };
+    ws.onerror = () => undefined; // onclose follows and carries the decision
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
-      this.onSocketGone(AUTH_CLOSE_CODES.has(ev.code) ? new ClientError('AUTH_FAILED', `hub closed the connection: ${ev.code} ${ev.reason}`) : undefined);
+      // The hub's reason starts with its code: "TOKEN_EXPIRED: token expired; …".
+      const details = { code: /^([A-Z_]+):/.exec(ev.reason)?.[1] ?? 'UNAUTHENTICATED', closeCode: ev.code };
+      this.onSocketGone(AUTH_CLOSE_CODES.has(ev.code) ? new ClientError('AUTH_FAILED', `hub closed the connection: ${ev.code} ${ev.reason}`, { details }) : undefined);
     };
+  }
+
+  /** Subject of the token in use, or about to be: the latest one resolved (one is resolved if none was). */
+  async tokenSubject(): Promise<string> {
+    if (this.state === 'open') return this.subject;
+    this.lastToken ??= resolveToken(this.o.token);
+    return readTokenClaims(await this.lastToken).sub;
   }
 
   private async hello(ws: WebSocketLike, token: string | undefined): Promise<void> {
@@ -210,27 +219,23 @@ export class Connection extends Emitter<ConnectionEvents> {
 
   private authFailed(cause: TributaryError | ClientError): void {
     this.authFailures++;
-    const err = cause instanceof ClientError ? cause : new ClientError('AUTH_FAILED', `${cause.code}: ${cause.message}`, { cause });
+    const err = cause instanceof ClientError ? cause : new ClientError('AUTH_FAILED', `${cause.code}: ${cause.message}`, { cause, details: { code: cause.code } });
     this.emit('error', err);
     const ws = this.ws;
     this.ws = undefined;
     this.teardown(err);
-    try {
-      ws?.close(1000, 'auth failed');
-    } catch {
-      /* already closing */
-    }
+    closeQuietly(ws, 1000, 'auth failed');
     // A fixed token will not get better; a token function may, a few times.
     if (typeof this.o.token !== 'function' || this.authFailures >= this.o.maxAuthFailures) return this.setState('unauthorized');
     this.scheduleReconnect();
   }
 
-  private scheduleRefresh(token: string | undefined): void {
+  private scheduleRefresh(token: string | undefined, minMs = 0): void {
     clearTimeout(this.refreshTimer);
     const exp = readTokenClaims(token).expMs;
     if (exp === undefined || typeof this.o.token !== 'function') return;
     // setTimeout's limit is 2^31-1 ms; a longer wait is re-armed on the next session anyway.
-    const delay = Math.min(refreshDelayMs(exp, Date.now()), 2 ** 31 - 1);
+    const delay = Math.min(refreshDelayMs(exp, Date.now(), minMs), 2 ** 31 - 1);
     this.refreshTimer = setTimeout(() => void this.refresh(), delay);
   }
 
@@ -241,7 +246,8 @@ export class Connection extends Emitter<ConnectionEvents> {
       const token = await resolveToken(this.o.token);
       if (!token || this.ws !== ws) return;
       await this.request({ t: 'auth', token });
-      this.scheduleRefresh(token);
+      // At most one refresh a second, whatever the tokens' lifetimes or the clocks say.
+      this.scheduleRefresh(token, 1000);
     } catch (err) {
       if (this.ws !== ws) return;
       if (err instanceof TributaryError && AUTH_CODES.has(err.code)) return this.authFailed(err);
@@ -253,9 +259,8 @@ export class Connection extends Emitter<ConnectionEvents> {
   private keepAlive(): void {
     if (this.state !== 'open') return;
     if (Date.now() - this.lastInboundMs < this.o.keepAliveMs) return;
-    this.request({ t: 'ping' }, 10_000).catch(() => {
-      /* a timeout closes the socket; a close already reconnects */
-    });
+    // A timeout closes the socket; a close already reconnects.
+    this.request({ t: 'ping' }, 10_000).catch(() => undefined);
   }
 
   private onMessage(data: unknown): void {
@@ -315,20 +320,14 @@ export class Connection extends Emitter<ConnectionEvents> {
     if (!ws || ws.readyState !== WS_OPEN) return;
     try {
       ws.send(encodeCbor(frame));
-    } catch {
-      /* the close event follows */
-    }
+    } catch {} // the close event follows
   }
 
   /** Closes the current socket (if any) and reconnects after backoff. */
   dropSocket(code = 1000, reason = ''): void {
     const ws = this.ws;
     if (!ws) return;
-    try {
-      ws.close(code, reason);
-    } catch {
-      /* already closing */
-    }
+    closeQuietly(ws, code, reason);
     this.onSocketGone();
   }
 
@@ -374,18 +373,19 @@ export class Connection extends Emitter<ConnectionEvents> {
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
     for (const u of this.unlisten) u();
-    const ws = this.ws;
+    if (this.ws) this.ws.onopen = this.ws.onmessage = this.ws.onclose = null;
+    closeQuietly(this.ws, 1000, 'client closed');
     this.ws = undefined;
-    if (ws) {
-      ws.onopen = ws.onmessage = ws.onclose = null;
-      try {
-        ws.close(1000, 'client closed');
-      } catch {
-        /* already closing */
-      }
-    }
     this.teardown(new ClientError('CLOSED', 'client closed'));
     this.setState('closed');
+  }
+}
+
+function closeQuietly(ws: WebSocketLike | undefined, code: number, reason: string): void {
+  try {
+    ws?.close(code, reason);
+  } catch {
+    /* already closing */
   }
 }
 

@@ -35,11 +35,18 @@ const RETRIABLE: Record<ClientErrorCode, boolean> = {
 export class ClientError extends Error {
   readonly code: ClientErrorCode;
   readonly retriable: boolean;
+  /**
+   * For AUTH_FAILED: `code`, the hub's verdict (TOKEN_INVALID, TOKEN_EXPIRED,
+   * UNAUTHENTICATED, SUBJECT_CHANGED, …), and `closeCode` (4401, 4403) when
+   * the hub closed the socket over it.
+   */
+  readonly details?: Record<string, unknown>;
 
-  constructor(code: ClientErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: ClientErrorCode, message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
     super(message, options);
     this.name = 'ClientError';
     this.code = code;
     this.retriable = RETRIABLE[code];
+    if (options?.details) this.details = options.details;
   }
 }

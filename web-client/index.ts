@@ -102,7 +102,6 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
   private conn?: Connection;
   private readonly subs = new Set<Subscription>();
   private closed = false;
-  private firstSubject?: Promise<string>;
   readonly producerId: Promise<string>;
 
   constructor(private readonly o: ClientOptions) {
@@ -143,14 +142,12 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
     this.ready.catch((err) => this.emit('error', err as Error));
   }
 
-  /** Subject new events are queued under: the live session's, else the token's as first resolved. */
+  /** Subject new events are queued under: the live session's, else that of the token the connection resolved last. */
   private async subject(): Promise<string> {
     const t = this.o.token;
     if (t === undefined) return '';
-    if (typeof t === 'string') return readTokenClaims(t).sub;
-    if (this.conn && this.conn.state === 'open') return this.conn.subject;
-    this.firstSubject ??= resolveToken(t).then((tok) => readTokenClaims(tok).sub, () => this.conn?.subject ?? '');
-    return this.firstSubject;
+    if (typeof t === 'string' || !this.conn) return readTokenClaims(await resolveToken(t)).sub;
+    return this.conn.tokenSubject().catch(() => this.conn?.subject ?? '');
   }
 
   get state(): ConnectionState {

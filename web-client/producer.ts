@@ -89,6 +89,8 @@ export class Producer {
   private pollTimer?: ReturnType<typeof setInterval>;
   private checking = false;
   private closed = false;
+  /** Lowest id of an event of another subject met by the current session (Infinity: none). */
+  private foreignMin = Infinity;
 
   constructor(
     private readonly o: ProducerOptions,
@@ -150,6 +152,8 @@ export class Producer {
     const { lastId } = await this.o.store.stats();
     if ((await this.o.store.countThrough(lastId)) === 0) return;
     if (this.conn.state === 'unauthorized') throw new ClientError('AUTH_FAILED', 'the hub refused the credentials; pending events stay in the outbox');
+    // The session already met (and reported) events of another subject this flush would wait for forever.
+    if (this.foreignMin <= lastId) throw new ClientError('SUBJECT_MISMATCH', 'flush() covers events queued under another token subject');
     await new Promise<void>((resolve, reject) => {
       this.waiters.push({ maxId: lastId, resolve, reject });
       // Another tab may be the one draining: look again now and then, not only on our own acks.
@@ -203,6 +207,7 @@ export class Producer {
 
   private endSession(): void {
     this.session++;
+    this.foreignMin = Infinity;
     this.wakeLoader?.();
   }
 
@@ -214,12 +219,14 @@ export class Producer {
     // Let acks of the previous session finish leaving the outbox, so they are not sent again.
     await Promise.allSettled([...this.removing]);
     const subject = this.conn.subject;
+    this.foreignMin = Infinity;
     const lanes = new Map<string, Lane>();
     let cursor = 0;
     let buffered = 0;
     let inFlight = 0;
     const slotWaiters: Array<() => void> = [];
     let foreignReported = false;
+    const blocked = new Set<string>();
     const wake = () => {
       const w = this.wakeLoader;
       this.wakeLoader = undefined;
@@ -257,9 +264,12 @@ export class Producer {
         let foreignMin = Infinity;
         for (const e of evs) {
           cursor = e.id;
-          // An outbox belongs to one subject: events queued under another wait for that subject's token.
-          if (e.sub !== subject) {
-            if (e.id < foreignMin) foreignMin = e.id;
+          // An outbox belongs to one subject: events queued under another wait for that subject's token,
+          // and so do this subject's later events of the same topic (their sequences follow the foreign
+          // ones': sent first, they would make the hub refuse those as out of order).
+          if (e.sub !== subject || blocked.has(e.topic)) {
+            blocked.add(e.topic);
+            if (e.sub !== subject && e.id < foreignMin) foreignMin = e.id;
             continue;
           }
           let lane = lanes.get(e.topic);
@@ -268,6 +278,7 @@ export class Producer {
           buffered++;
         }
         if (foreignMin !== Infinity) {
+          if (this.session === id) this.foreignMin = Math.min(this.foreignMin, foreignMin);
           if (!foreignReported) this.sink.error(new ClientError('SUBJECT_MISMATCH', `the outbox holds events queued under another token subject than "${subject}"; they wait for that subject`));
           foreignReported = true;
           this.rejectWaiters(new ClientError('SUBJECT_MISMATCH', 'flush() covers events queued under another token subject'), foreignMin);

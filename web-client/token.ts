@@ -43,10 +43,14 @@ export async function resolveToken(source: TokenSource | undefined): Promise<str
 
 /**
  * When to refresh a token that expires at `expMs`: 10% of its remaining life
- * before expiry, at least 5 s and at most 60 s early; never in the past.
+ * before expiry, at least 5 s and at most 60 s early, but never earlier than
+ * half its remaining life (a token of a few seconds would otherwise be
+ * refreshed at once, again and again); never in the past, and never sooner
+ * than `minMs` (a floor between refreshes, for a clock that runs ahead of the
+ * token issuer's).
  */
-export function refreshDelayMs(expMs: number, now: number): number {
+export function refreshDelayMs(expMs: number, now: number, minMs = 0): number {
   const left = expMs - now;
-  const margin = Math.min(60_000, Math.max(5_000, left * 0.1));
-  return Math.max(0, left - margin);
+  const margin = Math.min(60_000, Math.max(5_000, left * 0.1), left / 2);
+  return Math.max(minMs, left - margin);
 }
