@@ -30,6 +30,7 @@ interface Options {
   scenarios: ScenarioName[];
   systems: SystemDef[];
   auth: boolean;
+  cpuProfDir?: string;
 }
 
 function parseOptions(): Options {
@@ -40,17 +41,20 @@ function parseOptions(): Options {
       only: { type: 'string' },
       systems: { type: 'string' },
       auth: { type: 'boolean', default: false },
+      'cpu-prof': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
-    console.log(`usage: npm run bench -- [--quick] [--json FILE] [--only ${ALL_SCENARIOS.join(',')}] [--systems ${SYSTEMS.map((s) => s.name).join(',')}] [--auth]`);
+    console.log(`usage: npm run bench -- [--quick] [--json FILE] [--only ${ALL_SCENARIOS.join(',')}] [--systems ${SYSTEMS.map((s) => s.name).join(',')}] [--auth] [--cpu-prof DIR]`);
     process.exit(0);
   }
   const scenarios = values.only ? (values.only.split(',').map((s) => s.trim()) as ScenarioName[]) : ALL_SCENARIOS;
   for (const s of scenarios) if (!ALL_SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}; known: ${ALL_SCENARIOS.join(', ')}`);
   const systems = values.systems ? values.systems.split(',').map((s) => systemByName(s.trim())) : SYSTEMS;
-  return { quick: values.quick, json: values.json, scenarios, systems, auth: values.auth };
+  const cpuProfDir = values['cpu-prof'] ? path.resolve(values['cpu-prof']) : undefined;
+  if (cpuProfDir) fs.mkdirSync(cpuProfDir, { recursive: true });
+  return { quick: values.quick, json: values.json, scenarios, systems, auth: values.auth, cpuProfDir };
 }
 
 /** Runs one load process to completion and returns its answer. */
@@ -150,7 +154,7 @@ async function runSystemScenario(def: SystemDef, v: Variant, opts: Options, rows
   const base = v.scenario.split('-')[0] as ScenarioName;
   const topic = `bench-${base}-${Date.now().toString(36)}`;
   const useAuth = opts.auth && def.name === 'hub';
-  const sys = await def.start!({ auth: useAuth });
+  const sys = await def.start!({ auth: useAuth, cpuProfDir: opts.cpuProfDir, label: v.scenario });
   try {
     await sys.createTopic(topic);
     const job = { ...v.job(topic), target: { ...sys.target, topic } } as Job;

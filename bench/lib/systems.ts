@@ -19,6 +19,20 @@ export interface Running {
   stop(): Promise<void>;
 }
 
+export interface StartOptions {
+  auth: boolean;
+  /** Node servers (hub, limits) write a V8 CPU profile here when they stop. */
+  cpuProfDir?: string;
+  /** Names the profile file. */
+  label?: string;
+}
+
+/** Node flags for a server we start: a CPU profile when asked. */
+function nodeFlags(name: string, opts: StartOptions): string[] {
+  if (!opts.cpuProfDir) return [];
+  return ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir, '--cpu-prof-name', `${name}-${opts.label ?? 'run'}-${Date.now()}.cpuprofile`];
+}
+
 export interface SystemDef {
   name: string;
   role: 'subject' | 'peer' | 'limit';
@@ -28,7 +42,7 @@ export interface SystemDef {
   cannot: Partial<Record<ScenarioName, string>>;
   /** Why it cannot run at all on this machine (a peer not installed), or null. */
   missing?(): string | null;
-  start?(opts: { auth: boolean }): Promise<Running>;
+  start?(opts: StartOptions): Promise<Running>;
 }
 
 const NODE_TSX = [process.execPath, '--import', 'tsx'];
@@ -82,7 +96,7 @@ function running(proc: Managed, dir: string, target: Omit<Target, 'topic'>, crea
 export const HUB_BIN = path.join(ROOT, 'bin/tributary.mjs');
 export const hubAvailable = (): boolean => fs.existsSync(path.join(ROOT, 'server/cli.ts'));
 
-async function startHub(opts: { auth: boolean }): Promise<Running> {
+async function startHub(opts: StartOptions): Promise<Running> {
   return withDir('hub', async (dir) => {
     if (opts.auth) throw new Error('the hub has no authentication setting yet (server/config.ts: authEnabled is always false)');
     const args = [
@@ -91,7 +105,7 @@ async function startHub(opts: { auth: boolean }): Promise<Running> {
       // Room for the connections scenario (10,000 + the harness) and for 64 produce requests in flight per socket.
       '--max-connections', '20000', '--max-in-flight-requests-per-connection', '1024',
     ];
-    const proc = spawnManaged('hub', process.execPath, args, { raiseFdLimit: true });
+    const proc = spawnManaged('hub', process.execPath, [...nodeFlags('hub', opts), ...args], { raiseFdLimit: true });
     const m = await waitForOutput(proc, /listening on http:\/\/[^:\s]+:(\d+)/, 30_000);
     const port = Number(m[1]);
     const url = `http://127.0.0.1:${port}`;
@@ -165,17 +179,17 @@ async function startMosquitto(): Promise<Running> {
 
 // ---------- limits ----------
 
-async function startUwsEcho(): Promise<Running> {
+async function startUwsEcho(opts: StartOptions): Promise<Running> {
   return withDir('uws-echo', async (dir) => {
-    const proc = spawnManaged('uws-echo', NODE_TSX[0], [...NODE_TSX.slice(1), path.join(BENCH, 'limits/uws-echo.ts')], { raiseFdLimit: true });
+    const proc = spawnManaged('uws-echo', NODE_TSX[0], [...nodeFlags('uws-echo', opts), ...NODE_TSX.slice(1), path.join(BENCH, 'limits/uws-echo.ts')], { raiseFdLimit: true });
     const m = await waitForOutput(proc, /listening on (\d+)/);
     return running(proc, dir, { kind: 'ws', port: Number(m[1]), path: '/v1/ws' });
   });
 }
 
-async function startDurableAppend(): Promise<Running> {
+async function startDurableAppend(opts: StartOptions): Promise<Running> {
   return withDir('durable-append', async (dir) => {
-    const proc = spawnManaged('durable-append', NODE_TSX[0], [...NODE_TSX.slice(1), path.join(BENCH, 'limits/durable-append.ts'), dir], { raiseFdLimit: true });
+    const proc = spawnManaged('durable-append', NODE_TSX[0], [...nodeFlags('durable-append', opts), ...NODE_TSX.slice(1), path.join(BENCH, 'limits/durable-append.ts'), dir], { raiseFdLimit: true });
     const m = await waitForOutput(proc, /listening on (\d+)/);
     return running(proc, dir, { kind: 'ws', port: Number(m[1]), path: '/v1/ws' });
   });
