@@ -30,7 +30,8 @@ export interface StartOptions {
 /** Node flags for a server we start: a CPU profile when asked. */
 function nodeFlags(name: string, opts: StartOptions): string[] {
   if (!opts.cpuProfDir) return [];
-  return ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir, '--cpu-prof-name', `${name}-${opts.label ?? 'run'}-${Date.now()}.cpuprofile`];
+  // One directory per run: Node writes a profile per thread (tsx's loader runs in one too); the main thread's is the largest.
+  return ['--cpu-prof', '--cpu-prof-dir', path.join(opts.cpuProfDir, `${name}-${opts.label ?? 'run'}-${Date.now()}`)];
 }
 
 export interface SystemDef {
