@@ -3,9 +3,11 @@
  * directory, configured for the durability named in `durability`, and which
  * scenarios it can run (with the reason when it cannot).
  */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Target } from '../load/job.ts';
+import { mintToken } from '../load/token.ts';
 import { BENCH, ROOT, freePort, makeTempDir, removeTempDir, spawnManaged, waitForOutput, waitForPort, type Managed } from './procs.ts';
 
 export type ScenarioName = 'storage' | 'produce' | 'replay' | 'latency' | 'fanout' | 'connections' | 'outbox';
@@ -99,14 +101,16 @@ export const hubAvailable = (): boolean => fs.existsSync(path.join(ROOT, 'server
 
 async function startHub(opts: StartOptions): Promise<Running> {
   return withDir('hub', async (dir) => {
-    if (opts.auth) throw new Error('the hub has no authentication setting yet (server/config.ts: authEnabled is always false)');
+    // A throwaway secret per run; in the environment, not on the command line.
+    const authSecret = opts.auth ? randomBytes(32).toString('hex') : undefined;
     const args = [
       HUB_BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--data', dir, '--log-level', 'warn',
       '--topic-fsync', 'always',
       // Room for the connections scenario (10,000 + the harness) and for 64 produce requests in flight per socket.
       '--max-connections', '20000', '--max-in-flight-requests-per-connection', '1024',
     ];
-    const proc = spawnManaged('hub', process.execPath, [...nodeFlags('hub', opts), ...args], { raiseFdLimit: true });
+    const env: Record<string, string> = authSecret ? { TRIBUTARY_AUTH: 'jwt', TRIBUTARY_AUTH_SECRET: authSecret, TRIBUTARY_ALLOWED_ORIGINS: 'http://127.0.0.1' } : { TRIBUTARY_AUTH: 'none' };
+    const proc = spawnManaged('hub', process.execPath, [...nodeFlags('hub', opts), ...args], { raiseFdLimit: true, env });
     const m = await waitForOutput(proc, /listening on http:\/\/[^:\s]+:(\d+)/, 30_000);
     const port = Number(m[1]);
     const url = `http://127.0.0.1:${port}`;
@@ -118,14 +122,16 @@ async function startHub(opts: StartOptions): Promise<Running> {
       await new Promise((r) => setTimeout(r, 50));
     }
     const createTopic = async (topic: string): Promise<void> => {
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (authSecret) headers.authorization = `Bearer ${await mintToken(authSecret, 'bench-admin', topic, true)}`;
       const res = await fetch(`${url}/v1/topics`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json' },
+        headers,
         body: JSON.stringify({ name: topic, partitions: 1, config: { fsync: 'always' } }),
       });
       if (res.status !== 201 && res.status !== 409) throw new Error(`hub: creating topic ${topic} answered ${res.status} ${await res.text()}`);
     };
-    return running(proc, dir, { kind: 'ws', port, path: '/v1/ws', hubProtocol: true }, createTopic);
+    return running(proc, dir, { kind: 'ws', port, path: '/v1/ws', hubProtocol: true, ...(authSecret ? { authSecret } : {}) }, createTopic);
   });
 }
 

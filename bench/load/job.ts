@@ -13,8 +13,11 @@ export interface Target {
   path?: string;
   /** ws: the system speaks the hub's protocol beyond produce (subscribe, credit). */
   hubProtocol?: boolean;
-  /** ws: a bearer token for the hello frame (hub with auth on). */
-  token?: string;
+  /**
+   * ws: the hub runs with auth on and this HS256 secret (random per run, loopback only):
+   * each connection says hello with its own token, subject `bench-<n>`, as distinct devices would.
+   */
+  authSecret?: string;
   /** Topic / stream / subject / key. */
   topic: string;
   /** pid of the server process, for RSS sampling. */

@@ -10,6 +10,7 @@ import { LatencyRecorder, makeValue, now, openMany, pace, readStamp, stampValue,
 import type { ConnectionsParams, FanoutParams, LatencyParams, LoadResult, ProduceParams, ReplayParams, Target } from './job.ts';
 import { connectWs, FIRST_PATCHABLE_ID, ProduceTemplate, type WsConn } from './ws-client.ts';
 import { readServerRss } from './rss.ts';
+import { mintToken } from './token.ts';
 
 /** Replies this short are decoded (acks, errors); longer ones are echoes of the frame and count as acks. */
 const DECODE_REPLY_MAX_BYTES = 512;
@@ -24,7 +25,7 @@ let nextId = 1;
 async function open(t: Target, onMessage: (b: Buffer) => void): Promise<WsConn> {
   const c = await connectWs(url(t), onMessage, { protocols: protocols(t) });
   const hello: Record<string, unknown> = { t: 'hello', id: nextId++, v: 1, client: 'bench' };
-  if (t.token) hello.token = t.token;
+  if (t.authSecret) hello.token = await mintToken(t.authSecret, `bench-${process.pid}-${nextId}`, t.topic);
   const reply = await c.request(hello);
   if (reply.length <= DECODE_REPLY_MAX_BYTES) {
     const f = decodeCbor(reply) as { t?: string; message?: string };
