@@ -287,7 +287,9 @@ export type BatchFault = null | 'truncated' | 'bad-length' | 'bad-magic' | 'bad-
 /**
  * Checks the batch at `pos`: length within bounds and the buffer, magic, CRC,
  * and (when `deep`) that the records parse exactly to the end with the counts
- * and deltas the header claims. Never throws; never reads past `end`.
+ * and deltas the header claims, within LIMITS' sizes, with well-formed UTF-8
+ * in string keys and headers: after a deep check, any decoder reads every
+ * record. Never throws; never reads past `end`.
  */
 export function checkBatch(b: Uint8Array, pos = 0, end = b.length, crc: Crc32c = portableCrc32c, deep = true): BatchFault {
   if (end - pos < LENGTH_FIELD_END) return 'truncated';
@@ -302,6 +304,40 @@ export function checkBatch(b: Uint8Array, pos = 0, end = b.length, crc: Crc32c =
 }
 
 const vr: VarintRead = { value: 0, pos: 0 };
+
+/** Whether b[start, end) is well-formed UTF-8 (RFC 3629: no overlongs, no surrogates, ≤ U+10FFFF), without allocating. */
+export function isUtf8(b: Uint8Array, start: number, end: number): boolean {
+  let i = start;
+  while (i < end) {
+    const c = b[i];
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    let n: number;
+    let min: number;
+    if (c >= 0xc2 && c <= 0xdf) {
+      n = 1;
+      min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      n = 2;
+      min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      n = 3;
+      min = 0x10000;
+    } else return false;
+    if (i + n >= end) return false;
+    let cp = c & (0x3f >> n);
+    for (let k = 1; k <= n; k++) {
+      const d = b[i + k];
+      if ((d & 0xc0) !== 0x80) return false;
+      cp = (cp << 6) | (d & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += n + 1;
+  }
+  return true;
+}
 
 /**
  * Walks the records of a (length-checked) batch. When `out` is given, decodes
@@ -345,8 +381,10 @@ function walkRecords(b: Uint8Array, pos: number, out: StoredRecord[] | null): bo
     let key: StoredRecord['key'] = null;
     if (keyKind !== 0) {
       readUvarint(b, p, recEnd, vr);
-      if (vr.pos < 0 || vr.pos + vr.value > recEnd) return false;
-      if (out) {
+      if (vr.pos < 0 || vr.pos + vr.value > recEnd || vr.value > LIMITS.maxKeyBytes) return false;
+      if (!out) {
+        if (keyKind === 1 && !isUtf8(b, vr.pos, vr.pos + vr.value)) return false;
+      } else {
         const kb = b.subarray(vr.pos, vr.pos + vr.value);
         if (keyKind === 1) {
           try {
@@ -361,7 +399,7 @@ function walkRecords(b: Uint8Array, pos: number, out: StoredRecord[] | null): bo
     let value: Uint8Array | null = null;
     if (!(attr & 4)) {
       readUvarint(b, p, recEnd, vr);
-      if (vr.pos < 0 || vr.pos + vr.value > recEnd) return false;
+      if (vr.pos < 0 || vr.pos + vr.value > recEnd || vr.value > LIMITS.maxValueBytes) return false;
       if (out) value = b.subarray(vr.pos, vr.pos + vr.value);
       p = vr.pos + vr.value;
     }
@@ -372,7 +410,7 @@ function walkRecords(b: Uint8Array, pos: number, out: StoredRecord[] | null): bo
     const headers: Header[] = [];
     for (let h = 0; h < hcount; h++) {
       readUvarint(b, p, recEnd, vr);
-      if (vr.pos < 0 || vr.pos + vr.value > recEnd) return false;
+      if (vr.pos < 0 || vr.pos + vr.value > recEnd || vr.value > LIMITS.maxHeaderNameBytes) return false;
       const nameStart = vr.pos;
       const nameEnd = vr.pos + vr.value;
       p = nameEnd;
@@ -380,8 +418,10 @@ function walkRecords(b: Uint8Array, pos: number, out: StoredRecord[] | null): bo
       const kind = b[p++];
       if (kind > 1) return false;
       readUvarint(b, p, recEnd, vr);
-      if (vr.pos < 0 || vr.pos + vr.value > recEnd) return false;
-      if (out) {
+      if (vr.pos < 0 || vr.pos + vr.value > recEnd || vr.value > LIMITS.maxHeaderValueBytes) return false;
+      if (!out) {
+        if (!isUtf8(b, nameStart, nameEnd) || (kind === 0 && !isUtf8(b, vr.pos, vr.pos + vr.value))) return false;
+      } else {
         try {
           const name = fromUtf8(b.subarray(nameStart, nameEnd));
           const vb = b.subarray(vr.pos, vr.pos + vr.value);

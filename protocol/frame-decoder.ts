@@ -6,7 +6,9 @@
 import { decodeCbor } from './codec.ts';
 import { TributaryError, type ErrorCode } from './errors.ts';
 import { LIMITS, isValidTopicName } from './limits.ts';
-import type { ClientFrame, ProduceFrame, StartPosition, SubscribeFrame } from './frames.ts';
+import type { ClientFrame, ProduceBatchesFrame, ProduceFrame, ProducedBatch, StartPosition, SubscribeFrame } from './frames.ts';
+import { batchSizeAt, checkBatch, readBatchHeader } from './batch.ts';
+import { crc32c as portableCrc32c, type Crc32c } from './crc32c.ts';
 import type { EncodedRecord, Header, ValueEncoding } from './record.ts';
 import { utf8Length } from './record.ts';
 
@@ -111,8 +113,43 @@ function parseFrom(x: unknown): StartPosition {
   return fail('from must be "earliest", "latest", {offset} or {timestamp}');
 }
 
-function parseProduce(o: Record<string, unknown>, id: number, now: number): ProduceFrame {
+/** Most batches one produce frame may carry (the frame size bounds their bytes). */
+export const MAX_BATCHES_PER_FRAME = 64;
+
+function parseProduceBatches(o: Record<string, unknown>, id: number, t: string, crc: Crc32c): ProduceBatchesFrame {
+  if (o.records !== undefined || o.pid !== undefined || o.seq !== undefined) fail('a produce frame carries records (with pid, seq) or batches, not both');
+  const list = o.batches;
+  if (!Array.isArray(list) || list.length === 0) fail('batches must be a non-empty array', 'BAD_BATCH');
+  if (list.length > MAX_BATCHES_PER_FRAME) fail(`more than ${MAX_BATCHES_PER_FRAME} batches in one frame`, 'BATCH_TOO_LARGE');
+  const batches = new Array<ProducedBatch>(list.length);
+  for (let i = 0; i < list.length; i++) {
+    const x = list[i];
+    if (!isObj(x) || !isBytes(x.b)) fail(`batch ${i} must be {p, b: bytes}`, 'BAD_BATCH');
+    if (!isUint(x.p, LIMITS.maxPartitions - 1)) fail(`batch ${i}: p must be a partition number`, 'BAD_PARTITION');
+    const b = x.b;
+    if (batchSizeAt(b, 0) !== b.length) fail(`batch ${i}: its length field does not match its ${b.length} bytes`, 'BAD_BATCH');
+    const fault = checkBatch(b, 0, b.length, crc, true);
+    if (fault) fail(`batch ${i} is ${fault}`, fault === 'bad-crc' ? 'CORRUPT_BATCH' : 'BAD_BATCH');
+    const h = readBatchHeader(b, 0);
+    if (h.lastOffsetDelta !== h.recordCount - 1) fail(`batch ${i}: offset deltas must run 0..count-1`, 'BAD_BATCH');
+    if (h.producerId === '' ? h.baseSequence !== -1 : h.baseSequence < 0) fail(`batch ${i}: a producer id needs a base sequence, and only then`, 'BAD_SEQUENCE');
+    if (h.baseSequence + h.lastSequenceDelta > MAX_SAFE) fail(`batch ${i}: sequence overflow`, 'BAD_SEQUENCE');
+    batches[i] = {
+      partition: x.p,
+      batch: b,
+      recordCount: h.recordCount,
+      producerId: h.producerId,
+      baseSequence: h.baseSequence,
+      lastSequence: h.baseSequence < 0 ? -1 : h.baseSequence + h.lastSequenceDelta,
+      maxTimestamp: h.maxTimestamp,
+    };
+  }
+  return { t: 'produce', id, topic: t, batches };
+}
+
+function parseProduce(o: Record<string, unknown>, id: number, now: number, crc: Crc32c): ProduceFrame | ProduceBatchesFrame {
   const t = topic(o);
+  if (o.batches !== undefined) return parseProduceBatches(o, id, t, crc);
   const pid = str(o, 'pid', LIMITS.maxProducerIdBytes, false);
   let seq: number | undefined;
   if (o.seq !== undefined && o.seq !== null) {
@@ -167,7 +204,7 @@ function parseSubscribe(o: Record<string, unknown>, id: number): SubscribeFrame 
   return f;
 }
 
-function parse(o: Record<string, unknown>, id: number, now: number): ClientFrame {
+function parse(o: Record<string, unknown>, id: number, now: number, crc: Crc32c): ClientFrame {
   switch (o.t) {
     case 'hello': {
       const v = uint(o, 'v', 65535);
@@ -181,7 +218,7 @@ function parse(o: Record<string, unknown>, id: number, now: number): ClientFrame
     case 'auth':
       return { t: 'auth', id, token: str(o, 'token', LIMITS.maxTokenBytes, true) };
     case 'produce':
-      return parseProduce(o, id, now);
+      return parseProduce(o, id, now, crc);
     case 'subscribe':
       return parseSubscribe(o, id);
     case 'credit':
@@ -207,9 +244,11 @@ function parse(o: Record<string, unknown>, id: number, now: number): ClientFrame
 
 /**
  * Decodes one client frame from untrusted bytes. `maxFrameBytes` is checked
- * before any parsing; every field is checked for type, range and size.
+ * before any parsing; every field is checked for type, range and size, and
+ * every producer-encoded batch whole (the hub passes its native CRC-32C).
+ * Byte fields are views into `bytes`.
  */
-export function decodeClientFrame(bytes: Uint8Array, maxFrameBytes: number = LIMITS.maxFrameBytes, now = Date.now()): DecodeResult<ClientFrame> {
+export function decodeClientFrame(bytes: Uint8Array, maxFrameBytes: number = LIMITS.maxFrameBytes, now = Date.now(), crc: Crc32c = portableCrc32c): DecodeResult<ClientFrame> {
   if (bytes.length > maxFrameBytes) return { ok: false, error: new TributaryError('FRAME_TOO_LARGE', `frame of ${bytes.length} bytes exceeds ${maxFrameBytes}`) };
   let raw: unknown;
   try {
@@ -222,7 +261,7 @@ export function decodeClientFrame(bytes: Uint8Array, maxFrameBytes: number = LIM
   const hasId = isUint(id, 2 ** 53 - 1);
   if (raw.t !== 'credit' && !hasId) return { ok: false, error: new TributaryError('BAD_FRAME', 'request frames need a numeric id') };
   try {
-    return { ok: true, frame: parse(raw, hasId ? (id as number) : 0, now) };
+    return { ok: true, frame: parse(raw, hasId ? (id as number) : 0, now, crc) };
   } catch (e) {
     const error = e instanceof TributaryError ? e : new TributaryError('BAD_FRAME', 'malformed frame');
     return hasId ? { ok: false, error, id: id as number } : { ok: false, error };

@@ -35,14 +35,38 @@ export type StartPosition = 'earliest' | 'latest' | { offset: number } | { times
 
 export interface HelloFrame { t: 'hello'; id: number; v: number; client?: string; token?: string }
 export interface AuthFrame { t: 'auth'; id: number; token: string }
-/** A produce frame as it travels: records in wire form (what clients encode). */
-export interface ProduceWireFrame {
+/**
+ * A produce frame as it travels, in one of two forms:
+ * - `records` in wire form: the hub picks partitions, numbers the records
+ *   `seq + i` and encodes the batches;
+ * - `batches`: record batches the producer encoded itself (protocol/batch.ts,
+ *   producer id and sequences in each batch's header), each for a partition
+ *   it chose. The hub checks each one whole (CRC, every record, limits) and
+ *   stores it as it is: the batch on the wire is the batch on disk.
+ */
+export type ProduceWireFrame =
+  | { t: 'produce'; id: number; topic: string; pid?: string; seq?: number; records: WireRecord[] }
+  | { t: 'produce'; id: number; topic: string; batches: Array<{ p: number; b: Uint8Array }> };
+
+/** A producer-encoded batch after the hub's decoder checked it. `batch` is a view into the frame. */
+export interface ProducedBatch {
+  partition: number;
+  batch: Uint8Array;
+  recordCount: number;
+  producerId: string;
+  /** -1 when the producer has no id. */
+  baseSequence: number;
+  lastSequence: number;
+  maxTimestamp: number;
+}
+
+/** A produce frame in batch form after the hub's decoder. Its ack has one part per batch, in order. */
+export interface ProduceBatchesFrame {
   t: 'produce';
   id: number;
   topic: string;
-  pid?: string;
-  seq?: number;
-  records: WireRecord[];
+  batches: ProducedBatch[];
+  records?: undefined;
 }
 /** A produce frame after the hub's decoder: records validated into the record model. */
 export interface ProduceFrame {
@@ -54,6 +78,7 @@ export interface ProduceFrame {
   /** sequence of the first record; record i has seq + i (counted per producer across the topic) */
   seq?: number;
   records: Array<EncodedRecord & { partition?: number }>;
+  batches?: undefined;
 }
 export interface SubscribeFrame {
   t: 'subscribe';
@@ -75,7 +100,7 @@ export interface MetadataFrame { t: 'metadata'; id: number; topic: string }
 export interface PingFrame { t: 'ping'; id: number }
 
 export type ClientFrame =
-  | HelloFrame | AuthFrame | ProduceFrame | SubscribeFrame | CreditFrame
+  | HelloFrame | AuthFrame | ProduceFrame | ProduceBatchesFrame | SubscribeFrame | CreditFrame
   | UnsubscribeFrame | CommitFrame | MetadataFrame | PingFrame;
 
 // ---------- hub → client ----------
@@ -84,7 +109,9 @@ export interface OkFrame { t: 'ok'; id: number; [field: string]: unknown }
 /**
  * Where each record of a produce request landed, compact: one part per
  * partition. Record r[k] of the request (all records in order when `r` is
- * absent) has offset `offs[k]` when `offs` is given, else `o + k`.
+ * absent) has offset `offs[k]` when `offs` is given, else `o + k`. For a
+ * request in batch form, part i answers batch i, and its record k has
+ * offset `offs[k]` or `o + k`.
  */
 export interface AckPart { p: number; o: number; r?: number[]; offs?: number[] }
 export interface AckFrame { t: 'ack'; id: number; parts: AckPart[]; dup?: boolean }

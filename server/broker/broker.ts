@@ -7,6 +7,7 @@ import type { Crc32c } from '../../protocol/crc32c.ts';
 import type { LogStore } from '../storage/log-store.ts';
 import type { HubMetrics } from '../metrics.ts';
 import { fetchRecords, type FetchRequest, type FetchResult } from './fetch.ts';
+import type { ProduceBatchesFrame } from '../../protocol/frames.ts';
 import { InFlightAppends, Producer, type ProduceRequest, type ProduceResult } from './produce.ts';
 import { Subscriptions } from './subscriptions.ts';
 import { Topics } from './topics.ts';
@@ -38,9 +39,10 @@ export class Broker {
     });
   }
 
-  async produce(req: ProduceRequest): Promise<ProduceResult> {
+  /** Appends a produce request in either form: records (the hub encodes) or producer-encoded batches. */
+  async produce(req: ProduceRequest | Pick<ProduceBatchesFrame, 'topic' | 'batches'>): Promise<ProduceResult> {
     const started = performance.now();
-    const res = await this.producer.produce(req);
+    const res = req.batches ? await this.producer.produceBatches(req) : await this.producer.produce(req);
     const m = this.metrics;
     m.produceLatency.observe((performance.now() - started) / 1000);
     m.produceRequests.inc();

@@ -14,7 +14,7 @@
 import { decodeBatchTrusted, encodeBatch, readRecordCount } from '../../protocol/batch.ts';
 import type { Crc32c } from '../../protocol/crc32c.ts';
 import { TributaryError } from '../../protocol/errors.ts';
-import type { AckPart } from '../../protocol/frames.ts';
+import type { AckPart, ProduceBatchesFrame, ProducedBatch } from '../../protocol/frames.ts';
 import { partitionForKey, partitionForUnkeyed } from '../../protocol/partitioner.ts';
 import type { EncodedRecord, Header } from '../../protocol/record.ts';
 import type { AppendResult, LogStore } from '../storage/log-store.ts';
@@ -30,6 +30,7 @@ export interface ProduceRequest {
   /** Sequence of the first record. */
   seq?: number;
   records: ProduceRecord[];
+  batches?: undefined;
 }
 
 export interface ProduceResult {
@@ -154,6 +155,52 @@ export class Producer {
       parts.push(ackPart(p, idx, offsets, groups.size > 1));
     }
     return { parts, duplicate: duplicateRecords === records.length, appendedRecords, appendedBytes, duplicateRecords };
+  }
+
+  /**
+   * Appends batches the producer encoded itself (the frame decoder checked
+   * each one whole). They are stored as they are: no record is decoded or
+   * re-encoded. Part i of the result answers batch i.
+   */
+  async produceBatches(req: Pick<ProduceBatchesFrame, 'topic' | 'batches'>): Promise<ProduceResult> {
+    // The engine keeps what it appends, and the frame's bytes do not outlive the transport callback.
+    const batches = req.batches.map((b) => ({ ...b, batch: b.batch.slice() }));
+    const limit = Date.now() + this.settings.maxFutureTimestampMs;
+    let total = 0;
+    for (let i = 0; i < batches.length; i++) {
+      total += batches[i].recordCount;
+      if (batches[i].maxTimestamp > limit) throw new TributaryError('TIMESTAMP_IN_FUTURE', `batch ${i}: a timestamp is more than ${this.settings.maxFutureTimestampMs} ms in the future`, { batch: i });
+    }
+    const info = this.topics.get(req.topic) ?? (await this.topics.ensure(req.topic));
+    for (let i = 0; i < batches.length; i++) {
+      if (batches[i].partition >= info.partitions) throw new TributaryError('BAD_PARTITION', `batch ${i}: partition ${batches[i].partition} does not exist; ${req.topic} has ${info.partitions}`, { batch: i, partitions: info.partitions });
+    }
+    const settled = await Promise.allSettled(batches.map((b) => this.appendProduced(req.topic, b)));
+    const parts: AckPart[] = [];
+    let appendedRecords = 0;
+    let appendedBytes = 0;
+    let duplicateRecords = 0;
+    for (let i = 0; i < batches.length; i++) {
+      const s = settled[i];
+      if (s.status === 'rejected') throw s.reason;
+      duplicateRecords += s.value.duplicates;
+      appendedRecords += batches[i].recordCount - s.value.duplicates;
+      appendedBytes += s.value.bytes;
+      parts.push(ackPart(batches[i].partition, [], s.value.offsets, false));
+    }
+    return { parts, duplicate: duplicateRecords === total, appendedRecords, appendedBytes, duplicateRecords };
+  }
+
+  private appendProduced(topic: string, b: ProducedBatch): Promise<PartitionOutcome> {
+    const p = b.partition;
+    const pid = b.producerId;
+    if (pid === '' || b.baseSequence > this.sequences.highest(topic, p, pid)) {
+      const append = this.inFlight.track(this.store.append(topic, p, b.batch));
+      if (pid !== '') this.sequences.track(topic, p, pid, b.lastSequence, append);
+      return append.then((res) => ({ offsets: res.offsets, duplicates: res.duplicate ? b.recordCount : 0, bytes: res.duplicate ? 0 : b.batch.length }));
+    }
+    // A retry (whole, or overlapping what is appended): settle what is in flight, then let the engine answer.
+    return this.resolveRetry(topic, p, pid, b.batch, this.sequences.settledNow(topic, p, pid));
   }
 
   private checkTimestamps(records: ProduceRecord[]): void {

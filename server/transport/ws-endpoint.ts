@@ -7,7 +7,8 @@
  */
 import { TributaryError, toTributaryError } from '../../protocol/errors.ts';
 import { decodeClientFrame } from '../../protocol/frame-decoder.ts';
-import { PROTOCOL_VERSION, type ClientFrame, type ProduceFrame, type SubscribeFrame } from '../../protocol/frames.ts';
+import { nativeCrc32c } from '../storage/native-crc.ts';
+import { PROTOCOL_VERSION, type ClientFrame, type ProduceBatchesFrame, type ProduceFrame, type SubscribeFrame } from '../../protocol/frames.ts';
 import type { Principal } from '../auth/index.ts';
 import type { HubConfig } from '../config.ts';
 import type { Logger } from '../logger.ts';
@@ -173,7 +174,7 @@ export class WsEndpoint {
     conn.lastReceivedMs = Date.now();
     conn.pinged = false;
     const bytes = new Uint8Array(message);
-    const decoded = decodeClientFrame(bytes, this.cfg.maxFrameBytes);
+    const decoded = decodeClientFrame(bytes, this.cfg.maxFrameBytes, Date.now(), nativeCrc32c);
     if (!decoded.ok) {
       if (decoded.error.code === 'FRAME_TOO_LARGE') {
         this.deps.metrics.limitRejections.inc({ limit: 'maxFrameBytes' });
@@ -265,12 +266,12 @@ export class WsEndpoint {
     conn.send({ t: 'ok', id, v: PROTOCOL_VERSION, subject: principal.subject, maxFrameBytes: this.cfg.maxFrameBytes, expiresAtMs: principal.expiresAtMs });
   }
 
-  private async produce(conn: Connection, f: ProduceFrame, frameBytes: number): Promise<void> {
+  private async produce(conn: Connection, f: ProduceFrame | ProduceBatchesFrame, frameBytes: number): Promise<void> {
     authorize(conn.principal, 'produce', f.topic);
     // The frame's size stands for the records' bytes: no walk over the records on the hot path.
-    const limited = this.deps.limits.admitProduce(conn.quota, conn.principal, frameBytes, f.records.length);
+    const limited = this.deps.limits.admitProduce(conn.quota, conn.principal, frameBytes, f.batches ? recordCountOf(f) : f.records.length);
     if (limited) throw limited;
-    // broker.produce encodes and hands the batches to storage before its first await: the frame's byte views stay valid.
+    // broker.produce encodes (or copies) the batches before its first await: the frame's byte views are not kept.
     const res = await this.deps.broker.produce(f);
     if (res.duplicate) conn.send({ t: 'ack', id: f.id, parts: res.parts, dup: true });
     else conn.send({ t: 'ack', id: f.id, parts: res.parts });
@@ -304,4 +305,10 @@ export class WsEndpoint {
     conn.send({ t: 'ok', id: f.id, sub: f.id, partitions: started });
     subscription.start();
   }
+}
+
+function recordCountOf(f: ProduceBatchesFrame): number {
+  let n = 0;
+  for (const b of f.batches) n += b.recordCount;
+  return n;
 }

@@ -140,3 +140,34 @@ describe('CRC-32C', () => {
     );
   });
 });
+
+describe('UTF-8 validation in the deep check', () => {
+  it('agrees with a fatal TextDecoder on random bytes', async () => {
+    const { isUtf8 } = await import('../../protocol/batch.ts');
+    const strict = new TextDecoder('utf-8', { fatal: true });
+    const valid = (b: Uint8Array) => {
+      try {
+        strict.decode(b);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    fc.assert(
+      fc.property(fc.oneof(fc.uint8Array({ maxLength: 12 }), fc.string({ unit: 'binary', maxLength: 8 }).map((s) => new TextEncoder().encode(s))), (b) => {
+        expect(isUtf8(b, 0, b.length)).toBe(valid(b));
+      }),
+      { numRuns: 5000 },
+    );
+    for (const bad of [[0xc0, 0x80], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xe2, 0x82], [0xff]]) expect(isUtf8(new Uint8Array(bad), 0, bad.length)).toBe(false);
+  });
+
+  it('refuses a batch whose string key is not UTF-8, though its CRC is right', () => {
+    const batch = encodeBatch({ records: [{ key: 'ab', value: null, encoding: 'bytes', headers: [], timestamp: 1 }] });
+    const at = batch.indexOf(0x61); // the key's first byte
+    batch[at] = 0xff;
+    stampBatch(batch, 0, 0, 1, native);
+    expect(checkBatch(batch, 0, batch.length, native, false)).toBeNull();
+    expect(checkBatch(batch, 0, batch.length, native, true)).toBe('bad-records');
+  });
+});

@@ -11,7 +11,7 @@ describe('client frame decoder', () => {
   it('decodes a valid produce frame into the record model', () => {
     const r = decodeClientFrame(encodeCbor(produce({ pid: 'p1', seq: 5 })), LIMITS.maxFrameBytes, 1234);
     expect(r.ok).toBe(true);
-    if (!r.ok || r.frame.t !== 'produce') throw new Error('expected produce');
+    if (!r.ok || r.frame.t !== 'produce' || r.frame.batches) throw new Error('expected produce with records');
     expect(r.frame.pid).toBe('p1');
     expect(r.frame.seq).toBe(5);
     expect(r.frame.records[0]).toMatchObject({ key: 'a', encoding: 'bytes', timestamp: 1234, headers: [] });
@@ -142,5 +142,33 @@ describe('JSON record model', () => {
   it('refuses records without a value or with bad base64', () => {
     expect(() => recordFromJson({ key: 'a' }, 0, 0)).toThrow(TributaryError);
     expect(() => recordFromJson({ value: { $base64: '%%%' } }, 0, 0)).toThrow(TributaryError);
+  });
+});
+
+describe('produce frames in batch form', () => {
+  const recs = [{ key: 'a', value: new Uint8Array([1]), encoding: 'bytes' as const, headers: [], timestamp: 5 }];
+  it('checks each batch whole and exposes its producer header', () => {
+    const b = encodeBatch({ producerId: 'dev-1', baseSequence: 40, records: [...recs, ...recs].map((r, i) => ({ ...r, sequenceDelta: i * 2 })) });
+    const r = decodeClientFrame(encodeCbor({ t: 'produce', id: 3, topic: 't', batches: [{ p: 2, b }] }));
+    expect(r.ok && r.frame).toMatchObject({ t: 'produce', batches: [{ partition: 2, recordCount: 2, producerId: 'dev-1', baseSequence: 40, lastSequence: 42, maxTimestamp: 5 }] });
+  });
+  it.each([
+    ['a flipped bit', (b: Uint8Array) => { b[b.length - 1] ^= 1; return b; }, 'CORRUPT_BATCH'],
+    ['a length that lies', (b: Uint8Array) => b.subarray(0, b.length - 1), 'BAD_BATCH'],
+    ['trailing bytes', (b: Uint8Array) => Uint8Array.from([...b, 0]), 'BAD_BATCH'],
+  ])('refuses a batch with %s', (_n, damage, code) => {
+    const b = damage(encodeBatch({ producerId: 'p', baseSequence: 0, records: recs }));
+    const r = decodeClientFrame(encodeCbor({ t: 'produce', id: 4, topic: 't', batches: [{ p: 0, b }] }));
+    expect(!r.ok && r.error.code).toBe(code);
+  });
+  it('refuses a producer id without sequences, offset gaps, and too many batches', () => {
+    const noSeq = encodeBatch({ producerId: 'p', records: recs });
+    expect(!decodeClientFrame(encodeCbor({ t: 'produce', id: 1, topic: 't', batches: [{ p: 0, b: noSeq }] })).ok).toBe(true);
+    const gaps = encodeBatch({ records: [...recs, ...recs].map((r, i) => ({ ...r, offsetDelta: i * 2 })) });
+    const g = decodeClientFrame(encodeCbor({ t: 'produce', id: 1, topic: 't', batches: [{ p: 0, b: gaps }] }));
+    expect(!g.ok && g.error.code).toBe('BAD_BATCH');
+    const one = encodeBatch({ records: recs });
+    const many = decodeClientFrame(encodeCbor({ t: 'produce', id: 1, topic: 't', batches: Array.from({ length: 65 }, () => ({ p: 0, b: one })) }));
+    expect(!many.ok && many.error.code).toBe('BATCH_TOO_LARGE');
   });
 });
