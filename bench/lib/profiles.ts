@@ -6,7 +6,7 @@
 import type { ConnectionsParams, FanoutParams, LatencyParams, ProduceParams, ReplayParams } from '../load/job.ts';
 
 export interface Profile {
-  produce: Omit<ProduceParams, 'producers'>;
+  produce: Omit<ProduceParams, 'producers' | 'form'>;
   replay: ReplayParams;
   latency: LatencyParams;
   fanout: FanoutParams;

@@ -2,8 +2,9 @@
  * The design ceiling (issue 4): the least a durable WebSocket log must do per
  * produce frame, and nothing of a broker.
  *
- *   uWS receives the frame → decode the CBOR (the hub must too) → CRC-32C of
- *   the stored bytes (native, as the hub's batch CRC) → queue
+ *   uWS receives the frame → decode the CBOR (the hub must too) → in batch
+ *   form, check each batch's CRC-32C (native) → CRC-32C of the stored bytes
+ *   (a checksummed log entry, as the hub's batch CRC) → queue
  *   [length u32][crc u32][frame] for the one log file → group commit: one
  *   writev + fdatasync at a time; every frame that arrived while it ran
  *   shares the next → ack each frame, `{t:'ack',id,parts:[{p:0,o}]}`, only
@@ -17,7 +18,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 import uWS from 'uWebSockets.js';
+import { checkBatch, readRecordCount } from '../../protocol/batch.ts';
 import { decodeCbor, encodeCbor } from '../../protocol/codec.ts';
+import { nativeCrc32c as nativeCrc } from '../load/native-crc.ts';
 
 const MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
 const MAX_BACKPRESSURE_BYTES = 64 * 1024 * 1024;
@@ -109,7 +112,7 @@ const app = uWS.App().ws<Conn>('/*', {
     const frame = Buffer.allocUnsafe(message.byteLength + 8);
     frame.set(new Uint8Array(message), 8);
     const body = frame.subarray(8);
-    let f: { t?: unknown; id?: unknown; records?: unknown };
+    let f: { t?: unknown; id?: unknown; records?: unknown; batches?: unknown };
     try {
       f = decodeCbor(body) as typeof f;
     } catch {
@@ -117,9 +120,21 @@ const app = uWS.App().ws<Conn>('/*', {
       return;
     }
     const id = typeof f.id === 'number' ? f.id : 0;
-    if (f.t !== 'produce' || !Array.isArray(f.records)) {
+    if (f.t !== 'produce' || !(Array.isArray(f.records) || Array.isArray(f.batches))) {
       ws.send(encodeCbor({ t: 'ok', id }), true);
       return;
+    }
+    // Batch form: check each batch's own CRC (the hub does that and walks the records too).
+    let records = Array.isArray(f.records) ? f.records.length : 0;
+    if (Array.isArray(f.batches)) {
+      for (const x of f.batches as Array<{ b?: unknown }>) {
+        const b = x?.b;
+        if (!(b instanceof Uint8Array) || checkBatch(b, 0, b.length, nativeCrc, false) !== null) {
+          ws.send(encodeCbor({ t: 'error', id, code: 'CORRUPT_BATCH', message: 'batch fails its check', retriable: false }), true);
+          return;
+        }
+        records += readRecordCount(b);
+      }
     }
     if (queuedBytes + frame.length > MAX_GROUP_BYTES) {
       ws.send(encodeCbor({ t: 'error', id, code: 'BUSY', message: 'commit queue full', retriable: true }), true);
@@ -129,7 +144,7 @@ const app = uWS.App().ws<Conn>('/*', {
     frame.writeUInt32BE(crc32c(body), 4);
     queuedBuffers.push(frame);
     queuedAcks.push({ ws, id, offset: nextOffset });
-    nextOffset += f.records.length;
+    nextOffset += records;
     queuedBytes += frame.length;
     commit();
   },

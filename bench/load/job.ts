@@ -26,6 +26,12 @@ export interface Target {
 
 export interface ProduceParams {
   producers: number;
+  /**
+   * How a produce frame carries its events: `records` (wire records the hub
+   * encodes into a batch) or `batch` (one record batch the producer encoded,
+   * protocol/batch.ts, stored as it is). Only the WebSocket systems have a batch form.
+   */
+  form: 'records' | 'batch';
   /** Records per request where the system batches (one frame, one pipeline). */
   batch: number;
   valueBytes: number;

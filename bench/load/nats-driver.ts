@@ -80,7 +80,7 @@ export async function produce(t: Target, p: ProduceParams): Promise<LoadResult> 
 }
 
 export async function replay(t: Target, p: ReplayParams): Promise<LoadResult> {
-  const loaded = await produce(t, { producers: 1, batch: p.batch, valueBytes: p.valueBytes, window: 1, durationMs: p.timeoutMs, warmupMs: 0, maxEvents: p.events });
+  const loaded = await produce(t, { producers: 1, batch: p.batch, valueBytes: p.valueBytes, form: 'records', window: 1, durationMs: p.timeoutMs, warmupMs: 0, maxEvents: p.events });
   if (loaded.events < p.events) throw new Error(`preload stored only ${loaded.events} of ${p.events} events`);
   const nc = await conn(t);
   const consumer = await pullConsumer(nc, DeliverPolicy.All);

@@ -85,8 +85,9 @@ export class ProduceTemplate {
   readonly bytes: Buffer;
   private readonly idPos: number;
 
-  constructor(topic: string, records: Array<Record<string, unknown>>) {
-    this.bytes = Buffer.from(encodeCbor({ t: 'produce', id: FIRST_PATCHABLE_ID, topic, records }));
+  /** `body`: the frame's fields after `t` and `id` (`topic` and `records` or `batches`). */
+  constructor(body: Record<string, unknown>) {
+    this.bytes = Buffer.from(encodeCbor({ t: 'produce', id: FIRST_PATCHABLE_ID, ...body }));
     const at = this.bytes.indexOf(Buffer.concat([ID_KEY, Buffer.from([0x1a, 0x00, 0x01, 0x00, 0x00])]));
     if (at < 0) throw new Error('produce template: id not found where expected');
     this.idPos = at + ID_KEY.length + 1;

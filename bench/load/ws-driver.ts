@@ -4,7 +4,8 @@
  * append server, which answer the same produce frames.
  */
 import { decodeCbor, encodeCbor } from '../../protocol/codec.ts';
-import { batchPositions, readRecordCount, BATCH_HEADER_BYTES } from '../../protocol/batch.ts';
+import { batchPositions, encodeBatch, readRecordCount, BATCH_HEADER_BYTES } from '../../protocol/batch.ts';
+import { nativeCrc32c } from './native-crc.ts';
 import { readUvarint, type VarintRead } from '../../protocol/varint.ts';
 import { LatencyRecorder, makeValue, now, openMany, pace, readStamp, stampValue, waitUntil, errorText } from './common.ts';
 import type { ConnectionsParams, FanoutParams, LatencyParams, LoadResult, ProduceParams, ReplayParams, Target } from './job.ts';
@@ -40,9 +41,15 @@ function replyFailed(b: Buffer): string | null {
   return f.t === 'error' ? `${f.code}: ${f.message}` : null;
 }
 
+/** The produce frame's body: 100 wire records, or the same records as one encoded batch for partition 0. */
+function produceBody(topic: string, p: ProduceParams): Record<string, unknown> {
+  if (p.form === 'records') return { topic, records: Array.from({ length: p.batch }, () => ({ v: makeValue(p.valueBytes) })) };
+  const records = Array.from({ length: p.batch }, () => ({ key: null, value: makeValue(p.valueBytes), encoding: 'bytes' as const, headers: [], timestamp: Date.now() }));
+  return { topic, batches: [{ p: 0, b: encodeBatch({ records }, nativeCrc32c) }] };
+}
+
 export async function produce(t: Target, p: ProduceParams): Promise<LoadResult> {
-  const records = Array.from({ length: p.batch }, () => ({ v: makeValue(p.valueBytes) }));
-  const template = new ProduceTemplate(t.topic, records);
+  const template = new ProduceTemplate(produceBody(t.topic, p));
   const notes: string[] = [];
   let acked = 0;
   let inFlight = 0;
@@ -155,7 +162,7 @@ async function subscribe(t: Target, from: unknown, onBatch: (b: Uint8Array, pos:
 
 export async function replay(t: Target, p: ReplayParams): Promise<LoadResult> {
   if (!t.hubProtocol) throw new Error('replay needs the hub protocol');
-  const loaded = await produce(t, { producers: 1, batch: p.batch, valueBytes: p.valueBytes, window: 32, durationMs: p.timeoutMs, warmupMs: 0, maxEvents: p.events });
+  const loaded = await produce(t, { producers: 1, batch: p.batch, valueBytes: p.valueBytes, form: 'records', window: 32, durationMs: p.timeoutMs, warmupMs: 0, maxEvents: p.events });
   if (loaded.events < p.events) throw new Error(`preload stored only ${loaded.events} of ${p.events} events`);
   let start = 0;
   let doneAt = 0;
