@@ -15,10 +15,10 @@ import type { Job, LoadResult } from './load/job.ts';
 import { RESULT_PREFIX } from './load/job.ts';
 import { BENCH, installCleanupHandlers, spawnManaged, stopAll } from './lib/procs.ts';
 import { formatTable, writeJson, type ResultRow, type RunInfo, type Skipped } from './lib/report.ts';
-import { hubAvailable, SYSTEMS, systemByName, type ScenarioName, type SystemDef } from './lib/systems.ts';
+import { hubAvailable, MODULE_SCENARIOS, SYSTEMS, systemByName, type ModuleScenario, type ScenarioName, type SystemDef } from './lib/systems.ts';
 import { PROFILES, WINDOW_BY_CLIENT, type Profile } from './lib/profiles.ts';
 
-const ALL_SCENARIOS: ScenarioName[] = ['storage', 'produce', 'replay', 'latency', 'fanout', 'connections', 'outbox'];
+const ALL_SCENARIOS: ScenarioName[] = ['protocol', 'storage', 'produce', 'replay', 'latency', 'fanout', 'connections', 'outbox', 'edge'];
 const LOAD_MAIN = path.join(BENCH, 'load/main.ts');
 /** The produce frame's batch form is the hub's own wire format: the systems that take the hub's frames. */
 const BATCH_FORM_SYSTEMS = new Set(['hub', 'uws-echo', 'durable-append']);
@@ -145,8 +145,8 @@ async function runRawDisk(quick: boolean, rows: ResultRow[], skipped: Skipped[])
   for (const r of raw) rows.push({ ...r, scenario: 'produce-1p', system: RAW_ROWS[r.system], notes: `from the storage scenario: ${r.notes ?? ''}` });
 }
 
-async function runModuleScenario(sc: 'storage' | 'outbox', quick: boolean, rows: ResultRow[], skipped: Skipped[]): Promise<void> {
-  const file = sc === 'storage' ? 'storage.ts' : 'outbox.ts';
+async function runModuleScenario(sc: ModuleScenario, quick: boolean, rows: ResultRow[], skipped: Skipped[]): Promise<void> {
+  const file = `${sc}.ts`;
   if (!fs.existsSync(path.join(BENCH, file))) {
     skipped.push({ scenario: sc, system: '*', reason: `bench/${file} does not exist yet` });
     return;
@@ -217,9 +217,9 @@ async function main(): Promise<void> {
   const loadAvgAtStart = os.loadavg();
   const log = (s: string): void => void process.stderr.write(`[bench ${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${s}\n`);
   for (const sc of opts.scenarios) {
-    if (sc === 'storage' || sc === 'outbox') {
+    if ((MODULE_SCENARIOS as readonly string[]).includes(sc)) {
       log(`${sc}`);
-      await runModuleScenario(sc, opts.quick, rows, skipped);
+      await runModuleScenario(sc as ModuleScenario, opts.quick, rows, skipped);
       continue;
     }
     for (const v of variants(sc, profile)) {

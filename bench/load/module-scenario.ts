@@ -1,8 +1,9 @@
 /**
  * Runs a scenario that another part of the project ships as a module
- * (`bench/storage.ts` → runStorageBench, `bench/outbox.ts` → runOutboxBench)
- * in a process of its own, and prints its rows as `RESULT [json]`.
- *   node --import tsx bench/load/module-scenario.ts storage|outbox [--quick]
+ * (`bench/protocol.ts` → runProtocolBench, `bench/storage.ts` → runStorageBench,
+ * `bench/outbox.ts` → runOutboxBench, `bench/edge.ts` → runEdgeBench) in a
+ * process of its own, and prints its rows as `RESULT [json]`.
+ *   node --import tsx bench/load/module-scenario.ts protocol|storage|outbox|edge [--quick]
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -11,7 +12,9 @@ import { RESULT_PREFIX } from './job.ts';
 
 const BENCH_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const MODULES: Record<string, { file: string; fn: string }> = {
+  protocol: { file: 'protocol.ts', fn: 'runProtocolBench' },
   storage: { file: 'storage.ts', fn: 'runStorageBench' },
+  edge: { file: 'edge.ts', fn: 'runEdgeBench' },
   outbox: { file: 'outbox.ts', fn: 'runOutboxBench' },
 };
 
