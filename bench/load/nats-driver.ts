@@ -5,9 +5,10 @@
  * pull consumers without acks for replay and live delivery.
  */
 import { AckPolicy, connect, DeliverPolicy, StorageType, type Consumer, type JetStreamClient, type NatsConnection } from 'nats';
-import { LatencyRecorder, makeValue, now, openMany, pace, readStamp, stampValue, waitUntil, errorText } from './common.ts';
+import { makeValue, now, openMany, readStamp, stampValue, waitUntil } from './common.ts';
 import type { ConnectionsParams, FanoutParams, LatencyParams, LoadResult, ProduceParams, ReplayParams, Target } from './job.ts';
 import { readServerRss } from './rss.ts';
+import { holdConnections, LiveRun, ProduceLanes } from './scenario-runs.ts';
 
 const STREAM = 'BENCH';
 const CONSUME_MAX_MESSAGES = 1_000;
@@ -44,39 +45,19 @@ export async function produce(t: Target, p: ProduceParams): Promise<LoadResult> 
   const admin = await conn(t);
   await ensureStream(admin);
   const value = makeValue(p.valueBytes);
-  let acked = 0;
-  let sent = 0;
-  let errors = 0;
-  const notes: string[] = [];
-  let lastAckAt = 0;
-  const countFrom = now() + p.warmupMs;
-  const stopAt = countFrom + p.durationMs;
+  const run = new ProduceLanes(p, 'publish');
   const clients = await Promise.all(Array.from({ length: p.producers }, () => conn(t)));
-  const runProducer = async (js: JetStreamClient): Promise<void> => {
-    // `window` batches in flight, each batch one Promise.all over its acks.
-    const lane = async (): Promise<void> => {
-      while (now() < stopAt && sent < p.maxEvents) {
-        sent += p.batch;
-        const acks = new Array<Promise<unknown>>(p.batch);
-        for (let i = 0; i < p.batch; i++) acks[i] = js.publish(subject(t), value);
-        try {
-          await Promise.all(acks);
-          const at = now();
-          if (at >= countFrom) {
-            acked += p.batch;
-            lastAckAt = at;
-          }
-        } catch (e) {
-          if (errors++ === 0) notes.push(`first publish error: ${errorText(e)}`);
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: p.window }, lane));
-  };
-  await Promise.all(clients.map((nc) => runProducer(nc.jetstream())));
+  await run.drive(
+    clients.map((nc) => nc.jetstream()),
+    (js) => {
+      const acks = new Array<Promise<unknown>>(p.batch);
+      for (let i = 0; i < p.batch; i++) acks[i] = js.publish(subject(t), value);
+      return Promise.all(acks);
+    },
+  );
   const rssBytes = readServerRss(t);
   for (const nc of [admin, ...clients]) await nc.close();
-  return { events: acked, bytes: acked * p.valueBytes, elapsedMs: (lastAckAt || now()) - countFrom, errors, notes, rssBytes };
+  return run.result(rssBytes);
 }
 
 export async function replay(t: Target, p: ReplayParams): Promise<LoadResult> {
@@ -105,69 +86,29 @@ async function liveRun(t: Target, p: LatencyParams, subscribers: number): Promis
   const producerConn = await conn(t);
   await ensureStream(producerConn);
   const js = producerConn.jetstream();
-  const rec = new LatencyRecorder();
-  let measuring = false;
-  let delivered = 0;
+  const run = new LiveRun(t, p, subscribers);
   const subs = await openMany(subscribers, 20, async () => {
     const nc = await conn(t);
     const c = await pullConsumer(nc, DeliverPolicy.New);
-    const messages = await c.consume({
-      max_messages: CONSUME_MAX_MESSAGES,
-      callback: (m) => {
-        if (!measuring) return;
-        delivered++;
-        rec.record(now() - readStamp(m.data));
-      },
-    });
+    const messages = await c.consume({ max_messages: CONSUME_MAX_MESSAGES, callback: (m) => run.arrived(readStamp(m.data)) });
     return { nc, messages };
   });
-  let errors = 0;
   const value = makeValue(p.valueBytes);
-  const tickMs = subscribers > 1 ? 10 : 1;
-  const send = (n: number): void => {
+  await run.measure((n) => {
     for (let i = 0; i < n; i++) {
       stampValue(value);
-      js.publish(subject(t), value).catch(() => errors++);
+      js.publish(subject(t), value).catch(() => run.errors++);
     }
-  };
-  await pace(p.rate, p.warmupMs, tickMs, send);
-  measuring = true;
-  const start = now();
-  const sent = await pace(p.rate, p.durationMs, tickMs, send);
-  const expected = sent * subscribers;
-  await waitUntil(() => delivered >= expected, 5_000, 10);
-  const elapsedMs = now() - start;
-  measuring = false;
-  const rssBytes = readServerRss(t);
+  });
   for (const s of subs) {
     await s.messages.close();
     await s.nc.close();
   }
   await producerConn.close();
-  const notes = delivered < expected ? [`delivered ${delivered} of ${expected} expected`] : [];
-  return { events: delivered, bytes: delivered * p.valueBytes, elapsedMs, latency: rec.percentiles(), errors, notes, rssBytes };
+  return run.result();
 }
 
 export const latency = (t: Target, p: LatencyParams): Promise<LoadResult> => liveRun(t, p, 1);
 export const fanout = (t: Target, p: FanoutParams): Promise<LoadResult> => liveRun(t, p, p.subscribers);
 
-export async function connections(t: Target, p: ConnectionsParams): Promise<LoadResult> {
-  const base = readServerRss(t);
-  const start = now();
-  let failed = 0;
-  let firstError = '';
-  const conns = await openMany(p.count, p.concurrency, async () => {
-    try {
-      return await conn(t);
-    } catch (e) {
-      if (failed++ === 0) firstError = errorText(e);
-      return null;
-    }
-  });
-  const elapsedMs = now() - start;
-  await new Promise((r) => setTimeout(r, p.settleMs));
-  const rssBytes = readServerRss(t);
-  const held = conns.filter((c) => c !== null);
-  for (const c of held) void c.close();
-  return { events: held.length, bytes: 0, elapsedMs, errors: failed, notes: failed ? [`${failed} connections failed (${firstError})`] : [], rssBytes, rssBaseBytes: base };
-}
+export const connections = (t: Target, p: ConnectionsParams): Promise<LoadResult> => holdConnections(t, p, () => conn(t), (c) => void c.close());

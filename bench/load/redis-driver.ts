@@ -5,9 +5,10 @@
  * Durability is the server's AOF setting (always / everysec).
  */
 import { Redis } from 'ioredis';
-import { LatencyRecorder, makeValue, now, openMany, pace, readStamp, stampValue, waitUntil, errorText } from './common.ts';
+import { makeValue, now, openMany, readStamp, stampValue } from './common.ts';
 import type { ConnectionsParams, FanoutParams, LatencyParams, LoadResult, ProduceParams, ReplayParams, Target } from './job.ts';
 import { readServerRss } from './rss.ts';
+import { holdConnections, LiveRun, ProduceLanes } from './scenario-runs.ts';
 
 const XRANGE_PAGE = 1_000;
 const FIELD = 'v';
@@ -18,41 +19,19 @@ function client(t: Target): Redis {
 
 export async function produce(t: Target, p: ProduceParams): Promise<LoadResult> {
   const value = makeValue(p.valueBytes);
-  let acked = 0;
-  let sent = 0;
-  let errors = 0;
-  const notes: string[] = [];
-  let lastAckAt = 0;
   const clients = Array.from({ length: p.producers }, () => client(t));
   await Promise.all(clients.map((c) => c.ping()));
-  const countFrom = now() + p.warmupMs;
-  const stopAt = countFrom + p.durationMs;
-  const runProducer = async (r: Redis): Promise<void> => {
-    const lane = async (): Promise<void> => {
-      while (now() < stopAt && sent < p.maxEvents) {
-        sent += p.batch;
-        const pipe = r.pipeline();
-        for (let i = 0; i < p.batch; i++) pipe.xadd(t.topic, '*', FIELD, value);
-        try {
-          const replies = await pipe.exec();
-          const failed = replies?.find(([err]) => err);
-          if (failed) throw failed[0];
-          const at = now();
-          if (at >= countFrom) {
-            acked += p.batch;
-            lastAckAt = at;
-          }
-        } catch (e) {
-          if (errors++ === 0) notes.push(`first XADD error: ${errorText(e)}`);
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: p.window }, lane));
-  };
-  await Promise.all(clients.map(runProducer));
+  const run = new ProduceLanes(p, 'XADD');
+  await run.drive(clients, async (r) => {
+    const pipe = r.pipeline();
+    for (let i = 0; i < p.batch; i++) pipe.xadd(t.topic, '*', FIELD, value);
+    const replies = await pipe.exec();
+    const failed = replies?.find(([err]) => err);
+    if (failed) throw failed[0];
+  });
   const rssBytes = readServerRss(t);
   for (const c of clients) c.disconnect();
-  return { events: acked, bytes: acked * p.valueBytes, elapsedMs: (lastAckAt || now()) - countFrom, errors, notes, rssBytes };
+  return run.result(rssBytes);
 }
 
 type Entry = [id: Buffer, fields: Buffer[]];
@@ -89,10 +68,8 @@ function streamEntries(res: unknown): Entry[] {
 }
 
 async function liveRun(t: Target, p: LatencyParams, subscribers: number): Promise<LoadResult> {
-  const rec = new LatencyRecorder();
-  let measuring = false;
+  const run = new LiveRun(t, p, subscribers);
   let running = true;
-  let delivered = 0;
   const readers = await openMany(subscribers, 50, async () => {
     const r = client(t);
     await r.ping();
@@ -112,66 +89,39 @@ async function liveRun(t: Target, p: LatencyParams, subscribers: number): Promis
       const entries = streamEntries(res);
       if (entries.length === 0) continue;
       const at = now();
-      for (const [, fields] of entries) {
-        if (measuring) {
-          delivered++;
-          rec.record(at - readStamp(fields[1]));
-        }
-      }
+      for (const [, fields] of entries) run.arrived(readStamp(fields[1]), 1, at);
       last = entries[entries.length - 1][0].toString();
     }
   });
   await new Promise((r) => setTimeout(r, 200)); // the readers' first XREAD is in
   const producer = client(t);
   await producer.ping();
-  let errors = 0;
   const value = makeValue(p.valueBytes);
-  const tickMs = subscribers > 1 ? 10 : 1;
-  const send = (n: number): void => {
+  await run.measure((n) => {
     stampValue(value);
     const pipe = producer.pipeline();
     for (let i = 0; i < n; i++) pipe.xadd(t.topic, '*', FIELD, value);
-    pipe.exec().catch(() => errors++);
-  };
-  await pace(p.rate, p.warmupMs, tickMs, send);
-  measuring = true;
-  const start = now();
-  const sent = await pace(p.rate, p.durationMs, tickMs, send);
-  const expected = sent * subscribers;
-  await waitUntil(() => delivered >= expected, 5_000, 10);
-  const elapsedMs = now() - start;
-  measuring = false;
+    pipe.exec().catch(() => run.errors++);
+  });
   running = false;
-  const rssBytes = readServerRss(t);
   for (const r of [...readers, producer]) r.disconnect();
   await Promise.race([Promise.all(loops), new Promise((r) => setTimeout(r, 2_000))]);
-  const notes = delivered < expected ? [`delivered ${delivered} of ${expected} expected`] : [];
-  return { events: delivered, bytes: delivered * p.valueBytes, elapsedMs, latency: rec.percentiles(), errors, notes, rssBytes };
+  return run.result();
 }
 
 export const latency = (t: Target, p: LatencyParams): Promise<LoadResult> => liveRun(t, p, 1);
 export const fanout = (t: Target, p: FanoutParams): Promise<LoadResult> => liveRun(t, p, p.subscribers);
 
 export async function connections(t: Target, p: ConnectionsParams): Promise<LoadResult> {
-  const base = readServerRss(t);
-  const start = now();
-  let failed = 0;
-  let firstError = '';
-  const conns = await openMany(p.count, p.concurrency, async () => {
+  const open = async (): Promise<Redis> => {
     const r = client(t);
     try {
       await r.ping();
       return r;
     } catch (e) {
-      if (failed++ === 0) firstError = errorText(e);
       r.disconnect();
-      return null;
+      throw e;
     }
-  });
-  const elapsedMs = now() - start;
-  await new Promise((r) => setTimeout(r, p.settleMs));
-  const rssBytes = readServerRss(t);
-  const held = conns.filter((c) => c !== null);
-  for (const c of held) c.disconnect();
-  return { events: held.length, bytes: 0, elapsedMs, errors: failed, notes: failed ? [`${failed} connections failed (${firstError})`] : [], rssBytes, rssBaseBytes: base };
+  };
+  return holdConnections(t, p, open, (r) => r.disconnect());
 }

@@ -7,11 +7,12 @@ import { decodeCbor, encodeCbor } from '../../protocol/codec.ts';
 import { batchPositions, encodeBatch, readRecordCount, BATCH_HEADER_BYTES } from '../../protocol/batch.ts';
 import { nativeCrc32c } from './native-crc.ts';
 import { readUvarint, type VarintRead } from '../../protocol/varint.ts';
-import { LatencyRecorder, makeValue, now, openMany, pace, readStamp, stampValue, waitUntil, errorText } from './common.ts';
+import { makeValue, now, openMany, readStamp, stampValue, waitUntil } from './common.ts';
 import type { ConnectionsParams, FanoutParams, LatencyParams, LoadResult, ProduceParams, ReplayParams, Target } from './job.ts';
 import { connectWs, FIRST_PATCHABLE_ID, ProduceTemplate, type WsConn } from './ws-client.ts';
 import { readServerRss } from './rss.ts';
 import { mintToken } from './token.ts';
+import { holdConnections, LiveRun } from './scenario-runs.ts';
 
 /** Replies this short are decoded (acks, errors); longer ones are echoes of the frame and count as acks. */
 const DECODE_REPLY_MAX_BYTES = 512;
@@ -181,64 +182,24 @@ export async function replay(t: Target, p: ReplayParams): Promise<LoadResult> {
 /** One producer paced at `rate`, `subscribers` live subscribers; latency per delivered event. */
 async function liveRun(t: Target, p: LatencyParams, subscribers: number): Promise<LoadResult> {
   if (!t.hubProtocol) throw new Error('live delivery needs the hub protocol');
-  const rec = new LatencyRecorder();
-  let measuring = false;
-  let delivered = 0;
-  const subs = await openMany(subscribers, 50, () =>
-    subscribe(t, 'latest', (b, pos, count) => {
-      if (!measuring) return;
-      delivered += count;
-      rec.recordMany(now() - firstRecordStamp(b, pos), count);
-    }),
-  );
-  let errors = 0;
+  const run = new LiveRun(t, p, subscribers);
+  const subs = await openMany(subscribers, 50, () => subscribe(t, 'latest', (b, pos, count) => run.arrived(firstRecordStamp(b, pos), count)));
   const producer = await open(t, (b) => {
-    if (replyFailed(b)) errors++;
+    if (replyFailed(b)) run.errors++;
   });
   const value = makeValue(p.valueBytes);
-  const tickMs = subscribers > 1 ? 10 : 1;
-  const sendBatch = (n: number): void => {
+  await run.measure((n) => {
     stampValue(value);
     const records = new Array(n);
     for (let i = 0; i < n; i++) records[i] = { v: value };
     producer.send(encodeCbor({ t: 'produce', id: nextId++, topic: t.topic, records }));
-  };
-  await pace(p.rate, p.warmupMs, tickMs, sendBatch);
-  measuring = true;
-  const start = now();
-  const sent = await pace(p.rate, p.durationMs, tickMs, sendBatch);
-  const expected = sent * subscribers;
-  await waitUntil(() => delivered >= expected, 5_000, 10);
-  const elapsedMs = now() - start;
-  measuring = false;
-  const rssBytes = readServerRss(t);
+  });
   producer.close();
   for (const s of subs) s.conn.close();
-  const notes = delivered < expected ? [`delivered ${delivered} of ${expected} expected`] : [];
-  return { events: delivered, bytes: delivered * p.valueBytes, elapsedMs, latency: rec.percentiles(), errors, notes, rssBytes };
+  return run.result();
 }
 
 export const latency = (t: Target, p: LatencyParams): Promise<LoadResult> => liveRun(t, p, 1);
 export const fanout = (t: Target, p: FanoutParams): Promise<LoadResult> => liveRun(t, p, p.subscribers);
 
-export async function connections(t: Target, p: ConnectionsParams): Promise<LoadResult> {
-  const base = readServerRss(t);
-  const start = now();
-  let failed = 0;
-  let firstError = '';
-  const conns = await openMany(p.count, p.concurrency, async () => {
-    try {
-      return await open(t, () => {});
-    } catch (e) {
-      if (failed++ === 0) firstError = errorText(e);
-      return null;
-    }
-  });
-  const elapsedMs = now() - start;
-  await new Promise((r) => setTimeout(r, p.settleMs));
-  const rssBytes = readServerRss(t);
-  const open_ = conns.filter((c) => c !== null).length;
-  for (const c of conns) c?.close();
-  const notes = failed ? [`${failed} connections failed (${firstError})`] : [];
-  return { events: open_, bytes: 0, elapsedMs, errors: failed, notes, rssBytes, rssBaseBytes: base };
-}
+export const connections = (t: Target, p: ConnectionsParams): Promise<LoadResult> => holdConnections(t, p, () => open(t, () => {}), (c) => c.close());

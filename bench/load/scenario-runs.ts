@@ -1,0 +1,140 @@
+/**
+ * The scenario loops the drivers share, so that every system is measured the
+ * same way: produce lanes that await one batch at a time, a paced live run
+ * with latency per delivered event, and a burst of connections held open. A
+ * driver supplies only its client's calls.
+ */
+import { LatencyRecorder, errorText, now, openMany, pace, sleep, waitUntil } from './common.ts';
+import type { ConnectionsParams, LatencyParams, LoadResult, ProduceParams, Target } from './job.ts';
+import { readServerRss } from './rss.ts';
+
+/** How long a live run waits after the last send for the subscribers to catch up. */
+const LIVE_CATCH_UP_MS = 5_000;
+
+/**
+ * A produce run for clients whose acks come back per batch: `window` lanes per
+ * client, each sending a batch and awaiting its acks before the next. The
+ * warm-up starts when the run is made; acks before it ends are not counted.
+ */
+export class ProduceLanes {
+  private acked = 0;
+  private sent = 0;
+  private errors = 0;
+  private lastAckAt = 0;
+  private readonly notes: string[] = [];
+  private readonly countFrom: number;
+  private readonly stopAt: number;
+
+  /** `what` names the request in the first error's note (`publish`, `XADD`). */
+  constructor(
+    private readonly p: ProduceParams,
+    private readonly what: string,
+  ) {
+    this.countFrom = now() + p.warmupMs;
+    this.stopAt = this.countFrom + p.durationMs;
+  }
+
+  /** Runs every client's lanes until the duration or `maxEvents` is reached; `sendBatch` resolves when the batch is acked. */
+  async drive<C>(clients: C[], sendBatch: (c: C) => Promise<unknown>): Promise<void> {
+    const lane = async (c: C): Promise<void> => {
+      while (now() < this.stopAt && this.sent < this.p.maxEvents) {
+        this.sent += this.p.batch;
+        try {
+          await sendBatch(c);
+          const at = now();
+          if (at >= this.countFrom) {
+            this.acked += this.p.batch;
+            this.lastAckAt = at;
+          }
+        } catch (e) {
+          if (this.errors++ === 0) this.notes.push(`first ${this.what} error: ${errorText(e)}`);
+        }
+      }
+    };
+    await Promise.all(clients.map((c) => Promise.all(Array.from({ length: this.p.window }, () => lane(c)))));
+  }
+
+  result(rssBytes: number | undefined): LoadResult {
+    const { acked, errors, notes } = this;
+    return { events: acked, bytes: acked * this.p.valueBytes, elapsedMs: (this.lastAckAt || now()) - this.countFrom, errors, notes, rssBytes };
+  }
+}
+
+/**
+ * A live run: one producer paced at `rate` and `subscribers` subscribers that
+ * report each delivery through `arrived`; deliveries count only in the
+ * measured window, after the warm-up.
+ */
+export class LiveRun {
+  /** Sends that failed; the driver counts them. */
+  errors = 0;
+  private readonly latencies = new LatencyRecorder();
+  private measuring = false;
+  private delivered = 0;
+  private expected = 0;
+  private elapsedMs = 0;
+  private rssBytes: number | undefined;
+
+  constructor(
+    private readonly t: Target,
+    private readonly p: LatencyParams,
+    private readonly subscribers: number,
+  ) {}
+
+  /** `count` events stamped `sentAt` arrived at `at` (one subscriber). */
+  arrived(sentAt: number, count = 1, at = now()): void {
+    if (!this.measuring) return;
+    this.delivered += count;
+    this.latencies.recordMany(at - sentAt, count);
+  }
+
+  /**
+   * Paces `send(n)` through the warm-up and the measured window, waits for
+   * every subscriber to have every event (or gives up after LIVE_CATCH_UP_MS),
+   * then samples the server's RSS before the driver closes its clients.
+   */
+  async measure(send: (n: number) => void): Promise<void> {
+    const tickMs = this.subscribers > 1 ? 10 : 1;
+    await pace(this.p.rate, this.p.warmupMs, tickMs, send);
+    this.measuring = true;
+    const start = now();
+    const sent = await pace(this.p.rate, this.p.durationMs, tickMs, send);
+    this.expected = sent * this.subscribers;
+    await waitUntil(() => this.delivered >= this.expected, LIVE_CATCH_UP_MS, 10);
+    this.elapsedMs = now() - start;
+    this.measuring = false;
+    this.rssBytes = readServerRss(this.t);
+  }
+
+  result(): LoadResult {
+    const { delivered, expected, elapsedMs, errors, rssBytes } = this;
+    const notes = delivered < expected ? [`delivered ${delivered} of ${expected} expected`] : [];
+    return { events: delivered, bytes: delivered * this.p.valueBytes, elapsedMs, latency: this.latencies.percentiles(), errors, notes, rssBytes };
+  }
+}
+
+/**
+ * Opens `count` connections (`concurrency` at once), lets the server settle,
+ * samples its RSS against the RSS before, then closes them. A connection
+ * whose `open` throws counts as failed.
+ */
+export async function holdConnections<C>(t: Target, p: ConnectionsParams, open: () => Promise<C>, close: (c: C) => void): Promise<LoadResult> {
+  const base = readServerRss(t);
+  const start = now();
+  let failed = 0;
+  let firstError = '';
+  const conns = await openMany(p.count, p.concurrency, async () => {
+    try {
+      return await open();
+    } catch (e) {
+      if (failed++ === 0) firstError = errorText(e);
+      return null;
+    }
+  });
+  const elapsedMs = now() - start;
+  await sleep(p.settleMs);
+  const rssBytes = readServerRss(t);
+  const held = conns.filter((c) => c !== null);
+  for (const c of held) close(c);
+  return { events: held.length, bytes: 0, elapsedMs, errors: failed, notes: failed ? [`${failed} connections failed (${firstError})`] : [], rssBytes, rssBaseBytes: base };
+}
