@@ -251,6 +251,12 @@ export class Producer {
   private encodeRange(req: ProduceRequest, idx: number[], from: number, to: number): Uint8Array {
     const seq = req.seq!;
     const base = seq + idx[from];
+    if (idx[to - 1] - idx[from] === to - from - 1) {
+      // Consecutive request records (the usual case: one partition): their sequence deltas are their
+      // positions, the encoder's default, so the records go in as they are, without a copy each.
+      const run = from === 0 && to === req.records.length ? req.records : req.records.slice(idx[from], idx[to - 1] + 1);
+      return encodeBatch({ producerId: req.pid, baseSequence: base, records: run }, this.settings.crc);
+    }
     const recs = new Array<ProduceRecord & { sequenceDelta: number }>(to - from);
     for (let k = from; k < to; k++) {
       const r = req.records[idx[k]];
