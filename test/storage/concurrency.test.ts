@@ -1,24 +1,14 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { FileLogStore } from '../../server/storage/file-log-store.ts';
-import { makeBatch, openStore, readAll, rmDir, tempDir, valueText } from './storage-helpers.ts';
+import { describe, expect, it } from 'vitest';
+import { makeBatch, openStore, readAll, useStoreFixture, valueText } from './storage-helpers.ts';
 
-let dir: string;
-let store: FileLogStore | null;
-beforeEach(() => {
-  dir = tempDir();
-  store = null;
-});
-afterEach(async () => {
-  await store?.close();
-  rmDir(dir);
-});
+const fx = useStoreFixture();
 
 describe('concurrency and bounded resources', () => {
   it('appends, reads, rolls, interval fsyncs and compaction interleave without losing or reordering records', async () => {
-    store = await openStore(dir, { maxOpenFiles: 2, tailCacheBytes: 2048, maxIndexCacheBytes: 64 });
-    await store.createTopic('i', 2, { fsync: 'interval', fsyncIntervalMs: 5, segmentBytes: 1024 });
-    await store.createTopic('c', 1, { cleanupPolicy: 'compact', segmentBytes: 1024 });
-    const s = store;
+    fx.store = await openStore(fx.dir, { maxOpenFiles: 2, tailCacheBytes: 2048, maxIndexCacheBytes: 64 });
+    await fx.store.createTopic('i', 2, { fsync: 'interval', fsyncIntervalMs: 5, segmentBytes: 1024 });
+    await fx.store.createTopic('c', 1, { cleanupPolicy: 'compact', segmentBytes: 1024 });
+    const s = fx.store;
     let stop = false;
     const reader = (async () => {
       let reads = 0;

@@ -1,23 +1,13 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 
 import { nodeIo, type StorageIo } from '../../server/storage/io.ts';
-import type { FileLogStore } from '../../server/storage/file-log-store.ts';
-import { makeBatch, openStore, readAll, rmDir, tempDir, valueText } from './storage-helpers.ts';
+import { makeBatch, openStore, readAll, useStoreFixture, valueText } from './storage-helpers.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-let dir: string;
-let store: FileLogStore | null;
-beforeEach(() => {
-  dir = tempDir();
-  store = null;
-});
-afterEach(async () => {
-  await store?.close();
-  rmDir(dir);
-});
+const fx = useStoreFixture();
 
 /** nodeIo with switches that make writes or fdatasync fail like a full or failing disk. */
 function faultyIo(): StorageIo & { failWrites: string | null; failSync: string | null } {
@@ -53,54 +43,54 @@ async function eventually(check: () => Promise<unknown> | unknown, ms = 5000): P
 describe('durability', () => {
   it('a failed fdatasync is never acknowledged; the partition refuses appends, re-verifies and recovers by itself', async () => {
     const io = faultyIo();
-    store = await openStore(dir, { io });
-    await store.createTopic('t', 1);
-    await store.append('t', 0, makeBatch({ tag: 'before' }));
+    fx.store = await openStore(fx.dir, { io });
+    await fx.store.createTopic('t', 1);
+    await fx.store.append('t', 0, makeBatch({ tag: 'before' }));
     io.failSync = 'EIO';
-    const failed = await Promise.allSettled([0, 1, 2].map(() => store!.append('t', 0, makeBatch({ tag: 'lost' }))));
+    const failed = await Promise.allSettled([0, 1, 2].map(() => fx.store!.append('t', 0, makeBatch({ tag: 'lost' }))));
     for (const f of failed) expect(f).toMatchObject({ status: 'rejected', reason: { code: 'STORAGE_UNAVAILABLE', retriable: true } });
-    await expect(store.append('t', 0, makeBatch())).rejects.toMatchObject({ code: 'STORAGE_UNAVAILABLE' });
-    expect((await readAll(store, 't')).length).toBe(3); // reads keep working
+    await expect(fx.store.append('t', 0, makeBatch())).rejects.toMatchObject({ code: 'STORAGE_UNAVAILABLE' });
+    expect((await readAll(fx.store, 't')).length).toBe(3); // reads keep working
     io.failSync = null;
     await eventually(async () => {
-      const ack = await store!.append('t', 0, makeBatch({ tag: 'after' }));
+      const ack = await fx.store!.append('t', 0, makeBatch({ tag: 'after' }));
       expect(ack.baseOffset).toBe(3); // the unacknowledged batches were truncated
     });
-    const recs = await readAll(store, 't');
+    const recs = await readAll(fx.store, 't');
     expect(recs.map((r) => valueText(r)!.split('-')[0])).toEqual(['before', 'before', 'before', 'after', 'after', 'after']);
-    await store.close();
-    store = await openStore(dir);
-    expect(store.offsets('t', 0).logEnd).toBe(6);
+    await fx.store.close();
+    fx.store = await openStore(fx.dir);
+    expect(fx.store.offsets('t', 0).logEnd).toBe(6);
   });
 
   it('a failed write (disk full) rejects with STORAGE_UNAVAILABLE until the disk recovers', async () => {
     const io = faultyIo();
-    store = await openStore(dir, { io });
-    await store.createTopic('t', 1, { fsync: 'never' });
-    await store.append('t', 0, makeBatch());
+    fx.store = await openStore(fx.dir, { io });
+    await fx.store.createTopic('t', 1, { fsync: 'never' });
+    await fx.store.append('t', 0, makeBatch());
     io.failWrites = 'ENOSPC';
-    await expect(store.append('t', 0, makeBatch())).rejects.toMatchObject({ code: 'STORAGE_UNAVAILABLE', details: { cause: 'ENOSPC' } });
+    await expect(fx.store.append('t', 0, makeBatch())).rejects.toMatchObject({ code: 'STORAGE_UNAVAILABLE', details: { cause: 'ENOSPC' } });
     await new Promise((r) => setTimeout(r, 150)); // recovery attempts fail while the disk is "full"
-    await expect(store.append('t', 0, makeBatch())).rejects.toMatchObject({ code: 'STORAGE_UNAVAILABLE' });
+    await expect(fx.store.append('t', 0, makeBatch())).rejects.toMatchObject({ code: 'STORAGE_UNAVAILABLE' });
     io.failWrites = null;
-    await eventually(async () => expect((await store!.append('t', 0, makeBatch())).baseOffset).toBe(3));
+    await eventually(async () => expect((await fx.store!.append('t', 0, makeBatch())).baseOffset).toBe(3));
   });
 
   it('fsync "interval" serves only what was synced; "never" serves what was written', async () => {
-    store = await openStore(dir);
-    await store.createTopic('i', 1, { fsync: 'interval', fsyncIntervalMs: 50 });
-    await store.createTopic('n', 1, { fsync: 'never' });
-    await store.append('i', 0, makeBatch());
-    await store.append('n', 0, makeBatch());
-    expect(store.offsets('n', 0).highWatermark).toBe(3);
-    expect(store.offsets('i', 0)).toMatchObject({ logEnd: 3 });
-    await eventually(() => expect(store!.offsets('i', 0).highWatermark).toBe(3));
+    fx.store = await openStore(fx.dir);
+    await fx.store.createTopic('i', 1, { fsync: 'interval', fsyncIntervalMs: 50 });
+    await fx.store.createTopic('n', 1, { fsync: 'never' });
+    await fx.store.append('i', 0, makeBatch());
+    await fx.store.append('n', 0, makeBatch());
+    expect(fx.store.offsets('n', 0).highWatermark).toBe(3);
+    expect(fx.store.offsets('i', 0)).toMatchObject({ logEnd: 3 });
+    await eventually(() => expect(fx.store!.offsets('i', 0).highWatermark).toBe(3));
   });
 
   it('a process killed with SIGKILL while appending with fsync "always" loses no acknowledged batch', async () => {
     const acked = new Map<number, string>();
     for (let round = 0; round < 2; round++) {
-      const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/storage/fixtures/appender.ts'), dir], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/storage/fixtures/appender.ts'), fx.dir], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
       let buf = '';
       let count = 0;
       await new Promise<void>((resolve, reject) => {
@@ -121,8 +111,8 @@ describe('durability', () => {
         });
       });
     }
-    store = await openStore(dir);
-    const recs = await readAll(store, 'k', 0, 0, 1 << 20);
+    fx.store = await openStore(fx.dir);
+    const recs = await readAll(fx.store, 'k', 0, 0, 1 << 20);
     const byOffset = new Map(recs.map((r) => [r.offset, valueText(r)!]));
     expect(acked.size).toBeGreaterThan(400);
     expect(recs.map((r) => r.offset)).toEqual(recs.map((_, i) => i)); // consistent: no holes

@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { afterEach, beforeEach } from 'vitest';
 import { encodeBatch, decodeBatches } from '../../protocol/batch.ts';
 import type { StoredRecord } from '../../protocol/record.ts';
 import { FileLogStore, type FileLogStoreTuning } from '../../server/storage/file-log-store.ts';
@@ -14,6 +15,29 @@ export function tempDir(tag = 'tributary-storage-'): string {
 
 export function rmDir(dir: string): void {
   fs.rmSync(dir, { recursive: true, force: true });
+}
+
+/** A test's data dir and the store it opened there (null until it opens one). */
+export interface StoreFixture {
+  dir: string;
+  store: FileLogStore | null;
+}
+
+/**
+ * Gives every test in the file a fresh temp data dir; after each test, closes
+ * the store the test left in `store` and removes the dir. Call at the top of a test file.
+ */
+export function useStoreFixture(): StoreFixture {
+  const fx: StoreFixture = { dir: '', store: null };
+  beforeEach(() => {
+    fx.dir = tempDir();
+    fx.store = null;
+  });
+  afterEach(async () => {
+    await fx.store?.close();
+    rmDir(fx.dir);
+  });
+  return fx;
 }
 
 export interface BatchSpec {
