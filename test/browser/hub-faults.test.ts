@@ -4,80 +4,67 @@
  * connections at random points, including inside the hub's ack of a batch it
  * has already appended. Each test reads the whole topic back and counts.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHub, type Hub } from '../helpers/hub.ts';
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
-import { createTopic, exactlyOnceProblems, readTopic, startBrowserEnv, until, type BrowserEnv } from '../helpers/browser.ts';
+import { describe, expect, it } from 'vitest';
+import { startHub } from '../helpers/hub.ts';
+import { createTopic, exactlyOnceProblems, readTopic, until } from '../helpers/browser.ts';
+import { useHubBehindProxy } from '../helpers/browser-hub.ts';
 
-let hub: Hub;
-let proxy: TcpProxy;
-let env: BrowserEnv;
-
-beforeAll(async () => {
-  [hub, env] = await Promise.all([startHub(), startBrowserEnv()]);
-  proxy = await startTcpProxy(hub.port);
-});
-afterAll(async () => {
-  await env?.close();
-  await proxy?.close();
-  await hub?.stop();
-  hub?.cleanup();
-});
+const fx = useHubBehindProxy();
 
 describe('browser outbox under hub and network faults', () => {
   it('the hub SIGKILLed and restarted during a flush: every event exactly once', async () => {
-    await createTopic(hub.url, 'payments', 3);
-    const ctx = await env.context();
-    const page = await env.open(ctx);
+    await createTopic(fx.hub.url, 'payments', 3);
+    const ctx = await fx.env.context();
+    const page = await fx.env.open(ctx);
     // Small batches, one at a time: the flush is still running when the hub dies.
-    await page.evaluate((url) => window.tb.start('a', { url, name: 'kill', maxBatchRecords: 25, maxInFlightBatches: 1, backoffInitialMs: 50, backoffMaxMs: 300 }), proxy.wsUrl);
+    await page.evaluate((url) => window.tb.start('a', { url, name: 'kill', maxBatchRecords: 25, maxInFlightBatches: 1, backoffInitialMs: 50, backoffMaxMs: 300 }), fx.proxy.wsUrl);
     await page.evaluate(() => window.tb.sendMany('a', 'payments', 0, 3000, 11));
     const flushed = page.evaluate(() => window.tb.flush('a'));
     await until(async () => (await page.evaluate(() => window.tb.stats('a').acks)) >= 5, 20_000, 'first acks');
-    await hub.kill();
+    await fx.hub.kill();
     const pendingAtKill = await page.evaluate(() => window.tb.pending('a'));
     expect(pendingAtKill).toBeGreaterThan(0);
-    const restarted = await startHub({ dataDir: hub.dataDir });
-    hub = restarted;
-    proxy.retarget(hub.port);
+    const restarted = await startHub({ dataDir: fx.hub.dataDir });
+    fx.hub = restarted;
+    fx.proxy.retarget(fx.hub.port);
     expect(await flushed).toBe(true);
     expect(await page.evaluate(() => window.tb.pending('a'))).toBe(0);
-    expect(exactlyOnceProblems(await readTopic(hub.url, 'payments'), 3000)).toBe('');
+    expect(exactlyOnceProblems(await readTopic(fx.hub.url, 'payments'), 3000)).toBe('');
     await ctx.close();
   }, 60_000);
 
   it('connections cut at random points, also between append and ack: every event exactly once', async () => {
-    await createTopic(hub.url, 'chat', 2);
-    const ctx = await env.context();
-    const page = await env.open(ctx);
-    proxy.chaos({ minBytes: 200, maxBytes: 6_000, seed: 42 });
-    const cutsBefore = proxy.cuts;
-    await page.evaluate((url) => window.tb.start('a', { url, name: 'chaos', maxBatchRecords: 50, backoffInitialMs: 10, backoffMaxMs: 100 }), proxy.wsUrl);
+    await createTopic(fx.hub.url, 'chat', 2);
+    const ctx = await fx.env.context();
+    const page = await fx.env.open(ctx);
+    fx.proxy.chaos({ minBytes: 200, maxBytes: 6_000, seed: 42 });
+    const cutsBefore = fx.proxy.cuts;
+    await page.evaluate((url) => window.tb.start('a', { url, name: 'chaos', maxBatchRecords: 50, backoffInitialMs: 10, backoffMaxMs: 100 }), fx.proxy.wsUrl);
     // Sends keep arriving while the drain is being cut.
     for (let round = 0; round < 5; round++) await page.evaluate((from) => window.tb.sendMany('a', 'chat', from, 600, 13), round * 600);
     await page.evaluate(() => window.tb.flush('a'));
-    proxy.chaos(undefined);
+    fx.proxy.chaos(undefined);
     const stats = await page.evaluate(() => window.tb.stats('a'));
-    expect(exactlyOnceProblems(await readTopic(hub.url, 'chat'), 3000)).toBe('');
-    expect(proxy.cuts - cutsBefore).toBeGreaterThan(5);
+    expect(exactlyOnceProblems(await readTopic(fx.hub.url, 'chat'), 3000)).toBe('');
+    expect(fx.proxy.cuts - cutsBefore).toBeGreaterThan(5);
     await ctx.close();
   }, 60_000);
 
   it('an ack lost after the hub appended the batch: the re-sent batch gets its original offsets, nothing twice', async () => {
-    await createTopic(hub.url, 'lost-ack', 1);
-    const ctx = await env.context();
-    const page = await env.open(ctx);
-    proxy.block(true);
-    await page.evaluate((url) => window.tb.start('a', { url, name: 'lost-ack', maxBatchRecords: 100, maxInFlightBatches: 1, backoffInitialMs: 10, backoffMaxMs: 50 }), proxy.wsUrl);
+    await createTopic(fx.hub.url, 'lost-ack', 1);
+    const ctx = await fx.env.context();
+    const page = await fx.env.open(ctx);
+    fx.proxy.block(true);
+    await page.evaluate((url) => window.tb.start('a', { url, name: 'lost-ack', maxBatchRecords: 100, maxInFlightBatches: 1, backoffInitialMs: 10, backoffMaxMs: 50 }), fx.proxy.wsUrl);
     await page.evaluate(() => window.tb.sendMany('a', 'lost-ack', 0, 500, 3));
     // The next connection lets the upgrade response and the hello's reply through, then loses the first produce's ack.
-    proxy.loseReplyAfter(2);
-    proxy.block(false);
+    fx.proxy.loseReplyAfter(2);
+    fx.proxy.block(false);
     await page.evaluate(() => window.tb.flush('a'));
     const stats = await page.evaluate(() => window.tb.stats('a'));
     expect(stats.duplicateAcks).toBe(1);
     expect(stats.ackedEvents).toBe(500); // the lost ack never arrived; its re-send was answered instead
-    const records = await readTopic(hub.url, 'lost-ack');
+    const records = await readTopic(fx.hub.url, 'lost-ack');
     expect(exactlyOnceProblems(records, 500)).toBe('');
     expect(records.map((r) => r.offset)).toEqual(Array.from({ length: 500 }, (_, i) => i));
     await ctx.close();

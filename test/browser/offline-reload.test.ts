@@ -4,33 +4,19 @@
  * queues 1,000 sends in IndexedDB, is reloaded, and goes online: every event
  * lands in the log once, per key in send order.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHub, type Hub } from '../helpers/hub.ts';
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
-import { createTopic, exactlyOnceProblems, readTopic, reloadTestPage, startBrowserEnv, type BrowserEnv } from '../helpers/browser.ts';
+import { describe, expect, it } from 'vitest';
+import { createTopic, exactlyOnceProblems, readTopic, reloadTestPage } from '../helpers/browser.ts';
+import { useHubBehindProxy } from '../helpers/browser-hub.ts';
 
-let hub: Hub;
-let proxy: TcpProxy;
-let env: BrowserEnv;
-
-beforeAll(async () => {
-  [hub, env] = await Promise.all([startHub(), startBrowserEnv()]);
-  proxy = await startTcpProxy(hub.port);
-});
-afterAll(async () => {
-  await env?.close();
-  await proxy?.close();
-  await hub?.stop();
-  hub?.cleanup();
-});
+const fx = useHubBehindProxy();
 
 describe('browser outbox offline', () => {
   it('1,000 sends offline, a reload, then online: all 1,000 in the log exactly once, per-key order kept', async () => {
-    await createTopic(hub.url, 'clicks', 4);
-    proxy.block(true);
-    const ctx = await env.context();
-    const page = await env.open(ctx);
-    const opts = { url: proxy.wsUrl, name: 'offline', backoffInitialMs: 50, backoffMaxMs: 250 };
+    await createTopic(fx.hub.url, 'clicks', 4);
+    fx.proxy.block(true);
+    const ctx = await fx.env.context();
+    const page = await fx.env.open(ctx);
+    const opts = { url: fx.proxy.wsUrl, name: 'offline', backoffInitialMs: 50, backoffMaxMs: 250 };
 
     await page.evaluate((o) => window.tb.start('a', o), opts);
     await page.evaluate(() => window.tb.sendMany('a', 'clicks', 0, 600, 7));
@@ -42,12 +28,12 @@ describe('browser outbox offline', () => {
     await reloadTestPage(page);
     await page.evaluate((o) => window.tb.start('a', o), opts);
     expect(await page.evaluate(() => window.tb.pending('a'))).toBe(1000);
-    expect(await readTopic(hub.url, 'clicks')).toHaveLength(0);
+    expect(await readTopic(fx.hub.url, 'clicks')).toHaveLength(0);
 
-    proxy.block(false);
+    fx.proxy.block(false);
     await page.evaluate(() => window.tb.flush('a'));
     expect(await page.evaluate(() => window.tb.pending('a'))).toBe(0);
-    expect(exactlyOnceProblems(await readTopic(hub.url, 'clicks'), 1000)).toBe('');
+    expect(exactlyOnceProblems(await readTopic(fx.hub.url, 'clicks'), 1000)).toBe('');
     await ctx.close();
   });
 });
