@@ -6,6 +6,15 @@
  * batches keep their base offset and records keep their offset deltas, so
  * gaps appear. Records without a key are kept.
  *
+ * Memory is bounded as Kafka's cleaner bounds it: the map of each key's
+ * newest offset is built from where the last pass stopped (`compactedThrough`)
+ * and holds at most `maxCompactionKeys` keys. When it fills, the pass covers
+ * the log only up to that point, the next pass continues from there, and a
+ * record is dropped only when the map knows a newer record of its key. A
+ * tombstone is dropped only when the map saw it as its key's newest (so the
+ * older values it hides are dropped in the same pass, oldest segment first);
+ * a pass due to expiring tombstones starts from the beginning of the log.
+ *
  * A segment is rewritten to `<base>.log.cleaned`, fdatasync'ed, and renamed
  * over the original while no reader holds the segment (readers wait only for
  * the rename, appends never wait). Its index files are removed before the
@@ -13,7 +22,7 @@
  * new one with no index (rebuilt on demand), never a mismatched index.
  */
 import fsp from 'node:fs/promises';
-import { decodeBatchTrusted, encodeBatch, readBatchHeader, readBaseOffset, readAppendTime} from '../../protocol/batch.ts';
+import { decodeBatchTrusted, encodeBatch, readBatchHeader, readBaseOffset, readAppendTime, readLastOffsetDelta } from '../../protocol/batch.ts';
 import type { RecordKey, StoredRecord } from '../../protocol/record.ts';
 import { fsyncDir } from './data-dir.ts';
 import type { PartitionLog } from './partition-log.ts';
@@ -48,19 +57,39 @@ export async function compactPartition(log: PartitionLog): Promise<void> {
   const closed = log.segments.slice(0, -1);
   if (closed.length === 0) return;
 
-  // Pass 1: the newest offset of every key, up to the high watermark.
+  // Pass 1: the newest offset of every key from where the last pass stopped, up to the high
+  // watermark or until the map is full (`mapEnd`: the first offset the map does not cover).
   const latest = new Map<string, number>();
   const hwPos = log.hwPos;
+  let from = Math.max(0, log.compactedThrough);
+  if (now >= log.tombstoneDeadline) {
+    // Tombstones are due for removal: the map must see them, so a sweep starts over from the
+    // beginning (and gathers the next deadline anew).
+    from = 0;
+    log.tombstoneDeadline = Infinity;
+  }
+  const maxKeys = log.env.maxCompactionKeys;
+  let mapEnd = -1;
   for (const seg of [...closed, active]) {
+    if (mapEnd >= 0) break;
+    if (seg.nextOffset <= from && seg !== active) continue;
     const end = seg === active ? hwPos : seg.sizeBytes;
     if (end === 0) continue;
     await eachRecordBatch(log, seg, end, (b, p) => {
+      if (mapEnd >= 0) return;
+      const base = readBaseOffset(b, p);
+      if (base + readLastOffsetDelta(b, p) < from) return;
+      if (latest.size >= maxKeys) {
+        mapEnd = base;
+        return;
+      }
       for (const r of decodeBatchTrusted(b, p)) {
         const id = keyId(r.key);
         if (id !== null) latest.set(id, r.offset);
       }
     });
   }
+  if (mapEnd < 0) mapEnd = log.highWatermark;
 
   // Pass 2: rewrite each closed segment that loses records.
   let deadline = Infinity;
@@ -69,8 +98,9 @@ export async function compactPartition(log: PartitionLog): Promise<void> {
     const d = await rewriteSegment(log, seg, latest, now, cfg.deleteRetentionMs);
     if (d < deadline) deadline = d;
   }
-  log.compactedThrough = active.baseOffset;
-  log.tombstoneDeadline = deadline;
+  log.compactedThrough = Math.min(mapEnd, active.baseOffset);
+  // The earliest expiry of any tombstone kept in this sweep (several passes when the map is bounded).
+  log.tombstoneDeadline = Math.min(log.tombstoneDeadline, deadline);
 }
 
 /** Rewrites one segment; returns the earliest time a kept tombstone expires (Infinity if none). */
@@ -121,8 +151,9 @@ async function rewriteSegment(log: PartitionLog, seg: Segment, latest: Map<strin
       const keep: StoredRecord[] = [];
       for (const r of recs) {
         const id = keyId(r.key);
-        if (id !== null && latest.get(id) !== r.offset) continue;
-        if (id !== null && r.value === null) {
+        const newest = id === null ? undefined : latest.get(id);
+        if (newest !== undefined && newest > r.offset) continue; // a newer record of this key exists
+        if (newest === r.offset && r.value === null) {
           if (tombstoneExpired) continue;
           deadline = Math.min(deadline, h.appendTime + deleteRetentionMs);
         }

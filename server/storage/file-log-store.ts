@@ -34,6 +34,8 @@ export interface FileLogStoreTuning {
   snapshotIntervalBytes?: number;
   /** Memory for closed segments' indexes across the store. Default 64 MiB. */
   maxIndexCacheBytes?: number;
+  /** Keys one compaction pass may hold in memory; a log with more is compacted over several passes. Default 1,000,000. */
+  maxCompactionKeys?: number;
 }
 
 interface Topic {
@@ -78,6 +80,7 @@ export class FileLogStore implements LogStore {
       indexCache: new IndexCache(opts.maxIndexCacheBytes ?? 64 * 1024 * 1024),
       now: opts.now ?? Date.now,
       indexIntervalBytes: opts.indexIntervalBytes ?? 4096,
+      maxCompactionKeys: opts.maxCompactionKeys ?? 1_000_000,
       snapshotIntervalBytes: opts.snapshotIntervalBytes ?? 8 * 1024 * 1024,
       log: opts.log ?? NOOP_LOG,
       notifyDurable: (t, p, hw) => {

@@ -37,6 +37,8 @@ export interface PartitionEnv {
   now: () => number;
   indexIntervalBytes: number;
   snapshotIntervalBytes: number;
+  /** Most keys one compaction pass holds in memory (its offset map). */
+  maxCompactionKeys: number;
   log: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void };
   notifyDurable: (topic: string, partition: number, highWatermark: number) => void;
 }
@@ -88,6 +90,7 @@ export class PartitionLog {
   /** Retention and compaction hold this so they never overlap on one partition. */
   cleaning = false;
   /** Active segment base when compaction last ran (run again only after a roll). */
+  /** Compaction: every record below this offset was checked against a map of newer keys. */
   compactedThrough = -1;
   tombstoneDeadline = Infinity;
 
