@@ -7,7 +7,7 @@
  */
 import { TributaryError } from '../../protocol/errors.ts';
 import type { AuthLimits } from './auth-config.ts';
-import { TokenBucket } from './token-bucket.ts';
+import { ProduceRate } from './token-bucket.ts';
 
 export type QuotaLimits = Pick<
   AuthLimits,
@@ -15,16 +15,18 @@ export type QuotaLimits = Pick<
 >;
 
 export class ConnectionQuota {
-  private readonly bytes: TokenBucket;
-  private readonly events: TokenBucket;
+  private readonly rate: ProduceRate;
   private readonly limits: QuotaLimits;
   private subscriptionCount = 0;
   private inFlightCount = 0;
 
   constructor(limits: QuotaLimits) {
     this.limits = { ...limits };
-    this.bytes = new TokenBucket(limits.produceBytesPerSec, limits.produceBytesBurst);
-    this.events = new TokenBucket(limits.produceEventsPerSec, limits.produceEventsBurst);
+    this.rate = new ProduceRate(
+      { eventsPerSec: limits.produceEventsPerSec, eventsBurst: limits.produceEventsBurst, bytesPerSec: limits.produceBytesPerSec, bytesBurst: limits.produceBytesBurst },
+      'produce',
+      'per connection',
+    );
   }
 
   /**
@@ -33,13 +35,7 @@ export class ConnectionQuota {
    * neither bucket is charged.
    */
   admitProduce(byteCount: number, eventCount: number, nowMs: number): TributaryError | null {
-    const waitEventsMs = this.events.wait(eventCount, nowMs);
-    if (waitEventsMs > 0) return rateLimited('records', this.limits.produceEventsPerSec, waitEventsMs);
-    const waitBytesMs = this.bytes.wait(byteCount, nowMs);
-    if (waitBytesMs > 0) return rateLimited('bytes', this.limits.produceBytesPerSec, waitBytesMs);
-    this.events.take(eventCount, nowMs);
-    this.bytes.take(byteCount, nowMs);
-    return null;
+    return this.rate.admit(byteCount, eventCount, nowMs);
   }
 
   /** Count a request awaiting its reply; TOO_MANY_IN_FLIGHT when at the limit. Pair with `endRequest`. */
@@ -79,6 +75,3 @@ export class ConnectionQuota {
   }
 }
 
-function rateLimited(unit: string, ratePerSec: number, retryAfterMs: number): TributaryError {
-  return new TributaryError('RATE_LIMITED', `produce rate limit exceeded: ${ratePerSec} ${unit}/s per connection; retry in ${retryAfterMs} ms`, { retryAfterMs });
-}

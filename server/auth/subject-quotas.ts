@@ -10,13 +10,12 @@
  */
 import { TributaryError } from '../../protocol/errors.ts';
 import type { AuthLimits } from './auth-config.ts';
-import { TokenBucket } from './token-bucket.ts';
+import { ProduceRate } from './token-bucket.ts';
 
 export type SubjectRateLimits = Pick<AuthLimits, 'httpProduceBytesPerSec' | 'httpProduceBytesBurst' | 'httpProduceEventsPerSec' | 'httpProduceEventsBurst'>;
 
 interface Entry {
-  bytes: TokenBucket;
-  events: TokenBucket;
+  rate: ProduceRate;
   lastUsedMs: number;
 }
 
@@ -37,21 +36,15 @@ export class SubjectQuotas {
   admitProduce(subject: string, byteCount: number, eventCount: number, nowMs: number): TributaryError | null {
     let e = this.entries.get(subject);
     if (!e) {
+      const l = this.limits;
       e = {
-        bytes: new TokenBucket(this.limits.httpProduceBytesPerSec, this.limits.httpProduceBytesBurst),
-        events: new TokenBucket(this.limits.httpProduceEventsPerSec, this.limits.httpProduceEventsBurst),
+        rate: new ProduceRate({ eventsPerSec: l.httpProduceEventsPerSec, eventsBurst: l.httpProduceEventsBurst, bytesPerSec: l.httpProduceBytesPerSec, bytesBurst: l.httpProduceBytesBurst }, 'HTTP produce', 'per token subject'),
         lastUsedMs: nowMs,
       };
       this.entries.set(subject, e);
     }
     e.lastUsedMs = nowMs;
-    const waitEventsMs = e.events.wait(eventCount, nowMs);
-    if (waitEventsMs > 0) return limited('records', this.limits.httpProduceEventsPerSec, waitEventsMs);
-    const waitBytesMs = e.bytes.wait(byteCount, nowMs);
-    if (waitBytesMs > 0) return limited('bytes', this.limits.httpProduceBytesPerSec, waitBytesMs);
-    e.events.take(eventCount, nowMs);
-    e.bytes.take(byteCount, nowMs);
-    return null;
+    return e.rate.admit(byteCount, eventCount, nowMs);
   }
 
   /** Forget subjects whose buckets have refilled. */
@@ -64,6 +57,3 @@ export class SubjectQuotas {
   }
 }
 
-function limited(unit: string, ratePerSec: number, retryAfterMs: number): TributaryError {
-  return new TributaryError('RATE_LIMITED', `HTTP produce rate limit exceeded: ${ratePerSec} ${unit}/s per token subject; retry in ${retryAfterMs} ms`, { retryAfterMs });
-}

@@ -1,3 +1,5 @@
+import { TributaryError } from '../../protocol/errors.ts';
+
 /**
  * A token bucket with no timers: the caller passes the clock. Used per
  * connection for produced bytes and produced events.
@@ -55,5 +57,39 @@ export class TokenBucket {
   available(nowMs: number): number {
     this.refill(nowMs);
     return this.tokens;
+  }
+}
+
+/**
+ * A produce rate: one bucket for records and one for bytes, charged together
+ * or not at all. `name` and `scope` say in the error what is limited and for
+ * whom ("produce", "per connection").
+ */
+export class ProduceRate {
+  private readonly events: TokenBucket;
+  private readonly bytes: TokenBucket;
+
+  constructor(
+    rates: { eventsPerSec: number; eventsBurst: number; bytesPerSec: number; bytesBurst: number },
+    private readonly name: string,
+    private readonly scope: string,
+  ) {
+    this.events = new TokenBucket(rates.eventsPerSec, rates.eventsBurst);
+    this.bytes = new TokenBucket(rates.bytesPerSec, rates.bytesBurst);
+  }
+
+  /** Null when admitted (both buckets charged); RATE_LIMITED with retryAfterMs otherwise, charging neither. */
+  admit(byteCount: number, eventCount: number, nowMs: number): TributaryError | null {
+    const waitEventsMs = this.events.wait(eventCount, nowMs);
+    if (waitEventsMs > 0) return this.limited('records', this.events.ratePerSec, waitEventsMs);
+    const waitBytesMs = this.bytes.wait(byteCount, nowMs);
+    if (waitBytesMs > 0) return this.limited('bytes', this.bytes.ratePerSec, waitBytesMs);
+    this.events.take(eventCount, nowMs);
+    this.bytes.take(byteCount, nowMs);
+    return null;
+  }
+
+  private limited(unit: string, ratePerSec: number, retryAfterMs: number): TributaryError {
+    return new TributaryError('RATE_LIMITED', `${this.name} rate limit exceeded: ${ratePerSec} ${unit}/s ${this.scope}; retry in ${retryAfterMs} ms`, { retryAfterMs });
   }
 }
