@@ -109,8 +109,10 @@ async function startHub(opts: StartOptions): Promise<Running> {
     const args = [
       HUB_BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--data', dir, '--log-level', 'warn',
       '--topic-fsync', 'always',
-      // Room for the connections scenario (10,000 + the harness) and for 64 produce requests in flight per socket.
-      '--max-connections', '20000', '--max-in-flight-requests-per-connection', '1024',
+      // Room for the connections scenario (10,000 + the harness, all from 127.0.0.1, opened as fast as they
+      // can be) and for 64 produce requests in flight per socket.
+      '--max-connections', '20000', '--max-in-flight-per-connection', '1024',
+      '--connections-per-sec-per-address', '1000000', '--connections-burst-per-address', '1000000',
     ];
     const env: Record<string, string> = authSecret ? { TRIBUTARY_AUTH: 'jwt', TRIBUTARY_AUTH_SECRET: authSecret, TRIBUTARY_ALLOWED_ORIGINS: 'http://127.0.0.1' } : { TRIBUTARY_AUTH: 'none' };
     const proc = spawnManaged('hub', process.execPath, [...nodeFlags('hub', opts), ...args], { raiseFdLimit: true, env });

@@ -16,6 +16,9 @@ export interface AuthLimits {
   maxConnections: number;
   /** Open connections per token subject (anonymous connections count only toward the total). */
   maxConnectionsPerSubject: number;
+  /** Token bucket on new WebSocket connections, per remote address. */
+  connectionsPerSecPerAddress: number;
+  connectionsBurstPerAddress: number;
   /** Token bucket on produced record bytes, per connection. */
   produceBytesPerSec: number;
   produceBytesBurst: number;
@@ -77,6 +80,8 @@ export type AuthConfigInput = Partial<Omit<AuthConfig, 'limits'>> & { limits?: P
 export const DEFAULT_LIMITS: Readonly<AuthLimits> = Object.freeze({
   maxConnections: 10_000,
   maxConnectionsPerSubject: 100,
+  connectionsPerSecPerAddress: 100,
+  connectionsBurstPerAddress: 200,
   produceBytesPerSec: 8 * 1024 * 1024,
   produceBytesBurst: 16 * 1024 * 1024,
   produceEventsPerSec: 10_000,

@@ -39,6 +39,8 @@ export const AUTH_SETTINGS: readonly AuthSetting[] = [
   row('allowedOrigins', 'TRIBUTARY_ALLOWED_ORIGINS', '--allowed-origins', 'list', 'browser origins allowed (WebSocket upgrades and CORS), comma-separated, or *'),
   row('limits.maxConnections', 'TRIBUTARY_MAX_CONNECTIONS', '--max-connections', 'int', 'open WebSocket connections on the hub (more are closed with 4429 TOO_MANY_CONNECTIONS)'),
   row('limits.maxConnectionsPerSubject', 'TRIBUTARY_MAX_CONNECTIONS_PER_SUBJECT', '--max-connections-per-subject', 'int', 'open connections per token subject'),
+  row('limits.connectionsPerSecPerAddress', 'TRIBUTARY_CONNECTIONS_PER_SEC_PER_ADDRESS', '--connections-per-sec-per-address', 'int', 'new WebSocket connections per second per remote address (more: upgrade refused with 429 RATE_LIMITED and Retry-After)'),
+  row('limits.connectionsBurstPerAddress', 'TRIBUTARY_CONNECTIONS_BURST_PER_ADDRESS', '--connections-burst-per-address', 'int', 'burst of new connections per remote address'),
   row('limits.produceBytesPerSec', 'TRIBUTARY_PRODUCE_BYTES_PER_SEC', '--produce-bytes-per-sec', 'int', 'produce rate per connection, bytes'),
   row('limits.produceBytesBurst', 'TRIBUTARY_PRODUCE_BYTES_BURST', '--produce-bytes-burst', 'int', 'produce burst per connection, bytes'),
   row('limits.produceEventsPerSec', 'TRIBUTARY_PRODUCE_EVENTS_PER_SEC', '--produce-events-per-sec', 'int', 'produce rate per connection, records'),

@@ -46,3 +46,4 @@ export {
 } from './bearer.ts';
 export { ConnectionQuota, type QuotaLimits } from './connection-quota.ts';
 export { SubjectQuotas, type SubjectRateLimits } from './subject-quotas.ts';
+export { ConnectionRate, type ConnectionRateLimits } from './connection-rate.ts';

@@ -15,12 +15,13 @@
  * throttle its benchmarks.
  */
 import type { TributaryError } from '../../protocol/errors.ts';
-import { ConnectionLimits, ConnectionQuota, SubjectQuotas, type AuthLimits, type Principal } from '../auth/index.ts';
+import { ConnectionLimits, ConnectionQuota, ConnectionRate, SubjectQuotas, type AuthLimits, type Principal } from '../auth/index.ts';
 import type { HubMetrics } from '../metrics.ts';
 
 export class Limits {
   private readonly connections: ConnectionLimits;
   private readonly httpProduce: SubjectQuotas;
+  private readonly connectionRate: ConnectionRate;
 
   constructor(
     readonly settings: Readonly<AuthLimits>,
@@ -28,6 +29,12 @@ export class Limits {
   ) {
     this.connections = new ConnectionLimits(settings);
     this.httpProduce = new SubjectQuotas(settings);
+    this.connectionRate = new ConnectionRate(settings);
+  }
+
+  /** A new WebSocket from `address` may be opened (checked before anything is counted or verified). */
+  admitConnection(address: string): TributaryError | null {
+    return this.counted(this.connectionRate.admit(address, Date.now()), 'connectionsPerSecPerAddress');
   }
 
   private counted(err: TributaryError | null, limit: keyof AuthLimits | 'produceRate' | 'httpProduceRate'): TributaryError | null {
@@ -83,5 +90,6 @@ export class Limits {
   /** Periodic housekeeping (the transport's sweep timer). */
   sweep(nowMs: number): void {
     this.httpProduce.sweep(nowMs);
+    this.connectionRate.sweep(nowMs);
   }
 }

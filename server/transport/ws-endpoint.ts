@@ -74,10 +74,15 @@ export class WsEndpoint {
           this.deps.metrics.countError(err.code);
           if (aborted) return;
           res.cork(() => {
-            res.writeStatus(`${err.status} ${err.code}`).writeHeader('content-type', 'application/json').end(JSON.stringify(err.toJSON()), true);
+            res.writeStatus(`${err.status} ${err.code}`).writeHeader('content-type', 'application/json');
+            const retryAfterMs = err.details?.retryAfterMs;
+            if (typeof retryAfterMs === 'number') res.writeHeader('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
+            res.end(JSON.stringify(err.toJSON()), true);
           });
         };
         if (!this.deps.state.ready) return refuse(new TributaryError(this.deps.state.shuttingDown ? 'SHUTTING_DOWN' : 'NOT_READY'));
+        const tooFast = this.deps.limits.admitConnection(remote);
+        if (tooFast) return refuse(tooFast);
         let checked: ReturnType<WsAuth['checkUpgrade']>;
         try {
           checked = this.auth.checkUpgrade(query, origin, protocols);

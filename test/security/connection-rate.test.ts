@@ -1,0 +1,63 @@
+/**
+ * New connections per second per remote address: past the burst, the
+ * upgrade is refused with 429 RATE_LIMITED and Retry-After, before anything
+ * is counted; the bucket refills; the refusal is counted in /metrics.
+ */
+import http from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHub, type Hub } from '../helpers/hub.ts';
+import { UpgradeRefused, WsClient } from '../helpers/ws-client.ts';
+
+let hub: Hub;
+const open: WsClient[] = [];
+
+beforeAll(async () => {
+  hub = await startHub({ args: ['--connections-per-sec-per-address', '5', '--connections-burst-per-address', '5'] });
+});
+
+afterAll(async () => {
+  await Promise.all(open.map((c) => c.close()));
+  await hub.stop();
+  hub.cleanup();
+});
+
+describe('connection rate per address', () => {
+  it('refuses upgrades past the burst with 429 and Retry-After, then admits again once the bucket refills', async () => {
+    for (let i = 0; i < 5; i++) open.push(await WsClient.connect(hub.wsUrl));
+    const refused = await WsClient.connect(hub.wsUrl).then(
+      (c) => {
+        open.push(c);
+        return null;
+      },
+      (e: unknown) => e,
+    );
+    expect(refused).toBeInstanceOf(UpgradeRefused);
+    expect((refused as UpgradeRefused).status).toBe(429);
+    expect(JSON.parse((refused as UpgradeRefused).body)).toMatchObject({ error: { code: 'RATE_LIMITED', retriable: true } });
+    // The same refusal seen as plain HTTP: a Retry-After header in whole seconds.
+    const raw = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const req = http.get(hub.wsUrl.replace('ws:', 'http:'), {
+        headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' },
+      });
+      req.on('response', (res) => {
+        res.resume();
+        resolve(res);
+      });
+      req.on('upgrade', () => reject(new Error('upgraded although the bucket is empty')));
+      req.on('error', reject);
+    });
+    expect(raw.statusCode).toBe(429);
+    expect(Number(raw.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+
+    // The open connections still work while the address is throttled.
+    await expect(open[0].request({ t: 'ping' })).resolves.toMatchObject({ t: 'ok' });
+
+    await new Promise((r) => setTimeout(r, 450)); // 5/s: two tokens back
+    const again = await WsClient.connect(hub.wsUrl);
+    open.push(again);
+    await expect(again.request({ t: 'ping' })).resolves.toMatchObject({ t: 'ok' });
+
+    const metrics = await (await fetch(`${hub.url}/metrics`)).text();
+    expect(metrics).toMatch(/tributary_limit_rejections_total\{limit="connectionsPerSecPerAddress"\} [1-9]/);
+  });
+});
