@@ -13,11 +13,12 @@ import { acquireLock, checkFormat, readTopicMeta, TRASH_DIR, writeTopicMeta, typ
 import { FileHandleCache } from './file-handles.ts';
 import { IndexCache } from './index-cache.ts';
 import { nodeIo, type StorageIo } from './io.ts';
-import { DEFAULT_TOPIC_CONFIG, type AppendResult, type FileLogStoreOptions, type LogStore, type PartitionOffsets, type ReadResult, type TopicConfig, type TopicInfo } from './log-store.ts';
+import { DEFAULT_TOPIC_CONFIG, type AppendResult, type FileLogStoreOptions, type LogStore, type PartitionOffsets, type ReadResult, type StorageProblem, type TopicConfig, type TopicInfo } from './log-store.ts';
 import { nativeCrc32c } from './native-crc.ts';
 import { PartitionLog, type PartitionEnv } from './partition-log.ts';
 import { ProducerStateTable } from './producer-state.ts';
 import { recoverPartition } from './recovery.ts';
+import { scrubPartition } from './scrub.ts';
 import { applyRetention } from './retention.ts';
 import { TailCache } from './tail-cache.ts';
 import { checkConfigOverrides, checkPartitions } from './topic-config.ts';
@@ -63,6 +64,8 @@ export class FileLogStore implements LogStore {
   private cleanupTimer: NodeJS.Timeout | null = null;
   private cleanupRun: Promise<void> | null = null;
   private state: 'new' | 'open' | 'closed' = 'new';
+  private readonly problems: StorageProblem[] = [];
+  private scrubRun: Promise<void> | null = null;
 
   constructor(opts: FileLogStoreOptions & FileLogStoreTuning) {
     this.dataDir = path.resolve(opts.dataDir);
@@ -120,6 +123,7 @@ export class FileLogStore implements LogStore {
       throw err;
     }
     this.state = 'open';
+    this.scrubRun = this.scrub();
     if (this.cleanupIntervalMs > 0) {
       this.cleanupTimer = setInterval(() => void this.runCleanup(), this.cleanupIntervalMs);
       this.cleanupTimer.unref();
@@ -140,6 +144,40 @@ export class FileLogStore implements LogStore {
     };
     await Promise.all(Array.from({ length: Math.min(OPEN_CONCURRENCY, to - from) }, worker));
     return out;
+  }
+
+  storageProblems(): StorageProblem[] {
+    return [...this.problems];
+  }
+
+  /** Resolves when the start-up scrub has finished (tests; close waits for it too). */
+  scrubbed(): Promise<void> {
+    return this.scrubRun ?? Promise.resolve();
+  }
+
+  /**
+   * Background pass over every closed segment after start-up (scrub.ts): each
+   * problem is logged as an error naming the offsets it costs, and kept for
+   * /healthz and /metrics. Partitions one at a time, so serving comes first.
+   */
+  private async scrub(): Promise<void> {
+    const started = Date.now();
+    try {
+      for (const t of [...this.topics.values()]) {
+        for (let p = 0; p < t.partitions.length; p++) {
+          if (this.state !== 'open') return;
+          const found = await scrubPartition(this.env.io, this.env.crc, { topic: t.meta.name, partition: p, dir: path.join(t.dir, String(p)), compacted: t.config.cleanupPolicy === 'compact' });
+          for (const problem of found) {
+            this.problems.push(problem);
+            this.env.log.error({ topic: problem.topic, partition: problem.partition, kind: problem.kind, fromOffset: problem.fromOffset, toOffset: problem.toOffset, file: problem.file }, `storage damage: ${problem.message}`);
+          }
+        }
+      }
+      if (this.problems.length) this.env.log.error({ problems: this.problems.length, ms: Date.now() - started }, 'storage scrub found damage: see the errors above; the rest of the log is served');
+      else this.env.log.info({ ms: Date.now() - started }, 'storage scrub: every closed segment verified');
+    } catch (err) {
+      this.env.log.error({ err: String(err) }, 'storage scrub failed');
+    }
   }
 
   private assertOpen(): void {
@@ -295,6 +333,7 @@ export class FileLogStore implements LogStore {
     if (this.cleanupTimer) clearInterval(this.cleanupTimer);
     this.cleanupTimer = null;
     if (this.cleanupRun) await this.cleanupRun.catch(() => undefined);
+    if (this.scrubRun) await this.scrubRun;
     try {
       await this.closePartitions();
     } finally {

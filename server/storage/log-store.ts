@@ -82,6 +82,18 @@ export interface ProducerState {
   lastSequence: number;
 }
 
+/** Damage an engine found in its own files (the file engine's start-up scrub); the operator decides the repair. */
+export interface StorageProblem {
+  topic: string;
+  partition: number;
+  kind: 'missing-offsets' | 'corrupt-batch' | 'unreadable-segment';
+  /** Offsets affected: [fromOffset, toOffset). */
+  fromOffset: number;
+  toOffset: number;
+  file: string;
+  message: string;
+}
+
 export interface LogStore {
   /** Recover every partition (truncate torn tails, rebuild indexes) and start background work. */
   open(): Promise<void>;
@@ -128,6 +140,9 @@ export interface LogStore {
    * synchronously from the engine. Returns an unsubscribe function.
    */
   onDurable(listener: (topic: string, partition: number, highWatermark: number) => void): () => void;
+
+  /** Damage found in the engine's files so far (optional: engines that cannot see their files have none to report). */
+  storageProblems?(): StorageProblem[];
 
   /** Flush, fsync, release the lock and every handle. */
   close(): Promise<void>;

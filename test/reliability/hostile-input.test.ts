@@ -209,7 +209,7 @@ describe('hostile input', () => {
     for (const r of samples) {
       // Deleting the canary is a legal request; keep it to prove the log is untouched.
       if (r.method === 'DELETE' && r.path === '/v1/topics/canary') continue;
-      const res = await fetch(`${hub.url}${r.path}${r.query}`, { method: r.method, headers: { 'content-type': r.body.type }, body: r.method === 'GET' ? undefined : r.body.data });
+      const res = await fetch(`${hub.url}${r.path}${r.query}`, { method: r.method, headers: { 'content-type': r.body.type }, body: r.method === "GET" ? undefined : (r.body.data as BodyInit) });
       statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
       const text = await res.text();
       if (res.status >= 400 && res.status !== 404 && r.path !== '/') expect(() => JSON.parse(text), `${r.method} ${r.path}${r.query} → ${res.status} ${text.slice(0, 80)}`).not.toThrow();
