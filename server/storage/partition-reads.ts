@@ -40,7 +40,7 @@ async function withSegment<T>(log: PartitionLog, seg: Segment, fn: (fd: number) 
   try {
     const h = await log.env.handles.acquire(seg.logFile);
     try {
-      if (!seg.index) await seg.loadIndexes(log.env.io, h.fd);
+      if (!seg.index) await seg.loadIndexes(log.env.io, h.fd, log.env.indexIntervalBytes);
       if (!seg.active) log.env.indexCache.touch(seg);
       return await fn(h.fd);
     } finally {

@@ -132,7 +132,7 @@ async function replayProducers(env: PartitionEnv, segments: Segment[], producers
     const fd = await env.io.open(seg.logFile, 'r');
     try {
       let start = 0;
-      if (seg.active === null) await seg.loadIndexes(env.io, fd);
+      if (seg.active === null) await seg.loadIndexes(env.io, fd, env.indexIntervalBytes);
       if (seg.index && from > seg.baseOffset) start = seg.index.floorPosition(from - seg.baseOffset);
       await scanLog(env.io, fd, start, seg.sizeBytes, false, (b, p) => {
         const base = readBaseOffset(b, p);

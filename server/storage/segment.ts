@@ -137,7 +137,7 @@ export class Segment {
   }
 
   /** Loads (or rebuilds) the indexes of a closed segment. */
-  async loadIndexes(io: StorageIo, fd: number): Promise<void> {
+  async loadIndexes(io: StorageIo, fd: number, indexIntervalBytes: number): Promise<void> {
     if (this.index && this.timeIndex) return;
     const [ib, tb] = await Promise.all([fsp.readFile(this.indexFile).catch(() => null), fsp.readFile(this.timeIndexFile).catch(() => null)]);
     let index = ib ? OffsetIndex.decode(ib, this.sizeBytes) : null;
@@ -153,7 +153,7 @@ export class Segment {
       this.timeIndex = timeIndex;
       return;
     }
-    await this.rebuildIndexes(io, fd, 4096);
+    await this.rebuildIndexes(io, fd, indexIntervalBytes);
   }
 
   /** Rebuilds both indexes by walking every batch header (missing or bad index files). */
