@@ -9,7 +9,6 @@ import type { Crc32c } from '../../protocol/crc32c.ts';
 import { TributaryError } from '../../protocol/errors.ts';
 import { assertTopicName } from '../../protocol/limits.ts';
 import { defaultOf } from '../settings.ts';
-import { compactPartition } from './compaction.ts';
 import { acquireLock, checkFormat, readTopicMeta, TRASH_DIR, writeTopicMeta, type TopicMeta } from './data-dir.ts';
 import { FileHandleCache } from './file-handles.ts';
 import { IndexCache } from './index-cache.ts';
@@ -19,7 +18,6 @@ import { nativeCrc32c } from './native-crc.ts';
 import { PartitionLog, type PartitionEnv } from './partition-log.ts';
 import { ProducerStateTable } from './producer-state.ts';
 import { recoverPartition } from './recovery.ts';
-import { applyRetention } from './retention.ts';
 import { TailCache } from './tail-cache.ts';
 import { checkConfigOverrides, checkPartitions } from './topic-config.ts';
 
@@ -255,15 +253,11 @@ export class FileLogStore implements LogStore {
       try {
         for (const t of [...this.topics.values()]) {
           for (const p of t.partitions) {
-            if (this.state !== 'open' || p.state !== 'ok' || p.cleaning) continue;
-            p.cleaning = true;
+            if (this.state !== 'open') continue;
             try {
-              await applyRetention(p);
-              if (t.config.cleanupPolicy === 'compact') await compactPartition(p);
+              await p.cleanUp();
             } catch (err) {
               this.env.log.error({ topic: t.meta.name, partition: p.partition, err: String(err) }, 'cleanup failed');
-            } finally {
-              p.cleaning = false;
             }
           }
         }
