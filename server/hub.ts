@@ -48,7 +48,7 @@ export async function startHub(cfg: HubConfig, log: Logger, store: LogStore = cr
     storageProblems: () => store.storageProblems?.().length ?? 0,
   });
   broker = new Broker(store, { ...cfg, crc: nativeCrc32c }, metrics);
-  const limits = new Limits(cfg.auth.limits, metrics);
+  const limits = new Limits(cfg.limits, metrics);
   const authenticator = createAuthenticator(cfg.auth);
   const origins = new OriginPolicy(cfg.auth.allowedOrigins, authenticator.required);
   const transport = new Transport({ broker, config: cfg, metrics, log, limits, authenticator, origins, state });

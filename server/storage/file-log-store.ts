@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Crc32c } from '../../protocol/crc32c.ts';
 import { TributaryError } from '../../protocol/errors.ts';
 import { assertTopicName } from '../../protocol/limits.ts';
-import { compactPartition } from './compaction.ts';
+import { defaultOf } from '../settings.ts';
 import { acquireLock, checkFormat, readTopicMeta, TRASH_DIR, writeTopicMeta, type TopicMeta } from './data-dir.ts';
 import { FileHandleCache } from './file-handles.ts';
 import { IndexCache } from './index-cache.ts';
@@ -19,24 +19,15 @@ import { PartitionLog, type PartitionEnv } from './partition-log.ts';
 import { ProducerStateTable } from './producer-state.ts';
 import { recoverPartition } from './recovery.ts';
 import { scrubPartition } from './scrub.ts';
-import { applyRetention } from './retention.ts';
 import { TailCache } from './tail-cache.ts';
 import { checkConfigOverrides, checkPartitions } from './topic-config.ts';
 
-/** Engine knobs beyond the LogStore contract (tests and benchmarks use them). */
+/** Engine seams beyond the LogStore contract (tests and benchmarks use them). */
 export interface FileLogStoreTuning {
   /** File operations; tests inject EIO/ENOSPC here. */
   io?: StorageIo;
   /** Clock for append times and retention (ms since the epoch). */
   now?: () => number;
-  /** Bytes of log between sparse index entries. Default 4096. */
-  indexIntervalBytes?: number;
-  /** Bytes appended between producer-state snapshots. Default 8 MiB. */
-  snapshotIntervalBytes?: number;
-  /** Memory for closed segments' indexes across the store. Default 64 MiB. */
-  maxIndexCacheBytes?: number;
-  /** Keys one compaction pass may hold in memory; a log with more is compacted over several passes. Default 1,000,000. */
-  maxCompactionKeys?: number;
 }
 
 interface Topic {
@@ -72,19 +63,19 @@ export class FileLogStore implements LogStore {
     this.defaults = { ...DEFAULT_TOPIC_CONFIG, ...checkConfigOverrides(opts.defaults) };
     const io = opts.io ?? nodeIo;
     const crc: Crc32c = opts.crc ?? nativeCrc32c;
-    this.handles = new FileHandleCache(io, opts.maxOpenFiles ?? 256);
-    this.tailCacheBytes = opts.tailCacheBytes ?? 4 * 1024 * 1024;
-    this.maxProducers = opts.maxProducersPerPartition ?? 10_000;
-    this.cleanupIntervalMs = opts.cleanupIntervalMs ?? 5 * 60_000;
+    this.handles = new FileHandleCache(io, opts.maxOpenFiles ?? defaultOf('storage.maxOpenFiles'));
+    this.tailCacheBytes = opts.tailCacheBytes ?? defaultOf('storage.tailCacheBytes');
+    this.maxProducers = opts.maxProducersPerPartition ?? defaultOf('storage.maxProducersPerPartition');
+    this.cleanupIntervalMs = opts.cleanupIntervalMs ?? defaultOf('storage.cleanupIntervalMs');
     this.env = {
       io,
       crc,
       handles: this.handles,
-      indexCache: new IndexCache(opts.maxIndexCacheBytes ?? 64 * 1024 * 1024),
+      indexCache: new IndexCache(opts.maxIndexCacheBytes ?? defaultOf('storage.maxIndexCacheBytes')),
       now: opts.now ?? Date.now,
-      indexIntervalBytes: opts.indexIntervalBytes ?? 4096,
-      maxCompactionKeys: opts.maxCompactionKeys ?? 1_000_000,
-      snapshotIntervalBytes: opts.snapshotIntervalBytes ?? 8 * 1024 * 1024,
+      indexIntervalBytes: opts.indexIntervalBytes ?? defaultOf('storage.indexIntervalBytes'),
+      maxCompactionKeys: opts.maxCompactionKeys ?? defaultOf('storage.maxCompactionKeys'),
+      snapshotIntervalBytes: opts.snapshotIntervalBytes ?? defaultOf('storage.snapshotIntervalBytes'),
       log: opts.log ?? NOOP_LOG,
       notifyDurable: (t, p, hw) => {
         for (const l of this.listeners) {
@@ -300,15 +291,11 @@ export class FileLogStore implements LogStore {
       try {
         for (const t of [...this.topics.values()]) {
           for (const p of t.partitions) {
-            if (this.state !== 'open' || p.state !== 'ok' || p.cleaning) continue;
-            p.cleaning = true;
+            if (this.state !== 'open') continue;
             try {
-              await applyRetention(p);
-              if (t.config.cleanupPolicy === 'compact') await compactPartition(p);
+              await p.cleanUp();
             } catch (err) {
               this.env.log.error({ topic: t.meta.name, partition: p.partition, err: String(err) }, 'cleanup failed');
-            } finally {
-              p.cleaning = false;
             }
           }
         }
