@@ -77,6 +77,12 @@ export const SETTINGS = {
   'storage.maxProducersPerPartition': { kind: 'int', default: undefined, min: 1, doc: 'producer ids tracked per partition for idempotence (engine default when unset)' },
   'storage.cleanupIntervalMs': { kind: 'int', default: undefined, min: 100, doc: 'how often retention and compaction run (engine default when unset)' },
 
+  'groups.sessionTimeoutMs': { kind: 'int', default: 10_000, min: 100, doc: 'a group member silent this long (no heartbeat or other frame; a dropped connection counts as silence) is removed and its partitions move on' },
+  'groups.heartbeatIntervalMs': { kind: 'int', default: 3_000, min: 10, doc: 'how often group members heartbeat (told to each member when it joins); keep it well below groups.sessionTimeoutMs' },
+  'groups.rebalanceTimeoutMs': { kind: 'int', default: 30_000, min: 100, doc: 'a member that does not confirm giving up revoked partitions within this is expelled' },
+  'groups.maxMembers': { kind: 'int', default: 1000, min: 1, doc: 'members per consumer group; more joins are refused with CONFLICT' },
+  'groups.maxGroups': { kind: 'int', default: 10_000, min: 1, doc: 'consumer groups (with members or committed offsets) per hub; more are refused with CONFLICT' },
+
   testRecoveryDelayMs: { kind: 'int', default: 0, min: 0, hidden: true, doc: 'test knob: wait this long before storage recovery so /healthz 503 can be observed' },
 } as const satisfies Record<string, SettingSpec>;
 
@@ -117,6 +123,13 @@ export interface HubConfig {
     tailCacheBytes?: number;
     maxProducersPerPartition?: number;
     cleanupIntervalMs?: number;
+  };
+  groups: {
+    sessionTimeoutMs: number;
+    heartbeatIntervalMs: number;
+    rebalanceTimeoutMs: number;
+    maxMembers: number;
+    maxGroups: number;
   };
   testRecoveryDelayMs: number;
   /** Certificate and key files when serving TLS (uWS SSLApp), else null. */
@@ -265,6 +278,13 @@ export function loadConfig(sources: ConfigSources = {}): HubConfig {
       segmentMs: values['topic.segmentMs'] as number,
     },
     storage: {},
+    groups: {
+      sessionTimeoutMs: values['groups.sessionTimeoutMs'] as number,
+      heartbeatIntervalMs: values['groups.heartbeatIntervalMs'] as number,
+      rebalanceTimeoutMs: values['groups.rebalanceTimeoutMs'] as number,
+      maxMembers: values['groups.maxMembers'] as number,
+      maxGroups: values['groups.maxGroups'] as number,
+    },
     testRecoveryDelayMs: values.testRecoveryDelayMs as number,
     tls: tlsOf(values.tlsCert as string | undefined, values.tlsKey as string | undefined),
     auth,
@@ -273,6 +293,9 @@ export function loadConfig(sources: ConfigSources = {}): HubConfig {
   for (const k of ['maxOpenFiles', 'tailCacheBytes', 'maxProducersPerPartition', 'cleanupIntervalMs'] as const) {
     const v = values[`storage.${k}`];
     if (v !== undefined) cfg.storage[k] = v as number;
+  }
+  if (cfg.groups.heartbeatIntervalMs >= cfg.groups.sessionTimeoutMs) {
+    throw new ConfigError(`groups.heartbeatIntervalMs (${cfg.groups.heartbeatIntervalMs}) must be below groups.sessionTimeoutMs (${cfg.groups.sessionTimeoutMs})`);
   }
   if (cfg.sendHighWaterBytes >= cfg.maxBufferedBytesPerConnection) {
     throw new ConfigError(`sendHighWaterBytes (${cfg.sendHighWaterBytes}) must be below maxBufferedBytesPerConnection (${cfg.maxBufferedBytesPerConnection})`);
