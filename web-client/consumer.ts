@@ -97,6 +97,8 @@ export class Subscription implements SubscriptionHandle {
   private readonly member?: GroupMember;
   /** Assignments waiting to be handled, ahead of queued records. */
   private control: AssignmentChange[] = [];
+  /** Assignments that arrived before the subscribe's ok was handled (same read): read after it. */
+  private early: AssignmentFrame[] = [];
   /** Bumped when partitions are revoked, so the loop re-checks what it holds (one compare per record). */
   private epoch = 0;
 
@@ -158,6 +160,7 @@ export class Subscription implements SubscriptionHandle {
     // Frames of the previous session are void from here: the hub re-sends from the positions.
     this.queue = [];
     this.control = [];
+    this.early = [];
     this.started = false;
     try {
       const ok = await this.conn.request(frame, undefined, (id) => (this.subId = id));
@@ -165,6 +168,9 @@ export class Subscription implements SubscriptionHandle {
       if (typeof sub === 'number') this.subId = sub;
       if (this.member && !this.member.joined(ok as Record<string, unknown>, this.subId, () => this.rejoin())) this.lost([...this.member.held]);
       this.learnStarts(ok as Record<string, unknown>);
+      const early = this.early;
+      this.early = [];
+      for (const a of early) if (a.sub === this.subId) this.assigned(a);
       this.started = true;
       // Records can arrive in the same read as the ok, before this line: deliver them now.
       if (this.queue.length && !this.processing) void this.process();
@@ -193,7 +199,9 @@ export class Subscription implements SubscriptionHandle {
       this.queue.push(f);
       if (this.started && !this.processing) void this.process();
     } else if (f.t === 'assignment') {
-      if (f.sub === this.subId && this.member) this.assigned(f);
+      if (f.sub !== this.subId || !this.member) return;
+      if (this.started) this.assigned(f);
+      else this.early.push(f);
     } else if (f.t === 'error') {
       const err = errorFromWire(f as ErrorFrame);
       // The hub ended this member (session expired, revocation not confirmed): rejoin as a new one.
