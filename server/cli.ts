@@ -27,7 +27,7 @@ function addSettingFlags(cmd: Command): Map<string, string> {
     optionKeyToSetting.set(camel(flag), key);
   }
   for (const s of AUTH_SETTINGS) {
-    const arg = s.kind === 'mode' ? '<none|jwt>' : s.kind === 'int' ? '<n>' : s.kind === 'list' ? '<a,b,…>' : '<value>';
+    const arg = s.kind === 'mode' ? '<none|jwt>' : s.kind === 'int' ? '<n>' : s.kind === 'list' ? '<a,b,…>' : s.kind === 'bool' ? '[bool]' : '<value>';
     const name = s.key.slice(s.key.lastIndexOf('.') + 1);
     const def = (DEFAULT_LIMITS as Record<string, unknown>)[name] ?? (AUTH_DEFAULTS as Record<string, unknown>)[name];
     cmd.addOption(new Option(`${s.flag} ${arg}`, `${s.description} [${s.env}]${def === undefined ? '' : ` (default: ${String(def)})`}`));

@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import { AuthConfigError, type AuthConfigInput, type AuthLimits } from './auth-config.ts';
 
-type Kind = 'mode' | 'string' | 'pem' | 'list' | 'int';
+type Kind = 'mode' | 'string' | 'pem' | 'list' | 'int' | 'bool';
 
 export interface AuthSetting {
   /** Dotted key in the config file (`auth.secret`, `limits.maxConnections`). */
@@ -35,6 +35,8 @@ export const AUTH_SETTINGS: readonly AuthSetting[] = [
   row('auth.audience', 'TRIBUTARY_AUTH_AUDIENCE', '--auth-audience', 'string', 'required "aud"'),
   row('auth.algorithms', 'TRIBUTARY_AUTH_ALGORITHMS', '--auth-algorithms', 'list', 'accepted algorithms, comma-separated; derived from the key source when unset'),
   row('auth.clockToleranceSec', 'TRIBUTARY_AUTH_CLOCK_TOLERANCE_SEC', '--auth-clock-tolerance-sec', 'int', 'allowed clock skew for exp and nbf'),
+  row('auth.allowTokensWithoutExp', 'TRIBUTARY_AUTH_ALLOW_TOKENS_WITHOUT_EXP', '--auth-allow-tokens-without-exp', 'bool', 'accept tokens without "exp" (refused by default; logged loudly at start-up)'),
+  row('auth.maxTokenLifetimeSec', 'TRIBUTARY_AUTH_MAX_TOKEN_LIFETIME_SEC', '--auth-max-token-lifetime-sec', 'int', 'no token is honoured longer than this after its "iat" (after the hub first sees it, without "iat"), whatever its "exp"'),
   row('auth.authTimeoutMs', 'TRIBUTARY_AUTH_TIMEOUT_MS', '--auth-timeout-ms', 'int', 'a WebSocket must authenticate within this time'),
   row('allowedOrigins', 'TRIBUTARY_ALLOWED_ORIGINS', '--allowed-origins', 'list', 'browser origins allowed (WebSocket upgrades and CORS), comma-separated, or *'),
   row('limits.maxConnections', 'TRIBUTARY_MAX_CONNECTIONS', '--max-connections', 'int', 'open WebSocket connections on the hub (more are closed with 4429 TOO_MANY_CONNECTIONS)'),
@@ -100,6 +102,11 @@ function parse(s: AuthSetting, value: unknown, from: string, problems: string[])
       if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value.map((v: string) => v.trim()).filter(Boolean);
       if (typeof value === 'string') return value.split(',').map((v) => v.trim()).filter(Boolean);
       problems.push(`${where} must be a comma-separated string or a list of strings`);
+      return undefined;
+    case 'bool':
+      if (value === true || value === 'true' || value === '1') return true;
+      if (value === false || value === 'false' || value === '0') return false;
+      problems.push(`${where} must be true or false, got ${JSON.stringify(value)}`);
       return undefined;
     case 'int': {
       const n = typeof value === 'number' ? value : typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : NaN;
