@@ -89,7 +89,7 @@ describe('invalid UTF-8 is refused, never rewritten', () => {
     const res = await fetch(`${hub.url}/v1/topics/utf8http/records`, {
       method: 'POST',
       headers: { 'content-type': 'application/cbor' },
-      body: poison(encodeCbor({ records: recs })),
+      body: Buffer.from(poison(encodeCbor({ records: recs }))),
     });
     expect(res.status).toBe(400);
     const body = (await res.json()) as { error: { code: string; message: string } };
