@@ -104,6 +104,8 @@ export const SETTINGS = {
   'auth.audience': { kind: 'string', default: undefined, defaultDoc: '— (not checked; warned)', doc: 'required "aud"' },
   'auth.algorithms': { kind: 'list', default: undefined, defaultDoc: 'from the key source', doc: 'accepted algorithms, comma-separated; derived from the key source when unset' },
   'auth.clockToleranceSec': { kind: 'int', default: 30, min: 0, defaultDoc: '30 (max 300)', doc: 'allowed clock skew for exp and nbf' },
+  'auth.allowTokensWithoutExp': { kind: 'bool', default: false, doc: 'accept tokens without "exp" (refused by default; logged loudly at start-up)' },
+  'auth.maxTokenLifetimeSec': { kind: 'int', default: 24 * 3600, min: 1, doc: 'no token is honoured longer than this after its "iat" (after the hub first sees it, without "iat"), whatever its "exp"' },
   'auth.authTimeoutMs': { kind: 'int', default: 10_000, min: 1, name: 'authTimeoutMs', doc: 'a WebSocket must authenticate within this time' },
   allowedOrigins: { kind: 'list', default: [], defaultDoc: 'empty (all, auth off only)', doc: 'browser origins allowed (WebSocket upgrades and CORS), comma-separated, or *' },
 
