@@ -17,7 +17,7 @@ import { TributaryError, ackOffsets, type AckFrame, type ErrorCode } from '../pr
 import type { Connection } from './connection.ts';
 import { ClientError } from './errors.ts';
 import { toOutboxRecord, type SendEvent } from './event-input.ts';
-import { GroupCommit, type FailedEvent, type NewOutboxEvent, type OutboxBounds, type OutboxEvent, type OutboxStore } from './outbox.ts';
+import { GroupCommit, NO_ROOM, type FailedEvent, type NewOutboxEvent, type OutboxBounds, type OutboxEvent, type OutboxStore } from './outbox.ts';
 import { OutboxSignal, requestDrainLease, type DrainLease } from './tabs.ts';
 
 export interface ProducerOptions {
@@ -27,6 +27,8 @@ export interface ProducerOptions {
   maxInFlightBatches: number;
   maxBatchRecords: number;
   maxBatchBytes: number;
+  /** How long send() waits for room in a full outbox before OUTBOX_FULL (0: refuse at once). */
+  maxBlockMs: number;
   /** Subject of the token new events are queued under. */
   subject: () => Promise<string>;
 }
@@ -97,11 +99,17 @@ export class Producer {
     private readonly conn: Connection,
     private readonly sink: ProducerSink,
   ) {
-    this.commit = new GroupCommit<NewOutboxEvent, OutboxEvent>(async (items) => {
-      await this.open();
-      const out = await o.store.append(items, o.bounds);
-      return out.map((e): OutboxEvent | Error => e ?? new ClientError('OUTBOX_FULL', `outbox is full (max ${o.bounds.maxEvents} events, ${o.bounds.maxBytes} bytes)`));
-    });
+    this.commit = new GroupCommit<NewOutboxEvent, OutboxEvent>(
+      async (items) => {
+        await this.open();
+        const out = await o.store.append(items, o.bounds);
+        return out.map((e) => e ?? NO_ROOM);
+      },
+      {
+        maxBlockMs: o.maxBlockMs,
+        noRoom: () => new ClientError('OUTBOX_FULL', `outbox is full (max ${o.bounds.maxEvents} events, ${o.bounds.maxBytes} bytes) and did not drain within maxBlockMs (${o.maxBlockMs} ms)`),
+      },
+    );
     conn.on('open', () => this.startSession());
     conn.on('state', (s) => {
       if (s !== 'open') this.endSession();
@@ -116,7 +124,11 @@ export class Producer {
       this.producerId = producerId;
       this.signal = new OutboxSignal(this.o.name, (kind) => {
         if (kind === 'appended') this.wakeLoader?.();
-        else void this.checkWaiters();
+        else {
+          // Another tab drained: sends waiting for room here try again.
+          this.commit.roomMaybe();
+          void this.checkWaiters();
+        }
       });
       this.lease = requestDrainLease(this.o.name);
       void this.lease.acquired.then(() => this.startSession());
@@ -124,18 +136,57 @@ export class Producer {
     return this.opened;
   }
 
+  /**
+   * Puts one event into the outbox; resolves once it is durably there. A
+   * full outbox makes it wait for room (acks draining it) up to maxBlockMs.
+   */
   async send(topic: string, event: SendEvent): Promise<void> {
     if (this.closed) throw new ClientError('CLOSED', 'client is closed');
-    const { rec, bytes } = toOutboxRecord(topic, event, Date.now());
+    const entry = this.entry(topic, event, await this.o.subject());
+    await this.commit.submit(entry);
+    this.appended();
+  }
+
+  /**
+   * Puts many events of one topic into the outbox in send order, in one
+   * storage transaction when there is room (near the bound they go in as room
+   * appears, still in order). Every event is validated before any is queued:
+   * an invalid one rejects the call with nothing queued. On OUTBOX_FULL after
+   * maxBlockMs, `details.enqueued` says how many of the first events went in.
+   */
+  async sendMany(topic: string, events: SendEvent[]): Promise<void> {
+    if (this.closed) throw new ClientError('CLOSED', 'client is closed');
+    if (!Array.isArray(events)) throw new TypeError('sendMany(topic, events) needs an array of events');
+    if (events.length === 0) return;
     const sub = await this.o.subject();
-    await this.commit.submit({ topic, sub, rec, bytes });
+    const now = Date.now();
+    const entries = events.map((e) => this.entry(topic, e, sub, now));
+    const settled = await Promise.allSettled(this.commit.submitEach(entries));
+    const firstRefused = settled.findIndex((r) => r.status === 'rejected');
+    if (firstRefused !== 0) this.appended();
+    if (firstRefused < 0) return;
+    const reason = (settled[firstRefused] as PromiseRejectedResult).reason as Error;
+    if (reason instanceof ClientError && reason.code === 'OUTBOX_FULL') {
+      throw new ClientError('OUTBOX_FULL', `${reason.message}; ${firstRefused} of ${entries.length} events were queued`, { details: { enqueued: firstRefused } });
+    }
+    throw reason;
+  }
+
+  /** Validates an event into an outbox entry; an event larger than the byte bound could never get in. */
+  private entry(topic: string, event: SendEvent, sub: string, now = Date.now()): NewOutboxEvent {
+    const { rec, bytes } = toOutboxRecord(topic, event, now);
+    if (bytes > this.o.bounds.maxBytes) throw new ClientError('OUTBOX_FULL', `event of ${bytes} bytes exceeds the outbox's maxOutboxBytes (${this.o.bounds.maxBytes})`);
+    return { topic, sub, rec, bytes };
+  }
+
+  private appended(): void {
     this.wakeLoader?.();
     this.signal?.post('appended');
   }
 
   async pending(): Promise<number> {
     await this.open();
-    await this.commit.idle();
+    await this.commit.idle(true);
     return (await this.o.store.stats()).events;
   }
 
@@ -148,7 +199,7 @@ export class Producer {
   async flush(): Promise<void> {
     if (this.closed) throw new ClientError('CLOSED', 'client is closed');
     await this.open();
-    await this.commit.idle();
+    await this.commit.idle(true);
     const { lastId } = await this.o.store.stats();
     if ((await this.o.store.countThrough(lastId)) === 0) return;
     if (this.conn.state === 'unauthorized') throw new ClientError('AUTH_FAILED', 'the hub refused the credentials; pending events stay in the outbox');
@@ -368,6 +419,7 @@ export class Producer {
       this.removing.delete(p);
     }
     this.signal?.post('drained');
+    this.commit.roomMaybe();
     void this.checkWaiters();
   }
 
@@ -377,6 +429,9 @@ export class Producer {
     this.endSession();
     this.rejectWaiters(new ClientError('CLOSED', 'client closed before the outbox drained'));
     clearInterval(this.pollTimer);
+    // Sends still waiting for room will not get it from this client any more.
+    await this.commit.idle(true);
+    this.commit.close(new ClientError('CLOSED', 'client closed while send() waited for room in the outbox'));
     await this.commit.idle();
     await Promise.allSettled([...this.removing]);
     this.lease?.release();

@@ -57,13 +57,13 @@ describe('web client producer (Node, real hub)', () => {
     expect(await c.pending()).toBe(0);
   });
 
-  it('a full outbox rejects send with OUTBOX_FULL', async () => {
-    const c = client({ url: 'ws://127.0.0.1:1/v1/ws', maxOutboxEvents: 3 });
+  it('a full outbox with maxBlockMs 0 rejects send with OUTBOX_FULL at once', async () => {
+    const c = client({ url: 'ws://127.0.0.1:1/v1/ws', maxOutboxEvents: 3, maxBlockMs: 0 });
     for (let i = 0; i < 3; i++) await c.send('full', { value: i });
     const err = await c.send('full', { value: 3 }).catch((e) => e);
     expect(err).toBeInstanceOf(ClientError);
     expect(err.code).toBe('OUTBOX_FULL');
-    const small = client({ url: 'ws://127.0.0.1:1/v1/ws', maxOutboxBytes: 200 });
+    const small = client({ url: 'ws://127.0.0.1:1/v1/ws', maxOutboxBytes: 200, maxBlockMs: 0 });
     await small.send('full', { value: 'x'.repeat(50) });
     await expect(small.send('full', { value: 'y'.repeat(200) })).rejects.toMatchObject({ code: 'OUTBOX_FULL' });
   });
