@@ -70,8 +70,17 @@ export interface OutboxStore {
   read(afterId: number, maxEvents: number): Promise<OutboxEvent[]>;
   /** Removes acknowledged events (absent ids are ignored). */
   remove(events: OutboxEvent[]): Promise<void>;
-  /** Moves events to the failed list. */
+  /**
+   * Moves events to the failed list and, in the same atomic write, adds
+   * their sequences to the topic's skipped list (see `skipped`).
+   */
   fail(events: OutboxEvent[], code: string, message: string): Promise<void>;
+  /**
+   * Per topic, the sequences of events refused for good, ascending; kept
+   * across `clearFailed()`. The hub refuses a forward gap, so the events
+   * after a refused one go on the wire renumbered without it (`wireSequence`).
+   */
+  skipped(): Promise<Record<string, number[]>>;
   failed(): Promise<FailedEvent[]>;
   /** Empties the failed list. */
   clearFailed(): Promise<void>;
@@ -81,6 +90,34 @@ export interface OutboxStore {
   loadPositions(name: string): Promise<Positions | undefined>;
   savePositions(name: string, positions: Positions): Promise<void>;
   close(): Promise<void>;
+}
+
+/** Adds the failed events' sequences to `skips` (per topic, ascending), in place. */
+export function addSkips(skips: Record<string, number[]>, events: Array<Pick<OutboxEvent, 'topic' | 'seq'>>): void {
+  for (const e of events) {
+    const list = (skips[e.topic] ??= []);
+    // Failures come mostly in sequence order: insert from the end.
+    let i = list.length;
+    while (i > 0 && list[i - 1] > e.seq) i--;
+    if (list[i - 1] !== e.seq) list.splice(i, 0, e.seq);
+  }
+}
+
+/**
+ * The sequence an event carries on the wire: its outbox sequence less the
+ * refused-for-good sequences below it, so that a refusal leaves no gap (the
+ * refused records were never appended, so their numbers are free).
+ */
+export function wireSequence(seq: number, skipped: number[] | undefined): number {
+  if (!skipped || skipped.length === 0 || skipped[0] > seq) return seq;
+  let lo = 0;
+  let hi = skipped.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (skipped[mid] < seq) lo = mid + 1;
+    else hi = mid;
+  }
+  return seq - lo;
 }
 
 /** Default bounds: generous for a phone, small enough to notice a hub that never comes back. */

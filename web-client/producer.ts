@@ -17,7 +17,7 @@ import { TributaryError, ackOffsets, type AckFrame, type ErrorCode } from '../pr
 import type { Connection } from './connection.ts';
 import { ClientError } from './errors.ts';
 import { toOutboxRecord, type SendEvent } from './event-input.ts';
-import { GroupCommit, NO_ROOM, type FailedEvent, type NewOutboxEvent, type OutboxBounds, type OutboxEvent, type OutboxStore } from './outbox.ts';
+import { GroupCommit, NO_ROOM, addSkips, wireSequence, type FailedEvent, type NewOutboxEvent, type OutboxBounds, type OutboxEvent, type OutboxStore } from './outbox.ts';
 import { OutboxSignal, requestDrainLease, type DrainLease } from './tabs.ts';
 
 export interface ProducerOptions {
@@ -91,6 +91,8 @@ export class Producer {
   private pollTimer?: ReturnType<typeof setInterval>;
   private checking = false;
   private closed = false;
+  /** Per topic, outbox sequences refused for good: the wire numbering leaves them out (no gap at the hub). */
+  private skips: Record<string, number[]> = {};
   /** Lowest id of an event of another subject met by the current session (Infinity: none). */
   private foreignMin = Infinity;
 
@@ -269,6 +271,8 @@ export class Producer {
   private async runSession(id: number): Promise<void> {
     // Let acks of the previous session finish leaving the outbox, so they are not sent again.
     await Promise.allSettled([...this.removing]);
+    this.skips = await this.o.store.skipped();
+    if (!this.live(id)) return;
     const subject = this.conn.subject;
     this.foreignMin = Infinity;
     const lanes = new Map<string, Lane>();
@@ -353,7 +357,8 @@ export class Producer {
       if (!this.live(id)) throw new SessionEnded();
       let ack: AckFrame;
       try {
-        ack = (await this.conn.request({ t: 'produce', topic: lane.topic, pid: this.producerId, seq: batch[0].seq, records: batch.map((e) => e.rec) })) as AckFrame;
+        const seq = wireSequence(batch[0].seq, this.skips[lane.topic]);
+        ack = (await this.conn.request({ t: 'produce', topic: lane.topic, pid: this.producerId, seq, records: batch.map((e) => e.rec) })) as AckFrame;
       } catch (err) {
         if (err instanceof ClientError || !(err instanceof TributaryError) || SESSION_CODES.has(err.code)) throw new SessionEnded();
         if (err.retriable) {
@@ -391,19 +396,24 @@ export class Producer {
       lane.events.unshift(...batch.filter((_, i) => i !== index));
     }
     await this.leave(this.o.store.fail(bad, err.code, err.message));
+    // Their sequences were never appended: the events after them take those numbers (the hub refuses gaps).
+    addSkips(this.skips, bad);
     const e = new TributaryError(err.code, `${bad.length} event(s) of ${lane.topic} refused for good and moved to failed(): ${err.message}`, { ...err.details, topic: lane.topic, events: bad.length });
     this.sink.error(e);
     return bad.length;
   }
 
-  /** Events of one topic in sequence order, contiguous sequences, within the batch bounds. */
+  /** Events of one topic in sequence order, contiguous wire sequences, within the batch bounds. */
   private takeBatch(lane: Lane): OutboxEvent[] {
     const ev = lane.events;
+    const skipped = this.skips[lane.topic];
     // Stay well inside the hub's frame limit (it closes the connection over a larger frame).
     const maxBytes = Math.min(this.o.maxBatchBytes, Math.floor((this.conn.maxFrameBytes - FRAME_SLACK_BYTES) * 0.9));
     let n = 1;
     let bytes = ev[0].bytes;
-    while (n < ev.length && n < lane.maxRecords && ev[n].seq === ev[n - 1].seq + 1 && bytes + ev[n].bytes <= maxBytes) {
+    let wire = wireSequence(ev[0].seq, skipped);
+    while (n < ev.length && n < lane.maxRecords && wireSequence(ev[n].seq, skipped) === wire + 1 && bytes + ev[n].bytes <= maxBytes) {
+      wire++;
       bytes += ev[n].bytes;
       n++;
     }

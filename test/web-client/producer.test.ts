@@ -83,6 +83,15 @@ describe('web client producer (Node, real hub)', () => {
     expect(values).toEqual([0, 1, 2, 3, 5, 6, 7, 8, 9]);
     await c.clearFailed();
     expect(await c.failed()).toEqual([]);
+    // The hub refuses sequence gaps: events after a refused one (in the same batch too) take its number,
+    // also after clearFailed().
+    const burst: Array<Promise<void>> = [];
+    for (let n = 10; n < 40; n++) burst.push(c.send('refusals', n % 10 === 3 ? { value: { n }, timestamp: future } : { value: { n } }));
+    await Promise.all(burst);
+    await c.flush();
+    expect((await c.failed()).length).toBe(3);
+    const after = (await readTopic(hub.url, 'refusals')).map((r) => (r.value as { n: number }).n);
+    expect(after).toEqual([0, 1, 2, 3, 5, 6, 7, 8, 9, ...Array.from({ length: 30 }, (_, i) => i + 10).filter((n) => n % 10 !== 3)]);
   });
 
   it('emits ack events with the offsets, and a fresh client on the same memory outbox keeps its producer id', async () => {
