@@ -46,7 +46,7 @@ export interface ClientOptions {
   maxOutboxBytes?: number;
   /** How long `send`/`sendMany` wait for room in a full outbox (Kafka's max.block.ms). Default 60 s; 0 rejects at once. */
   maxBlockMs?: number;
-  /** Produce requests awaiting their ack at once (across topics; one per topic). Default 4. */
+  /** Produce requests awaiting their ack at once per topic (Kafka's max.in.flight). Default 5. */
   maxInFlightBatches?: number;
   /** Records per produce request. Default 1000. */
   maxBatchRecords?: number;
@@ -123,7 +123,7 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
           store,
           name,
           bounds: { maxEvents: o.maxOutboxEvents ?? DEFAULT_OUTBOX_BOUNDS.maxEvents, maxBytes: o.maxOutboxBytes ?? DEFAULT_OUTBOX_BOUNDS.maxBytes },
-          maxInFlightBatches: o.maxInFlightBatches ?? 4,
+          maxInFlightBatches: Math.max(1, o.maxInFlightBatches ?? 5),
           maxBatchRecords: o.maxBatchRecords ?? 1000,
           maxBatchBytes: o.maxBatchBytes ?? 1024 * 1024,
           maxBlockMs: o.maxBlockMs ?? 60_000,

@@ -46,11 +46,13 @@ export interface ProducerSink {
   error(err: Error): void;
 }
 
-/** Events read ahead of the lanes: enough for a few full batches per topic, bounded. */
-const READ_CHUNK = 2_000;
-const READ_AHEAD_MAX = 6_000;
-/** Acked batches whose removal from the outbox may still be running while the next batches go out. */
-const MAX_PENDING_REMOVALS = 4;
+/** Events read ahead of the lanes: enough for a window of full batches per topic, bounded. */
+const READ_CHUNK = 4_000;
+const READ_AHEAD_MAX = 16_000;
+/** Acked events whose removal from the outbox may still be pending while the next batches go out. */
+const MAX_PENDING_REMOVAL_EVENTS = 20_000;
+/** Produce requests in flight over all topics (the hub allows 64 requests per connection). */
+const MAX_IN_FLIGHT_ALL_TOPICS = 32;
 /** Room for a produce frame's own fields around its records. */
 const FRAME_SLACK_BYTES = 4096;
 /** Codes that speak about the connection's credentials, not the batch: the connection handles them. */
@@ -72,6 +74,8 @@ interface FlushWaiter {
 
 class SessionEnded extends Error {}
 
+type Outcome = { kind: 'ack'; ack: AckFrame } | { kind: 'refused'; err: TributaryError } | { kind: 'ended' };
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export class Producer {
@@ -87,6 +91,9 @@ export class Producer {
   private session = 0;
   private wakeLoader?: () => void;
   private readonly removing = new Set<Promise<void>>();
+  private removals: Array<{ events: OutboxEvent[]; info: AckInfo }> = [];
+  private removalCount = 0;
+  private removalRun?: Promise<void>;
   private waiters: FlushWaiter[] = [];
   private pollTimer?: ReturnType<typeof setInterval>;
   private checking = false;
@@ -290,18 +297,69 @@ export class Producer {
 
     const runLane = async (lane: Lane): Promise<void> => {
       lane.running = true;
+      // Batches sent and not yet answered, oldest first. The hub appends them in order and refuses
+      // (SEQUENCE_GAP) any batch behind one it refused, so a refusal is handled at the head of the window.
+      const window: Array<{ batch: OutboxEvent[]; outcome: Promise<Outcome> }> = [];
+      let attempt = 0;
       try {
-        while (lane.events.length && this.live(id)) {
-          while (inFlight >= this.o.maxInFlightBatches) await new Promise<void>((r) => slotWaiters.push(r));
-          if (!this.live(id)) return;
-          inFlight++;
-          try {
-            const taken = await this.sendBatch(id, lane);
-            buffered -= taken;
-          } finally {
-            inFlight--;
-            slotWaiters.shift()?.();
+        while ((lane.events.length || window.length) && this.live(id)) {
+          while (window.length < this.o.maxInFlightBatches && lane.events.length && inFlight < MAX_IN_FLIGHT_ALL_TOPICS) {
+            const batch = this.takeBatch(lane);
+            if (batch.length === 1 && batch[0].bytes + FRAME_SLACK_BYTES > this.conn.maxFrameBytes) {
+              if (window.length) {
+                lane.events.unshift(...batch); // refuse it once the batches ahead are answered
+                break;
+              }
+              // The hub would close the connection over it (4413) and the re-send would loop: refuse it here.
+              buffered -= await this.refused(lane, batch, new TributaryError('FRAME_TOO_LARGE', `event of ${batch[0].bytes} bytes exceeds the hub's frame limit of ${this.conn.maxFrameBytes} bytes`));
+              continue;
+            }
+            inFlight++;
+            const outcome = this.sendOnce(lane.topic, batch).finally(() => {
+              inFlight--;
+              slotWaiters.shift()?.();
+            });
+            window.push({ batch, outcome });
           }
+          if (!window.length) {
+            if (lane.events.length) await new Promise<void>((r) => slotWaiters.push(r));
+            continue;
+          }
+          const head = window.shift()!;
+          const out = await head.outcome;
+          if (out.kind === 'ended') throw new SessionEnded();
+          if (out.kind === 'ack') {
+            attempt = 0;
+            buffered -= head.batch.length;
+            await this.acked(lane.topic, head.batch, out.ack);
+            wake();
+            continue;
+          }
+          // Refused: everything behind it comes back refused as a gap (or acked, if it was a retry of
+          // batches appended before); what was not acked goes back to the lane, behind the head, in order.
+          const behind = await Promise.all(window.splice(0).map(async (w) => ({ batch: w.batch, out: await w.outcome })));
+          const back: OutboxEvent[] = [];
+          let ended = false;
+          for (const w of behind) {
+            if (w.out.kind === 'ack') {
+              buffered -= w.batch.length;
+              await this.acked(lane.topic, w.batch, w.out.ack);
+            } else {
+              if (w.out.kind === 'ended') ended = true;
+              for (const e of w.batch) back.push(e);
+            }
+          }
+          lane.events.unshift(...back);
+          if (ended) throw new SessionEnded();
+          const err = out.err;
+          if (err.retriable) {
+            lane.events.unshift(...head.batch);
+            const hinted = Number(err.details?.retryAfterMs);
+            await sleep(Number.isFinite(hinted) && hinted > 0 ? hinted : Math.random() * Math.min(10_000, 100 * 2 ** attempt));
+            attempt++;
+            continue;
+          }
+          buffered -= await this.refused(lane, head.batch, err);
           wake();
         }
       } catch (err) {
@@ -346,39 +404,60 @@ export class Producer {
     for (const w of slotWaiters.splice(0)) w();
   }
 
-  /** Sends the head of a lane as one batch; returns how many events left the lane for good (acked or failed). */
-  private async sendBatch(id: number, lane: Lane): Promise<number> {
-    const batch = this.takeBatch(lane);
-    if (batch.length === 1 && batch[0].bytes + FRAME_SLACK_BYTES > this.conn.maxFrameBytes) {
-      // The hub would close the connection over it (4413) and the re-send would loop: refuse it here.
-      return this.refused(lane, batch, new TributaryError('FRAME_TOO_LARGE', `event of ${batch[0].bytes} bytes exceeds the hub's frame limit of ${this.conn.maxFrameBytes} bytes`));
+  /** Sends one batch; the outcome never rejects (the connection's end is an outcome too). */
+  private sendOnce(topic: string, batch: OutboxEvent[]): Promise<Outcome> {
+    const seq = wireSequence(batch[0].seq, this.skips[topic]);
+    return this.conn.request({ t: 'produce', topic, pid: this.producerId, seq, records: batch.map((e) => e.rec) }).then(
+      (ack): Outcome => ({ kind: 'ack', ack: ack as AckFrame }),
+      (err): Outcome => {
+        if (err instanceof ClientError || !(err instanceof TributaryError) || SESSION_CODES.has(err.code)) return { kind: 'ended' };
+        return { kind: 'refused', err };
+      },
+    );
+  }
+
+  /**
+   * An acked batch leaves the outbox. The next batches go out meanwhile: the
+   * removal is only bookkeeping (a crash before it commits re-sends the
+   * batch, which the hub answers as a duplicate). Removals of the acks that
+   * arrive while one runs are grouped into the next: one transaction (one
+   * fsync) per group, however many batches.
+   */
+  private async acked(topic: string, batch: OutboxEvent[], ack: AckFrame): Promise<void> {
+    const offsets = ackOffsets(ack, batch.length);
+    const info: AckInfo = { topic, duplicate: ack.dup === true, records: batch.map((e, i) => ({ seq: e.seq, partition: offsets[i]?.partition ?? -1, offset: offsets[i]?.offset ?? -1 })) };
+    this.removals.push({ events: batch, info });
+    this.removalCount += batch.length;
+    if (!this.removalRun) {
+      const run = this.runRemovals();
+      this.removalRun = run;
+      this.removing.add(run);
+      void run.finally(() => this.removing.delete(run));
     }
-    for (let attempt = 0; ; attempt++) {
-      if (!this.live(id)) throw new SessionEnded();
-      let ack: AckFrame;
-      try {
-        const seq = wireSequence(batch[0].seq, this.skips[lane.topic]);
-        ack = (await this.conn.request({ t: 'produce', topic: lane.topic, pid: this.producerId, seq, records: batch.map((e) => e.rec) })) as AckFrame;
-      } catch (err) {
-        if (err instanceof ClientError || !(err instanceof TributaryError) || SESSION_CODES.has(err.code)) throw new SessionEnded();
-        if (err.retriable) {
-          const hinted = Number(err.details?.retryAfterMs);
-          await sleep(Number.isFinite(hinted) && hinted > 0 ? hinted : Math.random() * Math.min(10_000, 100 * 2 ** attempt));
-          continue;
+    // Bounded: past a few batches' worth waiting, wait for the running removal.
+    if (this.removalCount > MAX_PENDING_REMOVAL_EVENTS) await this.removalRun;
+  }
+
+  private async runRemovals(): Promise<void> {
+    try {
+      while (this.removals.length) {
+        const group = this.removals.splice(0);
+        const events: OutboxEvent[] = [];
+        for (const g of group) for (const e of g.events) events.push(e);
+        try {
+          await this.o.store.remove(events);
+          for (const g of group) this.sink.ack(g.info);
+        } catch (err) {
+          this.sink.error(err as Error);
+        } finally {
+          this.removalCount -= events.length;
         }
-        return this.refused(lane, batch, err);
+        this.signal?.post('drained');
+        this.commit.roomMaybe();
+        void this.checkWaiters();
       }
-      const offsets = ackOffsets(ack, batch.length);
-      // The next batch goes out while this one leaves the outbox: the removal is only bookkeeping
-      // (a crash before it commits re-sends the batch, which the hub answers as a duplicate).
-      // Removals are bounded: past a few pending, wait for the oldest.
-      if (this.removing.size >= MAX_PENDING_REMOVALS) await Promise.race([...this.removing].map((r) => r.catch(() => undefined)));
-      const info: AckInfo = { topic: lane.topic, duplicate: ack.dup === true, records: batch.map((e, i) => ({ seq: e.seq, partition: offsets[i]?.partition ?? -1, offset: offsets[i]?.offset ?? -1 })) };
-      this.leave(this.o.store.remove(batch)).then(
-        () => this.sink.ack(info),
-        (err) => this.sink.error(err as Error),
-      );
-      return batch.length;
+    } finally {
+      this.removalRun = undefined;
     }
   }
 

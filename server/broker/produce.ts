@@ -102,6 +102,8 @@ export class InFlightAppends {
 }
 
 const copy = (b: Uint8Array): Uint8Array => b.slice();
+/** Holes remembered at once; past it the oldest is forgotten (a hub restart forgets them all: see docs/protocol.md). */
+const MAX_HOLES = 10_000;
 
 /** Copies every byte view out of a request (for requests that must outlive a transport callback). */
 export function detachRecords(records: ProduceRecord[]): ProduceRecord[] {
@@ -120,6 +122,8 @@ export function detachRecords(records: ProduceRecord[]): ProduceRecord[] {
 
 export class Producer {
   private readonly sequences: ProducerSequences;
+  /** Per (topic, producer): the lowest sequence of a records-form request refused on some partitions only. */
+  private readonly holes = new Map<string, number>();
   /** Per topic: the rotating counter that spreads records without key or producer id. */
   private readonly spread = new Map<string, number>();
 
@@ -156,6 +160,7 @@ export class Producer {
       pending.push(idempotent ? this.appendIdempotent(req, p, idx) : this.appendPlain(req.topic, p, idx, records));
     }
     const settled = await Promise.allSettled(pending);
+    if (idempotent) this.noteHoles(req, groups, settled);
     const parts: AckPart[] = [];
     let appendedRecords = 0;
     let appendedBytes = 0;
@@ -208,8 +213,19 @@ export class Producer {
     return { parts, duplicate: duplicateRecords === total, appendedRecords, appendedBytes, duplicateRecords };
   }
 
-  /** Records form: the request must start at or below one past the producer's highest sequence on the topic. */
+  /**
+   * Records form: the request must start at or below one past the producer's
+   * highest sequence on the topic, and at or below the lowest sequence of a
+   * request that was appended on only some of its partitions (a hole): a
+   * pipelined request must not land on a partition ahead of the part of an
+   * earlier one that was refused there.
+   */
   private checkTopicGap(topic: string, partitions: number, pid: string, seq: number): void {
+    const key = `${topic}\u0000${pid}`;
+    const hole = this.holes.get(key);
+    if (hole !== undefined && seq > hole) {
+      throw new TributaryError('SEQUENCE_GAP', `sequence ${seq} skips past ${hole}, a sequence of an earlier request that was not appended on every partition; resend the requests from it`, { expected: hole });
+    }
     let highest = -1;
     for (let p = 0; p < partitions; p++) {
       const h = this.sequences.highest(topic, p, pid);
@@ -218,6 +234,25 @@ export class Producer {
     if (highest >= 0 && seq > highest + 1) {
       throw new TributaryError('SEQUENCE_GAP', `sequence ${seq} skips past ${highest + 1}, the next this producer's requests on ${topic} must start at or below; resend the requests before it`, { expected: highest + 1 });
     }
+  }
+
+  /** After a records-form request: open a hole where a partition's part failed, close it when a request covering it went through. */
+  private noteHoles(req: ProduceRequest, groups: Map<number, number[]>, settled: Array<PromiseSettledResult<PartitionOutcome>>): void {
+    const key = `${req.topic}\u0000${req.pid}`;
+    const seq = req.seq!;
+    let lowestFailed = Infinity;
+    let k = 0;
+    for (const [, idx] of groups) {
+      if (settled[k++].status === 'rejected' && seq + idx[0] < lowestFailed) lowestFailed = seq + idx[0];
+    }
+    const hole = this.holes.get(key);
+    if (lowestFailed !== Infinity) {
+      if (hole === undefined || lowestFailed < hole) {
+        this.holes.delete(key); // re-insert: the map's order is the eviction order
+        this.holes.set(key, lowestFailed);
+        if (this.holes.size > MAX_HOLES) this.holes.delete(this.holes.keys().next().value!);
+      }
+    } else if (hole !== undefined && seq <= hole && seq + req.records.length > hole) this.holes.delete(key);
   }
 
   /**
