@@ -79,3 +79,52 @@ describe('pipelined produce under faults', () => {
     expect(records.length).toBe(total);
   }, 180_000);
 });
+
+describe('a topic whose partition count grows while events drain', () => {
+  it('every event once; per key, the events before the change in the old partition, the later ones in the new, in send order', async () => {
+    const hub = await startHub();
+    hubs.push(hub);
+    await createTopic(hub.url, 'pipe-grow', 2);
+    const c = createClient({ url: hub.wsUrl, outbox: 'memory', name: `grow-${Math.random()}`, maxBatchRecords: 250 });
+    clients.push(c);
+    const acked = { n: 0 };
+    c.on('ack', (a) => (acked.n += a.records.length));
+    const total = 20_000;
+    const queued = (async () => {
+      for (let i = 0; i < total; i += 2_000) await c.sendMany('pipe-grow', events(i, 2_000));
+    })();
+    await waitFor(() => acked.n >= 2_000, 60_000);
+    const res = await fetch(`${hub.url}/v1/topics/pipe-grow`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ partitions: 5 }) });
+    expect(res.status).toBe(200);
+    await queued;
+    await c.flush();
+    const records = await readTopic(hub.url, 'pipe-grow');
+    expect(records.length).toBe(total);
+    const seen = new Set<number>();
+    // Per key: its records, in partition order of first appearance, must be in send order across the switch.
+    const byKey = new Map<string, Array<{ n: number; partition: number; offset: number }>>();
+    for (const r of records) {
+      const n = (r.value as { n: number }).n;
+      expect(seen.has(n)).toBe(false);
+      seen.add(n);
+      const k = String(r.key);
+      if (!byKey.has(k)) byKey.set(k, []);
+      byKey.get(k)!.push({ n, partition: r.partition, offset: r.offset });
+    }
+    expect(seen.size).toBe(total);
+    let moved = 0;
+    for (const list of byKey.values()) {
+      const partitions = [...new Set(list.map((x) => x.partition))];
+      expect(partitions.length).toBeLessThanOrEqual(2);
+      // Within a partition, offset order is send order; across the two, every event of the first-used partition precedes the other's.
+      const groups = partitions.map((p) => list.filter((x) => x.partition === p).sort((a, b) => a.offset - b.offset).map((x) => x.n));
+      for (const g of groups) expect(g).toEqual([...g].sort((a, b) => a - b));
+      if (groups.length === 2) {
+        moved++;
+        const [a, b] = groups[0][0] < groups[1][0] ? groups : [groups[1], groups[0]];
+        expect(a[a.length - 1]).toBeLessThan(b[0]);
+      }
+    }
+    expect(moved).toBeGreaterThan(0);
+  }, 120_000);
+});
