@@ -214,9 +214,6 @@ export function resolveAuthConfig(input: AuthConfigInput = {}): AuthConfig {
     const p = originEntryProblem(entry);
     if (p) problems.push(p);
   }
-  if (mode === 'jwt' && cfg.allowedOrigins.length === 0) {
-    problems.push('with auth on, list the browser origins allowed to connect in allowedOrigins (TRIBUTARY_ALLOWED_ORIGINS), or "*" to allow every origin');
-  }
   if (problems.length > 0) throw new ConfigError(problems);
   return cfg;
 }
@@ -236,6 +233,7 @@ export function authConfigWarnings(cfg: AuthConfig): string[] {
   }
   if (!cfg.audience) out.push('no audience configured: every token signed by the configured key is accepted, including ones issued for other services (set TRIBUTARY_AUTH_AUDIENCE)');
   if (!cfg.issuer && cfg.jwksUrl) out.push('no issuer configured for a JWKS key source (set TRIBUTARY_AUTH_ISSUER)');
+  if (cfg.allowedOrigins.length === 0) out.push('no allowedOrigins: clients without an Origin (servers, devices, the CLI) and pages the hub serves itself are served; browser pages of other origins are refused until listed in allowedOrigins (TRIBUTARY_ALLOWED_ORIGINS, --allowed-origins)');
   if (cfg.allowedOrigins.includes('*')) out.push('allowedOrigins is "*": pages from any web origin may connect with a token they hold');
   return out;
 }
