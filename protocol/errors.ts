@@ -46,6 +46,7 @@ export const ERRORS = {
   TOPIC_EXISTS: { status: 409, retriable: false, message: 'topic already exists' },
   CONFLICT: { status: 409, retriable: false, message: 'conflict' },
   // 413 / 416 / 429
+  HEADERS_TOO_LARGE: { status: 431, retriable: false, message: 'request header block too large' },
   FRAME_TOO_LARGE: { status: 413, retriable: false, message: 'frame too large' },
   BODY_TOO_LARGE: { status: 413, retriable: false, message: 'request body too large' },
   BATCH_TOO_LARGE: { status: 413, retriable: false, message: 'too many records in one batch' },
