@@ -34,7 +34,7 @@ interface RawAnswer {
 }
 
 /** Writes `request` on a fresh TCP connection; resolves once the server closed it or waitMs passed. */
-function raw(request: string | Buffer, waitMs = 1500): Promise<RawAnswer> {
+function raw(request: string | Buffer, waitMs = 3000): Promise<RawAnswer> {
   return new Promise((resolve) => {
     const s = net.connect(hub.port, '127.0.0.1');
     let out = '';
@@ -89,7 +89,7 @@ describe('HTTP framing and methods', () => {
     expect(a.status).toBe(200);
   });
 
-  /** Sends a header block in two writes 100 ms apart, so that uWS reads it in pieces. */
+  /** Sends a header block in two writes 400 ms apart, so that uWS reads it in pieces. */
   async function inPieces(padBytes: number): Promise<RawAnswer> {
     const half = 'a'.repeat(padBytes / 2);
     return new Promise((resolve) => {
@@ -100,11 +100,11 @@ describe('HTTP framing and methods', () => {
       s.on('close', () => (closed = true));
       s.on('error', () => undefined);
       s.write(`GET /livez HTTP/1.1\r\nHost: x\r\nX-Pad: ${half}`);
-      setTimeout(() => s.write(`${half}\r\n\r\n`), 100);
+      setTimeout(() => s.write(`${half}\r\n\r\n`), 400);
       setTimeout(() => {
         s.destroy();
         resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(out)?.[1] ?? 0), head: out.toLowerCase(), body: '', closed });
-      }, 1500);
+      }, 3000);
     });
   }
 
