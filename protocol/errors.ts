@@ -51,6 +51,7 @@ export const ERRORS = {
   /** A group member's generation ended (expired, expelled or left) or it does not own the partition: rejoin. */
   FENCED: { status: 409, retriable: false, message: 'not a live owner of these partitions in the current generation' },
   // 413 / 416 / 429
+  HEADERS_TOO_LARGE: { status: 431, retriable: false, message: 'request header block too large' },
   FRAME_TOO_LARGE: { status: 413, retriable: false, message: 'frame too large' },
   BODY_TOO_LARGE: { status: 413, retriable: false, message: 'request body too large' },
   BATCH_TOO_LARGE: { status: 413, retriable: false, message: 'too many records in one batch' },

@@ -241,12 +241,14 @@ function parse(o: Record<string, unknown>, id: number, now: number, crc: Crc32c)
       const f: ClientFrame = { t: 'hello', id, v };
       const client = str(o, 'client', LIMITS.maxClientIdBytes, false);
       if (client !== undefined) f.client = client;
-      const token = str(o, 'token', LIMITS.maxTokenBytes, false);
+      // Only the frame size bounds a token here: the verifier refuses one over
+      // maxTokenBytes as TOKEN_INVALID, so a failed hello closes with 4401 as any bad token does.
+      const token = str(o, 'token', LIMITS.maxFrameBytes, false);
       if (token !== undefined) f.token = token;
       return f;
     }
     case 'auth':
-      return { t: 'auth', id, token: str(o, 'token', LIMITS.maxTokenBytes, true) };
+      return { t: 'auth', id, token: str(o, 'token', LIMITS.maxFrameBytes, true) };
     case 'produce':
       return parseProduce(o, id, now, crc);
     case 'subscribe':

@@ -72,14 +72,15 @@ export function authFromWebSocketProtocol(header: string | null | undefined): We
   return { protocol, token };
 }
 
-/** Query parameters that usually carry credentials. */
-const TOKEN_PARAMS = ['token', 'access_token', 'jwt', 'auth', 'bearer', 'id_token'];
+/** Query parameters that usually carry credentials, lower-case: names are compared case-insensitively (`Token`, `ACCESS_TOKEN`). */
+const TOKEN_PARAMS: ReadonlySet<string> = new Set(['token', 'access_token', 'jwt', 'auth', 'authorization', 'bearer', 'id_token']);
 
-/** Whether a query string (with or without `?`) carries a token-looking parameter. */
+/** Whether a query string (with or without `?`) carries a token-looking parameter, whatever the case of its name. */
 export function urlCarriesToken(query: string): boolean {
   if (!query) return false;
   const params = new URLSearchParams(query.startsWith('?') ? query.slice(1) : query);
-  return TOKEN_PARAMS.some((name) => params.has(name));
+  for (const name of params.keys()) if (TOKEN_PARAMS.has(name.toLowerCase())) return true;
+  return false;
 }
 
 /** BAD_REQUEST for a request carrying a token in its URL, else null. */

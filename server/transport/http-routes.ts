@@ -190,11 +190,12 @@ export function registerHttpRoutes(app: TemplatedApp, deps: TransportDeps): void
   }
   for (const [pattern, methods] of methodsByPattern) {
     const allow = methods.join(', ');
+    const preflightMethods = [...methods, 'OPTIONS'];
     app.any(pattern, (res, req) => {
       const x = new Exchange(res, req, onError, onDone);
       x.route = pattern;
       try {
-        if (guard.preflight(x)) return;
+        if (guard.preflight(x, preflightMethods)) return;
         guard.admit(x);
         x.fail(new TributaryError('METHOD_NOT_ALLOWED', `${x.method} is not allowed on ${pattern}; allowed: ${allow}`, { allow }));
       } catch (err) {
