@@ -351,23 +351,25 @@ export class Subscription implements SubscriptionHandle {
     }
   }
 
-  close(): void {
-    if (this.closed) return;
+  /** Stops; resolves once the hub was told (a group member: after committing what it finished). */
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
     this.closed = true;
     this.unlisten();
     const sub = this.subId;
-    const leave = (): void => {
-      if (sub >= 0 && this.conn.isOpen) this.conn.request({ t: 'unsubscribe', sub }).catch(() => undefined);
+    const leave = async (): Promise<void> => {
+      if (sub >= 0 && this.conn.isOpen) await this.conn.request({ t: 'unsubscribe', sub }).catch(() => undefined);
     };
     const m = this.member;
+    let done: Promise<void>;
     if (m) {
       m.stopHeartbeat();
       // Commit what the handler finished, then leave: the next owner starts there.
-      if (m.autoCommit && this.conn.isOpen) void m.flushQuietly().finally(leave);
-      else leave();
-    } else leave();
+      done = m.autoCommit && this.conn.isOpen ? m.flushQuietly().then(leave) : leave();
+    } else done = leave();
     this.queue = [];
     this.control = [];
     this.onClose(this);
+    return done;
   }
 }
