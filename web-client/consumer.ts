@@ -173,7 +173,7 @@ export class Subscription implements SubscriptionHandle {
       for (const a of early) if (a.sub === this.subId) this.assigned(a);
       this.started = true;
       // Records can arrive in the same read as the ok, before this line: deliver them now.
-      if (this.queue.length && !this.processing) void this.process();
+      if ((this.queue.length || this.control.length) && !this.processing) void this.process();
     } catch (err) {
       if (err instanceof ClientError && err.code === 'DISCONNECTED') return; // the next session subscribes again
       this.onError(err as Error);
