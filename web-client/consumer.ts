@@ -243,6 +243,8 @@ export class Subscription implements SubscriptionHandle {
     if (revoked.length) {
       if (m.autoCommit) await m.flushQuietly();
       await this.hook(() => this.opts.onRevoke?.(revoked));
+      // A slow onRevoke may outlive the membership (expelled, rejoined): leave the new one's positions alone.
+      if (frame.sub !== this.subId) return;
       for (const p of revoked) if (!m.held.has(p)) this.pos.delete(p);
     }
     await m.confirm(frame.sub, frame.generation);
