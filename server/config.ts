@@ -112,6 +112,10 @@ export function loadConfig(sources: ConfigSources = {}): HubConfig {
     auth,
     authEnabled,
   } as HubConfig;
+  if (cfg.groups.heartbeatIntervalMs >= cfg.groups.sessionTimeoutMs) {
+    // Members would be expired between two heartbeats.
+    throw new ConfigError(`groups.heartbeatIntervalMs (${cfg.groups.heartbeatIntervalMs}) must be below groups.sessionTimeoutMs (${cfg.groups.sessionTimeoutMs})`);
+  }
   if (cfg.sendHighWaterBytes >= cfg.maxBufferedBytesPerConnection) {
     throw new ConfigError(`sendHighWaterBytes (${cfg.sendHighWaterBytes}) must be below maxBufferedBytesPerConnection (${cfg.maxBufferedBytesPerConnection})`);
   }

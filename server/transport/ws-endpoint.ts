@@ -175,7 +175,7 @@ export class WsEndpoint {
     const memberId = conn.members.get(sub);
     if (memberId !== undefined) {
       conn.members.delete(sub);
-      if (member === 'leave') this.deps.broker.groups.leave(memberId);
+      if (member === 'leave') this.deps.broker.groups.leave(memberId, s);
       else this.deps.broker.groups.detach(memberId, s);
     }
     this.deps.broker.subscriptions.remove(s);
