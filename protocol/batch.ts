@@ -1,7 +1,7 @@
 /**
  * The record batch: the unit that is produced, stored on disk and sent to
- * consumers as the same bytes (DESIGN.md, idea 1). Big-endian, after Kafka's
- * RecordBatch v2, with a producer id string and a sequence delta per record.
+ * consumers as the same bytes, never re-encoded between disk and wire.
+ * Big-endian, after Kafka's RecordBatch v2, with a producer id string and a sequence delta per record.
  *
  *   off  size  field
  *   0    8     baseOffset        int64   stamped by the hub
