@@ -99,6 +99,37 @@ export class TributaryError extends Error {
   }
 }
 
+export type ErrorBody = ReturnType<TributaryError['toJSON']>;
+
+/** An error as an HTTP answer. */
+export interface ErrorAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: ErrorBody;
+}
+
+/** A Retry-After value: whole seconds, at least 1. */
+export function retryAfterSeconds(ms: number): string {
+  return String(Math.max(1, Math.ceil(ms / 1000)));
+}
+
+/**
+ * The one mapping from an error to an HTTP answer, used by the hub's routes,
+ * its refused WebSocket upgrades and the edge worker: status and body from
+ * the error list; Retry-After from `retryAfterMs`, else `defaultRetryAfterS`
+ * for a retriable 5xx; Allow for METHOD_NOT_ALLOWED; WWW-Authenticate for a
+ * 401 (RFC 6750 §3: it names the scheme, and says when the token was bad).
+ */
+export function errorAnswer(err: TributaryError, defaultRetryAfterS = 1): ErrorAnswer {
+  const headers: Record<string, string> = {};
+  const retryAfterMs = err.details?.retryAfterMs;
+  if (typeof retryAfterMs === 'number') headers['retry-after'] = retryAfterSeconds(retryAfterMs);
+  else if (err.retriable && err.status >= 500) headers['retry-after'] = String(defaultRetryAfterS);
+  if (err.code === 'METHOD_NOT_ALLOWED' && typeof err.details?.allow === 'string') headers.allow = err.details.allow;
+  if (err.status === 401) headers['www-authenticate'] = err.code === 'UNAUTHENTICATED' ? 'Bearer realm="tributary"' : 'Bearer realm="tributary", error="invalid_token"';
+  return { status: err.status, headers, body: err.toJSON() };
+}
+
 export function httpStatusOf(code: ErrorCode): number {
   return ERRORS[code].status;
 }

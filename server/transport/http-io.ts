@@ -6,7 +6,7 @@
  * body.
  */
 import { encodeCbor } from '../../protocol/codec.ts';
-import { TributaryError, toTributaryError } from '../../protocol/errors.ts';
+import { TributaryError, errorAnswer, toTributaryError } from '../../protocol/errors.ts';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 
 /**
@@ -188,21 +188,14 @@ export class Exchange {
     this.write(status, undefined, undefined, headers);
   }
 
-  /** The one error mapping: TributaryError → status, JSON (or CBOR) body, Retry-After for retriable 429/503. */
+  /** Answers an error as protocol/errors.ts's errorAnswer maps it (JSON or CBOR body). */
   fail(err: unknown, closeConnection = false): void {
     const e = toTributaryError(err);
     closeConnection ||= this.framingError !== null;
     this.onError(e, this.route);
-    const headers: Record<string, string> = {};
-    const retryAfterMs = e.details?.retryAfterMs;
-    if (typeof retryAfterMs === 'number') headers['retry-after'] = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
-    else if (e.status === 503) headers['retry-after'] = '1';
-    if (e.code === 'METHOD_NOT_ALLOWED' && typeof e.details?.allow === 'string') headers.allow = e.details.allow;
-    // RFC 6750 §3: a 401 names the scheme, and for a bad token says so.
-    if (e.status === 401) headers['www-authenticate'] = e.code === 'UNAUTHENTICATED' ? 'Bearer realm="tributary"' : 'Bearer realm="tributary", error="invalid_token"';
-    const body = e.toJSON();
-    if (this.wantsCbor) this.write(e.status, encodeCbor(body), CBOR_TYPE, headers, closeConnection);
-    else this.write(e.status, JSON.stringify(body), JSON_TYPE, headers, closeConnection);
+    const { status, headers, body } = errorAnswer(e);
+    if (this.wantsCbor) this.write(status, encodeCbor(body), CBOR_TYPE, headers, closeConnection);
+    else this.write(status, JSON.stringify(body), JSON_TYPE, headers, closeConnection);
   }
 
   private write(status: number, body: string | Uint8Array | undefined, contentType: string | undefined, headers: Record<string, string>, closeConnection = false): void {
