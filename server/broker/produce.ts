@@ -241,12 +241,16 @@ export class Producer {
     const key = `${req.topic}\u0000${req.pid}`;
     const seq = req.seq!;
     let lowestFailed = Infinity;
+    let appended = false;
     let k = 0;
     for (const [, idx] of groups) {
-      if (settled[k++].status === 'rejected' && seq + idx[0] < lowestFailed) lowestFailed = seq + idx[0];
+      if (settled[k++].status === 'rejected') {
+        if (seq + idx[0] < lowestFailed) lowestFailed = seq + idx[0];
+      } else appended = true;
     }
     const hole = this.holes.get(key);
-    if (lowestFailed !== Infinity) {
+    // Only a partial failure leaves a hole: a request refused on every partition did not move the topic's highest.
+    if (lowestFailed !== Infinity && appended) {
       if (hole === undefined || lowestFailed < hole) {
         this.holes.delete(key); // re-insert: the map's order is the eviction order
         this.holes.set(key, lowestFailed);
