@@ -28,6 +28,8 @@ export type { SendEvent } from './event-input.ts';
 export type { FailedEvent, OutboxBounds, OutboxEvent, OutboxStats, OutboxStore, NewOutboxEvent, Positions } from './outbox.ts';
 export type { AckInfo } from './producer.ts';
 export type { TokenSource } from './token.ts';
+export { createAdmin, webSocketUrlOf } from './admin.ts';
+export type { Admin, AdminOptions, GroupDescription, GroupMember, GroupOffset, GroupSummary, HttpRecord, PartitionOffsets, ReadAnswer, ResetTarget, TopicDescription, TopicSummary } from './admin.ts';
 export { IdbOutboxStore, MemoryOutboxStore };
 
 export interface ClientOptions {
