@@ -5,19 +5,16 @@
  * request passes HttpGuard (URL tokens, Origin and CORS, bearer token)
  * first; each route checks what its principal may do.
  */
-import fs from 'node:fs';
 import { TributaryError } from '../../protocol/errors.ts';
 import { ackOffsets } from '../../protocol/frames.ts';
 import { anonymousPrincipal } from '../auth/index.ts';
 import type { TemplatedApp, HttpRequest, HttpResponse } from 'uWebSockets.js';
+import { loadDashboardFiles } from './dashboard-files.ts';
 import { HttpGuard } from './http-auth.ts';
 import { Exchange } from './http-io.ts';
 import { parseBody, produceRequestFromBody, queryInt, recordsAnswer } from './http-records.ts';
 import { authorize, type Principal } from './principal.ts';
 import type { TransportDeps } from './transport-deps.ts';
-
-/** The dashboard page, served at GET /. */
-const DASHBOARD_FILE = new URL('../../dashboard/index.html', import.meta.url);
 
 type Method = 'get' | 'post' | 'patch' | 'del';
 type Handler = (x: Exchange, params: string[], principal: Principal, body: () => Promise<Record<string, unknown>>) => Promise<void> | void;
@@ -44,13 +41,9 @@ export function registerHttpRoutes(app: TemplatedApp, deps: TransportDeps): void
   };
   const onDone = (x: Exchange): void => metrics.httpRequests.inc({ route: x.route, status: String(x.status) });
   const guard = new HttpGuard(deps);
-  // Read once at start-up; the page is static.
-  let dashboard: string | null = null;
-  try {
-    dashboard = fs.readFileSync(DASHBOARD_FILE, 'utf8');
-  } catch (err) {
-    deps.log.warn({ err: (err as Error).message }, 'dashboard/index.html not found: GET / answers 404');
-  }
+  // Read once at start-up; the built page is static.
+  const dashboard = loadDashboardFiles();
+  if (dashboard.missing) deps.log.warn(`${dashboard.missing}: GET / answers 404`);
 
   const routes: RouteSpec[] = [
     {
@@ -59,8 +52,19 @@ export function registerHttpRoutes(app: TemplatedApp, deps: TransportDeps): void
       always: true,
       open: true,
       handler: (x) => {
-        if (dashboard === null) throw new TributaryError('NOT_FOUND', 'the dashboard page is not installed');
-        x.sendText(200, dashboard, 'text/html; charset=utf-8');
+        if (!dashboard.index) throw new TributaryError('NOT_FOUND', dashboard.missing);
+        x.sendFile(dashboard.index);
+      },
+    },
+    {
+      method: 'get',
+      pattern: '/assets/*',
+      always: true,
+      open: true,
+      handler: (x) => {
+        const file = dashboard.assets.get(x.url);
+        if (!file) throw new TributaryError('NOT_FOUND', dashboard.index ? `no dashboard file ${x.url}` : dashboard.missing);
+        x.sendFile(file);
       },
     },
     { method: 'get', pattern: '/livez', always: true, open: true, handler: (x) => x.send(200, { status: 'live' }) },
