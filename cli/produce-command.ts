@@ -62,11 +62,13 @@ async function produce(topic: string, opts: ProduceOptions, cmd: Command): Promi
     // Refused records land in failed() and are reported at the end; a refused login ends the run.
     if ((e as { code?: string }).code === 'AUTH_FAILED') fatal = e;
   });
-  const progress = startProgress({ label: `produce ${topic}`, enabled: process.stderr.isTTY === true, total: totalBytes });
-  const tick = setInterval(() => progress.update(acked, bytesRead), 200);
-
   let bytesRead = 0;
   let lineNo = 0;
+  const progress = startProgress({ label: `produce ${topic}`, enabled: process.stderr.isTTY === true, total: totalBytes });
+  // The bar's value is the bytes of the lines acked so far (estimated from the mean line length), so its ETA is the hub's pace, not the reader's.
+  const ackedBytes = (): number => (lineNo ? Math.round((acked * bytesRead) / lineNo) : 0);
+  const tick = setInterval(() => progress.update(acked, ackedBytes()), 200);
+
   let chunk: Array<Promise<void>> = [];
   try {
     const lines = readline.createInterface({ input, crlfDelay: Infinity });
@@ -95,7 +97,7 @@ async function produce(topic: string, opts: ProduceOptions, cmd: Command): Promi
       }),
     ]);
     const failed = await client.failed();
-    progress.update(acked, bytesRead);
+    progress.update(acked, ackedBytes());
     progress.stop();
     if (failed.length) {
       const codes = new Map<string, number>();

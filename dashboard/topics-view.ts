@@ -8,6 +8,8 @@ import { el, errorText, formatBytes, poll, table, type View } from './dom.ts';
 import type { HubSession } from './hub-session.ts';
 
 const POLL_MS = 1_000;
+/** Topics described per poll (one request each): a hub with thousands of topics lists the rest by name. */
+const MAX_DESCRIBED_TOPICS = 200;
 
 export function topicsView(session: HubSession): View {
   return (root) => {
@@ -18,9 +20,11 @@ export function topicsView(session: HubSession): View {
 
     return poll(async () => {
       let described: TopicDescription[];
+      let more: string[] = [];
       try {
         const topics = await session.admin.listTopics();
-        described = await Promise.all(topics.map((t) => session.admin.describeTopic(t.name)));
+        described = await Promise.all(topics.slice(0, MAX_DESCRIBED_TOPICS).map((t) => session.admin.describeTopic(t.name)));
+        more = topics.slice(MAX_DESCRIBED_TOPICS).map((t) => t.name);
       } catch (err) {
         status.textContent = `could not load topics: ${errorText(err)}`;
         return;
@@ -40,7 +44,8 @@ export function topicsView(session: HubSession): View {
           `${rate.toFixed(rate < 10 ? 1 : 0)}/s`,
         ];
       });
-      status.textContent = `${described.length} topic${described.length === 1 ? '' : 's'} · offsets are earliest–log end per partition`;
+      const count = described.length + more.length;
+      status.textContent = `${count} topic${count === 1 ? '' : 's'} · offsets are earliest–log end per partition${more.length ? ` · ${more.length} more not described: ${more.slice(0, 50).join(', ')}…` : ''}`;
       holder.replaceChildren(table('topics', ['topic', 'partitions', 'offsets', 'size', 'rate'], rows, 'no topics yet'));
     }, POLL_MS);
   };

@@ -35,7 +35,8 @@ beforeAll(async () => {
     body: JSON.stringify({ name: 'load', partitions: 2, config: { fsync: 'interval' } }),
   });
   expect(res.status).toBe(201);
-  producer = createClient({ url: hub.wsUrl, outbox: 'memory', name: 'dash-load', maxInFlightBatches: 8 });
+  // Large batches: the producer sends one batch per topic at a time, so each round trip must carry a tenth of a second of events.
+  producer = createClient({ url: hub.wsUrl, outbox: 'memory', name: 'dash-load', maxInFlightBatches: 8, maxBatchRecords: 5_000, maxBatchBytes: 2 * 1024 * 1024 });
 });
 
 afterAll(async () => {
