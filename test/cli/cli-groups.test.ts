@@ -36,7 +36,9 @@ describe('tributary groups', { timeout: 180_000 }, () => {
     if (!served) ctx.skip();
     expect((await cli(['topic', 'create', 'orders', '--partitions', '2'])).code).toBe(0);
     const lines = Array.from({ length: 100 }, (_, i) => `order ${i}`);
-    expect((await cli(['produce', 'orders'], lines.join('\n') + '\n')).code).toBe(0);
+    // Half to each partition, so that both have records to reset within.
+    expect((await cli(['produce', 'orders', '--partition', '0'], lines.slice(0, 50).join('\n') + '\n')).code).toBe(0);
+    expect((await cli(['produce', 'orders', '--partition', '1'], lines.slice(50).join('\n') + '\n')).code).toBe(0);
 
     const first = await cli(['consume', 'orders', '--group', 'billing', '--from', 'earliest', '--limit', '60']);
     expect(first.code).toBe(0);
