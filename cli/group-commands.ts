@@ -32,7 +32,7 @@ export function groupCommands(): Command {
         process.stdout.write(`group ${d.group}, ${d.state}, generation ${d.generation}\n\n`);
         if (d.members.length) process.stdout.write(formatTable(['MEMBER', 'CLIENT', 'TOPIC', 'PARTITIONS'], d.members.map((m) => [m.member, m.client, m.topic, m.partitions.join(',')])) + '\n');
         else process.stdout.write('no members\n\n');
-        process.stdout.write(formatTable(['TOPIC', 'PARTITION', 'COMMITTED', 'HIGH-WATERMARK', 'LAG'], d.offsets.map((o) => [o.topic, o.partition, o.committed, o.highWatermark, o.lag])));
+        process.stdout.write(formatTable(['TOPIC', 'PARTITION', 'COMMITTED', 'HIGH-WATERMARK', 'LAG'], d.offsets.map((o) => [o.topic, o.partition, o.committed ?? '-', o.highWatermark, o.lag])));
       }),
     );
 
@@ -50,7 +50,7 @@ export function groupCommands(): Command {
         if (partitions && !partitions.length) throw new UsageError('--partition needs at least one partition');
         const res = await adminOf(hubTarget(cmd)).resetGroup(group, opts.topic, to, partitions);
         if (opts.json) return printJson(res);
-        process.stdout.write(formatTable(['TOPIC', 'PARTITION', 'COMMITTED', 'HIGH-WATERMARK', 'LAG'], res.offsets.map((o) => [o.topic, o.partition, o.committed, o.highWatermark, o.lag])));
+        process.stdout.write(formatTable(['TOPIC', 'PARTITION', 'COMMITTED', 'HIGH-WATERMARK', 'LAG'], res.offsets.map((o) => [o.topic, o.partition, o.committed ?? '-', o.highWatermark, o.lag])));
       }),
     );
 

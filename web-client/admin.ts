@@ -47,7 +47,8 @@ export interface GroupMember {
 export interface GroupOffset {
   topic: string;
   partition: number;
-  committed: number;
+  /** null while the group has committed nothing for the partition (a member reads from its `from`). */
+  committed: number | null;
   highWatermark: number;
   lag: number;
 }
