@@ -8,7 +8,7 @@
  */
 import { Command } from 'commander';
 import type { SubscribeOptions, SubscriptionHandle, TopicDescription } from '../web-client/node.ts';
-import { action, adminOf, clientOf, exitQuietlyOnClosedPipe, hubTarget, parseCount, parsePosition, UsageError, type Position } from './hub-context.ts';
+import { action, adminOf, clientOf, exitQuietlyOnClosedPipe, hubTarget, parseCount, parsePosition, UsageError, writeLine, type Position } from './hub-context.ts';
 import { startProgress } from './progress.ts';
 import { recordLine } from './record-json.ts';
 
@@ -85,8 +85,7 @@ async function consume(topic: string, opts: ConsumeOptions, cmd: Command): Promi
         return new Promise<void>(() => undefined);
       }
       count++;
-      const line = recordLine(record);
-      const drained = process.stdout.write(`${line}\n`) ? undefined : new Promise<void>((r) => process.stdout.once('drain', r));
+      const drained = writeLine(recordLine(record));
       if (limit !== undefined && count === limit) queueMicrotask(resolve);
       return drained;
     });
