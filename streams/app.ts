@@ -9,7 +9,7 @@ import { KStream, Topology, type RootDef, type StartFrom, type Table } from './b
 import type { ConsumedRecord, GroupSubscription, ReadyClient, StreamsClient } from './client-contract.ts';
 import { StreamsError } from './errors.ts';
 import { keyString, type StreamMetrics } from './nodes.ts';
-import { Task, type TaskSettings } from './task.ts';
+import { Task, type TaskEnv, type TaskSettings } from './task.ts';
 
 export interface StreamOptions {
   /** Names the consumer group, the internal topics (`<app>-<name>-repartition`, `<app>-<name>-changelog`) and the producer ids. */
@@ -33,6 +33,13 @@ export interface StreamOptions {
   produceTimeoutMs?: number;
   /** Names this instance's changelog producer; default random. */
   instanceId?: string;
+  /**
+   * Without consumer groups: the partitions of every root this instance owns
+   * ('all' = every partition). Each is restored and then read from its
+   * restored position; nothing is committed to a group (the changelog's
+   * progress record is the position). Default: join the group.
+   */
+  staticAssignment?: 'all' | Record<string, number[]>;
   /** Called with failures that stop a task (the application decides whether to exit). */
   onError?: (err: Error) => void;
 }
@@ -155,13 +162,16 @@ export class StreamApp {
         }),
       );
     }
-    for (const root of this.topology.roots.values()) this.subscribeRoot(client, root);
+    for (const root of this.topology.roots.values()) {
+      if (this.opts.staticAssignment) await this.subscribeStatic(client, root, this.opts.staticAssignment);
+      else this.subscribeRoot(client, root);
+    }
     const every = this.opts.commitIntervalMs ?? DEFAULTS.commitIntervalMs;
     this.timer = setInterval(() => this.flushAll(), every);
   }
 
-  private subscribeRoot(client: ReadyClient, root: RootDef): void {
-    const settings: TaskSettings = {
+  private settings(root: RootDef): TaskSettings {
+    return {
       applicationId: this.opts.applicationId,
       instanceId: this.instanceId,
       changelogTopic: this.topology.changelogTopic(root),
@@ -170,18 +180,42 @@ export class StreamApp {
       restoreTimeoutMs: this.opts.restoreTimeoutMs ?? DEFAULTS.restoreTimeoutMs,
       produceTimeoutMs: this.opts.produceTimeoutMs ?? DEFAULTS.produceTimeoutMs,
     };
-    const key = (p: number) => `${root.topic}\u0000${p}`;
-    let sub: GroupSubscription | undefined;
-    const env = {
+  }
+
+  private env(client: ReadyClient, commit: TaskEnv['commit']): TaskEnv {
+    return {
       client,
       metrics: this.metricsNow,
       partitionCount: (topic: string) => this.counts.get(topic) ?? 1,
       lookup: (table: string, k: string) => this.tableData.get(table)?.get(k),
-      commit: async (p: number, offset: number) => {
-        if (!sub?.commit) throw new StreamsError('UNSUPPORTED', 'this client has no commit() (consumer groups)');
-        await sub.commit({ [p]: offset });
-      },
+      commit,
     };
+  }
+
+  /** Static ownership: restore each partition, then read it from its restored position. */
+  private async subscribeStatic(client: ReadyClient, root: RootDef, assignment: 'all' | Record<string, number[]>): Promise<void> {
+    const n = this.counts.get(root.topic) ?? (await this.partitionCount(root.topic));
+    const mine = assignment === 'all' ? Array.from({ length: n }, (_, p) => p) : (assignment[root.topic] ?? []);
+    const env = this.env(client, async () => undefined);
+    await Promise.all(
+      mine.map(async (p) => {
+        const t = new Task(root, p, this.settings(root), env);
+        await t.restore();
+        this.tasks.set(`${root.topic}\u0000${p}`, t);
+        const from = t.restoredPosition >= 0 ? t.restoredPosition : root.from;
+        this.subs.push(client.subscribe(root.topic, { partitions: [p], from, creditBytes: this.opts.creditBytes ?? DEFAULTS.creditBytes }, (r: ConsumedRecord) => t.process(r)));
+      }),
+    );
+  }
+
+  private subscribeRoot(client: ReadyClient, root: RootDef): void {
+    const settings = this.settings(root);
+    const key = (p: number) => `${root.topic}\u0000${p}`;
+    let sub: GroupSubscription | undefined;
+    const env = this.env(client, async (p: number, offset: number) => {
+      if (!sub?.commit) throw new StreamsError('UNSUPPORTED', 'this client has no commit() (consumer groups)');
+      await sub.commit({ [p]: offset });
+    });
     sub = client.subscribe(
       root.topic,
       {

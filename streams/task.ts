@@ -181,6 +181,11 @@ export class Task implements TaskContext {
     if (this.pendingCount >= this.s.maxPendingRecords) return this.flush();
   }
 
+  /** The restored input position (next offset to process), or -1 when the changelog had none. */
+  get restoredPosition(): number {
+    return this.position;
+  }
+
   /** Outputs queued since the last flush, per (topic, partition), with the sequence of the first. */
   pendingOutputs(): ReadonlyArray<Readonly<PendingOutput>> {
     return [...this.pending.values()];
