@@ -273,6 +273,13 @@ export class StreamApp {
     return [...this.tasks.values()].map((t) => `${t.root.topic}/${t.partition}`).sort();
   }
 
+  /** Next input offset per partition this instance holds (`topic/partition` → offset; -1 before its first record). */
+  positions(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const t of this.tasks.values()) out[`${t.root.topic}/${t.partition}`] = t.restoredPosition;
+    return out;
+  }
+
   /** Makes everything processed so far durable and committed. */
   async flush(): Promise<void> {
     await Promise.all([...this.tasks.values()].map((t) => t.flush()));

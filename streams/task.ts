@@ -181,7 +181,7 @@ export class Task implements TaskContext {
     if (this.pendingCount >= this.s.maxPendingRecords) return this.flush();
   }
 
-  /** The restored input position (next offset to process), or -1 when the changelog had none. */
+  /** Next input offset to process (after a restore: the restored one), or -1 when not known yet. */
   get restoredPosition(): number {
     return this.position;
   }
