@@ -89,7 +89,7 @@ describe('re-keying (real hub)', () => {
     const input = orders(10_000, 50).map((e, i) => ({ ...e, timestamp: 1_700_000_000_000 + i * 37 }));
     await produceInput(client, 'visits', 3, input);
 
-    const run = async (id: string): Promise<string> => {
+    const run = async (id: string): Promise<string[]> => {
       await createTopic(hub.url, `${id}-out`, 2);
       const app = stream(client, { applicationId: id, httpUrl: hub.url, staticAssignment: 'all', maxPendingRecords: 700 + id.length * 300 });
       app

@@ -1,0 +1,79 @@
+/**
+ * The stream-processing bench: end to end through a real hub (topics with
+ * fsync always), input already in the log, an application started over it
+ * from the earliest offset; events/s = input events / time from start() until
+ * every input record is processed and every output, changelog entry and
+ * offset is acknowledged (app.flush()).
+ *
+ *   node --import tsx bench/streams.ts [--quick] [--only stateless|windowed]
+ *   node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/streams.ts --only stateless   # where the app's CPU goes
+ *
+ * Rows:
+ * - stateless: filter (keeps ~half) + mapValues + to. Goal ≥ 500,000 events/s.
+ * - windowed: groupByKey + tumbling window count (10 s windows, 1,000 keys),
+ *   every update written to the output. Goal ≥ 200,000 events/s.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startHub, type Hub } from '../test/helpers/hub.ts';
+import { createTopic, keyedEvents, produceInput, waitFor } from '../test/streams/fixtures.ts';
+import { createClient, type Client } from '../web-client/node.ts';
+import { stream, type StreamApp } from '../streams/index.ts';
+
+export interface StreamsBenchRow {
+  scenario: 'streams';
+  system: string;
+  eventsPerSec: number;
+  notes?: string;
+}
+
+const PARTITIONS = 4;
+
+async function timeApp(client: Client, events: number, build: (app: StreamApp) => void, id: string, hub: Hub): Promise<{ eventsPerSec: number; produced: number; ms: number }> {
+  const app = stream(client, { applicationId: id, httpUrl: hub.url, staticAssignment: 'all', creditBytes: 8 * 1024 * 1024 });
+  build(app);
+  const t0 = performance.now();
+  await app.start();
+  await waitFor(() => app.metrics().processed >= events, 600_000, `${id} processed`);
+  await app.flush();
+  const ms = performance.now() - t0;
+  const produced = app.metrics().produced;
+  await app.close();
+  return { eventsPerSec: Math.round((events / ms) * 1000), produced, ms: Math.round(ms) };
+}
+
+export async function runStreamsBench(opts: { quick: boolean; only?: string }): Promise<StreamsBenchRow[]> {
+  const n = opts.quick ? 50_000 : 200_000;
+  const rows: StreamsBenchRow[] = [];
+  const hub = await startHub({ args: ['--topic-fsync', 'always'] });
+  const client = createClient({ url: hub.wsUrl, outbox: 'memory', name: 'streams-bench', maxInFlightBatches: 8 });
+  try {
+    await createTopic(hub.url, 'in', PARTITIONS);
+    // ~100-byte JSON values, keyed, one event per ms of event time.
+    const input = keyedEvents(n, 1000, 1_700_000_000_000, 1).map((e, i) => ({ ...e, value: { i, kind: i % 2 ? 'temp' : 'hum', room: `room-${i % 1000}`, c: 20 + (i % 7), pad: 'x'.repeat(32) } }));
+    await produceInput(client, 'in', PARTITIONS, input);
+    const note = `${n} events of ~100 B in ${PARTITIONS} partitions, fsync always, one instance (static assignment), hub and app on the same 2 CPUs`;
+
+    if (!opts.only || opts.only === 'stateless') {
+      await createTopic(hub.url, 'stateless-out', PARTITIONS);
+      const r = await timeApp(client, n, (app) => app.from<{ kind: string; c: number; room: string }>('in').filter((r) => r.value.kind === 'temp').mapValues((r) => ({ room: r.value.room, f: r.value.c * 1.8 + 32 })).to('stateless-out'), 'bench-stateless', hub);
+      rows.push({ scenario: 'streams', system: 'stateless filter+map+to', eventsPerSec: r.eventsPerSec, notes: `${note}; ${r.produced} outputs; ${r.ms} ms; goal ≥ 500,000/s` });
+    }
+    if (!opts.only || opts.only === 'windowed') {
+      await createTopic(hub.url, 'windowed-out', PARTITIONS);
+      const r = await timeApp(client, n, (app) => app.from('in').groupByKey().window({ tumblingMs: 10_000, graceMs: 1_000 }).count({ name: 'counts' }).to('windowed-out'), 'bench-windowed', hub);
+      rows.push({ scenario: 'streams', system: 'windowed keyed count', eventsPerSec: r.eventsPerSec, notes: `${note}; ${r.produced} outputs (every update); ${r.ms} ms; goal ≥ 200,000/s` });
+    }
+  } finally {
+    await client.close();
+    await hub.stop();
+    hub.cleanup();
+  }
+  return rows;
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const i = process.argv.indexOf('--only');
+  const rows = await runStreamsBench({ quick: process.argv.includes('--quick'), only: i > 0 ? process.argv[i + 1] : undefined });
+  for (const r of rows) console.log(`${r.system}: ${r.eventsPerSec.toLocaleString('en')} events/s (${r.notes})`);
+}
