@@ -45,9 +45,10 @@ export async function startHub(cfg: HubConfig, log: Logger, store: LogStore = cr
   const metrics = new HubMetrics({
     storageBytes: () => (broker && state.ready ? broker.storageBytes() : 0),
     topicCount: () => (state.ready ? store.listTopics().length : 0),
+    storageProblems: () => store.storageProblems?.().length ?? 0,
   });
   broker = new Broker(store, { ...cfg, crc: nativeCrc32c }, metrics);
-  const limits = new Limits(cfg.auth.limits, metrics);
+  const limits = new Limits(cfg.limits, metrics);
   const authenticator = createAuthenticator(cfg.auth);
   const origins = new OriginPolicy(cfg.auth.allowedOrigins, authenticator.required);
   const transport = new Transport({ broker, config: cfg, metrics, log, limits, authenticator, origins, state });

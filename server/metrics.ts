@@ -26,6 +26,8 @@ export interface StorageSizeSource {
   /** Total bytes on disk over every partition. */
   storageBytes(): number;
   topicCount(): number;
+  /** Damage the storage engine found in its files (start-up scrub). */
+  storageProblems(): number;
 }
 
 export class HubMetrics {
@@ -81,6 +83,14 @@ export class HubMetrics {
       registers: [r],
       collect() {
         this.set(storage.storageBytes());
+      },
+    });
+    new client.Gauge({
+      name: 'tributary_storage_problems',
+      help: 'damaged or missing ranges the storage engine found in its files (details in the log and /healthz)',
+      registers: [r],
+      collect() {
+        this.set(storage.storageProblems());
       },
     });
     new client.Gauge({

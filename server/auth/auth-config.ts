@@ -1,45 +1,15 @@
 /**
- * The security settings of a hub (authentication, origins, limits and
- * quotas), their defaults, and the one function that turns what an operator
+ * The security settings of a hub (authentication and allowed origins), and the one function that turns what an operator
  * wrote into a checked, complete `AuthConfig`.
  *
- * Where each setting comes from (flag, TRIBUTARY_* variable, config key) is in
- * auth-settings.ts; docs/security.md is the prose version of both files.
+ * The names, sources and defaults of these settings are the `auth.*` rows
+ * and `allowedOrigins` of the settings table (server/settings.ts);
+ * docs/security.md is the prose version.
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
+import { ConfigError, defaultOf } from '../settings.ts';
 
 export type AuthMode = 'none' | 'jwt';
-
-/** Per-connection and hub-wide limits. Every value is a positive integer. */
-export interface AuthLimits {
-  /** Open WebSocket connections on the whole hub, authenticated or not. */
-  maxConnections: number;
-  /** Open connections per token subject (anonymous connections count only toward the total). */
-  maxConnectionsPerSubject: number;
-  /** Token bucket on new WebSocket connections, per remote address. */
-  connectionsPerSecPerAddress: number;
-  connectionsBurstPerAddress: number;
-  /** Token bucket on produced record bytes, per connection. */
-  produceBytesPerSec: number;
-  produceBytesBurst: number;
-  /** Token bucket on produced records, per connection. */
-  produceEventsPerSec: number;
-  produceEventsBurst: number;
-  maxSubscriptionsPerConnection: number;
-  /** Requests (frames with an id) awaiting their reply, per connection. */
-  maxInFlightPerConnection: number;
-  /** A connection that sends nothing for this long is closed (4408). */
-  idleTimeoutMs: number;
-  /**
-   * Token bucket on records produced over HTTP, per token subject (all of a
-   * subject's requests share it): one edge worker sends many devices'
-   * readings with one token, so this is sized for a gateway, not a device.
-   */
-  httpProduceBytesPerSec: number;
-  httpProduceBytesBurst: number;
-  httpProduceEventsPerSec: number;
-  httpProduceEventsBurst: number;
-}
 
 export interface AuthConfig {
   mode: AuthMode;
@@ -71,37 +41,10 @@ export interface AuthConfig {
    * (`https://*.example.com`) or `*`. Empty = all, allowed only with auth off.
    */
   allowedOrigins: string[];
-  limits: AuthLimits;
 }
 
-/** What an operator may write: every field optional, limits partial. */
-export type AuthConfigInput = Partial<Omit<AuthConfig, 'limits'>> & { limits?: Partial<AuthLimits> };
-
-export const DEFAULT_LIMITS: Readonly<AuthLimits> = Object.freeze({
-  maxConnections: 10_000,
-  maxConnectionsPerSubject: 100,
-  connectionsPerSecPerAddress: 100,
-  connectionsBurstPerAddress: 200,
-  produceBytesPerSec: 8 * 1024 * 1024,
-  produceBytesBurst: 16 * 1024 * 1024,
-  produceEventsPerSec: 10_000,
-  produceEventsBurst: 20_000,
-  maxSubscriptionsPerConnection: 100,
-  maxInFlightPerConnection: 64,
-  idleTimeoutMs: 120_000,
-  httpProduceBytesPerSec: 64 * 1024 * 1024,
-  httpProduceBytesBurst: 128 * 1024 * 1024,
-  httpProduceEventsPerSec: 100_000,
-  httpProduceEventsBurst: 200_000,
-});
-
-export const AUTH_DEFAULTS = Object.freeze({
-  jwksCacheMs: 10 * 60_000,
-  jwksCooldownMs: 30_000,
-  jwksTimeoutMs: 5_000,
-  clockToleranceSec: 30,
-  authTimeoutMs: 10_000,
-});
+/** What an operator may write: every field optional. */
+export type AuthConfigInput = Partial<AuthConfig>;
 
 export const HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
 export const ASYMMETRIC_ALGORITHMS = [
@@ -111,16 +54,6 @@ const KNOWN_ALGORITHMS: ReadonlySet<string> = new Set([...HMAC_ALGORITHMS, ...AS
 
 /** Shortest HMAC secret accepted: RFC 7518 §3.2 asks for a key at least as long as the hash (256 bits for HS256). */
 export const MIN_SECRET_BYTES = 32;
-
-/** Every problem found in a configuration, listed so the operator can fix them all at once. */
-export class AuthConfigError extends Error {
-  readonly problems: string[];
-  constructor(problems: string[]) {
-    super(`invalid security settings:\n  - ${problems.join('\n  - ')}`);
-    this.name = 'AuthConfigError';
-    this.problems = problems;
-  }
-}
 
 /** Parse a PEM public key, or explain why it is not one. */
 export function parsePublicKey(pem: string): KeyObject | string {
@@ -191,19 +124,13 @@ export function originEntryProblem(entry: string): string | null {
   return null;
 }
 
-function checkLimits(limits: AuthLimits, problems: string[]): void {
-  for (const [name, value] of Object.entries(limits)) {
-    if (!Number.isSafeInteger(value) || value <= 0) problems.push(`limits.${name} must be a positive integer, got ${String(value)}`);
-  }
-}
-
 function checkDuration(name: string, value: number, min: number, problems: string[]): void {
   if (!Number.isFinite(value) || value < min) problems.push(`${name} must be a number >= ${min}, got ${String(value)}`);
 }
 
 /**
  * Fill defaults and check everything. The mode is `jwt` when a key source is
- * given and `none` otherwise, unless set explicitly. Throws AuthConfigError
+ * given and `none` otherwise, unless set explicitly. Throws ConfigError
  * listing every problem.
  */
 export function resolveAuthConfig(input: AuthConfigInput = {}): AuthConfig {
@@ -247,8 +174,6 @@ export function resolveAuthConfig(input: AuthConfigInput = {}): AuthConfig {
     }
   }
 
-  const limits: AuthLimits = { ...DEFAULT_LIMITS, ...stripUndefined(input.limits ?? {}) };
-  checkLimits(limits, problems);
   const cfg: AuthConfig = {
     mode,
     ...(input.secret ? { secret: input.secret } : {}),
@@ -256,14 +181,13 @@ export function resolveAuthConfig(input: AuthConfigInput = {}): AuthConfig {
     ...(input.jwksUrl ? { jwksUrl: input.jwksUrl } : {}),
     ...(input.issuer ? { issuer: input.issuer } : {}),
     ...(input.audience ? { audience: input.audience } : {}),
-    jwksCacheMs: input.jwksCacheMs ?? AUTH_DEFAULTS.jwksCacheMs,
-    jwksCooldownMs: input.jwksCooldownMs ?? AUTH_DEFAULTS.jwksCooldownMs,
-    jwksTimeoutMs: input.jwksTimeoutMs ?? AUTH_DEFAULTS.jwksTimeoutMs,
+    jwksCacheMs: input.jwksCacheMs ?? defaultOf('auth.jwksCacheMs'),
+    jwksCooldownMs: input.jwksCooldownMs ?? defaultOf('auth.jwksCooldownMs'),
+    jwksTimeoutMs: input.jwksTimeoutMs ?? defaultOf('auth.jwksTimeoutMs'),
     algorithms: mode === 'jwt' ? algorithms : [],
-    clockToleranceSec: input.clockToleranceSec ?? AUTH_DEFAULTS.clockToleranceSec,
-    authTimeoutMs: input.authTimeoutMs ?? AUTH_DEFAULTS.authTimeoutMs,
+    clockToleranceSec: input.clockToleranceSec ?? defaultOf('auth.clockToleranceSec'),
+    authTimeoutMs: input.authTimeoutMs ?? defaultOf('auth.authTimeoutMs'),
     allowedOrigins: [...(input.allowedOrigins ?? [])],
-    limits,
   };
   checkDuration('jwksCacheMs', cfg.jwksCacheMs, 0, problems);
   checkDuration('jwksCooldownMs', cfg.jwksCooldownMs, 0, problems);
@@ -279,12 +203,8 @@ export function resolveAuthConfig(input: AuthConfigInput = {}): AuthConfig {
   if (mode === 'jwt' && cfg.allowedOrigins.length === 0) {
     problems.push('with auth on, list the browser origins allowed to connect in allowedOrigins (TRIBUTARY_ALLOWED_ORIGINS), or "*" to allow every origin');
   }
-  if (problems.length > 0) throw new AuthConfigError(problems);
+  if (problems.length > 0) throw new ConfigError(problems);
   return cfg;
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /**

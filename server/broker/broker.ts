@@ -4,7 +4,7 @@
  * sink per connection.
  */
 import type { Crc32c } from '../../protocol/crc32c.ts';
-import type { LogStore } from '../storage/log-store.ts';
+import type { LogStore, StorageProblem } from '../storage/log-store.ts';
 import type { HubMetrics } from '../metrics.ts';
 import { fetchRecords, type FetchRequest, type FetchResult } from './fetch.ts';
 import type { ProduceBatchesFrame } from '../../protocol/frames.ts';
@@ -63,6 +63,11 @@ export class Broker {
     let total = 0;
     for (const t of this.store.listTopics()) for (let p = 0; p < t.partitions; p++) total += this.store.offsets(t.name, p).bytes;
     return total;
+  }
+
+  /** Damage the storage engine found in its files (for /healthz). */
+  storageProblems(): StorageProblem[] {
+    return this.store.storageProblems?.() ?? [];
   }
 
   /** Stop following the log; in-flight appends are awaited by the hub. */

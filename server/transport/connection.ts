@@ -14,7 +14,7 @@
 import { encodeCbor } from '../../protocol/codec.ts';
 import { closeCodeOf, TributaryError, type ErrorCode } from '../../protocol/errors.ts';
 import type { ServerFrame } from '../../protocol/frames.ts';
-import type { ConnectionQuota } from '../auth/index.ts';
+import type { ConnectionQuota } from '../limits/index.ts';
 import type { Subscription, SubscriptionSink } from '../broker/subscription.ts';
 import type { Principal } from './principal.ts';
 import type { WebSocket } from 'uWebSockets.js';

@@ -72,7 +72,11 @@ export function registerHttpRoutes(app: TemplatedApp, deps: TransportDeps): void
       handler: (x) => {
         if (deps.state.shuttingDown) x.send(503, { status: 'shutting-down' }, { 'retry-after': '1' });
         else if (!deps.state.ready) x.send(503, { status: 'recovering' }, { 'retry-after': '1' });
-        else x.send(200, { status: 'ok' });
+        else {
+          // Damage found in the files is served around, not hidden: the rest of the log stays available.
+          const problems = deps.broker.storageProblems();
+          x.send(200, problems.length ? { status: 'degraded', storageProblems: problems.map((p) => p.message) } : { status: 'ok' });
+        }
       },
     },
     {
