@@ -6,7 +6,7 @@
 import { decodeCbor } from './codec.ts';
 import { TributaryError, type ErrorCode } from './errors.ts';
 import { LIMITS, isValidTopicName } from './limits.ts';
-import type { ClientFrame, ProduceBatchesFrame, ProduceFrame, ProducedBatch, StartPosition, SubscribeFrame } from './frames.ts';
+import type { ClientFrame, CommitFrame, ProduceBatchesFrame, ProduceFrame, ProducedBatch, StartPosition, SubscribeFrame } from './frames.ts';
 import { batchSizeAt, checkBatch, readBatchHeader } from './batch.ts';
 import { crc32c as portableCrc32c, type Crc32c } from './crc32c.ts';
 import type { EncodedRecord, Header, ValueEncoding } from './record.ts';
@@ -196,10 +196,39 @@ function parseSubscribe(o: Record<string, unknown>, id: number): SubscribeFrame 
     if (!isValidTopicName(group)) fail('group must match [a-zA-Z0-9._-]{1,249}');
     f.group = group;
   }
+  parseGroupMember(o, f);
   if (o.credit !== undefined && o.credit !== null) f.credit = uint(o, 'credit', 2 ** 40);
   if (o.onOutOfRange !== undefined && o.onOutOfRange !== null) {
     if (o.onOutOfRange !== 'earliest' && o.onOutOfRange !== 'latest' && o.onOutOfRange !== 'error') fail('onOutOfRange must be earliest, latest or error');
     f.onOutOfRange = o.onOutOfRange;
+  }
+  return f;
+}
+
+// ---------- consumer groups (kept together: subscribe's member, commit) ----------
+
+/** Longest member id a client may send back (the hub issues UUIDs). */
+export const MAX_MEMBER_ID_BYTES = 64;
+
+function parseGroupMember(o: Record<string, unknown>, f: SubscribeFrame): void {
+  const member = str(o, 'member', MAX_MEMBER_ID_BYTES, false);
+  if (member === undefined) return;
+  if (f.group === undefined) fail('member needs group');
+  f.member = member;
+}
+
+function parseCommit(o: Record<string, unknown>, id: number): CommitFrame {
+  const group = str(o, 'group', 249, true);
+  if (!isValidTopicName(group)) fail('group must match [a-zA-Z0-9._-]{1,249}');
+  const offsets = o.offsets;
+  if (!Array.isArray(offsets) || offsets.length === 0 || offsets.length > LIMITS.maxPartitions) fail('offsets must be a non-empty array of [partition, offset]');
+  for (const e of offsets) if (!Array.isArray(e) || e.length !== 2 || !isUint(e[0], LIMITS.maxPartitions - 1) || !isUint(e[1])) fail('offsets must be [partition, offset] pairs');
+  const f: CommitFrame = { t: 'commit', id, group, topic: topic(o), offsets: offsets as Array<[number, number]> };
+  const member = str(o, 'member', MAX_MEMBER_ID_BYTES, false);
+  if (member !== undefined) f.member = member;
+  if (o.generation !== undefined && o.generation !== null) {
+    if (member === undefined) fail('generation needs member');
+    f.generation = uint(o, 'generation');
   }
   return f;
 }
@@ -229,14 +258,12 @@ function parse(o: Record<string, unknown>, id: number, now: number, crc: Crc32c)
       return { t: 'metadata', id, topic: topic(o) };
     case 'ping':
       return { t: 'ping', id };
-    case 'commit': {
-      const group = str(o, 'group', 249, true);
-      if (!isValidTopicName(group)) fail('group must match [a-zA-Z0-9._-]{1,249}');
-      const offsets = o.offsets;
-      if (!Array.isArray(offsets) || offsets.length === 0 || offsets.length > LIMITS.maxPartitions) fail('offsets must be a non-empty array of [partition, offset]');
-      for (const e of offsets) if (!Array.isArray(e) || e.length !== 2 || !isUint(e[0], LIMITS.maxPartitions - 1) || !isUint(e[1])) fail('offsets must be [partition, offset] pairs');
-      return { t: 'commit', id, group, topic: topic(o), offsets: offsets as Array<[number, number]> };
-    }
+    case 'commit':
+      return parseCommit(o, id);
+    case 'heartbeat':
+      return { t: 'heartbeat', id, sub: uint(o, 'sub', 2 ** 31) };
+    case 'confirm':
+      return { t: 'confirm', id, sub: uint(o, 'sub', 2 ** 31), generation: uint(o, 'generation') };
     default:
       return fail(`unknown frame type ${JSON.stringify(String(o.t).slice(0, 40))}`);
   }
@@ -288,6 +315,7 @@ export function decodeServerFrame(bytes: Uint8Array): DecodeResult<import('./fra
       if (!isUint(raw.sub) || !isUint(raw.p) || !isBytes(raw.b) || !isUint(raw.hw)) break;
       return { ok: true, frame: raw as never };
     case 'assignment':
+      if (!isUint(raw.sub) || !isUint(raw.generation) || !Array.isArray(raw.partitions) || !raw.partitions.every((p) => isUint(p)) || !isObj(raw.positions)) break;
       return { ok: true, frame: raw as never };
   }
   return { ok: false, error: new TributaryError('BAD_FRAME', `unexpected hub frame ${String(raw.t).slice(0, 20)}`) };

@@ -18,6 +18,7 @@ export type HubConfig = Omit<TopLevelSettings, 'tlsCert' | 'tlsKey' | 'allowedOr
   autoCreateTopics: boolean;
   topic: SettingsSection<'topic'>;
   storage: SettingsSection<'storage'>;
+  groups: SettingsSection<'groups'>;
   limits: ClientLimits;
   /** Certificate and key files when serving TLS (uWS SSLApp), else null. */
   tls: { certFile: string; keyFile: string } | null;

@@ -62,6 +62,7 @@ export async function startHub(cfg: HubConfig, log: Logger, store: LogStore = cr
     if (cfg.testRecoveryDelayMs > 0) await new Promise((r) => setTimeout(r, cfg.testRecoveryDelayMs));
     const started = Date.now();
     await store.open();
+    await broker.open();
     state.ready = !state.shuttingDown;
     log.info({ ms: Date.now() - started, topics: store.listTopics().length }, 'storage recovered; serving');
   })();

@@ -87,6 +87,12 @@ export const SETTINGS = {
   'storage.maxIndexCacheBytes': { kind: 'int', default: 64 * MiB, min: 64 * KiB, doc: 'memory for closed segments’ indexes across the store' },
   'storage.maxCompactionKeys': { kind: 'int', default: 1_000_000, min: 1, doc: 'keys one compaction pass may hold in memory; a log with more is compacted over several passes' },
 
+  'groups.sessionTimeoutMs': { kind: 'int', default: 10_000, min: 100, doc: 'a group member silent this long (no heartbeat or other frame; a dropped connection counts as silence) is removed and its partitions move on' },
+  'groups.heartbeatIntervalMs': { kind: 'int', default: 3_000, min: 10, doc: 'how often group members heartbeat (told to each member when it joins); keep it well below groups.sessionTimeoutMs' },
+  'groups.rebalanceTimeoutMs': { kind: 'int', default: 30_000, min: 100, doc: 'a member that does not confirm giving up revoked partitions within this is expelled' },
+  'groups.maxMembers': { kind: 'int', default: 1000, min: 1, doc: 'members per consumer group; more joins are refused with CONFLICT' },
+  'groups.maxGroups': { kind: 'int', default: 10_000, min: 1, doc: 'consumer groups (with members or committed offsets) per hub; more are refused with CONFLICT' },
+
   'auth.mode': { kind: 'enum', default: undefined, values: ['none', 'jwt'], name: 'auth', defaultDoc: 'jwt when a key source is set, else none', doc: '`jwt` or `none` (development only: logged loudly)' },
   'auth.secret': { kind: 'string', default: undefined, doc: 'HMAC secret (HS256/384/512), at least 32 bytes' },
   'auth.publicKey': { kind: 'pem', default: undefined, defaultDoc: '— (PEM text, `\\n` escapes accepted, or a file path)', doc: 'PEM public key (SPKI), or the path of a file holding one' },

@@ -203,6 +203,12 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
     ready.catch(() => undefined);
     return {
       positions: () => sub?.positions() ?? {},
+      assignment: () => sub?.assignment() ?? [],
+      commit: async (offsets) => {
+        await ready;
+        if (!sub) throw new ClientError('CLOSED', 'subscription is closed');
+        return sub.commit(offsets);
+      },
       close: () => {
         closedEarly = true;
         sub?.close();
