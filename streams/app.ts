@@ -25,7 +25,7 @@ export interface StreamOptions {
   commitIntervalMs?: number;
   /** A task flushes (and its handler waits) once this many outputs are queued. Default 20,000. */
   maxPendingRecords?: number;
-  /** Records per produce request. Default 2,000. */
+  /** Records per produce request. Default 5,000 (the hub takes up to 10,000). */
   maxBatchRecords?: number;
   /** Bytes of input batches the hub may send ahead per subscription. Default 4 MiB. */
   creditBytes?: number;
@@ -50,7 +50,7 @@ export interface InternalTopic {
   config: { cleanupPolicy: 'compact' | 'delete' };
 }
 
-const DEFAULTS = { commitIntervalMs: 100, maxPendingRecords: 20_000, maxBatchRecords: 2_000, creditBytes: 4 * 1024 * 1024, restoreTimeoutMs: 120_000, produceTimeoutMs: 60_000 };
+const DEFAULTS = { commitIntervalMs: 100, maxPendingRecords: 20_000, maxBatchRecords: 5_000, creditBytes: 4 * 1024 * 1024, restoreTimeoutMs: 120_000, produceTimeoutMs: 60_000 };
 
 function zeroMetrics(): StreamMetrics {
   return { processed: 0, produced: 0, lateAccepted: 0, lateDropped: 0, skipped: 0, restoredRecords: 0, flushes: 0, commits: 0 };
