@@ -7,7 +7,9 @@
  * (empty) state before the first fetch is not timed.
  *
  *   node --import tsx bench/streams.ts [--quick] [--only stateless|windowed]
- *   node --cpu-prof --cpu-prof-dir=/tmp/prof --import tsx bench/streams.ts --only stateless   # where the app's CPU goes
+ *   STREAMS_CPU_PROF=/tmp/prof node --import tsx bench/streams.ts --only stateless   # the app's CPU over the timed part
+ *   node --import tsx bench/cpuprofile-top.ts /tmp/prof/bench-stateless.cpuprofile
+ *   STREAMS_BENCH_EVENTS=N sets the input size.
  *
  * Rows:
  * - stateless: filter (keeps ~half) + mapValues + to. Goal ≥ 500,000 events/s.
@@ -18,6 +20,8 @@
  * - consume (only with --only consume): a filter that keeps nothing, to
  *   separate the input side's cost from the output side's.
  */
+import fs from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startHub, type Hub } from '../test/helpers/hub.ts';
@@ -38,13 +42,34 @@ async function timeApp(client: Client, events: number, build: (app: StreamApp) =
   const app = stream(client, { applicationId: id, httpUrl: hub.url, staticAssignment: 'all', creditBytes: 8 * 1024 * 1024, commitIntervalMs: Number(process.env.STREAMS_COMMIT_MS) || undefined });
   build(app);
   await app.start(); // internal topics created, partitions restored: the clock starts with the first fetch
+  const prof = await startProfile();
   const t0 = performance.now();
   await waitFor(() => app.metrics().processed >= events, 600_000, `${id} processed`);
   await app.flush();
   const ms = performance.now() - t0;
+  await prof?.(id);
   const produced = app.metrics().produced;
   await app.close();
   return { eventsPerSec: Math.round((events / ms) * 1000), produced, ms: Math.round(ms) };
+}
+
+/**
+ * STREAMS_CPU_PROF=DIR: a V8 CPU profile of the app process over the timed part only
+ * (DIR/<app>.cpuprofile; read it with bench/cpuprofile-top.ts).
+ */
+async function startProfile(): Promise<((id: string) => Promise<void>) | undefined> {
+  const dir = process.env.STREAMS_CPU_PROF;
+  if (!dir) return undefined;
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return async (id) => {
+    const { profile } = await session.post('Profiler.stop');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, `${id}.cpuprofile`), JSON.stringify(profile));
+    session.disconnect();
+  };
 }
 
 export async function runStreamsBench(opts: { quick: boolean; only?: string }): Promise<StreamsBenchRow[]> {
