@@ -26,6 +26,8 @@ export const ERRORS = {
   BAD_CONFIG: { status: 400, retriable: false, message: 'invalid topic config' },
   BAD_SEQUENCE: { status: 400, retriable: false, message: 'invalid producer sequence' },
   OUT_OF_ORDER_SEQUENCE: { status: 409, retriable: false, message: 'sequence below the highest appended and not found in the log' },
+  /** A forward gap: the batch starts past the next sequence the hub expects; resend what comes before it (details.expected). */
+  SEQUENCE_GAP: { status: 409, retriable: true, message: 'sequence gap: the batch starts past the next expected sequence' },
   TIMESTAMP_IN_FUTURE: { status: 400, retriable: false, message: 'record timestamp too far in the future' },
   UNSUPPORTED_VERSION: { status: 400, retriable: false, message: 'unsupported protocol version' },
   NOT_HELLO: { status: 400, retriable: false, message: 'the first frame must be hello' },

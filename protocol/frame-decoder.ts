@@ -3,7 +3,8 @@
  * (STYLE.md, convention 4). Never throws: a bad frame becomes a typed error,
  * carrying the request id when one could be read so the reply can name it.
  */
-import { decodeCbor } from './codec.ts';
+import { findInvalidText } from './cbor-scan.ts';
+import { decodeCbor, decodeCborChecked } from './codec.ts';
 import { TributaryError, type ErrorCode } from './errors.ts';
 import { LIMITS, isValidTopicName } from './limits.ts';
 import type { ClientFrame, CommitFrame, ProduceBatchesFrame, ProduceFrame, ProducedBatch, StartPosition, SubscribeFrame } from './frames.ts';
@@ -270,6 +271,22 @@ function parse(o: Record<string, unknown>, id: number, now: number, crc: Crc32c)
 }
 
 /**
+ * A frame with a text string that is not UTF-8 is refused whole, never
+ * stored with the replacement characters the decoder put in: BAD_RECORD
+ * when the string is in a produced record, BAD_FRAME elsewhere.
+ */
+export function invalidTextError(raw: unknown): TributaryError {
+  const where = findInvalidText(raw, LIMITS.maxNestingDepth);
+  const rec = where === undefined ? null : /^records\[(\d+)\]\.(k|h\[(\d+)\]\[(0|1)\])/.exec(where);
+  if (rec) {
+    const field = rec[2] === 'k' ? 'key' : `header ${rec[3]} ${rec[4] === '0' ? 'name' : 'value'}`;
+    return new TributaryError('BAD_RECORD', `record ${rec[1]}: ${field} is not valid UTF-8 (send arbitrary bytes as a CBOR byte string)`);
+  }
+  const text = `${where === undefined ? 'a text string' : where} is not valid UTF-8`;
+  return where?.startsWith('records[') ? new TributaryError('BAD_RECORD', text) : new TributaryError('BAD_FRAME', `frame: ${text}`);
+}
+
+/**
  * Decodes one client frame from untrusted bytes. `maxFrameBytes` is checked
  * before any parsing; every field is checked for type, range and size, and
  * every producer-encoded batch whole (the hub passes its native CRC-32C).
@@ -278,15 +295,20 @@ function parse(o: Record<string, unknown>, id: number, now: number, crc: Crc32c)
 export function decodeClientFrame(bytes: Uint8Array, maxFrameBytes: number = LIMITS.maxFrameBytes, now = Date.now(), crc: Crc32c = portableCrc32c): DecodeResult<ClientFrame> {
   if (bytes.length > maxFrameBytes) return { ok: false, error: new TributaryError('FRAME_TOO_LARGE', `frame of ${bytes.length} bytes exceeds ${maxFrameBytes}`) };
   let raw: unknown;
+  let invalidText: boolean;
   try {
-    raw = decodeCbor(bytes);
-  } catch {
-    return { ok: false, error: new TributaryError('BAD_FRAME', 'frame is not valid CBOR') };
+    ({ value: raw, invalidText } = decodeCborChecked(bytes));
+  } catch (e) {
+    return { ok: false, error: new TributaryError('BAD_FRAME', e instanceof TributaryError ? `frame ${e.message}` : 'frame is not valid CBOR') };
   }
   if (!isObj(raw)) return { ok: false, error: new TributaryError('BAD_FRAME', 'frame must be a CBOR map') };
   const id = raw.id;
   const hasId = isUint(id, 2 ** 53 - 1);
   if (raw.t !== 'credit' && !hasId) return { ok: false, error: new TributaryError('BAD_FRAME', 'request frames need a numeric id') };
+  if (invalidText) {
+    const error = invalidTextError(raw);
+    return hasId ? { ok: false, error, id: id as number } : { ok: false, error };
+  }
   try {
     return { ok: true, frame: parse(raw, hasId ? (id as number) : 0, now, crc) };
   } catch (e) {

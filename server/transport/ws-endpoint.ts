@@ -65,6 +65,7 @@ export class WsEndpoint {
         const protocols = req.getHeader('sec-websocket-protocol');
         const extensions = req.getHeader('sec-websocket-extensions');
         const origin = req.getHeader('origin');
+        const host = req.getHeader('host');
         const query = queryOf(req);
         const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
         let aborted = false;
@@ -86,7 +87,7 @@ export class WsEndpoint {
         if (tooFast) return refuse(tooFast);
         let checked: ReturnType<WsAuth['checkUpgrade']>;
         try {
-          checked = this.auth.checkUpgrade(query, origin, protocols);
+          checked = this.auth.checkUpgrade(query, origin, protocols, host);
         } catch (err) {
           return refuse(toTributaryError(err));
         }
