@@ -11,6 +11,7 @@
 import { Connection, type ConnectionState, type WebSocketConstructor } from './connection.ts';
 import { Subscription, type RecordHandler, type SubscribeOptions, type SubscriptionHandle } from './consumer.ts';
 import { Emitter } from './emitter.ts';
+import { directProduce, topicMetadata, type DirectProduceOptions, type DirectProduceResult, type TopicMetadata } from './direct-produce.ts';
 import { ClientError } from './errors.ts';
 import type { SendEvent } from './event-input.ts';
 import { IdbOutboxStore, type IdbDurability } from './outbox-idb.ts';
@@ -27,6 +28,7 @@ export type { ConsumedRecord, RecordHandler, SubscribeOptions, SubscriptionHandl
 export type { SendEvent } from './event-input.ts';
 export type { FailedEvent, OutboxBounds, OutboxEvent, OutboxStats, OutboxStore, NewOutboxEvent, Positions } from './outbox.ts';
 export type { AckInfo } from './producer.ts';
+export type { DirectProduceOptions, DirectProduceResult, TopicMetadata } from './direct-produce.ts';
 export type { TokenSource } from './token.ts';
 export { IdbOutboxStore, MemoryOutboxStore };
 
@@ -77,6 +79,15 @@ export interface Client {
   /** Forgets the failed list. */
   clearFailed(): Promise<void>;
   subscribe(topic: string, opts: SubscribeOptions, handler: RecordHandler): SubscriptionHandle;
+  /**
+   * Sends events to one partition now, under the caller's producer id and
+   * sequences (no outbox): for code whose own state decides what to resend
+   * after a crash (streams, connectors). Retries retriable failures until
+   * `timeoutMs`; a retry of appended sequences answers `duplicate: true`.
+   */
+  produce(topic: string, events: SendEvent[], opts: DirectProduceOptions): Promise<DirectProduceResult>;
+  /** The topic's partition count; UNKNOWN_TOPIC when it does not exist. */
+  metadata(topic: string): Promise<TopicMetadata>;
   on<K extends keyof ClientEvents>(event: K, listener: (value: ClientEvents[K]) => void): () => void;
   off<K extends keyof ClientEvents>(event: K, listener: (value: ClientEvents[K]) => void): void;
   readonly state: ConnectionState;
@@ -197,6 +208,18 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
         sub?.close();
       },
     };
+  }
+
+  async produce(topic: string, events: SendEvent[], opts: DirectProduceOptions): Promise<DirectProduceResult> {
+    if (this.closed) throw new ClientError('CLOSED', 'client is closed');
+    const { conn } = await this.ready;
+    return directProduce(conn, topic, events, opts);
+  }
+
+  async metadata(topic: string): Promise<TopicMetadata> {
+    if (this.closed) throw new ClientError('CLOSED', 'client is closed');
+    const { conn } = await this.ready;
+    return topicMetadata(conn, topic);
   }
 
   async close(): Promise<void> {
