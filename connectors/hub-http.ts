@@ -66,10 +66,4 @@ export class HubHttp {
     const q = `offset=${offset}&limit=${limit}`;
     return (await this.call('GET', `/v1/topics/${encodeURIComponent(topic)}/partitions/${partition}/records?${q}`)) as { records: JsonRecord[]; nextOffset: number; highWatermark: number };
   }
-
-  /** Idempotent produce of records into one partition (POST …/records with producerId and sequence). */
-  async produce(topic: string, partition: number, producerId: string, sequence: number, records: Array<{ key: string | null; value: unknown; headers?: Array<[string, string]>; timestamp?: number }>): Promise<{ offsets: number[]; duplicate?: boolean }> {
-    const body = { producerId, sequence, records: records.map((r) => ({ ...r, partition })) };
-    return (await this.call('POST', `/v1/topics/${encodeURIComponent(topic)}/records`, body)) as { offsets: number[]; duplicate?: boolean };
-  }
 }

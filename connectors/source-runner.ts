@@ -39,10 +39,6 @@ export interface SourceOptions {
 /** Records per produce request (the hub's batch limit is far above). */
 const PRODUCE_CHUNK = 500;
 
-interface DirectProduce {
-  produce(topic: string, events: unknown[], o: { partition: number; producerId: string; sequence: number }): Promise<{ offsets: number[]; duplicate: boolean }>;
-}
-
 export class SourceRunner extends Worker {
   private loop: Promise<void> | null = null;
   private partitions = 0;
@@ -146,12 +142,7 @@ export class SourceRunner extends Worker {
           [SEQUENCE_HEADER, String(sequence + j)],
         ] as Array<[string, string]>,
       }));
-      const direct = this.deps.client as unknown as Partial<DirectProduce>;
-      await this.retrying('produce', () =>
-        typeof direct.produce === 'function'
-          ? direct.produce(this.config.topic, events, { partition: p, producerId, sequence })
-          : this.deps.http.produce(this.config.topic, p, producerId, sequence, events),
-      );
+      await this.retrying('produce', () => this.deps.client.produce(this.config.topic, events, { partition: p, producerId, sequence }));
       this.nextSequence.set(p, sequence + chunk.length);
       this.lastPosition.set(p, chunk[chunk.length - 1].position);
       this.status.records += chunk.length;

@@ -6,6 +6,7 @@
  * the status says `backoff` with the last error meanwhile.
  */
 import type { Logger } from 'pino';
+import { TributaryError } from '../protocol/errors.ts';
 import type { Client } from '../web-client/index.ts';
 import { backoffDelayMs, sleep } from './backoff.ts';
 import type { ConnectorConfig } from './config.ts';
@@ -71,6 +72,12 @@ export abstract class Worker {
         return r;
       } catch (err) {
         if (this.stopping) throw new StoppedError();
+        if (err instanceof TributaryError && err.code === 'BAD_CONFIG') {
+          // A mistake in the file: retrying cannot help.
+          this.status.state = 'failed';
+          this.status.lastError = `${what}: ${err.message}`;
+          throw err;
+        }
         const message = err instanceof Error ? err.message : String(err);
         this.status.retries++;
         this.status.lastError = `${what}: ${message}`;

@@ -61,6 +61,9 @@ export const SETTINGS = {
   httpReadMaxRecords: { kind: 'int', default: 1000, min: 1, doc: 'cap on `limit` of GET …/records' },
   httpReadMaxBytes: { kind: 'int', default: 4 * MiB, min: 1024, doc: 'cap on `maxBytes` of GET …/records (batch bytes read)' },
 
+  connectors: { kind: 'string', default: undefined, doc: 'YAML or JSON connectors file to run inside the hub (as `tributary connect FILE` would); status at GET /v1/connectors' },
+  connectorsStateDir: { kind: 'string', default: './connect-state', doc: 'offsets of in-hub sinks that keep none themselves (webhook sink)' },
+
   shutdownTimeoutMs: { kind: 'int', default: 10_000, min: 0, doc: 'on SIGTERM/SIGINT, wait at most this long for in-flight appends before closing storage' },
 
   'topic.retentionMs': { kind: 'int', default: DEFAULT_TOPIC_CONFIG.retentionMs, min: -1, doc: 'default topic retention by age (-1 keeps forever)' },
@@ -102,6 +105,9 @@ export interface HubConfig {
   httpReadMaxRecords: number;
   httpReadMaxBytes: number;
   shutdownTimeoutMs: number;
+  /** Connectors file run inside the hub, if any. */
+  connectors: string | undefined;
+  connectorsStateDir: string;
   topic: {
     retentionMs: number;
     retentionBytes: number;
@@ -254,6 +260,8 @@ export function loadConfig(sources: ConfigSources = {}): HubConfig {
     httpReadMaxRecords: values.httpReadMaxRecords as number,
     httpReadMaxBytes: values.httpReadMaxBytes as number,
     shutdownTimeoutMs: values.shutdownTimeoutMs as number,
+    connectors: values.connectors === undefined ? undefined : path.resolve(values.connectors as string),
+    connectorsStateDir: path.resolve(values.connectorsStateDir as string),
     topic: {
       retentionMs: values['topic.retentionMs'] as number,
       retentionBytes: values['topic.retentionBytes'] as number,

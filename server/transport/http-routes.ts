@@ -88,6 +88,14 @@ export function registerHttpRoutes(app: TemplatedApp, deps: TransportDeps): void
     },
     {
       method: 'get',
+      pattern: '/v1/connectors',
+      handler: (x, _p, principal) => {
+        authorize(principal, 'admin');
+        x.send(200, { connectors: deps.connectors?.() ?? [] });
+      },
+    },
+    {
+      method: 'get',
       pattern: '/v1/topics',
       handler: (x, _p, principal) => {
         // Not an error for anyone: each principal sees the topics it may consume or produce to (an admin, all).

@@ -25,4 +25,6 @@ export interface TransportDeps {
   /** The Origin allow-list, for WebSocket upgrades and CORS. */
   origins: OriginPolicy;
   state: HubState;
+  /** Status of the connectors run inside the hub (GET /v1/connectors); none without `connectors`. */
+  connectors?: () => unknown[];
 }
