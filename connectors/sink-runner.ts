@@ -35,7 +35,6 @@ export class SinkRunner extends Worker {
   private readonly highWatermarks = new Map<number, number>();
   private subs: SubscriptionHandle[] = [];
   private lagTimer: ReturnType<typeof setInterval> | null = null;
-  private fatal: Error | null = null;
 
   constructor(
     config: ConnectorConfig,
@@ -74,7 +73,8 @@ export class SinkRunner extends Worker {
   }
 
   private async onRecord(r: ConsumedRecord): Promise<void> {
-    if (this.fatal) throw this.fatal;
+    // The log holds at least this record: keeps lag honest between high-watermark reads.
+    if ((this.highWatermarks.get(r.partition) ?? 0) <= r.offset) this.highWatermarks.set(r.partition, r.offset + 1);
     this.buffer.push(r);
     if (this.buffer.length >= this.o.batchSize) {
       // One batch may be in the task's hands while this one fills: wait for it, then hand this one over.
@@ -128,7 +128,7 @@ export class SinkRunner extends Worker {
   }
 
   private noteHighWatermarks(offsets: Array<{ partition: number; highWatermark: number }>): void {
-    for (const o of offsets) this.highWatermarks.set(o.partition, o.highWatermark);
+    for (const o of offsets) this.highWatermarks.set(o.partition, Math.max(o.highWatermark, this.highWatermarks.get(o.partition) ?? 0));
   }
 
   private async refreshLag(): Promise<void> {

@@ -97,4 +97,43 @@ describe('postgres sink', () => {
       await c.kill();
     }
   }, 300_000);
+
+  it('upsert inside the hub (--connectors) ends with one row per key holding its newest value; status and lag at GET /v1/connectors and /metrics', async () => {
+    await pg.query('CREATE TABLE prices (sku text PRIMARY KEY, price integer NOT NULL, src_offset bigint NOT NULL)');
+    const file = path.join(dir, 'prices-sink.yaml');
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        connectors: [{ name: 'prices-db', type: 'postgres-sink', topic: 'prices', connection: pg.url, table: 'prices', mode: 'upsert', batchSize: 300, columns: { sku: 'key', price: 'value.price', src_offset: 'offset' } }],
+      }),
+    );
+    const inHub = await startHub({ args: ['--connectors', file] });
+    try {
+      await fetch(`${inHub.url}/v1/topics`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'prices', partitions: 3 }) });
+      // 100 keys, 40 prices each, in rising order: the newest is the largest.
+      const skus = 100;
+      const rounds = 40;
+      for (let round = 0; round < rounds; round++) {
+        const records = Array.from({ length: skus }, (_, k) => ({ key: `sku-${k}`, value: { price: round * 1000 + k } }));
+        const res = await fetch(`${inHub.url}/v1/topics/prices/records`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ records }) });
+        expect(res.status).toBe(200);
+      }
+      const status = await waitFor(
+        'the connector caught up',
+        async () => ((await (await fetch(`${inHub.url}/v1/connectors`)).json()) as { connectors: Array<{ name: string; state: string; lag: number | null; records: number }> }).connectors,
+        (c) => c[0]?.lag === 0 && c[0].records === skus * rounds,
+        60_000,
+      );
+      expect(status[0]).toMatchObject({ name: 'prices-db', state: 'running', lag: 0 });
+      const rows = await pg.query<{ sku: string; price: number }>('SELECT sku, price FROM prices ORDER BY sku');
+      expect(rows.rows).toHaveLength(skus);
+      for (const r of rows.rows) expect(r.price).toBe((rounds - 1) * 1000 + Number(r.sku.slice(4)));
+      const metrics = await (await fetch(`${inHub.url}/metrics`)).text();
+      expect(metrics).toMatch(/tributary_connector_up\{connector="prices-db",type="postgres-sink",state="running"\} 1/);
+      expect(metrics).toMatch(/tributary_connector_lag\{connector="prices-db",type="postgres-sink",partition="0"\} 0/);
+    } finally {
+      await inHub.stop();
+      inHub.cleanup();
+    }
+  }, 120_000);
 });
