@@ -14,6 +14,8 @@ import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { parseConnectFile } from '../connectors/config.ts';
 import { ConnectorRuntime } from '../connectors/runtime.ts';
+import { PostgresSink } from '../connectors/postgres-sink.ts';
+import { createClient, type ConsumedRecord } from '../web-client/index.ts';
 import { startHub } from '../test/helpers/hub.ts';
 import { startPostgres } from '../test/helpers/postgres.ts';
 
@@ -45,7 +47,9 @@ async function timed(fn: () => Promise<void>): Promise<number> {
 export async function runConnectorsBench(opts: { quick: boolean }): Promise<BenchResult[]> {
   const events = opts.quick ? 50_000 : 200_000;
   const partitions = 4;
+  const progress = (m: string): void => void process.stderr.write(`connectors bench: ${m}\n`);
   const [db, hub] = await Promise.all([startPostgres(), startHub({ args: ['--topic-fsync', 'never'] })]);
+  progress(`PostgreSQL and hub up; producing ${events} events`);
   const client = new pg.Client({ connectionString: db.url });
   await client.connect();
   try {
@@ -71,6 +75,7 @@ export async function runConnectorsBench(opts: { quick: boolean }): Promise<Benc
       results.push({ scenario: 'connectors', system, eventsPerSec: Math.round(events / seconds), notes });
     };
 
+    progress('multi-row INSERT');
     // Plain multi-row INSERT, batches of 1,000.
     await client.query('TRUNCATE orders');
     const insertSeconds = await timed(async () => {
@@ -88,6 +93,7 @@ export async function runConnectorsBench(opts: { quick: boolean }): Promise<Benc
     if ((await count()) !== events) throw new Error('INSERT baseline lost rows');
     push('multi-row INSERT (1,000 rows per statement)', insertSeconds, 'one client, autocommit');
 
+    progress('COPY');
     // COPY FROM STDIN, text format.
     await client.query('TRUNCATE orders');
     const copySeconds = await timed(async () => {
@@ -104,6 +110,33 @@ export async function runConnectorsBench(opts: { quick: boolean }): Promise<Benc
     if ((await count()) !== events) throw new Error('COPY baseline lost rows');
     push('COPY FROM STDIN', copySeconds, 'one stream, text format');
 
+    progress('consume only');
+    // What the web client alone reads from the hub (the sink's upper bound on this machine now).
+    const consumed: ConsumedRecord[] = [];
+    const reader = createClient({ url: hub.wsUrl, outbox: 'memory', name: 'bench-reader' });
+    const readSeconds = await timed(async () => {
+      await new Promise<void>((resolve) => {
+        for (let p = 0; p < partitions; p++) reader.subscribe('orders', { partitions: [p], from: 0, creditBytes: 4 * 1024 * 1024 }, (r) => void (consumed.push(r) === events && resolve()));
+      });
+    });
+    await reader.close();
+    push('web client reading the topic (no writes)', readSeconds, 'the upper bound of the sink: hub → client only');
+
+    progress('the sink write stage');
+    // The sink's own part: the records already read, written by the task as the runtime hands them over.
+    await client.query('TRUNCATE orders');
+    const columns = { id: 'value.id', customer: 'value.customer', total: 'value.total', src_partition: 'partition', src_offset: 'offset' };
+    const task = new PostgresSink({ connector: 'bench-write', topic: 'orders', connection: db.url, table: 'orders', mode: 'insert', key: undefined, columns, offsetsTable: 'tributary_sink_offsets' }, silent);
+    await task.start();
+    await task.open([0, 1, 2, 3]);
+    const writeSeconds = await timed(async () => {
+      for (let i = 0; i < consumed.length; i += 5000) await task.put(consumed.slice(i, i + 5000));
+    });
+    await task.stop();
+    if ((await count()) !== events) throw new Error('the sink write stage lost rows');
+    push('postgres-sink write stage (records in hand → PostgreSQL)', writeSeconds, `${Math.round((100 * events) / writeSeconds / Math.max(events / insertSeconds, events / copySeconds))}% of the faster baseline; COPY in one transaction per 5,000 with the offsets`);
+
+    progress('the sink');
     // The sink, end to end from the hub.
     await client.query('TRUNCATE orders');
     const file = parseConnectFile(
@@ -125,7 +158,7 @@ export async function runConnectorsBench(opts: { quick: boolean }): Promise<Benc
     await runtime.stop();
     if ((await count()) !== events) throw new Error('the sink lost or duplicated rows');
     const faster = Math.max(events / insertSeconds, events / copySeconds);
-    push('tributary postgres-sink (hub → PostgreSQL)', sinkSeconds, `${Math.round((100 * events) / sinkSeconds / faster)}% of the faster baseline; batches of 5,000, offsets in the same transaction`);
+    push('postgres-sink end to end (hub → PostgreSQL)', sinkSeconds, `${Math.round((100 * events) / sinkSeconds / faster)}% of the faster baseline, ${Math.round((100 * readSeconds) / sinkSeconds)}% of the read bound; batches of 5,000`);
     return results;
   } finally {
     await client.end().catch(() => undefined);

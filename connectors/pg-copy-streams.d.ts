@@ -1,4 +1,4 @@
-// The one function bench/connectors.ts uses of pg-copy-streams (a dev dependency without bundled types).
+// The one function the PostgreSQL sink (and bench/connectors.ts) uses of pg-copy-streams (a dev dependency without bundled types).
 declare module 'pg-copy-streams' {
   import type { Writable } from 'node:stream';
   import type { Submittable } from 'pg';
