@@ -32,7 +32,7 @@ function sinkOptions(s: Settings, defaults: { batchSize: number; lingerMs: numbe
 export const CONNECTOR_TYPES: Record<string, Factory> = {
   'postgres-sink': (c, ctx) => {
     const s = new Settings(c.name, c.settings);
-    const o = sinkOptions(s, { batchSize: 5000, lingerMs: 20 });
+    const o = sinkOptions(s, { batchSize: 20_000, lingerMs: 20 });
     const task = new PostgresSink(postgresSinkOptions(c.name, c.topic, s), ctx.log);
     s.done();
     return new SinkRunner(c, task, { ...o, offsets: null }, ctx);
