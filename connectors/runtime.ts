@@ -54,6 +54,15 @@ export class ConnectorRuntime {
     return this.workers.find((w) => w.config.name === name);
   }
 
+  /** Pauses or resumes one connector; its status, or undefined when there is no such connector. */
+  control(name: string, action: 'pause' | 'resume'): ConnectorStatus | undefined {
+    const w = this.worker(name);
+    if (!w) return undefined;
+    if (action === 'pause') w.pause();
+    else w.resume();
+    return structuredClone(w.status);
+  }
+
   async stop(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.stop()));
     await this.client.close();

@@ -73,6 +73,8 @@ export class SinkRunner extends Worker {
   }
 
   private async onRecord(r: ConsumedRecord): Promise<void> {
+    // Paused: the handler waits, the subscription stops crediting, the hub stops sending.
+    await this.whileUnpaused();
     // The log holds at least this record: keeps lag honest between high-watermark reads.
     if ((this.highWatermarks.get(r.partition) ?? 0) <= r.offset) this.highWatermarks.set(r.partition, r.offset + 1);
     this.buffer.push(r);

@@ -16,6 +16,11 @@ export function serveStatus(runtime: ConnectorRuntime, host: string, port: numbe
       const url = new URL(req.url ?? '/', 'http://x');
       if (req.method === 'GET' && url.pathname === '/v1/connectors') {
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(connectorsAnswer(runtime)));
+      } else if (req.method === 'POST' && /^\/v1\/connectors\/[^/]+\/(pause|resume)$/.test(url.pathname)) {
+        const [, , , name, action] = url.pathname.split('/');
+        const status = runtime.control(decodeURIComponent(name), action as 'pause' | 'resume');
+        if (status) res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(status));
+        else res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'NOT_FOUND', message: `no connector named ${name}`, retriable: false } }));
       } else if (req.method === 'GET' && url.pathname === '/metrics') {
         res.writeHead(200, { 'content-type': runtime.registry.contentType }).end(await runtime.registry.metrics());
       } else {

@@ -14,6 +14,8 @@ import type { HubMetrics } from './metrics.ts';
 
 export interface InHubConnectors {
   status(): ConnectorStatus[];
+  /** Pause or resume a connector by name; its status, or undefined when unknown. */
+  control(name: string, action: 'pause' | 'resume'): ConnectorStatus | undefined;
   stop(): Promise<void>;
 }
 
@@ -30,6 +32,7 @@ export function createInHubConnectors(cfg: HubConfig, port: number, log: Logger,
       started = ready.then(() => runtime.start()).catch((err: unknown) => log.error({ err }, 'connectors did not start'));
     },
     status: () => runtime.status(),
+    control: (name, action) => runtime.control(name, action),
     async stop() {
       await runtime.stop();
       await started;

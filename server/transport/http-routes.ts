@@ -91,9 +91,19 @@ export function registerHttpRoutes(app: TemplatedApp, deps: TransportDeps): void
       pattern: '/v1/connectors',
       handler: (x, _p, principal) => {
         authorize(principal, 'admin');
-        x.send(200, { connectors: deps.connectors?.() ?? [] });
+        x.send(200, { connectors: deps.connectors?.status() ?? [] });
       },
     },
+    ...(['pause', 'resume'] as const).map((action) => ({
+      method: 'post' as const,
+      pattern: `/v1/connectors/:name/${action}`,
+      handler: (x: Exchange, [name]: string[], principal: Principal) => {
+        authorize(principal, 'admin');
+        const status = deps.connectors?.control(name, action);
+        if (status === undefined) throw new TributaryError('NOT_FOUND', `no connector named ${JSON.stringify(name.slice(0, 100))}`);
+        x.send(200, status);
+      },
+    })),
     {
       method: 'get',
       pattern: '/v1/topics',

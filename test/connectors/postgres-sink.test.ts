@@ -98,7 +98,7 @@ describe('postgres sink', () => {
     }
   }, 300_000);
 
-  it('upsert inside the hub (--connectors) ends with one row per key holding its newest value; status and lag at GET /v1/connectors and /metrics', async () => {
+  it('upsert inside the hub (--connectors) ends with one row per key holding its newest value; status, lag, pause and resume at /v1/connectors, and /metrics', async () => {
     await pg.query('CREATE TABLE prices (sku text PRIMARY KEY, price integer NOT NULL, src_offset bigint NOT NULL)');
     const file = path.join(dir, 'prices-sink.yaml');
     fs.writeFileSync(
@@ -128,6 +128,18 @@ describe('postgres sink', () => {
       const rows = await pg.query<{ sku: string; price: number }>('SELECT sku, price FROM prices ORDER BY sku');
       expect(rows.rows).toHaveLength(skus);
       for (const r of rows.rows) expect(r.price).toBe((rounds - 1) * 1000 + Number(r.sku.slice(4)));
+      // Paused, the connector writes nothing while records wait; resumed, it catches up.
+      const control = async (action: string) => (await fetch(`${inHub.url}/v1/connectors/prices-db/${action}`, { method: 'POST' })).json() as Promise<{ state: string }>;
+      expect((await control('pause')).state).toBe('paused');
+      const newest = Array.from({ length: skus }, (_, k) => ({ key: `sku-${k}`, value: { price: 99_000 + k } }));
+      await fetch(`${inHub.url}/v1/topics/prices/records`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ records: newest }) });
+      const connectors = async () => ((await (await fetch(`${inHub.url}/v1/connectors`)).json()) as { connectors: Array<{ state: string; lag: number | null }> }).connectors;
+      await waitFor('lag seen while paused', connectors, (c) => (c[0].lag ?? 0) > 0, 30_000);
+      expect((await pg.query('SELECT count(*) AS n FROM prices WHERE price >= 99000')).rows[0].n).toBe('0');
+      expect((await control('resume')).state).toBe('running');
+      await waitFor('caught up after resume', connectors, (c) => c[0].lag === 0, 30_000);
+      await waitFor('newest prices', async () => (await pg.query('SELECT count(*) AS n FROM prices WHERE price >= 99000')).rows[0].n, (n) => n === '100', 30_000);
+      expect((await fetch(`${inHub.url}/v1/connectors/nope/pause`, { method: 'POST' })).status).toBe(404);
       const metrics = await (await fetch(`${inHub.url}/metrics`)).text();
       expect(metrics).toMatch(/tributary_connector_up\{connector="prices-db",type="postgres-sink",state="running"\} 1/);
       expect(metrics).toMatch(/tributary_connector_lag\{connector="prices-db",type="postgres-sink",partition="0"\} 0/);
