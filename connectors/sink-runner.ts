@@ -72,16 +72,16 @@ export class SinkRunner extends Worker {
     }
   }
 
-  private async onRecord(r: ConsumedRecord): Promise<void> {
+  /** Called per record: synchronous unless it must wait (paused, or both batches full), so the common case allocates no promise. */
+  private onRecord(r: ConsumedRecord): void | Promise<void> {
     // Paused: the handler waits, the subscription stops crediting, the hub stops sending.
-    await this.whileUnpaused();
+    if (this.paused) return this.whileUnpaused().then(() => this.onRecord(r));
     // The log holds at least this record: keeps lag honest between high-watermark reads.
     if ((this.highWatermarks.get(r.partition) ?? 0) <= r.offset) this.highWatermarks.set(r.partition, r.offset + 1);
     this.buffer.push(r);
     if (this.buffer.length >= this.o.batchSize) {
-      // One batch may be in the task's hands while this one fills: wait for it, then hand this one over.
-      while (this.writing && this.buffer.length >= this.o.batchSize) await this.writing;
-      if (this.buffer.length >= this.o.batchSize) this.startWrite();
+      if (!this.writing) this.startWrite();
+      else return this.waitForRoom();
     } else if (!this.lingerTimer) {
       this.lingerTimer = setTimeout(() => {
         this.lingerTimer = null;
@@ -89,6 +89,12 @@ export class SinkRunner extends Worker {
         else void this.writing.then(() => this.buffer.length && !this.writing && this.startWrite());
       }, this.o.lingerMs);
     }
+  }
+
+  /** One batch is in the task's hands and the next is full: wait for the first, then hand the next over. */
+  private async waitForRoom(): Promise<void> {
+    while (this.writing && this.buffer.length >= this.o.batchSize) await this.writing;
+    if (this.buffer.length >= this.o.batchSize) this.startWrite();
   }
 
   private startWrite(): void {

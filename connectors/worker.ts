@@ -57,6 +57,10 @@ export abstract class Worker {
     if (this.status.state === 'paused') this.status.state = 'running';
   }
 
+  protected get paused(): boolean {
+    return this.pausedUntil !== null;
+  }
+
   protected async whileUnpaused(): Promise<void> {
     while (this.pausedUntil && !this.stopping) await this.pausedUntil.promise;
   }
