@@ -107,6 +107,8 @@ export function loadConfig(sources: ConfigSources = {}): HubConfig {
   const cfg = {
     ...rest,
     data: path.resolve(rest.data),
+    connectors: rest.connectors === undefined ? undefined : path.resolve(rest.connectors),
+    connectorsStateDir: path.resolve(rest.connectorsStateDir),
     autoCreateTopics: autoCreateTopics ?? !authEnabled,
     tls: tlsOf(tlsCert, tlsKey),
     auth,

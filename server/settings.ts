@@ -67,6 +67,9 @@ export const SETTINGS = {
   httpReadMaxRecords: { kind: 'int', default: 1000, min: 1, doc: 'cap on `limit` of GET …/records' },
   httpReadMaxBytes: { kind: 'int', default: 4 * MiB, min: 1024, doc: 'cap on `maxBytes` of GET …/records (batch bytes read)' },
 
+  connectors: { kind: 'string', default: undefined, doc: 'YAML or JSON connectors file to run inside the hub (as `tributary connect FILE` would); status at GET /v1/connectors' },
+  connectorsStateDir: { kind: 'string', default: './connect-state', doc: 'offsets of in-hub sinks that keep none themselves (webhook sink)' },
+
   shutdownTimeoutMs: { kind: 'int', default: 10_000, min: 0, doc: 'on SIGTERM/SIGINT, wait at most this long for in-flight appends before closing storage' },
 
   'topic.retentionMs': { kind: 'int', default: 7 * DAY_MS, min: -1, doc: 'default topic retention by age (-1 keeps forever)' },

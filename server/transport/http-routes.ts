@@ -131,6 +131,24 @@ function topicRoutes(deps: TransportDeps): RouteSpec[] {
   return [
     {
       method: 'get',
+      pattern: '/v1/connectors',
+      handler: (x, _p, principal) => {
+        authorize(principal, 'admin');
+        x.send(200, { connectors: deps.connectors?.status() ?? [] });
+      },
+    },
+    ...(['pause', 'resume'] as const).map((action) => ({
+      method: 'post' as const,
+      pattern: `/v1/connectors/:name/${action}`,
+      handler: (x: Exchange, [name]: string[], principal: Principal) => {
+        authorize(principal, 'admin');
+        const status = deps.connectors?.control(name, action);
+        if (status === undefined) throw new TributaryError('NOT_FOUND', `no connector named ${JSON.stringify(name.slice(0, 100))}`);
+        x.send(200, status);
+      },
+    })),
+    {
+      method: 'get',
       pattern: '/v1/topics',
       handler: (x, _p, principal) => {
         // Not an error for anyone: each principal sees the topics it may consume or produce to (an admin, all).
