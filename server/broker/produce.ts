@@ -2,7 +2,7 @@
  * Produce: pick each record's partition, encode one batch per partition,
  * append, and describe where every record landed (the compact ack).
  *
- * Idempotence (DESIGN.md idea 2): record i of a request has sequence seq + i,
+ * Idempotence (Kafka's idempotent producer): record i has sequence seq + i,
  * counted by the producer across the whole topic. Per partition the records
  * are in ascending sequence order, so those at or below the producer's
  * highest sequence there form a prefix: that prefix is a retry and is sent to
