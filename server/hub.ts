@@ -50,7 +50,7 @@ export async function startHub(cfg: HubConfig, log: Logger, store: LogStore = cr
   broker = new Broker(store, { ...cfg, crc: nativeCrc32c }, metrics);
   const limits = new Limits(cfg.limits, metrics);
   const authenticator = createAuthenticator(cfg.auth);
-  const origins = new OriginPolicy(cfg.auth.allowedOrigins, authenticator.required);
+  const origins = new OriginPolicy(cfg.auth.allowedOrigins, authenticator.required, {}, (origin, message) => log.warn({ origin }, message));
   const transport = new Transport({ broker, config: cfg, metrics, log, limits, authenticator, origins, state });
   log.info({ transport: transport.loaded.description, native: transport.loaded.native }, 'transport');
   if (!transport.loaded.native) log.warn('running on the pure-Node uWebSockets.js fallback (allowed by configuration): expect a fraction of the native throughput');

@@ -49,13 +49,13 @@ export const SETTINGS = {
   tlsCert: { kind: 'string', default: undefined, doc: 'PEM certificate (chain) file: serve https:// and wss:// (needs tlsKey)' },
   tlsKey: { kind: 'string', default: undefined, doc: 'PEM private key file of tlsCert' },
   allowFallbackTransport: { kind: 'bool', default: false, doc: "start even when uWebSockets.js's native binary cannot load and its slow pure-Node fallback is active" },
-  logLevel: { kind: 'enum', default: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], doc: 'pino log level' },
+  logLevel: { kind: 'enum', default: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], doc: 'pino log level; lines are human-readable on a terminal, JSON otherwise (`TRIBUTARY_LOG_FORMAT=json` or `pretty` forces one)' },
 
   autoCreateTopics: { kind: 'bool', default: undefined, defaultDoc: 'on without auth', doc: 'create a topic on its first produce or subscribe (default: on while auth is off, off with auth)' },
   defaultPartitions: { kind: 'int', default: 1, min: 1, max: LIMITS.maxPartitions, doc: 'partition count of auto-created topics and of POST /v1/topics without `partitions`' },
   maxFutureTimestampMs: { kind: 'int', default: 3_600_000, min: 0, doc: 'a record timestamp further than this in the future is refused (TIMESTAMP_IN_FUTURE)' },
 
-  maxFrameBytes: { kind: 'int', default: LIMITS.maxFrameBytes, min: 1024, max: LIMITS.maxFrameBytes, doc: 'largest WebSocket frame accepted; larger ones close the connection with 4413' },
+  maxFrameBytes: { kind: 'int', default: LIMITS.maxFrameBytes, min: 1024, max: LIMITS.maxFrameBytes, doc: 'largest WebSocket frame accepted; larger ones close the connection with 4413 (more than 64 KiB larger: uWS drops it, the client sees 1006)' },
   maxHttpBodyBytes: { kind: 'int', default: 8 * MiB, min: 1024, max: 64 * MiB, doc: 'largest HTTP request body; larger ones get 413 BODY_TOO_LARGE' },
 
   sendHighWaterBytes: { kind: 'int', default: 1 * MiB, min: 16 * KiB, doc: "a connection whose send buffer holds more than this is paused: no records frames until uWS's drain" },
@@ -104,8 +104,10 @@ export const SETTINGS = {
   'auth.audience': { kind: 'string', default: undefined, defaultDoc: '— (not checked; warned)', doc: 'required "aud"' },
   'auth.algorithms': { kind: 'list', default: undefined, defaultDoc: 'from the key source', doc: 'accepted algorithms, comma-separated; derived from the key source when unset' },
   'auth.clockToleranceSec': { kind: 'int', default: 30, min: 0, defaultDoc: '30 (max 300)', doc: 'allowed clock skew for exp and nbf' },
+  'auth.allowTokensWithoutExp': { kind: 'bool', default: false, doc: 'accept tokens without "exp" (refused by default; logged loudly at start-up)' },
+  'auth.maxTokenLifetimeSec': { kind: 'int', default: 24 * 3600, min: 1, doc: 'no token is honoured longer than this after its "iat" (after the hub first sees it, without "iat"), whatever its "exp"' },
   'auth.authTimeoutMs': { kind: 'int', default: 10_000, min: 1, name: 'authTimeoutMs', doc: 'a WebSocket must authenticate within this time' },
-  allowedOrigins: { kind: 'list', default: [], defaultDoc: 'empty (all, auth off only)', doc: 'browser origins allowed (WebSocket upgrades and CORS), comma-separated, or *' },
+  allowedOrigins: { kind: 'list', default: [], defaultDoc: 'empty (all with auth off; with auth on, same-origin pages only)', doc: 'browser origins allowed (WebSocket upgrades and CORS), comma-separated, or *' },
 
   'limits.maxConnections': { kind: 'int', default: 10_000, min: 1, name: 'maxConnections', doc: 'open WebSocket connections on the hub (more are closed with 4429 TOO_MANY_CONNECTIONS)' },
   'limits.maxConnectionsPerSubject': { kind: 'int', default: 100, min: 1, name: 'maxConnectionsPerSubject', doc: 'open connections per token subject' },

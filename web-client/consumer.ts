@@ -182,7 +182,7 @@ export class Subscription implements SubscriptionHandle {
 
   /** The hub may say where each partition starts ({p, offset} entries): remember them so a resume after 'latest' has no gap. */
   private learnStarts(ok: Record<string, unknown>): void {
-    const list = ok.partitions ?? ok.started;
+    const list = ok.partitions;
     if (!Array.isArray(list)) return;
     for (const s of list) {
       const p = (s as { p?: unknown }).p;

@@ -7,6 +7,7 @@
  * docs/security.md is the prose version.
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
+import { ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS } from '../../protocol/bearer.ts';
 import { ConfigError, defaultOf } from '../settings.ts';
 
 export type AuthMode = 'none' | 'jwt';
@@ -33,6 +34,16 @@ export interface AuthConfig {
   algorithms: string[];
   /** Allowed skew between the hub's clock and the issuer's, for `exp` and `nbf`. */
   clockToleranceSec: number;
+  /**
+   * Accept tokens without `exp` (they then live maxTokenLifetimeSec). Off by
+   * default: a leaked token that never expires is a key that never expires.
+   */
+  allowTokensWithoutExp: boolean;
+  /**
+   * No token is honoured longer than this after its `iat` (after the hub
+   * first verifies it, when it has no `iat`), whatever its `exp` says.
+   */
+  maxTokenLifetimeSec: number;
   /** A WebSocket that has not authenticated this long after opening is closed (4408). */
   authTimeoutMs: number;
   /**
@@ -46,10 +57,6 @@ export interface AuthConfig {
 /** What an operator may write: every field optional. */
 export type AuthConfigInput = Partial<AuthConfig>;
 
-export const HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
-export const ASYMMETRIC_ALGORITHMS = [
-  'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519',
-] as const;
 const KNOWN_ALGORITHMS: ReadonlySet<string> = new Set([...HMAC_ALGORITHMS, ...ASYMMETRIC_ALGORITHMS]);
 
 /** Shortest HMAC secret accepted: RFC 7518 §3.2 asks for a key at least as long as the hash (256 bits for HS256). */
@@ -187,6 +194,8 @@ export function resolveAuthConfig(input: AuthConfigInput = {}): AuthConfig {
     algorithms: mode === 'jwt' ? algorithms : [],
     clockToleranceSec: input.clockToleranceSec ?? defaultOf('auth.clockToleranceSec'),
     authTimeoutMs: input.authTimeoutMs ?? defaultOf('auth.authTimeoutMs'),
+    allowTokensWithoutExp: input.allowTokensWithoutExp ?? defaultOf('auth.allowTokensWithoutExp'),
+    maxTokenLifetimeSec: input.maxTokenLifetimeSec ?? defaultOf('auth.maxTokenLifetimeSec'),
     allowedOrigins: [...(input.allowedOrigins ?? [])],
   };
   checkDuration('jwksCacheMs', cfg.jwksCacheMs, 0, problems);
@@ -195,13 +204,12 @@ export function resolveAuthConfig(input: AuthConfigInput = {}): AuthConfig {
   checkDuration('clockToleranceSec', cfg.clockToleranceSec, 0, problems);
   if (cfg.clockToleranceSec > 300) problems.push(`clockToleranceSec ${cfg.clockToleranceSec} is more than 5 minutes: fix the clocks instead`);
   if (!Number.isSafeInteger(cfg.authTimeoutMs) || cfg.authTimeoutMs <= 0) problems.push(`authTimeoutMs must be a positive integer, got ${String(cfg.authTimeoutMs)}`);
+  if (!Number.isSafeInteger(cfg.maxTokenLifetimeSec) || cfg.maxTokenLifetimeSec <= 0) problems.push(`maxTokenLifetimeSec must be a positive integer, got ${String(cfg.maxTokenLifetimeSec)}`);
+  if (typeof cfg.allowTokensWithoutExp !== 'boolean') problems.push(`allowTokensWithoutExp must be true or false, got ${JSON.stringify(cfg.allowTokensWithoutExp)}`);
 
   for (const entry of cfg.allowedOrigins) {
     const p = originEntryProblem(entry);
     if (p) problems.push(p);
-  }
-  if (mode === 'jwt' && cfg.allowedOrigins.length === 0) {
-    problems.push('with auth on, list the browser origins allowed to connect in allowedOrigins (TRIBUTARY_ALLOWED_ORIGINS), or "*" to allow every origin');
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return cfg;
@@ -217,8 +225,12 @@ export function authConfigWarnings(cfg: AuthConfig): string[] {
     out.push('AUTH IS OFF: anyone who can reach this hub can produce to and consume from every topic and administer it. Set TRIBUTARY_AUTH_SECRET, TRIBUTARY_AUTH_PUBLIC_KEY or TRIBUTARY_AUTH_JWKS_URL before exposing it.');
     return out;
   }
+  if (cfg.allowTokensWithoutExp) {
+    out.push(`TOKENS WITHOUT AN EXPIRY ARE ACCEPTED (auth.allowTokensWithoutExp): such a token, if leaked, works for ${cfg.maxTokenLifetimeSec} s (auth.maxTokenLifetimeSec) after its "iat", or after the hub first sees it when it has no "iat" — then again on every new first sight. Issue tokens with "exp" and turn this off.`);
+  }
   if (!cfg.audience) out.push('no audience configured: every token signed by the configured key is accepted, including ones issued for other services (set TRIBUTARY_AUTH_AUDIENCE)');
   if (!cfg.issuer && cfg.jwksUrl) out.push('no issuer configured for a JWKS key source (set TRIBUTARY_AUTH_ISSUER)');
+  if (cfg.allowedOrigins.length === 0) out.push('no allowedOrigins: clients without an Origin (servers, devices, the CLI) and pages the hub serves itself are served; browser pages of other origins are refused until listed in allowedOrigins (TRIBUTARY_ALLOWED_ORIGINS, --allowed-origins)');
   if (cfg.allowedOrigins.includes('*')) out.push('allowedOrigins is "*": pages from any web origin may connect with a token they hold');
   return out;
 }

@@ -5,7 +5,7 @@
  * request frame gets exactly one reply: ok, ack or error with its id; a
  * refused request leaves the connection usable.
  */
-import { TributaryError, toTributaryError } from '../../protocol/errors.ts';
+import { TributaryError, errorAnswer, toTributaryError } from '../../protocol/errors.ts';
 import { decodeClientFrame } from '../../protocol/frame-decoder.ts';
 import { nativeCrc32c } from '../storage/native-crc.ts';
 import { PROTOCOL_VERSION, type ClientFrame, type CommitFrame, type ProduceBatchesFrame, type ProduceFrame, type SubscribeFrame } from '../../protocol/frames.ts';
@@ -23,7 +23,7 @@ import type { WebSocket, WebSocketBehavior } from 'uWebSockets.js';
 
 type UserData = { conn: Connection; fromUpgrade: Principal | TributaryError | null };
 
-/** Frames above maxFrameBytes but within this slack get a 4413 with a reason; beyond it uWS closes with 1009. */
+/** Frames above maxFrameBytes but within this slack get a 4413 with a reason; beyond it uWS drops the TCP connection without a close frame (the client sees 1006). */
 export const FRAME_SLACK_BYTES = 64 * 1024;
 
 export class WsEndpoint {
@@ -65,6 +65,7 @@ export class WsEndpoint {
         const protocols = req.getHeader('sec-websocket-protocol');
         const extensions = req.getHeader('sec-websocket-extensions');
         const origin = req.getHeader('origin');
+        const host = req.getHeader('host');
         const query = queryOf(req);
         const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
         let aborted = false;
@@ -75,10 +76,10 @@ export class WsEndpoint {
           this.deps.metrics.countError(err.code);
           if (aborted) return;
           res.cork(() => {
-            res.writeStatus(`${err.status} ${err.code}`).writeHeader('content-type', 'application/json');
-            const retryAfterMs = err.details?.retryAfterMs;
-            if (typeof retryAfterMs === 'number') res.writeHeader('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
-            res.end(JSON.stringify(err.toJSON()), true);
+            const { status, headers, body } = errorAnswer(err);
+            res.writeStatus(`${status} ${err.code}`).writeHeader('content-type', 'application/json');
+            for (const [name, value] of Object.entries(headers)) res.writeHeader(name, value);
+            res.end(JSON.stringify(body), true);
           });
         };
         if (!this.deps.state.ready) return refuse(new TributaryError(this.deps.state.shuttingDown ? 'SHUTTING_DOWN' : 'NOT_READY'));
@@ -86,7 +87,7 @@ export class WsEndpoint {
         if (tooFast) return refuse(tooFast);
         let checked: ReturnType<WsAuth['checkUpgrade']>;
         try {
-          checked = this.auth.checkUpgrade(query, origin, protocols);
+          checked = this.auth.checkUpgrade(query, origin, protocols, host);
         } catch (err) {
           return refuse(toTributaryError(err));
         }

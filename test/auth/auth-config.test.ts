@@ -55,7 +55,6 @@ describe('resolveAuthConfig', () => {
     [{ jwksUrl: 'http://idp.example.com/jwks' }, /must be https/],
     [{ jwksUrl: 'not a url' }, /is not a URL/],
     [{ publicKey: 'hello' }, /must be PEM text/],
-    [{ secret: SECRET }, /list the browser origins allowed/],
     [{ allowedOrigins: ['https://example.com/'] }, /no path, trailing slash/],
     [{ allowedOrigins: ['example.com'] }, /is not an origin/],
     [{ allowedOrigins: ['ftp://example.com'] }, /must be http or https/],
