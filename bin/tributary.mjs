@@ -7,6 +7,7 @@ import { register } from 'tsx/esm/api';
 
 const COMMANDS = {
   serve: '../server/cli.ts',
+  connect: '../connectors/cli.ts',
 };
 const CLIENT_COMMANDS = '../cli/main.ts';
 

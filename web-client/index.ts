@@ -227,7 +227,7 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
       },
       close: () => {
         closedEarly = true;
-        sub?.close();
+        void sub?.close();
       },
     };
   }
@@ -247,7 +247,8 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const s of [...this.subs]) s.close();
+    // Group members commit what they handled and leave before the connection goes.
+    await Promise.all([...this.subs].map((s) => s.close()));
     let parts: Awaited<typeof this.ready> | undefined;
     try {
       parts = await this.ready;
