@@ -111,17 +111,17 @@ describe('failover (real hub, instances in processes of their own)', () => {
 
     const a = new Instance(job(name, true));
     instances.push(a);
-    await waitFor(() => (a.state?.metrics.processed ?? 0) >= 10_000 && (a.state?.metrics.commits ?? 0) > 0, 60_000, `first instance mid-stream\n${a.out}`);
+    await waitFor(() => (a.state?.metrics.processed ?? 0) >= 10_000 && (a.state?.metrics.commits ?? 0) > 0, 120_000, `first instance mid-stream\n${a.out}`);
     await a.kill();
     expect(caughtUp([a], `${name}-in`, ends)).toBe(false);
 
     const b = new Instance(job(name, true));
     instances.push(b);
-    await waitFor(() => caughtUp([b], `${name}-in`, ends), 90_000, `second instance caught up\n${b.out}`);
+    await waitFor(() => caughtUp([b], `${name}-in`, ends), 180_000, `second instance caught up\n${b.out}`);
     expect(b.state!.metrics.restoredRecords).toBeGreaterThan(0);
     await b.stop();
     await expectExactCounts(`${name}-out`, events, 10_000);
-  }, 180_000);
+  }, 360_000);
 
   it('two instances share the partitions; when one is killed the other restores its state and finishes exactly', async (ctx) => {
     if (!groupsAvailable) ctx.skip(); // runs once the hub has consumer groups (issue 14)
