@@ -122,7 +122,13 @@ export function scanCbor(bytes: Uint8Array, maxDepth: number): CborScan {
             continue;
           }
           if (arg > end - pos) throw new Malformed('truncated');
-          if (major === 3 && !invalidText && !isValidUtf8(bytes, pos, pos + arg)) invalidText = true;
+          if (major === 3 && !invalidText) {
+            // ASCII inline (keys and most names are): the full check only from the first byte above 0x7f.
+            let i = pos;
+            const stop = pos + arg;
+            while (i < stop && bytes[i] < 0x80) i++;
+            if (i < stop && !isValidUtf8(bytes, i, stop)) invalidText = true;
+          }
           pos += arg;
           break;
         case 4:

@@ -51,6 +51,7 @@ export const ERRORS = {
   /** A group member's generation ended (expired, expelled or left) or it does not own the partition: rejoin. */
   FENCED: { status: 409, retriable: false, message: 'not a live owner of these partitions in the current generation' },
   // 413 / 416 / 429
+  HEADERS_TOO_LARGE: { status: 431, retriable: false, message: 'request header block too large' },
   FRAME_TOO_LARGE: { status: 413, retriable: false, message: 'frame too large' },
   BODY_TOO_LARGE: { status: 413, retriable: false, message: 'request body too large' },
   BATCH_TOO_LARGE: { status: 413, retriable: false, message: 'too many records in one batch' },
@@ -96,6 +97,37 @@ export class TributaryError extends Error {
   toJSON(): { error: { code: ErrorCode; message: string; retriable: boolean } & Record<string, unknown> } {
     return { error: { code: this.code, message: this.message, retriable: this.retriable, ...this.details } };
   }
+}
+
+export type ErrorBody = ReturnType<TributaryError['toJSON']>;
+
+/** An error as an HTTP answer. */
+export interface ErrorAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: ErrorBody;
+}
+
+/** A Retry-After value: whole seconds, at least 1. */
+export function retryAfterSeconds(ms: number): string {
+  return String(Math.max(1, Math.ceil(ms / 1000)));
+}
+
+/**
+ * The one mapping from an error to an HTTP answer, used by the hub's routes,
+ * its refused WebSocket upgrades and the edge worker: status and body from
+ * the error list; Retry-After from `retryAfterMs`, else `defaultRetryAfterS`
+ * for a retriable 5xx; Allow for METHOD_NOT_ALLOWED; WWW-Authenticate for a
+ * 401 (RFC 6750 §3: it names the scheme, and says when the token was bad).
+ */
+export function errorAnswer(err: TributaryError, defaultRetryAfterS = 1): ErrorAnswer {
+  const headers: Record<string, string> = {};
+  const retryAfterMs = err.details?.retryAfterMs;
+  if (typeof retryAfterMs === 'number') headers['retry-after'] = retryAfterSeconds(retryAfterMs);
+  else if (err.retriable && err.status >= 500) headers['retry-after'] = String(defaultRetryAfterS);
+  if (err.code === 'METHOD_NOT_ALLOWED' && typeof err.details?.allow === 'string') headers.allow = err.details.allow;
+  if (err.status === 401) headers['www-authenticate'] = err.code === 'UNAUTHENTICATED' ? 'Bearer realm="tributary"' : 'Bearer realm="tributary", error="invalid_token"';
+  return { status: err.status, headers, body: err.toJSON() };
 }
 
 export function httpStatusOf(code: ErrorCode): number {

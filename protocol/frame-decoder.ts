@@ -10,12 +10,11 @@ import { LIMITS, isValidTopicName } from './limits.ts';
 import type { ClientFrame, CommitFrame, ProduceBatchesFrame, ProduceFrame, ProducedBatch, StartPosition, SubscribeFrame } from './frames.ts';
 import { batchSizeAt, checkBatch, readBatchHeader } from './batch.ts';
 import { crc32c as portableCrc32c, type Crc32c } from './crc32c.ts';
-import type { EncodedRecord, Header, ValueEncoding } from './record.ts';
-import { utf8Length } from './record.ts';
+import type { EncodedRecord, Header } from './record.ts';
+import { VALUE_ENCODINGS, recordLimitFault, utf8Length } from './record.ts';
 
 export type DecodeResult<T> = { ok: true; frame: T } | { ok: false; error: TributaryError; id?: number };
 
-const ENCODINGS: ValueEncoding[] = ['bytes', 'json', 'cbor'];
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 
 function fail(message: string, code: ErrorCode = 'BAD_FRAME'): never {
@@ -57,31 +56,20 @@ export function parseWireRecord(x: unknown, index: number, now: number): Encoded
   const k = x.k;
   let key: EncodedRecord['key'] = null;
   if (k !== undefined && k !== null) {
-    if (typeof k === 'string') {
-      if (k.length > LIMITS.maxKeyBytes || utf8Length(k) > LIMITS.maxKeyBytes) fail(`record ${index}: key longer than ${LIMITS.maxKeyBytes} bytes`, 'RECORD_TOO_LARGE');
-    } else if (isBytes(k)) {
-      if (k.length > LIMITS.maxKeyBytes) fail(`record ${index}: key longer than ${LIMITS.maxKeyBytes} bytes`, 'RECORD_TOO_LARGE');
-    } else fail(`record ${index}: key must be a string, bytes or null`, 'BAD_RECORD');
+    if (typeof k !== 'string' && !isBytes(k)) fail(`record ${index}: key must be a string, bytes or null`, 'BAD_RECORD');
     key = k;
   }
   const v = x.v;
   if (v !== null && !isBytes(v)) fail(`record ${index}: value must be bytes or null`, 'BAD_RECORD');
-  if (v !== null && v.length > LIMITS.maxValueBytes) fail(`record ${index}: value longer than ${LIMITS.maxValueBytes} bytes`, 'RECORD_TOO_LARGE');
   const e = x.e ?? 0;
   if (e !== 0 && e !== 1 && e !== 2) fail(`record ${index}: e must be 0 (bytes), 1 (json) or 2 (cbor)`, 'BAD_RECORD');
   const headers: Header[] = [];
   if (x.h !== undefined && x.h !== null) {
     if (!Array.isArray(x.h)) fail(`record ${index}: h must be an array of [name, value] pairs`, 'BAD_RECORD');
-    if (x.h.length > LIMITS.maxHeaders) fail(`record ${index}: more than ${LIMITS.maxHeaders} headers`, 'BAD_RECORD');
     for (const h of x.h) {
       if (!Array.isArray(h) || h.length !== 2 || typeof h[0] !== 'string') fail(`record ${index}: each header is [string name, string|bytes value]`, 'BAD_RECORD');
       const [name, value] = h;
-      if (utf8Length(name) > LIMITS.maxHeaderNameBytes) fail(`record ${index}: header name longer than ${LIMITS.maxHeaderNameBytes} bytes`, 'BAD_RECORD');
-      if (typeof value === 'string') {
-        if (utf8Length(value) > LIMITS.maxHeaderValueBytes) fail(`record ${index}: header value longer than ${LIMITS.maxHeaderValueBytes} bytes`, 'BAD_RECORD');
-      } else if (isBytes(value)) {
-        if (value.length > LIMITS.maxHeaderValueBytes) fail(`record ${index}: header value longer than ${LIMITS.maxHeaderValueBytes} bytes`, 'BAD_RECORD');
-      } else fail(`record ${index}: header value must be a string or bytes`, 'BAD_RECORD');
+      if (typeof value !== 'string' && !isBytes(value)) fail(`record ${index}: header value must be a string or bytes`, 'BAD_RECORD');
       headers.push([name, value]);
     }
   }
@@ -90,7 +78,9 @@ export function parseWireRecord(x: unknown, index: number, now: number): Encoded
     if (!isUint(x.ts)) fail(`record ${index}: ts must be ms since the epoch`, 'BAD_RECORD');
     timestamp = x.ts;
   }
-  const rec: EncodedRecord & { partition?: number } = { key, value: v, encoding: ENCODINGS[e], headers, timestamp };
+  const fault = recordLimitFault(key, v, headers);
+  if (fault) fail(`record ${index}: ${fault.message}`, fault.code);
+  const rec: EncodedRecord & { partition?: number } = { key, value: v, encoding: VALUE_ENCODINGS[e], headers, timestamp };
   if (x.p !== undefined && x.p !== null) {
     if (!isUint(x.p, LIMITS.maxPartitions - 1)) fail(`record ${index}: p must be a partition number`, 'BAD_PARTITION');
     rec.partition = x.p;
@@ -241,12 +231,14 @@ function parse(o: Record<string, unknown>, id: number, now: number, crc: Crc32c)
       const f: ClientFrame = { t: 'hello', id, v };
       const client = str(o, 'client', LIMITS.maxClientIdBytes, false);
       if (client !== undefined) f.client = client;
-      const token = str(o, 'token', LIMITS.maxTokenBytes, false);
+      // Only the frame size bounds a token here: the verifier refuses one over
+      // maxTokenBytes as TOKEN_INVALID, so a failed hello closes with 4401 as any bad token does.
+      const token = str(o, 'token', LIMITS.maxFrameBytes, false);
       if (token !== undefined) f.token = token;
       return f;
     }
     case 'auth':
-      return { t: 'auth', id, token: str(o, 'token', LIMITS.maxTokenBytes, true) };
+      return { t: 'auth', id, token: str(o, 'token', LIMITS.maxFrameBytes, true) };
     case 'produce':
       return parseProduce(o, id, now, crc);
     case 'subscribe':

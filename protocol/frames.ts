@@ -3,7 +3,7 @@
  * Every request (a frame with `id`) gets exactly one reply: `ok`, `ack` or
  * `error` with the same id. docs/protocol.md is the prose version of this file.
  */
-import type { EncodedRecord, Header } from './record.ts';
+import type { EncodedRecord, EncodingCode, Header } from './record.ts';
 import type { ErrorCode } from './errors.ts';
 
 export const PROTOCOL_VERSION = 1;
@@ -11,7 +11,7 @@ export const PROTOCOL_VERSION = 1;
 export const WS_SUBPROTOCOL = 'tributary.v1';
 
 /** Value encodings on the wire: 0 bytes, 1 json (UTF-8 JSON text), 2 cbor. */
-export type WireEncoding = 0 | 1 | 2;
+export type WireEncoding = EncodingCode;
 
 /** A record as a producer sends it. */
 export interface WireRecord {

@@ -107,11 +107,17 @@ export function loadConfig(sources: ConfigSources = {}): HubConfig {
   const cfg = {
     ...rest,
     data: path.resolve(rest.data),
+    connectors: rest.connectors === undefined ? undefined : path.resolve(rest.connectors),
+    connectorsStateDir: path.resolve(rest.connectorsStateDir),
     autoCreateTopics: autoCreateTopics ?? !authEnabled,
     tls: tlsOf(tlsCert, tlsKey),
     auth,
     authEnabled,
   } as HubConfig;
+  if (cfg.groups.heartbeatIntervalMs >= cfg.groups.sessionTimeoutMs) {
+    // Members would be expired between two heartbeats.
+    throw new ConfigError(`groups.heartbeatIntervalMs (${cfg.groups.heartbeatIntervalMs}) must be below groups.sessionTimeoutMs (${cfg.groups.sessionTimeoutMs})`);
+  }
   if (cfg.sendHighWaterBytes >= cfg.maxBufferedBytesPerConnection) {
     throw new ConfigError(`sendHighWaterBytes (${cfg.sendHighWaterBytes}) must be below maxBufferedBytesPerConnection (${cfg.maxBufferedBytesPerConnection})`);
   }

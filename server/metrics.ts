@@ -145,7 +145,16 @@ export class HubMetrics {
     if (reason !== undefined) this.refusals.inc({ reason });
   }
 
+  /** Registries of parts that keep their own (the in-hub connectors), rendered after the hub's. */
+  private readonly extra: client.Registry[] = [];
+
+  addRegistry(r: client.Registry): void {
+    this.extra.push(r);
+  }
+
   async render(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    let body = await this.registry.metrics();
+    for (const r of this.extra) body += '\n' + (await r.metrics());
+    return { contentType: this.registry.contentType, body };
   }
 }

@@ -55,7 +55,7 @@ export const SETTINGS = {
   defaultPartitions: { kind: 'int', default: 1, min: 1, max: LIMITS.maxPartitions, doc: 'partition count of auto-created topics and of POST /v1/topics without `partitions`' },
   maxFutureTimestampMs: { kind: 'int', default: 3_600_000, min: 0, doc: 'a record timestamp further than this in the future is refused (TIMESTAMP_IN_FUTURE)' },
 
-  maxFrameBytes: { kind: 'int', default: LIMITS.maxFrameBytes, min: 1024, max: LIMITS.maxFrameBytes, doc: 'largest WebSocket frame accepted; larger ones close the connection with 4413' },
+  maxFrameBytes: { kind: 'int', default: LIMITS.maxFrameBytes, min: 1024, max: LIMITS.maxFrameBytes, doc: 'largest WebSocket frame accepted; larger ones close the connection with 4413 (more than 64 KiB larger: uWS drops it, the client sees 1006)' },
   maxHttpBodyBytes: { kind: 'int', default: 8 * MiB, min: 1024, max: 64 * MiB, doc: 'largest HTTP request body; larger ones get 413 BODY_TOO_LARGE' },
 
   sendHighWaterBytes: { kind: 'int', default: 1 * MiB, min: 16 * KiB, doc: "a connection whose send buffer holds more than this is paused: no records frames until uWS's drain" },
@@ -66,6 +66,9 @@ export const SETTINGS = {
   httpReadDefaultRecords: { kind: 'int', default: 100, min: 1, doc: 'GET …/records without `limit` returns at most this many records' },
   httpReadMaxRecords: { kind: 'int', default: 1000, min: 1, doc: 'cap on `limit` of GET …/records' },
   httpReadMaxBytes: { kind: 'int', default: 4 * MiB, min: 1024, doc: 'cap on `maxBytes` of GET …/records (batch bytes read)' },
+
+  connectors: { kind: 'string', default: undefined, doc: 'YAML or JSON connectors file to run inside the hub (as `tributary connect FILE` would); status at GET /v1/connectors' },
+  connectorsStateDir: { kind: 'string', default: './connect-state', doc: 'offsets of in-hub sinks that keep none themselves (webhook sink)' },
 
   shutdownTimeoutMs: { kind: 'int', default: 10_000, min: 0, doc: 'on SIGTERM/SIGINT, wait at most this long for in-flight appends before closing storage' },
 

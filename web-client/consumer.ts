@@ -173,7 +173,7 @@ export class Subscription implements SubscriptionHandle {
       for (const a of early) if (a.sub === this.subId) this.assigned(a);
       this.started = true;
       // Records can arrive in the same read as the ok, before this line: deliver them now.
-      if (this.queue.length && !this.processing) void this.process();
+      if ((this.queue.length || this.control.length) && !this.processing) void this.process();
     } catch (err) {
       if (err instanceof ClientError && err.code === 'DISCONNECTED') return; // the next session subscribes again
       this.onError(err as Error);
@@ -182,7 +182,7 @@ export class Subscription implements SubscriptionHandle {
 
   /** The hub may say where each partition starts ({p, offset} entries): remember them so a resume after 'latest' has no gap. */
   private learnStarts(ok: Record<string, unknown>): void {
-    const list = ok.partitions ?? ok.started;
+    const list = ok.partitions;
     if (!Array.isArray(list)) return;
     for (const s of list) {
       const p = (s as { p?: unknown }).p;
@@ -243,6 +243,8 @@ export class Subscription implements SubscriptionHandle {
     if (revoked.length) {
       if (m.autoCommit) await m.flushQuietly();
       await this.hook(() => this.opts.onRevoke?.(revoked));
+      // A slow onRevoke may outlive the membership (expelled, rejoined): leave the new one's positions alone.
+      if (frame.sub !== this.subId) return;
       for (const p of revoked) if (!m.held.has(p)) this.pos.delete(p);
     }
     await m.confirm(frame.sub, frame.generation);
@@ -351,23 +353,25 @@ export class Subscription implements SubscriptionHandle {
     }
   }
 
-  close(): void {
-    if (this.closed) return;
+  /** Stops; resolves once the hub was told (a group member: after committing what it finished). */
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
     this.closed = true;
     this.unlisten();
     const sub = this.subId;
-    const leave = (): void => {
-      if (sub >= 0 && this.conn.isOpen) this.conn.request({ t: 'unsubscribe', sub }).catch(() => undefined);
+    const leave = async (): Promise<void> => {
+      if (sub >= 0 && this.conn.isOpen) await this.conn.request({ t: 'unsubscribe', sub }).catch(() => undefined);
     };
     const m = this.member;
+    let done: Promise<void>;
     if (m) {
       m.stopHeartbeat();
       // Commit what the handler finished, then leave: the next owner starts there.
-      if (m.autoCommit && this.conn.isOpen) void m.flushQuietly().finally(leave);
-      else leave();
-    } else leave();
+      done = m.autoCommit && this.conn.isOpen ? m.flushQuietly().then(leave) : leave();
+    } else done = leave();
     this.queue = [];
     this.control = [];
     this.onClose(this);
+    return done;
   }
 }

@@ -30,6 +30,8 @@ export type { FailedEvent, OutboxBounds, OutboxEvent, OutboxStats, OutboxStore, 
 export type { AckInfo } from './producer.ts';
 export type { DirectProduceOptions, DirectProduceResult, TopicMetadata } from './direct-produce.ts';
 export type { TokenSource } from './token.ts';
+export { createAdmin, webSocketUrlOf } from './admin.ts';
+export type { Admin, AdminOptions, GroupDescription, GroupMember, GroupOffset, GroupSummary, HttpRecord, PartitionOffsets, ReadAnswer, ResetTarget, TopicDescription, TopicSummary } from './admin.ts';
 export { IdbOutboxStore, MemoryOutboxStore };
 
 export interface ClientOptions {
@@ -225,7 +227,7 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
       },
       close: () => {
         closedEarly = true;
-        sub?.close();
+        void sub?.close();
       },
     };
   }
@@ -245,7 +247,8 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const s of [...this.subs]) s.close();
+    // Group members commit what they handled and leave before the connection goes.
+    await Promise.all([...this.subs].map((s) => s.close()));
     let parts: Awaited<typeof this.ready> | undefined;
     try {
       parts = await this.ready;

@@ -64,6 +64,13 @@ interface Lane {
   events: OutboxEvent[];
   running: boolean;
   maxRecords: number;
+  /**
+   * Batches this lane may have in flight: 1 when a session starts or after a
+   * refusal, doubling with each ack up to maxInFlightBatches (slow start), so
+   * that a connection that drops every few kilobytes still gets acks through
+   * instead of re-sending a full window each time.
+   */
+  window: number;
 }
 
 interface FlushWaiter {
@@ -303,7 +310,7 @@ export class Producer {
       let attempt = 0;
       try {
         while ((lane.events.length || window.length) && this.live(id)) {
-          while (window.length < this.o.maxInFlightBatches && lane.events.length && inFlight < MAX_IN_FLIGHT_ALL_TOPICS) {
+          while (window.length < lane.window && lane.events.length && inFlight < MAX_IN_FLIGHT_ALL_TOPICS) {
             const batch = this.takeBatch(lane);
             if (batch.length === 1 && batch[0].bytes + FRAME_SLACK_BYTES > this.conn.maxFrameBytes) {
               if (window.length) {
@@ -330,6 +337,7 @@ export class Producer {
           if (out.kind === 'ended') throw new SessionEnded();
           if (out.kind === 'ack') {
             attempt = 0;
+            lane.window = Math.min(this.o.maxInFlightBatches, lane.window * 2);
             buffered -= head.batch.length;
             await this.acked(lane.topic, head.batch, out.ack);
             wake();
@@ -353,6 +361,7 @@ export class Producer {
           if (ended) throw new SessionEnded();
           const err = out.err;
           if (err.retriable) {
+            lane.window = 1;
             lane.events.unshift(...head.batch);
             const hinted = Number(err.details?.retryAfterMs);
             await sleep(Number.isFinite(hinted) && hinted > 0 ? hinted : Math.random() * Math.min(10_000, 100 * 2 ** attempt));
@@ -386,7 +395,7 @@ export class Producer {
             continue;
           }
           let lane = lanes.get(e.topic);
-          if (!lane) lanes.set(e.topic, (lane = { topic: e.topic, events: [], running: false, maxRecords: this.o.maxBatchRecords }));
+          if (!lane) lanes.set(e.topic, (lane = { topic: e.topic, events: [], running: false, maxRecords: this.o.maxBatchRecords, window: 1 }));
           lane.events.push(e);
           buffered++;
         }

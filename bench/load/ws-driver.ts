@@ -5,7 +5,7 @@
  */
 import { decodeCbor, encodeCbor } from '../../protocol/codec.ts';
 import { batchPositions, encodeBatch, readProducerIdLength, readRecordCount, BATCH_HEADER_BYTES } from '../../protocol/batch.ts';
-import { nativeCrc32c } from './native-crc.ts';
+import { nativeCrc32c } from '../../server/storage/native-crc.ts';
 import { readUvarint, type VarintRead } from '../../protocol/varint.ts';
 import { makeValue, now, openMany, readStamp, stampValue, waitUntil } from './common.ts';
 import type { ConnectionsParams, FanoutParams, LatencyParams, LoadResult, ProduceParams, ReplayParams, Target } from './job.ts';

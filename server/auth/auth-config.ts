@@ -7,6 +7,7 @@
  * docs/security.md is the prose version.
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
+import { ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS } from '../../protocol/bearer.ts';
 import { ConfigError, defaultOf } from '../settings.ts';
 
 export type AuthMode = 'none' | 'jwt';
@@ -56,10 +57,6 @@ export interface AuthConfig {
 /** What an operator may write: every field optional. */
 export type AuthConfigInput = Partial<AuthConfig>;
 
-export const HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
-export const ASYMMETRIC_ALGORITHMS = [
-  'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519',
-] as const;
 const KNOWN_ALGORITHMS: ReadonlySet<string> = new Set([...HMAC_ALGORITHMS, ...ASYMMETRIC_ALGORITHMS]);
 
 /** Shortest HMAC secret accepted: RFC 7518 §3.2 asks for a key at least as long as the hash (256 bits for HS256). */

@@ -4,9 +4,8 @@
  * transport calls them at the upgrade, on hello/auth frames, on every
  * request and on every HTTP route.
  */
+export { ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS } from '../../protocol/bearer.ts';
 export {
-  ASYMMETRIC_ALGORITHMS,
-  HMAC_ALGORITHMS,
   MIN_SECRET_BYTES,
   authConfigWarnings,
   resolveAuthConfig,

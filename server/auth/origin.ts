@@ -32,7 +32,8 @@ export interface CorsOptions {
 }
 
 const DEFAULT_CORS: Required<CorsOptions> = {
-  allowMethods: ['GET', 'POST', 'PUT', 'DELETE', 'OPTIONS'],
+  /** The hub's methods; a preflight answers with its route's own (see preflightHeaders). */
+  allowMethods: ['GET', 'POST', 'PATCH', 'DELETE', 'OPTIONS'],
   allowHeaders: ['Authorization', 'Content-Type', 'Accept'],
   exposeHeaders: ['Retry-After', 'Content-Type'],
   maxAgeSec: 600,
@@ -134,14 +135,15 @@ export class OriginPolicy {
   /**
    * Headers for the answer (204) to a CORS preflight (`OPTIONS` with
    * Access-Control-Request-Method). Null when the origin is not allowed.
+   * `methods`: those of the route asked about (all of the hub's otherwise).
    */
-  preflightHeaders(origin: string | null | undefined, host?: string): Record<string, string> | null {
+  preflightHeaders(origin: string | null | undefined, host?: string, methods: readonly string[] = this.cors.allowMethods): Record<string, string> | null {
     const base = this.corsHeaders(origin, host);
     if (base === null) return null;
     if (!('Access-Control-Allow-Origin' in base)) return base;
     return {
       ...base,
-      'Access-Control-Allow-Methods': this.cors.allowMethods.join(', '),
+      'Access-Control-Allow-Methods': methods.join(', '),
       'Access-Control-Allow-Headers': this.cors.allowHeaders.join(', '),
       'Access-Control-Max-Age': String(this.cors.maxAgeSec),
     };

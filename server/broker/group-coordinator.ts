@@ -193,10 +193,14 @@ export class GroupCoordinator {
     m.subscription?.start();
   }
 
-  /** A clean leave (unsubscribe): its partitions move at once. */
-  leave(memberId: string): void {
+  /**
+   * A clean leave (unsubscribe) through `subscription`: its partitions move
+   * at once. A subscription the member has since left behind (it resumed on
+   * another connection) does not end it.
+   */
+  leave(memberId: string, subscription: Subscription): void {
     const m = this.members.get(memberId);
-    if (!m) return;
+    if (!m || (m.subscription !== null && m.subscription !== subscription)) return;
     this.removeMember(m);
   }
 

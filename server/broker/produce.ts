@@ -2,7 +2,7 @@
  * Produce: pick each record's partition, encode one batch per partition,
  * append, and describe where every record landed (the compact ack).
  *
- * Idempotence (DESIGN.md idea 2): record i of a request has sequence seq + i,
+ * Idempotence (Kafka's idempotent producer): record i has sequence seq + i,
  * counted by the producer across the whole topic. Per partition the records
  * are in ascending sequence order, so those at or below the producer's
  * highest sequence there form a prefix: that prefix is a retry and is sent to
@@ -241,12 +241,16 @@ export class Producer {
     const key = `${req.topic}\u0000${req.pid}`;
     const seq = req.seq!;
     let lowestFailed = Infinity;
+    let appended = false;
     let k = 0;
     for (const [, idx] of groups) {
-      if (settled[k++].status === 'rejected' && seq + idx[0] < lowestFailed) lowestFailed = seq + idx[0];
+      if (settled[k++].status === 'rejected') {
+        if (seq + idx[0] < lowestFailed) lowestFailed = seq + idx[0];
+      } else appended = true;
     }
     const hole = this.holes.get(key);
-    if (lowestFailed !== Infinity) {
+    // Only a partial failure leaves a hole: a request refused on every partition did not move the topic's highest.
+    if (lowestFailed !== Infinity && appended) {
       if (hole === undefined || lowestFailed < hole) {
         this.holes.delete(key); // re-insert: the map's order is the eviction order
         this.holes.set(key, lowestFailed);

@@ -1,6 +1,6 @@
 /**
- * The log interface the broker uses. Two engines implement it: the embedded
- * file engine (server/storage/file-*.ts) and, later, NATS JetStream.
+ * The log interface the broker uses, and every storage engine implements
+ * (the embedded file engine: server/storage/file-*.ts).
  *
  * Offsets are JS numbers (exact up to 2^53). A partition's offsets:
  *   earliest       <= the first offset still retained

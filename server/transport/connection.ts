@@ -51,8 +51,6 @@ export class Connection implements GroupMemberSink {
   countedSubject: string | null = null;
   /** Set at upgrade when the connection must be refused right after opening (not counted). */
   refusal: TributaryError | null = null;
-  /** Set at upgrade when its Sec-WebSocket-Protocol token failed: counted, closed right after opening. */
-  authFailure: TributaryError | null = null;
   /** Produce rate, subscriptions and requests in flight of this connection. */
   readonly quota: ConnectionQuota;
   readonly subscriptions = new Map<number, Subscription>();

@@ -12,7 +12,7 @@ import { invalidTextError, parseWireRecord } from '../../protocol/frame-decoder.
 import { jsonNestsDeeperThan } from '../../protocol/json-depth.ts';
 import { LIMITS } from '../../protocol/limits.ts';
 import { fromUtf8, utf8Length, type StoredRecord } from '../../protocol/record.ts';
-import { recordFromJson, recordToJson, type JsonRecordIn } from '../../protocol/values.ts';
+import { recordFromJson, recordToJson, type JsonProduceBody, type JsonRecordIn } from '../../protocol/values.ts';
 import type { ProduceRecord, ProduceRequest } from '../broker/produce.ts';
 
 /** protocol's parsers throw TributaryError; anything else (a JSON.stringify failure) becomes `fallback`. */
@@ -60,12 +60,10 @@ export function parseBody(body: Uint8Array, cbor: boolean): Record<string, unkno
 
 /** `{"records":[...],"producerId"?,"sequence"?}` → a produce request for `topic`. */
 export function produceRequestFromBody(topic: string, doc: Record<string, unknown>, cbor: boolean): ProduceRequest {
-  const recs = doc.records;
+  const { records: recs, producerId: pid, sequence: seq } = doc as { [K in keyof JsonProduceBody]?: unknown };
   if (!Array.isArray(recs) || recs.length === 0) throw new TributaryError('BAD_RECORD', 'records must be a non-empty array');
   if (recs.length > LIMITS.maxRecordsPerBatch) throw new TributaryError('BATCH_TOO_LARGE', `${recs.length} records exceed the limit of ${LIMITS.maxRecordsPerBatch}`);
   const req: ProduceRequest = { topic, records: new Array<ProduceRecord>(recs.length) };
-  const pid = doc.producerId;
-  const seq = doc.sequence;
   if (pid !== undefined && pid !== null) {
     if (typeof pid !== 'string' || pid.length === 0 || utf8Length(pid) > LIMITS.maxProducerIdBytes) {
       throw new TributaryError('BAD_SEQUENCE', `producerId must be a string of 1 to ${LIMITS.maxProducerIdBytes} bytes`);

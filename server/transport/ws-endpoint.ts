@@ -5,7 +5,7 @@
  * request frame gets exactly one reply: ok, ack or error with its id; a
  * refused request leaves the connection usable.
  */
-import { TributaryError, toTributaryError } from '../../protocol/errors.ts';
+import { TributaryError, errorAnswer, toTributaryError } from '../../protocol/errors.ts';
 import { decodeClientFrame } from '../../protocol/frame-decoder.ts';
 import { nativeCrc32c } from '../storage/native-crc.ts';
 import { PROTOCOL_VERSION, type ClientFrame, type CommitFrame, type ProduceBatchesFrame, type ProduceFrame, type SubscribeFrame } from '../../protocol/frames.ts';
@@ -23,7 +23,7 @@ import type { WebSocket, WebSocketBehavior } from 'uWebSockets.js';
 
 type UserData = { conn: Connection; fromUpgrade: Principal | TributaryError | null };
 
-/** Frames above maxFrameBytes but within this slack get a 4413 with a reason; beyond it uWS closes with 1009. */
+/** Frames above maxFrameBytes but within this slack get a 4413 with a reason; beyond it uWS drops the TCP connection without a close frame (the client sees 1006). */
 export const FRAME_SLACK_BYTES = 64 * 1024;
 
 export class WsEndpoint {
@@ -76,10 +76,10 @@ export class WsEndpoint {
           this.deps.metrics.countError(err.code);
           if (aborted) return;
           res.cork(() => {
-            res.writeStatus(`${err.status} ${err.code}`).writeHeader('content-type', 'application/json');
-            const retryAfterMs = err.details?.retryAfterMs;
-            if (typeof retryAfterMs === 'number') res.writeHeader('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
-            res.end(JSON.stringify(err.toJSON()), true);
+            const { status, headers, body } = errorAnswer(err);
+            res.writeStatus(`${status} ${err.code}`).writeHeader('content-type', 'application/json');
+            for (const [name, value] of Object.entries(headers)) res.writeHeader(name, value);
+            res.end(JSON.stringify(body), true);
           });
         };
         if (!this.deps.state.ready) return refuse(new TributaryError(this.deps.state.shuttingDown ? 'SHUTTING_DOWN' : 'NOT_READY'));
@@ -175,7 +175,7 @@ export class WsEndpoint {
     const memberId = conn.members.get(sub);
     if (memberId !== undefined) {
       conn.members.delete(sub);
-      if (member === 'leave') this.deps.broker.groups.leave(memberId);
+      if (member === 'leave') this.deps.broker.groups.leave(memberId, s);
       else this.deps.broker.groups.detach(memberId, s);
     }
     this.deps.broker.subscriptions.remove(s);

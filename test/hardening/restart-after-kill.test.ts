@@ -68,7 +68,7 @@ describe('restart right after kill -9', () => {
     expect((await fetch(`${next.url}/healthz`)).status).toBe(200);
     expect(procState(hubPid)).toBe('Z'); // still unreaped: the lock really saw a zombie
     expect(fs.readFileSync(path.join(dataDir, '@lock'), 'utf8').split(/\s+/)[0]).toBe(String(next.proc.pid));
-  });
+  }, 90_000);
 
   it('a lock naming a live process that started at another time (a recycled pid) is taken over', async () => {
     const dataDir = tempDir();
@@ -83,7 +83,7 @@ describe('restart right after kill -9', () => {
     hubs.push(next);
     expect((await fetch(`${next.url}/healthz`)).status).toBe(200);
     live.kill('SIGKILL');
-  });
+  }, 90_000);
 
   it('a lock held by a live hub is still refused', async () => {
     const dataDir = tempDir();
@@ -91,7 +91,7 @@ describe('restart right after kill -9', () => {
     const first = await startHub({ dataDir });
     hubs.push(first);
     await expect(startHub({ dataDir })).rejects.toThrow(/is locked by process \d+ \(another hub is using it\)/);
-  });
+  }, 90_000);
 
   it('ten times in a row: SIGKILL, restart at once, healthy, nothing acknowledged lost', async () => {
     const dataDir = tempDir();
@@ -118,5 +118,5 @@ describe('restart right after kill -9', () => {
     const found = new Map(recs.map((r) => [text(r.value), { partition: r.partition, offset: r.offset }]));
     for (const [value, where] of acked) expect(found.get(value), value).toEqual(where);
     await c.close();
-  }, 120_000);
+  }, 300_000);
 });
