@@ -46,11 +46,12 @@ export async function startHub(cfg: HubConfig, log: Logger, store: LogStore = cr
   const metrics = new HubMetrics({
     storageBytes: () => (broker && state.ready ? broker.storageBytes() : 0),
     topicCount: () => (state.ready ? store.listTopics().length : 0),
+    storageProblems: () => store.storageProblems?.().length ?? 0,
   });
   broker = new Broker(store, { ...cfg, crc: nativeCrc32c }, metrics);
-  const limits = new Limits(cfg.auth.limits, metrics);
+  const limits = new Limits(cfg.limits, metrics);
   const authenticator = createAuthenticator(cfg.auth);
-  const origins = new OriginPolicy(cfg.auth.allowedOrigins, authenticator.required);
+  const origins = new OriginPolicy(cfg.auth.allowedOrigins, authenticator.required, {}, (origin, message) => log.warn({ origin }, message));
   let connectors: InHubConnectors | null = null;
   const transport = new Transport({ broker, config: cfg, metrics, log, limits, authenticator, origins, state, connectors: { status: () => connectors?.status() ?? [], control: (name, action) => connectors?.control(name, action) } });
   log.info({ transport: transport.loaded.description, native: transport.loaded.native }, 'transport');
@@ -70,6 +71,7 @@ export async function startHub(cfg: HubConfig, log: Logger, store: LogStore = cr
     if (cfg.testRecoveryDelayMs > 0) await new Promise((r) => setTimeout(r, cfg.testRecoveryDelayMs));
     const started = Date.now();
     await store.open();
+    await broker.open();
     state.ready = !state.shuttingDown;
     log.info({ ms: Date.now() - started, topics: store.listTopics().length }, 'storage recovered; serving');
   })();
