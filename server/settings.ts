@@ -69,6 +69,7 @@ export const SETTINGS = {
 
   connectors: { kind: 'string', default: undefined, doc: 'YAML or JSON connectors file to run inside the hub (as `tributary connect FILE` would); status at GET /v1/connectors' },
   connectorsStateDir: { kind: 'string', default: './connect-state', doc: 'offsets of in-hub sinks that keep none themselves (webhook sink)' },
+
   shutdownTimeoutMs: { kind: 'int', default: 10_000, min: 0, doc: 'on SIGTERM/SIGINT, wait at most this long for in-flight appends before closing storage' },
 
   'topic.retentionMs': { kind: 'int', default: 7 * DAY_MS, min: -1, doc: 'default topic retention by age (-1 keeps forever)' },

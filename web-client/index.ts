@@ -30,6 +30,8 @@ export type { FailedEvent, OutboxBounds, OutboxEvent, OutboxStats, OutboxStore, 
 export type { AckInfo } from './producer.ts';
 export type { DirectProduceOptions, DirectProduceResult, TopicMetadata } from './direct-produce.ts';
 export type { TokenSource } from './token.ts';
+export { createAdmin, webSocketUrlOf } from './admin.ts';
+export type { Admin, AdminOptions, GroupDescription, GroupMember, GroupOffset, GroupSummary, HttpRecord, PartitionOffsets, ReadAnswer, ResetTarget, TopicDescription, TopicSummary } from './admin.ts';
 export { IdbOutboxStore, MemoryOutboxStore };
 
 export interface ClientOptions {

@@ -183,6 +183,11 @@ export class Exchange {
     this.write(status, body, contentType, {});
   }
 
+  /** A static file (the dashboard's), with its type and caching. */
+  sendFile(file: { body: Uint8Array; contentType: string; cacheControl: string }): void {
+    this.write(200, file.body, file.contentType, { 'cache-control': file.cacheControl });
+  }
+
   /** An answer without a body (204 to a CORS preflight). */
   sendEmpty(status: number, headers: Record<string, string>): void {
     this.write(status, undefined, undefined, headers);

@@ -5,11 +5,11 @@
  * request passes HttpGuard (URL tokens, Origin and CORS, bearer token)
  * first; each route checks what its principal may do.
  */
-import fs from 'node:fs';
 import { TributaryError } from '../../protocol/errors.ts';
 import { ackOffsets } from '../../protocol/frames.ts';
 import { anonymousPrincipal } from '../auth/index.ts';
 import type { TemplatedApp, HttpRequest, HttpResponse } from 'uWebSockets.js';
+import { loadDashboardFiles, type DashboardFiles } from './dashboard-files.ts';
 import { HttpGuard } from './http-auth.ts';
 import { groupRoutes } from './http-groups.ts';
 import { isInternalTopic } from '../broker/group-offsets.ts';
@@ -17,9 +17,6 @@ import { Exchange } from './http-io.ts';
 import { parseBody, produceRequestFromBody, queryInt, recordsAnswer } from './http-records.ts';
 import { authorize, type Principal } from './principal.ts';
 import type { TransportDeps } from './transport-deps.ts';
-
-/** The dashboard page, served at GET /. */
-const DASHBOARD_FILE = new URL('../../dashboard/index.html', import.meta.url);
 
 type Method = 'get' | 'post' | 'patch' | 'del';
 export type Handler = (x: Exchange, params: string[], principal: Principal, body: () => Promise<Record<string, unknown>>) => Promise<void> | void;
@@ -67,18 +64,15 @@ export function registerHttpRoutes(app: TemplatedApp, deps: TransportDeps): void
   registerRefusals(app, ctx, methodsByPattern);
 }
 
-/** The dashboard page, read once at start-up (it is static); null when it is not installed. */
-function readDashboard(deps: TransportDeps): string | null {
-  try {
-    return fs.readFileSync(DASHBOARD_FILE, 'utf8');
-  } catch (err) {
-    deps.log.warn({ err: (err as Error).message }, 'dashboard/index.html not found: GET / answers 404');
-    return null;
-  }
+/** The built dashboard, read once at start-up (it is static); `missing` says why when it is not there. */
+function readDashboard(deps: TransportDeps): DashboardFiles {
+  const dashboard = loadDashboardFiles();
+  if (dashboard.missing) deps.log.warn(`${dashboard.missing}: GET / answers 404`);
+  return dashboard;
 }
 
 /** The dashboard page, liveness, readiness and metrics: served before recovery ends, without a token. */
-function pageAndHealthRoutes(deps: TransportDeps, dashboard: string | null): RouteSpec[] {
+function pageAndHealthRoutes(deps: TransportDeps, dashboard: DashboardFiles): RouteSpec[] {
   const { metrics } = deps;
   return [
     {
@@ -87,8 +81,19 @@ function pageAndHealthRoutes(deps: TransportDeps, dashboard: string | null): Rou
       always: true,
       open: true,
       handler: (x) => {
-        if (dashboard === null) throw new TributaryError('NOT_FOUND', 'the dashboard page is not installed');
-        x.sendText(200, dashboard, 'text/html; charset=utf-8');
+        if (!dashboard.index) throw new TributaryError('NOT_FOUND', dashboard.missing);
+        x.sendFile(dashboard.index);
+      },
+    },
+    {
+      method: 'get',
+      pattern: '/assets/*',
+      always: true,
+      open: true,
+      handler: (x) => {
+        const file = dashboard.assets.get(x.url);
+        if (!file) throw new TributaryError('NOT_FOUND', dashboard.index ? `no dashboard file ${x.url}` : dashboard.missing);
+        x.sendFile(file);
       },
     },
     { method: 'get', pattern: '/livez', always: true, open: true, handler: (x) => x.send(200, { status: 'live' }) },
