@@ -38,7 +38,8 @@ const MiB = 1024 * 1024;
 export const SETTINGS = {
   host: { kind: 'string', default: '127.0.0.1', doc: 'address to bind; a non-loopback address with auth off needs `insecure`' },
   port: { kind: 'int', default: 8080, min: 0, max: 65535, doc: 'TCP port for HTTP and WebSocket; 0 picks a free one (the real one is printed)' },
-  data: { kind: 'string', default: './data', doc: 'data directory (topics, segments, the lock file)' },
+  data: { kind: 'string', default: './data', doc: 'data directory (topics, segments, the lock file); unused with `engine`' },
+  engine: { kind: 'string', default: undefined, doc: 'keep the log in NATS JetStream instead of `data`: nats://host:port[,nats://host:port…] (hubs over one cluster share every topic and keep no state of their own)' },
   insecure: { kind: 'bool', default: false, doc: 'allow binding a non-loopback address while authentication is off' },
   tlsCert: { kind: 'string', default: undefined, doc: 'PEM certificate (chain) file: serve https:// and wss:// (needs tlsKey)' },
   tlsKey: { kind: 'string', default: undefined, doc: 'PEM private key file of tlsCert' },
@@ -71,6 +72,7 @@ export const SETTINGS = {
   'topic.fsyncIntervalMs': { kind: 'int', default: DEFAULT_TOPIC_CONFIG.fsyncIntervalMs, min: 1, doc: 'fsync period for `interval` topics' },
   'topic.segmentBytes': { kind: 'int', default: DEFAULT_TOPIC_CONFIG.segmentBytes, min: 1024, doc: 'default segment size before rolling' },
   'topic.segmentMs': { kind: 'int', default: DEFAULT_TOPIC_CONFIG.segmentMs, min: -1, doc: 'default segment age before rolling (-1 = never by age)' },
+  'topic.replicas': { kind: 'int', default: DEFAULT_TOPIC_CONFIG.replicas, min: 0, max: 5, doc: 'JetStream engine: copies of each partition (0 = 3 on a cluster of three or more nodes, else 1)' },
 
   'storage.maxOpenFiles': { kind: 'int', default: undefined, min: 8, doc: 'max open segment files across partitions (engine default when unset)' },
   'storage.tailCacheBytes': { kind: 'int', default: undefined, min: 0, doc: 'bytes of newest batches kept in memory per partition for live tailing (engine default when unset)' },
@@ -86,6 +88,8 @@ export interface HubConfig {
   host: string;
   port: number;
   data: string;
+  /** NATS server URLs when the log lives in JetStream (`--engine`), else null (the embedded engine in `data`). */
+  engine: string[] | null;
   insecure: boolean;
   allowFallbackTransport: boolean;
   logLevel: string;
@@ -111,6 +115,7 @@ export interface HubConfig {
     fsyncIntervalMs: number;
     segmentBytes: number;
     segmentMs: number;
+    replicas: number;
   };
   storage: {
     maxOpenFiles?: number;
@@ -238,6 +243,7 @@ export function loadConfig(sources: ConfigSources = {}): HubConfig {
     host: values.host as string,
     port: values.port as number,
     data: path.resolve(values.data as string),
+    engine: engineOf(values.engine as string | undefined),
     insecure: values.insecure as boolean,
     allowFallbackTransport: values.allowFallbackTransport as boolean,
     logLevel: values.logLevel as string,
@@ -263,6 +269,7 @@ export function loadConfig(sources: ConfigSources = {}): HubConfig {
       fsyncIntervalMs: values['topic.fsyncIntervalMs'] as number,
       segmentBytes: values['topic.segmentBytes'] as number,
       segmentMs: values['topic.segmentMs'] as number,
+      replicas: values['topic.replicas'] as number,
     },
     storage: {},
     testRecoveryDelayMs: values.testRecoveryDelayMs as number,
@@ -306,6 +313,17 @@ function resolveSecurity(flags: Partial<Record<string, unknown>>, env: NodeJS.Pr
     if (e instanceof AuthConfigError) throw new ConfigError(e.message);
     throw e;
   }
+}
+
+/** `nats://a:4222,nats://b:4222` (or `a:4222,b:4222`) → the server list the nats client takes. */
+function engineOf(v: string | undefined): string[] | null {
+  if (v === undefined || v === '') return null;
+  const urls = v.split(',').map((u) => u.trim()).filter((u) => u !== '');
+  for (const u of urls) {
+    if (!/^(nats|tls):\/\/[^/\s]+$/.test(u) && !/^[^/:\s]+:\d+$/.test(u)) throw new ConfigError(`engine: ${JSON.stringify(u)} is not a NATS server URL (nats://host:port)`);
+  }
+  if (urls.length === 0) throw new ConfigError('engine: give at least one nats://host:port');
+  return urls;
 }
 
 function tlsOf(certFile: string | undefined, keyFile: string | undefined): HubConfig['tls'] {

@@ -1,6 +1,7 @@
 /**
  * The log interface the broker uses. Two engines implement it: the embedded
- * file engine (server/storage/file-*.ts) and, later, NATS JetStream.
+ * file engine (server/storage/file-*.ts) and NATS JetStream
+ * (server/storage/jetstream/).
  *
  * Offsets are JS numbers (exact up to 2^53). A partition's offsets:
  *   earliest       <= the first offset still retained
@@ -27,6 +28,12 @@ export interface TopicConfig {
   segmentBytes: number;
   /** Roll the active segment at this age; -1 = never by age. Default 7 days. */
   segmentMs: number;
+  /**
+   * Copies of each partition kept by a replicated engine (JetStream: the
+   * stream's replicas, 1..5). 0 lets the engine choose (JetStream: 3 on a
+   * cluster of three or more nodes, else 1). The embedded engine ignores it.
+   */
+  replicas: number;
 }
 
 export const DEFAULT_TOPIC_CONFIG: TopicConfig = {
@@ -38,6 +45,7 @@ export const DEFAULT_TOPIC_CONFIG: TopicConfig = {
   fsyncIntervalMs: 1000,
   segmentBytes: 64 * 1024 * 1024,
   segmentMs: 7 * 24 * 3600_000,
+  replicas: 0,
 };
 
 export interface TopicInfo {
