@@ -20,7 +20,7 @@ import { assertTopicName } from '../../../protocol/limits.ts';
 import { DEFAULT_TOPIC_CONFIG, type AppendResult, type LogStore, type PartitionOffsets, type ReadResult, type TopicConfig, type TopicInfo } from '../log-store.ts';
 import { nativeCrc32c } from '../native-crc.ts';
 import { checkConfigOverrides, checkPartitions } from '../topic-config.ts';
-import { JsPartition, type JsEnv } from './js-partition.ts';
+import { isNoMessage, JsPartition, type JsEnv } from './js-partition.ts';
 import { streamName, subjectPrefix, topicKey, TOPICS_BUCKET } from './names.ts';
 import { PartitionReads } from './partition-reads.ts';
 import { H_OFFSETS, parseOffsetsHeader } from './stored-batch.ts';
@@ -113,17 +113,14 @@ export class JetStreamLogStore implements LogStore {
     };
     this.reads = new PartitionReads(this.js, this.jsm, this.opts.maxReaders ?? 256);
     this.kv = await this.openCatalog();
-    const metas: TopicMeta[] = [];
-    for await (const key of await this.kv.keys()) {
-      const e = await this.kv.get(key);
-      if (e && e.operation === 'PUT' && e.length > 0) metas.push(e.json<TopicMeta>());
-    }
+    // Watch first, then list: a topic created in between is attached by either (attach is idempotent).
+    await this.watchCatalog();
+    const metas = await this.readCatalog();
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < metas.length) await this.attach(metas[next++]);
     };
     await Promise.all(Array.from({ length: Math.min(OPEN_CONCURRENCY, metas.length) }, worker));
-    await this.watchCatalog();
     this.state = 'open';
     const every = this.opts.refreshIntervalMs ?? 30_000;
     if (every > 0) {
@@ -151,6 +148,27 @@ export class JetStreamLogStore implements LogStore {
       this.clusterReplicas = Math.max(1, st.replicas);
       return kv;
     }
+  }
+
+  /**
+   * Every topic in the catalog, read from the bucket's stream leader: a KV
+   * get or keys() may be served by a replica that has not caught up, and a
+   * hub must not miss a topic created a moment ago.
+   */
+  private async readCatalog(): Promise<TopicMeta[]> {
+    const out: TopicMeta[] = [];
+    // Stream info (answered by the leader) lists the keys; a keys() consumer may sit on a lagging replica.
+    const si = await this.jsm.streams.info(`KV_${TOPICS_BUCKET}`, { subjects_filter: `$KV.${TOPICS_BUCKET}.>` } as never);
+    for (const subject of Object.keys(si.state.subjects ?? {})) {
+      try {
+        const m = await this.jsm.streams.getMessage(`KV_${TOPICS_BUCKET}`, { last_by_subj: subject });
+        const op = m.header?.get('KV-Operation');
+        if (op !== 'DEL' && op !== 'PURGE' && m.data.length > 0) out.push(JSON.parse(new TextDecoder().decode(m.data)) as TopicMeta);
+      } catch (err) {
+        if (!isNoMessage(err)) throw err;
+      }
+    }
+    return out;
   }
 
   private async watchCatalog(): Promise<void> {

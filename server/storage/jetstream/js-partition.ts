@@ -334,7 +334,8 @@ export class JsPartition {
             const m = await this.env.jsm.streams.getMessage(this.stream, { seq: p.storedAt });
             const r = refOfBatch(m.seq, m.data);
             if (p.cached) Object.assign(p.cached, { seq: m.seq, base: r.base, appendTime: r.appendTime });
-            p.resolve(resultOf(r.base, r.count, r.appendTime, false));
+            // Stored by an earlier publish of the same message id: ours (a lost reply) or, for a producer's batch, another hub's.
+            p.resolve(resultOf(r.base, r.count, r.appendTime, p.pid !== ''));
             continue;
           }
           if (Date.now() > p.deadline) {
@@ -347,7 +348,7 @@ export class JsPartition {
             this.producers.forget(p.pid);
             const e = await this.producers.lookup(p.pid);
             if (e.lastSeq >= p.lastSeq) {
-              this.producers.findDuplicate(p.pid, e, p.firstSeq, p.lastSeq, p.count).then((r) => p.resolve({ ...r, duplicate: false }), p.reject);
+              this.producers.findDuplicate(p.pid, e, p.firstSeq, p.lastSeq, p.count).then(p.resolve, p.reject);
               continue;
             }
             this.producers.add(e, p.cached!);
