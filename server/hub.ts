@@ -14,6 +14,7 @@ import { Broker } from './broker/broker.ts';
 import type { Logger } from './logger.ts';
 import { HubMetrics } from './metrics.ts';
 import { FileLogStore } from './storage/file-log-store.ts';
+import { JetStreamLogStore } from './storage/jetstream/jetstream-log-store.ts';
 import type { LogStore } from './storage/log-store.ts';
 import { nativeCrc32c } from './storage/native-crc.ts';
 import { Limits } from './transport/limits.ts';
@@ -30,6 +31,17 @@ export interface StartedHub {
 }
 
 export function createStore(cfg: HubConfig, log: Logger): LogStore {
+  if (cfg.engine) {
+    // Scale-out: the log lives in JetStream and this hub keeps no state of its own.
+    return new JetStreamLogStore({
+      servers: cfg.engine,
+      defaults: cfg.topic,
+      crc: nativeCrc32c,
+      maxProducersPerPartition: cfg.storage.maxProducersPerPartition,
+      refreshIntervalMs: cfg.storage.cleanupIntervalMs,
+      log: log.child({ component: 'storage', engine: 'jetstream' }),
+    });
+  }
   return new FileLogStore({
     dataDir: cfg.data,
     defaults: cfg.topic,

@@ -40,7 +40,7 @@ export interface JetStreamLogStoreOptions {
   maxReaders?: number;
   /** JetStream's duplicate window on each stream. Default 2 minutes (JetStream's default). */
   duplicateWindowMs?: number;
-  /** How often each partition's first sequence (retention) and size are re-read. Default 30 s. */
+  /** How often each partition's first and last sequence are re-read (retention; a backstop for the watch). Default 5 s. */
   refreshIntervalMs?: number;
   log?: JsEnv['log'];
 }
@@ -122,7 +122,7 @@ export class JetStreamLogStore implements LogStore {
     };
     await Promise.all(Array.from({ length: Math.min(OPEN_CONCURRENCY, metas.length) }, worker));
     this.state = 'open';
-    const every = this.opts.refreshIntervalMs ?? 30_000;
+    const every = this.opts.refreshIntervalMs ?? 5000;
     if (every > 0) {
       this.refreshTimer = setInterval(() => void this.refreshAll(), every);
       this.refreshTimer.unref();
@@ -225,7 +225,8 @@ export class JetStreamLogStore implements LogStore {
   /** Headers-only ordered consumer from the tail on: other hubs' appends move this hub's high watermark. */
   private async watch(part: JsPartition): Promise<ConsumerMessages> {
     const c = await this.js.consumers.get(part.stream, { opt_start_seq: part.lastSeq + 1, headers_only: true });
-    const iter = await c.consume({ max_messages: 512 });
+    // Short pulls with heartbeats: a watch whose consumer sat on a node that died notices within seconds and resumes from its cursor.
+    const iter = await c.consume({ max_messages: 512, expires: 4000, idle_heartbeat: 1000 });
     void (async () => {
       for await (const m of iter) {
         const ref = parseOffsetsHeader(m.seq, m.headers?.get(H_OFFSETS));

@@ -64,6 +64,12 @@ interface Pending {
   reject: (e: Error) => void;
 }
 
+/**
+ * One publish waits this long for its ack. A request lost with a connection
+ * (its server died) is never answered: it is sent again after a tail re-read,
+ * with the same message id, so a copy that did land is not stored twice.
+ */
+const PUBLISH_TIMEOUT_MS = 4000;
 const RESYNC_MIN_MS = 50;
 const RESYNC_MAX_MS = 2000;
 
@@ -241,7 +247,7 @@ export class JsPartition {
     p.state = 'sent';
     const h: MsgHdrs = natsHeaders();
     h.set(H_OFFSETS, offsetsHeader(base, p.count, appendTime));
-    const opts: Partial<JetStreamPublishOptions> = { msgID: p.msgId, headers: h, timeout: Math.max(1000, p.deadline - Date.now()), expect: { lastSequence: seq - 1 } };
+    const opts: Partial<JetStreamPublishOptions> = { msgID: p.msgId, headers: h, timeout: PUBLISH_TIMEOUT_MS, expect: { lastSequence: seq - 1 } };
     if (this.nextMsgId) opts.expect!.lastMsgID = this.nextMsgId;
     let subject = plainSubject(this.topic, this.partition);
     if (p.entry) {

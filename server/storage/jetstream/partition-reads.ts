@@ -16,7 +16,8 @@ import { H_OFFSETS, parseOffsetsHeader, refOfBatch } from './stored-batch.ts';
 const LINEAR_SKIP_MAX = 16;
 /** Messages one fetch asks for, at most. */
 const MAX_FETCH_MESSAGES = 512;
-const FETCH_EXPIRES_MS = 5000;
+/** A fetch asks only for stored messages and returns at once; it waits this long only when its consumer is gone (a node died). */
+const FETCH_EXPIRES_MS = 2000;
 
 interface Reader {
   stream: string;
@@ -24,6 +25,8 @@ interface Reader {
   consumer: Promise<Consumer>;
   buffered: JsMsg[];
   lastUsed: number;
+  /** Its consumer stopped answering: never reused. */
+  dead: boolean;
 }
 
 export class PartitionReads {
@@ -43,13 +46,21 @@ export class PartitionReads {
     if (offset === hw) return { bytes: new Uint8Array(0), nextOffset: offset, highWatermark: hw };
     const lastSeq = p.lastSeq;
     const seq = await this.locate(p, offset);
-    const r = this.take(p.stream, seq);
+    const first = await this.readFrom(this.take(p.stream, seq), offset, maxBytes, lastSeq);
+    // Nothing although the data is stored: the reader's consumer is gone (its node died). Once more, on a new one.
+    const res = first ?? (await this.readFrom(this.take(p.stream, seq, true), offset, maxBytes, lastSeq));
+    if (!res) return { bytes: new Uint8Array(0), nextOffset: offset, highWatermark: hw };
+    return { bytes: res.bytes, nextOffset: res.next, highWatermark: Math.max(hw, res.next) };
+  }
+
+  /** Batches from the reader's position; null when the fetch brought nothing (the reader is then dropped). */
+  private async readFrom(r: Reader, offset: number, maxBytes: number, lastSeq: number): Promise<{ bytes: Uint8Array; next: number } | null> {
     const out: Uint8Array[] = [];
     let bytes = 0;
     let next = offset;
     try {
       while (r.nextSeq <= lastSeq) {
-        if (r.buffered.length === 0) await this.fill(r, lastSeq);
+        if (r.buffered.length === 0 && !r.dead) await this.fill(r, lastSeq);
         const m = r.buffered[0];
         if (!m) break;
         const end = endOf(m);
@@ -66,10 +77,14 @@ export class PartitionReads {
         next = end;
         if (bytes >= maxBytes) break;
       }
-    } finally {
-      this.put(r);
+    } catch (err) {
+      this.drop(r);
+      throw err;
     }
-    return { bytes: concat(out, bytes), nextOffset: next, highWatermark: Math.max(hw, next) };
+    if (out.length === 0 || r.dead) this.drop(r);
+    else this.put(r);
+    if (out.length === 0) return null;
+    return { bytes: concat(out, bytes), next };
   }
 
   /** The stream sequence of the batch holding `offset`, or of one a few batches below it. */
@@ -118,14 +133,14 @@ export class PartitionReads {
     return found < 0 ? p.logEnd : foundBase;
   }
 
-  private take(stream: string, seq: number): Reader {
+  private take(stream: string, seq: number, fresh = false): Reader {
     const key = `${stream}\u0000${seq}`;
-    const r = this.readers.get(key);
+    const r = fresh ? undefined : this.readers.get(key);
     if (r) {
       this.readers.delete(key);
       return r;
     }
-    return { stream, nextSeq: seq, consumer: this.js.consumers.get(stream, { opt_start_seq: seq }), buffered: [], lastUsed: Date.now() };
+    return { stream, nextSeq: seq, consumer: this.js.consumers.get(stream, { opt_start_seq: seq }), buffered: [], lastUsed: Date.now(), dead: false };
   }
 
   private put(r: Reader): void {
@@ -145,14 +160,37 @@ export class PartitionReads {
     r.consumer.then((c) => c.delete()).catch(() => undefined);
   }
 
+  /**
+   * Fetches what is stored after the reader's position. A pull lost with its
+   * connection, or a consumer on a node that died, may never answer: the
+   * reader is then given up (dead) after a deadline, whatever the client
+   * library does with the abandoned pull.
+   */
   private async fill(r: Reader, lastSeq: number): Promise<void> {
-    const c = await r.consumer;
     const want = Math.min(MAX_FETCH_MESSAGES, lastSeq - r.nextSeq + 1);
     if (want <= 0) return;
-    const iter = await c.fetch({ max_messages: want, expires: FETCH_EXPIRES_MS });
-    for await (const m of iter) {
-      r.buffered.push(m);
-      if (m.seq >= lastSeq) break;
+    let stop: (() => void) | null = null;
+    const work = (async () => {
+      const c = await r.consumer;
+      const iter = await c.fetch({ max_messages: want, expires: FETCH_EXPIRES_MS });
+      stop = () => iter.stop();
+      for await (const m of iter) {
+        if (r.dead) break;
+        r.buffered.push(m);
+        if (m.seq >= lastSeq) break;
+      }
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), FETCH_EXPIRES_MS + 3000)));
+    try {
+      const outcome = await Promise.race([work.then(() => 'done' as const), late]);
+      if (outcome === 'late') {
+        r.dead = true;
+        (stop as (() => void) | null)?.();
+        work.catch(() => undefined);
+      }
+    } finally {
+      clearTimeout(timer);
     }
   }
 
