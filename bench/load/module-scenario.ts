@@ -16,6 +16,7 @@ const MODULES: Record<string, { file: string; fn: string }> = {
   storage: { file: 'storage.ts', fn: 'runStorageBench' },
   edge: { file: 'edge.ts', fn: 'runEdgeBench' },
   outbox: { file: 'outbox.ts', fn: 'runOutboxBench' },
+  jetstream: { file: 'jetstream.ts', fn: 'runJetStreamBench' },
 };
 
 async function main(): Promise<void> {
