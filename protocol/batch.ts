@@ -262,16 +262,19 @@ export function readBatchHeader(b: Uint8Array, pos = 0): BatchHeader {
   };
 }
 
+/** Bytes from a batch's start through lastOffsetDelta: enough to tell which offsets it holds. */
+export const OFFSET_FIELDS_BYTES = O_FIRST_TS;
+
 export const readBaseOffset = (b: Uint8Array, pos = 0): number => readInt64(b, pos + O_BASE_OFFSET);
 export const readLastOffsetDelta = (b: Uint8Array, pos = 0): number => readUint32(b, pos + O_LAST_OFFSET_DELTA);
 export const readRecordCount = (b: Uint8Array, pos = 0): number => readUint32(b, pos + O_COUNT);
-export const readMaxTimestamp = (b: Uint8Array, pos = 0): number => readInt64(b, pos + O_MAX_TS);
 export const readAppendTime = (b: Uint8Array, pos = 0): number => readInt64(b, pos + O_APPEND_TIME);
-
-/** Sets the base offset in place (outside the CRC, so the checksum stays valid). */
-export function setBaseOffset(b: Uint8Array, pos: number, baseOffset: number): void {
-  writeInt64(b, pos + O_BASE_OFFSET, baseOffset);
-}
+/** The first record's sequence; -1 for a producer without idempotence. */
+export const readBaseSequence = (b: Uint8Array, pos = 0): number => readInt64(b, pos + O_BASE_SEQ);
+export const readLastSequence = (b: Uint8Array, pos = 0): number => readInt64(b, pos + O_BASE_SEQ) + readUint32(b, pos + O_LAST_SEQ_DELTA);
+export const readProducerIdLength = (b: Uint8Array, pos = 0): number => b[pos + O_PID_LEN];
+/** The producer id's UTF-8 bytes (empty when none), a view into `b`. */
+export const producerIdBytes = (b: Uint8Array, pos = 0): Uint8Array => b.subarray(pos + BATCH_HEADER_BYTES, pos + BATCH_HEADER_BYTES + b[pos + O_PID_LEN]);
 
 /** Stamps base offset and append time in place and recomputes the CRC. */
 export function stampBatch(b: Uint8Array, pos: number, baseOffset: number, appendTime: number, crc: Crc32c = portableCrc32c): void {

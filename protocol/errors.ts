@@ -26,6 +26,8 @@ export const ERRORS = {
   BAD_CONFIG: { status: 400, retriable: false, message: 'invalid topic config' },
   BAD_SEQUENCE: { status: 400, retriable: false, message: 'invalid producer sequence' },
   OUT_OF_ORDER_SEQUENCE: { status: 409, retriable: false, message: 'sequence below the highest appended and not found in the log' },
+  /** A forward gap: the batch starts past the next sequence the hub expects; resend what comes before it (details.expected). */
+  SEQUENCE_GAP: { status: 409, retriable: true, message: 'sequence gap: the batch starts past the next expected sequence' },
   TIMESTAMP_IN_FUTURE: { status: 400, retriable: false, message: 'record timestamp too far in the future' },
   UNSUPPORTED_VERSION: { status: 400, retriable: false, message: 'unsupported protocol version' },
   NOT_HELLO: { status: 400, retriable: false, message: 'the first frame must be hello' },
@@ -40,11 +42,14 @@ export const ERRORS = {
   NOT_FOUND: { status: 404, retriable: false, message: 'not found' },
   UNKNOWN_TOPIC: { status: 404, retriable: false, message: 'unknown topic' },
   UNKNOWN_SUBSCRIPTION: { status: 404, retriable: false, message: 'unknown subscription' },
+  UNKNOWN_GROUP: { status: 404, retriable: false, message: 'unknown consumer group' },
   METHOD_NOT_ALLOWED: { status: 405, retriable: false, message: 'method not allowed' },
   AUTH_TIMEOUT: { status: 408, retriable: true, message: 'did not authenticate in time' },
   IDLE_TIMEOUT: { status: 408, retriable: true, message: 'connection idle for too long' },
   TOPIC_EXISTS: { status: 409, retriable: false, message: 'topic already exists' },
   CONFLICT: { status: 409, retriable: false, message: 'conflict' },
+  /** A group member's generation ended (expired, expelled or left) or it does not own the partition: rejoin. */
+  FENCED: { status: 409, retriable: false, message: 'not a live owner of these partitions in the current generation' },
   // 413 / 416 / 429
   FRAME_TOO_LARGE: { status: 413, retriable: false, message: 'frame too large' },
   BODY_TOO_LARGE: { status: 413, retriable: false, message: 'request body too large' },

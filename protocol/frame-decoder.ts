@@ -3,10 +3,11 @@
  * (STYLE.md, convention 4). Never throws: a bad frame becomes a typed error,
  * carrying the request id when one could be read so the reply can name it.
  */
-import { decodeCbor } from './codec.ts';
+import { findInvalidText } from './cbor-scan.ts';
+import { decodeCbor, decodeCborChecked } from './codec.ts';
 import { TributaryError, type ErrorCode } from './errors.ts';
 import { LIMITS, isValidTopicName } from './limits.ts';
-import type { ClientFrame, ProduceBatchesFrame, ProduceFrame, ProducedBatch, StartPosition, SubscribeFrame } from './frames.ts';
+import type { ClientFrame, CommitFrame, ProduceBatchesFrame, ProduceFrame, ProducedBatch, StartPosition, SubscribeFrame } from './frames.ts';
 import { batchSizeAt, checkBatch, readBatchHeader } from './batch.ts';
 import { crc32c as portableCrc32c, type Crc32c } from './crc32c.ts';
 import type { EncodedRecord, Header, ValueEncoding } from './record.ts';
@@ -196,10 +197,39 @@ function parseSubscribe(o: Record<string, unknown>, id: number): SubscribeFrame 
     if (!isValidTopicName(group)) fail('group must match [a-zA-Z0-9._-]{1,249}');
     f.group = group;
   }
+  parseGroupMember(o, f);
   if (o.credit !== undefined && o.credit !== null) f.credit = uint(o, 'credit', 2 ** 40);
   if (o.onOutOfRange !== undefined && o.onOutOfRange !== null) {
     if (o.onOutOfRange !== 'earliest' && o.onOutOfRange !== 'latest' && o.onOutOfRange !== 'error') fail('onOutOfRange must be earliest, latest or error');
     f.onOutOfRange = o.onOutOfRange;
+  }
+  return f;
+}
+
+// ---------- consumer groups (kept together: subscribe's member, commit) ----------
+
+/** Longest member id a client may send back (the hub issues UUIDs). */
+export const MAX_MEMBER_ID_BYTES = 64;
+
+function parseGroupMember(o: Record<string, unknown>, f: SubscribeFrame): void {
+  const member = str(o, 'member', MAX_MEMBER_ID_BYTES, false);
+  if (member === undefined) return;
+  if (f.group === undefined) fail('member needs group');
+  f.member = member;
+}
+
+function parseCommit(o: Record<string, unknown>, id: number): CommitFrame {
+  const group = str(o, 'group', 249, true);
+  if (!isValidTopicName(group)) fail('group must match [a-zA-Z0-9._-]{1,249}');
+  const offsets = o.offsets;
+  if (!Array.isArray(offsets) || offsets.length === 0 || offsets.length > LIMITS.maxPartitions) fail('offsets must be a non-empty array of [partition, offset]');
+  for (const e of offsets) if (!Array.isArray(e) || e.length !== 2 || !isUint(e[0], LIMITS.maxPartitions - 1) || !isUint(e[1])) fail('offsets must be [partition, offset] pairs');
+  const f: CommitFrame = { t: 'commit', id, group, topic: topic(o), offsets: offsets as Array<[number, number]> };
+  const member = str(o, 'member', MAX_MEMBER_ID_BYTES, false);
+  if (member !== undefined) f.member = member;
+  if (o.generation !== undefined && o.generation !== null) {
+    if (member === undefined) fail('generation needs member');
+    f.generation = uint(o, 'generation');
   }
   return f;
 }
@@ -229,17 +259,31 @@ function parse(o: Record<string, unknown>, id: number, now: number, crc: Crc32c)
       return { t: 'metadata', id, topic: topic(o) };
     case 'ping':
       return { t: 'ping', id };
-    case 'commit': {
-      const group = str(o, 'group', 249, true);
-      if (!isValidTopicName(group)) fail('group must match [a-zA-Z0-9._-]{1,249}');
-      const offsets = o.offsets;
-      if (!Array.isArray(offsets) || offsets.length === 0 || offsets.length > LIMITS.maxPartitions) fail('offsets must be a non-empty array of [partition, offset]');
-      for (const e of offsets) if (!Array.isArray(e) || e.length !== 2 || !isUint(e[0], LIMITS.maxPartitions - 1) || !isUint(e[1])) fail('offsets must be [partition, offset] pairs');
-      return { t: 'commit', id, group, topic: topic(o), offsets: offsets as Array<[number, number]> };
-    }
+    case 'commit':
+      return parseCommit(o, id);
+    case 'heartbeat':
+      return { t: 'heartbeat', id, sub: uint(o, 'sub', 2 ** 31) };
+    case 'confirm':
+      return { t: 'confirm', id, sub: uint(o, 'sub', 2 ** 31), generation: uint(o, 'generation') };
     default:
       return fail(`unknown frame type ${JSON.stringify(String(o.t).slice(0, 40))}`);
   }
+}
+
+/**
+ * A frame with a text string that is not UTF-8 is refused whole, never
+ * stored with the replacement characters the decoder put in: BAD_RECORD
+ * when the string is in a produced record, BAD_FRAME elsewhere.
+ */
+export function invalidTextError(raw: unknown): TributaryError {
+  const where = findInvalidText(raw, LIMITS.maxNestingDepth);
+  const rec = where === undefined ? null : /^records\[(\d+)\]\.(k|h\[(\d+)\]\[(0|1)\])/.exec(where);
+  if (rec) {
+    const field = rec[2] === 'k' ? 'key' : `header ${rec[3]} ${rec[4] === '0' ? 'name' : 'value'}`;
+    return new TributaryError('BAD_RECORD', `record ${rec[1]}: ${field} is not valid UTF-8 (send arbitrary bytes as a CBOR byte string)`);
+  }
+  const text = `${where === undefined ? 'a text string' : where} is not valid UTF-8`;
+  return where?.startsWith('records[') ? new TributaryError('BAD_RECORD', text) : new TributaryError('BAD_FRAME', `frame: ${text}`);
 }
 
 /**
@@ -251,15 +295,20 @@ function parse(o: Record<string, unknown>, id: number, now: number, crc: Crc32c)
 export function decodeClientFrame(bytes: Uint8Array, maxFrameBytes: number = LIMITS.maxFrameBytes, now = Date.now(), crc: Crc32c = portableCrc32c): DecodeResult<ClientFrame> {
   if (bytes.length > maxFrameBytes) return { ok: false, error: new TributaryError('FRAME_TOO_LARGE', `frame of ${bytes.length} bytes exceeds ${maxFrameBytes}`) };
   let raw: unknown;
+  let invalidText: boolean;
   try {
-    raw = decodeCbor(bytes);
-  } catch {
-    return { ok: false, error: new TributaryError('BAD_FRAME', 'frame is not valid CBOR') };
+    ({ value: raw, invalidText } = decodeCborChecked(bytes));
+  } catch (e) {
+    return { ok: false, error: new TributaryError('BAD_FRAME', e instanceof TributaryError ? `frame ${e.message}` : 'frame is not valid CBOR') };
   }
   if (!isObj(raw)) return { ok: false, error: new TributaryError('BAD_FRAME', 'frame must be a CBOR map') };
   const id = raw.id;
   const hasId = isUint(id, 2 ** 53 - 1);
   if (raw.t !== 'credit' && !hasId) return { ok: false, error: new TributaryError('BAD_FRAME', 'request frames need a numeric id') };
+  if (invalidText) {
+    const error = invalidTextError(raw);
+    return hasId ? { ok: false, error, id: id as number } : { ok: false, error };
+  }
   try {
     return { ok: true, frame: parse(raw, hasId ? (id as number) : 0, now, crc) };
   } catch (e) {
@@ -288,6 +337,7 @@ export function decodeServerFrame(bytes: Uint8Array): DecodeResult<import('./fra
       if (!isUint(raw.sub) || !isUint(raw.p) || !isBytes(raw.b) || !isUint(raw.hw)) break;
       return { ok: true, frame: raw as never };
     case 'assignment':
+      if (!isUint(raw.sub) || !isUint(raw.generation) || !Array.isArray(raw.partitions) || !raw.partitions.every((p) => isUint(p)) || !isObj(raw.positions)) break;
       return { ok: true, frame: raw as never };
   }
   return { ok: false, error: new TributaryError('BAD_FRAME', `unexpected hub frame ${String(raw.t).slice(0, 20)}`) };

@@ -5,6 +5,8 @@
  */
 import { decodeCbor, encodeCbor } from './codec.ts';
 import { TributaryError } from './errors.ts';
+import { jsonNestsDeeperThan } from './json-depth.ts';
+import { LIMITS } from './limits.ts';
 import { fromBase64, fromUtf8, toBase64, utf8, type EncodedRecord, type Header, type StoredRecord, type ValueEncoding } from './record.ts';
 import type { WireEncoding, WireRecord } from './frames.ts';
 
@@ -30,7 +32,12 @@ export function encodeValue(value: unknown, encoding?: ValueEncoding): { value: 
 export function decodeValue(value: Uint8Array | null, encoding: ValueEncoding): unknown {
   if (value === null) return null;
   try {
-    if (encoding === 'json') return JSON.parse(fromUtf8(value));
+    if (encoding === 'json') {
+      const text = fromUtf8(value);
+      // A value nested too deep to re-serialize is shown as bytes, not a stack overflow.
+      if (jsonNestsDeeperThan(text, LIMITS.maxNestingDepth)) throw new RangeError('too deep');
+      return JSON.parse(text);
+    }
     if (encoding === 'cbor') return decodeCbor(value);
   } catch {
     throw new TributaryError('BAD_RECORD', `value is not valid ${encoding}`);

@@ -9,7 +9,7 @@
  * connections, and closes storage (flush, fsync, lock released).
  */
 import { OriginPolicy, createAuthenticator } from './auth/index.ts';
-import type { HubConfig } from './config.ts';
+import { engineServers, type HubConfig } from './config.ts';
 import { Broker } from './broker/broker.ts';
 import type { Logger } from './logger.ts';
 import { HubMetrics } from './metrics.ts';
@@ -34,7 +34,7 @@ export function createStore(cfg: HubConfig, log: Logger): LogStore {
   if (cfg.engine) {
     // Scale-out: the log lives in JetStream and this hub keeps no state of its own.
     return new JetStreamLogStore({
-      servers: cfg.engine,
+      servers: engineServers(cfg.engine),
       defaults: cfg.topic,
       crc: nativeCrc32c,
       maxProducersPerPartition: cfg.storage.maxProducersPerPartition,
@@ -57,11 +57,12 @@ export async function startHub(cfg: HubConfig, log: Logger, store: LogStore = cr
   const metrics = new HubMetrics({
     storageBytes: () => (broker && state.ready ? broker.storageBytes() : 0),
     topicCount: () => (state.ready ? store.listTopics().length : 0),
+    storageProblems: () => store.storageProblems?.().length ?? 0,
   });
   broker = new Broker(store, { ...cfg, crc: nativeCrc32c }, metrics);
-  const limits = new Limits(cfg.auth.limits, metrics);
+  const limits = new Limits(cfg.limits, metrics);
   const authenticator = createAuthenticator(cfg.auth);
-  const origins = new OriginPolicy(cfg.auth.allowedOrigins, authenticator.required);
+  const origins = new OriginPolicy(cfg.auth.allowedOrigins, authenticator.required, {}, (origin, message) => log.warn({ origin }, message));
   const transport = new Transport({ broker, config: cfg, metrics, log, limits, authenticator, origins, state });
   log.info({ transport: transport.loaded.description, native: transport.loaded.native }, 'transport');
   if (!transport.loaded.native) log.warn('running on the pure-Node uWebSockets.js fallback (allowed by configuration): expect a fraction of the native throughput');
@@ -73,6 +74,7 @@ export async function startHub(cfg: HubConfig, log: Logger, store: LogStore = cr
     if (cfg.testRecoveryDelayMs > 0) await new Promise((r) => setTimeout(r, cfg.testRecoveryDelayMs));
     const started = Date.now();
     await store.open();
+    await broker.open();
     state.ready = !state.shuttingDown;
     log.info({ ms: Date.now() - started, topics: store.listTopics().length }, 'storage recovered; serving');
   })();

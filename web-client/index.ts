@@ -11,6 +11,7 @@
 import { Connection, type ConnectionState, type WebSocketConstructor } from './connection.ts';
 import { Subscription, type RecordHandler, type SubscribeOptions, type SubscriptionHandle } from './consumer.ts';
 import { Emitter } from './emitter.ts';
+import { directProduce, topicMetadata, type DirectProduceOptions, type DirectProduceResult, type TopicMetadata } from './direct-produce.ts';
 import { ClientError } from './errors.ts';
 import type { SendEvent } from './event-input.ts';
 import { IdbOutboxStore, type IdbDurability } from './outbox-idb.ts';
@@ -27,6 +28,7 @@ export type { ConsumedRecord, RecordHandler, SubscribeOptions, SubscriptionHandl
 export type { SendEvent } from './event-input.ts';
 export type { FailedEvent, OutboxBounds, OutboxEvent, OutboxStats, OutboxStore, NewOutboxEvent, Positions } from './outbox.ts';
 export type { AckInfo } from './producer.ts';
+export type { DirectProduceOptions, DirectProduceResult, TopicMetadata } from './direct-produce.ts';
 export type { TokenSource } from './token.ts';
 export { IdbOutboxStore, MemoryOutboxStore };
 
@@ -41,10 +43,12 @@ export interface ClientOptions {
   name?: string;
   /** IndexedDB transaction durability: 'relaxed' (default) or 'strict'; see docs/web-client.md. */
   durability?: IdbDurability;
-  /** Outbox bounds: `send` rejects with OUTBOX_FULL beyond them. */
+  /** Outbox bounds: at them, `send` waits for room up to `maxBlockMs`, then rejects with OUTBOX_FULL. */
   maxOutboxEvents?: number;
   maxOutboxBytes?: number;
-  /** Produce requests awaiting their ack at once (across topics; one per topic). Default 4. */
+  /** How long `send`/`sendMany` wait for room in a full outbox (Kafka's max.block.ms). Default 60 s; 0 rejects at once. */
+  maxBlockMs?: number;
+  /** Produce requests awaiting their ack at once per topic (Kafka's max.in.flight). Default 5. */
   maxInFlightBatches?: number;
   /** Records per produce request. Default 1000. */
   maxBatchRecords?: number;
@@ -68,6 +72,11 @@ export interface ClientEvents extends Record<string, unknown> {
 export interface Client {
   /** Validates the event and resolves once it is durably in the outbox (works offline). */
   send(topic: string, event: SendEvent): Promise<void>;
+  /**
+   * Validates every event, then queues them all in send order in one outbox
+   * transaction (one IndexedDB transaction or fsync, however many events).
+   */
+  sendMany(topic: string, events: SendEvent[]): Promise<void>;
   /** Resolves when every event in the outbox at the time of the call is acked (or failed for good). */
   flush(): Promise<void>;
   /** Events in the outbox not yet acked, including ones an earlier page, tab or process left. */
@@ -77,6 +86,15 @@ export interface Client {
   /** Forgets the failed list. */
   clearFailed(): Promise<void>;
   subscribe(topic: string, opts: SubscribeOptions, handler: RecordHandler): SubscriptionHandle;
+  /**
+   * Sends events to one partition now, under the caller's producer id and
+   * sequences (no outbox): for code whose own state decides what to resend
+   * after a crash (streams, connectors). Retries retriable failures until
+   * `timeoutMs`; a retry of appended sequences answers `duplicate: true`.
+   */
+  produce(topic: string, events: SendEvent[], opts: DirectProduceOptions): Promise<DirectProduceResult>;
+  /** The topic's partition count; UNKNOWN_TOPIC when it does not exist. */
+  metadata(topic: string): Promise<TopicMetadata>;
   on<K extends keyof ClientEvents>(event: K, listener: (value: ClientEvents[K]) => void): () => void;
   off<K extends keyof ClientEvents>(event: K, listener: (value: ClientEvents[K]) => void): void;
   readonly state: ConnectionState;
@@ -116,9 +134,10 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
           store,
           name,
           bounds: { maxEvents: o.maxOutboxEvents ?? DEFAULT_OUTBOX_BOUNDS.maxEvents, maxBytes: o.maxOutboxBytes ?? DEFAULT_OUTBOX_BOUNDS.maxBytes },
-          maxInFlightBatches: o.maxInFlightBatches ?? 4,
+          maxInFlightBatches: Math.max(1, o.maxInFlightBatches ?? 5),
           maxBatchRecords: o.maxBatchRecords ?? 1000,
           maxBatchBytes: o.maxBatchBytes ?? 1024 * 1024,
+          maxBlockMs: o.maxBlockMs ?? 60_000,
           subject: () => this.subject(),
         },
         conn,
@@ -160,6 +179,12 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
     return producer.send(topic, event);
   }
 
+  async sendMany(topic: string, events: SendEvent[]): Promise<void> {
+    if (this.closed) throw new ClientError('CLOSED', 'client is closed');
+    const { producer } = await this.ready;
+    return producer.sendMany(topic, events);
+  }
+
   async flush(): Promise<void> {
     const { producer } = await this.ready;
     return producer.flush();
@@ -192,11 +217,29 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
     ready.catch(() => undefined);
     return {
       positions: () => sub?.positions() ?? {},
+      assignment: () => sub?.assignment() ?? [],
+      commit: async (offsets) => {
+        await ready;
+        if (!sub) throw new ClientError('CLOSED', 'subscription is closed');
+        return sub.commit(offsets);
+      },
       close: () => {
         closedEarly = true;
         sub?.close();
       },
     };
+  }
+
+  async produce(topic: string, events: SendEvent[], opts: DirectProduceOptions): Promise<DirectProduceResult> {
+    if (this.closed) throw new ClientError('CLOSED', 'client is closed');
+    const { conn } = await this.ready;
+    return directProduce(conn, topic, events, opts);
+  }
+
+  async metadata(topic: string): Promise<TopicMetadata> {
+    if (this.closed) throw new ClientError('CLOSED', 'client is closed');
+    const { conn } = await this.ready;
+    return topicMetadata(conn, topic);
   }
 
   async close(): Promise<void> {

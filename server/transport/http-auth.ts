@@ -20,8 +20,8 @@ export class HttpGuard {
    * otherwise sets the CORS headers every answer carries.
    */
   admit(x: Exchange): void {
-    const cors = this.deps.origins.corsHeaders(x.origin);
-    if (cors === null) throw this.deps.origins.check(x.origin) ?? new TributaryError('ORIGIN_FORBIDDEN');
+    const cors = this.deps.origins.corsHeaders(x.origin, x.host);
+    if (cors === null) throw this.deps.origins.check(x.origin, x.host) ?? new TributaryError('ORIGIN_FORBIDDEN');
     x.extraHeaders = cors;
     const inUrl = checkNoTokenInUrl(x.rawQuery);
     if (inUrl) throw inUrl;
@@ -30,8 +30,8 @@ export class HttpGuard {
   /** Answers a CORS preflight (204 with the allowed methods and headers); false when `x` is not one. */
   preflight(x: Exchange): boolean {
     if (!isPreflight(x.method, { origin: x.origin, accessControlRequestMethod: x.accessControlRequestMethod })) return false;
-    const headers = this.deps.origins.preflightHeaders(x.origin);
-    if (headers === null) throw this.deps.origins.check(x.origin) ?? new TributaryError('ORIGIN_FORBIDDEN');
+    const headers = this.deps.origins.preflightHeaders(x.origin, x.host);
+    if (headers === null) throw this.deps.origins.check(x.origin, x.host) ?? new TributaryError('ORIGIN_FORBIDDEN');
     x.extraHeaders = {};
     x.sendEmpty(204, headers);
     return true;

@@ -48,6 +48,8 @@ export class Exchange {
   readonly accept: string;
   readonly authorization: string;
   readonly origin: string;
+  /** Host header: with Origin, tells a same-origin page (the dashboard) from another site's. */
+  readonly host: string;
   readonly accessControlRequestMethod: string;
   /** The raw query string (checked for tokens, which are refused in URLs). */
   readonly rawQuery: string;
@@ -75,6 +77,7 @@ export class Exchange {
     this.accept = req.getHeader('accept').toLowerCase();
     this.authorization = req.getHeader('authorization');
     this.origin = req.getHeader('origin');
+    this.host = req.getHeader('host');
     this.accessControlRequestMethod = req.getHeader('access-control-request-method');
     const declared = Number(req.getHeader('content-length') || '0');
     this.contentLength = Number.isSafeInteger(declared) && declared > 0 ? declared : 0;

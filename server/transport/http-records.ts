@@ -6,9 +6,10 @@
  * CBOR produce records are wire records, as in a produce frame. Both are then
  * checked by protocol's wire-record parser, the same one the WS path uses.
  */
-import { decodeCbor } from '../../protocol/codec.ts';
+import { decodeCborChecked } from '../../protocol/codec.ts';
 import { TributaryError } from '../../protocol/errors.ts';
-import { parseWireRecord } from '../../protocol/frame-decoder.ts';
+import { invalidTextError, parseWireRecord } from '../../protocol/frame-decoder.ts';
+import { jsonNestsDeeperThan } from '../../protocol/json-depth.ts';
 import { LIMITS } from '../../protocol/limits.ts';
 import { fromUtf8, utf8Length, type StoredRecord } from '../../protocol/record.ts';
 import { recordFromJson, recordToJson, type JsonRecordIn } from '../../protocol/values.ts';
@@ -24,14 +25,29 @@ function asTributary(err: unknown, fallback: 'BAD_RECORD' | 'BAD_REQUEST'): Trib
 export function parseBody(body: Uint8Array, cbor: boolean): Record<string, unknown> {
   let doc: unknown;
   if (cbor) {
+    let invalidText: boolean;
     try {
-      doc = decodeCbor(body);
-    } catch {
-      throw new TributaryError('BAD_CBOR', 'body is not valid CBOR');
+      ({ value: doc, invalidText } = decodeCborChecked(body));
+    } catch (err) {
+      throw new TributaryError('BAD_CBOR', err instanceof TributaryError ? `body ${err.message}` : 'body is not valid CBOR');
+    }
+    if (invalidText) {
+      // Never stored with the decoder's replacement characters: BAD_RECORD inside a record, BAD_CBOR elsewhere.
+      const e = invalidTextError(doc);
+      throw e.code === 'BAD_RECORD' ? e : new TributaryError('BAD_CBOR', `body: ${e.message.replace(/^frame: /, '')}`);
     }
   } else {
+    let text: string;
     try {
-      doc = JSON.parse(fromUtf8(body));
+      text = fromUtf8(body);
+    } catch {
+      throw new TributaryError('BAD_JSON', 'body is not valid UTF-8');
+    }
+    if (jsonNestsDeeperThan(text, LIMITS.maxNestingDepth)) {
+      throw new TributaryError('BAD_JSON', `body is nested deeper than ${LIMITS.maxNestingDepth} levels (arrays and objects; the limit is maxNestingDepth)`);
+    }
+    try {
+      doc = JSON.parse(text);
     } catch {
       throw new TributaryError('BAD_JSON', 'body is not valid JSON');
     }

@@ -11,6 +11,8 @@ import { ackOffsets } from '../../protocol/frames.ts';
 import { anonymousPrincipal } from '../auth/index.ts';
 import type { TemplatedApp, HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { HttpGuard } from './http-auth.ts';
+import { groupRoutes } from './http-groups.ts';
+import { isInternalTopic } from '../broker/group-offsets.ts';
 import { Exchange } from './http-io.ts';
 import { parseBody, produceRequestFromBody, queryInt, recordsAnswer } from './http-records.ts';
 import { authorize, type Principal } from './principal.ts';
@@ -20,9 +22,9 @@ import type { TransportDeps } from './transport-deps.ts';
 const DASHBOARD_FILE = new URL('../../dashboard/index.html', import.meta.url);
 
 type Method = 'get' | 'post' | 'patch' | 'del';
-type Handler = (x: Exchange, params: string[], principal: Principal, body: () => Promise<Record<string, unknown>>) => Promise<void> | void;
+export type Handler = (x: Exchange, params: string[], principal: Principal, body: () => Promise<Record<string, unknown>>) => Promise<void> | void;
 
-interface RouteSpec {
+export interface RouteSpec {
   method: Method;
   pattern: string;
   handler: Handler;
@@ -72,7 +74,11 @@ export function registerHttpRoutes(app: TemplatedApp, deps: TransportDeps): void
       handler: (x) => {
         if (deps.state.shuttingDown) x.send(503, { status: 'shutting-down' }, { 'retry-after': '1' });
         else if (!deps.state.ready) x.send(503, { status: 'recovering' }, { 'retry-after': '1' });
-        else x.send(200, { status: 'ok' });
+        else {
+          // Damage found in the files is served around, not hidden: the rest of the log stays available.
+          const problems = deps.broker.storageProblems();
+          x.send(200, problems.length ? { status: 'degraded', storageProblems: problems.map((p) => p.message) } : { status: 'ok' });
+        }
       },
     },
     {
@@ -91,7 +97,9 @@ export function registerHttpRoutes(app: TemplatedApp, deps: TransportDeps): void
       pattern: '/v1/topics',
       handler: (x, _p, principal) => {
         // Not an error for anyone: each principal sees the topics it may consume or produce to (an admin, all).
-        const topics = broker.topics.list().filter((t) => principal.admin || principal.canConsume(t.name) || principal.canProduce(t.name));
+        // Internal topics (__consumer_offsets) only when asked for.
+        const internal = x.query.get('internal') === 'true';
+        const topics = broker.topics.list().filter((t) => (internal || !isInternalTopic(t.name)) && (principal.admin || principal.canConsume(t.name) || principal.canProduce(t.name)));
         x.send(200, { topics });
       },
     },
@@ -143,6 +151,7 @@ export function registerHttpRoutes(app: TemplatedApp, deps: TransportDeps): void
       hasBody: true,
       handler: async (x, [topic], principal, body) => {
         authorize(principal, 'produce', topic);
+        if (isInternalTopic(topic)) throw new TributaryError('FORBIDDEN', `${topic} is an internal topic: clients cannot produce to it`, { resource: topic });
         const doc = await body();
         const req = produceRequestFromBody(topic, doc, x.sendsCbor);
         const limited = deps.limits.admitHttpProduce(principal, x.bodyBytes, req.records.length);
@@ -169,6 +178,7 @@ export function registerHttpRoutes(app: TemplatedApp, deps: TransportDeps): void
         x.send(200, recordsAnswer(res.records, res.nextOffset, res.highWatermark, x.wantsCbor));
       },
     },
+    ...groupRoutes(deps),
   ];
 
   const methodsByPattern = new Map<string, string[]>();

@@ -1,0 +1,83 @@
+/**
+ * client.produce(): events sent now, under the caller's producer id and
+ * sequences, to one partition. A repeat of appended sequences (what a
+ * stream task or a connector sends after a crash) answers the original
+ * offsets with duplicate = true; a call made while the hub is down waits for
+ * it and lands once.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHub, type Hub } from '../helpers/hub.ts';
+import { startTcpProxy } from '../helpers/tcp-proxy.ts';
+import { createClient, TributaryError, type Client } from '../../web-client/index.ts';
+import { createTopic, readPartition } from './topic-reader.ts';
+
+let hub: Hub;
+const clients: Client[] = [];
+const client = (url = hub.wsUrl): Client => {
+  const c = createClient({ url, outbox: 'memory', name: `d-${Math.random()}`, backoffMaxMs: 200 });
+  clients.push(c);
+  return c;
+};
+
+beforeAll(async () => {
+  hub = await startHub();
+});
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  await hub?.stop();
+  hub?.cleanup();
+});
+
+describe('client.produce (direct, caller-chosen sequences)', () => {
+  it('lands events in the given partition in order, and a repeat of the same sequences is a duplicate with the same offsets', async () => {
+    await createTopic(hub.url, 'direct', 3);
+    const c = client();
+    expect(await c.metadata('direct')).toEqual({ topic: 'direct', partitions: 3 });
+    const events = Array.from({ length: 50 }, (_, n) => ({ key: `k${n}`, value: { n } }));
+    const first = await c.produce('direct', events, { partition: 2, producerId: 'task-a', sequence: 0 });
+    expect(first.duplicate).toBe(false);
+    expect(first.partition).toBe(2);
+    expect(first.offsets).toEqual(Array.from({ length: 50 }, (_, i) => i));
+
+    const again = await c.produce('direct', events, { partition: 2, producerId: 'task-a', sequence: 0 });
+    expect(again).toEqual({ ...first, duplicate: true });
+
+    const next = await c.produce('direct', [{ value: { n: 50 } }], { partition: 2, producerId: 'task-a', sequence: 50 });
+    expect(next.offsets).toEqual([50]);
+
+    const stored = await readPartition(hub.url, 'direct', 2);
+    expect(stored.map((r) => (r.value as { n: number }).n)).toEqual(Array.from({ length: 51 }, (_, i) => i));
+  });
+
+  it('refuses bad arguments before sending', async () => {
+    const c = client();
+    await expect(c.produce('direct', [], { partition: 0, producerId: 'x', sequence: 0 })).rejects.toBeInstanceOf(TributaryError);
+    await expect(c.produce('direct', [{ value: 1 }], { partition: -1, producerId: 'x', sequence: 0 })).rejects.toMatchObject({ code: 'BAD_PARTITION' });
+    await expect(c.produce('direct', [{ value: 1 }], { partition: 0, producerId: '', sequence: 0 })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(c.produce('direct', [{ value: 1 }], { partition: 0, producerId: 'x', sequence: 1.5 })).rejects.toMatchObject({ code: 'BAD_SEQUENCE' });
+  });
+
+  it('waits for a hub that is down and lands once it is up; an unreachable hub fails after timeoutMs', async () => {
+    const second = await startHub();
+    const proxy = await startTcpProxy(second.port);
+    await createTopic(second.url, 'waits', 1);
+    const c = client(`ws://127.0.0.1:${proxy.port}/v1/ws`);
+    await c.metadata('waits');
+    await second.stop();
+    const pending = c.produce('waits', [{ value: { n: 1 } }], { partition: 0, producerId: 'w', sequence: 0, timeoutMs: 30_000 });
+    const again = await startHub({ dataDir: second.dataDir });
+    proxy.retarget(again.port);
+    try {
+      const r = await pending;
+      expect(r.offsets).toEqual([0]);
+      expect((await readPartition(again.url, 'waits', 0)).length).toBe(1);
+    } finally {
+      await proxy.close();
+      await again.stop();
+      again.cleanup();
+    }
+
+    const lost = client('ws://127.0.0.1:1/v1/ws');
+    await expect(lost.produce('x', [{ value: 1 }], { partition: 0, producerId: 'y', sequence: 0, timeoutMs: 500 })).rejects.toMatchObject({ code: 'DISCONNECTED' });
+  });
+});

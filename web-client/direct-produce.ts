@@ -1,0 +1,107 @@
+/**
+ * Direct idempotent produce: for code that chooses its own producer id and
+ * sequences (stream processing's deterministic output, connectors' sources),
+ * beside the outbox's `send()`.
+ *
+ * Nothing is queued in the outbox: the caller's own state (a committed input
+ * offset, a source position) is what makes a retry after a crash send the
+ * same records under the same sequences, and the hub's per-producer
+ * sequences turn such a retry into `duplicate: true` with the original
+ * offsets (DESIGN idea 2). Within one call, a retry after a dropped
+ * connection or a retriable refusal is therefore always safe.
+ */
+import { TributaryError, ackOffsets, assertTopicName, type AckFrame } from '../protocol/index.ts';
+import type { Connection } from './connection.ts';
+import { ClientError } from './errors.ts';
+import { toOutboxRecord, type SendEvent } from './event-input.ts';
+
+export interface DirectProduceOptions {
+  /** Every event goes to this partition. */
+  partition: number;
+  /** Stable across restarts; sequences are counted per (producerId, partition). */
+  producerId: string;
+  /** Sequence of events[0]; event i has sequence + i. Dense: the hub refuses a gap. */
+  sequence: number;
+  /** Give up (rejecting with the last failure) after this long. Default 60 s. */
+  timeoutMs?: number;
+}
+
+export interface DirectProduceResult {
+  partition: number;
+  /** Offset of each event, in order. */
+  offsets: number[];
+  /** True when the hub had appended these sequences before (a retry): nothing new was appended. */
+  duplicate: boolean;
+}
+
+export interface TopicMetadata {
+  topic: string;
+  partitions: number;
+}
+
+const DEFAULT_TIMEOUT_MS = 60_000;
+const BACKOFF_INITIAL_MS = 50;
+const BACKOFF_MAX_MS = 2_000;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function retriable(err: unknown): boolean {
+  return (err instanceof ClientError || err instanceof TributaryError) && err.retriable;
+}
+
+/** Resolves once the connection is open, or rejects after `ms`. */
+function waitOpen(conn: Connection, ms: number): Promise<void> {
+  if (conn.isOpen) return Promise.resolve();
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new ClientError('DISCONNECTED', `not connected within ${ms} ms`));
+    }, ms);
+    const off = conn.on('open', () => {
+      clearTimeout(timer);
+      off();
+      resolve();
+    });
+  });
+}
+
+/**
+ * Runs `attempt` until it succeeds, retrying retriable failures with full
+ * jitter backoff (capped) until the deadline; the last failure is rethrown.
+ */
+async function withRetries<T>(conn: Connection, timeoutMs: number, attempt: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (let n = 0; ; n++) {
+    const left = deadline - Date.now();
+    if (left <= 0) throw new ClientError('DISCONNECTED', `no answer from the hub within ${timeoutMs} ms`);
+    try {
+      await waitOpen(conn, left);
+      return await attempt();
+    } catch (err) {
+      if (!retriable(err) || Date.now() >= deadline) throw err;
+      const hinted = err instanceof TributaryError ? Number((err.details as { retryAfterMs?: unknown } | undefined)?.retryAfterMs) : NaN;
+      const wait = Number.isFinite(hinted) && hinted > 0 ? hinted : Math.random() * Math.min(BACKOFF_MAX_MS, BACKOFF_INITIAL_MS * 2 ** n);
+      await sleep(Math.min(wait, Math.max(0, deadline - Date.now())));
+    }
+  }
+}
+
+export async function directProduce(conn: Connection, topic: string, events: SendEvent[], o: DirectProduceOptions): Promise<DirectProduceResult> {
+  assertTopicName(topic);
+  if (!Array.isArray(events) || events.length === 0) throw new TributaryError('BAD_REQUEST', 'produce needs a non-empty array of events');
+  if (!Number.isInteger(o?.partition) || o.partition < 0) throw new TributaryError('BAD_PARTITION', 'partition must be a non-negative integer');
+  if (typeof o.producerId !== 'string' || o.producerId.length === 0) throw new TributaryError('BAD_REQUEST', 'producerId must be a non-empty string');
+  if (!Number.isSafeInteger(o.sequence) || o.sequence < 0) throw new TributaryError('BAD_SEQUENCE', 'sequence must be a non-negative integer');
+  const now = Date.now();
+  const records = events.map((e) => toOutboxRecord(topic, { ...e, partition: o.partition }, now).rec);
+  const frame = { t: 'produce', topic, pid: o.producerId, seq: o.sequence, records };
+  const ack = (await withRetries(conn, o.timeoutMs ?? DEFAULT_TIMEOUT_MS, () => conn.request(frame))) as unknown as AckFrame;
+  const offsets = ackOffsets(ack, records.length).map((r) => r.offset);
+  return { partition: o.partition, offsets, duplicate: ack.dup === true };
+}
+
+export async function topicMetadata(conn: Connection, topic: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<TopicMetadata> {
+  assertTopicName(topic);
+  const ok = (await withRetries(conn, timeoutMs, () => conn.request({ t: 'metadata', topic }))) as unknown as { topic: string; partitions: number };
+  return { topic: ok.topic, partitions: ok.partitions };
+}
