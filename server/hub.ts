@@ -38,7 +38,6 @@ export function createStore(cfg: HubConfig, log: Logger): LogStore {
       defaults: cfg.topic,
       crc: nativeCrc32c,
       maxProducersPerPartition: cfg.storage.maxProducersPerPartition,
-      refreshIntervalMs: cfg.storage.cleanupIntervalMs,
       log: log.child({ component: 'storage', engine: 'jetstream' }),
     });
   }
