@@ -12,7 +12,13 @@
  * - Chromium, sends awaited one at a time: what a burst saves.
  * - Chromium, drain after reconnect: the proxy is unblocked and flush() is
  *   timed until the hub has acked every event (fsync per batch on the hub).
+ * - Chromium, sendMany(): n events in calls of 1,000, each call one
+ *   IndexedDB transaction, awaited one after the other.
  * - Node, file outbox (fdatasync per group commit): enqueue and drain.
+ * - Node, memory outbox → a 4-partition topic (hub fsync always): events/s
+ *   from the first sendMany until flush() saw every event acked (the
+ *   outbox's 100,000-event bound makes sendMany wait for acks: backpressure).
+ *   Compare with produce-batch-4p (the bench's own load generator).
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -90,6 +96,24 @@ export async function runOutboxBench(opts: { quick: boolean }): Promise<OutboxBe
     rows.push({ scenario: 'outbox', system: 'web-client chromium indexeddb strict: enqueue', eventsPerSec: n / (strictMs / 1000), notes: `${n} sends in one burst, group commit, durability strict` });
     const seqMs = await enqueue('bench-seq', 'relaxed', nSequential, true);
     rows.push({ scenario: 'outbox', system: 'web-client chromium indexeddb relaxed: enqueue, each send awaited', eventsPerSec: nSequential / (seqMs / 1000), notes: `${nSequential} sends, one IndexedDB transaction each` });
+    const manyMs = await page.evaluate(
+      async ({ url, count }) => {
+        const c = window.T.createClient({ url, name: 'bench-many', backoffInitialMs: 50, backoffMaxMs: 200 });
+        await c.pending();
+        const pad = 'x'.repeat(60);
+        const t0 = performance.now();
+        for (let base = 0; base < count; base += 1_000) {
+          const events = new Array(1_000);
+          for (let i = 0; i < 1_000; i++) events[i] = { key: `k${i % 16}`, value: { i: base + i, t: Date.now(), pad } };
+          await c.sendMany('bench-outbox-many', events);
+        }
+        const ms = performance.now() - t0;
+        await c.close();
+        return ms;
+      },
+      { url: proxy.wsUrl, count: n },
+    );
+    rows.push({ scenario: 'outbox', system: 'web-client chromium indexeddb relaxed: sendMany', eventsPerSec: n / (manyMs / 1000), notes: `${n} events in awaited sendMany calls of 1,000 (one transaction each)` });
 
     await ctx.close();
 
@@ -107,7 +131,7 @@ export async function runOutboxBench(opts: { quick: boolean }): Promise<OutboxBe
       await window.tb.flush('bench-drain');
       return performance.now() - t0;
     });
-    rows.push({ scenario: 'outbox', system: 'web-client chromium indexeddb: drain after reconnect', eventsPerSec: n / (drainMs / 1000), notes: `${n} events, batches of 1000, one in flight per topic; reconnect included; hub fsync=always` });
+    rows.push({ scenario: 'outbox', system: 'web-client chromium indexeddb: drain after reconnect', eventsPerSec: n / (drainMs / 1000), notes: `${n} events, batches of 1000, up to 5 in flight per topic; reconnect included; hub fsync=always` });
 
     await drainCtx.close();
 
@@ -134,6 +158,20 @@ export async function runOutboxBench(opts: { quick: boolean }): Promise<OutboxBe
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+
+    // Node service: memory outbox straight to a 4-partition topic, acked and durable (fsync always).
+    const total = opts.quick ? 200_000 : 1_000_000;
+    await fetch(`${hub.url}/v1/topics`, { method: 'POST', body: JSON.stringify({ name: 'bench-client-4p', partitions: 4 }) });
+    const mem = createClient({ url: hub.wsUrl, outbox: 'memory', name: 'bench-mem' });
+    await mem.pending();
+    const value = new Uint8Array(100);
+    const chunk = Array.from({ length: 10_000 }, (_, i) => ({ key: `k${i % 64}`, value }));
+    const t0 = performance.now();
+    for (let sent = 0; sent < total; sent += chunk.length) await mem.sendMany('bench-client-4p', chunk);
+    await mem.flush();
+    const memMs = performance.now() - t0;
+    await mem.close();
+    rows.push({ scenario: 'outbox', system: 'web-client node memory outbox → 4 partitions: produce acked', eventsPerSec: total / (memMs / 1000), notes: `${total} events of 100-byte values, sendMany of 10,000, until flush(); records form, batches of 1000, up to 5 in flight; hub fsync=always` });
   } finally {
     await browser.close().catch(() => undefined);
     await pages.close();

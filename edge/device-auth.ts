@@ -11,6 +11,7 @@
  * present), `iss`/`aud` when DEVICE_JWT_ISSUER / DEVICE_JWT_AUDIENCE are set.
  */
 import { decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyOptions } from 'jose';
+import { ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS, bearerFromAuthorization } from '../protocol/bearer.ts';
 import { TributaryError } from '../protocol/errors.ts';
 import { LIMITS } from '../protocol/limits.ts';
 import { utf8Length } from '../protocol/record.ts';
@@ -18,8 +19,6 @@ import type { EdgeConfig } from './config.ts';
 import { matchesAny, parseTopicPattern, type TopicPattern } from '../protocol/topic-patterns.ts';
 
 export const DEVICE_TOKEN_KIND = 'device';
-const HMAC_ALGS = ['HS256', 'HS384', 'HS512'];
-const ASYMMETRIC_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
 /** `device:<sub>` must fit the hub's producer id. */
 const PRODUCER_ID_PREFIX = 'device:';
 export const MAX_DEVICE_ID_BYTES = LIMITS.maxProducerIdBytes - PRODUCER_ID_PREFIX.length;
@@ -34,12 +33,8 @@ export interface Device {
 }
 
 function bearerToken(request: Request): string {
-  const header = request.headers.get('authorization');
-  if (header === null) throw new TributaryError('UNAUTHENTICATED', 'a device token is required: Authorization: Bearer <token>');
-  const m = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
-  if (!m) throw new TributaryError('UNAUTHENTICATED', 'the Authorization header must be "Bearer <token>"');
-  const token = m[1];
-  if (token.length > LIMITS.maxTokenBytes) throw new TributaryError('TOKEN_INVALID', `token longer than ${LIMITS.maxTokenBytes} bytes`);
+  const token = bearerFromAuthorization(request.headers.get('authorization'));
+  if (token === null) throw new TributaryError('UNAUTHENTICATED', 'a device token is required: Authorization: Bearer <token>');
   return token;
 }
 
@@ -57,12 +52,12 @@ async function verify(token: string, config: EdgeConfig): Promise<JWTPayload> {
     // The key family follows the token's alg, but each key only accepts its own
     // family: an HS token can never be checked against a JWKS public key
     // (the classic alg-confusion hole), nor an RS/ES token against the secret.
-    if (alg !== undefined && HMAC_ALGS.includes(alg)) {
+    if (alg !== undefined && (HMAC_ALGORITHMS as readonly string[]).includes(alg)) {
       if (!config.deviceSecret) throw new TributaryError('TOKEN_INVALID', `this worker does not accept ${alg} device tokens`);
-      return (await jwtVerify(token, config.deviceSecret, { ...options, algorithms: HMAC_ALGS })).payload;
+      return (await jwtVerify(token, config.deviceSecret, { ...options, algorithms: [...HMAC_ALGORITHMS] })).payload;
     }
     if (!config.deviceJwks) throw new TributaryError('TOKEN_INVALID', `this worker does not accept ${String(alg)} device tokens`);
-    return (await jwtVerify(token, config.deviceJwks, { ...options, algorithms: ASYMMETRIC_ALGS })).payload;
+    return (await jwtVerify(token, config.deviceJwks, { ...options, algorithms: [...ASYMMETRIC_ALGORITHMS] })).payload;
   } catch (err) {
     if (err instanceof TributaryError) throw err;
     if (err instanceof joseErrors.JWTExpired) throw new TributaryError('TOKEN_EXPIRED', 'device token has expired');

@@ -10,9 +10,11 @@
 import { TributaryError, isErrorCode } from '../protocol/errors.ts';
 import { LIMITS } from '../protocol/limits.ts';
 import { utf8 } from '../protocol/record.ts';
+import type { JsonProduceBody, JsonRecordIn } from '../protocol/values.ts';
 import type { EdgeConfig } from './config.ts';
 import type { Device } from './device-auth.ts';
-import { errorBody, jsonResponse } from './respond.ts';
+import type { Reading } from './readings.ts';
+import { jsonResponse } from './respond.ts';
 
 export const SEQUENCE_HEADER = 'x-sequence';
 export const DEVICE_ID_HEADER = 'device-id';
@@ -21,8 +23,7 @@ export const RECEIVED_AT_HEADER = 'received-at';
 export interface ForwardRequest {
   topic: string;
   device: Device;
-  /** Each reading's compact JSON text. */
-  readings: string[];
+  readings: Reading[];
   /** The first reading's sequence number, or undefined for at-least-once. */
   sequence: number | undefined;
   /** When the worker received the request (ms since the epoch). */
@@ -41,18 +42,17 @@ export function parseSequence(request: Request, readingCount: number): number | 
 }
 
 /**
- * The hub's JSON produce body, written by splicing the readings' JSON text:
- * a reading is serialized once, in readings.ts. The key is the device id, so a
- * device's readings land on one partition in order.
+ * The hub's JSON produce body (the type http-records.ts reads). The key is
+ * the device id, so a device's readings land on one partition in order.
  */
 export function hubRequestBody(req: ForwardRequest): Uint8Array {
-  const key = JSON.stringify(req.device.id);
-  const headers = `[${JSON.stringify(DEVICE_ID_HEADER)},${key}],[${JSON.stringify(RECEIVED_AT_HEADER)},${JSON.stringify(new Date(req.receivedAtMs).toISOString())}]`;
-  const prefix = `{"key":${key},"headers":[${headers}],"timestamp":${req.receivedAtMs},"value":`;
-  const parts: string[] = new Array(req.readings.length);
-  for (let i = 0; i < req.readings.length; i++) parts[i] = `${prefix}${req.readings[i]}}`;
-  const producer = req.sequence === undefined ? '' : `,"producerId":${JSON.stringify(req.device.producerId)},"sequence":${req.sequence}`;
-  const body = utf8(`{"records":[${parts.join(',')}]${producer}}`);
+  const headers = [
+    [DEVICE_ID_HEADER, req.device.id],
+    [RECEIVED_AT_HEADER, new Date(req.receivedAtMs).toISOString()],
+  ];
+  const records = req.readings.map((r): JsonRecordIn => ({ key: req.device.id, headers, timestamp: req.receivedAtMs, value: r }));
+  const doc: JsonProduceBody = req.sequence === undefined ? { records } : { records, producerId: req.device.producerId, sequence: req.sequence };
+  const body = utf8(JSON.stringify(doc));
   if (body.byteLength > LIMITS.maxFrameBytes) throw new TributaryError('BODY_TOO_LARGE', `readings take ${body.byteLength} bytes once stamped; the hub takes at most ${LIMITS.maxFrameBytes}`);
   return body;
 }
@@ -62,17 +62,16 @@ function retryAfterHeader(hub: Response | undefined, config: EdgeConfig): Record
   return { 'retry-after': given && /^\d{1,6}$/.test(given.trim()) ? given.trim() : String(config.retryAfterS) };
 }
 
-interface HubErrorBody {
-  code: string;
-  message: string;
-  retriable: boolean;
-}
-
-async function hubError(res: Response): Promise<HubErrorBody | undefined> {
+/**
+ * The hub's error as a typed error (an unknown code becomes INTERNAL), or
+ * undefined when its body says nothing. Only code and message reach the
+ * device: the hub's details describe the worker's requests, not the device's.
+ */
+async function hubError(res: Response): Promise<TributaryError | undefined> {
   try {
-    const body = (await res.json()) as { error?: Partial<HubErrorBody> } | null;
+    const body = (await res.json()) as { error?: { code?: unknown; message?: unknown } & Record<string, unknown> } | null;
     const e = body?.error;
-    if (e && typeof e.code === 'string' && typeof e.message === 'string') return { code: e.code, message: e.message, retriable: e.retriable === true };
+    if (e && typeof e.code === 'string' && typeof e.message === 'string') return new TributaryError(isErrorCode(e.code) ? e.code : 'INTERNAL', e.message);
   } catch {
     // not JSON: described by status below
   }
@@ -80,8 +79,9 @@ async function hubError(res: Response): Promise<HubErrorBody | undefined> {
 }
 
 /** 502/503 for a hub that failed or did not answer: always retriable, always with Retry-After. */
-function upstreamFailure(status: 502 | 503, code: string, message: string, hub: Response | undefined, config: EdgeConfig): Response {
-  return jsonResponse(status, { error: { code: isErrorCode(code) ? code : 'INTERNAL', message, retriable: true } }, retryAfterHeader(hub, config));
+function upstreamFailure(status: 502 | 503, err: TributaryError, hub: Response | undefined, config: EdgeConfig): Response {
+  const body = err.toJSON();
+  return jsonResponse(status, { error: { ...body.error, retriable: true } }, retryAfterHeader(hub, config));
 }
 
 async function answerFromHub(res: Response, readingCount: number, config: EdgeConfig): Promise<Response> {
@@ -90,26 +90,26 @@ async function answerFromHub(res: Response, readingCount: number, config: EdgeCo
     try {
       body = (await res.json()) as typeof body;
     } catch {
-      return upstreamFailure(502, 'INTERNAL', 'hub accepted the readings but its answer was not JSON', res, config);
+      return upstreamFailure(502, new TributaryError('INTERNAL', 'hub accepted the readings but its answer was not JSON'), res, config);
     }
     // One offset per reading, in order, is what the device is promised; anything else is a hub bug.
     if (!Array.isArray(body?.offsets) || body.offsets.length !== readingCount) {
-      return upstreamFailure(502, 'INTERNAL', `hub answer does not carry one offset per reading (${readingCount})`, res, config);
+      return upstreamFailure(502, new TributaryError('INTERNAL', `hub answer does not carry one offset per reading (${readingCount})`), res, config);
     }
     return jsonResponse(200, body.duplicate === true ? { offsets: body.offsets, duplicate: true } : { offsets: body.offsets });
   }
   const err = await hubError(res);
   if (res.status >= 500) {
     const status = res.status === 503 ? 503 : 502;
-    return upstreamFailure(status, err?.code ?? 'INTERNAL', `hub failed: ${err?.message ?? `HTTP ${res.status}`}`, res, config);
+    return upstreamFailure(status, new TributaryError(err?.code ?? 'INTERNAL', `hub failed: ${err?.message ?? `HTTP ${res.status}`}`), res, config);
   }
   if (res.status === 401 || res.status === 403) {
     // The hub judges the worker's HUB_TOKEN, not the device: passing a 401 on
     // would make a device think its own token is bad and drop its readings.
-    return upstreamFailure(502, err?.code ?? 'FORBIDDEN', `hub refused the edge worker's credentials: ${err?.message ?? `HTTP ${res.status}`}`, res, config);
+    return upstreamFailure(502, new TributaryError(err?.code ?? 'FORBIDDEN', `hub refused the edge worker's credentials: ${err?.message ?? `HTTP ${res.status}`}`), res, config);
   }
-  const body = errorBody(err?.code ?? 'BAD_REQUEST', err?.message ?? `hub refused the readings (HTTP ${res.status})`, err?.retriable ?? false);
-  return jsonResponse(res.status, body, res.status === 429 ? retryAfterHeader(res, config) : undefined);
+  const refused = err ?? new TributaryError('BAD_REQUEST', `hub refused the readings (HTTP ${res.status})`);
+  return jsonResponse(res.status, refused.toJSON(), res.status === 429 ? retryAfterHeader(res, config) : undefined);
 }
 
 /** Sends one device's readings to the hub and answers the device. Never throws for hub failures. */
@@ -130,7 +130,7 @@ export async function forwardToHub(req: ForwardRequest, config: EdgeConfig): Pro
     // No answer: the hub may or may not have appended. With x-sequence the
     // device's retry is safe; without it, a retry may duplicate.
     const why = err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError') ? `no answer within ${config.hubTimeoutMs} ms` : 'unreachable';
-    return upstreamFailure(503, 'NOT_READY', `hub ${why}`, undefined, config);
+    return upstreamFailure(503, new TributaryError('NOT_READY', `hub ${why}`), undefined, config);
   }
   return answerFromHub(res, req.readings.length, config);
 }

@@ -110,12 +110,15 @@ function decode(body: Uint8Array, format: BodyFormat): unknown {
   return value;
 }
 
+/** One reading: a JSON object (CBOR readings are checked to be JSON-representable). */
+export type Reading = Record<string, unknown>;
+
 /**
- * Parses a body into readings, each as compact JSON text. Throws BAD_JSON /
+ * Parses a body into readings. Throws BAD_JSON /
  * BAD_CBOR / BAD_REQUEST / BAD_RECORD (400) and BATCH_TOO_LARGE /
  * RECORD_TOO_LARGE (413).
  */
-export function parseReadings(body: Uint8Array, format: BodyFormat, limits: ReadingLimits): string[] {
+export function parseReadings(body: Uint8Array, format: BodyFormat, limits: ReadingLimits): Reading[] {
   const decoded = decode(body, format);
   const items = Array.isArray(decoded) ? decoded : [decoded];
   if (Array.isArray(decoded)) {
@@ -124,16 +127,15 @@ export function parseReadings(body: Uint8Array, format: BodyFormat, limits: Read
       throw new TributaryError('BATCH_TOO_LARGE', `${items.length} readings in one request; at most ${limits.maxReadingsPerRequest}`);
     }
   }
-  const out = new Array<string>(items.length);
+  const out = new Array<Reading>(items.length);
   for (let i = 0; i < items.length; i++) {
     const item = items[i];
     const where = Array.isArray(decoded) ? `reading ${i}` : 'reading';
     if (!isPlainObject(item)) throw new TributaryError('BAD_RECORD', `${where} must be an object`);
     if (format === 'cbor') assertJsonLike(item, where, 0);
-    const text = JSON.stringify(item);
-    const bytes = utf8Length(text);
+    const bytes = utf8Length(JSON.stringify(item));
     if (bytes > limits.maxReadingBytes) throw new TributaryError('RECORD_TOO_LARGE', `${where} is ${bytes} bytes as JSON; at most ${limits.maxReadingBytes}`);
-    out[i] = text;
+    out[i] = item;
   }
   return out;
 }

@@ -1,7 +1,7 @@
 /**
  * The record batch: the unit that is produced, stored on disk and sent to
- * consumers as the same bytes (DESIGN.md, idea 1). Big-endian, after Kafka's
- * RecordBatch v2, with a producer id string and a sequence delta per record.
+ * consumers as the same bytes, never re-encoded between disk and wire.
+ * Big-endian, after Kafka's RecordBatch v2, with a producer id string and a sequence delta per record.
  *
  *   off  size  field
  *   0    8     baseOffset        int64   stamped by the hub
@@ -34,7 +34,7 @@
 import { crc32c as portableCrc32c, type Crc32c } from './crc32c.ts';
 import { TributaryError } from './errors.ts';
 import { LIMITS } from './limits.ts';
-import { type EncodedRecord, type Header, type StoredRecord, type ValueEncoding, utf8Length, fromUtf8 } from './record.ts';
+import { ENCODING_CODE, VALUE_ENCODINGS, recordLimitFault, type EncodedRecord, type Header, type StoredRecord, utf8Length, fromUtf8 } from './record.ts';
 import { readUvarint, uvarintSize, writeUvarint, zigzag, unzigzag, type VarintRead } from './varint.ts';
 
 export const BATCH_MAGIC = 1;
@@ -56,8 +56,6 @@ const O_BASE_SEQ = 51;
 const O_LAST_SEQ_DELTA = 59;
 const O_PID_LEN = 63;
 
-const ENCODING_CODE: Record<ValueEncoding, number> = { bytes: 0, json: 1, cbor: 2 };
-const ENCODING_NAME: ValueEncoding[] = ['bytes', 'json', 'cbor'];
 
 /** The fixed fields of a batch, read without touching its records. */
 export interface BatchHeader {
@@ -173,11 +171,10 @@ export function encodeBatch(input: BatchInput, crc: Crc32c = portableCrc32c): Ui
     lastOffsetDelta = od;
     lastSequenceDelta = sd;
     if (r.timestamp > maxTimestamp) maxTimestamp = r.timestamp;
+    const fault = recordLimitFault(r.key, r.value, r.headers);
+    if (fault) throw new TributaryError(fault.code, fault.message);
     const kb = keyBytes(r.key);
-    if (kb > LIMITS.maxKeyBytes + 4) throw new TributaryError('RECORD_TOO_LARGE', `key longer than ${LIMITS.maxKeyBytes} bytes`);
     const vlen = r.value === null ? 0 : r.value.length;
-    if (vlen > LIMITS.maxValueBytes) throw new TributaryError('RECORD_TOO_LARGE', `value longer than ${LIMITS.maxValueBytes} bytes`);
-    if (r.headers.length > LIMITS.maxHeaders) throw new TributaryError('BAD_RECORD', `more than ${LIMITS.maxHeaders} headers`);
     let size = 1 + uvarintSize(od) + uvarintSize(sd) + uvarintSize(zigzag(r.timestamp - firstTimestamp)) + kb;
     if (r.value !== null) size += uvarintSize(vlen) + vlen;
     size += uvarintSize(r.headers.length);
@@ -262,16 +259,19 @@ export function readBatchHeader(b: Uint8Array, pos = 0): BatchHeader {
   };
 }
 
+/** Bytes from a batch's start through lastOffsetDelta: enough to tell which offsets it holds. */
+export const OFFSET_FIELDS_BYTES = O_FIRST_TS;
+
 export const readBaseOffset = (b: Uint8Array, pos = 0): number => readInt64(b, pos + O_BASE_OFFSET);
 export const readLastOffsetDelta = (b: Uint8Array, pos = 0): number => readUint32(b, pos + O_LAST_OFFSET_DELTA);
 export const readRecordCount = (b: Uint8Array, pos = 0): number => readUint32(b, pos + O_COUNT);
-export const readMaxTimestamp = (b: Uint8Array, pos = 0): number => readInt64(b, pos + O_MAX_TS);
 export const readAppendTime = (b: Uint8Array, pos = 0): number => readInt64(b, pos + O_APPEND_TIME);
-
-/** Sets the base offset in place (outside the CRC, so the checksum stays valid). */
-export function setBaseOffset(b: Uint8Array, pos: number, baseOffset: number): void {
-  writeInt64(b, pos + O_BASE_OFFSET, baseOffset);
-}
+/** The first record's sequence; -1 for a producer without idempotence. */
+export const readBaseSequence = (b: Uint8Array, pos = 0): number => readInt64(b, pos + O_BASE_SEQ);
+export const readLastSequence = (b: Uint8Array, pos = 0): number => readInt64(b, pos + O_BASE_SEQ) + readUint32(b, pos + O_LAST_SEQ_DELTA);
+export const readProducerIdLength = (b: Uint8Array, pos = 0): number => b[pos + O_PID_LEN];
+/** The producer id's UTF-8 bytes (empty when none), a view into `b`. */
+export const producerIdBytes = (b: Uint8Array, pos = 0): Uint8Array => b.subarray(pos + BATCH_HEADER_BYTES, pos + BATCH_HEADER_BYTES + b[pos + O_PID_LEN]);
 
 /** Stamps base offset and append time in place and recomputes the CRC. */
 export function stampBatch(b: Uint8Array, pos: number, baseOffset: number, appendTime: number, crc: Crc32c = portableCrc32c): void {
@@ -440,7 +440,7 @@ function walkRecords(b: Uint8Array, pos: number, out: StoredRecord[] | null): bo
         timestamp: ts,
         key,
         value,
-        encoding: ENCODING_NAME[enc],
+        encoding: VALUE_ENCODINGS[enc],
         headers,
       });
     }

@@ -4,6 +4,9 @@
  * device's, a Worker's) reads them as bytes.
  */
 import { Encoder } from 'cbor-x';
+import { findInvalidText, scanCbor } from './cbor-scan.ts';
+import { TributaryError } from './errors.ts';
+import { LIMITS } from './limits.ts';
 
 const codec = new Encoder({
   useRecords: false,
@@ -18,7 +21,27 @@ export function encodeCbor(value: unknown): Uint8Array {
   return codec.encode(value);
 }
 
-/** Decodes CBOR, throwing on malformed input (callers map that to BAD_FRAME / BAD_CBOR). */
+/**
+ * Decodes untrusted CBOR and says whether a text string in it was not
+ * UTF-8 (cbor-x would have replaced its bytes with U+FFFD: the caller must
+ * refuse it, see findInvalidText). Throws TributaryError BAD_CBOR when it
+ * nests deeper than LIMITS.maxNestingDepth, any other error when malformed.
+ */
+export function decodeCborChecked(bytes: Uint8Array): { value: unknown; invalidText: boolean } {
+  const { invalidText } = scanCbor(bytes, LIMITS.maxNestingDepth);
+  return { value: codec.decode(bytes), invalidText };
+}
+
+/**
+ * Decodes CBOR, throwing on malformed input, on nesting deeper than
+ * LIMITS.maxNestingDepth and on text that is not UTF-8 (TributaryError
+ * BAD_CBOR for those two; callers map the rest to BAD_FRAME / BAD_CBOR).
+ */
 export function decodeCbor(bytes: Uint8Array): unknown {
-  return codec.decode(bytes);
+  const { value, invalidText } = decodeCborChecked(bytes);
+  if (invalidText) {
+    const where = findInvalidText(value, LIMITS.maxNestingDepth);
+    throw new TributaryError('BAD_CBOR', `${where === undefined ? 'a text string' : where} is not valid UTF-8`);
+  }
+  return value;
 }

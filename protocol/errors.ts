@@ -26,6 +26,8 @@ export const ERRORS = {
   BAD_CONFIG: { status: 400, retriable: false, message: 'invalid topic config' },
   BAD_SEQUENCE: { status: 400, retriable: false, message: 'invalid producer sequence' },
   OUT_OF_ORDER_SEQUENCE: { status: 409, retriable: false, message: 'sequence below the highest appended and not found in the log' },
+  /** A forward gap: the batch starts past the next sequence the hub expects; resend what comes before it (details.expected). */
+  SEQUENCE_GAP: { status: 409, retriable: true, message: 'sequence gap: the batch starts past the next expected sequence' },
   TIMESTAMP_IN_FUTURE: { status: 400, retriable: false, message: 'record timestamp too far in the future' },
   UNSUPPORTED_VERSION: { status: 400, retriable: false, message: 'unsupported protocol version' },
   NOT_HELLO: { status: 400, retriable: false, message: 'the first frame must be hello' },
@@ -40,12 +42,16 @@ export const ERRORS = {
   NOT_FOUND: { status: 404, retriable: false, message: 'not found' },
   UNKNOWN_TOPIC: { status: 404, retriable: false, message: 'unknown topic' },
   UNKNOWN_SUBSCRIPTION: { status: 404, retriable: false, message: 'unknown subscription' },
+  UNKNOWN_GROUP: { status: 404, retriable: false, message: 'unknown consumer group' },
   METHOD_NOT_ALLOWED: { status: 405, retriable: false, message: 'method not allowed' },
   AUTH_TIMEOUT: { status: 408, retriable: true, message: 'did not authenticate in time' },
   IDLE_TIMEOUT: { status: 408, retriable: true, message: 'connection idle for too long' },
   TOPIC_EXISTS: { status: 409, retriable: false, message: 'topic already exists' },
   CONFLICT: { status: 409, retriable: false, message: 'conflict' },
+  /** A group member's generation ended (expired, expelled or left) or it does not own the partition: rejoin. */
+  FENCED: { status: 409, retriable: false, message: 'not a live owner of these partitions in the current generation' },
   // 413 / 416 / 429
+  HEADERS_TOO_LARGE: { status: 431, retriable: false, message: 'request header block too large' },
   FRAME_TOO_LARGE: { status: 413, retriable: false, message: 'frame too large' },
   BODY_TOO_LARGE: { status: 413, retriable: false, message: 'request body too large' },
   BATCH_TOO_LARGE: { status: 413, retriable: false, message: 'too many records in one batch' },
@@ -91,6 +97,37 @@ export class TributaryError extends Error {
   toJSON(): { error: { code: ErrorCode; message: string; retriable: boolean } & Record<string, unknown> } {
     return { error: { code: this.code, message: this.message, retriable: this.retriable, ...this.details } };
   }
+}
+
+export type ErrorBody = ReturnType<TributaryError['toJSON']>;
+
+/** An error as an HTTP answer. */
+export interface ErrorAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: ErrorBody;
+}
+
+/** A Retry-After value: whole seconds, at least 1. */
+export function retryAfterSeconds(ms: number): string {
+  return String(Math.max(1, Math.ceil(ms / 1000)));
+}
+
+/**
+ * The one mapping from an error to an HTTP answer, used by the hub's routes,
+ * its refused WebSocket upgrades and the edge worker: status and body from
+ * the error list; Retry-After from `retryAfterMs`, else `defaultRetryAfterS`
+ * for a retriable 5xx; Allow for METHOD_NOT_ALLOWED; WWW-Authenticate for a
+ * 401 (RFC 6750 §3: it names the scheme, and says when the token was bad).
+ */
+export function errorAnswer(err: TributaryError, defaultRetryAfterS = 1): ErrorAnswer {
+  const headers: Record<string, string> = {};
+  const retryAfterMs = err.details?.retryAfterMs;
+  if (typeof retryAfterMs === 'number') headers['retry-after'] = retryAfterSeconds(retryAfterMs);
+  else if (err.retriable && err.status >= 500) headers['retry-after'] = String(defaultRetryAfterS);
+  if (err.code === 'METHOD_NOT_ALLOWED' && typeof err.details?.allow === 'string') headers.allow = err.details.allow;
+  if (err.status === 401) headers['www-authenticate'] = err.code === 'UNAUTHENTICATED' ? 'Bearer realm="tributary"' : 'Bearer realm="tributary", error="invalid_token"';
+  return { status: err.status, headers, body: err.toJSON() };
 }
 
 export function httpStatusOf(code: ErrorCode): number {

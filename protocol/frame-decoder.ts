@@ -3,18 +3,18 @@
  * (STYLE.md, convention 4). Never throws: a bad frame becomes a typed error,
  * carrying the request id when one could be read so the reply can name it.
  */
-import { decodeCbor } from './codec.ts';
+import { findInvalidText } from './cbor-scan.ts';
+import { decodeCbor, decodeCborChecked } from './codec.ts';
 import { TributaryError, type ErrorCode } from './errors.ts';
 import { LIMITS, isValidTopicName } from './limits.ts';
-import type { ClientFrame, ProduceBatchesFrame, ProduceFrame, ProducedBatch, StartPosition, SubscribeFrame } from './frames.ts';
+import type { ClientFrame, CommitFrame, ProduceBatchesFrame, ProduceFrame, ProducedBatch, StartPosition, SubscribeFrame } from './frames.ts';
 import { batchSizeAt, checkBatch, readBatchHeader } from './batch.ts';
 import { crc32c as portableCrc32c, type Crc32c } from './crc32c.ts';
-import type { EncodedRecord, Header, ValueEncoding } from './record.ts';
-import { utf8Length } from './record.ts';
+import type { EncodedRecord, Header } from './record.ts';
+import { VALUE_ENCODINGS, recordLimitFault, utf8Length } from './record.ts';
 
 export type DecodeResult<T> = { ok: true; frame: T } | { ok: false; error: TributaryError; id?: number };
 
-const ENCODINGS: ValueEncoding[] = ['bytes', 'json', 'cbor'];
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
 
 function fail(message: string, code: ErrorCode = 'BAD_FRAME'): never {
@@ -56,31 +56,20 @@ export function parseWireRecord(x: unknown, index: number, now: number): Encoded
   const k = x.k;
   let key: EncodedRecord['key'] = null;
   if (k !== undefined && k !== null) {
-    if (typeof k === 'string') {
-      if (k.length > LIMITS.maxKeyBytes || utf8Length(k) > LIMITS.maxKeyBytes) fail(`record ${index}: key longer than ${LIMITS.maxKeyBytes} bytes`, 'RECORD_TOO_LARGE');
-    } else if (isBytes(k)) {
-      if (k.length > LIMITS.maxKeyBytes) fail(`record ${index}: key longer than ${LIMITS.maxKeyBytes} bytes`, 'RECORD_TOO_LARGE');
-    } else fail(`record ${index}: key must be a string, bytes or null`, 'BAD_RECORD');
+    if (typeof k !== 'string' && !isBytes(k)) fail(`record ${index}: key must be a string, bytes or null`, 'BAD_RECORD');
     key = k;
   }
   const v = x.v;
   if (v !== null && !isBytes(v)) fail(`record ${index}: value must be bytes or null`, 'BAD_RECORD');
-  if (v !== null && v.length > LIMITS.maxValueBytes) fail(`record ${index}: value longer than ${LIMITS.maxValueBytes} bytes`, 'RECORD_TOO_LARGE');
   const e = x.e ?? 0;
   if (e !== 0 && e !== 1 && e !== 2) fail(`record ${index}: e must be 0 (bytes), 1 (json) or 2 (cbor)`, 'BAD_RECORD');
   const headers: Header[] = [];
   if (x.h !== undefined && x.h !== null) {
     if (!Array.isArray(x.h)) fail(`record ${index}: h must be an array of [name, value] pairs`, 'BAD_RECORD');
-    if (x.h.length > LIMITS.maxHeaders) fail(`record ${index}: more than ${LIMITS.maxHeaders} headers`, 'BAD_RECORD');
     for (const h of x.h) {
       if (!Array.isArray(h) || h.length !== 2 || typeof h[0] !== 'string') fail(`record ${index}: each header is [string name, string|bytes value]`, 'BAD_RECORD');
       const [name, value] = h;
-      if (utf8Length(name) > LIMITS.maxHeaderNameBytes) fail(`record ${index}: header name longer than ${LIMITS.maxHeaderNameBytes} bytes`, 'BAD_RECORD');
-      if (typeof value === 'string') {
-        if (utf8Length(value) > LIMITS.maxHeaderValueBytes) fail(`record ${index}: header value longer than ${LIMITS.maxHeaderValueBytes} bytes`, 'BAD_RECORD');
-      } else if (isBytes(value)) {
-        if (value.length > LIMITS.maxHeaderValueBytes) fail(`record ${index}: header value longer than ${LIMITS.maxHeaderValueBytes} bytes`, 'BAD_RECORD');
-      } else fail(`record ${index}: header value must be a string or bytes`, 'BAD_RECORD');
+      if (typeof value !== 'string' && !isBytes(value)) fail(`record ${index}: header value must be a string or bytes`, 'BAD_RECORD');
       headers.push([name, value]);
     }
   }
@@ -89,7 +78,9 @@ export function parseWireRecord(x: unknown, index: number, now: number): Encoded
     if (!isUint(x.ts)) fail(`record ${index}: ts must be ms since the epoch`, 'BAD_RECORD');
     timestamp = x.ts;
   }
-  const rec: EncodedRecord & { partition?: number } = { key, value: v, encoding: ENCODINGS[e], headers, timestamp };
+  const fault = recordLimitFault(key, v, headers);
+  if (fault) fail(`record ${index}: ${fault.message}`, fault.code);
+  const rec: EncodedRecord & { partition?: number } = { key, value: v, encoding: VALUE_ENCODINGS[e], headers, timestamp };
   if (x.p !== undefined && x.p !== null) {
     if (!isUint(x.p, LIMITS.maxPartitions - 1)) fail(`record ${index}: p must be a partition number`, 'BAD_PARTITION');
     rec.partition = x.p;
@@ -196,10 +187,39 @@ function parseSubscribe(o: Record<string, unknown>, id: number): SubscribeFrame 
     if (!isValidTopicName(group)) fail('group must match [a-zA-Z0-9._-]{1,249}');
     f.group = group;
   }
+  parseGroupMember(o, f);
   if (o.credit !== undefined && o.credit !== null) f.credit = uint(o, 'credit', 2 ** 40);
   if (o.onOutOfRange !== undefined && o.onOutOfRange !== null) {
     if (o.onOutOfRange !== 'earliest' && o.onOutOfRange !== 'latest' && o.onOutOfRange !== 'error') fail('onOutOfRange must be earliest, latest or error');
     f.onOutOfRange = o.onOutOfRange;
+  }
+  return f;
+}
+
+// ---------- consumer groups (kept together: subscribe's member, commit) ----------
+
+/** Longest member id a client may send back (the hub issues UUIDs). */
+export const MAX_MEMBER_ID_BYTES = 64;
+
+function parseGroupMember(o: Record<string, unknown>, f: SubscribeFrame): void {
+  const member = str(o, 'member', MAX_MEMBER_ID_BYTES, false);
+  if (member === undefined) return;
+  if (f.group === undefined) fail('member needs group');
+  f.member = member;
+}
+
+function parseCommit(o: Record<string, unknown>, id: number): CommitFrame {
+  const group = str(o, 'group', 249, true);
+  if (!isValidTopicName(group)) fail('group must match [a-zA-Z0-9._-]{1,249}');
+  const offsets = o.offsets;
+  if (!Array.isArray(offsets) || offsets.length === 0 || offsets.length > LIMITS.maxPartitions) fail('offsets must be a non-empty array of [partition, offset]');
+  for (const e of offsets) if (!Array.isArray(e) || e.length !== 2 || !isUint(e[0], LIMITS.maxPartitions - 1) || !isUint(e[1])) fail('offsets must be [partition, offset] pairs');
+  const f: CommitFrame = { t: 'commit', id, group, topic: topic(o), offsets: offsets as Array<[number, number]> };
+  const member = str(o, 'member', MAX_MEMBER_ID_BYTES, false);
+  if (member !== undefined) f.member = member;
+  if (o.generation !== undefined && o.generation !== null) {
+    if (member === undefined) fail('generation needs member');
+    f.generation = uint(o, 'generation');
   }
   return f;
 }
@@ -211,12 +231,14 @@ function parse(o: Record<string, unknown>, id: number, now: number, crc: Crc32c)
       const f: ClientFrame = { t: 'hello', id, v };
       const client = str(o, 'client', LIMITS.maxClientIdBytes, false);
       if (client !== undefined) f.client = client;
-      const token = str(o, 'token', LIMITS.maxTokenBytes, false);
+      // Only the frame size bounds a token here: the verifier refuses one over
+      // maxTokenBytes as TOKEN_INVALID, so a failed hello closes with 4401 as any bad token does.
+      const token = str(o, 'token', LIMITS.maxFrameBytes, false);
       if (token !== undefined) f.token = token;
       return f;
     }
     case 'auth':
-      return { t: 'auth', id, token: str(o, 'token', LIMITS.maxTokenBytes, true) };
+      return { t: 'auth', id, token: str(o, 'token', LIMITS.maxFrameBytes, true) };
     case 'produce':
       return parseProduce(o, id, now, crc);
     case 'subscribe':
@@ -229,17 +251,31 @@ function parse(o: Record<string, unknown>, id: number, now: number, crc: Crc32c)
       return { t: 'metadata', id, topic: topic(o) };
     case 'ping':
       return { t: 'ping', id };
-    case 'commit': {
-      const group = str(o, 'group', 249, true);
-      if (!isValidTopicName(group)) fail('group must match [a-zA-Z0-9._-]{1,249}');
-      const offsets = o.offsets;
-      if (!Array.isArray(offsets) || offsets.length === 0 || offsets.length > LIMITS.maxPartitions) fail('offsets must be a non-empty array of [partition, offset]');
-      for (const e of offsets) if (!Array.isArray(e) || e.length !== 2 || !isUint(e[0], LIMITS.maxPartitions - 1) || !isUint(e[1])) fail('offsets must be [partition, offset] pairs');
-      return { t: 'commit', id, group, topic: topic(o), offsets: offsets as Array<[number, number]> };
-    }
+    case 'commit':
+      return parseCommit(o, id);
+    case 'heartbeat':
+      return { t: 'heartbeat', id, sub: uint(o, 'sub', 2 ** 31) };
+    case 'confirm':
+      return { t: 'confirm', id, sub: uint(o, 'sub', 2 ** 31), generation: uint(o, 'generation') };
     default:
       return fail(`unknown frame type ${JSON.stringify(String(o.t).slice(0, 40))}`);
   }
+}
+
+/**
+ * A frame with a text string that is not UTF-8 is refused whole, never
+ * stored with the replacement characters the decoder put in: BAD_RECORD
+ * when the string is in a produced record, BAD_FRAME elsewhere.
+ */
+export function invalidTextError(raw: unknown): TributaryError {
+  const where = findInvalidText(raw, LIMITS.maxNestingDepth);
+  const rec = where === undefined ? null : /^records\[(\d+)\]\.(k|h\[(\d+)\]\[(0|1)\])/.exec(where);
+  if (rec) {
+    const field = rec[2] === 'k' ? 'key' : `header ${rec[3]} ${rec[4] === '0' ? 'name' : 'value'}`;
+    return new TributaryError('BAD_RECORD', `record ${rec[1]}: ${field} is not valid UTF-8 (send arbitrary bytes as a CBOR byte string)`);
+  }
+  const text = `${where === undefined ? 'a text string' : where} is not valid UTF-8`;
+  return where?.startsWith('records[') ? new TributaryError('BAD_RECORD', text) : new TributaryError('BAD_FRAME', `frame: ${text}`);
 }
 
 /**
@@ -251,15 +287,20 @@ function parse(o: Record<string, unknown>, id: number, now: number, crc: Crc32c)
 export function decodeClientFrame(bytes: Uint8Array, maxFrameBytes: number = LIMITS.maxFrameBytes, now = Date.now(), crc: Crc32c = portableCrc32c): DecodeResult<ClientFrame> {
   if (bytes.length > maxFrameBytes) return { ok: false, error: new TributaryError('FRAME_TOO_LARGE', `frame of ${bytes.length} bytes exceeds ${maxFrameBytes}`) };
   let raw: unknown;
+  let invalidText: boolean;
   try {
-    raw = decodeCbor(bytes);
-  } catch {
-    return { ok: false, error: new TributaryError('BAD_FRAME', 'frame is not valid CBOR') };
+    ({ value: raw, invalidText } = decodeCborChecked(bytes));
+  } catch (e) {
+    return { ok: false, error: new TributaryError('BAD_FRAME', e instanceof TributaryError ? `frame ${e.message}` : 'frame is not valid CBOR') };
   }
   if (!isObj(raw)) return { ok: false, error: new TributaryError('BAD_FRAME', 'frame must be a CBOR map') };
   const id = raw.id;
   const hasId = isUint(id, 2 ** 53 - 1);
   if (raw.t !== 'credit' && !hasId) return { ok: false, error: new TributaryError('BAD_FRAME', 'request frames need a numeric id') };
+  if (invalidText) {
+    const error = invalidTextError(raw);
+    return hasId ? { ok: false, error, id: id as number } : { ok: false, error };
+  }
   try {
     return { ok: true, frame: parse(raw, hasId ? (id as number) : 0, now, crc) };
   } catch (e) {
@@ -288,6 +329,7 @@ export function decodeServerFrame(bytes: Uint8Array): DecodeResult<import('./fra
       if (!isUint(raw.sub) || !isUint(raw.p) || !isBytes(raw.b) || !isUint(raw.hw)) break;
       return { ok: true, frame: raw as never };
     case 'assignment':
+      if (!isUint(raw.sub) || !isUint(raw.generation) || !Array.isArray(raw.partitions) || !raw.partitions.every((p) => isUint(p)) || !isObj(raw.positions)) break;
       return { ok: true, frame: raw as never };
   }
   return { ok: false, error: new TributaryError('BAD_FRAME', `unexpected hub frame ${String(raw.t).slice(0, 20)}`) };

@@ -3,7 +3,7 @@
  * Every request (a frame with `id`) gets exactly one reply: `ok`, `ack` or
  * `error` with the same id. docs/protocol.md is the prose version of this file.
  */
-import type { EncodedRecord, Header } from './record.ts';
+import type { EncodedRecord, EncodingCode, Header } from './record.ts';
 import type { ErrorCode } from './errors.ts';
 
 export const PROTOCOL_VERSION = 1;
@@ -11,7 +11,7 @@ export const PROTOCOL_VERSION = 1;
 export const WS_SUBPROTOCOL = 'tributary.v1';
 
 /** Value encodings on the wire: 0 bytes, 1 json (UTF-8 JSON text), 2 cbor. */
-export type WireEncoding = 0 | 1 | 2;
+export type WireEncoding = EncodingCode;
 
 /** A record as a producer sends it. */
 export interface WireRecord {
@@ -89,19 +89,38 @@ export interface SubscribeFrame {
   /** next offset to deliver per partition, overriding `from` (resume after reconnect) */
   positions?: Record<string, number>;
   group?: string;
+  /** Group members only: the member id the hub gave earlier, to keep membership (and partitions) across a reconnect. */
+  member?: string;
   /** initial credit in bytes of batches the hub may send before the next `credit` */
   credit?: number;
   onOutOfRange?: 'earliest' | 'latest' | 'error';
 }
 export interface CreditFrame { t: 'credit'; sub: number; bytes: number }
 export interface UnsubscribeFrame { t: 'unsubscribe'; id: number; sub: number }
-export interface CommitFrame { t: 'commit'; id: number; group: string; topic: string; offsets: Array<[partition: number, offset: number]> }
+/**
+ * Commits the next offset to process per partition. From a member (`member`,
+ * `generation`), refused with FENCED unless it is live and owns the
+ * partitions; without `member` (tools) only while the group has no members.
+ */
+export interface CommitFrame {
+  t: 'commit';
+  id: number;
+  group: string;
+  topic: string;
+  offsets: Array<[partition: number, offset: number]>;
+  member?: string;
+  generation?: number;
+}
+/** A group member is alive (every heartbeatIntervalMs). */
+export interface HeartbeatFrame { t: 'heartbeat'; id: number; sub: number }
+/** A group member gave up the partitions an assignment of `generation` took away (cooperative revocation). */
+export interface ConfirmFrame { t: 'confirm'; id: number; sub: number; generation: number }
 export interface MetadataFrame { t: 'metadata'; id: number; topic: string }
 export interface PingFrame { t: 'ping'; id: number }
 
 export type ClientFrame =
   | HelloFrame | AuthFrame | ProduceFrame | ProduceBatchesFrame | SubscribeFrame | CreditFrame
-  | UnsubscribeFrame | CommitFrame | MetadataFrame | PingFrame;
+  | UnsubscribeFrame | CommitFrame | HeartbeatFrame | ConfirmFrame | MetadataFrame | PingFrame;
 
 // ---------- hub → client ----------
 
@@ -118,7 +137,13 @@ export interface AckFrame { t: 'ack'; id: number; parts: AckPart[]; dup?: boolea
 /** Raw stored batches of one partition, laid end to end; skip records below the position you asked for. */
 export interface RecordsFrame { t: 'records'; sub: number; topic: string; p: number; b: Uint8Array; hw: number }
 export interface ErrorFrame { t: 'error'; id?: number; sub?: number; code: ErrorCode; message: string; retriable: boolean; [detail: string]: unknown }
-export interface AssignmentFrame { t: 'assignment'; sub: number; group: string; generation: number; partitions: number[] }
+/**
+ * A group member's complete set of partitions for `generation`, with the
+ * offset to start each at (the group's committed offset, else the `from`
+ * position). Partitions the member held that are missing are revoked: it
+ * finishes their in-flight records, commits, then sends `confirm`.
+ */
+export interface AssignmentFrame { t: 'assignment'; sub: number; group: string; generation: number; partitions: number[]; positions: Record<string, number> }
 
 export type ServerFrame = OkFrame | AckFrame | RecordsFrame | ErrorFrame | AssignmentFrame;
 

@@ -11,3 +11,4 @@ export * from './frame-decoder.ts';
 export * from './values.ts';
 export * from './varint.ts';
 export * from './topic-patterns.ts';
+export * from './bearer.ts';

@@ -17,6 +17,12 @@ export const LIMITS = {
   maxPartitions: 1024,
   maxClientIdBytes: 256,
   maxTokenBytes: 16 * 1024,
+  /**
+   * Deepest nesting of arrays, maps (and CBOR tags) in a frame, an HTTP body
+   * or a record value the hub decodes: far above any real document, far
+   * below what exhausts a decoder's stack.
+   */
+  maxNestingDepth: 64,
   /** A batch's encoded size may not exceed a frame. */
   maxBatchBytes: 4 * 1024 * 1024,
 } as const;

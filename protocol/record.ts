@@ -7,9 +7,17 @@
  * - headers: ordered [name, value] pairs, string name, string or bytes value;
  * - timestamp: ms since the epoch, set by the producer when the event happened.
  */
+import type { ErrorCode } from './errors.ts';
+import { LIMITS } from './limits.ts';
 
-export type ValueEncoding = 'bytes' | 'json' | 'cbor';
-export const VALUE_ENCODINGS: readonly ValueEncoding[] = ['bytes', 'json', 'cbor'];
+/**
+ * The value encodings by their wire code: the code is the index, in batches
+ * (attribute bits 0-1), in produce frames (`e`) and in the client's outbox.
+ */
+export const VALUE_ENCODINGS = ['bytes', 'json', 'cbor'] as const;
+export type ValueEncoding = (typeof VALUE_ENCODINGS)[number];
+export type EncodingCode = 0 | 1 | 2;
+export const ENCODING_CODE: Readonly<Record<ValueEncoding, EncodingCode>> = { bytes: 0, json: 1, cbor: 2 };
 
 export type RecordKey = string | Uint8Array | null;
 export type HeaderValue = string | Uint8Array;
@@ -29,6 +37,26 @@ export interface StoredRecord extends EncodedRecord {
   offset: number;
   /** The producer's sequence number for this record, or -1 for non-idempotent producers. */
   sequence: number;
+}
+
+/**
+ * The record limits of LIMITS, checked in one place for every producer path
+ * (frames, batches, the client): why a record breaks one, or null.
+ */
+export function recordLimitFault(key: RecordKey, value: Uint8Array | null, headers: readonly Header[]): { code: ErrorCode; message: string } | null {
+  if (key !== null) {
+    const n = typeof key === 'string' ? utf8Length(key) : key.length;
+    if (n > LIMITS.maxKeyBytes) return { code: 'RECORD_TOO_LARGE', message: `key of ${n} bytes exceeds ${LIMITS.maxKeyBytes}` };
+  }
+  if (value !== null && value.length > LIMITS.maxValueBytes) return { code: 'RECORD_TOO_LARGE', message: `value of ${value.length} bytes exceeds ${LIMITS.maxValueBytes}` };
+  if (headers.length > LIMITS.maxHeaders) return { code: 'BAD_RECORD', message: `${headers.length} headers exceed ${LIMITS.maxHeaders}` };
+  for (const [name, v] of headers) {
+    const nameBytes = utf8Length(name);
+    if (nameBytes > LIMITS.maxHeaderNameBytes) return { code: 'BAD_RECORD', message: `header name of ${nameBytes} bytes exceeds ${LIMITS.maxHeaderNameBytes}` };
+    const vb = typeof v === 'string' ? utf8Length(v) : v.length;
+    if (vb > LIMITS.maxHeaderValueBytes) return { code: 'BAD_RECORD', message: `header value of ${vb} bytes exceeds ${LIMITS.maxHeaderValueBytes}` };
+  }
+  return null;
 }
 
 const utf8Encoder = new TextEncoder();

@@ -5,10 +5,10 @@
  */
 import { decodeCbor, encodeCbor } from './codec.ts';
 import { TributaryError } from './errors.ts';
-import { fromBase64, fromUtf8, toBase64, utf8, type EncodedRecord, type Header, type StoredRecord, type ValueEncoding } from './record.ts';
-import type { WireEncoding, WireRecord } from './frames.ts';
-
-export const WIRE_ENCODING: Record<ValueEncoding, WireEncoding> = { bytes: 0, json: 1, cbor: 2 };
+import { jsonNestsDeeperThan } from './json-depth.ts';
+import { LIMITS } from './limits.ts';
+import { ENCODING_CODE, fromBase64, fromUtf8, toBase64, utf8, type EncodedRecord, type Header, type StoredRecord, type ValueEncoding } from './record.ts';
+import type { WireRecord } from './frames.ts';
 
 /** Application value → bytes: Uint8Array as `bytes`, null as a tombstone, anything else as `json` unless `cbor` is asked for. */
 export function encodeValue(value: unknown, encoding?: ValueEncoding): { value: Uint8Array | null; encoding: ValueEncoding } {
@@ -30,7 +30,12 @@ export function encodeValue(value: unknown, encoding?: ValueEncoding): { value: 
 export function decodeValue(value: Uint8Array | null, encoding: ValueEncoding): unknown {
   if (value === null) return null;
   try {
-    if (encoding === 'json') return JSON.parse(fromUtf8(value));
+    if (encoding === 'json') {
+      const text = fromUtf8(value);
+      // A value nested too deep to re-serialize is shown as bytes, not a stack overflow.
+      if (jsonNestsDeeperThan(text, LIMITS.maxNestingDepth)) throw new RangeError('too deep');
+      return JSON.parse(text);
+    }
     if (encoding === 'cbor') return decodeCbor(value);
   } catch {
     throw new TributaryError('BAD_RECORD', `value is not valid ${encoding}`);
@@ -42,7 +47,7 @@ export function decodeValue(value: Uint8Array | null, encoding: ValueEncoding): 
 export function toWireRecord(r: EncodedRecord & { partition?: number }): WireRecord {
   const w: WireRecord = { v: r.value };
   if (r.key !== null) w.k = r.key;
-  const e = WIRE_ENCODING[r.encoding];
+  const e = ENCODING_CODE[r.encoding];
   if (e !== 0) w.e = e;
   if (r.headers.length) w.h = r.headers;
   w.ts = r.timestamp;
@@ -69,6 +74,17 @@ export interface JsonRecordIn {
   headers?: unknown;
   timestamp?: unknown;
   partition?: unknown;
+}
+
+/**
+ * The JSON body of `POST /v1/topics/:topic/records`, as the hub reads it
+ * (server/transport/http-records.ts) and the edge worker writes it.
+ */
+export interface JsonProduceBody {
+  records: JsonRecordIn[];
+  /** With `sequence`: an idempotent producer; record i has sequence `sequence + i`. */
+  producerId?: string;
+  sequence?: number;
 }
 
 /**

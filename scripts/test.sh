@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # The README's test command (`npm ci && npm test` runs this). On a fresh
 # machine it installs what the tests need from Debian's packages, builds the
-# browser bundle, and runs the whole suite with Vitest.
+# browser bundle and the dashboard, and runs the whole suite with Vitest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# The README's command-line example pipes into jq, and a test runs it.
+command -v jq >/dev/null 2>&1 || need+=(jq)
+# The connector tests start a real PostgreSQL (test/helpers/postgres.ts); Debian puts its server under /usr/lib/postgresql/*/bin.
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing from Debian: ${need[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

@@ -1,41 +1,30 @@
 /**
- * The `tributary` command. `tributary serve` starts a hub; every setting of
- * server/config.ts and of AUTH_SETTINGS is a flag here (and a TRIBUTARY_*
+ * The `tributary` command. `tributary serve` starts a hub; every row of the
+ * settings table (server/settings.ts) is a flag here (and a TRIBUTARY_*
  * variable and a config file key). Prints `tributary listening on
  * http(s)://HOST:PORT` once bound.
  */
 import { Command, Option } from 'commander';
-import { AUTH_DEFAULTS, AUTH_SETTINGS, DEFAULT_LIMITS, authConfigWarnings, flagProperty } from './auth/index.ts';
-import { ConfigError, SETTINGS, assertSafeBind, flagNameOf, loadConfig, type SettingSpec } from './config.ts';
+import { authConfigWarnings } from './auth/index.ts';
+import { assertSafeBind, loadConfig } from './config.ts';
 import { startHub } from './hub.ts';
 import { createLogger } from './logger.ts';
+import { ConfigError, SETTINGS, envOf, flagOf, type SettingKey, type SettingSpec } from './settings.ts';
 import { TransportError } from './transport/server.ts';
 
-function camel(flag: string): string {
-  return flag.replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-}
+const ARG_OF_KIND: Record<SettingSpec['kind'], string> = { bool: '[bool]', int: '<n>', list: '<a,b,…>', string: '<value>', pem: '<pem|file>', enum: '' };
 
-function addSettingFlags(cmd: Command): Map<string, string> {
-  const optionKeyToSetting = new Map<string, string>();
-  for (const [key, spec] of Object.entries(SETTINGS) as Array<[string, SettingSpec]>) {
-    const flag = flagNameOf(key);
-    const arg = spec.kind === 'bool' ? '[bool]' : spec.kind === 'int' ? '<n>' : spec.kind === 'enum' ? `<${spec.values!.join('|')}>` : '<value>';
-    const def = spec.default === undefined ? '' : ` (default: ${String(spec.default)})`;
-    const opt = new Option(`--${flag} ${arg}`, `${spec.doc}${def}`);
+/** One option per row of the settings table; returns commander's property name → setting key. */
+function addSettingFlags(cmd: Command): Map<string, SettingKey> {
+  const optionKeyToSetting = new Map<string, SettingKey>();
+  for (const [key, spec] of Object.entries(SETTINGS) as Array<[SettingKey, SettingSpec]>) {
+    const arg = spec.kind === 'enum' ? `<${spec.values!.join('|')}>` : ARG_OF_KIND[spec.kind];
+    const def = spec.default === undefined || (Array.isArray(spec.default) && spec.default.length === 0) ? '' : ` (default: ${String(spec.default)})`;
+    const opt = new Option(`${flagOf(key)} ${arg}`, `${spec.doc} [${envOf(key)}]${def}`);
     if (spec.hidden) opt.hideHelp();
     cmd.addOption(opt);
-    optionKeyToSetting.set(camel(flag), key);
+    optionKeyToSetting.set(opt.attributeName(), key);
   }
-  for (const s of AUTH_SETTINGS) {
-    const arg = s.kind === 'mode' ? '<none|jwt>' : s.kind === 'int' ? '<n>' : s.kind === 'list' ? '<a,b,…>' : '<value>';
-    const name = s.key.slice(s.key.lastIndexOf('.') + 1);
-    const def = (DEFAULT_LIMITS as Record<string, unknown>)[name] ?? (AUTH_DEFAULTS as Record<string, unknown>)[name];
-    cmd.addOption(new Option(`${s.flag} ${arg}`, `${s.description} [${s.env}]${def === undefined ? '' : ` (default: ${String(def)})`}`));
-    optionKeyToSetting.set(flagProperty(s.flag), s.key);
-  }
-  // The flag's name before the limits moved to AUTH_SETTINGS; kept hidden so existing scripts keep working.
-  cmd.addOption(new Option('--max-in-flight-requests-per-connection <n>').hideHelp());
-  optionKeyToSetting.set('maxInFlightRequestsPerConnection', 'limits.maxInFlightPerConnection');
   return optionKeyToSetting;
 }
 
@@ -49,7 +38,7 @@ const optionKeys = addSettingFlags(serve);
 
 serve.action(async (opts: Record<string, unknown>) => {
   const flags: Record<string, unknown> = {};
-  for (const [optKey, settingKey] of optionKeys) if (opts[optKey] !== undefined) flags[settingKey] ??= opts[optKey];
+  for (const [optKey, settingKey] of optionKeys) if (opts[optKey] !== undefined) flags[settingKey] = opts[optKey];
   let cfg;
   try {
     cfg = loadConfig({ flags, env: process.env, file: (opts.config as string | undefined) ?? process.env.TRIBUTARY_CONFIG });

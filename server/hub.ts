@@ -12,6 +12,7 @@ import { OriginPolicy, createAuthenticator } from './auth/index.ts';
 import type { HubConfig } from './config.ts';
 import { Broker } from './broker/broker.ts';
 import type { Logger } from './logger.ts';
+import { createInHubConnectors, type InHubConnectors } from './connectors-runner.ts';
 import { HubMetrics } from './metrics.ts';
 import { FileLogStore } from './storage/file-log-store.ts';
 import type { LogStore } from './storage/log-store.ts';
@@ -45,22 +46,32 @@ export async function startHub(cfg: HubConfig, log: Logger, store: LogStore = cr
   const metrics = new HubMetrics({
     storageBytes: () => (broker && state.ready ? broker.storageBytes() : 0),
     topicCount: () => (state.ready ? store.listTopics().length : 0),
+    storageProblems: () => store.storageProblems?.().length ?? 0,
   });
   broker = new Broker(store, { ...cfg, crc: nativeCrc32c }, metrics);
-  const limits = new Limits(cfg.auth.limits, metrics);
+  const limits = new Limits(cfg.limits, metrics);
   const authenticator = createAuthenticator(cfg.auth);
-  const origins = new OriginPolicy(cfg.auth.allowedOrigins, authenticator.required);
-  const transport = new Transport({ broker, config: cfg, metrics, log, limits, authenticator, origins, state });
+  const origins = new OriginPolicy(cfg.auth.allowedOrigins, authenticator.required, {}, (origin, message) => log.warn({ origin }, message));
+  let connectors: InHubConnectors | null = null;
+  const transport = new Transport({ broker, config: cfg, metrics, log, limits, authenticator, origins, state, connectors: { status: () => connectors?.status() ?? [], control: (name, action) => connectors?.control(name, action) } });
   log.info({ transport: transport.loaded.description, native: transport.loaded.native }, 'transport');
   if (!transport.loaded.native) log.warn('running on the pure-Node uWebSockets.js fallback (allowed by configuration): expect a fraction of the native throughput');
 
   const port = await transport.listen(cfg.host, cfg.port);
   const url = `${cfg.tls ? 'https' : 'http'}://${cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host}:${port}`;
 
+  if (cfg.connectors) {
+    const c = createInHubConnectors(cfg, port, log, metrics);
+    connectors = c;
+    // Started below, once storage serves.
+    queueMicrotask(() => c.start(ready));
+  }
+
   const ready = (async () => {
     if (cfg.testRecoveryDelayMs > 0) await new Promise((r) => setTimeout(r, cfg.testRecoveryDelayMs));
     const started = Date.now();
     await store.open();
+    await broker.open();
     state.ready = !state.shuttingDown;
     log.info({ ms: Date.now() - started, topics: store.listTopics().length }, 'storage recovered; serving');
   })();
@@ -68,6 +79,8 @@ export async function startHub(cfg: HubConfig, log: Logger, store: LogStore = cr
   let stopping: Promise<void> | null = null;
   const stop = (): Promise<void> => {
     stopping ??= (async () => {
+      // Connectors write through this hub: stop them while it still serves their last writes.
+      await connectors?.stop().catch((err: unknown) => log.warn({ err }, 'connectors did not stop cleanly'));
       state.shuttingDown = true;
       state.ready = false;
       transport.stopAccepting();

@@ -26,6 +26,14 @@ export interface StorageSizeSource {
   /** Total bytes on disk over every partition. */
   storageBytes(): number;
   topicCount(): number;
+  /** Damage the storage engine found in its files (start-up scrub). */
+  storageProblems(): number;
+}
+
+/** Consumer groups as /metrics reads them (computed at scrape time). */
+export interface GroupStatsSource {
+  lagRows(): Array<{ group: string; topic: string; partition: number; lag: number }>;
+  memberCounts(): Array<{ group: string; members: number }>;
 }
 
 export class HubMetrics {
@@ -47,6 +55,8 @@ export class HubMetrics {
   readonly refusals: client.Counter<'reason'>;
   readonly slowConsumerCloses: client.Counter;
   readonly pausedConnections: client.Gauge;
+  readonly groupRebalances: client.Counter<'group'>;
+  private groupStats: GroupStatsSource | null = null;
 
   constructor(storage: StorageSizeSource) {
     const r = this.registry;
@@ -75,12 +85,42 @@ export class HubMetrics {
     for (const reason of new Set(Object.values(REFUSAL_REASONS))) this.refusals.inc({ reason }, 0);
     this.slowConsumerCloses = new client.Counter({ name: 'tributary_slow_consumer_closes_total', help: 'connections closed as slow consumers', registers: [r] });
     this.pausedConnections = new client.Gauge({ name: 'tributary_paused_connections', help: 'connections paused by send-buffer backpressure', registers: [r] });
+    this.groupRebalances = new client.Counter({ name: 'tributary_group_rebalances_total', help: 'consumer-group rebalances (generations started by joins, leaves, expiries, partition changes)', labelNames: ['group'], registers: [r] });
+    const groups = (): GroupStatsSource | null => this.groupStats;
+    new client.Gauge({
+      name: 'tributary_group_lag',
+      help: "records behind: high watermark minus the group's committed offset",
+      labelNames: ['group', 'topic', 'partition'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const row of groups()?.lagRows() ?? []) this.set({ group: row.group, topic: row.topic, partition: String(row.partition) }, row.lag);
+      },
+    });
+    new client.Gauge({
+      name: 'tributary_group_members',
+      help: 'members of each consumer group (connected or within their session timeout)',
+      labelNames: ['group'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const row of groups()?.memberCounts() ?? []) this.set({ group: row.group }, row.members);
+      },
+    });
     new client.Gauge({
       name: 'tributary_storage_bytes',
       help: 'bytes on disk over every partition',
       registers: [r],
       collect() {
         this.set(storage.storageBytes());
+      },
+    });
+    new client.Gauge({
+      name: 'tributary_storage_problems',
+      help: 'damaged or missing ranges the storage engine found in its files (details in the log and /healthz)',
+      registers: [r],
+      collect() {
+        this.set(storage.storageProblems());
       },
     });
     new client.Gauge({
@@ -93,6 +133,11 @@ export class HubMetrics {
     });
   }
 
+  /** Where the group gauges read from (the broker's groups, once created). */
+  watchGroups(source: GroupStatsSource): void {
+    this.groupStats = source;
+  }
+
   /** Count an error answered (frame, close or HTTP status), and its refusal kind when it is one. */
   countError(code: ErrorCode): void {
     this.errors.inc({ code });
@@ -100,7 +145,16 @@ export class HubMetrics {
     if (reason !== undefined) this.refusals.inc({ reason });
   }
 
+  /** Registries of parts that keep their own (the in-hub connectors), rendered after the hub's. */
+  private readonly extra: client.Registry[] = [];
+
+  addRegistry(r: client.Registry): void {
+    this.extra.push(r);
+  }
+
   async render(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    let body = await this.registry.metrics();
+    for (const r of this.extra) body += '\n' + (await r.metrics());
+    return { contentType: this.registry.contentType, body };
   }
 }

@@ -9,17 +9,30 @@
  * frames of an older session are dropped, since the new one re-sends them
  * from the position. Flow control: the hub may send `creditBytes` of batches
  * ahead; each frame the handler has finished is credited back.
+ *
+ * With `group`, the subscription is one member of a consumer group
+ * (group-member.ts): the hub assigns its partitions and where each starts;
+ * assignments are handled in the processing loop ahead of queued records, so
+ * revoked partitions stop at the next record and onAssign runs before the
+ * first record of a new partition.
  */
-import { decodeBatches, decodeValue, TributaryError, errorFromWire, type ErrorFrame, type Header, type RecordsFrame, type ServerFrame, type StartPosition } from '../protocol/index.ts';
+import { decodeBatches, decodeValue, TributaryError, errorFromWire, type AssignmentFrame, type ErrorFrame, type Header, type RecordsFrame, type ServerFrame, type StartPosition } from '../protocol/index.ts';
 import type { Connection } from './connection.ts';
 import { ClientError } from './errors.ts';
+import { GroupMember, type AssignmentChange } from './group-member.ts';
 import type { OutboxStore, Positions } from './outbox.ts';
 
 export interface SubscribeOptions {
-  /** Where to start when there is no position yet: default 'latest'. A number is an offset. */
+  /** Where to start when there is no position yet (with `group`: where the group has no committed offset): default 'latest'. A number is an offset. */
   from?: 'earliest' | 'latest' | number | { timestamp: number };
-  /** Consumer group (served by the consumer-groups capability); offsets are committed after the handler resolves. */
+  /** Consumer group: the hub assigns this member its partitions; see autoCommit, onAssign, onRevoke. */
   group?: string;
+  /** Group members: commit each partition's position after the handler resolves (coalesced). Default true. */
+  autoCommit?: boolean;
+  /** Group members: new partitions, called before any of their records is handled. */
+  onAssign?: (partitions: number[], generation: number) => void | Promise<void>;
+  /** Group members: partitions taken away (or lost), called after their handlers finished and before the hub is told. */
+  onRevoke?: (partitions: number[]) => void | Promise<void>;
   partitions?: number[];
   /** Keep the position under this name in the outbox's storage, to continue there next time. */
   persist?: string;
@@ -43,8 +56,13 @@ export interface ConsumedRecord {
 export type RecordHandler = (record: ConsumedRecord) => void | Promise<void>;
 
 export interface SubscriptionHandle {
-  /** Next offset to deliver per partition (the handler finished everything below). */
+  /** Next offset to deliver per partition (the handler finished everything below); a group member's held partitions only. */
   positions(): Positions;
+  /** Partitions this subscription consumes now (a group member: its current assignment). */
+  assignment(): number[];
+  /** Group members: commit positions() now, or the offsets given (partition → next offset). Rejects with FENCED when no longer an owner. */
+  commit(offsets?: Record<number, number>): Promise<void>;
+  /** Stop (a group member leaves its group at once, after committing what it finished). */
   close(): void;
 }
 
@@ -75,6 +93,14 @@ export class Subscription implements SubscriptionHandle {
   private readonly start: StartPosition;
   private readonly loaded: Promise<void>;
   private readonly unlisten: () => void;
+  /** Group membership, when `group` is set. */
+  private readonly member?: GroupMember;
+  /** Assignments waiting to be handled, ahead of queued records. */
+  private control: AssignmentChange[] = [];
+  /** Assignments that arrived before the subscribe's ok was handled (same read): read after it. */
+  private early: AssignmentFrame[] = [];
+  /** Bumped when partitions are revoked, so the loop re-checks what it holds (one compare per record). */
+  private epoch = 0;
 
   constructor(
     private readonly conn: Connection,
@@ -86,6 +112,7 @@ export class Subscription implements SubscriptionHandle {
     private readonly onClose: (s: Subscription) => void,
   ) {
     this.start = startPosition(opts.from);
+    if (opts.group) this.member = new GroupMember(conn, opts.group, topic, opts.autoCommit !== false, onError);
     this.loaded = this.loadPersisted();
     this.unlisten = conn.on('open', () => void this.subscribe());
     if (conn.isOpen) void this.subscribe();
@@ -99,7 +126,21 @@ export class Subscription implements SubscriptionHandle {
   }
 
   positions(): Positions {
-    return Object.fromEntries([...this.pos].map(([p, o]) => [String(p), o]));
+    const m = this.member;
+    return Object.fromEntries([...this.pos].filter(([p]) => !m || m.held.has(p)).map(([p, o]) => [String(p), o]));
+  }
+
+  assignment(): number[] {
+    return [...(this.member ? this.member.held : this.pos.keys())].sort((a, b) => a - b);
+  }
+
+  async commit(offsets?: Record<number, number>): Promise<void> {
+    const m = this.member;
+    if (!m) throw new TributaryError('BAD_REQUEST', 'commit() is for group subscriptions');
+    const list: Array<[number, number]> = offsets
+      ? Object.entries(offsets).map(([p, o]) => [Number(p), o])
+      : [...m.held].filter((p) => this.pos.has(p)).map((p) => [p, this.pos.get(p)!]);
+    if (list.length) await m.commit(list);
   }
 
   private async subscribe(): Promise<void> {
@@ -111,20 +152,28 @@ export class Subscription implements SubscriptionHandle {
     if (this.closed || !this.conn.isOpen) return;
     const frame: Record<string, unknown> & { t: string } = { t: 'subscribe', topic: this.topic, from: this.start, credit: this.opts.creditBytes ?? DEFAULT_CREDIT_BYTES };
     if (this.opts.partitions) frame.partitions = this.opts.partitions;
-    if (this.opts.group) frame.group = this.opts.group;
+    if (this.member) {
+      frame.group = this.member.group;
+      if (this.member.id) frame.member = this.member.id;
+    } else if (this.pos.size) frame.positions = this.positions();
     if (this.opts.onOutOfRange) frame.onOutOfRange = this.opts.onOutOfRange;
-    if (this.pos.size) frame.positions = this.positions();
     // Frames of the previous session are void from here: the hub re-sends from the positions.
     this.queue = [];
+    this.control = [];
+    this.early = [];
     this.started = false;
     try {
       const ok = await this.conn.request(frame, undefined, (id) => (this.subId = id));
       const sub = (ok as { sub?: unknown }).sub;
       if (typeof sub === 'number') this.subId = sub;
+      if (this.member && !this.member.joined(ok as Record<string, unknown>, this.subId, () => this.rejoin())) this.lost([...this.member.held]);
       this.learnStarts(ok as Record<string, unknown>);
+      const early = this.early;
+      this.early = [];
+      for (const a of early) if (a.sub === this.subId) this.assigned(a);
       this.started = true;
       // Records can arrive in the same read as the ok, before this line: deliver them now.
-      if (this.queue.length && !this.processing) void this.process();
+      if ((this.queue.length || this.control.length) && !this.processing) void this.process();
     } catch (err) {
       if (err instanceof ClientError && err.code === 'DISCONNECTED') return; // the next session subscribes again
       this.onError(err as Error);
@@ -133,7 +182,7 @@ export class Subscription implements SubscriptionHandle {
 
   /** The hub may say where each partition starts ({p, offset} entries): remember them so a resume after 'latest' has no gap. */
   private learnStarts(ok: Record<string, unknown>): void {
-    const list = ok.partitions ?? ok.started;
+    const list = ok.partitions;
     if (!Array.isArray(list)) return;
     for (const s of list) {
       const p = (s as { p?: unknown }).p;
@@ -149,9 +198,83 @@ export class Subscription implements SubscriptionHandle {
       if (f.sub !== this.subId) return;
       this.queue.push(f);
       if (this.started && !this.processing) void this.process();
+    } else if (f.t === 'assignment') {
+      if (f.sub !== this.subId || !this.member) return;
+      if (this.started) this.assigned(f);
+      else this.early.push(f);
     } else if (f.t === 'error') {
-      this.onError(errorFromWire(f as ErrorFrame));
+      const err = errorFromWire(f as ErrorFrame);
+      // The hub ended this member (session expired, revocation not confirmed): rejoin as a new one.
+      if (this.member && err.code === 'FENCED') return this.rejoin();
+      this.onError(err);
     }
+  }
+
+  /** An assignment arrived: revoked partitions stop now (queued records dropped and credited); the rest waits for the loop. */
+  private assigned(f: AssignmentFrame): void {
+    const m = this.member!;
+    const change = m.take(f);
+    for (const p of change.added) {
+      const given = f.positions[p];
+      if (typeof given === 'number') this.pos.set(p, given);
+    }
+    // Kept across a reconnect: the hub restarts them at the commit; what was handled since is skipped and committed.
+    for (const p of f.partitions) {
+      const at = this.pos.get(p);
+      if (!change.added.includes(p) && at !== undefined && at > (f.positions[p] ?? at) && m.autoCommit) m.processed(p, at);
+    }
+    if (change.revoked.length) {
+      this.epoch++;
+      this.queue = this.queue.filter((q) => {
+        if (m.held.has(q.p)) return true;
+        if (q.sub === this.subId) this.conn.post({ t: 'credit', sub: q.sub, bytes: q.b.length });
+        return false;
+      });
+    }
+    this.control.push(change);
+    if (this.started && !this.processing) void this.process();
+  }
+
+  /** Handled in the loop, so no handler of a revoked partition is running: commit, onRevoke, confirm, then onAssign. */
+  private async applyAssignment(change: AssignmentChange): Promise<void> {
+    const m = this.member!;
+    const { frame, added, revoked } = change;
+    if (frame.sub !== this.subId) return;
+    if (revoked.length) {
+      if (m.autoCommit) await m.flushQuietly();
+      await this.hook(() => this.opts.onRevoke?.(revoked));
+      // A slow onRevoke may outlive the membership (expelled, rejoined): leave the new one's positions alone.
+      if (frame.sub !== this.subId) return;
+      for (const p of revoked) if (!m.held.has(p)) this.pos.delete(p);
+    }
+    await m.confirm(frame.sub, frame.generation);
+    if (added.length) await this.hook(() => this.opts.onAssign?.(added, frame.generation));
+  }
+
+  private async hook(call: () => void | Promise<void>): Promise<void> {
+    try {
+      await call();
+    } catch (err) {
+      this.onError(err instanceof Error ? err : new Error(String(err)));
+    }
+  }
+
+  /** The membership ended: what was held is lost (others will redo what was not committed). */
+  private lost(partitions: number[]): void {
+    this.member?.held.clear();
+    this.pos.clear();
+    this.epoch++;
+    if (partitions.length) void this.hook(() => this.opts.onRevoke?.(partitions));
+  }
+
+  /** Join again as a new member (the hub forgot this one). */
+  private rejoin(): void {
+    if (this.closed || !this.member) return;
+    this.lost(this.member.lose());
+    this.queue = [];
+    this.control = [];
+    this.subId = -1;
+    if (this.conn.isOpen) void this.subscribe();
   }
 
   matches(sub: number): boolean {
@@ -161,14 +284,25 @@ export class Subscription implements SubscriptionHandle {
   private async process(): Promise<void> {
     this.processing = true;
     try {
-      while (this.queue.length && this.started && !this.closed) {
+      while ((this.queue.length || this.control.length) && this.started && !this.closed) {
+        if (this.control.length) {
+          await this.applyAssignment(this.control.shift()!);
+          continue;
+        }
         const f = this.queue.shift()!;
         if (f.sub !== this.subId) continue;
+        const member = this.member;
+        if (member && !member.held.has(f.p)) {
+          this.conn.post({ t: 'credit', sub: f.sub, bytes: f.b.length });
+          continue;
+        }
+        const epoch = this.epoch;
         const from = this.pos.get(f.p) ?? 0;
         const records = decodeBatches(f.b, from);
         let committed = -1;
         for (const r of records) {
           if (this.closed) return;
+          if (this.epoch !== epoch && member && !member.held.has(f.p)) break; // revoked: stop at this record
           if (r.offset < (this.pos.get(f.p) ?? 0)) continue;
           let value: unknown;
           try {
@@ -189,19 +323,14 @@ export class Subscription implements SubscriptionHandle {
         }
         if (f.sub === this.subId) this.conn.post({ t: 'credit', sub: f.sub, bytes: f.b.length });
         if (committed >= 0) {
-          if (this.opts.group) this.commit(f.p, committed);
-          if (this.opts.persist) void this.save();
+          if (member) {
+            if (member.autoCommit && member.held.has(f.p)) member.processed(f.p, committed);
+          } else if (this.opts.persist) void this.save();
         }
       }
     } finally {
       this.processing = false;
     }
-  }
-
-  private commit(partition: number, offset: number): void {
-    this.conn.request({ t: 'commit', group: this.opts.group, topic: this.topic, offsets: [[partition, offset]] }).catch((err) => {
-      if (!(err instanceof ClientError)) this.onError(err as Error);
-    });
   }
 
   /** Saves positions, coalescing: at most one write in flight, and one more with the latest state. */
@@ -224,12 +353,25 @@ export class Subscription implements SubscriptionHandle {
     }
   }
 
-  close(): void {
-    if (this.closed) return;
+  /** Stops; resolves once the hub was told (a group member: after committing what it finished). */
+  close(): Promise<void> {
+    if (this.closed) return Promise.resolve();
     this.closed = true;
     this.unlisten();
-    if (this.subId >= 0 && this.conn.isOpen) this.conn.request({ t: 'unsubscribe', sub: this.subId }).catch(() => undefined);
+    const sub = this.subId;
+    const leave = async (): Promise<void> => {
+      if (sub >= 0 && this.conn.isOpen) await this.conn.request({ t: 'unsubscribe', sub }).catch(() => undefined);
+    };
+    const m = this.member;
+    let done: Promise<void>;
+    if (m) {
+      m.stopHeartbeat();
+      // Commit what the handler finished, then leave: the next owner starts there.
+      done = m.autoCommit && this.conn.isOpen ? m.flushQuietly().then(leave) : leave();
+    } else done = leave();
     this.queue = [];
+    this.control = [];
     this.onClose(this);
+    return done;
   }
 }

@@ -4,16 +4,17 @@
  * outbox (where it would only fail later, after a reload, far from its cause).
  */
 import {
+  ENCODING_CODE,
   LIMITS,
   TributaryError,
   assertTopicName,
   encodeValue,
+  recordLimitFault,
   utf8Length,
   type Header,
   type ValueEncoding,
   type WireRecord,
 } from '../protocol/index.ts';
-import { WIRE_ENCODING } from '../protocol/values.ts';
 
 /** An event as the application hands it to `send()`. */
 export interface SendEvent {
@@ -58,40 +59,26 @@ export function toOutboxRecord(topic: string, event: SendEvent, now: number): { 
   const rec: WireRecord = { v: null };
   let bytes = RECORD_OVERHEAD_BYTES;
 
-  const key = event.key;
-  if (key !== undefined && key !== null) {
-    let n: number;
-    if (typeof key === 'string') n = utf8Length(key);
-    else if (key instanceof Uint8Array) n = key.length;
-    else bad('key must be a string, a Uint8Array or null');
-    if (n > LIMITS.maxKeyBytes) bad(`key of ${n} bytes exceeds ${LIMITS.maxKeyBytes}`, 'RECORD_TOO_LARGE');
-    rec.k = key;
-    bytes += n;
-  }
-
+  const key = event.key ?? null;
+  if (key !== null && typeof key !== 'string' && !(key instanceof Uint8Array)) bad('key must be a string, a Uint8Array or null');
   const encoded = encodeValue(event.value, event.encoding);
-  if (encoded.value !== null && encoded.value.length > LIMITS.maxValueBytes) {
-    bad(`value of ${encoded.value.length} bytes exceeds ${LIMITS.maxValueBytes}`, 'RECORD_TOO_LARGE');
-  }
-  rec.v = encoded.value;
-  const e = WIRE_ENCODING[encoded.encoding];
-  if (e !== 0) rec.e = e;
-  bytes += encoded.value?.length ?? 0;
-
   const headers = headerList(event.headers);
-  if (headers.length > LIMITS.maxHeaders) bad(`${headers.length} headers exceed ${LIMITS.maxHeaders}`);
   for (const h of headers) {
     if (!Array.isArray(h) || h.length !== 2 || typeof h[0] !== 'string') bad('each header is [string name, string | Uint8Array value]');
-    const nameBytes = utf8Length(h[0]);
-    if (nameBytes > LIMITS.maxHeaderNameBytes) bad(`header name of ${nameBytes} bytes exceeds ${LIMITS.maxHeaderNameBytes}`);
-    const v = h[1];
-    let vb: number;
-    if (typeof v === 'string') vb = utf8Length(v);
-    else if (v instanceof Uint8Array) vb = v.length;
-    else bad('a header value is a string or a Uint8Array');
-    if (vb > LIMITS.maxHeaderValueBytes) bad(`header value of ${vb} bytes exceeds ${LIMITS.maxHeaderValueBytes}`);
-    bytes += nameBytes + vb + 4;
+    if (typeof h[1] !== 'string' && !(h[1] instanceof Uint8Array)) bad('a header value is a string or a Uint8Array');
   }
+  const fault = recordLimitFault(key, encoded.value, headers);
+  if (fault) bad(fault.message, fault.code as 'BAD_RECORD' | 'RECORD_TOO_LARGE');
+
+  if (key !== null) {
+    rec.k = key;
+    bytes += typeof key === 'string' ? utf8Length(key) : key.length;
+  }
+  rec.v = encoded.value;
+  const e = ENCODING_CODE[encoded.encoding];
+  if (e !== 0) rec.e = e;
+  bytes += encoded.value?.length ?? 0;
+  for (const [name, v] of headers) bytes += utf8Length(name) + (typeof v === 'string' ? utf8Length(v) : v.length) + 4;
   if (headers.length) rec.h = headers.map((h) => [h[0], h[1]]);
 
   const ts = event.timestamp ?? now;

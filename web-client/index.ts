@@ -30,6 +30,8 @@ export type { FailedEvent, OutboxBounds, OutboxEvent, OutboxStats, OutboxStore, 
 export type { AckInfo } from './producer.ts';
 export type { DirectProduceOptions, DirectProduceResult, TopicMetadata } from './direct-produce.ts';
 export type { TokenSource } from './token.ts';
+export { createAdmin, webSocketUrlOf } from './admin.ts';
+export type { Admin, AdminOptions, GroupDescription, GroupMember, GroupOffset, GroupSummary, HttpRecord, PartitionOffsets, ReadAnswer, ResetTarget, TopicDescription, TopicSummary } from './admin.ts';
 export { IdbOutboxStore, MemoryOutboxStore };
 
 export interface ClientOptions {
@@ -43,10 +45,12 @@ export interface ClientOptions {
   name?: string;
   /** IndexedDB transaction durability: 'relaxed' (default) or 'strict'; see docs/web-client.md. */
   durability?: IdbDurability;
-  /** Outbox bounds: `send` rejects with OUTBOX_FULL beyond them. */
+  /** Outbox bounds: at them, `send` waits for room up to `maxBlockMs`, then rejects with OUTBOX_FULL. */
   maxOutboxEvents?: number;
   maxOutboxBytes?: number;
-  /** Produce requests awaiting their ack at once (across topics; one per topic). Default 4. */
+  /** How long `send`/`sendMany` wait for room in a full outbox (Kafka's max.block.ms). Default 60 s; 0 rejects at once. */
+  maxBlockMs?: number;
+  /** Produce requests awaiting their ack at once per topic (Kafka's max.in.flight). Default 5. */
   maxInFlightBatches?: number;
   /** Records per produce request. Default 1000. */
   maxBatchRecords?: number;
@@ -70,6 +74,11 @@ export interface ClientEvents extends Record<string, unknown> {
 export interface Client {
   /** Validates the event and resolves once it is durably in the outbox (works offline). */
   send(topic: string, event: SendEvent): Promise<void>;
+  /**
+   * Validates every event, then queues them all in send order in one outbox
+   * transaction (one IndexedDB transaction or fsync, however many events).
+   */
+  sendMany(topic: string, events: SendEvent[]): Promise<void>;
   /** Resolves when every event in the outbox at the time of the call is acked (or failed for good). */
   flush(): Promise<void>;
   /** Events in the outbox not yet acked, including ones an earlier page, tab or process left. */
@@ -127,9 +136,10 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
           store,
           name,
           bounds: { maxEvents: o.maxOutboxEvents ?? DEFAULT_OUTBOX_BOUNDS.maxEvents, maxBytes: o.maxOutboxBytes ?? DEFAULT_OUTBOX_BOUNDS.maxBytes },
-          maxInFlightBatches: o.maxInFlightBatches ?? 4,
+          maxInFlightBatches: Math.max(1, o.maxInFlightBatches ?? 5),
           maxBatchRecords: o.maxBatchRecords ?? 1000,
           maxBatchBytes: o.maxBatchBytes ?? 1024 * 1024,
+          maxBlockMs: o.maxBlockMs ?? 60_000,
           subject: () => this.subject(),
         },
         conn,
@@ -171,6 +181,12 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
     return producer.send(topic, event);
   }
 
+  async sendMany(topic: string, events: SendEvent[]): Promise<void> {
+    if (this.closed) throw new ClientError('CLOSED', 'client is closed');
+    const { producer } = await this.ready;
+    return producer.sendMany(topic, events);
+  }
+
   async flush(): Promise<void> {
     const { producer } = await this.ready;
     return producer.flush();
@@ -203,9 +219,15 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
     ready.catch(() => undefined);
     return {
       positions: () => sub?.positions() ?? {},
+      assignment: () => sub?.assignment() ?? [],
+      commit: async (offsets) => {
+        await ready;
+        if (!sub) throw new ClientError('CLOSED', 'subscription is closed');
+        return sub.commit(offsets);
+      },
       close: () => {
         closedEarly = true;
-        sub?.close();
+        void sub?.close();
       },
     };
   }
@@ -225,7 +247,8 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    for (const s of [...this.subs]) s.close();
+    // Group members commit what they handled and leave before the connection goes.
+    await Promise.all([...this.subs].map((s) => s.close()));
     let parts: Awaited<typeof this.ready> | undefined;
     try {
       parts = await this.ready;

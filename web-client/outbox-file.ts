@@ -18,6 +18,7 @@ import path from 'node:path';
 import { crc32c, decodeCbor, encodeCbor } from '../protocol/index.ts';
 import { ClientError } from './errors.ts';
 import {
+  addSkips,
   assignSequences,
   newProducerId,
   type FailedEvent,
@@ -30,7 +31,7 @@ import {
 } from './outbox.ts';
 
 type Entry =
-  | { o: 'snap'; pid: string; seqs: Record<string, number>; lastId: number; events: OutboxEvent[]; failed: FailedEvent[]; positions: Record<string, Positions> }
+  | { o: 'snap'; pid: string; seqs: Record<string, number>; lastId: number; events: OutboxEvent[]; failed: FailedEvent[]; positions: Record<string, Positions>; skips?: Record<string, number[]> }
   | { o: 'a'; ev: OutboxEvent[] }
   | { o: 'd'; ids: number[] }
   | { o: 'f'; ids: number[]; code: string; message: string; at: number }
@@ -77,6 +78,7 @@ export class FileOutboxStore implements OutboxStore {
   private seqs: Record<string, number> = {};
   private st: OutboxStats = { events: 0, bytes: 0, lastId: 0 };
   private positions: Record<string, Positions> = {};
+  private skips: Record<string, number[]> = {};
   private journalBytes = 0;
   /** One writer: every journal write runs after the previous one. */
   private tail: Promise<unknown> = Promise.resolve();
@@ -160,6 +162,7 @@ export class FileOutboxStore implements OutboxStore {
         this.events = new Map(e.events.map((x) => [x.id, x]));
         this.failedList = e.failed;
         this.positions = e.positions;
+        this.skips = e.skips ?? {};
         this.st = { events: e.events.length, bytes: e.events.reduce((n, x) => n + x.bytes, 0), lastId: e.lastId };
         break;
       case 'a':
@@ -179,7 +182,10 @@ export class FileOutboxStore implements OutboxStore {
           this.events.delete(id);
           this.st.events -= 1;
           this.st.bytes -= x.bytes;
-          if (e.o === 'f') this.failedList.push({ ...x, code: e.code, message: e.message, failedAt: e.at });
+          if (e.o === 'f') {
+            this.failedList.push({ ...x, code: e.code, message: e.message, failedAt: e.at });
+            addSkips(this.skips, [x]);
+          }
         }
         break;
       case 'fc':
@@ -228,7 +234,7 @@ export class FileOutboxStore implements OutboxStore {
 
   /** Rewrites the journal as one snapshot: temp file, fsync, rename, fsync the directory. */
   private async compact(): Promise<void> {
-    const snap = frame({ o: 'snap', pid: this.pid, seqs: this.seqs, lastId: this.st.lastId, events: [...this.events.values()], failed: this.failedList, positions: this.positions });
+    const snap = frame({ o: 'snap', pid: this.pid, seqs: this.seqs, lastId: this.st.lastId, events: [...this.events.values()], failed: this.failedList, positions: this.positions, skips: this.skips });
     const tmp = `${this.file}.tmp`;
     const th = await fsp.open(tmp, 'w');
     try {
@@ -286,6 +292,10 @@ export class FileOutboxStore implements OutboxStore {
 
   async failed(): Promise<FailedEvent[]> {
     return [...this.failedList];
+  }
+
+  async skipped(): Promise<Record<string, number[]>> {
+    return structuredClone(this.skips);
   }
 
   clearFailed(): Promise<void> {

@@ -35,6 +35,7 @@ import { openDB, unwrap, type DBSchema, type IDBPDatabase, type IDBPTransaction 
 import { decodeCbor, encodeCbor } from '../protocol/index.ts';
 import { ClientError } from './errors.ts';
 import {
+  addSkips,
   assignSequences,
   newProducerId,
   type FailedEvent,
@@ -235,6 +236,8 @@ export class IdbOutboxStore implements OutboxStore {
     const st: OutboxStats = stats ?? { events: 0, bytes: 0, lastId: 0 };
     const touched = new Map<ChunkState, Set<number>>();
     const rawFailed = failed ? unwrap(tx.objectStore('failed')) : undefined;
+    const skipsRead = failed ? (tx.objectStore('meta').get('skips') as Promise<Record<string, number[]> | undefined>) : undefined;
+    const failedNow: OutboxEvent[] = [];
     const now = Date.now();
     for (const e of events) {
       // States are sorted by first: the chunk of e is the last one starting at or before it.
@@ -253,7 +256,15 @@ export class IdbOutboxStore implements OutboxStore {
       s.live -= 1;
       st.events -= 1;
       st.bytes -= e.bytes;
-      if (rawFailed && failed) rawFailed.put({ ...e, code: failed.code, message: failed.message, failedAt: now });
+      if (rawFailed && failed) {
+        rawFailed.put({ ...e, code: failed.code, message: failed.message, failedAt: now });
+        failedNow.push(e);
+      }
+    }
+    if (skipsRead && failedNow.length) {
+      const skips = (await skipsRead) ?? {};
+      addSkips(skips, failedNow);
+      unwrap(tx.objectStore('meta')).put(skips, 'skips');
     }
     const rawChunks = unwrap(tx.objectStore('chunks'));
     const rawState = unwrap(tx.objectStore('chunkState'));
@@ -291,6 +302,10 @@ export class IdbOutboxStore implements OutboxStore {
 
   async failed(): Promise<FailedEvent[]> {
     return this.d.getAll('failed');
+  }
+
+  async skipped(): Promise<Record<string, number[]>> {
+    return ((await this.d.get('meta', 'skips')) as Record<string, number[]> | undefined) ?? {};
   }
 
   async clearFailed(): Promise<void> {

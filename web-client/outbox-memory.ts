@@ -4,6 +4,7 @@
  * and Node services that accept losing unsent events on a crash.
  */
 import {
+  addSkips,
   assignSequences,
   newProducerId,
   type FailedEvent,
@@ -22,6 +23,7 @@ interface MemoryState {
   seqs: Map<string, number>;
   stats: OutboxStats;
   positions: Map<string, Positions>;
+  skips: Record<string, number[]>;
 }
 
 const states = new Map<string, MemoryState>();
@@ -32,7 +34,7 @@ export class MemoryOutboxStore implements OutboxStore {
   constructor(readonly name = 'default') {
     let s = states.get(name);
     if (!s) {
-      s = { producerId: newProducerId(), events: new Map(), failed: [], seqs: new Map(), stats: { events: 0, bytes: 0, lastId: 0 }, positions: new Map() };
+      s = { producerId: newProducerId(), events: new Map(), failed: [], seqs: new Map(), stats: { events: 0, bytes: 0, lastId: 0 }, positions: new Map(), skips: {} };
       states.set(name, s);
     }
     this.s = s;
@@ -70,11 +72,14 @@ export class MemoryOutboxStore implements OutboxStore {
 
   async fail(events: OutboxEvent[], code: string, message: string): Promise<void> {
     const now = Date.now();
-    for (const e of events) {
-      if (!this.s.events.has(e.id)) continue;
-      this.s.failed.push({ ...e, code, message, failedAt: now });
-    }
-    await this.remove(events);
+    const present = events.filter((e) => this.s.events.has(e.id));
+    for (const e of present) this.s.failed.push({ ...e, code, message, failedAt: now });
+    addSkips(this.s.skips, present);
+    await this.remove(present);
+  }
+
+  async skipped(): Promise<Record<string, number[]>> {
+    return structuredClone(this.s.skips);
   }
 
   async failed(): Promise<FailedEvent[]> {

@@ -70,8 +70,17 @@ export interface OutboxStore {
   read(afterId: number, maxEvents: number): Promise<OutboxEvent[]>;
   /** Removes acknowledged events (absent ids are ignored). */
   remove(events: OutboxEvent[]): Promise<void>;
-  /** Moves events to the failed list. */
+  /**
+   * Moves events to the failed list and, in the same atomic write, adds
+   * their sequences to the topic's skipped list (see `skipped`).
+   */
   fail(events: OutboxEvent[], code: string, message: string): Promise<void>;
+  /**
+   * Per topic, the sequences of events refused for good, ascending; kept
+   * across `clearFailed()`. The hub refuses a forward gap, so the events
+   * after a refused one go on the wire renumbered without it (`wireSequence`).
+   */
+  skipped(): Promise<Record<string, number[]>>;
   failed(): Promise<FailedEvent[]>;
   /** Empties the failed list. */
   clearFailed(): Promise<void>;
@@ -81,6 +90,34 @@ export interface OutboxStore {
   loadPositions(name: string): Promise<Positions | undefined>;
   savePositions(name: string, positions: Positions): Promise<void>;
   close(): Promise<void>;
+}
+
+/** Adds the failed events' sequences to `skips` (per topic, ascending), in place. */
+export function addSkips(skips: Record<string, number[]>, events: Array<Pick<OutboxEvent, 'topic' | 'seq'>>): void {
+  for (const e of events) {
+    const list = (skips[e.topic] ??= []);
+    // Failures come mostly in sequence order: insert from the end.
+    let i = list.length;
+    while (i > 0 && list[i - 1] > e.seq) i--;
+    if (list[i - 1] !== e.seq) list.splice(i, 0, e.seq);
+  }
+}
+
+/**
+ * The sequence an event carries on the wire: its outbox sequence less the
+ * refused-for-good sequences below it, so that a refusal leaves no gap (the
+ * refused records were never appended, so their numbers are free).
+ */
+export function wireSequence(seq: number, skipped: number[] | undefined): number {
+  if (!skipped || skipped.length === 0 || skipped[0] > seq) return seq;
+  let lo = 0;
+  let hi = skipped.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (skipped[mid] < seq) lo = mid + 1;
+    else hi = mid;
+  }
+  return seq - lo;
 }
 
 /** Default bounds: generous for a phone, small enough to notice a hub that never comes back. */
@@ -98,6 +135,11 @@ export function newProducerId(): string {
 /**
  * Assigns sequences for one append the same way in every store: `next` maps
  * topic → next sequence and is updated in place; `stats` likewise.
+ *
+ * Entries are taken in order up to the first that does not fit the bounds;
+ * that one and every one after it are refused (null) and take no sequence.
+ * A later, smaller event must not slip in ahead of a refused one: the
+ * refused wait for room and then go in, still in send order.
  */
 export function assignSequences(
   entries: NewOutboxEvent[],
@@ -106,13 +148,10 @@ export function assignSequences(
   nextSeq: (topic: string) => number,
   setNextSeq: (topic: string, seq: number) => void,
 ): Array<OutboxEvent | null> {
-  const out = new Array<OutboxEvent | null>(entries.length);
+  const out = new Array<OutboxEvent | null>(entries.length).fill(null);
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i];
-    if (stats.events + 1 > bounds.maxEvents || stats.bytes + e.bytes > bounds.maxBytes) {
-      out[i] = null;
-      continue;
-    }
+    if (stats.events + 1 > bounds.maxEvents || stats.bytes + e.bytes > bounds.maxBytes) break;
     const seq = nextSeq(e.topic);
     setNextSeq(e.topic, seq + 1);
     stats.events += 1;
@@ -123,44 +162,111 @@ export function assignSequences(
   return out;
 }
 
+/** A commit's answer for an item that did not fit the outbox's bounds: it waits for room. */
+export const NO_ROOM = Symbol('no room');
+
 interface Waiting<I, O> {
   item: I;
+  /** Until when the item may wait for room (ms since the epoch). */
+  deadline: number;
+  /** Items submitted together share a unit number: a commit never splits a unit unless the store is full. */
+  unit: number;
   resolve: (o: O) => void;
   reject: (e: unknown) => void;
 }
 
+export interface GroupCommitOptions {
+  maxItemsPerCommit?: number;
+  /** How long an item may wait for room before it is refused with `noRoom()` (0: at once). */
+  maxBlockMs?: number;
+  /** The error an item gets when its wait for room ran out. */
+  noRoom?: () => Error;
+}
+
 /**
- * Group commit: callers submit one item each; items that arrive while a
- * commit runs share the next one, so a burst of sends pays one storage
- * transaction (and one fsync) instead of one each. A commit returns one
- * result per item: a value, or an Error that rejects only that item.
+ * Group commit: callers submit items; items that arrive while a commit runs
+ * share the next one, so a burst of sends pays one storage transaction (and
+ * one fsync) instead of one each. A commit returns one result per item: a
+ * value, an Error that rejects only that item, or NO_ROOM.
+ *
+ * Backpressure (Kafka's `max.block.ms`): an item answered NO_ROOM stays at
+ * the head of the queue, with everything submitted after it behind it, until
+ * `roomMaybe()` says something left the store; past its deadline it is
+ * refused. Send order is thus store order, full or not.
  */
 export class GroupCommit<I, O> {
   private queue: Array<Waiting<I, O>> = [];
   private running = false;
+  private blocked = false;
   private idleWaiters: Array<() => void> = [];
+  /** idle(true) callers: also released when the queue blocks on room. */
+  private quietWaiters: Array<() => void> = [];
+  private wakeRoom?: () => void;
+  private units = 0;
+  private closedWith?: Error;
+  private readonly maxItemsPerCommit: number;
+  private readonly maxBlockMs: number;
+  private readonly noRoom: () => Error;
 
   constructor(
-    private readonly commit: (items: I[]) => Promise<Array<O | Error>>,
-    private readonly maxItemsPerCommit = 5_000,
-  ) {}
-
-  submit(item: I): Promise<O> {
-    return new Promise<O>((resolve, reject) => {
-      this.queue.push({ item, resolve, reject });
-      if (!this.running) void this.run();
-    });
+    private readonly commit: (items: I[]) => Promise<Array<O | Error | typeof NO_ROOM>>,
+    opts: GroupCommitOptions = {},
+  ) {
+    this.maxItemsPerCommit = opts.maxItemsPerCommit ?? 5_000;
+    this.maxBlockMs = opts.maxBlockMs ?? 60_000;
+    this.noRoom = opts.noRoom ?? (() => new Error('no room'));
   }
 
-  /** Resolves once every item submitted so far has been committed (or refused). */
-  idle(): Promise<void> {
+  submit(item: I): Promise<O> {
+    return this.submitEach([item])[0];
+  }
+
+  /**
+   * Submits items as neighbours in the queue: when there is room they share
+   * one commit (up to maxItemsPerCommit). One promise per item, in order.
+   */
+  submitEach(items: I[]): Array<Promise<O>> {
+    const closed = this.closedWith;
+    if (closed) return items.map(() => Promise.reject(closed));
+    const deadline = Date.now() + this.maxBlockMs;
+    const unit = ++this.units;
+    const all = items.map(
+      (item) =>
+        new Promise<O>((resolve, reject) => {
+          this.queue.push({ item, deadline, unit, resolve, reject });
+        }),
+    );
+    if (!this.running) void this.run();
+    return all;
+  }
+
+  /** Something may have left the store: items waiting for room try again. */
+  roomMaybe(): void {
+    const w = this.wakeRoom;
+    this.wakeRoom = undefined;
+    w?.();
+  }
+
+  /**
+   * Resolves once every item submitted so far has been committed or refused;
+   * with `orBlocked`, also when the only items left wait for room.
+   */
+  idle(orBlocked = false): Promise<void> {
     if (!this.running && this.queue.length === 0) return Promise.resolve();
-    return new Promise((r) => this.idleWaiters.push(r));
+    if (orBlocked && this.blocked) return Promise.resolve();
+    return new Promise((r) => (orBlocked ? this.quietWaiters : this.idleWaiters).push(r));
   }
 
   /** Items waiting for a commit (not counting the one running). */
   get waiting(): number {
     return this.queue.length;
+  }
+
+  /** Refuses everything waiting, and every later submit, with `err`. */
+  close(err: Error): void {
+    this.closedWith = err;
+    for (const w of this.queue.splice(0)) w.reject(err);
+    this.roomMaybe();
   }
 
   private async run(): Promise<void> {
@@ -169,25 +275,65 @@ export class GroupCommit<I, O> {
     await Promise.resolve();
     try {
       while (this.queue.length) {
-        const batch = this.queue.splice(0, this.maxItemsPerCommit);
-        let results: Array<O | Error>;
+        let n = Math.min(this.queue.length, this.maxItemsPerCommit);
+        while (n < this.queue.length && this.queue[n].unit === this.queue[n - 1].unit) n++; // sendMany: one transaction
+        const batch = this.queue.slice(0, n);
+        let results: Array<O | Error | typeof NO_ROOM>;
         try {
           results = await this.commit(batch.map((w) => w.item));
         } catch (err) {
+          this.take(batch.length);
           for (const w of batch) w.reject(err);
           continue;
         }
-        for (let i = 0; i < batch.length; i++) {
-          const r = results[i];
+        let done = 0;
+        while (done < batch.length && results[done] !== NO_ROOM) done++;
+        this.take(done);
+        for (let i = 0; i < done; i++) {
+          const r = results[i] as O | Error;
           if (r instanceof Error) batch[i].reject(r);
           else batch[i].resolve(r);
         }
+        if (done === batch.length) continue;
+        await this.waitForRoom();
       }
     } finally {
       this.running = false;
-      const waiters = this.idleWaiters;
+      this.blocked = false;
+      const waiters = [...this.idleWaiters, ...this.quietWaiters];
       this.idleWaiters = [];
+      this.quietWaiters = [];
       for (const w of waiters) w();
     }
+  }
+
+  /** Removes the first n items (only run() removes from the head, so they are the batch just committed). */
+  private take(n: number): void {
+    if (this.queue.length && n) this.queue.splice(0, n);
+  }
+
+  /** Waits for room or for the head's deadline; refuses the items whose deadline has passed. */
+  private async waitForRoom(): Promise<void> {
+    const now = Date.now();
+    let expired = 0;
+    while (expired < this.queue.length && this.queue[expired].deadline <= now) expired++;
+    if (expired) {
+      const err = this.noRoom();
+      for (const w of this.queue.splice(0, expired)) w.reject(err);
+      return; // the next in line tries at once
+    }
+    if (!this.queue.length) return;
+    this.blocked = true;
+    const waiters = this.quietWaiters;
+    this.quietWaiters = [];
+    for (const w of waiters) w();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await new Promise<void>((resolve) => {
+      this.wakeRoom = resolve;
+      timer = setTimeout(resolve, Math.max(0, this.queue[0].deadline - now));
+    });
+    clearTimeout(timer);
+    this.wakeRoom = undefined;
+    this.blocked = false;
   }
 }

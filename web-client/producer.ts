@@ -17,7 +17,7 @@ import { TributaryError, ackOffsets, type AckFrame, type ErrorCode } from '../pr
 import type { Connection } from './connection.ts';
 import { ClientError } from './errors.ts';
 import { toOutboxRecord, type SendEvent } from './event-input.ts';
-import { GroupCommit, type FailedEvent, type NewOutboxEvent, type OutboxBounds, type OutboxEvent, type OutboxStore } from './outbox.ts';
+import { GroupCommit, NO_ROOM, addSkips, wireSequence, type FailedEvent, type NewOutboxEvent, type OutboxBounds, type OutboxEvent, type OutboxStore } from './outbox.ts';
 import { OutboxSignal, requestDrainLease, type DrainLease } from './tabs.ts';
 
 export interface ProducerOptions {
@@ -27,6 +27,8 @@ export interface ProducerOptions {
   maxInFlightBatches: number;
   maxBatchRecords: number;
   maxBatchBytes: number;
+  /** How long send() waits for room in a full outbox before OUTBOX_FULL (0: refuse at once). */
+  maxBlockMs: number;
   /** Subject of the token new events are queued under. */
   subject: () => Promise<string>;
 }
@@ -44,11 +46,13 @@ export interface ProducerSink {
   error(err: Error): void;
 }
 
-/** Events read ahead of the lanes: enough for a few full batches per topic, bounded. */
-const READ_CHUNK = 2_000;
-const READ_AHEAD_MAX = 6_000;
-/** Acked batches whose removal from the outbox may still be running while the next batches go out. */
-const MAX_PENDING_REMOVALS = 4;
+/** Events read ahead of the lanes: enough for a window of full batches per topic, bounded. */
+const READ_CHUNK = 4_000;
+const READ_AHEAD_MAX = 16_000;
+/** Acked events whose removal from the outbox may still be pending while the next batches go out. */
+const MAX_PENDING_REMOVAL_EVENTS = 20_000;
+/** Produce requests in flight over all topics (the hub allows 64 requests per connection). */
+const MAX_IN_FLIGHT_ALL_TOPICS = 32;
 /** Room for a produce frame's own fields around its records. */
 const FRAME_SLACK_BYTES = 4096;
 /** Codes that speak about the connection's credentials, not the batch: the connection handles them. */
@@ -60,6 +64,13 @@ interface Lane {
   events: OutboxEvent[];
   running: boolean;
   maxRecords: number;
+  /**
+   * Batches this lane may have in flight: 1 when a session starts or after a
+   * refusal, doubling with each ack up to maxInFlightBatches (slow start), so
+   * that a connection that drops every few kilobytes still gets acks through
+   * instead of re-sending a full window each time.
+   */
+  window: number;
 }
 
 interface FlushWaiter {
@@ -69,6 +80,8 @@ interface FlushWaiter {
 }
 
 class SessionEnded extends Error {}
+
+type Outcome = { kind: 'ack'; ack: AckFrame } | { kind: 'refused'; err: TributaryError } | { kind: 'ended' };
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -85,10 +98,15 @@ export class Producer {
   private session = 0;
   private wakeLoader?: () => void;
   private readonly removing = new Set<Promise<void>>();
+  private removals: Array<{ events: OutboxEvent[]; info: AckInfo }> = [];
+  private removalCount = 0;
+  private removalRun?: Promise<void>;
   private waiters: FlushWaiter[] = [];
   private pollTimer?: ReturnType<typeof setInterval>;
   private checking = false;
   private closed = false;
+  /** Per topic, outbox sequences refused for good: the wire numbering leaves them out (no gap at the hub). */
+  private skips: Record<string, number[]> = {};
   /** Lowest id of an event of another subject met by the current session (Infinity: none). */
   private foreignMin = Infinity;
 
@@ -97,11 +115,17 @@ export class Producer {
     private readonly conn: Connection,
     private readonly sink: ProducerSink,
   ) {
-    this.commit = new GroupCommit<NewOutboxEvent, OutboxEvent>(async (items) => {
-      await this.open();
-      const out = await o.store.append(items, o.bounds);
-      return out.map((e): OutboxEvent | Error => e ?? new ClientError('OUTBOX_FULL', `outbox is full (max ${o.bounds.maxEvents} events, ${o.bounds.maxBytes} bytes)`));
-    });
+    this.commit = new GroupCommit<NewOutboxEvent, OutboxEvent>(
+      async (items) => {
+        await this.open();
+        const out = await o.store.append(items, o.bounds);
+        return out.map((e) => e ?? NO_ROOM);
+      },
+      {
+        maxBlockMs: o.maxBlockMs,
+        noRoom: () => new ClientError('OUTBOX_FULL', `outbox is full (max ${o.bounds.maxEvents} events, ${o.bounds.maxBytes} bytes) and did not drain within maxBlockMs (${o.maxBlockMs} ms)`),
+      },
+    );
     conn.on('open', () => this.startSession());
     conn.on('state', (s) => {
       if (s !== 'open') this.endSession();
@@ -116,7 +140,11 @@ export class Producer {
       this.producerId = producerId;
       this.signal = new OutboxSignal(this.o.name, (kind) => {
         if (kind === 'appended') this.wakeLoader?.();
-        else void this.checkWaiters();
+        else {
+          // Another tab drained: sends waiting for room here try again.
+          this.commit.roomMaybe();
+          void this.checkWaiters();
+        }
       });
       this.lease = requestDrainLease(this.o.name);
       void this.lease.acquired.then(() => this.startSession());
@@ -124,18 +152,57 @@ export class Producer {
     return this.opened;
   }
 
+  /**
+   * Puts one event into the outbox; resolves once it is durably there. A
+   * full outbox makes it wait for room (acks draining it) up to maxBlockMs.
+   */
   async send(topic: string, event: SendEvent): Promise<void> {
     if (this.closed) throw new ClientError('CLOSED', 'client is closed');
-    const { rec, bytes } = toOutboxRecord(topic, event, Date.now());
+    const entry = this.entry(topic, event, await this.o.subject());
+    await this.commit.submit(entry);
+    this.appended();
+  }
+
+  /**
+   * Puts many events of one topic into the outbox in send order, in one
+   * storage transaction when there is room (near the bound they go in as room
+   * appears, still in order). Every event is validated before any is queued:
+   * an invalid one rejects the call with nothing queued. On OUTBOX_FULL after
+   * maxBlockMs, `details.enqueued` says how many of the first events went in.
+   */
+  async sendMany(topic: string, events: SendEvent[]): Promise<void> {
+    if (this.closed) throw new ClientError('CLOSED', 'client is closed');
+    if (!Array.isArray(events)) throw new TypeError('sendMany(topic, events) needs an array of events');
+    if (events.length === 0) return;
     const sub = await this.o.subject();
-    await this.commit.submit({ topic, sub, rec, bytes });
+    const now = Date.now();
+    const entries = events.map((e) => this.entry(topic, e, sub, now));
+    const settled = await Promise.allSettled(this.commit.submitEach(entries));
+    const firstRefused = settled.findIndex((r) => r.status === 'rejected');
+    if (firstRefused !== 0) this.appended();
+    if (firstRefused < 0) return;
+    const reason = (settled[firstRefused] as PromiseRejectedResult).reason as Error;
+    if (reason instanceof ClientError && reason.code === 'OUTBOX_FULL') {
+      throw new ClientError('OUTBOX_FULL', `${reason.message}; ${firstRefused} of ${entries.length} events were queued`, { details: { enqueued: firstRefused } });
+    }
+    throw reason;
+  }
+
+  /** Validates an event into an outbox entry; an event larger than the byte bound could never get in. */
+  private entry(topic: string, event: SendEvent, sub: string, now = Date.now()): NewOutboxEvent {
+    const { rec, bytes } = toOutboxRecord(topic, event, now);
+    if (bytes > this.o.bounds.maxBytes) throw new ClientError('OUTBOX_FULL', `event of ${bytes} bytes exceeds the outbox's maxOutboxBytes (${this.o.bounds.maxBytes})`);
+    return { topic, sub, rec, bytes };
+  }
+
+  private appended(): void {
     this.wakeLoader?.();
     this.signal?.post('appended');
   }
 
   async pending(): Promise<number> {
     await this.open();
-    await this.commit.idle();
+    await this.commit.idle(true);
     return (await this.o.store.stats()).events;
   }
 
@@ -148,7 +215,7 @@ export class Producer {
   async flush(): Promise<void> {
     if (this.closed) throw new ClientError('CLOSED', 'client is closed');
     await this.open();
-    await this.commit.idle();
+    await this.commit.idle(true);
     const { lastId } = await this.o.store.stats();
     if ((await this.o.store.countThrough(lastId)) === 0) return;
     if (this.conn.state === 'unauthorized') throw new ClientError('AUTH_FAILED', 'the hub refused the credentials; pending events stay in the outbox');
@@ -218,6 +285,8 @@ export class Producer {
   private async runSession(id: number): Promise<void> {
     // Let acks of the previous session finish leaving the outbox, so they are not sent again.
     await Promise.allSettled([...this.removing]);
+    this.skips = await this.o.store.skipped();
+    if (!this.live(id)) return;
     const subject = this.conn.subject;
     this.foreignMin = Infinity;
     const lanes = new Map<string, Lane>();
@@ -235,18 +304,71 @@ export class Producer {
 
     const runLane = async (lane: Lane): Promise<void> => {
       lane.running = true;
+      // Batches sent and not yet answered, oldest first. The hub appends them in order and refuses
+      // (SEQUENCE_GAP) any batch behind one it refused, so a refusal is handled at the head of the window.
+      const window: Array<{ batch: OutboxEvent[]; outcome: Promise<Outcome> }> = [];
+      let attempt = 0;
       try {
-        while (lane.events.length && this.live(id)) {
-          while (inFlight >= this.o.maxInFlightBatches) await new Promise<void>((r) => slotWaiters.push(r));
-          if (!this.live(id)) return;
-          inFlight++;
-          try {
-            const taken = await this.sendBatch(id, lane);
-            buffered -= taken;
-          } finally {
-            inFlight--;
-            slotWaiters.shift()?.();
+        while ((lane.events.length || window.length) && this.live(id)) {
+          while (window.length < lane.window && lane.events.length && inFlight < MAX_IN_FLIGHT_ALL_TOPICS) {
+            const batch = this.takeBatch(lane);
+            if (batch.length === 1 && batch[0].bytes + FRAME_SLACK_BYTES > this.conn.maxFrameBytes) {
+              if (window.length) {
+                lane.events.unshift(...batch); // refuse it once the batches ahead are answered
+                break;
+              }
+              // The hub would close the connection over it (4413) and the re-send would loop: refuse it here.
+              buffered -= await this.refused(lane, batch, new TributaryError('FRAME_TOO_LARGE', `event of ${batch[0].bytes} bytes exceeds the hub's frame limit of ${this.conn.maxFrameBytes} bytes`));
+              continue;
+            }
+            inFlight++;
+            const outcome = this.sendOnce(lane.topic, batch).finally(() => {
+              inFlight--;
+              slotWaiters.shift()?.();
+            });
+            window.push({ batch, outcome });
           }
+          if (!window.length) {
+            if (lane.events.length) await new Promise<void>((r) => slotWaiters.push(r));
+            continue;
+          }
+          const head = window.shift()!;
+          const out = await head.outcome;
+          if (out.kind === 'ended') throw new SessionEnded();
+          if (out.kind === 'ack') {
+            attempt = 0;
+            lane.window = Math.min(this.o.maxInFlightBatches, lane.window * 2);
+            buffered -= head.batch.length;
+            await this.acked(lane.topic, head.batch, out.ack);
+            wake();
+            continue;
+          }
+          // Refused: everything behind it comes back refused as a gap (or acked, if it was a retry of
+          // batches appended before); what was not acked goes back to the lane, behind the head, in order.
+          const behind = await Promise.all(window.splice(0).map(async (w) => ({ batch: w.batch, out: await w.outcome })));
+          const back: OutboxEvent[] = [];
+          let ended = false;
+          for (const w of behind) {
+            if (w.out.kind === 'ack') {
+              buffered -= w.batch.length;
+              await this.acked(lane.topic, w.batch, w.out.ack);
+            } else {
+              if (w.out.kind === 'ended') ended = true;
+              for (const e of w.batch) back.push(e);
+            }
+          }
+          lane.events.unshift(...back);
+          if (ended) throw new SessionEnded();
+          const err = out.err;
+          if (err.retriable) {
+            lane.window = 1;
+            lane.events.unshift(...head.batch);
+            const hinted = Number(err.details?.retryAfterMs);
+            await sleep(Number.isFinite(hinted) && hinted > 0 ? hinted : Math.random() * Math.min(10_000, 100 * 2 ** attempt));
+            attempt++;
+            continue;
+          }
+          buffered -= await this.refused(lane, head.batch, err);
           wake();
         }
       } catch (err) {
@@ -273,7 +395,7 @@ export class Producer {
             continue;
           }
           let lane = lanes.get(e.topic);
-          if (!lane) lanes.set(e.topic, (lane = { topic: e.topic, events: [], running: false, maxRecords: this.o.maxBatchRecords }));
+          if (!lane) lanes.set(e.topic, (lane = { topic: e.topic, events: [], running: false, maxRecords: this.o.maxBatchRecords, window: 1 }));
           lane.events.push(e);
           buffered++;
         }
@@ -291,38 +413,60 @@ export class Producer {
     for (const w of slotWaiters.splice(0)) w();
   }
 
-  /** Sends the head of a lane as one batch; returns how many events left the lane for good (acked or failed). */
-  private async sendBatch(id: number, lane: Lane): Promise<number> {
-    const batch = this.takeBatch(lane);
-    if (batch.length === 1 && batch[0].bytes + FRAME_SLACK_BYTES > this.conn.maxFrameBytes) {
-      // The hub would close the connection over it (4413) and the re-send would loop: refuse it here.
-      return this.refused(lane, batch, new TributaryError('FRAME_TOO_LARGE', `event of ${batch[0].bytes} bytes exceeds the hub's frame limit of ${this.conn.maxFrameBytes} bytes`));
+  /** Sends one batch; the outcome never rejects (the connection's end is an outcome too). */
+  private sendOnce(topic: string, batch: OutboxEvent[]): Promise<Outcome> {
+    const seq = wireSequence(batch[0].seq, this.skips[topic]);
+    return this.conn.request({ t: 'produce', topic, pid: this.producerId, seq, records: batch.map((e) => e.rec) }).then(
+      (ack): Outcome => ({ kind: 'ack', ack: ack as AckFrame }),
+      (err): Outcome => {
+        if (err instanceof ClientError || !(err instanceof TributaryError) || SESSION_CODES.has(err.code)) return { kind: 'ended' };
+        return { kind: 'refused', err };
+      },
+    );
+  }
+
+  /**
+   * An acked batch leaves the outbox. The next batches go out meanwhile: the
+   * removal is only bookkeeping (a crash before it commits re-sends the
+   * batch, which the hub answers as a duplicate). Removals of the acks that
+   * arrive while one runs are grouped into the next: one transaction (one
+   * fsync) per group, however many batches.
+   */
+  private async acked(topic: string, batch: OutboxEvent[], ack: AckFrame): Promise<void> {
+    const offsets = ackOffsets(ack, batch.length);
+    const info: AckInfo = { topic, duplicate: ack.dup === true, records: batch.map((e, i) => ({ seq: e.seq, partition: offsets[i]?.partition ?? -1, offset: offsets[i]?.offset ?? -1 })) };
+    this.removals.push({ events: batch, info });
+    this.removalCount += batch.length;
+    if (!this.removalRun) {
+      const run = this.runRemovals();
+      this.removalRun = run;
+      this.removing.add(run);
+      void run.finally(() => this.removing.delete(run));
     }
-    for (let attempt = 0; ; attempt++) {
-      if (!this.live(id)) throw new SessionEnded();
-      let ack: AckFrame;
-      try {
-        ack = (await this.conn.request({ t: 'produce', topic: lane.topic, pid: this.producerId, seq: batch[0].seq, records: batch.map((e) => e.rec) })) as AckFrame;
-      } catch (err) {
-        if (err instanceof ClientError || !(err instanceof TributaryError) || SESSION_CODES.has(err.code)) throw new SessionEnded();
-        if (err.retriable) {
-          const hinted = Number(err.details?.retryAfterMs);
-          await sleep(Number.isFinite(hinted) && hinted > 0 ? hinted : Math.random() * Math.min(10_000, 100 * 2 ** attempt));
-          continue;
+    // Bounded: past a few batches' worth waiting, wait for the running removal.
+    if (this.removalCount > MAX_PENDING_REMOVAL_EVENTS) await this.removalRun;
+  }
+
+  private async runRemovals(): Promise<void> {
+    try {
+      while (this.removals.length) {
+        const group = this.removals.splice(0);
+        const events: OutboxEvent[] = [];
+        for (const g of group) for (const e of g.events) events.push(e);
+        try {
+          await this.o.store.remove(events);
+          for (const g of group) this.sink.ack(g.info);
+        } catch (err) {
+          this.sink.error(err as Error);
+        } finally {
+          this.removalCount -= events.length;
         }
-        return this.refused(lane, batch, err);
+        this.signal?.post('drained');
+        this.commit.roomMaybe();
+        void this.checkWaiters();
       }
-      const offsets = ackOffsets(ack, batch.length);
-      // The next batch goes out while this one leaves the outbox: the removal is only bookkeeping
-      // (a crash before it commits re-sends the batch, which the hub answers as a duplicate).
-      // Removals are bounded: past a few pending, wait for the oldest.
-      if (this.removing.size >= MAX_PENDING_REMOVALS) await Promise.race([...this.removing].map((r) => r.catch(() => undefined)));
-      const info: AckInfo = { topic: lane.topic, duplicate: ack.dup === true, records: batch.map((e, i) => ({ seq: e.seq, partition: offsets[i]?.partition ?? -1, offset: offsets[i]?.offset ?? -1 })) };
-      this.leave(this.o.store.remove(batch)).then(
-        () => this.sink.ack(info),
-        (err) => this.sink.error(err as Error),
-      );
-      return batch.length;
+    } finally {
+      this.removalRun = undefined;
     }
   }
 
@@ -340,19 +484,24 @@ export class Producer {
       lane.events.unshift(...batch.filter((_, i) => i !== index));
     }
     await this.leave(this.o.store.fail(bad, err.code, err.message));
+    // Their sequences were never appended: the events after them take those numbers (the hub refuses gaps).
+    addSkips(this.skips, bad);
     const e = new TributaryError(err.code, `${bad.length} event(s) of ${lane.topic} refused for good and moved to failed(): ${err.message}`, { ...err.details, topic: lane.topic, events: bad.length });
     this.sink.error(e);
     return bad.length;
   }
 
-  /** Events of one topic in sequence order, contiguous sequences, within the batch bounds. */
+  /** Events of one topic in sequence order, contiguous wire sequences, within the batch bounds. */
   private takeBatch(lane: Lane): OutboxEvent[] {
     const ev = lane.events;
+    const skipped = this.skips[lane.topic];
     // Stay well inside the hub's frame limit (it closes the connection over a larger frame).
     const maxBytes = Math.min(this.o.maxBatchBytes, Math.floor((this.conn.maxFrameBytes - FRAME_SLACK_BYTES) * 0.9));
     let n = 1;
     let bytes = ev[0].bytes;
-    while (n < ev.length && n < lane.maxRecords && ev[n].seq === ev[n - 1].seq + 1 && bytes + ev[n].bytes <= maxBytes) {
+    let wire = wireSequence(ev[0].seq, skipped);
+    while (n < ev.length && n < lane.maxRecords && wireSequence(ev[n].seq, skipped) === wire + 1 && bytes + ev[n].bytes <= maxBytes) {
+      wire++;
       bytes += ev[n].bytes;
       n++;
     }
@@ -368,6 +517,7 @@ export class Producer {
       this.removing.delete(p);
     }
     this.signal?.post('drained');
+    this.commit.roomMaybe();
     void this.checkWaiters();
   }
 
@@ -377,6 +527,9 @@ export class Producer {
     this.endSession();
     this.rejectWaiters(new ClientError('CLOSED', 'client closed before the outbox drained'));
     clearInterval(this.pollTimer);
+    // Sends still waiting for room will not get it from this client any more.
+    await this.commit.idle(true);
+    this.commit.close(new ClientError('CLOSED', 'client closed while send() waited for room in the outbox'));
     await this.commit.idle();
     await Promise.allSettled([...this.removing]);
     this.lease?.release();

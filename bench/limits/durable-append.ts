@@ -20,7 +20,7 @@ import { crc32c } from '@node-rs/crc32';
 import uWS from 'uWebSockets.js';
 import { checkBatch, readRecordCount } from '../../protocol/batch.ts';
 import { decodeCbor, encodeCbor } from '../../protocol/codec.ts';
-import { nativeCrc32c as nativeCrc } from '../load/native-crc.ts';
+import { nativeCrc32c as nativeCrc } from '../../server/storage/native-crc.ts';
 
 const MAX_PAYLOAD_BYTES = 16 * 1024 * 1024;
 const MAX_BACKPRESSURE_BYTES = 64 * 1024 * 1024;

@@ -1,9 +1,9 @@
 /**
  * Runs a scenario that another part of the project ships as a module
  * (`bench/protocol.ts` → runProtocolBench, `bench/storage.ts` → runStorageBench,
- * `bench/outbox.ts` → runOutboxBench, `bench/edge.ts` → runEdgeBench) in a
- * process of its own, and prints its rows as `RESULT [json]`.
- *   node --import tsx bench/load/module-scenario.ts protocol|storage|outbox|edge [--quick]
+ * `bench/outbox.ts` → runOutboxBench, `bench/edge.ts` → runEdgeBench, `bench/groups.ts` → runGroupsBench,
+ * `bench/streams.ts` → runStreamsBench, `bench/connectors.ts` → runConnectorsBench) in a process of its own, and prints its rows as `RESULT [json]`.
+ *   node --import tsx bench/load/module-scenario.ts protocol|storage|outbox|edge|groups|streams|connectors [--quick]
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -16,6 +16,9 @@ const MODULES: Record<string, { file: string; fn: string }> = {
   storage: { file: 'storage.ts', fn: 'runStorageBench' },
   edge: { file: 'edge.ts', fn: 'runEdgeBench' },
   outbox: { file: 'outbox.ts', fn: 'runOutboxBench' },
+  groups: { file: 'groups.ts', fn: 'runGroupsBench' },
+  streams: { file: 'streams.ts', fn: 'runStreamsBench' },
+  connectors: { file: 'connectors.ts', fn: 'runConnectorsBench' },
 };
 
 async function main(): Promise<void> {

@@ -4,8 +4,8 @@
  * append server, which answer the same produce frames.
  */
 import { decodeCbor, encodeCbor } from '../../protocol/codec.ts';
-import { batchPositions, encodeBatch, readRecordCount, BATCH_HEADER_BYTES } from '../../protocol/batch.ts';
-import { nativeCrc32c } from './native-crc.ts';
+import { batchPositions, encodeBatch, readProducerIdLength, readRecordCount, BATCH_HEADER_BYTES } from '../../protocol/batch.ts';
+import { nativeCrc32c } from '../../server/storage/native-crc.ts';
 import { readUvarint, type VarintRead } from '../../protocol/varint.ts';
 import { makeValue, now, openMany, readStamp, stampValue, waitUntil } from './common.ts';
 import type { ConnectionsParams, FanoutParams, LatencyParams, LoadResult, ProduceParams, ReplayParams, Target } from './job.ts';
@@ -109,8 +109,7 @@ function forEachBatch(b: Uint8Array, each: (pos: number, count: number) => void)
 const vr: VarintRead = { value: 0, pos: 0 };
 /** The send time stamped into the first record's value, without decoding the batch. */
 function firstRecordStamp(b: Uint8Array, pos: number): number {
-  const pidLen = b[pos + 63];
-  let p = pos + BATCH_HEADER_BYTES + pidLen;
+  let p = pos + BATCH_HEADER_BYTES + readProducerIdLength(b, pos);
   const end = b.length;
   readUvarint(b, p, end, vr); // record length
   p = vr.pos;

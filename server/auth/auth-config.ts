@@ -1,45 +1,16 @@
 /**
- * The security settings of a hub (authentication, origins, limits and
- * quotas), their defaults, and the one function that turns what an operator
+ * The security settings of a hub (authentication and allowed origins), and the one function that turns what an operator
  * wrote into a checked, complete `AuthConfig`.
  *
- * Where each setting comes from (flag, TRIBUTARY_* variable, config key) is in
- * auth-settings.ts; docs/security.md is the prose version of both files.
+ * The names, sources and defaults of these settings are the `auth.*` rows
+ * and `allowedOrigins` of the settings table (server/settings.ts);
+ * docs/security.md is the prose version.
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
+import { ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS } from '../../protocol/bearer.ts';
+import { ConfigError, defaultOf } from '../settings.ts';
 
 export type AuthMode = 'none' | 'jwt';
-
-/** Per-connection and hub-wide limits. Every value is a positive integer. */
-export interface AuthLimits {
-  /** Open WebSocket connections on the whole hub, authenticated or not. */
-  maxConnections: number;
-  /** Open connections per token subject (anonymous connections count only toward the total). */
-  maxConnectionsPerSubject: number;
-  /** Token bucket on new WebSocket connections, per remote address. */
-  connectionsPerSecPerAddress: number;
-  connectionsBurstPerAddress: number;
-  /** Token bucket on produced record bytes, per connection. */
-  produceBytesPerSec: number;
-  produceBytesBurst: number;
-  /** Token bucket on produced records, per connection. */
-  produceEventsPerSec: number;
-  produceEventsBurst: number;
-  maxSubscriptionsPerConnection: number;
-  /** Requests (frames with an id) awaiting their reply, per connection. */
-  maxInFlightPerConnection: number;
-  /** A connection that sends nothing for this long is closed (4408). */
-  idleTimeoutMs: number;
-  /**
-   * Token bucket on records produced over HTTP, per token subject (all of a
-   * subject's requests share it): one edge worker sends many devices'
-   * readings with one token, so this is sized for a gateway, not a device.
-   */
-  httpProduceBytesPerSec: number;
-  httpProduceBytesBurst: number;
-  httpProduceEventsPerSec: number;
-  httpProduceEventsBurst: number;
-}
 
 export interface AuthConfig {
   mode: AuthMode;
@@ -63,6 +34,16 @@ export interface AuthConfig {
   algorithms: string[];
   /** Allowed skew between the hub's clock and the issuer's, for `exp` and `nbf`. */
   clockToleranceSec: number;
+  /**
+   * Accept tokens without `exp` (they then live maxTokenLifetimeSec). Off by
+   * default: a leaked token that never expires is a key that never expires.
+   */
+  allowTokensWithoutExp: boolean;
+  /**
+   * No token is honoured longer than this after its `iat` (after the hub
+   * first verifies it, when it has no `iat`), whatever its `exp` says.
+   */
+  maxTokenLifetimeSec: number;
   /** A WebSocket that has not authenticated this long after opening is closed (4408). */
   authTimeoutMs: number;
   /**
@@ -71,56 +52,15 @@ export interface AuthConfig {
    * (`https://*.example.com`) or `*`. Empty = all, allowed only with auth off.
    */
   allowedOrigins: string[];
-  limits: AuthLimits;
 }
 
-/** What an operator may write: every field optional, limits partial. */
-export type AuthConfigInput = Partial<Omit<AuthConfig, 'limits'>> & { limits?: Partial<AuthLimits> };
+/** What an operator may write: every field optional. */
+export type AuthConfigInput = Partial<AuthConfig>;
 
-export const DEFAULT_LIMITS: Readonly<AuthLimits> = Object.freeze({
-  maxConnections: 10_000,
-  maxConnectionsPerSubject: 100,
-  connectionsPerSecPerAddress: 100,
-  connectionsBurstPerAddress: 200,
-  produceBytesPerSec: 8 * 1024 * 1024,
-  produceBytesBurst: 16 * 1024 * 1024,
-  produceEventsPerSec: 10_000,
-  produceEventsBurst: 20_000,
-  maxSubscriptionsPerConnection: 100,
-  maxInFlightPerConnection: 64,
-  idleTimeoutMs: 120_000,
-  httpProduceBytesPerSec: 64 * 1024 * 1024,
-  httpProduceBytesBurst: 128 * 1024 * 1024,
-  httpProduceEventsPerSec: 100_000,
-  httpProduceEventsBurst: 200_000,
-});
-
-export const AUTH_DEFAULTS = Object.freeze({
-  jwksCacheMs: 10 * 60_000,
-  jwksCooldownMs: 30_000,
-  jwksTimeoutMs: 5_000,
-  clockToleranceSec: 30,
-  authTimeoutMs: 10_000,
-});
-
-export const HMAC_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
-export const ASYMMETRIC_ALGORITHMS = [
-  'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519',
-] as const;
 const KNOWN_ALGORITHMS: ReadonlySet<string> = new Set([...HMAC_ALGORITHMS, ...ASYMMETRIC_ALGORITHMS]);
 
 /** Shortest HMAC secret accepted: RFC 7518 §3.2 asks for a key at least as long as the hash (256 bits for HS256). */
 export const MIN_SECRET_BYTES = 32;
-
-/** Every problem found in a configuration, listed so the operator can fix them all at once. */
-export class AuthConfigError extends Error {
-  readonly problems: string[];
-  constructor(problems: string[]) {
-    super(`invalid security settings:\n  - ${problems.join('\n  - ')}`);
-    this.name = 'AuthConfigError';
-    this.problems = problems;
-  }
-}
 
 /** Parse a PEM public key, or explain why it is not one. */
 export function parsePublicKey(pem: string): KeyObject | string {
@@ -191,19 +131,13 @@ export function originEntryProblem(entry: string): string | null {
   return null;
 }
 
-function checkLimits(limits: AuthLimits, problems: string[]): void {
-  for (const [name, value] of Object.entries(limits)) {
-    if (!Number.isSafeInteger(value) || value <= 0) problems.push(`limits.${name} must be a positive integer, got ${String(value)}`);
-  }
-}
-
 function checkDuration(name: string, value: number, min: number, problems: string[]): void {
   if (!Number.isFinite(value) || value < min) problems.push(`${name} must be a number >= ${min}, got ${String(value)}`);
 }
 
 /**
  * Fill defaults and check everything. The mode is `jwt` when a key source is
- * given and `none` otherwise, unless set explicitly. Throws AuthConfigError
+ * given and `none` otherwise, unless set explicitly. Throws ConfigError
  * listing every problem.
  */
 export function resolveAuthConfig(input: AuthConfigInput = {}): AuthConfig {
@@ -247,8 +181,6 @@ export function resolveAuthConfig(input: AuthConfigInput = {}): AuthConfig {
     }
   }
 
-  const limits: AuthLimits = { ...DEFAULT_LIMITS, ...stripUndefined(input.limits ?? {}) };
-  checkLimits(limits, problems);
   const cfg: AuthConfig = {
     mode,
     ...(input.secret ? { secret: input.secret } : {}),
@@ -256,14 +188,15 @@ export function resolveAuthConfig(input: AuthConfigInput = {}): AuthConfig {
     ...(input.jwksUrl ? { jwksUrl: input.jwksUrl } : {}),
     ...(input.issuer ? { issuer: input.issuer } : {}),
     ...(input.audience ? { audience: input.audience } : {}),
-    jwksCacheMs: input.jwksCacheMs ?? AUTH_DEFAULTS.jwksCacheMs,
-    jwksCooldownMs: input.jwksCooldownMs ?? AUTH_DEFAULTS.jwksCooldownMs,
-    jwksTimeoutMs: input.jwksTimeoutMs ?? AUTH_DEFAULTS.jwksTimeoutMs,
+    jwksCacheMs: input.jwksCacheMs ?? defaultOf('auth.jwksCacheMs'),
+    jwksCooldownMs: input.jwksCooldownMs ?? defaultOf('auth.jwksCooldownMs'),
+    jwksTimeoutMs: input.jwksTimeoutMs ?? defaultOf('auth.jwksTimeoutMs'),
     algorithms: mode === 'jwt' ? algorithms : [],
-    clockToleranceSec: input.clockToleranceSec ?? AUTH_DEFAULTS.clockToleranceSec,
-    authTimeoutMs: input.authTimeoutMs ?? AUTH_DEFAULTS.authTimeoutMs,
+    clockToleranceSec: input.clockToleranceSec ?? defaultOf('auth.clockToleranceSec'),
+    authTimeoutMs: input.authTimeoutMs ?? defaultOf('auth.authTimeoutMs'),
+    allowTokensWithoutExp: input.allowTokensWithoutExp ?? defaultOf('auth.allowTokensWithoutExp'),
+    maxTokenLifetimeSec: input.maxTokenLifetimeSec ?? defaultOf('auth.maxTokenLifetimeSec'),
     allowedOrigins: [...(input.allowedOrigins ?? [])],
-    limits,
   };
   checkDuration('jwksCacheMs', cfg.jwksCacheMs, 0, problems);
   checkDuration('jwksCooldownMs', cfg.jwksCooldownMs, 0, problems);
@@ -271,20 +204,15 @@ export function resolveAuthConfig(input: AuthConfigInput = {}): AuthConfig {
   checkDuration('clockToleranceSec', cfg.clockToleranceSec, 0, problems);
   if (cfg.clockToleranceSec > 300) problems.push(`clockToleranceSec ${cfg.clockToleranceSec} is more than 5 minutes: fix the clocks instead`);
   if (!Number.isSafeInteger(cfg.authTimeoutMs) || cfg.authTimeoutMs <= 0) problems.push(`authTimeoutMs must be a positive integer, got ${String(cfg.authTimeoutMs)}`);
+  if (!Number.isSafeInteger(cfg.maxTokenLifetimeSec) || cfg.maxTokenLifetimeSec <= 0) problems.push(`maxTokenLifetimeSec must be a positive integer, got ${String(cfg.maxTokenLifetimeSec)}`);
+  if (typeof cfg.allowTokensWithoutExp !== 'boolean') problems.push(`allowTokensWithoutExp must be true or false, got ${JSON.stringify(cfg.allowTokensWithoutExp)}`);
 
   for (const entry of cfg.allowedOrigins) {
     const p = originEntryProblem(entry);
     if (p) problems.push(p);
   }
-  if (mode === 'jwt' && cfg.allowedOrigins.length === 0) {
-    problems.push('with auth on, list the browser origins allowed to connect in allowedOrigins (TRIBUTARY_ALLOWED_ORIGINS), or "*" to allow every origin');
-  }
-  if (problems.length > 0) throw new AuthConfigError(problems);
+  if (problems.length > 0) throw new ConfigError(problems);
   return cfg;
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /**
@@ -297,8 +225,12 @@ export function authConfigWarnings(cfg: AuthConfig): string[] {
     out.push('AUTH IS OFF: anyone who can reach this hub can produce to and consume from every topic and administer it. Set TRIBUTARY_AUTH_SECRET, TRIBUTARY_AUTH_PUBLIC_KEY or TRIBUTARY_AUTH_JWKS_URL before exposing it.');
     return out;
   }
+  if (cfg.allowTokensWithoutExp) {
+    out.push(`TOKENS WITHOUT AN EXPIRY ARE ACCEPTED (auth.allowTokensWithoutExp): such a token, if leaked, works for ${cfg.maxTokenLifetimeSec} s (auth.maxTokenLifetimeSec) after its "iat", or after the hub first sees it when it has no "iat" — then again on every new first sight. Issue tokens with "exp" and turn this off.`);
+  }
   if (!cfg.audience) out.push('no audience configured: every token signed by the configured key is accepted, including ones issued for other services (set TRIBUTARY_AUTH_AUDIENCE)');
   if (!cfg.issuer && cfg.jwksUrl) out.push('no issuer configured for a JWKS key source (set TRIBUTARY_AUTH_ISSUER)');
+  if (cfg.allowedOrigins.length === 0) out.push('no allowedOrigins: clients without an Origin (servers, devices, the CLI) and pages the hub serves itself are served; browser pages of other origins are refused until listed in allowedOrigins (TRIBUTARY_ALLOWED_ORIGINS, --allowed-origins)');
   if (cfg.allowedOrigins.includes('*')) out.push('allowedOrigins is "*": pages from any web origin may connect with a token they hold');
   return out;
 }

@@ -114,8 +114,30 @@ export class TokenVerifier {
     const sub = payload.sub;
     if (typeof sub !== 'string' || sub.length === 0) throw invalid('it has no "sub" claim');
     if (sub.length > MAX_SUBJECT_LENGTH) throw invalid(`its "sub" claim is longer than ${MAX_SUBJECT_LENGTH} characters`);
-    const expiresAtMs = typeof payload.exp === 'number' ? payload.exp * 1000 + this.config.clockToleranceSec * 1000 : null;
-    return principalFromClaims(sub, payload, expiresAtMs);
+    return principalFromClaims(sub, payload, this.expiresAtMs(payload));
+  }
+
+  /**
+   * When the hub stops honouring a token: its `exp`, cut to `iat` (or now,
+   * without `iat`) plus maxTokenLifetimeSec, plus the clock tolerance. A token
+   * without `exp` is refused unless the operator allowed it; one issued longer
+   * ago than the lifetime is refused as expired. jose has already checked
+   * that `iat`, when present, is a number.
+   */
+  private expiresAtMs(payload: JWTPayload): number {
+    const nowMs = this.now();
+    const toleranceMs = this.config.clockToleranceSec * 1000;
+    const maxLifetimeMs = this.config.maxTokenLifetimeSec * 1000;
+    if (typeof payload.exp !== 'number' && !this.config.allowTokensWithoutExp) {
+      throw invalid('it has no "exp" claim; tokens must expire (an operator may allow tokens without "exp" with auth.allowTokensWithoutExp)');
+    }
+    const issuedAtMs = typeof payload.iat === 'number' ? payload.iat * 1000 : nowMs;
+    const boundMs = issuedAtMs + maxLifetimeMs;
+    if (boundMs + toleranceMs <= nowMs) {
+      throw new TributaryError('TOKEN_EXPIRED', `token has expired: issued ${Math.round((nowMs - issuedAtMs) / 1000)} s ago; tokens live at most ${this.config.maxTokenLifetimeSec} s (auth.maxTokenLifetimeSec)`);
+    }
+    const expMs = typeof payload.exp === 'number' ? Math.min(payload.exp * 1000, boundMs) : boundMs;
+    return expMs + toleranceMs;
   }
 
   /**

@@ -4,12 +4,14 @@
  * sink per connection.
  */
 import type { Crc32c } from '../../protocol/crc32c.ts';
-import type { LogStore } from '../storage/log-store.ts';
+import type { LogStore, StorageProblem } from '../storage/log-store.ts';
 import type { HubMetrics } from '../metrics.ts';
 import { fetchRecords, type FetchRequest, type FetchResult } from './fetch.ts';
 import type { ProduceBatchesFrame } from '../../protocol/frames.ts';
 import { InFlightAppends, Producer, type ProduceRequest, type ProduceResult } from './produce.ts';
 import { Subscriptions } from './subscriptions.ts';
+import { GroupCoordinator, type GroupSettings } from './group-coordinator.ts';
+import { GroupAdmin } from './group-admin.ts';
 import { Topics } from './topics.ts';
 
 export interface BrokerSettings {
@@ -18,12 +20,15 @@ export interface BrokerSettings {
   maxFutureTimestampMs: number;
   subscriptionReadBytes: number;
   crc: Crc32c;
+  groups: GroupSettings;
 }
 
 export class Broker {
   readonly topics: Topics;
   readonly producer: Producer;
   readonly subscriptions: Subscriptions;
+  readonly groups: GroupCoordinator;
+  readonly groupAdmin: GroupAdmin;
   readonly inFlight = new InFlightAppends();
 
   constructor(
@@ -37,6 +42,14 @@ export class Broker {
       metrics.deliveredBatchesBytes.inc(bytes);
       metrics.deliveredFrames.inc();
     });
+    this.groups = new GroupCoordinator(store, this.topics, this.subscriptions, settings.groups, settings.crc, { rebalance: (g) => metrics.groupRebalances.inc({ group: g }) });
+    this.groupAdmin = new GroupAdmin(this.groups, store);
+    metrics.watchGroups(this.groupAdmin);
+  }
+
+  /** After the store has recovered: replay committed offsets, start session timers. */
+  async open(): Promise<void> {
+    await this.groups.open();
   }
 
   /** Appends a produce request in either form: records (the hub encodes) or producer-encoded batches. */
@@ -65,8 +78,14 @@ export class Broker {
     return total;
   }
 
+  /** Damage the storage engine found in its files (for /healthz). */
+  storageProblems(): StorageProblem[] {
+    return this.store.storageProblems?.() ?? [];
+  }
+
   /** Stop following the log; in-flight appends are awaited by the hub. */
   close(): void {
+    this.groups.close();
     this.subscriptions.close();
   }
 }

@@ -2,7 +2,7 @@
  * Produce: pick each record's partition, encode one batch per partition,
  * append, and describe where every record landed (the compact ack).
  *
- * Idempotence (DESIGN.md idea 2): record i of a request has sequence seq + i,
+ * Idempotence (Kafka's idempotent producer): record i has sequence seq + i,
  * counted by the producer across the whole topic. Per partition the records
  * are in ascending sequence order, so those at or below the producer's
  * highest sequence there form a prefix: that prefix is a retry and is sent to
@@ -10,6 +10,21 @@
  * (duplicate = true) without appending; the rest is appended once. A retry
  * that spans partitions where only some were appended (a crash in between)
  * thus gets its old offsets where it landed and is appended where it did not.
+ *
+ * Gaps (Kafka's idempotent producer refuses them too): a request must start
+ * at or below the next sequence the hub expects from that producer, or it is
+ * refused with SEQUENCE_GAP (retriable, details.expected) and nothing is
+ * appended, so a pipelined request can never land ahead of an earlier one
+ * that was refused. Where "next" is counted depends on the form:
+ * - records form: the hub numbers records seq + i across the topic and
+ *   spreads them over partitions, so per partition the sequences are sparse
+ *   and only the topic has a dense count: the next expected is one past the
+ *   highest over all the topic's partitions;
+ * - batch form: the producer chose each batch's partition and numbers per
+ *   (producer, partition), densely (Kafka's rule): the next expected is one
+ *   past that partition's highest, and a batch's sequences must be dense.
+ * A producer the hub holds no state for (new, or its batches gone with
+ * retention) may start anywhere.
  */
 import { decodeBatchTrusted, encodeBatch, readRecordCount } from '../../protocol/batch.ts';
 import type { Crc32c } from '../../protocol/crc32c.ts';
@@ -87,6 +102,8 @@ export class InFlightAppends {
 }
 
 const copy = (b: Uint8Array): Uint8Array => b.slice();
+/** Holes remembered at once; past it the oldest is forgotten (a hub restart forgets them all: see docs/protocol.md). */
+const MAX_HOLES = 10_000;
 
 /** Copies every byte view out of a request (for requests that must outlive a transport callback). */
 export function detachRecords(records: ProduceRecord[]): ProduceRecord[] {
@@ -105,6 +122,8 @@ export function detachRecords(records: ProduceRecord[]): ProduceRecord[] {
 
 export class Producer {
   private readonly sequences: ProducerSequences;
+  /** Per (topic, producer): the lowest sequence of a records-form request refused on some partitions only. */
+  private readonly holes = new Map<string, number>();
   /** Per topic: the rotating counter that spreads records without key or producer id. */
   private readonly spread = new Map<string, number>();
 
@@ -133,13 +152,15 @@ export class Producer {
       return this.produce(detached);
     }
     const n = info.partitions;
-    const groups = this.assignPartitions(req, n);
     const idempotent = req.pid !== undefined && req.seq !== undefined;
+    if (idempotent) this.checkTopicGap(req.topic, n, req.pid!, req.seq!);
+    const groups = this.assignPartitions(req, n);
     const pending: Array<Promise<PartitionOutcome>> = [];
     for (const [p, idx] of groups) {
       pending.push(idempotent ? this.appendIdempotent(req, p, idx) : this.appendPlain(req.topic, p, idx, records));
     }
     const settled = await Promise.allSettled(pending);
+    if (idempotent) this.noteHoles(req, groups, settled);
     const parts: AckPart[] = [];
     let appendedRecords = 0;
     let appendedBytes = 0;
@@ -175,6 +196,7 @@ export class Producer {
     for (let i = 0; i < batches.length; i++) {
       if (batches[i].partition >= info.partitions) throw new TributaryError('BAD_PARTITION', `batch ${i}: partition ${batches[i].partition} does not exist; ${req.topic} has ${info.partitions}`, { batch: i, partitions: info.partitions });
     }
+    this.checkPartitionGaps(req.topic, batches);
     const settled = await Promise.allSettled(batches.map((b) => this.appendProduced(req.topic, b)));
     const parts: AckPart[] = [];
     let appendedRecords = 0;
@@ -189,6 +211,75 @@ export class Producer {
       parts.push(ackPart(batches[i].partition, [], s.value.offsets, false));
     }
     return { parts, duplicate: duplicateRecords === total, appendedRecords, appendedBytes, duplicateRecords };
+  }
+
+  /**
+   * Records form: the request must start at or below one past the producer's
+   * highest sequence on the topic, and at or below the lowest sequence of a
+   * request that was appended on only some of its partitions (a hole): a
+   * pipelined request must not land on a partition ahead of the part of an
+   * earlier one that was refused there.
+   */
+  private checkTopicGap(topic: string, partitions: number, pid: string, seq: number): void {
+    const key = `${topic}\u0000${pid}`;
+    const hole = this.holes.get(key);
+    if (hole !== undefined && seq > hole) {
+      throw new TributaryError('SEQUENCE_GAP', `sequence ${seq} skips past ${hole}, a sequence of an earlier request that was not appended on every partition; resend the requests from it`, { expected: hole });
+    }
+    let highest = -1;
+    for (let p = 0; p < partitions; p++) {
+      const h = this.sequences.highest(topic, p, pid);
+      if (h > highest) highest = h;
+    }
+    if (highest >= 0 && seq > highest + 1) {
+      throw new TributaryError('SEQUENCE_GAP', `sequence ${seq} skips past ${highest + 1}, the next this producer's requests on ${topic} must start at or below; resend the requests before it`, { expected: highest + 1 });
+    }
+  }
+
+  /** After a records-form request: open a hole where a partition's part failed, close it when a request covering it went through. */
+  private noteHoles(req: ProduceRequest, groups: Map<number, number[]>, settled: Array<PromiseSettledResult<PartitionOutcome>>): void {
+    const key = `${req.topic}\u0000${req.pid}`;
+    const seq = req.seq!;
+    let lowestFailed = Infinity;
+    let appended = false;
+    let k = 0;
+    for (const [, idx] of groups) {
+      if (settled[k++].status === 'rejected') {
+        if (seq + idx[0] < lowestFailed) lowestFailed = seq + idx[0];
+      } else appended = true;
+    }
+    const hole = this.holes.get(key);
+    // Only a partial failure leaves a hole: a request refused on every partition did not move the topic's highest.
+    if (lowestFailed !== Infinity && appended) {
+      if (hole === undefined || lowestFailed < hole) {
+        this.holes.delete(key); // re-insert: the map's order is the eviction order
+        this.holes.set(key, lowestFailed);
+        if (this.holes.size > MAX_HOLES) this.holes.delete(this.holes.keys().next().value!);
+      }
+    } else if (hole !== undefined && seq <= hole && seq + req.records.length > hole) this.holes.delete(key);
+  }
+
+  /**
+   * Batch form: per (producer, partition), every batch dense and starting at
+   * or below one past the highest, the frame's earlier batches included.
+   * Checked for the whole frame before anything of it is appended.
+   */
+  private checkPartitionGaps(topic: string, batches: ProducedBatch[]): void {
+    let seen: Map<string, number> | undefined;
+    for (let i = 0; i < batches.length; i++) {
+      const b = batches[i];
+      if (b.producerId === '') continue;
+      if (b.lastSequence - b.baseSequence !== b.recordCount - 1) {
+        throw new TributaryError('BAD_SEQUENCE', `batch ${i}: sequences must be dense (record k has baseSequence + k) in batch form`, { batch: i });
+      }
+      const key = `${b.partition}\u0000${b.producerId}`;
+      seen ??= new Map();
+      const highest = seen.get(key) ?? this.sequences.highest(topic, b.partition, b.producerId);
+      if (highest >= 0 && b.baseSequence > highest + 1) {
+        throw new TributaryError('SEQUENCE_GAP', `batch ${i}: sequence ${b.baseSequence} skips past ${highest + 1}, the next this producer's batches on ${topic}/${b.partition} must start at or below; resend the batches before it`, { batch: i, partition: b.partition, expected: highest + 1 });
+      }
+      if (b.lastSequence > highest) seen.set(key, b.lastSequence);
+    }
   }
 
   private appendProduced(topic: string, b: ProducedBatch): Promise<PartitionOutcome> {

@@ -80,6 +80,11 @@ export class Subscription {
     if (this.started) this.schedule();
   }
 
+  /** Stops delivering a partition (a group member gave it up); a read in flight for it is dropped. */
+  removePartition(partition: number): void {
+    this.cursors.delete(partition);
+  }
+
   partitions(): number[] {
     return [...this.cursors.keys()];
   }
@@ -153,7 +158,7 @@ export class Subscription {
       (res) => {
         c.reading = false;
         if (this.explicitCredit) this.credit += reserve - res.bytes.length;
-        if (this.closed) return;
+        if (this.closed || this.cursors.get(c.partition) !== c) return;
         if (res.highWatermark > c.highWatermark) c.highWatermark = res.highWatermark;
         if (res.bytes.length > 0) {
           if (res.nextOffset <= c.next) throw new Error(`read did not advance: ${this.topic}/${c.partition} at ${c.next}`);
@@ -169,7 +174,7 @@ export class Subscription {
       (err: unknown) => {
         c.reading = false;
         if (this.explicitCredit) this.credit += reserve;
-        if (this.closed) return;
+        if (this.closed || this.cursors.get(c.partition) !== c) return;
         this.readFailed(c, toTributaryError(err));
       },
     ).catch((err: unknown) => {

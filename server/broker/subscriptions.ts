@@ -78,6 +78,19 @@ export class Subscriptions {
     return { subscription, started };
   }
 
+  /**
+   * A subscription that starts with no partitions and is registered for the
+   * engine's notifications: a group member's, whose partitions the group
+   * coordinator adds and removes.
+   */
+  createEmpty(id: number, topic: string, credit: number | undefined, sink: SubscriptionSink): Subscription {
+    const subscription = new Subscription(this.store, sink, { id, topic, partitions: [], credit, onOutOfRange: 'earliest', readBytes: this.readBytes }, this.onSent);
+    let set = this.byTopic.get(topic);
+    if (!set) this.byTopic.set(topic, (set = new Set()));
+    set.add(subscription);
+    return subscription;
+  }
+
   remove(subscription: Subscription): void {
     subscription.close();
     const set = this.byTopic.get(subscription.topic);

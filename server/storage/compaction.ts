@@ -24,19 +24,33 @@
 import fsp from 'node:fs/promises';
 import { decodeBatchTrusted, encodeBatch, readBatchHeader, readBaseOffset, readAppendTime, readLastOffsetDelta } from '../../protocol/batch.ts';
 import type { RecordKey, StoredRecord } from '../../protocol/record.ts';
-import { fsyncDir } from './data-dir.ts';
-import type { PartitionLog } from './partition-log.ts';
-import { OffsetIndex, TimeIndex } from './segment-index.ts';
+import type { PartitionView } from './partition-view.ts';
+import { indexBatch, OffsetIndex, TimeIndex } from './segment-index.ts';
 import { scanLog, type Segment } from './segment.ts';
 
 const WRITE_CHUNK_BYTES = 4 << 20;
+
+/** A compacted segment's new contents, swapped in by the log. */
+export interface SegmentContents {
+  sizeBytes: number;
+  index: OffsetIndex;
+  timeIndex: TimeIndex;
+  lastIndexedPosition: number;
+}
+
+/** The log as compaction sees it: a read-only view, plus the three changes compaction makes through the log. */
+export interface CompactableLog extends PartitionView {
+  compactionStart(now: number): number;
+  compactionDone(through: number, tombstoneDeadline: number): void;
+  replaceSegmentFiles(seg: Segment, cleanedFile: string, contents: SegmentContents): Promise<void>;
+}
 
 function keyId(k: RecordKey): string | null {
   if (k === null) return null;
   return typeof k === 'string' ? 's' + k : 'b' + Buffer.from(k.buffer, k.byteOffset, k.length).toString('latin1');
 }
 
-async function eachRecordBatch(log: PartitionLog, seg: Segment, end: number, visit: (b: Uint8Array, p: number, size: number) => void): Promise<void> {
+async function eachRecordBatch(log: PartitionView, seg: Segment, end: number, visit: (b: Uint8Array, p: number, size: number) => void): Promise<void> {
   const h = await log.env.handles.acquire(seg.logFile);
   try {
     await scanLog(log.env.io, h.fd, 0, end, true, (b, p, _pos, size) => {
@@ -49,25 +63,20 @@ async function eachRecordBatch(log: PartitionLog, seg: Segment, end: number, vis
 }
 
 /** Compacts the closed segments of one partition when there is something new to compact. */
-export async function compactPartition(log: PartitionLog): Promise<void> {
+export async function compactPartition(log: CompactableLog): Promise<void> {
   const cfg = log.config();
   const now = log.env.now();
   const active = log.active;
-  if (log.compactedThrough === active.baseOffset && now < log.tombstoneDeadline) return;
   const closed = log.segments.slice(0, -1);
   if (closed.length === 0) return;
+  const from = log.compactionStart(now);
+  if (from < 0) return;
 
-  // Pass 1: the newest offset of every key from where the last pass stopped, up to the high
-  // watermark or until the map is full (`mapEnd`: the first offset the map does not cover).
+  // Pass 1: the newest offset of every key from `from` (where the last pass stopped, or 0 when
+  // tombstones are due), up to the high watermark or until the map is full (`mapEnd`: the first
+  // offset the map does not cover).
   const latest = new Map<string, number>();
   const hwPos = log.hwPos;
-  let from = Math.max(0, log.compactedThrough);
-  if (now >= log.tombstoneDeadline) {
-    // Tombstones are due for removal: the map must see them, so a sweep starts over from the
-    // beginning (and gathers the next deadline anew).
-    from = 0;
-    log.tombstoneDeadline = Infinity;
-  }
   const maxKeys = log.env.maxCompactionKeys;
   let mapEnd = -1;
   for (const seg of [...closed, active]) {
@@ -98,13 +107,12 @@ export async function compactPartition(log: PartitionLog): Promise<void> {
     const d = await rewriteSegment(log, seg, latest, now, cfg.deleteRetentionMs);
     if (d < deadline) deadline = d;
   }
-  log.compactedThrough = Math.min(mapEnd, active.baseOffset);
   // The earliest expiry of any tombstone kept in this sweep (several passes when the map is bounded).
-  log.tombstoneDeadline = Math.min(log.tombstoneDeadline, deadline);
+  log.compactionDone(Math.min(mapEnd, active.baseOffset), deadline);
 }
 
 /** Rewrites one segment; returns the earliest time a kept tombstone expires (Infinity if none). */
-async function rewriteSegment(log: PartitionLog, seg: Segment, latest: Map<string, number>, now: number, deleteRetentionMs: number): Promise<number> {
+async function rewriteSegment(log: CompactableLog, seg: Segment, latest: Map<string, number>, now: number, deleteRetentionMs: number): Promise<number> {
   const io = log.env.io;
   const crc = log.env.crc;
   const interval = log.env.indexIntervalBytes;
@@ -123,13 +131,7 @@ async function rewriteSegment(log: PartitionLog, seg: Segment, latest: Map<strin
   const emit = (batch: Uint8Array): void => {
     const pos = written + pendingBytes;
     const base = readBaseOffset(batch);
-    const t = readAppendTime(batch);
-    if (pos === 0) timeIndex.append(t, base - seg.baseOffset);
-    else if (pos - lastIndexed >= interval) {
-      index.append(base - seg.baseOffset, pos);
-      timeIndex.append(t, base - seg.baseOffset);
-      lastIndexed = pos;
-    }
+    lastIndexed = indexBatch(index, timeIndex, base - seg.baseOffset, pos, readAppendTime(batch), lastIndexed, interval);
     lastRel = base - seg.baseOffset;
     pending.push(batch);
     pendingBytes += batch.length;
@@ -185,32 +187,7 @@ async function rewriteSegment(log: PartitionLog, seg: Segment, latest: Map<strin
   await io.close(fd);
   if (seg.maxAppendTime > timeIndex.lastTime()) timeIndex.append(seg.maxAppendTime, lastRel);
   if (timeIndex.count === 0) timeIndex.append(Math.max(0, seg.maxAppendTime), 0);
-  await swapIn(log, seg, cleaned, written, index, timeIndex, lastIndexed);
+  await log.replaceSegmentFiles(seg, cleaned, { sizeBytes: written, index, timeIndex, lastIndexedPosition: lastIndexed });
   log.env.log.info({ topic: log.topic, partition: log.partition, segment: seg.baseOffset, bytes: written }, 'compacted segment');
   return deadline;
 }
-
-/** Replaces a segment's files with the compacted ones while no read uses it. */
-async function swapIn(log: PartitionLog, seg: Segment, cleaned: string, size: number, index: OffsetIndex, timeIndex: TimeIndex, lastIndexed: number): Promise<void> {
-  let open!: () => void;
-  seg.swapping = new Promise<void>((r) => (open = r));
-  try {
-    while (seg.readers > 0) await new Promise((r) => setTimeout(r, 1));
-    await Promise.all([fsp.rm(seg.indexFile, { force: true }), fsp.rm(seg.timeIndexFile, { force: true })]);
-    await fsp.rename(cleaned, seg.logFile);
-    await fsyncDir(seg.dir);
-    log.env.handles.invalidate(seg.logFile);
-    // The tail cache must not serve the batches this segment no longer holds.
-    log.tail.dropBelow(seg.nextOffset);
-    seg.sizeBytes = size;
-    seg.index = index;
-    seg.timeIndex = timeIndex;
-    seg.lastIndexedPosition = lastIndexed;
-    log.env.indexCache.touch(seg);
-    await Promise.all([fsp.writeFile(seg.indexFile, index.encode()), fsp.writeFile(seg.timeIndexFile, timeIndex.encode())]);
-  } finally {
-    seg.swapping = null;
-    open();
-  }
-}
-

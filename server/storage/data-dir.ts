@@ -3,7 +3,7 @@
  * and the file names of segments.
  *
  *   DATA/@format                 {"format":1}
- *   DATA/@lock                   pid of the hub holding the directory
+ *   DATA/@lock                   pid and start time of the hub holding the directory
  *   DATA/@trash/                 topics being deleted (removed on start-up)
  *   DATA/<topic>/@topic.json     partitions, config overrides, createdAt
  *   DATA/<topic>/<partition>/    00000000000000000042.log|.index|.timeindex,
@@ -110,23 +110,88 @@ function pidAlive(pid: number): boolean {
   }
 }
 
+/** State (field 3) and start time in clock ticks since boot (field 22) of /proc/PID/stat (proc(5)). */
+interface ProcStat {
+  state: string;
+  startTime: string;
+}
+
 /**
- * Takes the exclusive lock: DATA/@lock created with O_EXCL, holding our pid.
- * A lock left by a dead process (SIGKILL, power loss) is taken over; a lock
- * held by a live process (including this one) is refused. Returns the release
- * function. Node has no flock(2); the O_EXCL file is portable and lets the
- * refusal name the holder. Take-over renames the stale file to a unique
- * name and checks what it moved, which narrows (not closes) the window in
- * which two hubs starting at the same instant over one stale lock both win;
- * a recycled pid makes a stale lock look live: the message says what to do.
+ * Reads /proc/PID/stat: null when there is no such process, undefined when
+ * there is no /proc to ask (not Linux). The command name (field 2) may hold
+ * spaces and parentheses, so fields are counted after its last ')'.
+ */
+function readProcStat(pid: number): ProcStat | null | undefined {
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' && (err as NodeJS.ErrnoException).code !== 'ESRCH') return undefined;
+    return fs.existsSync('/proc/self/stat') ? null : undefined;
+  }
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is field 3 (state); field 22 (starttime) is fields[19].
+  return { state: fields[0] ?? '', startTime: fields[19] ?? '' };
+}
+
+/** This process's start time, recorded in the lock so that a recycled pid is not mistaken for us. */
+function ownStartTime(): string | undefined {
+  return readProcStat(process.pid)?.startTime || undefined;
+}
+
+/**
+ * Whether the hub that wrote a lock still runs. A process killed with
+ * SIGKILL stays a zombie (state Z, or X while being reaped) until its parent
+ * waits for it, and kill(pid, 0) still succeeds on it; a supervisor that
+ * restarts at once must not be refused because of that. When the lock
+ * records a start time, a live process with the same pid but another start
+ * time is a recycled pid, not the holder. Without /proc, kill(pid, 0) is all
+ * there is.
+ */
+function holderAlive(pid: number, startTime: string | undefined): boolean {
+  const stat = readProcStat(pid);
+  if (stat === undefined) return pidAlive(pid);
+  if (stat === null) return false;
+  if (stat.state === 'Z' || stat.state === 'X' || stat.state === 'x') return false;
+  if (startTime !== undefined && stat.startTime !== '' && stat.startTime !== startTime) return false;
+  return true;
+}
+
+interface LockHolder {
+  pid: number;
+  /** Absent in locks written before start times were recorded. */
+  startTime?: string;
+}
+
+/** Lock file text: the pid on the first line, the process start time (ticks since boot) on the second. */
+function parseLock(text: string): LockHolder {
+  const [pidText = '', startText = ''] = text.split('\n');
+  const pid = Number.parseInt(pidText, 10);
+  const startTime = /^\d+$/.test(startText.trim()) ? startText.trim() : undefined;
+  return { pid, ...(startTime !== undefined ? { startTime } : {}) };
+}
+
+const isLive = (h: LockHolder): boolean => Number.isInteger(h.pid) && h.pid > 0 && holderAlive(h.pid, h.startTime);
+
+/**
+ * Takes the exclusive lock: DATA/@lock created with O_EXCL, holding our pid
+ * and start time. A lock left by a dead process (SIGKILL, power loss) — or
+ * by one that is only a zombie, or whose pid now names another process — is
+ * taken over; a lock held by a live process (including this one) is
+ * refused. Returns the release function. Node has no flock(2); the O_EXCL
+ * file is portable and lets the refusal name the holder. Take-over renames
+ * the stale file to a unique name and checks what it moved, which narrows
+ * (not closes) the window in which two hubs starting at the same instant
+ * over one stale lock both win.
  */
 export async function acquireLock(dataDir: string): Promise<() => Promise<void>> {
   const file = path.join(dataDir, LOCK_FILE);
+  const startTime = ownStartTime();
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
       const fh = await fsp.open(file, fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_WRONLY, 0o644);
       try {
-        await fh.writeFile(`${process.pid}\n`);
+        await fh.writeFile(`${process.pid}\n${startTime ?? ''}\n`);
         await fh.datasync();
       } finally {
         await fh.close();
@@ -137,17 +202,17 @@ export async function acquireLock(dataDir: string): Promise<() => Promise<void>>
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
-    let pid = NaN;
+    let holder: LockHolder;
     try {
-      pid = Number.parseInt(await fsp.readFile(file, 'utf8'), 10);
+      holder = parseLock(await fsp.readFile(file, 'utf8'));
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
       throw err;
     }
-    if (Number.isInteger(pid) && pid > 0 && pidAlive(pid)) {
-      throw new TributaryError('STORAGE_UNAVAILABLE', `data directory ${dataDir} is locked by process ${pid} (another hub is using it); stop that hub or use another directory. If no such hub runs, remove ${file}.`, { dataDir, lockPid: pid });
+    if (isLive(holder)) {
+      throw new TributaryError('STORAGE_UNAVAILABLE', `data directory ${dataDir} is locked by process ${holder.pid} (another hub is using it); stop that hub or use another directory. If no such hub runs, remove ${file}.`, { dataDir, lockPid: holder.pid });
     }
-    // Stale (dead pid) or unreadable half-written lock: move it aside, then retry the O_EXCL create.
+    // Stale (dead, zombie or recycled pid) or unreadable half-written lock: move it aside, then retry the O_EXCL create.
     const aside = `${file}.stale-${process.pid}-${attempt}`;
     try {
       await fsp.rename(file, aside);
@@ -156,13 +221,13 @@ export async function acquireLock(dataDir: string): Promise<() => Promise<void>>
       throw err;
     }
     // Between our read and our rename another hub may have taken the stale
-    // lock over and written its own: if what we moved is a live pid, put it
-    // back (link fails rather than overwrite) and refuse.
-    const moved = Number.parseInt(await fsp.readFile(aside, 'utf8').catch(() => ''), 10);
-    if (moved !== pid && Number.isInteger(moved) && moved > 0 && pidAlive(moved)) {
+    // lock over and written its own: if what we moved is a live holder, put
+    // it back (link fails rather than overwrite) and refuse.
+    const moved = parseLock(await fsp.readFile(aside, 'utf8').catch(() => ''));
+    if (moved.pid !== holder.pid && isLive(moved)) {
       await fsp.link(aside, file).catch(() => undefined);
       await fsp.rm(aside, { force: true });
-      throw new TributaryError('STORAGE_UNAVAILABLE', `data directory ${dataDir} is locked by process ${moved} (another hub is using it)`, { dataDir, lockPid: moved });
+      throw new TributaryError('STORAGE_UNAVAILABLE', `data directory ${dataDir} is locked by process ${moved.pid} (another hub is using it)`, { dataDir, lockPid: moved.pid });
     }
     await fsp.rm(aside, { force: true });
   }

@@ -8,34 +8,26 @@ import path from 'node:path';
 import type { Crc32c } from '../../protocol/crc32c.ts';
 import { TributaryError } from '../../protocol/errors.ts';
 import { assertTopicName } from '../../protocol/limits.ts';
-import { compactPartition } from './compaction.ts';
+import { defaultOf } from '../settings.ts';
 import { acquireLock, checkFormat, readTopicMeta, TRASH_DIR, writeTopicMeta, type TopicMeta } from './data-dir.ts';
 import { FileHandleCache } from './file-handles.ts';
 import { IndexCache } from './index-cache.ts';
 import { nodeIo, type StorageIo } from './io.ts';
-import { DEFAULT_TOPIC_CONFIG, type AppendResult, type FileLogStoreOptions, type LogStore, type PartitionOffsets, type ReadResult, type TopicConfig, type TopicInfo } from './log-store.ts';
+import { DEFAULT_TOPIC_CONFIG, type AppendResult, type FileLogStoreOptions, type LogStore, type PartitionOffsets, type ReadResult, type StorageProblem, type TopicConfig, type TopicInfo } from './log-store.ts';
 import { nativeCrc32c } from './native-crc.ts';
 import { PartitionLog, type PartitionEnv } from './partition-log.ts';
 import { ProducerStateTable } from './producer-state.ts';
 import { recoverPartition } from './recovery.ts';
-import { applyRetention } from './retention.ts';
+import { scrubPartition } from './scrub.ts';
 import { TailCache } from './tail-cache.ts';
 import { checkConfigOverrides, checkPartitions } from './topic-config.ts';
 
-/** Engine knobs beyond the LogStore contract (tests and benchmarks use them). */
+/** Engine seams beyond the LogStore contract (tests and benchmarks use them). */
 export interface FileLogStoreTuning {
   /** File operations; tests inject EIO/ENOSPC here. */
   io?: StorageIo;
   /** Clock for append times and retention (ms since the epoch). */
   now?: () => number;
-  /** Bytes of log between sparse index entries. Default 4096. */
-  indexIntervalBytes?: number;
-  /** Bytes appended between producer-state snapshots. Default 8 MiB. */
-  snapshotIntervalBytes?: number;
-  /** Memory for closed segments' indexes across the store. Default 64 MiB. */
-  maxIndexCacheBytes?: number;
-  /** Keys one compaction pass may hold in memory; a log with more is compacted over several passes. Default 1,000,000. */
-  maxCompactionKeys?: number;
 }
 
 interface Topic {
@@ -63,25 +55,27 @@ export class FileLogStore implements LogStore {
   private cleanupTimer: NodeJS.Timeout | null = null;
   private cleanupRun: Promise<void> | null = null;
   private state: 'new' | 'open' | 'closed' = 'new';
+  private readonly problems: StorageProblem[] = [];
+  private scrubRun: Promise<void> | null = null;
 
   constructor(opts: FileLogStoreOptions & FileLogStoreTuning) {
     this.dataDir = path.resolve(opts.dataDir);
     this.defaults = { ...DEFAULT_TOPIC_CONFIG, ...checkConfigOverrides(opts.defaults) };
     const io = opts.io ?? nodeIo;
     const crc: Crc32c = opts.crc ?? nativeCrc32c;
-    this.handles = new FileHandleCache(io, opts.maxOpenFiles ?? 256);
-    this.tailCacheBytes = opts.tailCacheBytes ?? 4 * 1024 * 1024;
-    this.maxProducers = opts.maxProducersPerPartition ?? 10_000;
-    this.cleanupIntervalMs = opts.cleanupIntervalMs ?? 5 * 60_000;
+    this.handles = new FileHandleCache(io, opts.maxOpenFiles ?? defaultOf('storage.maxOpenFiles'));
+    this.tailCacheBytes = opts.tailCacheBytes ?? defaultOf('storage.tailCacheBytes');
+    this.maxProducers = opts.maxProducersPerPartition ?? defaultOf('storage.maxProducersPerPartition');
+    this.cleanupIntervalMs = opts.cleanupIntervalMs ?? defaultOf('storage.cleanupIntervalMs');
     this.env = {
       io,
       crc,
       handles: this.handles,
-      indexCache: new IndexCache(opts.maxIndexCacheBytes ?? 64 * 1024 * 1024),
+      indexCache: new IndexCache(opts.maxIndexCacheBytes ?? defaultOf('storage.maxIndexCacheBytes')),
       now: opts.now ?? Date.now,
-      indexIntervalBytes: opts.indexIntervalBytes ?? 4096,
-      maxCompactionKeys: opts.maxCompactionKeys ?? 1_000_000,
-      snapshotIntervalBytes: opts.snapshotIntervalBytes ?? 8 * 1024 * 1024,
+      indexIntervalBytes: opts.indexIntervalBytes ?? defaultOf('storage.indexIntervalBytes'),
+      maxCompactionKeys: opts.maxCompactionKeys ?? defaultOf('storage.maxCompactionKeys'),
+      snapshotIntervalBytes: opts.snapshotIntervalBytes ?? defaultOf('storage.snapshotIntervalBytes'),
       log: opts.log ?? NOOP_LOG,
       notifyDurable: (t, p, hw) => {
         for (const l of this.listeners) {
@@ -120,6 +114,7 @@ export class FileLogStore implements LogStore {
       throw err;
     }
     this.state = 'open';
+    this.scrubRun = this.scrub();
     if (this.cleanupIntervalMs > 0) {
       this.cleanupTimer = setInterval(() => void this.runCleanup(), this.cleanupIntervalMs);
       this.cleanupTimer.unref();
@@ -140,6 +135,40 @@ export class FileLogStore implements LogStore {
     };
     await Promise.all(Array.from({ length: Math.min(OPEN_CONCURRENCY, to - from) }, worker));
     return out;
+  }
+
+  storageProblems(): StorageProblem[] {
+    return [...this.problems];
+  }
+
+  /** Resolves when the start-up scrub has finished (tests; close waits for it too). */
+  scrubbed(): Promise<void> {
+    return this.scrubRun ?? Promise.resolve();
+  }
+
+  /**
+   * Background pass over every closed segment after start-up (scrub.ts): each
+   * problem is logged as an error naming the offsets it costs, and kept for
+   * /healthz and /metrics. Partitions one at a time, so serving comes first.
+   */
+  private async scrub(): Promise<void> {
+    const started = Date.now();
+    try {
+      for (const t of [...this.topics.values()]) {
+        for (let p = 0; p < t.partitions.length; p++) {
+          if (this.state !== 'open') return;
+          const found = await scrubPartition(this.env.io, this.env.crc, { topic: t.meta.name, partition: p, dir: path.join(t.dir, String(p)), compacted: t.config.cleanupPolicy === 'compact' });
+          for (const problem of found) {
+            this.problems.push(problem);
+            this.env.log.error({ topic: problem.topic, partition: problem.partition, kind: problem.kind, fromOffset: problem.fromOffset, toOffset: problem.toOffset, file: problem.file }, `storage damage: ${problem.message}`);
+          }
+        }
+      }
+      if (this.problems.length) this.env.log.error({ problems: this.problems.length, ms: Date.now() - started }, 'storage scrub found damage: see the errors above; the rest of the log is served');
+      else this.env.log.info({ ms: Date.now() - started }, 'storage scrub: every closed segment verified');
+    } catch (err) {
+      this.env.log.error({ err: String(err) }, 'storage scrub failed');
+    }
   }
 
   private assertOpen(): void {
@@ -262,15 +291,11 @@ export class FileLogStore implements LogStore {
       try {
         for (const t of [...this.topics.values()]) {
           for (const p of t.partitions) {
-            if (this.state !== 'open' || p.state !== 'ok' || p.cleaning) continue;
-            p.cleaning = true;
+            if (this.state !== 'open') continue;
             try {
-              await applyRetention(p);
-              if (t.config.cleanupPolicy === 'compact') await compactPartition(p);
+              await p.cleanUp();
             } catch (err) {
               this.env.log.error({ topic: t.meta.name, partition: p.partition, err: String(err) }, 'cleanup failed');
-            } finally {
-              p.cleaning = false;
             }
           }
         }
@@ -295,6 +320,7 @@ export class FileLogStore implements LogStore {
     if (this.cleanupTimer) clearInterval(this.cleanupTimer);
     this.cleanupTimer = null;
     if (this.cleanupRun) await this.cleanupRun.catch(() => undefined);
+    if (this.scrubRun) await this.scrubRun;
     try {
       await this.closePartitions();
     } finally {

@@ -1,6 +1,6 @@
 /**
- * The log interface the broker uses. Two engines implement it: the embedded
- * file engine (server/storage/file-*.ts) and, later, NATS JetStream.
+ * The log interface the broker uses, and every storage engine implements
+ * (the embedded file engine: server/storage/file-*.ts).
  *
  * Offsets are JS numbers (exact up to 2^53). A partition's offsets:
  *   earliest       <= the first offset still retained
@@ -9,6 +9,7 @@
  *   logEnd         the next offset to be written (>= highWatermark)
  */
 import type { Crc32c } from '../../protocol/crc32c.ts';
+import { sectionDefaults } from '../settings.ts';
 
 export type CleanupPolicy = 'delete' | 'compact';
 export type FsyncPolicy = 'always' | 'interval' | 'never';
@@ -29,16 +30,8 @@ export interface TopicConfig {
   segmentMs: number;
 }
 
-export const DEFAULT_TOPIC_CONFIG: TopicConfig = {
-  retentionMs: 7 * 24 * 3600_000,
-  retentionBytes: -1,
-  cleanupPolicy: 'delete',
-  deleteRetentionMs: 24 * 3600_000,
-  fsync: 'always',
-  fsyncIntervalMs: 1000,
-  segmentBytes: 64 * 1024 * 1024,
-  segmentMs: 7 * 24 * 3600_000,
-};
+/** Topic defaults: the `topic.*` rows of the settings table. */
+export const DEFAULT_TOPIC_CONFIG: Readonly<TopicConfig> = Object.freeze(sectionDefaults('topic'));
 
 export interface TopicInfo {
   name: string;
@@ -80,6 +73,18 @@ export interface ReadResult {
 /** Producer state of one producer on one partition. */
 export interface ProducerState {
   lastSequence: number;
+}
+
+/** Damage an engine found in its own files (the file engine's start-up scrub); the operator decides the repair. */
+export interface StorageProblem {
+  topic: string;
+  partition: number;
+  kind: 'missing-offsets' | 'corrupt-batch' | 'unreadable-segment';
+  /** Offsets affected: [fromOffset, toOffset). */
+  fromOffset: number;
+  toOffset: number;
+  file: string;
+  message: string;
 }
 
 export interface LogStore {
@@ -129,6 +134,9 @@ export interface LogStore {
    */
   onDurable(listener: (topic: string, partition: number, highWatermark: number) => void): () => void;
 
+  /** Damage found in the engine's files so far (optional: engines that cannot see their files have none to report). */
+  storageProblems?(): StorageProblem[];
+
   /** Flush, fsync, release the lock and every handle. */
   close(): Promise<void>;
 }
@@ -147,6 +155,14 @@ export interface FileLogStoreOptions {
   maxProducersPerPartition?: number;
   /** How often retention and compaction run. */
   cleanupIntervalMs?: number;
+  /** Bytes of log between sparse index entries. */
+  indexIntervalBytes?: number;
+  /** Bytes appended between producer-state snapshots. */
+  snapshotIntervalBytes?: number;
+  /** Memory for closed segments' indexes across the store. */
+  maxIndexCacheBytes?: number;
+  /** Keys one compaction pass may hold in memory. */
+  maxCompactionKeys?: number;
   /** Optional structured logger. */
   log?: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void };
 }

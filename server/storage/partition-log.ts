@@ -11,37 +11,25 @@
  *   never     the batch is written to the OS; readable at once; a power loss
  *             may take it back.
  */
-import { checkBatch, readInt64, readRecordCount, readLastOffsetDelta, readUint32, stampBatch, BATCH_HEADER_BYTES, LENGTH_FIELD_END } from '../../protocol/batch.ts';
-import type { Crc32c } from '../../protocol/crc32c.ts';
+import fsp from 'node:fs/promises';
+import { checkBatch, producerIdBytes, readBaseSequence, readLastSequence, readRecordCount, readLastOffsetDelta, readUint32, stampBatch, BATCH_HEADER_BYTES, LENGTH_FIELD_END } from '../../protocol/batch.ts';
 import { TributaryError } from '../../protocol/errors.ts';
 import { fromUtf8 } from '../../protocol/record.ts';
+import { compactPartition, type SegmentContents } from './compaction.ts';
 import { fsyncDir, indexPath, logPath, timeIndexPath } from './data-dir.ts';
-import type { FileHandleCache } from './file-handles.ts';
-import type { IndexCache } from './index-cache.ts';
 import type { StorageIo } from './io.ts';
 import type { AppendResult, PartitionOffsets, ReadResult, TopicConfig } from './log-store.ts';
+import { partitionOffsetForTime, readPartition } from './partition-reads.ts';
+import type { PartitionEnv, PartitionView } from './partition-view.ts';
 import { type ProducerStateTable, writeSnapshot } from './producer-state.ts';
 import { findDuplicateInLog, findProducerInLog } from './producer-lookup.ts';
+import { reverifyTail } from './recovery.ts';
+import { segmentsPastRetention } from './retention.ts';
 import { OffsetIndex, TimeIndex } from './segment-index.ts';
 import { Segment } from './segment.ts';
 import type { TailCache } from './tail-cache.ts';
-import { reverifyTail } from './recovery.ts';
-import { partitionOffsetForTime, readPartition } from './partition-reads.ts';
 
-/** Shared by every partition of a store. */
-export interface PartitionEnv {
-  io: StorageIo;
-  crc: Crc32c;
-  handles: FileHandleCache;
-  indexCache: IndexCache;
-  now: () => number;
-  indexIntervalBytes: number;
-  snapshotIntervalBytes: number;
-  /** Most keys one compaction pass holds in memory (its offset map). */
-  maxCompactionKeys: number;
-  log: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void };
-  notifyDurable: (topic: string, partition: number, highWatermark: number) => void;
-}
+export type { PartitionEnv } from './partition-view.ts';
 
 interface Pending {
   batch: Uint8Array;
@@ -65,18 +53,18 @@ const RECOVER_MAX_MS = 5000;
 
 export type PartitionState = 'ok' | 'failed' | 'closed';
 
-export class PartitionLog {
+export class PartitionLog implements PartitionView {
   /** Sorted by base offset; the last one is active. */
-  segments: Segment[];
-  earliest: number;
-  logEnd: number;
-  highWatermark: number;
+  private segmentList: Segment[];
+  private earliestOffset: number;
+  private logEndOffset: number;
+  private hw: number;
   /** Byte position of the high watermark in the active segment. */
-  hwPos: number;
+  private hwPosition: number;
   /** Everything acknowledged so far (>= highWatermark for interval). */
-  ackedEnd: number;
-  ackedPos: number;
-  state: PartitionState = 'ok';
+  private ackedEnd: number;
+  private ackedPosition: number;
+  private status: PartitionState = 'ok';
   private queue: Pending[] = [];
   private flushing: Promise<void> | null = null;
   private waiters: Waiter[] = [];
@@ -88,11 +76,11 @@ export class PartitionLog {
   private recoverTimer: NodeJS.Timeout | null = null;
   private recoverDelayMs = RECOVER_MIN_MS;
   /** Retention and compaction hold this so they never overlap on one partition. */
-  cleaning = false;
-  /** Active segment base when compaction last ran (run again only after a roll). */
+  private cleaning = false;
   /** Compaction: every record below this offset was checked against a map of newer keys. */
-  compactedThrough = -1;
-  tombstoneDeadline = Infinity;
+  private compactedThrough = -1;
+  /** Compaction: when the earliest tombstone kept by the last sweep expires. */
+  private tombstoneDeadline = Infinity;
 
   constructor(
     readonly topic: string,
@@ -104,49 +92,71 @@ export class PartitionLog {
     readonly tail: TailCache,
     segments: Segment[],
   ) {
-    this.segments = segments;
+    this.segmentList = segments;
     const active = segments[segments.length - 1];
-    this.earliest = segments[0].baseOffset;
-    this.logEnd = active.nextOffset;
-    this.highWatermark = this.logEnd;
-    this.hwPos = active.sizeBytes;
-    this.ackedEnd = this.logEnd;
-    this.ackedPos = active.sizeBytes;
+    this.earliestOffset = segments[0].baseOffset;
+    this.logEndOffset = active.nextOffset;
+    this.hw = this.logEndOffset;
+    this.hwPosition = active.sizeBytes;
+    this.ackedEnd = this.logEndOffset;
+    this.ackedPosition = active.sizeBytes;
     this.lastAppendTime = active.maxAppendTime;
   }
 
+  get segments(): readonly Segment[] {
+    return this.segmentList;
+  }
+  get earliest(): number {
+    return this.earliestOffset;
+  }
+  get logEnd(): number {
+    return this.logEndOffset;
+  }
+  get highWatermark(): number {
+    return this.hw;
+  }
+  get hwPos(): number {
+    return this.hwPosition;
+  }
+  get ackedPos(): number {
+    return this.ackedPosition;
+  }
+  get state(): PartitionState {
+    return this.status;
+  }
+
   get active(): Segment {
-    return this.segments[this.segments.length - 1];
+    return this.segmentList[this.segmentList.length - 1];
   }
 
   offsets(): PartitionOffsets {
     let bytes = 0;
-    for (const s of this.segments) bytes += s.sizeBytes;
-    return { earliest: this.earliest, highWatermark: this.highWatermark, logEnd: this.logEnd, bytes };
+    for (const s of this.segmentList) bytes += s.sizeBytes;
+    return { earliest: this.earliestOffset, highWatermark: this.hw, logEnd: this.logEndOffset, bytes };
   }
 
   // ---------------- append ----------------
 
   async append(b: Uint8Array): Promise<AppendResult> {
-    if (this.state !== 'ok') throw this.unavailable();
+    if (this.status !== 'ok') throw this.unavailable();
     const fault = b.length < BATCH_HEADER_BYTES ? 'truncated' : checkBatch(b, 0, b.length, this.env.crc, false);
     if (fault) throw new TributaryError(fault === 'bad-crc' ? 'CORRUPT_BATCH' : 'BAD_BATCH', `record batch is ${fault}`);
     if (LENGTH_FIELD_END + readUint32(b, 8) !== b.length) throw new TributaryError('BAD_BATCH', 'buffer holds more than one batch');
     const count = readRecordCount(b);
     if (count === 0 || readLastOffsetDelta(b) !== count - 1) throw new TributaryError('BAD_BATCH', 'a produced batch needs dense offset deltas 0..count-1');
-    const baseSeq = readInt64(b, 51);
-    const pidLen = b[63];
+    const baseSeq = readBaseSequence(b);
+    const pidBytes = producerIdBytes(b);
     let pid = '';
     let lastSeq = -1;
     if (baseSeq < -1) throw new TributaryError('BAD_SEQUENCE', 'negative base sequence');
-    if (baseSeq >= 0 && pidLen > 0) {
-      pid = fromUtf8(b.subarray(BATCH_HEADER_BYTES, BATCH_HEADER_BYTES + pidLen));
-      lastSeq = baseSeq + readUint32(b, 59);
+    if (baseSeq >= 0 && pidBytes.length > 0) {
+      pid = fromUtf8(pidBytes);
+      lastSeq = readLastSequence(b);
       let entry = this.producers.get(pid);
       if (!entry && this.producers.evictions > 0) {
         // Evicted producers fall back to the log (slow path, only after evictions).
         const found = await findProducerInLog(this, pid);
-        if (this.state !== 'ok') throw this.unavailable();
+        if (this.status !== 'ok') throw this.unavailable();
         entry = this.producers.get(pid);
         if (!entry && found) {
           this.producers.seed(pid, found);
@@ -161,9 +171,9 @@ export class PartitionLog {
     const now = this.env.now();
     const appendTime = now > this.lastAppendTime ? now : this.lastAppendTime;
     this.lastAppendTime = appendTime;
-    const base = this.logEnd;
+    const base = this.logEndOffset;
     const last = base + count - 1;
-    this.logEnd = last + 1;
+    this.logEndOffset = last + 1;
     stampBatch(b, 0, base, appendTime, this.env.crc);
     if (pid) this.producers.record(pid, baseSeq, lastSeq, base, last, appendTime);
     this.tail.push(b, base, last);
@@ -174,7 +184,7 @@ export class PartitionLog {
   }
 
   private unavailable(): TributaryError {
-    if (this.state === 'closed') return new TributaryError('SHUTTING_DOWN', `partition ${this.topic}/${this.partition} is closed`);
+    if (this.status === 'closed') return new TributaryError('SHUTTING_DOWN', `partition ${this.topic}/${this.partition} is closed`);
     return new TributaryError('STORAGE_UNAVAILABLE', `partition ${this.topic}/${this.partition} is re-verifying its log after a write failure`, { topic: this.topic, partition: this.partition });
   }
 
@@ -193,7 +203,7 @@ export class PartitionLog {
       result = found;
     }
     const lastOffset = Math.max(...result.offsets);
-    if (lastOffset >= this.highWatermark) await this.waitDurable(lastOffset);
+    if (lastOffset >= this.hw) await this.waitDurable(lastOffset);
     return result;
   }
 
@@ -206,7 +216,7 @@ export class PartitionLog {
   private async flushLoop(): Promise<void> {
     let group: Pending[] = [];
     try {
-      while ((this.queue.length > 0 || this.syncRequested) && this.state === 'ok') {
+      while ((this.queue.length > 0 || this.syncRequested) && this.status === 'ok') {
         if (this.syncRequested) {
           // The interval fsync runs here, in the one writer, so that it never races a roll closing the file.
           this.syncRequested = false;
@@ -269,26 +279,26 @@ export class PartitionLog {
   private snapshotInBackground(): void {
     if (this.snapshotting) return;
     this.bytesSinceSnapshot = 0;
-    this.snapshotting = writeSnapshot(this.dir, this.producers, this.highWatermark)
+    this.snapshotting = writeSnapshot(this.dir, this.producers, this.hw)
       .catch((err) => this.env.log.warn({ topic: this.topic, partition: this.partition, err: String(err) }, 'producer snapshot failed'))
       .finally(() => (this.snapshotting = null));
   }
 
   private acked(end: number, pos: number): void {
     this.ackedEnd = end;
-    this.ackedPos = pos;
+    this.ackedPosition = pos;
   }
 
   private advanceHighWatermark(hw: number, pos: number): void {
-    if (hw <= this.highWatermark && pos === this.hwPos) return;
-    this.highWatermark = Math.max(hw, this.highWatermark);
-    this.hwPos = pos;
+    if (hw <= this.hw && pos === this.hwPosition) return;
+    this.hw = Math.max(hw, this.hw);
+    this.hwPosition = pos;
     if (this.waiters.length) {
       const still: Waiter[] = [];
-      for (const w of this.waiters) (w.offset < this.highWatermark ? w.resolve() : still.push(w));
+      for (const w of this.waiters) (w.offset < this.hw ? w.resolve() : still.push(w));
       this.waiters = still;
     }
-    this.env.notifyDurable(this.topic, this.partition, this.highWatermark);
+    this.env.notifyDurable(this.topic, this.partition, this.hw);
   }
 
   /** fsync "interval": one fdatasync per interval while there is unsynced data. */
@@ -297,17 +307,17 @@ export class PartitionLog {
     this.syncTimer = setTimeout(() => {
       this.syncTimer = null;
       this.syncRequested = true;
-      if (!this.flushing && this.state === 'ok') this.flushing = this.flushLoop();
+      if (!this.flushing && this.status === 'ok') this.flushing = this.flushLoop();
     }, intervalMs);
   }
 
   /** fdatasync the active segment and move the high watermark to what was written before it (writer only). */
   private async syncNow(): Promise<void> {
-    if (this.state !== 'ok') return;
+    if (this.status !== 'ok') return;
     const seg = this.active;
     const end = this.ackedEnd;
-    const pos = this.ackedPos;
-    if (end <= this.highWatermark) return;
+    const pos = this.ackedPosition;
+    if (end <= this.hw) return;
     await Promise.all([this.env.io.fdatasync(seg.active!.log), seg.persistIndexes(this.env.io)]);
     if (seg === this.active) this.advanceHighWatermark(end, pos);
     if (this.bytesSinceSnapshot >= this.env.snapshotIntervalBytes) this.snapshotInBackground();
@@ -330,10 +340,10 @@ export class PartitionLog {
     next.timeIndex = new TimeIndex();
     await fsyncDir(this.dir);
     old.active = null;
-    this.segments.push(next);
-    this.hwPos = 0;
-    this.ackedPos = 0;
-    await Promise.all([io.close(files.log), io.close(files.index), io.close(files.timeIndex)]).catch(() => undefined);
+    this.segmentList = [...this.segmentList, next];
+    this.hwPosition = 0;
+    this.ackedPosition = 0;
+    await closeActiveFiles(io, files);
     this.env.indexCache.touch(old);
     this.bytesSinceSnapshot = 0;
     await writeSnapshot(this.dir, this.producers, base);
@@ -349,8 +359,8 @@ export class PartitionLog {
 
   /** A write or fsync failed: nothing unacknowledged is acknowledged; stop and re-verify. */
   private fail(err: unknown, inFlight: Pending[]): void {
-    if (this.state !== 'ok') return;
-    this.state = 'failed';
+    if (this.status !== 'ok') return;
+    this.status = 'failed';
     const code = (err as NodeJS.ErrnoException)?.code ?? 'EIO';
     this.env.log.error({ topic: this.topic, partition: this.partition, code, err: String(err) }, 'partition write failed; re-verifying its tail');
     const e = new TributaryError('STORAGE_UNAVAILABLE', `write to ${this.topic}/${this.partition} failed (${code}); retry later`, { topic: this.topic, partition: this.partition, cause: code });
@@ -375,26 +385,111 @@ export class PartitionLog {
 
   /** Re-reads the tail from the disk, truncates whatever was never acknowledged (or does not verify), resumes. */
   private async recover(): Promise<void> {
-    if (this.state !== 'failed') return;
+    if (this.status !== 'failed') return;
     try {
+      const old = this.active.active!;
       const r = await reverifyTail(this);
-      this.logEnd = r.nextOffset;
+      // The old descriptors' page cache cannot be trusted after the failure: serve from the reopened files.
+      this.active.active = r.files;
+      await closeActiveFiles(this.env.io, old);
+      this.env.handles.invalidate(this.active.logFile);
+      this.logEndOffset = r.nextOffset;
       this.ackedEnd = r.nextOffset;
-      this.ackedPos = r.sizeBytes;
-      if (this.highWatermark > r.nextOffset) {
-        this.env.log.error({ topic: this.topic, partition: this.partition, lost: this.highWatermark - r.nextOffset }, 'acknowledged records did not verify after a write failure');
-        this.highWatermark = r.nextOffset;
+      this.ackedPosition = r.sizeBytes;
+      if (this.hw > r.nextOffset) {
+        this.env.log.error({ topic: this.topic, partition: this.partition, lost: this.hw - r.nextOffset }, 'acknowledged records did not verify after a write failure');
+        this.hw = r.nextOffset;
       }
       this.advanceHighWatermark(r.nextOffset, r.sizeBytes);
       this.producers.truncateFrom(r.nextOffset);
       this.tail.truncateFrom(r.nextOffset);
       this.lastAppendTime = Math.max(this.lastAppendTime, this.active.maxAppendTime);
       this.recoverDelayMs = RECOVER_MIN_MS;
-      this.state = 'ok';
-      this.env.log.info({ topic: this.topic, partition: this.partition, logEnd: this.logEnd }, 'partition recovered');
+      this.status = 'ok';
+      this.env.log.info({ topic: this.topic, partition: this.partition, logEnd: this.logEndOffset }, 'partition recovered');
     } catch (err) {
       this.env.log.warn({ topic: this.topic, partition: this.partition, err: String(err) }, 'partition still failing; retrying');
-      if (this.state === 'failed') this.scheduleRecover();
+      if (this.status === 'failed') this.scheduleRecover();
+    }
+  }
+
+  // ---------------- cleanup: retention and compaction ----------------
+
+  /**
+   * Applies retention, then compaction for `compact` topics, unless the log
+   * is failing, closed or already being cleaned (the two never overlap).
+   */
+  async cleanUp(): Promise<void> {
+    if (this.status !== 'ok' || this.cleaning) return;
+    this.cleaning = true;
+    try {
+      const drop = segmentsPastRetention(this);
+      if (drop > 0) await this.deleteOldestSegments(drop);
+      if (this.config().cleanupPolicy === 'compact') await compactPartition(this);
+    } finally {
+      this.cleaning = false;
+    }
+  }
+
+  /** Removes the `n` oldest segments (never the active one) from the log and the disk. */
+  async deleteOldestSegments(n: number): Promise<void> {
+    const count = Math.min(n, this.segmentList.length - 1);
+    if (count <= 0) return;
+    // A new array, not splice: reads in flight keep iterating the one they took.
+    const gone = this.segmentList.slice(0, count);
+    this.segmentList = this.segmentList.slice(count);
+    this.earliestOffset = this.segmentList[0].baseOffset;
+    for (const seg of gone) {
+      this.env.handles.invalidate(seg.logFile);
+      this.env.indexCache.forget(seg);
+      // The log goes first: an index without its log is swept on start-up.
+      await fsp.rm(seg.logFile, { force: true });
+      await Promise.all([fsp.rm(seg.indexFile, { force: true }), fsp.rm(seg.timeIndexFile, { force: true })]);
+    }
+    this.env.log.info({ topic: this.topic, partition: this.partition, segments: count, earliest: this.earliestOffset }, 'retention deleted segments');
+  }
+
+  /**
+   * Where compaction's key map starts: after what the last pass covered, or
+   * 0 once a kept tombstone is due (the map must see it again). -1 when
+   * nothing was rolled since the last pass and no tombstone is due.
+   */
+  compactionStart(now: number): number {
+    if (now >= this.tombstoneDeadline) {
+      this.tombstoneDeadline = Infinity;
+      return 0;
+    }
+    if (this.compactedThrough === this.active.baseOffset) return -1;
+    return Math.max(0, this.compactedThrough);
+  }
+
+  /** A compaction pass covered the log below `through`; the earliest tombstone it kept expires at `tombstoneDeadline`. */
+  compactionDone(through: number, tombstoneDeadline: number): void {
+    this.compactedThrough = through;
+    this.tombstoneDeadline = Math.min(this.tombstoneDeadline, tombstoneDeadline);
+  }
+
+  /** Replaces a closed segment's log with the compacted file `cleanedFile`, once no read uses the segment. */
+  async replaceSegmentFiles(seg: Segment, cleanedFile: string, contents: SegmentContents): Promise<void> {
+    let open!: () => void;
+    seg.swapping = new Promise<void>((r) => (open = r));
+    try {
+      while (seg.readers > 0) await new Promise((r) => setTimeout(r, 1));
+      await Promise.all([fsp.rm(seg.indexFile, { force: true }), fsp.rm(seg.timeIndexFile, { force: true })]);
+      await fsp.rename(cleanedFile, seg.logFile);
+      await fsyncDir(seg.dir);
+      this.env.handles.invalidate(seg.logFile);
+      // The tail cache must not serve the batches this segment no longer holds.
+      this.tail.dropBelow(seg.nextOffset);
+      seg.sizeBytes = contents.sizeBytes;
+      seg.index = contents.index;
+      seg.timeIndex = contents.timeIndex;
+      seg.lastIndexedPosition = contents.lastIndexedPosition;
+      this.env.indexCache.touch(seg);
+      await Promise.all([fsp.writeFile(seg.indexFile, contents.index.encode()), fsp.writeFile(seg.timeIndexFile, contents.timeIndex.encode())]);
+    } finally {
+      seg.swapping = null;
+      open();
     }
   }
 
@@ -412,11 +507,11 @@ export class PartitionLog {
 
   /** Drains the writer, fsyncs, writes a snapshot and closes the active segment's files. */
   async close(): Promise<void> {
-    if (this.state === 'closed') return;
+    if (this.status === 'closed') return;
     while (this.flushing) await this.flushing;
     if (this.snapshotting) await this.snapshotting;
-    const wasOk = this.state === 'ok';
-    this.state = 'closed';
+    const wasOk = this.status === 'ok';
+    this.status = 'closed';
     if (this.syncTimer) clearTimeout(this.syncTimer);
     if (this.recoverTimer) clearTimeout(this.recoverTimer);
     this.syncTimer = this.recoverTimer = null;
@@ -428,15 +523,15 @@ export class PartitionLog {
         if (wasOk) {
           await seg.persistIndexes(io);
           await Promise.all([io.fdatasync(files.log), io.fdatasync(files.index), io.fdatasync(files.timeIndex)]);
-          this.advanceHighWatermark(this.ackedEnd, this.ackedPos);
-          await writeSnapshot(this.dir, this.producers, this.logEnd);
+          this.advanceHighWatermark(this.ackedEnd, this.ackedPosition);
+          await writeSnapshot(this.dir, this.producers, this.logEndOffset);
         }
       } finally {
         seg.active = null;
-        await Promise.all([io.close(files.log), io.close(files.index), io.close(files.timeIndex)]).catch(() => undefined);
+        await closeActiveFiles(io, files);
       }
     }
-    for (const s of this.segments) {
+    for (const s of this.segmentList) {
       this.env.handles.invalidate(s.logFile);
       this.env.indexCache.forget(s);
     }
@@ -452,6 +547,10 @@ function resultOf(g: Pending): AppendResult {
   const offsets = new Array<number>(n);
   for (let i = 0; i < n; i++) offsets[i] = g.base + i;
   return { offsets, baseOffset: g.base, appendTime: g.appendTime, duplicate: false };
+}
+
+async function closeActiveFiles(io: StorageIo, files: { log: number; index: number; timeIndex: number }): Promise<void> {
+  await Promise.all([io.close(files.log), io.close(files.index), io.close(files.timeIndex)]).catch(() => undefined);
 }
 
 export async function openActiveFiles(io: StorageIo, dir: string, base: number, flags: string): Promise<{ log: number; index: number; timeIndex: number }> {

@@ -6,11 +6,11 @@
  */
 import { TributaryError } from '../../protocol/errors.ts';
 import type { ReadResult } from './log-store.ts';
-import type { PartitionLog } from './partition-log.ts';
+import type { PartitionView } from './partition-view.ts';
 import type { Segment } from './segment.ts';
 
 /** Whole batches from the one holding `offset`, below the high watermark (LogStore.read). */
-export async function readPartition(log: PartitionLog, offset: number, maxBytes: number): Promise<ReadResult> {
+export async function readPartition(log: PartitionView, offset: number, maxBytes: number): Promise<ReadResult> {
   const hw = log.highWatermark;
   if (!Number.isSafeInteger(offset) || offset < log.earliest || offset > hw) {
     throw new TributaryError('OFFSET_OUT_OF_RANGE', `offset ${offset} is outside [${log.earliest}, ${hw}] of ${log.topic}/${log.partition}`, { earliest: log.earliest, logEnd: log.logEnd });
@@ -34,13 +34,13 @@ export async function readPartition(log: PartitionLog, offset: number, maxBytes:
 }
 
 /** Holds the segment against a compaction swap for the duration of `fn`. */
-async function withSegment<T>(log: PartitionLog, seg: Segment, fn: (fd: number) => Promise<T>): Promise<T> {
+async function withSegment<T>(log: PartitionView, seg: Segment, fn: (fd: number) => Promise<T>): Promise<T> {
   while (seg.swapping) await seg.swapping;
   seg.readers++;
   try {
     const h = await log.env.handles.acquire(seg.logFile);
     try {
-      if (!seg.index) await seg.loadIndexes(log.env.io, h.fd);
+      if (!seg.index) await seg.loadIndexes(log.env.io, h.fd, log.env.indexIntervalBytes);
       if (!seg.active) log.env.indexCache.touch(seg);
       return await fn(h.fd);
     } finally {
@@ -57,8 +57,8 @@ async function withSegment<T>(log: PartitionLog, seg: Segment, fn: (fd: number) 
   }
 }
 
-function readSegment(log: PartitionLog, seg: Segment, offset: number, maxBytes: number): Promise<{ bytes: Uint8Array; nextOffset: number } | null> {
-return withSegment(log, seg, (fd) => {
+function readSegment(log: PartitionView, seg: Segment, offset: number, maxBytes: number): Promise<{ bytes: Uint8Array; nextOffset: number } | null> {
+  return withSegment(log, seg, (fd) => {
     const endPos = seg === log.active ? log.hwPos : seg.sizeBytes;
     if (endPos === 0) return Promise.resolve(null);
     return seg.readFrom(log.env.io, fd, offset, maxBytes, endPos);
@@ -66,7 +66,7 @@ return withSegment(log, seg, (fd) => {
 }
 
 /** The first offset appended at or after `ts` (batch granularity), or the high watermark. */
-export async function partitionOffsetForTime(log: PartitionLog, ts: number): Promise<number> {
+export async function partitionOffsetForTime(log: PartitionView, ts: number): Promise<number> {
   const hw = log.highWatermark;
   for (const seg of log.segments) {
     if (seg.maxAppendTime < ts || seg.baseOffset >= hw) continue;
@@ -77,7 +77,7 @@ export async function partitionOffsetForTime(log: PartitionLog, ts: number): Pro
 }
 
 /** Index of the last segment whose base offset is <= offset (0 when below all). */
-export function segmentFor(segs: Segment[], offset: number): number {
+export function segmentFor(segs: readonly Segment[], offset: number): number {
   let lo = 0;
   let hi = segs.length - 1;
   let best = 0;

@@ -4,21 +4,21 @@
  * five batches, or a producer evicted from the table). They walk batch
  * headers newest segment first; only matching batches are decoded.
  */
-import { BATCH_HEADER_BYTES, decodeBatchTrusted, readAppendTime, readBaseOffset, readInt64, readLastOffsetDelta, readUint32 } from '../../protocol/batch.ts';
+import { decodeBatchTrusted, producerIdBytes, readAppendTime, readBaseOffset, readBaseSequence, readLastOffsetDelta, readLastSequence } from '../../protocol/batch.ts';
 import type { AppendResult } from './log-store.ts';
-import type { PartitionLog } from './partition-log.ts';
+import type { PartitionView } from './partition-view.ts';
 import type { ProducerEntry } from './producer-state.ts';
 import { scanLog } from './segment.ts';
 
 function pidMatches(b: Uint8Array, p: number, pid: Uint8Array): boolean {
-  if (b[p + 63] !== pid.length) return false;
-  const at = p + BATCH_HEADER_BYTES;
-  for (let i = 0; i < pid.length; i++) if (b[at + i] !== pid[i]) return false;
+  const inBatch = producerIdBytes(b, p);
+  if (inBatch.length !== pid.length) return false;
+  for (let i = 0; i < pid.length; i++) if (inBatch[i] !== pid[i]) return false;
   return true;
 }
 
 /** Walks each segment (newest first) with `visit` until it returns true for a segment. */
-async function eachSegmentNewestFirst(log: PartitionLog, whole: boolean, visit: (b: Uint8Array, p: number) => void, doneAfterSegment: () => boolean): Promise<void> {
+async function eachSegmentNewestFirst(log: PartitionView, whole: boolean, visit: (b: Uint8Array, p: number) => void, doneAfterSegment: () => boolean): Promise<void> {
   const segs = log.segments.slice();
   for (let i = segs.length - 1; i >= 0; i--) {
     const seg = segs[i];
@@ -38,7 +38,7 @@ async function eachSegmentNewestFirst(log: PartitionLog, whole: boolean, visit: 
 }
 
 /** The producer's newest state as the log shows it, or null when it has no batch in the log. */
-export async function findProducerInLog(log: PartitionLog, pid: string): Promise<ProducerEntry | null> {
+export async function findProducerInLog(log: PartitionView, pid: string): Promise<ProducerEntry | null> {
   const pidBytes = Buffer.from(pid);
   let entry: ProducerEntry | null = null;
   await eachSegmentNewestFirst(
@@ -46,9 +46,9 @@ export async function findProducerInLog(log: PartitionLog, pid: string): Promise
     false,
     (b, p) => {
       if (!pidMatches(b, p, pidBytes)) return;
-      const firstSeq = readInt64(b, p + 51);
+      const firstSeq = readBaseSequence(b, p);
       if (firstSeq < 0) return;
-      const lastSeq = firstSeq + readUint32(b, p + 59);
+      const lastSeq = readLastSequence(b, p);
       const baseOffset = readBaseOffset(b, p);
       const batch = { firstSeq, lastSeq, baseOffset, lastOffset: baseOffset + readLastOffsetDelta(b, p), appendTime: readAppendTime(b, p), prevLastSeq: -1 };
       if (!entry) entry = { lastSeq, batches: [batch] };
@@ -68,7 +68,7 @@ export async function findProducerInLog(log: PartitionLog, pid: string): Promise
  * Original offsets of a retried batch whose sequences are all at or below the
  * producer's highest: every record's sequence must be found in the log.
  */
-export async function findDuplicateInLog(log: PartitionLog, retry: Uint8Array, pid: string, firstSeq: number, lastSeq: number): Promise<AppendResult | null> {
+export async function findDuplicateInLog(log: PartitionView, retry: Uint8Array, pid: string, firstSeq: number, lastSeq: number): Promise<AppendResult | null> {
   const pidBytes = Buffer.from(pid);
   const bySeq = new Map<number, number>();
   let appendTime = -1;
@@ -77,8 +77,8 @@ export async function findDuplicateInLog(log: PartitionLog, retry: Uint8Array, p
     true,
     (b, p) => {
       if (!pidMatches(b, p, pidBytes)) return;
-      const s0 = readInt64(b, p + 51);
-      const s1 = s0 + readUint32(b, p + 59);
+      const s0 = readBaseSequence(b, p);
+      const s1 = readLastSequence(b, p);
       if (s0 < 0 || s1 < firstSeq || s0 > lastSeq) return;
       for (const r of decodeBatchTrusted(b, p)) if (r.sequence >= firstSeq && r.sequence <= lastSeq) bySeq.set(r.sequence, r.offset);
       if (appendTime < 0 || s0 <= firstSeq) appendTime = readAppendTime(b, p);

@@ -13,11 +13,11 @@
 import fsp from 'node:fs/promises';
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkBatch, readAppendTime, readBaseOffset, readInt64, readLastOffsetDelta, readUint32 } from '../../protocol/batch.ts';
+import { checkBatch, OFFSET_FIELDS_BYTES, producerIdBytes, readAppendTime, readBaseOffset, readBaseSequence, readInt64, readLastOffsetDelta, readLastSequence } from '../../protocol/batch.ts';
 import { fromUtf8 } from '../../protocol/record.ts';
 import { offsetName } from './data-dir.ts';
 import { readFully, type StorageIo } from './io.ts';
-import type { PartitionEnv, PartitionLog } from './partition-log.ts';
+import type { PartitionEnv, PartitionView } from './partition-view.ts';
 import { loadSnapshot, type ProducerStateTable } from './producer-state.ts';
 import { OffsetIndex, TIME_ENTRY_BYTES, OFFSET_ENTRY_BYTES, TimeIndex } from './segment-index.ts';
 import { scanLog, Segment, type ActiveFiles } from './segment.ts';
@@ -59,17 +59,16 @@ async function closedMaxTime(seg: Segment): Promise<number> {
  */
 async function verifyFrom(env: PartitionEnv, seg: Segment, fd: number, from: number, to: number, expectBase: number): Promise<number> {
   let expect = expectBase;
-  const onBatch = (producer: ((b: Uint8Array, p: number) => void) | null) => (b: Uint8Array, p: number, pos: number, size: number): boolean => {
+  const onBatch = (b: Uint8Array, p: number, pos: number, size: number): boolean => {
     if (checkBatch(b, p, p + size, env.crc, false) !== null) return false;
     const base = readBaseOffset(b, p);
     if (base < expect) return false;
     const last = base + readLastOffsetDelta(b, p);
     seg.noteAppended(pos, size, base, last, readAppendTime(b, p), env.indexIntervalBytes);
     expect = last + 1;
-    producer?.(b, p);
     return true;
   };
-  return scanLog(env.io, fd, from, to, true, onBatch(null));
+  return scanLog(env.io, fd, from, to, true, onBatch);
 }
 
 /** Loads the active segment's index files and keeps the entries that land on the batches they name. */
@@ -78,8 +77,8 @@ async function loadActiveIndexes(io: StorageIo, seg: Segment, files: ActiveFiles
   const index = OffsetIndex.decode(await readFully(io, files.index, ib, 0), logBytes);
   while (index.count > 0) {
     const pos = index.positionAt(index.count - 1);
-    const h = await readFully(io, files.log, 27, pos);
-    if (h.length === 27 && readBaseOffset(h) === seg.baseOffset + index.relAt(index.count - 1)) break;
+    const h = await readFully(io, files.log, OFFSET_FIELDS_BYTES, pos);
+    if (h.length === OFFSET_FIELDS_BYTES && readBaseOffset(h) === seg.baseOffset + index.relAt(index.count - 1)) break;
     index.truncateToPosition(pos);
   }
   const lastRel = index.count ? index.relAt(index.count - 1) : 0;
@@ -132,15 +131,14 @@ async function replayProducers(env: PartitionEnv, segments: Segment[], producers
     const fd = await env.io.open(seg.logFile, 'r');
     try {
       let start = 0;
-      if (seg.active === null) await seg.loadIndexes(env.io, fd);
+      if (seg.active === null) await seg.loadIndexes(env.io, fd, env.indexIntervalBytes);
       if (seg.index && from > seg.baseOffset) start = seg.index.floorPosition(from - seg.baseOffset);
       await scanLog(env.io, fd, start, seg.sizeBytes, false, (b, p) => {
         const base = readBaseOffset(b, p);
-        const firstSeq = readInt64(b, p + 51);
-        const pidLen = b[p + 63];
-        if (base >= from && firstSeq >= 0 && pidLen > 0) {
-          const pid = fromUtf8(b.subarray(p + 64, p + 64 + pidLen));
-          producers.record(pid, firstSeq, firstSeq + readUint32(b, p + 59), base, base + readLastOffsetDelta(b, p), readAppendTime(b, p));
+        const firstSeq = readBaseSequence(b, p);
+        const pid = producerIdBytes(b, p);
+        if (base >= from && firstSeq >= 0 && pid.length > 0) {
+          producers.record(fromUtf8(pid), firstSeq, readLastSequence(b, p), base, base + readLastOffsetDelta(b, p), readAppendTime(b, p));
         }
         return true;
       });
@@ -187,29 +185,25 @@ export async function recoverPartition(env: PartitionEnv, dir: string, producers
 /**
  * After a write or fsync failure: reopen the active log (the old descriptor's
  * page cache cannot be trusted), verify what was acknowledged and truncate
- * everything else. Throws while the disk still fails.
+ * everything else. Returns the reopened files for the log to swap in; throws
+ * while the disk still fails.
  */
-export async function reverifyTail(log: PartitionLog): Promise<{ nextOffset: number; sizeBytes: number }> {
+export async function reverifyTail(log: PartitionView): Promise<{ files: ActiveFiles; nextOffset: number; sizeBytes: number }> {
   const env = log.env;
   const io = env.io;
   const seg = log.active;
-  const old = seg.active!;
   const files: ActiveFiles = {
     log: await io.open(seg.logFile, RW_CREATE),
     index: await io.open(seg.indexFile, RW_CREATE),
     timeIndex: await io.open(seg.timeIndexFile, RW_CREATE),
   };
   try {
-    seg.active = files;
     await io.ftruncate(files.log, Math.min(log.ackedPos, await io.fsize(files.log)));
     await recoverActive(env, seg, files, log.ackedPos);
     await Promise.all([io.fdatasync(files.log), io.fdatasync(files.index), io.fdatasync(files.timeIndex)]);
   } catch (err) {
-    seg.active = old;
     await Promise.all([io.close(files.log), io.close(files.index), io.close(files.timeIndex)]).catch(() => undefined);
     throw err;
   }
-  await Promise.all([io.close(old.log), io.close(old.index), io.close(old.timeIndex)]).catch(() => undefined);
-  env.handles.invalidate(seg.logFile);
-  return { nextOffset: seg.nextOffset, sizeBytes: seg.sizeBytes };
+  return { files, nextOffset: seg.nextOffset, sizeBytes: seg.sizeBytes };
 }

@@ -189,3 +189,21 @@ export class TimeIndex {
     return this.time.byteLength + this.rel.byteLength;
   }
 }
+
+/**
+ * The sparse-index rule, for every writer of a segment's indexes (append,
+ * rebuild, compaction): a segment's first batch gets a time-index entry;
+ * after it, a batch starting at least `intervalBytes` past the last indexed
+ * one gets an entry in both indexes. Returns the position of the last
+ * indexed batch.
+ */
+export function indexBatch(index: OffsetIndex, timeIndex: TimeIndex, relOffset: number, position: number, appendTime: number, lastIndexed: number, intervalBytes: number): number {
+  if (position === 0) {
+    timeIndex.append(appendTime, relOffset);
+    return lastIndexed;
+  }
+  if (position - lastIndexed < intervalBytes) return lastIndexed;
+  index.append(relOffset, position);
+  timeIndex.append(appendTime, relOffset);
+  return position;
+}

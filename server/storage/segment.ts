@@ -5,11 +5,11 @@
  * on demand (IndexCache caps how many stay in memory).
  */
 import fsp from 'node:fs/promises';
-import { BATCH_HEADER_BYTES, LENGTH_FIELD_END, readAppendTime, readBaseOffset, readLastOffsetDelta, readUint32 } from '../../protocol/batch.ts';
+import { BATCH_HEADER_BYTES, LENGTH_FIELD_END, OFFSET_FIELDS_BYTES, readAppendTime, readBaseOffset, readLastOffsetDelta, readUint32 } from '../../protocol/batch.ts';
 import { LIMITS } from '../../protocol/limits.ts';
 import { indexPath, logPath, timeIndexPath } from './data-dir.ts';
 import { readFully, type StorageIo } from './io.ts';
-import { OffsetIndex, TIME_ENTRY_BYTES, TimeIndex } from './segment-index.ts';
+import { indexBatch, OffsetIndex, TIME_ENTRY_BYTES, TimeIndex } from './segment-index.ts';
 
 const MAX_BATCH_SIZE = LENGTH_FIELD_END + LIMITS.maxBatchBytes;
 const HEADER_WITH_PID = BATCH_HEADER_BYTES + 255;
@@ -107,11 +107,7 @@ export class Segment {
   /** Records a batch just appended at `position` in the in-memory indexes. */
   noteAppended(position: number, size: number, baseOffset: number, lastOffset: number, appendTime: number, indexIntervalBytes: number): void {
     if (this.sizeBytes === 0 || this.firstAppendTime < 0) this.firstAppendTime = appendTime;
-    if (position > 0 && position - this.lastIndexedPosition >= indexIntervalBytes) {
-      this.index!.append(baseOffset - this.baseOffset, position);
-      this.timeIndex!.append(appendTime, baseOffset - this.baseOffset);
-      this.lastIndexedPosition = position;
-    } else if (position === 0) this.timeIndex!.append(appendTime, 0);
+    this.lastIndexedPosition = indexBatch(this.index!, this.timeIndex!, baseOffset - this.baseOffset, position, appendTime, this.lastIndexedPosition, indexIntervalBytes);
     this.sizeBytes = position + size;
     this.nextOffset = lastOffset + 1;
     this.lastBatchOffset = baseOffset;
@@ -137,7 +133,7 @@ export class Segment {
   }
 
   /** Loads (or rebuilds) the indexes of a closed segment. */
-  async loadIndexes(io: StorageIo, fd: number): Promise<void> {
+  async loadIndexes(io: StorageIo, fd: number, indexIntervalBytes: number): Promise<void> {
     if (this.index && this.timeIndex) return;
     const [ib, tb] = await Promise.all([fsp.readFile(this.indexFile).catch(() => null), fsp.readFile(this.timeIndexFile).catch(() => null)]);
     let index = ib ? OffsetIndex.decode(ib, this.sizeBytes) : null;
@@ -145,15 +141,15 @@ export class Segment {
     if (index && index.count > 0) {
       // Trust the index only if its last entry lands on the batch it names.
       const last = index.count - 1;
-      const h = await readFully(io, fd, 27, index.positionAt(last));
-      if (h.length < 27 || readBaseOffset(h) !== this.baseOffset + index.relAt(last)) index = null;
+      const h = await readFully(io, fd, OFFSET_FIELDS_BYTES, index.positionAt(last));
+      if (h.length < OFFSET_FIELDS_BYTES || readBaseOffset(h) !== this.baseOffset + index.relAt(last)) index = null;
     }
     if (index && timeIndex && (ib!.length % 8 === 0) && tb!.length === timeIndex.count * TIME_ENTRY_BYTES) {
       this.index = index;
       this.timeIndex = timeIndex;
       return;
     }
-    await this.rebuildIndexes(io, fd, 4096);
+    await this.rebuildIndexes(io, fd, indexIntervalBytes);
   }
 
   /** Rebuilds both indexes by walking every batch header (missing or bad index files). */
@@ -167,11 +163,7 @@ export class Segment {
     const end = await scanLog(io, fd, 0, this.sizeBytes, false, (b, p, pos) => {
       const base = readBaseOffset(b, p);
       const t = readAppendTime(b, p);
-      if (pos === 0 || pos - lastIndexed >= indexIntervalBytes) {
-        if (pos > 0) index.append(base - this.baseOffset, pos);
-        timeIndex.append(t, base - this.baseOffset);
-        if (pos > 0) lastIndexed = pos;
-      }
+      lastIndexed = indexBatch(index, timeIndex, base - this.baseOffset, pos, t, lastIndexed, indexIntervalBytes);
       lastRel = base - this.baseOffset;
       if (t > maxTime) maxTime = t;
       next = base + readLastOffsetDelta(b, p) + 1;
@@ -206,11 +198,11 @@ export class Segment {
     // Phase 1: walk headers from the index floor to the batch holding `offset`.
     while (pos < endPos) {
       let p = pos - bufStart;
-      if (buf.length - p < 27) {
+      if (buf.length - p < OFFSET_FIELDS_BYTES) {
         buf = await readFully(io, fd, Math.min(Math.max(FIND_WINDOW_BYTES, maxBytes), endPos - pos), pos);
         bufStart = pos;
         p = 0;
-        if (buf.length < 27) return null;
+        if (buf.length < OFFSET_FIELDS_BYTES) return null;
       }
       const size = LENGTH_FIELD_END + readUint32(buf, p + 8);
       if (size < BATCH_HEADER_BYTES) return null;

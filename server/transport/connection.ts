@@ -13,9 +13,10 @@
  */
 import { encodeCbor } from '../../protocol/codec.ts';
 import { closeCodeOf, TributaryError, type ErrorCode } from '../../protocol/errors.ts';
-import type { ServerFrame } from '../../protocol/frames.ts';
-import type { ConnectionQuota } from '../auth/index.ts';
+import type { AssignmentFrame, ServerFrame } from '../../protocol/frames.ts';
+import type { ConnectionQuota } from '../limits/index.ts';
 import type { Subscription, SubscriptionSink } from '../broker/subscription.ts';
+import type { GroupMemberSink } from '../broker/group-coordinator.ts';
 import type { Principal } from './principal.ts';
 import type { WebSocket } from 'uWebSockets.js';
 
@@ -39,7 +40,7 @@ function reasonOf(code: ErrorCode, message: string): string {
   return Buffer.byteLength(s) <= 123 ? s : Buffer.from(s).subarray(0, 120).toString('utf8').replace(/\uFFFD+$/, '') + '...';
 }
 
-export class Connection implements SubscriptionSink {
+export class Connection implements GroupMemberSink {
   ws: WebSocket<{ conn: Connection }> | null = null;
   closed = false;
   /** Who is connected; before authentication (auth on) a principal that may do nothing. */
@@ -50,11 +51,13 @@ export class Connection implements SubscriptionSink {
   countedSubject: string | null = null;
   /** Set at upgrade when the connection must be refused right after opening (not counted). */
   refusal: TributaryError | null = null;
-  /** Set at upgrade when its Sec-WebSocket-Protocol token failed: counted, closed right after opening. */
-  authFailure: TributaryError | null = null;
   /** Produce rate, subscriptions and requests in flight of this connection. */
   readonly quota: ConnectionQuota;
   readonly subscriptions = new Map<number, Subscription>();
+  /** Subscriptions that are consumer-group members: sub → member id. */
+  readonly members = new Map<number, string>();
+  /** The client name from hello, if any (shown in group descriptions). */
+  clientName = '';
   /** Closes the connection if it has not authenticated in time (auth on). */
   authTimer: NodeJS.Timeout | null = null;
   /** Closes the connection when its token expires, unless refreshed. */
@@ -105,6 +108,10 @@ export class Connection implements SubscriptionSink {
     if (partition !== undefined) frame.p = partition;
     this.enqueue(encodeCbor(frame));
     if (partition === undefined) this.events.subscriptionEnded(this, sub);
+  }
+
+  assignment(frame: AssignmentFrame): void {
+    this.enqueue(encodeCbor(frame));
   }
 
   // ---------- replies ----------

@@ -20,18 +20,23 @@ export class HttpGuard {
    * otherwise sets the CORS headers every answer carries.
    */
   admit(x: Exchange): void {
-    const cors = this.deps.origins.corsHeaders(x.origin);
-    if (cors === null) throw this.deps.origins.check(x.origin) ?? new TributaryError('ORIGIN_FORBIDDEN');
+    if (x.framingError) throw x.framingError;
+    const cors = this.deps.origins.corsHeaders(x.origin, x.host);
+    if (cors === null) throw this.deps.origins.check(x.origin, x.host) ?? new TributaryError('ORIGIN_FORBIDDEN');
     x.extraHeaders = cors;
     const inUrl = checkNoTokenInUrl(x.rawQuery);
     if (inUrl) throw inUrl;
   }
 
-  /** Answers a CORS preflight (204 with the allowed methods and headers); false when `x` is not one. */
-  preflight(x: Exchange): boolean {
+  /**
+   * Answers a CORS preflight (204 with the route's methods and the allowed
+   * headers); false when `x` is not one.
+   */
+  preflight(x: Exchange, methods: readonly string[]): boolean {
+    if (x.framingError) throw x.framingError;
     if (!isPreflight(x.method, { origin: x.origin, accessControlRequestMethod: x.accessControlRequestMethod })) return false;
-    const headers = this.deps.origins.preflightHeaders(x.origin);
-    if (headers === null) throw this.deps.origins.check(x.origin) ?? new TributaryError('ORIGIN_FORBIDDEN');
+    const headers = this.deps.origins.preflightHeaders(x.origin, x.host, methods);
+    if (headers === null) throw this.deps.origins.check(x.origin, x.host) ?? new TributaryError('ORIGIN_FORBIDDEN');
     x.extraHeaders = {};
     x.sendEmpty(204, headers);
     return true;

@@ -6,13 +6,22 @@
  * body.
  */
 import { encodeCbor } from '../../protocol/codec.ts';
-import { TributaryError, toTributaryError } from '../../protocol/errors.ts';
+import { TributaryError, errorAnswer, toTributaryError } from '../../protocol/errors.ts';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
+
+/**
+ * Largest HTTP request header block the hub serves (431 beyond): room for a
+ * maxTokenBytes (16 KiB) bearer token and the usual headers. It applies to
+ * blocks uWS parsed whole; uWS itself (20.30) keeps at most 4 KiB of a block
+ * that arrives over several reads and drops the connection, unanswered,
+ * beyond that (docs/security.md).
+ */
+export const MAX_HTTP_HEADER_BYTES = 24 * 1024;
 
 const STATUS_TEXT: Record<number, string> = {
   200: 'OK', 201: 'Created', 204: 'No Content', 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found',
   405: 'Method Not Allowed', 408: 'Request Timeout', 409: 'Conflict', 413: 'Payload Too Large', 416: 'Range Not Satisfiable',
-  429: 'Too Many Requests', 500: 'Internal Server Error', 503: 'Service Unavailable',
+  429: 'Too Many Requests', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 503: 'Service Unavailable',
 };
 
 const statusLine = (status: number): string => `${status} ${STATUS_TEXT[status] ?? ''}`.trim();
@@ -34,6 +43,24 @@ export function queryOf(req: HttpRequest): string {
   }
 }
 
+/** What a request's header block says about its framing and size; null when both are fine. One pass over the headers uWS parsed. */
+function framingErrorOf(req: HttpRequest): TributaryError | null {
+  let bytes = 0;
+  let contentLengths = 0;
+  let transferEncoding = false;
+  req.forEach((name, value) => {
+    bytes += name.length + value.length + 4; // ": " and CRLF
+    if (name === 'content-length') contentLengths++;
+    else if (name === 'transfer-encoding') transferEncoding = true;
+  });
+  if (bytes > MAX_HTTP_HEADER_BYTES) {
+    return new TributaryError('HEADERS_TOO_LARGE', `request header block of ${bytes} bytes exceeds ${MAX_HTTP_HEADER_BYTES}`, { maxBytes: MAX_HTTP_HEADER_BYTES });
+  }
+  if (contentLengths > 1) return new TributaryError('BAD_REQUEST', 'more than one Content-Length header (RFC 9112 §6.3): the body cannot be framed');
+  if (contentLengths === 1 && transferEncoding) return new TributaryError('BAD_REQUEST', 'both Content-Length and Transfer-Encoding (RFC 9112 §6.3): the body cannot be framed');
+  return null;
+}
+
 export interface ErrorReporter {
   (err: TributaryError, route: string): void;
 }
@@ -48,6 +75,8 @@ export class Exchange {
   readonly accept: string;
   readonly authorization: string;
   readonly origin: string;
+  /** Host header: with Origin, tells a same-origin page (the dashboard) from another site's. */
+  readonly host: string;
   readonly accessControlRequestMethod: string;
   /** The raw query string (checked for tokens, which are refused in URLs). */
   readonly rawQuery: string;
@@ -59,6 +88,13 @@ export class Exchange {
   readonly contentLength: number;
   /** Route label for metrics (the pattern, not the URL). */
   route = 'unmatched';
+  /**
+   * Set when the request's framing cannot be trusted (RFC 9112 §6.3: two
+   * Content-Length headers, or Content-Length beside Transfer-Encoding, is
+   * how request smuggling starts) or its header block is over the limit:
+   * answered with this error, and the connection closed, whatever the route.
+   */
+  readonly framingError: TributaryError | null;
   status = 0;
 
   constructor(
@@ -75,9 +111,11 @@ export class Exchange {
     this.accept = req.getHeader('accept').toLowerCase();
     this.authorization = req.getHeader('authorization');
     this.origin = req.getHeader('origin');
+    this.host = req.getHeader('host');
     this.accessControlRequestMethod = req.getHeader('access-control-request-method');
     const declared = Number(req.getHeader('content-length') || '0');
     this.contentLength = Number.isSafeInteger(declared) && declared > 0 ? declared : 0;
+    this.framingError = framingErrorOf(req);
     res.onAborted(() => {
       this.aborted = true;
     });
@@ -145,25 +183,24 @@ export class Exchange {
     this.write(status, body, contentType, {});
   }
 
+  /** A static file (the dashboard's), with its type and caching. */
+  sendFile(file: { body: Uint8Array; contentType: string; cacheControl: string }): void {
+    this.write(200, file.body, file.contentType, { 'cache-control': file.cacheControl });
+  }
+
   /** An answer without a body (204 to a CORS preflight). */
   sendEmpty(status: number, headers: Record<string, string>): void {
     this.write(status, undefined, undefined, headers);
   }
 
-  /** The one error mapping: TributaryError → status, JSON (or CBOR) body, Retry-After for retriable 429/503. */
+  /** Answers an error as protocol/errors.ts's errorAnswer maps it (JSON or CBOR body). */
   fail(err: unknown, closeConnection = false): void {
     const e = toTributaryError(err);
+    closeConnection ||= this.framingError !== null;
     this.onError(e, this.route);
-    const headers: Record<string, string> = {};
-    const retryAfterMs = e.details?.retryAfterMs;
-    if (typeof retryAfterMs === 'number') headers['retry-after'] = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
-    else if (e.status === 503) headers['retry-after'] = '1';
-    if (e.code === 'METHOD_NOT_ALLOWED' && typeof e.details?.allow === 'string') headers.allow = e.details.allow;
-    // RFC 6750 §3: a 401 names the scheme, and for a bad token says so.
-    if (e.status === 401) headers['www-authenticate'] = e.code === 'UNAUTHENTICATED' ? 'Bearer realm="tributary"' : 'Bearer realm="tributary", error="invalid_token"';
-    const body = e.toJSON();
-    if (this.wantsCbor) this.write(e.status, encodeCbor(body), CBOR_TYPE, headers, closeConnection);
-    else this.write(e.status, JSON.stringify(body), JSON_TYPE, headers, closeConnection);
+    const { status, headers, body } = errorAnswer(e);
+    if (this.wantsCbor) this.write(status, encodeCbor(body), CBOR_TYPE, headers, closeConnection);
+    else this.write(status, JSON.stringify(body), JSON_TYPE, headers, closeConnection);
   }
 
   private write(status: number, body: string | Uint8Array | undefined, contentType: string | undefined, headers: Record<string, string>, closeConnection = false): void {

@@ -6,12 +6,13 @@
  * CBOR produce records are wire records, as in a produce frame. Both are then
  * checked by protocol's wire-record parser, the same one the WS path uses.
  */
-import { decodeCbor } from '../../protocol/codec.ts';
+import { decodeCborChecked } from '../../protocol/codec.ts';
 import { TributaryError } from '../../protocol/errors.ts';
-import { parseWireRecord } from '../../protocol/frame-decoder.ts';
+import { invalidTextError, parseWireRecord } from '../../protocol/frame-decoder.ts';
+import { jsonNestsDeeperThan } from '../../protocol/json-depth.ts';
 import { LIMITS } from '../../protocol/limits.ts';
 import { fromUtf8, utf8Length, type StoredRecord } from '../../protocol/record.ts';
-import { recordFromJson, recordToJson, type JsonRecordIn } from '../../protocol/values.ts';
+import { recordFromJson, recordToJson, type JsonProduceBody, type JsonRecordIn } from '../../protocol/values.ts';
 import type { ProduceRecord, ProduceRequest } from '../broker/produce.ts';
 
 /** protocol's parsers throw TributaryError; anything else (a JSON.stringify failure) becomes `fallback`. */
@@ -24,14 +25,29 @@ function asTributary(err: unknown, fallback: 'BAD_RECORD' | 'BAD_REQUEST'): Trib
 export function parseBody(body: Uint8Array, cbor: boolean): Record<string, unknown> {
   let doc: unknown;
   if (cbor) {
+    let invalidText: boolean;
     try {
-      doc = decodeCbor(body);
-    } catch {
-      throw new TributaryError('BAD_CBOR', 'body is not valid CBOR');
+      ({ value: doc, invalidText } = decodeCborChecked(body));
+    } catch (err) {
+      throw new TributaryError('BAD_CBOR', err instanceof TributaryError ? `body ${err.message}` : 'body is not valid CBOR');
+    }
+    if (invalidText) {
+      // Never stored with the decoder's replacement characters: BAD_RECORD inside a record, BAD_CBOR elsewhere.
+      const e = invalidTextError(doc);
+      throw e.code === 'BAD_RECORD' ? e : new TributaryError('BAD_CBOR', `body: ${e.message.replace(/^frame: /, '')}`);
     }
   } else {
+    let text: string;
     try {
-      doc = JSON.parse(fromUtf8(body));
+      text = fromUtf8(body);
+    } catch {
+      throw new TributaryError('BAD_JSON', 'body is not valid UTF-8');
+    }
+    if (jsonNestsDeeperThan(text, LIMITS.maxNestingDepth)) {
+      throw new TributaryError('BAD_JSON', `body is nested deeper than ${LIMITS.maxNestingDepth} levels (arrays and objects; the limit is maxNestingDepth)`);
+    }
+    try {
+      doc = JSON.parse(text);
     } catch {
       throw new TributaryError('BAD_JSON', 'body is not valid JSON');
     }
@@ -44,12 +60,10 @@ export function parseBody(body: Uint8Array, cbor: boolean): Record<string, unkno
 
 /** `{"records":[...],"producerId"?,"sequence"?}` → a produce request for `topic`. */
 export function produceRequestFromBody(topic: string, doc: Record<string, unknown>, cbor: boolean): ProduceRequest {
-  const recs = doc.records;
+  const { records: recs, producerId: pid, sequence: seq } = doc as { [K in keyof JsonProduceBody]?: unknown };
   if (!Array.isArray(recs) || recs.length === 0) throw new TributaryError('BAD_RECORD', 'records must be a non-empty array');
   if (recs.length > LIMITS.maxRecordsPerBatch) throw new TributaryError('BATCH_TOO_LARGE', `${recs.length} records exceed the limit of ${LIMITS.maxRecordsPerBatch}`);
   const req: ProduceRequest = { topic, records: new Array<ProduceRecord>(recs.length) };
-  const pid = doc.producerId;
-  const seq = doc.sequence;
   if (pid !== undefined && pid !== null) {
     if (typeof pid !== 'string' || pid.length === 0 || utf8Length(pid) > LIMITS.maxProducerIdBytes) {
       throw new TributaryError('BAD_SEQUENCE', `producerId must be a string of 1 to ${LIMITS.maxProducerIdBytes} bytes`);

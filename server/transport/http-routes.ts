@@ -5,24 +5,23 @@
  * request passes HttpGuard (URL tokens, Origin and CORS, bearer token)
  * first; each route checks what its principal may do.
  */
-import fs from 'node:fs';
 import { TributaryError } from '../../protocol/errors.ts';
 import { ackOffsets } from '../../protocol/frames.ts';
 import { anonymousPrincipal } from '../auth/index.ts';
 import type { TemplatedApp, HttpRequest, HttpResponse } from 'uWebSockets.js';
+import { loadDashboardFiles, type DashboardFiles } from './dashboard-files.ts';
 import { HttpGuard } from './http-auth.ts';
+import { groupRoutes } from './http-groups.ts';
+import { isInternalTopic } from '../broker/group-offsets.ts';
 import { Exchange } from './http-io.ts';
 import { parseBody, produceRequestFromBody, queryInt, recordsAnswer } from './http-records.ts';
 import { authorize, type Principal } from './principal.ts';
 import type { TransportDeps } from './transport-deps.ts';
 
-/** The dashboard page, served at GET /. */
-const DASHBOARD_FILE = new URL('../../dashboard/index.html', import.meta.url);
-
 type Method = 'get' | 'post' | 'patch' | 'del';
-type Handler = (x: Exchange, params: string[], principal: Principal, body: () => Promise<Record<string, unknown>>) => Promise<void> | void;
+export type Handler = (x: Exchange, params: string[], principal: Principal, body: () => Promise<Record<string, unknown>>) => Promise<void> | void;
 
-interface RouteSpec {
+export interface RouteSpec {
   method: Method;
   pattern: string;
   handler: Handler;
@@ -36,31 +35,65 @@ interface RouteSpec {
 
 const METHOD_NAME: Record<Method, string> = { get: 'GET', post: 'POST', patch: 'PATCH', del: 'DELETE' };
 
-export function registerHttpRoutes(app: TemplatedApp, deps: TransportDeps): void {
-  const { broker, config, metrics } = deps;
-  const onError = (err: TributaryError): void => {
-    metrics.countError(err.code);
-    if (err.code === 'INTERNAL') deps.log.error({ err: err.message }, 'HTTP request failed');
-  };
-  const onDone = (x: Exchange): void => metrics.httpRequests.inc({ route: x.route, status: String(x.status) });
-  const guard = new HttpGuard(deps);
-  // Read once at start-up; the page is static.
-  let dashboard: string | null = null;
-  try {
-    dashboard = fs.readFileSync(DASHBOARD_FILE, 'utf8');
-  } catch (err) {
-    deps.log.warn({ err: (err as Error).message }, 'dashboard/index.html not found: GET / answers 404');
-  }
+/** What every route shares: the hub's parts, the guard, and the error and request counters. */
+interface RouteContext {
+  deps: TransportDeps;
+  guard: HttpGuard;
+  onError: (err: TributaryError) => void;
+  onDone: (x: Exchange) => void;
+}
 
-  const routes: RouteSpec[] = [
+export function registerHttpRoutes(app: TemplatedApp, deps: TransportDeps): void {
+  const ctx: RouteContext = {
+    deps,
+    guard: new HttpGuard(deps),
+    onError: (err) => {
+      deps.metrics.countError(err.code);
+      if (err.code === 'INTERNAL') deps.log.error({ err: err.message }, 'HTTP request failed');
+    },
+    onDone: (x) => deps.metrics.httpRequests.inc({ route: x.route, status: String(x.status) }),
+  };
+  const routes = [...pageAndHealthRoutes(deps, readDashboard(deps)), ...topicRoutes(deps), ...recordRoutes(deps)];
+  const methodsByPattern = new Map<string, string[]>();
+  for (const r of routes) {
+    const list = methodsByPattern.get(r.pattern) ?? [];
+    list.push(METHOD_NAME[r.method]);
+    methodsByPattern.set(r.pattern, list);
+    app[r.method](r.pattern, (res, req) => serveRoute(ctx, res, req, r));
+  }
+  registerRefusals(app, ctx, methodsByPattern);
+}
+
+/** The built dashboard, read once at start-up (it is static); `missing` says why when it is not there. */
+function readDashboard(deps: TransportDeps): DashboardFiles {
+  const dashboard = loadDashboardFiles();
+  if (dashboard.missing) deps.log.warn(`${dashboard.missing}: GET / answers 404`);
+  return dashboard;
+}
+
+/** The dashboard page, liveness, readiness and metrics: served before recovery ends, without a token. */
+function pageAndHealthRoutes(deps: TransportDeps, dashboard: DashboardFiles): RouteSpec[] {
+  const { metrics } = deps;
+  return [
     {
       method: 'get',
       pattern: '/',
       always: true,
       open: true,
       handler: (x) => {
-        if (dashboard === null) throw new TributaryError('NOT_FOUND', 'the dashboard page is not installed');
-        x.sendText(200, dashboard, 'text/html; charset=utf-8');
+        if (!dashboard.index) throw new TributaryError('NOT_FOUND', dashboard.missing);
+        x.sendFile(dashboard.index);
+      },
+    },
+    {
+      method: 'get',
+      pattern: '/assets/*',
+      always: true,
+      open: true,
+      handler: (x) => {
+        const file = dashboard.assets.get(x.url);
+        if (!file) throw new TributaryError('NOT_FOUND', dashboard.index ? `no dashboard file ${x.url}` : dashboard.missing);
+        x.sendFile(file);
       },
     },
     { method: 'get', pattern: '/livez', always: true, open: true, handler: (x) => x.send(200, { status: 'live' }) },
@@ -72,7 +105,11 @@ export function registerHttpRoutes(app: TemplatedApp, deps: TransportDeps): void
       handler: (x) => {
         if (deps.state.shuttingDown) x.send(503, { status: 'shutting-down' }, { 'retry-after': '1' });
         else if (!deps.state.ready) x.send(503, { status: 'recovering' }, { 'retry-after': '1' });
-        else x.send(200, { status: 'ok' });
+        else {
+          // Damage found in the files is served around, not hidden: the rest of the log stays available.
+          const problems = deps.broker.storageProblems();
+          x.send(200, problems.length ? { status: 'degraded', storageProblems: problems.map((p) => p.message) } : { status: 'ok' });
+        }
       },
     },
     {
@@ -86,12 +123,38 @@ export function registerHttpRoutes(app: TemplatedApp, deps: TransportDeps): void
         x.sendText(200, m.body, m.contentType);
       },
     },
+  ];
+}
+
+function topicRoutes(deps: TransportDeps): RouteSpec[] {
+  const { broker } = deps;
+  return [
+    {
+      method: 'get',
+      pattern: '/v1/connectors',
+      handler: (x, _p, principal) => {
+        authorize(principal, 'admin');
+        x.send(200, { connectors: deps.connectors?.status() ?? [] });
+      },
+    },
+    ...(['pause', 'resume'] as const).map((action) => ({
+      method: 'post' as const,
+      pattern: `/v1/connectors/:name/${action}`,
+      handler: (x: Exchange, [name]: string[], principal: Principal) => {
+        authorize(principal, 'admin');
+        const status = deps.connectors?.control(name, action);
+        if (status === undefined) throw new TributaryError('NOT_FOUND', `no connector named ${JSON.stringify(name.slice(0, 100))}`);
+        x.send(200, status);
+      },
+    })),
     {
       method: 'get',
       pattern: '/v1/topics',
       handler: (x, _p, principal) => {
         // Not an error for anyone: each principal sees the topics it may consume or produce to (an admin, all).
-        const topics = broker.topics.list().filter((t) => principal.admin || principal.canConsume(t.name) || principal.canProduce(t.name));
+        // Internal topics (__consumer_offsets) only when asked for.
+        const internal = x.query.get('internal') === 'true';
+        const topics = broker.topics.list().filter((t) => (internal || !isInternalTopic(t.name)) && (principal.admin || principal.canConsume(t.name) || principal.canProduce(t.name)));
         x.send(200, { topics });
       },
     },
@@ -137,12 +200,19 @@ export function registerHttpRoutes(app: TemplatedApp, deps: TransportDeps): void
         x.send(204, undefined);
       },
     },
+  ];
+}
+
+function recordRoutes(deps: TransportDeps): RouteSpec[] {
+  const { broker, config } = deps;
+  return [
     {
       method: 'post',
       pattern: '/v1/topics/:topic/records',
       hasBody: true,
       handler: async (x, [topic], principal, body) => {
         authorize(principal, 'produce', topic);
+        if (isInternalTopic(topic)) throw new TributaryError('FORBIDDEN', `${topic} is an internal topic: clients cannot produce to it`, { resource: topic });
         const doc = await body();
         const req = produceRequestFromBody(topic, doc, x.sendsCbor);
         const limited = deps.limits.admitHttpProduce(principal, x.bodyBytes, req.records.length);
@@ -169,22 +239,21 @@ export function registerHttpRoutes(app: TemplatedApp, deps: TransportDeps): void
         x.send(200, recordsAnswer(res.records, res.nextOffset, res.highWatermark, x.wantsCbor));
       },
     },
+    ...groupRoutes(deps),
   ];
+}
 
-  const methodsByPattern = new Map<string, string[]>();
-  for (const r of routes) {
-    const list = methodsByPattern.get(r.pattern) ?? [];
-    list.push(METHOD_NAME[r.method]);
-    methodsByPattern.set(r.pattern, list);
-    app[r.method](r.pattern, (res, req) => serve(res, req, r));
-  }
+/** 405 with Allow for a known path with another method; 404 for an unknown path; both after the guard. */
+function registerRefusals(app: TemplatedApp, ctx: RouteContext, methodsByPattern: Map<string, string[]>): void {
+  const { guard, onError, onDone } = ctx;
   for (const [pattern, methods] of methodsByPattern) {
     const allow = methods.join(', ');
+    const preflightMethods = [...methods, 'OPTIONS'];
     app.any(pattern, (res, req) => {
       const x = new Exchange(res, req, onError, onDone);
       x.route = pattern;
       try {
-        if (guard.preflight(x)) return;
+        if (guard.preflight(x, preflightMethods)) return;
         guard.admit(x);
         x.fail(new TributaryError('METHOD_NOT_ALLOWED', `${x.method} is not allowed on ${pattern}; allowed: ${allow}`, { allow }));
       } catch (err) {
@@ -201,34 +270,36 @@ export function registerHttpRoutes(app: TemplatedApp, deps: TransportDeps): void
       x.fail(err);
     }
   });
+}
 
-  function serve(res: HttpResponse, req: HttpRequest, r: RouteSpec): void {
-    const x = new Exchange(res, req, onError, onDone);
-    x.route = r.pattern;
-    // uWS wants onData attached before the handler returns: start reading the body now.
-    let bodyPromise: Promise<Record<string, unknown>> | null = null;
-    if (r.hasBody) {
-      bodyPromise = x.readBody(config.maxHttpBodyBytes).then((b) => parseBody(b, x.sendsCbor));
-      bodyPromise.catch(() => undefined); // answered where awaited
-    }
-    const body = (): Promise<Record<string, unknown>> => bodyPromise ?? Promise.reject(new TributaryError('BAD_REQUEST', 'this route takes no body'));
-    let result: Promise<void>;
-    try {
-      guard.admit(x);
-      const params = routeParams(req, r.pattern);
-      if (!r.always && (!deps.state.ready || deps.state.shuttingDown)) {
-        throw new TributaryError(deps.state.shuttingDown ? 'SHUTTING_DOWN' : 'NOT_READY', deps.state.shuttingDown ? undefined : 'hub is recovering its data; retry shortly');
-      }
-      const principal = r.open ? Promise.resolve(anonymousPrincipal()) : guard.principal(x);
-      result = principal.then((p) => r.handler(x, params, p, body));
-    } catch (err) {
-      result = Promise.reject(err);
-    }
-    result.catch((err: unknown) => {
-      // A body refused mid-stream leaves unread bytes behind: close the connection after answering.
-      x.fail(err, err instanceof TributaryError && err.code === 'BODY_TOO_LARGE');
-    });
+function serveRoute(ctx: RouteContext, res: HttpResponse, req: HttpRequest, r: RouteSpec): void {
+  const { deps, guard, onError, onDone } = ctx;
+  const { config } = deps;
+  const x = new Exchange(res, req, onError, onDone);
+  x.route = r.pattern;
+  // uWS wants onData attached before the handler returns: start reading the body now.
+  let bodyPromise: Promise<Record<string, unknown>> | null = null;
+  if (r.hasBody) {
+    bodyPromise = x.readBody(config.maxHttpBodyBytes).then((b) => parseBody(b, x.sendsCbor));
+    bodyPromise.catch(() => undefined); // answered where awaited
   }
+  const body = (): Promise<Record<string, unknown>> => bodyPromise ?? Promise.reject(new TributaryError('BAD_REQUEST', 'this route takes no body'));
+  let result: Promise<void>;
+  try {
+    guard.admit(x);
+    const params = routeParams(req, r.pattern);
+    if (!r.always && (!deps.state.ready || deps.state.shuttingDown)) {
+      throw new TributaryError(deps.state.shuttingDown ? 'SHUTTING_DOWN' : 'NOT_READY', deps.state.shuttingDown ? undefined : 'hub is recovering its data; retry shortly');
+    }
+    const principal = r.open ? Promise.resolve(anonymousPrincipal()) : guard.principal(x);
+    result = principal.then((p) => r.handler(x, params, p, body));
+  } catch (err) {
+    result = Promise.reject(err);
+  }
+  result.catch((err: unknown) => {
+    // A body refused mid-stream leaves unread bytes behind: close the connection after answering.
+    x.fail(err, err instanceof TributaryError && err.code === 'BODY_TOO_LARGE');
+  });
 }
 
 /** The `:name` parameters of a route, URL-decoded; BAD_REQUEST for malformed escapes. */

@@ -1,7 +1,7 @@
 /**
- * The limits and quotas as the transport uses them, over server/auth's
- * building blocks (one source of truth: AuthLimits, the `limits.*` rows of
- * AUTH_SETTINGS): connections in total and per token subject
+ * The limits and quotas as the transport uses them, over server/limits'
+ * building blocks (one source of truth: ClientLimits, the `limits.*` rows of
+ * the settings table): connections in total and per token subject
  * (ConnectionLimits), per-connection quotas (ConnectionQuota: produce rate,
  * subscriptions, requests in flight) and HTTP produce rate per subject
  * (SubjectQuotas).
@@ -15,7 +15,8 @@
  * throttle its benchmarks.
  */
 import type { TributaryError } from '../../protocol/errors.ts';
-import { ConnectionLimits, ConnectionQuota, ConnectionRate, SubjectQuotas, type AuthLimits, type Principal } from '../auth/index.ts';
+import type { Principal } from '../auth/index.ts';
+import { ConnectionLimits, ConnectionQuota, ConnectionRate, SubjectQuotas, type ClientLimits } from '../limits/index.ts';
 import type { HubMetrics } from '../metrics.ts';
 
 export class Limits {
@@ -24,7 +25,7 @@ export class Limits {
   private readonly connectionRate: ConnectionRate;
 
   constructor(
-    readonly settings: Readonly<AuthLimits>,
+    readonly settings: Readonly<ClientLimits>,
     private readonly metrics: HubMetrics,
   ) {
     this.connections = new ConnectionLimits(settings);
@@ -37,7 +38,7 @@ export class Limits {
     return this.counted(this.connectionRate.admit(address, Date.now()), 'connectionsPerSecPerAddress');
   }
 
-  private counted(err: TributaryError | null, limit: keyof AuthLimits | 'produceRate' | 'httpProduceRate'): TributaryError | null {
+  private counted(err: TributaryError | null, limit: keyof ClientLimits | 'produceRate' | 'httpProduceRate'): TributaryError | null {
     if (err) this.metrics.limitRejections.inc({ limit });
     return err;
   }

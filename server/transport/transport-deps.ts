@@ -25,4 +25,12 @@ export interface TransportDeps {
   /** The Origin allow-list, for WebSocket upgrades and CORS. */
   origins: OriginPolicy;
   state: HubState;
+  /** The connectors run inside the hub (GET /v1/connectors); none without the `connectors` setting. */
+  connectors?: ConnectorsControl;
+}
+
+export interface ConnectorsControl {
+  status(): unknown[];
+  /** A connector's status after the action, or undefined when there is no such connector. */
+  control(name: string, action: 'pause' | 'resume'): unknown;
 }

@@ -48,10 +48,10 @@ export class WsAuth {
    * is not thrown but returned as a failed token, so that the client learns
    * it from a close reason (which a browser can read) rather than a status.
    */
-  checkUpgrade(query: string, origin: string, protocols: string): UpgradeAuth | { protocol: string; failure: TributaryError } {
+  checkUpgrade(query: string, origin: string, protocols: string, host?: string): UpgradeAuth | { protocol: string; failure: TributaryError } {
     const inUrl = checkNoTokenInUrl(query);
     if (inUrl) throw inUrl;
-    const badOrigin = this.deps.origins.check(origin);
+    const badOrigin = this.deps.origins.check(origin, host);
     if (badOrigin) throw badOrigin;
     const offered = protocols.split(',').some((p) => p.trim() === WS_SUBPROTOCOL) ? WS_SUBPROTOCOL : '';
     try {

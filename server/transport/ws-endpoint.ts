@@ -5,10 +5,11 @@
  * request frame gets exactly one reply: ok, ack or error with its id; a
  * refused request leaves the connection usable.
  */
-import { TributaryError, toTributaryError } from '../../protocol/errors.ts';
+import { TributaryError, errorAnswer, toTributaryError } from '../../protocol/errors.ts';
 import { decodeClientFrame } from '../../protocol/frame-decoder.ts';
 import { nativeCrc32c } from '../storage/native-crc.ts';
-import { PROTOCOL_VERSION, type ClientFrame, type ProduceBatchesFrame, type ProduceFrame, type SubscribeFrame } from '../../protocol/frames.ts';
+import { PROTOCOL_VERSION, type ClientFrame, type CommitFrame, type ProduceBatchesFrame, type ProduceFrame, type SubscribeFrame } from '../../protocol/frames.ts';
+import { isInternalTopic } from '../broker/group-offsets.ts';
 import type { Principal } from '../auth/index.ts';
 import type { HubConfig } from '../config.ts';
 import type { Logger } from '../logger.ts';
@@ -22,7 +23,7 @@ import type { WebSocket, WebSocketBehavior } from 'uWebSockets.js';
 
 type UserData = { conn: Connection; fromUpgrade: Principal | TributaryError | null };
 
-/** Frames above maxFrameBytes but within this slack get a 4413 with a reason; beyond it uWS closes with 1009. */
+/** Frames above maxFrameBytes but within this slack get a 4413 with a reason; beyond it uWS drops the TCP connection without a close frame (the client sees 1006). */
 export const FRAME_SLACK_BYTES = 64 * 1024;
 
 export class WsEndpoint {
@@ -44,7 +45,7 @@ export class WsEndpoint {
         m.slowConsumerCloses.inc();
         this.log.warn({ remote: c.remote, subject: c.principal.subject }, 'closing slow consumer');
       },
-      subscriptionEnded: (c, sub) => this.endSubscription(c, sub),
+      subscriptionEnded: (c, sub) => this.endSubscription(c, sub, 'leave'),
       error: (e) => m.countError(e.code),
     };
   }
@@ -64,6 +65,7 @@ export class WsEndpoint {
         const protocols = req.getHeader('sec-websocket-protocol');
         const extensions = req.getHeader('sec-websocket-extensions');
         const origin = req.getHeader('origin');
+        const host = req.getHeader('host');
         const query = queryOf(req);
         const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
         let aborted = false;
@@ -74,10 +76,10 @@ export class WsEndpoint {
           this.deps.metrics.countError(err.code);
           if (aborted) return;
           res.cork(() => {
-            res.writeStatus(`${err.status} ${err.code}`).writeHeader('content-type', 'application/json');
-            const retryAfterMs = err.details?.retryAfterMs;
-            if (typeof retryAfterMs === 'number') res.writeHeader('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
-            res.end(JSON.stringify(err.toJSON()), true);
+            const { status, headers, body } = errorAnswer(err);
+            res.writeStatus(`${status} ${err.code}`).writeHeader('content-type', 'application/json');
+            for (const [name, value] of Object.entries(headers)) res.writeHeader(name, value);
+            res.end(JSON.stringify(body), true);
           });
         };
         if (!this.deps.state.ready) return refuse(new TributaryError(this.deps.state.shuttingDown ? 'SHUTTING_DOWN' : 'NOT_READY'));
@@ -85,7 +87,7 @@ export class WsEndpoint {
         if (tooFast) return refuse(tooFast);
         let checked: ReturnType<WsAuth['checkUpgrade']>;
         try {
-          checked = this.auth.checkUpgrade(query, origin, protocols);
+          checked = this.auth.checkUpgrade(query, origin, protocols, host);
         } catch (err) {
           return refuse(toTributaryError(err));
         }
@@ -126,7 +128,8 @@ export class WsEndpoint {
       close: (ws) => {
         const conn = ws.getUserData().conn;
         if (conn.pausedSinceMs !== 0) this.deps.metrics.pausedConnections.dec();
-        for (const sub of [...conn.subscriptions.keys()]) this.endSubscription(conn, sub);
+        // Group members only detach: they keep their partitions until their session times out, and may resume.
+        for (const sub of [...conn.subscriptions.keys()]) this.endSubscription(conn, sub, 'detach');
         conn.markClosed();
         // Refused connections were never counted; the others exactly once, under the subject they were attached to.
         if (conn.refusal === null && this.connections.delete(conn)) {
@@ -164,13 +167,26 @@ export class WsEndpoint {
     for (const c of [...this.connections]) c.closeNormally(1001, 'SHUTTING_DOWN: hub is shutting down');
   }
 
-  private endSubscription(conn: Connection, sub: number): void {
+  private endSubscription(conn: Connection, sub: number, member: 'leave' | 'detach'): void {
     const s = conn.subscriptions.get(sub);
     if (!s) return;
     conn.subscriptions.delete(sub);
     conn.quota.removeSubscription();
+    const memberId = conn.members.get(sub);
+    if (memberId !== undefined) {
+      conn.members.delete(sub);
+      if (member === 'leave') this.deps.broker.groups.leave(memberId, s);
+      else this.deps.broker.groups.detach(memberId, s);
+    }
     this.deps.broker.subscriptions.remove(s);
     this.deps.metrics.subscriptions.dec();
+  }
+
+  /** The group member behind subscription `sub` of this connection, or UNKNOWN_SUBSCRIPTION. */
+  private memberOf(conn: Connection, sub: number): string {
+    const m = conn.members.get(sub);
+    if (m === undefined) throw new TributaryError('UNKNOWN_SUBSCRIPTION', `no group subscription ${sub} on this connection`);
+    return m;
   }
 
   private onMessage(ws: WebSocket<UserData>, message: ArrayBuffer): void {
@@ -201,8 +217,11 @@ export class WsEndpoint {
     }
     if (frame.t === 'credit') {
       const sub = conn.subscriptions.get(frame.sub);
-      if (sub) sub.addCredit(frame.bytes);
-      else conn.error(frame.sub, new TributaryError('UNKNOWN_SUBSCRIPTION', `no subscription ${frame.sub} on this connection`));
+      if (sub) {
+        sub.addCredit(frame.bytes);
+        const member = conn.members.get(frame.sub);
+        if (member !== undefined) this.deps.broker.groups.touch(member);
+      } else conn.error(frame.sub, new TributaryError('UNKNOWN_SUBSCRIPTION', `no subscription ${frame.sub} on this connection`));
       return;
     }
     const refused = this.deps.limits.beginRequest(conn.quota);
@@ -235,11 +254,12 @@ export class WsEndpoint {
         return this.subscribe(conn, f);
       case 'unsubscribe': {
         if (!conn.subscriptions.has(f.sub)) throw new TributaryError('UNKNOWN_SUBSCRIPTION', `no subscription ${f.sub} on this connection`);
-        this.endSubscription(conn, f.sub);
+        this.endSubscription(conn, f.sub, 'leave');
         conn.send({ t: 'ok', id: f.id, sub: f.sub });
         return;
       }
       case 'hello':
+        if (f.client !== undefined) conn.clientName = f.client;
         return this.hello(conn, f.id, f.v, f.token);
       case 'auth':
         return this.auth.refresh(conn, f.token).then((p) => {
@@ -255,8 +275,16 @@ export class WsEndpoint {
         conn.send({ t: 'ok', id: f.id, now: Date.now() });
         return;
       case 'commit':
-        authorize(conn.principal, 'join', f.group);
-        throw new TributaryError('BAD_REQUEST', 'consumer groups are not available on this hub yet');
+        return this.commit(conn, f);
+      case 'heartbeat': {
+        const { generation } = this.deps.broker.groups.heartbeat(this.memberOf(conn, f.sub));
+        conn.send({ t: 'ok', id: f.id, generation });
+        return;
+      }
+      case 'confirm':
+        this.deps.broker.groups.confirm(this.memberOf(conn, f.sub), f.generation);
+        conn.send({ t: 'ok', id: f.id });
+        return;
     }
   }
 
@@ -271,8 +299,16 @@ export class WsEndpoint {
     conn.send({ t: 'ok', id, v: PROTOCOL_VERSION, subject: principal.subject, maxFrameBytes: this.cfg.maxFrameBytes, expiresAtMs: principal.expiresAtMs });
   }
 
+  private async commit(conn: Connection, f: CommitFrame): Promise<void> {
+    authorize(conn.principal, 'join', f.group);
+    authorize(conn.principal, 'consume', f.topic);
+    await this.deps.broker.groups.commit(f.group, f.topic, f.offsets, f.member, f.generation);
+    conn.send({ t: 'ok', id: f.id });
+  }
+
   private async produce(conn: Connection, f: ProduceFrame | ProduceBatchesFrame, frameBytes: number): Promise<void> {
     authorize(conn.principal, 'produce', f.topic);
+    if (isInternalTopic(f.topic)) throw new TributaryError('FORBIDDEN', `${f.topic} is an internal topic: clients cannot produce to it`, { resource: f.topic });
     // The frame's size stands for the records' bytes: no walk over the records on the hot path.
     const limited = this.deps.limits.admitProduce(conn.quota, conn.principal, frameBytes, f.batches ? recordCountOf(f) : f.records.length);
     if (limited) throw limited;
@@ -284,14 +320,12 @@ export class WsEndpoint {
 
   private async subscribe(conn: Connection, f: SubscribeFrame): Promise<void> {
     authorize(conn.principal, 'consume', f.topic);
-    if (f.group !== undefined) {
-      authorize(conn.principal, 'join', f.group);
-      throw new TributaryError('BAD_REQUEST', 'consumer groups are not available on this hub yet');
-    }
+    if (f.group !== undefined) authorize(conn.principal, 'join', f.group);
     if (conn.subscriptions.has(f.id)) throw new TributaryError('CONFLICT', `subscription ${f.id} is already active on this connection; use a fresh id`);
     const refused = this.deps.limits.addSubscription(conn.quota);
     if (refused) throw refused;
     // The slot is held from here: released by endSubscription, or below when the subscribe fails.
+    if (f.group !== undefined) return this.joinGroup(conn, f, f.group);
     let created;
     try {
       created = await this.deps.broker.subscriptions.subscribe(f, conn);
@@ -310,6 +344,37 @@ export class WsEndpoint {
     conn.send({ t: 'ok', id: f.id, sub: f.id, partitions: started });
     subscription.start();
   }
+
+  private async joinGroup(conn: Connection, f: SubscribeFrame, group: string): Promise<void> {
+    const groups = this.deps.broker.groups;
+    let joined;
+    try {
+      const refused = groupFieldsOf(f);
+      if (refused) throw new TributaryError('BAD_REQUEST', refused);
+      joined = await groups.join({ group, topic: f.topic, from: f.from, sub: f.id, credit: f.credit, member: f.member, client: conn.clientName || conn.principal.subject || conn.remote }, conn);
+    } catch (err) {
+      conn.quota.removeSubscription();
+      throw err;
+    }
+    if (conn.closed) {
+      conn.quota.removeSubscription();
+      groups.detach(joined.member, joined.subscription);
+      return;
+    }
+    conn.subscriptions.set(f.id, joined.subscription);
+    conn.members.set(f.id, joined.member);
+    this.deps.metrics.subscriptions.inc();
+    const s = groups.settings;
+    conn.send({ t: 'ok', id: f.id, sub: f.id, member: joined.member, generation: joined.generation, sessionTimeoutMs: s.sessionTimeoutMs, heartbeatIntervalMs: s.heartbeatIntervalMs });
+    groups.start(joined.member);
+  }
+}
+
+/** Reads a subscribe with `group` as a member's join (or resume). */
+function groupFieldsOf(f: SubscribeFrame): string | null {
+  if (f.partitions !== undefined) return 'a group member cannot choose partitions: the group assigns them';
+  if (f.positions !== undefined) return 'a group member starts at the group\'s committed offsets, not positions';
+  return null;
 }
 
 function recordCountOf(f: ProduceBatchesFrame): number {

@@ -3,16 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { exportPKCS8, exportSPKI, generateKeyPair } from 'jose';
 import { describe, expect, it } from 'vitest';
-import {
-  AUTH_SETTINGS,
-  AuthConfigError,
-  authConfigWarnings,
-  authInputFromSources,
-  DEFAULT_LIMITS,
-  flagProperty,
-  resolveAuthConfig,
-  type AuthConfigInput,
-} from '../../server/auth/index.ts';
+import { authConfigWarnings, resolveAuthConfig, type AuthConfigInput } from '../../server/auth/index.ts';
+import { loadConfig } from '../../server/config.ts';
+import { DEFAULT_CLIENT_LIMITS } from '../../server/limits/index.ts';
+import { ConfigError, SETTINGS, envOf, flagOf } from '../../server/settings.ts';
 
 const SECRET = 'a-test-secret-that-is-at-least-32-bytes-long';
 
@@ -20,8 +14,8 @@ function problemsOf(input: AuthConfigInput): string[] {
   try {
     resolveAuthConfig(input);
   } catch (err) {
-    expect(err).toBeInstanceOf(AuthConfigError);
-    return (err as AuthConfigError).problems;
+    expect(err).toBeInstanceOf(ConfigError);
+    return [...(err as ConfigError).problems];
   }
   return [];
 }
@@ -31,7 +25,6 @@ describe('resolveAuthConfig', () => {
     const cfg = resolveAuthConfig();
     expect(cfg.mode).toBe('none');
     expect(cfg.allowedOrigins).toEqual([]);
-    expect(cfg.limits).toEqual(DEFAULT_LIMITS);
     expect(cfg.authTimeoutMs).toBe(10_000);
     expect(cfg.clockToleranceSec).toBe(30);
     expect(authConfigWarnings(cfg)[0]).toMatch(/AUTH IS OFF/);
@@ -62,14 +55,11 @@ describe('resolveAuthConfig', () => {
     [{ jwksUrl: 'http://idp.example.com/jwks' }, /must be https/],
     [{ jwksUrl: 'not a url' }, /is not a URL/],
     [{ publicKey: 'hello' }, /must be PEM text/],
-    [{ secret: SECRET }, /list the browser origins allowed/],
     [{ allowedOrigins: ['https://example.com/'] }, /no path, trailing slash/],
     [{ allowedOrigins: ['example.com'] }, /is not an origin/],
     [{ allowedOrigins: ['ftp://example.com'] }, /must be http or https/],
     [{ allowedOrigins: ['https://*.*.example.com'] }, /one wildcard, as its leftmost label/],
     [{ allowedOrigins: ['https://app.*.example.com'] }, /one wildcard, as its leftmost label/],
-    [{ limits: { maxConnections: 0 } }, /limits.maxConnections must be a positive integer/],
-    [{ limits: { produceBytesPerSec: 1.5 } }, /limits.produceBytesPerSec/],
     [{ clockToleranceSec: 3600 }, /fix the clocks/],
     [{ authTimeoutMs: -1 }, /authTimeoutMs/],
   ] as Array<[AuthConfigInput, RegExp]>)('refuses %j', (input, problem) => {
@@ -77,7 +67,7 @@ describe('resolveAuthConfig', () => {
   });
 
   it('lists every problem at once', () => {
-    expect(problemsOf({ mode: 'jwt', limits: { maxConnections: -1 }, allowedOrigins: ['nope'] }).length).toBeGreaterThanOrEqual(3);
+    expect(problemsOf({ mode: 'jwt', clockToleranceSec: 3600, allowedOrigins: ['nope'] }).length).toBeGreaterThanOrEqual(3);
   });
 
   it('accepts loopback http JWKS for development and tests', () => {
@@ -100,51 +90,49 @@ describe('resolveAuthConfig', () => {
 
 describe('settings: flag, environment variable and config key', () => {
   it('every setting has all three names, unique', () => {
-    for (const key of ['key', 'env', 'flag'] as const) {
-      expect(new Set(AUTH_SETTINGS.map((s) => s[key])).size).toBe(AUTH_SETTINGS.length);
+    const keys = Object.keys(SETTINGS);
+    for (const names of [keys.map(flagOf), keys.map(envOf)]) expect(new Set(names).size).toBe(keys.length);
+    for (const key of keys) {
+      expect(envOf(key)).toMatch(/^TRIBUTARY_[A-Z0-9_]+$/);
+      expect(flagOf(key)).toMatch(/^--[a-z0-9-]+$/);
     }
-    for (const s of AUTH_SETTINGS) {
-      expect(s.env).toMatch(/^TRIBUTARY_[A-Z_]+$/);
-      expect(s.flag).toMatch(/^--[a-z-]+$/);
-    }
-    expect(flagProperty('--auth-jwks-url')).toBe('authJwksUrl');
+    expect(flagOf('auth.jwksUrl')).toBe('--auth-jwks-url');
+    expect(envOf('limits.maxConnections')).toBe('TRIBUTARY_MAX_CONNECTIONS');
+    expect(flagOf('auth.mode')).toBe('--auth');
   });
 
   it('flags win over the environment, which wins over the file', () => {
-    const input = authInputFromSources({
-      file: { auth: { secret: 'from-file', issuer: 'file-iss', audience: 'file-aud' }, allowedOrigins: ['https://file.test'], limits: { maxConnections: 5, idleTimeoutMs: 1000 } },
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-auth-'));
+    const file = path.join(dir, 'hub.json');
+    fs.writeFileSync(file, JSON.stringify({ auth: { secret: 'from-file', issuer: 'file-iss', audience: 'file-aud' }, allowedOrigins: ['https://file.test'], limits: { maxConnections: 5, idleTimeoutMs: 1000 } }));
+    const cfg = loadConfig({
+      file,
       env: { TRIBUTARY_AUTH_SECRET: SECRET, TRIBUTARY_AUTH_ISSUER: 'env-iss', TRIBUTARY_MAX_CONNECTIONS: '50', TRIBUTARY_AUTH_ALGORITHMS: 'HS256, HS512' },
-      flags: { authIssuer: 'flag-iss', allowedOrigins: 'https://a.test,https://*.b.test' },
+      flags: { 'auth.issuer': 'flag-iss', allowedOrigins: 'https://a.test,https://*.b.test' },
     });
-    expect(input).toEqual({
-      secret: SECRET,
-      issuer: 'flag-iss',
-      audience: 'file-aud',
-      algorithms: ['HS256', 'HS512'],
-      allowedOrigins: ['https://a.test', 'https://*.b.test'],
-      limits: { maxConnections: 50, idleTimeoutMs: 1000 },
-    });
-    const cfg = resolveAuthConfig(input);
-    expect(cfg.limits.maxConnections).toBe(50);
-    expect(cfg.limits.maxConnectionsPerSubject).toBe(DEFAULT_LIMITS.maxConnectionsPerSubject);
+    expect(cfg.auth).toMatchObject({ secret: SECRET, issuer: 'flag-iss', audience: 'file-aud', algorithms: ['HS256', 'HS512'], allowedOrigins: ['https://a.test', 'https://*.b.test'] });
+    expect(cfg.limits).toEqual({ ...DEFAULT_CLIENT_LIMITS, maxConnections: 50, idleTimeoutMs: 1000 });
+    fs.rmSync(dir, { recursive: true });
   });
 
   it('reads a public key from PEM text with \\n escapes or from a file path', async () => {
     const { publicKey } = await generateKeyPair('EdDSA');
     const pem = await exportSPKI(publicKey);
-    const escaped = authInputFromSources({ env: { TRIBUTARY_AUTH_PUBLIC_KEY: pem.replace(/\n/g, '\\n') } });
-    expect(escaped.publicKey).toBe(pem);
+    const escaped = loadConfig({ env: { TRIBUTARY_AUTH_PUBLIC_KEY: pem.replace(/\n/g, '\\n'), TRIBUTARY_ALLOWED_ORIGINS: '*' } });
+    expect(escaped.auth.publicKey).toBe(pem);
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-auth-')), 'key.pem');
     fs.writeFileSync(file, pem);
-    expect(authInputFromSources({ flags: { authPublicKey: file } }).publicKey).toBe(pem);
-    expect(resolveAuthConfig({ ...authInputFromSources({ flags: { authPublicKey: file } }), allowedOrigins: ['*'] }).algorithms).toEqual(['EdDSA', 'Ed25519']);
+    const fromFile = loadConfig({ env: {}, flags: { 'auth.publicKey': file, allowedOrigins: '*' } });
+    expect(fromFile.auth.publicKey).toBe(pem);
+    expect(fromFile.auth.algorithms).toEqual(['EdDSA', 'Ed25519']);
     fs.rmSync(path.dirname(file), { recursive: true });
   });
 
-  it('names the source of a value that does not parse', () => {
-    const bad = () => authInputFromSources({ env: { TRIBUTARY_MAX_CONNECTIONS: 'lots', TRIBUTARY_AUTH: 'maybe' } });
-    expect(bad).toThrow(/limits.maxConnections \(from TRIBUTARY_MAX_CONNECTIONS\) must be a non-negative integer/);
-    expect(bad).toThrow(/auth.mode \(from TRIBUTARY_AUTH\) must be "none" or "jwt"/);
-    expect(() => authInputFromSources({ file: { auth: { publicKey: '/no/such/file.pem' } } })).toThrow(/config key auth.publicKey.*ENOENT/);
+  it('names the source of every value that does not parse', () => {
+    const bad = () => loadConfig({ env: { TRIBUTARY_MAX_CONNECTIONS: 'lots', TRIBUTARY_AUTH: 'maybe' } });
+    expect(bad).toThrow(/env TRIBUTARY_MAX_CONNECTIONS: limits.maxConnections must be an integer/);
+    expect(bad).toThrow(/env TRIBUTARY_AUTH: auth.mode must be one of none, jwt/);
+    expect(() => loadConfig({ env: {}, flags: { 'auth.publicKey': '/no/such/file.pem' } })).toThrow(/flag --auth-public-key: auth.publicKey.*ENOENT/);
+    expect(() => loadConfig({ env: {}, flags: { 'limits.produceBytesPerSec': '1.5' } })).toThrow(/limits.produceBytesPerSec must be an integer/);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConnectionLimits, ConnectionQuota, TokenBucket } from '../../server/auth/index.ts';
+import { ConnectionLimits, ConnectionQuota, TokenBucket } from '../../server/limits/index.ts';
 
 describe('TokenBucket', () => {
   it('allows a burst, then refills at the rate and says how long to wait', () => {

@@ -125,12 +125,28 @@ describe('TokenVerifier with an HMAC secret', () => {
     expect([p.canProduce('orders'), p.canConsume('orders'), p.canJoin('billing'), p.admin]).toEqual([false, false, false, false]);
   });
 
-  it('reads the clock it is given (a token with no exp never expires)', async () => {
+  it('reads the clock it is given', async () => {
     const t = await hs(good({ exp: 2_000_000_000 }));
     const v = new TokenVerifier(resolveAuthConfig({ secret: SECRET, allowedOrigins: ['*'] }), { now: () => 2_000_000_100_000 });
     await refused(v.verify(t), 'TOKEN_EXPIRED', /2033-05-18T03:33:20\.000Z/);
-    const forever = await verifier().verify(await hs(good({ exp: undefined })));
-    expect(forever.expiresAtMs).toBeNull();
+  });
+
+  it('refuses a token without exp unless allowed; then it lives maxTokenLifetimeSec from iat, or from now', async () => {
+    const t = await hs(good({ exp: undefined }));
+    await refused(verifier().verify(t), 'TOKEN_INVALID', /no "exp" claim/, t);
+    const now = 1_900_000_000_000;
+    const lax = new TokenVerifier(resolveAuthConfig({ secret: SECRET, allowedOrigins: ['*'], allowTokensWithoutExp: true, maxTokenLifetimeSec: 600 }), { now: () => now });
+    expect((await lax.verify(t)).expiresAtMs).toBe(now + 600_000 + 30_000);
+    const withIat = await hs(good({ exp: undefined, iat: now / 1000 - 100 }));
+    expect((await lax.verify(withIat)).expiresAtMs).toBe(now + 500_000 + 30_000);
+  });
+
+  it('cuts a long exp to iat + maxTokenLifetimeSec and refuses a token issued longer ago', async () => {
+    const v = verifier({ maxTokenLifetimeSec: 600 });
+    const iat = nowSec();
+    expect((await v.verify(await hs(good({ iat, exp: iat + 86_400 })))).expiresAtMs).toBe((iat + 600 + 30) * 1000);
+    const old = await hs(good({ iat: iat - 700, exp: iat + 86_400 }));
+    await refused(v.verify(old), 'TOKEN_EXPIRED', /issued 7\d\d s ago; tokens live at most 600 s/, old);
   });
 
   it('refreshes only to a token for the same subject', async () => {

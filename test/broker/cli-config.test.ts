@@ -8,7 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadConfig, SETTINGS, envNameOf, flagNameOf } from '../../server/config.ts';
+import { loadConfig } from '../../server/config.ts';
+import { SETTINGS, envOf, flagOf } from '../../server/settings.ts';
 import { startHub, tempDir, type Hub } from '../helpers/hub.ts';
 import { WsClient } from '../helpers/ws-client.ts';
 
@@ -34,10 +35,10 @@ function serve(args: string[], env: Record<string, string> = {}): { status: numb
 
 describe('settings', () => {
   it('names every setting the same way in each source', () => {
-    expect(envNameOf('topic.retentionMs')).toBe('TRIBUTARY_TOPIC_RETENTION_MS');
-    expect(flagNameOf('topic.retentionMs')).toBe('topic-retention-ms');
-    expect(envNameOf('maxInFlightRequestsPerConnection')).toBe('TRIBUTARY_MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION');
-    for (const key of Object.keys(SETTINGS)) expect(envNameOf(key)).toMatch(/^TRIBUTARY_[A-Z0-9_]+$/);
+    expect(envOf('topic.retentionMs')).toBe('TRIBUTARY_TOPIC_RETENTION_MS');
+    expect(flagOf('topic.retentionMs')).toBe('--topic-retention-ms');
+    expect(envOf('maxBufferedBytesPerConnection')).toBe('TRIBUTARY_MAX_BUFFERED_BYTES_PER_CONNECTION');
+    for (const key of Object.keys(SETTINGS)) expect(envOf(key)).toMatch(/^TRIBUTARY_[A-Z0-9_]+$/);
   });
 
   it('resolves flag over env over file over default', () => {
@@ -46,7 +47,7 @@ describe('settings', () => {
     fs.writeFileSync(file, 'port: 7001\nlimits:\n  maxConnections: 11\ndefaultPartitions: 3\ntopic:\n  retentionMs: 5000\n');
     const cfg = loadConfig({ file, env: { TRIBUTARY_PORT: '7002', TRIBUTARY_MAX_CONNECTIONS: '12' }, flags: { port: '7003' } });
     expect(cfg.port).toBe(7003); // flag
-    expect(cfg.auth.limits.maxConnections).toBe(12); // env
+    expect(cfg.limits.maxConnections).toBe(12); // env
     expect(cfg.defaultPartitions).toBe(3); // file
     expect(cfg.topic.retentionMs).toBe(5000); // file, nested
     expect(cfg.maxFrameBytes).toBe(SETTINGS.maxFrameBytes.default); // default
@@ -66,7 +67,7 @@ describe('settings', () => {
 
   it('refuses bad values naming where they came from', () => {
     expect(() => loadConfig({ env: { TRIBUTARY_PORT: 'eighty' } })).toThrow(/env TRIBUTARY_PORT: port must be an integer/);
-    expect(() => loadConfig({ env: {}, flags: { 'limits.maxConnections': '0' } })).toThrow(/limits.maxConnections must be a positive integer/);
+    expect(() => loadConfig({ env: {}, flags: { 'limits.maxConnections': '0' } })).toThrow(/flag --max-connections: limits.maxConnections must be >= 1/);
     expect(() => loadConfig({ env: { TRIBUTARY_TOPIC_FSYNC: 'sometimes' } })).toThrow(/must be one of always, interval, never/);
     const dir = tempDir();
     const file = path.join(dir, 'bad.yaml');

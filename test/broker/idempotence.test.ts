@@ -4,7 +4,8 @@
  * of the partitions it spans, and also across a hub restart.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ackOffsets, type WireRecord } from '../../protocol/frames.ts';
+import { ackOffsets, type AckFrame, type WireRecord } from '../../protocol/frames.ts';
+import { encodeBatch } from '../../protocol/batch.ts';
 import { startHub, type Hub } from '../helpers/hub.ts';
 import { bytes, text, WsClient } from '../helpers/ws-client.ts';
 
@@ -102,6 +103,39 @@ describe('idempotent produce', () => {
     const acks = await Promise.all(Array.from({ length: 20 }, (_, i) => c.produce('pipe', [{ v: bytes(`p${i}`) }], { pid: 'prod-4', seq: i })));
     expect(acks.map((a) => a.parts[0].o)).toEqual(Array.from({ length: 20 }, (_, i) => i));
     expect(acks.every((a) => a.dup === undefined)).toBe(true);
+  });
+
+  it('a forward gap in the records form is refused as retriable SEQUENCE_GAP with nothing appended; the skipped request then lets it in', async () => {
+    await createTopic('gap-records', 3);
+    const c = await client();
+    const recs = (from: number, n: number): WireRecord[] => Array.from({ length: n }, (_, i) => ({ k: `k${(from + i) % 5}`, v: bytes(`g${from + i}`) }));
+    await c.produce('gap-records', recs(0, 12), { pid: 'gap-1', seq: 0 });
+    const before = await logEnds('gap-records');
+    const err = await c.produce('gap-records', recs(1000, 3), { pid: 'gap-1', seq: 1000 }).catch((e) => e);
+    expect(err).toMatchObject({ code: 'SEQUENCE_GAP', retriable: true, details: { expected: 12 } });
+    expect(await logEnds('gap-records')).toEqual(before);
+    // The requests before it arrive (pipelined), then the one refused goes through: no gap, no reordering.
+    const [a, b] = await Promise.all([c.produce('gap-records', recs(12, 988), { pid: 'gap-1', seq: 12 }), c.produce('gap-records', recs(1000, 3), { pid: 'gap-1', seq: 1000 })]);
+    expect(a.dup).toBeUndefined();
+    expect(b.dup).toBeUndefined();
+    const ends = await logEnds('gap-records');
+    expect(ends.reduce((x, y) => x + y, 0)).toBe(1003);
+  });
+
+  it('a forward gap in the batch form is refused per (producer, partition), checked for the whole frame before anything is appended', async () => {
+    await createTopic('gap-batches', 2);
+    const c = await client();
+    const enc = (seq: number, n: number) => encodeBatch({ producerId: 'gap-2', baseSequence: seq, records: Array.from({ length: n }, (_, i) => ({ key: `b${seq + i}`, value: bytes(`b${seq + i}`), encoding: 'bytes' as const, headers: [], timestamp: Date.now() })) });
+    const produceBatches = (batches: Array<{ p: number; b: Uint8Array }>) => c.request<AckFrame>({ t: 'produce', topic: 'gap-batches', batches });
+    // Partition 0 and 1 are numbered on their own, densely.
+    await produceBatches([{ p: 0, b: enc(0, 5) }, { p: 1, b: enc(0, 3) }, { p: 0, b: enc(5, 5) }]);
+    const gap = await produceBatches([{ p: 1, b: enc(3, 2) }, { p: 0, b: enc(11, 2) }]).catch((e) => e);
+    expect(gap).toMatchObject({ code: 'SEQUENCE_GAP', retriable: true, details: { batch: 1, partition: 0, expected: 10 } });
+    expect(await logEnds('gap-batches')).toEqual([10, 3]);
+    const sparse = encodeBatch({ producerId: 'gap-2', baseSequence: 10, records: [0, 2].map((d) => ({ key: 'x', value: bytes('x'), encoding: 'bytes' as const, headers: [], timestamp: Date.now(), sequenceDelta: d })) });
+    await expect(produceBatches([{ p: 0, b: sparse }])).rejects.toMatchObject({ code: 'BAD_SEQUENCE' });
+    await produceBatches([{ p: 1, b: enc(3, 2) }, { p: 0, b: enc(10, 1) }, { p: 0, b: enc(11, 2) }]);
+    expect(await logEnds('gap-batches')).toEqual([13, 5]);
   });
 
   it('unkeyed records of an idempotent producer land where the original did on retry', async () => {

@@ -99,10 +99,11 @@ describe('bad frames', () => {
     await expect(c.request({ t: 'ping' })).resolves.toMatchObject({ t: 'ok' });
   });
 
-  it('answers unknown subscriptions, unsupported versions and consumer groups with their codes', async () => {
+  it('answers unknown subscriptions, unsupported versions and group members choosing partitions with their codes', async () => {
     const c = await client();
     await expect(c.unsubscribe(999)).rejects.toMatchObject({ code: 'UNKNOWN_SUBSCRIPTION' });
-    await expect(c.subscribe('g', { group: 'billing' })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(c.subscribe('g', { group: 'billing', partitions: [0] })).rejects.toMatchObject({ code: 'BAD_REQUEST' });
+    await expect(c.request({ t: 'heartbeat', sub: 999 })).rejects.toMatchObject({ code: 'UNKNOWN_SUBSCRIPTION' });
     await expect(c.request({ t: 'metadata', topic: 'never-created' })).rejects.toMatchObject({ code: 'UNKNOWN_TOPIC' });
     await expect(c.request({ t: 'hello', v: 99 })).rejects.toMatchObject({ code: 'UNSUPPORTED_VERSION' });
     const closed = await c.closed;

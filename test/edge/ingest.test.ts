@@ -143,13 +143,16 @@ describe('edge worker → hub', () => {
     }
   });
 
-  it("a sequence the hub cannot place comes back as the hub's own 409, not retriable", async () => {
+  it("a forward sequence gap comes back as the hub's own 409, retriable; a reused sequence answers duplicate and drops the new content", async () => {
     const token = await deviceToken({ sub: 'thermo-6' });
     expect((await ingest(edge.url, 'sensors.gap', [{ t: 1 }, { t: 2 }], { token, sequence: 0 })).status).toBe(200);
-    expect((await ingest(edge.url, 'sensors.gap', [{ t: 3 }], { token, sequence: 10 })).status).toBe(200);
-    const res = await ingest(edge.url, 'sensors.gap', [{ t: 4 }], { token, sequence: 5 });
-    expect(res.status).toBe(409);
-    expect(res.body).toEqual({ error: { code: 'OUT_OF_ORDER_SEQUENCE', message: expect.any(String), retriable: false } });
+    const gap = await ingest(edge.url, 'sensors.gap', [{ t: 3 }], { token, sequence: 10 });
+    expect(gap.status).toBe(409);
+    expect(gap.body).toEqual({ error: { code: 'SEQUENCE_GAP', message: expect.any(String), retriable: true } });
+    expect((await ingest(edge.url, 'sensors.gap', [{ t: 3 }], { token, sequence: 2 })).status).toBe(200);
+    const reused = await ingest(edge.url, 'sensors.gap', [{ t: 4 }], { token, sequence: 1 });
+    expect(reused.status).toBe(200);
+    expect(reused.body.duplicate).toBe(true);
     expect(await countRecords(hub.url, 'sensors.gap')).toBe(3);
   });
 

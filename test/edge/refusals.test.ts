@@ -43,6 +43,10 @@ describe('device tokens', () => {
     const reading = { temperature: 19 };
     expectError(await ingest(edge.url, TOPIC, reading), 401, 'UNAUTHENTICATED');
     expectError(await ingest(edge.url, TOPIC, reading, { token: 'not-a-jwt' }), 401, 'TOKEN_INVALID');
+    // RFC 6750 §2.1: characters outside b64token are refused before any verification, as on the hub.
+    const oddChars = await ingest(edge.url, TOPIC, reading, { token: 'ab,cd;ef' });
+    expectError(oddChars, 401, 'TOKEN_INVALID');
+    expect(oddChars.body.error.message).toMatch(/characters a bearer token cannot hold/);
     const forged = await deviceToken({ sub: 'd1', secret: 'another-secret-that-is-32-bytes-long!!' });
     expectError(await ingest(edge.url, TOPIC, reading, { token: forged }), 401, 'TOKEN_INVALID');
     const expired = await deviceToken({ sub: 'd1', expiresInS: -3600 });

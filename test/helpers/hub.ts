@@ -91,7 +91,16 @@ export async function startHub(opts: HubOptions = {}): Promise<Hub> {
     },
     cleanup: () => fs.rmSync(dataDir, { recursive: true, force: true }),
   };
-  if (opts.waitHealthy !== false) await waitHealthy(url);
+  if (opts.waitHealthy !== false) {
+    // A hub that exits after listening (storage refused, lock held) fails at once, with what it printed.
+    let settled = false;
+    await Promise.race([
+      waitHealthy(url).finally(() => (settled = true)),
+      exited.then((code) => {
+        if (!settled) throw new Error(`hub exited with ${code} before it was healthy:\n${out}`);
+      }),
+    ]);
+  }
   return hub;
 }
 

@@ -108,6 +108,15 @@ export class WsClient {
     });
   }
 
+  /** Like request, for hand-made bytes: `encode` gets the id to put in the frame. */
+  requestRaw<T extends OkFrame | AckFrame = OkFrame>(encode: (id: number) => Uint8Array): Promise<T> {
+    const id = this.nextId++;
+    return new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (f: OkFrame | AckFrame) => void, reject });
+      this.sendRaw(encode(id));
+    });
+  }
+
   sendRaw(bytes: Uint8Array): void {
     this.ws.send(bytes, { binary: true });
   }

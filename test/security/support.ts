@@ -14,8 +14,12 @@ export interface TokenOptions {
   sub?: string;
   /** The `tributary` claim; null leaves it out. */
   tributary?: Record<string, unknown> | null;
-  /** Seconds from now (negative: already expired), or omitted for no exp. */
+  /** Seconds from now (negative: already expired); one hour when omitted. */
   expInSec?: number;
+  /** Leave `exp` out (refused unless the hub allows tokens without it). */
+  noExp?: boolean;
+  /** `iat` in seconds since the epoch; now when omitted, left out when null. */
+  iat?: number | null;
   audience?: string;
   secret?: string;
 }
@@ -25,9 +29,9 @@ export async function token(opts: TokenOptions = {}): Promise<string> {
   const jwt = new SignJWT(claims)
     .setProtectedHeader({ alg: 'HS256' })
     .setSubject(opts.sub ?? 'alice')
-    .setAudience(opts.audience ?? AUDIENCE)
-    .setIssuedAt();
-  if (opts.expInSec !== undefined) jwt.setExpirationTime(Math.floor(Date.now() / 1000) + opts.expInSec);
+    .setAudience(opts.audience ?? AUDIENCE);
+  if (opts.iat !== null) jwt.setIssuedAt(opts.iat);
+  if (!opts.noExp) jwt.setExpirationTime(Math.floor(Date.now() / 1000) + (opts.expInSec ?? 3600));
   return jwt.sign(new TextEncoder().encode(opts.secret ?? SECRET));
 }
 

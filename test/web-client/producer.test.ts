@@ -57,13 +57,13 @@ describe('web client producer (Node, real hub)', () => {
     expect(await c.pending()).toBe(0);
   });
 
-  it('a full outbox rejects send with OUTBOX_FULL', async () => {
-    const c = client({ url: 'ws://127.0.0.1:1/v1/ws', maxOutboxEvents: 3 });
+  it('a full outbox with maxBlockMs 0 rejects send with OUTBOX_FULL at once', async () => {
+    const c = client({ url: 'ws://127.0.0.1:1/v1/ws', maxOutboxEvents: 3, maxBlockMs: 0 });
     for (let i = 0; i < 3; i++) await c.send('full', { value: i });
     const err = await c.send('full', { value: 3 }).catch((e) => e);
     expect(err).toBeInstanceOf(ClientError);
     expect(err.code).toBe('OUTBOX_FULL');
-    const small = client({ url: 'ws://127.0.0.1:1/v1/ws', maxOutboxBytes: 200 });
+    const small = client({ url: 'ws://127.0.0.1:1/v1/ws', maxOutboxBytes: 200, maxBlockMs: 0 });
     await small.send('full', { value: 'x'.repeat(50) });
     await expect(small.send('full', { value: 'y'.repeat(200) })).rejects.toMatchObject({ code: 'OUTBOX_FULL' });
   });
@@ -83,6 +83,15 @@ describe('web client producer (Node, real hub)', () => {
     expect(values).toEqual([0, 1, 2, 3, 5, 6, 7, 8, 9]);
     await c.clearFailed();
     expect(await c.failed()).toEqual([]);
+    // The hub refuses sequence gaps: events after a refused one (in the same batch too) take its number,
+    // also after clearFailed().
+    const burst: Array<Promise<void>> = [];
+    for (let n = 10; n < 40; n++) burst.push(c.send('refusals', n % 10 === 3 ? { value: { n }, timestamp: future } : { value: { n } }));
+    await Promise.all(burst);
+    await c.flush();
+    expect((await c.failed()).length).toBe(3);
+    const after = (await readTopic(hub.url, 'refusals')).map((r) => (r.value as { n: number }).n);
+    expect(after).toEqual([0, 1, 2, 3, 5, 6, 7, 8, 9, ...Array.from({ length: 30 }, (_, i) => i + 10).filter((n) => n % 10 !== 3)]);
   });
 
   it('emits ack events with the offsets, and a fresh client on the same memory outbox keeps its producer id', async () => {

@@ -6,11 +6,11 @@
  * connection stays open; `retryAfterMs` says when to try again.
  */
 import { TributaryError } from '../../protocol/errors.ts';
-import type { AuthLimits } from './auth-config.ts';
+import type { ClientLimits } from './client-limits.ts';
 import { ProduceRate } from './token-bucket.ts';
 
 export type QuotaLimits = Pick<
-  AuthLimits,
+  ClientLimits,
   'produceBytesPerSec' | 'produceBytesBurst' | 'produceEventsPerSec' | 'produceEventsBurst' | 'maxSubscriptionsPerConnection' | 'maxInFlightPerConnection'
 >;
 

@@ -9,10 +9,10 @@
  * them; `sweep` does that and is called on a timer by the transport.
  */
 import { TributaryError } from '../../protocol/errors.ts';
-import type { AuthLimits } from './auth-config.ts';
+import type { ClientLimits } from './client-limits.ts';
 import { ProduceRate } from './token-bucket.ts';
 
-export type SubjectRateLimits = Pick<AuthLimits, 'httpProduceBytesPerSec' | 'httpProduceBytesBurst' | 'httpProduceEventsPerSec' | 'httpProduceEventsBurst'>;
+export type SubjectRateLimits = Pick<ClientLimits, 'httpProduceBytesPerSec' | 'httpProduceBytesBurst' | 'httpProduceEventsPerSec' | 'httpProduceEventsBurst'>;
 
 interface Entry {
   rate: ProduceRate;

@@ -9,10 +9,10 @@
  * `maxTrackedAddresses` are tracked: past that the least recently used go.
  */
 import { TributaryError } from '../../protocol/errors.ts';
-import type { AuthLimits } from './auth-config.ts';
+import type { ClientLimits } from './client-limits.ts';
 import { TokenBucket } from './token-bucket.ts';
 
-export type ConnectionRateLimits = Pick<AuthLimits, 'connectionsPerSecPerAddress' | 'connectionsBurstPerAddress'>;
+export type ConnectionRateLimits = Pick<ClientLimits, 'connectionsPerSecPerAddress' | 'connectionsBurstPerAddress'>;
 
 export class ConnectionRate {
   private readonly buckets = new Map<string, { bucket: TokenBucket; lastUsedMs: number }>();

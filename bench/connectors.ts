@@ -1,0 +1,177 @@
+/**
+ * The PostgreSQL sink's rows/s into PostgreSQL beside the two usual ways of
+ * loading the same rows from the same machine in the same run: a plain
+ * multi-row INSERT (batches of 1,000, one statement each, autocommit) and
+ * COPY FROM STDIN (text format, one stream). The sink's figure is end to
+ * end: records read from the hub over the web client, mapped, written and
+ * their offsets committed in the same transactions.
+ *   node --import tsx bench/connectors.ts [--quick]
+ */
+import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
+import { pathToFileURL } from 'node:url';
+import pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { parseConnectFile } from '../connectors/config.ts';
+import { ConnectorRuntime } from '../connectors/runtime.ts';
+import { PostgresSink } from '../connectors/postgres-sink.ts';
+import { createClient, type ConsumedRecord } from '../web-client/index.ts';
+import { startHub } from '../test/helpers/hub.ts';
+import { startPostgres } from '../test/helpers/postgres.ts';
+
+export interface BenchResult {
+  scenario: 'connectors';
+  system: string;
+  eventsPerSec: number;
+  notes?: string;
+}
+
+const TABLE = 'CREATE TABLE IF NOT EXISTS orders (id integer, customer text, total numeric, src_partition integer, src_offset bigint)';
+
+interface Row {
+  id: number;
+  customer: string;
+  total: number;
+  partition: number;
+  offset: number;
+}
+
+/** The sink's default batchSize: the most records per transaction. */
+const SINK_BATCH = 20_000;
+
+const silent = { info() {}, warn() {}, error() {}, debug() {} };
+
+async function timed(fn: () => Promise<void>): Promise<number> {
+  const t = performance.now();
+  await fn();
+  return (performance.now() - t) / 1000;
+}
+
+export async function runConnectorsBench(opts: { quick: boolean }): Promise<BenchResult[]> {
+  const events = opts.quick ? 50_000 : 200_000;
+  const partitions = 4;
+  const progress = (m: string): void => void process.stderr.write(`connectors bench: ${m}\n`);
+  const [db, hub] = await Promise.all([startPostgres(), startHub({ args: ['--topic-fsync', 'never'] })]);
+  progress(`PostgreSQL and hub up; producing ${events} events`);
+  const client = new pg.Client({ connectionString: db.url });
+  await client.connect();
+  try {
+    await db.query(TABLE);
+    // The events, into the hub first (not timed); the baselines load the same rows.
+    await fetch(`${hub.url}/v1/topics`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'orders', partitions }) });
+    const rows: Row[] = [];
+    const perPartition = new Array<number>(partitions).fill(0);
+    for (let i = 0; i < events; i += 1000) {
+      const records = [];
+      for (let j = i; j < i + 1000; j++) {
+        const partition = j % partitions;
+        records.push({ key: `order-${j}`, value: { id: j, customer: `customer-${j % 997}`, total: (j % 10_000) / 100 }, partition });
+        rows.push({ id: j, customer: `customer-${j % 997}`, total: (j % 10_000) / 100, partition, offset: perPartition[partition]++ });
+      }
+      const res = await fetch(`${hub.url}/v1/topics/orders/records`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ records }) });
+      if (!res.ok) throw new Error(`produce: ${res.status} ${await res.text()}`);
+    }
+
+    const results: BenchResult[] = [];
+    const count = async (): Promise<number> => Number((await client.query('SELECT count(*) AS n FROM orders')).rows[0].n);
+    const push = (system: string, seconds: number, notes: string): void => {
+      results.push({ scenario: 'connectors', system, eventsPerSec: Math.round(events / seconds), notes });
+    };
+
+    progress('multi-row INSERT');
+    // Plain multi-row INSERT, batches of 1,000.
+    await client.query('TRUNCATE orders');
+    const insertSeconds = await timed(async () => {
+      for (let i = 0; i < rows.length; i += 1000) {
+        const params: unknown[] = [];
+        const tuples: string[] = [];
+        for (const r of rows.slice(i, i + 1000)) {
+          const n = params.length;
+          tuples.push(`($${n + 1}, $${n + 2}, $${n + 3}, $${n + 4}, $${n + 5})`);
+          params.push(r.id, r.customer, r.total, r.partition, r.offset);
+        }
+        await client.query(`INSERT INTO orders (id, customer, total, src_partition, src_offset) VALUES ${tuples.join(', ')}`, params);
+      }
+    });
+    if ((await count()) !== events) throw new Error('INSERT baseline lost rows');
+    push('multi-row INSERT (1,000 rows per statement)', insertSeconds, 'one client, autocommit');
+
+    progress('COPY');
+    // COPY FROM STDIN, text format.
+    await client.query('TRUNCATE orders');
+    const copySeconds = await timed(async () => {
+      const stream = client.query(copyFrom('COPY orders (id, customer, total, src_partition, src_offset) FROM STDIN'));
+      async function* lines(): AsyncGenerator<string> {
+        for (let i = 0; i < rows.length; i += 1000) {
+          let chunk = '';
+          for (const r of rows.slice(i, i + 1000)) chunk += `${r.id}\t${r.customer}\t${r.total}\t${r.partition}\t${r.offset}\n`;
+          yield chunk;
+        }
+      }
+      await pipeline(Readable.from(lines()), stream);
+    });
+    if ((await count()) !== events) throw new Error('COPY baseline lost rows');
+    push('COPY FROM STDIN', copySeconds, 'one stream, text format');
+
+    progress('consume only');
+    // What the web client alone reads from the hub (the sink's upper bound on this machine now).
+    const consumed: ConsumedRecord[] = [];
+    const reader = createClient({ url: hub.wsUrl, outbox: 'memory', name: 'bench-reader' });
+    const readSeconds = await timed(async () => {
+      await new Promise<void>((resolve) => {
+        for (let p = 0; p < partitions; p++) reader.subscribe('orders', { partitions: [p], from: 0, creditBytes: 4 * 1024 * 1024 }, (r) => void (consumed.push(r) === events && resolve()));
+      });
+    });
+    await reader.close();
+    push('web client reading the topic (no writes)', readSeconds, 'the upper bound of the sink: hub → client only');
+
+    progress('the sink write stage');
+    // The sink's own part: the records already read, written by the task as the runtime hands them over.
+    await client.query('TRUNCATE orders');
+    const columns = { id: 'value.id', customer: 'value.customer', total: 'value.total', src_partition: 'partition', src_offset: 'offset' };
+    const task = new PostgresSink({ connector: 'bench-write', topic: 'orders', connection: db.url, table: 'orders', mode: 'insert', key: undefined, columns, offsetsTable: 'tributary_sink_offsets' }, silent);
+    await task.start();
+    await task.open([0, 1, 2, 3]);
+    const writeSeconds = await timed(async () => {
+      for (let i = 0; i < consumed.length; i += SINK_BATCH) await task.put(consumed.slice(i, i + SINK_BATCH));
+    });
+    await task.stop();
+    if ((await count()) !== events) throw new Error('the sink write stage lost rows');
+    push('postgres-sink write stage (records in hand → PostgreSQL)', writeSeconds, `${Math.round((100 * events) / writeSeconds / Math.max(events / insertSeconds, events / copySeconds))}% of the faster baseline; COPY in one transaction per ${SINK_BATCH.toLocaleString('en')} with the offsets`);
+
+    progress('the sink');
+    // The sink, end to end from the hub.
+    await client.query('TRUNCATE orders');
+    const file = parseConnectFile(
+      JSON.stringify({
+        connectors: [
+          { name: 'bench-sink', type: 'postgres-sink', topic: 'orders', connection: db.url, table: 'orders', batchSize: SINK_BATCH, columns: { id: 'value.id', customer: 'value.customer', total: 'value.total', src_partition: 'partition', src_offset: 'offset' } },
+        ],
+      }),
+    );
+    const runtime = new ConnectorRuntime(file, { url: hub.wsUrl, stateDir: '/tmp', log: silent });
+    const sinkSeconds = await timed(async () => {
+      await runtime.start();
+      const deadline = Date.now() + 10 * 60_000;
+      while (runtime.status()[0].records < events) {
+        if (Date.now() > deadline) throw new Error(`sink stalled at ${runtime.status()[0].records} records: ${runtime.status()[0].lastError}`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    });
+    await runtime.stop();
+    if ((await count()) !== events) throw new Error('the sink lost or duplicated rows');
+    const faster = Math.max(events / insertSeconds, events / copySeconds);
+    push('postgres-sink end to end (hub → PostgreSQL)', sinkSeconds, `${Math.round((100 * events) / sinkSeconds / faster)}% of the faster baseline, ${Math.round((100 * readSeconds) / sinkSeconds)}% of the read bound; batches of up to ${SINK_BATCH.toLocaleString('en')}`);
+    return results;
+  } finally {
+    await client.end().catch(() => undefined);
+    await hub.stop();
+    hub.cleanup();
+    await db.stop();
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const rows = await runConnectorsBench({ quick: process.argv.includes('--quick') });
+  for (const r of rows) console.log(`${r.system.padEnd(48)} ${String(r.eventsPerSec).padStart(9)} rows/s  ${r.notes ?? ''}`);
+}

@@ -1,0 +1,121 @@
+/**
+ * The stream-processing bench: end to end through a real hub (topics with
+ * fsync always), input already in the log, an application started over it
+ * from the earliest offset; events/s = input events / time from start() until
+ * every input record is processed and every output, changelog entry and
+ * offset is acknowledged (app.flush()). Creating internal topics and restoring
+ * (empty) state before the first fetch is not timed.
+ *
+ *   node --import tsx bench/streams.ts [--quick] [--only stateless|windowed]
+ *   STREAMS_CPU_PROF=/tmp/prof node --import tsx bench/streams.ts --only stateless   # the app's CPU over the timed part
+ *   node --import tsx bench/cpuprofile-top.ts /tmp/prof/bench-stateless.cpuprofile
+ *   STREAMS_BENCH_EVENTS=N sets the input size.
+ *
+ * Rows:
+ * - stateless: filter (keeps ~half) + mapValues + to. Goal ≥ 500,000 events/s.
+ * - windowed: groupByKey + tumbling window count (10 s windows, 1,000 keys),
+ *   every update written to the output. Goal ≥ 200,000 events/s. Also with
+ *   emit 'final' (one output per key and window, when it closes): the state
+ *   path without the per-update output.
+ * - consume (only with --only consume): a filter that keeps nothing, to
+ *   separate the input side's cost from the output side's.
+ */
+import fs from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startHub, type Hub } from '../test/helpers/hub.ts';
+import { createTopic, keyedEvents, produceInput, waitFor } from '../test/streams/fixtures.ts';
+import { createClient, type Client } from '../web-client/node.ts';
+import { stream, type StreamApp } from '../streams/index.ts';
+
+export interface StreamsBenchRow {
+  scenario: 'streams';
+  system: string;
+  eventsPerSec: number;
+  notes?: string;
+}
+
+const PARTITIONS = 4;
+
+async function timeApp(client: Client, events: number, build: (app: StreamApp) => void, id: string, hub: Hub): Promise<{ eventsPerSec: number; produced: number; ms: number }> {
+  const app = stream(client, { applicationId: id, httpUrl: hub.url, staticAssignment: 'all', creditBytes: 8 * 1024 * 1024, commitIntervalMs: Number(process.env.STREAMS_COMMIT_MS) || undefined });
+  build(app);
+  await app.start(); // internal topics created, partitions restored: the clock starts with the first fetch
+  const prof = await startProfile();
+  const t0 = performance.now();
+  await waitFor(() => app.metrics().processed >= events, 600_000, `${id} processed`);
+  await app.flush();
+  const ms = performance.now() - t0;
+  await prof?.(id);
+  const produced = app.metrics().produced;
+  await app.close();
+  return { eventsPerSec: Math.round((events / ms) * 1000), produced, ms: Math.round(ms) };
+}
+
+/**
+ * STREAMS_CPU_PROF=DIR: a V8 CPU profile of the app process over the timed part only
+ * (DIR/<app>.cpuprofile; read it with bench/cpuprofile-top.ts).
+ */
+async function startProfile(): Promise<((id: string) => Promise<void>) | undefined> {
+  const dir = process.env.STREAMS_CPU_PROF;
+  if (!dir) return undefined;
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.start');
+  return async (id) => {
+    const { profile } = await session.post('Profiler.stop');
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, `${id}.cpuprofile`), JSON.stringify(profile));
+    session.disconnect();
+  };
+}
+
+export async function runStreamsBench(opts: { quick: boolean; only?: string }): Promise<StreamsBenchRow[]> {
+  const n = Number(process.env.STREAMS_BENCH_EVENTS) || (opts.quick ? 50_000 : 200_000);
+  const rows: StreamsBenchRow[] = [];
+  const hub = await startHub({ args: ['--topic-fsync', 'always'] });
+  const client = createClient({ url: hub.wsUrl, outbox: 'memory', name: 'streams-bench', maxInFlightBatches: 8 });
+  try {
+    await createTopic(hub.url, 'in', PARTITIONS);
+    // ~100-byte JSON values, keyed, one event per ms of event time.
+    const input = keyedEvents(n, 1000, 1_700_000_000_000, 1).map((e, i) => ({ ...e, value: { i, kind: i % 2 ? 'temp' : 'hum', room: `room-${i % 1000}`, c: 20 + (i % 7), pad: 'x'.repeat(32) } }));
+    const tp = performance.now();
+    await produceInput(client, 'in', PARTITIONS, input);
+    const produceMs = performance.now() - tp;
+    const note = `${n} events of ~100 B in ${PARTITIONS} partitions, fsync always, one instance (static assignment), hub and app on the same 2 CPUs`;
+
+    // The output path's ceiling: the same client's produce() alone, per partition one request of 2,000 in flight.
+    rows.push({ scenario: 'streams', system: 'client.produce alone (input preload)', eventsPerSec: Math.round((n / produceMs) * 1000), notes: `${note}; the path every output, changelog and repartition record takes` });
+    if (!opts.only || opts.only === 'stateless') {
+      await createTopic(hub.url, 'stateless-out', PARTITIONS);
+      const r = await timeApp(client, n, (app) => app.from<{ kind: string; c: number; room: string }>('in').filter((r) => r.value.kind === 'temp').mapValues((r) => ({ room: r.value.room, f: r.value.c * 1.8 + 32 })).to('stateless-out'), 'bench-stateless', hub);
+      rows.push({ scenario: 'streams', system: 'stateless filter+map+to', eventsPerSec: r.eventsPerSec, notes: `${note}; ${r.produced} outputs; ${r.ms} ms; goal ≥ 500,000/s` });
+    }
+    if (opts.only === 'consume') {
+      await createTopic(hub.url, 'nowhere', 1);
+      const r = await timeApp(client, n, (app) => app.from<{ kind: string }>('in').filter((r) => r.value.kind === 'none').to('nowhere'), 'bench-consume', hub);
+      rows.push({ scenario: 'streams', system: 'consume + filter, no output', eventsPerSec: r.eventsPerSec, notes: `${note}; ${r.ms} ms` });
+    }
+    if (!opts.only || opts.only === 'windowed') {
+      await createTopic(hub.url, 'windowed-out', PARTITIONS);
+      const r = await timeApp(client, n, (app) => app.from('in').groupByKey().window({ tumblingMs: 10_000, graceMs: 1_000 }).count({ name: 'counts' }).to('windowed-out'), 'bench-windowed', hub);
+      rows.push({ scenario: 'streams', system: 'windowed keyed count', eventsPerSec: r.eventsPerSec, notes: `${note}; ${r.produced} outputs (every update); ${r.ms} ms; goal ≥ 200,000/s` });
+      await createTopic(hub.url, 'windowed-final-out', PARTITIONS);
+      const f = await timeApp(client, n, (app) => app.from('in').groupByKey().window({ tumblingMs: 10_000, graceMs: 1_000, emit: 'final' }).count({ name: 'counts' }).to('windowed-final-out'), 'bench-windowed-final', hub);
+      rows.push({ scenario: 'streams', system: "windowed keyed count, emit 'final'", eventsPerSec: f.eventsPerSec, notes: `${note}; ${f.produced} outputs (one per closed window); ${f.ms} ms` });
+    }
+  } finally {
+    await client.close();
+    await hub.stop();
+    hub.cleanup();
+  }
+  return rows;
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const i = process.argv.indexOf('--only');
+  const rows = await runStreamsBench({ quick: process.argv.includes('--quick'), only: i > 0 ? process.argv[i + 1] : undefined });
+  for (const r of rows) console.log(`${r.system}: ${r.eventsPerSec.toLocaleString('en')} events/s (${r.notes})`);
+}

@@ -1,0 +1,257 @@
+/**
+ * PostgreSQL sink: writes records into a table, plain INSERT or upsert by
+ * key, with a column mapping; exactly once.
+ *
+ * Exactly once because the consumed offsets live in the same database, in
+ * the offsets table, and are updated in the same transaction as the rows:
+ * either both the rows and the new offset commit, or neither. The
+ * transaction first locks the connector's offset rows (SELECT … FOR UPDATE)
+ * and drops records below them, so a batch re-delivered after a crash, or
+ * written by a second instance that did not know better, inserts nothing
+ * twice. At start the sink resumes from these offsets, not the hub's.
+ *
+ * Rows go in with COPY … FROM STDIN inside that transaction (COPY is the
+ * fastest way into PostgreSQL, several times a multi-row INSERT). An upsert
+ * COPYs into a temporary staging table of the mapped columns and then runs
+ * one INSERT … SELECT … ON CONFLICT DO UPDATE from it.
+ *
+ * Column mapping: `columns: { column: source }` where source is `key`,
+ * `value` (the whole value), `value.a.b` (a field of a JSON value),
+ * `offset`, `partition`, `timestamp`, `topic` or `header.NAME`. Without
+ * `columns`, each column of the table takes `value.<column>`.
+ */
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { configError, type Settings } from './config.ts';
+import { createPool, primaryKey, quoteIdent, quoteName, tableColumns, type TableColumn } from './postgres-common.ts';
+import type { ConsumedRecord, PartitionOffsets, SinkTask } from './task.ts';
+import type { Log } from './worker.ts';
+
+export interface PostgresSinkOptions {
+  connector: string;
+  topic: string;
+  connection: string;
+  table: string;
+  mode: 'insert' | 'upsert';
+  /** Conflict columns for upsert (default: the table's primary key). */
+  key: string[] | undefined;
+  columns: Record<string, string> | undefined;
+  offsetsTable: string;
+}
+
+export function postgresSinkOptions(connector: string, topic: string, s: Settings): PostgresSinkOptions {
+  const columns = s.map('columns');
+  if (columns) for (const [c, src] of Object.entries(columns)) if (typeof src !== 'string') throw configError(`connector ${connector}: columns.${c} must be a source like key, value.field, offset`);
+  const mode = s.oneOf('mode', ['insert', 'upsert'] as const, 'insert');
+  return {
+    connector,
+    topic,
+    connection: s.string('connection'),
+    table: s.string('table'),
+    mode,
+    key: s.has('key') ? s.stringList('key') : undefined,
+    columns: columns as Record<string, string> | undefined,
+    offsetsTable: s.string('offsetsTable', 'tributary_sink_offsets'),
+  };
+}
+
+const STAGE = 'tributary_sink_stage';
+
+type Extract = (r: ConsumedRecord) => unknown;
+
+function extractor(source: string, connector: string): Extract {
+  if (source === 'key') return (r) => (r.key instanceof Uint8Array ? Buffer.from(r.key).toString('utf8') : r.key);
+  if (source === 'value') return (r) => r.value;
+  if (source === 'offset') return (r) => r.offset;
+  if (source === 'partition') return (r) => r.partition;
+  if (source === 'timestamp') return (r) => r.timestamp;
+  if (source === 'topic') return (r) => r.topic;
+  if (source.startsWith('header.')) {
+    const name = source.slice('header.'.length);
+    return (r) => {
+      const h = r.headers.find(([k]) => k === name);
+      return h === undefined ? null : typeof h[1] === 'string' ? h[1] : Buffer.from(h[1]).toString('utf8');
+    };
+  }
+  if (source.startsWith('value.')) {
+    const path = source.slice('value.'.length).split('.');
+    return (r) => {
+      let v: unknown = r.value;
+      for (const k of path) {
+        if (typeof v !== 'object' || v === null) return null;
+        v = (v as Record<string, unknown>)[k];
+      }
+      return v ?? null;
+    };
+  }
+  throw configError(`connector ${connector}: unknown column source ${JSON.stringify(source)} (key, value, value.FIELD, offset, partition, timestamp, topic, header.NAME)`);
+}
+
+/** A JS value → the text PostgreSQL parses for the column's type (unnest takes text arrays cast per column). */
+function toText(v: unknown, type: string): string | null {
+  if (v === null || v === undefined) return null;
+  if (type === 'json' || type === 'jsonb') return JSON.stringify(v);
+  if (typeof v === 'number' && type.startsWith('timestamp')) return new Date(v).toISOString();
+  if (v instanceof Uint8Array) return type === 'bytea' ? `\\x${Buffer.from(v).toString('hex')}` : Buffer.from(v).toString('utf8');
+  if (typeof v === 'object') return JSON.stringify(v);
+  return String(v);
+}
+
+/** COPY's text format: backslash escapes for the characters that delimit rows and columns; \N is NULL. */
+function copyField(v: string | null): string {
+  if (v === null) return '\\N';
+  return /[\\\n\r\t]/.test(v) ? v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/\r/g, '\\r').replace(/\t/g, '\\t') : v;
+}
+
+/** Characters of COPY text per chunk handed to the stream. */
+const COPY_CHUNK_CHARS = 256 * 1024;
+
+interface Mapped {
+  column: TableColumn;
+  extract: Extract;
+}
+
+export class PostgresSink implements SinkTask {
+  private pool: pg.Pool | null = null;
+  private mapped: Mapped[] = [];
+  private copySql = '';
+  private stageSql = '';
+  private upsertSql = '';
+  /** Pooled connections whose session has the staging table. */
+  private readonly staged = new WeakSet<pg.PoolClient>();
+  private keyIndexes: number[] = [];
+
+  constructor(
+    private readonly o: PostgresSinkOptions,
+    private readonly log: Log,
+  ) {}
+
+  async start(): Promise<void> {
+    this.pool ??= createPool(this.o.connection, this.o.connector, this.log);
+    const pool = this.pool;
+    await pool.query(
+      `CREATE TABLE IF NOT EXISTS ${quoteName(this.o.offsetsTable)} (
+         connector text NOT NULL, topic text NOT NULL, partition integer NOT NULL, next_offset bigint,
+         PRIMARY KEY (connector, topic, partition))`,
+    );
+    const cols = await tableColumns(pool, this.o.table);
+    if (cols.length === 0) throw configError(`connector ${this.o.connector}: table ${this.o.table} has no columns`);
+    const byName = new Map(cols.map((c) => [c.name, c]));
+    const mapping = this.o.columns ?? Object.fromEntries(cols.map((c) => [c.name, `value.${c.name}`]));
+    this.mapped = Object.entries(mapping).map(([name, src]) => {
+      const column = byName.get(name);
+      if (!column) throw configError(`connector ${this.o.connector}: table ${this.o.table} has no column ${JSON.stringify(name)}`);
+      return { column, extract: extractor(src, this.o.connector) };
+    });
+    const names = this.mapped.map((m) => quoteIdent(m.column.name)).join(', ');
+    if (this.o.mode === 'insert') {
+      this.copySql = `COPY ${quoteName(this.o.table)} (${names}) FROM STDIN`;
+    } else {
+      // Per session (the pool's connections), emptied at each commit.
+      this.stageSql = `CREATE TEMP TABLE IF NOT EXISTS ${STAGE} ON COMMIT DELETE ROWS AS SELECT ${names} FROM ${quoteName(this.o.table)} WITH NO DATA`;
+      this.copySql = `COPY ${STAGE} (${names}) FROM STDIN`;
+      let sql = `INSERT INTO ${quoteName(this.o.table)} (${names}) SELECT ${names} FROM ${STAGE}`;
+      const keyCols = this.o.key ?? (await primaryKey(pool, this.o.table));
+      if (keyCols.length === 0) throw configError(`connector ${this.o.connector}: upsert needs \`key\` (the table has no primary key)`);
+      this.keyIndexes = keyCols.map((k) => {
+        const i = this.mapped.findIndex((m) => m.column.name === k);
+        if (i < 0) throw configError(`connector ${this.o.connector}: key column ${k} is not in the column mapping`);
+        return i;
+      });
+      const updates = this.mapped.filter((m) => !keyCols.includes(m.column.name)).map((m) => `${quoteIdent(m.column.name)} = EXCLUDED.${quoteIdent(m.column.name)}`);
+      sql += ` ON CONFLICT (${keyCols.map(quoteIdent).join(', ')}) DO ${updates.length ? `UPDATE SET ${updates.join(', ')}` : 'NOTHING'}`;
+      this.upsertSql = sql;
+    }
+  }
+
+  async open(partitions: number[]): Promise<PartitionOffsets> {
+    const pool = this.pool!;
+    await pool.query(
+      `INSERT INTO ${quoteName(this.o.offsetsTable)} (connector, topic, partition, next_offset)
+       SELECT $1, $2, p, NULL FROM unnest($3::int[]) AS p ON CONFLICT DO NOTHING`,
+      [this.o.connector, this.o.topic, partitions],
+    );
+    const r = await pool.query<{ partition: number; next_offset: string | null }>(
+      `SELECT partition, next_offset FROM ${quoteName(this.o.offsetsTable)} WHERE connector = $1 AND topic = $2`,
+      [this.o.connector, this.o.topic],
+    );
+    const out: PartitionOffsets = new Map();
+    for (const row of r.rows) if (row.next_offset !== null) out.set(row.partition, Number(row.next_offset));
+    return out;
+  }
+
+  async put(records: ConsumedRecord[]): Promise<PartitionOffsets> {
+    const client = await this.pool!.connect();
+    let broken = false;
+    try {
+      // Statements without parameters go together in one simple query: three round trips per batch (lock, COPY, update and commit).
+      const offsets = quoteName(this.o.offsetsTable);
+      const mine = `connector = ${client.escapeLiteral(this.o.connector)} AND topic = ${client.escapeLiteral(this.o.topic)}`;
+      const begun = (await client.query(`BEGIN; SELECT partition, next_offset FROM ${offsets} WHERE ${mine} FOR UPDATE`)) as unknown as Array<pg.QueryResult<{ partition: number; next_offset: string | null }>>;
+      const stored = new Map<number, number>();
+      for (const row of begun[1].rows) if (row.next_offset !== null) stored.set(row.partition, Number(row.next_offset));
+      const next = new Map<number, number>();
+      let fresh = records.filter((r) => r.offset >= (stored.get(r.partition) ?? 0));
+      for (const r of fresh) next.set(r.partition, r.offset + 1);
+      if (this.o.mode === 'upsert') fresh = this.newestPerKey(fresh);
+      const finish: string[] = [];
+      if (fresh.length) {
+        if (this.stageSql && !this.staged.has(client)) {
+          await client.query(this.stageSql);
+          this.staged.add(client);
+        }
+        await pipeline(Readable.from(this.copyText(fresh)), client.query(copyFrom(this.copySql)));
+        if (this.upsertSql) finish.push(this.upsertSql);
+      }
+      if (next.size) {
+        const values = [...next].map(([p, o]) => `(${Math.trunc(p)}, ${Math.trunc(o)})`).join(', ');
+        finish.push(`UPDATE ${offsets} AS t SET next_offset = n.next_offset FROM (VALUES ${values}) AS n(p, next_offset) WHERE t.${mine} AND t.partition = n.p`);
+      }
+      finish.push('COMMIT');
+      await client.query(finish.join('; '));
+      // Offsets safe to commit: what the database now holds for every partition of the batch.
+      const safe: PartitionOffsets = new Map(stored);
+      for (const [p, o] of next) safe.set(p, o);
+      for (const r of records) if (!safe.has(r.partition)) safe.set(r.partition, r.offset + 1);
+      return safe;
+    } catch (err) {
+      broken = true;
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /** The records as COPY text rows, in chunks. */
+  private *copyText(records: ConsumedRecord[]): Generator<string> {
+    let chunk = '';
+    for (const r of records) {
+      for (let c = 0; c < this.mapped.length; c++) {
+        const m = this.mapped[c];
+        chunk += (c ? '\t' : '') + copyField(toText(m.extract(r), m.column.type));
+      }
+      chunk += '\n';
+      if (chunk.length >= COPY_CHUNK_CHARS) {
+        yield chunk;
+        chunk = '';
+      }
+    }
+    if (chunk) yield chunk;
+  }
+
+  /** Upsert cannot touch one row twice in a statement: keep each key's last record (records of a key share a partition, in offset order). */
+  private newestPerKey(records: ConsumedRecord[]): ConsumedRecord[] {
+    const last = new Map<string, ConsumedRecord>();
+    for (const r of records) last.set(JSON.stringify(this.keyIndexes.map((i) => toText(this.mapped[i].extract(r), this.mapped[i].column.type))), r);
+    return [...last.values()];
+  }
+
+  async stop(): Promise<void> {
+    const pool = this.pool;
+    this.pool = null;
+    await pool?.end();
+  }
+}

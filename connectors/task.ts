@@ -1,0 +1,82 @@
+/**
+ * The connector task contract (Kafka Connect's, cut down).
+ *
+ * A source polls the system it reads and hands over rows with their own
+ * positions; the runtime produces them with an idempotent producer and keeps
+ * the position in the topic itself (record headers), so a restart resumes
+ * where the log says it stopped, not where a side file says.
+ *
+ * A sink receives batches of records, writes them, and answers which offsets
+ * are safe to commit (the next offset per partition). A sink that stores
+ * offsets in its own system (PostgreSQL, in the same transaction as the rows)
+ * also answers where to resume from, and the runtime trusts that over the
+ * hub's committed offsets.
+ *
+ * Every method may throw; the runtime retries with backoff (jitter, cap) and
+ * never skips a record, so a task need not retry on its own. A task that
+ * refuses a record for good (a webhook's 4xx) handles it itself (dead-letter).
+ */
+import type { ConsumedRecord } from '../web-client/index.ts';
+
+export type { ConsumedRecord };
+
+/** Next offset to process, per partition (Kafka's convention). */
+export type PartitionOffsets = Map<number, number>;
+
+export interface SinkTask {
+  /** Connects and prepares (creates its offsets table, checks the target). */
+  start(): Promise<void>;
+  /**
+   * Where to resume each partition, when the task keeps offsets itself
+   * (undefined for a partition it knows nothing of, or for the whole map when
+   * the task leaves offsets to the hub's consumer group).
+   */
+  open(partitions: number[]): Promise<PartitionOffsets | undefined>;
+  /**
+   * Writes a batch (records of several partitions, each partition in offset
+   * order) and returns the offsets now safe to commit. Called by one caller at
+   * a time; a retry after a failure gets the same records again.
+   */
+  put(records: ConsumedRecord[]): Promise<PartitionOffsets>;
+  stop(): Promise<void>;
+}
+
+/** A row read by a source: its key, its value and its position in the source's order. */
+export interface SourceRow {
+  key: string;
+  value: unknown;
+  /** Position in the source's order: compared with SourceTask.compare, kept as JSON in a header. */
+  position: SourcePosition;
+  timestamp?: number;
+}
+
+export type SourcePosition = readonly string[];
+
+export interface SourceTask {
+  start(): Promise<void>;
+  /** Rows strictly after `after` (null: from the start), in position order, at most `limit`. */
+  poll(after: SourcePosition | null, limit: number): Promise<SourceRow[]>;
+  /** Orders positions: negative, zero or positive like Array.prototype.sort's comparator. */
+  compare(a: SourcePosition, b: SourcePosition): number;
+  stop(): Promise<void>;
+}
+
+/** What the runtime reports per connector (GET /v1/connectors, /metrics). */
+export interface ConnectorStatus {
+  name: string;
+  type: string;
+  kind: 'source' | 'sink';
+  topic: string;
+  /** running; backoff: the other side failed and the runtime waits to retry; paused: by request; failed: cannot start (bad config); stopped. */
+  state: 'starting' | 'running' | 'backoff' | 'paused' | 'failed' | 'stopped';
+  /** Records written (sink) or produced (source) since start. */
+  records: number;
+  /** Records sent to the dead-letter topic since start. */
+  deadLettered: number;
+  /** Failed attempts since start (each one retried). */
+  retries: number;
+  lastError: string | null;
+  /** Sink: high watermark minus committed offset, summed over partitions (null until known). */
+  lag: number | null;
+  partitions: Array<{ partition: number; committed: number | null; highWatermark: number | null }>;
+}

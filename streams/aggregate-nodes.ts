@@ -1,0 +1,155 @@
+/**
+ * Stateful steps: aggregate (count and reduce are aggregates) per key, per
+ * time window and per session. Each reads and writes its store in the task's
+ * context; whatever it forwards is a pure function of the input partition's
+ * records and the state before them, which is what makes reprocessing
+ * produce the same outputs with the same sequences.
+ */
+import { keyString, ProcessorNode, type Rec, type TaskContext } from './nodes.ts';
+import { isClosed, windowStartsFor, type NormalizedWindows } from './windows.ts';
+import { parseWindowKey, windowKey, WindowStore } from './window-store.ts';
+
+export type Initializer<A> = () => A;
+export type Adder<K, V, A> = (acc: A, r: Rec<K, V>) => A;
+export type Merger<A> = (a: A, b: A) => A;
+
+/** `update`: every change of a window is forwarded (Kafka's default); `final`: one result per window, when it closes. */
+export type EmitMode = 'update' | 'final';
+
+/** The value of a windowed result. Its record key is `<key>@<start>`, so a compacted topic keeps the latest per window. */
+export interface WindowResult<K, A> {
+  key: K;
+  start: number;
+  end: number;
+  value: A;
+}
+
+export class AggregateNode extends ProcessorNode {
+  constructor(
+    readonly storeName: string,
+    private readonly init: Initializer<unknown>,
+    private readonly adder: Adder<unknown, unknown, unknown>,
+  ) {
+    super();
+  }
+  process(t: TaskContext, r: Rec): void {
+    const store = t.store<unknown>(this.storeName);
+    const k = keyString(r.key);
+    const prev = store.has(k) ? store.get(k) : this.init();
+    const next = this.adder(prev, r);
+    store.put(k, next);
+    this.forward(t, { key: k, value: next, timestamp: r.timestamp, headers: r.headers, topic: r.topic, partition: r.partition, offset: r.offset });
+  }
+}
+
+abstract class WindowedNode extends ProcessorNode {
+  constructor(
+    readonly storeName: string,
+    protected readonly init: Initializer<unknown>,
+    protected readonly adder: Adder<unknown, unknown, unknown>,
+    protected readonly emit: EmitMode,
+  ) {
+    super();
+  }
+
+  protected result(t: TaskContext, key: string, start: number, end: number, value: unknown, timestamp: number, r?: Rec): void {
+    const out: WindowResult<string, unknown> = { key, start, end, value };
+    this.forward(t, { key: `${key}@${start}`, value: value === null ? null : out, timestamp, headers: r?.headers ?? [], topic: r?.topic, partition: r?.partition, offset: r?.offset });
+  }
+
+  /** Closes every window that ends at or before `closeBefore` (stream time − grace): final results go out now. */
+  protected close(t: TaskContext, store: WindowStore, closeBefore: number): void {
+    if (store.firstEnd > closeBefore) return;
+    for (const [sk, value] of store.takeEndingBy(closeBefore)) {
+      if (this.emit !== 'final') continue;
+      const { key, start, end } = parseWindowKey(sk);
+      this.result(t, key, start, end, value, end);
+    }
+  }
+}
+
+export class TimeWindowNode extends WindowedNode {
+  constructor(
+    storeName: string,
+    private readonly w: Extract<NormalizedWindows, { kind: 'time' }>,
+    init: Initializer<unknown>,
+    adder: Adder<unknown, unknown, unknown>,
+    emit: EmitMode,
+  ) {
+    super(storeName, init, adder, emit);
+  }
+
+  process(t: TaskContext, r: Rec): void {
+    const store = t.store<unknown>(this.storeName) as WindowStore;
+    const before = t.streamTime(this.storeName);
+    const st = r.timestamp > before ? r.timestamp : before;
+    if (st !== before) t.setStreamTime(this.storeName, st);
+    const k = keyString(r.key);
+    const size = this.w.sizeMs;
+    let accepted = 0;
+    let late = false;
+    for (const start of windowStartsFor(r.timestamp, size, this.w.advanceMs)) {
+      const end = start + size;
+      if (isClosed(end, this.w.graceMs, st)) continue;
+      if (end <= st) late = true;
+      accepted++;
+      const sk = windowKey(k, start, end);
+      const next = this.adder(store.has(sk) ? store.get(sk) : this.init(), r);
+      store.put(sk, next);
+      if (this.emit === 'update') this.result(t, k, start, end, next, r.timestamp, r);
+    }
+    if (accepted === 0) t.metrics.lateDropped++;
+    else if (late) t.metrics.lateAccepted++;
+    if (st !== before) this.close(t, store, st - this.w.graceMs);
+  }
+}
+
+export class SessionWindowNode extends WindowedNode {
+  constructor(
+    storeName: string,
+    private readonly w: Extract<NormalizedWindows, { kind: 'session' }>,
+    init: Initializer<unknown>,
+    adder: Adder<unknown, unknown, unknown>,
+    private readonly merger: Merger<unknown>,
+    emit: EmitMode,
+  ) {
+    super(storeName, init, adder, emit);
+  }
+
+  process(t: TaskContext, r: Rec): void {
+    const store = t.store<unknown>(this.storeName) as WindowStore;
+    const before = t.streamTime(this.storeName);
+    const st = r.timestamp > before ? r.timestamp : before;
+    if (st !== before) t.setStreamTime(this.storeName, st);
+    const { gapMs, graceMs } = this.w;
+    const ts = r.timestamp;
+    // A session can take no more records once no in-grace record can fall within its gap.
+    if (ts + gapMs + graceMs <= st) {
+      t.metrics.lateDropped++;
+      return;
+    }
+    if (ts + gapMs <= st) t.metrics.lateAccepted++;
+    const k = keyString(r.key);
+    const touching = store
+      .windowsOf(k)
+      .map(parseWindowKey)
+      .filter((s) => s.end + gapMs >= ts && s.start - gapMs <= ts)
+      .sort((a, b) => a.start - b.start);
+    let agg = this.init();
+    let start = ts;
+    let end = ts;
+    for (const s of touching) {
+      const sk = windowKey(k, s.start, s.end);
+      agg = this.merger(agg, store.get(sk));
+      store.delete(sk);
+      if (this.emit === 'update') this.result(t, k, s.start, s.end, null, ts, r);
+      if (s.start < start) start = s.start;
+      if (s.end > end) end = s.end;
+    }
+    agg = this.adder(agg, r);
+    store.put(windowKey(k, start, end), agg);
+    if (this.emit === 'update') this.result(t, k, start, end, agg, ts, r);
+    // Sessions are indexed by their last event's time: closed once stream time passes it by gap + grace.
+    if (st !== before) this.close(t, store, st - gapMs - graceMs);
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * What streams/ needs of the web client, written down as a structural type so
+ * that the library depends on the client's public surface only (never on
+ * server/): consumer groups with manual commit (the groups interface) and
+ * direct idempotent produce with the caller's own producer id and sequences.
+ * `createClient()`'s Client satisfies it once both capabilities are in.
+ */
+import type { ConsumedRecord, SendEvent } from '../web-client/index.ts';
+
+export type { ConsumedRecord, SendEvent };
+
+export interface GroupSubscribeOptions {
+  from?: 'earliest' | 'latest' | number | { timestamp: number };
+  group?: string;
+  partitions?: number[];
+  autoCommit?: boolean;
+  creditBytes?: number;
+  onAssign?: (partitions: number[], generation: number) => Promise<void> | void;
+  onRevoke?: (partitions: number[]) => Promise<void> | void;
+}
+
+export interface GroupSubscription {
+  positions(): Record<string, number>;
+  assignment?(): number[];
+  commit?(offsets?: Record<number, number>): Promise<void>;
+  close(): void;
+}
+
+export interface ProduceResult {
+  partition: number;
+  offsets: number[];
+  duplicate: boolean;
+}
+
+export interface StreamsClient {
+  subscribe(topic: string, opts: GroupSubscribeOptions, handler: (r: ConsumedRecord) => void | Promise<void>): GroupSubscription;
+  produce?(topic: string, events: SendEvent[], opts: { partition: number; producerId: string; sequence: number; timeoutMs?: number }): Promise<ProduceResult>;
+  metadata?(topic: string): Promise<{ topic: string; partitions: number }>;
+  on?(event: 'error', listener: (e: Error) => void): () => void;
+}
+
+/** The client with the two capabilities streams/ cannot run without; checked once at start(). */
+export type ReadyClient = StreamsClient & Required<Pick<StreamsClient, 'produce' | 'metadata'>>;

@@ -1,0 +1,192 @@
+/**
+ * Processor nodes: the plain functions of the builder, wired parent → child.
+ * A node keeps no state of its own; whatever a partition needs (stores,
+ * stream time, output sequences) lives in the TaskContext it is handed, so
+ * one graph serves every task of every instance.
+ */
+import type { Header } from '../protocol/index.ts';
+import type { KeyValueStore } from './state-store.ts';
+
+/** A record as the steps see it. `topic`, `partition` and `offset` are those of the input record it came from. */
+export interface Rec<K = unknown, V = unknown> {
+  key: K;
+  value: V;
+  /** Event time, ms since the epoch. */
+  timestamp: number;
+  headers: Header[];
+  topic?: string;
+  partition?: number;
+  offset?: number;
+}
+
+/** What a step may return in place of a whole record: the fields it changes. */
+export type RecUpdate<K, V> = { key?: K; value: V; timestamp?: number; headers?: Header[] };
+
+export interface StreamMetrics {
+  /** Input records handed to the graph. */
+  processed: number;
+  /** Records written to output and repartition topics. */
+  produced: number;
+  /** Records whose window had ended in stream time but was within grace: counted in. */
+  lateAccepted: number;
+  /** Records for windows already closed (past grace): dropped. */
+  lateDropped: number;
+  /** Records skipped on reprocessing because the restored state already has them. */
+  skipped: number;
+  /** Changelog records read back on restores. */
+  restoredRecords: number;
+  flushes: number;
+  commits: number;
+}
+
+export interface TaskContext {
+  readonly partition: number;
+  readonly metrics: StreamMetrics;
+  store<V>(name: string): KeyValueStore<V>;
+  /** Stream time of a windowed store: the highest event time it has seen on this partition. */
+  streamTime(store: string): number;
+  setStreamTime(store: string, t: number): void;
+  /** Queues a record for a topic; the sink picks the partition, the task numbers it. */
+  emit(topic: string, partition: number, rec: Rec): void;
+  /** Partition count of an output topic (known since start). */
+  partitions(topic: string): number;
+  /** Latest-value table read by `app.table()`. */
+  lookup(table: string, key: string): unknown;
+}
+
+export abstract class ProcessorNode {
+  readonly children: ProcessorNode[] = [];
+  abstract process(t: TaskContext, r: Rec): void;
+  protected forward(t: TaskContext, r: Rec): void {
+    const c = this.children;
+    for (let i = 0; i < c.length; i++) c[i].process(t, r);
+  }
+}
+
+/** A plain pass-through, the head of a sub-graph (a source topic or a repartition topic). */
+export class SourceNode extends ProcessorNode {
+  constructor(readonly topic: string) {
+    super();
+  }
+  process(t: TaskContext, r: Rec): void {
+    this.forward(t, r);
+  }
+}
+
+function applyUpdate(r: Rec, u: RecUpdate<unknown, unknown> | Rec): Rec {
+  return {
+    key: u.key === undefined ? r.key : u.key,
+    value: u.value,
+    timestamp: u.timestamp ?? r.timestamp,
+    headers: u.headers ?? r.headers,
+    topic: r.topic,
+    partition: r.partition,
+    offset: r.offset,
+  };
+}
+
+export class MapNode extends ProcessorNode {
+  constructor(private readonly fn: (r: Rec) => RecUpdate<unknown, unknown>) {
+    super();
+  }
+  process(t: TaskContext, r: Rec): void {
+    this.forward(t, applyUpdate(r, this.fn(r)));
+  }
+}
+
+export class FilterNode extends ProcessorNode {
+  constructor(private readonly pred: (r: Rec) => boolean) {
+    super();
+  }
+  process(t: TaskContext, r: Rec): void {
+    if (this.pred(r)) this.forward(t, r);
+  }
+}
+
+export class FlatMapNode extends ProcessorNode {
+  constructor(private readonly fn: (r: Rec) => Iterable<RecUpdate<unknown, unknown>>) {
+    super();
+  }
+  process(t: TaskContext, r: Rec): void {
+    for (const u of this.fn(r)) this.forward(t, applyUpdate(r, u));
+  }
+}
+
+export class PeekNode extends ProcessorNode {
+  constructor(private readonly fn: (r: Rec) => void) {
+    super();
+  }
+  process(t: TaskContext, r: Rec): void {
+    this.fn(r);
+    this.forward(t, r);
+  }
+}
+
+/** Routes each record to the first branch whose predicate holds (Kafka's `branch`); records matching none are dropped. */
+export class BranchNode extends ProcessorNode {
+  readonly branches: ProcessorNode[];
+  constructor(private readonly preds: Array<(r: Rec) => boolean>) {
+    super();
+    this.branches = preds.map(() => new PassNode());
+  }
+  process(t: TaskContext, r: Rec): void {
+    for (let i = 0; i < this.preds.length; i++) {
+      if (this.preds[i](r)) {
+        this.branches[i].process(t, r);
+        return;
+      }
+    }
+  }
+}
+
+export class PassNode extends ProcessorNode {
+  process(t: TaskContext, r: Rec): void {
+    this.forward(t, r);
+  }
+}
+
+/** Stream–table join: looks the record's key up in a latest-value table. Inner join unless `left`. */
+export class TableJoinNode extends ProcessorNode {
+  constructor(
+    private readonly table: string,
+    private readonly joiner: (r: Rec, tableValue: unknown) => unknown,
+    private readonly left: boolean,
+  ) {
+    super();
+  }
+  process(t: TaskContext, r: Rec): void {
+    const tv = r.key === null || r.key === undefined ? undefined : t.lookup(this.table, keyString(r.key));
+    if (tv === undefined && !this.left) return;
+    this.forward(t, { ...r, value: this.joiner(r, tv ?? null) });
+  }
+}
+
+/** Keys of state and of records written by the library: strings (numbers are turned into their decimal text). */
+export function keyString(k: unknown): string {
+  if (typeof k === 'string') return k;
+  if (typeof k === 'number' || typeof k === 'bigint' || typeof k === 'boolean') return String(k);
+  if (k instanceof Uint8Array) return new TextDecoder().decode(k);
+  return JSON.stringify(k);
+}
+
+/**
+ * Writes records to a topic: the key's partition (murmur2, as every producer
+ * picks it) or, for a null key, the input partition modulo the topic's count,
+ * so the choice is the same on every reprocessing.
+ */
+export class SinkNode extends ProcessorNode {
+  constructor(
+    readonly topic: string,
+    private readonly partitionOf: (key: string, partitions: number) => number,
+  ) {
+    super();
+  }
+  process(t: TaskContext, r: Rec): void {
+    const n = t.partitions(this.topic);
+    let key: string | null;
+    if (r.key === null || r.key === undefined) key = null;
+    else key = keyString(r.key);
+    const p = key === null ? t.partition % n : this.partitionOf(key, n);
+    t.emit(this.topic, p, key === r.key ? r : { ...r, key });
+  }
+}

@@ -1,0 +1,249 @@
+/**
+ * A task: one input partition of one root, owned by one instance at a time.
+ *
+ * Processing is synchronous per record: the graph runs, outputs are queued
+ * with their sequences, stores change in memory. A flush then makes the
+ * work durable in a fixed order, which is the exactly-once argument:
+ *
+ *   1. outputs (and repartition records), each (topic, partition) under the
+ *      task's producer id with dense sequences — acked;
+ *   2. the changed store entries, then the progress record (input offset,
+ *      next sequences, stream times) to the task's changelog partition — acked;
+ *   3. the input offset committed to the consumer group.
+ *
+ * A crash anywhere before 2 completes leaves the last progress record as the
+ * truth: the next owner restores state and sequences as of that offset and
+ * reprocesses from it; the outputs it regenerates carry the same sequences
+ * as the first attempt's, and the hub answers those it already has as
+ * duplicates. A crash between 2 and 3 only leaves the group's offset behind
+ * the progress record: records below the progress offset are skipped.
+ */
+import { TributaryError } from '../protocol/index.ts';
+import { StreamsError } from './errors.ts';
+import type { ConsumedRecord, ReadyClient, SendEvent } from './client-contract.ts';
+import { ChangelogRestorer, entryEvent, fenceEvent, progressEvent } from './changelog.ts';
+import type { RootDef } from './builder.ts';
+import type { Rec, StreamMetrics, TaskContext } from './nodes.ts';
+import { SequenceBook, taskProducerId } from './sequences.ts';
+import { KeyValueStore } from './state-store.ts';
+import { WindowStore } from './window-store.ts';
+
+export interface TaskSettings {
+  applicationId: string;
+  /** This instance's id: names the producer of its changelog writes (a new owner starts a new one). */
+  instanceId: string;
+  changelogTopic: string;
+  /** Flush once this many outputs and changed keys are waiting (the handler then waits for the flush). */
+  maxPendingRecords: number;
+  /** Records per produce request. */
+  maxBatchRecords: number;
+  restoreTimeoutMs: number;
+  produceTimeoutMs: number;
+}
+
+export interface TaskEnv {
+  client: ReadyClient;
+  metrics: StreamMetrics;
+  partitionCount(topic: string): number;
+  lookup(table: string, key: string): unknown;
+  /** Commits the next input offset of this partition to the group. */
+  commit(partition: number, offset: number): Promise<void>;
+}
+
+interface PendingOutput {
+  topic: string;
+  partition: number;
+  firstSeq: number;
+  events: SendEvent[];
+}
+
+export class Task implements TaskContext {
+  private readonly stores = new Map<string, KeyValueStore<unknown>>();
+  private times: Record<string, number> = {};
+  private seqs = new SequenceBook();
+  /** Next input offset to process; -1 until known (then the group's position is taken as it comes). */
+  private position = -1;
+  private committed = -1;
+  private pending = new Map<string, PendingOutput>();
+  private pendingCount = 0;
+  private readonly producerId: string;
+  private readonly changelogPid: string;
+  private changelogSeq = 0;
+  private flushChain: Promise<void> = Promise.resolve();
+  private failed: Error | undefined;
+  readonly metrics: StreamMetrics;
+
+  constructor(
+    readonly root: RootDef,
+    readonly partition: number,
+    private readonly s: TaskSettings,
+    private readonly env: TaskEnv,
+  ) {
+    this.metrics = env.metrics;
+    this.producerId = taskProducerId(s.applicationId, root.topic, partition);
+    this.changelogPid = `${this.producerId}.changelog.${s.instanceId}`;
+    for (const def of root.stores) this.stores.set(def.name, def.kind === 'kv' ? new KeyValueStore(def.name) : new WindowStore(def.name, def.kind === 'session'));
+  }
+
+  // ---------- TaskContext ----------
+
+  store<V>(name: string): KeyValueStore<V> {
+    const s = this.stores.get(name);
+    if (!s) throw new TributaryError('BAD_REQUEST', `no store ${name} under ${this.root.topic}`);
+    return s as KeyValueStore<V>;
+  }
+
+  streamTime(store: string): number {
+    return this.times[store] ?? -Infinity;
+  }
+
+  setStreamTime(store: string, t: number): void {
+    this.times[store] = t;
+  }
+
+  emit(topic: string, partition: number, r: Rec): void {
+    const k = `${topic}\u0000${partition}`;
+    let out = this.pending.get(k);
+    if (!out) this.pending.set(k, (out = { topic, partition, firstSeq: this.seqs.peek(topic, partition), events: [] }));
+    this.seqs.take(topic, partition);
+    const e: SendEvent = { key: r.key as string | null, value: r.value, timestamp: r.timestamp };
+    if (r.headers.length) e.headers = r.headers;
+    out.events.push(e);
+    this.pendingCount++;
+    this.metrics.produced++;
+  }
+
+  partitions(topic: string): number {
+    return this.env.partitionCount(topic);
+  }
+
+  lookup(table: string, key: string): unknown {
+    return this.env.lookup(table, key);
+  }
+
+  // ---------- restore ----------
+
+  /**
+   * Writes a fence to the changelog partition, reads the partition back up
+   * to it, and takes the committed state, sequences and input offset.
+   */
+  async restore(): Promise<void> {
+    const { client } = this.env;
+    const topic = this.s.changelogTopic;
+    const fence = await client.produce(topic, [fenceEvent(this.s.instanceId, Date.now())], { partition: this.partition, producerId: this.changelogPid, sequence: 0, timeoutMs: this.s.produceTimeoutMs });
+    this.changelogSeq = 1;
+    const stopAt = fence.offsets[0];
+    const restorer = new ChangelogRestorer();
+    if (stopAt > 0) {
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => {
+          sub.close();
+          reject(new StreamsError('RESTORE_TIMEOUT', `restoring ${topic}/${this.partition} did not reach offset ${stopAt} within ${this.s.restoreTimeoutMs} ms`));
+        }, this.s.restoreTimeoutMs);
+        const sub = client.subscribe(topic, { partitions: [this.partition], from: 'earliest' }, (r: ConsumedRecord) => {
+          if (r.offset >= stopAt) {
+            clearTimeout(timer);
+            sub.close();
+            resolve();
+            return;
+          }
+          restorer.apply(r.key, r.value);
+        });
+      });
+    }
+    const st = restorer.finish();
+    for (const [name, store] of this.stores) {
+      for (const [k, v] of st.stores.get(name) ?? []) store.restore(k, v);
+      // The last owner's unfinished flush wrote these keys: write their committed values again.
+      for (const k of st.toRepair.get(name) ?? []) store.touch(k);
+    }
+    if (st.progress) {
+      this.position = st.progress.offset;
+      this.committed = -1; // commit again at the next flush, in case the group is behind
+      this.seqs = SequenceBook.from(st.progress.seqs);
+      this.times = { ...st.progress.times };
+    }
+    this.metrics.restoredRecords += st.records;
+  }
+
+  // ---------- processing ----------
+
+  /** Runs one input record through the graph; returns a promise only when the handler must wait for a flush. */
+  process(r: ConsumedRecord): void | Promise<void> {
+    if (this.failed) throw this.failed;
+    if (r.offset < this.position) {
+      this.metrics.skipped++;
+      return;
+    }
+    this.position = r.offset + 1;
+    this.metrics.processed++;
+    // A consumed record has the shape of a Rec: handed over as it is (one object less per record).
+    this.root.node.process(this, r as Rec);
+    if (this.pendingCount >= this.s.maxPendingRecords) return this.flush();
+  }
+
+  /** Next input offset to process (after a restore: the restored one), or -1 when not known yet. */
+  get restoredPosition(): number {
+    return this.position;
+  }
+
+  /** Outputs queued since the last flush, per (topic, partition), with the sequence of the first. */
+  pendingOutputs(): ReadonlyArray<Readonly<PendingOutput>> {
+    return [...this.pending.values()];
+  }
+
+  /** Something to make durable: outputs, changed keys, or an offset not yet committed. */
+  get hasWork(): boolean {
+    if (this.pendingCount > 0) return true;
+    if (this.position >= 0 && this.position !== this.committed) return true;
+    for (const s of this.stores.values()) if (s.dirtyCount) return true;
+    return false;
+  }
+
+  /** Flushes what was processed so far (one flush at a time, in order). */
+  flush(): Promise<void> {
+    const run = this.flushChain.then(() => this.flushNow());
+    this.flushChain = run.catch(() => undefined);
+    return run;
+  }
+
+  private async flushNow(): Promise<void> {
+    if (this.failed) throw this.failed;
+    // The snapshot: everything below `position` is in these outputs and entries; processing goes on meanwhile.
+    const outputs = [...this.pending.values()];
+    this.pending = new Map();
+    this.pendingCount = 0;
+    const position = this.position;
+    const progress = { offset: position, seqs: this.seqs.entries(), times: { ...this.times }, epoch: this.s.instanceId };
+    const now = Date.now();
+    const entries: SendEvent[] = [];
+    for (const [name, store] of this.stores) for (const [k, v] of store.takeDirty()) entries.push(entryEvent(name, k, v, now));
+    if (outputs.length === 0 && entries.length === 0 && position === this.committed) return;
+    try {
+      await Promise.all(outputs.map((o) => this.send(o.topic, o.partition, this.producerId, o.firstSeq, o.events)));
+      if (position >= 0) {
+        entries.push(progressEvent(progress, now));
+        const seq = this.changelogSeq;
+        this.changelogSeq += entries.length;
+        await this.send(this.s.changelogTopic, this.partition, this.changelogPid, seq, entries);
+        await this.env.commit(this.partition, position);
+        this.committed = position;
+        this.metrics.commits++;
+      }
+      this.metrics.flushes++;
+    } catch (err) {
+      // What is written is consistent with the last progress record; the rest is gone from memory.
+      this.failed = new StreamsError('TASK_FAILED', `flush of ${this.root.topic}/${this.partition} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw this.failed;
+    }
+  }
+
+  /** Sends events in requests of at most maxBatchRecords, in sequence order (the hub refuses a gap). */
+  private async send(topic: string, partition: number, producerId: string, firstSeq: number, events: SendEvent[]): Promise<void> {
+    const n = this.s.maxBatchRecords;
+    for (let i = 0; i < events.length; i += n) {
+      const chunk = i === 0 && events.length <= n ? events : events.slice(i, i + n);
+      await this.env.client.produce(topic, chunk, { partition, producerId, sequence: firstSeq + i, timeoutMs: this.s.produceTimeoutMs });
+    }
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * A store of windowed aggregates, key `<key>\0<start>\0<end>`, with two
+ * indexes rebuilt from the keys (so a restore from the changelog rebuilds
+ * them too): windows by end time, sorted, for closing windows as stream time
+ * passes them; and windows by record key, for session merging.
+ */
+import { KeyValueStore } from './state-store.ts';
+
+export function windowKey(key: string, start: number, end: number): string {
+  return `${key}\u0000${start}\u0000${end}`;
+}
+
+export function parseWindowKey(sk: string): { key: string; start: number; end: number } {
+  const b = sk.lastIndexOf('\u0000');
+  const a = sk.lastIndexOf('\u0000', b - 1);
+  return { key: sk.slice(0, a), start: Number(sk.slice(a + 1, b)), end: Number(sk.slice(b + 1)) };
+}
+
+export class WindowStore<A = unknown> extends KeyValueStore<A> {
+  private readonly byEnd = new Map<number, Set<string>>();
+  /** Distinct window ends, ascending. */
+  private readonly ends: number[] = [];
+  private readonly byKey: Map<string, Set<string>> | undefined;
+
+  constructor(name: string, indexByKey: boolean) {
+    super(name);
+    this.byKey = indexByKey ? new Map() : undefined;
+  }
+
+  private index(sk: string): void {
+    const { key, end } = parseWindowKey(sk);
+    let s = this.byEnd.get(end);
+    if (!s) {
+      this.byEnd.set(end, (s = new Set()));
+      insertSorted(this.ends, end);
+    }
+    s.add(sk);
+    if (this.byKey) {
+      let k = this.byKey.get(key);
+      if (!k) this.byKey.set(key, (k = new Set()));
+      k.add(sk);
+    }
+  }
+
+  private unindex(sk: string): void {
+    const { key, end } = parseWindowKey(sk);
+    const s = this.byEnd.get(end);
+    if (s) {
+      s.delete(sk);
+      if (s.size === 0) {
+        this.byEnd.delete(end);
+        const i = lowerBound(this.ends, end);
+        if (this.ends[i] === end) this.ends.splice(i, 1);
+      }
+    }
+    const k = this.byKey?.get(key);
+    if (k) {
+      k.delete(sk);
+      if (k.size === 0) this.byKey!.delete(key);
+    }
+  }
+
+  override put(sk: string, value: A): void {
+    if (!this.has(sk)) this.index(sk);
+    super.put(sk, value);
+  }
+
+  override delete(sk: string): void {
+    if (this.has(sk)) this.unindex(sk);
+    super.delete(sk);
+  }
+
+  override restore(sk: string, value: A | undefined): void {
+    const had = this.has(sk);
+    super.restore(sk, value);
+    if (value === undefined && had) this.unindex(sk);
+    else if (value !== undefined && !had) this.index(sk);
+  }
+
+  /** Store keys of the windows of one record key (session stores only). */
+  windowsOf(key: string): string[] {
+    return [...(this.byKey?.get(key) ?? [])];
+  }
+
+  /** Removes and returns the windows whose end is at most `maxEnd`, oldest end first (ties in key order, for determinism). */
+  takeEndingBy(maxEnd: number): Array<[string, A]> {
+    const out: Array<[string, A]> = [];
+    while (this.ends.length && this.ends[0] <= maxEnd) {
+      const end = this.ends[0];
+      const keys = [...(this.byEnd.get(end) ?? [])].sort();
+      for (const k of keys) {
+        out.push([k, this.get(k) as A]);
+        this.delete(k);
+      }
+      // delete() dropped the end once its set emptied; guard against an empty set left behind
+      if (this.ends[0] === end) this.ends.shift();
+    }
+    return out;
+  }
+
+  /** The earliest window end held, or Infinity. */
+  get firstEnd(): number {
+    return this.ends.length ? this.ends[0] : Infinity;
+  }
+}
+
+function lowerBound(a: number[], x: number): number {
+  let lo = 0;
+  let hi = a.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (a[mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function insertSorted(a: number[], x: number): void {
+  const i = lowerBound(a, x);
+  if (a[i] !== x) a.splice(i, 0, x);
+}

@@ -1,0 +1,151 @@
+/**
+ * PostgreSQL sink against a real PostgreSQL server and a real hub: exactly
+ * once across SIGKILLs of the connector process, and upsert keeping the
+ * newest value per key (run inside the hub with --connectors).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startConnect, type ConnectProcess } from '../helpers/connect.ts';
+import { startHub, tempDir, type Hub } from '../helpers/hub.ts';
+import { startPostgres, type Postgres } from '../helpers/postgres.ts';
+import { waitFor } from '../helpers/wait-for.ts';
+
+let pg: Postgres;
+let hub: Hub;
+let dir: string;
+
+async function post(path: string, body: unknown): Promise<Response> {
+  const res = await fetch(`${hub.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+  return res;
+}
+
+async function produceOrders(topic: string, from: number, to: number): Promise<void> {
+  for (let i = from; i < to; i += 1000) {
+    const records = [];
+    for (let j = i; j < Math.min(to, i + 1000); j++) records.push({ key: `order-${j}`, value: { id: j, customer: `c${j % 97}`, total: (j % 1000) / 10 } });
+    await post(`/v1/topics/${topic}/records`, { records });
+  }
+}
+
+const count = async (sql: string): Promise<number> => Number((await pg.query<{ n: string }>(sql)).rows[0].n);
+
+beforeAll(async () => {
+  [pg, hub] = await Promise.all([startPostgres(), startHub()]);
+  dir = tempDir('tributary-connect-');
+}, 60_000);
+
+afterAll(async () => {
+  await hub?.stop();
+  hub?.cleanup();
+  await pg?.stop();
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('postgres sink', () => {
+  it('50,000 events reach the table exactly once while the connector is SIGKILLed and restarted three times', async () => {
+    const total = 50_000;
+    await post('/v1/topics', { name: 'orders', partitions: 4 });
+    await pg.query('CREATE TABLE orders (id integer, customer text, total numeric, src_partition integer, src_offset bigint)');
+    const file = path.join(dir, 'orders-sink.yaml');
+    fs.writeFileSync(
+      file,
+      [
+        `hub: { url: ${hub.wsUrl} }`,
+        'connectors:',
+        '  - name: orders-db',
+        '    type: postgres-sink',
+        '    topic: orders',
+        `    connection: ${pg.url}`,
+        '    table: orders',
+        '    batchSize: 500',
+        '    columns: { id: value.id, customer: value.customer, total: value.total, src_partition: partition, src_offset: offset }',
+      ].join('\n'),
+    );
+    await produceOrders('orders', 0, 10_000);
+    // The rest arrives while the connector runs and dies.
+    const producing = (async () => {
+      for (let i = 10_000; i < total; i += 2000) {
+        await produceOrders('orders', i, i + 2000);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    let c: ConnectProcess = await startConnect(file);
+    try {
+      for (const atLeast of [4000, 15_000, 30_000]) {
+        await waitFor(`${atLeast} rows`, () => count('SELECT count(*) AS n FROM orders'), (n) => n >= atLeast, 90_000);
+        await c.kill();
+        c = await startConnect(file);
+      }
+      await producing;
+      await waitFor('every event in the table', () => count('SELECT count(*) AS n FROM orders'), (n) => n >= total, 120_000);
+      // Let a duplicate, if the sink wrote one, land before counting.
+      const status = await waitFor('lag 0', () => c.status(), (s) => s[0]?.lag === 0, 30_000);
+      expect(status[0].state).toBe('running');
+      expect(await count('SELECT count(*) AS n FROM orders')).toBe(total);
+      expect(await count('SELECT count(DISTINCT id) AS n FROM orders')).toBe(total);
+      expect(await count('SELECT count(DISTINCT (src_partition, src_offset)) AS n FROM orders')).toBe(total);
+      // The offsets the sink resumes from are the table's: one past the last row of each partition.
+      const offsets = await pg.query<{ partition: number; next_offset: string; max: string }>(
+        `SELECT o.partition, o.next_offset, (SELECT max(src_offset) FROM orders WHERE src_partition = o.partition) AS max
+           FROM tributary_sink_offsets o WHERE connector = 'orders-db' ORDER BY partition`,
+      );
+      expect(offsets.rows).toHaveLength(4);
+      for (const row of offsets.rows) expect(Number(row.next_offset)).toBe(Number(row.max) + 1);
+    } finally {
+      await c.kill();
+    }
+  }, 300_000);
+
+  it('upsert inside the hub (--connectors) ends with one row per key holding its newest value; status, lag, pause and resume at /v1/connectors, and /metrics', async () => {
+    await pg.query('CREATE TABLE prices (sku text PRIMARY KEY, price integer NOT NULL, src_offset bigint NOT NULL)');
+    const file = path.join(dir, 'prices-sink.yaml');
+    fs.writeFileSync(
+      file,
+      JSON.stringify({
+        connectors: [{ name: 'prices-db', type: 'postgres-sink', topic: 'prices', connection: pg.url, table: 'prices', mode: 'upsert', batchSize: 300, columns: { sku: 'key', price: 'value.price', src_offset: 'offset' } }],
+      }),
+    );
+    const inHub = await startHub({ args: ['--connectors', file] });
+    try {
+      await fetch(`${inHub.url}/v1/topics`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'prices', partitions: 3 }) });
+      // 100 keys, 40 prices each, in rising order: the newest is the largest.
+      const skus = 100;
+      const rounds = 40;
+      for (let round = 0; round < rounds; round++) {
+        const records = Array.from({ length: skus }, (_, k) => ({ key: `sku-${k}`, value: { price: round * 1000 + k } }));
+        const res = await fetch(`${inHub.url}/v1/topics/prices/records`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ records }) });
+        expect(res.status).toBe(200);
+      }
+      const status = await waitFor(
+        'the connector caught up',
+        async () => ((await (await fetch(`${inHub.url}/v1/connectors`)).json()) as { connectors: Array<{ name: string; state: string; lag: number | null; records: number }> }).connectors,
+        (c) => c[0]?.lag === 0 && c[0].records === skus * rounds,
+        60_000,
+      );
+      expect(status[0]).toMatchObject({ name: 'prices-db', state: 'running', lag: 0 });
+      const rows = await pg.query<{ sku: string; price: number }>('SELECT sku, price FROM prices ORDER BY sku');
+      expect(rows.rows).toHaveLength(skus);
+      for (const r of rows.rows) expect(r.price).toBe((rounds - 1) * 1000 + Number(r.sku.slice(4)));
+      // Paused, the connector writes nothing while records wait; resumed, it catches up.
+      const control = async (action: string) => (await fetch(`${inHub.url}/v1/connectors/prices-db/${action}`, { method: 'POST' })).json() as Promise<{ state: string }>;
+      expect((await control('pause')).state).toBe('paused');
+      const newest = Array.from({ length: skus }, (_, k) => ({ key: `sku-${k}`, value: { price: 99_000 + k } }));
+      await fetch(`${inHub.url}/v1/topics/prices/records`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ records: newest }) });
+      const connectors = async () => ((await (await fetch(`${inHub.url}/v1/connectors`)).json()) as { connectors: Array<{ state: string; lag: number | null }> }).connectors;
+      await waitFor('lag seen while paused', connectors, (c) => (c[0].lag ?? 0) > 0, 30_000);
+      expect((await pg.query('SELECT count(*) AS n FROM prices WHERE price >= 99000')).rows[0].n).toBe('0');
+      expect((await control('resume')).state).toBe('running');
+      await waitFor('caught up after resume', connectors, (c) => c[0].lag === 0, 30_000);
+      await waitFor('newest prices', async () => (await pg.query('SELECT count(*) AS n FROM prices WHERE price >= 99000')).rows[0].n, (n) => n === '100', 30_000);
+      expect((await fetch(`${inHub.url}/v1/connectors/nope/pause`, { method: 'POST' })).status).toBe(404);
+      const metrics = await (await fetch(`${inHub.url}/metrics`)).text();
+      expect(metrics).toMatch(/tributary_connector_up\{connector="prices-db",type="postgres-sink",state="running"\} 1/);
+      expect(metrics).toMatch(/tributary_connector_lag\{connector="prices-db",type="postgres-sink",partition="0"\} 0/);
+    } finally {
+      await inHub.stop();
+      inHub.cleanup();
+    }
+  }, 120_000);
+});

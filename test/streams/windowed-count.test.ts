@@ -1,0 +1,66 @@
+/**
+ * Windowed counting against a real hub: the count over 100,000 keyed events
+ * equals the count computed from the input itself, every window's updates
+ * are exactly 1, 2, …, n (nothing lost, nothing counted twice), and late
+ * events inside the grace period count while later ones are dropped and
+ * counted in the metric.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createClient, type Client } from '../../web-client/node.ts';
+import { stream } from '../../streams/index.ts';
+import { startHub, type Hub } from '../helpers/hub.ts';
+import { createTopic, directCounts, keyedEvents, produceInput, waitFor, windowResults } from './fixtures.ts';
+
+let hub: Hub;
+let client: Client;
+
+beforeAll(async () => {
+  hub = await startHub();
+  client = createClient({ url: hub.wsUrl, outbox: 'memory', name: 'windowed-count' });
+});
+afterAll(async () => {
+  await client?.close();
+  await hub?.stop();
+  hub?.cleanup();
+});
+
+describe('windowed count (real hub)', () => {
+  it('a tumbling count over 100,000 keyed events equals the count computed from the input', async () => {
+    await createTopic(hub.url, 'clicks', 4);
+    await createTopic(hub.url, 'clicks-per-10s', 4);
+    const events = keyedEvents(100_000, 500, 1_700_000_000_000, 3);
+    await produceInput(client, 'clicks', 4, events);
+
+    const app = stream(client, { applicationId: 'clickcount', httpUrl: hub.url, staticAssignment: 'all' });
+    app.from('clicks').groupByKey().window({ tumblingMs: 10_000, graceMs: 60_000 }).count({ name: 'per-10s' }).to('clicks-per-10s');
+    await app.start();
+    await waitFor(() => app.metrics().processed === 100_000, 90_000, 'all input processed');
+    await app.flush();
+    await app.close();
+
+    const { latest, updates } = await windowResults(hub.url, 'clicks-per-10s');
+    const expected = directCounts(events, 10_000);
+    expect(latest.size).toBe(expected.size);
+    for (const [w, n] of expected) expect(latest.get(w), w).toBe(n);
+    for (const [w, u] of updates) expect(u, w).toEqual(Array.from({ length: expected.get(w)! }, (_, i) => i + 1));
+    expect(app.metrics().lateDropped).toBe(0);
+  }, 120_000);
+
+  it('late events inside grace are counted; later ones are dropped and counted in a metric', async () => {
+    await createTopic(hub.url, 'late-in', 1);
+    await createTopic(hub.url, 'late-out', 1);
+    const t0 = 1_700_000_000_000; // a multiple of 1000: window [t0, t0+1000)
+    const ts = [t0 + 100, t0 + 1200, t0 + 900 /* late, in grace */, t0 + 1600, t0 + 950 /* past grace */, t0 + 1700];
+    await produceInput(client, 'late-in', 1, ts.map((timestamp, i) => ({ key: 'sensor', value: { i }, timestamp })));
+
+    const app = stream(client, { applicationId: 'late', httpUrl: hub.url, staticAssignment: 'all' });
+    app.from('late-in').groupByKey().window({ tumblingMs: 1000, graceMs: 500 }).count({ name: 'c' }).to('late-out');
+    await app.start();
+    await waitFor(() => app.metrics().processed === ts.length, 30_000, 'input processed');
+    await app.close();
+
+    expect(app.metrics()).toMatchObject({ lateAccepted: 1, lateDropped: 1 });
+    const { latest } = await windowResults(hub.url, 'late-out');
+    expect(Object.fromEntries(latest)).toEqual({ [`sensor@${t0}`]: 2, [`sensor@${t0 + 1000}`]: 3 });
+  }, 60_000);
+});

@@ -1,0 +1,89 @@
+/**
+ * Backpressure in the producer (Kafka's max.block.ms): at the outbox's bounds
+ * send() waits for acks to make room instead of failing, keeps send order,
+ * and gives up with OUTBOX_FULL only after maxBlockMs; sendMany queues many
+ * events in one outbox transaction.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHub, type Hub } from '../helpers/hub.ts';
+import { ClientError, createClient, type Client } from '../../web-client/index.ts';
+import { createTopic, exactlyOnceProblems, readTopic } from './topic-reader.ts';
+
+let hub: Hub;
+const clients: Client[] = [];
+const client = (opts: Partial<Parameters<typeof createClient>[0]> = {}): Client => {
+  const c = createClient({ url: hub.wsUrl, outbox: 'memory', name: `bp-${Math.random()}`, ...opts });
+  clients.push(c);
+  return c;
+};
+
+beforeAll(async () => {
+  hub = await startHub();
+});
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close()));
+  await hub?.stop();
+  hub?.cleanup();
+});
+
+describe('send() at the outbox bound', () => {
+  it('200,000 events in groups of 1,000 through a 100,000-event outbox: every event stored exactly once, in key order', async () => {
+    await createTopic(hub.url, 'bp-200k', 4);
+    const c = client();
+    const total = 200_000;
+    for (let base = 0; base < total; base += 1_000) {
+      const sends: Array<Promise<void>> = [];
+      for (let n = base; n < base + 1_000; n++) sends.push(c.send('bp-200k', { key: `k${n % 13}`, value: { n } }));
+      await Promise.all(sends);
+    }
+    await c.flush();
+    expect(await c.pending()).toBe(0);
+    expect(await c.failed()).toEqual([]);
+    const records = await readTopic(hub.url, 'bp-200k');
+    expect(records.length).toBe(total);
+    expect(exactlyOnceProblems(records, total)).toBe('');
+  }, 180_000);
+
+  it('an offline client with a full outbox gets OUTBOX_FULL after maxBlockMs, not before', async () => {
+    const c = client({ url: 'ws://127.0.0.1:1/v1/ws', maxOutboxEvents: 5, maxBlockMs: 400 });
+    for (let i = 0; i < 5; i++) await c.send('offline-full', { value: i });
+    const t0 = Date.now();
+    const err = await c.send('offline-full', { value: 5 }).catch((e) => e);
+    const waited = Date.now() - t0;
+    expect(err).toBeInstanceOf(ClientError);
+    expect(err.code).toBe('OUTBOX_FULL');
+    expect(waited).toBeGreaterThanOrEqual(350);
+    expect(await c.pending()).toBe(5);
+  });
+
+  it('a send waiting for room goes in once the hub drains the outbox, after the ones before it', async () => {
+    const c = client({ maxOutboxEvents: 10 });
+    await createTopic(hub.url, 'bp-wait', 1);
+    const sends: Array<Promise<void>> = [];
+    for (let n = 0; n < 50; n++) sends.push(c.send('bp-wait', { key: 'one', value: { n } }));
+    await Promise.all(sends);
+    await c.flush();
+    const records = await readTopic(hub.url, 'bp-wait');
+    expect(exactlyOnceProblems(records, 50)).toBe('');
+    expect(records.map((r) => (r.value as { n: number }).n)).toEqual([...Array(50).keys()]);
+  });
+
+  it('sendMany validates every event first and queues them in one go', async () => {
+    await createTopic(hub.url, 'bp-many', 2);
+    const c = client();
+    await expect(c.sendMany('bp-many', [{ value: { n: 0 } }, {} as never])).rejects.toMatchObject({ code: 'BAD_RECORD' });
+    expect(await c.pending()).toBe(0);
+    const events = Array.from({ length: 20_000 }, (_, n) => ({ key: `k${n % 5}`, value: { n } }));
+    await c.sendMany('bp-many', events);
+    await c.flush();
+    const records = await readTopic(hub.url, 'bp-many');
+    expect(exactlyOnceProblems(records, 20_000)).toBe('');
+  }, 60_000);
+
+  it('sendMany into an offline outbox that cannot take them all says how many went in', async () => {
+    const c = client({ url: 'ws://127.0.0.1:1/v1/ws', maxOutboxEvents: 7, maxBlockMs: 100 });
+    const err = await c.sendMany('many-full', Array.from({ length: 10 }, (_, n) => ({ value: n }))).catch((e) => e);
+    expect(err).toMatchObject({ code: 'OUTBOX_FULL', details: { enqueued: 7 } });
+    expect(await c.pending()).toBe(7);
+  });
+});
