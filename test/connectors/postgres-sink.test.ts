@@ -104,8 +104,9 @@ describe('postgres sink', () => {
     }
   }, 300_000);
 
-  it('two instances in one group share the partitions and write every record exactly once, also when one is SIGKILLed mid-stream', async () => {
-    const total = 40_000;
+  it('two instances in one group share the partitions and write every record exactly once, also when one is SIGKILLed mid-stream; partitions added later are taken up', async () => {
+    const produced = 40_000;
+    const total = produced + 2000;
     const partitions = 6;
     await post('/v1/topics', { name: 'payments', partitions });
     await pg.query('CREATE TABLE payments (id integer, src_partition integer, src_offset bigint)');
@@ -148,7 +149,7 @@ describe('postgres sink', () => {
       const view = (await (await fetch(`${hub.url}/v1/groups/payments-writers`)).json()) as { members: Array<{ partitions: number[] }> };
       expect(view.members).toHaveLength(2);
       const producing = (async () => {
-        for (let i = 8000; i < total; i += 2000) {
+        for (let i = 8000; i < produced; i += 2000) {
           await produce(i, i + 2000);
           await new Promise((r) => setTimeout(r, 100));
         }
@@ -158,7 +159,13 @@ describe('postgres sink', () => {
       // After the session timeout the group gives the survivor everything.
       await waitFor('b holds every partition', () => held(b), (x) => x.length === partitions, 60_000);
       await producing;
+      // Two more partitions: the group assigns them, and their records reach the table too.
+      const grown = await fetch(`${hub.url}/v1/topics/payments`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ partitions: partitions + 2 }) });
+      expect(grown.status).toBe(200);
+      await waitFor('b holds the new partitions', () => held(b), (x) => x.length === partitions + 2, 60_000);
+      await produce(produced, total);
       await waitFor('every event in the table', () => count('SELECT count(*) AS n FROM payments'), (n) => n >= total, 120_000);
+      expect(await count(`SELECT count(*) AS n FROM payments WHERE src_partition >= ${partitions}`)).toBeGreaterThan(0);
       await waitFor('connector lag 0', async () => ((await b.status()) as unknown as Status)[0], (s) => s?.lag === 0, 30_000);
       // The group's lag agrees: b commits to the group after each database commit.
       const groups = await waitFor(
