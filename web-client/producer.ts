@@ -81,6 +81,17 @@ interface FlushWaiter {
 
 class SessionEnded extends Error {}
 
+/** What the lanes of one drain session share. */
+interface DrainState {
+  id: number;
+  /** Events read from the outbox into lanes and not yet acked or refused. */
+  buffered: number;
+  /** Produce requests awaiting an answer, over all topics. */
+  inFlight: number;
+  /** Lanes waiting for an in-flight slot. */
+  slotWaiters: Array<() => void>;
+}
+
 type Outcome = { kind: 'ack'; ack: AckFrame } | { kind: 'refused'; err: TributaryError } | { kind: 'ended' };
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -291,96 +302,13 @@ export class Producer {
     this.foreignMin = Infinity;
     const lanes = new Map<string, Lane>();
     let cursor = 0;
-    let buffered = 0;
-    let inFlight = 0;
-    const slotWaiters: Array<() => void> = [];
+    const st: DrainState = { id, buffered: 0, inFlight: 0, slotWaiters: [] };
     let foreignReported = false;
     const blocked = new Set<string>();
-    const wake = () => {
-      const w = this.wakeLoader;
-      this.wakeLoader = undefined;
-      w?.();
-    };
-
-    const runLane = async (lane: Lane): Promise<void> => {
-      lane.running = true;
-      // Batches sent and not yet answered, oldest first. The hub appends them in order and refuses
-      // (SEQUENCE_GAP) any batch behind one it refused, so a refusal is handled at the head of the window.
-      const window: Array<{ batch: OutboxEvent[]; outcome: Promise<Outcome> }> = [];
-      let attempt = 0;
-      try {
-        while ((lane.events.length || window.length) && this.live(id)) {
-          while (window.length < lane.window && lane.events.length && inFlight < MAX_IN_FLIGHT_ALL_TOPICS) {
-            const batch = this.takeBatch(lane);
-            if (batch.length === 1 && batch[0].bytes + FRAME_SLACK_BYTES > this.conn.maxFrameBytes) {
-              if (window.length) {
-                lane.events.unshift(...batch); // refuse it once the batches ahead are answered
-                break;
-              }
-              // The hub would close the connection over it (4413) and the re-send would loop: refuse it here.
-              buffered -= await this.refused(lane, batch, new TributaryError('FRAME_TOO_LARGE', `event of ${batch[0].bytes} bytes exceeds the hub's frame limit of ${this.conn.maxFrameBytes} bytes`));
-              continue;
-            }
-            inFlight++;
-            const outcome = this.sendOnce(lane.topic, batch).finally(() => {
-              inFlight--;
-              slotWaiters.shift()?.();
-            });
-            window.push({ batch, outcome });
-          }
-          if (!window.length) {
-            if (lane.events.length) await new Promise<void>((r) => slotWaiters.push(r));
-            continue;
-          }
-          const head = window.shift()!;
-          const out = await head.outcome;
-          if (out.kind === 'ended') throw new SessionEnded();
-          if (out.kind === 'ack') {
-            attempt = 0;
-            lane.window = Math.min(this.o.maxInFlightBatches, lane.window * 2);
-            buffered -= head.batch.length;
-            await this.acked(lane.topic, head.batch, out.ack);
-            wake();
-            continue;
-          }
-          // Refused: everything behind it comes back refused as a gap (or acked, if it was a retry of
-          // batches appended before); what was not acked goes back to the lane, behind the head, in order.
-          const behind = await Promise.all(window.splice(0).map(async (w) => ({ batch: w.batch, out: await w.outcome })));
-          const back: OutboxEvent[] = [];
-          let ended = false;
-          for (const w of behind) {
-            if (w.out.kind === 'ack') {
-              buffered -= w.batch.length;
-              await this.acked(lane.topic, w.batch, w.out.ack);
-            } else {
-              if (w.out.kind === 'ended') ended = true;
-              for (const e of w.batch) back.push(e);
-            }
-          }
-          lane.events.unshift(...back);
-          if (ended) throw new SessionEnded();
-          const err = out.err;
-          if (err.retriable) {
-            lane.window = 1;
-            lane.events.unshift(...head.batch);
-            const hinted = Number(err.details?.retryAfterMs);
-            await sleep(Number.isFinite(hinted) && hinted > 0 ? hinted : Math.random() * Math.min(10_000, 100 * 2 ** attempt));
-            attempt++;
-            continue;
-          }
-          buffered -= await this.refused(lane, head.batch, err);
-          wake();
-        }
-      } catch (err) {
-        if (!(err instanceof SessionEnded)) this.sink.error(err as Error);
-      } finally {
-        lane.running = false;
-      }
-    };
 
     while (this.live(id)) {
       const woken = new Promise<void>((r) => (this.wakeLoader = r));
-      if (buffered < READ_AHEAD_MAX - READ_CHUNK) {
+      if (st.buffered < READ_AHEAD_MAX - READ_CHUNK) {
         const evs = await this.o.store.read(cursor, READ_CHUNK);
         if (!this.live(id)) break;
         let foreignMin = Infinity;
@@ -397,7 +325,7 @@ export class Producer {
           let lane = lanes.get(e.topic);
           if (!lane) lanes.set(e.topic, (lane = { topic: e.topic, events: [], running: false, maxRecords: this.o.maxBatchRecords, window: 1 }));
           lane.events.push(e);
-          buffered++;
+          st.buffered++;
         }
         if (foreignMin !== Infinity) {
           if (this.session === id) this.foreignMin = Math.min(this.foreignMin, foreignMin);
@@ -405,12 +333,100 @@ export class Producer {
           foreignReported = true;
           this.rejectWaiters(new ClientError('SUBJECT_MISMATCH', 'flush() covers events queued under another token subject'), foreignMin);
         }
-        for (const lane of lanes.values()) if (!lane.running && lane.events.length) void runLane(lane);
+        for (const lane of lanes.values()) if (!lane.running && lane.events.length) void this.runLane(lane, st);
         if (evs.length === READ_CHUNK) continue; // more to read while there is room
       }
       await woken;
     }
-    for (const w of slotWaiters.splice(0)) w();
+    for (const w of st.slotWaiters.splice(0)) w();
+  }
+
+
+  private wakeLoaderNow(): void {
+    const w = this.wakeLoader;
+    this.wakeLoader = undefined;
+    w?.();
+  }
+
+  /**
+   * Drains one topic's lane: up to its window of batches in flight, answers
+   * taken in order; a refusal at the head sends back everything behind it, in
+   * order (the hub refuses what follows a refused batch as a gap).
+   */
+  private async runLane(lane: Lane, st: DrainState): Promise<void> {
+    lane.running = true;
+    // Batches sent and not yet answered, oldest first. The hub appends them in order and refuses
+    // (SEQUENCE_GAP) any batch behind one it refused, so a refusal is handled at the head of the window.
+    const window: Array<{ batch: OutboxEvent[]; outcome: Promise<Outcome> }> = [];
+    let attempt = 0;
+    try {
+      while ((lane.events.length || window.length) && this.live(st.id)) {
+        while (window.length < lane.window && lane.events.length && st.inFlight < MAX_IN_FLIGHT_ALL_TOPICS) {
+          const batch = this.takeBatch(lane);
+          if (batch.length === 1 && batch[0].bytes + FRAME_SLACK_BYTES > this.conn.maxFrameBytes) {
+            if (window.length) {
+              lane.events.unshift(...batch); // refuse it once the batches ahead are answered
+              break;
+            }
+            // The hub would close the connection over it (4413) and the re-send would loop: refuse it here.
+            st.buffered -= await this.refused(lane, batch, new TributaryError('FRAME_TOO_LARGE', `event of ${batch[0].bytes} bytes exceeds the hub's frame limit of ${this.conn.maxFrameBytes} bytes`));
+            continue;
+          }
+          st.inFlight++;
+          const outcome = this.sendOnce(lane.topic, batch).finally(() => {
+            st.inFlight--;
+            st.slotWaiters.shift()?.();
+          });
+          window.push({ batch, outcome });
+        }
+        if (!window.length) {
+          if (lane.events.length) await new Promise<void>((r) => st.slotWaiters.push(r));
+          continue;
+        }
+        const head = window.shift()!;
+        const out = await head.outcome;
+        if (out.kind === 'ended') throw new SessionEnded();
+        if (out.kind === 'ack') {
+          attempt = 0;
+          lane.window = Math.min(this.o.maxInFlightBatches, lane.window * 2);
+          st.buffered -= head.batch.length;
+          await this.acked(lane.topic, head.batch, out.ack);
+          this.wakeLoaderNow();
+          continue;
+        }
+        // Refused: everything behind it comes back refused as a gap (or acked, if it was a retry of
+        // batches appended before); what was not acked goes back to the lane, behind the head, in order.
+        const behind = await Promise.all(window.splice(0).map(async (w) => ({ batch: w.batch, out: await w.outcome })));
+        const back: OutboxEvent[] = [];
+        let ended = false;
+        for (const w of behind) {
+          if (w.out.kind === 'ack') {
+            st.buffered -= w.batch.length;
+            await this.acked(lane.topic, w.batch, w.out.ack);
+          } else {
+            if (w.out.kind === 'ended') ended = true;
+            for (const e of w.batch) back.push(e);
+          }
+        }
+        lane.events.unshift(...back);
+        if (ended) throw new SessionEnded();
+        const err = out.err;
+        if (err.retriable) {
+          lane.window = 1;
+          lane.events.unshift(...head.batch);
+          const hinted = Number(err.details?.retryAfterMs);
+          await sleep(Number.isFinite(hinted) && hinted > 0 ? hinted : Math.random() * Math.min(10_000, 100 * 2 ** attempt));
+          attempt++;
+          continue;
+        }
+        st.buffered -= await this.refused(lane, head.batch, err);
+        this.wakeLoaderNow();
+      }
+    } catch (err) {
+      if (!(err instanceof SessionEnded)) this.sink.error(err as Error);
+    } finally {
+      lane.running = false;
+    }
   }
 
   /** Sends one batch; the outcome never rejects (the connection's end is an outcome too). */
