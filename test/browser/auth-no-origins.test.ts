@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startHub, type Hub } from '../helpers/hub.ts';
 import { startBrowserEnv, until, type BrowserEnv } from '../helpers/browser.ts';
-import { AUDIENCE, SECRET, createTopic, recordCount, refusals, sleep, token } from '../security/support.ts';
+import { AUDIENCE, SECRET, createTopic, recordCount, refusals, sleep, token } from '../helpers/auth-hub.ts';
 import { createClient } from '../../web-client/index.ts';
 
 let hub: Hub;

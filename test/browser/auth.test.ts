@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '../helpers/hub.ts';
 import { gotoTestPage, startBrowserEnv, until, type BrowserEnv } from '../helpers/browser.ts';
-import { createTopic, recordCount, refusals, sleep, startAuthHub, token } from '../security/support.ts';
+import { createTopic, recordCount, refusals, sleep, startAuthHub, token } from '../helpers/auth-hub.ts';
 
 let hub: Hub;
 let env: BrowserEnv;

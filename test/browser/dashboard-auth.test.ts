@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { launchChromium, until } from '../helpers/browser.ts';
 import type { Hub } from '../helpers/hub.ts';
-import { adminToken, startAuthHub, token } from '../security/support.ts';
+import { adminToken, startAuthHub, token } from '../helpers/auth-hub.ts';
 
 let hub: Hub;
 let browser: Browser;

@@ -180,4 +180,4 @@ export async function until(fn: () => boolean | Promise<boolean>, timeoutMs = 20
   }
 }
 
-export { exactlyOnceProblems, readTopic, createTopic } from '../web-client/topic-reader.ts';
+export { exactlyOnceProblems, readTopic, createTopic } from './topic-reader.ts';

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '../helpers/hub.ts';
 import { bytes, type WsClient } from '../helpers/ws-client.ts';
-import { adminToken, authedClient, createTopic, sleep, startAuthHub, token } from './support.ts';
+import { adminToken, authedClient, createTopic, sleep, startAuthHub, token } from '../helpers/auth-hub.ts';
 
 let hub: Hub;
 let producer: WsClient;

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir, type Hub } from '../helpers/hub.ts';
 import { WsClient } from '../helpers/ws-client.ts';
-import { adminToken, startAuthHub } from './support.ts';
+import { adminToken, startAuthHub } from '../helpers/auth-hub.ts';
 
 const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
 const dir = tempDir('tributary-tls-');

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 import { nodeIo, type StorageIo } from '../../server/storage/io.ts';
-import { makeBatch, openStore, readAll, useStoreFixture, valueText } from './storage-helpers.ts';
+import { makeBatch, openStore, readAll, useStoreFixture, valueText } from '../helpers/store.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const fx = useStoreFixture();

@@ -5,9 +5,9 @@
  */
 import { partitionForKey } from '../../protocol/index.ts';
 import type { Client, SendEvent } from '../../web-client/index.ts';
-import { readTopic, type ReadRecord } from '../web-client/topic-reader.ts';
+import { readTopic, type ReadRecord } from '../helpers/topic-reader.ts';
 
-export { createTopic, readTopic, type ReadRecord } from '../web-client/topic-reader.ts';
+export { createTopic, readTopic, type ReadRecord } from '../helpers/topic-reader.ts';
 
 export async function waitFor(cond: () => boolean | Promise<boolean>, deadlineMs: number, what = 'condition'): Promise<void> {
   const deadline = Date.now() + deadlineMs;

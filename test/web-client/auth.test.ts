@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir, type Hub } from '../helpers/hub.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
-import { adminToken, createTopic, recordCount, sleep, startAuthHub, token } from '../security/support.ts';
+import { adminToken, createTopic, recordCount, sleep, startAuthHub, token } from '../helpers/auth-hub.ts';
 import { ClientError, createClient, type Client, type ClientOptions, type ConnectionState } from '../../web-client/node.ts';
 
 let hub: Hub;

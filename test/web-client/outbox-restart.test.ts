@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHub, tempDir, type Hub } from '../helpers/hub.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 import { createClient } from '../../web-client/node.ts';
-import { createTopic, exactlyOnceProblems, readTopic } from './topic-reader.ts';
+import { createTopic, exactlyOnceProblems, readTopic } from '../helpers/topic-reader.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CHILD = path.join(ROOT, 'test/web-client/outbox-child.ts');

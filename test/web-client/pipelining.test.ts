@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { startHub, tempDir, type Hub } from '../helpers/hub.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 import { createClient, type Client } from '../../web-client/index.ts';
-import { createTopic, exactlyOnceProblems, readTopic } from './topic-reader.ts';
+import { createTopic, exactlyOnceProblems, readTopic } from '../helpers/topic-reader.ts';
 
 const hubs: Hub[] = [];
 const proxies: TcpProxy[] = [];

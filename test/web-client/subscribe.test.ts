@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHub, tempDir, type Hub } from '../helpers/hub.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 import { createClient, type ConsumedRecord } from '../../web-client/node.ts';
-import { createTopic } from './topic-reader.ts';
+import { createTopic } from '../helpers/topic-reader.ts';
 
 let hub: Hub;
 let proxy: TcpProxy;

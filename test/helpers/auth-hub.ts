@@ -3,8 +3,8 @@
  * provider would, a hub started with auth on, and small HTTP helpers.
  */
 import { SignJWT } from 'jose';
-import { startHub, type Hub, type HubOptions } from '../helpers/hub.ts';
-import { WsClient } from '../helpers/ws-client.ts';
+import { startHub, type Hub, type HubOptions } from './hub.ts';
+import { WsClient } from './ws-client.ts';
 
 export const SECRET = 'tributary-security-tests-secret-0123456789';
 export const AUDIENCE = 'tributary';
