@@ -63,7 +63,7 @@ describe('auth on, no allowedOrigins', () => {
     await page.evaluate((o) => window.tb.start('c', o), { url: hub.wsUrl, token: jwt, outbox: 'memory' as const, name: 'fh-page', backoffInitialMs: 50, backoffMaxMs: 200 });
     await page.evaluate(() => window.tb.sendMany('c', 'first-hour', 10, 2, 1));
     await until(async () => (await refusals(hub, 'origin')) >= before + 1, 5000, 'origin refusals');
-    await sleep(300);
+    await sleep(300); // proves a negative: the page's retries do not get it open
     expect(await page.evaluate(() => window.tb.stats('c').states)).not.toContain('open');
     expect(await page.evaluate(() => window.tb.pending('c'))).toBe(2);
     expect(await recordCount(hub, 'first-hour')).toBe(1);

@@ -51,6 +51,7 @@ beforeAll(async () => {
   // Times on the log are append times (the hub's time index): two halves appended a second apart.
   const metrics = Array.from({ length: 100 }, (_, i) => ({ value: { n: i, temp: 20 + (i % 7) } }));
   await post('/v1/topics/metrics/records', { records: metrics.slice(0, 50) });
+  // Kept: these make the two halves' append times a second apart (the picture shows them), nothing to wait for.
   await new Promise((r) => setTimeout(r, 1_000));
   midTime = Date.now();
   await new Promise((r) => setTimeout(r, 1_000));

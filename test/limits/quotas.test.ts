@@ -192,7 +192,8 @@ describe('per-connection quotas', () => {
       '--produce-bytes-per-sec', '65536', '--produce-bytes-burst', String(8 * 1024 * 1024),
       '--produce-events-per-sec', '100000', '--produce-events-burst', '100000',
       '--max-subscriptions-per-connection', '2', '--max-in-flight-per-connection', '3',
-      '--http-produce-events-per-sec', '10', '--http-produce-events-burst', '10',
+      // A slow refill (1/s) so that a loaded machine's pause between two posts cannot refill the burst.
+      '--http-produce-events-per-sec', '1', '--http-produce-events-burst', '10',
       '--idle-timeout-ms', '1500',
     ]);
     hubs.push(hub);
@@ -240,7 +241,7 @@ describe('per-connection quotas', () => {
     flood.stdout.on('data', (d) => (out += d));
     flood.stderr.on('data', (d) => (out += d));
     const exited = new Promise((r) => flood.once('exit', r));
-    await waitFor(async () => (await refusals(hub, 'rate_limited')) > 0, 10_000, 'the flooder to be rate-limited');
+    await waitFor(async () => (await refusals(hub, 'rate_limited')) > 0, 30_000, 'the flooder to be rate-limited');
     const throttled = await rate(1000);
     await exited;
     const report = JSON.parse(out) as { counts: Record<string, number>; retryAfterMs: number };

@@ -70,7 +70,7 @@ describe('durability', () => {
     await fx.store.append('t', 0, makeBatch());
     io.failWrites = 'ENOSPC';
     await expect(fx.store.append('t', 0, makeBatch())).rejects.toMatchObject({ code: 'STORAGE_UNAVAILABLE', details: { cause: 'ENOSPC' } });
-    await new Promise((r) => setTimeout(r, 150)); // recovery attempts fail while the disk is "full"
+    await new Promise((r) => setTimeout(r, 150)); // proves a negative: recovery attempts keep failing while the disk is "full"
     await expect(fx.store.append('t', 0, makeBatch())).rejects.toMatchObject({ code: 'STORAGE_UNAVAILABLE' });
     io.failWrites = null;
     await eventually(async () => expect((await fx.store!.append('t', 0, makeBatch())).baseOffset).toBe(3));
