@@ -1,6 +1,8 @@
 /**
- * Shared by the security tests: tokens signed with jose the way an identity
- * provider would, a hub started with auth on, and small HTTP helpers.
+ * Shared by the tests that run a hub with auth on (security, limits,
+ * browser, web-client, hardening): tokens signed with jose the way an
+ * identity provider would, a hub started with auth on, and small HTTP
+ * helpers.
  */
 import { SignJWT } from 'jose';
 import { startHub, type Hub, type HubOptions } from './hub.ts';
