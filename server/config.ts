@@ -108,7 +108,6 @@ export function loadConfig(sources: ConfigSources = {}): HubConfig {
     ...rest,
     data: path.resolve(rest.data),
     connectors: rest.connectors === undefined ? undefined : path.resolve(rest.connectors),
-    connectorsStateDir: path.resolve(rest.connectorsStateDir),
     autoCreateTopics: autoCreateTopics ?? !authEnabled,
     tls: tlsOf(tlsCert, tlsKey),
     auth,

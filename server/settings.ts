@@ -69,7 +69,6 @@ export const SETTINGS = {
   httpReadMaxBytes: { kind: 'int', default: 4 * MiB, min: 1024, doc: 'cap on `maxBytes` of GET …/records (batch bytes read)' },
 
   connectors: { kind: 'string', default: undefined, doc: 'YAML or JSON connectors file to run inside the hub (as `tributary connect FILE` would); status at GET /v1/connectors' },
-  connectorsStateDir: { kind: 'string', default: './connect-state', doc: 'offsets of in-hub sinks that keep none themselves (webhook sink)' },
 
   shutdownTimeoutMs: { kind: 'int', default: 10_000, min: 0, doc: 'on SIGTERM/SIGINT, wait at most this long for in-flight appends before closing storage' },
 
