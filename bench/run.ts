@@ -37,6 +37,9 @@ interface Options {
   /** Auth off for the hub's connections scenario too. */
   noAuth: boolean;
   cpuProfDir?: string;
+  /** The connections scenario's count (default: the profile's) and connections per 127.0.0.x source address. */
+  connections?: number;
+  connectionsPerAddress?: number;
 }
 
 function parseOptions(): Options {
@@ -49,11 +52,13 @@ function parseOptions(): Options {
       auth: { type: 'boolean', default: false },
       'no-auth': { type: 'boolean', default: false },
       'cpu-prof': { type: 'string' },
+      connections: { type: 'string' },
+      'connections-per-address': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
   if (values.help) {
-    console.log(`usage: npm run bench -- [--quick] [--json FILE] [--only ${ALL_SCENARIOS.join(',')}] [--systems ${SYSTEMS.map((s) => s.name).join(',')}] [--auth | --no-auth] [--cpu-prof DIR]`);
+    console.log(`usage: npm run bench -- [--quick] [--json FILE] [--only ${ALL_SCENARIOS.join(',')}] [--systems ${SYSTEMS.map((s) => s.name).join(',')}] [--auth | --no-auth] [--cpu-prof DIR] [--connections N] [--connections-per-address N]`);
     process.exit(0);
   }
   const scenarios = values.only ? (values.only.split(',').map((s) => s.trim()) as ScenarioName[]) : ALL_SCENARIOS;
@@ -61,7 +66,16 @@ function parseOptions(): Options {
   const systems = values.systems ? values.systems.split(',').map((s) => systemByName(s.trim())) : SYSTEMS;
   const cpuProfDir = values['cpu-prof'] ? path.resolve(values['cpu-prof']) : undefined;
   if (cpuProfDir) fs.mkdirSync(cpuProfDir, { recursive: true });
-  return { quick: values.quick, json: values.json, scenarios, systems, auth: values.auth, noAuth: values['no-auth'], cpuProfDir };
+  const positive = (name: string, v: string | undefined): number | undefined => {
+    if (v === undefined) return undefined;
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} wants a positive integer, got ${v}`);
+    return n;
+  };
+  return {
+    quick: values.quick, json: values.json, scenarios, systems, auth: values.auth, noAuth: values['no-auth'], cpuProfDir,
+    connections: positive('connections', values.connections), connectionsPerAddress: positive('connections-per-address', values['connections-per-address']),
+  };
 }
 
 /** Runs one load process to completion and returns its answer. */
@@ -210,7 +224,18 @@ function machineInfo(quick: boolean, loadAvgAtStart: number[]): RunInfo {
 async function main(): Promise<void> {
   installCleanupHandlers();
   const opts = parseOptions();
-  const profile = PROFILES[opts.quick ? 'quick' : 'full'];
+  const base = PROFILES[opts.quick ? 'quick' : 'full'];
+  const count = opts.connections ?? base.connections.count;
+  const profile = {
+    ...base,
+    connections: {
+      ...base.connections,
+      count,
+      // Opening takes longer than linearly past the first source address: give a large count the time.
+      timeoutMs: Math.max(base.connections.timeoutMs, count * 20),
+      ...(opts.connectionsPerAddress ? { perSourceAddress: opts.connectionsPerAddress } : {}),
+    },
+  };
   const rows: ResultRow[] = [];
   const skipped: Skipped[] = [];
   const t0 = Date.now();

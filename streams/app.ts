@@ -154,11 +154,16 @@ export class StreamApp {
     for (const t of topics) await this.partitionCount(t);
     for (const [topic, data] of this.tableData) {
       this.subs.push(
-        client.subscribe(topic, { from: 'earliest' }, (r: ConsumedRecord) => {
-          if (r.key === null) return;
-          const k = keyString(r.key);
-          if (r.value === null) data.delete(k);
-          else data.set(k, r.value);
+        client.subscribe(topic, {
+          from: 'earliest',
+          onBatch: (rs: ConsumedRecord[]) => {
+            for (const r of rs) {
+              if (r.key === null) continue;
+              const k = keyString(r.key);
+              if (r.value === null) data.delete(k);
+              else data.set(k, r.value);
+            }
+          },
         }),
       );
     }
@@ -203,7 +208,7 @@ export class StreamApp {
         await t.restore();
         this.tasks.set(`${root.topic}\u0000${p}`, t);
         const from = t.restoredPosition >= 0 ? t.restoredPosition : root.from;
-        this.subs.push(client.subscribe(root.topic, { partitions: [p], from, creditBytes: this.opts.creditBytes ?? DEFAULTS.creditBytes }, (r: ConsumedRecord) => t.process(r)));
+        this.subs.push(client.subscribe(root.topic, { partitions: [p], from, creditBytes: this.opts.creditBytes ?? DEFAULTS.creditBytes, onBatch: (rs) => t.processBatch(rs) }));
       }),
     );
   }
@@ -243,11 +248,13 @@ export class StreamApp {
             }),
           );
         },
-      },
-      (r: ConsumedRecord) => {
-        const t = this.tasks.get(key(r.partition));
-        if (!t) throw new StreamsError('TASK_FAILED', `a record of ${root.topic}/${r.partition}, which this instance has no task for`);
-        return t.process(r);
+        // One call per input frame (one partition): the task runs the whole array, then the subscription awaits at most one flush.
+        onBatch: (rs: ConsumedRecord[]) => {
+          const p = rs[0].partition;
+          const t = this.tasks.get(key(p));
+          if (!t) throw new StreamsError('TASK_FAILED', `records of ${root.topic}/${p}, which this instance has no task for`);
+          return t.processBatch(rs);
+        },
       },
     );
     this.subs.push(sub);

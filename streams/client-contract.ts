@@ -2,7 +2,8 @@
  * What streams/ needs of the web client, written down as a structural type so
  * that the library depends on the client's public surface only (never on
  * server/): consumer groups with manual commit (the groups interface) and
- * direct idempotent produce with the caller's own producer id and sequences.
+ * direct idempotent produce with the caller's own producer id and sequences,
+ * and batch delivery (`onBatch`).
  * `createClient()`'s Client satisfies it once both capabilities are in.
  */
 import type { ConsumedRecord, SendEvent } from '../web-client/index.ts';
@@ -17,6 +18,8 @@ export interface GroupSubscribeOptions {
   creditBytes?: number;
   onAssign?: (partitions: number[], generation: number) => Promise<void> | void;
   onRevoke?: (partitions: number[]) => Promise<void> | void;
+  /** The records of one frame (one partition, in offset order) in one call, instead of the per-record handler. */
+  onBatch?: (records: ConsumedRecord[]) => Promise<void> | void;
 }
 
 export interface GroupSubscription {
@@ -33,7 +36,8 @@ export interface ProduceResult {
 }
 
 export interface StreamsClient {
-  subscribe(topic: string, opts: GroupSubscribeOptions, handler: (r: ConsumedRecord) => void | Promise<void>): GroupSubscription;
+  /** Streams reads its inputs with `opts.onBatch` and no handler (one await per frame, not per record). */
+  subscribe(topic: string, opts: GroupSubscribeOptions, handler?: (r: ConsumedRecord) => void | Promise<void>): GroupSubscription;
   produce?(topic: string, events: SendEvent[], opts: { partition: number; producerId: string; sequence: number; timeoutMs?: number }): Promise<ProduceResult>;
   metadata?(topic: string): Promise<{ topic: string; partitions: number }>;
   on?(event: 'error', listener: (e: Error) => void): () => void;

@@ -140,14 +140,23 @@ export class Task implements TaskContext {
           sub.close();
           reject(new StreamsError('RESTORE_TIMEOUT', `restoring ${topic}/${this.partition} did not reach offset ${stopAt} within ${this.s.restoreTimeoutMs} ms`));
         }, this.s.restoreTimeoutMs);
-        const sub = client.subscribe(topic, { partitions: [this.partition], from: 'earliest' }, (r: ConsumedRecord) => {
-          if (r.offset >= stopAt) {
-            clearTimeout(timer);
-            sub.close();
-            resolve();
-            return;
-          }
-          restorer.apply(r.key, r.value);
+        let done = false;
+        const sub = client.subscribe(topic, {
+          partitions: [this.partition],
+          from: 'earliest',
+          onBatch: (rs: ConsumedRecord[]) => {
+            for (const r of rs) {
+              if (done) return;
+              if (r.offset >= stopAt) {
+                done = true;
+                clearTimeout(timer);
+                sub.close();
+                resolve();
+                return;
+              }
+              restorer.apply(r.key, r.value);
+            }
+          },
         });
       });
     }
@@ -171,6 +180,24 @@ export class Task implements TaskContext {
   /** Runs one input record through the graph; returns a promise only when the handler must wait for a flush. */
   process(r: ConsumedRecord): void | Promise<void> {
     if (this.failed) throw this.failed;
+    this.processOne(r);
+    if (this.pendingCount >= this.s.maxPendingRecords) return this.flush();
+  }
+
+  /**
+   * Runs the records of one input frame through the graph, as process() one
+   * by one does: whenever the pending outputs reach maxPendingRecords, the
+   * rest waits for that flush. A promise only when it had to wait.
+   */
+  processBatch(rs: readonly ConsumedRecord[], from = 0): void | Promise<void> {
+    if (this.failed) throw this.failed;
+    for (let i = from; i < rs.length; i++) {
+      this.processOne(rs[i]);
+      if (this.pendingCount >= this.s.maxPendingRecords) return this.flush().then(() => this.processBatch(rs, i + 1));
+    }
+  }
+
+  private processOne(r: ConsumedRecord): void {
     if (r.offset < this.position) {
       this.metrics.skipped++;
       return;
@@ -179,7 +206,6 @@ export class Task implements TaskContext {
     this.metrics.processed++;
     // A consumed record has the shape of a Rec: handed over as it is (one object less per record).
     this.root.node.process(this, r as Rec);
-    if (this.pendingCount >= this.s.maxPendingRecords) return this.flush();
   }
 
   /** Next input offset to process (after a restore: the restored one), or -1 when not known yet. */

@@ -10,10 +10,22 @@
  * offsets (DESIGN idea 2). Within one call, a retry after a dropped
  * connection or a retriable refusal is therefore always safe.
  */
-import { TributaryError, ackOffsets, assertTopicName, type AckFrame } from '../protocol/index.ts';
+import {
+  LIMITS,
+  MAX_BATCHES_PER_FRAME,
+  TributaryError,
+  assertTopicName,
+  encodeBatch,
+  VALUE_ENCODINGS,
+  readRecordCount,
+  type AckFrame,
+  type Crc32c,
+  type EncodedRecord,
+} from '../protocol/index.ts';
 import type { Connection } from './connection.ts';
 import { ClientError } from './errors.ts';
 import { toOutboxRecord, type SendEvent } from './event-input.ts';
+import { batchCrc32c } from './runtime.ts';
 
 export interface DirectProduceOptions {
   /** Every event goes to this partition. */
@@ -86,18 +98,79 @@ async function withRetries<T>(conn: Connection, timeoutMs: number, attempt: () =
   }
 }
 
+/**
+ * Bytes of records (as event-input counts them) per batch. Well under
+ * LIMITS.maxBatchBytes and the frame limit, since that count is an estimate
+ * of the encoded size; most calls fit one batch.
+ */
+const BATCH_BUDGET_BYTES = 1024 * 1024;
+/** Bytes of batches per produce frame, leaving room for the frame's own fields under LIMITS.maxFrameBytes. */
+const FRAME_BUDGET_BYTES = LIMITS.maxFrameBytes - 64 * 1024;
+
+/**
+ * Sends the events in the batch form (docs/protocol.md): the client encodes
+ * the record batches and the hub stores those bytes as they are, stamping
+ * only base offset and append time. Usually one batch; more, each with the
+ * next dense sequences, when the events exceed LIMITS.maxRecordsPerBatch or
+ * the byte budget. Frames go one after another, each retried on its own, so
+ * a retry resends the same batches under the same sequences.
+ */
 export async function directProduce(conn: Connection, topic: string, events: SendEvent[], o: DirectProduceOptions): Promise<DirectProduceResult> {
   assertTopicName(topic);
   if (!Array.isArray(events) || events.length === 0) throw new TributaryError('BAD_REQUEST', 'produce needs a non-empty array of events');
   if (!Number.isInteger(o?.partition) || o.partition < 0) throw new TributaryError('BAD_PARTITION', 'partition must be a non-negative integer');
   if (typeof o.producerId !== 'string' || o.producerId.length === 0) throw new TributaryError('BAD_REQUEST', 'producerId must be a non-empty string');
   if (!Number.isSafeInteger(o.sequence) || o.sequence < 0) throw new TributaryError('BAD_SEQUENCE', 'sequence must be a non-negative integer');
+  const crc = await batchCrc32c();
+  const frames = encodeFrames(events, o, crc);
+  const timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const offsets: number[] = [];
+  let duplicate = true;
+  for (const batches of frames) {
+    const frame = { t: 'produce', topic, batches: batches.map((b) => ({ p: o.partition, b })) };
+    const ack = (await withRetries(conn, timeoutMs, () => conn.request(frame))) as unknown as AckFrame;
+    if (ack.dup !== true) duplicate = false;
+    if (ack.parts.length !== batches.length) throw new TributaryError('INTERNAL', `the hub acked ${ack.parts.length} parts for ${batches.length} batches`);
+    ack.parts.forEach((part, i) => {
+      const n = readRecordCount(batches[i]);
+      for (let k = 0; k < n; k++) offsets.push(part.offs ? part.offs[k] : part.o + k);
+    });
+  }
+  return { partition: o.partition, offsets, duplicate };
+}
+
+/** Validates and encodes the events into batches with dense sequences from o.sequence, grouped into frames. */
+function encodeFrames(events: SendEvent[], o: DirectProduceOptions, crc: Crc32c): Uint8Array[][] {
   const now = Date.now();
-  const records = events.map((e) => toOutboxRecord(topic, { ...e, partition: o.partition }, now).rec);
-  const frame = { t: 'produce', topic, pid: o.producerId, seq: o.sequence, records };
-  const ack = (await withRetries(conn, o.timeoutMs ?? DEFAULT_TIMEOUT_MS, () => conn.request(frame))) as unknown as AckFrame;
-  const offsets = ackOffsets(ack, records.length).map((r) => r.offset);
-  return { partition: o.partition, offsets, duplicate: ack.dup === true };
+  const frames: Uint8Array[][] = [];
+  let frame: Uint8Array[] = [];
+  let frameBytes = 0;
+  let run: EncodedRecord[] = [];
+  let runBytes = 0;
+  let nextSeq = o.sequence;
+  const seal = () => {
+    const b = encodeBatch({ producerId: o.producerId, baseSequence: nextSeq, appendTime: 0, records: run }, crc);
+    nextSeq += run.length;
+    run = [];
+    runBytes = 0;
+    if (frame.length === MAX_BATCHES_PER_FRAME || (frame.length > 0 && frameBytes + b.length > FRAME_BUDGET_BYTES)) {
+      frames.push(frame);
+      frame = [];
+      frameBytes = 0;
+    }
+    frame.push(b);
+    frameBytes += b.length;
+  };
+  for (const e of events) {
+    // toOutboxRecord validates each event exactly as send() does (limits, headers, timestamp).
+    const { rec, bytes } = toOutboxRecord('x', { ...e, partition: o.partition }, now);
+    if (run.length > 0 && (run.length === LIMITS.maxRecordsPerBatch || runBytes + bytes > BATCH_BUDGET_BYTES)) seal();
+    run.push({ key: rec.k ?? null, value: rec.v, encoding: VALUE_ENCODINGS[rec.e ?? 0], headers: rec.h ?? [], timestamp: rec.ts! });
+    runBytes += bytes;
+  }
+  seal();
+  frames.push(frame);
+  return frames;
 }
 
 export async function topicMetadata(conn: Connection, topic: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<TopicMetadata> {

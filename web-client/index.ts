@@ -8,6 +8,7 @@
  *
  * docs/web-client.md has the guarantees, the outbox's durability and the limits.
  */
+import { TributaryError } from '../protocol/index.ts';
 import { Connection, type ConnectionState, type WebSocketConstructor } from './connection.ts';
 import { Subscription, type RecordHandler, type SubscribeOptions, type SubscriptionHandle } from './consumer.ts';
 import { Emitter } from './emitter.ts';
@@ -24,7 +25,7 @@ import { readTokenClaims, resolveToken, type TokenSource } from './token.ts';
 export { ClientError, type ClientErrorCode } from './errors.ts';
 export { TributaryError, LIMITS } from '../protocol/index.ts';
 export type { ConnectionState, WebSocketConstructor, WebSocketLike } from './connection.ts';
-export type { ConsumedRecord, RecordHandler, SubscribeOptions, SubscriptionHandle } from './consumer.ts';
+export type { BatchHandler, ConsumedRecord, RecordHandler, SubscribeOptions, SubscriptionHandle } from './consumer.ts';
 export type { SendEvent } from './event-input.ts';
 export type { FailedEvent, OutboxBounds, OutboxEvent, OutboxStats, OutboxStore, NewOutboxEvent, Positions } from './outbox.ts';
 export type { AckInfo } from './producer.ts';
@@ -87,7 +88,8 @@ export interface Client {
   failed(): Promise<FailedEvent[]>;
   /** Forgets the failed list. */
   clearFailed(): Promise<void>;
-  subscribe(topic: string, opts: SubscribeOptions, handler: RecordHandler): SubscriptionHandle;
+  /** `handler` per record, or `opts.onBatch` per records frame (fast consumers); one of the two. */
+  subscribe(topic: string, opts: SubscribeOptions, handler?: RecordHandler): SubscriptionHandle;
   /**
    * Sends events to one partition now, under the caller's producer id and
    * sequences (no outbox): for code whose own state decides what to resend
@@ -207,8 +209,9 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
     return store.clearFailed();
   }
 
-  subscribe(topic: string, opts: SubscribeOptions, handler: RecordHandler): SubscriptionHandle {
+  subscribe(topic: string, opts: SubscribeOptions, handler?: RecordHandler): SubscriptionHandle {
     if (this.closed) throw new ClientError('CLOSED', 'client is closed');
+    if (!handler === !opts?.onBatch) throw new TributaryError('BAD_REQUEST', 'subscribe needs either a record handler or onBatch (not both)');
     let sub: Subscription | undefined;
     let closedEarly = false;
     const ready = this.ready.then(({ conn, store }) => {

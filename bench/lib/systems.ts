@@ -111,7 +111,7 @@ async function startHub(opts: StartOptions): Promise<Running> {
       '--topic-fsync', 'always',
       // Room for the connections scenario (10,000 + the harness, all from 127.0.0.1, opened as fast as they
       // can be) and for 64 produce requests in flight per socket.
-      '--max-connections', '20000', '--max-in-flight-per-connection', '1024',
+      '--max-connections', '200000', '--max-in-flight-per-connection', '1024',
       '--connections-per-sec-per-address', '1000000', '--connections-burst-per-address', '1000000',
     ];
     const env: Record<string, string> = authSecret ? { TRIBUTARY_AUTH: 'jwt', TRIBUTARY_AUTH_SECRET: authSecret, TRIBUTARY_ALLOWED_ORIGINS: 'http://127.0.0.1' } : { TRIBUTARY_AUTH: 'none' };

@@ -71,6 +71,14 @@ export interface ConnectionsParams {
   timeoutMs: number;
   /** Time to let the server settle before sampling its RSS. */
   settleMs: number;
+  /**
+   * ws: connections per loopback source address. The first this many take the
+   * kernel's source address; each next block binds to 127.0.0.2, 127.0.0.3, …,
+   * each with its own ephemeral ports (32768–60999 holds about 28,000 towards
+   * one server port). Binding first makes each connect slower (the kernel
+   * searches for a free port), so the default spreads only past 20,000.
+   */
+  perSourceAddress?: number;
 }
 
 export type Job =

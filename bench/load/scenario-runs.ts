@@ -118,14 +118,14 @@ export class LiveRun {
  * samples its RSS against the RSS before, then closes them. A connection
  * whose `open` throws counts as failed.
  */
-export async function holdConnections<C>(t: Target, p: ConnectionsParams, open: () => Promise<C>, close: (c: C) => void): Promise<LoadResult> {
+export async function holdConnections<C>(t: Target, p: ConnectionsParams, open: (i: number) => Promise<C>, close: (c: C) => void): Promise<LoadResult> {
   const base = readServerRss(t);
   const start = now();
   let failed = 0;
   let firstError = '';
-  const conns = await openMany(p.count, p.concurrency, async () => {
+  const conns = await openMany(p.count, p.concurrency, async (i) => {
     try {
-      return await open();
+      return await open(i);
     } catch (e) {
       if (failed++ === 0) firstError = errorText(e);
       return null;

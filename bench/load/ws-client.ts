@@ -24,6 +24,8 @@ export interface WsOptions {
   protocols?: string[];
   headers?: Record<string, string>;
   timeoutMs?: number;
+  /** Source address to connect from (127.0.0.x spreads connections over more ephemeral ports). */
+  localAddress?: string;
 }
 
 export function connectWs(url: string, onMessage: (data: Buffer) => void, opts: WsOptions = {}): Promise<WsConn> {
@@ -35,6 +37,7 @@ export function connectWs(url: string, onMessage: (data: Buffer) => void, opts: 
       handshakeTimeout: opts.timeoutMs ?? 10_000,
       headers: opts.headers,
       maxPayload: 64 * 1024 * 1024,
+      ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
     });
     ws.binaryType = 'nodebuffer';
     let waiter: ((b: Buffer) => void) | null = null;

@@ -24,8 +24,8 @@ const protocols = (t: Target): string[] => (t.hubProtocol ? ['tributary.v1'] : [
 
 let nextId = 1;
 
-async function open(t: Target, onMessage: (b: Buffer) => void): Promise<WsConn> {
-  const c = await connectWs(url(t), onMessage, { protocols: protocols(t) });
+async function open(t: Target, onMessage: (b: Buffer) => void, localAddress?: string): Promise<WsConn> {
+  const c = await connectWs(url(t), onMessage, { protocols: protocols(t), localAddress });
   const hello: Record<string, unknown> = { t: 'hello', id: nextId++, v: 1, client: 'bench' };
   if (t.authSecret) hello.token = await mintToken(t.authSecret, `bench-${process.pid}-${nextId}`, t.topic);
   const reply = await c.request(hello);
@@ -201,4 +201,13 @@ async function liveRun(t: Target, p: LatencyParams, subscribers: number): Promis
 export const latency = (t: Target, p: LatencyParams): Promise<LoadResult> => liveRun(t, p, 1);
 export const fanout = (t: Target, p: FanoutParams): Promise<LoadResult> => liveRun(t, p, p.subscribers);
 
-export const connections = (t: Target, p: ConnectionsParams): Promise<LoadResult> => holdConnections(t, p, () => open(t, () => {}), (c) => c.close());
+/** Default connections per source address: past it, 127.0.0.2, 127.0.0.3, … (see ConnectionsParams.perSourceAddress). */
+const PER_SOURCE_ADDRESS = 20_000;
+
+function sourceAddress(p: ConnectionsParams, i: number): string | undefined {
+  const block = Math.floor(i / (p.perSourceAddress ?? PER_SOURCE_ADDRESS));
+  return block === 0 ? undefined : `127.0.0.${1 + block}`;
+}
+
+export const connections = (t: Target, p: ConnectionsParams): Promise<LoadResult> =>
+  holdConnections(t, p, (i) => open(t, () => {}, sourceAddress(p, i)), (c) => c.close());

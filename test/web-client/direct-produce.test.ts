@@ -80,4 +80,25 @@ describe('client.produce (direct, caller-chosen sequences)', () => {
     const lost = client('ws://127.0.0.1:1/v1/ws');
     await expect(lost.produce('x', [{ value: 1 }], { partition: 0, producerId: 'y', sequence: 0, timeoutMs: 500 })).rejects.toMatchObject({ code: 'DISCONNECTED' });
   });
+
+  it('splits more events than one batch holds into several batches with dense sequences, headers and timestamps kept', async () => {
+    await createTopic(hub.url, 'direct-many', 1);
+    const c = client();
+    // 25,000 records exceed LIMITS.maxRecordsPerBatch (10,000): three batches, one frame.
+    const events = Array.from({ length: 25_000 }, (_, n) => ({ key: `k${n % 7}`, value: { n }, headers: { h: `v${n}` }, timestamp: 1_700_000_000_000 + n }));
+    const first = await c.produce('direct-many', events, { partition: 0, producerId: 'many', sequence: 5 });
+    expect(first.duplicate).toBe(false);
+    expect(first.offsets).toEqual(Array.from({ length: 25_000 }, (_, i) => i));
+    // A retry of the middle of it (sequences 10,005..): duplicates with the original offsets.
+    const again = await c.produce('direct-many', events.slice(10_000, 12_000), { partition: 0, producerId: 'many', sequence: 10_005 });
+    expect(again).toEqual({ partition: 0, offsets: Array.from({ length: 2000 }, (_, i) => 10_000 + i), duplicate: true });
+    // Values over the batch byte budget (1 MiB) split by size too.
+    const big = Array.from({ length: 12 }, (_, n) => ({ value: new Uint8Array(200_000).fill(n) }));
+    const bigAck = await c.produce('direct-many', big, { partition: 0, producerId: 'many', sequence: 25_005 });
+    expect(bigAck.offsets).toEqual(Array.from({ length: 12 }, (_, i) => 25_000 + i));
+    const stored = await readPartition(hub.url, 'direct-many', 0);
+    expect(stored.length).toBe(25_012);
+    expect(stored.slice(0, 25_000).every((r, i) => (r.value as { n: number }).n === i && r.timestamp === 1_700_000_000_000 + i && r.key === `k${i % 7}`)).toBe(true);
+    expect(stored[24_999].headers).toEqual([['h', 'v24999']]);
+  });
 });

@@ -96,4 +96,54 @@ describe('web client subscriptions (Node, real hub)', () => {
     await Promise.all([b.close(), producer.close()]);
     expect(second).toEqual(Array.from({ length: 30 }, (_, i) => 50 + i));
   });
+
+  it('onBatch: one call per records frame, decoded values, no gap and no duplicate across cuts, and a throw stops it with the position before the batch', async () => {
+    await createTopic(hub.url, 'bulk', 2);
+    const producer = createClient({ url: hub.wsUrl, outbox: 'memory', name: 'bulk-producer' });
+    await producer.sendMany('bulk', Array.from({ length: 2000 }, (_, n) => ({ partition: n % 2, value: { n } })));
+    await producer.flush();
+
+    const got: ConsumedRecord[] = [];
+    let calls = 0;
+    const consumer = createClient({ url: proxy.wsUrl, outbox: 'memory', name: 'bulk-consumer', backoffInitialMs: 20, backoffMaxMs: 100 });
+    expect(() => consumer.subscribe('bulk', { from: 'earliest' })).toThrow(/either a record handler or onBatch/);
+    const sub = consumer.subscribe('bulk', {
+      from: 'earliest',
+      creditBytes: 8192,
+      onBatch: async (records) => {
+        calls++;
+        expect(new Set(records.map((r) => r.partition)).size).toBe(1);
+        got.push(...records);
+        await new Promise((res) => setTimeout(res, 1));
+      },
+    });
+    await until(() => got.length >= 600);
+    proxy.cutAll();
+    await until(() => got.length >= 2000);
+    await new Promise((r) => setTimeout(r, 200)); // anything extra would show up now
+    sub.close();
+    for (const p of [0, 1]) {
+      const mine = got.filter((r) => r.partition === p);
+      expect(mine.map((r) => r.offset)).toEqual(Array.from({ length: 1000 }, (_, i) => i));
+      expect(mine.map((r) => (r.value as { n: number }).n)).toEqual(Array.from({ length: 1000 }, (_, i) => i * 2 + p));
+    }
+    expect(calls).toBeLessThan(got.length / 10); // batches, not records
+
+    // A throwing batch handler stops the subscription; its position stays before the batch.
+    const errors: Error[] = [];
+    consumer.on('error', (e) => void errors.push(e));
+    const seen: number[] = [];
+    const failing = consumer.subscribe('bulk', {
+      from: 'earliest',
+      partitions: [0],
+      onBatch: (records) => {
+        seen.push(records.length);
+        throw new Error('boom');
+      },
+    });
+    await until(() => errors.length === 1);
+    expect(seen.length).toBe(1);
+    expect(failing.positions()['0'] ?? 0).toBe(0);
+    await Promise.all([producer.close(), consumer.close()]);
+  });
 });
