@@ -16,8 +16,8 @@ import { parseConnectFile } from '../connectors/config.ts';
 import { ConnectorRuntime } from '../connectors/runtime.ts';
 import { PostgresSink } from '../connectors/postgres-sink.ts';
 import { createClient, type ConsumedRecord } from '../web-client/index.ts';
-import { startHub } from '../test/helpers/hub.ts';
-import { startPostgres } from '../test/helpers/postgres.ts';
+import { startHub } from '../harness/hub.ts';
+import { startPostgres } from '../harness/postgres.ts';
 
 export interface BenchResult {
   scenario: 'connectors';

@@ -8,8 +8,8 @@
  *   node --import tsx bench/edge.ts [--quick]
  */
 import { pathToFileURL } from 'node:url';
-import { startHub } from '../test/helpers/hub.ts';
-import { buildWorker, countRecords, DEVICE_SECRET, deviceToken, ingest, removeBundle, startEdge } from '../test/edge/support.ts';
+import { startHub } from '../harness/hub.ts';
+import { buildWorker, countRecords, DEVICE_SECRET, deviceToken, ingest, removeBundle, startEdge } from '../harness/edge.ts';
 
 export interface BenchResult {
   scenario: 'edge';

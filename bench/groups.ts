@@ -13,7 +13,7 @@
 import { pathToFileURL } from 'node:url';
 import WebSocket from 'ws';
 import { encodeCbor } from '../protocol/codec.ts';
-import { startHub, type Hub } from '../test/helpers/hub.ts';
+import { startHub, type Hub } from '../harness/hub.ts';
 import { createClient, type Client, type SubscriptionHandle } from '../web-client/node.ts';
 
 export interface BenchResult {

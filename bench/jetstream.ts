@@ -21,7 +21,7 @@ import { FileLogStore } from '../server/storage/file-log-store.ts';
 import { JetStreamLogStore } from '../server/storage/jetstream/jetstream-log-store.ts';
 import type { LogStore } from '../server/storage/log-store.ts';
 import { nativeCrc32c } from '../server/storage/native-crc.ts';
-import { startNatsCluster } from '../test/helpers/nats.ts';
+import { startNatsCluster } from '../harness/nats.ts';
 
 export interface JetStreamResult {
   scenario: 'jetstream';

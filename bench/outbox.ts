@@ -25,9 +25,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startHub, type Hub } from '../test/helpers/hub.ts';
-import { startTcpProxy, type TcpProxy } from '../test/helpers/tcp-proxy.ts';
-import { BUNDLE, gotoTestPage, launchChromium, startPageServer } from '../test/helpers/browser.ts';
+import { startHub, type Hub } from '../harness/hub.ts';
+import { startTcpProxy, type TcpProxy } from '../harness/tcp-proxy.ts';
+import { BUNDLE, gotoTestPage, launchChromium, startPageServer } from '../harness/browser.ts';
 import { createClient } from '../web-client/node.ts';
 
 export interface OutboxBenchRow {

@@ -24,8 +24,10 @@ import fs from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startHub, type Hub } from '../test/helpers/hub.ts';
-import { createTopic, keyedEvents, produceInput, waitFor } from '../test/streams/fixtures.ts';
+import { startHub, type Hub } from '../harness/hub.ts';
+import { keyedEvents, produceInput } from '../harness/stream-input.ts';
+import { createTopic } from '../harness/topic-reader.ts';
+import { waitFor } from '../harness/wait.ts';
 import { createClient, type Client } from '../web-client/node.ts';
 import { stream, type StreamApp } from '../streams/index.ts';
 

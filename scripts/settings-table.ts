@@ -1,7 +1,7 @@
 /**
  * The README's configuration table, generated from the settings table
  * (server/settings.ts). `npx tsx scripts/settings-table.ts` rewrites the
- * table in README.md; test/docs/readme-config.test.ts fails when the two differ.
+ * table in README.md; test/config/readme-config.test.ts fails when the two differ.
  */
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';

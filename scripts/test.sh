@@ -9,7 +9,7 @@ need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # The README's command-line example pipes into jq, and a test runs it.
 command -v jq >/dev/null 2>&1 || need+=(jq)
-# The connector tests start a real PostgreSQL (test/helpers/postgres.ts); Debian puts its server under /usr/lib/postgresql/*/bin.
+# The connector tests start a real PostgreSQL (harness/postgres.ts); Debian puts its server under /usr/lib/postgresql/*/bin.
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
 if [ ${#need[@]} -gt 0 ]; then

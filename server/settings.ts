@@ -7,7 +7,7 @@
  * and variable (`TRIBUTARY_TOPIC_RETENTION_MS`) derive from the key, or from
  * `name` when a row gives one. Precedence: flag, then environment, then file,
  * then default (server/config.ts resolves them; the README's configuration
- * table lists this table, checked by test/docs/readme-config.test.ts).
+ * table lists this table, checked by test/config/readme-config.test.ts).
  *
  * To add a setting, add a row: `loadConfig` returns it under its section
  * (`groups.sessionTimeoutMs` → `cfg.groups.sessionTimeoutMs`), the CLI gets its

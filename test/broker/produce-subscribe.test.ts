@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ackOffsets } from '../../protocol/frames.ts';
 import { startHub, type Hub } from '../helpers/hub.ts';
 import { bytes, text, WsClient } from '../helpers/ws-client.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 let hub: Hub;
 const clients: WsClient[] = [];
@@ -70,6 +71,7 @@ describe('subscribe', () => {
     const p = await client();
     const t0 = Date.now();
     for (let i = 0; i < 5; i++) await p.produce('positions', [{ v: bytes(`a${i}`) }]);
+    // Kept: these put the two halves' append times apart, so that tMid falls between them (nothing to wait for).
     await new Promise((r) => setTimeout(r, 30));
     const tMid = Date.now();
     await new Promise((r) => setTimeout(r, 5));
@@ -126,11 +128,12 @@ describe('subscribe', () => {
       }
     };
     const writers = producers.map((c, n) => write(c, `w${n}`));
-    await new Promise((r) => setTimeout(r, 300));
+    await waitFor(() => sent >= 500, 30_000, 'some records written before subscribing');
     // Subscribe mid-stream, from the beginning: the replay and the live tail meet while writes go on.
     const c = await client();
     const s = await c.subscribe('seam', { from: 'earliest' });
-    await new Promise((r) => setTimeout(r, 500));
+    const atSubscribe = sent;
+    await waitFor(() => sent >= atSubscribe + 500, 30_000, 'writes going on after the subscription');
     stop = true;
     await Promise.all(writers);
     await c.waitForRecords(s.sub, sent, 15_000);

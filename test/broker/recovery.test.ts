@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ackOffsets } from '../../protocol/frames.ts';
 import { startHub, tempDir, type Hub } from '../helpers/hub.ts';
 import { bytes, text, WsClient } from '../helpers/ws-client.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const dirs: string[] = [];
 const hubs: Hub[] = [];
@@ -40,7 +41,7 @@ describe('crash recovery', () => {
       }
     };
     const writers = [0, 1, 2, 3].map(writer);
-    await new Promise((r) => setTimeout(r, 400));
+    await waitFor(() => acked.size > 100, 30_000, 'writes acknowledged before the kill');
     await hub.kill(); // SIGKILL mid-load
     stop = true;
     await Promise.all(writers);
@@ -56,11 +57,7 @@ describe('crash recovery', () => {
     expect(notReady.status).toBe(503);
     expect(((await notReady.json()) as { error: { code: string } }).error.code).toBe('NOT_READY');
 
-    const deadline = Date.now() + 15_000;
-    while ((await fetch(`${again.url}/healthz`)).status !== 200) {
-      expect(Date.now()).toBeLessThan(deadline);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitFor(async () => (await fetch(`${again.url}/healthz`)).status === 200, 15_000, 'recovery to finish');
 
     // Every acked record is there, where its ack said.
     const c = await WsClient.connect(again.wsUrl);

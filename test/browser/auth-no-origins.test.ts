@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { startHub, type Hub } from '../helpers/hub.ts';
 import { startBrowserEnv, until, type BrowserEnv } from '../helpers/browser.ts';
-import { AUDIENCE, SECRET, createTopic, recordCount, refusals, sleep, token } from '../security/support.ts';
+import { AUDIENCE, SECRET, createTopic, recordCount, refusals, sleep, token } from '../helpers/auth-hub.ts';
 import { createClient } from '../../web-client/index.ts';
 
 let hub: Hub;
@@ -63,7 +63,7 @@ describe('auth on, no allowedOrigins', () => {
     await page.evaluate((o) => window.tb.start('c', o), { url: hub.wsUrl, token: jwt, outbox: 'memory' as const, name: 'fh-page', backoffInitialMs: 50, backoffMaxMs: 200 });
     await page.evaluate(() => window.tb.sendMany('c', 'first-hour', 10, 2, 1));
     await until(async () => (await refusals(hub, 'origin')) >= before + 1, 5000, 'origin refusals');
-    await sleep(300);
+    await sleep(300); // proves a negative: the page's retries do not get it open
     expect(await page.evaluate(() => window.tb.stats('c').states)).not.toContain('open');
     expect(await page.evaluate(() => window.tb.pending('c'))).toBe(2);
     expect(await recordCount(hub, 'first-hour')).toBe(1);

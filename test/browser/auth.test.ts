@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '../helpers/hub.ts';
 import { gotoTestPage, startBrowserEnv, until, type BrowserEnv } from '../helpers/browser.ts';
-import { createTopic, recordCount, refusals, sleep, startAuthHub, token } from '../security/support.ts';
+import { createTopic, recordCount, refusals, sleep, startAuthHub, token } from '../helpers/auth-hub.ts';
 
 let hub: Hub;
 let env: BrowserEnv;
@@ -43,7 +43,7 @@ describe('browser client with auth on', () => {
     await other.evaluate((o) => window.tb.start('c', o), opts);
     await other.evaluate(() => window.tb.sendMany('c', 'web', 3, 2, 1));
     await until(async () => (await refusals(hub, 'origin')) >= before + 2, 5000, 'origin refusals');
-    await sleep(300);
+    await sleep(300); // proves a negative: the page's retries do not get it open
     const states = await other.evaluate(() => window.tb.stats('c').states);
     expect(states).not.toContain('open');
     expect(await other.evaluate(() => window.tb.pending('c'))).toBe(2);

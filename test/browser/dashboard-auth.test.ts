@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
 import { launchChromium, until } from '../helpers/browser.ts';
 import type { Hub } from '../helpers/hub.ts';
-import { adminToken, startAuthHub, token } from '../security/support.ts';
+import { adminToken, startAuthHub, token } from '../helpers/auth-hub.ts';
+import { screenshotPath } from '../helpers/screenshots.ts';
 
 let hub: Hub;
 let browser: Browser;
@@ -50,7 +51,7 @@ describe('dashboard with auth on', () => {
     await page.goto(`${hub.url}/`);
     await page.locator('#login').waitFor();
     expect(await page.textContent('#login')).toMatch(/authentication on/);
-    await page.screenshot({ path: 'docs/img/dashboard-login.png' });
+    await page.screenshot({ path: screenshotPath('dashboard-login.png') });
 
     await page.fill('#token', 'not-a-jwt');
     await page.click('#login button');

@@ -95,14 +95,14 @@ describe('dashboard under load', () => {
         // A hub slower than the offered rate (a busy shared machine) must not overflow the producer's outbox:
         // the run then offers less, and the printed rate says how much.
         if ((await producer.pending()) > MAX_PRODUCER_BACKLOG) {
-          await new Promise((r) => setTimeout(r, TICK_MS));
+          await new Promise((r) => setTimeout(r, TICK_MS)); // paces the load generator (not a wait)
           continue;
         }
         const sends: Array<Promise<void>> = [];
         for (; sent < due; sent++) sends.push(producer.send('load', { key: `k${sent % 64}`, value: { n: sent, v: Math.round(Math.sin(sent / 500) * 1000) / 10 } }));
         await Promise.all(sends);
         if (!heapAtWarm && Date.now() - started > 3_000) heapAtWarm = await retainedHeap(cdp);
-        await new Promise((r) => setTimeout(r, TICK_MS));
+        await new Promise((r) => setTimeout(r, TICK_MS)); // paces the load generator (not a wait)
       }
     } finally {
       clearInterval(sampler);

@@ -3,18 +3,16 @@
  * in Chromium against a real hub with data: topics with their offsets,
  * groups with members and lag, replay from an offset and from a time on the
  * timeline, and a live chart gaining points. Each view's screenshot is saved
- * to docs/img/ (the README shows one).
+ * to a temp folder, or to docs/img/ (the README shows one) when
+ * TRIBUTARY_UPDATE_SCREENSHOTS=1.
  */
-import fs from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { launchChromium, until } from '../helpers/browser.ts';
 import { startHub, type Hub } from '../helpers/hub.ts';
+import { screenshotPath } from '../helpers/screenshots.ts';
 import { createClient } from '../../web-client/node.ts';
 
-const IMG_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../docs/img');
 
 let hub: Hub;
 let browser: Browser;
@@ -35,8 +33,7 @@ async function openDashboard(hash: string): Promise<Page> {
 }
 
 async function screenshot(page: Page, name: string): Promise<void> {
-  fs.mkdirSync(IMG_DIR, { recursive: true });
-  await page.screenshot({ path: path.join(IMG_DIR, name), fullPage: false });
+  await page.screenshot({ path: screenshotPath(name), fullPage: false });
 }
 
 /** Cell texts of the rows of a table, header excluded. */
@@ -54,6 +51,7 @@ beforeAll(async () => {
   // Times on the log are append times (the hub's time index): two halves appended a second apart.
   const metrics = Array.from({ length: 100 }, (_, i) => ({ value: { n: i, temp: 20 + (i % 7) } }));
   await post('/v1/topics/metrics/records', { records: metrics.slice(0, 50) });
+  // Kept: these make the two halves' append times a second apart (the picture shows them), nothing to wait for.
   await new Promise((r) => setTimeout(r, 1_000));
   midTime = Date.now();
   await new Promise((r) => setTimeout(r, 1_000));

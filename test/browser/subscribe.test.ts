@@ -62,18 +62,18 @@ describe('browser subscriptions', () => {
       await produce(base + 50, base + 100);
     }
     await until(async () => (await page.evaluate(() => window.tb.receivedCount('d'))) >= 800, 20_000, 'live records');
-    await new Promise((r) => setTimeout(r, 200)); // a duplicate would show up by now
+    await new Promise((r) => setTimeout(r, 200)); // proves a negative: a duplicate would show up by now
     expectContiguous(await page.evaluate(() => window.tb.received('d')), 100, 500);
     expect(proxy.cuts).toBeGreaterThanOrEqual(4);
 
     // Reopened later: continues from the persisted position, whatever `from` says.
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 100)); // kept: the persisted position has no observable for the test to wait on
     await reloadTestPage(page);
     await produce(1000, 1100);
     await page.evaluate((o) => window.tb.start('d', o), opts);
     await page.evaluate(() => window.tb.subscribe('d', 'metrics', { from: 'earliest', persist: 'board' }));
     await until(async () => (await page.evaluate(() => window.tb.receivedCount('d'))) >= 100, 20_000, 'resumed records');
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 200)); // proves a negative: an extra or repeated record would show up by now
     expectContiguous(await page.evaluate(() => window.tb.received('d')), 500, 550);
     await ctx.close();
   }, 60_000);

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { encodeCbor } from '../../protocol/codec.ts';
 import { startHub, type Hub } from '../helpers/hub.ts';
-import { buildWorker, countRecords, DEVICE_SECRET, deviceToken, ingest, removeBundle, startEdge, type Edge } from './support.ts';
+import { buildWorker, countRecords, DEVICE_SECRET, deviceToken, ingest, removeBundle, startEdge, type Edge } from '../../harness/edge.ts';
 
 let hub: Hub;
 let bundle: string;

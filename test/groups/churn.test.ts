@@ -68,7 +68,7 @@ describe('consumer group churn', () => {
     const production = (async () => {
       while (producing) {
         for (let i = 0; i < 20; i++) await producer.send('churn', { partition: produced % PARTITIONS, value: { n: produced++ } });
-        await sleep(25);
+        await sleep(25); // paces the producer (not a wait)
       }
       await producer.flush();
     })();
@@ -85,7 +85,7 @@ describe('consumer group churn', () => {
         await gone.client.close();
         leaves++;
       }
-      await sleep(200 + Math.random() * 200);
+      await sleep(200 + Math.random() * 200); // paces the churn (not a wait)
     }
     producing = false;
     await production;

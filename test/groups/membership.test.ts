@@ -40,7 +40,7 @@ describe('consumer groups', () => {
 
     await produce(hub.wsUrl, 'orders', 12, 0, 600);
     await waitFor(() => ms.reduce((n, m) => n + m.seen.length, 0) >= 600, 15_000, '600 records handled');
-    await sleep(200); // anything extra (a duplicate) would arrive now
+    await sleep(200); // proves a negative: anything extra (a duplicate) would arrive now
     const keys = ms.flatMap((m) => keysOf(m.seen));
     expect(keys.length).toBe(600);
     expect(new Set(keys).size).toBe(600);

@@ -61,7 +61,7 @@ describe('committed offsets', () => {
     await produce(again.wsUrl, 'ledger', 3, 90, 30);
     const b = join(again, 'restart-b', 'ledger', 'auditors');
     await waitFor(() => b.seen.length >= 30, 15_000, 'the 30 new records');
-    await sleep(200);
+    await sleep(200); // proves a negative: a record already committed would show up again by now
     expect(b.seen.map((r) => (r.value as { n: number }).n).sort((x, y) => x - y)).toEqual(Array.from({ length: 30 }, (_, i) => 90 + i));
   });
 
@@ -159,7 +159,7 @@ describe('committed offsets', () => {
       const before = (await groupView(h.url, 'phones'))!;
       const held = b.sub.assignment();
       proxy.cutAll(); // the client reconnects at once, well within the session timeout
-      await sleep(HEARTBEAT_INTERVAL_MS * 2);
+      await sleep(HEARTBEAT_INTERVAL_MS * 2); // proves a negative: the group does not rebalance across the reconnect
       await produce(h.wsUrl, 'tunnel', 4, 0, 40);
       await waitFor(() => a.seen.length + b.seen.length >= 40, 10_000, 'records after the reconnect');
       const after = (await groupView(h.url, 'phones'))!;

@@ -19,13 +19,7 @@ export function startGroupHub(opts: HubOptions = {}): Promise<Hub> {
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export async function waitFor(cond: () => boolean | Promise<boolean>, deadlineMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + deadlineMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
+export { waitFor } from '../helpers/wait.ts';
 
 export async function createTopic(url: string, name: string, partitions: number): Promise<void> {
   const res = await fetch(`${url}/v1/topics`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name, partitions }) });

@@ -12,7 +12,7 @@ import { encodeCbor } from '../../protocol/codec.ts';
 import { LIMITS } from '../../protocol/limits.ts';
 import type { Hub } from '../helpers/hub.ts';
 import { WsClient } from '../helpers/ws-client.ts';
-import { APP_ORIGIN, adminToken, startAuthHub } from '../security/support.ts';
+import { APP_ORIGIN, adminToken, startAuthHub } from '../helpers/auth-hub.ts';
 
 let hub: Hub;
 

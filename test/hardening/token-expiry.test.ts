@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '../helpers/hub.ts';
 import { WsClient } from '../helpers/ws-client.ts';
-import { createTopic, recordCount, startAuthHub, token } from '../security/support.ts';
+import { createTopic, recordCount, startAuthHub, token } from '../helpers/auth-hub.ts';
 
 const hubs: Hub[] = [];
 let strict: Hub;

@@ -9,7 +9,7 @@ import { createClient, type Client, type ConsumedRecord } from '../../web-client
 import { startHub, type Hub } from '../helpers/hub.ts';
 import { startNatsCluster, waitFor, type NatsCluster } from '../helpers/nats.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
-import { createTopic, exactlyOnceProblems, readTopic } from '../web-client/topic-reader.ts';
+import { createTopic, exactlyOnceProblems, readTopic } from '../helpers/topic-reader.ts';
 
 let nats: NatsCluster;
 const hubs: Hub[] = [];
@@ -81,7 +81,7 @@ describe.skipIf(!process.env.TRIBUTARY_JETSTREAM_FAULT_TESTS)('hubs over a JetSt
       const parts = [0, 1, 2].map((p) => got.filter((r) => r.partition === p).length);
       throw new Error(`${String(err)}; per partition ${parts}; B says ${await (await fetch(`${b.url}/v1/topics/orders`)).text()}\n${b.output().split('\n').filter((l) => !/"level":(20|30)/.test(l)).slice(-12).join('\n')}`);
     });
-    await new Promise((r) => setTimeout(r, 300)); // a duplicate would show up now
+    await new Promise((r) => setTimeout(r, 300)); // proves a negative: a duplicate would show up now
     expect(deliveryProblems(got, total)).toBe('');
     expect(exactlyOnceProblems(await readTopic(b.url, 'orders'), total)).toBe('');
     await nats.nodes[1].restart();
@@ -113,7 +113,7 @@ describe.skipIf(!process.env.TRIBUTARY_JETSTREAM_FAULT_TESTS)('hubs over a JetSt
     }
     await producer.flush();
     await waitFor(() => got.length >= total, 60_000, `consumer has ${got.length} of ${total}`);
-    await new Promise((r) => setTimeout(r, 300));
+    await new Promise((r) => setTimeout(r, 300)); // proves a negative: a duplicate would show up now
     expect(deliveryProblems(got, total)).toBe('');
     expect(exactlyOnceProblems(await readTopic(b.url, 'failover'), total)).toBe('');
   }, 120_000);

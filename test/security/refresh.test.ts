@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '../helpers/hub.ts';
 import { bytes, type WsClient } from '../helpers/ws-client.ts';
-import { adminToken, authedClient, createTopic, sleep, startAuthHub, token } from './support.ts';
+import { adminToken, authedClient, createTopic, sleep, startAuthHub, token } from '../helpers/auth-hub.ts';
 
 let hub: Hub;
 let producer: WsClient;
@@ -25,7 +25,7 @@ beforeAll(async () => {
     while (producing) {
       await producer.produce('ticks', [{ v: bytes(`t${produced}`) }]).catch(() => undefined);
       produced++;
-      await sleep(50);
+      await sleep(50); // paces the trickle (not a wait)
     }
   })();
 });
@@ -47,7 +47,7 @@ describe('token expiry on an open connection', () => {
     await lapsed.subscribe('ticks', { from: 'latest' });
     const started = Date.now();
 
-    await sleep(1500);
+    await sleep(1500); // the scenario: refresh partway through the first token's 3 s life, as a client would
     const ok = await refreshed.request({ t: 'auth', token: await token({ sub: 'viewer', tributary: claims, expInSec: 60 }) });
     expect(ok.expiresAtMs).toBeGreaterThan(Date.now() + 50_000);
 
@@ -56,7 +56,7 @@ describe('token expiry on an open connection', () => {
     expect(closed.reason).toBe('TOKEN_EXPIRED: token expired; refresh in band with an auth frame');
     expect(Date.now() - started).toBeLessThan(3500);
 
-    await sleep(Math.max(0, 4000 - (Date.now() - started)));
+    await sleep(Math.max(0, 4000 - (Date.now() - started))); // proves a negative: the refreshed one is not closed past the first expiry
     const before = refreshed.records(subR.sub).length;
     await refreshed.waitForRecords(subR.sub, before + 5, 3000);
     expect(refreshed.ws.readyState).toBe(refreshed.ws.OPEN);

@@ -11,7 +11,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir, type Hub } from '../helpers/hub.ts';
 import { WsClient } from '../helpers/ws-client.ts';
-import { adminToken, startAuthHub } from './support.ts';
+import { adminToken, startAuthHub } from '../helpers/auth-hub.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
 const dir = tempDir('tributary-tls-');
@@ -41,7 +42,7 @@ beforeAll(async () => {
   ], { stdio: 'ignore' });
   ca = fs.readFileSync(certFile);
   hub = await startAuthHub(['--tls-cert', certFile, '--tls-key', keyFile], { waitHealthy: false });
-  for (let i = 0; i < 100 && (await get(`${hub.url}/healthz`).catch(() => ({ status: 0 }))).status !== 200; i++) await new Promise((r) => setTimeout(r, 50));
+  await waitFor(async () => (await get(`${hub.url}/healthz`).catch(() => ({ status: 0 }))).status === 200, 20_000, 'the TLS hub to be healthy');
 });
 
 afterAll(async () => {

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { makeBatch, openStore, readAll, useStoreFixture, valueText } from './storage-helpers.ts';
+import { makeBatch, openStore, readAll, useStoreFixture, valueText } from '../helpers/store.ts';
 
 const fx = useStoreFixture();
 

@@ -5,7 +5,7 @@
  * newest record per key.
  */
 import { describe, expect, it } from 'vitest';
-import { makeBatch, openStore, readAll, useStoreFixture, valueText } from './storage-helpers.ts';
+import { makeBatch, openStore, readAll, useStoreFixture, valueText } from '../helpers/store.ts';
 
 const fx = useStoreFixture();
 

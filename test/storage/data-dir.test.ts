@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { openStore, useStoreFixture } from './storage-helpers.ts';
+import { openStore, useStoreFixture } from '../helpers/store.ts';
 
 const fx = useStoreFixture();
 

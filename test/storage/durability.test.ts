@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 import { nodeIo, type StorageIo } from '../../server/storage/io.ts';
-import { makeBatch, openStore, readAll, useStoreFixture, valueText } from './storage-helpers.ts';
+import { makeBatch, openStore, readAll, useStoreFixture, valueText } from '../helpers/store.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const fx = useStoreFixture();
@@ -70,7 +70,7 @@ describe('durability', () => {
     await fx.store.append('t', 0, makeBatch());
     io.failWrites = 'ENOSPC';
     await expect(fx.store.append('t', 0, makeBatch())).rejects.toMatchObject({ code: 'STORAGE_UNAVAILABLE', details: { cause: 'ENOSPC' } });
-    await new Promise((r) => setTimeout(r, 150)); // recovery attempts fail while the disk is "full"
+    await new Promise((r) => setTimeout(r, 150)); // proves a negative: recovery attempts keep failing while the disk is "full"
     await expect(fx.store.append('t', 0, makeBatch())).rejects.toMatchObject({ code: 'STORAGE_UNAVAILABLE' });
     io.failWrites = null;
     await eventually(async () => expect((await fx.store!.append('t', 0, makeBatch())).baseOffset).toBe(3));

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { makeBatch, openStore, readAll, useStoreFixture } from './storage-helpers.ts';
+import { makeBatch, openStore, readAll, useStoreFixture } from '../helpers/store.ts';
 
 const fx = useStoreFixture();
 

@@ -10,7 +10,7 @@ import { JetStreamLogStore } from '../../server/storage/jetstream/jetstream-log-
 import { streamName } from '../../server/storage/jetstream/names.ts';
 import type { AppendResult } from '../../server/storage/log-store.ts';
 import { startNatsCluster, waitFor, type NatsCluster } from '../helpers/nats.ts';
-import { makeBatch } from './storage-helpers.ts';
+import { makeBatch } from '../helpers/store.ts';
 
 let nats: NatsCluster;
 const stores: JetStreamLogStore[] = [];
@@ -104,7 +104,7 @@ describe('JetStream engine across hubs', () => {
     const batch = (seq: number) => makeBatch({ producerId: 'offline-phone', baseSequence: seq, count: 3 });
     const acks = [];
     for (let i = 0; i < 10; i++) acks.push(await a.append('late', 0, batch(i * 3)));
-    await new Promise((r) => setTimeout(r, 1200));
+    await new Promise((r) => setTimeout(r, 1200)); // kept: the 500 ms duplicate window must have passed (time, not an event)
     const c = await hub();
     await waitFor(() => c.getTopic('late') !== undefined, 10_000, 'fresh hub sees the topic');
     expect(await c.append('late', 0, batch(27))).toMatchObject({ duplicate: true, offsets: acks[9].offsets });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { decodeBatches, readBatchHeader } from '../../protocol/batch.ts';
-import { makeBatch, openStore, readAll, useStoreFixture, valueText } from './storage-helpers.ts';
+import { makeBatch, openStore, readAll, useStoreFixture, valueText } from '../helpers/store.ts';
 
 const fx = useStoreFixture();
 

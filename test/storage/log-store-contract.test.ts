@@ -10,7 +10,7 @@ import type { StoredRecord } from '../../protocol/record.ts';
 import { JetStreamLogStore } from '../../server/storage/jetstream/jetstream-log-store.ts';
 import type { AppendResult, LogStore } from '../../server/storage/log-store.ts';
 import { startNatsCluster, type NatsCluster } from '../helpers/nats.ts';
-import { makeBatch, openStore, rmDir, tempDir, valueText } from './storage-helpers.ts';
+import { makeBatch, openStore, rmDir, tempDir, valueText } from '../helpers/store.ts';
 
 interface Engine {
   name: string;
@@ -116,7 +116,7 @@ for (const engine of engines) {
       const acks: AppendResult[] = [];
       for (let i = 0; i < 30; i++) {
         acks.push(await s.append(t, 0, makeBatch({ count: 2 })));
-        if (i % 10 === 9) await new Promise((r) => setTimeout(r, 5));
+        if (i % 10 === 9) await new Promise((r) => setTimeout(r, 5)); // paces the writes (not a wait)
       }
       expect(await s.offsetForTimestamp(t, 0, 0)).toBe(0);
       for (const i of [0, 9, 10, 20, 29]) {

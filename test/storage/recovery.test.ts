@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeBatch, openStore, readAll, rmDir, tempDir, valueText } from './storage-helpers.ts';
+import { makeBatch, openStore, readAll, rmDir, tempDir, valueText } from '../helpers/store.ts';
 
 const segLog = (dir: string, topic: string, base = 0) => path.join(dir, topic, '0', String(base).padStart(20, '0') + '.log');
 

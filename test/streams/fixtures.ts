@@ -3,43 +3,13 @@
  * straight into chosen partitions, the ground truth computed from the input
  * itself, and reading outputs back over HTTP.
  */
-import { partitionForKey } from '../../protocol/index.ts';
-import type { Client, SendEvent } from '../../web-client/index.ts';
-import { readTopic, type ReadRecord } from '../web-client/topic-reader.ts';
+import type { InputEvent } from '../../harness/stream-input.ts';
+import { readTopic, type ReadRecord } from '../helpers/topic-reader.ts';
 
-export { createTopic, readTopic, type ReadRecord } from '../web-client/topic-reader.ts';
+export { createTopic, readTopic, type ReadRecord } from '../helpers/topic-reader.ts';
 
-export async function waitFor(cond: () => boolean | Promise<boolean>, deadlineMs: number, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + deadlineMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
-export interface InputEvent {
-  key: string;
-  value: unknown;
-  timestamp: number;
-  /** Default: the key's partition. */
-  partition?: number;
-}
-
-/** Writes events with client.produce, per partition in input order, in requests of 2,000. */
-export async function produceInput(client: Client, topic: string, partitions: number, events: InputEvent[], producerId = `input-${topic}`): Promise<void> {
-  const per = new Map<number, SendEvent[]>();
-  for (const e of events) {
-    const p = e.partition ?? partitionForKey(e.key, partitions);
-    let l = per.get(p);
-    if (!l) per.set(p, (l = []));
-    l.push({ key: e.key, value: e.value, timestamp: e.timestamp });
-  }
-  await Promise.all(
-    [...per].map(async ([p, list]) => {
-      for (let i = 0; i < list.length; i += 2000) await client.produce(topic, list.slice(i, i + 2000), { partition: p, producerId, sequence: i });
-    }),
-  );
-}
+export { waitFor } from '../helpers/wait.ts';
+export { keyedEvents, produceInput, type InputEvent } from '../../harness/stream-input.ts';
 
 /** Windowed results (value { key, start, end, value }) of a topic, latest per window, and every update in order per window. */
 export async function windowResults(hubUrl: string, topic: string): Promise<{ latest: Map<string, number>; updates: Map<string, number[]>; records: ReadRecord[] }> {
@@ -65,9 +35,4 @@ export function directCounts(events: InputEvent[], windowMs: number): Map<string
     m.set(k, (m.get(k) ?? 0) + 1);
   }
   return m;
-}
-
-/** Keyed events in event-time order per key: `keys` keys, timestamps from `t0`, one every `stepMs` overall. */
-export function keyedEvents(count: number, keys: number, t0: number, stepMs: number): InputEvent[] {
-  return Array.from({ length: count }, (_, i) => ({ key: `k${i % keys}`, value: { i }, timestamp: t0 + i * stepMs }));
 }

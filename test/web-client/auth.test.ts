@@ -9,8 +9,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir, type Hub } from '../helpers/hub.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
-import { adminToken, createTopic, recordCount, sleep, startAuthHub, token } from '../security/support.ts';
+import { adminToken, createTopic, recordCount, sleep, startAuthHub, token } from '../helpers/auth-hub.ts';
 import { ClientError, createClient, type Client, type ClientOptions, type ConnectionState } from '../../web-client/node.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 let hub: Hub;
 let proxy: TcpProxy;
@@ -28,13 +29,7 @@ async function connectionsAccepted(): Promise<number> {
   return m ? Number(m[1]) : 0;
 }
 
-async function until(fn: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
+const until = waitFor;
 
 function watch(c: Client): { states: ConnectionState[]; errors: Error[] } {
   const seen = { states: [] as ConnectionState[], errors: [] as Error[] };
@@ -76,7 +71,7 @@ describe('web client with auth on (Node, real hub)', () => {
     let n = 0;
     while (Date.now() < firstExpiry + 2500) {
       await c.send('feed', { value: { n: n++ } });
-      await sleep(100);
+      await sleep(100); // paces the producer across the expiry (not a wait)
     }
     await c.flush();
     await until(() => got.length === n, 3000, 'every record back on the subscription');
@@ -121,7 +116,7 @@ describe('web client with auth on (Node, real hub)', () => {
     const fixedSeen = watch(fixed);
     await fn.send('bad', { value: 1 });
     await until(() => fn.state === 'unauthorized' && fixed.state === 'unauthorized', 5000, 'unauthorized');
-    await sleep(2000); // time enough for a retry loop to show
+    await sleep(2000); // proves a negative: time enough for a retry loop to show
 
     // A token function is tried 3 times in a row (the default maxAuthFailures), a fixed token once.
     expect(calls).toBe(3);
@@ -177,7 +172,7 @@ describe('web client with auth on (Node, real hub)', () => {
     // A flush covering A's events, called after the session met them, rejects instead of hanging.
     await expect(b1.flush()).rejects.toMatchObject({ code: 'SUBJECT_MISMATCH' });
     await until(async () => (await recordCount(hub, 'b-own')) === 1, 3000, "B's own topic drained");
-    await sleep(300);
+    await sleep(300); // proves a negative: the other subject's events stay in the outbox
     expect(await b1.pending()).toBe(5);
     expect(await recordCount(hub, 'outboxed')).toBe(0);
     await b1.close();

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHub, type Hub } from '../helpers/hub.ts';
 import { startTcpProxy } from '../helpers/tcp-proxy.ts';
 import { createClient, TributaryError, type Client } from '../../web-client/index.ts';
-import { createTopic, readPartition } from './topic-reader.ts';
+import { createTopic, readPartition } from '../helpers/topic-reader.ts';
 
 let hub: Hub;
 const clients: Client[] = [];

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHub, tempDir, type Hub } from '../helpers/hub.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 import { createClient } from '../../web-client/node.ts';
-import { createTopic, exactlyOnceProblems, readTopic } from './topic-reader.ts';
+import { createTopic, exactlyOnceProblems, readTopic } from '../helpers/topic-reader.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CHILD = path.join(ROOT, 'test/web-client/outbox-child.ts');
@@ -87,12 +87,12 @@ describe('outboxes across restarts (Node, real hub)', () => {
     proxy.chaos({ minBytes: 2_000, maxBytes: 60_000, seed: 7 });
     const a = child([proxy.wsUrl, file, 'gw-chaos', '0', '3000', 'send']);
     await a.line(/queued/);
-    await new Promise((r) => setTimeout(r, 150));
+    await new Promise((r) => setTimeout(r, 150)); // kept: the scenario kills mid-drain, at no particular record
     await kill(a.proc);
     // A second life sends more, then dies as well, still mid-drain.
     const b = child([proxy.wsUrl, file, 'gw-chaos', '3000', '1000', 'send']);
     await b.line(/queued/);
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 100)); // kept: the scenario kills mid-drain, at no particular record
     await kill(b.proc);
     proxy.chaos(undefined);
     const c = child([proxy.wsUrl, file, 'gw-chaos', '0', '0', 'flush']);

@@ -9,7 +9,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { startHub, tempDir, type Hub } from '../helpers/hub.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 import { createClient, type Client } from '../../web-client/index.ts';
-import { createTopic, exactlyOnceProblems, readTopic } from './topic-reader.ts';
+import { createTopic, exactlyOnceProblems, readTopic } from '../helpers/topic-reader.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const hubs: Hub[] = [];
 const proxies: TcpProxy[] = [];
@@ -24,13 +25,7 @@ afterAll(async () => {
   }
 });
 
-async function waitFor(predicate: () => boolean | Promise<boolean>, deadlineMs: number): Promise<void> {
-  const end = Date.now() + deadlineMs;
-  while (!(await predicate())) {
-    if (Date.now() > end) throw new Error(`condition not met within ${deadlineMs} ms`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+
 
 const events = (from: number, n: number) => Array.from({ length: n }, (_, i) => ({ key: `k${(from + i) % 17}`, value: { n: from + i } }));
 

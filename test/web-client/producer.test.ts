@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHub, type Hub } from '../helpers/hub.ts';
 import { ClientError, createClient, TributaryError, type Client } from '../../web-client/index.ts';
-import { createTopic, exactlyOnceProblems, readTopic } from './topic-reader.ts';
+import { createTopic, exactlyOnceProblems, readTopic } from '../helpers/topic-reader.ts';
 
 let hub: Hub;
 const clients: Client[] = [];

@@ -9,7 +9,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHub, tempDir, type Hub } from '../helpers/hub.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 import { createClient, type ConsumedRecord } from '../../web-client/node.ts';
-import { createTopic } from './topic-reader.ts';
+import { createTopic } from '../helpers/topic-reader.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 let hub: Hub;
 let proxy: TcpProxy;
@@ -27,13 +28,7 @@ afterAll(async () => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-async function until(cond: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('timed out waiting');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = (cond: () => boolean, timeoutMs = 15_000): Promise<void> => waitFor(cond, timeoutMs, 'records');
 
 describe('web client subscriptions (Node, real hub)', () => {
   it('replay from an offset then live across reconnects: no gap at the seam, no duplicate', async () => {
@@ -88,7 +83,7 @@ describe('web client subscriptions (Node, real hub)', () => {
     const a = createClient({ url: hub.wsUrl, outbox: { file }, name: 'dash' });
     a.subscribe('dash', { from: 'earliest', persist: 'board' }, (r) => void first.push(r.offset));
     await until(() => first.length === 50);
-    await new Promise((r) => setTimeout(r, 100)); // let the position reach the file
+    await new Promise((r) => setTimeout(r, 100)); // kept: the persisted position has no observable for the test to wait on
     await a.close();
 
     for (let n = 50; n < 80; n++) await producer.send('dash', { value: { n } });
@@ -97,7 +92,7 @@ describe('web client subscriptions (Node, real hub)', () => {
     const b = createClient({ url: hub.wsUrl, outbox: { file }, name: 'dash' });
     b.subscribe('dash', { from: 'earliest', persist: 'board' }, (r) => void second.push(r.offset));
     await until(() => second.length >= 30);
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 100)); // proves a negative: nothing before offset 50 or past 79 arrives
     await Promise.all([b.close(), producer.close()]);
     expect(second).toEqual(Array.from({ length: 30 }, (_, i) => 50 + i));
   });

@@ -1,10 +1,12 @@
 /**
- * Shared by the security tests: tokens signed with jose the way an identity
- * provider would, a hub started with auth on, and small HTTP helpers.
+ * Shared by the tests that run a hub with auth on (security, limits,
+ * browser, web-client, hardening): tokens signed with jose the way an
+ * identity provider would, a hub started with auth on, and small HTTP
+ * helpers.
  */
 import { SignJWT } from 'jose';
-import { startHub, type Hub, type HubOptions } from '../helpers/hub.ts';
-import { WsClient } from '../helpers/ws-client.ts';
+import { startHub, type Hub, type HubOptions } from './hub.ts';
+import { WsClient } from './ws-client.ts';
 
 export const SECRET = 'tributary-security-tests-secret-0123456789';
 export const AUDIENCE = 'tributary';

@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../server/config.ts';
 import { SETTINGS, envOf, flagOf } from '../../server/settings.ts';
 import { startHub, tempDir } from '../helpers/hub.ts';
-import { SECRET } from './support.ts';
+import { SECRET } from '../helpers/auth-hub.ts';
 
 function serve(args: string[], env: Record<string, string> = {}): { status: number | null; out: string } {
   const r = spawnSync(process.execPath, [path.resolve('bin/tributary.mjs'), 'serve', '--port', '0', '--data', tempDir(), ...args], {

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeCbor } from '../../protocol/codec.ts';
 import { startHub, type Hub } from '../helpers/hub.ts';
 import { bytes, WsClient } from '../helpers/ws-client.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 let hub: Hub;
 const clients: WsClient[] = [];
@@ -63,8 +64,9 @@ describe('limits', () => {
   });
 
   it('closes connections past maxConnections with 4429 TOO_MANY_CONNECTIONS', async () => {
+    const open_ = async (): Promise<number> => Number(/^tributary_connections (\d+)/m.exec(await (await fetch(`${hub.url}/metrics`)).text())?.[1] ?? -1);
     for (const c of clients.splice(0)) await c.close();
-    await new Promise((r) => setTimeout(r, 100));
+    await waitFor(async () => (await open_()) === 0, 10_000, 'the hub to count the closes');
     const open: WsClient[] = [];
     for (let i = 0; i < 6; i++) open.push(await client());
     const extra = await WsClient.connect(hub.wsUrl);
@@ -72,13 +74,13 @@ describe('limits', () => {
     expect(closed.code).toBe(4429);
     expect(closed.reason).toMatch(/^TOO_MANY_CONNECTIONS/);
     await open[0].close();
-    await new Promise((r) => setTimeout(r, 100));
+    await waitFor(async () => (await open_()) === 5, 10_000, 'the hub to count the close');
     const again = await client();
     await expect(again.request({ t: 'ping' })).resolves.toMatchObject({ t: 'ok' });
     const metrics = await (await fetch(`${hub.url}/metrics`)).text();
     expect(metrics).toMatch(/tributary_limit_rejections_total\{limit="maxConnections"\} 1/);
     for (const c of clients.splice(0)) await c.close();
-    await new Promise((r) => setTimeout(r, 100));
+    await waitFor(async () => (await open_()) === 0, 10_000, 'the hub to count the closes');
   });
 });
 

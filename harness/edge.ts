@@ -11,7 +11,7 @@ import { build } from 'esbuild';
 import { SignJWT } from 'jose';
 import { Miniflare } from 'miniflare';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const WORKER_ENTRY = path.join(ROOT, 'edge/worker.ts');
 export const DEVICE_SECRET = 'test-device-secret-of-at-least-32-bytes!';
 export const COMPATIBILITY_DATE = '2026-04-01';

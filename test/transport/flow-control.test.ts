@@ -76,7 +76,7 @@ describe('credit', () => {
     const c = await client(hub);
     const s = await c.subscribe('credit', { from: 'earliest', credit: 1 });
     await c.until(() => c.frames(s.sub).length >= 1);
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 200)); // proves a negative: no second read arrives without more credit
     // One byte of credit buys one read: at least one whole batch, here exactly one.
     expect(c.records(s.sub).length).toBe(1);
     c.credit(s.sub, 1024 * 1024);

@@ -7,9 +7,9 @@
  * (which would measure the machine, not the hub) while it still asks for
  * hundreds of times its quota.
  *
- *   node --import tsx test/security/flooder.ts WS_URL TOKEN TOPIC RECORD_BYTES DURATION_MS PAUSE_MS
+ *   node --import tsx test/helpers/flooder.ts WS_URL TOKEN TOPIC RECORD_BYTES DURATION_MS PAUSE_MS
  */
-import { WsClient } from '../helpers/ws-client.ts';
+import { WsClient } from './ws-client.ts';
 
 const [url, jwt, topic, recordBytes, durationMs, pauseMs] = process.argv.slice(2);
 const c = await WsClient.connect(url);

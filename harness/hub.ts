@@ -1,0 +1,119 @@
+/**
+ * Starts a real hub process (`bin/tributary.mjs serve`) on a random loopback
+ * port with its own data directory, and cleans up after it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const BIN = path.join(ROOT, 'bin/tributary.mjs');
+
+export interface HubOptions {
+  /** Reuse a data directory (for restarts); a fresh temp dir otherwise. */
+  dataDir?: string;
+  /** Extra CLI flags for `tributary serve`. */
+  args?: string[];
+  env?: Record<string, string>;
+  /** Wait for /healthz 200 before resolving (default true; give false for a TLS hub, whose certificate fetch does not trust). */
+  waitHealthy?: boolean;
+  port?: number;
+}
+
+export interface Hub {
+  port: number;
+  url: string; // http(s)://127.0.0.1:PORT
+  wsUrl: string; // ws(s)://127.0.0.1:PORT/v1/ws
+  dataDir: string;
+  proc: ChildProcess;
+  /** Everything the process printed so far. */
+  output(): string;
+  /** SIGKILL, no cleanup of the data dir. */
+  kill(): Promise<void>;
+  /** SIGTERM and wait for exit. */
+  stop(): Promise<number | null>;
+  /** Remove the data dir (after stop/kill). */
+  cleanup(): void;
+}
+
+export function tempDir(prefix = 'tributary-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export async function startHub(opts: HubOptions = {}): Promise<Hub> {
+  const dataDir = opts.dataDir ?? tempDir();
+  const args = [BIN, 'serve', '--host', '127.0.0.1', '--port', String(opts.port ?? 0), '--data', dataDir, ...(opts.args ?? [])];
+  const proc = spawn(process.execPath, args, {
+    cwd: ROOT,
+    env: { ...process.env, TRIBUTARY_LOG_LEVEL: 'warn', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout!.on('data', (d) => (out += d));
+  proc.stderr!.on('data', (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+
+  let tls = false;
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`hub did not print its URL within 20 s:\n${out}`)), 20_000);
+    const check = () => {
+      const m = /listening on (https?):\/\/[^:]+:(\d+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        tls = m[1] === 'https';
+        resolve(Number(m[2]));
+      }
+    };
+    proc.stdout!.on('data', check);
+    proc.stderr!.on('data', check);
+    exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`hub exited with ${code} before listening:\n${out}`));
+    });
+  });
+  const url = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
+  const hub: Hub = {
+    port,
+    url,
+    wsUrl: `${tls ? 'wss' : 'ws'}://127.0.0.1:${port}/v1/ws`,
+    dataDir,
+    proc,
+    output: () => out,
+    kill: async () => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+      await exited;
+    },
+    stop: async () => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      return exited;
+    },
+    cleanup: () => fs.rmSync(dataDir, { recursive: true, force: true }),
+  };
+  if (opts.waitHealthy !== false) {
+    // A hub that exits after listening (storage refused, lock held) fails at once, with what it printed.
+    let settled = false;
+    await Promise.race([
+      waitHealthy(url).finally(() => (settled = true)),
+      exited.then((code) => {
+        if (!settled) throw new Error(`hub exited with ${code} before it was healthy:\n${out}`);
+      }),
+    ]);
+  }
+  return hub;
+}
+
+export async function waitHealthy(url: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const res = await fetch(`${url}/healthz`);
+      if (res.status === 200) return;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) throw new Error(`hub at ${url} not healthy within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

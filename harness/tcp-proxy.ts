@@ -1,0 +1,151 @@
+/**
+ * A TCP proxy on loopback between a client (a page, a Node client) and the
+ * hub, for fault tests: cut every connection now, refuse new ones for a
+ * while, or cut each connection at a random point of its traffic — including
+ * in the middle of the hub's reply, so that a batch the hub appended never
+ * gets its ack to the client.
+ */
+import net from 'node:net';
+
+export interface ChaosOptions {
+  /** Each connection is cut after a random number of bytes in [min, max] (both directions counted). */
+  minBytes: number;
+  maxBytes: number;
+  /** Deterministic runs: the seed of the byte budgets. */
+  seed?: number;
+}
+
+export interface TcpProxy {
+  port: number;
+  /** ws://127.0.0.1:PORT/v1/ws */
+  wsUrl: string;
+  /** Connections cut so far (by cutAll or chaos). */
+  readonly cuts: number;
+  /** Destroys every open connection (both sides). */
+  cutAll(): void;
+  /** While blocked, new connections are accepted and closed at once (the hub seems down). */
+  block(blocked: boolean): void;
+  /** Cut connections at random points (undefined: stop cutting). */
+  chaos(opts: ChaosOptions | undefined): void;
+  /**
+   * One-shot: the next connection passes `replies` hub→client chunks, then
+   * the next hub→client chunk is dropped and the connection cut — the client
+   * never sees that reply (e.g. the ack of a batch the hub has appended).
+   */
+  loseReplyAfter(replies: number): void;
+  /** Point at another hub port (after a restart on a new port). */
+  retarget(port: number): void;
+  close(): Promise<void>;
+}
+
+/** Mulberry32: a small seeded PRNG, so a failing chaos run can be replayed. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
+  let target = targetPort;
+  let blocked = false;
+  let chaos: ChaosOptions | undefined;
+  let rand = Math.random;
+  let cuts = 0;
+  let loseAfter: number | undefined;
+  const pairs = new Set<{ a: net.Socket; b: net.Socket }>();
+
+  // No Nagle on either leg: a proxy must not add delayed-ACK stalls the real path does not have.
+  const server = net.createServer({ noDelay: true }, (client) => {
+    client.on('error', () => undefined);
+    if (blocked) {
+      client.destroy();
+      return;
+    }
+    const upstream = net.connect({ port: target, host: '127.0.0.1', noDelay: true });
+    upstream.on('error', () => undefined);
+    const pair = { a: client, b: upstream };
+    pairs.add(pair);
+    const budget = chaos ? chaos.minBytes + Math.floor(rand() * (chaos.maxBytes - chaos.minBytes + 1)) : Infinity;
+    let seen = 0;
+    let repliesLeft = loseAfter;
+    loseAfter = undefined;
+    const cut = () => {
+      if (!pairs.delete(pair)) return;
+      cuts++;
+      client.destroy();
+      upstream.destroy();
+    };
+    const pipe = (from: net.Socket, to: net.Socket) => {
+      from.on('data', (chunk: Buffer) => {
+        if (from === upstream && repliesLeft !== undefined && repliesLeft-- === 0) {
+          cut();
+          return;
+        }
+        seen += chunk.length;
+        if (seen > budget) {
+          // Forward only part of the chunk: the other side sees a torn frame, then the cut.
+          const keep = Math.max(0, chunk.length - (seen - budget));
+          if (keep > 0) to.write(chunk.subarray(0, keep));
+          cut();
+          return;
+        }
+        if (!to.write(chunk)) {
+          from.pause();
+          to.once('drain', () => from.resume());
+        }
+      });
+      from.on('close', () => {
+        if (pairs.delete(pair)) {
+          client.destroy();
+          upstream.destroy();
+        }
+      });
+    };
+    pipe(client, upstream);
+    pipe(upstream, client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+
+  return {
+    port,
+    wsUrl: `ws://127.0.0.1:${port}/v1/ws`,
+    get cuts() {
+      return cuts;
+    },
+    cutAll() {
+      for (const p of [...pairs]) {
+        pairs.delete(p);
+        cuts++;
+        p.a.destroy();
+        p.b.destroy();
+      }
+    },
+    block(b: boolean) {
+      blocked = b;
+    },
+    chaos(opts: ChaosOptions | undefined) {
+      chaos = opts;
+      rand = opts?.seed !== undefined ? prng(opts.seed) : Math.random;
+    },
+    loseReplyAfter(replies: number) {
+      loseAfter = replies;
+    },
+    retarget(p: number) {
+      target = p;
+    },
+    close() {
+      for (const p of pairs) {
+        p.a.destroy();
+        p.b.destroy();
+      }
+      pairs.clear();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
