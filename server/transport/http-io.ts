@@ -48,11 +48,16 @@ function framingErrorOf(req: HttpRequest): TributaryError | null {
   let bytes = 0;
   let contentLengths = 0;
   let transferEncoding = false;
-  req.forEach((name, value) => {
-    bytes += name.length + value.length + 4; // ": " and CRLF
-    if (name === 'content-length') contentLengths++;
-    else if (name === 'transfer-encoding') transferEncoding = true;
-  });
+  try {
+    req.forEach((name, value) => {
+      bytes += name.length + value.length + 4; // ": " and CRLF
+      if (name === 'content-length') contentLengths++;
+      else if (name === 'transfer-encoding') transferEncoding = true;
+    });
+  } catch {
+    // The pure-Node fallback transport (allowFallbackTransport) throws "Not implemented" here: it frames requests itself.
+    return null;
+  }
   if (bytes > MAX_HTTP_HEADER_BYTES) {
     return new TributaryError('HEADERS_TOO_LARGE', `request header block of ${bytes} bytes exceeds ${MAX_HTTP_HEADER_BYTES}`, { maxBytes: MAX_HTTP_HEADER_BYTES });
   }
