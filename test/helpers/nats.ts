@@ -133,8 +133,7 @@ async function regionReady(cluster: string, servers: string[]): Promise<void> {
           });
           await jsm.streams.delete(name);
           return true;
-        } catch (err) {
-          if (process.env.H16B_DEBUG) console.log('region', cluster, String(err));
+        } catch {
           return false;
         }
       },
@@ -143,6 +142,39 @@ async function regionReady(cluster: string, servers: string[]): Promise<void> {
     );
   } finally {
     await nc.close();
+  }
+}
+
+/**
+ * Two regions form one JetStream super-cluster only once the second's
+ * servers joined the first's meta group (they may first elect one of their
+ * own): ready when a stream placed in `b` through `a` is seen from `b`.
+ */
+export async function waitForSuperCluster(a: NatsCluster, b: NatsCluster, deadlineMs = 60_000): Promise<void> {
+  const na = await connect({ servers: a.servers.split(',') });
+  const nb = await connect({ servers: b.servers.split(',') });
+  const name = `JOINED_${b.name}`;
+  try {
+    await waitFor(
+      async () => {
+        try {
+          const ja = await na.jetstreamManager();
+          await ja.streams.add({ name, subjects: [`joined.${b.name}`], num_replicas: 1, placement: { cluster: b.name, tags: [] } }).catch((err) => {
+            if (!/already in use/i.test(String(err))) throw err;
+          });
+          const si = await (await nb.jetstreamManager()).streams.info(name);
+          return si.cluster?.name === b.name;
+        } catch {
+          return false;
+        }
+      },
+      deadlineMs,
+      `region ${b.name} joined to region ${a.name}`,
+    );
+    await (await na.jetstreamManager()).streams.delete(name).catch(() => false);
+  } finally {
+    await na.close();
+    await nb.close();
   }
 }
 

@@ -79,12 +79,16 @@ async function settled<T>(op: () => Promise<T>): Promise<T> {
     try {
       return await op();
     } catch (err) {
-      if (process.env.H16B_DEBUG) console.log("settled retry", String(err), op.toString().slice(0, 80));
       if (Date.now() > until || !/stream not found|TIMEOUT/i.test(String(err))) throw err;
       await new Promise((r) => setTimeout(r, delay));
     }
   }
 }
+
+const JS_API_TIMEOUT_MS = 15_000;
+
+/** Mirror mode: how often the home region's catalog is re-read. */
+const CATALOG_POLL_MS = 1000;
 
 const NOOP_LOG = { info() {}, warn() {}, error() {} };
 const OPEN_CONCURRENCY = 8;
@@ -118,8 +122,9 @@ export class JetStreamLogStore implements LogStore {
   async open(): Promise<void> {
     if (this.state !== 'new') throw new TributaryError('INTERNAL', 'a JetStreamLogStore opens once');
     this.nc = this.opts.connection ?? (await connect({ servers: this.opts.servers, name: 'tributary-hub', maxReconnectAttempts: -1, reconnectTimeWait: 250 }));
-    this.js = this.nc.jetstream();
-    this.jsm = await this.nc.jetstreamManager();
+    // JetStream API requests (stream and consumer changes) wait for the meta group: on a busy cluster that takes seconds.
+    this.js = this.nc.jetstream({ timeout: JS_API_TIMEOUT_MS });
+    this.jsm = await this.nc.jetstreamManager({ timeout: JS_API_TIMEOUT_MS });
     if (this.opts.mirror) {
       this.region = this.nc.info?.cluster ?? null;
       if (!this.region) throw new TributaryError('BAD_CONFIG', 'engineMirror: the NATS server has no cluster name (a region is a cluster joined by a gateway)');
@@ -212,7 +217,34 @@ export class JetStreamLogStore implements LogStore {
     return out;
   }
 
+  /**
+   * Mirror mode: the catalog lives in the home region, where this region's
+   * servers cannot place the watch's consumer; poll it (stream info and
+   * direct gets, answered through the gateway) instead.
+   */
+  private pollCatalog(): void {
+    const timer = setInterval(() => {
+      void (async () => {
+        const metas = await this.readCatalog();
+        for (const meta of metas) {
+          const t = await this.attaching.get(meta.name);
+          if (!t) await this.attach(meta);
+          else if (meta.partitions > t.partitions.length) await this.grow(t, meta);
+        }
+        const names = new Set(metas.map((m) => m.name));
+        for (const t of [...this.topics.values()]) {
+          if (names.has(t.meta.name)) continue;
+          this.detach(t);
+          for (const p of t.partitions) await this.jsm.streams.delete(p.stream).catch(() => false);
+        }
+      })().catch((err) => this.log.warn({ err: String(err) }, 'topic catalog poll failed'));
+    }, CATALOG_POLL_MS);
+    timer.unref();
+    this.catalogWatch = { stop: () => clearInterval(timer) };
+  }
+
   private async watchCatalog(): Promise<void> {
+    if (this.region) return this.pollCatalog();
     const iter = await this.kv.watch({ include: 'updates' as never });
     this.catalogWatch = iter;
     void (async () => {
