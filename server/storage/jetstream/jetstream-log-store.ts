@@ -89,6 +89,7 @@ const JS_API_TIMEOUT_MS = 15_000;
 
 /** Mirror mode: how often the home region's catalog is re-read. */
 const CATALOG_POLL_MS = 1000;
+const CATALOG_MISSES_TO_DROP = 5;
 
 const NOOP_LOG = { info() {}, warn() {}, error() {} };
 const OPEN_CONCURRENCY = 8;
@@ -223,6 +224,7 @@ export class JetStreamLogStore implements LogStore {
    * direct gets, answered through the gateway) instead.
    */
   private pollCatalog(): void {
+    const missing = new Map<string, number>();
     const timer = setInterval(() => {
       void (async () => {
         const metas = await this.readCatalog();
@@ -233,7 +235,11 @@ export class JetStreamLogStore implements LogStore {
         }
         const names = new Set(metas.map((m) => m.name));
         for (const t of [...this.topics.values()]) {
-          if (names.has(t.meta.name)) continue;
+          // A listing through the gateway can come back short: a topic goes after several polls without it.
+          const misses = names.has(t.meta.name) ? 0 : (missing.get(t.meta.name) ?? 0) + 1;
+          missing.set(t.meta.name, misses);
+          if (misses < CATALOG_MISSES_TO_DROP) continue;
+          missing.delete(t.meta.name);
           this.detach(t);
           for (const p of t.partitions) await this.jsm.streams.delete(p.stream).catch(() => false);
         }
