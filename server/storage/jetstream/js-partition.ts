@@ -242,10 +242,6 @@ export class JsPartition {
     const now = this.env.now();
     const appendTime = now > this.lastAppendTime ? now : this.lastAppendTime;
     this.lastAppendTime = appendTime;
-    // A re-send stamps a copy: the client keeps a publish's bytes by reference while its connection is
-    // down and flushes them on reconnect, so re-stamping them in place would change what the earlier
-    // publish (with its old Trib-Off header and expected sequence) stores if it lands after all.
-    if (p.seq !== 0) p.batch = p.batch.slice();
     stampBatch(p.batch, 0, base, appendTime, this.env.crc);
     p.seq = seq;
     p.base = base;
