@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { connect } from 'nats';
 
 const NATS_SERVER = process.env.NATS_SERVER_BIN ?? 'nats-server';
 const START_TIMEOUT_MS = 20_000;
@@ -93,7 +94,9 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
   }
   try {
     await Promise.all(nodes.map((nd) => nd.restart()));
-    if (n > 1) await waitFor(() => nodes.some((nd) => /metadata leader/.test(nd.output())), START_TIMEOUT_MS, 'a JetStream meta leader');
+    // A cluster joining others by gateway joins their meta group (it may log no leader of its own).
+    if (Object.keys(opts.gateways ?? {}).length > 0) await regionReady(cluster, nodes.map((nd) => nd.url));
+    else if (n > 1) await waitFor(() => nodes.some((nd) => /metadata leader/.test(nd.output())), START_TIMEOUT_MS, 'a JetStream meta leader');
   } catch (err) {
     await Promise.all(nodes.map((nd) => nd.kill()));
     fs.rmSync(root, { recursive: true, force: true });
@@ -109,6 +112,70 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
       fs.rmSync(root, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A cluster joining others by gateway joins their JetStream meta group a
+ * moment after it starts: until then requests from it miss streams and
+ * placement in it fails. Ready when a stream can be placed in it.
+ */
+async function regionReady(cluster: string, servers: string[]): Promise<void> {
+  const nc = await connect({ servers });
+  try {
+    const name = `READY_${cluster}`;
+    await waitFor(
+      async () => {
+        try {
+          const jsm = await nc.jetstreamManager();
+          // An add whose reply timed out may have created it: an existing one counts too.
+          await jsm.streams.add({ name, subjects: [`ready.${cluster}`], num_replicas: 1, placement: { cluster, tags: [] } }).catch((err) => {
+            if (!/already in use/i.test(String(err))) throw err;
+          });
+          await jsm.streams.delete(name);
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      START_TIMEOUT_MS,
+      `JetStream placement in region ${cluster}`,
+    );
+  } finally {
+    await nc.close();
+  }
+}
+
+/**
+ * Two regions form one JetStream super-cluster only once the second's
+ * servers joined the first's meta group (they may first elect one of their
+ * own): ready when a stream placed in `b` through `a` is seen from `b`.
+ */
+export async function waitForSuperCluster(a: NatsCluster, b: NatsCluster, deadlineMs = 60_000): Promise<void> {
+  const na = await connect({ servers: a.servers.split(',') });
+  const nb = await connect({ servers: b.servers.split(',') });
+  const name = `JOINED_${b.name}`;
+  try {
+    await waitFor(
+      async () => {
+        try {
+          const ja = await na.jetstreamManager();
+          await ja.streams.add({ name, subjects: [`joined.${b.name}`], num_replicas: 1, placement: { cluster: b.name, tags: [] } }).catch((err) => {
+            if (!/already in use/i.test(String(err))) throw err;
+          });
+          const si = await (await nb.jetstreamManager()).streams.info(name);
+          return si.cluster?.name === b.name;
+        } catch {
+          return false;
+        }
+      },
+      deadlineMs,
+      `region ${b.name} joined to region ${a.name}`,
+    );
+    await (await na.jetstreamManager()).streams.delete(name).catch(() => false);
+  } finally {
+    await na.close();
+    await nb.close();
+  }
 }
 
 function makeNode(name: string, port: number, conf: string): NatsNode {

@@ -118,6 +118,7 @@ export function loadConfig(sources: ConfigSources = {}): HubConfig {
     throw new ConfigError(`groups.heartbeatIntervalMs (${cfg.groups.heartbeatIntervalMs}) must be below groups.sessionTimeoutMs (${cfg.groups.sessionTimeoutMs})`);
   }
   if (cfg.engine !== undefined) engineServers(cfg.engine);
+  if (cfg.engineMirror.length > 0 && cfg.engine === undefined) throw new ConfigError('engineMirror: serves mirrors of a JetStream engine; set engine too');
   if (cfg.sendHighWaterBytes >= cfg.maxBufferedBytesPerConnection) {
     throw new ConfigError(`sendHighWaterBytes (${cfg.sendHighWaterBytes}) must be below maxBufferedBytesPerConnection (${cfg.maxBufferedBytesPerConnection})`);
   }

@@ -39,6 +39,7 @@ export function createStore(cfg: HubConfig, log: Logger): LogStore {
       defaults: cfg.topic,
       crc: nativeCrc32c,
       maxProducersPerPartition: cfg.storage.maxProducersPerPartition,
+      mirror: cfg.engineMirror.length > 0 ? cfg.engineMirror : undefined,
       log: log.child({ component: 'storage', engine: 'jetstream' }),
     });
   }

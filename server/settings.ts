@@ -46,6 +46,7 @@ export const SETTINGS = {
   port: { kind: 'int', default: 8080, min: 0, max: 65535, doc: 'TCP port for HTTP and WebSocket; 0 picks a free one (the real one is printed)' },
   data: { kind: 'string', default: './data', doc: 'data directory (topics, segments, the lock file); unused with `engine`' },
   engine: { kind: 'string', default: undefined, doc: 'keep the log in NATS JetStream instead of `data`: nats://host:port[,nats://host:port…] (hubs over one cluster share every topic and keep no state of their own)' },
+  engineMirror: { kind: 'list', default: [], defaultDoc: 'empty (a writable hub)', doc: 'JetStream engine, second region: serve these topics (comma-separated, or *) read-only from mirrors kept in this hub\'s NATS cluster; produce and topic changes are refused' },
   insecure: { kind: 'bool', default: false, doc: 'allow binding a non-loopback address while authentication is off' },
   tlsCert: { kind: 'string', default: undefined, doc: 'PEM certificate (chain) file: serve https:// and wss:// (needs tlsKey)' },
   tlsKey: { kind: 'string', default: undefined, doc: 'PEM private key file of tlsCert' },

@@ -11,6 +11,13 @@
  * retentionBytes → max_bytes (whole batches go, oldest first). fsync and
  * segment settings are JetStream's own (server config); compaction is not
  * performed (a compacted topic keeps everything until retention).
+ *
+ * A store opened with `mirror` serves a second region: its servers are a
+ * cluster of the same JetStream super-cluster (joined by a gateway), the
+ * catalog is the home region's, and each listed topic's partitions are read
+ * from mirror streams placed in this cluster (`mirrorStreamName`), which
+ * JetStream fills asynchronously from the home streams. Such a store is
+ * read-only: appends and topic changes answer FORBIDDEN.
  */
 import { randomUUID } from 'node:crypto';
 import { connect, DiscardPolicy, RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type KV, type NatsConnection, type StreamConfig } from 'nats';
@@ -21,7 +28,7 @@ import { DEFAULT_TOPIC_CONFIG, type AppendResult, type LogStore, type PartitionO
 import { nativeCrc32c } from '../native-crc.ts';
 import { checkConfigOverrides, checkPartitions } from '../topic-config.ts';
 import { isNoMessage, JsPartition, type JsEnv } from './js-partition.ts';
-import { streamName, subjectPrefix, topicKey, TOPICS_BUCKET } from './names.ts';
+import { mirrorStreamName, streamName, subjectPrefix, topicKey, TOPICS_BUCKET } from './names.ts';
 import { PartitionReads } from './partition-reads.ts';
 import { H_OFFSETS, parseOffsetsHeader } from './stored-batch.ts';
 
@@ -43,6 +50,8 @@ export interface JetStreamLogStoreOptions {
   /** How often each partition's first and last sequence are re-read (retention; a backstop for the watch). Default 5 s. */
   refreshIntervalMs?: number;
   log?: JsEnv['log'];
+  /** Second region: serve these topics ('*' = all) read-only from mirrors in the connected cluster. */
+  mirror?: string[];
 }
 
 interface TopicMeta {
@@ -60,6 +69,27 @@ interface Topic {
   partitions: JsPartition[];
   watches: Array<ConsumerMessages | null>;
 }
+
+/** A stream created a moment ago may not be known yet to the server a request reaches, or the meta group is busy (a super-cluster): retry this long. */
+const NEW_STREAM_SETTLE_MS = 15_000;
+
+async function settled<T>(op: () => Promise<T>): Promise<T> {
+  const until = Date.now() + NEW_STREAM_SETTLE_MS;
+  for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {
+    try {
+      return await op();
+    } catch (err) {
+      if (Date.now() > until || !/stream not found|TIMEOUT/i.test(String(err))) throw err;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
+const JS_API_TIMEOUT_MS = 15_000;
+
+/** Mirror mode: how often the home region's catalog is re-read. */
+const CATALOG_POLL_MS = 1000;
+const CATALOG_MISSES_TO_DROP = 5;
 
 const NOOP_LOG = { info() {}, warn() {}, error() {} };
 const OPEN_CONCURRENCY = 8;
@@ -80,6 +110,10 @@ export class JetStreamLogStore implements LogStore {
   private catalogWatch: { stop(): void } | null = null;
   private refreshTimer: NodeJS.Timeout | null = null;
   private state: 'new' | 'open' | 'closed' = 'new';
+  /** Mirror mode: this store's region (the connected server's cluster), null in a writable store. */
+  private region: string | null = null;
+  /** The cluster this store's streams are placed in (unset on a single server). */
+  private placement: { cluster: string; tags: string[] } | undefined;
 
   constructor(private readonly opts: JetStreamLogStoreOptions) {
     this.defaults = { ...DEFAULT_TOPIC_CONFIG, ...checkConfigOverrides(opts.defaults) };
@@ -89,8 +123,13 @@ export class JetStreamLogStore implements LogStore {
   async open(): Promise<void> {
     if (this.state !== 'new') throw new TributaryError('INTERNAL', 'a JetStreamLogStore opens once');
     this.nc = this.opts.connection ?? (await connect({ servers: this.opts.servers, name: 'tributary-hub', maxReconnectAttempts: -1, reconnectTimeWait: 250 }));
-    this.js = this.nc.jetstream();
-    this.jsm = await this.nc.jetstreamManager();
+    // JetStream API requests (stream and consumer changes) wait for the meta group: on a busy cluster that takes seconds.
+    this.js = this.nc.jetstream({ timeout: JS_API_TIMEOUT_MS });
+    this.jsm = await this.nc.jetstreamManager({ timeout: JS_API_TIMEOUT_MS });
+    if (this.opts.mirror) {
+      this.region = this.nc.info?.cluster ?? null;
+      if (!this.region) throw new TributaryError('BAD_CONFIG', 'engineMirror: the NATS server has no cluster name (a region is a cluster joined by a gateway)');
+    }
     this.env = {
       js: this.js,
       jsm: this.jsm,
@@ -114,8 +153,8 @@ export class JetStreamLogStore implements LogStore {
     this.reads = new PartitionReads(this.js, this.jsm, this.opts.maxReaders ?? 256);
     this.kv = await this.openCatalog();
     // Watch first, then list: a topic created in between is attached by either (attach is idempotent).
-    await this.watchCatalog();
-    const metas = await this.readCatalog();
+    await settled(() => this.watchCatalog());
+    const metas = await settled(() => this.readCatalog());
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < metas.length) await this.attach(metas[next++]);
@@ -132,18 +171,26 @@ export class JetStreamLogStore implements LogStore {
   /** The catalog bucket, replicated like the topics; its creation also tells the cluster's size. */
   private async openCatalog(): Promise<KV> {
     const views = this.js.views;
-    if (!this.nc!.info?.cluster) {
+    if (this.region) {
+      // A second region reads the home region's catalog; it never creates one.
+      this.clusterReplicas = 3;
+      return views.kv(TOPICS_BUCKET, { bindOnly: true });
+    }
+    const cluster = this.nc!.info?.cluster;
+    // In a super-cluster (regions joined by gateways) unplaced streams land in any region: keep them in ours.
+    if (cluster) this.placement = { cluster, tags: [] };
+    if (!cluster) {
       this.clusterReplicas = 1;
       return views.kv(TOPICS_BUCKET, { replicas: 1, history: 1 });
     }
     try {
-      const kv = await views.kv(TOPICS_BUCKET, { replicas: 3, history: 1 });
+      const kv = await views.kv(TOPICS_BUCKET, { replicas: 3, history: 1, ...(this.placement ? { placement: this.placement } : {}) });
       this.clusterReplicas = 3;
       return kv;
     } catch (err) {
       // A single server (or a cluster of two) cannot hold three replicas.
       if (!/replicas|insufficient|not supported|peers/i.test(String(err))) throw err;
-      const kv = await views.kv(TOPICS_BUCKET, { replicas: 1, history: 1 });
+      const kv = await views.kv(TOPICS_BUCKET, { replicas: 1, history: 1, ...(this.placement ? { placement: this.placement } : {}) });
       const st = await kv.status();
       this.clusterReplicas = Math.max(1, st.replicas);
       return kv;
@@ -171,7 +218,39 @@ export class JetStreamLogStore implements LogStore {
     return out;
   }
 
+  /**
+   * Mirror mode: the catalog lives in the home region, where this region's
+   * servers cannot place the watch's consumer; poll it (stream info and
+   * direct gets, answered through the gateway) instead.
+   */
+  private pollCatalog(): void {
+    const missing = new Map<string, number>();
+    const timer = setInterval(() => {
+      void (async () => {
+        const metas = await this.readCatalog();
+        for (const meta of metas) {
+          const t = await this.attaching.get(meta.name);
+          if (!t) await this.attach(meta);
+          else if (meta.partitions > t.partitions.length) await this.grow(t, meta);
+        }
+        const names = new Set(metas.map((m) => m.name));
+        for (const t of [...this.topics.values()]) {
+          // A listing through the gateway can come back short: a topic goes after several polls without it.
+          const misses = names.has(t.meta.name) ? 0 : (missing.get(t.meta.name) ?? 0) + 1;
+          missing.set(t.meta.name, misses);
+          if (misses < CATALOG_MISSES_TO_DROP) continue;
+          missing.delete(t.meta.name);
+          this.detach(t);
+          for (const p of t.partitions) await this.jsm.streams.delete(p.stream).catch(() => false);
+        }
+      })().catch((err) => this.log.warn({ err: String(err) }, 'topic catalog poll failed'));
+    }, CATALOG_POLL_MS);
+    timer.unref();
+    this.catalogWatch = { stop: () => clearInterval(timer) };
+  }
+
   private async watchCatalog(): Promise<void> {
+    if (this.region) return this.pollCatalog();
     const iter = await this.kv.watch({ include: 'updates' as never });
     this.catalogWatch = iter;
     void (async () => {
@@ -180,6 +259,8 @@ export class JetStreamLogStore implements LogStore {
           if (e.operation !== 'PUT') {
             const t = [...this.topics.values()].find((x) => topicKey(x.meta.name) === e.key);
             if (t) this.detach(t);
+            // A mirror outlives nothing: the home topic is gone, so is this region's copy.
+            if (t && this.region) for (const p of t.partitions) await this.jsm.streams.delete(p.stream).catch(() => false);
             continue;
           }
           const meta = e.json<TopicMeta>();
@@ -194,9 +275,10 @@ export class JetStreamLogStore implements LogStore {
   }
 
   /** Starts serving a topic found in the catalog: tails read, watches started. */
-  private async attach(meta: TopicMeta): Promise<Topic> {
+  private async attach(meta: TopicMeta): Promise<Topic | null> {
     const existing = this.attaching.get(meta.name);
     if (existing) return existing;
+    if (this.region && !this.mirrors(meta.name)) return null;
     const t: Topic = { meta, ready: Promise.resolve(), config: { ...this.defaults, ...meta.config }, partitions: [], watches: [] };
     const p = this.grow(t, meta).then(() => {
       if (this.attaching.get(meta.name) === p) this.topics.set(meta.name, t);
@@ -213,9 +295,20 @@ export class JetStreamLogStore implements LogStore {
       t.meta = meta;
       t.config = { ...this.defaults, ...meta.config };
       for (let p = t.partitions.length; p < meta.partitions; p++) {
-        const part = new JsPartition(meta.name, p, this.env);
-        await part.refreshTail();
-        t.watches.push(await this.watch(part));
+        let stream: string | undefined;
+        if (this.region) {
+          stream = mirrorStreamName(this.region, meta.name, p);
+          const cfg = this.mirrorConfig(meta.name, p, t.config);
+          await this.ensureStream(cfg).catch(async (err) => {
+            // This region's cluster may be smaller than the home one: keep one copy rather than none.
+            if (!/no suitable peers|insufficient resources/i.test(String(err)) || cfg.num_replicas === 1) throw err;
+            this.log.warn({ stream: cfg.name, replicas: cfg.num_replicas }, 'region too small for the topic\'s replicas: its mirror keeps 1');
+            await this.ensureStream({ ...cfg, num_replicas: 1 });
+          });
+        }
+        const part = new JsPartition(meta.name, p, this.env, stream);
+        await settled(() => part.refreshTail());
+        t.watches.push(await settled(() => this.watch(part)));
         t.partitions.push(part);
       }
     });
@@ -274,7 +367,34 @@ export class JetStreamLogStore implements LogStore {
       max_bytes: c.retentionBytes,
       // The window may not exceed max_age.
       duplicate_window: (maxAgeMs > 0 ? Math.min(window, maxAgeMs) : window) * 1_000_000,
-    };
+      ...(this.placement ? { placement: this.placement } : {}),
+    } as Partial<StreamConfig>;
+  }
+
+  /** Mirror mode: the topic is listed (internal topics always: the hub's group offsets are one). */
+  private mirrors(topic: string): boolean {
+    const list = this.opts.mirror ?? [];
+    return topic.startsWith('__') || list.includes('*') || list.includes(topic);
+  }
+
+  /** A partition's mirror, placed in this region's cluster; the home stream's limits, its own replicas. */
+  private mirrorConfig(topic: string, p: number, c: TopicConfig): Partial<StreamConfig> {
+    const maxAgeMs = c.retentionMs < 0 ? 0 : c.retentionMs;
+    return {
+      name: mirrorStreamName(this.region!, topic, p),
+      mirror: { name: streamName(topic, p) },
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      discard: DiscardPolicy.Old,
+      num_replicas: this.replicasFor(c),
+      placement: { cluster: this.region!, tags: [] },
+      max_age: maxAgeMs * 1_000_000,
+      max_bytes: c.retentionBytes,
+    } as Partial<StreamConfig>;
+  }
+
+  private readOnly(what: string, topic: string): TributaryError {
+    return new TributaryError('FORBIDDEN', `${what}: this hub serves region ${this.region}, where topic ${String(topic).slice(0, 80)} is a read-only mirror; write through a hub of its home region`, { topic, mirror: true, region: this.region });
   }
 
   private async ensureStream(cfg: Partial<StreamConfig>): Promise<void> {
@@ -297,6 +417,7 @@ export class JetStreamLogStore implements LogStore {
 
   async createTopic(name: string, partitions: number, config?: Partial<TopicConfig>): Promise<TopicInfo> {
     this.assertOpen();
+    if (this.region) throw this.readOnly('create topic', name);
     assertTopicName(name);
     const n = checkPartitions(partitions);
     const overrides = checkConfigOverrides(config);
@@ -311,11 +432,12 @@ export class JetStreamLogStore implements LogStore {
       if (/wrong last sequence|exists/i.test(String(err))) throw new TributaryError('TOPIC_EXISTS', `topic ${name} already exists`);
       throw err;
     }
-    return this.info(await this.attach(meta));
+    return this.info((await this.attach(meta))!);
   }
 
   async updateTopic(name: string, change: { partitions?: number; config?: Partial<TopicConfig> }): Promise<TopicInfo> {
     this.assertOpen();
+    if (this.region) throw this.readOnly('update topic', name);
     const t = this.topic(name);
     const overrides = checkConfigOverrides(change.config);
     const meta: TopicMeta = { ...t.meta, config: { ...t.meta.config, ...overrides } };
@@ -333,6 +455,7 @@ export class JetStreamLogStore implements LogStore {
 
   async deleteTopic(name: string): Promise<void> {
     this.assertOpen();
+    if (this.region) throw this.readOnly('delete topic', name);
     const t = this.topic(name);
     await this.kv.delete(topicKey(name));
     this.detach(t);
@@ -355,7 +478,9 @@ export class JetStreamLogStore implements LogStore {
   append(topic: string, partition: number, batch: Uint8Array): Promise<AppendResult> {
     try {
       this.assertOpen();
-      return this.partition(topic, partition).append(batch);
+      const p = this.partition(topic, partition);
+      if (this.region) throw this.readOnly('produce', topic);
+      return p.append(batch);
     } catch (err) {
       return Promise.reject(err);
     }

@@ -102,8 +102,10 @@ export class JsPartition {
     readonly topic: string,
     readonly partition: number,
     private readonly env: JsEnv,
+    /** The stream read (a mirror's in a second region); appends always go to the topic's own subjects. */
+    stream?: string,
   ) {
-    this.stream = streamName(topic, partition);
+    this.stream = stream ?? streamName(topic, partition);
     this.producers = new JsProducerTable(env.jsm, this.stream, (pid) => producerSubject(topic, partition, pid), env.maxProducersPerPartition);
   }
 

@@ -30,6 +30,14 @@ export function streamName(topic: string, partition: number): string {
   return `TRIB_${encodeTopic(topic)}_${partition}`;
 }
 
+/**
+ * A partition's mirror in another region (a cluster of the same JetStream
+ * super-cluster, where stream names are global): `TRIBM_<region>_<topic>_<p>`.
+ */
+export function mirrorStreamName(region: string, topic: string, partition: number): string {
+  return `TRIBM_${encodeTopic(region)}_${encodeTopic(topic)}_${partition}`;
+}
+
 export function subjectPrefix(topic: string, partition: number): string {
   return `trib.${encodeTopic(topic)}.${partition}`;
 }
