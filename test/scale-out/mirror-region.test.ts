@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHub, type Hub } from '../helpers/hub.ts';
 import { startNatsCluster, waitFor, waitForSuperCluster, type NatsCluster } from '../helpers/nats.ts';
-import { createTopic, exactlyOnceProblems, readTopic } from '../web-client/topic-reader.ts';
+import { createTopic, exactlyOnceProblems, readTopic } from '../helpers/topic-reader.ts';
 
 let regionA: NatsCluster;
 let regionB: NatsCluster;
