@@ -123,8 +123,9 @@ export function logProblems(log: ReadRecord[][], loads: Load[]): string {
   const where = new Map<number, { partition: number; offset: number; count: number }>();
   const lastPerKey = new Map<string, number>();
   log.forEach((records, p) => {
-    records.forEach((r, i) => {
-      if (r.offset !== i) problems.push(`partition ${p}: offset ${r.offset} at position ${i} (not dense)`);
+    const hole = records.findIndex((r, i) => r.offset !== i);
+    if (hole >= 0) problems.push(`partition ${p}: offset ${records[hole].offset} at position ${hole} (not dense)`);
+    records.forEach((r) => {
       const n = (r.value as { n?: unknown } | null)?.n;
       if (typeof n !== 'number') {
         problems.push(`${p}/${r.offset} has no n`);
