@@ -47,7 +47,7 @@ describe('producers and a subscriber through delays, cuts and half-closes', () =
     reader = startReader({ url: proxy.wsUrl, topic: TOPIC, file: `${clientDir}/reader.outbox` });
     const acked = (): number => loads.reduce((s, l) => s + l.acked.size, 0);
 
-    await waitFor(() => acked() >= EVENTS, 150_000, `seed ${seed}: ${EVENTS} acks through the chaos (have ${acked()})`);
+    await waitFor(() => acked() >= EVENTS, SOAK ? 1_500_000 : 150_000, `seed ${seed}: ${EVENTS} acks through the chaos (have ${acked()})`);
     for (const l of loads) await l.finish(60_000);
     const log = await readLog(hub.url, TOPIC, PARTITIONS); // straight from the hub, not through the proxy
     const total = log.reduce((s, p) => s + p.length, 0);
@@ -58,5 +58,5 @@ describe('producers and a subscriber through delays, cuts and half-closes', () =
     expect(proxy.halfCloses, 'the chaos half-closed connections').toBeGreaterThan(2);
     expect(logProblems(log, loads), `seed ${seed}`).toBe('');
     expect(deliveryProblems(log, deliveries), `seed ${seed}`).toBe('');
-  }, 240_000);
+  }, SOAK ? 1_800_000 : 240_000);
 });
