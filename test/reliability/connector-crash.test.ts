@@ -106,5 +106,5 @@ describe('webhook sink under hub SIGKILLs, cut connections and its own SIGKILL',
     expect(missing()).toEqual([]);
     // At-least-once: re-deliveries after the faults are allowed, records that were never produced are not.
     expect([...delivered.keys()].filter((n) => !load!.acked.has(n))).toEqual([]);
-  }, 240_000);
+  }, SOAK ? 1_800_000 : 240_000);
 });
