@@ -3,7 +3,8 @@
  * hub, for fault tests: cut every connection now, refuse new ones for a
  * while, or cut each connection at a random point of its traffic — including
  * in the middle of the hub's reply, so that a batch the hub appended never
- * gets its ack to the client.
+ * gets its ack to the client — and, under chaos, delay each chunk at random
+ * and half-close some connections instead of cutting them.
  */
 import net from 'node:net';
 
@@ -84,7 +85,8 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     pairs.add(pair);
     const budget = chaos ? chaos.minBytes + Math.floor(rand() * (chaos.maxBytes - chaos.minBytes + 1)) : Infinity;
     const maxDelayMs = chaos?.maxDelayMs ?? 0;
-    const halfClose = chaos ? rand() < (chaos.halfCloseShare ?? 0) : false;
+    // Drawn only when asked for, so the seeded budgets of runs without half-closes stay as they were.
+    const halfClose = chaos?.halfCloseShare ? rand() < chaos.halfCloseShare : false;
     let seen = 0;
     let silent = false;
     let repliesLeft = loseAfter;
