@@ -106,5 +106,5 @@ describe('webhook sink under hub SIGKILLs, cut connections and its own SIGKILL',
     expect(missing()).toEqual([]);
     // At-least-once: re-deliveries after the faults are allowed, records that were never produced are not.
     expect([...delivered.keys()].filter((n) => !load!.acked.has(n))).toEqual([]);
-  }, SOAK ? 1_800_000 : 240_000);
+  }, SOAK ? 1_800_000 : 480_000); // idle: well under a minute; a loaded shared machine needs the headroom
 });

@@ -74,5 +74,5 @@ describe('SIGKILL under an idempotent producer load', () => {
     expect(total).toBeGreaterThan(ROUNDS * 100);
     expect(logProblems(log, loads), `seed ${seed}`).toBe('');
     expect(deliveryProblems(log, deliveries), `seed ${seed}`).toBe('');
-  }, SOAK ? 1_800_000 : 240_000);
+  }, SOAK ? 1_800_000 : 480_000); // idle: well under a minute; a loaded shared machine needs the headroom
 });

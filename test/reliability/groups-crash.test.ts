@@ -148,5 +148,5 @@ describe('consumer groups under SIGKILL and cut connections', () => {
     }
     expect(commits.length).toBeGreaterThan(PARTITIONS);
     expect(problems.slice(0, 20).join('\n'), `seed ${seed}`).toBe('');
-  }, SOAK ? 1_800_000 : 240_000);
+  }, SOAK ? 1_800_000 : 480_000); // idle: well under a minute; a loaded shared machine needs the headroom
 });

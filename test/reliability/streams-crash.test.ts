@@ -101,5 +101,5 @@ describe('a stream application under hub SIGKILLs and cut connections', () => {
     }
     expect(wrong.slice(0, 5)).toEqual([]);
     expect(latest.size).toBe(expected.size);
-  }, SOAK ? 1_800_000 : 300_000);
+  }, SOAK ? 1_800_000 : 480_000); // idle: well under a minute; a loaded shared machine needs the headroom
 });
