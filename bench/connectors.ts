@@ -149,7 +149,7 @@ export async function runConnectorsBench(opts: { quick: boolean }): Promise<Benc
         ],
       }),
     );
-    const runtime = new ConnectorRuntime(file, { url: hub.wsUrl, stateDir: '/tmp', log: silent });
+    const runtime = new ConnectorRuntime(file, { url: hub.wsUrl, log: silent });
     const sinkSeconds = await timed(async () => {
       await runtime.start();
       const deadline = Date.now() + 10 * 60_000;

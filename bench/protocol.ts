@@ -5,7 +5,7 @@
  *   node --import tsx bench/protocol.ts [--quick]
  */
 import { crc32c as nativeCrc } from '@node-rs/crc32';
-import { checkBatch, crc32c, decodeBatch, decodeClientFrame, encodeBatch, encodeCbor, stampBatch, toWireRecord, type EncodedRecord } from '../protocol/index.ts';
+import { checkBatch, decodeBatch, decodeClientFrame, encodeBatch, encodeCbor, stampBatch, toWireRecord, type EncodedRecord } from '../protocol/index.ts';
 
 export interface ProtocolResult {
   scenario: 'protocol';

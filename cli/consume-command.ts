@@ -59,7 +59,7 @@ async function consume(topic: string, opts: ConsumeOptions, cmd: Command): Promi
   if (limit === 0) return;
   exitQuietlyOnClosedPipe();
 
-  const client = clientOf(target, `cli-consume-${process.pid}`);
+  const client = await clientOf(target, `cli-consume-${process.pid}`);
   // A bar on the terminal only when the records themselves go elsewhere (a file, a pipe).
   const total = limit ?? backlog(described, from, partitions);
   const progress = startProgress({ label: `consume ${topic}`, enabled: process.stderr.isTTY === true && process.stdout.isTTY !== true, total });
@@ -93,8 +93,7 @@ async function consume(topic: string, opts: ConsumeOptions, cmd: Command): Promi
   try {
     await finished;
     // A group member commits what it printed before it leaves, so the next run starts after it.
-    const commit = (sub as { commit?: () => Promise<void> } | undefined)?.commit;
-    if (opts.group !== undefined && commit) await commit.call(sub);
+    if (opts.group !== undefined && sub) await sub.commit();
   } finally {
     clearInterval(tick);
     progress.update(count);

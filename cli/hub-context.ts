@@ -5,7 +5,10 @@
  * command fails (a line on stderr naming the code, exit status 1).
  */
 import type { Command } from 'commander';
-import { ClientError, createAdmin, createClient, TributaryError, webSocketUrlOf, type Admin, type Client } from '../web-client/node.ts';
+import { TributaryError } from '../protocol/errors.ts';
+import { createAdmin, webSocketUrlOf, type Admin } from '../web-client/admin.ts';
+import { ClientError } from '../web-client/errors.ts';
+import type { Client } from '../web-client/node.ts';
 
 export const DEFAULT_URL = 'http://127.0.0.1:8080';
 
@@ -26,9 +29,12 @@ export function adminOf(t: HubTarget): Admin {
   return createAdmin({ url: t.url, token: t.token });
 }
 
-/** A WebSocket client with a memory outbox: a CLI run owns its events only until it exits, after flush. */
-export function clientOf(t: HubTarget, name: string): Client {
-  // A failed token stops at once rather than backing off forever: a CLI run should fail, not hang.
+/**
+ * A WebSocket client with a memory outbox: a CLI run owns its events only until it exits, after flush.
+ * Loaded on demand: topic and groups commands need only HTTP, and start faster without ws and the client.
+ */
+export async function clientOf(t: HubTarget, name: string): Promise<Client> {
+  const { createClient } = await import('../web-client/node.ts');
   return createClient({ url: webSocketUrlOf(t.url), token: t.token, outbox: 'memory', name, backoffMaxMs: 2_000 });
 }
 

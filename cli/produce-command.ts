@@ -54,7 +54,7 @@ async function produce(topic: string, opts: ProduceOptions, cmd: Command): Promi
     }
     input = fs.createReadStream(opts.file);
   }
-  const client = clientOf(target, `cli-produce-${process.pid}`);
+  const client = await clientOf(target, `cli-produce-${process.pid}`);
   let acked = 0;
   let fatal: Error | undefined;
   client.on('ack', (a) => (acked += a.records.length));

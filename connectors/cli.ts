@@ -17,14 +17,13 @@ program
   .argument('<file>', 'connectors file')
   .option('--hub <url>', "the hub's WebSocket URL (overrides hub.url in the file)", process.env.TRIBUTARY_HUB)
   .option('--token <token>', 'token for the hub (overrides hub.token)', process.env.TRIBUTARY_TOKEN)
-  .option('--state-dir <dir>', 'offsets of sinks that keep none themselves (webhook)', './connect-state')
   .option('--http-port <n>', 'serve GET /v1/connectors and /metrics on this port (127.0.0.1)')
   .option('--log-level <level>', 'pino log level', process.env.TRIBUTARY_LOG_LEVEL ?? 'info')
-  .action(async (file: string, opts: { hub?: string; token?: string; stateDir: string; httpPort?: string; logLevel: string }) => {
+  .action(async (file: string, opts: { hub?: string; token?: string; httpPort?: string; logLevel: string }) => {
     const log = pino({ level: opts.logLevel, base: { svc: 'tributary-connect' }, redact: ['token', '*.token'] });
     let runtime: ConnectorRuntime;
     try {
-      runtime = new ConnectorRuntime(readConnectFile(file), { url: opts.hub, token: opts.token, stateDir: opts.stateDir, log });
+      runtime = new ConnectorRuntime(readConnectFile(file), { url: opts.hub, token: opts.token, log });
     } catch (e) {
       process.stderr.write(`tributary connect: ${e instanceof TributaryError || e instanceof Error ? e.message : String(e)}\n`);
       process.exit(2);

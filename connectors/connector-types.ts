@@ -3,9 +3,7 @@
  * runner (the runtime's part) around a task (the connector's part). One file
  * per connector holds the task; this table is the only place that lists them.
  */
-import path from 'node:path';
 import { Settings, configError, type ConnectorConfig } from './config.ts';
-import { FileOffsetStore } from './offset-store.ts';
 import { PostgresSink, postgresSinkOptions } from './postgres-sink.ts';
 import { PostgresSource, postgresSourceOptions } from './postgres-source.ts';
 import { SinkRunner } from './sink-runner.ts';
@@ -13,15 +11,13 @@ import { SourceRunner } from './source-runner.ts';
 import { WebhookSink, webhookSinkOptions } from './webhook-sink.ts';
 import type { Worker, WorkerDeps } from './worker.ts';
 
-export interface FactoryContext extends WorkerDeps {
-  /** Directory for offsets of sinks that keep none themselves. */
-  stateDir: string;
-}
+export type FactoryContext = WorkerDeps;
 
 type Factory = (c: ConnectorConfig, ctx: FactoryContext) => Worker;
 
-function sinkOptions(s: Settings, defaults: { batchSize: number; lingerMs: number }) {
+function sinkOptions(c: ConnectorConfig, s: Settings, defaults: { batchSize: number; lingerMs: number }) {
   return {
+    group: s.string('group', c.name),
     batchSize: s.int('batchSize', defaults.batchSize, 1, 100_000),
     lingerMs: s.int('lingerMs', defaults.lingerMs, 0, 60_000),
     from: s.oneOf('from', ['earliest', 'latest'] as const, 'earliest'),
@@ -32,10 +28,10 @@ function sinkOptions(s: Settings, defaults: { batchSize: number; lingerMs: numbe
 export const CONNECTOR_TYPES: Record<string, Factory> = {
   'postgres-sink': (c, ctx) => {
     const s = new Settings(c.name, c.settings);
-    const o = sinkOptions(s, { batchSize: 20_000, lingerMs: 20 });
+    const o = sinkOptions(c, s, { batchSize: 20_000, lingerMs: 20 });
     const task = new PostgresSink(postgresSinkOptions(c.name, c.topic, s), ctx.log);
     s.done();
-    return new SinkRunner(c, task, { ...o, offsets: null }, ctx);
+    return new SinkRunner(c, task, o, ctx);
   },
   'postgres-source': (c, ctx) => {
     const s = new Settings(c.name, c.settings);
@@ -51,7 +47,7 @@ export const CONNECTOR_TYPES: Record<string, Factory> = {
   },
   'webhook-sink': (c, ctx) => {
     const s = new Settings(c.name, c.settings);
-    const o = sinkOptions(s, { batchSize: 100, lingerMs: 50 });
+    const o = sinkOptions(c, s, { batchSize: 100, lingerMs: 50 });
     let opts;
     try {
       opts = webhookSinkOptions(c.name, s);
@@ -59,10 +55,9 @@ export const CONNECTOR_TYPES: Record<string, Factory> = {
       throw configError((e as Error).message);
     }
     s.done();
-    const offsets = new FileOffsetStore(path.join(ctx.stateDir, `${c.name}.offsets.json`));
     let runner: SinkRunner | null = null;
     const task = new WebhookSink(opts, ctx.client, () => runner!.status);
-    runner = new SinkRunner(c, task, { ...o, offsets }, ctx);
+    runner = new SinkRunner(c, task, o, ctx);
     return runner;
   },
 };

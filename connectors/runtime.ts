@@ -3,7 +3,6 @@
  * connector of the file, their status and metrics. Used by
  * `tributary connect FILE` and by the hub's `--connectors FILE`.
  */
-import path from 'node:path';
 import promClient from 'prom-client';
 import { createClient, type Client } from '../web-client/index.ts';
 import type { ConnectFile } from './config.ts';
@@ -16,8 +15,6 @@ export interface RuntimeOptions {
   /** The hub's WebSocket URL (overrides the file's hub.url). */
   url?: string;
   token?: string;
-  /** Offsets of sinks that keep none themselves (webhook): default ./connect-state. */
-  stateDir?: string;
   log: Log;
 }
 
@@ -36,7 +33,7 @@ export class ConnectorRuntime {
     this.client = createClient({ url, token, outbox: 'memory', name: 'connectors', backoffMaxMs: 5000 });
     this.client.on('error', (err) => o.log.warn({ err: err.message }, 'connectors client'));
     const http = new HubHttp(httpBaseOf(url), async () => token);
-    const ctx = { client: this.client, http, log: o.log, stateDir: path.resolve(o.stateDir ?? './connect-state') };
+    const ctx = { client: this.client, http, log: o.log };
     this.workers = file.connectors.map((c) => createWorker(c, ctx));
     this.registerMetrics();
   }

@@ -1,39 +1,66 @@
 /**
- * Runs a SinkTask: consumes the topic, hands the task batches, and keeps
- * the committed offsets.
+ * Runs a SinkTask: consumes the topic as a member of a consumer group,
+ * hands the task batches, and commits what the task wrote to the group.
  *
- * Each partition is read by its own subscription starting at the offset the
- * task keeps (PostgreSQL: in its offsets table) or else the offset store's,
- * or `from` when neither knows the partition. The handler only appends to a
- * buffer; a batch is written when it reaches batchSize or lingerMs after its
- * first record. While a batch is being written the next one fills, and the
- * handlers wait (so the subscriptions stop crediting and the hub stops
- * sending) only when that one is full too: bounded memory, pipelined writes.
+ * The group (named by the connector, or its `group` key) decides which
+ * partitions this instance reads: start two instances of a connector and
+ * they share the partitions; kill one and the other takes its partitions
+ * after the hub's session timeout; add partitions and the group assigns them.
+ *
+ * Where a partition starts: the group's committed offset (or `from` when the
+ * group has none), unless the task keeps offsets itself (PostgreSQL, in the
+ * same transaction as the rows). Then the task's are the truth: onAssign
+ * reads them for the newly assigned partitions, records below them are
+ * skipped, and the group is told at once so its lag agrees.
+ *
+ * The handler only appends to a buffer; a batch is written when it reaches
+ * batchSize or lingerMs after its first record. While a batch is being
+ * written the next one fills, and the handler waits (so the subscription
+ * stops crediting and the hub stops sending) only when that one is full too:
+ * bounded memory, pipelined writes. After each write the offsets the task
+ * answered are committed to the group (coalesced: one commit in flight).
+ *
+ * Revocation: the client stops handing over records of the revoked
+ * partitions; onRevoke writes what is buffered, waits for the write in
+ * flight, commits those partitions, and only then returns, so the hub gives
+ * them to another member after the last record of ours is written.
  */
+import { TributaryError } from '../protocol/errors.ts';
 import type { ConsumedRecord, SubscriptionHandle } from '../web-client/index.ts';
 import type { ConnectorConfig } from './config.ts';
-import type { OffsetStore } from './offset-store.ts';
 import type { PartitionOffsets, SinkTask } from './task.ts';
 import { StoppedError, Worker, type WorkerDeps } from './worker.ts';
 
 export interface SinkOptions {
   batchSize: number;
   lingerMs: number;
-  /** Where a partition starts when neither the task nor the offset store knows it. */
+  /** Where a partition starts when neither the task nor the group knows it. */
   from: 'earliest' | 'latest';
-  /** Offsets of sinks that keep none themselves; also written by sinks that do (for lag). */
-  offsets: OffsetStore | null;
-  /** How often the high watermarks are read for lag. */
+  /** Consumer group name (default: the connector's name). */
+  group: string;
+  /** How often the high watermarks are read for lag (and a failed group commit is tried again). */
   lagIntervalMs: number;
 }
+
+/** Bytes of batches the hub may send ahead of the handler. */
+const CREDIT_BYTES = 4 * 1024 * 1024;
 
 export class SinkRunner extends Worker {
   private buffer: ConsumedRecord[] = [];
   private writing: Promise<void> | null = null;
   private lingerTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Next offset written, per held partition. */
   private readonly committed = new Map<number, number>();
+  /** What the group was last told, per held partition. */
+  private readonly groupCommitted = new Map<number, number>();
+  private groupCommitting: Promise<void> | null = null;
+  /** The task's own offsets at assignment: records below are already written. */
+  private readonly skipBelow = new Map<number, number>();
   private readonly highWatermarks = new Map<number, number>();
-  private subs: SubscriptionHandle[] = [];
+  /** Partitions this instance owns (after onAssign finished). */
+  private readonly held = new Set<number>();
+  private assignedOnce = false;
+  private sub: SubscriptionHandle | null = null;
   private lagTimer: ReturnType<typeof setInterval> | null = null;
 
   constructor(
@@ -50,21 +77,21 @@ export class SinkRunner extends Worker {
     try {
       await this.retrying('start', () => this.task.start());
       const info = await this.retrying('describe topic', () => this.deps.http.topic(topic));
-      const partitions = Array.from({ length: info.partitions }, (_, p) => p);
-      const own = await this.retrying('open', () => this.task.open(partitions));
-      const stored = this.o.offsets ? await this.retrying('load offsets', () => this.o.offsets!.load()) : new Map<number, number>();
-      for (const p of partitions) {
-        const at = own ? own.get(p) : stored.get(p);
-        if (at !== undefined) this.committed.set(p, at);
-      }
       this.noteHighWatermarks(info.offsets);
-      this.lagTimer = setInterval(() => void this.refreshLag(), this.o.lagIntervalMs);
+      this.lagTimer = setInterval(() => void this.tick(), this.o.lagIntervalMs);
       this.lagTimer.unref?.();
-      for (const p of partitions) {
-        const at = this.committed.get(p);
-        const from = at !== undefined ? at : this.o.from;
-        this.subs.push(this.deps.client.subscribe(topic, { partitions: [p], from, creditBytes: 4 * 1024 * 1024 }, (r) => this.onRecord(r)));
-      }
+      this.sub = this.deps.client.subscribe(
+        topic,
+        {
+          group: this.o.group,
+          from: this.o.from,
+          autoCommit: false,
+          creditBytes: CREDIT_BYTES,
+          onAssign: (partitions) => this.onAssign(partitions),
+          onRevoke: (partitions) => this.onRevoke(partitions),
+        },
+        (r) => this.onRecord(r),
+      );
       if (this.status.state === 'starting') this.status.state = 'running';
       this.updateStatus();
     } catch (e) {
@@ -72,10 +99,64 @@ export class SinkRunner extends Worker {
     }
   }
 
+  /** New partitions: find where each really starts before any of their records is handled. */
+  private async onAssign(partitions: number[]): Promise<void> {
+    let own: PartitionOffsets | undefined;
+    try {
+      own = await this.retrying('open', () => this.task.open(partitions));
+    } catch (e) {
+      if (e instanceof StoppedError) return;
+      throw e;
+    }
+    const positions = this.sub?.positions() ?? {};
+    const ahead: Record<number, number> = {};
+    for (const p of partitions) {
+      const group = positions[p];
+      const at = own?.get(p);
+      if (at !== undefined) {
+        this.skipBelow.set(p, at);
+        this.committed.set(p, at);
+        if (group !== undefined && group < at) ahead[p] = at;
+        if (group !== undefined && group > at) {
+          // The group was moved past what the table holds (a reset by hand): those records are not re-read.
+          this.deps.log.warn({ connector: this.config.name, partition: p, group, stored: at }, 'the group starts past the offsets stored by the sink; records between are skipped');
+        }
+      } else if (group !== undefined) this.committed.set(p, group);
+      this.held.add(p);
+    }
+    this.assignedOnce = true;
+    this.updateStatus();
+    // The task's offsets are ahead of the group's (a crash between the two commits): tell the group now.
+    if (Object.keys(ahead).length) await this.commitGroup();
+  }
+
+  /** Partitions taken away: their records written and committed before the hub hands them on. */
+  private async onRevoke(partitions: number[]): Promise<void> {
+    const revoked = new Set(partitions);
+    while (this.writing || this.buffer.some((r) => revoked.has(r.partition))) {
+      if (!this.writing) this.startWrite();
+      if (this.writing) await this.writing;
+      if (this.stopping) break;
+    }
+    await this.commitGroup();
+    // A lost membership's onRevoke can overlap the next membership's onAssign: keep what is held again.
+    const again = new Set(this.sub?.assignment() ?? []);
+    for (const p of partitions) {
+      if (again.has(p)) continue;
+      this.held.delete(p);
+      this.committed.delete(p);
+      this.groupCommitted.delete(p);
+      this.skipBelow.delete(p);
+    }
+    this.updateStatus();
+  }
+
   /** Called per record: synchronous unless it must wait (paused, or both batches full), so the common case allocates no promise. */
   private onRecord(r: ConsumedRecord): void | Promise<void> {
     // Paused: the handler waits, the subscription stops crediting, the hub stops sending.
     if (this.paused) return this.whileUnpaused().then(() => this.onRecord(r));
+    // Already in the task's system (it keeps offsets itself).
+    if (r.offset < (this.skipBelow.get(r.partition) ?? 0)) return;
     // The log holds at least this record: keeps lag honest between high-watermark reads.
     if ((this.highWatermarks.get(r.partition) ?? 0) <= r.offset) this.highWatermarks.set(r.partition, r.offset + 1);
     this.buffer.push(r);
@@ -124,22 +205,49 @@ export class SinkRunner extends Worker {
       throw e;
     }
     this.status.records += batch.length;
-    for (const [p, o] of safe) this.committed.set(p, Math.max(o, this.committed.get(p) ?? 0));
-    if (this.o.offsets) {
-      try {
-        await this.retrying('commit offsets', () => this.o.offsets!.commit(safe));
-      } catch (e) {
-        if (!(e instanceof StoppedError)) throw e;
-      }
-    }
+    // Only the batch's partitions: a task may answer for partitions another member holds now.
+    const mine = new Set(batch.map((r) => r.partition));
+    for (const [p, o] of safe) if (mine.has(p) && this.held.has(p)) this.committed.set(p, Math.max(o, this.committed.get(p) ?? 0));
     this.updateStatus();
+    void this.commitGroup();
+  }
+
+  /**
+   * Tells the group what is written: at most one commit in flight, carrying
+   * the newest offset of every held partition that moved. A failure is
+   * harmless: the next write, revocation or lag tick tries again, and a
+   * FENCED answer means the partitions moved on (the next owner starts at
+   * the task's offsets, or re-delivers: at-least-once).
+   */
+  private async commitGroup(): Promise<void> {
+    while (this.groupCommitting) await this.groupCommitting;
+    const sub = this.sub;
+    if (!sub) return;
+    const offsets: Record<number, number> = {};
+    for (const [p, o] of this.committed) if (this.held.has(p) && o > (this.groupCommitted.get(p) ?? -1)) offsets[p] = o;
+    if (Object.keys(offsets).length === 0) return;
+    const committing = sub
+      .commit(offsets)
+      .then(
+        () => {
+          for (const [p, o] of Object.entries(offsets)) if (this.held.has(Number(p))) this.groupCommitted.set(Number(p), o);
+        },
+        (err: unknown) => {
+          if (err instanceof TributaryError && err.code === 'FENCED') return;
+          this.deps.log.debug({ connector: this.config.name, err: (err as Error).message }, 'group commit failed; tried again later');
+        },
+      )
+      .finally(() => (this.groupCommitting = null));
+    this.groupCommitting = committing;
+    await committing;
   }
 
   private noteHighWatermarks(offsets: Array<{ partition: number; highWatermark: number }>): void {
     for (const o of offsets) this.highWatermarks.set(o.partition, Math.max(o.highWatermark, this.highWatermarks.get(o.partition) ?? 0));
   }
 
-  private async refreshLag(): Promise<void> {
+  private async tick(): Promise<void> {
+    void this.commitGroup();
     try {
       this.noteHighWatermarks((await this.deps.http.topic(this.config.topic)).offsets);
       this.updateStatus();
@@ -148,15 +256,17 @@ export class SinkRunner extends Worker {
     }
   }
 
+  /** Status of the partitions this instance holds: its lag is the group's lag for them. */
   private updateStatus(): void {
     let lag = 0;
-    let known = true;
+    let known = this.assignedOnce;
     const parts: typeof this.status.partitions = [];
-    for (const [p, hw] of [...this.highWatermarks].sort((a, b) => a[0] - b[0])) {
+    for (const p of [...this.held].sort((a, b) => a - b)) {
+      const hw = this.highWatermarks.get(p) ?? null;
       const c = this.committed.get(p);
       parts.push({ partition: p, committed: c ?? null, highWatermark: hw });
-      if (c === undefined) known = hw === 0 && known;
-      else lag += Math.max(0, hw - c);
+      if (c === undefined) known = (hw ?? 0) === 0 && known;
+      else lag += Math.max(0, (hw ?? 0) - c);
     }
     this.status.partitions = parts;
     this.status.lag = known ? lag : null;
@@ -164,11 +274,13 @@ export class SinkRunner extends Worker {
 
   async stop(): Promise<void> {
     this.abort.abort();
-    for (const s of this.subs) s.close();
-    this.subs = [];
     if (this.lagTimer) clearInterval(this.lagTimer);
     if (this.lingerTimer) clearTimeout(this.lingerTimer);
     await this.writing?.catch(() => undefined);
+    // The next owner starts where this one finished; then leave the group at once.
+    await this.commitGroup().catch(() => undefined);
+    this.sub?.close();
+    this.sub = null;
     await this.task.stop().catch(() => undefined);
     this.status.state = 'stopped';
   }

@@ -10,7 +10,9 @@
  * are safe to commit (the next offset per partition). A sink that stores
  * offsets in its own system (PostgreSQL, in the same transaction as the rows)
  * also answers where to resume from, and the runtime trusts that over the
- * hub's committed offsets.
+ * consumer group's committed offsets (it skips records below it). The
+ * runtime consumes as a member of a consumer group and commits the offsets
+ * a task answers to the group after each batch.
  *
  * Every method may throw; the runtime retries with backoff (jitter, cap) and
  * never skips a record, so a task need not retry on its own. A task that
@@ -27,7 +29,9 @@ export interface SinkTask {
   /** Connects and prepares (creates its offsets table, checks the target). */
   start(): Promise<void>;
   /**
-   * Where to resume each partition, when the task keeps offsets itself
+   * Called when the consumer group assigns `partitions` to this instance (at
+   * start and at every rebalance that adds some): where to resume each of
+   * them, when the task keeps offsets itself
    * (undefined for a partition it knows nothing of, or for the whole map when
    * the task leaves offsets to the hub's consumer group).
    */

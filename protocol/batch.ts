@@ -185,51 +185,70 @@ export function encodeBatch(input: BatchInput, crc: Crc32c = portableCrc32c): Ui
   if (total > LIMITS.maxBatchBytes) throw new TributaryError('FRAME_TOO_LARGE', `batch of ${total} bytes exceeds ${LIMITS.maxBatchBytes}`);
 
   const buf = new Uint8Array(total);
-  writeInt64(buf, O_BASE_OFFSET, input.baseOffset ?? 0);
-  writeUint32(buf, O_LENGTH, total - LENGTH_FIELD_END);
-  buf[O_MAGIC] = BATCH_MAGIC;
-  // attributes stay 0
-  writeUint32(buf, O_COUNT, count);
-  writeUint32(buf, O_LAST_OFFSET_DELTA, lastOffsetDelta);
-  writeInt64(buf, O_FIRST_TS, firstTimestamp);
-  writeInt64(buf, O_MAX_TS, maxTimestamp);
-  writeInt64(buf, O_APPEND_TIME, input.appendTime ?? -1);
-  writeInt64(buf, O_BASE_SEQ, baseSequence);
-  writeUint32(buf, O_LAST_SEQ_DELTA, lastSequenceDelta);
-  buf[O_PID_LEN] = pidLen;
-  let pos = BATCH_HEADER_BYTES;
-  if (pidLen) {
-    textEncoder.encodeInto(producerId, buf.subarray(pos, pos + pidLen));
-    pos += pidLen;
-  }
+  let pos = writeBatchHeader(buf, { total, count, lastOffsetDelta, firstTimestamp, maxTimestamp, lastSequenceDelta, baseSequence, baseOffset: input.baseOffset ?? 0, appendTime: input.appendTime ?? -1 }, producerId, pidLen);
   for (let i = 0; i < count; i++) {
-    const r = records[i];
     pos = writeUvarint(buf, pos, sizes[i]);
-    const keyKind = r.key === null ? 0 : typeof r.key === 'string' ? 1 : 2;
-    const enc = ENCODING_CODE[r.encoding];
-    if (enc === undefined) throw new TributaryError('BAD_RECORD', `unknown value encoding ${String(r.encoding)}`);
-    buf[pos++] = enc | (r.value === null ? 4 : 0) | (keyKind << 3);
-    pos = writeUvarint(buf, pos, r.offsetDelta ?? i);
-    pos = writeUvarint(buf, pos, r.sequenceDelta ?? i);
-    pos = writeUvarint(buf, pos, zigzag(r.timestamp - firstTimestamp));
-    if (typeof r.key === 'string') pos = writeStr(buf, pos, r.key, utf8Length(r.key));
-    else if (r.key !== null) pos = writeBytes(buf, pos, r.key);
-    if (r.value !== null) pos = writeBytes(buf, pos, r.value);
-    pos = writeUvarint(buf, pos, r.headers.length);
-    for (const [name, value] of r.headers) {
-      pos = writeStr(buf, pos, name, utf8Length(name));
-      if (typeof value === 'string') {
-        buf[pos++] = 0;
-        pos = writeStr(buf, pos, value, utf8Length(value));
-      } else {
-        buf[pos++] = 1;
-        pos = writeBytes(buf, pos, value);
-      }
-    }
+    pos = writeRecord(buf, pos, records[i], i, firstTimestamp);
   }
   if (pos !== total) throw new Error(`batch size mismatch: wrote ${pos} of ${total}`);
   writeUint32(buf, O_CRC, crc(buf, CRC_START, total));
   return buf;
+}
+
+interface HeaderFields {
+  total: number;
+  count: number;
+  lastOffsetDelta: number;
+  firstTimestamp: number;
+  maxTimestamp: number;
+  lastSequenceDelta: number;
+  baseSequence: number;
+  baseOffset: number;
+  appendTime: number;
+}
+
+/** Writes the batch header and the producer id; returns where the records start. The CRC is written last. */
+function writeBatchHeader(buf: Uint8Array, h: HeaderFields, producerId: string, pidLen: number): number {
+  writeInt64(buf, O_BASE_OFFSET, h.baseOffset);
+  writeUint32(buf, O_LENGTH, h.total - LENGTH_FIELD_END);
+  buf[O_MAGIC] = BATCH_MAGIC;
+  // attributes stay 0
+  writeUint32(buf, O_COUNT, h.count);
+  writeUint32(buf, O_LAST_OFFSET_DELTA, h.lastOffsetDelta);
+  writeInt64(buf, O_FIRST_TS, h.firstTimestamp);
+  writeInt64(buf, O_MAX_TS, h.maxTimestamp);
+  writeInt64(buf, O_APPEND_TIME, h.appendTime);
+  writeInt64(buf, O_BASE_SEQ, h.baseSequence);
+  writeUint32(buf, O_LAST_SEQ_DELTA, h.lastSequenceDelta);
+  buf[O_PID_LEN] = pidLen;
+  if (pidLen) textEncoder.encodeInto(producerId, buf.subarray(BATCH_HEADER_BYTES, BATCH_HEADER_BYTES + pidLen));
+  return BATCH_HEADER_BYTES + pidLen;
+}
+
+/** Writes record `i` (after its length varint); returns the position after it. */
+function writeRecord(buf: Uint8Array, pos: number, r: EncodedRecord & { offsetDelta?: number; sequenceDelta?: number }, i: number, firstTimestamp: number): number {
+  const keyKind = r.key === null ? 0 : typeof r.key === 'string' ? 1 : 2;
+  const enc = ENCODING_CODE[r.encoding];
+  if (enc === undefined) throw new TributaryError('BAD_RECORD', `unknown value encoding ${String(r.encoding)}`);
+  buf[pos++] = enc | (r.value === null ? 4 : 0) | (keyKind << 3);
+  pos = writeUvarint(buf, pos, r.offsetDelta ?? i);
+  pos = writeUvarint(buf, pos, r.sequenceDelta ?? i);
+  pos = writeUvarint(buf, pos, zigzag(r.timestamp - firstTimestamp));
+  if (typeof r.key === 'string') pos = writeStr(buf, pos, r.key, utf8Length(r.key));
+  else if (r.key !== null) pos = writeBytes(buf, pos, r.key);
+  if (r.value !== null) pos = writeBytes(buf, pos, r.value);
+  pos = writeUvarint(buf, pos, r.headers.length);
+  for (const [name, value] of r.headers) {
+    pos = writeStr(buf, pos, name, utf8Length(name));
+    if (typeof value === 'string') {
+      buf[pos++] = 0;
+      pos = writeStr(buf, pos, value, utf8Length(value));
+    } else {
+      buf[pos++] = 1;
+      pos = writeBytes(buf, pos, value);
+    }
+  }
+  return pos;
 }
 
 // ---------- reading ----------
@@ -343,6 +362,70 @@ export function isUtf8(b: Uint8Array, start: number, end: number): boolean {
  * Walks the records of a (length-checked) batch. When `out` is given, decodes
  * each record into it. Returns false when the records do not parse exactly.
  */
+/** Where the last walkKey / walkHeaders call stopped (module state, like `vr`: no allocation per record). */
+const walked = { pos: 0 };
+
+/**
+ * The key at `p` (its length varint first): a string for keyKind 1 (checked
+ * UTF-8), bytes for 2; `undefined` when it does not parse. Without `decode`
+ * only checks, and returns null. Sets walked.pos after it.
+ */
+function walkKey(b: Uint8Array, p: number, recEnd: number, keyKind: number, decode: boolean): StoredRecord['key'] | undefined {
+  readUvarint(b, p, recEnd, vr);
+  if (vr.pos < 0 || vr.pos + vr.value > recEnd || vr.value > LIMITS.maxKeyBytes) return undefined;
+  const start = vr.pos;
+  const end = vr.pos + vr.value;
+  walked.pos = end;
+  if (!decode) return keyKind === 1 && !isUtf8(b, start, end) ? undefined : null;
+  const kb = b.subarray(start, end);
+  if (keyKind !== 1) return kb;
+  try {
+    return fromUtf8(kb);
+  } catch {
+    return undefined;
+  }
+}
+
+const NO_HEADERS: Header[] = [];
+
+/**
+ * The header list at `p` (count varint first), names and string values
+ * checked as UTF-8; null when it does not parse. Without `decode` only
+ * checks. Sets walked.pos after it.
+ */
+function walkHeaders(b: Uint8Array, p: number, recEnd: number, decode: boolean): Header[] | null {
+  readUvarint(b, p, recEnd, vr);
+  if (vr.pos < 0 || vr.value > LIMITS.maxHeaders) return null;
+  const hcount = vr.value;
+  p = vr.pos;
+  const headers: Header[] = decode ? [] : NO_HEADERS;
+  for (let h = 0; h < hcount; h++) {
+    readUvarint(b, p, recEnd, vr);
+    if (vr.pos < 0 || vr.pos + vr.value > recEnd || vr.value > LIMITS.maxHeaderNameBytes) return null;
+    const nameStart = vr.pos;
+    const nameEnd = vr.pos + vr.value;
+    p = nameEnd;
+    if (p >= recEnd) return null;
+    const kind = b[p++];
+    if (kind > 1) return null;
+    readUvarint(b, p, recEnd, vr);
+    if (vr.pos < 0 || vr.pos + vr.value > recEnd || vr.value > LIMITS.maxHeaderValueBytes) return null;
+    if (!decode) {
+      if (!isUtf8(b, nameStart, nameEnd) || (kind === 0 && !isUtf8(b, vr.pos, vr.pos + vr.value))) return null;
+    } else {
+      try {
+        const vb = b.subarray(vr.pos, vr.pos + vr.value);
+        headers.push([fromUtf8(b.subarray(nameStart, nameEnd)), kind === 0 ? fromUtf8(vb) : vb]);
+      } catch {
+        return null;
+      }
+    }
+    p = vr.pos + vr.value;
+  }
+  walked.pos = p;
+  return headers;
+}
+
 function walkRecords(b: Uint8Array, pos: number, out: StoredRecord[] | null): boolean {
   const size = LENGTH_FIELD_END + readUint32(b, pos + O_LENGTH);
   const end = pos + size;
@@ -380,21 +463,10 @@ function walkRecords(b: Uint8Array, pos: number, out: StoredRecord[] | null): bo
     p = vr.pos;
     let key: StoredRecord['key'] = null;
     if (keyKind !== 0) {
-      readUvarint(b, p, recEnd, vr);
-      if (vr.pos < 0 || vr.pos + vr.value > recEnd || vr.value > LIMITS.maxKeyBytes) return false;
-      if (!out) {
-        if (keyKind === 1 && !isUtf8(b, vr.pos, vr.pos + vr.value)) return false;
-      } else {
-        const kb = b.subarray(vr.pos, vr.pos + vr.value);
-        if (keyKind === 1) {
-          try {
-            key = fromUtf8(kb);
-          } catch {
-            return false;
-          }
-        } else key = kb;
-      }
-      p = vr.pos + vr.value;
+      const k = walkKey(b, p, recEnd, keyKind, out !== null);
+      if (k === undefined) return false;
+      key = k;
+      p = walked.pos;
     }
     let value: Uint8Array | null = null;
     if (!(attr & 4)) {
@@ -403,36 +475,9 @@ function walkRecords(b: Uint8Array, pos: number, out: StoredRecord[] | null): bo
       if (out) value = b.subarray(vr.pos, vr.pos + vr.value);
       p = vr.pos + vr.value;
     }
-    readUvarint(b, p, recEnd, vr);
-    if (vr.pos < 0 || vr.value > LIMITS.maxHeaders) return false;
-    const hcount = vr.value;
-    p = vr.pos;
-    const headers: Header[] = [];
-    for (let h = 0; h < hcount; h++) {
-      readUvarint(b, p, recEnd, vr);
-      if (vr.pos < 0 || vr.pos + vr.value > recEnd || vr.value > LIMITS.maxHeaderNameBytes) return false;
-      const nameStart = vr.pos;
-      const nameEnd = vr.pos + vr.value;
-      p = nameEnd;
-      if (p >= recEnd) return false;
-      const kind = b[p++];
-      if (kind > 1) return false;
-      readUvarint(b, p, recEnd, vr);
-      if (vr.pos < 0 || vr.pos + vr.value > recEnd || vr.value > LIMITS.maxHeaderValueBytes) return false;
-      if (!out) {
-        if (!isUtf8(b, nameStart, nameEnd) || (kind === 0 && !isUtf8(b, vr.pos, vr.pos + vr.value))) return false;
-      } else {
-        try {
-          const name = fromUtf8(b.subarray(nameStart, nameEnd));
-          const vb = b.subarray(vr.pos, vr.pos + vr.value);
-          headers.push([name, kind === 0 ? fromUtf8(vb) : vb]);
-        } catch {
-          return false;
-        }
-      }
-      p = vr.pos + vr.value;
-    }
-    if (p !== recEnd) return false;
+    const headers = walkHeaders(b, p, recEnd, out !== null);
+    if (headers === null || walked.pos !== recEnd) return false;
+    p = recEnd;
     if (out) {
       out.push({
         offset: baseOffset + od,

@@ -65,6 +65,35 @@ export function isValidUtf8(b: Uint8Array, start = 0, end = b.length): boolean {
 /** Marks an open indefinite-length container on the stack. */
 const INDEFINITE = -1;
 
+/** The argument readArgument last read (module state: no allocation per item). */
+const argument = { value: 0 };
+
+/** Reads the argument that additional information `ai` announces (RFC 8949 §3); returns the position after it. */
+function readArgument(bytes: Uint8Array, pos: number, ai: number, end: number): number {
+  if (ai < 24) {
+    argument.value = ai;
+    return pos;
+  }
+  if (ai >= 28) {
+    if (ai === 31) {
+      argument.value = ai; // indefinite length: the caller checks
+      return pos;
+    }
+    throw new Malformed('reserved additional information');
+  }
+  const n = ai === 24 ? 1 : ai === 25 ? 2 : ai === 26 ? 4 : 8;
+  if (pos + n > end) throw new Malformed('truncated');
+  if (n === 1) argument.value = bytes[pos];
+  else if (n === 2) argument.value = (bytes[pos] << 8) | bytes[pos + 1];
+  else if (n === 4) argument.value = ((bytes[pos] << 24) >>> 0) + ((bytes[pos + 1] << 16) | (bytes[pos + 2] << 8) | bytes[pos + 3]);
+  else {
+    // Lengths past 2^53 cannot fit any buffer; the exact value only matters for lengths and counts.
+    argument.value = (((bytes[pos] << 24) >>> 0) + ((bytes[pos + 1] << 16) | (bytes[pos + 2] << 8) | bytes[pos + 3])) * 2 ** 32 +
+      ((bytes[pos + 4] << 24) >>> 0) + ((bytes[pos + 5] << 16) | (bytes[pos + 6] << 8) | bytes[pos + 7]);
+  }
+  return pos + n;
+}
+
 /**
  * Scans the first CBOR item of `bytes`. Throws TributaryError BAD_CBOR
  * when it nests deeper than `maxDepth` (arrays, maps and tags each count a
@@ -87,26 +116,8 @@ export function scanCbor(bytes: Uint8Array, maxDepth: number): CborScan {
       if (remaining.length === 0 || remaining[remaining.length - 1] !== INDEFINITE) throw new Malformed('unexpected break');
       remaining.pop();
     } else {
-      let arg = ai;
-      if (ai === 24) {
-        if (pos + 1 > end) throw new Malformed('truncated');
-        arg = bytes[pos];
-        pos += 1;
-      } else if (ai === 25) {
-        if (pos + 2 > end) throw new Malformed('truncated');
-        arg = (bytes[pos] << 8) | bytes[pos + 1];
-        pos += 2;
-      } else if (ai === 26) {
-        if (pos + 4 > end) throw new Malformed('truncated');
-        arg = ((bytes[pos] << 24) >>> 0) + ((bytes[pos + 1] << 16) | (bytes[pos + 2] << 8) | bytes[pos + 3]);
-        pos += 4;
-      } else if (ai === 27) {
-        if (pos + 8 > end) throw new Malformed('truncated');
-        // Lengths past 2^53 cannot fit any buffer; the exact value only matters for lengths and counts.
-        arg = (((bytes[pos] << 24) >>> 0) + ((bytes[pos + 1] << 16) | (bytes[pos + 2] << 8) | bytes[pos + 3])) * 2 ** 32 +
-          ((bytes[pos + 4] << 24) >>> 0) + ((bytes[pos + 5] << 16) | (bytes[pos + 6] << 8) | bytes[pos + 7]);
-        pos += 8;
-      } else if (ai >= 28 && ai <= 30) throw new Malformed('reserved additional information');
+      pos = readArgument(bytes, pos, ai, end);
+      const arg = argument.value;
       const indefinite = ai === 31;
       switch (major) {
         case 0:

@@ -11,6 +11,7 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v jq >/dev/null 2>&1 || need+=(jq)
 # The connector tests start a real PostgreSQL (test/helpers/postgres.ts); Debian puts its server under /usr/lib/postgresql/*/bin.
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
+command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing from Debian: ${need[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"

@@ -108,7 +108,6 @@ export function loadConfig(sources: ConfigSources = {}): HubConfig {
     ...rest,
     data: path.resolve(rest.data),
     connectors: rest.connectors === undefined ? undefined : path.resolve(rest.connectors),
-    connectorsStateDir: path.resolve(rest.connectorsStateDir),
     autoCreateTopics: autoCreateTopics ?? !authEnabled,
     tls: tlsOf(tlsCert, tlsKey),
     auth,
@@ -118,10 +117,21 @@ export function loadConfig(sources: ConfigSources = {}): HubConfig {
     // Members would be expired between two heartbeats.
     throw new ConfigError(`groups.heartbeatIntervalMs (${cfg.groups.heartbeatIntervalMs}) must be below groups.sessionTimeoutMs (${cfg.groups.sessionTimeoutMs})`);
   }
+  if (cfg.engine !== undefined) engineServers(cfg.engine);
   if (cfg.sendHighWaterBytes >= cfg.maxBufferedBytesPerConnection) {
     throw new ConfigError(`sendHighWaterBytes (${cfg.sendHighWaterBytes}) must be below maxBufferedBytesPerConnection (${cfg.maxBufferedBytesPerConnection})`);
   }
   return cfg;
+}
+
+/** `nats://a:4222,nats://b:4222` (or `a:4222,b:4222`) → the server list the nats client takes; ConfigError when malformed. */
+export function engineServers(v: string): string[] {
+  const urls = v.split(',').map((u) => u.trim()).filter((u) => u !== '');
+  for (const u of urls) {
+    if (!/^(nats|tls):\/\/[^/\s]+$/.test(u) && !/^[^/:\s]+:\d+$/.test(u)) throw new ConfigError(`engine: ${JSON.stringify(u)} is not a NATS server URL (nats://host:port)`);
+  }
+  if (urls.length === 0) throw new ConfigError('engine: give at least one nats://host:port');
+  return urls;
 }
 
 function tlsOf(certFile: string | undefined, keyFile: string | undefined): HubConfig['tls'] {

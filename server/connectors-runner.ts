@@ -24,7 +24,7 @@ export function createInHubConnectors(cfg: HubConfig, port: number, log: Logger,
   const file = readConnectFile(cfg.connectors!);
   const host = cfg.host === '0.0.0.0' || cfg.host === '::' ? '127.0.0.1' : cfg.host.includes(':') ? `[${cfg.host}]` : cfg.host;
   const url = `${cfg.tls ? 'wss' : 'ws'}://${host}:${port}/v1/ws`;
-  const runtime = new ConnectorRuntime(file, { url, stateDir: cfg.connectorsStateDir, log: log.child({ component: 'connectors' }) });
+  const runtime = new ConnectorRuntime(file, { url, log: log.child({ component: 'connectors' }) });
   metrics.addRegistry(runtime.registry);
   let started: Promise<void> = Promise.resolve();
   return {

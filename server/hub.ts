@@ -9,12 +9,13 @@
  * connections, and closes storage (flush, fsync, lock released).
  */
 import { OriginPolicy, createAuthenticator } from './auth/index.ts';
-import type { HubConfig } from './config.ts';
+import { engineServers, type HubConfig } from './config.ts';
 import { Broker } from './broker/broker.ts';
 import type { Logger } from './logger.ts';
 import { createInHubConnectors, type InHubConnectors } from './connectors-runner.ts';
 import { HubMetrics } from './metrics.ts';
 import { FileLogStore } from './storage/file-log-store.ts';
+import { JetStreamLogStore } from './storage/jetstream/jetstream-log-store.ts';
 import type { LogStore } from './storage/log-store.ts';
 import { nativeCrc32c } from './storage/native-crc.ts';
 import { Limits } from './transport/limits.ts';
@@ -31,6 +32,16 @@ export interface StartedHub {
 }
 
 export function createStore(cfg: HubConfig, log: Logger): LogStore {
+  if (cfg.engine) {
+    // Scale-out: the log lives in JetStream and this hub keeps no state of its own.
+    return new JetStreamLogStore({
+      servers: engineServers(cfg.engine),
+      defaults: cfg.topic,
+      crc: nativeCrc32c,
+      maxProducersPerPartition: cfg.storage.maxProducersPerPartition,
+      log: log.child({ component: 'storage', engine: 'jetstream' }),
+    });
+  }
   return new FileLogStore({
     dataDir: cfg.data,
     defaults: cfg.topic,

@@ -44,7 +44,8 @@ const DAY_MS = 24 * 3600_000;
 export const SETTINGS = {
   host: { kind: 'string', default: '127.0.0.1', doc: 'address to bind; a non-loopback address with auth off needs `insecure`' },
   port: { kind: 'int', default: 8080, min: 0, max: 65535, doc: 'TCP port for HTTP and WebSocket; 0 picks a free one (the real one is printed)' },
-  data: { kind: 'string', default: './data', doc: 'data directory (topics, segments, the lock file)' },
+  data: { kind: 'string', default: './data', doc: 'data directory (topics, segments, the lock file); unused with `engine`' },
+  engine: { kind: 'string', default: undefined, doc: 'keep the log in NATS JetStream instead of `data`: nats://host:port[,nats://host:port…] (hubs over one cluster share every topic and keep no state of their own)' },
   insecure: { kind: 'bool', default: false, doc: 'allow binding a non-loopback address while authentication is off' },
   tlsCert: { kind: 'string', default: undefined, doc: 'PEM certificate (chain) file: serve https:// and wss:// (needs tlsKey)' },
   tlsKey: { kind: 'string', default: undefined, doc: 'PEM private key file of tlsCert' },
@@ -68,7 +69,6 @@ export const SETTINGS = {
   httpReadMaxBytes: { kind: 'int', default: 4 * MiB, min: 1024, doc: 'cap on `maxBytes` of GET …/records (batch bytes read)' },
 
   connectors: { kind: 'string', default: undefined, doc: 'YAML or JSON connectors file to run inside the hub (as `tributary connect FILE` would); status at GET /v1/connectors' },
-  connectorsStateDir: { kind: 'string', default: './connect-state', doc: 'offsets of in-hub sinks that keep none themselves (webhook sink)' },
 
   shutdownTimeoutMs: { kind: 'int', default: 10_000, min: 0, doc: 'on SIGTERM/SIGINT, wait at most this long for in-flight appends before closing storage' },
 
@@ -80,6 +80,7 @@ export const SETTINGS = {
   'topic.fsyncIntervalMs': { kind: 'int', default: 1000, min: 1, doc: 'fsync period for `interval` topics' },
   'topic.segmentBytes': { kind: 'int', default: 64 * MiB, min: 1024, doc: 'default segment size before rolling' },
   'topic.segmentMs': { kind: 'int', default: 7 * DAY_MS, min: -1, doc: 'default segment age before rolling (-1 = never by age)' },
+  'topic.replicas': { kind: 'int', default: 0, min: 0, max: 5, doc: 'JetStream engine: copies of each partition (0 = 3 on a cluster of three or more nodes, else 1)' },
 
   'storage.maxOpenFiles': { kind: 'int', default: 256, min: 8, doc: 'max open segment files across partitions (least recently used closed first)' },
   'storage.tailCacheBytes': { kind: 'int', default: 4 * MiB, min: 0, doc: 'bytes of newest batches kept in memory per partition for live tailing' },

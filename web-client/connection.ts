@@ -320,7 +320,9 @@ export class Connection extends Emitter<ConnectionEvents> {
     if (!ws || ws.readyState !== WS_OPEN) return;
     try {
       ws.send(encodeCbor(frame));
-    } catch {} // the close event follows
+    } catch {
+      // The socket is closing: its close event follows and starts the next session.
+    }
   }
 
   /** Closes the current socket (if any) and reconnects after backoff. */

@@ -315,7 +315,7 @@ export class Subscription implements SubscriptionHandle {
           } catch (err) {
             // Skipping would lose the record and retrying could loop forever: stop, and say why.
             this.onError(new ClientError('CLOSED', `subscription to ${this.topic} stopped: the handler threw at partition ${f.p} offset ${r.offset}: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
-            this.close();
+            void this.close();
             return;
           }
           this.pos.set(f.p, r.offset + 1);

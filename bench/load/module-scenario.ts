@@ -19,6 +19,7 @@ const MODULES: Record<string, { file: string; fn: string }> = {
   groups: { file: 'groups.ts', fn: 'runGroupsBench' },
   streams: { file: 'streams.ts', fn: 'runStreamsBench' },
   connectors: { file: 'connectors.ts', fn: 'runConnectorsBench' },
+  jetstream: { file: 'jetstream.ts', fn: 'runJetStreamBench' },
 };
 
 async function main(): Promise<void> {

@@ -4,7 +4,7 @@
  * publish: a "batch" is 100 publishes whose acks are awaited together),
  * pull consumers without acks for replay and live delivery.
  */
-import { AckPolicy, connect, DeliverPolicy, StorageType, type Consumer, type JetStreamClient, type NatsConnection } from 'nats';
+import { AckPolicy, connect, DeliverPolicy, StorageType, type Consumer, type NatsConnection } from 'nats';
 import { makeValue, now, openMany, readStamp, stampValue, waitUntil } from './common.ts';
 import type { ConnectionsParams, FanoutParams, LatencyParams, LoadResult, ProduceParams, ReplayParams, Target } from './job.ts';
 import { readServerRss } from './rss.ts';

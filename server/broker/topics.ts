@@ -29,6 +29,7 @@ const CONFIG_KEYS: Record<keyof TopicConfig, 'int' | 'cleanup' | 'fsync'> = {
   fsyncIntervalMs: 'int',
   segmentBytes: 'int',
   segmentMs: 'int',
+  replicas: 'int',
 };
 
 /** Checks a topic config patch from outside (HTTP body): known keys, right types. The engine checks ranges. */

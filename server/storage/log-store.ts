@@ -1,6 +1,7 @@
 /**
- * The log interface the broker uses, and every storage engine implements
- * (the embedded file engine: server/storage/file-*.ts).
+ * The log interface the broker uses. Two engines implement it: the embedded
+ * file engine (server/storage/file-*.ts) and NATS JetStream
+ * (server/storage/jetstream/).
  *
  * Offsets are JS numbers (exact up to 2^53). A partition's offsets:
  *   earliest       <= the first offset still retained
@@ -28,6 +29,12 @@ export interface TopicConfig {
   segmentBytes: number;
   /** Roll the active segment at this age; -1 = never by age. Default 7 days. */
   segmentMs: number;
+  /**
+   * Copies of each partition kept by a replicated engine (JetStream: the
+   * stream's replicas, 1..5). 0 lets the engine choose (JetStream: 3 on a
+   * cluster of three or more nodes, else 1). The embedded engine ignores it.
+   */
+  replicas: number;
 }
 
 /** Topic defaults: the `topic.*` rows of the settings table. */

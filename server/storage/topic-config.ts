@@ -7,7 +7,7 @@ import type { TopicConfig } from './log-store.ts';
 export const MAX_SEGMENT_BYTES = 1024 * 1024 * 1024;
 export const MIN_SEGMENT_BYTES = 1024;
 
-const KEYS: Array<keyof TopicConfig> = ['retentionMs', 'retentionBytes', 'cleanupPolicy', 'deleteRetentionMs', 'fsync', 'fsyncIntervalMs', 'segmentBytes', 'segmentMs'];
+const KEYS: Array<keyof TopicConfig> = ['retentionMs', 'retentionBytes', 'cleanupPolicy', 'deleteRetentionMs', 'fsync', 'fsyncIntervalMs', 'segmentBytes', 'segmentMs', 'replicas'];
 
 function bad(msg: string): never {
   throw new TributaryError('BAD_CONFIG', msg);
@@ -39,6 +39,10 @@ export function checkConfigOverrides(c: unknown): Partial<TopicConfig> {
         break;
       case 'segmentBytes':
         out.segmentBytes = int(v, k, MIN_SEGMENT_BYTES, MAX_SEGMENT_BYTES);
+        break;
+      case 'replicas':
+        // JetStream allows 1..5 copies of a stream; 0 = the engine's default.
+        out.replicas = int(v, k, 0, 5);
         break;
       case 'cleanupPolicy':
         if (v !== 'delete' && v !== 'compact') bad('cleanupPolicy must be "delete" or "compact"');

@@ -15,7 +15,7 @@ import { encodeCbor } from '../../protocol/codec.ts';
 import { closeCodeOf, TributaryError, type ErrorCode } from '../../protocol/errors.ts';
 import type { AssignmentFrame, ServerFrame } from '../../protocol/frames.ts';
 import type { ConnectionQuota } from '../limits/index.ts';
-import type { Subscription, SubscriptionSink } from '../broker/subscription.ts';
+import type { Subscription } from '../broker/subscription.ts';
 import type { GroupMemberSink } from '../broker/group-coordinator.ts';
 import type { Principal } from './principal.ts';
 import type { WebSocket } from 'uWebSockets.js';

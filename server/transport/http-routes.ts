@@ -16,22 +16,9 @@ import { isInternalTopic } from '../broker/group-offsets.ts';
 import { Exchange } from './http-io.ts';
 import { parseBody, produceRequestFromBody, queryInt, recordsAnswer } from './http-records.ts';
 import { authorize, type Principal } from './principal.ts';
+import type { Method, RouteSpec } from './route-spec.ts';
 import type { TransportDeps } from './transport-deps.ts';
 
-type Method = 'get' | 'post' | 'patch' | 'del';
-export type Handler = (x: Exchange, params: string[], principal: Principal, body: () => Promise<Record<string, unknown>>) => Promise<void> | void;
-
-export interface RouteSpec {
-  method: Method;
-  pattern: string;
-  handler: Handler;
-  /** Served before recovery has finished (health and metrics). */
-  always?: boolean;
-  /** Served without a token, also with auth on (health, metrics, the dashboard page). */
-  open?: boolean;
-  /** Takes a JSON or CBOR body (read from the start: uWS wants onData set in the handler). */
-  hasBody?: boolean;
-}
 
 const METHOD_NAME: Record<Method, string> = { get: 'GET', post: 'POST', patch: 'PATCH', del: 'DELETE' };
 

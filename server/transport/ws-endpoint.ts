@@ -19,7 +19,7 @@ import { authorize } from './principal.ts';
 import type { TransportDeps } from './transport-deps.ts';
 import type { Uws } from './uws.ts';
 import { WsAuth } from './ws-auth.ts';
-import type { WebSocket, WebSocketBehavior } from 'uWebSockets.js';
+import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocket, WebSocketBehavior } from 'uWebSockets.js';
 
 type UserData = { conn: Connection; fromUpgrade: Principal | TributaryError | null };
 
@@ -50,6 +50,59 @@ export class WsEndpoint {
     };
   }
 
+  /**
+   * An upgrade request: refused with an HTTP status while not ready, past the
+   * connection rate or on a bad origin or subprotocol; otherwise upgraded once
+   * the token (if any) is verified — a connection over the limit is upgraded
+   * too and closed with 4429, a reason a browser can read.
+   */
+  private onUpgrade(res: HttpResponse, req: HttpRequest, context: us_socket_context_t): void {
+    const key = req.getHeader('sec-websocket-key');
+    const protocols = req.getHeader('sec-websocket-protocol');
+    const extensions = req.getHeader('sec-websocket-extensions');
+    const origin = req.getHeader('origin');
+    const host = req.getHeader('host');
+    const query = queryOf(req);
+    const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
+    let aborted = false;
+    res.onAborted(() => {
+      aborted = true;
+    });
+    const refuse = (err: TributaryError): void => {
+      this.deps.metrics.countError(err.code);
+      if (aborted) return;
+      res.cork(() => {
+        const { status, headers, body } = errorAnswer(err);
+        res.writeStatus(`${status} ${err.code}`).writeHeader('content-type', 'application/json');
+        for (const [name, value] of Object.entries(headers)) res.writeHeader(name, value);
+        res.end(JSON.stringify(body), true);
+      });
+    };
+    if (!this.deps.state.ready) return refuse(new TributaryError(this.deps.state.shuttingDown ? 'SHUTTING_DOWN' : 'NOT_READY'));
+    const tooFast = this.deps.limits.admitConnection(remote);
+    if (tooFast) return refuse(tooFast);
+    let checked: ReturnType<WsAuth['checkUpgrade']>;
+    try {
+      checked = this.auth.checkUpgrade(query, origin, protocols, host);
+    } catch (err) {
+      return refuse(toTributaryError(err));
+    }
+    // Counted from here, before the token is checked, so that connections that never authenticate are bounded too.
+    // Over the limit: upgrade anyway and close with 4429 and a reason, which a browser can read (an HTTP status it cannot).
+    const refusal = this.deps.limits.openConnection();
+    const verified = 'failure' in checked ? Promise.resolve(checked.failure) : this.auth.verifyUpgradeToken(refusal ? null : checked.token);
+    verified.then((fromUpgrade) => {
+      if (aborted) {
+        if (!refusal) this.deps.limits.closeConnection(null);
+        return;
+      }
+      const { principal, authenticated } = this.auth.initialPrincipal();
+      const conn = new Connection(principal, authenticated, this.deps.limits.quota(), remote, this.cfg, this.events);
+      conn.refusal = refusal;
+      res.cork(() => res.upgrade<UserData>({ conn, fromUpgrade }, key, checked.protocol, extensions, context));
+    });
+  }
+
   behavior(uws: Uws): WebSocketBehavior<UserData> {
     return {
       maxPayloadLength: this.cfg.maxFrameBytes + FRAME_SLACK_BYTES,
@@ -60,52 +113,7 @@ export class WsEndpoint {
       maxBackpressure: this.cfg.maxBufferedBytesPerConnection + this.cfg.maxFrameBytes + FRAME_SLACK_BYTES,
       closeOnBackpressureLimit: 0,
       compression: uws.DISABLED,
-      upgrade: (res, req, context) => {
-        const key = req.getHeader('sec-websocket-key');
-        const protocols = req.getHeader('sec-websocket-protocol');
-        const extensions = req.getHeader('sec-websocket-extensions');
-        const origin = req.getHeader('origin');
-        const host = req.getHeader('host');
-        const query = queryOf(req);
-        const remote = Buffer.from(res.getRemoteAddressAsText()).toString();
-        let aborted = false;
-        res.onAborted(() => {
-          aborted = true;
-        });
-        const refuse = (err: TributaryError): void => {
-          this.deps.metrics.countError(err.code);
-          if (aborted) return;
-          res.cork(() => {
-            const { status, headers, body } = errorAnswer(err);
-            res.writeStatus(`${status} ${err.code}`).writeHeader('content-type', 'application/json');
-            for (const [name, value] of Object.entries(headers)) res.writeHeader(name, value);
-            res.end(JSON.stringify(body), true);
-          });
-        };
-        if (!this.deps.state.ready) return refuse(new TributaryError(this.deps.state.shuttingDown ? 'SHUTTING_DOWN' : 'NOT_READY'));
-        const tooFast = this.deps.limits.admitConnection(remote);
-        if (tooFast) return refuse(tooFast);
-        let checked: ReturnType<WsAuth['checkUpgrade']>;
-        try {
-          checked = this.auth.checkUpgrade(query, origin, protocols, host);
-        } catch (err) {
-          return refuse(toTributaryError(err));
-        }
-        // Counted from here, before the token is checked, so that connections that never authenticate are bounded too.
-        // Over the limit: upgrade anyway and close with 4429 and a reason, which a browser can read (an HTTP status it cannot).
-        const refusal = this.deps.limits.openConnection();
-        const verified = 'failure' in checked ? Promise.resolve(checked.failure) : this.auth.verifyUpgradeToken(refusal ? null : checked.token);
-        verified.then((fromUpgrade) => {
-          if (aborted) {
-            if (!refusal) this.deps.limits.closeConnection(null);
-            return;
-          }
-          const { principal, authenticated } = this.auth.initialPrincipal();
-          const conn = new Connection(principal, authenticated, this.deps.limits.quota(), remote, this.cfg, this.events);
-          conn.refusal = refusal;
-          res.cork(() => res.upgrade<UserData>({ conn, fromUpgrade }, key, checked.protocol, extensions, context));
-        });
-      },
+      upgrade: (res, req, context) => this.onUpgrade(res, req, context),
       open: (ws) => {
         const { conn, fromUpgrade } = ws.getUserData();
         conn.ws = ws;

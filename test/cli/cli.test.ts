@@ -28,7 +28,7 @@ afterAll(async () => {
 const cli = (args: string[], input?: string) => runCli(args, { url: hub.url, input });
 
 // Each run starts a Node process with tsx: a few seconds each on a busy machine.
-describe('tributary topic', { timeout: 120_000 }, () => {
+describe('tributary topic', { timeout: 180_000 }, () => {
   it('creates, lists, describes and deletes a topic', async () => {
     const created = await cli(['topic', 'create', 'things', '--partitions', '3', '--config', 'retentionMs=3600000']);
     expect(created).toMatchObject({ code: 0, stdout: 'created topic things with 3 partitions\n' });
@@ -47,7 +47,7 @@ describe('tributary topic', { timeout: 120_000 }, () => {
   });
 });
 
-describe('tributary produce and consume', { timeout: 120_000 }, () => {
+describe('tributary produce and consume', { timeout: 180_000 }, () => {
   it('produces 10,000 lines from stdin and consumes them back identical, as JSON lines', async () => {
     await cli(['topic', 'create', 'lines', '--partitions', '1']);
     const lines = Array.from({ length: 10_000 }, (_, i) => `line ${i} ${'é✓'.repeat(i % 5)} {"not":"parsed"}`);

@@ -12,7 +12,7 @@ function build(yaml: string) {
   const file = parseConnectFile(yaml);
   const client = createClient({ url: 'ws://127.0.0.1:1/v1/ws', outbox: 'memory' });
   try {
-    return file.connectors.map((c) => createWorker(c, { client, http: new HubHttp('http://127.0.0.1:1'), log: silent, stateDir: '/tmp' }));
+    return file.connectors.map((c) => createWorker(c, { client, http: new HubHttp('http://127.0.0.1:1'), log: silent }));
   } finally {
     void client.close();
   }

@@ -1,7 +1,11 @@
 /**
  * PostgreSQL sink against a real PostgreSQL server and a real hub: exactly
- * once across SIGKILLs of the connector process, and upsert keeping the
- * newest value per key (run inside the hub with --connectors).
+ * once across SIGKILLs of the connector process, two instances sharing the
+ * partitions in one consumer group (one SIGKILLed mid-stream), and upsert
+ * keeping the newest value per key (run inside the hub with --connectors).
+ *
+ * The hub's group session timeout is short (2 s) so a killed instance's
+ * partitions move on quickly.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,6 +14,8 @@ import { startConnect, type ConnectProcess } from '../helpers/connect.ts';
 import { startHub, tempDir, type Hub } from '../helpers/hub.ts';
 import { startPostgres, type Postgres } from '../helpers/postgres.ts';
 import { waitFor } from '../helpers/wait-for.ts';
+
+const GROUP_ARGS = ['--groups-session-timeout-ms', '2000', '--groups-heartbeat-interval-ms', '500'];
 
 let pg: Postgres;
 let hub: Hub;
@@ -32,7 +38,7 @@ async function produceOrders(topic: string, from: number, to: number): Promise<v
 const count = async (sql: string): Promise<number> => Number((await pg.query<{ n: string }>(sql)).rows[0].n);
 
 beforeAll(async () => {
-  [pg, hub] = await Promise.all([startPostgres(), startHub()]);
+  [pg, hub] = await Promise.all([startPostgres(), startHub({ args: GROUP_ARGS })]);
   dir = tempDir('tributary-connect-');
 }, 60_000);
 
@@ -95,6 +101,86 @@ describe('postgres sink', () => {
       for (const row of offsets.rows) expect(Number(row.next_offset)).toBe(Number(row.max) + 1);
     } finally {
       await c.kill();
+    }
+  }, 300_000);
+
+  it('two instances in one group share the partitions and write every record exactly once, also when one is SIGKILLed mid-stream; partitions added later are taken up', async () => {
+    const produced = 40_000;
+    const total = produced + 2000;
+    const partitions = 6;
+    await post('/v1/topics', { name: 'payments', partitions });
+    await pg.query('CREATE TABLE payments (id integer, src_partition integer, src_offset bigint)');
+    const file = path.join(dir, 'payments-sink.yaml');
+    fs.writeFileSync(
+      file,
+      [
+        `hub: { url: ${hub.wsUrl} }`,
+        'connectors:',
+        '  - name: payments-db',
+        '    type: postgres-sink',
+        '    topic: payments',
+        '    group: payments-writers',
+        `    connection: ${pg.url}`,
+        '    table: payments',
+        '    batchSize: 300',
+        '    columns: { id: value.id, src_partition: partition, src_offset: offset }',
+      ].join('\n'),
+    );
+    const produce = async (from: number, to: number): Promise<void> => {
+      for (let i = from; i < to; i += 1000) {
+        const records = [];
+        for (let j = i; j < Math.min(to, i + 1000); j++) records.push({ key: `pay-${j}`, value: { id: j } });
+        await post('/v1/topics/payments/records', { records });
+      }
+    };
+    type Status = Array<{ state: string; lag: number | null; partitions: Array<{ partition: number }> }>;
+    const held = async (c: ConnectProcess): Promise<number[]> => ((await c.status()) as unknown as Status)[0]?.partitions.map((p) => p.partition) ?? [];
+    await produce(0, 8000);
+    const a = await startConnect(file);
+    const b = await startConnect(file);
+    try {
+      // Both hold some partitions, none twice, all of them between the two.
+      await waitFor(
+        'the partitions shared',
+        async () => [await held(a), await held(b)],
+        ([x, y]) => x.length > 0 && y.length > 0 && x.length + y.length === partitions && new Set([...x, ...y]).size === partitions,
+        60_000,
+      );
+      const view = (await (await fetch(`${hub.url}/v1/groups/payments-writers`)).json()) as { members: Array<{ partitions: number[] }> };
+      expect(view.members).toHaveLength(2);
+      const producing = (async () => {
+        for (let i = 8000; i < produced; i += 2000) {
+          await produce(i, i + 2000);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      })();
+      await waitFor('rows from both', () => count('SELECT count(*) AS n FROM payments'), (n) => n >= 15_000, 90_000);
+      await a.kill();
+      // After the session timeout the group gives the survivor everything.
+      await waitFor('b holds every partition', () => held(b), (x) => x.length === partitions, 60_000);
+      await producing;
+      // Two more partitions: the group assigns them, and their records reach the table too.
+      const grown = await fetch(`${hub.url}/v1/topics/payments`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ partitions: partitions + 2 }) });
+      expect(grown.status).toBe(200);
+      await waitFor('b holds the new partitions', () => held(b), (x) => x.length === partitions + 2, 60_000);
+      await produce(produced, total);
+      await waitFor('every event in the table', () => count('SELECT count(*) AS n FROM payments'), (n) => n >= total, 120_000);
+      expect(await count(`SELECT count(*) AS n FROM payments WHERE src_partition >= ${partitions}`)).toBeGreaterThan(0);
+      await waitFor('connector lag 0', async () => ((await b.status()) as unknown as Status)[0], (s) => s?.lag === 0, 30_000);
+      // The group's lag agrees: b commits to the group after each database commit.
+      const groups = await waitFor(
+        'group lag 0',
+        async () => ((await (await fetch(`${hub.url}/v1/groups`)).json()) as { groups: Array<{ group: string; lag: number; members: number }> }).groups,
+        (g) => g.find((x) => x.group === 'payments-writers')?.lag === 0,
+        30_000,
+      );
+      expect(groups.find((x) => x.group === 'payments-writers')?.members).toBe(1);
+      expect(await count('SELECT count(*) AS n FROM payments')).toBe(total);
+      expect(await count('SELECT count(DISTINCT id) AS n FROM payments')).toBe(total);
+      expect(await count('SELECT count(DISTINCT (src_partition, src_offset)) AS n FROM payments')).toBe(total);
+    } finally {
+      await a.kill();
+      await b.kill();
     }
   }, 300_000);
 

@@ -58,7 +58,7 @@ describe('README connector examples', () => {
       { key: 'order-2', value: { total: 3 } },
       { key: 'order-1', value: { total: 14 } },
     ]);
-    const c = await startConnect(file, ['--state-dir', path.join(dir, 'state')]);
+    const c = await startConnect(file);
     try {
       const rows = await waitFor('two rows', async () => (await pg.query<{ id: string; total: string }>('SELECT id, total FROM orders ORDER BY id')).rows, (r) => r.length === 2 && r[0].total === '14', 30_000);
       expect(rows).toEqual([
@@ -74,7 +74,7 @@ describe('README connector examples', () => {
     await pg.query('CREATE TABLE signups (id bigserial PRIMARY KEY, email text, created_at timestamptz)');
     await pg.query(`INSERT INTO signups (email, created_at) VALUES ('a@example.com', now()), ('b@example.com', now())`);
     const file = example('postgres-source.yaml', (c) => (c.connection = pg.url));
-    const c = await startConnect(file, ['--state-dir', path.join(dir, 'state')]);
+    const c = await startConnect(file);
     try {
       const hw = async (): Promise<number> => {
         const res = await fetch(`${hub.url}/v1/topics/signups`);
@@ -104,7 +104,7 @@ describe('README connector examples', () => {
     const port = (server.address() as { port: number }).port;
     const file = example('webhook-sink.yaml', (c) => (c.url = `http://127.0.0.1:${port}/hooks/orders`));
     await produce('orders', [{ key: 'order-3', value: { total: 1 } }]);
-    const c = await startConnect(file, ['--state-dir', path.join(dir, 'state')]);
+    const c = await startConnect(file);
     try {
       await waitFor('every order posted', () => seen.flatMap((s) => s.ids).length, (n) => n >= 4, 30_000);
       expect(seen[0].auth).toBe('Bearer s3cret');

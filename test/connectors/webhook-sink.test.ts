@@ -68,7 +68,7 @@ describe('webhook sink', () => {
     const records = Array.from({ length: 300 }, (_, n) => ({ key: `e${n}`, value: n === 137 ? { n, poison: true } : { n } }));
     const res = await fetch(`${hub.url}/v1/topics/events/records`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ records }) });
     expect(res.status).toBe(200);
-    const c = await startConnect(file, ['--state-dir', path.join(dir, 'state')]);
+    const c = await startConnect(file);
     try {
       const status = await waitFor('299 delivered and 1 dead-lettered', () => c.status(), (s) => s[0]?.records === 300 && s[0].deadLettered === 1, 60_000);
       expect(delivered.size).toBe(299);
@@ -82,10 +82,12 @@ describe('webhook sink', () => {
       const headers = Object.fromEntries(dlq.records[0].headers);
       expect(headers).toMatchObject({ 'tributary.dlq.topic': 'events', 'tributary.dlq.offset': '137', 'tributary.dlq.status': '422' });
       expect(headers['tributary.dlq.reason']).toContain('poison');
-      // The offsets are committed: a restart sends nothing again.
+      // The offsets are committed to the group named after the connector: a restart sends nothing again.
+      const group = await waitFor('group caught up', async () => (await (await fetch(`${hub.url}/v1/groups/hooks`)).json()) as { offsets: Array<{ topic: string; committed: number; lag: number }> }, (g) => g.offsets?.length > 0 && g.offsets.every((o) => o.lag === 0), 30_000);
+      expect(group.offsets.filter((o) => o.topic === 'events').reduce((n, o) => n + o.committed, 0)).toBe(300);
       await c.stop();
       const before = attempts;
-      const again = await startConnect(file, ['--state-dir', path.join(dir, 'state')]);
+      const again = await startConnect(file);
       await waitFor('restarted', () => again.status(), (s) => s[0]?.state === 'running', 30_000);
       await new Promise((r) => setTimeout(r, 500));
       expect(attempts).toBe(before);

@@ -5,7 +5,7 @@
  * /metrics, the hidden internal topic, and a member that resumes its
  * membership (and partitions) after its connection drops.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHub, type Hub } from '../helpers/hub.ts';
 import { startTcpProxy } from '../helpers/tcp-proxy.ts';
 import { WsClient, bytes } from '../helpers/ws-client.ts';
@@ -13,6 +13,12 @@ import { HEARTBEAT_INTERVAL_MS, createTopic, groupView, member, produce, sleep, 
 
 const hubs: Hub[] = [];
 const members: TestMember[] = [];
+/** One hub for the tests that need no restart (starting hubs is the slow part on a loaded machine). */
+let shared: Hub;
+
+beforeAll(async () => {
+  shared = await hub();
+});
 
 afterAll(async () => {
   await Promise.all(members.map((m) => m.client.close()));
@@ -60,7 +66,7 @@ describe('committed offsets', () => {
   });
 
   it('lag counts what a stopped group has not consumed, and returns to 0 when it catches up', async () => {
-    const h = await hub();
+    const h = shared;
     await createTopic(h.url, 'metered', 4);
     const a = join(h, 'lag-a', 'metered', 'meters');
     await waitFor(() => a.sub.assignment().length === 4, 10_000, 'assignment');
@@ -91,7 +97,7 @@ describe('committed offsets', () => {
   });
 
   it('reset and delete are refused while the group has members, and work when it is empty', async () => {
-    const h = await hub();
+    const h = shared;
     await createTopic(h.url, 'resets', 2);
     await produce(h.wsUrl, 'resets', 2, 0, 20);
     const a = join(h, 'reset-a', 'resets', 'resetters');
@@ -130,7 +136,7 @@ describe('committed offsets', () => {
   });
 
   it('keeps __consumer_offsets internal: hidden from the topic list, closed to producers', async () => {
-    const h = await hub();
+    const h = shared;
     const names = async (q = ''): Promise<string[]> => ((await (await fetch(`${h.url}/v1/topics${q}`)).json()) as { topics: Array<{ name: string }> }).topics.map((t) => t.name);
     expect(await names()).not.toContain('__consumer_offsets');
     expect(await names('?internal=true')).toContain('__consumer_offsets');
@@ -143,7 +149,7 @@ describe('committed offsets', () => {
   });
 
   it('a member whose connection drops comes back as the same member with the same partitions', async () => {
-    const h = await hub();
+    const h = shared;
     await createTopic(h.url, 'tunnel', 4);
     const proxy = await startTcpProxy(h.port);
     try {

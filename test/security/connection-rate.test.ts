@@ -5,6 +5,7 @@
  */
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitFor } from '../helpers/wait.ts';
 import { startHub, type Hub } from '../helpers/hub.ts';
 import { UpgradeRefused, WsClient } from '../helpers/ws-client.ts';
 
@@ -12,7 +13,8 @@ let hub: Hub;
 const open: WsClient[] = [];
 
 beforeAll(async () => {
-  hub = await startHub({ args: ['--connections-per-sec-per-address', '5', '--connections-burst-per-address', '5'] });
+  // One new connection a second after a burst of 5: slow enough that a loaded machine cannot refill the bucket while the burst is spent.
+  hub = await startHub({ args: ['--connections-per-sec-per-address', '1', '--connections-burst-per-address', '5'] });
 });
 
 afterAll(async () => {
@@ -23,7 +25,7 @@ afterAll(async () => {
 
 describe('connection rate per address', () => {
   it('refuses upgrades past the burst with 429 and Retry-After, then admits again once the bucket refills', async () => {
-    for (let i = 0; i < 5; i++) open.push(await WsClient.connect(hub.wsUrl));
+    open.push(...(await Promise.all(Array.from({ length: 5 }, () => WsClient.connect(hub.wsUrl)))));
     const refused = await WsClient.connect(hub.wsUrl).then(
       (c) => {
         open.push(c);
@@ -52,10 +54,14 @@ describe('connection rate per address', () => {
     // The open connections still work while the address is throttled.
     await expect(open[0].request({ t: 'ping' })).resolves.toMatchObject({ t: 'ok' });
 
-    await new Promise((r) => setTimeout(r, 450)); // 5/s: two tokens back
-    const again = await WsClient.connect(hub.wsUrl);
-    open.push(again);
-    await expect(again.request({ t: 'ping' })).resolves.toMatchObject({ t: 'ok' });
+    // 1/s: a token comes back within a second or so; the upgrade succeeds once it has.
+    let again: WsClient | undefined;
+    await waitFor(async () => {
+      again = await WsClient.connect(hub.wsUrl).catch(() => undefined);
+      return again !== undefined;
+    }, 10_000, 'the bucket to refill');
+    open.push(again!);
+    await expect(again!.request({ t: 'ping' })).resolves.toMatchObject({ t: 'ok' });
 
     const metrics = await (await fetch(`${hub.url}/metrics`)).text();
     expect(metrics).toMatch(/tributary_limit_rejections_total\{limit="connectionsPerSecPerAddress"\} [1-9]/);

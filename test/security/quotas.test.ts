@@ -93,7 +93,8 @@ describe('per-connection quotas', () => {
     await exited;
     const report = JSON.parse(out) as { counts: Record<string, number>; retryAfterMs: number };
 
-    expect(report.counts.RATE_LIMITED).toBeGreaterThan(500);
+    // How many it sends in its time depends on the machine; past the burst, refusals must be what it gets.
+    expect(report.counts.RATE_LIMITED ?? 0).toBeGreaterThan(50);
     expect(report.counts.ack).toBeLessThanOrEqual(1024 + 30); // the burst, plus 64 KiB/s of refill
     expect(report.retryAfterMs).toBeGreaterThan(0);
     // Generous: the flooder's own process competes for the CPU and a shared machine is noisy, but a hub that

@@ -1,0 +1,410 @@
+/**
+ * `LogStore` on NATS JetStream: hubs keep no state of their own. Each
+ * partition is a stream (names.ts), each message one stored record batch
+ * (stored-batch.ts); the topic catalog is a key-value bucket every hub
+ * watches, so a topic created through one hub exists on all of them; each
+ * partition's stream is watched (headers only), so a hub learns of appends
+ * made through other hubs and wakes its live subscribers (onDurable).
+ *
+ * Topic config maps onto the stream: replicas → num_replicas (default 3 on
+ * a cluster of three or more nodes, else 1), retentionMs → max_age,
+ * retentionBytes → max_bytes (whole batches go, oldest first). fsync and
+ * segment settings are JetStream's own (server config); compaction is not
+ * performed (a compacted topic keeps everything until retention).
+ */
+import { randomUUID } from 'node:crypto';
+import { connect, DiscardPolicy, RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type KV, type NatsConnection, type StreamConfig } from 'nats';
+import type { Crc32c } from '../../../protocol/crc32c.ts';
+import { TributaryError } from '../../../protocol/errors.ts';
+import { assertTopicName } from '../../../protocol/limits.ts';
+import { DEFAULT_TOPIC_CONFIG, type AppendResult, type LogStore, type PartitionOffsets, type ReadResult, type TopicConfig, type TopicInfo } from '../log-store.ts';
+import { nativeCrc32c } from '../native-crc.ts';
+import { checkConfigOverrides, checkPartitions } from '../topic-config.ts';
+import { isNoMessage, JsPartition, type JsEnv } from './js-partition.ts';
+import { streamName, subjectPrefix, topicKey, TOPICS_BUCKET } from './names.ts';
+import { PartitionReads } from './partition-reads.ts';
+import { H_OFFSETS, parseOffsetsHeader } from './stored-batch.ts';
+
+export interface JetStreamLogStoreOptions {
+  /** NATS server URLs (`nats://host:port`), or a connection the caller owns. */
+  servers?: string[];
+  connection?: NatsConnection;
+  defaults?: Partial<TopicConfig>;
+  crc?: Crc32c;
+  /** Publishes in flight per partition (pipelined, chained by expected last message id). Default 256. */
+  maxInFlightPerPartition?: number;
+  maxProducersPerPartition?: number;
+  /** An append not confirmed within this is refused, retriable. Default 30 s (covers a stream leader election). */
+  appendTimeoutMs?: number;
+  /** Read positions (ordered consumers) kept open across the store. Default 256. */
+  maxReaders?: number;
+  /** JetStream's duplicate window on each stream. Default 2 minutes (JetStream's default). */
+  duplicateWindowMs?: number;
+  /** How often each partition's first and last sequence are re-read (retention; a backstop for the watch). Default 5 s. */
+  refreshIntervalMs?: number;
+  log?: JsEnv['log'];
+}
+
+interface TopicMeta {
+  name: string;
+  partitions: number;
+  config: Partial<TopicConfig>;
+  createdAt: number;
+}
+
+interface Topic {
+  meta: TopicMeta;
+  /** Settles once every partition's tail is read and watched. */
+  ready: Promise<void>;
+  config: TopicConfig;
+  partitions: JsPartition[];
+  watches: Array<ConsumerMessages | null>;
+}
+
+const NOOP_LOG = { info() {}, warn() {}, error() {} };
+const OPEN_CONCURRENCY = 8;
+
+export class JetStreamLogStore implements LogStore {
+  private nc: NatsConnection | null = null;
+  private js!: JetStreamClient;
+  private jsm!: JetStreamManager;
+  private kv!: KV;
+  private reads!: PartitionReads;
+  private env!: JsEnv;
+  private readonly defaults: TopicConfig;
+  private readonly topics = new Map<string, Topic>();
+  private readonly attaching = new Map<string, Promise<Topic>>();
+  private readonly listeners = new Set<(topic: string, partition: number, hw: number) => void>();
+  private readonly log: JsEnv['log'];
+  private clusterReplicas = 1;
+  private catalogWatch: { stop(): void } | null = null;
+  private refreshTimer: NodeJS.Timeout | null = null;
+  private state: 'new' | 'open' | 'closed' = 'new';
+
+  constructor(private readonly opts: JetStreamLogStoreOptions) {
+    this.defaults = { ...DEFAULT_TOPIC_CONFIG, ...checkConfigOverrides(opts.defaults) };
+    this.log = opts.log ?? NOOP_LOG;
+  }
+
+  async open(): Promise<void> {
+    if (this.state !== 'new') throw new TributaryError('INTERNAL', 'a JetStreamLogStore opens once');
+    this.nc = this.opts.connection ?? (await connect({ servers: this.opts.servers, name: 'tributary-hub', maxReconnectAttempts: -1, reconnectTimeWait: 250 }));
+    this.js = this.nc.jetstream();
+    this.jsm = await this.nc.jetstreamManager();
+    this.env = {
+      js: this.js,
+      jsm: this.jsm,
+      crc: this.opts.crc ?? nativeCrc32c,
+      now: Date.now,
+      hubId: randomUUID(),
+      maxInFlight: this.opts.maxInFlightPerPartition ?? 256,
+      maxProducersPerPartition: this.opts.maxProducersPerPartition ?? 10_000,
+      appendTimeoutMs: this.opts.appendTimeoutMs ?? 30_000,
+      log: this.log,
+      notifyDurable: (t, p, hw) => {
+        for (const l of this.listeners) {
+          try {
+            l(t, p, hw);
+          } catch (err) {
+            this.log.error({ err: String(err) }, 'onDurable listener threw');
+          }
+        }
+      },
+    };
+    this.reads = new PartitionReads(this.js, this.jsm, this.opts.maxReaders ?? 256);
+    this.kv = await this.openCatalog();
+    // Watch first, then list: a topic created in between is attached by either (attach is idempotent).
+    await this.watchCatalog();
+    const metas = await this.readCatalog();
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < metas.length) await this.attach(metas[next++]);
+    };
+    await Promise.all(Array.from({ length: Math.min(OPEN_CONCURRENCY, metas.length) }, worker));
+    this.state = 'open';
+    const every = this.opts.refreshIntervalMs ?? 5000;
+    if (every > 0) {
+      this.refreshTimer = setInterval(() => void this.refreshAll(), every);
+      this.refreshTimer.unref();
+    }
+  }
+
+  /** The catalog bucket, replicated like the topics; its creation also tells the cluster's size. */
+  private async openCatalog(): Promise<KV> {
+    const views = this.js.views;
+    if (!this.nc!.info?.cluster) {
+      this.clusterReplicas = 1;
+      return views.kv(TOPICS_BUCKET, { replicas: 1, history: 1 });
+    }
+    try {
+      const kv = await views.kv(TOPICS_BUCKET, { replicas: 3, history: 1 });
+      this.clusterReplicas = 3;
+      return kv;
+    } catch (err) {
+      // A single server (or a cluster of two) cannot hold three replicas.
+      if (!/replicas|insufficient|not supported|peers/i.test(String(err))) throw err;
+      const kv = await views.kv(TOPICS_BUCKET, { replicas: 1, history: 1 });
+      const st = await kv.status();
+      this.clusterReplicas = Math.max(1, st.replicas);
+      return kv;
+    }
+  }
+
+  /**
+   * Every topic in the catalog, read from the bucket's stream leader: a KV
+   * get or keys() may be served by a replica that has not caught up, and a
+   * hub must not miss a topic created a moment ago.
+   */
+  private async readCatalog(): Promise<TopicMeta[]> {
+    const out: TopicMeta[] = [];
+    // Stream info (answered by the leader) lists the keys; a keys() consumer may sit on a lagging replica.
+    const si = await this.jsm.streams.info(`KV_${TOPICS_BUCKET}`, { subjects_filter: `$KV.${TOPICS_BUCKET}.>` } as never);
+    for (const subject of Object.keys(si.state.subjects ?? {})) {
+      try {
+        const m = await this.jsm.streams.getMessage(`KV_${TOPICS_BUCKET}`, { last_by_subj: subject });
+        const op = m.header?.get('KV-Operation');
+        if (op !== 'DEL' && op !== 'PURGE' && m.data.length > 0) out.push(JSON.parse(new TextDecoder().decode(m.data)) as TopicMeta);
+      } catch (err) {
+        if (!isNoMessage(err)) throw err;
+      }
+    }
+    return out;
+  }
+
+  private async watchCatalog(): Promise<void> {
+    const iter = await this.kv.watch({ include: 'updates' as never });
+    this.catalogWatch = iter;
+    void (async () => {
+      for await (const e of iter) {
+        try {
+          if (e.operation !== 'PUT') {
+            const t = [...this.topics.values()].find((x) => topicKey(x.meta.name) === e.key);
+            if (t) this.detach(t);
+            continue;
+          }
+          const meta = e.json<TopicMeta>();
+          const t = await this.attaching.get(meta.name);
+          if (!t) await this.attach(meta);
+          else if (meta.partitions > t.partitions.length || JSON.stringify(meta.config) !== JSON.stringify(t.meta.config)) await this.grow(t, meta);
+        } catch (err) {
+          this.log.warn({ key: e.key, err: String(err) }, 'topic catalog update not applied');
+        }
+      }
+    })();
+  }
+
+  /** Starts serving a topic found in the catalog: tails read, watches started. */
+  private async attach(meta: TopicMeta): Promise<Topic> {
+    const existing = this.attaching.get(meta.name);
+    if (existing) return existing;
+    const t: Topic = { meta, ready: Promise.resolve(), config: { ...this.defaults, ...meta.config }, partitions: [], watches: [] };
+    const p = this.grow(t, meta).then(() => {
+      if (this.attaching.get(meta.name) === p) this.topics.set(meta.name, t);
+      return t;
+    });
+    this.attaching.set(meta.name, p);
+    p.catch(() => this.attaching.delete(meta.name));
+    return p;
+  }
+
+  /** Opens partitions up to meta.partitions (one grow at a time per topic: the catalog watch and the creator may both ask). */
+  private grow(t: Topic, meta: TopicMeta): Promise<void> {
+    t.ready = t.ready.catch(() => undefined).then(async () => {
+      t.meta = meta;
+      t.config = { ...this.defaults, ...meta.config };
+      for (let p = t.partitions.length; p < meta.partitions; p++) {
+        const part = new JsPartition(meta.name, p, this.env);
+        await part.refreshTail();
+        t.watches.push(await this.watch(part));
+        t.partitions.push(part);
+      }
+    });
+    return t.ready;
+  }
+
+  /** Headers-only ordered consumer from the tail on: other hubs' appends move this hub's high watermark. */
+  private async watch(part: JsPartition): Promise<ConsumerMessages> {
+    const c = await this.js.consumers.get(part.stream, { opt_start_seq: part.lastSeq + 1, headers_only: true });
+    // Short pulls with heartbeats: a watch whose consumer sat on a node that died notices within seconds and resumes from its cursor.
+    const iter = await c.consume({ max_messages: 512, expires: 4000, idle_heartbeat: 1000 });
+    void (async () => {
+      for await (const m of iter) {
+        const ref = parseOffsetsHeader(m.seq, m.headers?.get(H_OFFSETS));
+        if (ref) part.observe(ref, m.headers?.get('Nats-Msg-Id') ?? '', Number(m.headers?.get('Nats-Msg-Size') ?? 0));
+      }
+    })().catch((err) => this.log.warn({ stream: part.stream, err: String(err) }, 'partition watch ended'));
+    return iter;
+  }
+
+  private detach(t: Topic): void {
+    this.topics.delete(t.meta.name);
+    this.attaching.delete(t.meta.name);
+    for (const w of t.watches) w?.stop();
+    for (const p of t.partitions) {
+      p.closed = true;
+      this.reads.forget(p.stream);
+    }
+  }
+
+  private assertOpen(): void {
+    if (this.state !== 'open') throw new TributaryError(this.state === 'closed' ? 'SHUTTING_DOWN' : 'NOT_READY', 'the log store is not open');
+  }
+
+  private info(t: Topic): TopicInfo {
+    const config = { ...t.config };
+    if (config.replicas === 0) config.replicas = this.replicasFor(t.config);
+    return { name: t.meta.name, partitions: t.partitions.length, config, createdAt: t.meta.createdAt };
+  }
+
+  private replicasFor(c: TopicConfig): number {
+    return c.replicas > 0 ? c.replicas : this.clusterReplicas >= 3 ? 3 : 1;
+  }
+
+  private streamConfig(topic: string, p: number, c: TopicConfig): Partial<StreamConfig> {
+    const window = this.opts.duplicateWindowMs ?? 120_000;
+    const maxAgeMs = c.retentionMs < 0 ? 0 : c.retentionMs;
+    return {
+      name: streamName(topic, p),
+      subjects: [`${subjectPrefix(topic, p)}.>`],
+      retention: RetentionPolicy.Limits,
+      storage: StorageType.File,
+      discard: DiscardPolicy.Old,
+      num_replicas: this.replicasFor(c),
+      max_age: maxAgeMs * 1_000_000,
+      max_bytes: c.retentionBytes,
+      // The window may not exceed max_age.
+      duplicate_window: (maxAgeMs > 0 ? Math.min(window, maxAgeMs) : window) * 1_000_000,
+    };
+  }
+
+  private async ensureStream(cfg: Partial<StreamConfig>): Promise<void> {
+    try {
+      await this.jsm.streams.add(cfg);
+    } catch (err) {
+      if (!/already in use|exists/i.test(String(err))) throw err;
+      await this.jsm.streams.update(cfg.name!, cfg);
+    }
+  }
+
+  listTopics(): TopicInfo[] {
+    return [...this.topics.values()].map((t) => this.info(t));
+  }
+
+  getTopic(name: string): TopicInfo | undefined {
+    const t = this.topics.get(name);
+    return t && this.info(t);
+  }
+
+  async createTopic(name: string, partitions: number, config?: Partial<TopicConfig>): Promise<TopicInfo> {
+    this.assertOpen();
+    assertTopicName(name);
+    const n = checkPartitions(partitions);
+    const overrides = checkConfigOverrides(config);
+    if (this.topics.has(name) || this.attaching.has(name)) throw new TributaryError('TOPIC_EXISTS', `topic ${name} already exists`);
+    const merged = { ...this.defaults, ...overrides };
+    if (merged.replicas > this.clusterReplicas && this.clusterReplicas < 3) throw new TributaryError('BAD_CONFIG', `replicas ${merged.replicas}: the JetStream cluster holds ${this.clusterReplicas}`);
+    for (let p = 0; p < n; p++) await this.ensureStream(this.streamConfig(name, p, merged));
+    const meta: TopicMeta = { name, partitions: n, config: overrides, createdAt: Date.now() };
+    try {
+      await this.kv.create(topicKey(name), JSON.stringify(meta));
+    } catch (err) {
+      if (/wrong last sequence|exists/i.test(String(err))) throw new TributaryError('TOPIC_EXISTS', `topic ${name} already exists`);
+      throw err;
+    }
+    return this.info(await this.attach(meta));
+  }
+
+  async updateTopic(name: string, change: { partitions?: number; config?: Partial<TopicConfig> }): Promise<TopicInfo> {
+    this.assertOpen();
+    const t = this.topic(name);
+    const overrides = checkConfigOverrides(change.config);
+    const meta: TopicMeta = { ...t.meta, config: { ...t.meta.config, ...overrides } };
+    if (change.partitions !== undefined) {
+      const n = checkPartitions(change.partitions);
+      if (n < t.partitions.length) throw new TributaryError('BAD_CONFIG', `topic ${name} has ${t.partitions.length} partitions; partitions never shrink`);
+      meta.partitions = n;
+    }
+    const merged = { ...this.defaults, ...meta.config };
+    for (let p = 0; p < meta.partitions; p++) await this.ensureStream(this.streamConfig(name, p, merged));
+    await this.kv.put(topicKey(name), JSON.stringify(meta));
+    await this.grow(t, meta);
+    return this.info(t);
+  }
+
+  async deleteTopic(name: string): Promise<void> {
+    this.assertOpen();
+    const t = this.topic(name);
+    await this.kv.delete(topicKey(name));
+    this.detach(t);
+    for (const p of t.partitions) await this.jsm.streams.delete(p.stream).catch(() => false);
+  }
+
+  private topic(name: string): Topic {
+    const t = this.topics.get(name);
+    if (!t) throw new TributaryError('UNKNOWN_TOPIC', `unknown topic ${String(name).slice(0, 80)}`, { topic: name });
+    return t;
+  }
+
+  private partition(topic: string, partition: number): JsPartition {
+    const t = this.topic(topic);
+    const p = t.partitions[partition];
+    if (!p || !Number.isInteger(partition)) throw new TributaryError('BAD_PARTITION', `topic ${topic} has no partition ${partition}`, { topic, partitions: t.partitions.length });
+    return p;
+  }
+
+  append(topic: string, partition: number, batch: Uint8Array): Promise<AppendResult> {
+    try {
+      this.assertOpen();
+      return this.partition(topic, partition).append(batch);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  lastSequence(topic: string, partition: number, producerId: string): number {
+    return this.partition(topic, partition).lastSequence(producerId);
+  }
+
+  async read(topic: string, partition: number, offset: number, maxBytes: number): Promise<ReadResult> {
+    this.assertOpen();
+    return this.reads.read(this.partition(topic, partition), offset, maxBytes);
+  }
+
+  async offsetForTimestamp(topic: string, partition: number, timestampMs: number): Promise<number> {
+    this.assertOpen();
+    return this.reads.offsetForTimestamp(this.partition(topic, partition), timestampMs);
+  }
+
+  offsets(topic: string, partition: number): PartitionOffsets {
+    return this.partition(topic, partition).offsets();
+  }
+
+  onDurable(listener: (topic: string, partition: number, highWatermark: number) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Re-reads every partition's first sequence and size (retention runs in the servers). */
+  async refreshAll(): Promise<void> {
+    for (const t of [...this.topics.values()]) {
+      for (const p of t.partitions) {
+        if (this.state !== 'open') return;
+        await p.refreshTail().catch((err) => this.log.warn({ stream: p.stream, err: String(err) }, 'partition refresh failed'));
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    const wasOpen = this.state === 'open';
+    this.state = 'closed';
+    if (this.refreshTimer) clearInterval(this.refreshTimer);
+    this.refreshTimer = null;
+    this.catalogWatch?.stop();
+    if (wasOpen) await Promise.all([...this.topics.values()].flatMap((t) => t.partitions.map((p) => p.close())));
+    for (const t of [...this.topics.values()]) this.detach(t);
+    this.reads?.close();
+    if (this.nc && !this.opts.connection) await this.nc.drain().catch(() => this.nc?.close());
+    this.nc = null;
+  }
+}

@@ -1,0 +1,151 @@
+/**
+ * Real nats-server processes with JetStream for tests: a single node or a
+ * cluster of N on loopback, random ports, each node's store in its own temp
+ * dir, removed on stop(). Two clusters can be joined by a gateway (two
+ * "regions"). Nodes can be killed and restarted on the same ports and store.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+const NATS_SERVER = process.env.NATS_SERVER_BIN ?? 'nats-server';
+const START_TIMEOUT_MS = 20_000;
+
+export interface NatsNode {
+  name: string;
+  port: number;
+  url: string;
+  /** SIGKILL; the store dir stays for restart(). */
+  kill(): Promise<void>;
+  /** Starts the node again on the same ports and store. */
+  restart(): Promise<void>;
+  running(): boolean;
+  output(): string;
+}
+
+export interface NatsCluster {
+  name: string;
+  nodes: NatsNode[];
+  /** Every node's URL, comma-separated (what `--engine` takes). */
+  servers: string;
+  /** The gateway port of this cluster's first node (other regions point at it). */
+  gatewayPort: number;
+  stop(): Promise<void>;
+}
+
+export interface NatsClusterOptions {
+  /** Nodes in the cluster: 1 starts a standalone JetStream server. Default 3. */
+  nodes?: number;
+  /** Cluster (and gateway) name. Default "c" + random. */
+  name?: string;
+  /** Other clusters to join by gateway: name → a gateway URL of theirs. */
+  gateways?: Record<string, string>;
+  /** Reserve a gateway listener even without remotes (the other side dials in). */
+  gateway?: boolean;
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function nodeConfig(o: { name: string; cluster: string; port: number; clusterPort: number; routes: number[]; storeDir: string; gatewayPort: number; gateways?: Record<string, string> }): string {
+  const lines = [
+    `server_name: ${o.name}`,
+    `listen: 127.0.0.1:${o.port}`,
+    // Small test machine: bound what JetStream may take (the defaults size themselves to the host).
+    `jetstream { store_dir: "${o.storeDir}", max_memory_store: 256MB, max_file_store: 4GB }`,
+  ];
+  if (o.routes.length > 0) {
+    lines.push(`cluster { name: ${o.cluster}, listen: 127.0.0.1:${o.clusterPort}, routes: [${o.routes.map((p) => `nats-route://127.0.0.1:${p}`).join(', ')}] }`);
+  }
+  if (o.gatewayPort > 0) {
+    const remotes = Object.entries(o.gateways ?? {}).map(([n, url]) => `{ name: ${n}, url: "${url}" }`);
+    lines.push(`gateway { name: ${o.cluster}, listen: 127.0.0.1:${o.gatewayPort}, gateways: [${remotes.join(', ')}] }`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<NatsCluster> {
+  const n = opts.nodes ?? 3;
+  const cluster = opts.name ?? `c${Math.random().toString(36).slice(2, 8)}`;
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), `tributary-nats-${cluster}-`));
+  const ports: Array<{ port: number; clusterPort: number; gatewayPort: number }> = [];
+  const wantGateway = opts.gateway || Object.keys(opts.gateways ?? {}).length > 0;
+  for (let i = 0; i < n; i++) ports.push({ port: await freePort(), clusterPort: n > 1 ? await freePort() : 0, gatewayPort: wantGateway ? await freePort() : 0 });
+  const nodes: NatsNode[] = [];
+  for (let i = 0; i < n; i++) {
+    const name = `${cluster}-n${i}`;
+    const storeDir = path.join(root, name);
+    fs.mkdirSync(storeDir, { recursive: true });
+    const conf = path.join(root, `${name}.conf`);
+    const routes = n > 1 ? ports.filter((_, j) => j !== i).map((p) => p.clusterPort) : [];
+    fs.writeFileSync(conf, nodeConfig({ name, cluster, port: ports[i].port, clusterPort: ports[i].clusterPort, routes, storeDir, gatewayPort: ports[i].gatewayPort, gateways: opts.gateways }));
+    nodes.push(makeNode(name, ports[i].port, conf));
+  }
+  try {
+    await Promise.all(nodes.map((nd) => nd.restart()));
+    if (n > 1) await waitFor(() => nodes.some((nd) => /metadata leader/.test(nd.output())), START_TIMEOUT_MS, 'a JetStream meta leader');
+  } catch (err) {
+    await Promise.all(nodes.map((nd) => nd.kill()));
+    fs.rmSync(root, { recursive: true, force: true });
+    throw err;
+  }
+  return {
+    name: cluster,
+    nodes,
+    servers: nodes.map((nd) => nd.url).join(','),
+    gatewayPort: ports[0].gatewayPort,
+    stop: async () => {
+      await Promise.all(nodes.map((nd) => nd.kill()));
+      fs.rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
+function makeNode(name: string, port: number, conf: string): NatsNode {
+  let proc: ChildProcess | null = null;
+  let exited: Promise<void> = Promise.resolve();
+  let out = '';
+  const running = (): boolean => proc !== null && proc.exitCode === null && proc.signalCode === null;
+  return {
+    name,
+    port,
+    url: `nats://127.0.0.1:${port}`,
+    running,
+    output: () => out,
+    kill: async () => {
+      if (running()) proc!.kill('SIGKILL');
+      await exited;
+    },
+    restart: async () => {
+      if (running()) throw new Error(`${name} is running`);
+      out = '';
+      const p = spawn(NATS_SERVER, ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+      proc = p;
+      p.stdout!.on('data', (d) => (out += d));
+      p.stderr!.on('data', (d) => (out += d));
+      exited = new Promise((resolve) => p.once('exit', () => resolve()));
+      await waitFor(() => /Server is ready/.test(out) || !running(), START_TIMEOUT_MS, `${name} ready`);
+      if (!running()) throw new Error(`nats-server ${name} exited:\n${out}`);
+    },
+  };
+}
+
+/** Polls `predicate` every 25 ms until it holds, or throws at the deadline. */
+export async function waitFor(predicate: () => boolean | Promise<boolean>, deadlineMs: number, what = 'condition'): Promise<void> {
+  const until = Date.now() + deadlineMs;
+  for (;;) {
+    if (await predicate()) return;
+    if (Date.now() > until) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
