@@ -3,7 +3,7 @@
  * process of its own) posts a topic to a local HTTP server while a producer
  * writes, and in turn the hub is SIGKILLed and restarted on its data dir,
  * every connection between clients and hub is cut, and the connector itself
- * is SIGKILLed and restarted on its state dir — six faults (TRIBUTARY_SOAK=1:
+ * is SIGKILLed and restarted (its offsets are its consumer group's) — six faults (TRIBUTARY_SOAK=1:
  * thirty). Every acknowledged record reaches the endpoint at least once; none
  * is lost.
  */
@@ -41,7 +41,9 @@ describe('webhook sink under hub SIGKILLs, cut connections and its own SIGKILL',
   it(`${ROUNDS} faults: every acknowledged record delivered at least once`, async () => {
     const dir = tempDir('tributary-connector-crash-');
     dirs.push(dir);
-    hub = await startHub();
+    // Short group sessions: a killed connector's partitions move to its successor within the test's time.
+    const env = { TRIBUTARY_GROUPS_SESSION_TIMEOUT_MS: '3000', TRIBUTARY_GROUPS_HEARTBEAT_INTERVAL_MS: '500' };
+    hub = await startHub({ env });
     dirs.push(hub.dataDir);
     const dataDir = hub.dataDir;
     await createTopic(hub.url, TOPIC, 3);
@@ -72,9 +74,8 @@ describe('webhook sink under hub SIGKILLs, cut connections and its own SIGKILL',
         '    backoff: { baseMs: 50, capMs: 300 }',
       ].join('\n'),
     );
-    const stateArgs = ['--state-dir', path.join(dir, 'state')];
     load = startLoad({ url: proxy.wsUrl, topic: TOPIC, name: 'producer', base: 0, dir, window: 200 });
-    connect = await startConnect(file, stateArgs);
+    connect = await startConnect(file);
 
     const seed = Date.now();
     let rand = seed;
@@ -86,7 +87,7 @@ describe('webhook sink under hub SIGKILLs, cut connections and its own SIGKILL',
       if (round % 3 === 0) {
         faults.push('hub SIGKILL');
         await hub.kill();
-        hub = await startHub({ dataDir });
+        hub = await startHub({ dataDir, env });
         proxy.retarget(hub.port);
       } else if (round % 3 === 1) {
         faults.push('cut');
@@ -94,7 +95,7 @@ describe('webhook sink under hub SIGKILLs, cut connections and its own SIGKILL',
       } else {
         faults.push('connector SIGKILL');
         await connect.kill();
-        connect = await startConnect(file, stateArgs);
+        connect = await startConnect(file);
       }
     }
 
