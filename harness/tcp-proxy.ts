@@ -3,7 +3,8 @@
  * hub, for fault tests: cut every connection now, refuse new ones for a
  * while, or cut each connection at a random point of its traffic — including
  * in the middle of the hub's reply, so that a batch the hub appended never
- * gets its ack to the client.
+ * gets its ack to the client — and, under chaos, delay each chunk at random
+ * and half-close some connections instead of cutting them.
  */
 import net from 'node:net';
 
@@ -11,8 +12,17 @@ export interface ChaosOptions {
   /** Each connection is cut after a random number of bytes in [min, max] (both directions counted). */
   minBytes: number;
   maxBytes: number;
-  /** Deterministic runs: the seed of the byte budgets. */
+  /** Deterministic runs: the seed of the byte budgets (and of the delays and half-closes). */
   seed?: number;
+  /** Each chunk is held back a random time in [0, maxDelayMs] (order kept per direction). Default 0. */
+  maxDelayMs?: number;
+  /**
+   * The share (0..1) of budget ends that half-close instead of cutting: the
+   * side the next chunk was going to gets a FIN, and from then on nothing
+   * passes in either direction while both sockets stay open — a peer that
+   * went silent, which only a request timeout or a ping notices. Default 0.
+   */
+  halfCloseShare?: number;
 }
 
 export interface TcpProxy {
@@ -21,6 +31,8 @@ export interface TcpProxy {
   wsUrl: string;
   /** Connections cut so far (by cutAll or chaos). */
   readonly cuts: number;
+  /** Connections half-closed so far by chaos. */
+  readonly halfCloses: number;
   /** Destroys every open connection (both sides). */
   cutAll(): void;
   /** While blocked, new connections are accepted and closed at once (the hub seems down). */
@@ -56,6 +68,7 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
   let chaos: ChaosOptions | undefined;
   let rand = Math.random;
   let cuts = 0;
+  let halfCloses = 0;
   let loseAfter: number | undefined;
   const pairs = new Set<{ a: net.Socket; b: net.Socket }>();
 
@@ -71,7 +84,11 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     const pair = { a: client, b: upstream };
     pairs.add(pair);
     const budget = chaos ? chaos.minBytes + Math.floor(rand() * (chaos.maxBytes - chaos.minBytes + 1)) : Infinity;
+    const maxDelayMs = chaos?.maxDelayMs ?? 0;
+    // Drawn only when asked for, so the seeded budgets of runs without half-closes stay as they were.
+    const halfClose = chaos?.halfCloseShare ? rand() < chaos.halfCloseShare : false;
     let seen = 0;
+    let silent = false;
     let repliesLeft = loseAfter;
     loseAfter = undefined;
     const cut = () => {
@@ -80,24 +97,52 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
       client.destroy();
       upstream.destroy();
     };
+    /** Writes in order, each chunk after its random delay (none without chaos delays). */
+    const sender = (to: net.Socket) => {
+      const queue: Array<{ due: number; chunk: Buffer }> = [];
+      let timer: NodeJS.Timeout | undefined;
+      const drain = () => {
+        timer = undefined;
+        while (queue.length && queue[0].due <= Date.now()) {
+          const { chunk } = queue.shift()!;
+          if (!silent) to.write(chunk);
+        }
+        if (queue.length) timer = setTimeout(drain, queue[0].due - Date.now());
+      };
+      return (chunk: Buffer, from: net.Socket) => {
+        if (maxDelayMs === 0) {
+          if (!to.write(chunk)) {
+            from.pause();
+            to.once('drain', () => from.resume());
+          }
+          return;
+        }
+        const last = queue.length ? queue[queue.length - 1].due : 0;
+        queue.push({ due: Math.max(last, Date.now() + Math.floor(rand() * (maxDelayMs + 1))), chunk });
+        if (!timer) timer = setTimeout(drain, queue[0].due - Date.now());
+      };
+    };
     const pipe = (from: net.Socket, to: net.Socket) => {
+      const send = sender(to);
       from.on('data', (chunk: Buffer) => {
+        if (silent) return;
         if (from === upstream && repliesLeft !== undefined && repliesLeft-- === 0) {
           cut();
           return;
         }
         seen += chunk.length;
         if (seen > budget) {
-          // Forward only part of the chunk: the other side sees a torn frame, then the cut.
+          // Forward only part of the chunk: the other side sees a torn frame, then the cut (or the silence).
           const keep = Math.max(0, chunk.length - (seen - budget));
-          if (keep > 0) to.write(chunk.subarray(0, keep));
-          cut();
+          if (keep > 0) send(chunk.subarray(0, keep), from);
+          if (halfClose) {
+            halfCloses++;
+            silent = true;
+            to.end();
+          } else cut();
           return;
         }
-        if (!to.write(chunk)) {
-          from.pause();
-          to.once('drain', () => from.resume());
-        }
+        send(chunk, from);
       });
       from.on('close', () => {
         if (pairs.delete(pair)) {
@@ -117,6 +162,9 @@ export async function startTcpProxy(targetPort: number): Promise<TcpProxy> {
     wsUrl: `ws://127.0.0.1:${port}/v1/ws`,
     get cuts() {
       return cuts;
+    },
+    get halfCloses() {
+      return halfCloses;
     },
     cutAll() {
       for (const p of [...pairs]) {

@@ -1,0 +1,183 @@
+/**
+ * Shared parts of the crash and flaky-network tests: a producer load through
+ * the web client (file outbox, so its idempotent producer id and sequences
+ * are the real ones), a subscriber that records what it was given, and the
+ * checks on the log and on those deliveries.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { createClient, type Client, type SubscriptionHandle } from '../../web-client/node.ts';
+import { readPartition, type ReadRecord } from '../helpers/topic-reader.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+export const SOAK = process.env.TRIBUTARY_SOAK === '1';
+
+/** Client settings for a hub that disappears: retry fast, give up on a silent request quickly. */
+const FAST_RETRY = { backoffInitialMs: 50, backoffMaxMs: 300, requestTimeoutMs: 5_000 } as const;
+
+export interface Load {
+  readonly client: Client;
+  /** Events queued (their n are base .. base + sent - 1). */
+  readonly sent: number;
+  /** n → where the hub said it appended it, from the acks the client received. */
+  readonly acked: Map<number, { partition: number; offset: number }>;
+  /** Acks that named another place for an n acked before (must stay empty). */
+  readonly conflicts: string[];
+  /** Stops queueing, waits (up to deadlineMs) until everything queued is acked, closes. */
+  finish(deadlineMs: number): Promise<void>;
+}
+
+/**
+ * Queues events { n } with keys `<name>-k0..k7` in batches of `batch`, as
+ * long as fewer than `window` are unacknowledged, until finish(). A fresh
+ * outbox numbers a topic's events 0, 1, 2… in send order, so an ack's
+ * sequence s is the event n = base + s.
+ */
+export function startLoad(o: { url: string; topic: string; name: string; base: number; dir: string; batch?: number; window?: number }): Load {
+  const file = path.join(o.dir, `${o.name}.outbox`);
+  const client = createClient({ url: o.url, outbox: { file }, name: o.name, ...FAST_RETRY });
+  const acked = new Map<number, { partition: number; offset: number }>();
+  const conflicts: string[] = [];
+  client.on('error', () => undefined); // DISCONNECTED and friends while the hub is down: the outbox retries
+  client.on('ack', (info) => {
+    if (info.topic !== o.topic) return;
+    for (const r of info.records) {
+      const n = o.base + r.seq;
+      const before = acked.get(n);
+      if (before && (before.partition !== r.partition || before.offset !== r.offset)) conflicts.push(`n=${n} acked at ${before.partition}/${before.offset} then at ${r.partition}/${r.offset}`);
+      acked.set(n, { partition: r.partition, offset: r.offset });
+    }
+  });
+  const batch = o.batch ?? 20;
+  const window = o.window ?? 400;
+  let sent = 0;
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      await waitFor(() => stopped || sent - acked.size < window, 120_000, `${o.name}: room in its window`);
+      if (stopped) break;
+      const events = Array.from({ length: batch }, (_, i) => {
+        const n = o.base + sent + i;
+        return { key: `${o.name}-k${n % 8}`, value: { n } };
+      });
+      await client.sendMany(o.topic, events);
+      sent += batch;
+      // Pacing, not synchronisation: a steady trickle keeps requests in flight at every kill.
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  })();
+  loop.catch(() => undefined); // a test that failed closes the client under the loop: finish() still reports it
+  return {
+    client,
+    get sent() {
+      return sent;
+    },
+    acked,
+    conflicts,
+    async finish(deadlineMs: number) {
+      stopped = true;
+      await loop;
+      await waitFor(() => acked.size >= sent, deadlineMs, `${o.name}: acks for all ${sent} events (have ${acked.size})`);
+      await client.close();
+    },
+  };
+}
+
+export interface Delivery {
+  partition: number;
+  offset: number;
+  n: number;
+}
+
+export interface Reader {
+  client: Client;
+  sub: SubscriptionHandle;
+  deliveries: Delivery[];
+  close(): Promise<void>;
+}
+
+/** A subscriber from earliest whose positions persist in its file outbox under `persist`. */
+export function startReader(o: { url: string; topic: string; file: string; deliveries?: Delivery[] }): Reader {
+  const client = createClient({ url: o.url, outbox: { file: o.file }, name: 'reader', ...FAST_RETRY });
+  client.on('error', () => undefined);
+  const deliveries = o.deliveries ?? [];
+  const sub = client.subscribe(o.topic, { from: 'earliest', persist: 'reader' }, (r) => {
+    deliveries.push({ partition: r.partition, offset: r.offset, n: (r.value as { n: number }).n });
+  });
+  return { client, sub, deliveries, close: () => client.close() };
+}
+
+/** The whole topic, per partition in offset order. */
+export async function readLog(hubUrl: string, topic: string, partitions: number): Promise<ReadRecord[][]> {
+  const out: ReadRecord[][] = [];
+  for (let p = 0; p < partitions; p++) out.push(await readPartition(hubUrl, topic, p));
+  return out;
+}
+
+/**
+ * The log holds each expected n exactly once, nothing else, offsets dense
+ * from 0, per-key order is send order, and each acknowledged n sits where
+ * its ack said. '' when all holds, else what is wrong (first few of each).
+ */
+export function logProblems(log: ReadRecord[][], loads: Load[]): string {
+  const problems: string[] = [];
+  const where = new Map<number, { partition: number; offset: number; count: number }>();
+  const lastPerKey = new Map<string, number>();
+  log.forEach((records, p) => {
+    const hole = records.findIndex((r, i) => r.offset !== i);
+    if (hole >= 0) problems.push(`partition ${p}: offset ${records[hole].offset} at position ${hole} (not dense)`);
+    records.forEach((r) => {
+      const n = (r.value as { n?: unknown } | null)?.n;
+      if (typeof n !== 'number') {
+        problems.push(`${p}/${r.offset} has no n`);
+        return;
+      }
+      const w = where.get(n);
+      if (w) w.count++;
+      else where.set(n, { partition: p, offset: r.offset, count: 1 });
+      const key = String(r.key);
+      const last = lastPerKey.get(key);
+      if (last !== undefined && n < last) problems.push(`key ${key}: n=${n} after n=${last} (order broken)`);
+      lastPerKey.set(key, n);
+    });
+  });
+  const expected = new Set<number>();
+  for (const l of loads) {
+    for (const c of l.conflicts) problems.push(c);
+    const base = Math.min(...[...l.acked.keys()].concat(Infinity));
+    for (const [n, at] of l.acked) {
+      const w = where.get(n);
+      if (!w) problems.push(`acked n=${n} (${at.partition}/${at.offset}) missing from the log`);
+      else if (w.partition !== at.partition || w.offset !== at.offset) problems.push(`acked n=${n} at ${at.partition}/${at.offset} but found at ${w.partition}/${w.offset}`);
+      expected.add(n);
+    }
+    if (l.acked.size !== l.sent) problems.push(`load from ${base}: ${l.sent} sent, ${l.acked.size} acked`);
+  }
+  for (const [n, w] of where) {
+    if (w.count > 1) problems.push(`n=${n} appended ${w.count} times`);
+    if (!expected.has(n)) problems.push(`n=${n} in the log but never acked`);
+  }
+  return problems.slice(0, 20).join('\n');
+}
+
+/** The deliveries per partition are exactly the log's offsets 0..end-1, in order, with the log's values. */
+export function deliveryProblems(log: ReadRecord[][], deliveries: Delivery[]): string {
+  const problems: string[] = [];
+  log.forEach((records, p) => {
+    const got = deliveries.filter((d) => d.partition === p);
+    for (let i = 0; i < Math.max(got.length, records.length) && problems.length < 20; i++) {
+      const d = got[i];
+      const r = records[i];
+      if (!d) problems.push(`partition ${p}: offset ${i} never delivered (gap), ${got.length} of ${records.length} delivered`);
+      else if (!r) problems.push(`partition ${p}: delivery ${i} (offset ${d.offset}) beyond the log (duplicate)`);
+      else if (d.offset !== i) problems.push(`partition ${p}: delivery ${i} is offset ${d.offset} (${d.offset < i ? 'duplicate' : 'gap'})`);
+      else if (d.n !== (r.value as { n: number }).n) problems.push(`partition ${p}: offset ${i} delivered n=${d.n}, log has ${(r.value as { n: number }).n}`);
+      if (!d || !r || d.offset !== i) break;
+    }
+  });
+  return problems.slice(0, 20).join('\n');
+}
+
+export function removeDirs(dirs: string[]): void {
+  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+}
