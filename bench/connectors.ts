@@ -129,7 +129,10 @@ export async function runConnectorsBench(opts: { quick: boolean }): Promise<Benc
     // The sink's own part: the records already read, written by the task as the runtime hands them over.
     await client.query('TRUNCATE orders');
     const columns = { id: 'value.id', customer: 'value.customer', total: 'value.total', src_partition: 'partition', src_offset: 'offset' };
-    const task = new PostgresSink({ connector: 'bench-write', topic: 'orders', connection: db.url, table: 'orders', mode: 'insert', key: undefined, columns, offsetsTable: 'tributary_sink_offsets' }, silent);
+    const task = new PostgresSink(
+      { connector: 'bench-write', topic: 'orders', connection: db.url, table: 'orders', mode: 'insert', key: undefined, columns, offsetsTable: 'tributary_sink_offsets' },
+      silent,
+    );
     await task.start();
     await task.open([0, 1, 2, 3]);
     const writeSeconds = await timed(async () => {
@@ -137,7 +140,11 @@ export async function runConnectorsBench(opts: { quick: boolean }): Promise<Benc
     });
     await task.stop();
     if ((await count()) !== events) throw new Error('the sink write stage lost rows');
-    push('postgres-sink write stage (records in hand → PostgreSQL)', writeSeconds, `${Math.round((100 * events) / writeSeconds / Math.max(events / insertSeconds, events / copySeconds))}% of the faster baseline; COPY in one transaction per ${SINK_BATCH.toLocaleString('en')} with the offsets`);
+    push(
+      'postgres-sink write stage (records in hand → PostgreSQL)',
+      writeSeconds,
+      `${Math.round((100 * events) / writeSeconds / Math.max(events / insertSeconds, events / copySeconds))}% of the faster baseline; COPY in one transaction per ${SINK_BATCH.toLocaleString('en')} with the offsets`,
+    );
 
     progress('the sink');
     // The sink, end to end from the hub.
@@ -145,7 +152,15 @@ export async function runConnectorsBench(opts: { quick: boolean }): Promise<Benc
     const file = parseConnectFile(
       JSON.stringify({
         connectors: [
-          { name: 'bench-sink', type: 'postgres-sink', topic: 'orders', connection: db.url, table: 'orders', batchSize: SINK_BATCH, columns: { id: 'value.id', customer: 'value.customer', total: 'value.total', src_partition: 'partition', src_offset: 'offset' } },
+          {
+            name: 'bench-sink',
+            type: 'postgres-sink',
+            topic: 'orders',
+            connection: db.url,
+            table: 'orders',
+            batchSize: SINK_BATCH,
+            columns: { id: 'value.id', customer: 'value.customer', total: 'value.total', src_partition: 'partition', src_offset: 'offset' },
+          },
         ],
       }),
     );
@@ -161,7 +176,11 @@ export async function runConnectorsBench(opts: { quick: boolean }): Promise<Benc
     await runtime.stop();
     if ((await count()) !== events) throw new Error('the sink lost or duplicated rows');
     const faster = Math.max(events / insertSeconds, events / copySeconds);
-    push('postgres-sink end to end (hub → PostgreSQL)', sinkSeconds, `${Math.round((100 * events) / sinkSeconds / faster)}% of the faster baseline, ${Math.round((100 * readSeconds) / sinkSeconds)}% of the read bound; batches of up to ${SINK_BATCH.toLocaleString('en')}`);
+    push(
+      'postgres-sink end to end (hub → PostgreSQL)',
+      sinkSeconds,
+      `${Math.round((100 * events) / sinkSeconds / faster)}% of the faster baseline, ${Math.round((100 * readSeconds) / sinkSeconds)}% of the read bound; batches of up to ${SINK_BATCH.toLocaleString('en')}`,
+    );
     return results;
   } finally {
     await client.end().catch(() => undefined);

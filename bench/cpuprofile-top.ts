@@ -34,9 +34,7 @@ export function selfTimes(profile: CpuProfile): Array<{ name: string; ms: number
     const name = `${f.functionName || '(anonymous)'}${where ? ` ${where}` : ''}`;
     selfUs.set(name, (selfUs.get(name) ?? 0) + dt);
   }
-  return [...selfUs.entries()]
-    .map(([name, us]) => ({ name, ms: us / 1000, share: total ? us / total : 0 }))
-    .sort((a, b) => b.ms - a.ms);
+  return [...selfUs.entries()].map(([name, us]) => ({ name, ms: us / 1000, share: total ? us / total : 0 })).sort((a, b) => b.ms - a.ms);
 }
 
 function main(): void {

@@ -84,7 +84,12 @@ async function delivery(hub: Hub, quick: boolean): Promise<BenchResult[]> {
   const ratio = grouped / plain;
   return [
     { scenario: 'groups-delivery', system: 'hub plain subscription', eventsPerSec: Math.round(plain), notes: `${count} records of 100 B on 6 partitions, one web-client subscription from earliest` },
-    { scenario: 'groups-delivery', system: 'hub group of 3', eventsPerSec: Math.round(grouped), notes: `3 web-client members, auto-commit on; ${(ratio * 100).toFixed(0)}% of plain (goal ≥ 80%: ${ratio >= 0.8 ? 'met' : 'missed'})` },
+    {
+      scenario: 'groups-delivery',
+      system: 'hub group of 3',
+      eventsPerSec: Math.round(grouped),
+      notes: `3 web-client members, auto-commit on; ${(ratio * 100).toFixed(0)}% of plain (goal ≥ 80%: ${ratio >= 0.8 ? 'met' : 'missed'})`,
+    },
   ];
 }
 
@@ -143,10 +148,15 @@ async function rebalance(hub: Hub, quick: boolean): Promise<BenchResult[]> {
       return g.state === 'stable' && g.members.length === members.size;
     };
     let stable = false;
-    await waitFor(() => {
-      if (!stable) void view().then((s) => (stable = s));
-      return stable && allOwned(members, partitions);
-    }, 10_000, 'a stable group after a join', 2);
+    await waitFor(
+      () => {
+        if (!stable) void view().then((s) => (stable = s));
+        return stable && allOwned(members, partitions);
+      },
+      10_000,
+      'a stable group after a join',
+      2,
+    );
     joins.push(performance.now() - t);
     await sleep(20);
   }
@@ -190,7 +200,12 @@ async function drop(hub: Hub, quick: boolean): Promise<BenchResult[]> {
     await waitFor(() => allOwned(members, partitions), 30_000, 'the members to hold every partition', 5);
     const ws = await rawMember(hub, 'bench-drop', 'bench-drop');
     // The raw member holds its share once the others gave theirs up.
-    await waitFor(() => members.reduce((n, m) => n + m.sub.assignment().length, 0) === partitions - 2, 10_000, `the raw member to hold 2 partitions (round ${r}: ${JSON.stringify(members.map((m) => m.sub.assignment()))})`, 5);
+    await waitFor(
+      () => members.reduce((n, m) => n + m.sub.assignment().length, 0) === partitions - 2,
+      10_000,
+      `the raw member to hold 2 partitions (round ${r}: ${JSON.stringify(members.map((m) => m.sub.assignment()))})`,
+      5,
+    );
     // Its session counts from its last frame: heartbeat just before the connection dies.
     ws.send(encodeCbor({ t: 'heartbeat', id: 3 + r, sub: 2 }));
     await sleep(20);
@@ -215,13 +230,26 @@ async function drop(hub: Hub, quick: boolean): Promise<BenchResult[]> {
 }
 
 export async function runGroupsBench(opts: { quick: boolean }): Promise<BenchResult[]> {
-  const hub = await startHub({ args: ['--groups-session-timeout-ms', String(SESSION_TIMEOUT_MS), '--groups-heartbeat-interval-ms', '1000', '--max-connections', '20000', '--connections-per-sec-per-address', '1000000', '--connections-burst-per-address', '1000000'] });
+  const hub = await startHub({
+    args: [
+      '--groups-session-timeout-ms',
+      String(SESSION_TIMEOUT_MS),
+      '--groups-heartbeat-interval-ms',
+      '1000',
+      '--max-connections',
+      '20000',
+      '--connections-per-sec-per-address',
+      '1000000',
+      '--connections-burst-per-address',
+      '1000000',
+    ],
+  });
   try {
     const only = process.env.BENCH_GROUPS_ONLY;
     const out: BenchResult[] = [];
-    if (!only || only === "delivery") out.push(...(await delivery(hub, opts.quick)));
-    if (!only || only === "rebalance") out.push(...(await rebalance(hub, opts.quick)));
-    if (!only || only === "drop") out.push(...(await drop(hub, opts.quick)));
+    if (!only || only === 'delivery') out.push(...(await delivery(hub, opts.quick)));
+    if (!only || only === 'rebalance') out.push(...(await rebalance(hub, opts.quick)));
+    if (!only || only === 'drop') out.push(...(await drop(hub, opts.quick)));
     return out;
   } finally {
     await hub.stop();

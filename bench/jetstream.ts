@@ -36,7 +36,13 @@ const VALUE_BYTES = 100;
 const WINDOW = 256;
 
 function template(): Uint8Array {
-  const records = Array.from({ length: RECORDS }, (_, i) => ({ key: `key-${i % 10}`, value: new Uint8Array(VALUE_BYTES).fill(i & 0xff), encoding: 'bytes' as const, headers: [], timestamp: 1_700_000_000_000 + i }));
+  const records = Array.from({ length: RECORDS }, (_, i) => ({
+    key: `key-${i % 10}`,
+    value: new Uint8Array(VALUE_BYTES).fill(i & 0xff),
+    encoding: 'bytes' as const,
+    headers: [],
+    timestamp: 1_700_000_000_000 + i,
+  }));
   return encodeBatch({ records }, nativeCrc32c);
 }
 

@@ -95,7 +95,12 @@ export async function runOutboxBench(opts: { quick: boolean }): Promise<OutboxBe
     const strictMs = await enqueue('bench-strict', 'strict', n, false);
     rows.push({ scenario: 'outbox', system: 'web-client chromium indexeddb strict: enqueue', eventsPerSec: n / (strictMs / 1000), notes: `${n} sends in one burst, group commit, durability strict` });
     const seqMs = await enqueue('bench-seq', 'relaxed', nSequential, true);
-    rows.push({ scenario: 'outbox', system: 'web-client chromium indexeddb relaxed: enqueue, each send awaited', eventsPerSec: nSequential / (seqMs / 1000), notes: `${nSequential} sends, one IndexedDB transaction each` });
+    rows.push({
+      scenario: 'outbox',
+      system: 'web-client chromium indexeddb relaxed: enqueue, each send awaited',
+      eventsPerSec: nSequential / (seqMs / 1000),
+      notes: `${nSequential} sends, one IndexedDB transaction each`,
+    });
     const manyMs = await page.evaluate(
       async ({ url, count }) => {
         const c = window.T.createClient({ url, name: 'bench-many', backoffInitialMs: 50, backoffMaxMs: 200 });
@@ -113,7 +118,12 @@ export async function runOutboxBench(opts: { quick: boolean }): Promise<OutboxBe
       },
       { url: proxy.wsUrl, count: n },
     );
-    rows.push({ scenario: 'outbox', system: 'web-client chromium indexeddb relaxed: sendMany', eventsPerSec: n / (manyMs / 1000), notes: `${n} events in awaited sendMany calls of 1,000 (one transaction each)` });
+    rows.push({
+      scenario: 'outbox',
+      system: 'web-client chromium indexeddb relaxed: sendMany',
+      eventsPerSec: n / (manyMs / 1000),
+      notes: `${n} events in awaited sendMany calls of 1,000 (one transaction each)`,
+    });
 
     await ctx.close();
 
@@ -131,7 +141,12 @@ export async function runOutboxBench(opts: { quick: boolean }): Promise<OutboxBe
       await window.tb.flush('bench-drain');
       return performance.now() - t0;
     });
-    rows.push({ scenario: 'outbox', system: 'web-client chromium indexeddb: drain after reconnect', eventsPerSec: n / (drainMs / 1000), notes: `${n} events, batches of 1000, up to 5 in flight per topic; reconnect included; hub fsync=always` });
+    rows.push({
+      scenario: 'outbox',
+      system: 'web-client chromium indexeddb: drain after reconnect',
+      eventsPerSec: n / (drainMs / 1000),
+      notes: `${n} events, batches of 1000, up to 5 in flight per topic; reconnect included; hub fsync=always`,
+    });
 
     await drainCtx.close();
 
@@ -148,7 +163,12 @@ export async function runOutboxBench(opts: { quick: boolean }): Promise<OutboxBe
       for (let i = 0; i < n; i++) sends[i] = c.send('bench-outbox-node', { key: `k${i % 16}`, value: { i, t: Date.now(), pad } });
       await Promise.all(sends);
       const enqMs = performance.now() - t0;
-      rows.push({ scenario: 'outbox', system: 'web-client node file outbox: enqueue', eventsPerSec: n / (enqMs / 1000), notes: `${n} sends in one burst; journal append + fdatasync per group commit` });
+      rows.push({
+        scenario: 'outbox',
+        system: 'web-client node file outbox: enqueue',
+        eventsPerSec: n / (enqMs / 1000),
+        notes: `${n} sends in one burst; journal append + fdatasync per group commit`,
+      });
       proxy.block(false);
       t0 = performance.now();
       await c.flush();
@@ -171,7 +191,12 @@ export async function runOutboxBench(opts: { quick: boolean }): Promise<OutboxBe
     await mem.flush();
     const memMs = performance.now() - t0;
     await mem.close();
-    rows.push({ scenario: 'outbox', system: 'web-client node memory outbox → 4 partitions: produce acked', eventsPerSec: total / (memMs / 1000), notes: `${total} events of 100-byte values, sendMany of 10,000, until flush(); records form, batches of 1000, up to 5 in flight; hub fsync=always` });
+    rows.push({
+      scenario: 'outbox',
+      system: 'web-client node memory outbox → 4 partitions: produce acked',
+      eventsPerSec: total / (memMs / 1000),
+      notes: `${total} events of 100-byte values, sendMany of 10,000, until flush(); records form, batches of 1000, up to 5 in flight; hub fsync=always`,
+    });
   } finally {
     await browser.close().catch(() => undefined);
     await pages.close();

@@ -53,7 +53,9 @@ function main(): void {
   }
   const f = JSON.parse(fs.readFileSync(file, 'utf8')) as ResultFile;
   const m = f.run.machine;
-  console.log(`Run of ${f.run.date}${f.run.quick ? ' (--quick)' : ''}: ${m.nproc} CPUs (${m.cpu}), ${(m.memTotalBytes / 2 ** 30).toFixed(0)} GiB, Node ${m.node}, Linux ${m.kernel}; load average ${f.run.loadAvg.atStart.join('/')} at start.\n`);
+  console.log(
+    `Run of ${f.run.date}${f.run.quick ? ' (--quick)' : ''}: ${m.nproc} CPUs (${m.cpu}), ${(m.memTotalBytes / 2 ** 30).toFixed(0)} GiB, Node ${m.node}, Linux ${m.kernel}; load average ${f.run.loadAvg.atStart.join('/')} at start.\n`,
+  );
   console.log(toMarkdown(f));
 }
 

@@ -58,7 +58,9 @@ function parseOptions(): Options {
     },
   });
   if (values.help) {
-    console.log(`usage: npm run bench -- [--quick] [--json FILE] [--only ${ALL_SCENARIOS.join(',')}] [--systems ${SYSTEMS.map((s) => s.name).join(',')}] [--auth | --no-auth] [--cpu-prof DIR] [--connections N] [--connections-per-address N]`);
+    console.log(
+      `usage: npm run bench -- [--quick] [--json FILE] [--only ${ALL_SCENARIOS.join(',')}] [--systems ${SYSTEMS.map((s) => s.name).join(',')}] [--auth | --no-auth] [--cpu-prof DIR] [--connections N] [--connections-per-address N]`,
+    );
     process.exit(0);
   }
   const scenarios = values.only ? (values.only.split(',').map((s) => s.trim()) as ScenarioName[]) : ALL_SCENARIOS;
@@ -73,8 +75,15 @@ function parseOptions(): Options {
     return n;
   };
   return {
-    quick: values.quick, json: values.json, scenarios, systems, auth: values.auth, noAuth: values['no-auth'], cpuProfDir,
-    connections: positive('connections', values.connections), connectionsPerAddress: positive('connections-per-address', values['connections-per-address']),
+    quick: values.quick,
+    json: values.json,
+    scenarios,
+    systems,
+    auth: values.auth,
+    noAuth: values['no-auth'],
+    cpuProfDir,
+    connections: positive('connections', values.connections),
+    connectionsPerAddress: positive('connections-per-address', values['connections-per-address']),
   };
 }
 
@@ -136,9 +145,23 @@ function variants(sc: ScenarioName, p: Profile): Variant[] {
     case 'replay':
       return [{ scenario: 'replay', job: () => ({ scenario: 'replay', params: p.replay }), boundMs: 2 * p.replay.timeoutMs, note: `${p.replay.events} stored events from the start` }];
     case 'latency':
-      return [{ scenario: 'latency', job: () => ({ scenario: 'latency', params: p.latency }), boundMs: p.latency.durationMs + p.latency.warmupMs + 20_000, note: `${p.latency.rate} events/s steady, produce→deliver` }];
+      return [
+        {
+          scenario: 'latency',
+          job: () => ({ scenario: 'latency', params: p.latency }),
+          boundMs: p.latency.durationMs + p.latency.warmupMs + 20_000,
+          note: `${p.latency.rate} events/s steady, produce→deliver`,
+        },
+      ];
     case 'fanout':
-      return [{ scenario: 'fanout', job: () => ({ scenario: 'fanout', params: p.fanout }), boundMs: p.fanout.durationMs + p.fanout.warmupMs + 60_000, note: `1 producer at ${p.fanout.rate} events/s to ${p.fanout.subscribers} subscribers` }];
+      return [
+        {
+          scenario: 'fanout',
+          job: () => ({ scenario: 'fanout', params: p.fanout }),
+          boundMs: p.fanout.durationMs + p.fanout.warmupMs + 60_000,
+          note: `1 producer at ${p.fanout.rate} events/s to ${p.fanout.subscribers} subscribers`,
+        },
+      ];
     case 'connections':
       return [{ scenario: 'connections', job: () => ({ scenario: 'connections', params: p.connections }), boundMs: p.connections.timeoutMs, note: `${p.connections.count} idle connections` }];
     default:

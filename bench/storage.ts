@@ -26,7 +26,13 @@ const RECORDS = 100;
 const VALUE_BYTES = 100;
 
 function template(): Uint8Array {
-  const records = Array.from({ length: RECORDS }, (_, i) => ({ key: `key-${i % 10}`, value: new Uint8Array(VALUE_BYTES).fill(i & 0xff), encoding: 'bytes' as const, headers: [], timestamp: 1_700_000_000_000 + i }));
+  const records = Array.from({ length: RECORDS }, (_, i) => ({
+    key: `key-${i % 10}`,
+    value: new Uint8Array(VALUE_BYTES).fill(i & 0xff),
+    encoding: 'bytes' as const,
+    headers: [],
+    timestamp: 1_700_000_000_000 + i,
+  }));
   return encodeBatch({ records }, nativeCrc32c);
 }
 
@@ -146,7 +152,14 @@ export async function runStorageBench(opts: { quick: boolean }): Promise<Storage
   };
   const out: StorageResult[] = [];
   for (const [system, [batches, text]] of Object.entries(notes)) out.push(result(system, batches, size, median(ms.get(system)!), `${text}; median of ${rounds}`));
-  if (readResult) out.push({ scenario: 'storage', system: 'FileLogStore full read', eventsPerSec: readResult.events / (readResult.ms / 1000), mbPerSec: readResult.bytes / (readResult.ms / 1000) / 1e6, notes: '1 MiB reads from offset 0 after a reopen (OS page cache warm)' });
+  if (readResult)
+    out.push({
+      scenario: 'storage',
+      system: 'FileLogStore full read',
+      eventsPerSec: readResult.events / (readResult.ms / 1000),
+      mbPerSec: readResult.bytes / (readResult.ms / 1000) / 1e6,
+      notes: '1 MiB reads from offset 0 after a reopen (OS page cache warm)',
+    });
   return out;
 }
 
@@ -159,7 +172,11 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       system: x.system,
       'events/s': Math.round(x.eventsPerSec).toLocaleString('en'),
       'MB/s': x.mbPerSec.toFixed(1),
-      'vs raw': x.system.includes('always') ? `${((100 * x.eventsPerSec) / rawSync.eventsPerSec).toFixed(0)}% of raw+sync` : x.system.includes('never') ? `${((100 * x.eventsPerSec) / raw.eventsPerSec).toFixed(0)}% of raw` : '',
+      'vs raw': x.system.includes('always')
+        ? `${((100 * x.eventsPerSec) / rawSync.eventsPerSec).toFixed(0)}% of raw+sync`
+        : x.system.includes('never')
+          ? `${((100 * x.eventsPerSec) / raw.eventsPerSec).toFixed(0)}% of raw`
+          : '',
       notes: x.notes ?? '',
     })),
   );

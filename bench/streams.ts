@@ -89,15 +89,41 @@ export async function runStreamsBench(opts: { quick: boolean; only?: string }): 
     const note = `${n} events of ~100 B in ${PARTITIONS} partitions, fsync always, one instance (static assignment), hub and app on the same 2 CPUs`;
 
     // The output path's ceiling: the same client's produce() alone, per partition one request of 2,000 in flight.
-    rows.push({ scenario: 'streams', system: 'client.produce alone (input preload)', eventsPerSec: Math.round((n / produceMs) * 1000), notes: `${note}; the path every output, changelog and repartition record takes` });
+    rows.push({
+      scenario: 'streams',
+      system: 'client.produce alone (input preload)',
+      eventsPerSec: Math.round((n / produceMs) * 1000),
+      notes: `${note}; the path every output, changelog and repartition record takes`,
+    });
     if (!opts.only || opts.only === 'stateless') {
       await createTopic(hub.url, 'stateless-out', PARTITIONS);
-      const r = await timeApp(client, n, (app) => app.from<{ kind: string; c: number; room: string }>('in').filter((r) => r.value.kind === 'temp').mapValues((r) => ({ room: r.value.room, f: r.value.c * 1.8 + 32 })).to('stateless-out'), 'bench-stateless', hub);
+      const r = await timeApp(
+        client,
+        n,
+        (app) =>
+          app
+            .from<{ kind: string; c: number; room: string }>('in')
+            .filter((r) => r.value.kind === 'temp')
+            .mapValues((r) => ({ room: r.value.room, f: r.value.c * 1.8 + 32 }))
+            .to('stateless-out'),
+        'bench-stateless',
+        hub,
+      );
       rows.push({ scenario: 'streams', system: 'stateless filter+map+to', eventsPerSec: r.eventsPerSec, notes: `${note}; ${r.produced} outputs; ${r.ms} ms; goal ≥ 500,000/s` });
     }
     if (opts.only === 'consume') {
       await createTopic(hub.url, 'nowhere', 1);
-      const r = await timeApp(client, n, (app) => app.from<{ kind: string }>('in').filter((r) => r.value.kind === 'none').to('nowhere'), 'bench-consume', hub);
+      const r = await timeApp(
+        client,
+        n,
+        (app) =>
+          app
+            .from<{ kind: string }>('in')
+            .filter((r) => r.value.kind === 'none')
+            .to('nowhere'),
+        'bench-consume',
+        hub,
+      );
       rows.push({ scenario: 'streams', system: 'consume + filter, no output', eventsPerSec: r.eventsPerSec, notes: `${note}; ${r.ms} ms` });
     }
     if (!opts.only || opts.only === 'windowed') {
@@ -105,7 +131,13 @@ export async function runStreamsBench(opts: { quick: boolean; only?: string }): 
       const r = await timeApp(client, n, (app) => app.from('in').groupByKey().window({ tumblingMs: 10_000, graceMs: 1_000 }).count({ name: 'counts' }).to('windowed-out'), 'bench-windowed', hub);
       rows.push({ scenario: 'streams', system: 'windowed keyed count', eventsPerSec: r.eventsPerSec, notes: `${note}; ${r.produced} outputs (every update); ${r.ms} ms; goal ≥ 200,000/s` });
       await createTopic(hub.url, 'windowed-final-out', PARTITIONS);
-      const f = await timeApp(client, n, (app) => app.from('in').groupByKey().window({ tumblingMs: 10_000, graceMs: 1_000, emit: 'final' }).count({ name: 'counts' }).to('windowed-final-out'), 'bench-windowed-final', hub);
+      const f = await timeApp(
+        client,
+        n,
+        (app) => app.from('in').groupByKey().window({ tumblingMs: 10_000, graceMs: 1_000, emit: 'final' }).count({ name: 'counts' }).to('windowed-final-out'),
+        'bench-windowed-final',
+        hub,
+      );
       rows.push({ scenario: 'streams', system: "windowed keyed count, emit 'final'", eventsPerSec: f.eventsPerSec, notes: `${note}; ${f.produced} outputs (one per closed window); ${f.ms} ms` });
     }
   } finally {

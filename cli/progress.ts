@@ -20,9 +20,7 @@ const REDRAW_FPS = 5;
 export function startProgress(opts: { label: string; enabled: boolean; total?: number; unit?: string }): Progress {
   if (!opts.enabled) return NONE;
   const withTotal = opts.total !== undefined && opts.total > 0;
-  const format = withTotal
-    ? `${opts.label} [{bar}] {percentage}% | {records} records | {rate}/s | ETA {eta_formatted}`
-    : `${opts.label} {records} records | {rate}/s | {duration_formatted}`;
+  const format = withTotal ? `${opts.label} [{bar}] {percentage}% | {records} records | {rate}/s | ETA {eta_formatted}` : `${opts.label} {records} records | {rate}/s | {duration_formatted}`;
   const bar = new cliProgress.SingleBar({ format, stream: process.stderr, fps: REDRAW_FPS, hideCursor: true, clearOnComplete: false, etaBuffer: 50 }, cliProgress.Presets.shades_classic);
   const started = Date.now();
   bar.start(withTotal ? opts.total! : 0, 0, { records: 0, rate: 0 });

@@ -22,9 +22,9 @@ export function topicCommands(): Command {
   topic
     .command('create <name>')
     .description('create a topic')
-    .option('-p, --partitions <n>', 'partition count (default: the hub\'s defaultPartitions)')
+    .option('-p, --partitions <n>', "partition count (default: the hub's defaultPartitions)")
     .option('--config <key=value>', 'topic config, repeatable (retentionMs, cleanupPolicy, …)', parseConfigPair, {})
-    .option('--json', 'print the hub\'s answer as JSON')
+    .option('--json', "print the hub's answer as JSON")
     .action(
       action(async (name: string, opts: { partitions?: string; config: Record<string, unknown>; json?: boolean }, cmd: Command) => {
         const partitions = opts.partitions === undefined ? undefined : parseCount('--partitions', opts.partitions);
@@ -37,7 +37,7 @@ export function topicCommands(): Command {
   topic
     .command('list')
     .description('list topics with their partitions, records and size')
-    .option('--json', 'print the hub\'s answers as JSON')
+    .option('--json', "print the hub's answers as JSON")
     .action(
       action(async (opts: { json?: boolean }, cmd: Command) => {
         const admin = adminOf(hubTarget(cmd));
@@ -56,15 +56,24 @@ export function topicCommands(): Command {
 
   topic
     .command('describe <name>')
-    .description('show a topic\'s config and per-partition offsets')
-    .option('--json', 'print the hub\'s answer as JSON')
+    .description("show a topic's config and per-partition offsets")
+    .option('--json', "print the hub's answer as JSON")
     .action(
       action(async (name: string, opts: { json?: boolean }, cmd: Command) => {
         const d = await adminOf(hubTarget(cmd)).describeTopic(name);
         if (opts.json) return printJson(d);
         process.stdout.write(`topic ${d.name}, ${d.partitions} partitions, created ${new Date(d.createdAt).toISOString()}\n`);
-        process.stdout.write(`config ${Object.entries(d.config).map(([k, v]) => `${k}=${String(v)}`).join(' ')}\n\n`);
-        process.stdout.write(formatTable(['PARTITION', 'EARLIEST', 'HIGH-WATERMARK', 'LOG-END', 'SIZE'], d.offsets.map((o) => [o.partition, o.earliest, o.highWatermark, o.logEnd, formatBytes(o.bytes)])));
+        process.stdout.write(
+          `config ${Object.entries(d.config)
+            .map(([k, v]) => `${k}=${String(v)}`)
+            .join(' ')}\n\n`,
+        );
+        process.stdout.write(
+          formatTable(
+            ['PARTITION', 'EARLIEST', 'HIGH-WATERMARK', 'LOG-END', 'SIZE'],
+            d.offsets.map((o) => [o.partition, o.earliest, o.highWatermark, o.logEnd, formatBytes(o.bytes)]),
+          ),
+        );
       }),
     );
 

@@ -173,10 +173,10 @@ export class PostgresSink implements SinkTask {
        SELECT $1, $2, p, NULL FROM unnest($3::int[]) AS p ON CONFLICT DO NOTHING`,
       [this.o.connector, this.o.topic, partitions],
     );
-    const r = await pool.query<{ partition: number; next_offset: string | null }>(
-      `SELECT partition, next_offset FROM ${quoteName(this.o.offsetsTable)} WHERE connector = $1 AND topic = $2`,
-      [this.o.connector, this.o.topic],
-    );
+    const r = await pool.query<{ partition: number; next_offset: string | null }>(`SELECT partition, next_offset FROM ${quoteName(this.o.offsetsTable)} WHERE connector = $1 AND topic = $2`, [
+      this.o.connector,
+      this.o.topic,
+    ]);
     const out: PartitionOffsets = new Map();
     for (const row of r.rows) if (row.next_offset !== null) out.set(row.partition, Number(row.next_offset));
     return out;
@@ -189,7 +189,9 @@ export class PostgresSink implements SinkTask {
       // Statements without parameters go together in one simple query: three round trips per batch (lock, COPY, update and commit).
       const offsets = quoteName(this.o.offsetsTable);
       const mine = `connector = ${client.escapeLiteral(this.o.connector)} AND topic = ${client.escapeLiteral(this.o.topic)}`;
-      const begun = (await client.query(`BEGIN; SELECT partition, next_offset FROM ${offsets} WHERE ${mine} FOR UPDATE`)) as unknown as Array<pg.QueryResult<{ partition: number; next_offset: string | null }>>;
+      const begun = (await client.query(`BEGIN; SELECT partition, next_offset FROM ${offsets} WHERE ${mine} FOR UPDATE`)) as unknown as Array<
+        pg.QueryResult<{ partition: number; next_offset: string | null }>
+      >;
       const stored = new Map<number, number>();
       for (const row of begun[1].rows) if (row.next_offset !== null) stored.set(row.partition, Number(row.next_offset));
       const next = new Map<number, number>();

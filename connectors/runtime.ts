@@ -40,7 +40,9 @@ export class ConnectorRuntime {
 
   async start(): Promise<void> {
     // A connector that cannot start (failed: a mistake in its settings) does not stop the others.
-    await Promise.all(this.workers.map((w) => w.start().catch((err: unknown) => this.log.error({ connector: w.config.name, err: err instanceof Error ? err.message : String(err) }, 'connector failed'))));
+    await Promise.all(
+      this.workers.map((w) => w.start().catch((err: unknown) => this.log.error({ connector: w.config.name, err: err instanceof Error ? err.message : String(err) }, 'connector failed'))),
+    );
   }
 
   status(): ConnectorStatus[] {
@@ -102,7 +104,8 @@ export class ConnectorRuntime {
         this.reset();
         for (const s of statuses()) {
           if (s.kind !== 'sink') continue;
-          for (const p of s.partitions) if (p.committed !== null && p.highWatermark !== null) this.set({ connector: s.name, type: s.type, partition: String(p.partition) }, Math.max(0, p.highWatermark - p.committed));
+          for (const p of s.partitions)
+            if (p.committed !== null && p.highWatermark !== null) this.set({ connector: s.name, type: s.type, partition: String(p.partition) }, Math.max(0, p.highWatermark - p.committed));
         }
       },
     });

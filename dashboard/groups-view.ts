@@ -44,9 +44,19 @@ export function groupView(session: HubSession, group: string): View {
         status.textContent = `${d.state} · generation ${d.generation} · ${d.members.length} member${d.members.length === 1 ? '' : 's'} · lag ${lag}`;
         holder.replaceChildren(
           el('h3', {}, 'Members and assignments'),
-          table('members', ['member', 'client', 'topic', 'partitions'], d.members.map((m) => [m.member, m.client, m.topic, m.partitions.join(', ')]), 'no members'),
+          table(
+            'members',
+            ['member', 'client', 'topic', 'partitions'],
+            d.members.map((m) => [m.member, m.client, m.topic, m.partitions.join(', ')]),
+            'no members',
+          ),
           el('h3', {}, 'Committed offsets and lag'),
-          table('group-offsets', ['topic', 'partition', 'committed', 'high watermark', 'lag'], d.offsets.map((o) => [o.topic, o.partition, o.committed ?? '–', o.highWatermark, o.lag]), 'nothing committed'),
+          table(
+            'group-offsets',
+            ['topic', 'partition', 'committed', 'high watermark', 'lag'],
+            d.offsets.map((o) => [o.topic, o.partition, o.committed ?? '–', o.highWatermark, o.lag]),
+            'nothing committed',
+          ),
         );
       } catch (err) {
         status.textContent = `could not load group ${group}: ${errorText(err)}`;

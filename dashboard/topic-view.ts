@@ -13,6 +13,56 @@ import { LiveTail } from './live-tail.ts';
 
 const OFFSETS_POLL_MS = 2_000;
 
+function button(id: string, text: string, onClick: () => void): HTMLButtonElement {
+  const b = el('button', { id, type: 'button' }, text);
+  b.addEventListener('click', onClick);
+  return b;
+}
+
+function partitionsTable(rows: Array<{ partition: number; earliest: number; highWatermark: number; logEnd: number; bytes: number }>): HTMLElement {
+  return table(
+    'partitions',
+    ['partition', 'earliest', 'high watermark', 'log end', 'size'],
+    rows.map((o) => [o.partition, o.earliest, o.highWatermark, o.logEnd, formatBytes(o.bytes)]),
+  );
+}
+
+/** What the tail is showing, in words. */
+function modeText(from: SubscribeOptions['from'], where: string): string {
+  if (from === 'latest') return `live from the latest offset, ${where}`;
+  if (typeof from === 'number') return `replay from offset ${from}, ${where}, then live`;
+  return `replay from ${new Date((from as { timestamp: number }).timestamp).toISOString()}, ${where}, then live`;
+}
+
+interface ReplayInputs {
+  partition: HTMLSelectElement;
+  offsetInput: HTMLInputElement;
+  timeline: HTMLInputElement;
+  timeLabel: HTMLElement;
+}
+
+/** The two rows of controls: partition, follow live, replay from an offset; the timeline and replay from a time. */
+function replayControls(i: ReplayInputs, start: (from: SubscribeOptions['from']) => void): HTMLElement[] {
+  return [
+    el(
+      'div',
+      { class: 'controls' },
+      i.partition,
+      button('follow-live', 'Follow live', () => start('latest')),
+      el('label', {}, 'offset ', i.offsetInput),
+      button('replay-offset-go', 'Replay from offset', () => start(Number(i.offsetInput.value))),
+    ),
+    el(
+      'div',
+      { class: 'controls timeline' },
+      el('label', { for: 'timeline' }, 'timeline'),
+      i.timeline,
+      i.timeLabel,
+      button('replay-time-go', 'Replay from this time', () => start({ timestamp: Number(i.timeline.value) })),
+    ),
+  ];
+}
+
 export function topicView(session: HubSession, topic: string): View {
   return (root) => {
     const status = el('p', { class: 'muted', id: 'topic-status' }, 'loading…');
@@ -24,22 +74,11 @@ export function topicView(session: HubSession, topic: string): View {
     const mode = el('p', { id: 'mode' }, '');
     const tailBox = el('div', { class: 'tail' });
     const chartBox = el('div', { class: 'charts', id: 'charts' });
-    const btn = (id: string, text: string, onClick: () => void): HTMLButtonElement => {
-      const b = el('button', { id, type: 'button' }, text);
-      b.addEventListener('click', onClick);
-      return b;
-    };
     root.append(
       el('h2', {}, `Topic ${topic}`),
       status,
       offsets,
-      el('div', { class: 'controls' },
-        partition,
-        btn('follow-live', 'Follow live', () => start('latest')),
-        el('label', {}, 'offset ', offsetInput),
-        btn('replay-offset-go', 'Replay from offset', () => start(Number(offsetInput.value))),
-      ),
-      el('div', { class: 'controls timeline' }, el('label', { for: 'timeline' }, 'timeline'), timeline, timeLabel, btn('replay-time-go', 'Replay from this time', () => start({ timestamp: Number(timeline.value) }))),
+      ...replayControls({ partition, offsetInput, timeline, timeLabel }, (from) => start(from)),
       mode,
       el('div', { class: 'panes' }, el('section', {}, el('h3', {}, 'Live tail'), tailBox), el('section', {}, el('h3', {}, 'Charts'), chartBox)),
     );
@@ -61,8 +100,7 @@ export function topicView(session: HubSession, topic: string): View {
       charts.clear();
       const p = partition.value === '' ? undefined : Number(partition.value);
       const where = p === undefined ? 'all partitions' : `partition ${p}`;
-      mode.textContent =
-        from === 'latest' ? `live from the latest offset, ${where}` : typeof from === 'number' ? `replay from offset ${from}, ${where}, then live` : `replay from ${new Date((from as { timestamp: number }).timestamp).toISOString()}, ${where}, then live`;
+      mode.textContent = modeText(from, where);
       const opts: SubscribeOptions = { from };
       if (p !== undefined) opts.partitions = [p];
       sub = client.subscribe(topic, opts, (r) => {
@@ -94,7 +132,7 @@ export function topicView(session: HubSession, topic: string): View {
         if (atEnd || Number(timeline.value) < Number(timeline.min)) timeline.value = atEnd ? String(now) : timeline.min;
         showTime();
         status.textContent = `${d.partitions} partition${d.partitions === 1 ? '' : 's'} · ${formatBytes(d.offsets.reduce((n, o) => n + o.bytes, 0))}${oldestMs ? ` · oldest record ${new Date(oldestMs).toISOString()}` : ''}`;
-        offsets.replaceChildren(table('partitions', ['partition', 'earliest', 'high watermark', 'log end', 'size'], d.offsets.map((o) => [o.partition, o.earliest, o.highWatermark, o.logEnd, formatBytes(o.bytes)])));
+        offsets.replaceChildren(partitionsTable(d.offsets));
       } catch (err) {
         status.textContent = `could not load topic ${topic}: ${errorText(err)}`;
       }

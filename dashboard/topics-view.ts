@@ -36,13 +36,7 @@ export function topicsView(session: HubSession): View {
         const rate = prev && now > prev.at ? Math.max(0, ((ends - prev.records) * 1000) / (now - prev.at)) : 0;
         last.set(d.name, { records: ends, at: now, rate });
         const link = el('a', { href: `#/topic/${encodeURIComponent(d.name)}` }, d.name);
-        return [
-          link,
-          d.partitions,
-          d.offsets.map((o) => `${o.earliest}–${o.logEnd}`).join(', '),
-          formatBytes(d.offsets.reduce((n, o) => n + o.bytes, 0)),
-          `${rate.toFixed(rate < 10 ? 1 : 0)}/s`,
-        ];
+        return [link, d.partitions, d.offsets.map((o) => `${o.earliest}–${o.logEnd}`).join(', '), formatBytes(d.offsets.reduce((n, o) => n + o.bytes, 0)), `${rate.toFixed(rate < 10 ? 1 : 0)}/s`];
       });
       const count = described.length + more.length;
       status.textContent = `${count} topic${count === 1 ? '' : 's'} · offsets are earliest–log end per partition${more.length ? ` · ${more.length} more not described: ${more.slice(0, 50).join(', ')}…` : ''}`;

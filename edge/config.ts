@@ -103,7 +103,10 @@ function parseHubUrl(env: Env): string {
 
 function parseAllowedTopics(env: Env): TopicPattern[] {
   const raw = env.ALLOWED_TOPICS === undefined ? DEFAULTS.ALLOWED_TOPICS : String(env.ALLOWED_TOPICS);
-  const parts = raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+  const parts = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
   if (parts.length === 0) throw bad('ALLOWED_TOPICS', 'lists no pattern (use "*" to allow every topic)');
   return parts.map((p) => {
     const pattern = parseTopicPattern(p);

@@ -95,7 +95,11 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
   try {
     await Promise.all(nodes.map((nd) => nd.restart()));
     // A cluster joining others by gateway joins their meta group (it may log no leader of its own).
-    if (Object.keys(opts.gateways ?? {}).length > 0) await regionReady(cluster, nodes.map((nd) => nd.url));
+    if (Object.keys(opts.gateways ?? {}).length > 0)
+      await regionReady(
+        cluster,
+        nodes.map((nd) => nd.url),
+      );
     else if (n > 1) await waitFor(() => nodes.some((nd) => /metadata leader/.test(nd.output())), START_TIMEOUT_MS, 'a JetStream meta leader');
   } catch (err) {
     await Promise.all(nodes.map((nd) => nd.kill()));

@@ -73,7 +73,24 @@ export async function startPostgres(): Promise<Postgres> {
     out = '';
     const p = spawn(
       path.join(bin, 'postgres'),
-      ['-D', data, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off', '-c', 'max_connections=50'],
+      [
+        '-D',
+        data,
+        '-p',
+        String(port),
+        '-c',
+        'listen_addresses=127.0.0.1',
+        '-c',
+        'unix_socket_directories=',
+        '-c',
+        'fsync=off',
+        '-c',
+        'synchronous_commit=off',
+        '-c',
+        'full_page_writes=off',
+        '-c',
+        'max_connections=50',
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'], ...user },
     );
     p.stdout!.on('data', (d) => (out += d));

@@ -56,7 +56,6 @@ const O_BASE_SEQ = 51;
 const O_LAST_SEQ_DELTA = 59;
 const O_PID_LEN = 63;
 
-
 /** The fixed fields of a batch, read without touching its records. */
 export interface BatchHeader {
   baseOffset: number;
@@ -87,7 +86,7 @@ export interface BatchInput {
 // ---------- int64 as two halves: exact for |n| < 2^53 ----------
 
 export function readInt64(b: Uint8Array, pos: number): number {
-  const hi = ((b[pos] << 24) | (b[pos + 1] << 16) | (b[pos + 2] << 8) | b[pos + 3]) | 0;
+  const hi = (b[pos] << 24) | (b[pos + 1] << 16) | (b[pos + 2] << 8) | b[pos + 3] | 0;
   const lo = ((b[pos + 4] << 24) | (b[pos + 5] << 16) | (b[pos + 6] << 8) | b[pos + 7]) >>> 0;
   return hi * 4294967296 + lo;
 }
@@ -185,7 +184,12 @@ export function encodeBatch(input: BatchInput, crc: Crc32c = portableCrc32c): Ui
   if (total > LIMITS.maxBatchBytes) throw new TributaryError('FRAME_TOO_LARGE', `batch of ${total} bytes exceeds ${LIMITS.maxBatchBytes}`);
 
   const buf = new Uint8Array(total);
-  let pos = writeBatchHeader(buf, { total, count, lastOffsetDelta, firstTimestamp, maxTimestamp, lastSequenceDelta, baseSequence, baseOffset: input.baseOffset ?? 0, appendTime: input.appendTime ?? -1 }, producerId, pidLen);
+  let pos = writeBatchHeader(
+    buf,
+    { total, count, lastOffsetDelta, firstTimestamp, maxTimestamp, lastSequenceDelta, baseSequence, baseOffset: input.baseOffset ?? 0, appendTime: input.appendTime ?? -1 },
+    producerId,
+    pidLen,
+  );
   for (let i = 0; i < count; i++) {
     pos = writeUvarint(buf, pos, sizes[i]);
     pos = writeRecord(buf, pos, records[i], i, firstTimestamp);

@@ -88,8 +88,10 @@ function readArgument(bytes: Uint8Array, pos: number, ai: number, end: number): 
   else if (n === 4) argument.value = ((bytes[pos] << 24) >>> 0) + ((bytes[pos + 1] << 16) | (bytes[pos + 2] << 8) | bytes[pos + 3]);
   else {
     // Lengths past 2^53 cannot fit any buffer; the exact value only matters for lengths and counts.
-    argument.value = (((bytes[pos] << 24) >>> 0) + ((bytes[pos + 1] << 16) | (bytes[pos + 2] << 8) | bytes[pos + 3])) * 2 ** 32 +
-      ((bytes[pos + 4] << 24) >>> 0) + ((bytes[pos + 5] << 16) | (bytes[pos + 6] << 8) | bytes[pos + 7]);
+    argument.value =
+      (((bytes[pos] << 24) >>> 0) + ((bytes[pos + 1] << 16) | (bytes[pos + 2] << 8) | bytes[pos + 3])) * 2 ** 32 +
+      ((bytes[pos + 4] << 24) >>> 0) +
+      ((bytes[pos + 5] << 16) | (bytes[pos + 6] << 8) | bytes[pos + 7]);
   }
   return pos + n;
 }

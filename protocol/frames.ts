@@ -33,8 +33,18 @@ export type StartPosition = 'earliest' | 'latest' | { offset: number } | { times
 
 // ---------- client → hub ----------
 
-export interface HelloFrame { t: 'hello'; id: number; v: number; client?: string; token?: string }
-export interface AuthFrame { t: 'auth'; id: number; token: string }
+export interface HelloFrame {
+  t: 'hello';
+  id: number;
+  v: number;
+  client?: string;
+  token?: string;
+}
+export interface AuthFrame {
+  t: 'auth';
+  id: number;
+  token: string;
+}
 /**
  * A produce frame as it travels, in one of two forms:
  * - `records` in wire form: the hub picks partitions, numbers the records
@@ -45,8 +55,7 @@ export interface AuthFrame { t: 'auth'; id: number; token: string }
  *   stores it as it is: the batch on the wire is the batch on disk.
  */
 export type ProduceWireFrame =
-  | { t: 'produce'; id: number; topic: string; pid?: string; seq?: number; records: WireRecord[] }
-  | { t: 'produce'; id: number; topic: string; batches: Array<{ p: number; b: Uint8Array }> };
+  { t: 'produce'; id: number; topic: string; pid?: string; seq?: number; records: WireRecord[] } | { t: 'produce'; id: number; topic: string; batches: Array<{ p: number; b: Uint8Array }> };
 
 /** A producer-encoded batch after the hub's decoder checked it. `batch` is a view into the frame. */
 export interface ProducedBatch {
@@ -95,8 +104,16 @@ export interface SubscribeFrame {
   credit?: number;
   onOutOfRange?: 'earliest' | 'latest' | 'error';
 }
-export interface CreditFrame { t: 'credit'; sub: number; bytes: number }
-export interface UnsubscribeFrame { t: 'unsubscribe'; id: number; sub: number }
+export interface CreditFrame {
+  t: 'credit';
+  sub: number;
+  bytes: number;
+}
+export interface UnsubscribeFrame {
+  t: 'unsubscribe';
+  id: number;
+  sub: number;
+}
 /**
  * Commits the next offset to process per partition. From a member (`member`,
  * `generation`), refused with FENCED unless it is live and owns the
@@ -112,19 +129,38 @@ export interface CommitFrame {
   generation?: number;
 }
 /** A group member is alive (every heartbeatIntervalMs). */
-export interface HeartbeatFrame { t: 'heartbeat'; id: number; sub: number }
+export interface HeartbeatFrame {
+  t: 'heartbeat';
+  id: number;
+  sub: number;
+}
 /** A group member gave up the partitions an assignment of `generation` took away (cooperative revocation). */
-export interface ConfirmFrame { t: 'confirm'; id: number; sub: number; generation: number }
-export interface MetadataFrame { t: 'metadata'; id: number; topic: string }
-export interface PingFrame { t: 'ping'; id: number }
+export interface ConfirmFrame {
+  t: 'confirm';
+  id: number;
+  sub: number;
+  generation: number;
+}
+export interface MetadataFrame {
+  t: 'metadata';
+  id: number;
+  topic: string;
+}
+export interface PingFrame {
+  t: 'ping';
+  id: number;
+}
 
 export type ClientFrame =
-  | HelloFrame | AuthFrame | ProduceFrame | ProduceBatchesFrame | SubscribeFrame | CreditFrame
-  | UnsubscribeFrame | CommitFrame | HeartbeatFrame | ConfirmFrame | MetadataFrame | PingFrame;
+  HelloFrame | AuthFrame | ProduceFrame | ProduceBatchesFrame | SubscribeFrame | CreditFrame | UnsubscribeFrame | CommitFrame | HeartbeatFrame | ConfirmFrame | MetadataFrame | PingFrame;
 
 // ---------- hub → client ----------
 
-export interface OkFrame { t: 'ok'; id: number; [field: string]: unknown }
+export interface OkFrame {
+  t: 'ok';
+  id: number;
+  [field: string]: unknown;
+}
 /**
  * Where each record of a produce request landed, compact: one part per
  * partition. Record r[k] of the request (all records in order when `r` is
@@ -132,18 +168,50 @@ export interface OkFrame { t: 'ok'; id: number; [field: string]: unknown }
  * request in batch form, part i answers batch i, and its record k has
  * offset `offs[k]` or `o + k`.
  */
-export interface AckPart { p: number; o: number; r?: number[]; offs?: number[] }
-export interface AckFrame { t: 'ack'; id: number; parts: AckPart[]; dup?: boolean }
+export interface AckPart {
+  p: number;
+  o: number;
+  r?: number[];
+  offs?: number[];
+}
+export interface AckFrame {
+  t: 'ack';
+  id: number;
+  parts: AckPart[];
+  dup?: boolean;
+}
 /** Raw stored batches of one partition, laid end to end; skip records below the position you asked for. */
-export interface RecordsFrame { t: 'records'; sub: number; topic: string; p: number; b: Uint8Array; hw: number }
-export interface ErrorFrame { t: 'error'; id?: number; sub?: number; code: ErrorCode; message: string; retriable: boolean; [detail: string]: unknown }
+export interface RecordsFrame {
+  t: 'records';
+  sub: number;
+  topic: string;
+  p: number;
+  b: Uint8Array;
+  hw: number;
+}
+export interface ErrorFrame {
+  t: 'error';
+  id?: number;
+  sub?: number;
+  code: ErrorCode;
+  message: string;
+  retriable: boolean;
+  [detail: string]: unknown;
+}
 /**
  * A group member's complete set of partitions for `generation`, with the
  * offset to start each at (the group's committed offset, else the `from`
  * position). Partitions the member held that are missing are revoked: it
  * finishes their in-flight records, commits, then sends `confirm`.
  */
-export interface AssignmentFrame { t: 'assignment'; sub: number; group: string; generation: number; partitions: number[]; positions: Record<string, number> }
+export interface AssignmentFrame {
+  t: 'assignment';
+  sub: number;
+  group: string;
+  generation: number;
+  partitions: number[];
+  positions: Record<string, number>;
+}
 
 export type ServerFrame = OkFrame | AckFrame | RecordsFrame | ErrorFrame | AssignmentFrame;
 

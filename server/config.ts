@@ -127,7 +127,10 @@ export function loadConfig(sources: ConfigSources = {}): HubConfig {
 
 /** `nats://a:4222,nats://b:4222` (or `a:4222,b:4222`) → the server list the nats client takes; ConfigError when malformed. */
 export function engineServers(v: string): string[] {
-  const urls = v.split(',').map((u) => u.trim()).filter((u) => u !== '');
+  const urls = v
+    .split(',')
+    .map((u) => u.trim())
+    .filter((u) => u !== '');
   for (const u of urls) {
     if (!/^(nats|tls):\/\/[^/\s]+$/.test(u) && !/^[^/:\s]+:\d+$/.test(u)) throw new ConfigError(`engine: ${JSON.stringify(u)} is not a NATS server URL (nats://host:port)`);
   }
@@ -138,7 +141,10 @@ export function engineServers(v: string): string[] {
 function tlsOf(certFile: string | undefined, keyFile: string | undefined): HubConfig['tls'] {
   if (certFile === undefined && keyFile === undefined) return null;
   if (certFile === undefined || keyFile === undefined) throw new ConfigError('tlsCert and tlsKey go together: give both (--tls-cert FILE --tls-key FILE) or neither');
-  for (const [name, file] of [['tlsCert', certFile], ['tlsKey', keyFile]] as const) {
+  for (const [name, file] of [
+    ['tlsCert', certFile],
+    ['tlsKey', keyFile],
+  ] as const) {
     try {
       fs.accessSync(file, fs.constants.R_OK);
     } catch (e) {

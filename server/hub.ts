@@ -65,7 +65,17 @@ export async function startHub(cfg: HubConfig, log: Logger, store: LogStore = cr
   const authenticator = createAuthenticator(cfg.auth);
   const origins = new OriginPolicy(cfg.auth.allowedOrigins, authenticator.required, {}, (origin, message) => log.warn({ origin }, message));
   let connectors: InHubConnectors | null = null;
-  const transport = new Transport({ broker, config: cfg, metrics, log, limits, authenticator, origins, state, connectors: { status: () => connectors?.status() ?? [], control: (name, action) => connectors?.control(name, action) } });
+  const transport = new Transport({
+    broker,
+    config: cfg,
+    metrics,
+    log,
+    limits,
+    authenticator,
+    origins,
+    state,
+    connectors: { status: () => connectors?.status() ?? [], control: (name, action) => connectors?.control(name, action) },
+  });
   log.info({ transport: transport.loaded.description, native: transport.loaded.native }, 'transport');
   if (!transport.loaded.native) log.warn('running on the pure-Node uWebSockets.js fallback (allowed by configuration): expect a fraction of the native throughput');
 

@@ -80,12 +80,28 @@ export class HubMetrics {
     this.httpRequests = new client.Counter({ name: 'tributary_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'], registers: [r] });
     this.errors = new client.Counter({ name: 'tributary_errors_total', help: 'errors answered, by code', labelNames: ['code'], registers: [r] });
     this.limitRejections = new client.Counter({ name: 'tributary_limit_rejections_total', help: 'requests or connections refused by a limit', labelNames: ['limit'], registers: [r] });
-    this.refusals = new client.Counter({ name: 'tributary_refusals_total', help: 'requests and connections refused by authentication, authorization, origin or a quota, by reason', labelNames: ['reason'], registers: [r] });
+    this.refusals = new client.Counter({
+      name: 'tributary_refusals_total',
+      help: 'requests and connections refused by authentication, authorization, origin or a quota, by reason',
+      labelNames: ['reason'],
+      registers: [r],
+    });
     // Present from the start (at 0), so a dashboard can tell "none yet" from "not exported".
     for (const reason of new Set(Object.values(REFUSAL_REASONS))) this.refusals.inc({ reason }, 0);
     this.slowConsumerCloses = new client.Counter({ name: 'tributary_slow_consumer_closes_total', help: 'connections closed as slow consumers', registers: [r] });
     this.pausedConnections = new client.Gauge({ name: 'tributary_paused_connections', help: 'connections paused by send-buffer backpressure', registers: [r] });
-    this.groupRebalances = new client.Counter({ name: 'tributary_group_rebalances_total', help: 'consumer-group rebalances (generations started by joins, leaves, expiries, partition changes)', labelNames: ['group'], registers: [r] });
+    this.groupRebalances = new client.Counter({
+      name: 'tributary_group_rebalances_total',
+      help: 'consumer-group rebalances (generations started by joins, leaves, expiries, partition changes)',
+      labelNames: ['group'],
+      registers: [r],
+    });
+    this.registerCollectedGauges(storage);
+  }
+
+  /** Gauges read when /metrics is scraped: group lag and members, storage size and damage, topics. */
+  private registerCollectedGauges(storage: StorageSizeSource): void {
+    const r = this.registry;
     const groups = (): GroupStatsSource | null => this.groupStats;
     new client.Gauge({
       name: 'tributary_group_lag',

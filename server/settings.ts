@@ -45,19 +45,39 @@ export const SETTINGS = {
   host: { kind: 'string', default: '127.0.0.1', doc: 'address to bind; a non-loopback address with auth off needs `insecure`' },
   port: { kind: 'int', default: 8080, min: 0, max: 65535, doc: 'TCP port for HTTP and WebSocket; 0 picks a free one (the real one is printed)' },
   data: { kind: 'string', default: './data', doc: 'data directory (topics, segments, the lock file); unused with `engine`' },
-  engine: { kind: 'string', default: undefined, doc: 'keep the log in NATS JetStream instead of `data`: nats://host:port[,nats://host:port…] (hubs over one cluster share every topic and keep no state of their own)' },
-  engineMirror: { kind: 'list', default: [], defaultDoc: 'empty (a writable hub)', doc: 'JetStream engine, second region: serve these topics (comma-separated, or *) read-only from mirrors kept in this hub\'s NATS cluster; produce and topic changes are refused' },
+  engine: {
+    kind: 'string',
+    default: undefined,
+    doc: 'keep the log in NATS JetStream instead of `data`: nats://host:port[,nats://host:port…] (hubs over one cluster share every topic and keep no state of their own)',
+  },
+  engineMirror: {
+    kind: 'list',
+    default: [],
+    defaultDoc: 'empty (a writable hub)',
+    doc: "JetStream engine, second region: serve these topics (comma-separated, or *) read-only from mirrors kept in this hub's NATS cluster; produce and topic changes are refused",
+  },
   insecure: { kind: 'bool', default: false, doc: 'allow binding a non-loopback address while authentication is off' },
   tlsCert: { kind: 'string', default: undefined, doc: 'PEM certificate (chain) file: serve https:// and wss:// (needs tlsKey)' },
   tlsKey: { kind: 'string', default: undefined, doc: 'PEM private key file of tlsCert' },
   allowFallbackTransport: { kind: 'bool', default: false, doc: "start even when uWebSockets.js's native binary cannot load and its slow pure-Node fallback is active" },
-  logLevel: { kind: 'enum', default: 'info', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], doc: 'pino log level; lines are human-readable on a terminal, JSON otherwise (`TRIBUTARY_LOG_FORMAT=json` or `pretty` forces one)' },
+  logLevel: {
+    kind: 'enum',
+    default: 'info',
+    values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    doc: 'pino log level; lines are human-readable on a terminal, JSON otherwise (`TRIBUTARY_LOG_FORMAT=json` or `pretty` forces one)',
+  },
 
   autoCreateTopics: { kind: 'bool', default: undefined, defaultDoc: 'on without auth', doc: 'create a topic on its first produce or subscribe (default: on while auth is off, off with auth)' },
   defaultPartitions: { kind: 'int', default: 1, min: 1, max: LIMITS.maxPartitions, doc: 'partition count of auto-created topics and of POST /v1/topics without `partitions`' },
   maxFutureTimestampMs: { kind: 'int', default: 3_600_000, min: 0, doc: 'a record timestamp further than this in the future is refused (TIMESTAMP_IN_FUTURE)' },
 
-  maxFrameBytes: { kind: 'int', default: LIMITS.maxFrameBytes, min: 1024, max: LIMITS.maxFrameBytes, doc: 'largest WebSocket frame accepted; larger ones close the connection with 4413 (more than 64 KiB larger: uWS drops it, the client sees 1006)' },
+  maxFrameBytes: {
+    kind: 'int',
+    default: LIMITS.maxFrameBytes,
+    min: 1024,
+    max: LIMITS.maxFrameBytes,
+    doc: 'largest WebSocket frame accepted; larger ones close the connection with 4413 (more than 64 KiB larger: uWS drops it, the client sees 1006)',
+  },
   maxHttpBodyBytes: { kind: 'int', default: 8 * MiB, min: 1024, max: 64 * MiB, doc: 'largest HTTP request body; larger ones get 413 BODY_TOO_LARGE' },
 
   sendHighWaterBytes: { kind: 'int', default: 1 * MiB, min: 16 * KiB, doc: "a connection whose send buffer holds more than this is paused: no records frames until uWS's drain" },
@@ -92,13 +112,25 @@ export const SETTINGS = {
   'storage.maxIndexCacheBytes': { kind: 'int', default: 64 * MiB, min: 64 * KiB, doc: 'memory for closed segments’ indexes across the store' },
   'storage.maxCompactionKeys': { kind: 'int', default: 1_000_000, min: 1, doc: 'keys one compaction pass may hold in memory; a log with more is compacted over several passes' },
 
-  'groups.sessionTimeoutMs': { kind: 'int', default: 10_000, min: 100, doc: 'a group member silent this long (no heartbeat or other frame; a dropped connection counts as silence) is removed and its partitions move on' },
+  'groups.sessionTimeoutMs': {
+    kind: 'int',
+    default: 10_000,
+    min: 100,
+    doc: 'a group member silent this long (no heartbeat or other frame; a dropped connection counts as silence) is removed and its partitions move on',
+  },
   'groups.heartbeatIntervalMs': { kind: 'int', default: 3_000, min: 10, doc: 'how often group members heartbeat (told to each member when it joins); keep it well below groups.sessionTimeoutMs' },
   'groups.rebalanceTimeoutMs': { kind: 'int', default: 30_000, min: 100, doc: 'a member that does not confirm giving up revoked partitions within this is expelled' },
   'groups.maxMembers': { kind: 'int', default: 1000, min: 1, doc: 'members per consumer group; more joins are refused with CONFLICT' },
   'groups.maxGroups': { kind: 'int', default: 10_000, min: 1, doc: 'consumer groups (with members or committed offsets) per hub; more are refused with CONFLICT' },
 
-  'auth.mode': { kind: 'enum', default: undefined, values: ['none', 'jwt'], name: 'auth', defaultDoc: 'jwt when a key source is set, else none', doc: '`jwt` or `none` (development only: logged loudly)' },
+  'auth.mode': {
+    kind: 'enum',
+    default: undefined,
+    values: ['none', 'jwt'],
+    name: 'auth',
+    defaultDoc: 'jwt when a key source is set, else none',
+    doc: '`jwt` or `none` (development only: logged loudly)',
+  },
   'auth.secret': { kind: 'string', default: undefined, doc: 'HMAC secret (HS256/384/512), at least 32 bytes' },
   'auth.publicKey': { kind: 'pem', default: undefined, defaultDoc: '— (PEM text, `\\n` escapes accepted, or a file path)', doc: 'PEM public key (SPKI), or the path of a file holding one' },
   'auth.jwksUrl': { kind: 'string', default: undefined, doc: 'https URL of a JSON Web Key Set' },
@@ -110,13 +142,29 @@ export const SETTINGS = {
   'auth.algorithms': { kind: 'list', default: undefined, defaultDoc: 'from the key source', doc: 'accepted algorithms, comma-separated; derived from the key source when unset' },
   'auth.clockToleranceSec': { kind: 'int', default: 30, min: 0, defaultDoc: '30 (max 300)', doc: 'allowed clock skew for exp and nbf' },
   'auth.allowTokensWithoutExp': { kind: 'bool', default: false, doc: 'accept tokens without "exp" (refused by default; logged loudly at start-up)' },
-  'auth.maxTokenLifetimeSec': { kind: 'int', default: 24 * 3600, min: 1, doc: 'no token is honoured longer than this after its "iat" (after the hub first sees it, without "iat"), whatever its "exp"' },
+  'auth.maxTokenLifetimeSec': {
+    kind: 'int',
+    default: 24 * 3600,
+    min: 1,
+    doc: 'no token is honoured longer than this after its "iat" (after the hub first sees it, without "iat"), whatever its "exp"',
+  },
   'auth.authTimeoutMs': { kind: 'int', default: 10_000, min: 1, name: 'authTimeoutMs', doc: 'a WebSocket must authenticate within this time' },
-  allowedOrigins: { kind: 'list', default: [], defaultDoc: 'empty (all with auth off; with auth on, same-origin pages only)', doc: 'browser origins allowed (WebSocket upgrades and CORS), comma-separated, or *' },
+  allowedOrigins: {
+    kind: 'list',
+    default: [],
+    defaultDoc: 'empty (all with auth off; with auth on, same-origin pages only)',
+    doc: 'browser origins allowed (WebSocket upgrades and CORS), comma-separated, or *',
+  },
 
   'limits.maxConnections': { kind: 'int', default: 10_000, min: 1, name: 'maxConnections', doc: 'open WebSocket connections on the hub (more are closed with 4429 TOO_MANY_CONNECTIONS)' },
   'limits.maxConnectionsPerSubject': { kind: 'int', default: 100, min: 1, name: 'maxConnectionsPerSubject', doc: 'open connections per token subject' },
-  'limits.connectionsPerSecPerAddress': { kind: 'int', default: 100, min: 1, name: 'connectionsPerSecPerAddress', doc: 'new WebSocket connections per second per remote address (more: upgrade refused with 429 `RATE_LIMITED` and `Retry-After`)' },
+  'limits.connectionsPerSecPerAddress': {
+    kind: 'int',
+    default: 100,
+    min: 1,
+    name: 'connectionsPerSecPerAddress',
+    doc: 'new WebSocket connections per second per remote address (more: upgrade refused with 429 `RATE_LIMITED` and `Retry-After`)',
+  },
   'limits.connectionsBurstPerAddress': { kind: 'int', default: 200, min: 1, name: 'connectionsBurstPerAddress', doc: 'burst of new connections per remote address' },
   'limits.produceBytesPerSec': { kind: 'int', default: 8 * MiB, min: 1, name: 'produceBytesPerSec', doc: 'produce rate per connection, bytes' },
   'limits.produceBytesBurst': { kind: 'int', default: 16 * MiB, min: 1, name: 'produceBytesBurst', doc: 'produce burst per connection, bytes' },
@@ -139,11 +187,15 @@ type Spec<K extends SettingKey> = (typeof SETTINGS)[K];
 
 /** The type a setting's value has once parsed; `undefined` only where the default is. */
 export type SettingValue<K extends SettingKey> =
-  | (Spec<K> extends { kind: 'int' } ? number
-      : Spec<K> extends { kind: 'bool' } ? boolean
-      : Spec<K> extends { kind: 'list' } ? string[]
-      : Spec<K> extends { kind: 'enum'; values: readonly (infer V)[] } ? V
-      : string)
+  | (Spec<K> extends { kind: 'int' }
+      ? number
+      : Spec<K> extends { kind: 'bool' }
+        ? boolean
+        : Spec<K> extends { kind: 'list' }
+          ? string[]
+          : Spec<K> extends { kind: 'enum'; values: readonly (infer V)[] }
+            ? V
+            : string)
   | (Spec<K>['default'] extends undefined ? undefined : never);
 
 /** The settings of one section (`topic`, `storage`, `limits`, …) by their name inside it. */
@@ -169,12 +221,24 @@ function stem(key: string): string {
 
 /** `topic.retentionMs` → `--topic-retention-ms`. */
 export function flagOf(key: string): string {
-  return '--' + stem(key).replace(/\./g, '-').replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase();
+  return (
+    '--' +
+    stem(key)
+      .replace(/\./g, '-')
+      .replace(/([a-z0-9])([A-Z])/g, '$1-$2')
+      .toLowerCase()
+  );
 }
 
 /** `topic.retentionMs` → `TRIBUTARY_TOPIC_RETENTION_MS`. */
 export function envOf(key: string): string {
-  return 'TRIBUTARY_' + stem(key).replace(/\./g, '_').replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+  return (
+    'TRIBUTARY_' +
+    stem(key)
+      .replace(/\./g, '_')
+      .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+      .toUpperCase()
+  );
 }
 
 /** The default of a setting (what an engine uses when it is built without one). */
@@ -240,7 +304,11 @@ export function parseSetting(key: string, raw: unknown, source: string, problems
       return bad('a non-empty string');
     case 'list':
       if (Array.isArray(raw) && raw.every((v) => typeof v === 'string')) return raw.map((v: string) => v.trim()).filter(Boolean);
-      if (typeof raw === 'string') return raw.split(',').map((v) => v.trim()).filter(Boolean);
+      if (typeof raw === 'string')
+        return raw
+          .split(',')
+          .map((v) => v.trim())
+          .filter(Boolean);
       return bad('a comma-separated string or a list of strings');
     case 'pem':
       if (typeof raw !== 'string') return bad('PEM text or a file path');

@@ -221,42 +221,39 @@ export class StreamApp {
       if (!sub?.commit) throw new StreamsError('UNSUPPORTED', 'this client has no commit() (consumer groups)');
       await sub.commit({ [p]: offset });
     });
-    sub = client.subscribe(
-      root.topic,
-      {
-        group: this.opts.applicationId,
-        from: root.from,
-        autoCommit: false,
-        creditBytes: this.opts.creditBytes ?? DEFAULTS.creditBytes,
-        onAssign: async (partitions) => {
-          await Promise.all(
-            partitions
-              .filter((p) => !this.tasks.has(key(p)))
-              .map(async (p) => {
-                const t = new Task(root, p, settings, env);
-                await t.restore();
-                this.tasks.set(key(p), t);
-              }),
-          );
-        },
-        onRevoke: async (partitions) => {
-          await Promise.all(
-            partitions.map(async (p) => {
-              const t = this.tasks.get(key(p));
-              this.tasks.delete(key(p));
-              if (t) await t.flush().catch((e: unknown) => this.fail(e));
+    sub = client.subscribe(root.topic, {
+      group: this.opts.applicationId,
+      from: root.from,
+      autoCommit: false,
+      creditBytes: this.opts.creditBytes ?? DEFAULTS.creditBytes,
+      onAssign: async (partitions) => {
+        await Promise.all(
+          partitions
+            .filter((p) => !this.tasks.has(key(p)))
+            .map(async (p) => {
+              const t = new Task(root, p, settings, env);
+              await t.restore();
+              this.tasks.set(key(p), t);
             }),
-          );
-        },
-        // One call per input frame (one partition): the task runs the whole array, then the subscription awaits at most one flush.
-        onBatch: (rs: ConsumedRecord[]) => {
-          const p = rs[0].partition;
-          const t = this.tasks.get(key(p));
-          if (!t) throw new StreamsError('TASK_FAILED', `records of ${root.topic}/${p}, which this instance has no task for`);
-          return t.processBatch(rs);
-        },
+        );
       },
-    );
+      onRevoke: async (partitions) => {
+        await Promise.all(
+          partitions.map(async (p) => {
+            const t = this.tasks.get(key(p));
+            this.tasks.delete(key(p));
+            if (t) await t.flush().catch((e: unknown) => this.fail(e));
+          }),
+        );
+      },
+      // One call per input frame (one partition): the task runs the whole array, then the subscription awaits at most one flush.
+      onBatch: (rs: ConsumedRecord[]) => {
+        const p = rs[0].partition;
+        const t = this.tasks.get(key(p));
+        if (!t) throw new StreamsError('TASK_FAILED', `records of ${root.topic}/${p}, which this instance has no task for`);
+        return t.processBatch(rs);
+      },
+    });
     this.subs.push(sub);
   }
 

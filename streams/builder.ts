@@ -6,20 +6,7 @@
  */
 import { partitionForKey, TributaryError } from '../protocol/index.ts';
 import { AggregateNode, SessionWindowNode, TimeWindowNode, type Adder, type EmitMode, type Initializer, type Merger, type WindowResult } from './aggregate-nodes.ts';
-import {
-  BranchNode,
-  FilterNode,
-  FlatMapNode,
-  MapNode,
-  PassNode,
-  PeekNode,
-  SinkNode,
-  SourceNode,
-  TableJoinNode,
-  type ProcessorNode,
-  type Rec,
-  type RecUpdate,
-} from './nodes.ts';
+import { BranchNode, FilterNode, FlatMapNode, MapNode, PassNode, PeekNode, SinkNode, SourceNode, TableJoinNode, type ProcessorNode, type Rec, type RecUpdate } from './nodes.ts';
 import { normalizeWindows, type WindowSpec } from './windows.ts';
 
 export type StartFrom = 'earliest' | 'latest' | { timestamp: number };
@@ -186,11 +173,19 @@ export class GroupedStream<K, V> {
   }
 
   count(opts: { name?: string } = {}): KTable<K, number> {
-    return this.aggregate<number>(() => 0, (n) => n + 1, opts);
+    return this.aggregate<number>(
+      () => 0,
+      (n) => n + 1,
+      opts,
+    );
   }
 
   reduce(fn: (a: V, b: V) => V, opts: { name?: string } = {}): KTable<K, V> {
-    return this.aggregate<V>(() => undefined as V, (acc, r) => (acc === undefined ? r.value : fn(acc, r.value)), opts);
+    return this.aggregate<V>(
+      () => undefined as V,
+      (acc, r) => (acc === undefined ? r.value : fn(acc, r.value)),
+      opts,
+    );
   }
 
   window(spec: WindowOptions): WindowedStream<K, V> {
@@ -226,12 +221,20 @@ export class WindowedStream<K, V> {
   }
 
   count(opts: { name?: string } = {}): KTable<string, WindowResult<K, number>> {
-    return this.aggregate<number>(() => 0, (n) => n + 1, { ...opts, merger: (a, b) => a + b });
+    return this.aggregate<number>(
+      () => 0,
+      (n) => n + 1,
+      { ...opts, merger: (a, b) => a + b },
+    );
   }
 
   reduce(fn: (a: V, b: V) => V, opts: { name?: string } = {}): KTable<string, WindowResult<K, V>> {
     const pick = (a: V, b: V): V => (a === undefined ? b : b === undefined ? a : fn(a, b));
-    return this.aggregate<V>(() => undefined as V, (acc, r) => pick(acc, r.value), { ...opts, merger: pick });
+    return this.aggregate<V>(
+      () => undefined as V,
+      (acc, r) => pick(acc, r.value),
+      { ...opts, merger: pick },
+    );
   }
 }
 

@@ -130,7 +130,12 @@ export class Task implements TaskContext {
   async restore(): Promise<void> {
     const { client } = this.env;
     const topic = this.s.changelogTopic;
-    const fence = await client.produce(topic, [fenceEvent(this.s.instanceId, Date.now())], { partition: this.partition, producerId: this.changelogPid, sequence: 0, timeoutMs: this.s.produceTimeoutMs });
+    const fence = await client.produce(topic, [fenceEvent(this.s.instanceId, Date.now())], {
+      partition: this.partition,
+      producerId: this.changelogPid,
+      sequence: 0,
+      timeoutMs: this.s.produceTimeoutMs,
+    });
     this.changelogSeq = 1;
     const stopAt = fence.offsets[0];
     const restorer = new ChangelogRestorer();

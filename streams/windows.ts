@@ -10,10 +10,7 @@
  */
 import { TributaryError } from '../protocol/index.ts';
 
-export type WindowSpec =
-  | { tumblingMs: number; graceMs?: number }
-  | { hoppingMs: number; advanceMs: number; graceMs?: number }
-  | { sessionGapMs: number; graceMs?: number };
+export type WindowSpec = { tumblingMs: number; graceMs?: number } | { hoppingMs: number; advanceMs: number; graceMs?: number } | { sessionGapMs: number; graceMs?: number };
 
 export interface WindowBounds {
   start: number;
@@ -23,9 +20,7 @@ export interface WindowBounds {
 /** Most windows one record may fall in (hopping size / advance): a guard against a typo such as advanceMs 1. */
 export const MAX_WINDOWS_PER_RECORD = 1000;
 
-export type NormalizedWindows =
-  | { kind: 'time'; sizeMs: number; advanceMs: number; graceMs: number }
-  | { kind: 'session'; gapMs: number; graceMs: number };
+export type NormalizedWindows = { kind: 'time'; sizeMs: number; advanceMs: number; graceMs: number } | { kind: 'session'; gapMs: number; graceMs: number };
 
 function positiveInt(n: unknown, what: string): number {
   if (typeof n !== 'number' || !Number.isSafeInteger(n) || n <= 0) throw new TributaryError('BAD_REQUEST', `${what} must be a positive integer (ms)`);

@@ -8,18 +8,7 @@
  * The producer and the consumers sit on top: they hear `open` (re-send,
  * re-subscribe) and `push` (records, assignments, errors for a subscription).
  */
-import {
-  LIMITS,
-  PROTOCOL_VERSION,
-  WS_SUBPROTOCOL,
-  TributaryError,
-  decodeServerFrame,
-  encodeCbor,
-  errorFromWire,
-  type ErrorCode,
-  type ErrorFrame,
-  type ServerFrame,
-} from '../protocol/index.ts';
+import { LIMITS, PROTOCOL_VERSION, WS_SUBPROTOCOL, TributaryError, decodeServerFrame, encodeCbor, errorFromWire, type ErrorCode, type ErrorFrame, type ServerFrame } from '../protocol/index.ts';
 import { Emitter } from './emitter.ts';
 import { ClientError } from './errors.ts';
 import { readTokenClaims, refreshDelayMs, resolveToken, type TokenSource } from './token.ts';
@@ -124,7 +113,11 @@ export class Connection extends Emitter<ConnectionEvents> {
   }
 
   private watchBrowser(): void {
-    const g = globalThis as { addEventListener?: (t: string, l: () => void) => void; removeEventListener?: (t: string, l: () => void) => void; document?: { visibilityState?: string; addEventListener?: (t: string, l: () => void) => void; removeEventListener?: (t: string, l: () => void) => void } };
+    const g = globalThis as {
+      addEventListener?: (t: string, l: () => void) => void;
+      removeEventListener?: (t: string, l: () => void) => void;
+      document?: { visibilityState?: string; addEventListener?: (t: string, l: () => void) => void; removeEventListener?: (t: string, l: () => void) => void };
+    };
     if (typeof g.addEventListener !== 'function' || !g.document) return;
     const online = () => this.retryNow();
     const offline = () => {

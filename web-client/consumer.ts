@@ -16,7 +16,19 @@
  * revoked partitions stop at the next record and onAssign runs before the
  * first record of a new partition.
  */
-import { decodeBatches, decodeValue, TributaryError, errorFromWire, type AssignmentFrame, type ErrorFrame, type Header, type RecordsFrame, type ServerFrame, type StartPosition, type StoredRecord } from '../protocol/index.ts';
+import {
+  decodeBatches,
+  decodeValue,
+  TributaryError,
+  errorFromWire,
+  type AssignmentFrame,
+  type ErrorFrame,
+  type Header,
+  type RecordsFrame,
+  type ServerFrame,
+  type StartPosition,
+  type StoredRecord,
+} from '../protocol/index.ts';
 import type { Connection } from './connection.ts';
 import { ClientError } from './errors.ts';
 import { GroupMember, type AssignmentChange } from './group-member.ts';
@@ -149,9 +161,7 @@ export class Subscription implements SubscriptionHandle {
   async commit(offsets?: Record<number, number>): Promise<void> {
     const m = this.member;
     if (!m) throw new TributaryError('BAD_REQUEST', 'commit() is for group subscriptions');
-    const list: Array<[number, number]> = offsets
-      ? Object.entries(offsets).map(([p, o]) => [Number(p), o])
-      : [...m.held].filter((p) => this.pos.has(p)).map((p) => [p, this.pos.get(p)!]);
+    const list: Array<[number, number]> = offsets ? Object.entries(offsets).map(([p, o]) => [Number(p), o]) : [...m.held].filter((p) => this.pos.has(p)).map((p) => [p, this.pos.get(p)!]);
     if (list.length) await m.commit(list);
   }
 
@@ -361,7 +371,9 @@ export class Subscription implements SubscriptionHandle {
       return true;
     } catch (err) {
       // Skipping would lose the record and retrying could loop forever: stop, and say why.
-      this.onError(new ClientError('CLOSED', `subscription to ${this.topic} stopped: the handler threw at partition ${p} offset ${offset}: ${err instanceof Error ? err.message : String(err)}`, { cause: err }));
+      this.onError(
+        new ClientError('CLOSED', `subscription to ${this.topic} stopped: the handler threw at partition ${p} offset ${offset}: ${err instanceof Error ? err.message : String(err)}`, { cause: err }),
+      );
       void this.close();
       return false;
     }

@@ -10,18 +10,7 @@
  * offsets (DESIGN idea 2). Within one call, a retry after a dropped
  * connection or a retriable refusal is therefore always safe.
  */
-import {
-  LIMITS,
-  MAX_BATCHES_PER_FRAME,
-  TributaryError,
-  assertTopicName,
-  encodeBatch,
-  VALUE_ENCODINGS,
-  readRecordCount,
-  type AckFrame,
-  type Crc32c,
-  type EncodedRecord,
-} from '../protocol/index.ts';
+import { LIMITS, MAX_BATCHES_PER_FRAME, TributaryError, assertTopicName, encodeBatch, VALUE_ENCODINGS, readRecordCount, type AckFrame, type Crc32c, type EncodedRecord } from '../protocol/index.ts';
 import type { Connection } from './connection.ts';
 import { ClientError } from './errors.ts';
 import { toOutboxRecord, type SendEvent } from './event-input.ts';

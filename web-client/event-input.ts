@@ -3,18 +3,7 @@
  * protocol/'s LIMITS at once so that an invalid event never enters the
  * outbox (where it would only fail later, after a reload, far from its cause).
  */
-import {
-  ENCODING_CODE,
-  LIMITS,
-  TributaryError,
-  assertTopicName,
-  encodeValue,
-  recordLimitFault,
-  utf8Length,
-  type Header,
-  type ValueEncoding,
-  type WireRecord,
-} from '../protocol/index.ts';
+import { ENCODING_CODE, LIMITS, TributaryError, assertTopicName, encodeValue, recordLimitFault, utf8Length, type Header, type ValueEncoding, type WireRecord } from '../protocol/index.ts';
 
 /** An event as the application hands it to `send()`. */
 export interface SendEvent {

@@ -132,7 +132,15 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
     const name = o.name ?? 'default';
     this.ready = (async () => {
       const [WebSocket, store] = await Promise.all([o.WebSocket ?? webSocketClass(), makeStore(o, name)]);
-      const conn = new Connection({ url: o.url, token: o.token, clientName: name, WebSocket, backoffInitialMs: o.backoffInitialMs, backoffMaxMs: o.backoffMaxMs, requestTimeoutMs: o.requestTimeoutMs } as ConstructorParameters<typeof Connection>[0]);
+      const conn = new Connection({
+        url: o.url,
+        token: o.token,
+        clientName: name,
+        WebSocket,
+        backoffInitialMs: o.backoffInitialMs,
+        backoffMaxMs: o.backoffMaxMs,
+        requestTimeoutMs: o.requestTimeoutMs,
+      } as ConstructorParameters<typeof Connection>[0]);
       const producer = new Producer(
         {
           store,
@@ -216,7 +224,15 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
     let closedEarly = false;
     const ready = this.ready.then(({ conn, store }) => {
       if (closedEarly || this.closed) return;
-      sub = new Subscription(conn, opts.persist ? store : undefined, topic, opts, handler, (e) => this.emit('error', e), (s) => this.subs.delete(s));
+      sub = new Subscription(
+        conn,
+        opts.persist ? store : undefined,
+        topic,
+        opts,
+        handler,
+        (e) => this.emit('error', e),
+        (s) => this.subs.delete(s),
+      );
       this.subs.add(sub);
     });
     ready.catch(() => undefined);

@@ -16,7 +16,9 @@ let native: Promise<Crc32c | null> | undefined;
 /** Loaded on first use, so that a missing prebuilt binding only costs speed (the portable CRC), never the client. */
 function loadNativeCrc(): Promise<Crc32c | null> {
   native ??= import('@node-rs/crc32').then(
-    (m): Crc32c => (bytes, start = 0, end = bytes.length) => m.crc32c(start === 0 && end === bytes.length ? bytes : bytes.subarray(start, end)),
+    (m): Crc32c =>
+      (bytes, start = 0, end = bytes.length) =>
+        m.crc32c(start === 0 && end === bytes.length ? bytes : bytes.subarray(start, end)),
     () => null,
   );
   return native;

@@ -17,18 +17,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { crc32c, decodeCbor, encodeCbor } from '../protocol/index.ts';
 import { ClientError } from './errors.ts';
-import {
-  addSkips,
-  assignSequences,
-  newProducerId,
-  type FailedEvent,
-  type NewOutboxEvent,
-  type OutboxBounds,
-  type OutboxEvent,
-  type OutboxStats,
-  type OutboxStore,
-  type Positions,
-} from './outbox.ts';
+import { addSkips, assignSequences, newProducerId, type FailedEvent, type NewOutboxEvent, type OutboxBounds, type OutboxEvent, type OutboxStats, type OutboxStore, type Positions } from './outbox.ts';
 
 type Entry =
   | { o: 'snap'; pid: string; seqs: Record<string, number>; lastId: number; events: OutboxEvent[]; failed: FailedEvent[]; positions: Record<string, Positions>; skips?: Record<string, number[]> }
@@ -260,7 +249,13 @@ export class FileOutboxStore implements OutboxStore {
       // Assign on copies: the state changes only once the entry is on disk.
       const st = { ...this.st };
       const seqs = { ...this.seqs };
-      const out = assignSequences(entries, bounds, st, (t) => seqs[t] ?? 0, (t, n) => (seqs[t] = n));
+      const out = assignSequences(
+        entries,
+        bounds,
+        st,
+        (t) => seqs[t] ?? 0,
+        (t, n) => (seqs[t] = n),
+      );
       const ev = out.filter((x): x is OutboxEvent => x !== null);
       return { entry: ev.length ? { o: 'a', ev } : null, result: out };
     });
@@ -327,7 +322,10 @@ export class FileOutboxStore implements OutboxStore {
 
   async close(): Promise<void> {
     // Leave a small file behind: a drained outbox should not cost the next start a long replay.
-    if (this.fh && this.wasteful(COMPACT_ON_CLOSE_BYTES)) await this.write(() => ({ entry: null, result: undefined })).then(() => this.compact()).catch(() => undefined);
+    if (this.fh && this.wasteful(COMPACT_ON_CLOSE_BYTES))
+      await this.write(() => ({ entry: null, result: undefined }))
+        .then(() => this.compact())
+        .catch(() => undefined);
     await this.tail;
     await this.fh?.close();
     this.fh = undefined;

@@ -34,18 +34,7 @@
 import { openDB, unwrap, type DBSchema, type IDBPDatabase, type IDBPTransaction } from 'idb';
 import { decodeCbor, encodeCbor } from '../protocol/index.ts';
 import { ClientError } from './errors.ts';
-import {
-  addSkips,
-  assignSequences,
-  newProducerId,
-  type FailedEvent,
-  type NewOutboxEvent,
-  type OutboxBounds,
-  type OutboxEvent,
-  type OutboxStats,
-  type OutboxStore,
-  type Positions,
-} from './outbox.ts';
+import { addSkips, assignSequences, newProducerId, type FailedEvent, type NewOutboxEvent, type OutboxBounds, type OutboxEvent, type OutboxStats, type OutboxStore, type Positions } from './outbox.ts';
 
 export type IdbDurability = 'relaxed' | 'strict';
 
@@ -158,7 +147,13 @@ export class IdbOutboxStore implements OutboxStore {
       const [stats, seqs] = await Promise.all([meta.get('stats') as Promise<OutboxStats | undefined>, meta.get('seqs') as Promise<Record<string, number> | undefined>]);
       const st: OutboxStats = stats ?? { events: 0, bytes: 0, lastId: 0 };
       const sq: Record<string, number> = seqs ?? {};
-      const out = assignSequences(entries, bounds, st, (t) => sq[t] ?? 0, (t, n) => (sq[t] = n));
+      const out = assignSequences(
+        entries,
+        bounds,
+        st,
+        (t) => sq[t] ?? 0,
+        (t, n) => (sq[t] = n),
+      );
       const accepted = out.filter((e): e is OutboxEvent => e !== null);
       // Raw requests: no promise per request inside the group commit.
       const rawChunks = unwrap(tx.objectStore('chunks'));

@@ -3,18 +3,7 @@
  * process (kept per name), not the process. For tests, short-lived scripts
  * and Node services that accept losing unsent events on a crash.
  */
-import {
-  addSkips,
-  assignSequences,
-  newProducerId,
-  type FailedEvent,
-  type NewOutboxEvent,
-  type OutboxBounds,
-  type OutboxEvent,
-  type OutboxStats,
-  type OutboxStore,
-  type Positions,
-} from './outbox.ts';
+import { addSkips, assignSequences, newProducerId, type FailedEvent, type NewOutboxEvent, type OutboxBounds, type OutboxEvent, type OutboxStats, type OutboxStore, type Positions } from './outbox.ts';
 
 interface MemoryState {
   producerId: string;
@@ -46,7 +35,13 @@ export class MemoryOutboxStore implements OutboxStore {
 
   async append(entries: NewOutboxEvent[], bounds: OutboxBounds): Promise<Array<OutboxEvent | null>> {
     const { seqs, events } = this.s;
-    const out = assignSequences(entries, bounds, this.s.stats, (t) => seqs.get(t) ?? 0, (t, n) => seqs.set(t, n));
+    const out = assignSequences(
+      entries,
+      bounds,
+      this.s.stats,
+      (t) => seqs.get(t) ?? 0,
+      (t, n) => seqs.set(t, n),
+    );
     for (const e of out) if (e) events.set(e.id, e);
     return out;
   }

@@ -341,7 +341,6 @@ export class Producer {
     for (const w of st.slotWaiters.splice(0)) w();
   }
 
-
   private wakeLoaderNow(): void {
     const w = this.wakeLoader;
     this.wakeLoader = undefined;

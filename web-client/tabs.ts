@@ -31,7 +31,13 @@ export function requestDrainLease(outboxName: string): DrainLease {
   let held = false;
   if (!locks) {
     held = true;
-    return { acquired: Promise.resolve(), get held() { return held; }, release: () => void (held = false) };
+    return {
+      acquired: Promise.resolve(),
+      get held() {
+        return held;
+      },
+      release: () => void (held = false),
+    };
   }
   const abort = new AbortController();
   let releaseLock!: () => void;

@@ -107,12 +107,28 @@ async function startHub(opts: StartOptions): Promise<Running> {
     // A throwaway secret per run; in the environment, not on the command line.
     const authSecret = opts.auth ? randomBytes(32).toString('hex') : undefined;
     const args = [
-      HUB_BIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--data', dir, '--log-level', 'warn',
-      '--topic-fsync', 'always',
+      HUB_BIN,
+      'serve',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--data',
+      dir,
+      '--log-level',
+      'warn',
+      '--topic-fsync',
+      'always',
       // Room for the connections scenario (10,000 + the harness, all from 127.0.0.1, opened as fast as they
       // can be) and for 64 produce requests in flight per socket.
-      '--max-connections', '200000', '--max-in-flight-per-connection', '1024',
-      '--connections-per-sec-per-address', '1000000', '--connections-burst-per-address', '1000000',
+      '--max-connections',
+      '200000',
+      '--max-in-flight-per-connection',
+      '1024',
+      '--connections-per-sec-per-address',
+      '1000000',
+      '--connections-burst-per-address',
+      '1000000',
     ];
     const env: Record<string, string> = authSecret ? { TRIBUTARY_AUTH: 'jwt', TRIBUTARY_AUTH_SECRET: authSecret, TRIBUTARY_ALLOWED_ORIGINS: 'http://127.0.0.1' } : { TRIBUTARY_AUTH: 'none' };
     const proc = spawnManaged('hub', process.execPath, [...nodeFlags('hub', opts), ...args], { raiseFdLimit: true, env });
@@ -121,7 +137,10 @@ async function startHub(opts: StartOptions): Promise<Running> {
     const url = `http://127.0.0.1:${port}`;
     const deadline = Date.now() + 30_000;
     for (;;) {
-      const ok = await fetch(`${url}/healthz`).then((r) => r.status === 200, () => false);
+      const ok = await fetch(`${url}/healthz`).then(
+        (r) => r.status === 200,
+        () => false,
+      );
       if (ok) break;
       if (Date.now() > deadline) throw new Error(`hub not healthy within 30 s:\n${proc.output().slice(-2000)}`);
       await new Promise((r) => setTimeout(r, 50));
@@ -157,8 +176,26 @@ function startRedis(fsync: 'always' | 'everysec'): () => Promise<Running> {
     withDir(`redis-${fsync}`, async (dir) => {
       const port = await freePort();
       const args = [
-        '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--daemonize', 'no', '--protected-mode', 'no',
-        '--appendonly', 'yes', '--appendfsync', fsync, '--save', '', '--maxclients', '20000', '--logfile', '',
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        dir,
+        '--daemonize',
+        'no',
+        '--protected-mode',
+        'no',
+        '--appendonly',
+        'yes',
+        '--appendfsync',
+        fsync,
+        '--save',
+        '',
+        '--maxclients',
+        '20000',
+        '--logfile',
+        '',
       ];
       const proc = spawnManaged(`redis-${fsync}`, binary('redis-server'), args, { raiseFdLimit: true });
       await waitForOutput(proc, /Ready to accept connections/);
@@ -257,7 +294,7 @@ export const SYSTEMS: SystemDef[] = [
   {
     name: 'raw-disk',
     role: 'limit',
-    durability: 'bench/storage.ts\'s raw limit: one writer, sequential writes of a 100-record batch\'s bytes, without and with fdatasync after each',
+    durability: "bench/storage.ts's raw limit: one writer, sequential writes of a 100-record batch's bytes, without and with fdatasync after each",
     cannot: {
       replay: NO_READ_PATH,
       latency: NO_READ_PATH,
@@ -269,7 +306,7 @@ export const SYSTEMS: SystemDef[] = [
     name: 'durable-append',
     role: 'limit',
     durability: 'group-committed fdatasync before each ack (design ceiling: uWS + CBOR decode + CRC-32C + one file)',
-    cannot: { replay: NO_READ_PATH, latency: NO_READ_PATH, fanout: NO_READ_PATH, connections: 'the per-connection cost is the uws-echo row\'s' },
+    cannot: { replay: NO_READ_PATH, latency: NO_READ_PATH, fanout: NO_READ_PATH, connections: "the per-connection cost is the uws-echo row's" },
     start: startDurableAppend,
   },
 ];

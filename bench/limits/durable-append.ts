@@ -99,13 +99,7 @@ const app = uWS.App().ws<Conn>('/*', {
   maxBackpressure: MAX_BACKPRESSURE_BYTES,
   idleTimeout: 0,
   upgrade: (res, req, context) => {
-    res.upgrade<Conn>(
-      { open: true },
-      req.getHeader('sec-websocket-key'),
-      req.getHeader('sec-websocket-protocol'),
-      req.getHeader('sec-websocket-extensions'),
-      context,
-    );
+    res.upgrade<Conn>({ open: true }, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
   },
   message: (ws, message) => {
     // uWS reuses `message` after this callback: the stored copy is the one we keep.

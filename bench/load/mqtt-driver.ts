@@ -62,4 +62,10 @@ async function liveRun(t: Target, p: LatencyParams, subscribers: number): Promis
 export const latency = (t: Target, p: LatencyParams): Promise<LoadResult> => liveRun(t, p, 1);
 export const fanout = (t: Target, p: FanoutParams): Promise<LoadResult> => liveRun(t, p, p.subscribers);
 
-export const connections = (t: Target, p: ConnectionsParams): Promise<LoadResult> => holdConnections(t, p, () => conn(t), (c) => c.end(true));
+export const connections = (t: Target, p: ConnectionsParams): Promise<LoadResult> =>
+  holdConnections(
+    t,
+    p,
+    () => conn(t),
+    (c) => c.end(true),
+  );

@@ -210,4 +210,9 @@ function sourceAddress(p: ConnectionsParams, i: number): string | undefined {
 }
 
 export const connections = (t: Target, p: ConnectionsParams): Promise<LoadResult> =>
-  holdConnections(t, p, (i) => open(t, () => {}, sourceAddress(p, i)), (c) => c.close());
+  holdConnections(
+    t,
+    p,
+    (i) => open(t, () => {}, sourceAddress(p, i)),
+    (c) => c.close(),
+  );

@@ -151,7 +151,8 @@ export function resolveAuthConfig(input: AuthConfigInput = {}): AuthConfig {
     problems.push(`mode is "none" but ${sources.join(', ')} ${sources.length > 1 ? 'are' : 'is'} set: remove the key source or set mode "jwt"`);
   }
   if (mode === 'jwt') {
-    if (sources.length === 0) problems.push('mode is "jwt" but no key source is set: give one of secret (TRIBUTARY_AUTH_SECRET), publicKey (TRIBUTARY_AUTH_PUBLIC_KEY) or jwksUrl (TRIBUTARY_AUTH_JWKS_URL)');
+    if (sources.length === 0)
+      problems.push('mode is "jwt" but no key source is set: give one of secret (TRIBUTARY_AUTH_SECRET), publicKey (TRIBUTARY_AUTH_PUBLIC_KEY) or jwksUrl (TRIBUTARY_AUTH_JWKS_URL)');
     if (sources.length > 1) problems.push(`give exactly one key source, not ${sources.join(' and ')}`);
   }
   if (mode === 'jwt' && sources.length === 1) {
@@ -222,15 +223,22 @@ export function resolveAuthConfig(input: AuthConfigInput = {}): AuthConfig {
 export function authConfigWarnings(cfg: AuthConfig): string[] {
   const out: string[] = [];
   if (cfg.mode === 'none') {
-    out.push('AUTH IS OFF: anyone who can reach this hub can produce to and consume from every topic and administer it. Set TRIBUTARY_AUTH_SECRET, TRIBUTARY_AUTH_PUBLIC_KEY or TRIBUTARY_AUTH_JWKS_URL before exposing it.');
+    out.push(
+      'AUTH IS OFF: anyone who can reach this hub can produce to and consume from every topic and administer it. Set TRIBUTARY_AUTH_SECRET, TRIBUTARY_AUTH_PUBLIC_KEY or TRIBUTARY_AUTH_JWKS_URL before exposing it.',
+    );
     return out;
   }
   if (cfg.allowTokensWithoutExp) {
-    out.push(`TOKENS WITHOUT AN EXPIRY ARE ACCEPTED (auth.allowTokensWithoutExp): such a token, if leaked, works for ${cfg.maxTokenLifetimeSec} s (auth.maxTokenLifetimeSec) after its "iat", or after the hub first sees it when it has no "iat" — then again on every new first sight. Issue tokens with "exp" and turn this off.`);
+    out.push(
+      `TOKENS WITHOUT AN EXPIRY ARE ACCEPTED (auth.allowTokensWithoutExp): such a token, if leaked, works for ${cfg.maxTokenLifetimeSec} s (auth.maxTokenLifetimeSec) after its "iat", or after the hub first sees it when it has no "iat" — then again on every new first sight. Issue tokens with "exp" and turn this off.`,
+    );
   }
   if (!cfg.audience) out.push('no audience configured: every token signed by the configured key is accepted, including ones issued for other services (set TRIBUTARY_AUTH_AUDIENCE)');
   if (!cfg.issuer && cfg.jwksUrl) out.push('no issuer configured for a JWKS key source (set TRIBUTARY_AUTH_ISSUER)');
-  if (cfg.allowedOrigins.length === 0) out.push('no allowedOrigins: clients without an Origin (servers, devices, the CLI) and pages the hub serves itself are served; browser pages of other origins are refused until listed in allowedOrigins (TRIBUTARY_ALLOWED_ORIGINS, --allowed-origins)');
+  if (cfg.allowedOrigins.length === 0)
+    out.push(
+      'no allowedOrigins: clients without an Origin (servers, devices, the CLI) and pages the hub serves itself are served; browser pages of other origins are refused until listed in allowedOrigins (TRIBUTARY_ALLOWED_ORIGINS, --allowed-origins)',
+    );
   if (cfg.allowedOrigins.includes('*')) out.push('allowedOrigins is "*": pages from any web origin may connect with a token they hold');
   return out;
 }

@@ -31,7 +31,10 @@ export function createAuthenticator(config: AuthConfig, opts: TokenVerifierOptio
     required: true,
     authenticate: async (token) => {
       if (token === null || token === undefined || token === '') {
-        throw new TributaryError('UNAUTHENTICATED', 'authentication required: send a token (Authorization: Bearer on HTTP; the hello frame or Sec-WebSocket-Protocol "tributary.v1, bearer.<JWT>" on WebSocket)');
+        throw new TributaryError(
+          'UNAUTHENTICATED',
+          'authentication required: send a token (Authorization: Bearer on HTTP; the hello frame or Sec-WebSocket-Protocol "tributary.v1, bearer.<JWT>" on WebSocket)',
+        );
       }
       return verifier.verify(token);
     },

@@ -5,14 +5,7 @@
  * request and on every HTTP route.
  */
 export { ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS } from '../../protocol/bearer.ts';
-export {
-  MIN_SECRET_BYTES,
-  authConfigWarnings,
-  resolveAuthConfig,
-  type AuthConfig,
-  type AuthConfigInput,
-  type AuthMode,
-} from './auth-config.ts';
+export { MIN_SECRET_BYTES, authConfigWarnings, resolveAuthConfig, type AuthConfig, type AuthConfigInput, type AuthMode } from './auth-config.ts';
 export {
   MAX_PATTERNS_PER_LIST,
   MAX_PATTERN_LENGTH,
@@ -29,11 +22,4 @@ export {
 export { TokenVerifier, type TokenVerifierOptions } from './token-verifier.ts';
 export { createAuthenticator, type Authenticator } from './authenticator.ts';
 export { OriginPolicy, isPreflight, type CorsOptions } from './origin.ts';
-export {
-  BEARER_PROTOCOL_PREFIX,
-  authFromWebSocketProtocol,
-  bearerFromAuthorization,
-  checkNoTokenInUrl,
-  urlCarriesToken,
-  type WebSocketProtocolAuth,
-} from './bearer.ts';
+export { BEARER_PROTOCOL_PREFIX, authFromWebSocketProtocol, bearerFromAuthorization, checkNoTokenInUrl, urlCarriesToken, type WebSocketProtocolAuth } from './bearer.ts';

@@ -134,7 +134,10 @@ export class TokenVerifier {
     const issuedAtMs = typeof payload.iat === 'number' ? payload.iat * 1000 : nowMs;
     const boundMs = issuedAtMs + maxLifetimeMs;
     if (boundMs + toleranceMs <= nowMs) {
-      throw new TributaryError('TOKEN_EXPIRED', `token has expired: issued ${Math.round((nowMs - issuedAtMs) / 1000)} s ago; tokens live at most ${this.config.maxTokenLifetimeSec} s (auth.maxTokenLifetimeSec)`);
+      throw new TributaryError(
+        'TOKEN_EXPIRED',
+        `token has expired: issued ${Math.round((nowMs - issuedAtMs) / 1000)} s ago; tokens live at most ${this.config.maxTokenLifetimeSec} s (auth.maxTokenLifetimeSec)`,
+      );
     }
     const expMs = typeof payload.exp === 'number' ? Math.min(payload.exp * 1000, boundMs) : boundMs;
     return expMs + toleranceMs;

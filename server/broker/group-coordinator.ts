@@ -252,7 +252,10 @@ export class GroupCoordinator {
       if (m.topic !== topic) throw new TributaryError('FENCED', `member ${memberId} consumes ${m.topic}, not ${topic}`);
       for (const [p] of offsets) {
         if (!group.state.mayCommit(m.id, p, generation)) {
-          throw new TributaryError('FENCED', `member ${memberId} does not own ${topic}/${p} in generation ${generation ?? 'current'} (group generation ${group.state.generation})`, { partition: p, generation: group.state.generation });
+          throw new TributaryError('FENCED', `member ${memberId} does not own ${topic}/${p} in generation ${generation ?? 'current'} (group generation ${group.state.generation})`, {
+            partition: p,
+            generation: group.state.generation,
+          });
         }
       }
       m.lastSeenMs = Date.now();
@@ -334,22 +337,24 @@ export class GroupCoordinator {
 
   /** Moves the member's subscription to its new set and tells it, in that order, so records follow their assignment. */
   private deliver(m: Member, out: AssignmentOut, whole: boolean): void {
-    m.chain = m.chain.then(async () => {
-      const group = this.groups.get(m.group);
-      if (!group || !this.members.has(m.id) || !m.sink || !m.subscription) return;
-      const positions: Record<string, number> = {};
-      for (const p of out.partitions) positions[p] = await this.startOf(group, m, p);
-      // The set may have moved on while positions were looked up; later deliveries follow in order.
-      const st = group.state.members.get(m.id);
-      if (!st) return;
-      const sub = m.subscription;
-      if (!whole) for (const p of out.revoked) sub.removePartition(p);
-      else for (const p of sub.partitions()) if (!st.assigned.has(p)) sub.removePartition(p);
-      for (const p of out.added) if (st.assigned.has(p) && positions[p] !== undefined) sub.addPartition(p, positions[p]);
-      m.sink.assignment({ t: 'assignment', sub: m.sub, group: m.group, generation: out.generation, partitions: out.partitions, positions });
-    }).catch((err: unknown) => {
-      m.sink?.error(m.sub, err instanceof TributaryError ? err : new TributaryError('INTERNAL', String(err)));
-    });
+    m.chain = m.chain
+      .then(async () => {
+        const group = this.groups.get(m.group);
+        if (!group || !this.members.has(m.id) || !m.sink || !m.subscription) return;
+        const positions: Record<string, number> = {};
+        for (const p of out.partitions) positions[p] = await this.startOf(group, m, p);
+        // The set may have moved on while positions were looked up; later deliveries follow in order.
+        const st = group.state.members.get(m.id);
+        if (!st) return;
+        const sub = m.subscription;
+        if (!whole) for (const p of out.revoked) sub.removePartition(p);
+        else for (const p of sub.partitions()) if (!st.assigned.has(p)) sub.removePartition(p);
+        for (const p of out.added) if (st.assigned.has(p) && positions[p] !== undefined) sub.addPartition(p, positions[p]);
+        m.sink.assignment({ t: 'assignment', sub: m.sub, group: m.group, generation: out.generation, partitions: out.partitions, positions });
+      })
+      .catch((err: unknown) => {
+        m.sink?.error(m.sub, err instanceof TributaryError ? err : new TributaryError('INTERNAL', String(err)));
+      });
   }
 
   /** The committed offset, else where the group first started the partition, else the member's `from`. */

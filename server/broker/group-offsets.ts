@@ -105,7 +105,12 @@ export class GroupOffsets {
   async deleteGroup(group: string): Promise<void> {
     const byTopic = this.committed.get(group);
     if (!byTopic) return;
-    for (const [topic, parts] of [...byTopic]) await this.commit(group, topic, [...parts.keys()].map((p) => [p, null] as const));
+    for (const [topic, parts] of [...byTopic])
+      await this.commit(
+        group,
+        topic,
+        [...parts.keys()].map((p) => [p, null] as const),
+      );
   }
 
   private apply(group: string, topic: string, partition: number, offset: number | null): void {

@@ -194,7 +194,8 @@ export class Producer {
     }
     const info = this.topics.get(req.topic) ?? (await this.topics.ensure(req.topic));
     for (let i = 0; i < batches.length; i++) {
-      if (batches[i].partition >= info.partitions) throw new TributaryError('BAD_PARTITION', `batch ${i}: partition ${batches[i].partition} does not exist; ${req.topic} has ${info.partitions}`, { batch: i, partitions: info.partitions });
+      if (batches[i].partition >= info.partitions)
+        throw new TributaryError('BAD_PARTITION', `batch ${i}: partition ${batches[i].partition} does not exist; ${req.topic} has ${info.partitions}`, { batch: i, partitions: info.partitions });
     }
     this.checkPartitionGaps(req.topic, batches);
     const settled = await Promise.allSettled(batches.map((b) => this.appendProduced(req.topic, b)));
@@ -224,7 +225,9 @@ export class Producer {
     const key = `${topic}\u0000${pid}`;
     const hole = this.holes.get(key);
     if (hole !== undefined && seq > hole) {
-      throw new TributaryError('SEQUENCE_GAP', `sequence ${seq} skips past ${hole}, a sequence of an earlier request that was not appended on every partition; resend the requests from it`, { expected: hole });
+      throw new TributaryError('SEQUENCE_GAP', `sequence ${seq} skips past ${hole}, a sequence of an earlier request that was not appended on every partition; resend the requests from it`, {
+        expected: hole,
+      });
     }
     let highest = -1;
     for (let p = 0; p < partitions; p++) {
@@ -232,7 +235,9 @@ export class Producer {
       if (h > highest) highest = h;
     }
     if (highest >= 0 && seq > highest + 1) {
-      throw new TributaryError('SEQUENCE_GAP', `sequence ${seq} skips past ${highest + 1}, the next this producer's requests on ${topic} must start at or below; resend the requests before it`, { expected: highest + 1 });
+      throw new TributaryError('SEQUENCE_GAP', `sequence ${seq} skips past ${highest + 1}, the next this producer's requests on ${topic} must start at or below; resend the requests before it`, {
+        expected: highest + 1,
+      });
     }
   }
 
@@ -276,7 +281,11 @@ export class Producer {
       seen ??= new Map();
       const highest = seen.get(key) ?? this.sequences.highest(topic, b.partition, b.producerId);
       if (highest >= 0 && b.baseSequence > highest + 1) {
-        throw new TributaryError('SEQUENCE_GAP', `batch ${i}: sequence ${b.baseSequence} skips past ${highest + 1}, the next this producer's batches on ${topic}/${b.partition} must start at or below; resend the batches before it`, { batch: i, partition: b.partition, expected: highest + 1 });
+        throw new TributaryError(
+          'SEQUENCE_GAP',
+          `batch ${i}: sequence ${b.baseSequence} skips past ${highest + 1}, the next this producer's batches on ${topic}/${b.partition} must start at or below; resend the batches before it`,
+          { batch: i, partition: b.partition, expected: highest + 1 },
+        );
       }
       if (b.lastSequence > highest) seen.set(key, b.lastSequence);
     }

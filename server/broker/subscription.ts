@@ -154,34 +154,37 @@ export class Subscription {
     const reserve = Math.max(1, Math.min(this.opts.readBytes, this.credit));
     if (this.explicitCredit) this.credit -= reserve;
     c.reading = true;
-    this.store.read(this.topic, c.partition, c.next, reserve).then(
-      (res) => {
-        c.reading = false;
-        if (this.explicitCredit) this.credit += reserve - res.bytes.length;
-        if (this.closed || this.cursors.get(c.partition) !== c) return;
-        if (res.highWatermark > c.highWatermark) c.highWatermark = res.highWatermark;
-        if (res.bytes.length > 0) {
-          if (res.nextOffset <= c.next) throw new Error(`read did not advance: ${this.topic}/${c.partition} at ${c.next}`);
-          c.next = res.nextOffset;
-          this.sink.records(this.id, this.topic, c.partition, res.bytes, c.highWatermark);
-          this.onSent?.(res.bytes.length);
-        } else if (res.nextOffset > c.next) {
-          // Compaction or retention removed everything between: skip ahead.
-          c.next = res.nextOffset;
-        }
-        if (c.next < c.highWatermark) this.schedule();
-      },
-      (err: unknown) => {
-        c.reading = false;
-        if (this.explicitCredit) this.credit += reserve;
-        if (this.closed || this.cursors.get(c.partition) !== c) return;
-        this.readFailed(c, toTributaryError(err));
-      },
-    ).catch((err: unknown) => {
-      // A sink or invariant failure: end this partition loudly rather than loop.
-      c.failed = true;
-      this.sink.error(this.id, toTributaryError(err), c.partition);
-    });
+    this.store
+      .read(this.topic, c.partition, c.next, reserve)
+      .then(
+        (res) => {
+          c.reading = false;
+          if (this.explicitCredit) this.credit += reserve - res.bytes.length;
+          if (this.closed || this.cursors.get(c.partition) !== c) return;
+          if (res.highWatermark > c.highWatermark) c.highWatermark = res.highWatermark;
+          if (res.bytes.length > 0) {
+            if (res.nextOffset <= c.next) throw new Error(`read did not advance: ${this.topic}/${c.partition} at ${c.next}`);
+            c.next = res.nextOffset;
+            this.sink.records(this.id, this.topic, c.partition, res.bytes, c.highWatermark);
+            this.onSent?.(res.bytes.length);
+          } else if (res.nextOffset > c.next) {
+            // Compaction or retention removed everything between: skip ahead.
+            c.next = res.nextOffset;
+          }
+          if (c.next < c.highWatermark) this.schedule();
+        },
+        (err: unknown) => {
+          c.reading = false;
+          if (this.explicitCredit) this.credit += reserve;
+          if (this.closed || this.cursors.get(c.partition) !== c) return;
+          this.readFailed(c, toTributaryError(err));
+        },
+      )
+      .catch((err: unknown) => {
+        // A sink or invariant failure: end this partition loudly rather than loop.
+        c.failed = true;
+        this.sink.error(this.id, toTributaryError(err), c.partition);
+      });
   }
 
   private readFailed(c: Cursor, err: TributaryError): void {

@@ -66,7 +66,12 @@ export class Subscriptions {
     }
     const policy = req.onOutOfRange ?? 'error';
     const starts = await Promise.all(parts.map((p) => this.startOffset(req, p, policy)));
-    const subscription = new Subscription(this.store, sink, { id: req.id, topic: req.topic, partitions: req.partitions, credit: req.credit, onOutOfRange: policy, readBytes: this.readBytes }, this.onSent);
+    const subscription = new Subscription(
+      this.store,
+      sink,
+      { id: req.id, topic: req.topic, partitions: req.partitions, credit: req.credit, onOutOfRange: policy, readBytes: this.readBytes },
+      this.onSent,
+    );
     const started: StartedPartition[] = [];
     for (let i = 0; i < parts.length; i++) {
       subscription.addPartition(parts[i], starts[i]);

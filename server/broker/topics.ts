@@ -109,7 +109,9 @@ export class Topics {
     const info = await this.store.updateTopic(name, patch);
     const warnings: string[] = [];
     if (info.partitions > before.partitions) {
-      warnings.push(`partitions grew from ${before.partitions} to ${info.partitions}: keyed records now map to different partitions, so per-key order holds only within records produced after the change`);
+      warnings.push(
+        `partitions grew from ${before.partitions} to ${info.partitions}: keyed records now map to different partitions, so per-key order holds only within records produced after the change`,
+      );
     }
     this.emit(name, info);
     return { info, warnings };

@@ -52,7 +52,8 @@ export class ConnectionLimits {
     if (subject !== null) {
       const n = this.perSubject.get(subject);
       if (n === undefined) throw new Error('ConnectionLimits.close for a subject with no open connection');
-      if (n <= 1) this.perSubject.delete(subject); // no entry per subject that ever connected
+      if (n <= 1)
+        this.perSubject.delete(subject); // no entry per subject that ever connected
       else this.perSubject.set(subject, n - 1);
     }
     this.total--;

@@ -9,10 +9,7 @@ import { TributaryError } from '../../protocol/errors.ts';
 import type { ClientLimits } from './client-limits.ts';
 import { ProduceRate } from './token-bucket.ts';
 
-export type QuotaLimits = Pick<
-  ClientLimits,
-  'produceBytesPerSec' | 'produceBytesBurst' | 'produceEventsPerSec' | 'produceEventsBurst' | 'maxSubscriptionsPerConnection' | 'maxInFlightPerConnection'
->;
+export type QuotaLimits = Pick<ClientLimits, 'produceBytesPerSec' | 'produceBytesBurst' | 'produceEventsPerSec' | 'produceEventsBurst' | 'maxSubscriptionsPerConnection' | 'maxInFlightPerConnection'>;
 
 export class ConnectionQuota {
   private readonly rate: ProduceRate;
@@ -74,4 +71,3 @@ export class ConnectionQuota {
     return this.subscriptionCount;
   }
 }
-

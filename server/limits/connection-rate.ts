@@ -28,14 +28,17 @@ export class ConnectionRate {
   /** Charge one new connection to `address`: null when allowed, RATE_LIMITED with retryAfterMs otherwise. */
   admit(address: string, nowMs: number): TributaryError | null {
     let e = this.buckets.get(address);
-    if (e) this.buckets.delete(address); // re-inserted below: Map order is then least recently used first
+    if (e)
+      this.buckets.delete(address); // re-inserted below: Map order is then least recently used first
     else e = { bucket: new TokenBucket(this.limits.connectionsPerSecPerAddress, this.limits.connectionsBurstPerAddress), lastUsedMs: nowMs };
     e.lastUsedMs = nowMs;
     this.buckets.set(address, e);
     if (this.buckets.size > this.maxTrackedAddresses) this.buckets.delete(this.buckets.keys().next().value as string);
     const waitMs = e.bucket.wait(1, nowMs);
     if (waitMs > 0) {
-      return new TributaryError('RATE_LIMITED', `too many new connections from this address: the limit is ${this.limits.connectionsPerSecPerAddress}/s; retry in ${waitMs} ms`, { retryAfterMs: waitMs });
+      return new TributaryError('RATE_LIMITED', `too many new connections from this address: the limit is ${this.limits.connectionsPerSecPerAddress}/s; retry in ${waitMs} ms`, {
+        retryAfterMs: waitMs,
+      });
     }
     e.bucket.take(1, nowMs);
     return null;

@@ -27,9 +27,7 @@ export class SubjectQuotas {
 
   constructor(limits: SubjectRateLimits) {
     this.limits = { ...limits };
-    this.refillMs = Math.ceil(
-      1000 * Math.max(limits.httpProduceBytesBurst / limits.httpProduceBytesPerSec, limits.httpProduceEventsBurst / limits.httpProduceEventsPerSec),
-    );
+    this.refillMs = Math.ceil(1000 * Math.max(limits.httpProduceBytesBurst / limits.httpProduceBytesPerSec, limits.httpProduceEventsBurst / limits.httpProduceEventsPerSec));
   }
 
   /** Charge `byteCount` bytes and `eventCount` records to `subject`; RATE_LIMITED with retryAfterMs when over, charging nothing. */
@@ -38,7 +36,11 @@ export class SubjectQuotas {
     if (!e) {
       const l = this.limits;
       e = {
-        rate: new ProduceRate({ eventsPerSec: l.httpProduceEventsPerSec, eventsBurst: l.httpProduceEventsBurst, bytesPerSec: l.httpProduceBytesPerSec, bytesBurst: l.httpProduceBytesBurst }, 'HTTP produce', 'per token subject'),
+        rate: new ProduceRate(
+          { eventsPerSec: l.httpProduceEventsPerSec, eventsBurst: l.httpProduceEventsBurst, bytesPerSec: l.httpProduceBytesPerSec, bytesBurst: l.httpProduceBytesBurst },
+          'HTTP produce',
+          'per token subject',
+        ),
         lastUsedMs: nowMs,
       };
       this.entries.set(subject, e);
@@ -56,4 +58,3 @@ export class SubjectQuotas {
     return this.entries.size;
   }
 }
-

@@ -210,7 +210,11 @@ export async function acquireLock(dataDir: string): Promise<() => Promise<void>>
       throw err;
     }
     if (isLive(holder)) {
-      throw new TributaryError('STORAGE_UNAVAILABLE', `data directory ${dataDir} is locked by process ${holder.pid} (another hub is using it); stop that hub or use another directory. If no such hub runs, remove ${file}.`, { dataDir, lockPid: holder.pid });
+      throw new TributaryError(
+        'STORAGE_UNAVAILABLE',
+        `data directory ${dataDir} is locked by process ${holder.pid} (another hub is using it); stop that hub or use another directory. If no such hub runs, remove ${file}.`,
+        { dataDir, lockPid: holder.pid },
+      );
     }
     // Stale (dead, zombie or recycled pid) or unreadable half-written lock: move it aside, then retry the O_EXCL create.
     const aside = `${file}.stale-${process.pid}-${attempt}`;

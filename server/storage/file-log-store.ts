@@ -13,7 +13,17 @@ import { acquireLock, checkFormat, readTopicMeta, TRASH_DIR, writeTopicMeta, typ
 import { FileHandleCache } from './file-handles.ts';
 import { IndexCache } from './index-cache.ts';
 import { nodeIo, type StorageIo } from './io.ts';
-import { DEFAULT_TOPIC_CONFIG, type AppendResult, type FileLogStoreOptions, type LogStore, type PartitionOffsets, type ReadResult, type StorageProblem, type TopicConfig, type TopicInfo } from './log-store.ts';
+import {
+  DEFAULT_TOPIC_CONFIG,
+  type AppendResult,
+  type FileLogStoreOptions,
+  type LogStore,
+  type PartitionOffsets,
+  type ReadResult,
+  type StorageProblem,
+  type TopicConfig,
+  type TopicInfo,
+} from './log-store.ts';
 import { nativeCrc32c } from './native-crc.ts';
 import { PartitionLog, type PartitionEnv } from './partition-log.ts';
 import { ProducerStateTable } from './producer-state.ts';
@@ -160,7 +170,10 @@ export class FileLogStore implements LogStore {
           const found = await scrubPartition(this.env.io, this.env.crc, { topic: t.meta.name, partition: p, dir: path.join(t.dir, String(p)), compacted: t.config.cleanupPolicy === 'compact' });
           for (const problem of found) {
             this.problems.push(problem);
-            this.env.log.error({ topic: problem.topic, partition: problem.partition, kind: problem.kind, fromOffset: problem.fromOffset, toOffset: problem.toOffset, file: problem.file }, `storage damage: ${problem.message}`);
+            this.env.log.error(
+              { topic: problem.topic, partition: problem.partition, kind: problem.kind, fromOffset: problem.fromOffset, toOffset: problem.toOffset, file: problem.file },
+              `storage damage: ${problem.message}`,
+            );
           }
         }
       }

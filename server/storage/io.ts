@@ -53,8 +53,7 @@ export const nodeIo: StorageIo = {
       rest = next;
     }
   },
-  read: (fd, buffer, offset, length, position) =>
-    cb<number>((done) => fs.read(fd, buffer, offset, length, position, (err, n) => done(err, n))),
+  read: (fd, buffer, offset, length, position) => cb<number>((done) => fs.read(fd, buffer, offset, length, position, (err, n) => done(err, n))),
   fdatasync: (fd) => cb<void>((done) => fs.fdatasync(fd, done)),
   ftruncate: (fd, length) => cb<void>((done) => fs.ftruncate(fd, length, done)),
   fsize: (fd) => cb<number>((done) => fs.fstat(fd, (err, st) => done(err, st?.size))),

@@ -12,7 +12,18 @@
  *             may take it back.
  */
 import fsp from 'node:fs/promises';
-import { checkBatch, producerIdBytes, readBaseSequence, readLastSequence, readRecordCount, readLastOffsetDelta, readUint32, stampBatch, BATCH_HEADER_BYTES, LENGTH_FIELD_END } from '../../protocol/batch.ts';
+import {
+  checkBatch,
+  producerIdBytes,
+  readBaseSequence,
+  readLastSequence,
+  readRecordCount,
+  readLastOffsetDelta,
+  readUint32,
+  stampBatch,
+  BATCH_HEADER_BYTES,
+  LENGTH_FIELD_END,
+} from '../../protocol/batch.ts';
 import { TributaryError } from '../../protocol/errors.ts';
 import { fromUtf8 } from '../../protocol/record.ts';
 import { compactPartition, type SegmentContents } from './compaction.ts';
@@ -199,7 +210,8 @@ export class PartitionLog implements PartitionView {
       result = { offsets, baseOffset: hit.baseOffset, appendTime: hit.appendTime, duplicate: true };
     } else {
       const found = await findDuplicateInLog(this, b, pid, firstSeq, lastSeq);
-      if (!found) throw new TributaryError('OUT_OF_ORDER_SEQUENCE', `sequences ${firstSeq}..${lastSeq} are at or below the highest appended but not in the log`, { lastSequence: entry?.lastSeq ?? -1 });
+      if (!found)
+        throw new TributaryError('OUT_OF_ORDER_SEQUENCE', `sequences ${firstSeq}..${lastSeq} are at or below the highest appended but not in the log`, { lastSequence: entry?.lastSeq ?? -1 });
       result = found;
     }
     const lastOffset = Math.max(...result.offsets);
@@ -295,7 +307,7 @@ export class PartitionLog implements PartitionView {
     this.hwPosition = pos;
     if (this.waiters.length) {
       const still: Waiter[] = [];
-      for (const w of this.waiters) (w.offset < this.hw ? w.resolve() : still.push(w));
+      for (const w of this.waiters) w.offset < this.hw ? w.resolve() : still.push(w);
       this.waiters = still;
     }
     this.env.notifyDurable(this.topic, this.partition, this.hw);

@@ -152,7 +152,10 @@ async function replayProducers(env: PartitionEnv, segments: Segment[], producers
 export async function recoverPartition(env: PartitionEnv, dir: string, producers: ProducerStateTable): Promise<Segment[]> {
   await fsp.mkdir(dir, { recursive: true });
   const names = await sweep(dir, await fsp.readdir(dir));
-  const bases = names.filter((n) => /^\d{20}\.log$/.test(n)).map((n) => Number(n.slice(0, 20))).sort((a, b) => a - b);
+  const bases = names
+    .filter((n) => /^\d{20}\.log$/.test(n))
+    .map((n) => Number(n.slice(0, 20)))
+    .sort((a, b) => a - b);
   if (bases.length === 0) bases.push(0);
   const segments: Segment[] = [];
   for (let i = 0; i < bases.length - 1; i++) {

@@ -55,7 +55,12 @@ async function scrubSegment(io: StorageIo, crc: Crc32c, t: ScrubTarget, file: st
       const batchBase = readBaseOffset(buf, p);
       const batchEnd = batchBase + readLastOffsetDelta(buf, p) + 1;
       if (checkBatch(buf, p, p + batchSize, crc, false) !== null) {
-        problem('corrupt-batch', batchBase, batchEnd, `batch at byte ${filePos} of ${path.basename(file)} (offsets ${batchBase}–${batchEnd - 1}) fails its CRC check: those records are damaged on disk`);
+        problem(
+          'corrupt-batch',
+          batchBase,
+          batchEnd,
+          `batch at byte ${filePos} of ${path.basename(file)} (offsets ${batchBase}–${batchEnd - 1}) fails its CRC check: those records are damaged on disk`,
+        );
       } else if (!t.compacted && batchBase !== expect) {
         problem('missing-offsets', expect, batchBase, `offsets ${expect}–${batchBase - 1} are missing inside ${path.basename(file)}`);
       }
@@ -85,7 +90,10 @@ export async function scrubPartition(io: StorageIo, crc: Crc32c, t: ScrubTarget)
   } catch {
     return [];
   }
-  const bases = names.filter((n) => LOG_NAME.test(n)).map((n) => Number(n.slice(0, 20))).sort((a, b) => a - b);
+  const bases = names
+    .filter((n) => LOG_NAME.test(n))
+    .map((n) => Number(n.slice(0, 20)))
+    .sort((a, b) => a - b);
   const problems: StorageProblem[] = [];
   for (let i = 0; i < bases.length - 1; i++) {
     const file = logPath(t.dir, bases[i]);

@@ -144,7 +144,7 @@ export class Segment {
       const h = await readFully(io, fd, OFFSET_FIELDS_BYTES, index.positionAt(last));
       if (h.length < OFFSET_FIELDS_BYTES || readBaseOffset(h) !== this.baseOffset + index.relAt(last)) index = null;
     }
-    if (index && timeIndex && (ib!.length % 8 === 0) && tb!.length === timeIndex.count * TIME_ENTRY_BYTES) {
+    if (index && timeIndex && ib!.length % 8 === 0 && tb!.length === timeIndex.count * TIME_ENTRY_BYTES) {
       this.index = index;
       this.timeIndex = timeIndex;
       return;

@@ -37,7 +37,12 @@ export interface ConnectionEvents {
 /** uWS close reasons are at most 123 bytes. */
 function reasonOf(code: ErrorCode, message: string): string {
   const s = `${code}: ${message}`;
-  return Buffer.byteLength(s) <= 123 ? s : Buffer.from(s).subarray(0, 120).toString('utf8').replace(/\uFFFD+$/, '') + '...';
+  return Buffer.byteLength(s) <= 123
+    ? s
+    : Buffer.from(s)
+        .subarray(0, 120)
+        .toString('utf8')
+        .replace(/\uFFFD+$/, '') + '...';
 }
 
 export class Connection implements GroupMemberSink {

@@ -19,7 +19,6 @@ import { authorize, type Principal } from './principal.ts';
 import type { Method, RouteSpec } from './route-spec.ts';
 import type { TransportDeps } from './transport-deps.ts';
 
-
 const METHOD_NAME: Record<Method, string> = { get: 'GET', post: 'POST', patch: 'PATCH', del: 'DELETE' };
 
 /** What every route shares: the hub's parts, the guard, and the error and request counters. */

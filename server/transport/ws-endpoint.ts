@@ -381,7 +381,7 @@ export class WsEndpoint {
 /** Reads a subscribe with `group` as a member's join (or resume). */
 function groupFieldsOf(f: SubscribeFrame): string | null {
   if (f.partitions !== undefined) return 'a group member cannot choose partitions: the group assigns them';
-  if (f.positions !== undefined) return 'a group member starts at the group\'s committed offsets, not positions';
+  if (f.positions !== undefined) return "a group member starts at the group's committed offsets, not positions";
   return null;
 }
 

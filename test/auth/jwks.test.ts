@@ -44,11 +44,7 @@ async function startJwksServer(): Promise<JwksServer> {
 async function signingKey(kid: string) {
   const { publicKey, privateKey } = await generateKeyPair('RS256');
   const jwk = { ...(await exportJWK(publicKey)), kid, alg: 'RS256', use: 'sig' };
-  const sign = (sub: string) =>
-    new SignJWT({ sub, aud: 'tributary', tributary: { consume: ['*'] } })
-      .setProtectedHeader({ alg: 'RS256', kid })
-      .setExpirationTime('5m')
-      .sign(privateKey);
+  const sign = (sub: string) => new SignJWT({ sub, aud: 'tributary', tributary: { consume: ['*'] } }).setProtectedHeader({ alg: 'RS256', kid }).setExpirationTime('5m').sign(privateKey);
   return { jwk, sign };
 }
 

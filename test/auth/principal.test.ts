@@ -1,12 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  anonymousPrincipal,
-  expiryDelayMs,
-  MAX_PATTERNS_PER_LIST,
-  MAX_TIMER_DELAY_MS,
-  PatternSet,
-  principalFromClaims,
-} from '../../server/auth/index.ts';
+import { anonymousPrincipal, expiryDelayMs, MAX_PATTERNS_PER_LIST, MAX_TIMER_DELAY_MS, PatternSet, principalFromClaims } from '../../server/auth/index.ts';
 
 describe('permission patterns', () => {
   const table: Array<[pattern: string, name: string, matches: boolean]> = [

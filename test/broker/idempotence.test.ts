@@ -125,16 +125,36 @@ describe('idempotent produce', () => {
   it('a forward gap in the batch form is refused per (producer, partition), checked for the whole frame before anything is appended', async () => {
     await createTopic('gap-batches', 2);
     const c = await client();
-    const enc = (seq: number, n: number) => encodeBatch({ producerId: 'gap-2', baseSequence: seq, records: Array.from({ length: n }, (_, i) => ({ key: `b${seq + i}`, value: bytes(`b${seq + i}`), encoding: 'bytes' as const, headers: [], timestamp: Date.now() })) });
+    const enc = (seq: number, n: number) =>
+      encodeBatch({
+        producerId: 'gap-2',
+        baseSequence: seq,
+        records: Array.from({ length: n }, (_, i) => ({ key: `b${seq + i}`, value: bytes(`b${seq + i}`), encoding: 'bytes' as const, headers: [], timestamp: Date.now() })),
+      });
     const produceBatches = (batches: Array<{ p: number; b: Uint8Array }>) => c.request<AckFrame>({ t: 'produce', topic: 'gap-batches', batches });
     // Partition 0 and 1 are numbered on their own, densely.
-    await produceBatches([{ p: 0, b: enc(0, 5) }, { p: 1, b: enc(0, 3) }, { p: 0, b: enc(5, 5) }]);
-    const gap = await produceBatches([{ p: 1, b: enc(3, 2) }, { p: 0, b: enc(11, 2) }]).catch((e) => e);
+    await produceBatches([
+      { p: 0, b: enc(0, 5) },
+      { p: 1, b: enc(0, 3) },
+      { p: 0, b: enc(5, 5) },
+    ]);
+    const gap = await produceBatches([
+      { p: 1, b: enc(3, 2) },
+      { p: 0, b: enc(11, 2) },
+    ]).catch((e) => e);
     expect(gap).toMatchObject({ code: 'SEQUENCE_GAP', retriable: true, details: { batch: 1, partition: 0, expected: 10 } });
     expect(await logEnds('gap-batches')).toEqual([10, 3]);
-    const sparse = encodeBatch({ producerId: 'gap-2', baseSequence: 10, records: [0, 2].map((d) => ({ key: 'x', value: bytes('x'), encoding: 'bytes' as const, headers: [], timestamp: Date.now(), sequenceDelta: d })) });
+    const sparse = encodeBatch({
+      producerId: 'gap-2',
+      baseSequence: 10,
+      records: [0, 2].map((d) => ({ key: 'x', value: bytes('x'), encoding: 'bytes' as const, headers: [], timestamp: Date.now(), sequenceDelta: d })),
+    });
     await expect(produceBatches([{ p: 0, b: sparse }])).rejects.toMatchObject({ code: 'BAD_SEQUENCE' });
-    await produceBatches([{ p: 1, b: enc(3, 2) }, { p: 0, b: enc(10, 1) }, { p: 0, b: enc(11, 2) }]);
+    await produceBatches([
+      { p: 1, b: enc(3, 2) },
+      { p: 0, b: enc(10, 1) },
+      { p: 0, b: enc(11, 2) },
+    ]);
     expect(await logEnds('gap-batches')).toEqual([13, 5]);
   });
 
@@ -149,7 +169,14 @@ describe('idempotent produce', () => {
   });
 
   it('HTTP produce with producerId/sequence answers a retry with duplicate: true', async () => {
-    const body = JSON.stringify({ producerId: 'http-1', sequence: 0, records: [{ key: 'x', value: { n: 1 } }, { key: 'y', value: { n: 2 } }] });
+    const body = JSON.stringify({
+      producerId: 'http-1',
+      sequence: 0,
+      records: [
+        { key: 'x', value: { n: 1 } },
+        { key: 'y', value: { n: 2 } },
+      ],
+    });
     const post = () => fetch(`${hub.url}/v1/topics/http-idem/records`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
     const r1 = await post();
     expect(r1.status).toBe(200);

@@ -12,7 +12,10 @@ describe('log format', () => {
     const hub = await startHub({ env: { TRIBUTARY_LOG_LEVEL: 'info' } });
     await hub.stop();
     hub.cleanup();
-    const lines = hub.output().split('\n').filter((l) => l.startsWith('{'));
+    const lines = hub
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('{'));
     expect(lines.length).toBeGreaterThan(0);
     for (const l of lines) expect(JSON.parse(l)).toHaveProperty('msg');
   });
@@ -28,7 +31,7 @@ describe('log format', () => {
       out = String((err as { stdout?: string }).stdout ?? '');
     }
     fs.rmSync(data, { recursive: true, force: true });
-    // eslint-disable-next-line no-control-regex
+
     const plain = out.replace(/\u001b\[[0-9;]*m/g, '');
     expect(plain).toMatch(/\[\d\d:\d\d:\d\d\.\d{3}\] WARN: AUTH IS OFF/);
     expect(plain).not.toMatch(/^\{"level"/m);

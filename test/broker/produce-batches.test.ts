@@ -45,11 +45,21 @@ afterAll(async () => {
 describe('produce in batch form', () => {
   it('stores producer-encoded batches as they are, one ack part per batch', async () => {
     await createTopic('pb-store', 2);
-    const ack = await produceBatches('pb-store', [{ p: 1, b: batch('p1', 0, recs(0, 3)) }, { p: 0, b: batch('p1', 3, recs(3, 2)) }]);
-    expect(ack.parts).toEqual([{ p: 1, o: 0 }, { p: 0, o: 0 }]);
+    const ack = await produceBatches('pb-store', [
+      { p: 1, b: batch('p1', 0, recs(0, 3)) },
+      { p: 0, b: batch('p1', 3, recs(3, 2)) },
+    ]);
+    expect(ack.parts).toEqual([
+      { p: 1, o: 0 },
+      { p: 0, o: 0 },
+    ]);
     expect(ack.dup).toBeUndefined();
     const p1 = await readAll('pb-store', 1);
-    expect(p1.map((r) => [r.offset, r.key])).toEqual([[0, 'k0'], [1, 'k1'], [2, 'k2']]);
+    expect(p1.map((r) => [r.offset, r.key])).toEqual([
+      [0, 'k0'],
+      [1, 'k1'],
+      [2, 'k2'],
+    ]);
     expect(p1[0]).toMatchObject({ value: { $base64: Buffer.from('v0').toString('base64') }, headers: [['h', 'x']], timestamp: 1_700_000_000_000 });
     expect((await readAll('pb-store', 0)).map((r) => r.key)).toEqual(['k3', 'k4']);
   });

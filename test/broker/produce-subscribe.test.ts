@@ -105,8 +105,11 @@ describe('subscribe', () => {
     await createTopic('resume', 2);
     const p = await client();
     await p.produce('resume', [
-      { v: bytes('0a'), p: 0 }, { v: bytes('0b'), p: 0 }, { v: bytes('0c'), p: 0 },
-      { v: bytes('1a'), p: 1 }, { v: bytes('1b'), p: 1 },
+      { v: bytes('0a'), p: 0 },
+      { v: bytes('0b'), p: 0 },
+      { v: bytes('0c'), p: 0 },
+      { v: bytes('1a'), p: 1 },
+      { v: bytes('1b'), p: 1 },
     ]);
     const c = await client();
     const s = await c.subscribe('resume', { from: 'earliest', positions: { '0': 2, '1': 1 } });
@@ -150,7 +153,10 @@ describe('subscribe', () => {
     const p = await client();
     const keys = ['alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta'];
     for (let round = 0; round < 20; round++) {
-      await p.produce('keys', keys.map((k) => ({ k, v: bytes(`${k}:${round}`) })));
+      await p.produce(
+        'keys',
+        keys.map((k) => ({ k, v: bytes(`${k}:${round}`) })),
+      );
     }
     const c = await client();
     const s = await c.subscribe('keys', { from: 'earliest' });
@@ -169,9 +175,15 @@ describe('subscribe', () => {
     const patch = await fetch(`${hub.url}/v1/topics/growing`, { method: 'PATCH', body: JSON.stringify({ partitions: 2 }) });
     expect(patch.status).toBe(200);
     const p = await client();
-    await p.produce('growing', [{ v: bytes('on p1'), p: 1 }, { v: bytes('on p0'), p: 0 }]);
+    await p.produce('growing', [
+      { v: bytes('on p1'), p: 1 },
+      { v: bytes('on p0'), p: 0 },
+    ]);
     const recs = await c.waitForRecords(s.sub, 2);
-    expect(recs.map((r) => [r.partition, text(r.value)]).sort()).toEqual([[0, 'on p0'], [1, 'on p1']]);
+    expect(recs.map((r) => [r.partition, text(r.value)]).sort()).toEqual([
+      [0, 'on p0'],
+      [1, 'on p1'],
+    ]);
 
     expect((await fetch(`${hub.url}/v1/topics/growing`, { method: 'DELETE' })).status).toBe(204);
     await c.until(() => c.errors(s.sub).length > 0);

@@ -78,10 +78,12 @@ describe('crash recovery', () => {
     const hub = await startHub({ dataDir });
     hubs.push(hub);
     const c = await WsClient.connect(hub.wsUrl);
-    const pending = Array.from({ length: 20 }, (_, i) => c.produce('graceful', [{ v: bytes(`g${i}`) }]).then(
-      () => true,
-      () => false,
-    ));
+    const pending = Array.from({ length: 20 }, (_, i) =>
+      c.produce('graceful', [{ v: bytes(`g${i}`) }]).then(
+        () => true,
+        () => false,
+      ),
+    );
     const ackedBeforeExit = await c.produce('graceful', [{ v: bytes('first') }]);
     expect(ackedBeforeExit.parts).toHaveLength(1);
     const code = await hub.stop();

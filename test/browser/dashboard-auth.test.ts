@@ -67,10 +67,14 @@ describe('dashboard with auth on', () => {
 
     await page.click('text=sensors');
     await page.locator('#mode').filter({ hasText: 'live' }).waitFor();
-    await until(async () => {
-      await call('POST', '/v1/topics/sensors/records', { records: [{ value: { t: 3 } }] });
-      return Number(await page.getAttribute('#tail-summary', 'data-count')) > 0;
-    }, 20_000, 'a live record through the authenticated WebSocket');
+    await until(
+      async () => {
+        await call('POST', '/v1/topics/sensors/records', { records: [{ value: { t: 3 } }] });
+        return Number(await page.getAttribute('#tail-summary', 'data-count')) > 0;
+      },
+      20_000,
+      'a live record through the authenticated WebSocket',
+    );
     expect(await page.textContent('#conn-state')).toBe('open');
 
     await page.click('#sign-out');

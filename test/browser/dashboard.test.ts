@@ -13,7 +13,6 @@ import { startHub, type Hub } from '../helpers/hub.ts';
 import { screenshotPath } from '../helpers/screenshots.ts';
 import { createClient } from '../../web-client/node.ts';
 
-
 let hub: Hub;
 let browser: Browser;
 /** A time between the two halves of `metrics` (offsets 0–49 were appended before it, 50–99 after). */
@@ -101,11 +100,15 @@ describe('dashboard', () => {
     // The timeline spans the oldest record's time to now once the page has read it.
     const first = (await (await fetch(`${hub.url}/v1/topics/metrics/partitions/0/records?offset=0&limit=1`)).json()) as { records: Array<{ timestamp: number }> };
     await until(async () => Number(await page.getAttribute('#timeline', 'min')) === first.records[0].timestamp, 15_000, 'timeline from the oldest record');
-    await page.$eval('#timeline', (el, v) => {
-      const input = el as HTMLInputElement;
-      input.value = String(v);
-      input.dispatchEvent(new Event('input'));
-    }, midTime);
+    await page.$eval(
+      '#timeline',
+      (el, v) => {
+        const input = el as HTMLInputElement;
+        input.value = String(v);
+        input.dispatchEvent(new Event('input'));
+      },
+      midTime,
+    );
     expect(await page.textContent('#timeline-time')).toBe(new Date(midTime).toISOString());
     await page.click('#replay-time-go');
     // Records 50 on were appended after the chosen time (and any a test before appended live follow them).
@@ -127,10 +130,14 @@ describe('dashboard', () => {
       const records = Array.from({ length: count }, () => ({ key: `o${n}`, value: { n, amount: 10 + (n++ % 13) } }));
       await post('/v1/topics/orders/records', { records });
     };
-    await until(async () => {
-      await produce(1);
-      return (await points()) > 0;
-    }, 15_000, 'the first chart point');
+    await until(
+      async () => {
+        await produce(1);
+        return (await points()) > 0;
+      },
+      15_000,
+      'the first chart point',
+    );
     const before = await points();
     for (let i = 0; i < 10; i++) {
       await produce(1);
@@ -156,10 +163,14 @@ describe('dashboard', () => {
       client.subscribe('orders', { group: 'live-group', from: 'latest' }, () => undefined);
 
       const page = await openDashboard('#/groups');
-      await until(async () => {
-        const rows = await rowsOf(page, 'groups');
-        return rows.some((r) => r[0] === 'billing' && r[5] === '5') && rows.some((r) => r[0] === 'live-group' && r[3] === '1');
-      }, 20_000, 'groups with their lag and members');
+      await until(
+        async () => {
+          const rows = await rowsOf(page, 'groups');
+          return rows.some((r) => r[0] === 'billing' && r[5] === '5') && rows.some((r) => r[0] === 'live-group' && r[3] === '1');
+        },
+        20_000,
+        'groups with their lag and members',
+      );
       await screenshot(page, 'dashboard-groups.png');
       await page.click('text=live-group');
       await until(async () => (await rowsOf(page, 'members')).some((r) => r[2] === 'orders' && r[3] === '0, 1'), 20_000, 'the live member with both partitions');

@@ -95,7 +95,11 @@ describe('tributary produce and consume', { timeout: 180_000 }, () => {
     expect((await cli(['produce', 'timed'], 'b1\nb2\nb3\nb4\n')).code).toBe(0);
     const consumed = await cli(['consume', 'timed', '--from', mid, '--limit', '4']);
     expect(consumed.code).toBe(0);
-    expect(jsonLines(consumed.stdout).map((r) => r.value).sort()).toEqual(['b1', 'b2', 'b3', 'b4']);
+    expect(
+      jsonLines(consumed.stdout)
+        .map((r) => r.value)
+        .sort(),
+    ).toEqual(['b1', 'b2', 'b3', 'b4']);
     for (const r of jsonLines(consumed.stdout)) expect(r.timestamp as number).toBeGreaterThanOrEqual(Date.parse(mid));
   });
 
@@ -108,7 +112,7 @@ describe('tributary produce and consume', { timeout: 180_000 }, () => {
     expect(viaJq).toBe('21.5\n22\n19.25\n');
   });
 
-  it('fails with the code and exit status 1 for the hub\'s refusals, 2 for bad flags', async () => {
+  it("fails with the code and exit status 1 for the hub's refusals, 2 for bad flags", async () => {
     const unknown = await cli(['produce', 'nope'], 'x\n');
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/UNKNOWN_TOPIC/);

@@ -104,7 +104,10 @@ describe('settings: flag, environment variable and config key', () => {
   it('flags win over the environment, which wins over the file', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-auth-'));
     const file = path.join(dir, 'hub.json');
-    fs.writeFileSync(file, JSON.stringify({ auth: { secret: 'from-file', issuer: 'file-iss', audience: 'file-aud' }, allowedOrigins: ['https://file.test'], limits: { maxConnections: 5, idleTimeoutMs: 1000 } }));
+    fs.writeFileSync(
+      file,
+      JSON.stringify({ auth: { secret: 'from-file', issuer: 'file-iss', audience: 'file-aud' }, allowedOrigins: ['https://file.test'], limits: { maxConnections: 5, idleTimeoutMs: 1000 } }),
+    );
     const cfg = loadConfig({
       file,
       env: { TRIBUTARY_AUTH_SECRET: SECRET, TRIBUTARY_AUTH_ISSUER: 'env-iss', TRIBUTARY_MAX_CONNECTIONS: '50', TRIBUTARY_AUTH_ALGORITHMS: 'HS256, HS512' },

@@ -80,14 +80,29 @@ describe('postgres sink', () => {
     let c: ConnectProcess = await startConnect(file);
     try {
       for (const atLeast of [4000, 15_000, 30_000]) {
-        await waitFor(`${atLeast} rows`, () => count('SELECT count(*) AS n FROM orders'), (n) => n >= atLeast, 90_000);
+        await waitFor(
+          `${atLeast} rows`,
+          () => count('SELECT count(*) AS n FROM orders'),
+          (n) => n >= atLeast,
+          90_000,
+        );
         await c.kill();
         c = await startConnect(file);
       }
       await producing;
-      await waitFor('every event in the table', () => count('SELECT count(*) AS n FROM orders'), (n) => n >= total, 120_000);
+      await waitFor(
+        'every event in the table',
+        () => count('SELECT count(*) AS n FROM orders'),
+        (n) => n >= total,
+        120_000,
+      );
       // Let a duplicate, if the sink wrote one, land before counting.
-      const status = await waitFor('lag 0', () => c.status(), (s) => s[0]?.lag === 0, 30_000);
+      const status = await waitFor(
+        'lag 0',
+        () => c.status(),
+        (s) => s[0]?.lag === 0,
+        30_000,
+      );
       expect(status[0].state).toBe('running');
       expect(await count('SELECT count(*) AS n FROM orders')).toBe(total);
       expect(await count('SELECT count(DISTINCT id) AS n FROM orders')).toBe(total);
@@ -154,19 +169,44 @@ describe('postgres sink', () => {
           await new Promise((r) => setTimeout(r, 100));
         }
       })();
-      await waitFor('rows from both', () => count('SELECT count(*) AS n FROM payments'), (n) => n >= 15_000, 90_000);
+      await waitFor(
+        'rows from both',
+        () => count('SELECT count(*) AS n FROM payments'),
+        (n) => n >= 15_000,
+        90_000,
+      );
       await a.kill();
       // After the session timeout the group gives the survivor everything.
-      await waitFor('b holds every partition', () => held(b), (x) => x.length === partitions, 60_000);
+      await waitFor(
+        'b holds every partition',
+        () => held(b),
+        (x) => x.length === partitions,
+        60_000,
+      );
       await producing;
       // Two more partitions: the group assigns them, and their records reach the table too.
       const grown = await fetch(`${hub.url}/v1/topics/payments`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ partitions: partitions + 2 }) });
       expect(grown.status).toBe(200);
-      await waitFor('b holds the new partitions', () => held(b), (x) => x.length === partitions + 2, 60_000);
+      await waitFor(
+        'b holds the new partitions',
+        () => held(b),
+        (x) => x.length === partitions + 2,
+        60_000,
+      );
       await produce(produced, total);
-      await waitFor('every event in the table', () => count('SELECT count(*) AS n FROM payments'), (n) => n >= total, 120_000);
+      await waitFor(
+        'every event in the table',
+        () => count('SELECT count(*) AS n FROM payments'),
+        (n) => n >= total,
+        120_000,
+      );
       expect(await count(`SELECT count(*) AS n FROM payments WHERE src_partition >= ${partitions}`)).toBeGreaterThan(0);
-      await waitFor('connector lag 0', async () => ((await b.status()) as unknown as Status)[0], (s) => s?.lag === 0, 30_000);
+      await waitFor(
+        'connector lag 0',
+        async () => ((await b.status()) as unknown as Status)[0],
+        (s) => s?.lag === 0,
+        30_000,
+      );
       // The group's lag agrees: b commits to the group after each database commit.
       const groups = await waitFor(
         'group lag 0',
@@ -190,7 +230,18 @@ describe('postgres sink', () => {
     fs.writeFileSync(
       file,
       JSON.stringify({
-        connectors: [{ name: 'prices-db', type: 'postgres-sink', topic: 'prices', connection: pg.url, table: 'prices', mode: 'upsert', batchSize: 300, columns: { sku: 'key', price: 'value.price', src_offset: 'offset' } }],
+        connectors: [
+          {
+            name: 'prices-db',
+            type: 'postgres-sink',
+            topic: 'prices',
+            connection: pg.url,
+            table: 'prices',
+            mode: 'upsert',
+            batchSize: 300,
+            columns: { sku: 'key', price: 'value.price', src_offset: 'offset' },
+          },
+        ],
       }),
     );
     const inHub = await startHub({ args: ['--connectors', file] });
@@ -224,7 +275,12 @@ describe('postgres sink', () => {
       expect((await pg.query('SELECT count(*) AS n FROM prices WHERE price >= 99000')).rows[0].n).toBe('0');
       expect((await control('resume')).state).toBe('running');
       await waitFor('caught up after resume', connectors, (c) => c[0].lag === 0, 30_000);
-      await waitFor('newest prices', async () => (await pg.query('SELECT count(*) AS n FROM prices WHERE price >= 99000')).rows[0].n, (n) => n === '100', 30_000);
+      await waitFor(
+        'newest prices',
+        async () => (await pg.query('SELECT count(*) AS n FROM prices WHERE price >= 99000')).rows[0].n,
+        (n) => n === '100',
+        30_000,
+      );
       expect((await fetch(`${inHub.url}/v1/connectors/nope/pause`, { method: 'POST' })).status).toBe(404);
       const metrics = await (await fetch(`${inHub.url}/metrics`)).text();
       expect(metrics).toMatch(/tributary_connector_up\{connector="prices-db",type="postgres-sink",state="running"\} 1/);

@@ -65,23 +65,55 @@ describe('postgres source', () => {
     await pg.query('CREATE TABLE readings (id bigserial PRIMARY KEY, sensor text NOT NULL, v integer NOT NULL)');
     const insert = (n: number) => pg.query('INSERT INTO readings (sensor, v) SELECT $1 || (g % 7), g FROM generate_series(1, $2::int) g', ['s', n]);
     await insert(3000);
-    const file = writeFile('readings', { name: 'readings-src', type: 'postgres-source', topic: 'readings', connection: pg.url, table: 'readings', mode: 'incrementing', incrementingColumn: 'id', partitions: 3, pollIntervalMs: 100, batchSize: 250 });
+    const file = writeFile('readings', {
+      name: 'readings-src',
+      type: 'postgres-source',
+      topic: 'readings',
+      connection: pg.url,
+      table: 'readings',
+      mode: 'incrementing',
+      incrementingColumn: 'id',
+      partitions: 3,
+      pollIntervalMs: 100,
+      batchSize: 250,
+    });
     let c: ConnectProcess = await startConnect(file);
     try {
       // Killed while the first rows are being produced.
-      await waitFor('some events', () => topicSize('readings'), (n) => n >= 500, 60_000, 5);
+      await waitFor(
+        'some events',
+        () => topicSize('readings'),
+        (n) => n >= 500,
+        60_000,
+        5,
+      );
       await c.kill();
       c = await startConnect(file);
-      await waitFor('the first 3,000 rows', () => topicSize('readings'), (n) => n >= 3000, 60_000);
+      await waitFor(
+        'the first 3,000 rows',
+        () => topicSize('readings'),
+        (n) => n >= 3000,
+        60_000,
+      );
       // Rows inserted while it runs.
       for (let i = 0; i < 5; i++) await insert(100);
-      await waitFor('3,500 events', () => topicSize('readings'), (n) => n >= 3500, 60_000);
+      await waitFor(
+        '3,500 events',
+        () => topicSize('readings'),
+        (n) => n >= 3500,
+        60_000,
+      );
       // Rows inserted while it is down, then after the restart.
       await c.stop();
       await insert(400);
       c = await startConnect(file);
       await insert(100);
-      await waitFor('4,000 events', () => topicSize('readings'), (n) => n >= 4000, 60_000);
+      await waitFor(
+        '4,000 events',
+        () => topicSize('readings'),
+        (n) => n >= 4000,
+        60_000,
+      );
       const status = (await c.status())[0];
       expect(status.state).toBe('running');
       // A duplicate, had the restart re-sent one, would have landed by now; poll twice more to be sure.
@@ -103,18 +135,41 @@ describe('postgres source', () => {
     // Ten rows with one timestamp (ties broken by the key), ten more a microsecond apart.
     await pg.query(`INSERT INTO profiles SELECT g, 'p' || g, '2026-01-01 00:00:00.000001+00' FROM generate_series(1, 10) g`);
     await pg.query(`INSERT INTO profiles SELECT g, 'p' || g, '2026-01-01 00:00:00.000001+00'::timestamptz + g * interval '1 microsecond' FROM generate_series(11, 20) g`);
-    const file = writeFile('profiles', { name: 'profiles-src', type: 'postgres-source', topic: 'profiles', connection: pg.url, table: 'profiles', mode: 'timestamp', timestampColumn: 'updated_at', pollIntervalMs: 100, batchSize: 3 });
+    const file = writeFile('profiles', {
+      name: 'profiles-src',
+      type: 'postgres-source',
+      topic: 'profiles',
+      connection: pg.url,
+      table: 'profiles',
+      mode: 'timestamp',
+      timestampColumn: 'updated_at',
+      pollIntervalMs: 100,
+      batchSize: 3,
+    });
     let c = await startConnect(file);
     try {
-      await waitFor('20 events', () => topicSize('profiles'), (n) => n >= 20, 60_000);
+      await waitFor(
+        '20 events',
+        () => topicSize('profiles'),
+        (n) => n >= 20,
+        60_000,
+      );
       await c.stop();
       await pg.query(`UPDATE profiles SET name = 'renamed', updated_at = '2026-02-01+00' WHERE id IN (3, 15)`);
       c = await startConnect(file);
-      await waitFor('22 events', () => topicSize('profiles'), (n) => n >= 22, 60_000);
+      await waitFor(
+        '22 events',
+        () => topicSize('profiles'),
+        (n) => n >= 22,
+        60_000,
+      );
       await new Promise((r) => setTimeout(r, 500));
       const records = await readTopic('profiles');
       expect(records).toHaveLength(22);
-      const renamed = records.filter((r) => r.value.name === 'renamed').map((r) => r.key).sort();
+      const renamed = records
+        .filter((r) => r.value.name === 'renamed')
+        .map((r) => r.key)
+        .sort();
       expect(renamed).toEqual(['15', '3']);
       expect(new Set(records.filter((r) => r.value.name !== 'renamed').map((r) => r.key)).size).toBe(20);
     } finally {

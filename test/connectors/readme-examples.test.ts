@@ -60,7 +60,12 @@ describe('README connector examples', () => {
     ]);
     const c = await startConnect(file);
     try {
-      const rows = await waitFor('two rows', async () => (await pg.query<{ id: string; total: string }>('SELECT id, total FROM orders ORDER BY id')).rows, (r) => r.length === 2 && r[0].total === '14', 30_000);
+      const rows = await waitFor(
+        'two rows',
+        async () => (await pg.query<{ id: string; total: string }>('SELECT id, total FROM orders ORDER BY id')).rows,
+        (r) => r.length === 2 && r[0].total === '14',
+        30_000,
+      );
       expect(rows).toEqual([
         { id: 'order-1', total: '14' },
         { id: 'order-2', total: '3' },
@@ -106,7 +111,12 @@ describe('README connector examples', () => {
     await produce('orders', [{ key: 'order-3', value: { total: 1 } }]);
     const c = await startConnect(file);
     try {
-      await waitFor('every order posted', () => seen.flatMap((s) => s.ids).length, (n) => n >= 4, 30_000);
+      await waitFor(
+        'every order posted',
+        () => seen.flatMap((s) => s.ids).length,
+        (n) => n >= 4,
+        30_000,
+      );
       expect(seen[0].auth).toBe('Bearer s3cret');
       expect(new Set(seen.flatMap((s) => s.ids))).toEqual(new Set(['orders/0/0', 'orders/0/1', 'orders/0/2', 'orders/0/3']));
     } finally {

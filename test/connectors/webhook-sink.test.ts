@@ -70,7 +70,12 @@ describe('webhook sink', () => {
     expect(res.status).toBe(200);
     const c = await startConnect(file);
     try {
-      const status = await waitFor('299 delivered and 1 dead-lettered', () => c.status(), (s) => s[0]?.records === 300 && s[0].deadLettered === 1, 60_000);
+      const status = await waitFor(
+        '299 delivered and 1 dead-lettered',
+        () => c.status(),
+        (s) => s[0]?.records === 300 && s[0].deadLettered === 1,
+        60_000,
+      );
       expect(delivered.size).toBe(299);
       expect(delivered.has('events/0/137')).toBe(false);
       expect(status[0].retries).toBeGreaterThanOrEqual(failFirst);
@@ -83,12 +88,22 @@ describe('webhook sink', () => {
       expect(headers).toMatchObject({ 'tributary.dlq.topic': 'events', 'tributary.dlq.offset': '137', 'tributary.dlq.status': '422' });
       expect(headers['tributary.dlq.reason']).toContain('poison');
       // The offsets are committed to the group named after the connector: a restart sends nothing again.
-      const group = await waitFor('group caught up', async () => (await (await fetch(`${hub.url}/v1/groups/hooks`)).json()) as { offsets: Array<{ topic: string; committed: number; lag: number }> }, (g) => g.offsets?.length > 0 && g.offsets.every((o) => o.lag === 0), 30_000);
+      const group = await waitFor(
+        'group caught up',
+        async () => (await (await fetch(`${hub.url}/v1/groups/hooks`)).json()) as { offsets: Array<{ topic: string; committed: number; lag: number }> },
+        (g) => g.offsets?.length > 0 && g.offsets.every((o) => o.lag === 0),
+        30_000,
+      );
       expect(group.offsets.filter((o) => o.topic === 'events').reduce((n, o) => n + o.committed, 0)).toBe(300);
       await c.stop();
       const before = attempts;
       const again = await startConnect(file);
-      await waitFor('restarted', () => again.status(), (s) => s[0]?.state === 'running', 30_000);
+      await waitFor(
+        'restarted',
+        () => again.status(),
+        (s) => s[0]?.state === 'running',
+        30_000,
+      );
       await new Promise((r) => setTimeout(r, 500));
       expect(attempts).toBe(before);
       await again.stop();

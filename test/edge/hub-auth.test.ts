@@ -86,7 +86,12 @@ describe('edge worker → hub with auth on', () => {
     const statuses: number[] = [];
     let limited: Awaited<ReturnType<typeof ingest>> | undefined;
     for (let i = 0; i < 10 && !limited; i++) {
-      const res = await ingest(edge.url, 'sensors.rate', Array.from({ length: 5 }, (_, k) => ({ i, k })), { token: device, sequence: i * 5 });
+      const res = await ingest(
+        edge.url,
+        'sensors.rate',
+        Array.from({ length: 5 }, (_, k) => ({ i, k })),
+        { token: device, sequence: i * 5 },
+      );
       statuses.push(res.status);
       if (res.status === 429) limited = res;
     }

@@ -91,7 +91,16 @@ describe('edge worker → hub', () => {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({
-        records: [{ key: 'thermo-4', value: { t: 1 }, headers: [['device-id', 'thermo-4'], ['received-at', new Date().toISOString()]] }],
+        records: [
+          {
+            key: 'thermo-4',
+            value: { t: 1 },
+            headers: [
+              ['device-id', 'thermo-4'],
+              ['received-at', new Date().toISOString()],
+            ],
+          },
+        ],
         producerId: 'device:thermo-4',
         sequence: 7,
       }),

@@ -8,11 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { GroupState, type AssignmentOut } from '../../server/broker/group-state.ts';
 import { assignSticky } from '../../server/broker/sticky-assignor.ts';
 
-type Step =
-  | { do: 'join'; id: string; partitions?: number }
-  | { do: 'remove'; id: string }
-  | { do: 'confirm'; id: string; generation: number }
-  | { do: 'grow'; partitions: number };
+type Step = { do: 'join'; id: string; partitions?: number } | { do: 'remove'; id: string } | { do: 'confirm'; id: string; generation: number } | { do: 'grow'; partitions: number };
 
 interface Row {
   name: string;
@@ -47,12 +43,20 @@ const TABLE: Row[] = [
     when: { do: 'join', id: 'b' },
     state: 'rebalancing',
     generation: 2,
-    sent: { a: [[0, 1], [2, 3]] },
+    sent: {
+      a: [
+        [0, 1],
+        [2, 3],
+      ],
+    },
     holds: { a: [0, 1], b: [] },
   },
   {
     name: 'rebalancing → stable: the confirm hands the revoked partitions on',
-    given: [{ do: 'join', id: 'a' }, { do: 'join', id: 'b' }],
+    given: [
+      { do: 'join', id: 'a' },
+      { do: 'join', id: 'b' },
+    ],
     when: { do: 'confirm', id: 'a', generation: 2 },
     state: 'stable',
     generation: 2,
@@ -61,7 +65,10 @@ const TABLE: Row[] = [
   },
   {
     name: 'a stale confirm (older generation than the revocation) frees nothing',
-    given: [{ do: 'join', id: 'a' }, { do: 'join', id: 'b' }],
+    given: [
+      { do: 'join', id: 'a' },
+      { do: 'join', id: 'b' },
+    ],
     when: { do: 'confirm', id: 'a', generation: 1 },
     state: 'rebalancing',
     generation: 2,
@@ -69,7 +76,11 @@ const TABLE: Row[] = [
   },
   {
     name: 'stable → stable: a leave frees its partitions at once (no confirm needed)',
-    given: [{ do: 'join', id: 'a' }, { do: 'join', id: 'b' }, { do: 'confirm', id: 'a', generation: 2 }],
+    given: [
+      { do: 'join', id: 'a' },
+      { do: 'join', id: 'b' },
+      { do: 'confirm', id: 'a', generation: 2 },
+    ],
     when: { do: 'remove', id: 'b' },
     state: 'stable',
     generation: 3,
@@ -77,7 +88,10 @@ const TABLE: Row[] = [
   },
   {
     name: 'rebalancing → stable: the revoking member expires; its pending partitions are free',
-    given: [{ do: 'join', id: 'a' }, { do: 'join', id: 'b' }],
+    given: [
+      { do: 'join', id: 'a' },
+      { do: 'join', id: 'b' },
+    ],
     when: { do: 'remove', id: 'a' },
     state: 'stable',
     generation: 3,
@@ -86,7 +100,11 @@ const TABLE: Row[] = [
   { name: 'stable → empty: the last member leaves', given: [{ do: 'join', id: 'a' }], when: { do: 'remove', id: 'a' }, state: 'empty', generation: 2, sent: {} },
   {
     name: 'stable → stable: a grown topic gives the new partitions out without moving others',
-    given: [{ do: 'join', id: 'a' }, { do: 'join', id: 'b' }, { do: 'confirm', id: 'a', generation: 2 }],
+    given: [
+      { do: 'join', id: 'a' },
+      { do: 'join', id: 'b' },
+      { do: 'confirm', id: 'a', generation: 2 },
+    ],
     when: { do: 'grow', partitions: 6 },
     state: 'stable',
     generation: 3,
@@ -94,7 +112,11 @@ const TABLE: Row[] = [
   },
   {
     name: 'a third member takes one from each, revoked cooperatively',
-    given: [{ do: 'join', id: 'a', partitions: 6 }, { do: 'join', id: 'b', partitions: 6 }, { do: 'confirm', id: 'a', generation: 2 }],
+    given: [
+      { do: 'join', id: 'a', partitions: 6 },
+      { do: 'join', id: 'b', partitions: 6 },
+      { do: 'confirm', id: 'a', generation: 2 },
+    ],
     when: { do: 'join', id: 'c', partitions: 6 },
     state: 'rebalancing',
     generation: 3,

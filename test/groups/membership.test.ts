@@ -85,10 +85,14 @@ describe('consumer groups', () => {
     expect(movedAfterMs).toBeGreaterThanOrEqual(SESSION_TIMEOUT_MS - 300);
     expect(a.sub.assignment().length).toBe(3);
 
-    await waitFor(() => {
-      const seen = new Set([...keysOf(a.seen), ...keysOf(b.seen), ...keysOf(c.seen)]);
-      return seen.size >= 600;
-    }, 15_000, 'every record handled');
+    await waitFor(
+      () => {
+        const seen = new Set([...keysOf(a.seen), ...keysOf(b.seen), ...keysOf(c.seen)]);
+        return seen.size >= 600;
+      },
+      15_000,
+      'every record handled',
+    );
     // c may have handled its queue after the cut; the new owners still go to the end of its partitions.
     await waitFor(() => cParts.every((p) => [...a.seen, ...b.seen].some((r) => r.partition === p && r.offset === 99)), 15_000, 'the new owners to reach the end');
     // Nothing lost; the new owners started at c's last commit exactly (duplicates only above it).

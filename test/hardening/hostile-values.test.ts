@@ -65,7 +65,7 @@ async function refusedRaw(encode: (id: number) => Uint8Array): Promise<{ code: s
 }
 
 const records = {
-  'key': [{ k: `k${MARK}`, v: bytes('x') }],
+  key: [{ k: `k${MARK}`, v: bytes('x') }],
   'header 0 name': [{ k: 'k', v: bytes('x'), h: [[`n${MARK}`, 'v']] }],
   'header 0 value': [{ k: 'k', v: bytes('x'), h: [['n', `v${MARK}`]] }],
 };

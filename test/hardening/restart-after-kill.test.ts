@@ -47,11 +47,15 @@ describe('restart right after kill -9', () => {
     dirs.push(dataDir);
     // `sleep` never reaps the hub it inherits from the shell: once killed,
     // the hub stays in state Z for as long as the parent lives.
-    const parent = spawn('sh', ['-c', '"$0" "$@" & echo "HUBPID=$!"; exec sleep 600', process.execPath, path.join(ROOT, 'bin/tributary.mjs'), 'serve', '--host', '127.0.0.1', '--port', '0', '--data', dataDir], {
-      cwd: ROOT,
-      env: { ...process.env, TRIBUTARY_LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const parent = spawn(
+      'sh',
+      ['-c', '"$0" "$@" & echo "HUBPID=$!"; exec sleep 600', process.execPath, path.join(ROOT, 'bin/tributary.mjs'), 'serve', '--host', '127.0.0.1', '--port', '0', '--data', dataDir],
+      {
+        cwd: ROOT,
+        env: { ...process.env, TRIBUTARY_LOG_LEVEL: 'warn' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     others.push(parent);
     let out = '';
     parent.stdout!.on('data', (d) => (out += d));

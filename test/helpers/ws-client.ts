@@ -67,12 +67,14 @@ export class WsClient {
   decode = true;
 
   private constructor(readonly ws: WebSocket) {
-    this.closed = new Promise((resolve) => ws.once('close', (code, reason) => {
-      for (const p of this.pending.values()) p.reject(new TributaryError('INTERNAL', `connection closed (${code} ${reason.toString()})`));
-      this.pending.clear();
-      this.wake();
-      resolve({ code, reason: reason.toString() });
-    }));
+    this.closed = new Promise((resolve) =>
+      ws.once('close', (code, reason) => {
+        for (const p of this.pending.values()) p.reject(new TributaryError('INTERNAL', `connection closed (${code} ${reason.toString()})`));
+        this.pending.clear();
+        this.wake();
+        resolve({ code, reason: reason.toString() });
+      }),
+    );
     ws.on('message', (data: Buffer) => this.onMessage(data));
   }
 

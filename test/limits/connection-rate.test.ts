@@ -56,10 +56,14 @@ describe('connection rate per address', () => {
 
     // 1/s: a token comes back within a second or so; the upgrade succeeds once it has.
     let again: WsClient | undefined;
-    await waitFor(async () => {
-      again = await WsClient.connect(hub.wsUrl).catch(() => undefined);
-      return again !== undefined;
-    }, 10_000, 'the bucket to refill');
+    await waitFor(
+      async () => {
+        again = await WsClient.connect(hub.wsUrl).catch(() => undefined);
+        return again !== undefined;
+      },
+      10_000,
+      'the bucket to refill',
+    );
     open.push(again!);
     await expect(again!.request({ t: 'ping' })).resolves.toMatchObject({ t: 'ok' });
 

@@ -187,14 +187,28 @@ describe('per-connection quotas', () => {
   let hub: Hub;
   beforeAll(async () => {
     hub = await startAuthHub([
-      '--topic-fsync', 'never',
+      '--topic-fsync',
+      'never',
       // A small steady byte rate with a large burst: a light client never runs out, a flooding one does at once.
-      '--produce-bytes-per-sec', '65536', '--produce-bytes-burst', String(8 * 1024 * 1024),
-      '--produce-events-per-sec', '100000', '--produce-events-burst', '100000',
-      '--max-subscriptions-per-connection', '2', '--max-in-flight-per-connection', '3',
+      '--produce-bytes-per-sec',
+      '65536',
+      '--produce-bytes-burst',
+      String(8 * 1024 * 1024),
+      '--produce-events-per-sec',
+      '100000',
+      '--produce-events-burst',
+      '100000',
+      '--max-subscriptions-per-connection',
+      '2',
+      '--max-in-flight-per-connection',
+      '3',
       // A slow refill (1/s) so that a loaded machine's pause between two posts cannot refill the burst.
-      '--http-produce-events-per-sec', '1', '--http-produce-events-burst', '10',
-      '--idle-timeout-ms', '1500',
+      '--http-produce-events-per-sec',
+      '1',
+      '--http-produce-events-burst',
+      '10',
+      '--idle-timeout-ms',
+      '1500',
     ]);
     hubs.push(hub);
     await createTopic(hub, 'quota');

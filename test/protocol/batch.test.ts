@@ -1,10 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { crc32c as nativeCrc } from '@node-rs/crc32';
-import {
-  checkBatch, decodeBatch, decodeBatches, encodeBatch, readBatchHeader, stampBatch, batchSizeAt,
-  crc32c, TributaryError, type EncodedRecord,
-} from '../../protocol/index.ts';
+import { checkBatch, decodeBatch, decodeBatches, encodeBatch, readBatchHeader, stampBatch, batchSizeAt, crc32c, TributaryError, type EncodedRecord } from '../../protocol/index.ts';
 
 const native = (b: Uint8Array, s = 0, e = b.length) => nativeCrc(Buffer.from(b.buffer, b.byteOffset + s, e - s));
 
@@ -49,9 +46,7 @@ describe('record batch', () => {
             records[i].key === null ? null : typeof records[i].key === 'string' ? records[i].key : Array.from(records[i].key as Uint8Array),
           );
           expect(r.value === null ? null : Array.from(r.value)).toEqual(records[i].value === null ? null : Array.from(records[i].value!));
-          expect(r.headers.map(([n, v]) => [n, typeof v === 'string' ? v : Array.from(v)])).toEqual(
-            records[i].headers.map(([n, v]) => [n, typeof v === 'string' ? v : Array.from(v)]),
-          );
+          expect(r.headers.map(([n, v]) => [n, typeof v === 'string' ? v : Array.from(v)])).toEqual(records[i].headers.map(([n, v]) => [n, typeof v === 'string' ? v : Array.from(v)]));
         });
       }),
       { numRuns: 200 },
@@ -62,7 +57,11 @@ describe('record batch', () => {
     const recs = [0, 1, 2].map((i) => ({ key: null, value: new Uint8Array([i]), encoding: 'bytes' as const, headers: [], timestamp: 5 }));
     const b = encodeBatch({ producerId: 'p', baseSequence: 10, records: recs.map((r, i) => ({ ...r, sequenceDelta: i * 3, offsetDelta: i * 2 })) });
     setBase(b, 100);
-    expect(decodeBatch(b).map((r) => [r.offset, r.sequence])).toEqual([[100, 10], [102, 13], [104, 16]]);
+    expect(decodeBatch(b).map((r) => [r.offset, r.sequence])).toEqual([
+      [100, 10],
+      [102, 13],
+      [104, 16],
+    ]);
     expect(readBatchHeader(b).lastOffsetDelta).toBe(4);
     expect(readBatchHeader(b).lastSequenceDelta).toBe(6);
   });
@@ -154,9 +153,15 @@ describe('UTF-8 validation in the deep check', () => {
       }
     };
     fc.assert(
-      fc.property(fc.oneof(fc.uint8Array({ maxLength: 12 }), fc.string({ unit: 'binary', maxLength: 8 }).map((s) => new TextEncoder().encode(s))), (b) => {
-        expect(isUtf8(b, 0, b.length)).toBe(valid(b));
-      }),
+      fc.property(
+        fc.oneof(
+          fc.uint8Array({ maxLength: 12 }),
+          fc.string({ unit: 'binary', maxLength: 8 }).map((s) => new TextEncoder().encode(s)),
+        ),
+        (b) => {
+          expect(isUtf8(b, 0, b.length)).toBe(valid(b));
+        },
+      ),
       { numRuns: 5000 },
     );
     for (const bad of [[0xc0, 0x80], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80], [0xe2, 0x82], [0xff]]) expect(isUtf8(new Uint8Array(bad), 0, bad.length)).toBe(false);

@@ -16,15 +16,31 @@ const validByDecoder = (b: Uint8Array): boolean => {
 /** A deterministic PRNG, so a failure reproduces. */
 function rng(seed: number): () => number {
   let s = seed >>> 0;
-  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
 }
 
 describe('isValidUtf8', () => {
   it('agrees with a fatal TextDecoder on edge cases and on 20,000 random byte strings', () => {
     const cases = [
-      [], [0x41], [0xc3, 0x28], [0xc0, 0x80], [0xc2, 0x80], [0xe0, 0x80, 0x80], [0xe0, 0xa0, 0x80], [0xed, 0x9f, 0xbf], [0xed, 0xa0, 0x80],
-      [0xef, 0xbf, 0xbd], [0xf0, 0x8f, 0xbf, 0xbf], [0xf0, 0x90, 0x80, 0x80], [0xf4, 0x8f, 0xbf, 0xbf], [0xf4, 0x90, 0x80, 0x80], [0xf5, 0x80, 0x80, 0x80],
-      [0xe2, 0x82], [0xf0, 0x9f, 0x98], [0x80], [0xff],
+      [],
+      [0x41],
+      [0xc3, 0x28],
+      [0xc0, 0x80],
+      [0xc2, 0x80],
+      [0xe0, 0x80, 0x80],
+      [0xe0, 0xa0, 0x80],
+      [0xed, 0x9f, 0xbf],
+      [0xed, 0xa0, 0x80],
+      [0xef, 0xbf, 0xbd],
+      [0xf0, 0x8f, 0xbf, 0xbf],
+      [0xf0, 0x90, 0x80, 0x80],
+      [0xf4, 0x8f, 0xbf, 0xbf],
+      [0xf4, 0x90, 0x80, 0x80],
+      [0xf5, 0x80, 0x80, 0x80],
+      [0xe2, 0x82],
+      [0xf0, 0x9f, 0x98],
+      [0x80],
+      [0xff],
     ];
     for (const c of cases) expect(isValidUtf8(Uint8Array.from(c)), c.join(' ')).toBe(validByDecoder(Uint8Array.from(c)));
     const r = rng(12);
@@ -39,9 +55,38 @@ describe('isValidUtf8', () => {
 describe('scanCbor', () => {
   it('passes everything the codec encodes, and finds no invalid text in it', () => {
     const values: unknown[] = [
-      0, -1, 2 ** 40, -(2 ** 40), 1.5, true, null, undefined, 'héllo ✓ 😀', new Uint8Array(300), [], {}, { a: [1, { b: 'x' }] },
-      { t: 'produce', id: 7, topic: 'orders', records: [{ k: 'k', v: new Uint8Array([1, 2]), h: [['n', 'v'], ['b', new Uint8Array(1)]], ts: Date.now() }] },
-      'x'.repeat(70_000), Array.from({ length: 1000 }, (_, i) => i), new Date(0),
+      0,
+      -1,
+      2 ** 40,
+      -(2 ** 40),
+      1.5,
+      true,
+      null,
+      undefined,
+      'héllo ✓ 😀',
+      new Uint8Array(300),
+      [],
+      {},
+      { a: [1, { b: 'x' }] },
+      {
+        t: 'produce',
+        id: 7,
+        topic: 'orders',
+        records: [
+          {
+            k: 'k',
+            v: new Uint8Array([1, 2]),
+            h: [
+              ['n', 'v'],
+              ['b', new Uint8Array(1)],
+            ],
+            ts: Date.now(),
+          },
+        ],
+      },
+      'x'.repeat(70_000),
+      Array.from({ length: 1000 }, (_, i) => i),
+      new Date(0),
     ];
     for (const v of values) expect(scanCbor(encodeCbor(v), 64), JSON.stringify(v)?.slice(0, 40)).toEqual({ invalidText: false });
   });

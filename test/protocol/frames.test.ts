@@ -1,8 +1,21 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import {
-  decodeClientFrame, encodeCbor, TributaryError, LIMITS, ackOffsets, ERRORS, httpStatusOf, closeCodeOf,
-  isValidTopicName, recordFromJson, recordToJson, parseWireRecord, encodeBatch, decodeBatch, stampBatch,
+  decodeClientFrame,
+  encodeCbor,
+  TributaryError,
+  LIMITS,
+  ackOffsets,
+  ERRORS,
+  httpStatusOf,
+  closeCodeOf,
+  isValidTopicName,
+  recordFromJson,
+  recordToJson,
+  parseWireRecord,
+  encodeBatch,
+  decodeBatch,
+  stampBatch,
 } from '../../protocol/index.ts';
 
 const produce = (extra: Record<string, unknown> = {}) => ({ t: 'produce', id: 1, topic: 'orders', records: [{ k: 'a', v: new Uint8Array([1]) }], ...extra });
@@ -30,16 +43,20 @@ describe('client frame decoder', () => {
   it('never throws on random CBOR values', () => {
     const anyValue = fc.anything({ maxDepth: 3, withTypedArray: true, withNullPrototype: false });
     fc.assert(
-      fc.property(fc.record({ t: fc.constantFrom('hello', 'auth', 'produce', 'subscribe', 'credit', 'unsubscribe', 'commit', 'metadata', 'ping', 'x'), id: fc.oneof(fc.nat(), anyValue) }, { requiredKeys: [] }), fc.dictionary(fc.string({ maxLength: 10 }), anyValue, { maxKeys: 6 }), (base, extra) => {
-        let bytes: Uint8Array;
-        try {
-          bytes = encodeCbor({ ...extra, ...base });
-        } catch {
-          return; // value not representable in CBOR
-        }
-        const r = decodeClientFrame(bytes);
-        if (!r.ok) expect(r.error).toBeInstanceOf(TributaryError);
-      }),
+      fc.property(
+        fc.record({ t: fc.constantFrom('hello', 'auth', 'produce', 'subscribe', 'credit', 'unsubscribe', 'commit', 'metadata', 'ping', 'x'), id: fc.oneof(fc.nat(), anyValue) }, { requiredKeys: [] }),
+        fc.dictionary(fc.string({ maxLength: 10 }), anyValue, { maxKeys: 6 }),
+        (base, extra) => {
+          let bytes: Uint8Array;
+          try {
+            bytes = encodeCbor({ ...extra, ...base });
+          } catch {
+            return; // value not representable in CBOR
+          }
+          const r = decodeClientFrame(bytes);
+          if (!r.ok) expect(r.error).toBeInstanceOf(TributaryError);
+        },
+      ),
       { numRuns: 2000 },
     );
   });
@@ -96,9 +113,21 @@ describe('client frame decoder', () => {
 
 describe('acks', () => {
   it('maps compact per-partition parts back to request order', () => {
-    const parts = [{ p: 1, o: 50, r: [0, 2] }, { p: 0, o: 10, r: [1] }, { p: 2, o: 0, r: [3], offs: [7] }];
-    expect(ackOffsets({ parts }, 4)).toEqual([{ partition: 1, offset: 50 }, { partition: 0, offset: 10 }, { partition: 1, offset: 51 }, { partition: 2, offset: 7 }]);
-    expect(ackOffsets({ parts: [{ p: 3, o: 100 }] }, 2)).toEqual([{ partition: 3, offset: 100 }, { partition: 3, offset: 101 }]);
+    const parts = [
+      { p: 1, o: 50, r: [0, 2] },
+      { p: 0, o: 10, r: [1] },
+      { p: 2, o: 0, r: [3], offs: [7] },
+    ];
+    expect(ackOffsets({ parts }, 4)).toEqual([
+      { partition: 1, offset: 50 },
+      { partition: 0, offset: 10 },
+      { partition: 1, offset: 51 },
+      { partition: 2, offset: 7 },
+    ]);
+    expect(ackOffsets({ parts: [{ p: 3, o: 100 }] }, 2)).toEqual([
+      { partition: 3, offset: 100 },
+      { partition: 3, offset: 101 },
+    ]);
   });
 });
 
@@ -126,7 +155,14 @@ describe('JSON record model', () => {
   it('shows json values as JSON, bytes as $base64, and round-trips through a batch', () => {
     const now = 1_700_000_000_000;
     const inputs = [
-      { key: 'k', value: { temperature: 21.5 }, headers: [['device-id', 'd1'], ['raw', { $base64: 'AAE=' }]] },
+      {
+        key: 'k',
+        value: { temperature: 21.5 },
+        headers: [
+          ['device-id', 'd1'],
+          ['raw', { $base64: 'AAE=' }],
+        ],
+      },
       { key: { $base64: 'AQI=' }, value: { $base64: 'aGVsbG8=' } },
       { value: null },
     ];
@@ -134,7 +170,16 @@ describe('JSON record model', () => {
     const batch = encodeBatch({ records });
     stampBatch(batch, 0, 0, now);
     const out = decodeBatch(batch).map(recordToJson);
-    expect(out[0]).toEqual({ offset: 0, timestamp: now, key: 'k', value: { temperature: 21.5 }, headers: [['device-id', 'd1'], ['raw', { $base64: 'AAE=' }]] });
+    expect(out[0]).toEqual({
+      offset: 0,
+      timestamp: now,
+      key: 'k',
+      value: { temperature: 21.5 },
+      headers: [
+        ['device-id', 'd1'],
+        ['raw', { $base64: 'AAE=' }],
+      ],
+    });
     expect(out[1]).toMatchObject({ key: { $base64: 'AQI=' }, value: { $base64: 'aGVsbG8=' } });
     expect(out[2].value).toBeNull();
   });
@@ -153,7 +198,14 @@ describe('produce frames in batch form', () => {
     expect(r.ok && r.frame).toMatchObject({ t: 'produce', batches: [{ partition: 2, recordCount: 2, producerId: 'dev-1', baseSequence: 40, lastSequence: 42, maxTimestamp: 5 }] });
   });
   it.each([
-    ['a flipped bit', (b: Uint8Array) => { b[b.length - 1] ^= 1; return b; }, 'CORRUPT_BATCH'],
+    [
+      'a flipped bit',
+      (b: Uint8Array) => {
+        b[b.length - 1] ^= 1;
+        return b;
+      },
+      'CORRUPT_BATCH',
+    ],
     ['a length that lies', (b: Uint8Array) => b.subarray(0, b.length - 1), 'BAD_BATCH'],
     ['trailing bytes', (b: Uint8Array) => Uint8Array.from([...b, 0]), 'BAD_BATCH'],
   ])('refuses a batch with %s', (_n, damage, code) => {

@@ -47,7 +47,13 @@ describe('key → partition, as Kafka picks it', () => {
   it('murmur2 gives the hashes Kafka gives for known keys', () => {
     // Values produced by Kafka's Utils.murmur2, as other Kafka-compatible
     // projects record them in their own tests.
-    const known: Array<[string, number]> = [['1', -1993445489], ['12', 126087238], ['123', -267702483], ['1234', -1614185708], ['12345', -1188365604]];
+    const known: Array<[string, number]> = [
+      ['1', -1993445489],
+      ['12', 126087238],
+      ['123', -267702483],
+      ['1234', -1614185708],
+      ['12345', -1188365604],
+    ];
     for (const [key, hash] of known) {
       expect(murmur2(new TextEncoder().encode(key))).toBe(hash);
       expect(javaMurmur2(new TextEncoder().encode(key))).toBe(hash);

@@ -38,74 +38,78 @@ afterAll(async () => {
 });
 
 describe('webhook sink under hub SIGKILLs, cut connections and its own SIGKILL', () => {
-  it(`${ROUNDS} faults: every acknowledged record delivered at least once`, async () => {
-    const dir = tempDir('tributary-connector-crash-');
-    dirs.push(dir);
-    // Short group sessions: a killed connector's partitions move to its successor within the test's time.
-    const env = { TRIBUTARY_GROUPS_SESSION_TIMEOUT_MS: '3000', TRIBUTARY_GROUPS_HEARTBEAT_INTERVAL_MS: '500' };
-    hub = await startHub({ env });
-    dirs.push(hub.dataDir);
-    const dataDir = hub.dataDir;
-    await createTopic(hub.url, TOPIC, 3);
-    proxy = await startTcpProxy(hub.port);
+  it(
+    `${ROUNDS} faults: every acknowledged record delivered at least once`,
+    async () => {
+      const dir = tempDir('tributary-connector-crash-');
+      dirs.push(dir);
+      // Short group sessions: a killed connector's partitions move to its successor within the test's time.
+      const env = { TRIBUTARY_GROUPS_SESSION_TIMEOUT_MS: '3000', TRIBUTARY_GROUPS_HEARTBEAT_INTERVAL_MS: '500' };
+      hub = await startHub({ env });
+      dirs.push(hub.dataDir);
+      const dataDir = hub.dataDir;
+      await createTopic(hub.url, TOPIC, 3);
+      proxy = await startTcpProxy(hub.port);
 
-    const delivered = new Map<number, number>(); // n → times posted
-    server = http.createServer((req, res) => {
-      let body = '';
-      req.on('data', (d) => (body += d));
-      req.on('end', () => {
-        const { records } = JSON.parse(body) as { records: Array<{ value: { n: number } }> };
-        for (const r of records) delivered.set(r.value.n, (delivered.get(r.value.n) ?? 0) + 1);
-        res.writeHead(204).end();
+      const delivered = new Map<number, number>(); // n → times posted
+      server = http.createServer((req, res) => {
+        let body = '';
+        req.on('data', (d) => (body += d));
+        req.on('end', () => {
+          const { records } = JSON.parse(body) as { records: Array<{ value: { n: number } }> };
+          for (const r of records) delivered.set(r.value.n, (delivered.get(r.value.n) ?? 0) + 1);
+          res.writeHead(204).end();
+        });
       });
-    });
-    await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
-    const file = path.join(dir, 'hooks.yaml');
-    fs.writeFileSync(
-      file,
-      [
-        `hub: { url: ${proxy.wsUrl} }`,
-        'connectors:',
-        '  - name: hooks',
-        '    type: webhook-sink',
-        `    topic: ${TOPIC}`,
-        `    url: http://127.0.0.1:${(server.address() as { port: number }).port}/ingest`,
-        '    batchSize: 50',
-        '    backoff: { baseMs: 50, capMs: 300 }',
-      ].join('\n'),
-    );
-    load = startLoad({ url: proxy.wsUrl, topic: TOPIC, name: 'producer', base: 0, dir, window: 200 });
-    connect = await startConnect(file);
+      await new Promise<void>((r) => server!.listen(0, '127.0.0.1', r));
+      const file = path.join(dir, 'hooks.yaml');
+      fs.writeFileSync(
+        file,
+        [
+          `hub: { url: ${proxy.wsUrl} }`,
+          'connectors:',
+          '  - name: hooks',
+          '    type: webhook-sink',
+          `    topic: ${TOPIC}`,
+          `    url: http://127.0.0.1:${(server.address() as { port: number }).port}/ingest`,
+          '    batchSize: 50',
+          '    backoff: { baseMs: 50, capMs: 300 }',
+        ].join('\n'),
+      );
+      load = startLoad({ url: proxy.wsUrl, topic: TOPIC, name: 'producer', base: 0, dir, window: 200 });
+      connect = await startConnect(file);
 
-    const seed = Date.now();
-    let rand = seed;
-    const next = (): number => ((rand = (rand * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
-    const faults: string[] = [];
-    for (let round = 0; round < ROUNDS; round++) {
-      const target = delivered.size + 50 + Math.floor(next() * 300);
-      await waitFor(() => delivered.size >= target, 60_000, `round ${round} (seed ${seed}, after ${faults.join(', ')}): ${target} records delivered\n${connect!.output()}`);
-      if (round % 3 === 0) {
-        faults.push('hub SIGKILL');
-        await hub.kill();
-        hub = await startHub({ dataDir, env });
-        proxy.retarget(hub.port);
-      } else if (round % 3 === 1) {
-        faults.push('cut');
-        proxy.cutAll();
-      } else {
-        faults.push('connector SIGKILL');
-        await connect.kill();
-        connect = await startConnect(file);
+      const seed = Date.now();
+      let rand = seed;
+      const next = (): number => (rand = (rand * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+      const faults: string[] = [];
+      for (let round = 0; round < ROUNDS; round++) {
+        const target = delivered.size + 50 + Math.floor(next() * 300);
+        await waitFor(() => delivered.size >= target, 60_000, `round ${round} (seed ${seed}, after ${faults.join(', ')}): ${target} records delivered\n${connect!.output()}`);
+        if (round % 3 === 0) {
+          faults.push('hub SIGKILL');
+          await hub.kill();
+          hub = await startHub({ dataDir, env });
+          proxy.retarget(hub.port);
+        } else if (round % 3 === 1) {
+          faults.push('cut');
+          proxy.cutAll();
+        } else {
+          faults.push('connector SIGKILL');
+          await connect.kill();
+          connect = await startConnect(file);
+        }
       }
-    }
 
-    await load.finish(60_000);
-    const acked = [...load.acked.keys()];
-    const missing = (): number[] => acked.filter((n) => !delivered.has(n));
-    await waitFor(() => missing().length === 0, 90_000, `seed ${seed}: every acknowledged record delivered (missing ${missing().length}, first ${missing().slice(0, 5).join(', ')})`);
-    expect(acked.length).toBeGreaterThan(ROUNDS * 50);
-    expect(missing()).toEqual([]);
-    // At-least-once: re-deliveries after the faults are allowed, records that were never produced are not.
-    expect([...delivered.keys()].filter((n) => !load!.acked.has(n))).toEqual([]);
-  }, SOAK ? 1_800_000 : 480_000); // idle: well under a minute; a loaded shared machine needs the headroom
+      await load.finish(60_000);
+      const acked = [...load.acked.keys()];
+      const missing = (): number[] => acked.filter((n) => !delivered.has(n));
+      await waitFor(() => missing().length === 0, 90_000, `seed ${seed}: every acknowledged record delivered (missing ${missing().length}, first ${missing().slice(0, 5).join(', ')})`);
+      expect(acked.length).toBeGreaterThan(ROUNDS * 50);
+      expect(missing()).toEqual([]);
+      // At-least-once: re-deliveries after the faults are allowed, records that were never produced are not.
+      expect([...delivered.keys()].filter((n) => !load!.acked.has(n))).toEqual([]);
+    },
+    SOAK ? 1_800_000 : 480_000,
+  ); // idle: well under a minute; a loaded shared machine needs the headroom
 });

@@ -52,7 +52,11 @@ beforeAll(async () => {
   const made = await fetch(`${hub.url}/v1/topics`, { method: 'POST', body: JSON.stringify({ name: 'c', partitions: 1, config: { segmentBytes: 4096 } }) });
   expect(made.status).toBe(201);
   for (let n = 0; n < RECORDS; n++) {
-    const res = await fetch(`${hub.url}/v1/topics/c/records`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ records: [{ value: `record-${n}-${'y'.repeat(300)}` }] }) });
+    const res = await fetch(`${hub.url}/v1/topics/c/records`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ records: [{ value: `record-${n}-${'y'.repeat(300)}` }] }),
+    });
     expect(res.status).toBe(200);
   }
   await hub.stop();

@@ -56,7 +56,11 @@ async function produceUntil(url: string, from: number, stopAfterRefusals: number
   let n = from;
   let refused = 0;
   while (refused < stopAfterRefusals && n < from + max) {
-    const res = await fetch(`${url}/v1/topics/full/records`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ records: [{ key: 'k', value: { n, filler } }] }) });
+    const res = await fetch(`${url}/v1/topics/full/records`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ records: [{ key: 'k', value: { n, filler } }] }),
+    });
     const body = (await res.json()) as { error?: { code?: string; retriable?: boolean } };
     if (res.status === 200) {
       acked.push(n);
@@ -102,10 +106,14 @@ describe.skipIf(skipReason !== undefined)('disk full (20 MB tmpfs)', () => {
     // Space returns: the hub takes writes again without a restart.
     fs.rmSync(hog);
     let resumed: Awaited<ReturnType<typeof produceUntil>> | undefined;
-    await waitFor(async () => {
-      resumed = await produceUntil(url, first.next, 1, 5);
-      return resumed.acked.length === 5;
-    }, 30_000, 'produce to succeed again after space returned');
+    await waitFor(
+      async () => {
+        resumed = await produceUntil(url, first.next, 1, 5);
+        return resumed.acked.length === 5;
+      },
+      30_000,
+      'produce to succeed again after space returned',
+    );
     const all = await storedNumbers(url);
     expect(all.slice(0, first.acked.length)).toEqual(first.acked);
     expect(all.slice(first.acked.length).filter((n) => n < first.next)).toEqual([]);

@@ -33,30 +33,34 @@ afterAll(async () => {
 });
 
 describe('producers and a subscriber through delays, cuts and half-closes', () => {
-  it(`${EVENTS} events: exactly once in the log, gap-free reads`, async () => {
-    const clientDir = tempDir('tributary-flaky-clients-');
-    dirs.push(clientDir);
-    hub = await startHub();
-    dirs.push(hub.dataDir);
-    await createTopic(hub.url, TOPIC, PARTITIONS);
-    proxy = await startTcpProxy(hub.port);
-    const seed = Date.now() % 1_000_000;
-    proxy.chaos({ minBytes: 2_000, maxBytes: 48_000, maxDelayMs: 15, halfCloseShare: 0.25, seed });
+  it(
+    `${EVENTS} events: exactly once in the log, gap-free reads`,
+    async () => {
+      const clientDir = tempDir('tributary-flaky-clients-');
+      dirs.push(clientDir);
+      hub = await startHub();
+      dirs.push(hub.dataDir);
+      await createTopic(hub.url, TOPIC, PARTITIONS);
+      proxy = await startTcpProxy(hub.port);
+      const seed = Date.now() % 1_000_000;
+      proxy.chaos({ minBytes: 2_000, maxBytes: 48_000, maxDelayMs: 15, halfCloseShare: 0.25, seed });
 
-    for (const [i, name] of ['p0', 'p1'].entries()) loads.push(startLoad({ url: proxy.wsUrl, topic: TOPIC, name, base: i * 1_000_000, dir: clientDir }));
-    reader = startReader({ url: proxy.wsUrl, topic: TOPIC, file: `${clientDir}/reader.outbox` });
-    const acked = (): number => loads.reduce((s, l) => s + l.acked.size, 0);
+      for (const [i, name] of ['p0', 'p1'].entries()) loads.push(startLoad({ url: proxy.wsUrl, topic: TOPIC, name, base: i * 1_000_000, dir: clientDir }));
+      reader = startReader({ url: proxy.wsUrl, topic: TOPIC, file: `${clientDir}/reader.outbox` });
+      const acked = (): number => loads.reduce((s, l) => s + l.acked.size, 0);
 
-    await waitFor(() => acked() >= EVENTS, SOAK ? 1_500_000 : 150_000, `seed ${seed}: ${EVENTS} acks through the chaos (have ${acked()})`);
-    for (const l of loads) await l.finish(60_000);
-    const log = await readLog(hub.url, TOPIC, PARTITIONS); // straight from the hub, not through the proxy
-    const total = log.reduce((s, p) => s + p.length, 0);
-    const deliveries = reader.deliveries;
-    await waitFor(() => deliveries.length >= total, 60_000, `seed ${seed}: the reader to reach ${total} records (has ${deliveries.length})`);
+      await waitFor(() => acked() >= EVENTS, SOAK ? 1_500_000 : 150_000, `seed ${seed}: ${EVENTS} acks through the chaos (have ${acked()})`);
+      for (const l of loads) await l.finish(60_000);
+      const log = await readLog(hub.url, TOPIC, PARTITIONS); // straight from the hub, not through the proxy
+      const total = log.reduce((s, p) => s + p.length, 0);
+      const deliveries = reader.deliveries;
+      await waitFor(() => deliveries.length >= total, 60_000, `seed ${seed}: the reader to reach ${total} records (has ${deliveries.length})`);
 
-    expect(proxy.cuts, 'the chaos cut connections').toBeGreaterThan(10);
-    expect(proxy.halfCloses, 'the chaos half-closed connections').toBeGreaterThan(2);
-    expect(logProblems(log, loads), `seed ${seed}`).toBe('');
-    expect(deliveryProblems(log, deliveries), `seed ${seed}`).toBe('');
-  }, SOAK ? 1_800_000 : 480_000); // idle: well under a minute; a loaded shared machine needs the headroom
+      expect(proxy.cuts, 'the chaos cut connections').toBeGreaterThan(10);
+      expect(proxy.halfCloses, 'the chaos half-closed connections').toBeGreaterThan(2);
+      expect(logProblems(log, loads), `seed ${seed}`).toBe('');
+      expect(deliveryProblems(log, deliveries), `seed ${seed}`).toBe('');
+    },
+    SOAK ? 1_800_000 : 480_000,
+  ); // idle: well under a minute; a loaded shared machine needs the headroom
 });

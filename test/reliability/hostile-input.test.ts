@@ -77,7 +77,10 @@ const anyValue = fc.oneof(
 const mutatedFrame = fc
   .record({
     template: fc.constantFrom(...TEMPLATES),
-    edits: fc.array(fc.tuple(fc.oneof(fc.constantFrom('t', 'id', 'topic', 'records', 'batches', 'from', 'seq', 'pid', 'sub', 'offsets', 'group', 'token', 'v'), fc.string({ maxLength: 8 })), fc.option(anyValue)), { maxLength: 4 }),
+    edits: fc.array(
+      fc.tuple(fc.oneof(fc.constantFrom('t', 'id', 'topic', 'records', 'batches', 'from', 'seq', 'pid', 'sub', 'offsets', 'group', 'token', 'v'), fc.string({ maxLength: 8 })), fc.option(anyValue)),
+      { maxLength: 4 },
+    ),
   })
   .map(({ template, edits }) => {
     const f: Record<string, unknown> = { ...template };
@@ -146,7 +149,7 @@ describe('hostile input', () => {
     });
     const raw = fc.sample(mutatedBytes, RUNS);
     const { closes } = await throwAtHub([...frames, ...raw]);
-    if (process.env.SHOW_FUZZ) console.log("closes", [...closes]);
+    if (process.env.SHOW_FUZZ) console.log('closes', [...closes]);
     // Every close the hub chose is one of its documented 4xxx codes.
     for (const code of closes.keys()) expect(code, `close code ${code}`).toBeGreaterThanOrEqual(4000);
     await healthy();
@@ -187,7 +190,22 @@ describe('hostile input', () => {
   });
 
   it('random requests on every HTTP route answer a status with a JSON error, never a 5xx from a crash', async () => {
-    const paths = ['/', '/livez', '/healthz', '/metrics', '/v1/topics', '/v1/topics/canary', '/v1/topics/canary/records', '/v1/topics/canary/partitions/0/records', '/v1/groups', '/v1/groups/g', '/v1/connectors', '/v1/topics/%00', '/v1/topics/..%2f..', '/v1/topics/canary/partitions/-1/records'];
+    const paths = [
+      '/',
+      '/livez',
+      '/healthz',
+      '/metrics',
+      '/v1/topics',
+      '/v1/topics/canary',
+      '/v1/topics/canary/records',
+      '/v1/topics/canary/partitions/0/records',
+      '/v1/groups',
+      '/v1/groups/g',
+      '/v1/connectors',
+      '/v1/topics/%00',
+      '/v1/topics/..%2f..',
+      '/v1/topics/canary/partitions/-1/records',
+    ];
     const query = fc.constantFrom('', '?offset=-1', '?offset=1e400', '?limit=abc', '?offset=0&limit=99999999', '?timestamp=x', '?maxBytes=0', '?internal=true');
     const body = fc.oneof(
       fc.json().map((s) => ({ type: 'application/json', data: s as string | Uint8Array })),
@@ -197,8 +215,16 @@ describe('hostile input', () => {
     );
     // Mostly methods a route has, so that the bodies reach the handlers; some that it has not.
     const routes: Array<[string, string]> = [
-      ['POST', '/v1/topics'], ['PATCH', '/v1/topics/canary'], ['PATCH', '/v1/topics/fuzzed'], ['POST', '/v1/topics/canary/records'], ['POST', '/v1/topics/fuzzed/records'],
-      ['GET', '/v1/topics/canary/partitions/0/records'], ['GET', '/v1/topics/canary'], ['POST', '/v1/groups/g/reset'], ['DELETE', '/v1/groups/g'], ['DELETE', '/v1/topics/fuzzed'],
+      ['POST', '/v1/topics'],
+      ['PATCH', '/v1/topics/canary'],
+      ['PATCH', '/v1/topics/fuzzed'],
+      ['POST', '/v1/topics/canary/records'],
+      ['POST', '/v1/topics/fuzzed/records'],
+      ['GET', '/v1/topics/canary/partitions/0/records'],
+      ['GET', '/v1/topics/canary'],
+      ['POST', '/v1/groups/g/reset'],
+      ['DELETE', '/v1/groups/g'],
+      ['DELETE', '/v1/topics/fuzzed'],
     ];
     const request = fc.oneof(
       { weight: 4, arbitrary: fc.record({ route: fc.constantFrom(...routes), query, body }).map(({ route, query, body }) => ({ method: route[0], path: route[1], query, body })) },
@@ -209,13 +235,13 @@ describe('hostile input', () => {
     for (const r of samples) {
       // Deleting the canary is a legal request; keep it to prove the log is untouched.
       if (r.method === 'DELETE' && r.path === '/v1/topics/canary') continue;
-      const res = await fetch(`${hub.url}${r.path}${r.query}`, { method: r.method, headers: { 'content-type': r.body.type }, body: r.method === "GET" ? undefined : (r.body.data as BodyInit) });
+      const res = await fetch(`${hub.url}${r.path}${r.query}`, { method: r.method, headers: { 'content-type': r.body.type }, body: r.method === 'GET' ? undefined : (r.body.data as BodyInit) });
       statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
       const text = await res.text();
       if (res.status >= 400 && res.status !== 404 && r.path !== '/') expect(() => JSON.parse(text), `${r.method} ${r.path}${r.query} → ${res.status} ${text.slice(0, 80)}`).not.toThrow();
       expect(res.status, `${r.method} ${r.path}${r.query} → ${res.status} ${text.slice(0, 200)}`).toBeLessThan(500);
     }
-    if (process.env.SHOW_FUZZ) console.log("statuses", [...statuses]);
+    if (process.env.SHOW_FUZZ) console.log('statuses', [...statuses]);
     expect([...statuses.keys()].some((s) => s >= 400)).toBe(true);
     await healthy();
     expect(await readAll('canary')).toBe(canary);

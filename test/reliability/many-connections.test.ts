@@ -116,9 +116,13 @@ beforeAll(async () => {
   if (skipReason) return;
   hub = await startHub({
     args: [
-      '--max-connections', String(COUNT + 100),
+      '--max-connections',
+      String(COUNT + 100),
       // One test process opening them all from a few addresses is not the abuse the per-address rate limit is for.
-      '--connections-per-sec-per-address', '1000000', '--connections-burst-per-address', '1000000',
+      '--connections-per-sec-per-address',
+      '1000000',
+      '--connections-burst-per-address',
+      '1000000',
     ],
   });
   const made = await fetch(`${hub.url}/v1/topics`, { method: 'POST', body: JSON.stringify({ name: 'pulse', partitions: 1 }) });
@@ -132,55 +136,63 @@ afterAll(async () => {
 });
 
 describe.skipIf(skipReason !== '')(`${COUNT} concurrent connections${skipReason ? ` (skipped: ${skipReason})` : ''}`, () => {
-  it('holds them, stays responsive, and frees their memory and fds once they drop at once', async () => {
-    const pid = hub!.proc.pid!;
-    // The hub inherits this process's limit; say so plainly if it could not hold them.
-    expect(fdLimit(pid), 'hub fd limit').toBeGreaterThanOrEqual(needFds);
+  it(
+    'holds them, stays responsive, and frees their memory and fds once they drop at once',
+    async () => {
+      const pid = hub!.proc.pid!;
+      // The hub inherits this process's limit; say so plainly if it could not hold them.
+      expect(fdLimit(pid), 'hub fd limit').toBeGreaterThanOrEqual(needFds);
 
-    // Baseline after a first round trip, so that the heap holds its working set.
-    await roundTrip(hub!, 'warm', 10_000);
-    await waitFor(async () => (await metric(hub!, 'tributary_connections')) === 0, 10_000, 'the warm-up clients to be gone');
-    const baseRss = rssBytes(pid);
-    const baseFds = openFds(pid);
+      // Baseline after a first round trip, so that the heap holds its working set.
+      await roundTrip(hub!, 'warm', 10_000);
+      await waitFor(async () => (await metric(hub!, 'tributary_connections')) === 0, 10_000, 'the warm-up clients to be gone');
+      const baseRss = rssBytes(pid);
+      const baseFds = openFds(pid);
 
-    const started = Date.now();
-    sockets = await openAll(hub!, COUNT);
-    const openedMs = Date.now() - started;
-    await waitFor(async () => (await metric(hub!, 'tributary_connections')) === COUNT, 30_000, `${COUNT} connections counted by the hub`);
-    // (A few baseline fds, such as an HTTP keep-alive socket, may have closed meanwhile.)
-    expect(openFds(pid)).toBeGreaterThanOrEqual(baseFds + COUNT - 10);
-    const heldRss = rssBytes(pid);
-    const countedMs = Date.now() - started;
+      const started = Date.now();
+      sockets = await openAll(hub!, COUNT);
+      const openedMs = Date.now() - started;
+      await waitFor(async () => (await metric(hub!, 'tributary_connections')) === COUNT, 30_000, `${COUNT} connections counted by the hub`);
+      // (A few baseline fds, such as an HTTP keep-alive socket, may have closed meanwhile.)
+      expect(openFds(pid)).toBeGreaterThanOrEqual(baseFds + COUNT - 10);
+      const heldRss = rssBytes(pid);
+      const countedMs = Date.now() - started;
 
-    // Responsive while they are all held.
-    const duringMs = await roundTrip(hub!, 'during', 20_000);
+      // Responsive while they are all held.
+      const duringMs = await roundTrip(hub!, 'during', 20_000);
 
-    // Drop them all at once: FIN on every socket in one go.
-    for (const s of sockets) s.destroy();
-    sockets = [];
-    await waitFor(async () => (await metric(hub!, 'tributary_connections')) === 0, 30_000, 'the hub to see every connection close');
-    await waitFor(() => openFds(pid) <= baseFds + 10, 30_000, `hub fds back near ${baseFds} (now ${openFds(pid)})`);
+      // Drop them all at once: FIN on every socket in one go.
+      for (const s of sockets) s.destroy();
+      sockets = [];
+      await waitFor(async () => (await metric(hub!, 'tributary_connections')) === 0, 30_000, 'the hub to see every connection close');
+      await waitFor(() => openFds(pid) <= baseFds + 10, 30_000, `hub fds back near ${baseFds} (now ${openFds(pid)})`);
 
-    // Responsive after, and the traffic gives V8 a reason to collect the closed connections' objects.
-    const afterMs = await roundTrip(hub!, 'after', 10_000);
+      // Responsive after, and the traffic gives V8 a reason to collect the closed connections' objects.
+      const afterMs = await roundTrip(hub!, 'after', 10_000);
 
-    // Memory goes back near the baseline: within half of what the connections cost (V8 collects lazily, malloc keeps some), at least 16 MiB.
-    const growth = heldRss - baseRss;
-    const allowed = Math.max(16 * MiB, growth / 2);
-    let pulses = 0;
-    await waitFor(async () => {
-      if (rssBytes(pid) <= baseRss + allowed) return true;
-      await roundTrip(hub!, `pulse-${pulses++}`, 10_000);
-      return false;
-    }, 60_000, `hub RSS back within ${(allowed / MiB).toFixed(0)} MiB of ${(baseRss / MiB).toFixed(0)} MiB (held ${(heldRss / MiB).toFixed(0)} MiB, now ${(rssBytes(pid) / MiB).toFixed(0)} MiB)`);
-    const afterRss = rssBytes(pid);
-
-    if (process.env.SHOW_RSS) {
-      console.log(
-        `${COUNT} connections opened in ${openedMs} ms (counted by the hub at ${countedMs} ms); RSS ${(baseRss / MiB).toFixed(1)} → ${(heldRss / MiB).toFixed(1)} → ${(afterRss / MiB).toFixed(1)} MiB ` +
-          `(${(growth / COUNT / 1024).toFixed(2)} KiB each); fds ${baseFds} → ${baseFds + COUNT}+ → ${openFds(pid)}; round trip during ${duringMs} ms, after ${afterMs} ms`,
+      // Memory goes back near the baseline: within half of what the connections cost (V8 collects lazily, malloc keeps some), at least 16 MiB.
+      const growth = heldRss - baseRss;
+      const allowed = Math.max(16 * MiB, growth / 2);
+      let pulses = 0;
+      await waitFor(
+        async () => {
+          if (rssBytes(pid) <= baseRss + allowed) return true;
+          await roundTrip(hub!, `pulse-${pulses++}`, 10_000);
+          return false;
+        },
+        60_000,
+        `hub RSS back within ${(allowed / MiB).toFixed(0)} MiB of ${(baseRss / MiB).toFixed(0)} MiB (held ${(heldRss / MiB).toFixed(0)} MiB, now ${(rssBytes(pid) / MiB).toFixed(0)} MiB)`,
       );
-    }
-    expect(hub!.proc.exitCode).toBeNull();
-  }, SOAK ? 600_000 : 180_000);
+      const afterRss = rssBytes(pid);
+
+      if (process.env.SHOW_RSS) {
+        console.log(
+          `${COUNT} connections opened in ${openedMs} ms (counted by the hub at ${countedMs} ms); RSS ${(baseRss / MiB).toFixed(1)} → ${(heldRss / MiB).toFixed(1)} → ${(afterRss / MiB).toFixed(1)} MiB ` +
+            `(${(growth / COUNT / 1024).toFixed(2)} KiB each); fds ${baseFds} → ${baseFds + COUNT}+ → ${openFds(pid)}; round trip during ${duringMs} ms, after ${afterMs} ms`,
+        );
+      }
+      expect(hub!.proc.exitCode).toBeNull();
+    },
+    SOAK ? 600_000 : 180_000,
+  );
 });

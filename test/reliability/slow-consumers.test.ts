@@ -71,10 +71,13 @@ async function timedPhase(producer: WsClient, topic: string, fast: Array<{ c: Ws
 beforeAll(async () => {
   hub = await startHub({
     args: [
-      '--send-high-water-bytes', String(SEND_HIGH_WATER_BYTES),
-      '--max-buffered-bytes-per-connection', String(MAX_BUFFERED_BYTES_PER_CONNECTION),
+      '--send-high-water-bytes',
+      String(SEND_HIGH_WATER_BYTES),
+      '--max-buffered-bytes-per-connection',
+      String(MAX_BUFFERED_BYTES_PER_CONNECTION),
       // Stuck consumers stay connected through the test: the bound is on memory, not on closing them.
-      '--slow-consumer-timeout-ms', '600000',
+      '--slow-consumer-timeout-ms',
+      '600000',
     ],
   });
 });
@@ -91,10 +94,12 @@ describe(`${STUCK} stuck consumers beside ${FAST} fast ones`, () => {
 
     // Baseline: the fast consumers alone.
     await createTopic('alone');
-    const alone = await Promise.all(Array.from({ length: FAST }, async () => {
-      const c = await client();
-      return { c, sub: (await c.subscribe('alone', { from: 'earliest' })).sub };
-    }));
+    const alone = await Promise.all(
+      Array.from({ length: FAST }, async () => {
+        const c = await client();
+        return { c, sub: (await c.subscribe('alone', { from: 'earliest' })).sub };
+      }),
+    );
     // Warm-up phase first, so that both measured phases start from a working-size heap.
     await timedPhase(producer, 'alone', alone, PHASE_BYTES);
     const aloneMs = await timedPhase(producer, 'alone', alone, 2 * PHASE_BYTES);
@@ -110,10 +115,12 @@ describe(`${STUCK} stuck consumers beside ${FAST} fast ones`, () => {
       // The same with 50 more consumers that read the first request and then stop reading.
       await createTopic('crowded');
       await producer.produce('crowded', [{ v: bytes('first') }]);
-      const fast = await Promise.all(Array.from({ length: FAST }, async () => {
-        const c = await client();
-        return { c, sub: (await c.subscribe('crowded', { from: 'earliest' })).sub };
-      }));
+      const fast = await Promise.all(
+        Array.from({ length: FAST }, async () => {
+          const c = await client();
+          return { c, sub: (await c.subscribe('crowded', { from: 'earliest' })).sub };
+        }),
+      );
       stuck = [];
       for (let i = 0; i < STUCK; i++) {
         const c = await client();
@@ -136,7 +143,8 @@ describe(`${STUCK} stuck consumers beside ${FAST} fast ones`, () => {
     // Memory: at most each stuck connection's configured send-buffer cap, plus slack.
     const bound = STUCK * MAX_BUFFERED_BYTES_PER_CONNECTION + RSS_SLACK_BYTES;
     const growth = peak - baseline;
-    if (process.env.SHOW_RSS) console.log(`RSS growth ${(growth / MiB).toFixed(1)} MiB (bound ${bound / MiB} MiB), unread ${(unread / MiB).toFixed(0)} MiB, alone ${aloneMs} ms, crowded ${crowdedMs} ms`);
+    if (process.env.SHOW_RSS)
+      console.log(`RSS growth ${(growth / MiB).toFixed(1)} MiB (bound ${bound / MiB} MiB), unread ${(unread / MiB).toFixed(0)} MiB, alone ${aloneMs} ms, crowded ${crowdedMs} ms`);
     expect(growth, `hub RSS grew ${(growth / MiB).toFixed(0)} MiB while ${(unread / MiB).toFixed(0)} MiB waited for ${STUCK} stuck consumers`).toBeLessThan(bound);
 
     // Rate: the fast ones are not held back by the stuck ones.

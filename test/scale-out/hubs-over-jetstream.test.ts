@@ -79,7 +79,14 @@ describe.skipIf(!process.env.TRIBUTARY_JETSTREAM_FAULT_TESTS)('hubs over a JetSt
     await producer.flush();
     await waitFor(() => got.length >= total, 60_000, `hub B delivering ${total} records (has ${got.length})`).catch(async (err) => {
       const parts = [0, 1, 2].map((p) => got.filter((r) => r.partition === p).length);
-      throw new Error(`${String(err)}; per partition ${parts}; B says ${await (await fetch(`${b.url}/v1/topics/orders`)).text()}\n${b.output().split('\n').filter((l) => !/"level":(20|30)/.test(l)).slice(-12).join('\n')}`);
+      throw new Error(
+        `${String(err)}; per partition ${parts}; B says ${await (await fetch(`${b.url}/v1/topics/orders`)).text()}\n${b
+          .output()
+          .split('\n')
+          .filter((l) => !/"level":(20|30)/.test(l))
+          .slice(-12)
+          .join('\n')}`,
+      );
     });
     await new Promise((r) => setTimeout(r, 300)); // proves a negative: a duplicate would show up now
     expect(deliveryProblems(got, total)).toBe('');

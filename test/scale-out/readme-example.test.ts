@@ -20,7 +20,10 @@ function exampleLines(): string[] {
   const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
   const section = readme.slice(readme.indexOf('## Many hubs over a NATS JetStream cluster'));
   const block = /```sh\n([\s\S]*?)```/.exec(section)![1];
-  return block.split('\n').map((l) => l.replace(/\s+#.*$/, '').trim()).filter((l) => l !== '');
+  return block
+    .split('\n')
+    .map((l) => l.replace(/\s+#.*$/, '').trim())
+    .filter((l) => l !== '');
 }
 
 /** Three consecutive free ports for clients (the script uses BASE_PORT..+2). */
@@ -59,7 +62,11 @@ describe('README: many hubs over a NATS JetStream cluster', () => {
     const lines = exampleLines();
     expect(lines[0]).toMatch(/^scripts\/nats-cluster\.sh &$/);
     const base = await freeRange();
-    cluster = spawn('bash', [path.join(ROOT, 'scripts/nats-cluster.sh')], { env: { ...process.env, BASE_PORT: String(base), ROUTE_BASE: String(base + 2000) }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    cluster = spawn('bash', [path.join(ROOT, 'scripts/nats-cluster.sh')], {
+      env: { ...process.env, BASE_PORT: String(base), ROUTE_BASE: String(base + 2000) },
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     cluster.stdout!.on('data', (d) => (out += d));
     cluster.stderr!.on('data', (d) => (out += d));

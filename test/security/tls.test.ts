@@ -36,10 +36,29 @@ function get(url: string, headers: Record<string, string> = {}): Promise<{ statu
 
 beforeAll(async () => {
   if (!hasOpenssl) return;
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=localhost',
-    '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-days', '1', '-keyout', keyFile, '-out', certFile,
-  ], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      '-days',
+      '1',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+    ],
+    { stdio: 'ignore' },
+  );
   ca = fs.readFileSync(certFile);
   hub = await startAuthHub(['--tls-cert', certFile, '--tls-key', keyFile], { waitHealthy: false });
   await waitFor(async () => (await get(`${hub.url}/healthz`).catch(() => ({ status: 0 }))).status === 200, 20_000, 'the TLS hub to be healthy');

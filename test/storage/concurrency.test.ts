@@ -49,6 +49,13 @@ describe('concurrency and bounded resources', () => {
     }
     const compacted = await readAll(s, 'c');
     const newest = new Map(compacted.map((r) => [r.key, valueText(r)!.replace(/\.+$/, '')]));
-    expect(newest).toEqual(new Map([['k0', 'v56'], ['k1', 'v57'], ['k2', 'v58'], ['k3', 'v59']]));
+    expect(newest).toEqual(
+      new Map([
+        ['k0', 'v56'],
+        ['k1', 'v57'],
+        ['k2', 'v58'],
+        ['k3', 'v59'],
+      ]),
+    );
   });
 });

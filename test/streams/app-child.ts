@@ -44,4 +44,11 @@ app
   .to(job.output);
 await app.start();
 setInterval(() => console.log(`STATE ${JSON.stringify({ metrics: app.metrics(), assignment: app.assignment(), positions: app.positions() })}`), 100);
-process.on('SIGTERM', () => void app.close().then(() => client.close()).then(() => process.exit(0)));
+process.on(
+  'SIGTERM',
+  () =>
+    void app
+      .close()
+      .then(() => client.close())
+      .then(() => process.exit(0)),
+);

@@ -98,7 +98,16 @@ async function expectExactCounts(output: string, events: InputEvent[], windowMs:
   expect(wrong.slice(0, 5)).toEqual([]);
 }
 
-const job = (name: string, isStatic: boolean) => ({ wsUrl: hub.wsUrl, httpUrl: hub.url, applicationId: name, input: `${name}-in`, output: `${name}-out`, windowMs: 10_000, static: isStatic, throttleMs: 3 });
+const job = (name: string, isStatic: boolean) => ({
+  wsUrl: hub.wsUrl,
+  httpUrl: hub.url,
+  applicationId: name,
+  input: `${name}-in`,
+  output: `${name}-out`,
+  windowMs: 10_000,
+  static: isStatic,
+  throttleMs: 3,
+});
 
 describe('failover (real hub, instances in processes of their own)', () => {
   it('an instance killed mid-stream: the next one restores from the changelog, nothing missing, nothing counted twice', async () => {
@@ -137,7 +146,11 @@ describe('failover (real hub, instances in processes of their own)', () => {
     instances.push(a, b);
     await waitFor(() => (a.state?.assignment.length ?? 0) > 0 && (b.state?.assignment.length ?? 0) > 0, 60_000, `both instances assigned\n${a.out}\n${b.out}`);
     // Killed while it holds partitions with work committed and work in flight (a member expelled under load first holds none).
-    await waitFor(() => (a.state?.metrics.processed ?? 0) >= 3_000 && (a.state?.metrics.commits ?? 0) > 0 && (a.state?.assignment.length ?? 0) > 0, 120_000, `first instance mid-stream: ${JSON.stringify(a.state)}\n${a.out}`);
+    await waitFor(
+      () => (a.state?.metrics.processed ?? 0) >= 3_000 && (a.state?.metrics.commits ?? 0) > 0 && (a.state?.assignment.length ?? 0) > 0,
+      120_000,
+      `first instance mid-stream: ${JSON.stringify(a.state)}\n${a.out}`,
+    );
     const aHeld = a.state!.assignment;
     await a.kill();
 

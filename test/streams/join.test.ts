@@ -49,11 +49,16 @@ describe('stream–table join (real hub)', () => {
     await app.start();
     await waitFor(() => rooms.size === 2 && rooms.get('r1')?.floor === 10, 30_000, 'table read');
 
-    await produceInput(client, 'readings', 2, ['r1', 'r2', 'r3', 'r1'].map((key, i) => ({ key, value: { c: 20 + i }, timestamp: t + 100 + i })));
+    await produceInput(
+      client,
+      'readings',
+      2,
+      ['r1', 'r2', 'r3', 'r1'].map((key, i) => ({ key, value: { c: 20 + i }, timestamp: t + 100 + i })),
+    );
     await waitFor(() => app.metrics().processed === 4, 30_000, 'readings processed');
     await app.close();
 
-    const out = (await readTopic(hub.url, 'readings-enriched')).map((r) => [r.key, r.value]).sort((a, b) => ((a[1] as { c: number }).c - (b[1] as { c: number }).c));
+    const out = (await readTopic(hub.url, 'readings-enriched')).map((r) => [r.key, r.value]).sort((a, b) => (a[1] as { c: number }).c - (b[1] as { c: number }).c);
     expect(out).toEqual([
       ['r1', { c: 20, floor: 10 }],
       ['r2', { c: 21, floor: 2 }],

@@ -99,7 +99,11 @@ describe('re-keying (real hub)', () => {
         // Records of different input partitions interleave in the repartition topic as they arrive, so
         // stream time there depends on timing; with a grace no record exceeds, nothing is late in either run.
         .window({ tumblingMs: 5_000, graceMs: 3_600_000 })
-        .aggregate(() => 0, (sum, r) => sum + r.value.amount, { name: 'sums' })
+        .aggregate(
+          () => 0,
+          (sum, r) => sum + r.value.amount,
+          { name: 'sums' },
+        )
         .to(`${id}-out`);
       await app.start();
       const expected = input.filter((e) => (e.value as Order).amount % 3 !== 0).length;

@@ -23,13 +23,18 @@ function harness(build: (app: ReturnType<typeof stream>) => void, counts: Record
   build(app);
   const metrics: StreamMetrics = { processed: 0, produced: 0, lateAccepted: 0, lateDropped: 0, skipped: 0, restoredRecords: 0, flushes: 0, commits: 0 };
   const task = (root: RootDef, partition = 0) =>
-    new Task(root, partition, { applicationId: 'app', instanceId: 'i', changelogTopic: app.topology.changelogTopic(root), maxPendingRecords: 1e9, maxBatchRecords: 1000, restoreTimeoutMs: 1000, produceTimeoutMs: 1000 }, {
-      client: offline as never,
-      metrics,
-      partitionCount: (t) => counts[t] ?? 1,
-      lookup: (t, k) => tables[t]?.[k],
-      commit: async () => undefined,
-    });
+    new Task(
+      root,
+      partition,
+      { applicationId: 'app', instanceId: 'i', changelogTopic: app.topology.changelogTopic(root), maxPendingRecords: 1e9, maxBatchRecords: 1000, restoreTimeoutMs: 1000, produceTimeoutMs: 1000 },
+      {
+        client: offline as never,
+        metrics,
+        partitionCount: (t) => counts[t] ?? 1,
+        lookup: (t, k) => tables[t]?.[k],
+        commit: async () => undefined,
+      },
+    );
   return { app, metrics, task, root: (topic: string) => app.topology.roots.get(topic)! };
 }
 
@@ -43,7 +48,15 @@ const values = (t: Task, topic?: string) =>
 
 describe('stateless steps', () => {
   it('filter + map + to: outputs land in their key partition with dense sequences per partition', () => {
-    const h = harness((app) => app.from<{ n: number }>('in').filter((r) => r.value.n % 2 === 0).map((r) => ({ key: `k${r.value.n % 5}`, value: { m: r.value.n * 10 } })).to('out'), { out: 3 });
+    const h = harness(
+      (app) =>
+        app
+          .from<{ n: number }>('in')
+          .filter((r) => r.value.n % 2 === 0)
+          .map((r) => ({ key: `k${r.value.n % 5}`, value: { m: r.value.n * 10 } }))
+          .to('out'),
+      { out: 3 },
+    );
     const t = h.task(h.root('in'));
     for (let n = 0; n < 100; n++) t.process(rec({ n }));
     const outs = t.pendingOutputs();
@@ -60,8 +73,14 @@ describe('stateless steps', () => {
 
   it('branch sends a record to the first matching branch only; merge joins streams again; flatMap fans out', () => {
     const h = harness((app) => {
-      const [small, big] = app.from<number>('in').branch((r) => r.value < 10, (r) => r.value < 100);
-      small.flatMapValues((r) => [r.value, r.value]).merge(big.mapValues((r) => -r.value)).to('out');
+      const [small, big] = app.from<number>('in').branch(
+        (r) => r.value < 10,
+        (r) => r.value < 100,
+      );
+      small
+        .flatMapValues((r) => [r.value, r.value])
+        .merge(big.mapValues((r) => -r.value))
+        .to('out');
     });
     const t = h.task(h.root('in'));
     for (const v of [1, 50, 500, 2]) t.process(rec(v));
@@ -77,27 +96,50 @@ describe('stateless steps', () => {
 
   it('stream–table join: inner drops records without a row, left keeps them with null', () => {
     const tables = { rooms: { r1: { floor: 3 } } };
-    const h = harness((app) => {
-      const rooms = app.table<{ floor: number }>('rooms');
-      const s = app.from<{ c: number }>('in');
-      s.join(rooms, (r, room) => ({ c: r.value.c, floor: room.floor })).to('inner');
-      s.join(rooms, (r, room) => ({ c: r.value.c, floor: room?.floor ?? null }), { left: true }).to('left');
-    }, {}, tables);
+    const h = harness(
+      (app) => {
+        const rooms = app.table<{ floor: number }>('rooms');
+        const s = app.from<{ c: number }>('in');
+        s.join(rooms, (r, room) => ({ c: r.value.c, floor: room.floor })).to('inner');
+        s.join(rooms, (r, room) => ({ c: r.value.c, floor: room?.floor ?? null }), { left: true }).to('left');
+      },
+      {},
+      tables,
+    );
     const t = h.task(h.root('in'));
     t.process(rec({ c: 20 }, 'r1'));
     t.process(rec({ c: 21 }, 'r2'));
     expect(values(t, 'inner')).toEqual([{ c: 20, floor: 3 }]);
-    expect(values(t, 'left')).toEqual([{ c: 20, floor: 3 }, { c: 21, floor: null }]);
+    expect(values(t, 'left')).toEqual([
+      { c: 20, floor: 3 },
+      { c: 21, floor: null },
+    ]);
   });
 });
 
 describe('re-keying and aggregation', () => {
   it('groupBy writes through the repartition topic keyed by the new key; the aggregate runs on that topic', () => {
-    const h = harness((app) => app.from<{ room: string; c: number }>('in').groupBy((r) => r.value.room, { name: 'by-room' }).aggregate(() => ({ n: 0, sum: 0 }), (a, r) => ({ n: a.n + 1, sum: a.sum + r.value.c })).to('out'), { 'app-by-room-repartition': 2 });
+    const h = harness(
+      (app) =>
+        app
+          .from<{ room: string; c: number }>('in')
+          .groupBy((r) => r.value.room, { name: 'by-room' })
+          .aggregate(
+            () => ({ n: 0, sum: 0 }),
+            (a, r) => ({ n: a.n + 1, sum: a.sum + r.value.c }),
+          )
+          .to('out'),
+      { 'app-by-room-repartition': 2 },
+    );
     expect([...h.app.topology.roots.keys()]).toEqual(['in', 'app-by-room-repartition']);
     expect(h.app.topology.changelogTopic(h.root('app-by-room-repartition'))).toBe('app-by-room-changelog');
     const src = h.task(h.root('in'));
-    for (const [room, c] of [['a', 1], ['b', 2], ['a', 3]] as const) src.process(rec({ room, c }, 'sensor-1'));
+    for (const [room, c] of [
+      ['a', 1],
+      ['b', 2],
+      ['a', 3],
+    ] as const)
+      src.process(rec({ room, c }, 'sensor-1'));
     const re = src.pendingOutputs();
     expect(re.every((o) => o.topic === 'app-by-room-repartition')).toBe(true);
     const agg = h.task(h.root('app-by-room-repartition'));
@@ -110,7 +152,11 @@ describe('re-keying and aggregation', () => {
   it('groupByKey without a key change needs no repartition; after a map it does', () => {
     const h = harness((app) => {
       app.from('in').groupByKey().count({ name: 'plain' });
-      app.from('in2').map((r) => ({ key: 'x', value: r.value })).groupByKey().count({ name: 'rekeyed' });
+      app
+        .from('in2')
+        .map((r) => ({ key: 'x', value: r.value }))
+        .groupByKey()
+        .count({ name: 'rekeyed' });
     });
     expect([...h.app.topology.roots.keys()]).toEqual(['in', 'in2', 'app-groupby-1-repartition']);
     expect(h.root('in').stores).toEqual([{ name: 'plain', kind: 'kv' }]);

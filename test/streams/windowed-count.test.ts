@@ -51,7 +51,12 @@ describe('windowed count (real hub)', () => {
     await createTopic(hub.url, 'late-out', 1);
     const t0 = 1_700_000_000_000; // a multiple of 1000: window [t0, t0+1000)
     const ts = [t0 + 100, t0 + 1200, t0 + 900 /* late, in grace */, t0 + 1600, t0 + 950 /* past grace */, t0 + 1700];
-    await produceInput(client, 'late-in', 1, ts.map((timestamp, i) => ({ key: 'sensor', value: { i }, timestamp })));
+    await produceInput(
+      client,
+      'late-in',
+      1,
+      ts.map((timestamp, i) => ({ key: 'sensor', value: { i }, timestamp })),
+    );
 
     const app = stream(client, { applicationId: 'late', httpUrl: hub.url, staticAssignment: 'all' });
     app.from('late-in').groupByKey().window({ tumblingMs: 1000, graceMs: 500 }).count({ name: 'c' }).to('late-out');

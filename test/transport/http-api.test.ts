@@ -139,11 +139,19 @@ describe('records', () => {
   });
 
   it('speaks CBOR both ways when asked', async () => {
-    const body = encodeCbor({ records: [{ k: 'c', v: new Uint8Array([1, 2, 3]) }, { v: encodeCbor({ a: 1 }), e: 2 }] });
+    const body = encodeCbor({
+      records: [
+        { k: 'c', v: new Uint8Array([1, 2, 3]) },
+        { v: encodeCbor({ a: 1 }), e: 2 },
+      ],
+    });
     const p = await call('POST', '/v1/topics/cbor/records', body, { 'content-type': 'application/cbor', accept: 'application/cbor' });
     expect(p.status).toBe(200);
     expect(p.headers.get('content-type')).toBe('application/cbor');
-    expect(p.json.offsets).toEqual([{ partition: 0, offset: 0 }, { partition: 0, offset: 1 }]);
+    expect(p.json.offsets).toEqual([
+      { partition: 0, offset: 0 },
+      { partition: 0, offset: 1 },
+    ]);
     const r = await call('GET', '/v1/topics/cbor/partitions/0/records?offset=0', undefined, { accept: 'application/cbor' });
     expect(r.json.records[0]).toMatchObject({ offset: 0, key: 'c', encoding: 'bytes' });
     expect(Array.from(r.json.records[0].value as Uint8Array)).toEqual([1, 2, 3]);

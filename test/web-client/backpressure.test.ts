@@ -82,7 +82,12 @@ describe('send() at the outbox bound', () => {
 
   it('sendMany into an offline outbox that cannot take them all says how many went in', async () => {
     const c = client({ url: 'ws://127.0.0.1:1/v1/ws', maxOutboxEvents: 7, maxBlockMs: 100 });
-    const err = await c.sendMany('many-full', Array.from({ length: 10 }, (_, n) => ({ value: n }))).catch((e) => e);
+    const err = await c
+      .sendMany(
+        'many-full',
+        Array.from({ length: 10 }, (_, n) => ({ value: n })),
+      )
+      .catch((e) => e);
     expect(err).toMatchObject({ code: 'OUTBOX_FULL', details: { enqueued: 7 } });
     expect(await c.pending()).toBe(7);
   });

@@ -25,8 +25,6 @@ afterAll(async () => {
   }
 });
 
-
-
 const events = (from: number, n: number) => Array.from({ length: n }, (_, i) => ({ key: `k${(from + i) % 17}`, value: { n: from + i } }));
 
 describe('pipelined produce under faults', () => {
@@ -112,7 +110,12 @@ describe('a topic whose partition count grows while events drain', () => {
       const partitions = [...new Set(list.map((x) => x.partition))];
       expect(partitions.length).toBeLessThanOrEqual(2);
       // Within a partition, offset order is send order; across the two, every event of the first-used partition precedes the other's.
-      const groups = partitions.map((p) => list.filter((x) => x.partition === p).sort((a, b) => a.offset - b.offset).map((x) => x.n));
+      const groups = partitions.map((p) =>
+        list
+          .filter((x) => x.partition === p)
+          .sort((a, b) => a.offset - b.offset)
+          .map((x) => x.n),
+      );
       for (const g of groups) expect(g).toEqual([...g].sort((a, b) => a - b));
       if (groups.length === 2) {
         moved++;

@@ -100,7 +100,10 @@ describe('web client subscriptions (Node, real hub)', () => {
   it('onBatch: one call per records frame, decoded values, no gap and no duplicate across cuts, and a throw stops it with the position before the batch', async () => {
     await createTopic(hub.url, 'bulk', 2);
     const producer = createClient({ url: hub.wsUrl, outbox: 'memory', name: 'bulk-producer' });
-    await producer.sendMany('bulk', Array.from({ length: 2000 }, (_, n) => ({ partition: n % 2, value: { n } })));
+    await producer.sendMany(
+      'bulk',
+      Array.from({ length: 2000 }, (_, n) => ({ partition: n % 2, value: { n } })),
+    );
     await producer.flush();
 
     const got: ConsumedRecord[] = [];

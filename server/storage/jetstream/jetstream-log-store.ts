@@ -291,27 +291,29 @@ export class JetStreamLogStore implements LogStore {
 
   /** Opens partitions up to meta.partitions (one grow at a time per topic: the catalog watch and the creator may both ask). */
   private grow(t: Topic, meta: TopicMeta): Promise<void> {
-    t.ready = t.ready.catch(() => undefined).then(async () => {
-      t.meta = meta;
-      t.config = { ...this.defaults, ...meta.config };
-      for (let p = t.partitions.length; p < meta.partitions; p++) {
-        let stream: string | undefined;
-        if (this.region) {
-          stream = mirrorStreamName(this.region, meta.name, p);
-          const cfg = this.mirrorConfig(meta.name, p, t.config);
-          await this.ensureStream(cfg).catch(async (err) => {
-            // This region's cluster may be smaller than the home one: keep one copy rather than none.
-            if (!/no suitable peers|insufficient resources/i.test(String(err)) || cfg.num_replicas === 1) throw err;
-            this.log.warn({ stream: cfg.name, replicas: cfg.num_replicas }, 'region too small for the topic\'s replicas: its mirror keeps 1');
-            await this.ensureStream({ ...cfg, num_replicas: 1 });
-          });
+    t.ready = t.ready
+      .catch(() => undefined)
+      .then(async () => {
+        t.meta = meta;
+        t.config = { ...this.defaults, ...meta.config };
+        for (let p = t.partitions.length; p < meta.partitions; p++) {
+          let stream: string | undefined;
+          if (this.region) {
+            stream = mirrorStreamName(this.region, meta.name, p);
+            const cfg = this.mirrorConfig(meta.name, p, t.config);
+            await this.ensureStream(cfg).catch(async (err) => {
+              // This region's cluster may be smaller than the home one: keep one copy rather than none.
+              if (!/no suitable peers|insufficient resources/i.test(String(err)) || cfg.num_replicas === 1) throw err;
+              this.log.warn({ stream: cfg.name, replicas: cfg.num_replicas }, "region too small for the topic's replicas: its mirror keeps 1");
+              await this.ensureStream({ ...cfg, num_replicas: 1 });
+            });
+          }
+          const part = new JsPartition(meta.name, p, this.env, stream);
+          await settled(() => part.refreshTail());
+          t.watches.push(await settled(() => this.watch(part)));
+          t.partitions.push(part);
         }
-        const part = new JsPartition(meta.name, p, this.env, stream);
-        await settled(() => part.refreshTail());
-        t.watches.push(await settled(() => this.watch(part)));
-        t.partitions.push(part);
-      }
-    });
+      });
     return t.ready;
   }
 
@@ -394,7 +396,11 @@ export class JetStreamLogStore implements LogStore {
   }
 
   private readOnly(what: string, topic: string): TributaryError {
-    return new TributaryError('FORBIDDEN', `${what}: this hub serves region ${this.region}, where topic ${String(topic).slice(0, 80)} is a read-only mirror; write through a hub of its home region`, { topic, mirror: true, region: this.region });
+    return new TributaryError('FORBIDDEN', `${what}: this hub serves region ${this.region}, where topic ${String(topic).slice(0, 80)} is a read-only mirror; write through a hub of its home region`, {
+      topic,
+      mirror: true,
+      region: this.region,
+    });
   }
 
   private async ensureStream(cfg: Partial<StreamConfig>): Promise<void> {

@@ -187,10 +187,23 @@ export class JsPartition {
     if (prod.firstSeq < -1) return Promise.reject(new TributaryError('BAD_SEQUENCE', 'negative base sequence'));
     return new Promise<AppendResult>((resolve, reject) => {
       const p: Pending = {
-        batch: b, count, pid: prod.pid, firstSeq: prod.firstSeq, lastSeq: prod.lastSeq,
+        batch: b,
+        count,
+        pid: prod.pid,
+        firstSeq: prod.firstSeq,
+        lastSeq: prod.lastSeq,
         msgId: prod.pid ? `${prod.pid}:${prod.firstSeq}-${prod.lastSeq}` : `${this.env.hubId}:${++this.msgCounter}`,
-        deadline: Date.now() + this.env.appendTimeoutMs, cached: null, entry: null,
-        seq: 0, base: 0, appendTime: 0, state: 'queued', storedAt: 0, error: null, resolve, reject,
+        deadline: Date.now() + this.env.appendTimeoutMs,
+        cached: null,
+        entry: null,
+        seq: 0,
+        base: 0,
+        appendTime: 0,
+        state: 'queued',
+        storedAt: 0,
+        error: null,
+        resolve,
+        reject,
       };
       if (!p.pid && !this.resyncing) return this.enqueue(p);
       // Producer checks run in arrival order (a producer's next batch may not overtake its previous one).
@@ -347,7 +360,12 @@ export class JsPartition {
             continue;
           }
           if (Date.now() > p.deadline) {
-            p.reject(new TributaryError('STORAGE_UNAVAILABLE', `append to ${this.topic}/${this.partition} not confirmed in time (${String(p.error)}); retry it`, { topic: this.topic, partition: this.partition }));
+            p.reject(
+              new TributaryError('STORAGE_UNAVAILABLE', `append to ${this.topic}/${this.partition} not confirmed in time (${String(p.error)}); retry it`, {
+                topic: this.topic,
+                partition: this.partition,
+              }),
+            );
             if (p.pid) this.producers.forget(p.pid);
             continue;
           }
