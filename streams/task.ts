@@ -30,7 +30,7 @@ import { WindowStore } from './window-store.ts';
 
 export interface TaskSettings {
   applicationId: string;
-  /** This instance's id: names the producer of its changelog writes (a new owner starts a new one). */
+  /** This instance's id: part of the producer id of its changelog writes (each ownership adds a nonce, see Task). */
   instanceId: string;
   changelogTopic: string;
   /** Flush once this many outputs and changed keys are waiting (the handler then waits for the flush). */
@@ -48,6 +48,13 @@ export interface TaskEnv {
   lookup(table: string, key: string): unknown;
   /** Commits the next input offset of this partition to the group. */
   commit(partition: number, offset: number): Promise<void>;
+}
+
+/** 48 random bits naming one ownership of a task (ids stay well under LIMITS.maxProducerIdBytes). */
+function tenureNonce(): string {
+  const b = new Uint8Array(6);
+  globalThis.crypto.getRandomValues(b);
+  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 }
 
 interface PendingOutput {
@@ -81,7 +88,10 @@ export class Task implements TaskContext {
   ) {
     this.metrics = env.metrics;
     this.producerId = taskProducerId(s.applicationId, root.topic, partition);
-    this.changelogPid = `${this.producerId}.changelog.${s.instanceId}`;
+    // One changelog producer per ownership, not per instance: an instance that gets a partition back
+    // (revoked, then reassigned) must not reuse the id, or the hub answers its fence (sequence 0) and
+    // its writes as duplicates of its previous tenure's, and the restore stops at that old fence.
+    this.changelogPid = `${this.producerId}.changelog.${s.instanceId}.${tenureNonce()}`;
     for (const def of root.stores) this.stores.set(def.name, def.kind === 'kv' ? new KeyValueStore(def.name) : new WindowStore(def.name, def.kind === 'session'));
   }
 

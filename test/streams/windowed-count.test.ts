@@ -3,7 +3,8 @@
  * equals the count computed from the input itself, every window's updates
  * are exactly 1, 2, …, n (nothing lost, nothing counted twice), and late
  * events inside the grace period count while later ones are dropped and
- * counted in the metric.
+ * counted in the metric; an instance restarted under the same instanceId
+ * restores its state rather than having its fence taken for a duplicate.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, type Client } from '../../web-client/node.ts';
@@ -44,6 +45,32 @@ describe('windowed count (real hub)', () => {
     for (const [w, n] of expected) expect(latest.get(w), w).toBe(n);
     for (const [w, u] of updates) expect(u, w).toEqual(Array.from({ length: expected.get(w)! }, (_, i) => i + 1));
     expect(app.metrics().lateDropped).toBe(0);
+  }, 300_000);
+
+  it('an instance restarted under the same instanceId restores its state (each ownership has its own changelog producer)', async () => {
+    await createTopic(hub.url, 'reclicks', 2);
+    await createTopic(hub.url, 'reclicks-per-10s', 2);
+    const events = keyedEvents(4_000, 50, 1_700_000_000_000, 3);
+    const run = async (n: number) => {
+      const app = stream(client, { applicationId: 'recount', httpUrl: hub.url, staticAssignment: 'all', instanceId: 'fixed' });
+      app.from('reclicks').groupByKey().window({ tumblingMs: 10_000, graceMs: 60_000 }).count({ name: 'per-10s' }).to('reclicks-per-10s');
+      await app.start();
+      await waitFor(() => app.metrics().processed >= n, 120_000, `${n} records processed`);
+      await app.close();
+      return app.metrics();
+    };
+    await produceInput(client, 'reclicks', 2, events.slice(0, 2_000), 'reclicks-1');
+    await run(2_000);
+    await produceInput(client, 'reclicks', 2, events.slice(2_000), 'reclicks-2');
+    // Same changelog producer as the first run would make its fence a "duplicate" of the old one: nothing restored, counts restart.
+    const second = await run(2_000);
+    expect(second.restoredRecords).toBeGreaterThan(0);
+    expect(second.processed).toBe(2_000);
+
+    const { latest, updates } = await windowResults(hub.url, 'reclicks-per-10s');
+    const expected = directCounts(events, 10_000);
+    expect(latest.size).toBe(expected.size);
+    for (const [w, u] of updates) expect(u, w).toEqual(Array.from({ length: expected.get(w)! }, (_, i) => i + 1));
   }, 300_000);
 
   it('late events inside grace are counted; later ones are dropped and counted in a metric', async () => {
