@@ -154,7 +154,7 @@ describe(`${STUCK} stuck consumers beside ${FAST} fast ones`, () => {
     const resumed = stuck.slice(0, FAST);
     await Promise.all(stuck.slice(FAST).map(({ c }) => c.close()));
     for (const { c } of resumed) c.resumeReading();
-    await waitFor(() => resumed.every(({ c, sub }) => c.deliveredBytes(sub) >= PHASE_BYTES), 60_000, 'resumed consumers to catch up');
+    await waitFor(() => resumed.every(({ c, sub }) => c.deliveredBytes(sub) >= PHASE_BYTES), 180_000, 'resumed consumers to catch up');
     await waitFor(async () => (await metric('tributary_paused_connections')) === 0, 20_000, 'no paused connections');
   }, 300_000);
 });
