@@ -1,4 +1,5 @@
 /** Small DOM helpers: elements built from text (never from HTML strings holding hub data). */
+export { formatBytes } from '../web-client/format.ts';
 export function el<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<string, string> = {}, ...children: Array<Node | string>): HTMLElementTagNameMap[K] {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs)) {
@@ -17,18 +18,6 @@ export function table(id: string, header: string[], rows: Array<Array<Node | str
   if (!rows.length) body.append(el('tr', {}, el('td', { colspan: String(header.length), class: 'muted' }, empty)));
   for (const r of rows) body.append(el('tr', {}, ...r.map((c) => el('td', {}, typeof c === 'number' ? String(c) : c))));
   return t;
-}
-
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n / 1024;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v.toFixed(1)} ${units[u]}`;
 }
 
 /** A view owns its timers and subscriptions; the returned function stops them when another view replaces it. */
