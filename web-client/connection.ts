@@ -253,7 +253,7 @@ export class Connection extends Emitter<ConnectionEvents> {
     if (this.state !== 'open') return;
     if (Date.now() - this.lastInboundMs < this.o.keepAliveMs) return;
     // A timeout closes the socket; a close already reconnects.
-    this.request({ t: 'ping' }, 10_000).catch(() => undefined);
+    this.request({ t: 'ping' }, Math.min(this.o.requestTimeoutMs, 10_000)).catch(() => undefined);
   }
 
   private onMessage(data: unknown): void {

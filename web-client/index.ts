@@ -64,6 +64,8 @@ export interface ClientOptions {
   backoffMaxMs?: number;
   /** A request without a reply for this long drops the connection (and re-sends on a new one). Default 30 s. */
   requestTimeoutMs?: number;
+  /** After this long without a frame from the hub, ping it; no answer within min(requestTimeoutMs, 10 s) reconnects. Default 25 s. */
+  keepAliveMs?: number;
 }
 
 export interface ClientEvents extends Record<string, unknown> {
@@ -140,6 +142,7 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
         backoffInitialMs: o.backoffInitialMs,
         backoffMaxMs: o.backoffMaxMs,
         requestTimeoutMs: o.requestTimeoutMs,
+        keepAliveMs: o.keepAliveMs,
       } as ConstructorParameters<typeof Connection>[0]);
       const producer = new Producer(
         {

@@ -42,7 +42,7 @@ describe('producers and a subscriber through delays, cuts and half-closes', () =
       dirs.push(hub.dataDir);
       await createTopic(hub.url, TOPIC, PARTITIONS);
       proxy = await startTcpProxy(hub.port);
-      const seed = Date.now() % 1_000_000;
+      const seed = Number(process.env.TRIBUTARY_CHAOS_SEED ?? Date.now() % 1_000_000); // replay a failing run with its seed
       proxy.chaos({ minBytes: 2_000, maxBytes: 48_000, maxDelayMs: 15, halfCloseShare: 0.25, seed });
 
       for (const [i, name] of ['p0', 'p1'].entries()) loads.push(startLoad({ url: proxy.wsUrl, topic: TOPIC, name, base: i * 1_000_000, dir: clientDir }));
@@ -56,7 +56,7 @@ describe('producers and a subscriber through delays, cuts and half-closes', () =
       const deliveries = reader.deliveries;
       await waitFor(() => deliveries.length >= total, 60_000, `seed ${seed}: the reader to reach ${total} records (has ${deliveries.length})`);
 
-      expect(proxy.cuts, 'the chaos cut connections').toBeGreaterThan(10);
+      expect(proxy.cuts, 'the chaos cut connections').toBeGreaterThan(5);
       expect(proxy.halfCloses, 'the chaos half-closed connections').toBeGreaterThan(2);
       expect(logProblems(log, loads), `seed ${seed}`).toBe('');
       expect(deliveryProblems(log, deliveries), `seed ${seed}`).toBe('');

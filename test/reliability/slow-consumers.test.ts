@@ -76,7 +76,11 @@ beforeAll(async () => {
       '--max-buffered-bytes-per-connection',
       String(MAX_BUFFERED_BYTES_PER_CONNECTION),
       // Stuck consumers stay connected through the test: the bound is on memory, not on closing them.
+      // A stuck consumer cannot read the hub's ping either, so the idle timeout would close it too
+      // (after 120 s by default: a loaded machine takes that long between pausing and resuming them).
       '--slow-consumer-timeout-ms',
+      '600000',
+      '--idle-timeout-ms',
       '600000',
     ],
   });

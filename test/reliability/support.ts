@@ -12,8 +12,8 @@ import { waitFor } from '../helpers/wait.ts';
 
 export const SOAK = process.env.TRIBUTARY_SOAK === '1';
 
-/** Client settings for a hub that disappears: retry fast, give up on a silent request quickly. */
-const FAST_RETRY = { backoffInitialMs: 50, backoffMaxMs: 300, requestTimeoutMs: 5_000 } as const;
+/** Client settings for a hub that disappears: retry fast, give up on a silent request or a silent hub quickly. */
+const FAST_RETRY = { backoffInitialMs: 50, backoffMaxMs: 300, requestTimeoutMs: 5_000, keepAliveMs: 2_000 } as const;
 
 export interface Load {
   readonly client: Client;
