@@ -19,6 +19,7 @@ export {
   type Permissions,
   type Principal,
 } from './principal.ts';
+export { ExpirySchedule } from './expiry-schedule.ts';
 export { TokenVerifier, type TokenVerifierOptions } from './token-verifier.ts';
 export { createAuthenticator, type Authenticator } from './authenticator.ts';
 export { OriginPolicy, isPreflight, type CorsOptions } from './origin.ts';
