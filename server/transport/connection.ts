@@ -17,7 +17,7 @@ import type { AssignmentFrame, ServerFrame } from '../../protocol/frames.ts';
 import type { ConnectionQuota } from '../limits/index.ts';
 import type { Subscription } from '../broker/subscription.ts';
 import type { GroupMemberSink } from '../broker/group-coordinator.ts';
-import type { Principal } from './principal.ts';
+import type { Principal } from '../auth/index.ts';
 import type { WebSocket } from 'uWebSockets.js';
 
 export interface BackpressureSettings {

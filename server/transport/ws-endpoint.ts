@@ -15,7 +15,7 @@ import type { HubConfig } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { Connection, type ConnectionEvents } from './connection.ts';
 import { queryOf } from './http-io.ts';
-import { authorize } from './principal.ts';
+import { authorize } from './authorize.ts';
 import type { TransportDeps } from './transport-deps.ts';
 import type { Uws } from './uws.ts';
 import { WsAuth } from './ws-auth.ts';
