@@ -8,8 +8,8 @@
  * version with credit and the 4429 close.)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHub, type Hub } from '../helpers/hub.ts';
-import { rssBytes, waitFor } from '../helpers/wait.ts';
+import { startHub, type Hub } from '../../harness/hub.ts';
+import { rssBytes, waitFor } from '../../harness/wait.ts';
 import { bytes, WsClient } from '../helpers/ws-client.ts';
 
 const KiB = 1024;
