@@ -14,7 +14,7 @@
 import { afterAll, beforeAll } from 'vitest';
 import { startHub, type Hub, type HubOptions } from './hub.ts';
 
-export interface Closable {
+interface Closable {
   close(): unknown;
 }
 

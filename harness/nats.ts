@@ -15,7 +15,7 @@ import { waitFor } from './wait.ts';
 const NATS_SERVER = process.env.NATS_SERVER_BIN ?? 'nats-server';
 const START_TIMEOUT_MS = 20_000;
 
-export interface NatsNode {
+interface NatsNode {
   name: string;
   port: number;
   url: string;
@@ -48,7 +48,7 @@ export interface NatsClusterOptions {
   gateway?: boolean;
 }
 
-export async function freePort(): Promise<number> {
+async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.once('error', reject);
