@@ -63,6 +63,8 @@ export class WsClient {
   /** Error frames that carried no id (and no sub). */
   readonly unsolicitedErrors: ErrorFrame[] = [];
   readonly closed: Promise<{ code: number; reason: string }>;
+  /** The close code and reason once closed (for a failing test's message). */
+  closeInfo?: { code: number; reason: string };
   /** Decode delivered batches into records (turn off for raw-throughput tests). */
   decode = true;
 
@@ -72,7 +74,8 @@ export class WsClient {
         for (const p of this.pending.values()) p.reject(new TributaryError('INTERNAL', `connection closed (${code} ${reason.toString()})`));
         this.pending.clear();
         this.wake();
-        resolve({ code, reason: reason.toString() });
+        this.closeInfo = { code, reason: reason.toString() };
+        resolve(this.closeInfo);
       }),
     );
     ws.on('message', (data: Buffer) => this.onMessage(data));
