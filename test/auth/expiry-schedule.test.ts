@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ExpirySchedule } from '../../server/auth/index.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { waitFor } from '../../harness/wait.ts';
 
 describe('expiry schedule', () => {
   it('calls each waiter once at its instant, in order, never a removed one, on its one timer', async () => {
