@@ -26,7 +26,7 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { configError, type Settings } from './config.ts';
-import { copyField, type CopyField } from './postgres-copy-rows.ts';
+import { copyColumn, copyRow, type CopyColumn } from './postgres-copy-rows.ts';
 import { createPool, primaryKey, quoteIdent, quoteName, tableColumns, type TableColumn } from './postgres-common.ts';
 import type { ConsumedRecord, PartitionOffsets, SinkTask } from './task.ts';
 import type { Log } from './worker.ts';
@@ -66,7 +66,7 @@ const COPY_CHUNK_CHARS = 256 * 1024;
 
 interface Mapped {
   column: TableColumn;
-  field: CopyField;
+  copy: CopyColumn;
 }
 
 export class PostgresSink implements SinkTask {
@@ -99,7 +99,7 @@ export class PostgresSink implements SinkTask {
     this.mapped = Object.entries(mapping).map(([name, src]) => {
       const column = byName.get(name);
       if (!column) throw configError(`connector ${this.o.connector}: table ${this.o.table} has no column ${JSON.stringify(name)}`);
-      return { column, field: copyField(src, column.type, this.o.connector) };
+      return { column, copy: copyColumn(src, column.type, this.o.connector) };
     });
     const names = this.mapped.map((m) => quoteIdent(m.column.name)).join(', ');
     if (this.o.mode === 'insert') {
@@ -185,13 +185,10 @@ export class PostgresSink implements SinkTask {
 
   /** The records as COPY text rows, in chunks. */
   private *copyText(records: ConsumedRecord[]): Generator<string> {
-    const fields = this.mapped.map((m) => m.field);
-    const n = fields.length;
+    const columns = this.mapped.map((m) => m.copy);
     let chunk = '';
     for (const r of records) {
-      let row = fields[0](r);
-      for (let c = 1; c < n; c++) row += '\t' + fields[c](r);
-      chunk += row + '\n';
+      chunk += copyRow(columns, r) + '\n';
       if (chunk.length >= COPY_CHUNK_CHARS) {
         yield chunk;
         chunk = '';
@@ -202,10 +199,10 @@ export class PostgresSink implements SinkTask {
 
   /** Upsert cannot touch one row twice in a statement: keep each key's last record (records of a key share a partition, in offset order). */
   private newestPerKey(records: ConsumedRecord[]): ConsumedRecord[] {
-    const keyFields = this.keyIndexes.map((i) => this.mapped[i].field);
+    const keyColumns = this.keyIndexes.map((i) => this.mapped[i].copy);
     const last = new Map<string, ConsumedRecord>();
     // Escaped COPY fields hold no tab: joined by one, they name the key unambiguously.
-    for (const r of records) last.set(keyFields.map((f) => f(r)).join('\t'), r);
+    for (const r of records) last.set(copyRow(keyColumns, r), r);
     return [...last.values()];
   }
 

@@ -81,18 +81,15 @@ export class SinkRunner extends Worker {
       this.noteHighWatermarks(info.offsets);
       this.lagTimer = setInterval(() => void this.tick(), this.o.lagIntervalMs);
       this.lagTimer.unref?.();
-      this.sub = this.deps.client.subscribe(
-        topic,
-        {
-          group: this.o.group,
-          from: this.o.from,
-          autoCommit: false,
-          creditBytes: CREDIT_BYTES,
-          onAssign: (partitions) => this.onAssign(partitions),
-          onRevoke: (partitions) => this.onRevoke(partitions),
-          onBatch: (records) => this.onBatch(records),
-        },
-      );
+      this.sub = this.deps.client.subscribe(topic, {
+        group: this.o.group,
+        from: this.o.from,
+        autoCommit: false,
+        creditBytes: CREDIT_BYTES,
+        onAssign: (partitions) => this.onAssign(partitions),
+        onRevoke: (partitions) => this.onRevoke(partitions),
+        onBatch: (records) => this.onBatch(records),
+      });
       if (this.status.state === 'starting') this.status.state = 'running';
       this.updateStatus();
     } catch (e) {
