@@ -10,7 +10,8 @@
 // manifest naming the current one and its inputs. Fresh when no input was
 // modified after the build began; a build is written in a directory of its
 // own and the manifest renamed over the old one, so processes starting at
-// the same time never see half a build. Any failure (no esbuild, a read-only
+// the same time never see half a build; one of them builds (build.lock), the
+// others wait for it. Any failure (no esbuild, a read-only
 // directory) answers null and the caller falls back to tsx.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -19,6 +20,11 @@ import { fileURLToPath } from 'node:url';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CACHE = path.join(ROOT, 'node_modules', '.cache', 'tributary-cli');
 const MANIFEST = path.join(CACHE, 'manifest.json');
+/** Held by the process that builds: the others (a test file starting several commands at once) wait for its build. */
+const LOCK = path.join(CACHE, 'build.lock');
+/** A lock older than this was left by a builder that died. */
+const STALE_LOCK_MS = 60_000;
+const WAIT_FOR_BUILD_MS = 30_000;
 const ENTRY = 'cli/main.ts';
 /** Old builds are removed after this long (a process started from one may still load its lazy chunks meanwhile). */
 const OLD_BUILD_MS = 24 * 60 * 60 * 1000;
@@ -28,10 +34,45 @@ export async function compiledCliEntry() {
   try {
     const current = freshBuild();
     if (current) return current;
-    return await build();
+    fs.mkdirSync(CACHE, { recursive: true });
+    if (!takeLock()) {
+      const built = await waitForBuild();
+      if (built) return built;
+    }
+    try {
+      return await build();
+    } finally {
+      fs.rmSync(LOCK, { force: true });
+    }
   } catch {
     return null;
   }
+}
+
+function takeLock() {
+  try {
+    fs.closeSync(fs.openSync(LOCK, 'wx'));
+    return true;
+  } catch {
+    const st = fs.statSync(LOCK, { throwIfNoEntry: false });
+    if (st && Date.now() - st.mtimeMs > STALE_LOCK_MS) {
+      fs.rmSync(LOCK, { force: true });
+      return takeLock();
+    }
+    return false;
+  }
+}
+
+/** Another process is building: its result, or null when it takes too long (then this one builds too). */
+async function waitForBuild() {
+  const deadline = Date.now() + WAIT_FOR_BUILD_MS;
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    const built = freshBuild();
+    if (built) return built;
+    if (!fs.existsSync(LOCK)) return freshBuild();
+  }
+  return null;
 }
 
 function freshBuild() {
@@ -53,7 +94,6 @@ function freshBuild() {
 async function build() {
   const startedMs = Date.now();
   const esbuild = await import('esbuild');
-  fs.mkdirSync(CACHE, { recursive: true });
   const dir = `build-${startedMs}-${process.pid}`;
   const result = await esbuild.build({
     absWorkingDir: ROOT,
