@@ -58,7 +58,7 @@ function extractor(source: string, connector: string): Extract {
 
 /** COPY's text format: backslash escapes for the characters that delimit rows and columns. */
 const SPECIAL = /[\\\n\r\t]/;
-export function escapeCopy(v: string): string {
+function escapeCopy(v: string): string {
   return SPECIAL.test(v) ? v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/\r/g, '\\r').replace(/\t/g, '\\t') : v;
 }
 
@@ -113,7 +113,7 @@ export function copyColumn(source: string, type: string, connector: string): Cop
 }
 
 /** One column's COPY field of a record. */
-export function copyField(c: CopyColumn, r: ConsumedRecord): string {
+function copyField(c: CopyColumn, r: ConsumedRecord): string {
   switch (c.kind) {
     case OFFSET:
       return String(r.offset);
