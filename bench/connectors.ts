@@ -7,6 +7,7 @@
  * their offsets committed in the same transactions.
  *   node --import tsx bench/connectors.ts [--quick]
  */
+import fs from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
@@ -47,6 +48,59 @@ async function timed(fn: () => Promise<void>): Promise<number> {
   return (performance.now() - t) / 1000;
 }
 
+/** CPU time (user + system) of a process so far, in ms, from /proc (clock ticks of 10 ms). */
+function cpuMsOf(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return 0; // exited
+  }
+}
+
+/** The children of a process (PostgreSQL's postmaster: its backends and background workers). */
+function childrenOf(ppid: number): number[] {
+  const out: number[] = [];
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === ppid) out.push(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * CPU spent per row by each process of a step (this one: the client and the
+ * sink; the hub; PostgreSQL's processes): on a shared, loaded machine the
+ * rates swing with the load, the CPU each row costs much less.
+ */
+class CpuMeter {
+  private start = { self: 0, hub: 0, pg: new Map<number, number>() };
+  constructor(
+    private readonly hubPid: number,
+    private readonly postmaster: number,
+  ) {}
+  begin(): void {
+    const u = process.cpuUsage();
+    this.start = { self: (u.user + u.system) / 1000, hub: cpuMsOf(this.hubPid), pg: new Map(childrenOf(this.postmaster).map((p) => [p, cpuMsOf(p)])) };
+  }
+  /** µs of CPU per row since begin(), per process group; call before the step's PostgreSQL connections close. */
+  end(rows: number): { client: number; hub: number; postgres: number } {
+    const u = process.cpuUsage();
+    let pgMs = 0;
+    for (const p of childrenOf(this.postmaster)) pgMs += cpuMsOf(p) - (this.start.pg.get(p) ?? 0);
+    const per = (ms: number): number => Math.round((ms * 1000 * 10) / rows) / 10;
+    return { client: per((u.user + u.system) / 1000 - this.start.self), hub: per(cpuMsOf(this.hubPid) - this.start.hub), postgres: per(pgMs) };
+  }
+}
+
+const cpuNote = (c: { client: number; hub: number; postgres: number }): string => `CPU µs/row: client ${c.client}, hub ${c.hub}, PostgreSQL ${c.postgres}`;
+
 export async function runConnectorsBench(opts: { quick: boolean }): Promise<BenchResult[]> {
   const events = opts.quick ? 50_000 : 200_000;
   const partitions = 4;
@@ -56,6 +110,9 @@ export async function runConnectorsBench(opts: { quick: boolean }): Promise<Benc
   const client = new pg.Client({ connectionString: db.url });
   await client.connect();
   try {
+    const backend = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+    const postmaster = Number(fs.readFileSync(`/proc/${backend}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
+    const meter = new CpuMeter(hub.proc.pid!, postmaster);
     await db.query(TABLE);
     // The events, into the hub first (not timed); the baselines load the same rows.
     await fetch(`${hub.url}/v1/topics`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'orders', partitions }) });
@@ -81,6 +138,7 @@ export async function runConnectorsBench(opts: { quick: boolean }): Promise<Benc
     progress('multi-row INSERT');
     // Plain multi-row INSERT, batches of 1,000.
     await client.query('TRUNCATE orders');
+    meter.begin();
     const insertSeconds = await timed(async () => {
       for (let i = 0; i < rows.length; i += 1000) {
         const params: unknown[] = [];
@@ -93,12 +151,14 @@ export async function runConnectorsBench(opts: { quick: boolean }): Promise<Benc
         await client.query(`INSERT INTO orders (id, customer, total, src_partition, src_offset) VALUES ${tuples.join(', ')}`, params);
       }
     });
+    const insertCpu = meter.end(events);
     if ((await count()) !== events) throw new Error('INSERT baseline lost rows');
-    push('multi-row INSERT (1,000 rows per statement)', insertSeconds, 'one client, autocommit');
+    push('multi-row INSERT (1,000 rows per statement)', insertSeconds, `one client, autocommit; ${cpuNote(insertCpu)}`);
 
     progress('COPY');
     // COPY FROM STDIN, text format.
     await client.query('TRUNCATE orders');
+    meter.begin();
     const copySeconds = await timed(async () => {
       const stream = client.query(copyFrom('COPY orders (id, customer, total, src_partition, src_offset) FROM STDIN'));
       async function* lines(): AsyncGenerator<string> {
@@ -110,20 +170,28 @@ export async function runConnectorsBench(opts: { quick: boolean }): Promise<Benc
       }
       await pipeline(Readable.from(lines()), stream);
     });
+    const copyCpu = meter.end(events);
     if ((await count()) !== events) throw new Error('COPY baseline lost rows');
-    push('COPY FROM STDIN', copySeconds, 'one stream, text format');
+    push('COPY FROM STDIN', copySeconds, `one stream, text format; ${cpuNote(copyCpu)}`);
 
     progress('consume only');
     // What the web client alone reads from the hub (the sink's upper bound on this machine now).
     const consumed: ConsumedRecord[] = [];
     const reader = createClient({ url: hub.wsUrl, outbox: 'memory', name: 'bench-reader' });
+    meter.begin();
     const readSeconds = await timed(async () => {
       await new Promise<void>((resolve) => {
-        for (let p = 0; p < partitions; p++) reader.subscribe('orders', { partitions: [p], from: 0, creditBytes: 4 * 1024 * 1024 }, (r) => void (consumed.push(r) === events && resolve()));
+        // As the sink reads: a frame's records per call.
+        const onBatch = (rs: ConsumedRecord[]): void => {
+          for (const r of rs) consumed.push(r);
+          if (consumed.length === events) resolve();
+        };
+        for (let p = 0; p < partitions; p++) reader.subscribe('orders', { partitions: [p], from: 0, creditBytes: 4 * 1024 * 1024, onBatch });
       });
     });
+    const readCpu = meter.end(events);
     await reader.close();
-    push('web client reading the topic (no writes)', readSeconds, 'the upper bound of the sink: hub → client only');
+    push('web client reading the topic (no writes)', readSeconds, `the upper bound of the sink: hub → client only; ${cpuNote(readCpu)}`);
 
     progress('the sink write stage');
     // The sink's own part: the records already read, written by the task as the runtime hands them over.
@@ -135,15 +203,17 @@ export async function runConnectorsBench(opts: { quick: boolean }): Promise<Benc
     );
     await task.start();
     await task.open([0, 1, 2, 3]);
+    meter.begin();
     const writeSeconds = await timed(async () => {
       for (let i = 0; i < consumed.length; i += SINK_BATCH) await task.put(consumed.slice(i, i + SINK_BATCH));
     });
+    const writeCpu = meter.end(events);
     await task.stop();
     if ((await count()) !== events) throw new Error('the sink write stage lost rows');
     push(
       'postgres-sink write stage (records in hand → PostgreSQL)',
       writeSeconds,
-      `${Math.round((100 * events) / writeSeconds / Math.max(events / insertSeconds, events / copySeconds))}% of the faster baseline; COPY in one transaction per ${SINK_BATCH.toLocaleString('en')} with the offsets`,
+      `${Math.round((100 * events) / writeSeconds / Math.max(events / insertSeconds, events / copySeconds))}% of the faster baseline; COPY in one transaction per ${SINK_BATCH.toLocaleString('en')} with the offsets; ${cpuNote(writeCpu)}`,
     );
 
     progress('the sink');
@@ -165,6 +235,7 @@ export async function runConnectorsBench(opts: { quick: boolean }): Promise<Benc
       }),
     );
     const runtime = new ConnectorRuntime(file, { url: hub.wsUrl, log: silent });
+    meter.begin();
     const sinkSeconds = await timed(async () => {
       await runtime.start();
       const deadline = Date.now() + 10 * 60_000;
@@ -173,13 +244,14 @@ export async function runConnectorsBench(opts: { quick: boolean }): Promise<Benc
         await new Promise((r) => setTimeout(r, 5));
       }
     });
+    const sinkCpu = meter.end(events);
     await runtime.stop();
     if ((await count()) !== events) throw new Error('the sink lost or duplicated rows');
     const faster = Math.max(events / insertSeconds, events / copySeconds);
     push(
       'postgres-sink end to end (hub → PostgreSQL)',
       sinkSeconds,
-      `${Math.round((100 * events) / sinkSeconds / faster)}% of the faster baseline, ${Math.round((100 * readSeconds) / sinkSeconds)}% of the read bound; batches of up to ${SINK_BATCH.toLocaleString('en')}`,
+      `${Math.round((100 * events) / sinkSeconds / faster)}% of the faster baseline, ${Math.round((100 * readSeconds) / sinkSeconds)}% of the read bound; batches of up to ${SINK_BATCH.toLocaleString('en')}; ${cpuNote(sinkCpu)}`,
     );
     return results;
   } finally {

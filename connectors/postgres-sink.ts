@@ -17,14 +17,16 @@
  *
  * Column mapping: `columns: { column: source }` where source is `key`,
  * `value` (the whole value), `value.a.b` (a field of a JSON value),
- * `offset`, `partition`, `timestamp`, `topic` or `header.NAME`. Without
- * `columns`, each column of the table takes `value.<column>`.
+ * `offset`, `partition`, `timestamp`, `topic` or `header.NAME`
+ * (postgres-copy-rows.ts turns them into COPY fields). Without `columns`,
+ * each column of the table takes `value.<column>`.
  */
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { configError, type Settings } from './config.ts';
+import { copyColumn, copyRow, type CopyColumn } from './postgres-copy-rows.ts';
 import { createPool, primaryKey, quoteIdent, quoteName, tableColumns, type TableColumn } from './postgres-common.ts';
 import type { ConsumedRecord, PartitionOffsets, SinkTask } from './task.ts';
 import type { Log } from './worker.ts';
@@ -59,58 +61,12 @@ export function postgresSinkOptions(connector: string, topic: string, s: Setting
 
 const STAGE = 'tributary_sink_stage';
 
-type Extract = (r: ConsumedRecord) => unknown;
-
-function extractor(source: string, connector: string): Extract {
-  if (source === 'key') return (r) => (r.key instanceof Uint8Array ? Buffer.from(r.key).toString('utf8') : r.key);
-  if (source === 'value') return (r) => r.value;
-  if (source === 'offset') return (r) => r.offset;
-  if (source === 'partition') return (r) => r.partition;
-  if (source === 'timestamp') return (r) => r.timestamp;
-  if (source === 'topic') return (r) => r.topic;
-  if (source.startsWith('header.')) {
-    const name = source.slice('header.'.length);
-    return (r) => {
-      const h = r.headers.find(([k]) => k === name);
-      return h === undefined ? null : typeof h[1] === 'string' ? h[1] : Buffer.from(h[1]).toString('utf8');
-    };
-  }
-  if (source.startsWith('value.')) {
-    const path = source.slice('value.'.length).split('.');
-    return (r) => {
-      let v: unknown = r.value;
-      for (const k of path) {
-        if (typeof v !== 'object' || v === null) return null;
-        v = (v as Record<string, unknown>)[k];
-      }
-      return v ?? null;
-    };
-  }
-  throw configError(`connector ${connector}: unknown column source ${JSON.stringify(source)} (key, value, value.FIELD, offset, partition, timestamp, topic, header.NAME)`);
-}
-
-/** A JS value → the text PostgreSQL parses for the column's type (unnest takes text arrays cast per column). */
-function toText(v: unknown, type: string): string | null {
-  if (v === null || v === undefined) return null;
-  if (type === 'json' || type === 'jsonb') return JSON.stringify(v);
-  if (typeof v === 'number' && type.startsWith('timestamp')) return new Date(v).toISOString();
-  if (v instanceof Uint8Array) return type === 'bytea' ? `\\x${Buffer.from(v).toString('hex')}` : Buffer.from(v).toString('utf8');
-  if (typeof v === 'object') return JSON.stringify(v);
-  return String(v);
-}
-
-/** COPY's text format: backslash escapes for the characters that delimit rows and columns; \N is NULL. */
-function copyField(v: string | null): string {
-  if (v === null) return '\\N';
-  return /[\\\n\r\t]/.test(v) ? v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/\r/g, '\\r').replace(/\t/g, '\\t') : v;
-}
-
 /** Characters of COPY text per chunk handed to the stream. */
 const COPY_CHUNK_CHARS = 256 * 1024;
 
 interface Mapped {
   column: TableColumn;
-  extract: Extract;
+  copy: CopyColumn;
 }
 
 export class PostgresSink implements SinkTask {
@@ -143,7 +99,7 @@ export class PostgresSink implements SinkTask {
     this.mapped = Object.entries(mapping).map(([name, src]) => {
       const column = byName.get(name);
       if (!column) throw configError(`connector ${this.o.connector}: table ${this.o.table} has no column ${JSON.stringify(name)}`);
-      return { column, extract: extractor(src, this.o.connector) };
+      return { column, copy: copyColumn(src, column.type, this.o.connector) };
     });
     const names = this.mapped.map((m) => quoteIdent(m.column.name)).join(', ');
     if (this.o.mode === 'insert') {
@@ -229,13 +185,10 @@ export class PostgresSink implements SinkTask {
 
   /** The records as COPY text rows, in chunks. */
   private *copyText(records: ConsumedRecord[]): Generator<string> {
+    const columns = this.mapped.map((m) => m.copy);
     let chunk = '';
     for (const r of records) {
-      for (let c = 0; c < this.mapped.length; c++) {
-        const m = this.mapped[c];
-        chunk += (c ? '\t' : '') + copyField(toText(m.extract(r), m.column.type));
-      }
-      chunk += '\n';
+      chunk += copyRow(columns, r) + '\n';
       if (chunk.length >= COPY_CHUNK_CHARS) {
         yield chunk;
         chunk = '';
@@ -246,8 +199,10 @@ export class PostgresSink implements SinkTask {
 
   /** Upsert cannot touch one row twice in a statement: keep each key's last record (records of a key share a partition, in offset order). */
   private newestPerKey(records: ConsumedRecord[]): ConsumedRecord[] {
+    const keyColumns = this.keyIndexes.map((i) => this.mapped[i].copy);
     const last = new Map<string, ConsumedRecord>();
-    for (const r of records) last.set(JSON.stringify(this.keyIndexes.map((i) => toText(this.mapped[i].extract(r), this.mapped[i].column.type))), r);
+    // Escaped COPY fields hold no tab: joined by one, they name the key unambiguously.
+    for (const r of records) last.set(copyRow(keyColumns, r), r);
     return [...last.values()];
   }
 

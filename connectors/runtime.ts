@@ -81,14 +81,23 @@ export class ConnectorRuntime {
         for (const s of statuses()) for (const st of STATES) this.set({ connector: s.name, type: s.type, state: st }, s.state === st ? 1 : 0);
       },
     });
+    // Counters, not gauges: Prometheus' rate() and increase() need `# TYPE … counter`. The status
+    // keeps running totals, so each scrape adds what they grew by since the last one.
     const counter = (name: string, help: string, pick: (s: ConnectorStatus) => number): void => {
-      new promClient.Gauge({
+      const reported = new Map<string, number>();
+      new promClient.Counter({
         name,
         help,
         labelNames: labels,
         registers: [this.registry],
         collect() {
-          for (const s of statuses()) this.set({ connector: s.name, type: s.type }, pick(s));
+          for (const s of statuses()) {
+            const before = reported.get(s.name) ?? 0;
+            const now = Math.max(pick(s), before);
+            // inc by 0 still shows the series (at 0) from the first scrape.
+            this.inc({ connector: s.name, type: s.type }, now - before);
+            reported.set(s.name, now);
+          }
         },
       });
     };

@@ -285,6 +285,14 @@ describe('postgres sink', () => {
       const metrics = await (await fetch(`${inHub.url}/metrics`)).text();
       expect(metrics).toMatch(/tributary_connector_up\{connector="prices-db",type="postgres-sink",state="running"\} 1/);
       expect(metrics).toMatch(/tributary_connector_lag\{connector="prices-db",type="postgres-sink",partition="0"\} 0/);
+      // Totals are counters (rate() and increase() work on them), equal to the status and never falling between scrapes.
+      const written = (await connectors())[0] as unknown as { records: number };
+      for (const name of ['records', 'dead_lettered', 'retries']) expect(metrics).toContain(`# TYPE tributary_connector_${name}_total counter`);
+      const recordsTotal = (text: string): number => Number(/tributary_connector_records_total\{connector="prices-db",type="postgres-sink"\} (\d+)/.exec(text)?.[1]);
+      expect(recordsTotal(metrics)).toBe(written.records);
+      expect(written.records).toBeGreaterThanOrEqual(skus * rounds + skus);
+      expect(metrics).toMatch(/tributary_connector_dead_lettered_total\{connector="prices-db",type="postgres-sink"\} 0/);
+      expect(recordsTotal(await (await fetch(`${inHub.url}/metrics`)).text())).toBe(written.records);
     } finally {
       await inHub.stop();
       inHub.cleanup();
