@@ -46,8 +46,13 @@ const MAX_PENDING_REMOVAL_EVENTS = 40_000;
 const MAX_IN_FLIGHT_ALL_LANES = 32;
 /** Room for a produce frame's own fields around its records. */
 const FRAME_SLACK_BYTES = 4096;
-/** A topic's partition count is asked again after this long (Kafka's metadata.max.age.ms is 5 min). */
-const METADATA_MAX_AGE_MS = 30_000;
+/**
+ * A topic's partition count is asked again after this long before events
+ * are assigned (Kafka's metadata.max.age.ms is 5 min): events queued after a
+ * partition-count change go by the new count within seconds. One small
+ * request per topic at most this often.
+ */
+const METADATA_MAX_AGE_MS = 5_000;
 /** Codes that speak about the connection's credentials, not the batch: the connection handles them. */
 const SESSION_CODES = new Set<ErrorCode>(['UNAUTHENTICATED', 'TOKEN_INVALID', 'TOKEN_EXPIRED', 'SUBJECT_CHANGED', 'NOT_HELLO']);
 /** Refusals of a batch that one record may cause: halve the batch until that record is alone. */

@@ -96,6 +96,7 @@ export class Producer {
   /** Opens the store and starts waiting for the drain lease. */
   open(): Promise<void> {
     this.opened ??= (async () => {
+      void batchCrc32c(); // loads the native CRC while the store opens, not when the first batch waits for it
       const { producerId, legacyProducerId } = await this.o.store.open();
       this.producerId = producerId;
       this.drainer = new Drainer(
