@@ -3,7 +3,7 @@
  * process (kept per name), not the process. For tests, short-lived scripts
  * and Node services that accept losing unsent events on a crash.
  */
-import { addSkips, assignIds, newProducerId, numberAssigned, type Assignment, type FailedEvent, type NewOutboxEvent, type OutboxBounds, type OutboxEvent, type OutboxStats, type OutboxStore, type Positions } from './outbox.ts';
+import { addSkips, assignIds, newProducerId, type Assignment, type FailedEvent, type NewOutboxEvent, type OutboxBounds, type OutboxEvent, type OutboxStats, type OutboxStore, type Positions } from './outbox.ts';
 
 interface MemoryState {
   producerId: string;
@@ -41,16 +41,20 @@ export class MemoryOutboxStore implements OutboxStore {
   }
 
   async assign(assignments: Assignment[]): Promise<OutboxEvent[]> {
-    const partitionOf = new Map<number, number>();
-    const current: OutboxEvent[] = [];
+    const out: OutboxEvent[] = [];
     for (const a of assignments) {
       const e = this.s.events.get(a.event.id);
       if (!e) continue;
-      partitionOf.set(a.event.id, a.p);
-      current.push(e);
+      if (e.p === -1) {
+        // In place: nothing outside the drain holds these objects, and the drain wants them assigned.
+        const key = `${e.topic}/${a.p}`;
+        const seq = this.s.seqs[key] ?? 0;
+        this.s.seqs[key] = seq + 1;
+        e.p = a.p;
+        e.seq = seq;
+      }
+      out.push(e);
     }
-    const out = numberAssigned(current, partitionOf, this.s.seqs);
-    for (const e of out) this.s.events.set(e.id, e);
     return out;
   }
 

@@ -145,7 +145,7 @@ describe('outboxes across restarts (Node, real hub)', () => {
     const total = 600;
     const utf8 = new TextEncoder();
     const now = Date.now();
-    const old = Array.from({ length: total }, (_, n) => ({ id: n + 1, topic: 'gw-legacy', seq: n, sub: '', rec: { k: `k${n % 7}`, v: utf8.encode(JSON.stringify({ n })), e: 1, ts: now }, bytes: 64 }));
+    const old = Array.from({ length: total }, (_, n) => ({ id: n + 1, topic: 'gw-legacy', seq: n, sub: '', rec: { k: `k${n % 7}`, v: utf8.encode(JSON.stringify({ n })), e: 1 as const, ts: now }, bytes: 64 }));
     // The older client had sent its first 250 events in the records form and died before the acks came back.
     const ws = await WsClient.connect(hub.wsUrl);
     await ws.hello();
