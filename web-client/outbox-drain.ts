@@ -387,7 +387,7 @@ export class Drainer {
     st.buffered -= batch.length;
     const offsets = ackOffsets(ack, batch.length);
     const records = new Array<AckInfo['records'][number]>(batch.length);
-    for (let i = 0; i < batch.length; i++) records[i] = { seq: batch[i].seq, partition: offsets[i]?.partition ?? -1, offset: offsets[i]?.offset ?? -1 };
+    for (let i = 0; i < batch.length; i++) records[i] = { id: batch[i].id, seq: batch[i].seq, partition: offsets[i]?.partition ?? -1, offset: offsets[i]?.offset ?? -1 };
     this.removals.push({ events: batch, info: { topic: lane.topic, duplicate: ack.dup === true, records } });
     this.removalCount += batch.length;
     if (!this.removalRun) {

@@ -36,7 +36,12 @@ export interface AckInfo {
   topic: string;
   /** True when the hub had appended every record of the batch before (a retry). */
   duplicate: boolean;
-  records: Array<{ seq: number; partition: number; offset: number }>;
+  /**
+   * Per event: `id`, its place in its outbox's append order (from 1 in a new
+   * outbox: the n-th event queued has id n); `seq`, its sequence in its
+   * partition (per topic for an older client's events); where it landed.
+   */
+  records: Array<{ id: number; seq: number; partition: number; offset: number }>;
 }
 
 export interface ProducerSink {
