@@ -37,7 +37,7 @@ export interface OutboxEvent {
    * before); for an event without `p`, counted per topic (records form).
    */
   seq: number;
-  /** Subject (JWT `sub`) of the token the event was queued under; '' when anonymous. */
+  /** Subject (JWT `sub`) of the token the event was queued under; '' when anonymous. Stored outboxes carry this field name. */
   sub: string;
   rec: WireRecord;
   /** Size counted against the outbox's byte bound. */
