@@ -18,7 +18,10 @@
  * - Node, memory outbox → a 4-partition topic (hub fsync always): events/s
  *   from the first sendMany until flush() saw every event acked (the
  *   outbox's 100,000-event bound makes sendMany wait for acks: backpressure).
- *   Compare with produce-batch-4p (the bench's own load generator).
+ *   The client picks partitions and encodes record batches (batch form).
+ * - The bench's own batch-form load generator (bench/load/ws-driver.ts, one
+ *   producer, pre-encoded batches of 100 × 100 B, 64 in flight) against the
+ *   same hub right before: the row the client's is compared with.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -29,6 +32,8 @@ import { startHub, type Hub } from '../harness/hub.ts';
 import { startTcpProxy, type TcpProxy } from '../harness/tcp-proxy.ts';
 import { BUNDLE, gotoTestPage, launchChromium, startPageServer } from '../harness/browser.ts';
 import { createClient } from '../web-client/node.ts';
+import { produce as loadGenerator } from './load/ws-driver.ts';
+import { PROFILES } from './lib/profiles.ts';
 
 export interface OutboxBenchRow {
   scenario: 'outbox';
@@ -179,6 +184,18 @@ export async function runOutboxBench(opts: { quick: boolean }): Promise<OutboxBe
       fs.rmSync(dir, { recursive: true, force: true });
     }
 
+    // The bench's own batch-form load generator against the same hub, for the ratio below.
+    await fetch(`${hub.url}/v1/topics`, { method: 'POST', body: JSON.stringify({ name: 'bench-gen-4p', partitions: 4 }) });
+    const profile = PROFILES[opts.quick ? 'quick' : 'full'].produce;
+    const gen = await loadGenerator({ kind: 'ws', port: hub.port, hubProtocol: true, topic: 'bench-gen-4p' }, { ...profile, producers: 1, form: 'batch' });
+    const genRate = gen.events / (gen.elapsedMs / 1000);
+    rows.push({
+      scenario: 'outbox',
+      system: 'load generator (batch form, 1 producer) → same hub',
+      eventsPerSec: genRate,
+      notes: `bench/load/ws-driver.ts: pre-encoded batches of ${profile.batch} × ${profile.valueBytes} B, ${profile.window} in flight; hub fsync=always${gen.errors ? `; ${gen.errors} errors` : ''}`,
+    });
+
     // Node service: memory outbox straight to a 4-partition topic, acked and durable (fsync always).
     const total = opts.quick ? 200_000 : 1_000_000;
     await fetch(`${hub.url}/v1/topics`, { method: 'POST', body: JSON.stringify({ name: 'bench-client-4p', partitions: 4 }) });
@@ -191,11 +208,12 @@ export async function runOutboxBench(opts: { quick: boolean }): Promise<OutboxBe
     await mem.flush();
     const memMs = performance.now() - t0;
     await mem.close();
+    const memRate = total / (memMs / 1000);
     rows.push({
       scenario: 'outbox',
       system: 'web-client node memory outbox → 4 partitions: produce acked',
-      eventsPerSec: total / (memMs / 1000),
-      notes: `${total} events of 100-byte values, sendMany of 10,000, until flush(); records form, batches of 1000, up to 5 in flight; hub fsync=always`,
+      eventsPerSec: memRate,
+      notes: `${total} events of 100-byte values, sendMany of 10,000, until flush(); batch form, lanes per partition, batches of 1000, up to 5 in flight each; hub fsync=always; ${Math.round((100 * memRate) / genRate)}% of the load generator's row`,
     });
   } finally {
     await browser.close().catch(() => undefined);

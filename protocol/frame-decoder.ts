@@ -248,7 +248,7 @@ function parse(o: Record<string, unknown>, id: number, now: number, crc: Crc32c)
     case 'unsubscribe':
       return { t: 'unsubscribe', id, sub: uint(o, 'sub', 2 ** 31) };
     case 'metadata':
-      return { t: 'metadata', id, topic: topic(o) };
+      return o.create === true ? { t: 'metadata', id, topic: topic(o), create: true } : { t: 'metadata', id, topic: topic(o) };
     case 'ping':
       return { t: 'ping', id };
     case 'commit':

@@ -149,6 +149,8 @@ export interface MetadataFrame {
   t: 'metadata';
   id: number;
   topic: string;
+  /** Create the topic (as a produce would) when absent and the client may produce to it. */
+  create?: true;
 }
 export interface PingFrame {
   t: 'ping';

@@ -10,10 +10,10 @@
  * offsets (DESIGN idea 2). Within one call, a retry after a dropped
  * connection or a retriable refusal is therefore always safe.
  */
-import { LIMITS, MAX_BATCHES_PER_FRAME, TributaryError, assertTopicName, encodeBatch, VALUE_ENCODINGS, readRecordCount, type AckFrame, type Crc32c, type EncodedRecord } from '../protocol/index.ts';
+import { LIMITS, MAX_BATCHES_PER_FRAME, TributaryError, assertTopicName, readRecordCount, type AckFrame, type Crc32c, type WireRecord } from '../protocol/index.ts';
 import type { Connection } from './connection.ts';
 import { ClientError } from './errors.ts';
-import { toOutboxRecord, type SendEvent } from './event-input.ts';
+import { encodeWireBatch, toOutboxRecord, type SendEvent } from './event-input.ts';
 import { batchCrc32c } from './runtime.ts';
 
 export interface DirectProduceOptions {
@@ -134,11 +134,11 @@ function encodeFrames(events: SendEvent[], o: DirectProduceOptions, crc: Crc32c)
   const frames: Uint8Array[][] = [];
   let frame: Uint8Array[] = [];
   let frameBytes = 0;
-  let run: EncodedRecord[] = [];
+  let run: WireRecord[] = [];
   let runBytes = 0;
   let nextSeq = o.sequence;
   const seal = () => {
-    const b = encodeBatch({ producerId: o.producerId, baseSequence: nextSeq, appendTime: 0, records: run }, crc);
+    const b = encodeWireBatch(o.producerId, nextSeq, run, crc);
     nextSeq += run.length;
     run = [];
     runBytes = 0;
@@ -154,7 +154,7 @@ function encodeFrames(events: SendEvent[], o: DirectProduceOptions, crc: Crc32c)
     // toOutboxRecord validates each event exactly as send() does (limits, headers, timestamp).
     const { rec, bytes } = toOutboxRecord('x', { ...e, partition: o.partition }, now);
     if (run.length > 0 && (run.length === LIMITS.maxRecordsPerBatch || runBytes + bytes > BATCH_BUDGET_BYTES)) seal();
-    run.push({ key: rec.k ?? null, value: rec.v, encoding: VALUE_ENCODINGS[rec.e ?? 0], headers: rec.h ?? [], timestamp: rec.ts! });
+    run.push(rec);
     runBytes += bytes;
   }
   seal();

@@ -3,7 +3,7 @@
  * protocol/'s LIMITS at once so that an invalid event never enters the
  * outbox (where it would only fail later, after a reload, far from its cause).
  */
-import { ENCODING_CODE, LIMITS, TributaryError, assertTopicName, encodeValue, recordLimitFault, utf8Length, type Header, type ValueEncoding, type WireRecord } from '../protocol/index.ts';
+import { ENCODING_CODE, LIMITS, TributaryError, VALUE_ENCODINGS, assertTopicName, encodeBatch, encodeValue, recordLimitFault, utf8Length, type Crc32c, type EncodedRecord, type Header, type ValueEncoding, type WireRecord } from '../protocol/index.ts';
 
 /** An event as the application hands it to `send()`. */
 export interface SendEvent {
@@ -82,4 +82,23 @@ export function toOutboxRecord(topic: string, event: SendEvent, now: number): { 
   // One event must fit one produce frame on its own.
   if (bytes + 256 > LIMITS.maxFrameBytes) bad(`event of ${bytes} bytes does not fit one frame`, 'RECORD_TOO_LARGE');
   return { rec, bytes };
+}
+
+const NO_HEADERS: Header[] = [];
+
+/** A validated wire record as the batch encoder takes it. */
+export function toEncodedRecord(rec: WireRecord): EncodedRecord {
+  return { key: rec.k ?? null, value: rec.v, encoding: VALUE_ENCODINGS[rec.e ?? 0], headers: rec.h ?? NO_HEADERS, timestamp: rec.ts! };
+}
+
+/**
+ * One record batch in the batch form (docs/protocol.md), as the outbox's
+ * lanes and `produce()` send it: the producer id, the first record's
+ * sequence (record i has baseSequence + i, dense), the records' timestamps;
+ * base offset and append time are the hub's to stamp.
+ */
+export function encodeWireBatch(producerId: string, baseSequence: number, records: ReadonlyArray<WireRecord>, crc: Crc32c): Uint8Array {
+  const recs = new Array<EncodedRecord>(records.length);
+  for (let i = 0; i < records.length; i++) recs[i] = toEncodedRecord(records[i]);
+  return encodeBatch({ producerId, baseSequence, appendTime: 0, records: recs }, crc);
 }

@@ -17,11 +17,31 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { crc32c, decodeCbor, encodeCbor } from '../protocol/index.ts';
 import { ClientError } from './errors.ts';
-import { addSkips, assignSequences, newProducerId, type FailedEvent, type NewOutboxEvent, type OutboxBounds, type OutboxEvent, type OutboxStats, type OutboxStore, type Positions } from './outbox.ts';
+import { addSkips, assignIds, newProducerId, numberAssigned, type Assignment, type FailedEvent, type NewOutboxEvent, type OutboxBounds, type OutboxEvent, type OutboxStats, type OutboxStore, type Positions } from './outbox.ts';
 
+/**
+ * Journal entries. Format 2 (`v: 2` in the snapshot) numbers events per
+ * (producer, partition) through `as` entries; a journal without it was
+ * written by an older client (sequences per topic, records form): its
+ * producer id becomes `lpid`, for its events without `p`, and a new one is
+ * made for the batch form.
+ */
 type Entry =
-  | { o: 'snap'; pid: string; seqs: Record<string, number>; lastId: number; events: OutboxEvent[]; failed: FailedEvent[]; positions: Record<string, Positions>; skips?: Record<string, number[]> }
+  | {
+      o: 'snap';
+      v?: 2;
+      pid: string;
+      lpid?: string;
+      /** Format 1: topic → next sequence; format 2: topic/partition → next sequence. */
+      seqs: Record<string, number>;
+      lastId: number;
+      events: OutboxEvent[];
+      failed: FailedEvent[];
+      positions: Record<string, Positions>;
+      skips?: Record<string, number[]>;
+    }
   | { o: 'a'; ev: OutboxEvent[] }
+  | { o: 'as'; ids: number[]; ps: number[]; ss: number[] }
   | { o: 'd'; ids: number[] }
   | { o: 'f'; ids: number[]; code: string; message: string; at: number }
   | { o: 'fc' }
@@ -60,8 +80,11 @@ function pidAlive(pid: number): boolean {
 
 export class FileOutboxStore implements OutboxStore {
   private fh?: fsp.FileHandle;
-  private opening?: Promise<{ producerId: string }>;
+  private opening?: Promise<{ producerId: string; legacyProducerId?: string }>;
   private pid = '';
+  private lpid?: string;
+  /** The journal read on open was written by an older client (format 1). */
+  private format1 = false;
   private events = new Map<number, OutboxEvent>();
   private failedList: FailedEvent[] = [];
   private seqs: Record<string, number> = {};
@@ -78,7 +101,7 @@ export class FileOutboxStore implements OutboxStore {
     return `${this.file}.lock`;
   }
 
-  open(): Promise<{ producerId: string }> {
+  open(): Promise<{ producerId: string; legacyProducerId?: string }> {
     this.opening ??= this.doOpen().catch((err) => {
       this.opening = undefined;
       throw ioError(err);
@@ -101,7 +124,7 @@ export class FileOutboxStore implements OutboxStore {
     throw new ClientError('OUTBOX_STORAGE', `could not lock ${this.lockFile}`);
   }
 
-  private async doOpen(): Promise<{ producerId: string }> {
+  private async doOpen(): Promise<{ producerId: string; legacyProducerId?: string }> {
     await fsp.mkdir(path.dirname(path.resolve(this.file)), { recursive: true });
     this.takeLock();
     let bytes: Buffer;
@@ -115,11 +138,18 @@ export class FileOutboxStore implements OutboxStore {
     this.fh = await fsp.open(this.file, fs.constants.O_RDWR | fs.constants.O_CREAT);
     if (good < bytes.length) await this.fh.truncate(good); // torn tail from a crash mid-write
     this.journalBytes = good;
+    if (this.format1) {
+      // An older client's journal: its events drain in the records form under their producer id,
+      // and the batch form numbers under a new one (the hub counts the two differently).
+      this.lpid = this.pid || undefined;
+      this.pid = '';
+      this.seqs = {};
+    }
     if (!this.pid) {
       this.pid = newProducerId();
       await this.compact(); // the first snapshot carries the new producer id
     }
-    return { producerId: this.pid };
+    return this.lpid ? { producerId: this.pid, legacyProducerId: this.lpid } : { producerId: this.pid };
   }
 
   /** Applies every whole entry; returns the byte length of the good prefix. */
@@ -147,6 +177,8 @@ export class FileOutboxStore implements OutboxStore {
     switch (e.o) {
       case 'snap':
         this.pid = e.pid;
+        this.lpid = e.lpid;
+        this.format1 = e.v !== 2;
         this.seqs = e.seqs;
         this.events = new Map(e.events.map((x) => [x.id, x]));
         this.failedList = e.failed;
@@ -160,7 +192,15 @@ export class FileOutboxStore implements OutboxStore {
           this.st.events += 1;
           this.st.bytes += x.bytes;
           if (x.id > this.st.lastId) this.st.lastId = x.id;
-          if ((this.seqs[x.topic] ?? 0) <= x.seq) this.seqs[x.topic] = x.seq + 1;
+        }
+        break;
+      case 'as':
+        for (let i = 0; i < e.ids.length; i++) {
+          const x = this.events.get(e.ids[i]);
+          if (!x || x.p !== -1) continue;
+          this.events.set(x.id, { ...x, p: e.ps[i], seq: e.ss[i] });
+          const key = `${x.topic}/${e.ps[i]}`;
+          if ((this.seqs[key] ?? 0) <= e.ss[i]) this.seqs[key] = e.ss[i] + 1;
         }
         break;
       case 'd':
@@ -223,7 +263,7 @@ export class FileOutboxStore implements OutboxStore {
 
   /** Rewrites the journal as one snapshot: temp file, fsync, rename, fsync the directory. */
   private async compact(): Promise<void> {
-    const snap = frame({ o: 'snap', pid: this.pid, seqs: this.seqs, lastId: this.st.lastId, events: [...this.events.values()], failed: this.failedList, positions: this.positions, skips: this.skips });
+    const snap = frame({ o: 'snap', v: 2, pid: this.pid, lpid: this.lpid, seqs: this.seqs, lastId: this.st.lastId, events: [...this.events.values()], failed: this.failedList, positions: this.positions, skips: this.skips });
     const tmp = `${this.file}.tmp`;
     const th = await fsp.open(tmp, 'w');
     try {
@@ -248,16 +288,27 @@ export class FileOutboxStore implements OutboxStore {
     return this.write(() => {
       // Assign on copies: the state changes only once the entry is on disk.
       const st = { ...this.st };
-      const seqs = { ...this.seqs };
-      const out = assignSequences(
-        entries,
-        bounds,
-        st,
-        (t) => seqs[t] ?? 0,
-        (t, n) => (seqs[t] = n),
-      );
+      const out = assignIds(entries, bounds, st);
       const ev = out.filter((x): x is OutboxEvent => x !== null);
       return { entry: ev.length ? { o: 'a', ev } : null, result: out };
+    });
+  }
+
+  assign(assignments: Assignment[]): Promise<OutboxEvent[]> {
+    return this.write(() => {
+      const partitionOf = new Map<number, number>();
+      const current: OutboxEvent[] = [];
+      for (const a of assignments) {
+        const e = this.events.get(a.event.id);
+        if (!e) continue;
+        partitionOf.set(a.event.id, a.p);
+        current.push(e);
+      }
+      // Number on a copy of the counters: the state changes only once the entry is on disk (apply).
+      const out = numberAssigned(current, partitionOf, { ...this.seqs });
+      const fresh = out.filter((e) => this.events.get(e.id)?.p === -1);
+      const entry: Entry | null = fresh.length ? { o: 'as', ids: fresh.map((e) => e.id), ps: fresh.map((e) => e.p!), ss: fresh.map((e) => e.seq) } : null;
+      return { entry, result: out };
     });
   }
 

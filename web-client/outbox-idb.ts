@@ -15,8 +15,14 @@
  *                             all left (acked or failed) is deleted with its state
  *   chunkGone   key first id  the ids of a chunk's events that have left, kept
  *                             apart so that counting reads only small records
+ *   chunkAssign key first id  { p, s }: partition and sequence of each of the
+ *                             chunk's events the drainer assigned (-1: not yet),
+ *                             kept apart since chunks are written once
  *   failed      keyPath id    events the hub refused for good
- *   meta        out-of-line   'pid' (producer id), 'seqs' (topic → next seq), 'stats'
+ *   meta        out-of-line   'bpid' (producer id), 'pseqs' (topic/partition →
+ *                             next seq), 'stats'; an outbox an older client
+ *                             wrote has 'pid' (its producer id, for its events
+ *                             without a partition: records form) and no 'bpid'
  *   positions   out-of-line   subscription name → partition → next offset
  *
  * An append is one readwrite transaction over chunks, chunkState and meta:
@@ -34,7 +40,7 @@
 import { openDB, unwrap, type DBSchema, type IDBPDatabase, type IDBPTransaction } from 'idb';
 import { decodeCbor, encodeCbor } from '../protocol/index.ts';
 import { ClientError } from './errors.ts';
-import { addSkips, assignSequences, newProducerId, type FailedEvent, type NewOutboxEvent, type OutboxBounds, type OutboxEvent, type OutboxStats, type OutboxStore, type Positions } from './outbox.ts';
+import { addSkips, assignIds, newProducerId, type Assignment, type FailedEvent, type NewOutboxEvent, type OutboxBounds, type OutboxEvent, type OutboxStats, type OutboxStore, type Positions } from './outbox.ts';
 
 export type IdbDurability = 'relaxed' | 'strict';
 
@@ -53,8 +59,15 @@ interface ChunkState {
 
 const chunkSize = (s: ChunkState): number => s.last - s.first + 1;
 
+/** Per event of a chunk (index id - first): partition and sequence, -1 until assigned. */
+interface ChunkAssign {
+  p: number[];
+  s: number[];
+}
+
 interface OutboxSchema extends DBSchema {
   chunks: { key: number; value: Chunk };
+  chunkAssign: { key: number; value: ChunkAssign };
   chunkState: { key: number; value: ChunkState };
   chunkGone: { key: number; value: number[] };
   failed: { key: number; value: FailedEvent };
@@ -62,10 +75,11 @@ interface OutboxSchema extends DBSchema {
   positions: { key: string; value: Positions };
 }
 
-const DB_VERSION = 1;
+/** 2: chunkAssign (partitions chosen by the client, batch form). */
+const DB_VERSION = 2;
 /** Events per chunk record; a chunk holding id x therefore has first > x - CHUNK_MAX_EVENTS. */
 const CHUNK_MAX_EVENTS = 2_000;
-type StoreName = 'chunks' | 'chunkState' | 'chunkGone' | 'meta' | 'failed';
+type StoreName = 'chunks' | 'chunkState' | 'chunkGone' | 'meta' | 'failed' | 'chunkAssign';
 type Tx = IDBPTransaction<OutboxSchema, StoreName[], 'readwrite'>;
 
 /** The database name for an outbox name; exported so that tests and tools can find it. */
@@ -81,14 +95,14 @@ function storageError(err: unknown): ClientError {
 
 export class IdbOutboxStore implements OutboxStore {
   private db?: IDBPDatabase<OutboxSchema>;
-  private opening?: Promise<{ producerId: string }>;
+  private opening?: Promise<{ producerId: string; legacyProducerId?: string }>;
 
   constructor(
     readonly name = 'default',
     private readonly durability: IdbDurability = 'relaxed',
   ) {}
 
-  open(): Promise<{ producerId: string }> {
+  open(): Promise<{ producerId: string; legacyProducerId?: string }> {
     this.opening ??= this.doOpen().catch((err) => {
       this.opening = undefined;
       throw storageError(err);
@@ -96,15 +110,18 @@ export class IdbOutboxStore implements OutboxStore {
     return this.opening;
   }
 
-  private async doOpen(): Promise<{ producerId: string }> {
+  private async doOpen(): Promise<{ producerId: string; legacyProducerId?: string }> {
     const db = await openDB<OutboxSchema>(idbName(this.name), DB_VERSION, {
-      upgrade(db) {
-        db.createObjectStore('chunks', { keyPath: 'first' });
-        db.createObjectStore('chunkState', { keyPath: 'first' });
-        db.createObjectStore('chunkGone');
-        db.createObjectStore('failed', { keyPath: 'id' });
-        db.createObjectStore('meta');
-        db.createObjectStore('positions');
+      upgrade(db, oldVersion) {
+        if (oldVersion < 1) {
+          db.createObjectStore('chunks', { keyPath: 'first' });
+          db.createObjectStore('chunkState', { keyPath: 'first' });
+          db.createObjectStore('chunkGone');
+          db.createObjectStore('failed', { keyPath: 'id' });
+          db.createObjectStore('meta');
+          db.createObjectStore('positions');
+        }
+        if (oldVersion < 2) db.createObjectStore('chunkAssign');
       },
       // Another tab wants a newer schema: step aside rather than block it.
       blocking: () => db.close(),
@@ -112,13 +129,15 @@ export class IdbOutboxStore implements OutboxStore {
     this.db = db;
     // Create the producer id once; the readwrite transaction makes racing tabs agree on it.
     const tx = db.transaction('meta', 'readwrite');
-    let pid = (await tx.store.get('pid')) as string | undefined;
+    const [old, have] = (await Promise.all([tx.store.get('pid'), tx.store.get('bpid')])) as Array<string | undefined>;
+    let pid = have;
     if (!pid) {
       pid = newProducerId();
-      await tx.store.put(pid, 'pid');
+      await tx.store.put(pid, 'bpid');
     }
     await tx.done;
-    return { producerId: pid };
+    // 'pid' without 'bpid' was an older client's (records form): its events drain under it.
+    return old && old !== pid ? { producerId: pid, legacyProducerId: old } : { producerId: pid };
   }
 
   /** The last chunks decoded: chunks never change, and reads that straddle two chunks come back for the same ones. */
@@ -144,16 +163,9 @@ export class IdbOutboxStore implements OutboxStore {
     try {
       const tx = this.d.transaction(['chunks', 'chunkState', 'meta'], 'readwrite', { durability: this.durability });
       const meta = tx.objectStore('meta');
-      const [stats, seqs] = await Promise.all([meta.get('stats') as Promise<OutboxStats | undefined>, meta.get('seqs') as Promise<Record<string, number> | undefined>]);
+      const stats = (await meta.get('stats')) as OutboxStats | undefined;
       const st: OutboxStats = stats ?? { events: 0, bytes: 0, lastId: 0 };
-      const sq: Record<string, number> = seqs ?? {};
-      const out = assignSequences(
-        entries,
-        bounds,
-        st,
-        (t) => sq[t] ?? 0,
-        (t, n) => (sq[t] = n),
-      );
+      const out = assignIds(entries, bounds, st);
       const accepted = out.filter((e): e is OutboxEvent => e !== null);
       // Raw requests: no promise per request inside the group commit.
       const rawChunks = unwrap(tx.objectStore('chunks'));
@@ -167,7 +179,6 @@ export class IdbOutboxStore implements OutboxStore {
       }
       const rawMeta = unwrap(meta);
       rawMeta.put(st, 'stats');
-      rawMeta.put(sq, 'seqs');
       await tx.done;
       return out;
     } catch (err) {
@@ -180,19 +191,23 @@ export class IdbOutboxStore implements OutboxStore {
       const out: OutboxEvent[] = [];
       let from = Math.max(0, afterId + 1 - CHUNK_MAX_EVENTS);
       while (out.length < maxEvents) {
-        const tx = this.d.transaction(['chunks', 'chunkState', 'chunkGone'], 'readonly');
+        const tx = this.d.transaction(['chunks', 'chunkState', 'chunkGone', 'chunkAssign'], 'readonly');
         const states = await tx.objectStore('chunkState').getAll(IDBKeyRange.lowerBound(from), 64);
         if (!states.length) break;
         const wanted = states.filter((s) => s.last > afterId);
-        const [chunks, gones] = await Promise.all([
+        const [chunks, gones, assigned] = await Promise.all([
           Promise.all(wanted.map((s) => this.chunkEvents(tx.objectStore('chunks'), s.first))),
           Promise.all(wanted.map((s) => (s.live < chunkSize(s) ? tx.objectStore('chunkGone').get(s.first) : undefined))),
+          Promise.all(wanted.map((s) => tx.objectStore('chunkAssign').get(s.first))),
         ]);
         for (let i = 0; i < wanted.length && out.length < maxEvents; i++) {
           const gone = gones[i]?.length ? new Set(gones[i]) : undefined;
+          const as = assigned[i];
+          const first = wanted[i].first;
           for (const e of chunks[i] ?? []) {
             if (e.id <= afterId || gone?.has(e.id)) continue;
-            out.push(e);
+            const k = e.id - first;
+            out.push(as && as.p[k] >= 0 ? { ...e, p: as.p[k], seq: as.s[k] } : e);
             if (out.length >= maxEvents) break;
           }
         }
@@ -205,13 +220,73 @@ export class IdbOutboxStore implements OutboxStore {
     }
   }
 
+  async assign(assignments: Assignment[]): Promise<OutboxEvent[]> {
+    if (!assignments.length) return [];
+    try {
+      const tx = this.d.transaction(['chunkState', 'chunkAssign', 'meta'], 'readwrite', { durability: this.durability });
+      let lo = Infinity;
+      let hi = -Infinity;
+      for (const a of assignments) {
+        if (a.event.id < lo) lo = a.event.id;
+        if (a.event.id > hi) hi = a.event.id;
+      }
+      const range = IDBKeyRange.bound(Math.max(0, lo + 1 - CHUNK_MAX_EVENTS), hi);
+      const [states, keys, lists, pseqs] = await Promise.all([
+        tx.objectStore('chunkState').getAll(range),
+        tx.objectStore('chunkAssign').getAllKeys(range),
+        tx.objectStore('chunkAssign').getAll(range),
+        tx.objectStore('meta').get('pseqs') as Promise<Record<string, number> | undefined>,
+      ]);
+      const next = pseqs ?? {};
+      const byFirst = new Map<number, ChunkAssign>();
+      for (let i = 0; i < keys.length; i++) byFirst.set(keys[i], lists[i]);
+      const touched = new Set<number>();
+      const out: OutboxEvent[] = [];
+      for (const a of assignments) {
+        const e = a.event;
+        let s: ChunkState | undefined;
+        for (let i = states.length - 1; i >= 0; i--) {
+          if (states[i].first <= e.id) {
+            s = states[i];
+            break;
+          }
+        }
+        if (!s || e.id > s.last) continue; // gone already
+        let as = byFirst.get(s.first);
+        if (!as) {
+          const n = chunkSize(s);
+          byFirst.set(s.first, (as = { p: new Array<number>(n).fill(-1), s: new Array<number>(n).fill(-1) }));
+        }
+        const k = e.id - s.first;
+        if (as.p[k] >= 0) {
+          out.push({ ...e, p: as.p[k], seq: as.s[k] });
+          continue;
+        }
+        const key = `${e.topic}/${a.p}`;
+        const seq = next[key] ?? 0;
+        next[key] = seq + 1;
+        as.p[k] = a.p;
+        as.s[k] = seq;
+        touched.add(s.first);
+        out.push({ ...e, p: a.p, seq });
+      }
+      const raw = unwrap(tx.objectStore('chunkAssign'));
+      for (const first of touched) raw.put(byFirst.get(first)!, first);
+      if (touched.size) unwrap(tx.objectStore('meta')).put(next, 'pseqs');
+      await tx.done;
+      return out;
+    } catch (err) {
+      throw storageError(err);
+    }
+  }
+
   /**
    * Marks events as left (and, with `failed`, files them in the failed list),
    * adjusting the counters by exactly the events that were still there.
    */
   private async take(events: OutboxEvent[], failed?: { code: string; message: string }): Promise<void> {
     if (!events.length) return;
-    const stores: StoreName[] = failed ? ['chunks', 'chunkState', 'chunkGone', 'meta', 'failed'] : ['chunks', 'chunkState', 'chunkGone', 'meta'];
+    const stores: StoreName[] = failed ? ['chunks', 'chunkState', 'chunkGone', 'chunkAssign', 'meta', 'failed'] : ['chunks', 'chunkState', 'chunkGone', 'chunkAssign', 'meta'];
     const tx = this.d.transaction(stores, 'readwrite', { durability: this.durability }) as Tx;
     let lo = Infinity;
     let hi = -Infinity;
@@ -264,12 +339,14 @@ export class IdbOutboxStore implements OutboxStore {
     const rawChunks = unwrap(tx.objectStore('chunks'));
     const rawState = unwrap(tx.objectStore('chunkState'));
     const rawGone = unwrap(tx.objectStore('chunkGone'));
+    const rawAssign = unwrap(tx.objectStore('chunkAssign'));
     for (const [s, gone] of touched) {
       if (s.live <= 0) {
         this.decoded = this.decoded.filter((c) => c.first !== s.first);
         rawChunks.delete(s.first);
         rawState.delete(s.first);
         rawGone.delete(s.first);
+        rawAssign.delete(s.first);
       } else {
         rawState.put(s);
         rawGone.put([...gone], s.first);

@@ -3,13 +3,14 @@
  * process (kept per name), not the process. For tests, short-lived scripts
  * and Node services that accept losing unsent events on a crash.
  */
-import { addSkips, assignSequences, newProducerId, type FailedEvent, type NewOutboxEvent, type OutboxBounds, type OutboxEvent, type OutboxStats, type OutboxStore, type Positions } from './outbox.ts';
+import { addSkips, assignIds, newProducerId, type Assignment, type FailedEvent, type NewOutboxEvent, type OutboxBounds, type OutboxEvent, type OutboxStats, type OutboxStore, type Positions } from './outbox.ts';
 
 interface MemoryState {
   producerId: string;
   events: Map<number, OutboxEvent>; // insertion order = id order
   failed: FailedEvent[];
-  seqs: Map<string, number>;
+  /** topic/partition → next sequence. */
+  seqs: Record<string, number>;
   stats: OutboxStats;
   positions: Map<string, Positions>;
   skips: Record<string, number[]>;
@@ -23,7 +24,7 @@ export class MemoryOutboxStore implements OutboxStore {
   constructor(readonly name = 'default') {
     let s = states.get(name);
     if (!s) {
-      s = { producerId: newProducerId(), events: new Map(), failed: [], seqs: new Map(), stats: { events: 0, bytes: 0, lastId: 0 }, positions: new Map(), skips: {} };
+      s = { producerId: newProducerId(), events: new Map(), failed: [], seqs: {}, stats: { events: 0, bytes: 0, lastId: 0 }, positions: new Map(), skips: {} };
       states.set(name, s);
     }
     this.s = s;
@@ -34,15 +35,26 @@ export class MemoryOutboxStore implements OutboxStore {
   }
 
   async append(entries: NewOutboxEvent[], bounds: OutboxBounds): Promise<Array<OutboxEvent | null>> {
-    const { seqs, events } = this.s;
-    const out = assignSequences(
-      entries,
-      bounds,
-      this.s.stats,
-      (t) => seqs.get(t) ?? 0,
-      (t, n) => seqs.set(t, n),
-    );
-    for (const e of out) if (e) events.set(e.id, e);
+    const out = assignIds(entries, bounds, this.s.stats);
+    for (const e of out) if (e) this.s.events.set(e.id, e);
+    return out;
+  }
+
+  async assign(assignments: Assignment[]): Promise<OutboxEvent[]> {
+    const out: OutboxEvent[] = [];
+    for (const a of assignments) {
+      const e = this.s.events.get(a.event.id);
+      if (!e) continue;
+      if (e.p === -1) {
+        // In place: nothing outside the drain holds these objects, and the drain wants them assigned.
+        const key = `${e.topic}/${a.p}`;
+        const seq = this.s.seqs[key] ?? 0;
+        this.s.seqs[key] = seq + 1;
+        e.p = a.p;
+        e.seq = seq;
+      }
+      out.push(e);
+    }
     return out;
   }
 

@@ -4,11 +4,17 @@
  *
  * Exactly-once rests on three facts kept here:
  * 1. the producer id is created once per outbox and kept with it;
- * 2. every event gets its sequence number (per topic, `seq` of the first
- *    record + i on the wire) in the same atomic write that stores it, so a
- *    re-sent event carries the very (pid, seq) the hub may already have;
- * 3. events are handed out in append order (`id`), so per-topic sequences
- *    (and per-key order) are sent in order.
+ * 2. every event gets its partition and its sequence (dense per producer and
+ *    partition, the batch form's rule) once, in an atomic write (`assign`)
+ *    that happens before it first goes on the wire, so a re-sent event
+ *    carries the very (pid, partition, seq) the hub may already have, even
+ *    after a reload or a change of the topic's partition count;
+ * 3. events are handed out in append order (`id`) and assigned in that
+ *    order, so per-partition sequences (and per-key order) follow send order.
+ *
+ * Events written by an older client (records form, sequences per topic)
+ * have no `p`; they drain in the records form under `legacyProducerId`
+ * before the topic's newer events (see producer.ts).
  *
  * Stores: IndexedDB (browsers), memory, an fsynced file journal (Node), or
  * any `OutboxStore` the application brings.
@@ -20,7 +26,16 @@ export interface OutboxEvent {
   /** Append order within this outbox; increasing, never reused. */
   id: number;
   topic: string;
-  /** Producer sequence number, counted per topic. */
+  /**
+   * The partition the event goes to, chosen by the drainer (`assign`) from
+   * the topic's partition count and kept; -1 until then. Absent: an event of
+   * an older outbox, sent in the records form (the hub picks its partition).
+   */
+  p?: number;
+  /**
+   * Producer sequence: per (producer, partition), dense, once assigned (-1
+   * before); for an event without `p`, counted per topic (records form).
+   */
   seq: number;
   /** Subject (JWT `sub`) of the token the event was queued under; '' when anonymous. Stored outboxes carry this field name. */
   sub: string;
@@ -29,7 +44,13 @@ export interface OutboxEvent {
   bytes: number;
 }
 
-export type NewOutboxEvent = Omit<OutboxEvent, 'id' | 'seq'>;
+export type NewOutboxEvent = Omit<OutboxEvent, 'id' | 'seq' | 'p'>;
+
+/** The partition the drainer chose for an event (the store numbers it in `assign`). */
+export interface Assignment {
+  event: OutboxEvent;
+  p: number;
+}
 
 /** An event the hub refused for good; kept apart so the rest drains on. */
 export interface FailedEvent extends OutboxEvent {
@@ -58,25 +79,37 @@ export type Positions = Record<string, number>;
  * `append` is either whole (events, sequences, counters) or absent.
  */
 export interface OutboxStore {
-  /** Opens (creating on first use) and returns the producer id kept with this outbox. */
-  open(): Promise<{ producerId: string }>;
   /**
-   * Stores the entries in order, assigning ids and per-topic sequences. An
-   * entry that would exceed `bounds` is refused (null in its slot) and takes
-   * no sequence.
+   * Opens (creating on first use) and returns the producer id kept with this
+   * outbox, and for an outbox an older client wrote in the records form, the
+   * producer id its events without `p` were numbered under.
+   */
+  open(): Promise<{ producerId: string; legacyProducerId?: string }>;
+  /**
+   * Stores the entries in order, assigning ids (partition and sequence wait
+   * for `assign`: p = -1, seq = -1). An entry that would exceed `bounds` is
+   * refused (null in its slot).
    */
   append(entries: NewOutboxEvent[], bounds: OutboxBounds): Promise<Array<OutboxEvent | null>>;
   /** Up to `maxEvents` events with id > afterId, in id order. */
   read(afterId: number, maxEvents: number): Promise<OutboxEvent[]>;
+  /**
+   * Gives each event its partition and the next sequence of (producer,
+   * partition), in the order given (id order), atomically, and returns the
+   * events as stored. Called before an event first goes on the wire; an event
+   * already assigned keeps what it has.
+   */
+  assign(assignments: Assignment[]): Promise<OutboxEvent[]>;
   /** Removes acknowledged events (absent ids are ignored). */
   remove(events: OutboxEvent[]): Promise<void>;
   /**
    * Moves events to the failed list and, in the same atomic write, adds
-   * their sequences to the topic's skipped list (see `skipped`).
+   * their sequences to their lane's skipped list (see `skipped`).
    */
   fail(events: OutboxEvent[], code: string, message: string): Promise<void>;
   /**
-   * Per topic, the sequences of events refused for good, ascending; kept
+   * Per lane (`laneKey`: topic/partition, or the topic for records-form
+   * events), the sequences of events refused for good, ascending; kept
    * across `clearFailed()`. The hub refuses a forward gap, so the events
    * after a refused one go on the wire renumbered without it (`wireSequence`).
    */
@@ -92,10 +125,19 @@ export interface OutboxStore {
   close(): Promise<void>;
 }
 
-/** Adds the failed events' sequences to `skips` (per topic, ascending), in place. */
-export function addSkips(skips: Record<string, number[]>, events: Array<Pick<OutboxEvent, 'topic' | 'seq'>>): void {
+/**
+ * The sequence space an event is numbered in: `topic/partition` in the batch
+ * form (topic names have no '/'), the topic for records-form events.
+ */
+export function laneKey(e: Pick<OutboxEvent, 'topic' | 'p'>): string {
+  return e.p === undefined ? e.topic : `${e.topic}/${e.p}`;
+}
+
+/** Adds the failed events' sequences to `skips` (per lane, ascending), in place. Unassigned events took none. */
+export function addSkips(skips: Record<string, number[]>, events: Array<Pick<OutboxEvent, 'topic' | 'seq' | 'p'>>): void {
   for (const e of events) {
-    const list = (skips[e.topic] ??= []);
+    if (e.seq < 0 || e.p === -1) continue;
+    const list = (skips[laneKey(e)] ??= []);
     // Failures come mostly in sequence order: insert from the end.
     let i = list.length;
     while (i > 0 && list[i - 1] > e.seq) i--;
@@ -133,31 +175,50 @@ export function newProducerId(): string {
 }
 
 /**
- * Assigns sequences for one append the same way in every store: `next` maps
- * topic → next sequence and is updated in place; `stats` likewise.
+ * Assigns ids for one append the same way in every store; `stats` is
+ * updated in place. Partition and sequence come later (`assign`).
  *
  * Entries are taken in order up to the first that does not fit the bounds;
- * that one and every one after it are refused (null) and take no sequence.
- * A later, smaller event must not slip in ahead of a refused one: the
- * refused wait for room and then go in, still in send order.
+ * that one and every one after it are refused (null). A later, smaller event
+ * must not slip in ahead of a refused one: the refused wait for room and then
+ * go in, still in send order.
  */
-export function assignSequences(
-  entries: NewOutboxEvent[],
-  bounds: OutboxBounds,
-  stats: OutboxStats,
-  nextSeq: (topic: string) => number,
-  setNextSeq: (topic: string, seq: number) => void,
-): Array<OutboxEvent | null> {
+export function assignIds(entries: NewOutboxEvent[], bounds: OutboxBounds, stats: OutboxStats): Array<OutboxEvent | null> {
   const out = new Array<OutboxEvent | null>(entries.length).fill(null);
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i];
     if (stats.events + 1 > bounds.maxEvents || stats.bytes + e.bytes > bounds.maxBytes) break;
-    const seq = nextSeq(e.topic);
-    setNextSeq(e.topic, seq + 1);
     stats.events += 1;
     stats.bytes += e.bytes;
     stats.lastId += 1;
-    out[i] = { id: stats.lastId, topic: e.topic, seq, sub: e.sub, rec: e.rec, bytes: e.bytes };
+    out[i] = { id: stats.lastId, topic: e.topic, p: -1, seq: -1, sub: e.sub, rec: e.rec, bytes: e.bytes };
+  }
+  return out;
+}
+
+/**
+ * Numbers assigned events the same way in every store: per `topic/p` the
+ * next sequence from `next` (updated in place), in the order given. An event
+ * that has a partition already keeps it and its sequence. Returns new event
+ * objects (the caller's copies are not changed).
+ */
+export function numberAssigned(
+  events: OutboxEvent[],
+  partitionOf: Map<number, number>,
+  next: Record<string, number>,
+): OutboxEvent[] {
+  const out: OutboxEvent[] = [];
+  for (const e of events) {
+    if (e.p !== -1) {
+      out.push(e);
+      continue;
+    }
+    const p = partitionOf.get(e.id);
+    if (p === undefined || !Number.isInteger(p) || p < 0) continue;
+    const key = `${e.topic}/${p}`;
+    const seq = next[key] ?? 0;
+    next[key] = seq + 1;
+    out.push({ ...e, p, seq });
   }
   return out;
 }

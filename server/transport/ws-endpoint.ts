@@ -274,9 +274,16 @@ export class WsEndpoint {
           conn.send({ t: 'ok', id: f.id, expiresAtMs: p.expiresAtMs });
         });
       case 'metadata': {
-        authorize(conn.principal, 'consume', f.topic);
-        const d = this.deps.broker.topics.describe(f.topic);
-        conn.send({ t: 'ok', id: f.id, topic: d.name, partitions: d.partitions, config: d.config, offsets: d.offsets });
+        // A producer that picks partitions itself (the batch form) needs the count of a topic it may only produce to;
+        // with `create`, it gets the topic created as its first produce would have created it (Kafka's metadata does too).
+        const mayProduce = conn.principal.canProduce(f.topic);
+        if (!mayProduce) authorize(conn.principal, 'consume', f.topic);
+        const describe = (): void => {
+          const d = this.deps.broker.topics.describe(f.topic);
+          conn.send({ t: 'ok', id: f.id, topic: d.name, partitions: d.partitions, config: d.config, offsets: d.offsets });
+        };
+        if (f.create === true && mayProduce && !this.deps.broker.topics.get(f.topic)) return this.deps.broker.topics.ensure(f.topic).then(describe);
+        describe();
         return;
       }
       case 'ping':

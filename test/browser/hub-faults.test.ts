@@ -57,8 +57,8 @@ describe('browser outbox under hub and network faults', () => {
     fx.proxy.block(true);
     await page.evaluate((url) => window.tb.start('a', { url, name: 'lost-ack', maxBatchRecords: 100, maxInFlightBatches: 1, backoffInitialMs: 10, backoffMaxMs: 50 }), fx.proxy.wsUrl);
     await page.evaluate(() => window.tb.sendMany('a', 'lost-ack', 0, 500, 3));
-    // The next connection lets the upgrade response and the hello's reply through, then loses the first produce's ack.
-    fx.proxy.loseReplyAfter(2);
+    // The next connection lets the upgrade response, the hello's and the metadata's replies through, then loses the first produce's ack.
+    fx.proxy.loseReplyAfter(3);
     fx.proxy.block(false);
     await page.evaluate(() => window.tb.flush('a'));
     const stats = await page.evaluate(() => window.tb.stats('a'));

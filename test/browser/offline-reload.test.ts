@@ -7,6 +7,8 @@
 import { describe, expect, it } from 'vitest';
 import { createTopic, exactlyOnceProblems, readTopic, reloadTestPage } from '../../harness/browser.ts';
 import { useHubBehindProxy } from '../helpers/browser-hub.ts';
+import { WsClient } from '../helpers/ws-client.ts';
+import { encodeCbor } from '../../protocol/index.ts';
 
 const fx = useHubBehindProxy();
 
@@ -34,6 +36,61 @@ describe('browser outbox offline', () => {
     await page.evaluate(() => window.tb.flush('a'));
     expect(await page.evaluate(() => window.tb.pending('a'))).toBe(0);
     expect(exactlyOnceProblems(await readTopic(fx.hub.url, 'clicks'), 1000)).toBe('');
+    await ctx.close();
+  });
+
+  it("an older client's IndexedDB outbox (version 1, records form) drains once under its producer id, then new events", async () => {
+    await createTopic(fx.hub.url, 'legacy-clicks', 4);
+    const oldPid = 'c0ffee00'.repeat(4);
+    const total = 300;
+    const utf8 = new TextEncoder();
+    const now = Date.now();
+    const old = Array.from({ length: total }, (_, n) => ({ id: n + 1, topic: 'legacy-clicks', seq: n, sub: '', rec: { k: `k${n % 7}`, v: utf8.encode(JSON.stringify({ n })), e: 1 as const, ts: now }, bytes: 64 }));
+    // The older client had sent its first 100 in the records form and was closed before the ack came back.
+    const ws = await WsClient.connect(fx.hub.wsUrl);
+    await ws.hello();
+    await ws.produce('legacy-clicks', old.slice(0, 100).map((e) => e.rec), { pid: oldPid, seq: 0 });
+    await ws.close();
+    const chunk = Array.from(encodeCbor(old));
+    const ctx = await fx.env.context();
+    const page = await fx.env.open(ctx);
+    // Its database, as it wrote it: version 1, one chunk, sequences per topic, no 'bpid'.
+    await page.evaluate(
+      ({ chunk, oldPid, total }) =>
+        new Promise<void>((resolve, reject) => {
+          const req = indexedDB.open('tributary-outbox:legacy', 1);
+          req.onupgradeneeded = () => {
+            const db = req.result;
+            db.createObjectStore('chunks', { keyPath: 'first' });
+            db.createObjectStore('chunkState', { keyPath: 'first' });
+            db.createObjectStore('chunkGone');
+            db.createObjectStore('failed', { keyPath: 'id' });
+            db.createObjectStore('meta');
+            db.createObjectStore('positions');
+          };
+          req.onerror = () => reject(req.error);
+          req.onsuccess = () => {
+            const db = req.result;
+            const tx = db.transaction(['chunks', 'chunkState', 'meta'], 'readwrite');
+            tx.objectStore('chunks').put({ first: 1, data: new Uint8Array(chunk) });
+            tx.objectStore('chunkState').put({ first: 1, last: total, live: total });
+            tx.objectStore('meta').put(oldPid, 'pid');
+            tx.objectStore('meta').put({ 'legacy-clicks': total }, 'seqs');
+            tx.objectStore('meta').put({ events: total, bytes: 64 * total, lastId: total }, 'stats');
+            tx.oncomplete = () => {
+              db.close();
+              resolve();
+            };
+            tx.onerror = () => reject(tx.error);
+          };
+        }),
+      { chunk, oldPid, total },
+    );
+    await page.evaluate((url) => window.tb.start('l', { url, name: 'legacy', backoffInitialMs: 50, backoffMaxMs: 250 }), fx.hub.wsUrl);
+    expect(await page.evaluate(() => window.tb.pending('l'))).toBe(total);
+    await page.evaluate((from) => window.tb.sendMany('l', 'legacy-clicks', from, 200, 7), total);
+    await page.evaluate(() => window.tb.flush('l'));
+    expect(exactlyOnceProblems(await readTopic(fx.hub.url, 'legacy-clicks'), total + 200)).toBe('');
     await ctx.close();
   });
 });

@@ -30,8 +30,8 @@ export interface Load {
 /**
  * Queues events { n } with keys `<name>-k0..k7` in batches of `batch`, as
  * long as fewer than `window` are unacknowledged, until finish(). A fresh
- * outbox numbers a topic's events 0, 1, 2… in send order, so an ack's
- * sequence s is the event n = base + s.
+ * outbox gives its events ids 1, 2, 3… in send order, so an ack's record
+ * with id i is the event n = base + i - 1.
  */
 export function startLoad(o: { url: string; topic: string; name: string; base: number; dir: string; batch?: number; window?: number }): Load {
   const file = path.join(o.dir, `${o.name}.outbox`);
@@ -42,7 +42,7 @@ export function startLoad(o: { url: string; topic: string; name: string; base: n
   client.on('ack', (info) => {
     if (info.topic !== o.topic) return;
     for (const r of info.records) {
-      const n = o.base + r.seq;
+      const n = o.base + r.id - 1; // the outbox is new: the n-th event queued has id n + 1
       const before = acked.get(n);
       if (before && (before.partition !== r.partition || before.offset !== r.offset)) conflicts.push(`n=${n} acked at ${before.partition}/${before.offset} then at ${r.partition}/${r.offset}`);
       acked.set(n, { partition: r.partition, offset: r.offset });
