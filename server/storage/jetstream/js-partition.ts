@@ -60,6 +60,8 @@ interface Pending {
   /** Where JetStream says the message is when it differs from where it was sent (a duplicate of an earlier publish). */
   storedAt: number;
   error: unknown;
+  /** Sent at least once: a re-send stamps a copy (see send()). */
+  sent: boolean;
   resolve: (r: AppendResult) => void;
   reject: (e: Error) => void;
 }
@@ -202,6 +204,7 @@ export class JsPartition {
         state: 'queued',
         storedAt: 0,
         error: null,
+        sent: false,
         resolve,
         reject,
       };
@@ -255,6 +258,11 @@ export class JsPartition {
     const now = this.env.now();
     const appendTime = now > this.lastAppendTime ? now : this.lastAppendTime;
     this.lastAppendTime = appendTime;
+    // The nats client keeps a publish's bytes by reference while it is disconnected and may still flush
+    // the earlier publish later: re-stamping the same array would send that old publish with the new
+    // offsets (right offsets, wrong batch in the log). A re-send stamps a copy.
+    if (p.sent) p.batch = p.batch.slice();
+    p.sent = true;
     stampBatch(p.batch, 0, base, appendTime, this.env.crc);
     p.seq = seq;
     p.base = base;
