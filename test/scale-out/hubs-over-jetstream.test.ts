@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, type Client, type ConsumedRecord } from '../../web-client/index.ts';
-import { startHub, type Hub } from '../helpers/hub.ts';
+import { startHub, waitHealthy, type Hub } from '../helpers/hub.ts';
 import { startNatsCluster, waitFor, type NatsCluster } from '../helpers/nats.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
 import { createTopic, exactlyOnceProblems, readTopic } from '../helpers/topic-reader.ts';
@@ -16,9 +16,13 @@ const hubs: Hub[] = [];
 const clients: Client[] = [];
 const proxies: TcpProxy[] = [];
 
+/** A hub over the cluster; a cluster that just lost or regained a node elects leaders first, so its start gets a minute. */
 async function hubOver(cluster: NatsCluster): Promise<Hub> {
-  const h = await startHub({ args: ['--engine', cluster.servers] });
+  const h = await startHub({ args: ['--engine', cluster.servers], waitHealthy: false });
   hubs.push(h);
+  await waitHealthy(h.url, 60_000).catch((err) => {
+    throw new Error(`${String(err)}\n${h.output().split('\n').slice(-15).join('\n')}`);
+  });
   return h;
 }
 
