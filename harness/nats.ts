@@ -212,11 +212,11 @@ function makeNode(name: string, port: number, conf: string): NatsNode {
 }
 
 /** Polls `predicate` every 25 ms until it holds, or throws at the deadline. */
-export async function waitFor(predicate: () => boolean | Promise<boolean>, deadlineMs: number, what = 'condition'): Promise<void> {
+export async function waitFor(predicate: () => boolean | Promise<boolean>, deadlineMs: number, what: string | (() => string) = 'condition'): Promise<void> {
   const until = Date.now() + deadlineMs;
   for (;;) {
     if (await predicate()) return;
-    if (Date.now() > until) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
+    if (Date.now() > until) throw new Error(`timed out after ${deadlineMs} ms waiting for ${typeof what === 'function' ? what() : what}`);
     await new Promise((r) => setTimeout(r, 25));
   }
 }

@@ -24,9 +24,10 @@ import { connect, DiscardPolicy, RetentionPolicy, StorageType, type ConsumerMess
 import type { Crc32c } from '../../../protocol/crc32c.ts';
 import { TributaryError } from '../../../protocol/errors.ts';
 import { assertTopicName } from '../../../protocol/limits.ts';
-import { DEFAULT_TOPIC_CONFIG, type AppendResult, type LogStore, type PartitionOffsets, type ReadResult, type TopicConfig, type TopicInfo } from '../log-store.ts';
+import { DEFAULT_TOPIC_CONFIG, type AppendResult, type GroupLink, type LogStore, type PartitionOffsets, type ReadResult, type TopicConfig, type TopicInfo } from '../log-store.ts';
 import { nativeCrc32c } from '../native-crc.ts';
 import { checkConfigOverrides, checkPartitions } from '../topic-config.ts';
+import { JsGroupLink } from './js-group-link.ts';
 import { isNoMessage, JsPartition, type JsEnv } from './js-partition.ts';
 import { mirrorStreamName, streamName, subjectPrefix, topicKey, TOPICS_BUCKET } from './names.ts';
 import { PartitionReads } from './partition-reads.ts';
@@ -114,6 +115,8 @@ export class JetStreamLogStore implements LogStore {
   private region: string | null = null;
   /** The cluster this store's streams are placed in (unset on a single server). */
   private placement: { cluster: string; tags: string[] } | undefined;
+  /** Group coordination between the hubs of this cluster (none in a read-only region). */
+  private link: JsGroupLink | null = null;
 
   constructor(private readonly opts: JetStreamLogStoreOptions) {
     this.defaults = { ...DEFAULT_TOPIC_CONFIG, ...checkConfigOverrides(opts.defaults) };
@@ -160,6 +163,10 @@ export class JetStreamLogStore implements LogStore {
       while (next < metas.length) await this.attach(metas[next++]);
     };
     await Promise.all(Array.from({ length: Math.min(OPEN_CONCURRENCY, metas.length) }, worker));
+    if (!this.region) {
+      this.link = new JsGroupLink(this.nc, this.env.hubId, this.log);
+      await settled(() => this.link!.open(this.clusterReplicas >= 3 ? 3 : 1));
+    }
     this.state = 'open';
     const every = this.opts.refreshIntervalMs ?? 5000;
     if (every > 0) {
@@ -525,8 +532,13 @@ export class JetStreamLogStore implements LogStore {
     }
   }
 
+  groupLink(): GroupLink | null {
+    return this.link;
+  }
+
   async close(): Promise<void> {
     if (this.state === 'closed') return;
+    await this.link?.close().catch(() => undefined);
     const wasOpen = this.state === 'open';
     this.state = 'closed';
     if (this.refreshTimer) clearInterval(this.refreshTimer);
