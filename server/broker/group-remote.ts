@@ -23,8 +23,7 @@ export type ToCoordinator =
 
 /** From the coordinator to a member's hub. */
 export type ToMemberHub =
-  | { op: 'assignment'; member: string; frame: AssignmentFrame }
-  | { op: 'error'; member: string; code: ErrorCode; message: string; details?: Record<string, unknown>; partition?: number };
+  { op: 'assignment'; member: string; frame: AssignmentFrame } | { op: 'error'; member: string; code: ErrorCode; message: string; details?: Record<string, unknown>; partition?: number };
 
 interface Forwarded {
   id: string;

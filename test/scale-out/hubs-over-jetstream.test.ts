@@ -77,10 +77,18 @@ describe('consumer groups across hubs', () => {
     const owned = (list: TestMember[]): number[] => list.flatMap((m) => m.sub.assignment()).sort((x, y) => x - y);
     const all = [0, 1, 2, 3, 4, 5];
     const seen = (): number => ms.reduce((n, m) => n + m.seen.length, 0);
-    await waitFor(() => ms.every((m) => m.sub.assignment().length === 2) && JSON.stringify(owned(ms)) === JSON.stringify(all), 30_000, () => `2 partitions each, every partition once (${ms.map((m) => `[${m.sub.assignment()}]`).join(' ')})`);
-    await waitFor(() => seen() >= 300, 30_000, () => `the group consumed 300 (has ${seen()})`);
+    await waitFor(
+      () => ms.every((m) => m.sub.assignment().length === 2) && JSON.stringify(owned(ms)) === JSON.stringify(all),
+      30_000,
+      () => `2 partitions each, every partition once (${ms.map((m) => `[${m.sub.assignment()}]`).join(' ')})`,
+    );
+    await waitFor(
+      () => seen() >= 300,
+      30_000,
+      () => `the group consumed 300 (has ${seen()})`,
+    );
     // The coordinator's view (one hub holds the lease) lists all three members, whichever hub they are on, and their commits.
-    const view = async (): Promise<GroupView | null> => (await groupView(a.url, 'across'))?.members.length ? groupView(a.url, 'across') : groupView(b.url, 'across');
+    const view = async (): Promise<GroupView | null> => ((await groupView(a.url, 'across'))?.members.length ? groupView(a.url, 'across') : groupView(b.url, 'across'));
     await waitFor(async () => (await view())?.members.length === 3, 10_000, 'the coordinator lists 3 members');
     await waitFor(async () => (await view())!.offsets.reduce((n, o) => n + (o.committed ?? 0), 0) === 300, 15_000, 'commits of all 300');
     // m2 leaves (it commits, then its partitions move): the others own everything, from where m2 committed.
@@ -88,9 +96,17 @@ describe('consumer groups across hubs', () => {
     const m2Saw = m2.seen.length;
     m2.sub.close();
     const stay = [m1, m3];
-    await waitFor(() => JSON.stringify(owned(stay)) === JSON.stringify(all), 30_000, () => `m1 and m3 own every partition once (${stay.map((m) => `[${m.sub.assignment()}]`).join(' ')})`);
+    await waitFor(
+      () => JSON.stringify(owned(stay)) === JSON.stringify(all),
+      30_000,
+      () => `m1 and m3 own every partition once (${stay.map((m) => `[${m.sub.assignment()}]`).join(' ')})`,
+    );
     await produce(b.wsUrl, 'shared-g', 6, 300, 300);
-    await waitFor(() => seen() >= 600, 30_000, () => `the group consumed 600 (has ${seen()})`);
+    await waitFor(
+      () => seen() >= 600,
+      30_000,
+      () => `the group consumed 600 (has ${seen()})`,
+    );
     await new Promise((r) => setTimeout(r, 300)); // proves a negative: a duplicate would show up now
     expect(m2.seen.length).toBe(m2Saw);
     const keys = ms.flatMap((m) => keysOf(m.seen));
