@@ -59,9 +59,11 @@ export class GroupOffsets {
    * previous coordinator are in the log, not yet in this hub's map.
    */
   async catchUp(): Promise<void> {
-    const { earliest, highWatermark } = this.store.offsets(OFFSETS_TOPIC, 0);
+    const { earliest } = this.store.offsets(OFFSETS_TOPIC, 0);
     let next = Math.max(earliest, this.replayed);
-    while (next < highWatermark) {
+    // Until a read comes back empty, not up to the high watermark known now: an engine shared by several hubs
+    // learns of their appends on a read at its tail.
+    for (;;) {
       const res = await this.store.read(OFFSETS_TOPIC, 0, next, REPLAY_READ_BYTES);
       if (res.bytes.length === 0) {
         if (res.nextOffset <= next) break;

@@ -151,6 +151,14 @@ export interface LogStore {
    */
   groupLink?(): GroupLink | null;
 
+  /**
+   * A subscription started (+1) or stopped (-1) following a partition. An
+   * engine shared by several hubs watches a partition for other hubs' appends
+   * only while this hub has readers of it (optional: one-machine engines see
+   * every append themselves).
+   */
+  interest?(topic: string, partition: number, delta: 1 | -1): void;
+
   /** Flush, fsync, release the lock and every handle. */
   close(): Promise<void>;
 }

@@ -9,7 +9,7 @@
  * each kill are answered from JetStream (their batches' message ids and the
  * per-producer subjects), since the new hub knows nothing of them.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import { startHub, tempDir, waitHealthy, type Hub } from '../helpers/hub.ts';
 import { startNatsCluster, type NatsCluster } from '../helpers/nats.ts';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
@@ -56,6 +56,17 @@ describe.skipIf(!RUN)('SIGKILL of a hub over JetStream under an idempotent produ
   it(
     `${ROUNDS} kills in a row: acknowledged events once each, in key order, dense offsets, a reader without gap or duplicate`,
     async () => {
+      // What the hubs logged (warnings and errors) is the first thing to read when this fails.
+      onTestFailed(() =>
+        console.log(
+          [...outputs, hub?.output() ?? '']
+            .join('\n----\n')
+            .split('\n')
+            .filter((x) => !/AUTH IS OFF|dashboard/.test(x))
+            .slice(-60)
+            .join('\n'),
+        ),
+      );
       const clientDir = tempDir('tributary-jscrash-clients-');
       dirs.push(clientDir);
       hub = await hubOver();

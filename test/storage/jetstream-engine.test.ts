@@ -62,6 +62,9 @@ describe('JetStream engine across hubs', () => {
     await waitFor(() => b.getTopic('both') !== undefined, 10_000, 'hub B sees the topic');
     const seenByB: number[] = [];
     b.onDurable((t, _p, hw) => t === 'both' && seenByB.push(hw));
+    // Both have a reader of the partition (a subscription would say so): each watches for the other's appends.
+    a.interest('both', 0, 1);
+    b.interest('both', 0, 1);
     const pending: Array<Promise<AppendResult>> = [];
     for (let i = 0; i < 100; i++) {
       pending.push(a.append('both', 0, makeBatch({ count: 2, tag: `a${i}` })));

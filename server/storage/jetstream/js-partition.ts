@@ -99,6 +99,8 @@ export class JsPartition {
   private gate: Promise<unknown> = Promise.resolve();
   private msgCounter = 0;
   closed = false;
+  /** The watch for other hubs' appends, while this hub has readers of the partition. */
+  watch: { iter: { stop(): void } | null; stopped: boolean } | null = null;
 
   constructor(
     readonly topic: string,
