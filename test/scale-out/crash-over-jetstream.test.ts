@@ -57,9 +57,10 @@ describe.skipIf(!RUN)('SIGKILL of a hub over JetStream under an idempotent produ
     `${ROUNDS} kills in a row: acknowledged events once each, in key order, dense offsets, a reader without gap or duplicate`,
     async () => {
       // What the hubs logged (warnings and errors) is the first thing to read when this fails.
+      const clientErrors: string[] = [];
       onTestFailed(() =>
         console.log(
-          [...outputs, hub?.output() ?? '']
+          [...clientErrors.slice(-20), '----', ...outputs, hub?.output() ?? '']
             .join('\n----\n')
             .split('\n')
             .filter((x) => !/AUTH IS OFF|dashboard/.test(x))
@@ -74,6 +75,7 @@ describe.skipIf(!RUN)('SIGKILL of a hub over JetStream under an idempotent produ
       await createTopic(hub.url, TOPIC, PARTITIONS);
 
       for (const [i, name] of ['p0', 'p1'].entries()) loads.push(startLoad({ url: proxy.wsUrl, topic: TOPIC, name, base: i * 1_000_000, dir: clientDir }));
+      for (const l of loads) l.client.on('error', (e) => clientErrors.push(`${Date.now() % 1e6} ${String(e).slice(0, 300)}`));
       const deliveries: Delivery[] = [];
       const readerFile = `${clientDir}/reader.outbox`;
       readers.push(startReader({ url: proxy.wsUrl, topic: TOPIC, file: readerFile, deliveries }));
@@ -95,17 +97,7 @@ describe.skipIf(!RUN)('SIGKILL of a hub over JetStream under an idempotent produ
         }
       }
 
-      for (const l of loads)
-        await l.finish(60_000).catch((err) => {
-          throw new Error(
-            `${String(err)}\n${[...outputs, hub!.output()]
-              .join('\n----\n')
-              .split('\n')
-              .filter((x) => !/AUTH IS OFF|dashboard/.test(x))
-              .slice(-40)
-              .join('\n')}`,
-          );
-        });
+      for (const l of loads) await l.finish(60_000);
       const log = await readLog(hub.url, TOPIC, PARTITIONS);
       const total = log.reduce((s, p) => s + p.length, 0);
       await waitFor(() => deliveries.length >= total, 60_000, `the reader to reach ${total} records (has ${deliveries.length})`);
