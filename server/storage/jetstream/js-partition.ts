@@ -220,10 +220,19 @@ export class JsPartition {
   private async admit(p: Pending): Promise<void> {
     if (!p.pid) return this.enqueue(p);
     const got = this.producers.get(p.pid);
-    const e = got instanceof Promise ? await got : got;
+    const loaded = got instanceof Promise;
+    const e = loaded ? await got : got;
     if (p.lastSeq <= e.lastSeq) {
       this.producers.findDuplicate(p.pid, e, p.firstSeq, p.lastSeq, p.count).then(p.resolve, p.reject);
       return;
+    }
+    if (p.firstSeq <= e.lastSeq && loaded) {
+      // The caller split retries on lastSequence(), which knew nothing of this producer until now (a hub
+      // started after the producer's last append, e.g. replacing one that was killed): retriable, and the
+      // retry is split right, instead of a BAD_SEQUENCE that would drop the producer's events for good.
+      throw new TributaryError('STORAGE_UNAVAILABLE', `producer state of ${this.topic}/${this.partition} was just read from the stream (highest appended ${e.lastSeq}); retry the request`, {
+        lastSequence: e.lastSeq,
+      });
     }
     if (p.firstSeq <= e.lastSeq) {
       throw new TributaryError('BAD_SEQUENCE', `batch sequences ${p.firstSeq}..${p.lastSeq} overlap the highest appended ${e.lastSeq}; split the batch`, { lastSequence: e.lastSeq });
