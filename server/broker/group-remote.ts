@@ -27,7 +27,7 @@ export type ToMemberHub =
 
 interface Forwarded {
   id: string;
-  sub: number;
+  subId: number;
   sink: GroupMemberSink;
   subscription: Subscription;
   generation: number;
@@ -50,7 +50,7 @@ export class GroupForwarder {
   }
 
   async join(req: JoinRequest, sink: GroupMemberSink): Promise<JoinResult> {
-    const subscription = this.subscriptions.createEmpty(req.sub, req.topic, req.credit, sink);
+    const subscription = this.subscriptions.createEmpty(req.subId, req.topic, req.credit, sink);
     let r: { member: string; generation: number };
     try {
       r = (await this.link.request({ op: 'join', hub: this.link.hubId, ...req } satisfies ToCoordinator)) as typeof r;
@@ -61,7 +61,7 @@ export class GroupForwarder {
     // The same member on a new connection of this hub: its old subscription goes.
     const old = this.members.get(r.member);
     if (old) this.subscriptions.remove(old.subscription);
-    this.members.set(r.member, { id: r.member, sub: req.sub, sink, subscription, generation: r.generation, lastSentMs: Date.now() });
+    this.members.set(r.member, { id: r.member, subId: req.subId, sink, subscription, generation: r.generation, lastSentMs: Date.now() });
     return { member: r.member, generation: r.generation, subscription };
   }
 
@@ -122,18 +122,18 @@ export class GroupForwarder {
         if (!have.has(p) && at !== undefined) f.subscription.addPartition(p, at);
       }
       f.generation = frame.generation;
-      f.sink.assignment({ ...frame, sub: f.sub });
+      f.sink.assignment({ ...frame, sub: f.subId });
       return;
     }
     if (msg.partition === undefined) this.drop(f);
-    f.sink.error(f.sub, new TributaryError(msg.code, msg.message, msg.details), msg.partition);
+    f.sink.error(f.subId, new TributaryError(msg.code, msg.message, msg.details), msg.partition);
   }
 
   /** The coordinator moved: its members must join the new one (the web client rejoins on FENCED). */
   fenceAll(why: string): void {
     for (const f of [...this.members.values()]) {
       this.drop(f);
-      f.sink.error(f.sub, new TributaryError('FENCED', `member ${f.id}: ${why}; rejoin`));
+      f.sink.error(f.subId, new TributaryError('FENCED', `member ${f.id}: ${why}; rejoin`));
     }
   }
 
