@@ -2,9 +2,9 @@
  * `LogStore` on NATS JetStream: hubs keep no state of their own. Each
  * partition is a stream (names.ts), each message one stored record batch
  * (stored-batch.ts); the topic catalog is a key-value bucket every hub
- * watches, so a topic created through one hub exists on all of them; each
- * partition's stream is watched (headers only), so a hub learns of appends
- * made through other hubs and wakes its live subscribers (onDurable).
+ * watches, so a topic created through one hub exists on all of them; a
+ * partition this hub has subscribers of is watched (partition-watches.ts),
+ * so the hub learns of appends made through other hubs and wakes them.
  *
  * Topic config maps onto the stream: replicas → num_replicas (default 3 on
  * a cluster of three or more nodes, else 1), retentionMs → max_age,
@@ -20,7 +20,7 @@
  * read-only: appends and topic changes answer FORBIDDEN.
  */
 import { randomUUID } from 'node:crypto';
-import { connect, DiscardPolicy, RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type KV, type NatsConnection, type StreamConfig } from 'nats';
+import { connect, DiscardPolicy, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type KV, type NatsConnection, type StreamConfig } from 'nats';
 import type { Crc32c } from '../../../protocol/crc32c.ts';
 import { TributaryError } from '../../../protocol/errors.ts';
 import { assertTopicName } from '../../../protocol/limits.ts';
@@ -31,7 +31,7 @@ import { JsGroupLink } from './js-group-link.ts';
 import { isNoMessage, JsPartition, type JsEnv } from './js-partition.ts';
 import { mirrorStreamName, streamName, subjectPrefix, topicKey, TOPICS_BUCKET } from './names.ts';
 import { PartitionReads } from './partition-reads.ts';
-import { H_OFFSETS, parseOffsetsHeader } from './stored-batch.ts';
+import { PartitionWatches } from './partition-watches.ts';
 
 export interface JetStreamLogStoreOptions {
   /** NATS server URLs (`nats://host:port`), or a connection the caller owns. */
@@ -93,7 +93,6 @@ const CATALOG_MISSES_TO_DROP = 5;
 
 const NOOP_LOG = { info() {}, warn() {}, error() {} };
 
-const interestKey = (topic: string, partition: number): string => `${topic}\u0000${partition}`;
 const OPEN_CONCURRENCY = 8;
 
 export class JetStreamLogStore implements LogStore {
@@ -107,8 +106,7 @@ export class JetStreamLogStore implements LogStore {
   private readonly topics = new Map<string, Topic>();
   private readonly attaching = new Map<string, Promise<Topic>>();
   private readonly listeners = new Set<(topic: string, partition: number, hw: number) => void>();
-  /** Subscriptions per partition (topic\0partition), from interest(). */
-  private readonly interested = new Map<string, number>();
+  private watches!: PartitionWatches;
   private readonly log: JsEnv['log'];
   private clusterReplicas = 1;
   private catalogWatch: { stop(): void } | null = null;
@@ -156,6 +154,7 @@ export class JetStreamLogStore implements LogStore {
         }
       },
     };
+    this.watches = new PartitionWatches(this.js, this.log, settled);
     this.reads = new PartitionReads(this.js, this.jsm, this.opts.maxReaders ?? 256);
     this.kv = await this.openCatalog();
     // Watch first, then list: a topic created in between is attached by either (attach is idempotent).
@@ -321,78 +320,23 @@ export class JetStreamLogStore implements LogStore {
           const part = new JsPartition(meta.name, p, this.env, stream);
           await settled(() => part.refreshTail());
           t.partitions.push(part);
-          if ((this.interested.get(interestKey(meta.name, p)) ?? 0) > 0) this.startWatch(part);
+          this.watches.opened(part);
         }
       });
     return t.ready;
   }
 
-  /**
-   * Subscriptions of this hub following a partition: its watch runs while
-   * there is one. A watch costs the servers a delivery and this hub a
-   * message per append (its own appends included): watching every partition
-   * took about a quarter of a hub's produce throughput. Without a watch a
-   * read at the tail re-reads it first, and the periodic refresh moves
-   * the high watermark.
-   */
+  /** A subscription of this hub started (+1) or stopped (-1) following a partition: its watch runs while there is one (partition-watches.ts). */
   interest(topic: string, partition: number, delta: 1 | -1): void {
-    const key = interestKey(topic, partition);
-    const n = Math.max(0, (this.interested.get(key) ?? 0) + delta);
-    if (n === 0) this.interested.delete(key);
-    else this.interested.set(key, n);
     const part = this.topics.get(topic)?.partitions[partition];
-    if (!part) return;
-    if (n > 0) this.startWatch(part);
-    else this.stopWatch(part);
-  }
-
-  private startWatch(part: JsPartition): void {
-    if (part.watch || part.closed || this.state === 'closed') return;
-    const w: NonNullable<JsPartition['watch']> = { iter: null, stopped: false };
-    part.watch = w;
-    // From the tail as it is now, not from where this hub last looked (possibly long ago).
-    settled(async () => {
-      await part.refreshTail();
-      return this.watch(part);
-    }).then(
-      (iter) => {
-        if (w.stopped) iter.stop();
-        else w.iter = iter;
-      },
-      (err: unknown) => {
-        if (part.watch === w) part.watch = null;
-        this.log.warn({ stream: part.stream, err: String(err) }, 'partition watch not started');
-      },
-    );
-  }
-
-  private stopWatch(part: JsPartition): void {
-    const w = part.watch;
-    if (!w) return;
-    part.watch = null;
-    w.stopped = true;
-    w.iter?.stop();
-  }
-
-  /** Headers-only ordered consumer from the tail on: other hubs' appends move this hub's high watermark. */
-  private async watch(part: JsPartition): Promise<ConsumerMessages> {
-    const c = await this.js.consumers.get(part.stream, { opt_start_seq: part.lastSeq + 1, headers_only: true });
-    // Short pulls with heartbeats: a watch whose consumer sat on a node that died notices within seconds and resumes from its cursor.
-    const iter = await c.consume({ max_messages: 512, expires: 4000, idle_heartbeat: 1000 });
-    void (async () => {
-      for await (const m of iter) {
-        const ref = parseOffsetsHeader(m.seq, m.headers?.get(H_OFFSETS));
-        if (ref) part.observe(ref, m.headers?.get('Nats-Msg-Id') ?? '', Number(m.headers?.get('Nats-Msg-Size') ?? 0));
-      }
-    })().catch((err) => this.log.warn({ stream: part.stream, err: String(err) }, 'partition watch ended'));
-    return iter;
+    this.watches.interest(topic, partition, delta, part);
   }
 
   private detach(t: Topic): void {
     this.topics.delete(t.meta.name);
     this.attaching.delete(t.meta.name);
     for (const p of t.partitions) {
-      this.stopWatch(p);
+      this.watches.stop(p);
       p.closed = true;
       this.reads.forget(p.stream);
     }
@@ -596,6 +540,7 @@ export class JetStreamLogStore implements LogStore {
     this.state = 'closed';
     if (this.refreshTimer) clearInterval(this.refreshTimer);
     this.refreshTimer = null;
+    this.watches?.close();
     this.catalogWatch?.stop();
     if (wasOpen) await Promise.all([...this.topics.values()].flatMap((t) => t.partitions.map((p) => p.close())));
     for (const t of [...this.topics.values()]) this.detach(t);
