@@ -10,11 +10,11 @@
  * per-producer subjects), since the new hub knows nothing of them.
  */
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
-import { startHub, tempDir, waitHealthy, type Hub } from '../helpers/hub.ts';
-import { startNatsCluster, type NatsCluster } from '../helpers/nats.ts';
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
-import { waitFor } from '../helpers/wait.ts';
-import { createTopic } from '../helpers/topic-reader.ts';
+import { startHub, tempDir, waitHealthy, type Hub } from '../../harness/hub.ts';
+import { startNatsCluster, type NatsCluster } from '../../harness/nats.ts';
+import { startTcpProxy, type TcpProxy } from '../../harness/tcp-proxy.ts';
+import { waitFor } from '../../harness/wait.ts';
+import { createTopic } from '../../harness/topic-reader.ts';
 import { deliveryProblems, logProblems, readLog, removeDirs, SOAK, startLoad, startReader, type Delivery, type Load, type Reader } from '../reliability/support.ts';
 
 const ROUNDS = SOAK ? 20 : 4;

@@ -6,16 +6,24 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, type Client, type ConsumedRecord } from '../../web-client/index.ts';
-import { startHub, waitHealthy, type Hub } from '../helpers/hub.ts';
-import { startNatsCluster, waitFor, type NatsCluster } from '../helpers/nats.ts';
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
-import { createTopic, exactlyOnceProblems, readTopic } from '../helpers/topic-reader.ts';
+import { startHub, waitHealthy, type Hub } from '../../harness/hub.ts';
+import { startNatsCluster, type NatsCluster } from '../../harness/nats.ts';
+import { waitFor } from '../../harness/wait.ts';
+import { startTcpProxy, type TcpProxy } from '../../harness/tcp-proxy.ts';
+import { createTopic, exactlyOnceProblems, readTopic } from '../../harness/topic-reader.ts';
 import { groupView, HEARTBEAT_INTERVAL_MS, keysOf, member, produce, SESSION_TIMEOUT_MS, type GroupView, type TestMember } from '../groups/support.ts';
 
 let nats: NatsCluster;
 const hubs: Hub[] = [];
 const clients: Client[] = [];
 const proxies: TcpProxy[] = [];
+
+/** waitFor whose failure message is computed at the deadline (what was there then). */
+async function until(predicate: () => boolean | Promise<boolean>, deadlineMs: number, what: () => string): Promise<void> {
+  await waitFor(predicate, deadlineMs, 'condition').catch((err) => {
+    throw new Error(`${String(err)}: ${what()}`);
+  });
+}
 
 /** A hub over the cluster; a cluster that just lost or regained a node elects leaders first, so its start gets a minute. */
 async function hubOver(cluster: NatsCluster, args: string[] = []): Promise<Hub> {
@@ -77,12 +85,12 @@ describe('consumer groups across hubs', () => {
     const owned = (list: TestMember[]): number[] => list.flatMap((m) => m.sub.assignment()).sort((x, y) => x - y);
     const all = [0, 1, 2, 3, 4, 5];
     const seen = (): number => ms.reduce((n, m) => n + m.seen.length, 0);
-    await waitFor(
+    await until(
       () => ms.every((m) => m.sub.assignment().length === 2) && JSON.stringify(owned(ms)) === JSON.stringify(all),
       30_000,
       () => `2 partitions each, every partition once (${ms.map((m) => `[${m.sub.assignment()}]`).join(' ')})`,
     );
-    await waitFor(
+    await until(
       () => seen() >= 300,
       30_000,
       () => `the group consumed 300 (has ${seen()})`,
@@ -96,13 +104,13 @@ describe('consumer groups across hubs', () => {
     const m2Saw = m2.seen.length;
     m2.sub.close();
     const stay = [m1, m3];
-    await waitFor(
+    await until(
       () => JSON.stringify(owned(stay)) === JSON.stringify(all),
       30_000,
       () => `m1 and m3 own every partition once (${stay.map((m) => `[${m.sub.assignment()}]`).join(' ')})`,
     );
     await produce(b.wsUrl, 'shared-g', 6, 300, 300);
-    await waitFor(
+    await until(
       () => seen() >= 600,
       30_000,
       () => `the group consumed 600 (has ${seen()})`,
