@@ -82,14 +82,15 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
   const root = fs.mkdtempSync(path.join(os.tmpdir(), `tributary-nats-${cluster}-`));
   const ports: Array<{ port: number; clusterPort: number; gatewayPort: number }> = [];
   const wantGateway = opts.gateway || Object.keys(opts.gateways ?? {}).length > 0;
-  for (let i = 0; i < n; i++) ports.push({ port: await freePort(), clusterPort: n > 1 ? await freePort() : 0, gatewayPort: wantGateway ? await freePort() : 0 });
+  for (let i = 0; i < n; i++) ports.push({ port: await freePort(), clusterPort: n > 1 || wantGateway ? await freePort() : 0, gatewayPort: wantGateway ? await freePort() : 0 });
   const nodes: NatsNode[] = [];
   for (let i = 0; i < n; i++) {
     const name = `${cluster}-n${i}`;
     const storeDir = path.join(root, name);
     fs.mkdirSync(storeDir, { recursive: true });
     const conf = path.join(root, `${name}.conf`);
-    const routes = n > 1 ? ports.filter((_, j) => j !== i).map((p) => p.clusterPort) : [];
+    // A lone node of a region: a route to itself (ignored once connected) makes JetStream accept clustered mode.
+    const routes = n > 1 ? ports.filter((_, j) => j !== i).map((p) => p.clusterPort) : wantGateway ? [ports[i].clusterPort] : [];
     fs.writeFileSync(conf, nodeConfig({ name, cluster, port: ports[i].port, clusterPort: ports[i].clusterPort, routes, storeDir, gatewayPort: ports[i].gatewayPort, gateways: opts.gateways }));
     nodes.push(makeNode(name, ports[i].port, conf));
   }

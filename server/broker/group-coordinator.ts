@@ -18,8 +18,9 @@
 import { randomUUID } from 'node:crypto';
 import { TributaryError } from '../../protocol/errors.ts';
 import type { AssignmentFrame, StartPosition } from '../../protocol/frames.ts';
-import type { LogStore, TopicInfo } from '../storage/log-store.ts';
+import type { GroupLink, LogStore, TopicInfo } from '../storage/log-store.ts';
 import { GroupOffsets } from './group-offsets.ts';
+import { GroupForwarder, type ToCoordinator, type ToMemberHub } from './group-remote.ts';
 import { GroupState, type AssignmentOut } from './group-state.ts';
 import type { Subscription, SubscriptionSink } from './subscription.ts';
 import type { Subscriptions } from './subscriptions.ts';
@@ -78,6 +79,8 @@ export interface Member {
   lastSeenMs: number;
   /** Serialises assignment deliveries (start positions may need a timestamp lookup). */
   chain: Promise<void>;
+  /** The hub the member is connected to when that is not this one (groups across hubs); its subscription lives there. */
+  remote: string | null;
 }
 
 export interface Group {
@@ -96,6 +99,13 @@ export class GroupCoordinator {
   private readonly members = new Map<string, Member>();
   private timer: ReturnType<typeof setInterval> | null = null;
   private readonly unlisten: () => void;
+  /** Over a shared engine: the link to the other hubs, and this hub's members that another hub coordinates. */
+  private link: GroupLink | null = null;
+  private forwarder: GroupForwarder | null = null;
+  private leading = true;
+  /** Settles once this hub, newly elected, has applied the commits made through the previous coordinator. */
+  private leaderReady: Promise<void> = Promise.resolve();
+  private unlink: () => void = () => undefined;
 
   constructor(
     private readonly store: LogStore,
@@ -112,6 +122,8 @@ export class GroupCoordinator {
   /** Replays committed offsets and starts the session sweep. */
   async open(): Promise<void> {
     await this.offsets.open();
+    this.link = this.store.groupLink?.() ?? null;
+    if (this.link) this.joinHubs(this.link);
     // Sweep often enough that a dropped member moves within its session timeout plus a fraction.
     const everyMs = Math.max(20, Math.min(250, Math.floor(this.settings.sessionTimeoutMs / 10)));
     this.timer = setInterval(() => this.sweep(Date.now()), everyMs);
@@ -122,6 +134,78 @@ export class GroupCoordinator {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     this.unlisten();
+    this.unlink();
+  }
+
+  /** Groups across hubs: one coordinator (elected through the engine) manages every member; the other hubs forward. */
+  private joinHubs(link: GroupLink): void {
+    this.forwarder = new GroupForwarder(link, this.subscriptions, Math.max(10, Math.floor(this.settings.heartbeatIntervalMs / 2)));
+    this.leading = link.leader() === link.hubId;
+    this.unlink = link.onLeaderChange((leader) => {
+      const was = this.leading;
+      this.leading = leader === link.hubId;
+      // Members live in the coordinator's memory: when it moves, every member joins the new one.
+      if (was && !this.leading) for (const m of [...this.members.values()]) this.expel(m, 'the group coordinator moved to another hub');
+      if (!was && this.leading) this.leaderReady = this.offsets.catchUp();
+      this.forwarder!.fenceAll('the group coordinator moved to another hub');
+    });
+    link.serve({
+      request: async (body) => {
+        await this.leaderReady;
+        if (!this.leading) throw new TributaryError('NOT_READY', 'this hub is no longer the group coordinator; retry');
+        const msg = body as ToCoordinator;
+        if (msg.op === 'join') {
+          const { op: _op, hub, ...req } = msg;
+          const r = await this.joinAs(req, null, hub);
+          return { member: r.member, generation: r.generation };
+        }
+        if (msg.op === 'commit') return this.commit(msg.group, msg.topic, msg.offsets, msg.member, msg.generation);
+        throw new TributaryError('BAD_REQUEST', 'unknown group request');
+      },
+      message: (body) => this.fromMemberHub(body as ToCoordinator),
+      told: (body) => this.forwarder!.told(body as ToMemberHub),
+    });
+  }
+
+  /** Whether a member's requests go to a coordinator on another hub. */
+  private forwarded(memberId: string | undefined): boolean {
+    return memberId !== undefined && this.forwarder !== null && this.forwarder.has(memberId);
+  }
+
+  /** What a member's hub says about one of the members this hub coordinates. */
+  private fromMemberHub(msg: ToCoordinator): void {
+    if (msg.op === 'join' || msg.op === 'commit') return;
+    const m = this.members.get(msg.member);
+    const fence = (why: string): void =>
+      this.link!.tell(msg.hub, { op: 'error', member: msg.member, code: 'FENCED', message: `member ${msg.member} is no longer in its group (${why}): rejoin` } satisfies ToMemberHub);
+    if (!this.leading || !m || m.remote !== msg.hub) {
+      if (msg.op !== 'leave' && msg.op !== 'detach') fence(this.leading ? 'expired, expelled or left' : 'the group coordinator moved');
+      return;
+    }
+    if (msg.op === 'start') this.start(m.id);
+    else if (msg.op === 'heartbeat') m.lastSeenMs = Date.now();
+    else if (msg.op === 'leave') this.removeMember(m);
+    else if (msg.op === 'detach') {
+      m.sink = null;
+      m.started = false;
+    } else if (msg.op === 'confirm') {
+      try {
+        this.confirm(m.id, msg.generation);
+      } catch (err) {
+        fence(String(err));
+      }
+    }
+  }
+
+  /** A member on another hub: what the coordinator decides for it goes there as messages. */
+  private remoteSink(hub: string, member: () => string): GroupMemberSink {
+    const link = this.link!;
+    return {
+      writable: () => true,
+      records: () => undefined, // its records flow on its own hub
+      assignment: (frame) => link.tell(hub, { op: 'assignment', member: member(), frame } satisfies ToMemberHub),
+      error: (_subId, err, partition) => link.tell(hub, { op: 'error', member: member(), code: err.code, message: err.message, details: err.details, partition } satisfies ToMemberHub),
+    };
   }
 
   /**
@@ -129,18 +213,30 @@ export class GroupCoordinator {
    * registered but idle: the caller answers the request, then calls start().
    */
   async join(req: JoinRequest, sink: GroupMemberSink): Promise<JoinResult> {
+    if (this.forwarder && !this.leading) {
+      await this.topics.ensure(req.topic);
+      return this.forwarder.join(req, sink);
+    }
+    await this.leaderReady;
+    const r = await this.joinAs(req, sink, null);
+    return { ...r, subscription: r.subscription! };
+  }
+
+  /** Joins a member of this hub (sink), or of another hub (remote: its hub id; no subscription here). */
+  private async joinAs(req: JoinRequest, sink: GroupMemberSink | null, remote: string | null): Promise<{ member: string; generation: number; subscription: Subscription | null }> {
     const info = await this.topics.ensure(req.topic);
     const now = Date.now();
     const known = req.member !== undefined ? this.members.get(req.member) : undefined;
     if (known && known.group === req.group && known.topic === req.topic) {
       // The same member on a new connection (a phone out of its tunnel): keep its partitions.
       if (known.subscription) this.subscriptions.remove(known.subscription);
-      known.sink = sink;
+      known.sink = sink ?? this.remoteSink(remote!, () => known.id);
+      known.remote = remote;
       known.subId = req.subId;
       known.client = req.client;
       known.started = false;
       known.lastSeenMs = now;
-      known.subscription = this.subscriptions.createEmpty(req.subId, req.topic, req.credit, sink);
+      known.subscription = sink ? this.subscriptions.createEmpty(req.subId, req.topic, req.credit, sink) : null;
       return { member: known.id, generation: this.groups.get(req.group)!.state.generation, subscription: known.subscription };
     }
     let group = this.groups.get(req.group);
@@ -154,27 +250,30 @@ export class GroupCoordinator {
     if (group.members.size >= this.settings.maxMembers) {
       throw new TributaryError('CONFLICT', `group ${req.group} has ${this.settings.maxMembers} members (groups.maxMembers)`, { limit: 'groups.maxMembers' });
     }
+    const id = randomUUID();
     const m: Member = {
-      id: randomUUID(),
+      id,
       group: req.group,
       topic: req.topic,
       from: req.from,
       client: req.client,
       subId: req.subId,
-      sink,
-      subscription: this.subscriptions.createEmpty(req.subId, req.topic, req.credit, sink),
+      sink: sink ?? this.remoteSink(remote!, () => id),
+      subscription: sink ? this.subscriptions.createEmpty(req.subId, req.topic, req.credit, sink) : null,
       started: false,
       lastSeenMs: now,
       chain: Promise.resolve(),
+      remote,
     };
     this.members.set(m.id, m);
     group.members.set(m.id, m);
     this.apply(group, group.state.join(m.id, req.topic, info.partitions, now));
-    return { member: m.id, generation: group.state.generation, subscription: m.subscription! };
+    return { member: m.id, generation: group.state.generation, subscription: m.subscription };
   }
 
   /** The subscribe was answered: send the member its current assignment and begin delivery. */
   start(memberId: string): void {
+    if (this.forwarded(memberId)) return this.forwarder!.start(memberId);
     const m = this.members.get(memberId);
     if (!m || m.started) return;
     m.started = true;
@@ -191,6 +290,7 @@ export class GroupCoordinator {
    * another connection) does not end it.
    */
   leave(memberId: string, subscription: Subscription): void {
+    if (this.forwarded(memberId)) return this.forwarder!.leave(memberId, subscription);
     const m = this.members.get(memberId);
     if (!m || (m.subscription !== null && m.subscription !== subscription)) return;
     this.removeMember(m);
@@ -201,6 +301,7 @@ export class GroupCoordinator {
    * until its session times out; it may resume on a new connection.
    */
   detach(memberId: string, subscription: Subscription): void {
+    if (this.forwarded(memberId)) return this.forwarder!.detach(memberId, subscription);
     const m = this.members.get(memberId);
     if (!m || m.subscription !== subscription) return;
     this.subscriptions.remove(subscription);
@@ -211,11 +312,13 @@ export class GroupCoordinator {
 
   /** Any frame of the member's subscription keeps it alive. */
   touch(memberId: string): void {
+    if (this.forwarded(memberId)) return this.forwarder!.touch(memberId);
     const m = this.members.get(memberId);
     if (m) m.lastSeenMs = Date.now();
   }
 
   heartbeat(memberId: string): { generation: number } {
+    if (this.forwarded(memberId)) return this.forwarder!.heartbeat(memberId);
     const m = this.live(memberId);
     m.lastSeenMs = Date.now();
     return { generation: this.groups.get(m.group)!.state.generation };
@@ -223,6 +326,7 @@ export class GroupCoordinator {
 
   /** The member gave up what assignments up to `generation` revoked: hand those partitions on. */
   confirm(memberId: string, generation: number): void {
+    if (this.forwarded(memberId)) return this.forwarder!.confirm(memberId, generation);
     const m = this.live(memberId);
     const now = Date.now();
     m.lastSeenMs = now;
@@ -237,6 +341,9 @@ export class GroupCoordinator {
    * no members (CONFLICT otherwise).
    */
   async commit(groupName: string, topic: string, offsets: ReadonlyArray<readonly [number, number]>, memberId?: string, generation?: number): Promise<void> {
+    // Every commit goes through the coordinator, whose map of committed offsets is then the current one.
+    if (this.forwarder && !this.leading) return this.forwarder.commit(groupName, topic, offsets, memberId, generation);
+    await this.leaderReady;
     const group = this.groups.get(groupName);
     if (memberId !== undefined) {
       const m = this.members.get(memberId);
@@ -332,16 +439,17 @@ export class GroupCoordinator {
     m.chain = m.chain
       .then(async () => {
         const group = this.groups.get(m.group);
-        if (!group || !this.members.has(m.id) || !m.sink || !m.subscription) return;
+        if (!group || !this.members.has(m.id) || !m.sink || (!m.subscription && !m.remote)) return;
         const positions: Record<string, number> = {};
         for (const p of out.partitions) positions[p] = await this.startOf(group, m, p);
         // The set may have moved on while positions were looked up; later deliveries follow in order.
         const st = group.state.members.get(m.id);
         if (!st) return;
         const subscription = m.subscription;
-        if (!whole) for (const p of out.revoked) subscription.removePartition(p);
-        else for (const p of subscription.partitions()) if (!st.assigned.has(p)) subscription.removePartition(p);
-        for (const p of out.added) if (st.assigned.has(p) && positions[p] !== undefined) subscription.addPartition(p, positions[p]);
+        // A remote member's hub applies the assignment to its subscription from the frame.
+        if (subscription && !whole) for (const p of out.revoked) subscription.removePartition(p);
+        else if (subscription) for (const p of subscription.partitions()) if (!st.assigned.has(p)) subscription.removePartition(p);
+        if (subscription) for (const p of out.added) if (st.assigned.has(p) && positions[p] !== undefined) subscription.addPartition(p, positions[p]);
         m.sink.assignment({ t: 'assignment', sub: m.subId, group: m.group, generation: out.generation, partitions: out.partitions, positions });
       })
       .catch((err: unknown) => {

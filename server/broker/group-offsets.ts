@@ -36,6 +36,8 @@ export class GroupOffsets {
   private readonly issued = new Map<string, number>();
   private readonly applied = new Map<string, number>();
   private seq = 0;
+  /** The offsets topic is applied up to here. */
+  private replayed = 0;
 
   constructor(
     private readonly store: LogStore,
@@ -48,9 +50,20 @@ export class GroupOffsets {
       // Compacted: only the newest offset per key survives; keep forever (retention would forget commits).
       await this.store.createTopic(OFFSETS_TOPIC, 1, { cleanupPolicy: 'compact', retentionMs: -1, retentionBytes: -1, fsync: 'always' });
     }
-    const { earliest, highWatermark } = this.store.offsets(OFFSETS_TOPIC, 0);
-    let next = earliest;
-    while (next < highWatermark) {
+    await this.catchUp();
+  }
+
+  /**
+   * Applies what was committed since the last replay. A hub that becomes the
+   * group coordinator of a shared engine calls it: commits made through the
+   * previous coordinator are in the log, not yet in this hub's map.
+   */
+  async catchUp(): Promise<void> {
+    const { earliest } = this.store.offsets(OFFSETS_TOPIC, 0);
+    let next = Math.max(earliest, this.replayed);
+    // Until a read comes back empty, not up to the high watermark known now: an engine shared by several hubs
+    // learns of their appends on a read at its tail.
+    for (;;) {
       const res = await this.store.read(OFFSETS_TOPIC, 0, next, REPLAY_READ_BYTES);
       if (res.bytes.length === 0) {
         if (res.nextOffset <= next) break;
@@ -65,6 +78,7 @@ export class GroupOffsets {
       }
       next = res.nextOffset;
     }
+    this.replayed = next;
   }
 
   get(group: string, topic: string, partition: number): number | undefined {

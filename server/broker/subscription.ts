@@ -75,6 +75,7 @@ export class Subscription {
   /** Adds a partition starting at `offset` (before or after start()). */
   addPartition(partition: number, offset: number): void {
     if (this.cursors.has(partition)) return;
+    if (!this.closed) this.store.interest?.(this.topic, partition, 1);
     const { highWatermark } = this.store.offsets(this.topic, partition);
     this.cursors.set(partition, { partition, next: offset, highWatermark, reading: false, failed: false });
     if (this.started) this.schedule();
@@ -82,7 +83,7 @@ export class Subscription {
 
   /** Stops delivering a partition (a group member gave it up); a read in flight for it is dropped. */
   removePartition(partition: number): void {
-    this.cursors.delete(partition);
+    if (this.cursors.delete(partition) && !this.closed) this.store.interest?.(this.topic, partition, -1);
   }
 
   partitions(): number[] {
@@ -117,13 +118,20 @@ export class Subscription {
   }
 
   close(): void {
+    this.release();
+  }
+
+  /** Ends this subscription's interest in its partitions (once). */
+  private release(): void {
+    if (this.closed) return;
     this.closed = true;
+    for (const p of this.cursors.keys()) this.store.interest?.(this.topic, p, -1);
   }
 
   /** The topic is gone: tell the client once, then stop. */
   onTopicDeleted(): void {
     if (this.closed) return;
-    this.closed = true;
+    this.release();
     this.sink.error(this.id, new TributaryError('UNKNOWN_TOPIC', `topic ${JSON.stringify(this.topic)} was deleted`));
   }
 
@@ -198,7 +206,7 @@ export class Subscription {
       }
     }
     if (err.code === 'UNKNOWN_TOPIC') {
-      this.closed = true;
+      this.release();
       this.sink.error(this.id, err);
       return;
     }

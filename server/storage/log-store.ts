@@ -139,6 +139,21 @@ export interface LogStore {
   /** Damage found in the engine's files so far (optional: engines that cannot see their files have none to report). */
   storageProblems?(): StorageProblem[];
 
+  /**
+   * Engines shared by several hubs (JetStream) elect one hub to coordinate
+   * consumer groups and carry the messages between hubs; a one-machine engine
+   * has none (its hub coordinates alone).
+   */
+  groupLink?(): GroupLink | null;
+
+  /**
+   * A subscription started (+1) or stopped (-1) following a partition. An
+   * engine shared by several hubs watches a partition for other hubs' appends
+   * only while this hub has readers of it (optional: one-machine engines see
+   * every append themselves).
+   */
+  interest?(topic: string, partition: number, delta: 1 | -1): void;
+
   /** Flush, fsync, release the lock and every handle. */
   close(): Promise<void>;
 }
@@ -167,4 +182,26 @@ export interface FileLogStoreOptions {
   maxCompactionKeys?: number;
   /** Optional structured logger. */
   log?: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void };
+}
+
+/**
+ * Messaging between hubs over a shared engine, for consumer groups: one hub
+ * holds the coordinator lease (elected through the engine), the others send
+ * it their members' requests and receive its assignments. Bodies are JSON.
+ */
+export interface GroupLink {
+  /** This hub's id (unique per process). */
+  readonly hubId: string;
+  /** The hub holding the coordinator lease, null while nobody does (an election is under way). */
+  leader(): string | null;
+  /** Called when the lease moves (or is lost); returns an unsubscribe function. */
+  onLeaderChange(listener: (leader: string | null) => void): () => void;
+  /** A request to the coordinator; its handler's result, or its TributaryError, rebuilt. */
+  request(body: object): Promise<unknown>;
+  /** A message to the coordinator, in order with this hub's other messages and requests to it. */
+  send(body: object): void;
+  /** A message to one hub. */
+  tell(hubId: string, body: object): void;
+  /** Handlers for what arrives: requests and messages to this hub as coordinator, and messages to this hub. */
+  serve(handlers: { request(body: unknown): Promise<unknown>; message(body: unknown): void; told(body: unknown): void }): void;
 }

@@ -2,9 +2,9 @@
  * `LogStore` on NATS JetStream: hubs keep no state of their own. Each
  * partition is a stream (names.ts), each message one stored record batch
  * (stored-batch.ts); the topic catalog is a key-value bucket every hub
- * watches, so a topic created through one hub exists on all of them; each
- * partition's stream is watched (headers only), so a hub learns of appends
- * made through other hubs and wakes its live subscribers (onDurable).
+ * watches, so a topic created through one hub exists on all of them; a
+ * partition this hub has subscribers of is watched (partition-watches.ts),
+ * so the hub learns of appends made through other hubs and wakes them.
  *
  * Topic config maps onto the stream: replicas → num_replicas (default 3 on
  * a cluster of three or more nodes, else 1), retentionMs → max_age,
@@ -20,17 +20,18 @@
  * read-only: appends and topic changes answer FORBIDDEN.
  */
 import { randomUUID } from 'node:crypto';
-import { connect, DiscardPolicy, RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type KV, type NatsConnection, type StreamConfig } from 'nats';
+import { connect, DiscardPolicy, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type KV, type NatsConnection, type StreamConfig } from 'nats';
 import type { Crc32c } from '../../../protocol/crc32c.ts';
 import { TributaryError } from '../../../protocol/errors.ts';
 import { assertTopicName } from '../../../protocol/limits.ts';
-import { DEFAULT_TOPIC_CONFIG, type AppendResult, type LogStore, type PartitionOffsets, type ReadResult, type TopicConfig, type TopicInfo } from '../log-store.ts';
+import { DEFAULT_TOPIC_CONFIG, type AppendResult, type GroupLink, type LogStore, type PartitionOffsets, type ReadResult, type TopicConfig, type TopicInfo } from '../log-store.ts';
 import { nativeCrc32c } from '../native-crc.ts';
 import { checkConfigOverrides, checkPartitions } from '../topic-config.ts';
+import { JsGroupLink } from './js-group-link.ts';
 import { isNoMessage, JsPartition, type JsEnv } from './js-partition.ts';
 import { mirrorStreamName, streamName, subjectPrefix, topicKey, TOPICS_BUCKET } from './names.ts';
 import { PartitionReads } from './partition-reads.ts';
-import { H_OFFSETS, parseOffsetsHeader } from './stored-batch.ts';
+import { PartitionWatches } from './partition-watches.ts';
 
 export interface JetStreamLogStoreOptions {
   /** NATS server URLs (`nats://host:port`), or a connection the caller owns. */
@@ -67,7 +68,6 @@ interface Topic {
   ready: Promise<void>;
   config: TopicConfig;
   partitions: JsPartition[];
-  watches: Array<ConsumerMessages | null>;
 }
 
 /** A stream created a moment ago may not be known yet to the server a request reaches, or the meta group is busy (a super-cluster): retry this long. */
@@ -92,6 +92,7 @@ const CATALOG_POLL_MS = 1000;
 const CATALOG_MISSES_TO_DROP = 5;
 
 const NOOP_LOG = { info() {}, warn() {}, error() {} };
+
 const OPEN_CONCURRENCY = 8;
 
 export class JetStreamLogStore implements LogStore {
@@ -105,6 +106,7 @@ export class JetStreamLogStore implements LogStore {
   private readonly topics = new Map<string, Topic>();
   private readonly attaching = new Map<string, Promise<Topic>>();
   private readonly listeners = new Set<(topic: string, partition: number, hw: number) => void>();
+  private watches!: PartitionWatches;
   private readonly log: JsEnv['log'];
   private clusterReplicas = 1;
   private catalogWatch: { stop(): void } | null = null;
@@ -114,6 +116,8 @@ export class JetStreamLogStore implements LogStore {
   private region: string | null = null;
   /** The cluster this store's streams are placed in (unset on a single server). */
   private placement: { cluster: string; tags: string[] } | undefined;
+  /** Group coordination between the hubs of this cluster (none in a read-only region). */
+  private link: JsGroupLink | null = null;
 
   constructor(private readonly opts: JetStreamLogStoreOptions) {
     this.defaults = { ...DEFAULT_TOPIC_CONFIG, ...checkConfigOverrides(opts.defaults) };
@@ -122,7 +126,7 @@ export class JetStreamLogStore implements LogStore {
 
   async open(): Promise<void> {
     if (this.state !== 'new') throw new TributaryError('INTERNAL', 'a JetStreamLogStore opens once');
-    this.nc = this.opts.connection ?? (await connect({ servers: this.opts.servers, name: 'tributary-hub', maxReconnectAttempts: -1, reconnectTimeWait: 250 }));
+    this.nc = this.opts.connection ?? (await connect({ servers: this.opts.servers, name: 'tributary-hub', maxReconnectAttempts: -1, reconnectTimeWait: 250, noAsyncTraces: true }));
     // JetStream API requests (stream and consumer changes) wait for the meta group: on a busy cluster that takes seconds.
     this.js = this.nc.jetstream({ timeout: JS_API_TIMEOUT_MS });
     this.jsm = await this.nc.jetstreamManager({ timeout: JS_API_TIMEOUT_MS });
@@ -150,6 +154,7 @@ export class JetStreamLogStore implements LogStore {
         }
       },
     };
+    this.watches = new PartitionWatches(this.js, this.log, settled);
     this.reads = new PartitionReads(this.js, this.jsm, this.opts.maxReaders ?? 256);
     this.kv = await this.openCatalog();
     // Watch first, then list: a topic created in between is attached by either (attach is idempotent).
@@ -160,6 +165,10 @@ export class JetStreamLogStore implements LogStore {
       while (next < metas.length) await this.attach(metas[next++]);
     };
     await Promise.all(Array.from({ length: Math.min(OPEN_CONCURRENCY, metas.length) }, worker));
+    if (!this.region) {
+      this.link = new JsGroupLink(this.nc, this.env.hubId, this.log);
+      await settled(() => this.link!.open(this.clusterReplicas >= 3 ? 3 : 1));
+    }
     this.state = 'open';
     const every = this.opts.refreshIntervalMs ?? 5000;
     if (every > 0) {
@@ -279,7 +288,7 @@ export class JetStreamLogStore implements LogStore {
     const existing = this.attaching.get(meta.name);
     if (existing) return existing;
     if (this.region && !this.mirrors(meta.name)) return null;
-    const t: Topic = { meta, ready: Promise.resolve(), config: { ...this.defaults, ...meta.config }, partitions: [], watches: [] };
+    const t: Topic = { meta, ready: Promise.resolve(), config: { ...this.defaults, ...meta.config }, partitions: [] };
     const p = this.grow(t, meta).then(() => {
       if (this.attaching.get(meta.name) === p) this.topics.set(meta.name, t);
       return t;
@@ -310,32 +319,24 @@ export class JetStreamLogStore implements LogStore {
           }
           const part = new JsPartition(meta.name, p, this.env, stream);
           await settled(() => part.refreshTail());
-          t.watches.push(await settled(() => this.watch(part)));
           t.partitions.push(part);
+          this.watches.opened(part);
         }
       });
     return t.ready;
   }
 
-  /** Headers-only ordered consumer from the tail on: other hubs' appends move this hub's high watermark. */
-  private async watch(part: JsPartition): Promise<ConsumerMessages> {
-    const c = await this.js.consumers.get(part.stream, { opt_start_seq: part.lastSeq + 1, headers_only: true });
-    // Short pulls with heartbeats: a watch whose consumer sat on a node that died notices within seconds and resumes from its cursor.
-    const iter = await c.consume({ max_messages: 512, expires: 4000, idle_heartbeat: 1000 });
-    void (async () => {
-      for await (const m of iter) {
-        const ref = parseOffsetsHeader(m.seq, m.headers?.get(H_OFFSETS));
-        if (ref) part.observe(ref, m.headers?.get('Nats-Msg-Id') ?? '', Number(m.headers?.get('Nats-Msg-Size') ?? 0));
-      }
-    })().catch((err) => this.log.warn({ stream: part.stream, err: String(err) }, 'partition watch ended'));
-    return iter;
+  /** A subscription of this hub started (+1) or stopped (-1) following a partition: its watch runs while there is one (partition-watches.ts). */
+  interest(topic: string, partition: number, delta: 1 | -1): void {
+    const part = this.topics.get(topic)?.partitions[partition];
+    this.watches.interest(topic, partition, delta, part);
   }
 
   private detach(t: Topic): void {
     this.topics.delete(t.meta.name);
     this.attaching.delete(t.meta.name);
-    for (const w of t.watches) w?.stop();
     for (const p of t.partitions) {
+      this.watches.stop(p);
       p.closed = true;
       this.reads.forget(p.stream);
     }
@@ -498,7 +499,10 @@ export class JetStreamLogStore implements LogStore {
 
   async read(topic: string, partition: number, offset: number, maxBytes: number): Promise<ReadResult> {
     this.assertOpen();
-    return this.reads.read(this.partition(topic, partition), offset, maxBytes);
+    const p = this.partition(topic, partition);
+    // Unwatched, the tail this hub knows may be behind other hubs' appends: look before answering "nothing more" or out of range.
+    if (!p.watch?.iter && offset >= p.logEnd) await p.refreshTail();
+    return this.reads.read(p, offset, maxBytes);
   }
 
   async offsetForTimestamp(topic: string, partition: number, timestampMs: number): Promise<number> {
@@ -525,12 +529,18 @@ export class JetStreamLogStore implements LogStore {
     }
   }
 
+  groupLink(): GroupLink | null {
+    return this.link;
+  }
+
   async close(): Promise<void> {
     if (this.state === 'closed') return;
+    await this.link?.close().catch(() => undefined);
     const wasOpen = this.state === 'open';
     this.state = 'closed';
     if (this.refreshTimer) clearInterval(this.refreshTimer);
     this.refreshTimer = null;
+    this.watches?.close();
     this.catalogWatch?.stop();
     if (wasOpen) await Promise.all([...this.topics.values()].flatMap((t) => t.partitions.map((p) => p.close())));
     for (const t of [...this.topics.values()]) this.detach(t);

@@ -60,6 +60,8 @@ interface Pending {
   /** Where JetStream says the message is when it differs from where it was sent (a duplicate of an earlier publish). */
   storedAt: number;
   error: unknown;
+  /** Sent at least once: a re-send stamps a copy (see send()). */
+  sent: boolean;
   resolve: (r: AppendResult) => void;
   reject: (e: Error) => void;
 }
@@ -97,6 +99,8 @@ export class JsPartition {
   private gate: Promise<unknown> = Promise.resolve();
   private msgCounter = 0;
   closed = false;
+  /** The watch for other hubs' appends, while this hub has readers of the partition. */
+  watch: { iter: { stop(): void } | null; stopped: boolean } | null = null;
 
   constructor(
     readonly topic: string,
@@ -202,6 +206,7 @@ export class JsPartition {
         state: 'queued',
         storedAt: 0,
         error: null,
+        sent: false,
         resolve,
         reject,
       };
@@ -215,10 +220,19 @@ export class JsPartition {
   private async admit(p: Pending): Promise<void> {
     if (!p.pid) return this.enqueue(p);
     const got = this.producers.get(p.pid);
-    const e = got instanceof Promise ? await got : got;
+    const loaded = got instanceof Promise;
+    const e = loaded ? await got : got;
     if (p.lastSeq <= e.lastSeq) {
       this.producers.findDuplicate(p.pid, e, p.firstSeq, p.lastSeq, p.count).then(p.resolve, p.reject);
       return;
+    }
+    if (p.firstSeq <= e.lastSeq && loaded) {
+      // The caller split retries on lastSequence(), which knew nothing of this producer until now (a hub
+      // started after the producer's last append, e.g. replacing one that was killed): retriable, and the
+      // retry is split right, instead of a BAD_SEQUENCE that would drop the producer's events for good.
+      throw new TributaryError('STORAGE_UNAVAILABLE', `producer state of ${this.topic}/${this.partition} was just read from the stream (highest appended ${e.lastSeq}); retry the request`, {
+        lastSequence: e.lastSeq,
+      });
     }
     if (p.firstSeq <= e.lastSeq) {
       throw new TributaryError('BAD_SEQUENCE', `batch sequences ${p.firstSeq}..${p.lastSeq} overlap the highest appended ${e.lastSeq}; split the batch`, { lastSequence: e.lastSeq });
@@ -255,6 +269,11 @@ export class JsPartition {
     const now = this.env.now();
     const appendTime = now > this.lastAppendTime ? now : this.lastAppendTime;
     this.lastAppendTime = appendTime;
+    // The nats client keeps a publish's bytes by reference while it is disconnected and may still flush
+    // the earlier publish later: re-stamping the same array would send that old publish with the new
+    // offsets (right offsets, wrong batch in the log). A re-send stamps a copy.
+    if (p.sent) p.batch = p.batch.slice();
+    p.sent = true;
     stampBatch(p.batch, 0, base, appendTime, this.env.crc);
     p.seq = seq;
     p.base = base;

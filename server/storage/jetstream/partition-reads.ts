@@ -10,6 +10,7 @@ import type { Consumer, JetStreamClient, JetStreamManager, JsMsg } from 'nats';
 import { TributaryError } from '../../../protocol/errors.ts';
 import type { ReadResult } from '../log-store.ts';
 import type { JsPartition } from './js-partition.ts';
+import { isNoMessage } from './js-producers.ts';
 import { H_OFFSETS, parseOffsetsHeader, refOfBatch } from './stored-batch.ts';
 
 /** A gap of more index entries than this is searched on the stream before reading. */
@@ -18,6 +19,8 @@ const LINEAR_SKIP_MAX = 16;
 const MAX_FETCH_MESSAGES = 512;
 /** A fetch asks only for stored messages and returns at once; it waits this long only when its consumer is gone (a node died). */
 const FETCH_EXPIRES_MS = 2000;
+/** Messages one read by direct gets fetches, at most (a fallback, one round trip each). */
+const MAX_DIRECT_MESSAGES = 64;
 
 interface Reader {
   stream: string;
@@ -48,7 +51,7 @@ export class PartitionReads {
     const seq = await this.locate(p, offset);
     const first = await this.readFrom(this.take(p.stream, seq), offset, maxBytes, lastSeq);
     // Nothing although the data is stored: the reader's consumer is gone (its node died). Once more, on a new one.
-    const res = first ?? (await this.readFrom(this.take(p.stream, seq, true), offset, maxBytes, lastSeq));
+    const res = first ?? (await this.readFrom(this.take(p.stream, seq, true), offset, maxBytes, lastSeq)) ?? (await this.readDirect(p, seq, offset, maxBytes, lastSeq));
     if (!res) return { bytes: new Uint8Array(0), nextOffset: offset, highWatermark: hw };
     return { bytes: res.bytes, nextOffset: res.next, highWatermark: Math.max(hw, res.next) };
   }
@@ -85,6 +88,36 @@ export class PartitionReads {
     else this.put(r);
     if (out.length === 0) return null;
     return { bytes: concat(out, bytes), next };
+  }
+
+  /**
+   * The last resort when two consumers in a row brought nothing although the
+   * data is stored (a consumer placed on a node that died, or created slower
+   * than a fetch's expiry on a loaded cluster): message by message with direct
+   * gets, which any replica answers. An empty answer below the high watermark
+   * would end a reader's scan early, so this is worth its round trips.
+   */
+  private async readDirect(p: JsPartition, seq: number, offset: number, maxBytes: number, lastSeq: number): Promise<{ bytes: Uint8Array; next: number } | null> {
+    const out: Uint8Array[] = [];
+    let bytes = 0;
+    let next = offset;
+    for (let s = Math.max(seq, p.firstSeq); s <= lastSeq && out.length < MAX_DIRECT_MESSAGES; s++) {
+      let data: Uint8Array;
+      try {
+        data = (await this.jsm.streams.getMessage(p.stream, { seq: s })).data;
+      } catch (err) {
+        if (isNoMessage(err)) continue; // taken by retention
+        throw new TributaryError('STORAGE_UNAVAILABLE', `read of ${p.topic}/${p.partition} failed (${String(err)}); retry it`, { topic: p.topic, partition: p.partition });
+      }
+      const ref = refOfBatch(s, data);
+      if (ref.base + ref.count <= offset) continue;
+      if (out.length > 0 && bytes + data.length > maxBytes) break;
+      out.push(data);
+      bytes += data.length;
+      next = ref.base + ref.count;
+      if (bytes >= maxBytes) break;
+    }
+    return out.length === 0 ? null : { bytes: concat(out, bytes), next };
   }
 
   /** The stream sequence of the batch holding `offset`, or of one a few batches below it. */
