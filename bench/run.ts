@@ -18,7 +18,22 @@ import { formatTable, writeJson, type ResultRow, type RunInfo, type Skipped } fr
 import { hubAvailable, MODULE_SCENARIOS, SYSTEMS, systemByName, type ModuleScenario, type ScenarioName, type SystemDef } from './lib/systems.ts';
 import { PROFILES, WINDOW_BY_CLIENT, type Profile } from './lib/profiles.ts';
 
-const ALL_SCENARIOS: ScenarioName[] = ['protocol', 'storage', 'produce', 'replay', 'latency', 'fanout', 'connections', 'outbox', 'edge', 'groups', 'streams', 'connectors', 'jetstream'];
+const ALL_SCENARIOS: ScenarioName[] = [
+  'protocol',
+  'storage',
+  'produce',
+  'replay',
+  'browser-replay',
+  'latency',
+  'fanout',
+  'connections',
+  'outbox',
+  'edge',
+  'groups',
+  'streams',
+  'connectors',
+  'jetstream',
+];
 const LOAD_MAIN = path.join(BENCH, 'load/main.ts');
 /** The produce frame's batch form is the hub's own wire format: the systems that take the hub's frames. */
 const BATCH_FORM_SYSTEMS = new Set(['hub', 'uws-echo', 'durable-append']);
