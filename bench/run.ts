@@ -242,6 +242,25 @@ async function runSystemScenario(def: SystemDef, v: Variant, opts: Options, rows
   } finally {
     await sys.stop();
   }
+  if (def.name === 'hub') addStageNotes(rows, v.scenario);
+}
+
+/**
+ * With TRIBUTARY_DEBUG_STAGES=FILE the hub writes where produced records
+ * spent their time (server/broker/stage-timing.ts) when it stops: put that
+ * next to the row it belongs to, and clear the file for the next hub.
+ */
+function addStageNotes(rows: ResultRow[], scenario: string): void {
+  const file = process.env.TRIBUTARY_DEBUG_STAGES;
+  if (!file || !fs.existsSync(file)) return;
+  const stages = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, { count: number; p50Ms: number; p99Ms: number; p999Ms: number; maxMs: number }>;
+  fs.rmSync(file, { force: true });
+  const row = [...rows].reverse().find((r) => r.scenario === scenario && r.system === 'hub');
+  if (!row) return;
+  const text = Object.entries(stages)
+    .map(([name, st]) => `${name} p50 ${st.p50Ms} / p99 ${st.p99Ms} / p99.9 ${st.p999Ms} / max ${st.maxMs} ms`)
+    .join(', ');
+  row.notes = [row.notes, `hub stages: ${text}`].filter(Boolean).join('; ');
 }
 
 function machineInfo(quick: boolean, loadAvgAtStart: number[]): RunInfo {
