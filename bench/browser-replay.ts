@@ -151,7 +151,9 @@ export async function runBrowserReplayBench(opts: { quick: boolean; only?: Array
   const timeoutMs = opts.quick ? 120_000 : 300_000;
   const profDir = process.env.BROWSER_REPLAY_CPU_PROF;
   const rows: BrowserReplayRow[] = [];
-  const hub = await startHub({ args: ['--topic-fsync', 'never'] });
+  // BROWSER_REPLAY_HUB_ARGS (e.g. "--subscription-read-bytes 1048576") and BROWSER_REPLAY_CREDIT (bytes) are for experiments.
+  const extraArgs = (process.env.BROWSER_REPLAY_HUB_ARGS ?? '').split(' ').filter(Boolean);
+  const hub = await startHub({ args: ['--topic-fsync', 'never', ...extraArgs] });
   const pages = await startPageServer();
   const browser = await launchChromium();
   try {
