@@ -188,27 +188,42 @@ export class LiveRun {
 }
 
 /**
- * Opens `count` connections (`concurrency` at once), lets the server settle,
- * samples its RSS against the RSS before, then closes them. A connection
- * whose `open` throws counts as failed.
+ * Opens `count` connections (`concurrency` at once) in two halves, lets the
+ * server settle after each, samples its RSS against the RSS before, then
+ * closes them. The RSS added by the second half is the marginal cost of a
+ * connection: the first half also pays for what grows once (V8's young
+ * generation, caches, code), which divided by the count would look like a
+ * cost per connection. A connection whose `open` throws counts as failed.
  */
 export async function holdConnections<C>(t: Target, p: ConnectionsParams, open: (i: number) => Promise<C>, close: (c: C) => void): Promise<LoadResult> {
   const base = readServerRss(t);
   const start = now();
   let failed = 0;
   let firstError = '';
-  const conns = await openMany(p.count, p.concurrency, async (i) => {
+  const openOrNull = async (i: number): Promise<C | null> => {
     try {
       return await open(i);
     } catch (e) {
       if (failed++ === 0) firstError = errorText(e);
       return null;
     }
-  });
-  const elapsedMs = now() - start;
+  };
+  const half = Math.floor(p.count / 2);
+  const first = await openMany(half, p.concurrency, openOrNull);
+  let settledMs = 0;
+  await sleep(p.settleMs);
+  settledMs += p.settleMs;
+  const halfRss = readServerRss(t);
+  const firstHeld = first.filter((c) => c !== null).length;
+  const second = await openMany(p.count - half, p.concurrency, (i) => openOrNull(half + i));
+  const elapsedMs = now() - start - settledMs;
   await sleep(p.settleMs);
   const rssBytes = readServerRss(t);
-  const held = conns.filter((c) => c !== null);
+  const held = [...first, ...second].filter((c) => c !== null);
   for (const c of held) close(c);
-  return { events: held.length, bytes: 0, elapsedMs, errors: failed, notes: failed ? [`${failed} connections failed (${firstError})`] : [], rssBytes, rssBaseBytes: base };
+  const notes = failed ? [`${failed} connections failed (${firstError})`] : [];
+  if (halfRss !== undefined && rssBytes !== undefined && held.length > firstHeld) {
+    notes.push(`marginal ${((rssBytes - halfRss) / (held.length - firstHeld) / 1024).toFixed(1)} KiB per connection (RSS from ${firstHeld} to ${held.length} connections)`);
+  }
+  return { events: held.length, bytes: 0, elapsedMs, errors: failed, notes, rssBytes, rssBaseBytes: base };
 }

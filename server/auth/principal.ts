@@ -24,7 +24,7 @@ import { parseTopicPattern } from '../../protocol/topic-patterns.ts';
 /** Most entries one permission list may hold; a longer list grants nothing at all. */
 export const MAX_PATTERNS_PER_LIST = 256;
 /** Longest pattern: a maximal topic name plus `.*`. */
-export const MAX_PATTERN_LENGTH = LIMITS.maxTopicNameLength + 2;
+const MAX_PATTERN_LENGTH = LIMITS.maxTopicNameLength + 2;
 /** Longest `sub` the hub accepts (it keys per-subject connection counts and logs). */
 export const MAX_SUBJECT_LENGTH = 1024;
 
@@ -96,7 +96,7 @@ export class PatternSet {
   }
 }
 
-export interface Permissions {
+interface Permissions {
   produce: PatternSet;
   consume: PatternSet;
   groups: PatternSet;
@@ -107,16 +107,66 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
+const NO_PERMISSIONS: Permissions = Object.freeze({ produce: PatternSet.EMPTY, consume: PatternSet.EMPTY, groups: PatternSet.EMPTY, admin: false });
+
 /** Read the `tributary` claim. Missing or malformed → no permissions. */
-export function permissionsFromClaims(claims: unknown): Permissions {
+function permissionsFromClaims(claims: unknown): Permissions {
   const t = isPlainObject(claims) ? claims.tributary : undefined;
-  if (!isPlainObject(t)) return { produce: PatternSet.EMPTY, consume: PatternSet.EMPTY, groups: PatternSet.EMPTY, admin: false };
-  return {
+  if (!isPlainObject(t)) return NO_PERMISSIONS;
+  return Object.freeze({
     produce: PatternSet.from(t.produce),
     consume: PatternSet.from(t.consume),
     groups: PatternSet.from(t.groups),
     admin: t.admin === true,
-  };
+  });
+}
+
+/** Distinct `tributary` claims (and distinct subject + expiry + claims) kept compiled for reuse. */
+export const SHARED_PRINCIPALS_MAX = 1024;
+/** A claim (or subject + expiry + claim) longer than this as JSON is not shared: each cache holds at most SHARED_PRINCIPALS_MAX × this many characters of keys. */
+export const SHARED_CLAIM_MAX_CHARS = 2048;
+
+/**
+ * A map that forgets its least recently used entry past `max`: the
+ * connections of a fleet mostly carry a few permission sets (every device
+ * of a kind has the same claim), so one compiled copy serves them all and
+ * a flood of distinct claims costs at most `max` entries.
+ */
+class RecentlyUsed<V> {
+  private readonly entries = new Map<string, V>();
+  constructor(private readonly max: number) {}
+
+  get(key: string): V | undefined {
+    const v = this.entries.get(key);
+    if (v !== undefined) {
+      // Map keeps insertion order: re-inserting marks it the most recent.
+      this.entries.delete(key);
+      this.entries.set(key, v);
+    }
+    return v;
+  }
+
+  set(key: string, v: V): void {
+    if (this.entries.size >= this.max) this.entries.delete(this.entries.keys().next().value!);
+    this.entries.set(key, v);
+  }
+}
+
+const sharedPermissions = new RecentlyUsed<Permissions>(SHARED_PRINCIPALS_MAX);
+const sharedPrincipals = new RecentlyUsed<Principal>(SHARED_PRINCIPALS_MAX);
+
+/** The `tributary` claim as JSON, the key its compiled form is shared under; null when it is not to be shared. */
+function claimKey(claims: unknown): string | null {
+  const t = isPlainObject(claims) ? claims.tributary : undefined;
+  if (!isPlainObject(t)) return '';
+  let key: string;
+  try {
+    // A verified payload is parsed JSON, so equal JSON means equal claims (a different key order only misses the cache).
+    key = JSON.stringify(t);
+  } catch {
+    return null;
+  }
+  return key.length <= SHARED_CLAIM_MAX_CHARS ? key : null;
 }
 
 class TokenPrincipal implements Principal {
@@ -146,9 +196,27 @@ class TokenPrincipal implements Principal {
 /**
  * A principal for an authenticated subject with the permissions in `claims`
  * (a verified JWT payload). `expiresAtMs` is decided by the verifier.
+ * Principals are immutable, so connections whose tokens carry the same
+ * subject, expiry and claims share one, and those with the same claims
+ * share the compiled permissions: per connection that is a reference
+ * instead of about 600 bytes of sets and patterns.
  */
 export function principalFromClaims(subject: string, claims: unknown, expiresAtMs: number | null): Principal {
-  return new TokenPrincipal(subject, expiresAtMs, permissionsFromClaims(claims));
+  const key = claimKey(claims);
+  if (key === null) return Object.freeze(new TokenPrincipal(subject, expiresAtMs, permissionsFromClaims(claims)));
+  // The subject is at most MAX_SUBJECT_LENGTH characters; JSON.stringify quotes it, so no subject can forge another's key.
+  const principalKey = `${JSON.stringify(subject)} ${expiresAtMs} ${key}`;
+  const shareable = principalKey.length <= SHARED_CLAIM_MAX_CHARS;
+  const known = shareable ? sharedPrincipals.get(principalKey) : undefined;
+  if (known) return known;
+  let perms = sharedPermissions.get(key);
+  if (!perms) {
+    perms = permissionsFromClaims(claims);
+    sharedPermissions.set(key, perms);
+  }
+  const principal = Object.freeze(new TokenPrincipal(subject, expiresAtMs, perms));
+  if (shareable) sharedPrincipals.set(principalKey, principal);
+  return principal;
 }
 
 const ANONYMOUS: Principal = Object.freeze({

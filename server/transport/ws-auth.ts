@@ -11,7 +11,7 @@
  */
 import { TributaryError, toTributaryError } from '../../protocol/errors.ts';
 import { WS_SUBPROTOCOL } from '../../protocol/frames.ts';
-import { anonymousPrincipal, authFromWebSocketProtocol, checkNoTokenInUrl, expiryDelayMs, principalFromClaims, type Authenticator, type Principal } from '../auth/index.ts';
+import { anonymousPrincipal, authFromWebSocketProtocol, checkNoTokenInUrl, ExpirySchedule, principalFromClaims, type Authenticator, type Principal } from '../auth/index.ts';
 import type { Connection } from './connection.ts';
 import type { TransportDeps } from './transport-deps.ts';
 
@@ -26,6 +26,8 @@ export interface UpgradeAuth {
 
 export class WsAuth {
   private readonly auth: Authenticator;
+  /** Every authenticated connection's token expiry, on one timer. */
+  private readonly expiries = new ExpirySchedule<Connection>((conn, atMs) => this.expired(conn, atMs));
 
   constructor(private readonly deps: TransportDeps) {
     this.auth = deps.authenticator;
@@ -136,10 +138,7 @@ export class WsAuth {
   async refresh(conn: Connection, token: string): Promise<Principal> {
     if (!this.auth.required) return conn.principal;
     const next = await this.auth.refresh(conn.principal, token);
-    if (!conn.closed) {
-      conn.principal = next;
-      this.armExpiry(conn);
-    }
+    if (!conn.closed) this.adopt(conn, next);
     return next;
   }
 
@@ -155,26 +154,24 @@ export class WsAuth {
     } else if (principal.subject !== conn.principal.subject) {
       return new TributaryError('SUBJECT_CHANGED', `this connection is authenticated as ${JSON.stringify(conn.principal.subject)}; a new token must carry the same subject`);
     }
-    conn.principal = principal;
-    this.armExpiry(conn);
+    this.adopt(conn, principal);
     return null;
   }
 
-  /** Close at the token's expiry; setTimeout caps its delay (about 24.8 days), so re-arm when it fires early. */
-  private armExpiry(conn: Connection): void {
-    if (conn.expiryTimer) clearTimeout(conn.expiryTimer);
-    conn.expiryTimer = null;
-    const delayMs = expiryDelayMs(conn.principal, Date.now());
-    if (delayMs === null) return;
-    conn.expiryTimer = setTimeout(() => {
-      conn.expiryTimer = null;
-      if (conn.closed) return;
-      const expiresAtMs = conn.principal.expiresAtMs;
-      if (expiresAtMs !== null && Date.now() < expiresAtMs) {
-        this.armExpiry(conn);
-        return;
-      }
-      if (expiresAtMs !== null) conn.closeWith(new TributaryError('TOKEN_EXPIRED', 'token expired; refresh in band with an auth frame'));
-    }, delayMs);
+  /** Adopts `principal` and waits for its expiry instead of the old one's. */
+  private adopt(conn: Connection, principal: Principal): void {
+    conn.clearExpiry();
+    conn.principal = principal;
+    const atMs = principal.expiresAtMs;
+    if (atMs === null) return;
+    conn.expiryWaiters = this.expiries;
+    this.expiries.add(conn, atMs);
+  }
+
+  private expired(conn: Connection, atMs: number): void {
+    conn.expiryWaiters = null; // the schedule let go of it
+    if (conn.closed) return;
+    // Due at the instant it waited for, which is the current principal's expiry (adopt moves it).
+    if (conn.principal.expiresAtMs === atMs) conn.closeWith(new TributaryError('TOKEN_EXPIRED', 'token expired; refresh in band with an auth frame'));
   }
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { anonymousPrincipal, expiryDelayMs, MAX_PATTERNS_PER_LIST, MAX_TIMER_DELAY_MS, PatternSet, principalFromClaims } from '../../server/auth/index.ts';
+import { SHARED_PRINCIPALS_MAX } from '../../server/auth/principal.ts';
 
 describe('permission patterns', () => {
   const table: Array<[pattern: string, name: string, matches: boolean]> = [
@@ -81,5 +82,36 @@ describe('principals from claims', () => {
     expect(expiryDelayMs(principalFromClaims('x', {}, 10_000), 20_000)).toBe(0);
     expect(expiryDelayMs(principalFromClaims('x', {}, 1e15), 0)).toBe(MAX_TIMER_DELAY_MS);
     expect(expiryDelayMs(principalFromClaims('x', {}, null), 0)).toBeNull();
+  });
+
+  it('connections with the same token share one frozen principal; the same claims share the compiled permissions', () => {
+    const claims = (): unknown => ({ sub: 'dev', tributary: { produce: ['sensors.*'], consume: ['cmd'] } });
+    const a = principalFromClaims('dev', claims(), 5_000);
+    const b = principalFromClaims('dev', claims(), 5_000);
+    expect(b).toBe(a);
+    expect(Object.isFrozen(a)).toBe(true);
+    // Another subject or expiry is another principal, with the same permissions object.
+    const other = principalFromClaims('dev2', claims(), 5_000);
+    const later = principalFromClaims('dev', claims(), 6_000);
+    expect(other).not.toBe(a);
+    expect(later.expiresAtMs).toBe(6_000);
+    const permsOf = (p: unknown): unknown => (p as { perms: unknown }).perms;
+    expect(permsOf(other)).toBe(permsOf(a));
+    expect(permsOf(later)).toBe(permsOf(a));
+    expect([other.subject, other.canProduce('sensors.x'), other.canConsume('cmd'), other.canJoin('g')]).toEqual(['dev2', true, true, false]);
+    // Different claims never share: a subject cannot borrow another's permissions through the key.
+    const narrower = principalFromClaims('dev', { tributary: { produce: ['sensors.a'] } }, 5_000);
+    expect([narrower.canProduce('sensors.b'), narrower.canConsume('cmd')]).toEqual([false, false]);
+    const tricky = principalFromClaims('dev" 5000 {"produce":["*"]}', { tributary: {} }, 5_000);
+    expect(tricky.canProduce('anything')).toBe(false);
+  });
+
+  it('a flood of distinct claims keeps answering correctly past the cache bound', () => {
+    for (let i = 0; i < SHARED_PRINCIPALS_MAX * 2; i++) {
+      const p = principalFromClaims(`s${i}`, { tributary: { produce: [`t${i}`] } }, null);
+      expect([p.canProduce(`t${i}`), p.canProduce(`t${i + 1}`)]).toEqual([true, false]);
+    }
+    const first = principalFromClaims('s0', { tributary: { produce: ['t0'] } }, null);
+    expect([first.subject, first.canProduce('t0'), first.canProduce('t1')]).toEqual(['s0', true, false]);
   });
 });

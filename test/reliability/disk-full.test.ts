@@ -1,7 +1,11 @@
 /**
  * A real full disk: the hub's data directory on a 20 MB tmpfs. Produce gets
  * a clear retriable error, nothing acknowledged is lost, and the hub
- * recovers by itself once space returns.
+ * recovers by itself once space returns. The same for consumer-group
+ * commits, which are appends to the internal offsets topic on the same disk —
+ * and which are the connectors' state kept in the hub (a sink commits to its
+ * group; a source keeps its position in the records it produces, the produce
+ * case; PostgreSQL sinks keep theirs in PostgreSQL).
  *
  * Mounting needs root (these machines run tests as root); elsewhere the test
  * is skipped with the reason.
@@ -11,8 +15,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHub, type Hub } from '../helpers/hub.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { startHub, type Hub } from '../../harness/hub.ts';
+import { waitFor } from '../../harness/wait.ts';
+import { WsClient } from '../helpers/ws-client.ts';
 
 const MiB = 1024 * 1024;
 
@@ -74,6 +79,33 @@ async function produceUntil(url: string, from: number, stopAfterRefusals: number
   return { acked, refusals, next: n };
 }
 
+/** Fills the file system with `file` until a write fails for want of space. */
+function fillUp(file: string): void {
+  const fd = fs.openSync(file, 'w');
+  try {
+    for (const chunk of [Buffer.alloc(MiB), Buffer.alloc(4096)]) {
+      for (;;) {
+        try {
+          fs.writeSync(fd, chunk);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'ENOSPC') break;
+          throw err;
+        }
+      }
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** The offset `group` has committed for `topic`/0, read back from the hub. */
+async function committedOffset(url: string, group: string, topic: string): Promise<number | null> {
+  const res = await fetch(`${url}/v1/groups/${group}`);
+  expect(res.status).toBe(200);
+  const body = (await res.json()) as { offsets: Array<{ topic: string; partition: number; committed: number | null }> };
+  return body.offsets.find((o) => o.topic === topic && o.partition === 0)?.committed ?? null;
+}
+
 async function storedNumbers(url: string): Promise<number[]> {
   const out: number[] = [];
   let offset = 0;
@@ -124,5 +156,53 @@ describe.skipIf(skipReason !== undefined)('disk full (20 MB tmpfs)', () => {
     hub = await startHub({ dataDir });
     const afterRestart = await storedNumbers(hub.url);
     expect(afterRestart).toEqual(all);
+  });
+
+  it('refuses a group commit with a retriable error while full, keeps every commit it answered, and commits again when space returns', async () => {
+    // The produce test left topic `full` with records; a group with no members may commit its offsets.
+    const c = await WsClient.connect(hub!.wsUrl);
+    const commit = (offset: number): Promise<unknown> => c.request({ t: 'commit', group: 'full-group', topic: 'full', offsets: [[0, offset]] });
+    let next = 0;
+    try {
+      await commit(1);
+      expect(await committedOffset(hub!.url, 'full-group', 'full')).toBe(1);
+      const hog = path.join(mountPoint, 'hog');
+      fillUp(hog);
+      // The offsets segment's last page may still hold a few small commits: commit until the disk says no.
+      let lastAnswered = 1;
+      let refusal: unknown;
+      for (let o = 2; o < 10_000 && refusal === undefined; o++) {
+        try {
+          await commit(o);
+          lastAnswered = o;
+        } catch (err) {
+          refusal = err;
+        }
+      }
+      expect(refusal, 'the disk never refused a commit').toMatchObject({ code: 'STORAGE_UNAVAILABLE', retriable: true });
+      expect(await committedOffset(hub!.url, 'full-group', 'full')).toBe(lastAnswered);
+
+      fs.rmSync(hog);
+      next = lastAnswered + 100;
+      await waitFor(
+        async () => {
+          try {
+            await commit(next);
+            return true;
+          } catch {
+            return false;
+          }
+        },
+        30_000,
+        'a commit to succeed again after space returned',
+      );
+      expect(await committedOffset(hub!.url, 'full-group', 'full')).toBe(next);
+    } finally {
+      await c.close();
+    }
+    const dataDir = hub!.dataDir;
+    await hub!.stop();
+    hub = await startHub({ dataDir });
+    expect(await committedOffset(hub.url, 'full-group', 'full')).toBe(next);
   });
 });

@@ -2,13 +2,15 @@
  * A soak against a real hub (TRIBUTARY_SOAK=1; TRIBUTARY_SOAK_MINUTES, default
  * 30): a paced producer, live subscribers that reconnect every few seconds,
  * and a consumer group whose members come and go, all at once. Every minute
- * (or every sixth of a shorter run) it samples the hub's RSS, its open file
- * descriptors and the producer's p99 produce latency; at the end each must be
- * flat: bounded growth from the first sample after warm-up, not a trend.
+ * (or every sixth of a shorter run) it samples the hub's RSS, its V8 heap in
+ * use (from /metrics), its open file descriptors and the producer's p99
+ * produce latency; at the end each must be flat: bounded growth from the
+ * first sample after warm-up, not a trend. The samples are printed at the end
+ * (and as they come with SHOW_SOAK=1) for the README's reliability table.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Hub } from '../helpers/hub.ts';
-import { openFds, rssBytes } from '../helpers/wait.ts';
+import type { Hub } from '../../harness/hub.ts';
+import { openFds, rssBytes } from '../../harness/wait.ts';
 import { bytes, WsClient } from '../helpers/ws-client.ts';
 import { createTopic, member, startGroupHub, type TestMember } from '../groups/support.ts';
 
@@ -28,6 +30,8 @@ const GROUP_CHURN_EVERY_MS = 4_000;
 interface Sample {
   atMs: number;
   rss: number;
+  /** V8 heap in use: what the hub's objects hold, without the allocator's and V8's free pages that RSS counts. */
+  heapUsed: number;
   fds: number;
   p99Ms: number;
   produced: number;
@@ -43,6 +47,12 @@ function p99(xs: number[]): number {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor(s.length * 0.99))];
+}
+
+async function heapUsedBytes(hub: Hub): Promise<number> {
+  const body = await (await fetch(`${hub.url}/metrics`)).text();
+  const m = /^tributary_process_nodejs_heap_size_used_bytes (\S+)$/m.exec(body);
+  return m ? Number(m[1]) : NaN;
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -139,11 +149,11 @@ describe.skipIf(!SOAK)(`soak${SOAK ? ` for ${MINUTES} min` : ' (skipped: set TRI
         await new Promise((r) => setTimeout(r, Math.max(0, nextAt - Date.now())));
         const window = latencies;
         latencies = [];
-        samples.push({ atMs: Date.now() - started, rss: rssBytes(pid), fds: openFds(pid), p99Ms: p99(window), produced, groupHandled: groupHandled() });
+        samples.push({ atMs: Date.now() - started, rss: rssBytes(pid), heapUsed: await heapUsedBytes(hub), fds: openFds(pid), p99Ms: p99(window), produced, groupHandled: groupHandled() });
         if (process.env.SHOW_SOAK) {
           const s = samples[samples.length - 1];
           console.log(
-            `${(s.atMs / 1000).toFixed(0)} s: RSS ${(s.rss / MiB).toFixed(1)} MiB, fds ${s.fds}, p99 ${s.p99Ms.toFixed(1)} ms, produced ${s.produced}, group handled ${s.groupHandled}, reconnects ${reconnects}, joins ${groupJoins}`,
+            `${(s.atMs / 1000).toFixed(0)} s: RSS ${(s.rss / MiB).toFixed(1)} MiB, heap used ${(s.heapUsed / MiB).toFixed(1)} MiB, fds ${s.fds}, p99 ${s.p99Ms.toFixed(1)} ms, produced ${s.produced}, group handled ${s.groupHandled}, reconnects ${reconnects}, joins ${groupJoins}`,
           );
         }
         expect(hub.proc.exitCode, 'hub alive').toBeNull();
@@ -160,12 +170,16 @@ describe.skipIf(!SOAK)(`soak${SOAK ? ` for ${MINUTES} min` : ' (skipped: set TRI
       // Flat: compared with the first sample (the warm-up is over by then), later samples stay within a bounded growth.
       const [first, ...rest] = samples;
       const last = samples[samples.length - 1];
-      const report = samples.map((s) => `${(s.atMs / 1000).toFixed(0)}s ${(s.rss / MiB).toFixed(0)}MiB ${s.fds}fd p99 ${s.p99Ms.toFixed(1)}ms`).join('; ');
+      const report = samples.map((s) => `${(s.atMs / 1000).toFixed(0)}s ${(s.rss / MiB).toFixed(0)}MiB heap ${(s.heapUsed / MiB).toFixed(0)}MiB ${s.fds}fd p99 ${s.p99Ms.toFixed(1)}ms`).join('; ');
+      console.log(`soak ${MINUTES} min: ${produced} records produced, ${groupHandled()} handled by the group, ${reconnects} subscriber reconnects, ${groupJoins} group joins; ${report}`);
       expect(samples.length, report).toBeGreaterThanOrEqual(3);
       const rssCap = first.rss * 1.5 + 32 * MiB;
       expect(Math.max(...rest.map((s) => s.rss)), `RSS: ${report}`).toBeLessThan(rssCap);
       // The last third no higher than the second sample by more than a little: growth that keeps going is a leak.
       expect(last.rss, `RSS trend: ${report}`).toBeLessThan(Math.max(...samples.slice(0, Math.ceil(samples.length / 3) + 1).map((s) => s.rss)) + 32 * MiB);
+      // The heap in use (sampled at any point between collections, so it swings by up to the young generation) has no trend either.
+      const earlyHeap = Math.max(...samples.slice(0, Math.ceil(samples.length / 3) + 1).map((s) => s.heapUsed));
+      expect(last.heapUsed, `heap in use trend: ${report}`).toBeLessThan(earlyHeap + 32 * MiB);
       // Fds: connections come and go (subscribers, members); only they may differ.
       const fdSlack = SUBSCRIBERS + GROUP_MEMBERS + 20;
       expect(Math.max(...rest.map((s) => s.fds)), `fds: ${report}`).toBeLessThanOrEqual(first.fds + fdSlack);
