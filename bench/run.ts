@@ -18,7 +18,22 @@ import { formatTable, writeJson, type ResultRow, type RunInfo, type Skipped } fr
 import { hubAvailable, MODULE_SCENARIOS, SYSTEMS, systemByName, type ModuleScenario, type ScenarioName, type SystemDef } from './lib/systems.ts';
 import { PROFILES, WINDOW_BY_CLIENT, type Profile } from './lib/profiles.ts';
 
-const ALL_SCENARIOS: ScenarioName[] = ['protocol', 'storage', 'produce', 'replay', 'latency', 'fanout', 'connections', 'outbox', 'edge', 'groups', 'streams', 'connectors', 'jetstream'];
+const ALL_SCENARIOS: ScenarioName[] = [
+  'protocol',
+  'storage',
+  'produce',
+  'replay',
+  'browser-replay',
+  'latency',
+  'fanout',
+  'connections',
+  'outbox',
+  'edge',
+  'groups',
+  'streams',
+  'connectors',
+  'jetstream',
+];
 const LOAD_MAIN = path.join(BENCH, 'load/main.ts');
 /** The produce frame's batch form is the hub's own wire format: the systems that take the hub's frames. */
 const BATCH_FORM_SYSTEMS = new Set(['hub', 'uws-echo', 'durable-append']);
@@ -227,6 +242,25 @@ async function runSystemScenario(def: SystemDef, v: Variant, opts: Options, rows
   } finally {
     await sys.stop();
   }
+  if (def.name === 'hub') addStageNotes(rows, v.scenario);
+}
+
+/**
+ * With TRIBUTARY_DEBUG_STAGES=FILE the hub writes where produced records
+ * spent their time (server/broker/stage-timing.ts) when it stops: put that
+ * next to the row it belongs to, and clear the file for the next hub.
+ */
+function addStageNotes(rows: ResultRow[], scenario: string): void {
+  const file = process.env.TRIBUTARY_DEBUG_STAGES;
+  if (!file || !fs.existsSync(file)) return;
+  const stages = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, { count: number; p50Ms: number; p99Ms: number; p999Ms: number; maxMs: number }>;
+  fs.rmSync(file, { force: true });
+  const row = [...rows].reverse().find((r) => r.scenario === scenario && r.system === 'hub');
+  if (!row) return;
+  const text = Object.entries(stages)
+    .map(([name, st]) => `${name} p50 ${st.p50Ms} / p99 ${st.p99Ms} / p99.9 ${st.p999Ms} / max ${st.maxMs} ms`)
+    .join(', ');
+  row.notes = [row.notes, `hub stages: ${text}`].filter(Boolean).join('; ');
 }
 
 function machineInfo(quick: boolean, loadAvgAtStart: number[]): RunInfo {

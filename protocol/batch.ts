@@ -289,6 +289,8 @@ export const readBaseOffset = (b: Uint8Array, pos = 0): number => readInt64(b, p
 export const readLastOffsetDelta = (b: Uint8Array, pos = 0): number => readUint32(b, pos + O_LAST_OFFSET_DELTA);
 export const readRecordCount = (b: Uint8Array, pos = 0): number => readUint32(b, pos + O_COUNT);
 export const readAppendTime = (b: Uint8Array, pos = 0): number => readInt64(b, pos + O_APPEND_TIME);
+export const readFirstTimestamp = (b: Uint8Array, pos = 0): number => readInt64(b, pos + O_FIRST_TS);
+export const readLastSequenceDelta = (b: Uint8Array, pos = 0): number => readUint32(b, pos + O_LAST_SEQ_DELTA);
 /** The first record's sequence; -1 for a producer without idempotence. */
 export const readBaseSequence = (b: Uint8Array, pos = 0): number => readInt64(b, pos + O_BASE_SEQ);
 export const readLastSequence = (b: Uint8Array, pos = 0): number => readInt64(b, pos + O_BASE_SEQ) + readUint32(b, pos + O_LAST_SEQ_DELTA);
@@ -428,6 +430,16 @@ function walkHeaders(b: Uint8Array, p: number, recEnd: number, decode: boolean):
   }
   walked.pos = p;
   return headers;
+}
+
+/**
+ * The decoded header list of a record at `p` (its count varint first) and
+ * where it ends, or null when it does not parse (names and string values
+ * must be UTF-8). For readers that walk records themselves (batch-reader.ts).
+ */
+export function readHeadersAt(b: Uint8Array, p: number, recEnd: number): { headers: Header[]; end: number } | null {
+  const headers = walkHeaders(b, p, recEnd, true);
+  return headers === null ? null : { headers, end: walked.pos };
 }
 
 function walkRecords(b: Uint8Array, pos: number, out: StoredRecord[] | null): boolean {

@@ -17,22 +17,24 @@
  * first record of a new partition.
  */
 import {
-  decodeBatches,
-  decodeValue,
+  crc32c as portableCrc32c,
+  readRecords,
   TributaryError,
   errorFromWire,
   type AssignmentFrame,
   type ErrorFrame,
-  type Header,
   type RecordsFrame,
   type ServerFrame,
+  type Crc32c,
+  type Header,
+  type RecordKey,
   type StartPosition,
-  type StoredRecord,
 } from '../protocol/index.ts';
 import type { Connection } from './connection.ts';
 import { ClientError } from './errors.ts';
 import { GroupMember, type AssignmentChange } from './group-member.ts';
 import type { OutboxStore, Positions } from './outbox.ts';
+import { batchCrc32c } from './runtime.ts';
 
 export interface SubscribeOptions {
   /** Where to start when there is no position yet (with `group`: where the group has no committed offset): default 'latest'. A number is an offset. */
@@ -124,6 +126,19 @@ export class Subscription implements SubscriptionHandle {
   private early: AssignmentFrame[] = [];
   /** Bumped when partitions are revoked, so the loop re-checks what it holds (one compare per record). */
   private epoch = 0;
+  /** Checks each batch's CRC: native in Node once loaded, portable until then and in browsers. */
+  private crc: Crc32c = portableCrc32c;
+  /** Builds the handler's records for the partition being read (set before each frame is decoded). */
+  private framePartition = 0;
+  private readonly makeRecord = (offset: number, timestamp: number, key: RecordKey, value: unknown, headers: Header[]): ConsumedRecord => ({
+    topic: this.topic,
+    partition: this.framePartition,
+    offset,
+    timestamp,
+    key,
+    value,
+    headers,
+  });
 
   constructor(
     private readonly conn: Connection,
@@ -138,6 +153,10 @@ export class Subscription implements SubscriptionHandle {
     if (!handler === !opts.onBatch) throw new TributaryError('BAD_REQUEST', 'subscribe needs either a record handler or onBatch (not both)');
     if (opts.group) this.member = new GroupMember(conn, opts.group, topic, opts.autoCommit !== false, onError);
     this.loaded = this.loadPersisted();
+    void batchCrc32c().then(
+      (crc) => (this.crc = crc),
+      () => undefined,
+    );
     this.unlisten = conn.on('open', () => void this.subscribe());
     if (conn.isOpen) void this.subscribe();
   }
@@ -320,23 +339,39 @@ export class Subscription implements SubscriptionHandle {
         }
         const epoch = this.epoch;
         const from = this.pos.get(f.p) ?? 0;
-        const records = decodeBatches(f.b, from);
+        this.framePartition = f.p;
+        const records = readRecords(f.b, from, this.makeRecord, this.crc);
         let committed = -1;
         if (this.opts.onBatch) {
-          const batch: ConsumedRecord[] = [];
-          for (const r of records) if (r.offset >= from) batch.push(this.consumed(f.p, r));
-          if (batch.length) {
-            const last = batch[batch.length - 1].offset;
-            if (!(await this.deliver(() => this.opts.onBatch!(batch), f.p, batch[0].offset))) return;
+          if (records.length) {
+            const last = records[records.length - 1].offset;
+            if (!(await this.deliverBatch(records, f.p))) return;
             this.pos.set(f.p, last + 1);
             committed = last + 1;
           }
         } else {
-          for (const r of records) {
+          const handler = this.handler!;
+          for (let i = 0; i < records.length; i++) {
+            const r = records[i];
             if (this.closed) return;
             if (this.epoch !== epoch && member && !member.held.has(f.p)) break; // revoked: stop at this record
             if (r.offset < (this.pos.get(f.p) ?? 0)) continue;
-            if (!(await this.deliver(() => this.handler!(this.consumed(f.p, r)), f.p, r.offset))) return;
+            // A handler that returns no promise runs without an await per record (a microtask each).
+            let result: void | Promise<void>;
+            try {
+              result = handler(r);
+            } catch (err) {
+              this.handlerFailed(err, f.p, r.offset);
+              return;
+            }
+            if (result !== undefined && typeof (result as { then?: unknown }).then === 'function') {
+              try {
+                await result;
+              } catch (err) {
+                this.handlerFailed(err, f.p, r.offset);
+                return;
+              }
+            }
             this.pos.set(f.p, r.offset + 1);
             committed = r.offset + 1;
           }
@@ -353,30 +388,24 @@ export class Subscription implements SubscriptionHandle {
     }
   }
 
-  private consumed(p: number, r: StoredRecord): ConsumedRecord {
-    let value: unknown;
-    try {
-      value = decodeValue(r.value, r.encoding);
-    } catch {
-      value = r.value; // not what its encoding says: hand over the bytes
-    }
-    return { topic: this.topic, partition: p, offset: r.offset, timestamp: r.timestamp, key: r.key, value, headers: r.headers };
-  }
-
-  /** Runs a handler call; false (and the subscription stopped) when it threw. */
-  private async deliver(call: () => void | Promise<void>, p: number, offset: number): Promise<boolean> {
+  /** Runs the batch handler; false (and the subscription stopped) when it threw. */
+  private async deliverBatch(records: ConsumedRecord[], p: number): Promise<boolean> {
     if (this.closed) return false;
     try {
-      await call();
+      await this.opts.onBatch!(records);
       return true;
     } catch (err) {
-      // Skipping would lose the record and retrying could loop forever: stop, and say why.
-      this.onError(
-        new ClientError('CLOSED', `subscription to ${this.topic} stopped: the handler threw at partition ${p} offset ${offset}: ${err instanceof Error ? err.message : String(err)}`, { cause: err }),
-      );
-      void this.close();
+      this.handlerFailed(err, p, records[0].offset);
       return false;
     }
+  }
+
+  /** Skipping would lose the record and retrying could loop forever: stop, and say why. */
+  private handlerFailed(err: unknown, p: number, offset: number): void {
+    this.onError(
+      new ClientError('CLOSED', `subscription to ${this.topic} stopped: the handler threw at partition ${p} offset ${offset}: ${err instanceof Error ? err.message : String(err)}`, { cause: err }),
+    );
+    void this.close();
   }
 
   /** Saves positions, coalescing: at most one write in flight, and one more with the latest state. */

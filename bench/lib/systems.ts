@@ -10,10 +10,11 @@ import type { Target } from '../load/job.ts';
 import { mintToken } from '../load/token.ts';
 import { BENCH, ROOT, freePort, makeTempDir, removeTempDir, spawnManaged, waitForOutput, waitForPort, type Managed } from './procs.ts';
 
-export type ScenarioName = 'protocol' | 'storage' | 'produce' | 'replay' | 'latency' | 'fanout' | 'connections' | 'outbox' | 'edge' | 'groups' | 'streams' | 'connectors' | 'jetstream';
+export type ScenarioName =
+  'protocol' | 'storage' | 'produce' | 'replay' | 'browser-replay' | 'latency' | 'fanout' | 'connections' | 'outbox' | 'edge' | 'groups' | 'streams' | 'connectors' | 'jetstream';
 /** Scenarios that another part of the project ships as a module (bench/<name>.ts), run in a process of their own. */
-export type ModuleScenario = 'protocol' | 'storage' | 'outbox' | 'edge' | 'groups' | 'streams' | 'connectors' | 'jetstream';
-export const MODULE_SCENARIOS: readonly ModuleScenario[] = ['protocol', 'storage', 'outbox', 'edge', 'groups', 'streams', 'connectors', 'jetstream'];
+export type ModuleScenario = 'protocol' | 'storage' | 'browser-replay' | 'outbox' | 'edge' | 'groups' | 'streams' | 'connectors' | 'jetstream';
+export const MODULE_SCENARIOS: readonly ModuleScenario[] = ['protocol', 'storage', 'browser-replay', 'outbox', 'edge', 'groups', 'streams', 'connectors', 'jetstream'];
 
 interface Running {
   target: Omit<Target, 'topic'>;

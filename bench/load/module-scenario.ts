@@ -1,9 +1,9 @@
 /**
  * Runs a scenario that another part of the project ships as a module
- * (`bench/protocol.ts` → runProtocolBench, `bench/storage.ts` → runStorageBench,
+ * (`bench/protocol.ts` → runProtocolBench, `bench/storage.ts` → runStorageBench, `bench/browser-replay.ts` → runBrowserReplayBench,
  * `bench/outbox.ts` → runOutboxBench, `bench/edge.ts` → runEdgeBench, `bench/groups.ts` → runGroupsBench,
  * `bench/streams.ts` → runStreamsBench, `bench/connectors.ts` → runConnectorsBench) in a process of its own, and prints its rows as `RESULT [json]`.
- *   node --import tsx bench/load/module-scenario.ts protocol|storage|outbox|edge|groups|streams|connectors [--quick]
+ *   node --import tsx bench/load/module-scenario.ts protocol|storage|browser-replay|outbox|edge|groups|streams|connectors [--quick]
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -14,6 +14,7 @@ const BENCH_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..
 const MODULES: Record<string, { file: string; fn: string }> = {
   protocol: { file: 'protocol.ts', fn: 'runProtocolBench' },
   storage: { file: 'storage.ts', fn: 'runStorageBench' },
+  'browser-replay': { file: 'browser-replay.ts', fn: 'runBrowserReplayBench' },
   edge: { file: 'edge.ts', fn: 'runEdgeBench' },
   outbox: { file: 'outbox.ts', fn: 'runOutboxBench' },
   groups: { file: 'groups.ts', fn: 'runGroupsBench' },

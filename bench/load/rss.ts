@@ -11,3 +11,20 @@ export function readServerRss(t: Target): number | undefined {
     return undefined;
   }
 }
+
+/** CPU time and run-queue wait of every thread of a process, in ms (/proc/PID/task/TID/schedstat: ns on CPU, ns waiting to run, timeslices). */
+export function readSchedStat(pid: number | undefined): { cpuMs: number; waitMs: number } | undefined {
+  if (!pid) return undefined;
+  try {
+    let cpu = 0;
+    let wait = 0;
+    for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+      const [run, delay] = fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number);
+      cpu += run;
+      wait += delay;
+    }
+    return { cpuMs: cpu / 1e6, waitMs: wait / 1e6 };
+  } catch {
+    return undefined;
+  }
+}

@@ -4,12 +4,46 @@
  * with latency per delivered event, and a burst of connections held open. A
  * driver supplies only its client's calls.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { LatencyRecorder, errorText, now, openMany, pace, sleep, waitUntil } from './common.ts';
 import type { ConnectionsParams, LatencyParams, LoadResult, ProduceParams, Target } from './job.ts';
-import { readServerRss } from './rss.ts';
+import { readSchedStat, readServerRss } from './rss.ts';
 
 /** How long a live run waits after the last send for the subscribers to catch up. */
 const LIVE_CATCH_UP_MS = 5_000;
+/** The disk's own fdatasync latency, probed before a live run (one 1 KiB append + fdatasync per ms). */
+const FSYNC_PROBE_MS = 1_000;
+/** Latencies of the measured window's first this-many ms are also reported apart (warm-up left over). */
+const EARLY_WINDOW_MS = 1_000;
+
+/**
+ * p50/p99 of a 1 KiB append + fdatasync in the temp directory (where the
+ * servers keep their data), paced every ms for `durationMs`: what the disk
+ * gives a durable write on its own at this moment, beside what a server adds.
+ */
+async function probeFdatasync(durationMs: number): Promise<string> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-bench-fsync-'));
+  const rec = new LatencyRecorder();
+  try {
+    const fd = fs.openSync(path.join(dir, 'probe'), 'a');
+    const block = Buffer.alloc(1024, 0x61);
+    const end = now() + durationMs;
+    while (now() < end) {
+      const t = now();
+      await new Promise<void>((resolve, reject) => fs.write(fd, block, (e) => (e ? reject(e) : fs.fdatasync(fd, (e2) => (e2 ? reject(e2) : resolve())))));
+      rec.record(now() - t);
+      await sleep(1);
+    }
+    fs.closeSync(fd);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  const p = rec.percentiles();
+  return p ? `disk alone (1 KiB append + fdatasync, ${p.count} in ${durationMs} ms before the run): p50 ${p.p50Ms.toFixed(2)} ms, p99 ${p.p99Ms.toFixed(2)} ms` : '';
+}
 
 /**
  * A produce run for clients whose acks come back per batch: `window` lanes per
@@ -69,11 +103,18 @@ export class LiveRun {
   /** Sends that failed; the driver counts them. */
   errors = 0;
   private readonly latencies = new LatencyRecorder();
+  private readonly early = new LatencyRecorder();
+  private readonly late = new LatencyRecorder();
+  private measuredFrom = 0;
+  private fsyncNote = '';
+  private schedNote = '';
   private measuring = false;
   private delivered = 0;
   private expected = 0;
   private elapsedMs = 0;
   private rssBytes: number | undefined;
+  /** The load process's own delays in the measured window (they add to every latency it measures). */
+  private loadNote = '';
 
   constructor(
     private readonly t: Target,
@@ -86,6 +127,7 @@ export class LiveRun {
     if (!this.measuring) return;
     this.delivered += count;
     this.latencies.recordMany(at - sentAt, count);
+    (at - this.measuredFrom < EARLY_WINDOW_MS ? this.early : this.late).recordMany(at - sentAt, count);
   }
 
   /**
@@ -95,20 +137,52 @@ export class LiveRun {
    */
   async measure(send: (n: number) => void): Promise<void> {
     const tickMs = this.subscribers > 1 ? 10 : 1;
+    this.fsyncNote = await probeFdatasync(FSYNC_PROBE_MS);
     await pace(this.p.rate, this.p.warmupMs, tickMs, send);
     this.measuring = true;
+    const loop = monitorEventLoopDelay({ resolution: 1 });
+    const gcPauses: number[] = [];
+    const gc = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) gcPauses.push(e.duration);
+    });
+    gc.observe({ entryTypes: ['gc'] });
+    loop.enable();
+    const serverBefore = readSchedStat(this.t.serverPid);
+    const selfBefore = readSchedStat(process.pid);
     const start = now();
+    this.measuredFrom = start;
     const sent = await pace(this.p.rate, this.p.durationMs, tickMs, send);
     this.expected = sent * this.subscribers;
     await waitUntil(() => this.delivered >= this.expected, LIVE_CATCH_UP_MS, 10);
     this.elapsedMs = now() - start;
     this.measuring = false;
+    loop.disable();
+    gc.disconnect();
+    const serverAfter = readSchedStat(this.t.serverPid);
+    const selfAfter = readSchedStat(process.pid);
+    // Time runnable but waiting for a CPU (other processes had it): latency no code of ours can remove.
+    const sched = (name: string, a?: { cpuMs: number; waitMs: number }, b?: { cpuMs: number; waitMs: number }) =>
+      a && b ? `${name} on CPU ${(b.cpuMs - a.cpuMs).toFixed(0)} ms, waiting for a CPU ${(b.waitMs - a.waitMs).toFixed(0)} ms` : '';
+    this.schedNote = [sched('server', serverBefore, serverAfter), sched('load', selfBefore, selfAfter)].filter(Boolean).join(', ');
+    if (this.schedNote) this.schedNote = `in the ${this.elapsedMs.toFixed(0)} ms window (all threads): ${this.schedNote}`;
+    const ms = (ns: number) => (ns / 1e6).toFixed(1);
+    const gcTotal = gcPauses.reduce((a, b) => a + b, 0);
+    // monitorEventLoopDelay reports delay beyond its 1 ms resolution timer: the time an event waited for the loop.
+    this.loadNote =
+      `load process: event-loop delay p99 ${ms(loop.percentile(99))} ms, max ${ms(loop.max)} ms; ` +
+      `${gcPauses.length} GC pauses, ${gcTotal.toFixed(1)} ms in all, longest ${Math.max(0, ...gcPauses).toFixed(1)} ms`;
     this.rssBytes = readServerRss(this.t);
   }
 
   result(): LoadResult {
     const { delivered, expected, elapsedMs, errors, rssBytes } = this;
     const notes = delivered < expected ? [`delivered ${delivered} of ${expected} expected`] : [];
+    if (this.loadNote) notes.push(this.loadNote);
+    if (this.fsyncNote) notes.push(this.fsyncNote);
+    if (this.schedNote) notes.push(this.schedNote);
+    const e = this.early.percentiles();
+    const l = this.late.percentiles();
+    if (e && l) notes.push(`p99 in the first ${EARLY_WINDOW_MS} ms of the window ${e.p99Ms.toFixed(2)} ms, after it ${l.p99Ms.toFixed(2)} ms`);
     return { events: delivered, bytes: delivered * this.p.valueBytes, elapsedMs, latency: this.latencies.percentiles(), errors, notes, rssBytes };
   }
 }

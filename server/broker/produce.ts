@@ -34,6 +34,7 @@ import { partitionForKey, partitionForUnkeyed } from '../../protocol/partitioner
 import type { EncodedRecord, Header } from '../../protocol/record.ts';
 import type { AppendResult, LogStore } from '../storage/log-store.ts';
 import { ProducerSequences } from './producer-sequences.ts';
+import { stageTiming } from './stage-timing.ts';
 import type { Topics } from './topics.ts';
 
 export type ProduceRecord = EncodedRecord & { partition?: number };
@@ -142,6 +143,7 @@ export class Producer {
    * created first, in which case they are copied before waiting.
    */
   async produce(req: ProduceRequest): Promise<ProduceResult> {
+    const startedAt = stageTiming ? stageTiming.now() : 0;
     const records = req.records;
     if (records.length === 0) throw new TributaryError('BAD_RECORD', 'records must not be empty');
     this.checkTimestamps(records);
@@ -157,9 +159,11 @@ export class Producer {
     const groups = this.assignPartitions(req, n);
     const pending: Array<Promise<PartitionOutcome>> = [];
     for (const [p, idx] of groups) {
+      stageTiming?.appending(req.topic, p, startedAt);
       pending.push(idempotent ? this.appendIdempotent(req, p, idx) : this.appendPlain(req.topic, p, idx, records));
     }
     const settled = await Promise.allSettled(pending);
+    stageTiming?.durable(startedAt);
     if (idempotent) this.noteHoles(req, groups, settled);
     const parts: AckPart[] = [];
     let appendedRecords = 0;
@@ -185,6 +189,7 @@ export class Producer {
    */
   async produceBatches(req: Pick<ProduceBatchesFrame, 'topic' | 'batches'>): Promise<ProduceResult> {
     // The engine keeps what it appends, and the frame's bytes do not outlive the transport callback.
+    const startedAt = stageTiming ? stageTiming.now() : 0;
     const batches = req.batches.map((b) => ({ ...b, batch: b.batch.slice() }));
     const limit = Date.now() + this.settings.maxFutureTimestampMs;
     let total = 0;
@@ -198,7 +203,9 @@ export class Producer {
         throw new TributaryError('BAD_PARTITION', `batch ${i}: partition ${batches[i].partition} does not exist; ${req.topic} has ${info.partitions}`, { batch: i, partitions: info.partitions });
     }
     this.checkPartitionGaps(req.topic, batches);
+    if (stageTiming) for (const b of batches) stageTiming.appending(req.topic, b.partition, startedAt);
     const settled = await Promise.allSettled(batches.map((b) => this.appendProduced(req.topic, b)));
+    stageTiming?.durable(startedAt);
     const parts: AckPart[] = [];
     let appendedRecords = 0;
     let appendedBytes = 0;

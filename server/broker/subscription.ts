@@ -14,6 +14,7 @@
  */
 import { TributaryError, toTributaryError } from '../../protocol/errors.ts';
 import type { LogStore } from '../storage/log-store.ts';
+import { stageTiming } from './stage-timing.ts';
 
 /** Where the transport delivers a subscription's output. */
 export interface SubscriptionSink {
@@ -32,6 +33,8 @@ interface Cursor {
   highWatermark: number;
   reading: boolean;
   failed: boolean;
+  /** With TRIBUTARY_DEBUG_STAGES: when the engine last said there is more (stage-timing.ts). */
+  wokeAt: number;
 }
 
 export interface SubscriptionOptions {
@@ -77,7 +80,7 @@ export class Subscription {
     if (this.cursors.has(partition)) return;
     if (!this.closed) this.store.interest?.(this.topic, partition, 1);
     const { highWatermark } = this.store.offsets(this.topic, partition);
-    this.cursors.set(partition, { partition, next: offset, highWatermark, reading: false, failed: false });
+    this.cursors.set(partition, { partition, next: offset, highWatermark, reading: false, failed: false, wokeAt: 0 });
     if (this.started) this.schedule();
   }
 
@@ -109,6 +112,7 @@ export class Subscription {
     const c = this.cursors.get(partition);
     if (!c) return;
     if (highWatermark > c.highWatermark) c.highWatermark = highWatermark;
+    if (stageTiming) c.wokeAt = stageTiming.now();
     if (c.next < c.highWatermark) this.schedule();
   }
 
@@ -174,6 +178,7 @@ export class Subscription {
             if (res.nextOffset <= c.next) throw new Error(`read did not advance: ${this.topic}/${c.partition} at ${c.next}`);
             c.next = res.nextOffset;
             this.sink.records(this.id, this.topic, c.partition, res.bytes, c.highWatermark);
+            if (stageTiming) stageTiming.sent(this.topic, c.partition, res.bytes, c.wokeAt);
             this.onSent?.(res.bytes.length);
           } else if (res.nextOffset > c.next) {
             // Compaction or retention removed everything between: skip ahead.

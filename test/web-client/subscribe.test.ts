@@ -26,6 +26,9 @@ afterAll(async () => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
+const fail = (): never => {
+  throw new Error('boom');
+};
 const until = (cond: () => boolean, timeoutMs = 15_000): Promise<void> => waitFor(cond, timeoutMs, 'records');
 
 describe('web client subscriptions (Node, real hub)', () => {
@@ -145,6 +148,27 @@ describe('web client subscriptions (Node, real hub)', () => {
     await until(() => errors.length === 1);
     expect(seen.length).toBe(1);
     expect(failing.positions()['0'] ?? 0).toBe(0);
+
+    // A record handler that throws (synchronously, or by rejecting) stops at that record: the ones before it count.
+    for (const name of ['sync', 'async'] as const) {
+      const before = errors.length;
+      const handled: number[] = [];
+      const stopAt20 = (r: ConsumedRecord): void => {
+        if ((r.value as { n: number }).n === 20) fail();
+        handled.push(r.offset);
+      };
+      const s =
+        name === 'sync'
+          ? consumer.subscribe('bulk', { from: 'earliest', partitions: [0] }, stopAt20)
+          : consumer.subscribe('bulk', { from: 'earliest', partitions: [0] }, async (r) => {
+              await Promise.resolve();
+              stopAt20(r);
+            });
+      await until(() => errors.length === before + 1);
+      expect(errors[before].message, name).toMatch(/handler threw at partition 0 offset 10: boom/);
+      expect(handled, name).toEqual(Array.from({ length: 10 }, (_, i) => i));
+      expect(s.positions()['0'], name).toBe(10);
+    }
     await Promise.all([producer.close(), consumer.close()]);
   });
 });

@@ -1,0 +1,232 @@
+/**
+ * Replay in Chromium: a dashboard reading history through the web client.
+ *
+ *   node --import tsx bench/browser-replay.ts [--quick] [--only handler|onBatch]
+ *   BROWSER_REPLAY_CPU_PROF=/tmp/prof node --import tsx bench/browser-replay.ts --quick
+ *
+ * A hub (fsync never: the preload is not what is measured) stores 1,000,000
+ * JSON events (quick 200,000) of ~100 bytes with string keys in 4
+ * partitions, written by this process in the batch form (1,000 records per
+ * batch). A page that loaded the built bundle then runs
+ * `client.subscribe(topic, {from: 'earliest'}, handler)` and the clock runs
+ * from the subscribe call until the handler has seen every event; the
+ * handler reads a field of each value, as a chart would. The `onBatch`
+ * form runs the same over a fresh client. Heap: the page's V8 heap (CDP
+ * Runtime.getHeapUsage) after a forced GC before the run, its peak sampled
+ * every 50 ms during it, and after it before any GC. With
+ * BROWSER_REPLAY_CPU_PROF set, each row writes a CDP CPU profile there
+ * (`bench/cpuprofile-top.ts` reads it).
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { CDPSession, Page } from 'playwright-core';
+import { BUNDLE, gotoTestPage, launchChromium, startPageServer } from '../harness/browser.ts';
+import { startHub } from '../harness/hub.ts';
+import { createTopic } from '../harness/topic-reader.ts';
+import { decodeCbor, encodeCbor } from '../protocol/codec.ts';
+import { encodeBatch } from '../protocol/batch.ts';
+import { nativeCrc32c } from '../server/storage/native-crc.ts';
+import { connectWs } from './load/ws-client.ts';
+
+export interface BrowserReplayRow {
+  scenario: 'browser-replay';
+  system: string;
+  eventsPerSec: number;
+  notes?: string;
+}
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const PARTITIONS = 4;
+const RECORDS_PER_BATCH = 1_000;
+/** Produce frames in flight while preloading. */
+const PRELOAD_WINDOW = 8;
+const HEAP_SAMPLE_MS = 50;
+const MiB = 1024 * 1024;
+
+/** Builds the bundle when it is missing or older than the client's or protocol's sources. */
+function ensureBundle(): void {
+  const newest = Math.max(...['web-client', 'protocol'].flatMap((d) => fs.readdirSync(path.join(ROOT, d)).map((f) => fs.statSync(path.join(ROOT, d, f)).mtimeMs)));
+  if (fs.existsSync(BUNDLE) && fs.statSync(BUNDLE).mtimeMs >= newest) return;
+  execFileSync(process.execPath, [path.join(ROOT, 'node_modules/vite/bin/vite.js'), 'build', '--config', 'web-client/vite.config.ts'], { cwd: ROOT, stdio: 'ignore' });
+}
+
+/** A UI event of ~100 bytes of JSON. */
+function eventValue(i: number): Uint8Array {
+  const v = { i, t: 1_764_000_000_000 + i, user: `u${i % 1000}`, kind: i % 3 ? 'click' : 'view', x: (i % 997) / 997, pad: 'x'.repeat(24) };
+  return Buffer.from(JSON.stringify(v));
+}
+
+/** Stores `count` events in `topic` (PARTITIONS partitions, round robin by batch) over one WebSocket in the batch form. */
+async function preload(wsUrl: string, topic: string, count: number): Promise<void> {
+  let inFlight = 0;
+  let failed = '';
+  let wake: (() => void) | null = null;
+  const conn = await connectWs(
+    wsUrl,
+    (b) => {
+      const f = decodeCbor(b) as { t?: string; message?: string };
+      if (f.t === 'error') failed ||= String(f.message);
+      inFlight--;
+      wake?.();
+    },
+    { protocols: ['tributary.v1'] },
+  );
+  await conn.request({ t: 'hello', id: 1, v: 1, client: 'bench-preload' });
+  let id = 2;
+  const ts = Date.now();
+  for (let base = 0; base < count; base += RECORDS_PER_BATCH * PARTITIONS) {
+    const batches = [];
+    for (let p = 0; p < PARTITIONS; p++) {
+      const from = base + p * RECORDS_PER_BATCH;
+      const n = Math.min(RECORDS_PER_BATCH, count - from);
+      if (n <= 0) break;
+      const records = Array.from({ length: n }, (_, k) => ({ key: `user-${(from + k) % 1000}`, value: eventValue(from + k), encoding: 'json' as const, headers: [], timestamp: ts }));
+      batches.push({ p, b: encodeBatch({ records }, nativeCrc32c) });
+    }
+    while (inFlight >= PRELOAD_WINDOW) await new Promise<void>((r) => (wake = r));
+    if (failed) throw new Error(`preload refused: ${failed}`);
+    inFlight++;
+    conn.send(encodeCbor({ t: 'produce', id: id++, topic, batches }));
+  }
+  while (inFlight > 0) await new Promise<void>((r) => (wake = r));
+  conn.close();
+  if (failed) throw new Error(`preload refused: ${failed}`);
+}
+
+interface PageResult {
+  ms: number;
+  count: number;
+  checksum: number;
+}
+
+/** Runs one replay in the page; resolves with its time. Page code: keep it self-contained. */
+function replayInPage(page: Page, url: string, topic: string, count: number, form: 'handler' | 'onBatch', timeoutMs: number): Promise<PageResult> {
+  const creditBytes = process.env.BROWSER_REPLAY_CREDIT ? Number(process.env.BROWSER_REPLAY_CREDIT) : undefined;
+  return page.evaluate(
+    ({ url, topic, count, form, timeoutMs, creditBytes }) =>
+      new Promise<PageResult>((resolve, reject) => {
+        const c = window.T.createClient({ url, name: `replay-${form}-${Date.now()}`, outbox: 'memory' });
+        let seen = 0;
+        let checksum = 0;
+        let t0 = 0;
+        const timer = setTimeout(() => reject(new Error(`replay timed out after ${seen} of ${count} events`)), timeoutMs);
+        const finish = () => {
+          const ms = performance.now() - t0;
+          clearTimeout(timer);
+          sub.close();
+          void c.close();
+          resolve({ ms, count: seen, checksum });
+        };
+        c.on('error', (e) => reject(e));
+        t0 = performance.now();
+        const sub =
+          form === 'handler'
+            ? c.subscribe(topic, { from: 'earliest', creditBytes }, (r) => {
+                checksum += (r.value as { i: number }).i;
+                if (++seen === count) finish();
+              })
+            : c.subscribe(topic, {
+                from: 'earliest',
+                creditBytes,
+                onBatch: (records) => {
+                  for (const r of records) checksum += (r.value as { i: number }).i;
+                  seen += records.length;
+                  if (seen === count) finish();
+                },
+              });
+      }),
+    { url, topic, count, form, timeoutMs, creditBytes },
+  );
+}
+
+async function heapUsed(cdp: CDPSession): Promise<number> {
+  return ((await cdp.send('Runtime.getHeapUsage')) as { usedSize: number }).usedSize;
+}
+
+export async function runBrowserReplayBench(opts: { quick: boolean; only?: Array<'handler' | 'onBatch'> }): Promise<BrowserReplayRow[]> {
+  ensureBundle();
+  const count = opts.quick ? 200_000 : 1_000_000;
+  const timeoutMs = opts.quick ? 120_000 : 300_000;
+  const profDir = process.env.BROWSER_REPLAY_CPU_PROF;
+  const rows: BrowserReplayRow[] = [];
+  // BROWSER_REPLAY_HUB_ARGS (e.g. "--subscription-read-bytes 1048576") and BROWSER_REPLAY_CREDIT (bytes) are for experiments.
+  const extraArgs = (process.env.BROWSER_REPLAY_HUB_ARGS ?? '').split(' ').filter(Boolean);
+  const hub = await startHub({ args: ['--topic-fsync', 'never', ...extraArgs] });
+  const pages = await startPageServer();
+  const browser = await launchChromium();
+  try {
+    const topic = 'bench-browser-replay';
+    await createTopic(hub.url, topic, PARTITIONS);
+    await preload(hub.wsUrl, topic, count);
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    await gotoTestPage(page, pages.url);
+    // tsx keeps function names with a __name helper that page code does not have.
+    await page.evaluate('globalThis.__name = (f) => f');
+    const cdp = await ctx.newCDPSession(page);
+    await cdp.send('HeapProfiler.enable');
+    // Warm-up: JIT, the socket path, one pass over a fifth of the events.
+    await replayInPage(page, hub.wsUrl, topic, Math.min(count, 200_000) / 5, 'handler', timeoutMs).catch(() => undefined);
+    for (const form of opts.only ?? (['handler', 'onBatch'] as const)) {
+      await cdp.send('HeapProfiler.collectGarbage');
+      const before = await heapUsed(cdp);
+      let peak = before;
+      let sampling = true;
+      const sampler = (async () => {
+        while (sampling) {
+          peak = Math.max(peak, await heapUsed(cdp).catch(() => 0));
+          await new Promise((r) => setTimeout(r, HEAP_SAMPLE_MS));
+        }
+      })();
+      if (profDir) {
+        await cdp.send('Profiler.enable');
+        await cdp.send('Profiler.setSamplingInterval', { interval: 100 });
+        await cdp.send('Profiler.start');
+      }
+      const r = await replayInPage(page, hub.wsUrl, topic, count, form, timeoutMs);
+      if (profDir) {
+        const { profile } = (await cdp.send('Profiler.stop')) as { profile: unknown };
+        fs.mkdirSync(profDir, { recursive: true });
+        fs.writeFileSync(path.join(profDir, `browser-replay-${form}-${Date.now()}.cpuprofile`), JSON.stringify(profile));
+      }
+      sampling = false;
+      await sampler;
+      const after = await heapUsed(cdp);
+      peak = Math.max(peak, after);
+      const expected = (count * (count - 1)) / 2;
+      const mb = (n: number) => (n / MiB).toFixed(1);
+      rows.push({
+        scenario: 'browser-replay',
+        system: `web-client chromium subscribe ${form === 'handler' ? '(record handler)' : '(onBatch)'}`,
+        eventsPerSec: Math.round(r.count / (r.ms / 1000)),
+        notes:
+          `${count} stored JSON events (~100 B, string keys) in ${PARTITIONS} partitions from earliest; ` +
+          `heap ${mb(before)} MB before, ${mb(peak)} MB peak, ${mb(after)} MB after` +
+          (r.checksum === expected ? '' : `; CHECKSUM MISMATCH ${r.checksum} != ${expected}`),
+      });
+    }
+    await ctx.close();
+  } finally {
+    await browser.close().catch(() => undefined);
+    await pages.close();
+    await hub.stop();
+    hub.cleanup();
+  }
+  return rows;
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const onlyArg = process.argv.indexOf('--only');
+  const only = onlyArg > 0 ? (process.argv[onlyArg + 1].split(',') as Array<'handler' | 'onBatch'>) : undefined;
+  runBrowserReplayBench({ quick: process.argv.includes('--quick'), only })
+    .then((rows) => {
+      for (const r of rows) console.log(`${r.system}: ${(r.eventsPerSec / 1000).toFixed(1)} k events/s — ${r.notes ?? ''}`);
+      process.exit(0);
+    })
+    .catch((e: unknown) => {
+      console.error(e);
+      process.exit(1);
+    });
+}

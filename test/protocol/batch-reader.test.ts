@@ -1,0 +1,89 @@
+/**
+ * The consumer's batch reader gives exactly what decodeBatches + decodeValue
+ * give (values that do not decode as bytes), for any records: JSON that
+ * stands alone or not, invalid UTF-8, deep nesting, CBOR, keys of every kind.
+ */
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { decodeBatches, decodeValue, encodeBatch, readRecords, stampBatch, crc32c, LIMITS, type EncodedRecord, type Header, type RecordKey } from '../../protocol/index.ts';
+
+const enc = (s: string) => new TextEncoder().encode(s);
+
+/** JSON-ish texts: valid values, fragments that only parse when joined, and edge cases of the joined parse. */
+const arbJsonText = fc.oneof(
+  fc.jsonValue({ maxDepth: 4 }).map((v) => JSON.stringify(v)),
+  fc.constantFrom('1,2', '[1', '2]', '"a', 'b"', '', ' ', '{}', '[]', '}{', '"\\"', '"\\\\"', 'tru', '\ufeff1', '"é"', '[1]]', '{"a":[1,2]}', '3 4'),
+  fc.integer({ min: 60, max: 70 }).map((d) => '['.repeat(d) + ']'.repeat(d)),
+  fc.string({ maxLength: 20 }),
+);
+const arbValue = fc.oneof(
+  arbJsonText.map((t) => ({ value: enc(t) as Uint8Array | null, encoding: 'json' as const })),
+  fc.uint8Array({ maxLength: 30 }).map((b) => ({ value: b as Uint8Array | null, encoding: 'json' as const })),
+  fc.uint8Array({ maxLength: 30 }).map((b) => ({ value: b as Uint8Array | null, encoding: 'bytes' as const })),
+  fc.constant({ value: Uint8Array.of(0xa1, 0x61, 0x61, 0x01) as Uint8Array | null, encoding: 'cbor' as const }),
+  fc.uint8Array({ maxLength: 10 }).map((b) => ({ value: b as Uint8Array | null, encoding: 'cbor' as const })),
+  fc.constant({ value: null, encoding: 'json' as const }),
+);
+const arbKey: fc.Arbitrary<RecordKey> = fc.oneof(fc.constant(null), fc.string({ maxLength: 12 }), fc.string({ unit: 'grapheme', maxLength: 6 }), fc.uint8Array({ maxLength: 8 }));
+const arbHeaders: fc.Arbitrary<Header[]> = fc.array(fc.tuple(fc.string({ maxLength: 6 }), fc.oneof(fc.string({ maxLength: 6 }), fc.uint8Array({ maxLength: 6 }))), { maxLength: 2 });
+
+function expected(b: Uint8Array, from: number) {
+  return decodeBatches(b, from).map((r) => {
+    let value: unknown;
+    try {
+      value = decodeValue(r.value, r.encoding);
+    } catch {
+      value = r.value;
+    }
+    return { offset: r.offset, timestamp: r.timestamp, key: r.key, value, headers: r.headers };
+  });
+}
+
+const make = (offset: number, timestamp: number, key: RecordKey, value: unknown, headers: Header[]) => ({ offset, timestamp, key, value, headers });
+
+describe('batch reader', () => {
+  it('gives what decodeBatches + decodeValue give, for any records and start offset', () => {
+    fc.assert(
+      fc.property(fc.array(fc.array(fc.record({ key: arbKey, v: arbValue, headers: arbHeaders }), { minLength: 1, maxLength: 12 }), { minLength: 1, maxLength: 3 }), fc.nat(40), (batches, from) => {
+        let base = 0;
+        const parts = batches.map((recs) => {
+          const records: EncodedRecord[] = recs.map((r, i) => ({ key: r.key, value: r.v.value, encoding: r.v.encoding, headers: r.headers, timestamp: 1_700_000_000_000 + i }));
+          const b = encodeBatch({ records });
+          stampBatch(b, 0, base, 1_700_000_000_500);
+          base += records.length;
+          return b;
+        });
+        const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+        let o = 0;
+        for (const p of parts) {
+          all.set(p, o);
+          o += p.length;
+        }
+        expect(readRecords(all, from, make, crc32c)).toEqual(expected(all, from));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('refuses what decodeBatch refuses: a bad CRC, a string key that is not UTF-8', () => {
+    const good = encodeBatch({ records: [{ key: 'k', value: enc('{"a":1}'), encoding: 'json', headers: [], timestamp: 1 }] });
+    const flipped = good.slice();
+    flipped[flipped.length - 2] ^= 1;
+    expect(() => readRecords(flipped, 0, make)).toThrow(expect.objectContaining({ code: 'CORRUPT_BATCH' }));
+    const badKey = encodeBatch({ records: [{ key: 'kk', value: null, encoding: 'json', headers: [], timestamp: 1 }] });
+    const at = badKey.indexOf(0x6b);
+    badKey[at] = 0xc3; // a lead byte followed by 'k': not UTF-8
+    stampBatch(badKey, 0, 0, 1);
+    expect(() => decodeBatches(badKey)).toThrow(expect.objectContaining({ code: 'BAD_BATCH' }));
+    expect(() => readRecords(badKey, 0, make)).toThrow(expect.objectContaining({ code: 'BAD_BATCH' }));
+  });
+
+  it('reads a batch of the largest size twice with the same results (scratch reused, nothing left over)', () => {
+    const n = LIMITS.maxRecordsPerBatch;
+    const records: EncodedRecord[] = Array.from({ length: n }, (_, i) => ({ key: `user-${i % 100}`, value: enc(JSON.stringify({ i })), encoding: 'json', headers: [], timestamp: i }));
+    const b = encodeBatch({ records });
+    const first = readRecords(b, 0, make);
+    expect(first.map((r) => (r.value as { i: number }).i)).toEqual(Array.from({ length: n }, (_, i) => i));
+    expect(readRecords(b, n - 3, make).map((r) => r.key)).toEqual([`user-97`, `user-98`, `user-99`]);
+  });
+});
