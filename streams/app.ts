@@ -9,6 +9,7 @@ import { KStream, Topology, type RootDef, type StartFrom, type Table } from './b
 import type { ConsumedRecord, GroupSubscription, ReadyClient, StreamsClient } from './client-contract.ts';
 import { StreamsError } from './errors.ts';
 import { keyString, type StreamMetrics } from './nodes.ts';
+import { Slots } from './output-lanes.ts';
 import { Task, type TaskEnv, type TaskSettings } from './task.ts';
 
 export interface StreamOptions {
@@ -23,10 +24,14 @@ export interface StreamOptions {
   httpToken?: string;
   /** Each task makes its work durable and commits at least this often. Default 100 ms. */
   commitIntervalMs?: number;
-  /** A task flushes (and its handler waits) once this many outputs are queued. Default 20,000. */
+  /** A task's input waits while this many of its outputs are queued or in flight, unacknowledged. Default 50,000. */
   maxPendingRecords?: number;
-  /** Records per produce request. Default 5,000 (the hub takes up to 10,000). */
+  /** Records per produce request at most (what piled up while requests were in flight). Default 10,000 (the hub's batch limit). */
   maxBatchRecords?: number;
+  /** Produce requests in flight per output partition of a task. Default 4. */
+  requestsPerPartition?: number;
+  /** Produce requests in flight over the whole app (its one connection; the hub allows 64 per connection by default). Default 32. */
+  maxInFlightRequests?: number;
   /** Bytes of input batches the hub may send ahead per subscription. Default 4 MiB. */
   creditBytes?: number;
   restoreTimeoutMs?: number;
@@ -50,7 +55,16 @@ export interface InternalTopic {
   config: { cleanupPolicy: 'compact' | 'delete' };
 }
 
-const DEFAULTS = { commitIntervalMs: 100, maxPendingRecords: 20_000, maxBatchRecords: 5_000, creditBytes: 4 * 1024 * 1024, restoreTimeoutMs: 120_000, produceTimeoutMs: 60_000 };
+const DEFAULTS = {
+  commitIntervalMs: 100,
+  maxPendingRecords: 50_000,
+  maxBatchRecords: 10_000,
+  requestsPerPartition: 4,
+  maxInFlightRequests: 32,
+  creditBytes: 4 * 1024 * 1024,
+  restoreTimeoutMs: 120_000,
+  produceTimeoutMs: 60_000,
+};
 
 function zeroMetrics(): StreamMetrics {
   return { processed: 0, produced: 0, lateAccepted: 0, lateDropped: 0, skipped: 0, restoredRecords: 0, flushes: 0, commits: 0 };
@@ -73,16 +87,18 @@ export class StreamApp {
   private started = false;
   private closed = false;
   private readonly instanceId: string;
+  private readonly slots: Slots;
 
   constructor(
     private readonly client: StreamsClient,
     private readonly opts: StreamOptions,
   ) {
-    if (!opts || typeof opts.applicationId !== 'string' || !/^[a-zA-Z0-9._-]{1,100}$/.test(opts.applicationId)) {
-      throw new StreamsError('UNSUPPORTED', 'applicationId must match [a-zA-Z0-9._-]{1,100}');
+    if (!opts || typeof opts.applicationId !== 'string' || !/^[a-zA-Z0-9._-]{1,200}$/.test(opts.applicationId)) {
+      throw new StreamsError('UNSUPPORTED', 'applicationId must match [a-zA-Z0-9._-]{1,200}');
     }
     this.topology = new Topology(opts.applicationId);
     this.instanceId = opts.instanceId ?? randomId();
+    this.slots = new Slots(opts.maxInFlightRequests ?? DEFAULTS.maxInFlightRequests);
   }
 
   /** A stream of a topic's records. `from` applies when the group has no committed offset yet (default 'earliest'). */
@@ -182,6 +198,7 @@ export class StreamApp {
       changelogTopic: this.topology.changelogTopic(root),
       maxPendingRecords: this.opts.maxPendingRecords ?? DEFAULTS.maxPendingRecords,
       maxBatchRecords: this.opts.maxBatchRecords ?? DEFAULTS.maxBatchRecords,
+      requestsPerLane: this.opts.requestsPerPartition ?? DEFAULTS.requestsPerPartition,
       restoreTimeoutMs: this.opts.restoreTimeoutMs ?? DEFAULTS.restoreTimeoutMs,
       produceTimeoutMs: this.opts.produceTimeoutMs ?? DEFAULTS.produceTimeoutMs,
     };
@@ -193,6 +210,7 @@ export class StreamApp {
       metrics: this.metricsNow,
       partitionCount: (topic: string) => this.counts.get(topic) ?? 1,
       lookup: (table: string, k: string) => this.tableData.get(table)?.get(k),
+      slots: this.slots,
       commit,
     };
   }
