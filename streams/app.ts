@@ -9,6 +9,8 @@ import { KStream, Topology, type RootDef, type StartFrom, type Table } from './b
 import type { ConsumedRecord, GroupSubscription, ReadyClient, StreamsClient } from './client-contract.ts';
 import { StreamsError } from './errors.ts';
 import { keyString, type StreamMetrics } from './nodes.ts';
+import { IdbLocalState, type LocalState } from './idb-state.ts';
+import { metricsText, type PartitionLag } from './metrics-text.ts';
 import { Slots } from './output-lanes.ts';
 import { Task, type TaskEnv, type TaskSettings } from './task.ts';
 
@@ -45,6 +47,12 @@ export interface StreamOptions {
    * progress record is the position). Default: join the group.
    */
   staticAssignment?: 'all' | Record<string, number[]>;
+  /**
+   * Where state lives besides the changelog. 'memory' (default): restored
+   * from the changelog on every start. 'indexeddb' (browsers): also kept in
+   * IndexedDB after every flush, so a reload reads only the changelog's tail.
+   */
+  state?: 'memory' | 'indexeddb' | LocalState;
   /** Called with failures that stop a task (the application decides whether to exit). */
   onError?: (err: Error) => void;
 }
@@ -67,7 +75,7 @@ const DEFAULTS = {
 };
 
 function zeroMetrics(): StreamMetrics {
-  return { processed: 0, produced: 0, lateAccepted: 0, lateDropped: 0, skipped: 0, restoredRecords: 0, flushes: 0, commits: 0 };
+  return { processed: 0, produced: 0, lateAccepted: 0, lateDropped: 0, skipped: 0, restoredRecords: 0, restoredLocalEntries: 0, flushes: 0, commits: 0 };
 }
 
 function randomId(): string {
@@ -88,6 +96,7 @@ export class StreamApp {
   private closed = false;
   private readonly instanceId: string;
   private readonly slots: Slots;
+  private local: LocalState | undefined;
 
   constructor(
     private readonly client: StreamsClient,
@@ -151,8 +160,7 @@ export class StreamApp {
 
   private async createTopics(): Promise<void> {
     if (!this.opts.httpUrl) return;
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (this.opts.httpToken) headers.authorization = `Bearer ${this.opts.httpToken}`;
+    const headers: Record<string, string> = { 'content-type': 'application/json', ...this.authHeaders() };
     for (const t of await this.internalTopics()) {
       const res = await fetch(`${this.opts.httpUrl.replace(/\/$/, '')}/v1/topics`, { method: 'POST', headers, body: JSON.stringify(t) });
       if (res.status !== 201 && res.status !== 409) throw new StreamsError('TOPIC_SETUP', `creating ${t.name}: ${res.status} ${await res.text()}`);
@@ -165,6 +173,10 @@ export class StreamApp {
     if (this.started) return;
     this.started = true;
     const client = this.ready();
+    const st = this.opts.state ?? 'memory';
+    if (st === 'indexeddb') this.local = new IdbLocalState(this.opts.applicationId);
+    else if (typeof st === 'object') this.local = st;
+    else if (st !== 'memory') throw new StreamsError('UNSUPPORTED', "state is 'memory', 'indexeddb' or a LocalState");
     await this.createTopics();
     const topics = new Set<string>([...this.topology.outputs, ...[...this.topology.roots.values()].flatMap((r) => [r.topic, this.topology.changelogTopic(r)])]);
     for (const t of topics) await this.partitionCount(t);
@@ -211,6 +223,7 @@ export class StreamApp {
       partitionCount: (topic: string) => this.counts.get(topic) ?? 1,
       lookup: (table: string, k: string) => this.tableData.get(table)?.get(k),
       slots: this.slots,
+      local: this.local,
       commit,
     };
   }
@@ -290,6 +303,36 @@ export class StreamApp {
     return { ...this.metricsNow };
   }
 
+  /**
+   * The counters and, per input partition this instance holds, position,
+   * lag in records (when httpUrl is set: the high watermark is read from the
+   * hub's HTTP API) and event-time lag, in the Prometheus text format.
+   */
+  async metricsText(): Promise<string> {
+    const tasks = [...this.tasks.values()];
+    const hw = new Map<string, number>();
+    if (this.opts.httpUrl) {
+      for (const topic of new Set(tasks.map((t) => t.root.topic))) {
+        const res = await fetch(`${this.opts.httpUrl.replace(/\/$/, '')}/v1/topics/${encodeURIComponent(topic)}`, { headers: this.authHeaders() }).catch(() => undefined);
+        if (!res?.ok) continue;
+        const d = (await res.json()) as { offsets?: Array<{ partition: number; highWatermark: number }> };
+        for (const o of d.offsets ?? []) hw.set(`${topic}/${o.partition}`, o.highWatermark);
+      }
+    }
+    const lags: PartitionLag[] = tasks.map((t) => ({
+      topic: t.root.topic,
+      partition: t.partition,
+      position: t.restoredPosition,
+      highWatermark: hw.get(`${t.root.topic}/${t.partition}`),
+      lastTimestamp: t.lastTimestamp,
+    }));
+    return metricsText(this.opts.applicationId, this.metricsNow, lags, Date.now());
+  }
+
+  private authHeaders(): Record<string, string> {
+    return this.opts.httpToken ? { authorization: `Bearer ${this.opts.httpToken}` } : {};
+  }
+
   /** Input partitions this instance holds, as `topic/partition`. */
   assignment(): string[] {
     return [...this.tasks.values()].map((t) => `${t.root.topic}/${t.partition}`).sort();
@@ -315,6 +358,7 @@ export class StreamApp {
     await this.flush().catch((e: unknown) => this.fail(e));
     for (const s of this.subs) s.close();
     this.tasks.clear();
+    if (this.opts.state === 'indexeddb') this.local?.close();
   }
 }
 

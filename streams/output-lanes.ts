@@ -75,8 +75,10 @@ export class OutputLane {
   private queued = 0;
   /** Every sequence below this is acknowledged (requests complete in order per lane: see settle()). */
   private acked: number;
-  /** Acks that came back ahead of an earlier request of the lane: first sequence → end. */
-  private readonly early = new Map<number, number>();
+  /** Acks that came back ahead of an earlier request of the lane: first sequence → [end, offset of its last record]. */
+  private readonly early = new Map<number, [number, number]>();
+  /** Offset of the record with sequence `acked - 1`; -1 before the first ack. */
+  private ackedOffset = -1;
   private waiters: Waiter[] = [];
   private failed: Error | undefined;
 
@@ -123,10 +125,10 @@ export class OutputLane {
 
   private send(seq: number, events: SendEvent[]): void {
     this.s.client.produce(this.topic, events, { partition: this.partition, producerId: this.producerId, sequence: seq, timeoutMs: this.s.timeoutMs }).then(
-      () => {
+      (res) => {
         this.inFlight--;
         this.s.slots.give();
-        this.settle(seq, seq + events.length);
+        this.settle(seq, seq + events.length, res.offsets[res.offsets.length - 1]);
         this.s.onAcked(events.length);
         this.pump();
       },
@@ -139,15 +141,16 @@ export class OutputLane {
   }
 
   /** Moves `acked` over [from, to) once every earlier request is acknowledged too. */
-  private settle(from: number, to: number): void {
+  private settle(from: number, to: number, lastOffset: number): void {
     if (from !== this.acked) {
-      this.early.set(from, to);
+      this.early.set(from, [to, lastOffset]);
       return;
     }
     this.acked = to;
+    this.ackedOffset = lastOffset;
     for (let next = this.early.get(this.acked); next !== undefined; next = this.early.get(this.acked)) {
       this.early.delete(this.acked);
-      this.acked = next;
+      [this.acked, this.ackedOffset] = next;
     }
     if (this.waiters.length === 0) return;
     const still: Waiter[] = [];
@@ -164,6 +167,11 @@ export class OutputLane {
     for (const w of this.waiters) w.reject(err);
     this.waiters = [];
     this.s.onFailed(err);
+  }
+
+  /** The offset of the last record acknowledged in sequence order (-1 before the first ack). */
+  get lastAckedOffset(): number {
+    return this.ackedOffset;
   }
 
   isAckedTo(seq: number): boolean {

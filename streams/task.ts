@@ -25,6 +25,7 @@ import { ChangelogRestorer, entryEvent, fenceEvent, progressEvent } from './chan
 import type { RootDef } from './builder.ts';
 import type { Rec, StreamMetrics, TaskContext } from './nodes.ts';
 import { changelogProducerId, SequenceBook, taskProducerId } from './sequences.ts';
+import type { LocalState } from './idb-state.ts';
 import { OutputLane, type LaneSettings, type Slots } from './output-lanes.ts';
 import { KeyValueStore } from './state-store.ts';
 import { WindowStore } from './window-store.ts';
@@ -49,6 +50,8 @@ export interface TaskEnv {
   metrics: StreamMetrics;
   partitionCount(topic: string): number;
   lookup(table: string, key: string): unknown;
+  /** Where state is kept between runs besides the changelog (IndexedDB), if anywhere. */
+  local?: LocalState;
   /** The app's cap on produce requests in flight (one connection). */
   slots: Slots;
   /** Commits the next input offset of this partition to the group. */
@@ -69,6 +72,8 @@ export class Task implements TaskContext {
   /** Next input offset to process; -1 until known (then the group's position is taken as it comes). */
   private position = -1;
   private committed = -1;
+  /** Event time of the last record processed (for the lag metric); -1 before the first. */
+  lastTimestamp = -1;
   /** Output lanes by `topic\0partition`, created at the first output after a restore. */
   private readonly lanes = new Map<string, OutputLane>();
   /** Lanes pushed to since the last pump. */
@@ -177,7 +182,17 @@ export class Task implements TaskContext {
     this.changelog = new OutputLane(topic, this.partition, this.changelogPid, 1, this.laneSettings());
     const stopAt = fence.offsets[0];
     const restorer = new ChangelogRestorer();
-    if (stopAt > 0) {
+    let from = 0;
+    const local = this.env.local;
+    if (local) {
+      const snap = await local.load(topic, this.partition);
+      if (snap && snap.next <= stopAt) {
+        restorer.seed(snap.stores, snap.progress);
+        from = snap.next;
+        this.metrics.restoredLocalEntries += snap.entries;
+      } else if (snap) await local.clear(topic, this.partition);
+    }
+    if (stopAt > from) {
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => {
           sub.close();
@@ -186,7 +201,7 @@ export class Task implements TaskContext {
         let done = false;
         const sub = client.subscribe(topic, {
           partitions: [this.partition],
-          from: 'earliest',
+          from: from === 0 ? 'earliest' : from,
           onBatch: (rs: ConsumedRecord[]) => {
             for (const r of rs) {
               if (done) return;
@@ -263,6 +278,7 @@ export class Task implements TaskContext {
       return;
     }
     this.position = r.offset + 1;
+    this.lastTimestamp = r.timestamp;
     this.metrics.processed++;
     // A consumed record has the shape of a Rec: handed over as it is (one object less per record).
     this.root.node.process(this, r as Rec);
@@ -301,7 +317,14 @@ export class Task implements TaskContext {
     const progress = { offset: position, seqs: this.seqs.entries(), times: { ...this.times }, epoch: this.s.instanceId };
     const now = Date.now();
     const entries: SendEvent[] = [];
-    for (const [name, store] of this.stores) for (const [k, v] of store.takeDirty()) entries.push(entryEvent(name, k, v, now));
+    const local = this.env.local;
+    const changed: Array<[string, string, unknown]> | undefined = local ? [] : undefined;
+    for (const [name, store] of this.stores) {
+      for (const [k, v] of store.takeDirty()) {
+        entries.push(entryEvent(name, k, v, now));
+        changed?.push([name, k, v]);
+      }
+    }
     if (entries.length === 0 && position === this.committed && ends.every(([l, end]) => l.isAckedTo(end))) return;
     try {
       await Promise.all(ends.map(([l, end]) => l.ackedTo(end)));
@@ -311,6 +334,8 @@ export class Task implements TaskContext {
         entries.push(progressEvent(progress, now));
         for (const e of entries) cl.push(e);
         await cl.ackedTo(cl.end());
+        // The changelog holds this flush now: the local snapshot may move to it (never ahead of the changelog).
+        if (local && changed) await local.save(this.s.changelogTopic, this.partition, changed, progress, cl.lastAckedOffset + 1);
         await this.env.commit(this.partition, position);
         this.committed = position;
         this.metrics.commits++;

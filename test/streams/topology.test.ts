@@ -22,7 +22,7 @@ const offline: StreamsClient = {
 function harness(build: (app: ReturnType<typeof stream>) => void, counts: Record<string, number> = {}, tables: Record<string, Record<string, unknown>> = {}) {
   const app = stream(offline, { applicationId: 'app' });
   build(app);
-  const metrics: StreamMetrics = { processed: 0, produced: 0, lateAccepted: 0, lateDropped: 0, skipped: 0, restoredRecords: 0, flushes: 0, commits: 0 };
+  const metrics: StreamMetrics = { processed: 0, produced: 0, lateAccepted: 0, lateDropped: 0, skipped: 0, restoredRecords: 0, restoredLocalEntries: 0, flushes: 0, commits: 0 };
   const task = (root: RootDef, partition = 0) =>
     new Task(
       root,
