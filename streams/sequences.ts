@@ -26,6 +26,10 @@ export class SequenceBook {
     return n;
   }
 
+  set(topic: string, partition: number, next: number): void {
+    this.next.set(`${topic}\u0000${partition}`, next);
+  }
+
   peek(topic: string, partition: number): number {
     return this.next.get(`${topic}\u0000${partition}`) ?? 0;
   }

@@ -24,7 +24,7 @@ import type { ConsumedRecord, ReadyClient, SendEvent } from './client-contract.t
 import { ChangelogRestorer, entryEvent, fenceEvent, progressEvent } from './changelog.ts';
 import type { RootDef } from './builder.ts';
 import type { Rec, StreamMetrics, TaskContext } from './nodes.ts';
-import { changelogProducerId, SequenceBook, taskProducerId } from './sequences.ts';
+import { changelogProducerId, SequenceBook, taskProducerId, type SequenceEntry } from './sequences.ts';
 import type { LocalState } from './idb-state.ts';
 import { OutputLane, type LaneSettings, type Slots } from './output-lanes.ts';
 import { KeyValueStore } from './state-store.ts';
@@ -74,8 +74,8 @@ export class Task implements TaskContext {
   private committed = -1;
   /** Event time of the last record processed (for the lag metric); -1 before the first. */
   lastTimestamp = -1;
-  /** Output lanes by `topic\0partition`, created at the first output after a restore. */
-  private readonly lanes = new Map<string, OutputLane>();
+  /** Output lanes by topic, then partition, created at the first output after a restore. */
+  private readonly lanes = new Map<string, OutputLane[]>();
   /** Lanes pushed to since the last pump. */
   private readonly toPump = new Set<OutputLane>();
   private changelog: OutputLane | undefined;
@@ -144,16 +144,30 @@ export class Task implements TaskContext {
   }
 
   emit(topic: string, partition: number, r: Rec): void {
-    const k = `${topic}\u0000${partition}`;
-    let lane = this.lanes.get(k);
-    if (!lane) this.lanes.set(k, (lane = new OutputLane(topic, partition, this.producerId, this.seqs.peek(topic, partition), this.laneSettings())));
-    this.seqs.take(topic, partition);
+    let byPartition = this.lanes.get(topic);
+    if (!byPartition) this.lanes.set(topic, (byPartition = []));
+    let lane = byPartition[partition];
+    // A lane numbers its outputs on from the restored sequence; its end() is the next one from then on.
+    if (!lane) byPartition[partition] = lane = new OutputLane(topic, partition, this.producerId, this.seqs.peek(topic, partition), this.laneSettings());
     const e: SendEvent = { key: r.key as string | null, value: r.value, timestamp: r.timestamp };
     if (r.headers.length) e.headers = r.headers;
     lane.push(e);
     this.toPump.add(lane);
     this.unacked++;
     this.metrics.produced++;
+  }
+
+  /** Next output sequence per (topic, partition): the lanes' ends over the restored ones. */
+  private sequenceEntries(): SequenceEntry[] {
+    const book = SequenceBook.from(this.seqs.entries());
+    for (const l of this.allLanes()) book.set(l.topic, l.partition, l.end());
+    return book.entries();
+  }
+
+  private allLanes(): OutputLane[] {
+    const out: OutputLane[] = [];
+    for (const byPartition of this.lanes.values()) for (const l of byPartition) if (l) out.push(l);
+    return out;
   }
 
   partitions(topic: string): number {
@@ -291,7 +305,9 @@ export class Task implements TaskContext {
 
   /** Outputs queued and not yet sent, per (topic, partition), with the sequence of the first. */
   pendingOutputs(): ReadonlyArray<{ topic: string; partition: number; firstSeq: number; events: readonly SendEvent[] }> {
-    return [...this.lanes.values()].map((l) => l.queuedEvents()).filter((o) => o.events.length > 0);
+    return this.allLanes()
+      .map((l) => l.queuedEvents())
+      .filter((o) => o.events.length > 0);
   }
 
   /** Something to make durable: outputs, changed keys, or an offset not yet committed. */
@@ -312,9 +328,9 @@ export class Task implements TaskContext {
   private async flushNow(): Promise<void> {
     if (this.failed) throw this.failed;
     // The snapshot: everything below `position` is in the lanes up to these ends and in these entries; processing goes on meanwhile.
-    const ends = [...this.lanes.values()].map((l) => [l, l.end()] as const);
+    const ends = this.allLanes().map((l) => [l, l.end()] as const);
     const position = this.position;
-    const progress = { offset: position, seqs: this.seqs.entries(), times: { ...this.times }, epoch: this.s.instanceId };
+    const progress = { offset: position, seqs: this.sequenceEntries(), times: { ...this.times }, epoch: this.s.instanceId };
     const now = Date.now();
     const entries: SendEvent[] = [];
     const local = this.env.local;
