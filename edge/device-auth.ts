@@ -68,13 +68,13 @@ async function verify(token: string, config: EdgeConfig): Promise<JWTPayload> {
 
 function deviceFromClaims(payload: JWTPayload): Device {
   if (payload.kind !== DEVICE_TOKEN_KIND) throw new TributaryError('TOKEN_INVALID', `not a device token: the "kind" claim must be "${DEVICE_TOKEN_KIND}"`);
-  const sub = payload.sub;
-  if (typeof sub !== 'string' || sub.length === 0) throw new TributaryError('TOKEN_INVALID', 'device token has no "sub" (device id)');
-  if (utf8Length(sub) > MAX_DEVICE_ID_BYTES) throw new TributaryError('TOKEN_INVALID', `device id longer than ${MAX_DEVICE_ID_BYTES} bytes`);
+  const deviceId = payload.sub;
+  if (typeof deviceId !== 'string' || deviceId.length === 0) throw new TributaryError('TOKEN_INVALID', 'device token has no "sub" (device id)');
+  if (utf8Length(deviceId) > MAX_DEVICE_ID_BYTES) throw new TributaryError('TOKEN_INVALID', `device id longer than ${MAX_DEVICE_ID_BYTES} bytes`);
   // The id travels in a header and a record key; control characters have no business there.
-  if (/[\u0000-\u001f\u007f]/.test(sub)) throw new TributaryError('TOKEN_INVALID', 'device id contains control characters');
+  if (/[\u0000-\u001f\u007f]/.test(deviceId)) throw new TributaryError('TOKEN_INVALID', 'device id contains control characters');
   const claim = payload.topics;
-  if (claim === undefined) return { id: sub, producerId: PRODUCER_ID_PREFIX + sub, topics: [] };
+  if (claim === undefined) return { id: deviceId, producerId: PRODUCER_ID_PREFIX + deviceId, topics: [] };
   if (!Array.isArray(claim) || claim.length > MAX_TOPIC_PATTERNS) {
     throw new TributaryError('TOKEN_INVALID', `the "topics" claim must be an array of at most ${MAX_TOPIC_PATTERNS} topic names or "prefix.*" patterns`);
   }
@@ -83,7 +83,7 @@ function deviceFromClaims(payload: JWTPayload): Device {
     if (!pattern) throw new TributaryError('TOKEN_INVALID', `the "topics" claim has an invalid pattern ${JSON.stringify(p)}`);
     return pattern;
   });
-  return { id: sub, producerId: PRODUCER_ID_PREFIX + sub, topics };
+  return { id: deviceId, producerId: PRODUCER_ID_PREFIX + deviceId, topics };
 }
 
 /** Verifies the request's device token; throws UNAUTHENTICATED / TOKEN_INVALID / TOKEN_EXPIRED. */

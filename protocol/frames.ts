@@ -2,6 +2,10 @@
  * WebSocket frames: one CBOR map per binary message, `{ t: type, id?, ... }`.
  * Every request (a frame with `id`) gets exactly one reply: `ok`, `ack` or
  * `error` with the same id. docs/protocol.md is the prose version of this file.
+ *
+ * Naming: the field `sub` in these frames is a subscription id (the id of the
+ * subscribe request). The code calls it `subId` everywhere off the wire, and
+ * `subject` is the JWT `sub` claim (a token's subject), as in server/auth.
  */
 import type { EncodedRecord, EncodingCode, Header } from './record.ts';
 import type { ErrorCode } from './errors.ts';

@@ -27,8 +27,6 @@ export const LIMITS = {
   maxBatchBytes: 4 * 1024 * 1024,
 } as const;
 
-export type Limits = { -readonly [K in keyof typeof LIMITS]: number };
-
 const TOPIC_RE = /^[a-zA-Z0-9._-]{1,249}$/;
 
 /** Kafka's rule: [a-zA-Z0-9._-]{1,249}, but not "." or "..". */

@@ -18,7 +18,7 @@ import { FileLogStore } from './storage/file-log-store.ts';
 import { JetStreamLogStore } from './storage/jetstream/jetstream-log-store.ts';
 import type { LogStore } from './storage/log-store.ts';
 import { nativeCrc32c } from './storage/native-crc.ts';
-import { Limits } from './transport/limits.ts';
+import { TransportLimits } from './transport/transport-limits.ts';
 import { Transport } from './transport/server.ts';
 import type { HubState } from './transport/transport-deps.ts';
 
@@ -61,7 +61,7 @@ export async function startHub(cfg: HubConfig, log: Logger, store: LogStore = cr
     storageProblems: () => store.storageProblems?.().length ?? 0,
   });
   broker = new Broker(store, { ...cfg, crc: nativeCrc32c }, metrics);
-  const limits = new Limits(cfg.limits, metrics);
+  const limits = new TransportLimits(cfg.limits, metrics);
   const authenticator = createAuthenticator(cfg.auth);
   const origins = new OriginPolicy(cfg.auth.allowedOrigins, authenticator.required, {}, (origin, message) => log.warn({ origin }, message));
   let connectors: InHubConnectors | null = null;

@@ -186,8 +186,8 @@ export class Subscription implements SubscriptionHandle {
     this.started = false;
     try {
       const ok = await this.conn.request(frame, undefined, (id) => (this.subId = id));
-      const sub = (ok as { sub?: unknown }).sub;
-      if (typeof sub === 'number') this.subId = sub;
+      const subId = (ok as { sub?: unknown }).sub;
+      if (typeof subId === 'number') this.subId = subId;
       if (this.member && !this.member.joined(ok as Record<string, unknown>, this.subId, () => this.rejoin())) this.lost([...this.member.held]);
       this.learnStarts(ok as Record<string, unknown>);
       const early = this.early;
@@ -299,8 +299,8 @@ export class Subscription implements SubscriptionHandle {
     if (this.conn.isOpen) void this.subscribe();
   }
 
-  matches(sub: number): boolean {
-    return sub === this.subId;
+  matches(subId: number): boolean {
+    return subId === this.subId;
   }
 
   private async process(): Promise<void> {
@@ -404,9 +404,9 @@ export class Subscription implements SubscriptionHandle {
     if (this.closed) return Promise.resolve();
     this.closed = true;
     this.unlisten();
-    const sub = this.subId;
+    const subId = this.subId;
     const leave = async (): Promise<void> => {
-      if (sub >= 0 && this.conn.isOpen) await this.conn.request({ t: 'unsubscribe', sub }).catch(() => undefined);
+      if (subId >= 0 && this.conn.isOpen) await this.conn.request({ t: 'unsubscribe', sub: subId }).catch(() => undefined);
     };
     const m = this.member;
     let done: Promise<void>;

@@ -50,7 +50,7 @@ export class GroupMember {
    * (its partitions kept), false when it is a new member: whatever was held
    * before is lost (the caller tells onRevoke).
    */
-  joined(ok: Record<string, unknown>, sub: number, heartbeatFailed: () => void): boolean {
+  joined(ok: Record<string, unknown>, subId: number, heartbeatFailed: () => void): boolean {
     const member = typeof ok.member === 'string' ? ok.member : undefined;
     const resumed = member !== undefined && member === this.id;
     this.id = member;
@@ -59,7 +59,7 @@ export class GroupMember {
     this.stopHeartbeat();
     this.heartbeatTimer = setInterval(() => {
       if (!this.conn.isOpen) return;
-      this.conn.request({ t: 'heartbeat', sub }).catch((err: unknown) => {
+      this.conn.request({ t: 'heartbeat', sub: subId }).catch((err: unknown) => {
         // FENCED / UNKNOWN_SUBSCRIPTION: the hub no longer knows this member here; a lost connection rejoins by itself.
         if (err instanceof TributaryError) heartbeatFailed();
       });
@@ -146,9 +146,9 @@ export class GroupMember {
   }
 
   /** Gave up what `generation` revoked. */
-  async confirm(sub: number, generation: number): Promise<void> {
+  async confirm(subId: number, generation: number): Promise<void> {
     try {
-      await this.conn.request({ t: 'confirm', sub, generation });
+      await this.conn.request({ t: 'confirm', sub: subId, generation });
     } catch (err) {
       if (!(err instanceof ClientError) && !(err instanceof TributaryError && (err.code === 'FENCED' || err.code === 'UNKNOWN_SUBSCRIPTION'))) this.onError(err as Error);
     }

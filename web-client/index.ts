@@ -161,9 +161,9 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
       conn.on('state', (s) => this.emit('state', s));
       conn.on('error', (e) => this.emit('error', e));
       conn.on('push', (f) => {
-        const sub = (f as { sub?: unknown }).sub;
-        if (typeof sub !== 'number') return;
-        for (const s of this.subs) if (s.matches(sub)) s.push(f);
+        const subId = (f as { sub?: unknown }).sub;
+        if (typeof subId !== 'number') return;
+        for (const s of this.subs) if (s.matches(subId)) s.push(f);
       });
       this.conn = conn;
       if (this.closed) conn.close();
@@ -223,11 +223,11 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
   subscribe(topic: string, opts: SubscribeOptions, handler?: RecordHandler): SubscriptionHandle {
     if (this.closed) throw new ClientError('CLOSED', 'client is closed');
     if (!handler === !opts?.onBatch) throw new TributaryError('BAD_REQUEST', 'subscribe needs either a record handler or onBatch (not both)');
-    let sub: Subscription | undefined;
+    let subscription: Subscription | undefined;
     let closedEarly = false;
     const ready = this.ready.then(({ conn, store }) => {
       if (closedEarly || this.closed) return;
-      sub = new Subscription(
+      subscription = new Subscription(
         conn,
         opts.persist ? store : undefined,
         topic,
@@ -236,20 +236,20 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
         (e) => this.emit('error', e),
         (s) => this.subs.delete(s),
       );
-      this.subs.add(sub);
+      this.subs.add(subscription);
     });
     ready.catch(() => undefined);
     return {
-      positions: () => sub?.positions() ?? {},
-      assignment: () => sub?.assignment() ?? [],
+      positions: () => subscription?.positions() ?? {},
+      assignment: () => subscription?.assignment() ?? [],
       commit: async (offsets) => {
         await ready;
-        if (!sub) throw new ClientError('CLOSED', 'subscription is closed');
-        return sub.commit(offsets);
+        if (!subscription) throw new ClientError('CLOSED', 'subscription is closed');
+        return subscription.commit(offsets);
       },
       close: () => {
         closedEarly = true;
-        void sub?.close();
+        void subscription?.close();
       },
     };
   }

@@ -22,7 +22,7 @@ export interface OutboxEvent {
   topic: string;
   /** Producer sequence number, counted per topic. */
   seq: number;
-  /** Subject (JWT `sub`) of the token the event was queued under; '' when anonymous. */
+  /** Subject (JWT `sub`) of the token the event was queued under; '' when anonymous. Stored outboxes carry this field name. */
   sub: string;
   rec: WireRecord;
   /** Size counted against the outbox's byte bound. */

@@ -185,9 +185,9 @@ export class Producer {
     if (this.closed) throw new ClientError('CLOSED', 'client is closed');
     if (!Array.isArray(events)) throw new TypeError('sendMany(topic, events) needs an array of events');
     if (events.length === 0) return;
-    const sub = await this.o.subject();
+    const subject = await this.o.subject();
     const now = Date.now();
-    const entries = events.map((e) => this.entry(topic, e, sub, now));
+    const entries = events.map((e) => this.entry(topic, e, subject, now));
     const settled = await Promise.allSettled(this.commit.submitEach(entries));
     const firstRefused = settled.findIndex((r) => r.status === 'rejected');
     if (firstRefused !== 0) this.appended();
@@ -200,10 +200,10 @@ export class Producer {
   }
 
   /** Validates an event into an outbox entry; an event larger than the byte bound could never get in. */
-  private entry(topic: string, event: SendEvent, sub: string, now = Date.now()): NewOutboxEvent {
+  private entry(topic: string, event: SendEvent, subject: string, now = Date.now()): NewOutboxEvent {
     const { rec, bytes } = toOutboxRecord(topic, event, now);
     if (bytes > this.o.bounds.maxBytes) throw new ClientError('OUTBOX_FULL', `event of ${bytes} bytes exceeds the outbox's maxOutboxBytes (${this.o.bounds.maxBytes})`);
-    return { topic, sub, rec, bytes };
+    return { topic, sub: subject, rec, bytes };
   }
 
   private appended(): void {

@@ -111,10 +111,10 @@ export class TokenVerifier {
       throw this.translate(err);
     }
 
-    const sub = payload.sub;
-    if (typeof sub !== 'string' || sub.length === 0) throw invalid('it has no "sub" claim');
-    if (sub.length > MAX_SUBJECT_LENGTH) throw invalid(`its "sub" claim is longer than ${MAX_SUBJECT_LENGTH} characters`);
-    return principalFromClaims(sub, payload, this.expiresAtMs(payload));
+    const subject = payload.sub;
+    if (typeof subject !== 'string' || subject.length === 0) throw invalid('it has no "sub" claim');
+    if (subject.length > MAX_SUBJECT_LENGTH) throw invalid(`its "sub" claim is longer than ${MAX_SUBJECT_LENGTH} characters`);
+    return principalFromClaims(subject, payload, this.expiresAtMs(payload));
   }
 
   /**

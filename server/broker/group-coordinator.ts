@@ -58,7 +58,7 @@ export interface JoinRequest {
   topic: string;
   from: StartPosition;
   /** Subscription id on the member's connection. */
-  sub: number;
+  subId: number;
   credit?: number;
   /** The member id from an earlier join, to resume it. */
   member?: string;
@@ -78,7 +78,7 @@ export interface Member {
   readonly topic: string;
   readonly from: StartPosition;
   client: string;
-  sub: number;
+  subId: number;
   sink: GroupMemberSink | null;
   subscription: Subscription | null;
   /** False from join until the transport has answered the subscribe (assignments wait). */
@@ -144,11 +144,11 @@ export class GroupCoordinator {
       // The same member on a new connection (a phone out of its tunnel): keep its partitions.
       if (known.subscription) this.subscriptions.remove(known.subscription);
       known.sink = sink;
-      known.sub = req.sub;
+      known.subId = req.subId;
       known.client = req.client;
       known.started = false;
       known.lastSeenMs = now;
-      known.subscription = this.subscriptions.createEmpty(req.sub, req.topic, req.credit, sink);
+      known.subscription = this.subscriptions.createEmpty(req.subId, req.topic, req.credit, sink);
       return { member: known.id, generation: this.groups.get(req.group)!.state.generation, subscription: known.subscription };
     }
     let group = this.groups.get(req.group);
@@ -168,9 +168,9 @@ export class GroupCoordinator {
       topic: req.topic,
       from: req.from,
       client: req.client,
-      sub: req.sub,
+      subId: req.subId,
       sink,
-      subscription: this.subscriptions.createEmpty(req.sub, req.topic, req.credit, sink),
+      subscription: this.subscriptions.createEmpty(req.subId, req.topic, req.credit, sink),
       started: false,
       lastSeenMs: now,
       chain: Promise.resolve(),
@@ -308,10 +308,10 @@ export class GroupCoordinator {
 
   private expel(m: Member, why: string): void {
     const sink = m.sink;
-    const sub = m.sub;
+    const subId = m.subId;
     this.removeMember(m);
     // Ends the subscription on its connection (if it still has one); the client rejoins as a new member.
-    sink?.error(sub, new TributaryError('FENCED', `member ${m.id} removed from group ${m.group}: ${why}`));
+    sink?.error(subId, new TributaryError('FENCED', `member ${m.id} removed from group ${m.group}: ${why}`));
   }
 
   private removeMember(m: Member): void {
@@ -346,14 +346,14 @@ export class GroupCoordinator {
         // The set may have moved on while positions were looked up; later deliveries follow in order.
         const st = group.state.members.get(m.id);
         if (!st) return;
-        const sub = m.subscription;
-        if (!whole) for (const p of out.revoked) sub.removePartition(p);
-        else for (const p of sub.partitions()) if (!st.assigned.has(p)) sub.removePartition(p);
-        for (const p of out.added) if (st.assigned.has(p) && positions[p] !== undefined) sub.addPartition(p, positions[p]);
-        m.sink.assignment({ t: 'assignment', sub: m.sub, group: m.group, generation: out.generation, partitions: out.partitions, positions });
+        const subscription = m.subscription;
+        if (!whole) for (const p of out.revoked) subscription.removePartition(p);
+        else for (const p of subscription.partitions()) if (!st.assigned.has(p)) subscription.removePartition(p);
+        for (const p of out.added) if (st.assigned.has(p) && positions[p] !== undefined) subscription.addPartition(p, positions[p]);
+        m.sink.assignment({ t: 'assignment', sub: m.subId, group: m.group, generation: out.generation, partitions: out.partitions, positions });
       })
       .catch((err: unknown) => {
-        m.sink?.error(m.sub, err instanceof TributaryError ? err : new TributaryError('INTERNAL', String(err)));
+        m.sink?.error(m.subId, err instanceof TributaryError ? err : new TributaryError('INTERNAL', String(err)));
       });
   }
 

@@ -19,9 +19,9 @@ import type { LogStore } from '../storage/log-store.ts';
 export interface SubscriptionSink {
   /** False while the connection is paused by send-buffer backpressure. */
   writable(): boolean;
-  records(sub: number, topic: string, partition: number, bytes: Uint8Array, highWatermark: number): void;
+  records(subId: number, topic: string, partition: number, bytes: Uint8Array, highWatermark: number): void;
   /** A partition (or, with partition undefined, the whole subscription) failed; the subscription goes on without it. */
-  error(sub: number, err: TributaryError, partition?: number): void;
+  error(subId: number, err: TributaryError, partition?: number): void;
 }
 
 export type OutOfRangePolicy = 'earliest' | 'latest' | 'error';

@@ -17,7 +17,7 @@ import type { AssignmentFrame, ServerFrame } from '../../protocol/frames.ts';
 import type { ConnectionQuota } from '../limits/index.ts';
 import type { Subscription } from '../broker/subscription.ts';
 import type { GroupMemberSink } from '../broker/group-coordinator.ts';
-import type { Principal } from './principal.ts';
+import type { Principal } from '../auth/index.ts';
 import type { WebSocket } from 'uWebSockets.js';
 
 export interface BackpressureSettings {
@@ -30,7 +30,7 @@ export interface ConnectionEvents {
   resumed(conn: Connection): void;
   slowConsumer(conn: Connection): void;
   /** A subscription ended by itself (its topic was deleted): forget it. */
-  subscriptionEnded(conn: Connection, sub: number): void;
+  subscriptionEnded(conn: Connection, subId: number): void;
   error(err: TributaryError): void;
 }
 
@@ -59,7 +59,7 @@ export class Connection implements GroupMemberSink {
   /** Produce rate, subscriptions and requests in flight of this connection. */
   readonly quota: ConnectionQuota;
   readonly subscriptions = new Map<number, Subscription>();
-  /** Subscriptions that are consumer-group members: sub → member id. */
+  /** Subscriptions that are consumer-group members: subscription id → member id. */
   readonly members = new Map<number, string>();
   /** The client name from hello, if any (shown in group descriptions). */
   clientName = '';
@@ -103,16 +103,16 @@ export class Connection implements GroupMemberSink {
     return !this.closed && this.pausedSinceMs === 0 && this.buffered() < this.settings.sendHighWaterBytes;
   }
 
-  records(sub: number, topic: string, partition: number, bytes: Uint8Array, highWatermark: number): void {
-    this.enqueue(encodeCbor({ t: 'records', sub, topic, p: partition, b: bytes, hw: highWatermark }));
+  records(subId: number, topic: string, partition: number, bytes: Uint8Array, highWatermark: number): void {
+    this.enqueue(encodeCbor({ t: 'records', sub: subId, topic, p: partition, b: bytes, hw: highWatermark }));
   }
 
-  error(sub: number, err: TributaryError, partition?: number): void {
+  error(subId: number, err: TributaryError, partition?: number): void {
     this.events.error(err);
-    const frame: Record<string, unknown> = { t: 'error', sub, code: err.code, message: err.message, retriable: err.retriable, ...err.details };
+    const frame: Record<string, unknown> = { t: 'error', sub: subId, code: err.code, message: err.message, retriable: err.retriable, ...err.details };
     if (partition !== undefined) frame.p = partition;
     this.enqueue(encodeCbor(frame));
-    if (partition === undefined) this.events.subscriptionEnded(this, sub);
+    if (partition === undefined) this.events.subscriptionEnded(this, subId);
   }
 
   assignment(frame: AssignmentFrame): void {

@@ -8,7 +8,6 @@
 import { TributaryError } from '../../protocol/errors.ts';
 import { bearerFromAuthorization, checkNoTokenInUrl, isPreflight, type Principal } from '../auth/index.ts';
 import type { Exchange } from './http-io.ts';
-import { principalFor } from './principal.ts';
 import type { TransportDeps } from './transport-deps.ts';
 
 export class HttpGuard {
@@ -45,13 +44,13 @@ export class HttpGuard {
   /** The request's principal: anonymous with auth off, else from its bearer token. */
   principal(x: Exchange): Promise<Principal> {
     // With auth off a token is ignored, as on WebSocket: there is nothing to check it against.
-    if (!this.deps.authenticator.required) return principalFor(this.deps.authenticator, {});
+    if (!this.deps.authenticator.required) return this.deps.authenticator.authenticate(null);
     let token: string | null;
     try {
       token = bearerFromAuthorization(x.authorization);
     } catch (err) {
       return Promise.reject(err);
     }
-    return principalFor(this.deps.authenticator, { token });
+    return this.deps.authenticator.authenticate(token);
   }
 }

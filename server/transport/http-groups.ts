@@ -6,7 +6,7 @@
  */
 import { TributaryError } from '../../protocol/errors.ts';
 import type { ResetTarget } from '../broker/group-admin.ts';
-import { authorize } from './principal.ts';
+import { authorize } from './authorize.ts';
 import type { RouteSpec } from './route-spec.ts';
 import type { TransportDeps } from './transport-deps.ts';
 

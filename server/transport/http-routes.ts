@@ -7,7 +7,7 @@
  */
 import { TributaryError } from '../../protocol/errors.ts';
 import { ackOffsets } from '../../protocol/frames.ts';
-import { anonymousPrincipal } from '../auth/index.ts';
+import { anonymousPrincipal, type Principal } from '../auth/index.ts';
 import type { TemplatedApp, HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { loadDashboardFiles, type DashboardFiles } from './dashboard-files.ts';
 import { HttpGuard } from './http-auth.ts';
@@ -15,7 +15,7 @@ import { groupRoutes } from './http-groups.ts';
 import { isInternalTopic } from '../broker/group-offsets.ts';
 import { Exchange } from './http-io.ts';
 import { parseBody, produceRequestFromBody, queryInt, recordsAnswer } from './http-records.ts';
-import { authorize, type Principal } from './principal.ts';
+import { authorize } from './authorize.ts';
 import type { Method, RouteSpec } from './route-spec.ts';
 import type { TransportDeps } from './transport-deps.ts';
 

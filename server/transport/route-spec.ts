@@ -4,7 +4,7 @@
  * share it without importing each other.
  */
 import type { Exchange } from './http-io.ts';
-import type { Principal } from './principal.ts';
+import type { Principal } from '../auth/index.ts';
 
 export type Method = 'get' | 'post' | 'patch' | 'del';
 export type Handler = (x: Exchange, params: string[], principal: Principal, body: () => Promise<Record<string, unknown>>) => Promise<void> | void;

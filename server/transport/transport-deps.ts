@@ -4,7 +4,7 @@ import type { Broker } from '../broker/broker.ts';
 import type { HubConfig } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import type { HubMetrics } from '../metrics.ts';
-import type { Limits } from './limits.ts';
+import type { TransportLimits } from './transport-limits.ts';
 
 /** The hub's lifecycle as the transport sees it. */
 export interface HubState {
@@ -19,7 +19,7 @@ export interface TransportDeps {
   config: HubConfig;
   metrics: HubMetrics;
   log: Logger;
-  limits: Limits;
+  limits: TransportLimits;
   /** Who a token belongs to (anonymous for everyone with auth off). */
   authenticator: Authenticator;
   /** The Origin allow-list, for WebSocket upgrades and CORS. */

@@ -13,7 +13,6 @@ import { TributaryError, toTributaryError } from '../../protocol/errors.ts';
 import { WS_SUBPROTOCOL } from '../../protocol/frames.ts';
 import { anonymousPrincipal, authFromWebSocketProtocol, checkNoTokenInUrl, expiryDelayMs, principalFromClaims, type Authenticator, type Principal } from '../auth/index.ts';
 import type { Connection } from './connection.ts';
-import { principalFor } from './principal.ts';
 import type { TransportDeps } from './transport-deps.ts';
 
 /** The principal of a connection that has not authenticated yet: allowed nothing (and never asked: frames are gated first). */
@@ -69,7 +68,7 @@ export class WsAuth {
   async verifyUpgradeToken(token: string | null): Promise<Principal | TributaryError | null> {
     if (token === null || !this.auth.required) return null;
     try {
-      return await principalFor(this.auth, { token });
+      return await this.auth.authenticate(token);
     } catch (err) {
       return toTributaryError(err);
     }
@@ -116,7 +115,7 @@ export class WsAuth {
     if (token === undefined && conn.authenticated) return conn.principal;
     let principal: Principal;
     try {
-      principal = await principalFor(this.auth, { token: token ?? null });
+      principal = await this.auth.authenticate(token ?? null);
     } catch (err) {
       const e = toTributaryError(err);
       if (conn.authenticated) throw e;

@@ -15,7 +15,7 @@ import type { HubConfig } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import { Connection, type ConnectionEvents } from './connection.ts';
 import { queryOf } from './http-io.ts';
-import { authorize } from './principal.ts';
+import { authorize } from './authorize.ts';
 import type { TransportDeps } from './transport-deps.ts';
 import type { Uws } from './uws.ts';
 import { WsAuth } from './ws-auth.ts';
@@ -45,7 +45,7 @@ export class WsEndpoint {
         m.slowConsumerCloses.inc();
         this.log.warn({ remote: c.remote, subject: c.principal.subject }, 'closing slow consumer');
       },
-      subscriptionEnded: (c, sub) => this.endSubscription(c, sub, 'leave'),
+      subscriptionEnded: (c, subId) => this.endSubscription(c, subId, 'leave'),
       error: (e) => m.countError(e.code),
     };
   }
@@ -137,7 +137,7 @@ export class WsEndpoint {
         const conn = ws.getUserData().conn;
         if (conn.pausedSinceMs !== 0) this.deps.metrics.pausedConnections.dec();
         // Group members only detach: they keep their partitions until their session times out, and may resume.
-        for (const sub of [...conn.subscriptions.keys()]) this.endSubscription(conn, sub, 'detach');
+        for (const subId of [...conn.subscriptions.keys()]) this.endSubscription(conn, subId, 'detach');
         conn.markClosed();
         // Refused connections were never counted; the others exactly once, under the subject they were attached to.
         if (conn.refusal === null && this.connections.delete(conn)) {
@@ -175,14 +175,14 @@ export class WsEndpoint {
     for (const c of [...this.connections]) c.closeNormally(1001, 'SHUTTING_DOWN: hub is shutting down');
   }
 
-  private endSubscription(conn: Connection, sub: number, member: 'leave' | 'detach'): void {
-    const s = conn.subscriptions.get(sub);
+  private endSubscription(conn: Connection, subId: number, member: 'leave' | 'detach'): void {
+    const s = conn.subscriptions.get(subId);
     if (!s) return;
-    conn.subscriptions.delete(sub);
+    conn.subscriptions.delete(subId);
     conn.quota.removeSubscription();
-    const memberId = conn.members.get(sub);
+    const memberId = conn.members.get(subId);
     if (memberId !== undefined) {
-      conn.members.delete(sub);
+      conn.members.delete(subId);
       if (member === 'leave') this.deps.broker.groups.leave(memberId, s);
       else this.deps.broker.groups.detach(memberId, s);
     }
@@ -190,10 +190,10 @@ export class WsEndpoint {
     this.deps.metrics.subscriptions.dec();
   }
 
-  /** The group member behind subscription `sub` of this connection, or UNKNOWN_SUBSCRIPTION. */
-  private memberOf(conn: Connection, sub: number): string {
-    const m = conn.members.get(sub);
-    if (m === undefined) throw new TributaryError('UNKNOWN_SUBSCRIPTION', `no group subscription ${sub} on this connection`);
+  /** The group member behind subscription `subId` of this connection, or UNKNOWN_SUBSCRIPTION. */
+  private memberOf(conn: Connection, subId: number): string {
+    const m = conn.members.get(subId);
+    if (m === undefined) throw new TributaryError('UNKNOWN_SUBSCRIPTION', `no group subscription ${subId} on this connection`);
     return m;
   }
 
@@ -224,9 +224,9 @@ export class WsEndpoint {
       return;
     }
     if (frame.t === 'credit') {
-      const sub = conn.subscriptions.get(frame.sub);
-      if (sub) {
-        sub.addCredit(frame.bytes);
+      const subscription = conn.subscriptions.get(frame.sub);
+      if (subscription) {
+        subscription.addCredit(frame.bytes);
         const member = conn.members.get(frame.sub);
         if (member !== undefined) this.deps.broker.groups.touch(member);
       } else conn.error(frame.sub, new TributaryError('UNKNOWN_SUBSCRIPTION', `no subscription ${frame.sub} on this connection`));
@@ -359,7 +359,7 @@ export class WsEndpoint {
     try {
       const refused = groupFieldsOf(f);
       if (refused) throw new TributaryError('BAD_REQUEST', refused);
-      joined = await groups.join({ group, topic: f.topic, from: f.from, sub: f.id, credit: f.credit, member: f.member, client: conn.clientName || conn.principal.subject || conn.remote }, conn);
+      joined = await groups.join({ group, topic: f.topic, from: f.from, subId: f.id, credit: f.credit, member: f.member, client: conn.clientName || conn.principal.subject || conn.remote }, conn);
     } catch (err) {
       conn.quota.removeSubscription();
       throw err;

@@ -5,8 +5,8 @@
  *
  *   const c = await WsClient.connect(hub.wsUrl);
  *   const ack = await c.produce('orders', [{ k: 'a', v: bytes('x') }], { pid: 'p1', seq: 0 });
- *   const sub = await c.subscribe('orders', { from: 'earliest' });
- *   const recs = await c.waitForRecords(sub.sub, 10);
+ *   const s = await c.subscribe('orders', { from: 'earliest' });
+ *   const recs = await c.waitForRecords(s.sub, 10);
  *   await c.close();
  */
 import WebSocket from 'ws';
@@ -63,6 +63,8 @@ export class WsClient {
   /** Error frames that carried no id (and no sub). */
   readonly unsolicitedErrors: ErrorFrame[] = [];
   readonly closed: Promise<{ code: number; reason: string }>;
+  /** The close code and reason once closed (for a failing test's message). */
+  closeInfo?: { code: number; reason: string };
   /** Decode delivered batches into records (turn off for raw-throughput tests). */
   decode = true;
 
@@ -72,7 +74,8 @@ export class WsClient {
         for (const p of this.pending.values()) p.reject(new TributaryError('INTERNAL', `connection closed (${code} ${reason.toString()})`));
         this.pending.clear();
         this.wake();
-        resolve({ code, reason: reason.toString() });
+        this.closeInfo = { code, reason: reason.toString() };
+        resolve(this.closeInfo);
       }),
     );
     ws.on('message', (data: Buffer) => this.onMessage(data));
@@ -144,28 +147,28 @@ export class WsClient {
     }
   }
 
-  unsubscribe(sub: number): Promise<OkFrame> {
-    return this.request({ t: 'unsubscribe', sub });
+  unsubscribe(subId: number): Promise<OkFrame> {
+    return this.request({ t: 'unsubscribe', sub: subId });
   }
 
-  credit(sub: number, bytesToAdd: number): void {
-    this.sendRaw(encodeCbor({ t: 'credit', sub, bytes: bytesToAdd }));
+  credit(subId: number, bytesToAdd: number): void {
+    this.sendRaw(encodeCbor({ t: 'credit', sub: subId, bytes: bytesToAdd }));
   }
 
-  records(sub: number): DeliveredRecord[] {
-    return this.subs.get(sub)?.records ?? [];
+  records(subId: number): DeliveredRecord[] {
+    return this.subs.get(subId)?.records ?? [];
   }
 
-  frames(sub: number): RecordsFrame[] {
-    return this.subs.get(sub)?.frames ?? [];
+  frames(subId: number): RecordsFrame[] {
+    return this.subs.get(subId)?.frames ?? [];
   }
 
-  errors(sub: number): ErrorFrame[] {
-    return this.subs.get(sub)?.errors ?? [];
+  errors(subId: number): ErrorFrame[] {
+    return this.subs.get(subId)?.errors ?? [];
   }
 
-  deliveredBytes(sub: number): number {
-    return this.subs.get(sub)?.bytes ?? 0;
+  deliveredBytes(subId: number): number {
+    return this.subs.get(subId)?.bytes ?? 0;
   }
 
   /** Waits until `pred()` holds (re-checked on every incoming frame) or the timeout passes. */
@@ -184,9 +187,9 @@ export class WsClient {
     }
   }
 
-  async waitForRecords(sub: number, count: number, timeoutMs = 10_000): Promise<DeliveredRecord[]> {
-    await this.until(() => this.records(sub).length >= count, timeoutMs, `${count} records on sub ${sub} (have ${this.records(sub).length})`);
-    return this.records(sub);
+  async waitForRecords(subId: number, count: number, timeoutMs = 10_000): Promise<DeliveredRecord[]> {
+    await this.until(() => this.records(subId).length >= count, timeoutMs, `${count} records on subscription ${subId} (have ${this.records(subId).length})`);
+    return this.records(subId);
   }
 
   /** Stops reading from the socket (TCP backpressure builds up at the hub). */

@@ -177,8 +177,8 @@ afterAll(async () => {
   }
 });
 
-async function client(hub: Hub, sub: string): Promise<WsClient> {
-  const c = await authedClient(hub, await token({ sub }));
+async function client(hub: Hub, subject: string): Promise<WsClient> {
+  const c = await authedClient(hub, await token({ sub: subject }));
   clients.push(c);
   return c;
 }
@@ -272,10 +272,10 @@ describe('per-connection quotas', () => {
   }, 60_000); // the flooder is a tsx process of its own: on a loaded machine it takes many seconds to start
 
   it('HTTP produce rate is per token subject: 429 with Retry-After; another subject is unaffected', async () => {
-    const post = async (sub: string, n: number): Promise<Response> =>
+    const post = async (subject: string, n: number): Promise<Response> =>
       fetch(`${hub.url}/v1/topics/quota/records`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${await token({ sub })}`, 'content-type': 'application/json' },
+        headers: { authorization: `Bearer ${await token({ sub: subject })}`, 'content-type': 'application/json' },
         body: JSON.stringify({ records: Array.from({ length: n }, (_, i) => ({ value: i })) }),
       });
     expect((await post('edge-worker', 10)).status).toBe(200);
@@ -336,7 +336,7 @@ describe('connection limits', () => {
 
   it('in total: past maxConnections the upgrade is closed with 4429; a closed connection frees its slot', async () => {
     const before = await refusals(hub, 'too_many_connections');
-    for (const sub of ['first', 'second', 'third']) own(await authedClient(hub, await token({ sub })));
+    for (const subject of ['first', 'second', 'third']) own(await authedClient(hub, await token({ sub: subject })));
     const fourth = own(await authedClient(hub, await token({ sub: 'fourth' })));
     const fifth = own(await WsClient.connect(hub.wsUrl));
     const closed = await fifth.closed;

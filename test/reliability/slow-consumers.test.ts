@@ -158,7 +158,16 @@ describe(`${STUCK} stuck consumers beside ${FAST} fast ones`, () => {
     const resumed = stuck.slice(0, FAST);
     await Promise.all(stuck.slice(FAST).map(({ c }) => c.close()));
     for (const { c } of resumed) c.resumeReading();
-    await waitFor(() => resumed.every(({ c, sub }) => c.deliveredBytes(sub) >= PHASE_BYTES), 180_000, 'resumed consumers to catch up');
+    // A closed consumer will never catch up: the failure names the close the hub sent.
+    const caughtUp = async () => {
+      const gone = resumed.find(({ c }) => c.closeInfo);
+      if (gone) throw new Error(`a resumed consumer was closed: ${gone.c.closeInfo!.code} ${gone.c.closeInfo!.reason}`);
+      return resumed.every(({ c, sub }) => c.deliveredBytes(sub) >= PHASE_BYTES);
+    };
+    await waitFor(caughtUp, 180_000, 'resumed consumers to catch up').catch(async (err: Error) => {
+      const where = resumed.map(({ c, sub }) => `${(c.deliveredBytes(sub) / MiB).toFixed(1)} MiB${c.closeInfo ? ` closed ${c.closeInfo.code} ${c.closeInfo.reason}` : ''}`);
+      throw new Error(`${err.message} (${String(err.cause ?? '')}); delivered ${where.join(', ')} of ${PHASE_BYTES / MiB} MiB; hub paused connections ${await metric('tributary_paused_connections')}`);
+    });
     await waitFor(async () => (await metric('tributary_paused_connections')) === 0, 20_000, 'no paused connections');
   }, 300_000);
 });

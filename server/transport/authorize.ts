@@ -1,24 +1,11 @@
 /**
- * The one place where a connection or an HTTP request gets its Principal,
- * and the one check of what it may do. With auth off the Authenticator
- * answers the anonymous principal that may do everything; with auth on it
- * verifies the token from the Authorization header, Sec-WebSocket-Protocol
- * or the hello frame.
+ * The one check of what a principal may do, for WebSocket frames and HTTP
+ * routes alike. The principal itself comes from the Authenticator
+ * (server/auth): the anonymous one that may do everything with auth off, else
+ * the verified token's claims (server/auth/principal.ts).
  */
 import { TributaryError } from '../../protocol/errors.ts';
-import type { Authenticator, Principal } from '../auth/index.ts';
-
-export type { Principal };
-
-export interface Credentials {
-  /** Bearer token from Authorization, Sec-WebSocket-Protocol or hello, if any. */
-  token?: string | null;
-}
-
-/** Rejects with UNAUTHENTICATED, TOKEN_INVALID, TOKEN_EXPIRED or NOT_READY (JWKS unreachable). */
-export function principalFor(auth: Authenticator, credentials: Credentials): Promise<Principal> {
-  return auth.authenticate(credentials.token ?? null);
-}
+import type { Principal } from '../auth/index.ts';
 
 export type Action = 'produce' | 'consume' | 'join' | 'admin';
 

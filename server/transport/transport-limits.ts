@@ -19,7 +19,7 @@ import type { Principal } from '../auth/index.ts';
 import { ConnectionLimits, ConnectionQuota, ConnectionRate, SubjectQuotas, type ClientLimits } from '../limits/index.ts';
 import type { HubMetrics } from '../metrics.ts';
 
-export class Limits {
+export class TransportLimits {
   private readonly connections: ConnectionLimits;
   private readonly httpProduce: SubjectQuotas;
   private readonly connectionRate: ConnectionRate;
