@@ -107,7 +107,14 @@ function cpuMeter(hub: Hub): (events: number) => string {
 }
 
 async function timeApp(client: Client, events: number, build: (app: StreamApp) => void, id: string, hub: Hub): Promise<{ eventsPerSec: number; produced: number; ms: number; cpu: string }> {
-  const app = stream(client, { applicationId: id, httpUrl: hub.url, staticAssignment: 'all', creditBytes: 8 * 1024 * 1024, commitIntervalMs: Number(process.env.STREAMS_COMMIT_MS) || undefined });
+  const app = stream(client, {
+    applicationId: id,
+    httpUrl: hub.url,
+    staticAssignment: 'all',
+    creditBytes: 8 * 1024 * 1024,
+    commitIntervalMs: Number(process.env.STREAMS_COMMIT_MS) || undefined,
+    minBatchRecords: Number(process.env.STREAMS_MIN_BATCH) || undefined,
+  });
   build(app);
   await app.start(); // internal topics created, partitions restored: the clock starts with the first fetch
   const prof = await startProfile();

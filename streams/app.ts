@@ -26,10 +26,12 @@ export interface StreamOptions {
   httpToken?: string;
   /** Each task makes its work durable and commits at least this often. Default 100 ms. */
   commitIntervalMs?: number;
-  /** A task's input waits while this many of its outputs are queued or in flight, unacknowledged. Default 50,000. */
+  /** A task's input waits while this many of its outputs are queued or in flight, unacknowledged. Default 20,000. */
   maxPendingRecords?: number;
   /** Records per produce request at most (what piled up while requests were in flight). Default 10,000 (the hub's batch limit). */
   maxBatchRecords?: number;
+  /** Outputs of one partition a task buffers before sending them ahead of a flush (a flush sends any number). Default 1,000. */
+  minBatchRecords?: number;
   /** Produce requests in flight per output partition of a task. Default 4. */
   requestsPerPartition?: number;
   /** Produce requests in flight over the whole app (its one connection; the hub allows 64 per connection by default). Default 32. */
@@ -65,8 +67,9 @@ export interface InternalTopic {
 
 const DEFAULTS = {
   commitIntervalMs: 100,
-  maxPendingRecords: 50_000,
+  maxPendingRecords: 20_000,
   maxBatchRecords: 10_000,
+  minBatchRecords: 1_000,
   requestsPerPartition: 4,
   maxInFlightRequests: 32,
   creditBytes: 4 * 1024 * 1024,
@@ -210,6 +213,7 @@ export class StreamApp {
       changelogTopic: this.topology.changelogTopic(root),
       maxPendingRecords: this.opts.maxPendingRecords ?? DEFAULTS.maxPendingRecords,
       maxBatchRecords: this.opts.maxBatchRecords ?? DEFAULTS.maxBatchRecords,
+      minBatchRecords: this.opts.minBatchRecords ?? DEFAULTS.minBatchRecords,
       requestsPerLane: this.opts.requestsPerPartition ?? DEFAULTS.requestsPerPartition,
       restoreTimeoutMs: this.opts.restoreTimeoutMs ?? DEFAULTS.restoreTimeoutMs,
       produceTimeoutMs: this.opts.produceTimeoutMs ?? DEFAULTS.produceTimeoutMs,

@@ -52,6 +52,12 @@ export interface LaneSettings {
   window: number;
   /** Events per request at most (the client splits a request into batches of the hub's limit). */
   maxRecords: number;
+  /**
+   * pump() leaves fewer events than this buffered (a flush sends them): each
+   * request costs CPU in the client and the hub, so on a busy CPU fewer,
+   * bigger requests go further than many small ones.
+   */
+  minRecords: number;
   timeoutMs: number;
   /** Shared by every lane of the app. */
   slots: Slots;
@@ -106,9 +112,10 @@ export class OutputLane {
     return this.end() - this.acked;
   }
 
-  /** Sends what is buffered while the lane has a free request slot. */
-  pump(): void {
-    while (!this.failed && this.buffer.length > 0 && this.inFlight + this.queued < this.s.window) {
+  /** Sends what is buffered while the lane has a free request slot (`all`: below minRecords too). */
+  pump(all = false): void {
+    const min = all ? 1 : this.s.minRecords;
+    while (!this.failed && this.buffer.length >= min && this.inFlight + this.queued < this.s.window) {
       const events = this.buffer.length <= this.s.maxRecords ? this.buffer : this.buffer.slice(0, this.s.maxRecords);
       this.buffer = events === this.buffer ? [] : this.buffer.slice(events.length);
       const seq = this.bufferSeq;
@@ -130,7 +137,7 @@ export class OutputLane {
         this.s.slots.give();
         this.settle(seq, seq + events.length, res.offsets[res.offsets.length - 1]);
         this.s.onAcked(events.length);
-        this.pump();
+        this.pump(this.waiters.length > 0);
       },
       (err: unknown) => {
         this.inFlight--;
@@ -187,7 +194,7 @@ export class OutputLane {
   ackedTo(seq: number): Promise<void> {
     if (this.failed) return Promise.reject(this.failed);
     if (seq <= this.acked) return Promise.resolve();
-    this.pump();
+    this.pump(true);
     return new Promise((resolve, reject) => this.waiters.push({ seq, resolve, reject }));
   }
 }

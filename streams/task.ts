@@ -39,6 +39,8 @@ export interface TaskSettings {
   maxPendingRecords: number;
   /** Records per produce request at most. */
   maxBatchRecords: number;
+  /** A lane sends before a flush only once this many outputs are buffered. */
+  minBatchRecords: number;
   /** Produce requests in flight per output partition. */
   requestsPerLane: number;
   restoreTimeoutMs: number;
@@ -108,6 +110,7 @@ export class Task implements TaskContext {
       client: this.env.client,
       window: this.s.requestsPerLane,
       maxRecords: this.s.maxBatchRecords,
+      minRecords: this.s.minBatchRecords,
       timeoutMs: this.s.produceTimeoutMs,
       slots: this.env.slots,
       onAcked: (n) => {

@@ -33,6 +33,7 @@ function harness(build: (app: ReturnType<typeof stream>) => void, counts: Record
         changelogTopic: app.topology.changelogTopic(root),
         maxPendingRecords: 1e9,
         maxBatchRecords: 1000,
+        minBatchRecords: 1,
         requestsPerLane: 1,
         restoreTimeoutMs: 1000,
         produceTimeoutMs: 1000,
