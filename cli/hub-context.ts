@@ -42,7 +42,7 @@ export async function clientOf(t: HubTarget, name: string): Promise<Client> {
 export class UsageError extends Error {}
 
 /** Reports an error and exits: 2 for usage, 1 for everything the hub or the connection refused. */
-export function exitWithError(err: unknown): never {
+function exitWithError(err: unknown): never {
   if (err instanceof UsageError) {
     process.stderr.write(`tributary: ${err.message}\n`);
     process.exit(2);

@@ -25,7 +25,7 @@ function sinkOptions(c: ConnectorConfig, s: Settings, defaults: { batchSize: num
   };
 }
 
-export const CONNECTOR_TYPES: Record<string, Factory> = {
+const CONNECTOR_TYPES: Record<string, Factory> = {
   'postgres-sink': (c, ctx) => {
     const s = new Settings(c.name, c.settings);
     const o = sinkOptions(c, s, { batchSize: 20_000, lingerMs: 20 });

@@ -21,10 +21,10 @@ import type { SourcePosition, SourceRow, SourceTask } from './task.ts';
 import { sleep } from './backoff.ts';
 import { StoppedError, Worker, type WorkerDeps } from './worker.ts';
 
-export const SOURCE_HEADER = 'tributary.source';
-export const POSITION_HEADER = 'tributary.source.position';
-export const SAFE_HEADER = 'tributary.source.safe';
-export const SEQUENCE_HEADER = 'tributary.source.sequence';
+const SOURCE_HEADER = 'tributary.source';
+const POSITION_HEADER = 'tributary.source.position';
+const SAFE_HEADER = 'tributary.source.safe';
+const SEQUENCE_HEADER = 'tributary.source.sequence';
 
 export interface SourceOptions {
   pollIntervalMs: number;

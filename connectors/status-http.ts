@@ -6,7 +6,7 @@
 import http from 'node:http';
 import type { ConnectorRuntime } from './runtime.ts';
 
-export function connectorsAnswer(runtime: ConnectorRuntime): { connectors: ReturnType<ConnectorRuntime['status']> } {
+function connectorsAnswer(runtime: ConnectorRuntime): { connectors: ReturnType<ConnectorRuntime['status']> } {
   return { connectors: runtime.status() };
 }
 

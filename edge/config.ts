@@ -143,7 +143,7 @@ function parseDeviceKeys(env: Env): { secret: Uint8Array | undefined; jwks: JWTV
   return { secret, jwks };
 }
 
-export function parseConfig(env: Env): EdgeConfig {
+function parseConfig(env: Env): EdgeConfig {
   const keys = parseDeviceKeys(env);
   return {
     hubUrl: parseHubUrl(env),

@@ -18,10 +18,10 @@ import { utf8Length } from '../protocol/record.ts';
 import type { EdgeConfig } from './config.ts';
 import { matchesAny, parseTopicPattern, type TopicPattern } from '../protocol/topic-patterns.ts';
 
-export const DEVICE_TOKEN_KIND = 'device';
+const DEVICE_TOKEN_KIND = 'device';
 /** `device:<sub>` must fit the hub's producer id. */
 const PRODUCER_ID_PREFIX = 'device:';
-export const MAX_DEVICE_ID_BYTES = LIMITS.maxProducerIdBytes - PRODUCER_ID_PREFIX.length;
+const MAX_DEVICE_ID_BYTES = LIMITS.maxProducerIdBytes - PRODUCER_ID_PREFIX.length;
 const MAX_TOPIC_PATTERNS = 256;
 
 export interface Device {

@@ -16,9 +16,9 @@ import type { Device } from './device-auth.ts';
 import type { Reading } from './readings.ts';
 import { jsonResponse } from './respond.ts';
 
-export const SEQUENCE_HEADER = 'x-sequence';
-export const DEVICE_ID_HEADER = 'device-id';
-export const RECEIVED_AT_HEADER = 'received-at';
+const SEQUENCE_HEADER = 'x-sequence';
+const DEVICE_ID_HEADER = 'device-id';
+const RECEIVED_AT_HEADER = 'received-at';
 
 export interface ForwardRequest {
   topic: string;
@@ -45,7 +45,7 @@ export function parseSequence(request: Request, readingCount: number): number | 
  * The hub's JSON produce body (the type http-records.ts reads). The key is
  * the device id, so a device's readings land on one partition in order.
  */
-export function hubRequestBody(req: ForwardRequest): Uint8Array {
+function hubRequestBody(req: ForwardRequest): Uint8Array {
   const headers = [
     [DEVICE_ID_HEADER, req.device.id],
     [RECEIVED_AT_HEADER, new Date(req.receivedAtMs).toISOString()],

@@ -18,7 +18,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from 'playwrig
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const BUNDLE = path.join(ROOT, 'dist/web-client/tributary.js');
-export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 /** The page's helpers, run in the browser. Kept as a string: it is page code, not test code. */
 const PAGE_SCRIPT = `
@@ -64,7 +64,7 @@ window.tbReady = true;
 `;
 
 /** What `window.tb` offers to page.evaluate callbacks. */
-export interface PageHelpers {
+interface PageHelpers {
   start(id: string, opts: import('../web-client/index.ts').ClientOptions): boolean;
   client(id: string): import('../web-client/index.ts').Client;
   stats(id: string): { acks: number; ackedEvents: number; duplicateAcks: number; errors: string[]; states: string[] };

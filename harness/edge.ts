@@ -12,9 +12,9 @@ import { SignJWT } from 'jose';
 import { Miniflare } from 'miniflare';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-export const WORKER_ENTRY = path.join(ROOT, 'edge/worker.ts');
+const WORKER_ENTRY = path.join(ROOT, 'edge/worker.ts');
 export const DEVICE_SECRET = 'test-device-secret-of-at-least-32-bytes!';
-export const COMPATIBILITY_DATE = '2026-04-01';
+const COMPATIBILITY_DATE = '2026-04-01';
 
 /** Bundles the worker into a fresh temp dir; returns the bundle's path. */
 export async function buildWorker(): Promise<string> {

@@ -10,6 +10,13 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = path.join(ROOT, 'bin/tributary.mjs');
+/**
+ * How long a hub may take to listen, and then to be healthy. An idle machine
+ * needs about a second; on a shared 2-core machine under load 30 starting a
+ * hub took over 20 s, which failed whole files. Below Vitest's 60 s hook timeout,
+ * so that a hub that never starts fails with what it printed.
+ */
+const START_TIMEOUT_MS = 45_000;
 
 export interface HubOptions {
   /** Reuse a data directory (for restarts); a fresh temp dir otherwise. */
@@ -57,7 +64,7 @@ export async function startHub(opts: HubOptions = {}): Promise<Hub> {
 
   let tls = false;
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`hub did not print its URL within 20 s:\n${out}`)), 20_000);
+    const timer = setTimeout(() => reject(new Error(`hub did not print its URL within ${START_TIMEOUT_MS / 1000} s:\n${out}`)), START_TIMEOUT_MS);
     const check = () => {
       const m = /listening on (https?):\/\/[^:]+:(\d+)/.exec(out);
       if (m) {
@@ -104,7 +111,7 @@ export async function startHub(opts: HubOptions = {}): Promise<Hub> {
   return hub;
 }
 
-export async function waitHealthy(url: string, timeoutMs = 20_000): Promise<void> {
+export async function waitHealthy(url: string, timeoutMs = START_TIMEOUT_MS): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {

@@ -10,11 +10,12 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { connect } from 'nats';
+import { waitFor } from './wait.ts';
 
 const NATS_SERVER = process.env.NATS_SERVER_BIN ?? 'nats-server';
 const START_TIMEOUT_MS = 20_000;
 
-export interface NatsNode {
+interface NatsNode {
   name: string;
   port: number;
   url: string;
@@ -47,7 +48,7 @@ export interface NatsClusterOptions {
   gateway?: boolean;
 }
 
-export async function freePort(): Promise<number> {
+async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.once('error', reject);
@@ -209,14 +210,4 @@ function makeNode(name: string, port: number, conf: string): NatsNode {
       if (!running()) throw new Error(`nats-server ${name} exited:\n${out}`);
     },
   };
-}
-
-/** Polls `predicate` every 25 ms until it holds, or throws at the deadline. */
-export async function waitFor(predicate: () => boolean | Promise<boolean>, deadlineMs: number, what = 'condition'): Promise<void> {
-  const until = Date.now() + deadlineMs;
-  for (;;) {
-    if (await predicate()) return;
-    if (Date.now() > until) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
 }

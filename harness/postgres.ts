@@ -25,7 +25,7 @@ export interface Postgres {
 }
 
 /** Directory of Debian's PostgreSQL server binaries (newest version), or null. */
-export function postgresBinDir(): string | null {
+function postgresBinDir(): string | null {
   const root = '/usr/lib/postgresql';
   if (!fs.existsSync(root)) return null;
   const versions = fs

@@ -8,7 +8,7 @@
  */
 import net from 'node:net';
 
-export interface ChaosOptions {
+interface ChaosOptions {
   /** Each connection is cut after a random number of bytes in [min, max] (both directions counted). */
   minBytes: number;
   maxBytes: number;

@@ -16,7 +16,7 @@ export async function createTopic(hubUrl: string, name: string, partitions: numb
   if (res.status !== 201) throw new Error(`create topic ${name}: ${res.status} ${await res.text()}`);
 }
 
-export async function partitionCount(hubUrl: string, topic: string): Promise<number> {
+async function partitionCount(hubUrl: string, topic: string): Promise<number> {
   const res = await fetch(`${hubUrl}/v1/topics/${topic}`);
   if (res.status === 404) return 0;
   const body = (await res.json()) as { partitions: number | unknown[] };

@@ -13,7 +13,7 @@ const POLL_MS = 20;
  * `deadlineMs` naming `what`. Exceptions from the predicate count as false
  * until the deadline, then the last one is the cause.
  */
-export async function waitFor(predicate: () => boolean | Promise<boolean>, deadlineMs = 10_000, what = 'condition'): Promise<void> {
+export async function waitFor(predicate: () => boolean | Promise<boolean>, deadlineMs = 10_000, what = 'condition', everyMs = POLL_MS): Promise<void> {
   const until = Date.now() + deadlineMs;
   let last: unknown;
   for (;;) {
@@ -24,8 +24,39 @@ export async function waitFor(predicate: () => boolean | Promise<boolean>, deadl
       last = err;
     }
     if (Date.now() >= until) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`, { cause: last });
-    await new Promise((r) => setTimeout(r, POLL_MS));
+    await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/**
+ * The same with a value to wait on: polls `probe` until `until(value)` holds
+ * and returns that value; the deadline's error names `what` and shows the
+ * last value seen (and the probe's last error), which is usually the whole
+ * diagnosis.
+ */
+export async function waitForValue<T>(what: string, probe: () => T | Promise<T>, until: (v: T) => boolean, deadlineMs = 30_000, everyMs = POLL_MS): Promise<T> {
+  let last: T | undefined;
+  let lastError: unknown;
+  try {
+    await waitFor(
+      async () => {
+        try {
+          last = await probe();
+          lastError = undefined;
+        } catch (err) {
+          lastError = err;
+          return false;
+        }
+        return until(last);
+      },
+      deadlineMs,
+      what,
+      everyMs,
+    );
+  } catch {
+    throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}; last: ${JSON.stringify(last)}${lastError ? ` (error: ${String(lastError)})` : ''}`, { cause: lastError });
+  }
+  return last as T;
 }
 
 /** Resident set size of a process, from /proc (Linux). */

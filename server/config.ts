@@ -11,8 +11,6 @@ import { resolveAuthConfig, type AuthConfig } from './auth/auth-config.ts';
 import type { ClientLimits } from './limits/client-limits.ts';
 import { ConfigError, SETTINGS, envOf, flagOf, parseSetting, specOf, type SettingKey, type SettingValues, type SettingsSection, type TopLevelSettings } from './settings.ts';
 
-export { ConfigError } from './settings.ts';
-
 export type HubConfig = Omit<TopLevelSettings, 'tlsCert' | 'tlsKey' | 'allowedOrigins' | 'autoCreateTopics'> & {
   /** On while auth is off unless set. */
   autoCreateTopics: boolean;
@@ -38,7 +36,7 @@ function flatten(obj: Record<string, unknown>, prefix = '', out: Record<string, 
   return out;
 }
 
-export function readConfigFile(file: string): Record<string, unknown> {
+function readConfigFile(file: string): Record<string, unknown> {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');

@@ -31,7 +31,7 @@ export interface StartedHub {
   stop(): Promise<void>;
 }
 
-export function createStore(cfg: HubConfig, log: Logger): LogStore {
+function createStore(cfg: HubConfig, log: Logger): LogStore {
   if (cfg.engine) {
     // Scale-out: the log lives in JetStream and this hub keeps no state of its own.
     return new JetStreamLogStore({

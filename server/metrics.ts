@@ -7,7 +7,7 @@ import client from 'prom-client';
 import type { ErrorCode } from '../protocol/errors.ts';
 
 /** The refusal kinds counted in `tributary_refusals_total{reason}`, by the error code that answers them. */
-export const REFUSAL_REASONS: Readonly<Partial<Record<ErrorCode, string>>> = Object.freeze({
+const REFUSAL_REASONS: Readonly<Partial<Record<ErrorCode, string>>> = Object.freeze({
   UNAUTHENTICATED: 'unauthenticated',
   TOKEN_INVALID: 'token_invalid',
   TOKEN_EXPIRED: 'token_expired',

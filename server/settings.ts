@@ -19,7 +19,7 @@
 import fs from 'node:fs';
 import { LIMITS } from '../protocol/limits.ts';
 
-export type SettingKind = 'int' | 'bool' | 'string' | 'enum' | 'list' | 'pem';
+type SettingKind = 'int' | 'bool' | 'string' | 'enum' | 'list' | 'pem';
 
 export interface SettingSpec {
   kind: SettingKind;

@@ -17,8 +17,8 @@
 import type { SendEvent } from './client-contract.ts';
 import type { SequenceEntry } from './sequences.ts';
 
-export const PROGRESS_KEY = '\u0000progress';
-export const FENCE_KEY = '\u0000fence';
+const PROGRESS_KEY = '\u0000progress';
+const FENCE_KEY = '\u0000fence';
 const ENTRY_PREFIX = 's\u0000';
 
 export interface Progress {

@@ -10,7 +10,7 @@ import type { ConsumedRecord, SendEvent } from '../web-client/index.ts';
 
 export type { ConsumedRecord, SendEvent };
 
-export interface GroupSubscribeOptions {
+interface GroupSubscribeOptions {
   from?: 'earliest' | 'latest' | number | { timestamp: number };
   group?: string;
   partitions?: number[];
@@ -29,7 +29,7 @@ export interface GroupSubscription {
   close(): void;
 }
 
-export interface ProduceResult {
+interface ProduceResult {
   partition: number;
   offsets: number[];
   duplicate: boolean;

@@ -12,13 +12,8 @@ import { TributaryError } from '../protocol/index.ts';
 
 export type WindowSpec = { tumblingMs: number; graceMs?: number } | { hoppingMs: number; advanceMs: number; graceMs?: number } | { sessionGapMs: number; graceMs?: number };
 
-export interface WindowBounds {
-  start: number;
-  end: number;
-}
-
 /** Most windows one record may fall in (hopping size / advance): a guard against a typo such as advanceMs 1. */
-export const MAX_WINDOWS_PER_RECORD = 1000;
+const MAX_WINDOWS_PER_RECORD = 1000;
 
 export type NormalizedWindows = { kind: 'time'; sizeMs: number; advanceMs: number; graceMs: number } | { kind: 'session'; gapMs: number; graceMs: number };
 
@@ -56,20 +51,4 @@ export function windowStartsFor(ts: number, sizeMs: number, advanceMs: number): 
 /** True once stream time has passed the window's end plus grace: no record may change it any more. */
 export function isClosed(windowEnd: number, graceMs: number, streamTime: number): boolean {
   return windowEnd + graceMs <= streamTime;
-}
-
-/** A session: [start, end] inclusive of both events' times, with its aggregate. */
-export interface Session<A> {
-  start: number;
-  end: number;
-  agg: A;
-}
-
-/**
- * Sessions of one key after a record at `ts`: the sessions within gapMs of it
- * merge with it into one (Kafka's session semantics). Returns the merged
- * session and the sessions it replaced; `sessions` must be sorted by start.
- */
-export function sessionsTouching<A>(sessions: readonly Session<A>[], ts: number, gapMs: number): Session<A>[] {
-  return sessions.filter((s) => s.end + gapMs >= ts && s.start - gapMs <= ts);
 }

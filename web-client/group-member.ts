@@ -21,11 +21,6 @@ export interface AssignmentChange {
   revoked: number[];
 }
 
-export interface GroupMemberHooks {
-  onAssign?: (partitions: number[], generation: number) => void | Promise<void>;
-  onRevoke?: (partitions: number[]) => void | Promise<void>;
-}
-
 export class GroupMember {
   /** The hub's member id, kept across reconnects to resume membership. */
   id: string | undefined;

@@ -69,7 +69,7 @@ type StoreName = 'chunks' | 'chunkState' | 'chunkGone' | 'meta' | 'failed';
 type Tx = IDBPTransaction<OutboxSchema, StoreName[], 'readwrite'>;
 
 /** The database name for an outbox name; exported so that tests and tools can find it. */
-export const idbName = (name: string): string => `tributary-outbox:${name}`;
+const idbName = (name: string): string => `tributary-outbox:${name}`;
 
 function storageError(err: unknown): ClientError {
   if (err instanceof ClientError) return err;

@@ -23,7 +23,7 @@ export function installNodeRuntime(rt: NodeRuntime): void {
   installed = rt;
 }
 
-export const isNode = (): boolean => typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
+const isNode = (): boolean => typeof (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node === 'string';
 
 export async function loadNodeRuntime(): Promise<NodeRuntime> {
   if (installed) return installed;

@@ -15,7 +15,7 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const BENCH = path.join(ROOT, 'bench');
 
 /** The fd limit asked for in children that hold many sockets (the hard limit caps it). */
-export const WANT_NOFILE = 65_536;
+const WANT_NOFILE = 65_536;
 const STOP_GRACE_MS = 3_000;
 const OUTPUT_KEEP_CHARS = 64 * 1024;
 
@@ -177,17 +177,7 @@ export async function waitForPort(port: number, timeoutMs = 20_000): Promise<voi
   }
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Resident set size of a process in bytes (from /proc), or undefined when it is gone. */
-export function rssBytes(pid: number): number | undefined {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : undefined;
-  } catch {
-    return undefined;
-  }
-}
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Stops everything still running and removes every temp dir. Safe to call twice. */
 export async function stopAll(): Promise<void> {

@@ -14,9 +14,8 @@ export type ScenarioName = 'protocol' | 'storage' | 'produce' | 'replay' | 'late
 /** Scenarios that another part of the project ships as a module (bench/<name>.ts), run in a process of their own. */
 export type ModuleScenario = 'protocol' | 'storage' | 'outbox' | 'edge' | 'groups' | 'streams' | 'connectors' | 'jetstream';
 export const MODULE_SCENARIOS: readonly ModuleScenario[] = ['protocol', 'storage', 'outbox', 'edge', 'groups', 'streams', 'connectors', 'jetstream'];
-export const LIVE_SCENARIOS: ScenarioName[] = ['produce', 'replay', 'latency', 'fanout', 'connections'];
 
-export interface Running {
+interface Running {
   target: Omit<Target, 'topic'>;
   proc: Managed;
   /** Prepares a topic/stream for a run (the hub needs its topic created with its durability). */
@@ -24,7 +23,7 @@ export interface Running {
   stop(): Promise<void>;
 }
 
-export interface StartOptions {
+interface StartOptions {
   auth: boolean;
   /** Node servers (hub, limits) write a V8 CPU profile here when they stop. */
   cpuProfDir?: string;
@@ -54,7 +53,7 @@ export interface SystemDef {
 const NODE_TSX = [process.execPath, '--import', 'tsx'];
 
 /** A peer's executable: on PATH, or where Debian puts it (/usr/sbin is not on every user's PATH). */
-export function findBinary(name: string): string | null {
+function findBinary(name: string): string | null {
   const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), '/usr/sbin', '/usr/bin', '/usr/local/sbin', '/usr/local/bin'];
   for (const d of dirs) {
     const f = path.join(d, name);
@@ -99,7 +98,7 @@ function running(proc: Managed, dir: string, target: Omit<Target, 'topic'>, crea
 
 // ---------- the hub ----------
 
-export const HUB_BIN = path.join(ROOT, 'bin/tributary.mjs');
+const HUB_BIN = path.join(ROOT, 'bin/tributary.mjs');
 export const hubAvailable = (): boolean => fs.existsSync(path.join(ROOT, 'server/cli.ts'));
 
 async function startHub(opts: StartOptions): Promise<Running> {

@@ -10,7 +10,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS } from '../../protocol/bearer.ts';
 import { ConfigError, defaultOf } from '../settings.ts';
 
-export type AuthMode = 'none' | 'jwt';
+type AuthMode = 'none' | 'jwt';
 
 export interface AuthConfig {
   mode: AuthMode;
@@ -60,10 +60,10 @@ export type AuthConfigInput = Partial<AuthConfig>;
 const KNOWN_ALGORITHMS: ReadonlySet<string> = new Set([...HMAC_ALGORITHMS, ...ASYMMETRIC_ALGORITHMS]);
 
 /** Shortest HMAC secret accepted: RFC 7518 §3.2 asks for a key at least as long as the hash (256 bits for HS256). */
-export const MIN_SECRET_BYTES = 32;
+const MIN_SECRET_BYTES = 32;
 
 /** Parse a PEM public key, or explain why it is not one. */
-export function parsePublicKey(pem: string): KeyObject | string {
+function parsePublicKey(pem: string): KeyObject | string {
   if (!pem.includes('-----BEGIN')) return 'publicKey must be PEM text (-----BEGIN PUBLIC KEY-----)';
   if (/PRIVATE KEY-----/.test(pem)) return 'publicKey is a PRIVATE key: give the hub only the public half';
   try {
@@ -74,7 +74,7 @@ export function parsePublicKey(pem: string): KeyObject | string {
 }
 
 /** The algorithms a public key can verify, by its type and curve. */
-export function algorithmsForKey(key: KeyObject): string[] | string {
+function algorithmsForKey(key: KeyObject): string[] | string {
   switch (key.asymmetricKeyType) {
     case 'rsa':
       return ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'];
@@ -113,7 +113,7 @@ function checkJwksUrl(raw: string, problems: string[]): void {
 }
 
 /** Validate an origin allow-list entry; null when fine, else the problem. */
-export function originEntryProblem(entry: string): string | null {
+function originEntryProblem(entry: string): string | null {
   if (entry === '*') return null;
   const wildcard = /^(https?):\/\/\*\./.test(entry);
   const probe = wildcard ? entry.replace('://*.', '://wildcard.') : entry;

@@ -16,7 +16,7 @@ import { WS_SUBPROTOCOL } from '../../protocol/frames.ts';
 export { bearerFromAuthorization };
 
 /** The prefix of the Sec-WebSocket-Protocol entry that carries a token. */
-export const BEARER_PROTOCOL_PREFIX = 'bearer.';
+const BEARER_PROTOCOL_PREFIX = 'bearer.';
 
 export interface WebSocketProtocolAuth {
   /** What to answer in Sec-WebSocket-Protocol: `tributary.v1` when offered, else null (answer none). */

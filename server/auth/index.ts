@@ -4,22 +4,9 @@
  * transport calls them at the upgrade, on hello/auth frames, on every
  * request and on every HTTP route.
  */
-export { ASYMMETRIC_ALGORITHMS, HMAC_ALGORITHMS } from '../../protocol/bearer.ts';
-export { MIN_SECRET_BYTES, authConfigWarnings, resolveAuthConfig, type AuthConfig, type AuthConfigInput, type AuthMode } from './auth-config.ts';
-export {
-  MAX_PATTERNS_PER_LIST,
-  MAX_PATTERN_LENGTH,
-  MAX_SUBJECT_LENGTH,
-  MAX_TIMER_DELAY_MS,
-  PatternSet,
-  anonymousPrincipal,
-  expiryDelayMs,
-  permissionsFromClaims,
-  principalFromClaims,
-  type Permissions,
-  type Principal,
-} from './principal.ts';
-export { TokenVerifier, type TokenVerifierOptions } from './token-verifier.ts';
+export { authConfigWarnings, resolveAuthConfig, type AuthConfigInput } from './auth-config.ts';
+export { MAX_PATTERNS_PER_LIST, MAX_TIMER_DELAY_MS, PatternSet, anonymousPrincipal, expiryDelayMs, principalFromClaims, type Principal } from './principal.ts';
+export { TokenVerifier } from './token-verifier.ts';
 export { createAuthenticator, type Authenticator } from './authenticator.ts';
-export { OriginPolicy, isPreflight, type CorsOptions } from './origin.ts';
-export { BEARER_PROTOCOL_PREFIX, authFromWebSocketProtocol, bearerFromAuthorization, checkNoTokenInUrl, urlCarriesToken, type WebSocketProtocolAuth } from './bearer.ts';
+export { OriginPolicy, isPreflight } from './origin.ts';
+export { authFromWebSocketProtocol, bearerFromAuthorization, checkNoTokenInUrl, urlCarriesToken } from './bearer.ts';

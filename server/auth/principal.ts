@@ -24,7 +24,7 @@ import { parseTopicPattern } from '../../protocol/topic-patterns.ts';
 /** Most entries one permission list may hold; a longer list grants nothing at all. */
 export const MAX_PATTERNS_PER_LIST = 256;
 /** Longest pattern: a maximal topic name plus `.*`. */
-export const MAX_PATTERN_LENGTH = LIMITS.maxTopicNameLength + 2;
+const MAX_PATTERN_LENGTH = LIMITS.maxTopicNameLength + 2;
 /** Longest `sub` the hub accepts (it keys per-subject connection counts and logs). */
 export const MAX_SUBJECT_LENGTH = 1024;
 
@@ -96,7 +96,7 @@ export class PatternSet {
   }
 }
 
-export interface Permissions {
+interface Permissions {
   produce: PatternSet;
   consume: PatternSet;
   groups: PatternSet;
@@ -108,7 +108,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 }
 
 /** Read the `tributary` claim. Missing or malformed → no permissions. */
-export function permissionsFromClaims(claims: unknown): Permissions {
+function permissionsFromClaims(claims: unknown): Permissions {
   const t = isPlainObject(claims) ? claims.tributary : undefined;
   if (!isPlainObject(t)) return { produce: PatternSet.EMPTY, consume: PatternSet.EMPTY, groups: PatternSet.EMPTY, admin: false };
   return {

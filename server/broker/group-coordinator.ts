@@ -36,14 +36,6 @@ export interface GroupSettings {
   maxGroups: number;
 }
 
-export const DEFAULT_GROUP_SETTINGS: GroupSettings = {
-  sessionTimeoutMs: 10_000,
-  heartbeatIntervalMs: 3_000,
-  rebalanceTimeoutMs: 30_000,
-  maxMembers: 1000,
-  maxGroups: 10_000,
-};
-
 /** Where a member's frames go: its connection. */
 export interface GroupMemberSink extends SubscriptionSink {
   assignment(frame: AssignmentFrame): void;

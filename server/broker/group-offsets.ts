@@ -15,9 +15,9 @@ import type { Crc32c } from '../../protocol/crc32c.ts';
 import type { EncodedRecord } from '../../protocol/record.ts';
 import type { LogStore } from '../storage/log-store.ts';
 
-export const OFFSETS_TOPIC = '__consumer_offsets';
+const OFFSETS_TOPIC = '__consumer_offsets';
 /** Internal topics (this prefix) are hidden from listings and cannot be produced to by clients. */
-export const INTERNAL_TOPIC_PREFIX = '__';
+const INTERNAL_TOPIC_PREFIX = '__';
 /** Bytes read per step while replaying. */
 const REPLAY_READ_BYTES = 1024 * 1024;
 

@@ -106,7 +106,7 @@ const copy = (b: Uint8Array): Uint8Array => b.slice();
 const MAX_HOLES = 10_000;
 
 /** Copies every byte view out of a request (for requests that must outlive a transport callback). */
-export function detachRecords(records: ProduceRecord[]): ProduceRecord[] {
+function detachRecords(records: ProduceRecord[]): ProduceRecord[] {
   return records.map((r) => {
     const out: ProduceRecord = {
       key: r.key instanceof Uint8Array ? copy(r.key) : r.key,
@@ -429,7 +429,7 @@ export class Producer {
 }
 
 /** The compact ack part: `r` only when the request spans partitions, `offs` only when offsets are not consecutive. */
-export function ackPart(p: number, idx: number[], offsets: number[], withIndices: boolean): AckPart {
+function ackPart(p: number, idx: number[], offsets: number[], withIndices: boolean): AckPart {
   const part: AckPart = { p, o: offsets[0] };
   if (withIndices) part.r = idx;
   for (let k = 1; k < offsets.length; k++) {

@@ -12,7 +12,7 @@ export interface TopicSettings {
   defaultPartitions: number;
 }
 
-export interface PartitionDescription extends PartitionOffsets {
+interface PartitionDescription extends PartitionOffsets {
   partition: number;
 }
 
@@ -33,7 +33,7 @@ const CONFIG_KEYS: Record<keyof TopicConfig, 'int' | 'cleanup' | 'fsync'> = {
 };
 
 /** Checks a topic config patch from outside (HTTP body): known keys, right types. The engine checks ranges. */
-export function parseTopicConfig(x: unknown): Partial<TopicConfig> {
+function parseTopicConfig(x: unknown): Partial<TopicConfig> {
   if (x === undefined || x === null) return {};
   if (typeof x !== 'object' || Array.isArray(x)) throw new TributaryError('BAD_CONFIG', 'config must be an object');
   const out: Record<string, unknown> = {};
@@ -48,7 +48,7 @@ export function parseTopicConfig(x: unknown): Partial<TopicConfig> {
   return out as Partial<TopicConfig>;
 }
 
-export function parsePartitionCount(x: unknown): number {
+function parsePartitionCount(x: unknown): number {
   if (typeof x !== 'number' || !Number.isInteger(x) || x < 1 || x > LIMITS.maxPartitions) {
     throw new TributaryError('BAD_CONFIG', `partitions must be an integer in [1, ${LIMITS.maxPartitions}]`);
   }

@@ -5,7 +5,7 @@
  */
 export { DEFAULT_CLIENT_LIMITS, type ClientLimits } from './client-limits.ts';
 export { TokenBucket } from './token-bucket.ts';
-export { ConnectionLimits, type ConnectionLimitsConfig } from './connection-limits.ts';
-export { ConnectionQuota, type QuotaLimits } from './connection-quota.ts';
-export { SubjectQuotas, type SubjectRateLimits } from './subject-quotas.ts';
-export { ConnectionRate, type ConnectionRateLimits } from './connection-rate.ts';
+export { ConnectionLimits } from './connection-limits.ts';
+export { ConnectionQuota } from './connection-quota.ts';
+export { SubjectQuotas } from './subject-quotas.ts';
+export { ConnectionRate } from './connection-rate.ts';

@@ -18,11 +18,11 @@ import path from 'node:path';
 import { TributaryError } from '../../protocol/errors.ts';
 import type { TopicConfig } from './log-store.ts';
 
-export const FORMAT_VERSION = 1;
-export const FORMAT_FILE = '@format';
-export const LOCK_FILE = '@lock';
+const FORMAT_VERSION = 1;
+const FORMAT_FILE = '@format';
+const LOCK_FILE = '@lock';
 export const TRASH_DIR = '@trash';
-export const TOPIC_META_FILE = '@topic.json';
+const TOPIC_META_FILE = '@topic.json';
 
 export interface TopicMeta {
   name: string;
@@ -52,7 +52,7 @@ export async function fsyncDir(dir: string): Promise<void> {
 }
 
 /** Writes a small file atomically: temp file, fsync, rename, fsync the directory. */
-export async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
+async function writeFileAtomic(file: string, data: string | Uint8Array): Promise<void> {
   const tmp = `${file}.tmp-${process.pid}`;
   const fh = await fsp.open(tmp, 'w');
   try {

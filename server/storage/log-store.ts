@@ -12,8 +12,8 @@
 import type { Crc32c } from '../../protocol/crc32c.ts';
 import { sectionDefaults } from '../settings.ts';
 
-export type CleanupPolicy = 'delete' | 'compact';
-export type FsyncPolicy = 'always' | 'interval' | 'never';
+type CleanupPolicy = 'delete' | 'compact';
+type FsyncPolicy = 'always' | 'interval' | 'never';
 
 export interface TopicConfig {
   /** Delete closed segments older than this; -1 keeps forever. Default 7 days. */
@@ -75,11 +75,6 @@ export interface ReadResult {
   /** The offset after the last record of the last batch returned (== offset when empty). */
   nextOffset: number;
   highWatermark: number;
-}
-
-/** Producer state of one producer on one partition. */
-export interface ProducerState {
-  lastSequence: number;
 }
 
 /** Damage an engine found in its own files (the file engine's start-up scrub); the operator decides the repair. */

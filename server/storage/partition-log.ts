@@ -565,7 +565,7 @@ async function closeActiveFiles(io: StorageIo, files: { log: number; index: numb
   await Promise.all([io.close(files.log), io.close(files.index), io.close(files.timeIndex)]).catch(() => undefined);
 }
 
-export async function openActiveFiles(io: StorageIo, dir: string, base: number, flags: string): Promise<{ log: number; index: number; timeIndex: number }> {
+async function openActiveFiles(io: StorageIo, dir: string, base: number, flags: string): Promise<{ log: number; index: number; timeIndex: number }> {
   const log = await io.open(logPath(dir, base), flags);
   const index = await io.open(indexPath(dir, base), flags).catch(async (err) => {
     await io.close(log);

@@ -77,7 +77,7 @@ export async function partitionOffsetForTime(log: PartitionView, ts: number): Pr
 }
 
 /** Index of the last segment whose base offset is <= offset (0 when below all). */
-export function segmentFor(segs: readonly Segment[], offset: number): number {
+function segmentFor(segs: readonly Segment[], offset: number): number {
   let lo = 0;
   let hi = segs.length - 1;
   let best = 0;

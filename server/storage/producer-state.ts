@@ -12,11 +12,11 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { offsetName } from './data-dir.ts';
 
-export const BATCHES_PER_PRODUCER = 5;
+const BATCHES_PER_PRODUCER = 5;
 const SNAPSHOT_SUFFIX = '.snapshot';
 const SNAPSHOTS_KEPT = 2;
 
-export interface ProducerBatch {
+interface ProducerBatch {
   firstSeq: number;
   lastSeq: number;
   baseOffset: number;
@@ -138,7 +138,7 @@ export async function writeSnapshot(dir: string, table: ProducerStateTable, offs
   for (const old of all.slice(0, Math.max(0, all.length - SNAPSHOTS_KEPT))) await fsp.rm(path.join(dir, offsetName(old) + SNAPSHOT_SUFFIX), { force: true });
 }
 
-export async function listSnapshots(dir: string): Promise<number[]> {
+async function listSnapshots(dir: string): Promise<number[]> {
   const names = await fsp.readdir(dir);
   return names
     .filter((n) => n.endsWith(SNAPSHOT_SUFFIX) && /^\d{20}\.snapshot$/.test(n))

@@ -4,8 +4,8 @@ import { LIMITS } from '../../protocol/limits.ts';
 import type { TopicConfig } from './log-store.ts';
 
 /** Segment files are indexed with u32 positions and relative offsets. */
-export const MAX_SEGMENT_BYTES = 1024 * 1024 * 1024;
-export const MIN_SEGMENT_BYTES = 1024;
+const MAX_SEGMENT_BYTES = 1024 * 1024 * 1024;
+const MIN_SEGMENT_BYTES = 1024;
 
 const KEYS: Array<keyof TopicConfig> = ['retentionMs', 'retentionBytes', 'cleanupPolicy', 'deleteRetentionMs', 'fsync', 'fsyncIntervalMs', 'segmentBytes', 'segmentMs', 'replicas'];
 

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const DASHBOARD_DIR = fileURLToPath(new URL('../../dist/dashboard/', import.meta.url));
+const DASHBOARD_DIR = fileURLToPath(new URL('../../dist/dashboard/', import.meta.url));
 
 /** Files larger than this are not held in memory (source maps of a debug build, say): the page does not need them. */
 const MAX_FILE_BYTES = 4 * 1024 * 1024;
@@ -25,7 +25,7 @@ const TYPES: Record<string, string> = {
   '.woff2': 'font/woff2',
 };
 
-export interface DashboardFile {
+interface DashboardFile {
   body: Uint8Array;
   contentType: string;
   /** Hashed asset names never change content: cache them for good; the page itself is revalidated. */

@@ -16,7 +16,7 @@ import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
  * that arrives over several reads and drops the connection, unanswered,
  * beyond that (docs/security.md).
  */
-export const MAX_HTTP_HEADER_BYTES = 24 * 1024;
+const MAX_HTTP_HEADER_BYTES = 24 * 1024;
 
 const STATUS_TEXT: Record<number, string> = {
   200: 'OK',
@@ -39,8 +39,8 @@ const STATUS_TEXT: Record<number, string> = {
 
 const statusLine = (status: number): string => `${status} ${STATUS_TEXT[status] ?? ''}`.trim();
 
-export const CBOR_TYPE = 'application/cbor';
-export const JSON_TYPE = 'application/json';
+const CBOR_TYPE = 'application/cbor';
+const JSON_TYPE = 'application/json';
 
 /**
  * The raw query string. The pure-Node fallback's getQuery() throws on every

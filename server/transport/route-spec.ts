@@ -7,7 +7,7 @@ import type { Exchange } from './http-io.ts';
 import type { Principal } from '../auth/index.ts';
 
 export type Method = 'get' | 'post' | 'patch' | 'del';
-export type Handler = (x: Exchange, params: string[], principal: Principal, body: () => Promise<Record<string, unknown>>) => Promise<void> | void;
+type Handler = (x: Exchange, params: string[], principal: Principal, body: () => Promise<Record<string, unknown>>) => Promise<void> | void;
 
 export interface RouteSpec {
   method: Method;

@@ -29,7 +29,7 @@ export interface TransportDeps {
   connectors?: ConnectorsControl;
 }
 
-export interface ConnectorsControl {
+interface ConnectorsControl {
   status(): unknown[];
   /** A connector's status after the action, or undefined when there is no such connector. */
   control(name: string, action: 'pause' | 'resume'): unknown;

@@ -24,7 +24,7 @@ import type { HttpRequest, HttpResponse, us_socket_context_t, WebSocket, WebSock
 type UserData = { conn: Connection; fromUpgrade: Principal | TributaryError | null };
 
 /** Frames above maxFrameBytes but within this slack get a 4413 with a reason; beyond it uWS drops the TCP connection without a close frame (the client sees 1006). */
-export const FRAME_SLACK_BYTES = 64 * 1024;
+const FRAME_SLACK_BYTES = 64 * 1024;
 
 export class WsEndpoint {
   readonly connections = new Set<Connection>();

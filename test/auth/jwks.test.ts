@@ -11,8 +11,8 @@ import { exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TributaryError } from '../../protocol/errors.ts';
 import { resolveAuthConfig, TokenVerifier } from '../../server/auth/index.ts';
-import { startHub, type Hub } from '../helpers/hub.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { startHub, type Hub } from '../../harness/hub.ts';
+import { waitFor } from '../../harness/wait.ts';
 import { WsClient } from '../helpers/ws-client.ts';
 
 interface JwksServer {

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ackOffsets, type AckFrame, type WireRecord } from '../../protocol/frames.ts';
 import { encodeBatch } from '../../protocol/batch.ts';
-import { startHub, type Hub } from '../helpers/hub.ts';
+import { startHub, type Hub } from '../../harness/hub.ts';
 import { bytes, text, WsClient } from '../helpers/ws-client.ts';
 
 let hub: Hub;

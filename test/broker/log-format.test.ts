@@ -5,7 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { startHub, tempDir } from '../helpers/hub.ts';
+import { startHub, tempDir } from '../../harness/hub.ts';
 
 describe('log format', () => {
   it('is JSON lines on a pipe', async () => {

@@ -3,13 +3,13 @@
  * batches itself (protocol/batch.ts) and the hub stores them as they are,
  * after checking each one whole. Retries get their original offsets.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { encodeBatch, stampBatch, type EncodedRecord } from '../../protocol/index.ts';
 import type { AckFrame } from '../../protocol/frames.ts';
-import { startHub, type Hub } from '../helpers/hub.ts';
+import { useHub } from '../../harness/hub-fixture.ts';
 import { bytes, WsClient } from '../helpers/ws-client.ts';
 
-let hub: Hub;
+const hub = useHub();
 let c: WsClient;
 
 const recs = (from: number, n: number, key = 'k'): EncodedRecord[] =>
@@ -32,14 +32,7 @@ async function readAll(topic: string, p: number): Promise<Array<{ offset: number
 const produceBatches = (topic: string, batches: Array<{ p: number; b: Uint8Array }>) => c.request<AckFrame>({ t: 'produce', topic, batches });
 
 beforeAll(async () => {
-  hub = await startHub();
-  c = await WsClient.connect(hub.wsUrl);
-});
-
-afterAll(async () => {
-  await c.close();
-  await hub.stop();
-  hub.cleanup();
+  c = hub.own(await WsClient.connect(hub.wsUrl));
 });
 
 describe('produce in batch form', () => {

@@ -3,18 +3,17 @@
  * acks, every start position, replay then live without gap or duplicate,
  * per-key order across partitions.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ackOffsets } from '../../protocol/frames.ts';
-import { startHub, type Hub } from '../helpers/hub.ts';
+import { useHub } from '../../harness/hub-fixture.ts';
 import { bytes, text, WsClient } from '../helpers/ws-client.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { waitFor } from '../../harness/wait.ts';
 
-let hub: Hub;
-const clients: WsClient[] = [];
+const hub = useHub();
 
 async function client(): Promise<WsClient> {
   const c = await WsClient.connect(hub.wsUrl);
-  clients.push(c);
+  hub.own(c);
   return c;
 }
 
@@ -22,16 +21,6 @@ async function createTopic(name: string, partitions: number): Promise<void> {
   const res = await fetch(`${hub.url}/v1/topics`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name, partitions }) });
   expect(res.status).toBe(201);
 }
-
-beforeAll(async () => {
-  hub = await startHub();
-});
-
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.close()));
-  await hub.stop();
-  hub.cleanup();
-});
 
 describe('produce', () => {
   it('acks only after append, with one part per partition and offsets in record order', async () => {

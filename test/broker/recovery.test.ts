@@ -5,9 +5,9 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { ackOffsets } from '../../protocol/frames.ts';
-import { startHub, tempDir, type Hub } from '../helpers/hub.ts';
+import { startHub, tempDir, type Hub } from '../../harness/hub.ts';
 import { bytes, text, WsClient } from '../helpers/ws-client.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { waitFor } from '../../harness/wait.ts';
 
 const dirs: string[] = [];
 const hubs: Hub[] = [];

@@ -6,8 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { startHub, type Hub } from '../helpers/hub.ts';
-import { startBrowserEnv, until, type BrowserEnv } from '../helpers/browser.ts';
+import { startHub, type Hub } from '../../harness/hub.ts';
+import { startBrowserEnv, until, type BrowserEnv } from '../../harness/browser.ts';
 import { AUDIENCE, SECRET, createTopic, recordCount, refusals, sleep, token } from '../helpers/auth-hub.ts';
 import { createClient } from '../../web-client/index.ts';
 

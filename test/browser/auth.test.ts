@@ -5,8 +5,8 @@
  * of 127.0.0.1) is refused at the upgrade and appends nothing.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Hub } from '../helpers/hub.ts';
-import { gotoTestPage, startBrowserEnv, until, type BrowserEnv } from '../helpers/browser.ts';
+import type { Hub } from '../../harness/hub.ts';
+import { gotoTestPage, startBrowserEnv, until, type BrowserEnv } from '../../harness/browser.ts';
 import { createTopic, recordCount, refusals, sleep, startAuthHub, token } from '../helpers/auth-hub.ts';
 
 let hub: Hub;

@@ -7,8 +7,8 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser } from 'playwright-core';
-import { launchChromium, until } from '../helpers/browser.ts';
-import type { Hub } from '../helpers/hub.ts';
+import { launchChromium, until } from '../../harness/browser.ts';
+import type { Hub } from '../../harness/hub.ts';
 import { adminToken, startAuthHub, token } from '../helpers/auth-hub.ts';
 import { screenshotPath } from '../helpers/screenshots.ts';
 

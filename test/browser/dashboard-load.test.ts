@@ -8,8 +8,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, CDPSession, Page } from 'playwright-core';
-import { launchChromium, until } from '../helpers/browser.ts';
-import { startHub, type Hub } from '../helpers/hub.ts';
+import { launchChromium, until } from '../../harness/browser.ts';
+import { useHub } from '../../harness/hub-fixture.ts';
 import { createClient, type Client } from '../../web-client/node.ts';
 
 const SOAK = process.env.TRIBUTARY_SOAK === '1';
@@ -23,12 +23,11 @@ const HEAP_GROWTH_LIMIT_BYTES = 16 * 1024 * 1024;
 /** Frames a second the page must still draw while busy (a 2-core machine shared by a hub, a producer and the browser). */
 const MIN_FPS = 5;
 
-let hub: Hub;
+const hub = useHub();
 let browser: Browser;
 let producer: Client;
 
 beforeAll(async () => {
-  hub = await startHub();
   browser = await launchChromium();
   const res = await fetch(`${hub.url}/v1/topics`, {
     method: 'POST',
@@ -42,8 +41,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await producer?.close();
   await browser?.close();
-  await hub?.stop();
-  hub?.cleanup();
 });
 
 async function retainedHeap(cdp: CDPSession): Promise<number> {

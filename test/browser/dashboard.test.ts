@@ -8,8 +8,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { launchChromium, until } from '../helpers/browser.ts';
-import { startHub, type Hub } from '../helpers/hub.ts';
+import { launchChromium, until } from '../../harness/browser.ts';
+import { startHub, type Hub } from '../../harness/hub.ts';
 import { screenshotPath } from '../helpers/screenshots.ts';
 import { createClient } from '../../web-client/node.ts';
 

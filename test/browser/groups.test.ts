@@ -6,8 +6,8 @@
  * the tab's last commit.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Hub } from '../helpers/hub.ts';
-import { startBrowserEnv, until, type BrowserEnv } from '../helpers/browser.ts';
+import type { Hub } from '../../harness/hub.ts';
+import { startBrowserEnv, until, type BrowserEnv } from '../../harness/browser.ts';
 import { SESSION_TIMEOUT_MS, createTopic, groupView, member, produce, startGroupHub, type TestMember } from '../groups/support.ts';
 
 let hub: Hub;

@@ -5,8 +5,8 @@
  * has already appended. Each test reads the whole topic back and counts.
  */
 import { describe, expect, it } from 'vitest';
-import { startHub } from '../helpers/hub.ts';
-import { createTopic, exactlyOnceProblems, readTopic, until } from '../helpers/browser.ts';
+import { startHub } from '../../harness/hub.ts';
+import { createTopic, exactlyOnceProblems, readTopic, until } from '../../harness/browser.ts';
 import { useHubBehindProxy } from '../helpers/browser-hub.ts';
 
 const fx = useHubBehindProxy();

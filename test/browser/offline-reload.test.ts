@@ -5,7 +5,7 @@
  * lands in the log once, per key in send order.
  */
 import { describe, expect, it } from 'vitest';
-import { createTopic, exactlyOnceProblems, readTopic, reloadTestPage } from '../helpers/browser.ts';
+import { createTopic, exactlyOnceProblems, readTopic, reloadTestPage } from '../../harness/browser.ts';
 import { useHubBehindProxy } from '../helpers/browser-hub.ts';
 
 const fx = useHubBehindProxy();

@@ -4,8 +4,8 @@
  * hanging or pretending, and what was stored before stays sendable.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startBrowserEnv, type BrowserEnv } from '../helpers/browser.ts';
-import { startHub, type Hub } from '../helpers/hub.ts';
+import { startBrowserEnv, type BrowserEnv } from '../../harness/browser.ts';
+import { startHub, type Hub } from '../../harness/hub.ts';
 
 let env: BrowserEnv;
 let hub: Hub;

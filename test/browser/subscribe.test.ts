@@ -5,9 +5,9 @@
  * position it persisted in IndexedDB.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHub, type Hub } from '../helpers/hub.ts';
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
-import { createTopic, reloadTestPage, startBrowserEnv, until, type BrowserEnv } from '../helpers/browser.ts';
+import { startHub, type Hub } from '../../harness/hub.ts';
+import { startTcpProxy, type TcpProxy } from '../../harness/tcp-proxy.ts';
+import { createTopic, reloadTestPage, startBrowserEnv, until, type BrowserEnv } from '../../harness/browser.ts';
 import { createClient, type Client } from '../../web-client/node.ts';
 
 let hub: Hub;

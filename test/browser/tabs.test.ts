@@ -4,8 +4,8 @@
  * takes over: every event of both tabs reaches the log once, nothing stranded.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHub, type Hub } from '../helpers/hub.ts';
-import { createTopic, exactlyOnceProblems, readTopic, startBrowserEnv, until, type BrowserEnv } from '../helpers/browser.ts';
+import { startHub, type Hub } from '../../harness/hub.ts';
+import { createTopic, exactlyOnceProblems, readTopic, startBrowserEnv, until, type BrowserEnv } from '../../harness/browser.ts';
 
 let hub: Hub;
 let env: BrowserEnv;

@@ -5,7 +5,7 @@
  * the committed offsets.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHub, type Hub } from '../helpers/hub.ts';
+import { startHub, type Hub } from '../../harness/hub.ts';
 import { jsonLines, runCli } from './cli-run.ts';
 
 let hub: Hub;

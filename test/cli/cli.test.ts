@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHub, type Hub } from '../helpers/hub.ts';
+import { startHub, type Hub } from '../../harness/hub.ts';
 import { jsonLines, runCli } from './cli-run.ts';
 
 let hub: Hub;

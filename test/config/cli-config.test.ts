@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../server/config.ts';
 import { SETTINGS, envOf, flagOf } from '../../server/settings.ts';
-import { startHub, tempDir, type Hub } from '../helpers/hub.ts';
+import { startHub, tempDir, type Hub } from '../../harness/hub.ts';
 import { WsClient } from '../helpers/ws-client.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

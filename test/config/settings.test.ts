@@ -10,7 +10,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../server/config.ts';
 import { SETTINGS, envOf, flagOf } from '../../server/settings.ts';
-import { startHub, tempDir } from '../helpers/hub.ts';
+import { startHub, tempDir } from '../../harness/hub.ts';
 import { SECRET } from '../helpers/auth-hub.ts';
 
 function serve(args: string[], env: Record<string, string> = {}): { status: number | null; out: string } {

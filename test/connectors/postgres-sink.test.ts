@@ -11,9 +11,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startConnect, type ConnectProcess } from '../helpers/connect.ts';
-import { startHub, tempDir, type Hub } from '../helpers/hub.ts';
-import { startPostgres, type Postgres } from '../helpers/postgres.ts';
-import { waitFor } from '../helpers/wait-for.ts';
+import { startHub, tempDir, type Hub } from '../../harness/hub.ts';
+import { startPostgres, type Postgres } from '../../harness/postgres.ts';
+import { waitForValue } from '../../harness/wait.ts';
 
 const GROUP_ARGS = ['--groups-session-timeout-ms', '2000', '--groups-heartbeat-interval-ms', '500'];
 
@@ -80,7 +80,7 @@ describe('postgres sink', () => {
     let c: ConnectProcess = await startConnect(file);
     try {
       for (const atLeast of [4000, 15_000, 30_000]) {
-        await waitFor(
+        await waitForValue(
           `${atLeast} rows`,
           () => count('SELECT count(*) AS n FROM orders'),
           (n) => n >= atLeast,
@@ -90,14 +90,14 @@ describe('postgres sink', () => {
         c = await startConnect(file);
       }
       await producing;
-      await waitFor(
+      await waitForValue(
         'every event in the table',
         () => count('SELECT count(*) AS n FROM orders'),
         (n) => n >= total,
         120_000,
       );
       // Let a duplicate, if the sink wrote one, land before counting.
-      const status = await waitFor(
+      const status = await waitForValue(
         'lag 0',
         () => c.status(),
         (s) => s[0]?.lag === 0,
@@ -155,7 +155,7 @@ describe('postgres sink', () => {
     const b = await startConnect(file);
     try {
       // Both hold some partitions, none twice, all of them between the two.
-      await waitFor(
+      await waitForValue(
         'the partitions shared',
         async () => [await held(a), await held(b)],
         ([x, y]) => x.length > 0 && y.length > 0 && x.length + y.length === partitions && new Set([...x, ...y]).size === partitions,
@@ -169,7 +169,7 @@ describe('postgres sink', () => {
           await new Promise((r) => setTimeout(r, 100));
         }
       })();
-      await waitFor(
+      await waitForValue(
         'rows from both',
         () => count('SELECT count(*) AS n FROM payments'),
         (n) => n >= 15_000,
@@ -177,7 +177,7 @@ describe('postgres sink', () => {
       );
       await a.kill();
       // After the session timeout the group gives the survivor everything.
-      await waitFor(
+      await waitForValue(
         'b holds every partition',
         () => held(b),
         (x) => x.length === partitions,
@@ -187,28 +187,28 @@ describe('postgres sink', () => {
       // Two more partitions: the group assigns them, and their records reach the table too.
       const grown = await fetch(`${hub.url}/v1/topics/payments`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ partitions: partitions + 2 }) });
       expect(grown.status).toBe(200);
-      await waitFor(
+      await waitForValue(
         'b holds the new partitions',
         () => held(b),
         (x) => x.length === partitions + 2,
         60_000,
       );
       await produce(produced, total);
-      await waitFor(
+      await waitForValue(
         'every event in the table',
         () => count('SELECT count(*) AS n FROM payments'),
         (n) => n >= total,
         120_000,
       );
       expect(await count(`SELECT count(*) AS n FROM payments WHERE src_partition >= ${partitions}`)).toBeGreaterThan(0);
-      await waitFor(
+      await waitForValue(
         'connector lag 0',
         async () => ((await b.status()) as unknown as Status)[0],
         (s) => s?.lag === 0,
         30_000,
       );
       // The group's lag agrees: b commits to the group after each database commit.
-      const groups = await waitFor(
+      const groups = await waitForValue(
         'group lag 0',
         async () => ((await (await fetch(`${hub.url}/v1/groups`)).json()) as { groups: Array<{ group: string; lag: number; members: number }> }).groups,
         (g) => g.find((x) => x.group === 'payments-writers')?.lag === 0,
@@ -255,7 +255,7 @@ describe('postgres sink', () => {
         const res = await fetch(`${inHub.url}/v1/topics/prices/records`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ records }) });
         expect(res.status).toBe(200);
       }
-      const status = await waitFor(
+      const status = await waitForValue(
         'the connector caught up',
         async () => ((await (await fetch(`${inHub.url}/v1/connectors`)).json()) as { connectors: Array<{ name: string; state: string; lag: number | null; records: number }> }).connectors,
         (c) => c[0]?.lag === 0 && c[0].records === skus * rounds,
@@ -271,11 +271,11 @@ describe('postgres sink', () => {
       const newest = Array.from({ length: skus }, (_, k) => ({ key: `sku-${k}`, value: { price: 99_000 + k } }));
       await fetch(`${inHub.url}/v1/topics/prices/records`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ records: newest }) });
       const connectors = async () => ((await (await fetch(`${inHub.url}/v1/connectors`)).json()) as { connectors: Array<{ state: string; lag: number | null }> }).connectors;
-      await waitFor('lag seen while paused', connectors, (c) => (c[0].lag ?? 0) > 0, 30_000);
+      await waitForValue('lag seen while paused', connectors, (c) => (c[0].lag ?? 0) > 0, 30_000);
       expect((await pg.query('SELECT count(*) AS n FROM prices WHERE price >= 99000')).rows[0].n).toBe('0');
       expect((await control('resume')).state).toBe('running');
-      await waitFor('caught up after resume', connectors, (c) => c[0].lag === 0, 30_000);
-      await waitFor(
+      await waitForValue('caught up after resume', connectors, (c) => c[0].lag === 0, 30_000);
+      await waitForValue(
         'newest prices',
         async () => (await pg.query('SELECT count(*) AS n FROM prices WHERE price >= 99000')).rows[0].n,
         (n) => n === '100',

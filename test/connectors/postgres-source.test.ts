@@ -7,9 +7,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startConnect, type ConnectProcess } from '../helpers/connect.ts';
-import { startHub, tempDir, type Hub } from '../helpers/hub.ts';
-import { startPostgres, type Postgres } from '../helpers/postgres.ts';
-import { waitFor } from '../helpers/wait-for.ts';
+import { startHub, tempDir, type Hub } from '../../harness/hub.ts';
+import { startPostgres, type Postgres } from '../../harness/postgres.ts';
+import { waitForValue } from '../../harness/wait.ts';
 
 let pg: Postgres;
 let hub: Hub;
@@ -80,7 +80,7 @@ describe('postgres source', () => {
     let c: ConnectProcess = await startConnect(file);
     try {
       // Killed while the first rows are being produced.
-      await waitFor(
+      await waitForValue(
         'some events',
         () => topicSize('readings'),
         (n) => n >= 500,
@@ -89,7 +89,7 @@ describe('postgres source', () => {
       );
       await c.kill();
       c = await startConnect(file);
-      await waitFor(
+      await waitForValue(
         'the first 3,000 rows',
         () => topicSize('readings'),
         (n) => n >= 3000,
@@ -97,7 +97,7 @@ describe('postgres source', () => {
       );
       // Rows inserted while it runs.
       for (let i = 0; i < 5; i++) await insert(100);
-      await waitFor(
+      await waitForValue(
         '3,500 events',
         () => topicSize('readings'),
         (n) => n >= 3500,
@@ -108,7 +108,7 @@ describe('postgres source', () => {
       await insert(400);
       c = await startConnect(file);
       await insert(100);
-      await waitFor(
+      await waitForValue(
         '4,000 events',
         () => topicSize('readings'),
         (n) => n >= 4000,
@@ -148,7 +148,7 @@ describe('postgres source', () => {
     });
     let c = await startConnect(file);
     try {
-      await waitFor(
+      await waitForValue(
         '20 events',
         () => topicSize('profiles'),
         (n) => n >= 20,
@@ -157,7 +157,7 @@ describe('postgres source', () => {
       await c.stop();
       await pg.query(`UPDATE profiles SET name = 'renamed', updated_at = '2026-02-01+00' WHERE id IN (3, 15)`);
       c = await startConnect(file);
-      await waitFor(
+      await waitForValue(
         '22 events',
         () => topicSize('profiles'),
         (n) => n >= 22,

@@ -9,9 +9,9 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startConnect } from '../helpers/connect.ts';
-import { startHub, tempDir, type Hub } from '../helpers/hub.ts';
-import { startPostgres, type Postgres } from '../helpers/postgres.ts';
-import { waitFor } from '../helpers/wait-for.ts';
+import { startHub, tempDir, type Hub } from '../../harness/hub.ts';
+import { startPostgres, type Postgres } from '../../harness/postgres.ts';
+import { waitForValue } from '../../harness/wait.ts';
 
 const EXAMPLES = path.join(path.dirname(new URL(import.meta.url).pathname), 'examples');
 const README = fs.readFileSync(path.join(EXAMPLES, '../../../README.md'), 'utf8');
@@ -60,7 +60,7 @@ describe('README connector examples', () => {
     ]);
     const c = await startConnect(file);
     try {
-      const rows = await waitFor(
+      const rows = await waitForValue(
         'two rows',
         async () => (await pg.query<{ id: string; total: string }>('SELECT id, total FROM orders ORDER BY id')).rows,
         (r) => r.length === 2 && r[0].total === '14',
@@ -86,9 +86,9 @@ describe('README connector examples', () => {
         if (res.status !== 200) return 0;
         return ((await res.json()) as { offsets: Array<{ highWatermark: number }> }).offsets.reduce((n, o) => n + o.highWatermark, 0);
       };
-      await waitFor('two signups', hw, (n) => n === 2, 30_000);
+      await waitForValue('two signups', hw, (n) => n === 2, 30_000);
       await pg.query(`INSERT INTO signups (email, created_at) VALUES ('c@example.com', now())`);
-      await waitFor('three signups', hw, (n) => n === 3, 30_000);
+      await waitForValue('three signups', hw, (n) => n === 3, 30_000);
       expect(((await (await fetch(`${hub.url}/v1/topics/signups`)).json()) as { partitions: number }).partitions).toBe(3);
     } finally {
       await c.stop();
@@ -111,7 +111,7 @@ describe('README connector examples', () => {
     await produce('orders', [{ key: 'order-3', value: { total: 1 } }]);
     const c = await startConnect(file);
     try {
-      await waitFor(
+      await waitForValue(
         'every order posted',
         () => seen.flatMap((s) => s.ids).length,
         (n) => n >= 4,

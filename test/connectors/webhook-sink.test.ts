@@ -8,8 +8,8 @@ import http from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startConnect } from '../helpers/connect.ts';
-import { startHub, tempDir, type Hub } from '../helpers/hub.ts';
-import { waitFor } from '../helpers/wait-for.ts';
+import { startHub, tempDir, type Hub } from '../../harness/hub.ts';
+import { waitForValue } from '../../harness/wait.ts';
 
 let hub: Hub;
 let dir: string;
@@ -70,7 +70,7 @@ describe('webhook sink', () => {
     expect(res.status).toBe(200);
     const c = await startConnect(file);
     try {
-      const status = await waitFor(
+      const status = await waitForValue(
         '299 delivered and 1 dead-lettered',
         () => c.status(),
         (s) => s[0]?.records === 300 && s[0].deadLettered === 1,
@@ -88,7 +88,7 @@ describe('webhook sink', () => {
       expect(headers).toMatchObject({ 'tributary.dlq.topic': 'events', 'tributary.dlq.offset': '137', 'tributary.dlq.status': '422' });
       expect(headers['tributary.dlq.reason']).toContain('poison');
       // The offsets are committed to the group named after the connector: a restart sends nothing again.
-      const group = await waitFor(
+      const group = await waitForValue(
         'group caught up',
         async () => (await (await fetch(`${hub.url}/v1/groups/hooks`)).json()) as { offsets: Array<{ topic: string; committed: number; lag: number }> },
         (g) => g.offsets?.length > 0 && g.offsets.every((o) => o.lag === 0),
@@ -98,7 +98,7 @@ describe('webhook sink', () => {
       await c.stop();
       const before = attempts;
       const again = await startConnect(file);
-      await waitFor(
+      await waitForValue(
         'restarted',
         () => again.status(),
         (s) => s[0]?.state === 'running',

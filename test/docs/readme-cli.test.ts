@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHub, type Hub } from '../helpers/hub.ts';
+import { useHub } from '../../harness/hub-fixture.ts';
 import { BIN } from '../cli/cli-run.ts';
 
 const README = fs.readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
@@ -22,18 +22,15 @@ function shBlocks(section: string): string[] {
   return [...text.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]);
 }
 
-let hub: Hub;
+const hub = useHub();
 let shimDir: string;
 
 beforeAll(async () => {
-  hub = await startHub();
   shimDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-bin-'));
   fs.writeFileSync(path.join(shimDir, 'tributary'), `#!/bin/sh\nexec "${process.execPath}" "${BIN}" "$@"\n`, { mode: 0o755 });
 });
 
 afterAll(async () => {
-  await hub?.stop();
-  hub?.cleanup();
   fs.rmSync(shimDir, { recursive: true, force: true });
 });
 

@@ -7,19 +7,11 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHub, type Hub } from '../helpers/hub.ts';
+import { describe, expect, it } from 'vitest';
+import { useHub } from '../../harness/hub-fixture.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-let hub: Hub;
-
-beforeAll(async () => {
-  hub = await startHub();
-});
-afterAll(async () => {
-  await hub?.stop();
-  hub?.cleanup();
-});
+const hub = useHub();
 
 /** The shell block of the quick start that follows "Then:", as commands (continuation lines joined). */
 function quickStartCommands(): string[] {

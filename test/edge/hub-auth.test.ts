@@ -6,7 +6,7 @@
  */
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHub, type Hub } from '../helpers/hub.ts';
+import { startHub, type Hub } from '../../harness/hub.ts';
 import { buildWorker, DEVICE_SECRET, deviceToken, ingest, removeBundle, startEdge, type Edge } from '../../harness/edge.ts';
 
 const HUB_SECRET = 'hub-secret-for-the-edge-auth-test-0123456789';

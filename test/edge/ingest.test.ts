@@ -7,7 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeCbor } from '../../protocol/codec.ts';
-import { startHub, type Hub } from '../helpers/hub.ts';
+import { startHub, type Hub } from '../../harness/hub.ts';
 import { buildWorker, countRecords, DEVICE_SECRET, deviceToken, headerOf, ingest, readPartition, readTopic, removeBundle, startEdge, type Edge, type ReadRecord } from '../../harness/edge.ts';
 
 let hub: Hub;

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { encodeCbor } from '../../protocol/codec.ts';
-import { startHub, type Hub } from '../helpers/hub.ts';
+import { startHub, type Hub } from '../../harness/hub.ts';
 import { buildWorker, countRecords, DEVICE_SECRET, deviceToken, ingest, removeBundle, startEdge, type Edge } from '../../harness/edge.ts';
 
 let hub: Hub;

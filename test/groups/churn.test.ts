@@ -7,7 +7,7 @@
  * 10 s in the normal run; TRIBUTARY_CHURN_SECONDS=30 for the long soak.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Hub } from '../helpers/hub.ts';
+import type { Hub } from '../../harness/hub.ts';
 import { createClient } from '../../web-client/node.ts';
 import { createTopic, member, sleep, startGroupHub, waitFor, type TestMember } from './support.ts';
 

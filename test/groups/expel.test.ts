@@ -4,7 +4,7 @@
  * once, and the web client joins again as a new member.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import type { Hub } from '../helpers/hub.ts';
+import type { Hub } from '../../harness/hub.ts';
 import { createTopic, groupView, member, startGroupHub, waitFor, type TestMember } from './support.ts';
 
 let hub: Hub;

@@ -5,8 +5,8 @@
  * resumes from the last commit, and a member whose generation ended is fenced.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Hub } from '../helpers/hub.ts';
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
+import type { Hub } from '../../harness/hub.ts';
+import { startTcpProxy, type TcpProxy } from '../../harness/tcp-proxy.ts';
 import { WsClient } from '../helpers/ws-client.ts';
 import { SESSION_TIMEOUT_MS, createTopic, groupView, keysOf, member, produce, sleep, startGroupHub, waitFor, type TestMember } from './support.ts';
 

@@ -6,8 +6,8 @@
  * membership (and partitions) after its connection drops.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHub, type Hub } from '../helpers/hub.ts';
-import { startTcpProxy } from '../helpers/tcp-proxy.ts';
+import { startHub, type Hub } from '../../harness/hub.ts';
+import { startTcpProxy } from '../../harness/tcp-proxy.ts';
 import { WsClient, bytes } from '../helpers/ws-client.ts';
 import { HEARTBEAT_INTERVAL_MS, createTopic, groupView, member, produce, sleep, startGroupHub, waitFor, type TestMember } from './support.ts';
 

@@ -3,7 +3,7 @@
  * client members that record what they handled, and the group's view over
  * HTTP.
  */
-import { startHub, type Hub, type HubOptions } from '../helpers/hub.ts';
+import { startHub, type Hub, type HubOptions } from '../../harness/hub.ts';
 import { createClient, type Client, type ClientOptions, type ConsumedRecord, type SubscribeOptions, type SubscriptionHandle } from '../../web-client/node.ts';
 
 /** Short enough for tests to watch sessions expire, with headroom for a loaded machine. */
@@ -19,7 +19,7 @@ export function startGroupHub(opts: HubOptions = {}): Promise<Hub> {
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-export { waitFor } from '../helpers/wait.ts';
+export { waitFor } from '../../harness/wait.ts';
 
 export async function createTopic(url: string, name: string, partitions: number): Promise<void> {
   const res = await fetch(`${url}/v1/topics`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name, partitions }) });

@@ -6,29 +6,22 @@
  * are refused too; nesting past LIMITS.maxNestingDepth is refused with a
  * message that says so, not "Maximum call stack size exceeded".
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { encodeCbor } from '../../protocol/codec.ts';
 import { LIMITS } from '../../protocol/limits.ts';
-import { startHub, type Hub } from '../helpers/hub.ts';
+import { useHub } from '../../harness/hub-fixture.ts';
 import { bytes, text, WsClient } from '../helpers/ws-client.ts';
 
-let hub: Hub;
+const hub = useHub();
 let c: WsClient;
 
 beforeAll(async () => {
-  hub = await startHub();
   for (const name of ['utf8ws', 'utf8http', 'deep']) {
     const res = await fetch(`${hub.url}/v1/topics`, { method: 'POST', body: JSON.stringify({ name, partitions: 1 }) });
     expect(res.status).toBe(201);
   }
-  c = await WsClient.connect(hub.wsUrl);
+  c = hub.own(await WsClient.connect(hub.wsUrl));
   await c.hello();
-});
-
-afterAll(async () => {
-  await c.close();
-  await hub.stop();
-  hub.cleanup();
 });
 
 /** The marker "\u0001\u0002" encodes as the bytes 01 02; poison() swaps them for c3 28, an invalid UTF-8 sequence of the same length. */

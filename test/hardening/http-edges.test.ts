@@ -10,7 +10,7 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeCbor } from '../../protocol/codec.ts';
 import { LIMITS } from '../../protocol/limits.ts';
-import type { Hub } from '../helpers/hub.ts';
+import type { Hub } from '../../harness/hub.ts';
 import { WsClient } from '../helpers/ws-client.ts';
 import { APP_ORIGIN, adminToken, startAuthHub } from '../helpers/auth-hub.ts';
 

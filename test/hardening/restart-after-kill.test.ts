@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ackOffsets } from '../../protocol/frames.ts';
-import { startHub, tempDir, waitHealthy, type Hub } from '../helpers/hub.ts';
+import { startHub, tempDir, waitHealthy, type Hub } from '../../harness/hub.ts';
 import { bytes, text, WsClient } from '../helpers/ws-client.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

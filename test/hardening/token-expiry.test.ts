@@ -5,7 +5,7 @@
  * first sees it, without `iat`).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Hub } from '../helpers/hub.ts';
+import type { Hub } from '../../harness/hub.ts';
 import { WsClient } from '../helpers/ws-client.ts';
 import { createTopic, recordCount, startAuthHub, token } from '../helpers/auth-hub.ts';
 

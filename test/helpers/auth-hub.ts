@@ -5,7 +5,7 @@
  * helpers.
  */
 import { SignJWT } from 'jose';
-import { startHub, type Hub, type HubOptions } from './hub.ts';
+import { startHub, type Hub, type HubOptions } from '../../harness/hub.ts';
 import { WsClient } from './ws-client.ts';
 
 export const SECRET = 'tributary-security-tests-secret-0123456789';

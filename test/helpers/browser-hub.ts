@@ -5,9 +5,9 @@
  * from browser.ts, which the outbox bench imports outside Vitest.
  */
 import { afterAll, beforeAll } from 'vitest';
-import { type BrowserEnv, startBrowserEnv } from './browser.ts';
-import { startHub, type Hub } from './hub.ts';
-import { startTcpProxy, type TcpProxy } from './tcp-proxy.ts';
+import { type BrowserEnv, startBrowserEnv } from '../../harness/browser.ts';
+import { startHub, type Hub } from '../../harness/hub.ts';
+import { startTcpProxy, type TcpProxy } from '../../harness/tcp-proxy.ts';
 
 /** What the file's tests use; a test that restarts the hub puts the new one in `hub` so that it is stopped at the end. */
 export interface HubBehindProxy {

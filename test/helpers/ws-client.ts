@@ -65,7 +65,7 @@ export class WsClient {
   readonly closed: Promise<{ code: number; reason: string }>;
   /** The close code and reason once closed (for a failing test's message). */
   closeInfo?: { code: number; reason: string };
-  /** Decode delivered batches into records (turn off for raw-throughput tests). */
+  /** Decode delivered batches into records and keep the frames (off: count bytes only, keep nothing — raw-throughput tests). */
   decode = true;
 
   private constructor(readonly ws: WebSocket) {
@@ -194,11 +194,19 @@ export class WsClient {
 
   /** Stops reading from the socket (TCP backpressure builds up at the hub). */
   pauseReading(): void {
-    (this.ws as unknown as { _socket: { pause(): void } })._socket.pause();
+    // ws's own pause, not the socket's: ws pauses and resumes the socket itself for its receiver's
+    // backpressure, and would undo (or be undone by) a pause behind its back.
+    this.ws.pause();
+  }
+
+  /** For a failing test's message: whether ws and its socket are paused. */
+  readingState(): string {
+    const socket = (this.ws as unknown as { _socket?: { isPaused(): boolean; readableLength: number } })._socket;
+    return `ws ${this.ws.isPaused ? 'paused' : 'reading'}, socket ${socket?.isPaused() ? 'paused' : 'flowing'} (${socket?.readableLength ?? 0} bytes unread)`;
   }
 
   resumeReading(): void {
-    (this.ws as unknown as { _socket: { resume(): void } })._socket.resume();
+    this.ws.resume();
   }
 
   async close(): Promise<void> {
@@ -243,9 +251,9 @@ export class WsClient {
         const r = f as unknown as RecordsFrame;
         const s = this.subs.get(r.sub);
         if (!s) break;
-        s.frames.push(r);
         s.bytes += r.b.length;
         if (this.decode) {
+          s.frames.push(r);
           const from = s.next.get(r.p) ?? 0;
           const recs = decodeBatches(r.b, from);
           for (const rec of recs) s.records.push({ ...rec, partition: r.p });

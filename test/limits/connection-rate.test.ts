@@ -4,31 +4,20 @@
  * is counted; the bucket refills; the refusal is counted in /metrics.
  */
 import http from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../helpers/wait.ts';
-import { startHub, type Hub } from '../helpers/hub.ts';
+import { describe, expect, it } from 'vitest';
+import { waitFor } from '../../harness/wait.ts';
+import { useHub } from '../../harness/hub-fixture.ts';
 import { UpgradeRefused, WsClient } from '../helpers/ws-client.ts';
 
-let hub: Hub;
-const open: WsClient[] = [];
-
-beforeAll(async () => {
-  // One new connection a second after a burst of 5: slow enough that a loaded machine cannot refill the bucket while the burst is spent.
-  hub = await startHub({ args: ['--connections-per-sec-per-address', '1', '--connections-burst-per-address', '5'] });
-});
-
-afterAll(async () => {
-  await Promise.all(open.map((c) => c.close()));
-  await hub.stop();
-  hub.cleanup();
-});
+// One new connection a second after a burst of 5: slow enough that a loaded machine cannot refill the bucket while the burst is spent.
+const hub = useHub({ args: ['--connections-per-sec-per-address', '1', '--connections-burst-per-address', '5'] });
 
 describe('connection rate per address', () => {
   it('refuses upgrades past the burst with 429 and Retry-After, then admits again once the bucket refills', async () => {
-    open.push(...(await Promise.all(Array.from({ length: 5 }, () => WsClient.connect(hub.wsUrl)))));
+    const open = (await Promise.all(Array.from({ length: 5 }, () => WsClient.connect(hub.wsUrl)))).map((c) => hub.own(c));
     const refused = await WsClient.connect(hub.wsUrl).then(
       (c) => {
-        open.push(c);
+        hub.own(c);
         return null;
       },
       (e: unknown) => e,
@@ -64,7 +53,7 @@ describe('connection rate per address', () => {
       10_000,
       'the bucket to refill',
     );
-    open.push(again!);
+    hub.own(again!);
     await expect(again!.request({ t: 'ping' })).resolves.toMatchObject({ t: 'ok' });
 
     const metrics = await (await fetch(`${hub.url}/metrics`)).text();

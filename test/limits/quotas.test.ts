@@ -11,8 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ConnectionLimits, ConnectionQuota, TokenBucket } from '../../server/limits/index.ts';
 import { adminToken, authedClient, createTopic, refusals, sleep, startAuthHub, token } from '../helpers/auth-hub.ts';
-import type { Hub } from '../helpers/hub.ts';
-import { waitFor } from '../helpers/wait.ts';
+import type { Hub } from '../../harness/hub.ts';
+import { waitFor } from '../../harness/wait.ts';
 import { bytes, WsClient } from '../helpers/ws-client.ts';
 
 describe('TokenBucket', () => {

@@ -12,10 +12,10 @@ import http from 'node:http';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startConnect, type ConnectProcess } from '../helpers/connect.ts';
-import { startHub, tempDir, type Hub } from '../helpers/hub.ts';
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
-import { waitFor } from '../helpers/wait.ts';
-import { createTopic } from '../helpers/topic-reader.ts';
+import { startHub, tempDir, type Hub } from '../../harness/hub.ts';
+import { startTcpProxy, type TcpProxy } from '../../harness/tcp-proxy.ts';
+import { waitFor } from '../../harness/wait.ts';
+import { createTopic } from '../../harness/topic-reader.ts';
 import { removeDirs, SOAK, startLoad, type Load } from './support.ts';
 
 const ROUNDS = SOAK ? 30 : 6;

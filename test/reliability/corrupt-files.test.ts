@@ -9,8 +9,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHub, tempDir, type Hub } from '../helpers/hub.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { startHub, tempDir, type Hub } from '../../harness/hub.ts';
+import { waitFor } from '../../harness/wait.ts';
 
 const RECORDS = 40;
 let pristine: string;

@@ -9,10 +9,10 @@
  * resuming from its persisted positions — saw every offset once, in order.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { startHub, tempDir, type Hub } from '../helpers/hub.ts';
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
-import { waitFor } from '../helpers/wait.ts';
-import { createTopic } from '../helpers/topic-reader.ts';
+import { startHub, tempDir, type Hub } from '../../harness/hub.ts';
+import { startTcpProxy, type TcpProxy } from '../../harness/tcp-proxy.ts';
+import { waitFor } from '../../harness/wait.ts';
+import { createTopic } from '../../harness/topic-reader.ts';
 import { deliveryProblems, logProblems, readLog, removeDirs, SOAK, startLoad, startReader, type Delivery, type Load, type Reader } from './support.ts';
 
 const ROUNDS = SOAK ? 40 : 10;

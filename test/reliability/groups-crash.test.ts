@@ -10,9 +10,9 @@
  * survive one more SIGKILL.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { tempDir, type Hub } from '../helpers/hub.ts';
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { tempDir, type Hub } from '../../harness/hub.ts';
+import { startTcpProxy, type TcpProxy } from '../../harness/tcp-proxy.ts';
+import { waitFor } from '../../harness/wait.ts';
 import { createTopic, groupView, member, startGroupHub, type TestMember } from '../groups/support.ts';
 import { removeDirs, SOAK, startLoad, type Load } from './support.ts';
 

@@ -11,8 +11,8 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeCbor } from '../../protocol/index.ts';
-import { startHub, type Hub } from '../helpers/hub.ts';
-import { rssBytes, waitFor } from '../helpers/wait.ts';
+import { startHub, type Hub } from '../../harness/hub.ts';
+import { rssBytes, waitFor } from '../../harness/wait.ts';
 import { bytes, WsClient } from '../helpers/ws-client.ts';
 
 const SOAK = process.env.TRIBUTARY_SOAK === '1';

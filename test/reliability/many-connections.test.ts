@@ -18,8 +18,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHub, type Hub } from '../helpers/hub.ts';
-import { openFds, rssBytes, waitFor } from '../helpers/wait.ts';
+import { startHub, type Hub } from '../../harness/hub.ts';
+import { openFds, rssBytes, waitFor } from '../../harness/wait.ts';
 import { bytes, text, WsClient } from '../helpers/ws-client.ts';
 
 const SOAK = process.env.TRIBUTARY_SOAK === '1';

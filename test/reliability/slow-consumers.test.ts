@@ -8,8 +8,8 @@
  * version with credit and the 4429 close.)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHub, type Hub } from '../helpers/hub.ts';
-import { rssBytes, waitFor } from '../helpers/wait.ts';
+import { startHub, type Hub } from '../../harness/hub.ts';
+import { rssBytes, waitFor } from '../../harness/wait.ts';
 import { bytes, WsClient } from '../helpers/ws-client.ts';
 
 const KiB = 1024;
@@ -165,7 +165,7 @@ describe(`${STUCK} stuck consumers beside ${FAST} fast ones`, () => {
       return resumed.every(({ c, sub }) => c.deliveredBytes(sub) >= PHASE_BYTES);
     };
     await waitFor(caughtUp, 180_000, 'resumed consumers to catch up').catch(async (err: Error) => {
-      const where = resumed.map(({ c, sub }) => `${(c.deliveredBytes(sub) / MiB).toFixed(1)} MiB${c.closeInfo ? ` closed ${c.closeInfo.code} ${c.closeInfo.reason}` : ''}`);
+      const where = resumed.map(({ c, sub }) => `${(c.deliveredBytes(sub) / MiB).toFixed(1)} MiB (${c.readingState()})${c.closeInfo ? ` closed ${c.closeInfo.code} ${c.closeInfo.reason}` : ''}`);
       throw new Error(`${err.message} (${String(err.cause ?? '')}); delivered ${where.join(', ')} of ${PHASE_BYTES / MiB} MiB; hub paused connections ${await metric('tributary_paused_connections')}`);
     });
     await waitFor(async () => (await metric('tributary_paused_connections')) === 0, 20_000, 'no paused connections');

@@ -7,8 +7,8 @@
  * flat: bounded growth from the first sample after warm-up, not a trend.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Hub } from '../helpers/hub.ts';
-import { openFds, rssBytes } from '../helpers/wait.ts';
+import type { Hub } from '../../harness/hub.ts';
+import { openFds, rssBytes } from '../../harness/wait.ts';
 import { bytes, WsClient } from '../helpers/ws-client.ts';
 import { createTopic, member, startGroupHub, type TestMember } from '../groups/support.ts';
 

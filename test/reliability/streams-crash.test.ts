@@ -13,9 +13,9 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { partitionForKey } from '../../protocol/index.ts';
 import { createClient, type Client } from '../../web-client/node.ts';
-import { startHub, type Hub } from '../helpers/hub.ts';
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { startHub, type Hub } from '../../harness/hub.ts';
+import { startTcpProxy, type TcpProxy } from '../../harness/tcp-proxy.ts';
+import { waitFor } from '../../harness/wait.ts';
 import { createTopic, directCounts, keyedEvents, produceInput, windowResults } from '../streams/fixtures.ts';
 import { SOAK } from './support.ts';
 

@@ -7,8 +7,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createClient, type Client, type SubscriptionHandle } from '../../web-client/node.ts';
-import { readPartition, type ReadRecord } from '../helpers/topic-reader.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { readPartition, type ReadRecord } from '../../harness/topic-reader.ts';
+import { waitFor } from '../../harness/wait.ts';
 
 export const SOAK = process.env.TRIBUTARY_SOAK === '1';
 

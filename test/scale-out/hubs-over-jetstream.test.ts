@@ -6,10 +6,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, type Client, type ConsumedRecord } from '../../web-client/index.ts';
-import { startHub, type Hub } from '../helpers/hub.ts';
-import { startNatsCluster, waitFor, type NatsCluster } from '../helpers/nats.ts';
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
-import { createTopic, exactlyOnceProblems, readTopic } from '../helpers/topic-reader.ts';
+import { startHub, type Hub } from '../../harness/hub.ts';
+import { startNatsCluster, type NatsCluster } from '../../harness/nats.ts';
+import { waitFor } from '../../harness/wait.ts';
+import { startTcpProxy, type TcpProxy } from '../../harness/tcp-proxy.ts';
+import { createTopic, exactlyOnceProblems, readTopic } from '../../harness/topic-reader.ts';
 
 let nats: NatsCluster;
 const hubs: Hub[] = [];

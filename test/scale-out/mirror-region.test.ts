@@ -6,9 +6,10 @@
  * and read-only.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHub, type Hub } from '../helpers/hub.ts';
-import { startNatsCluster, waitFor, waitForSuperCluster, type NatsCluster } from '../helpers/nats.ts';
-import { createTopic, exactlyOnceProblems, readTopic } from '../helpers/topic-reader.ts';
+import { startHub, type Hub } from '../../harness/hub.ts';
+import { startNatsCluster, waitForSuperCluster, type NatsCluster } from '../../harness/nats.ts';
+import { waitFor } from '../../harness/wait.ts';
+import { createTopic, exactlyOnceProblems, readTopic } from '../../harness/topic-reader.ts';
 
 let regionA: NatsCluster;
 let regionB: NatsCluster;

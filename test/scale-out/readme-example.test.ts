@@ -9,8 +9,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { startHub, type Hub } from '../helpers/hub.ts';
-import { waitFor } from '../helpers/nats.ts';
+import { startHub, type Hub } from '../../harness/hub.ts';
+import { waitFor } from '../../harness/wait.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 let cluster: ChildProcess | null = null;

@@ -9,7 +9,7 @@
  * before/after difference), so any one of them may run alone.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Hub } from '../helpers/hub.ts';
+import type { Hub } from '../../harness/hub.ts';
 import { bytes, UpgradeRefused, WsClient } from '../helpers/ws-client.ts';
 import { APP_ORIGIN, adminToken, authedClient, createTopic, recordCount, refusals, startAuthHub, token, unsignedToken } from '../helpers/auth-hub.ts';
 

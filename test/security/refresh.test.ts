@@ -5,7 +5,7 @@
  * refresh for another subject is refused and the old token keeps serving.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Hub } from '../helpers/hub.ts';
+import type { Hub } from '../../harness/hub.ts';
 import { bytes, type WsClient } from '../helpers/ws-client.ts';
 import { adminToken, authedClient, createTopic, sleep, startAuthHub, token } from '../helpers/auth-hub.ts';
 

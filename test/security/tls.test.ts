@@ -9,10 +9,10 @@ import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tempDir, type Hub } from '../helpers/hub.ts';
+import { tempDir, type Hub } from '../../harness/hub.ts';
 import { WsClient } from '../helpers/ws-client.ts';
 import { adminToken, startAuthHub } from '../helpers/auth-hub.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { waitFor } from '../../harness/wait.ts';
 
 const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
 const dir = tempDir('tributary-tls-');

@@ -9,7 +9,8 @@ import { decodeBatches } from '../../protocol/batch.ts';
 import { JetStreamLogStore } from '../../server/storage/jetstream/jetstream-log-store.ts';
 import { streamName } from '../../server/storage/jetstream/names.ts';
 import type { AppendResult } from '../../server/storage/log-store.ts';
-import { startNatsCluster, waitFor, type NatsCluster } from '../helpers/nats.ts';
+import { startNatsCluster, type NatsCluster } from '../../harness/nats.ts';
+import { waitFor } from '../../harness/wait.ts';
 import { makeBatch } from '../helpers/store.ts';
 
 let nats: NatsCluster;

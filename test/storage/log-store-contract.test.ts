@@ -9,7 +9,7 @@ import { decodeBatches, readBatchHeader } from '../../protocol/batch.ts';
 import type { StoredRecord } from '../../protocol/record.ts';
 import { JetStreamLogStore } from '../../server/storage/jetstream/jetstream-log-store.ts';
 import type { AppendResult, LogStore } from '../../server/storage/log-store.ts';
-import { startNatsCluster, type NatsCluster } from '../helpers/nats.ts';
+import { startNatsCluster, type NatsCluster } from '../../harness/nats.ts';
 import { makeBatch, openStore, rmDir, tempDir, valueText } from '../helpers/store.ts';
 
 interface Engine {

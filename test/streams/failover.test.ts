@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { partitionForKey } from '../../protocol/index.ts';
 import { createClient, type Client } from '../../web-client/node.ts';
-import { startHub, type Hub } from '../helpers/hub.ts';
+import { startHub, type Hub } from '../../harness/hub.ts';
 import { createTopic, directCounts, keyedEvents, produceInput, waitFor, windowResults, type InputEvent } from './fixtures.ts';
 
 const CHILD = path.join(path.dirname(fileURLToPath(import.meta.url)), 'app-child.ts');

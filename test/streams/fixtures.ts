@@ -4,11 +4,11 @@
  * itself, and reading outputs back over HTTP.
  */
 import type { InputEvent } from '../../harness/stream-input.ts';
-import { readTopic, type ReadRecord } from '../helpers/topic-reader.ts';
+import { readTopic, type ReadRecord } from '../../harness/topic-reader.ts';
 
-export { createTopic, readTopic, type ReadRecord } from '../helpers/topic-reader.ts';
+export { createTopic, readTopic, type ReadRecord } from '../../harness/topic-reader.ts';
 
-export { waitFor } from '../helpers/wait.ts';
+export { waitFor } from '../../harness/wait.ts';
 export { keyedEvents, produceInput, type InputEvent } from '../../harness/stream-input.ts';
 
 /** Windowed results (value { key, start, end, value }) of a topic, latest per window, and every update in order per window. */

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, type Client } from '../../web-client/node.ts';
 import { stream } from '../../streams/index.ts';
-import { startHub, type Hub } from '../helpers/hub.ts';
+import { startHub, type Hub } from '../../harness/hub.ts';
 import { produceInput, readTopic, waitFor } from './fixtures.ts';
 
 let hub: Hub;

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHub, type Hub } from '../helpers/hub.ts';
+import { startHub, type Hub } from '../../harness/hub.ts';
 import { bytes, WsClient } from '../helpers/ws-client.ts';
 
 const MiB = 1024 * 1024;

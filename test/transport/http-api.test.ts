@@ -2,12 +2,12 @@
  * Every HTTP route of a real hub, with its errors: a typed JSON error body
  * and a 4xx for bad input, never a 500.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { decodeCbor, encodeCbor } from '../../protocol/codec.ts';
-import { startHub, type Hub } from '../helpers/hub.ts';
+import { useHub } from '../../harness/hub-fixture.ts';
 
-let hub: Hub;
 const MAX_BODY = 16 * 1024;
+const hub = useHub({ args: ['--max-http-body-bytes', String(MAX_BODY)] });
 
 interface ErrorBody {
   error: { code: string; message: string; retriable: boolean; [k: string]: unknown };
@@ -32,15 +32,6 @@ function expectError(r: { status: number; json: ErrorBody }, status: number, cod
   expect(typeof r.json.error.message).toBe('string');
   expect(typeof r.json.error.retriable).toBe('boolean');
 }
-
-beforeAll(async () => {
-  hub = await startHub({ args: ['--max-http-body-bytes', String(MAX_BODY)] });
-});
-
-afterAll(async () => {
-  await hub.stop();
-  hub.cleanup();
-});
 
 describe('health and metrics', () => {
   it('GET /livez and /healthz answer 200 on a ready hub', async () => {

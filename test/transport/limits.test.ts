@@ -4,33 +4,20 @@
  * flight, too many connections (close 4429); malformed frames get BAD_FRAME
  * with their id and the connection stays usable.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { encodeCbor } from '../../protocol/codec.ts';
-import { startHub, type Hub } from '../helpers/hub.ts';
+import { useHub } from '../../harness/hub-fixture.ts';
 import { bytes, WsClient } from '../helpers/ws-client.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { waitFor } from '../../harness/wait.ts';
 
-let hub: Hub;
-const clients: WsClient[] = [];
 const MAX_FRAME = 64 * 1024;
+const hub = useHub({
+  args: ['--max-frame-bytes', String(MAX_FRAME), '--max-subscriptions-per-connection', '3', '--max-in-flight-per-connection', '4', '--max-connections', '6'],
+});
 
 async function client(): Promise<WsClient> {
-  const c = await WsClient.connect(hub.wsUrl);
-  clients.push(c);
-  return c;
+  return hub.own(await WsClient.connect(hub.wsUrl));
 }
-
-beforeAll(async () => {
-  hub = await startHub({
-    args: ['--max-frame-bytes', String(MAX_FRAME), '--max-subscriptions-per-connection', '3', '--max-in-flight-per-connection', '4', '--max-connections', '6'],
-  });
-});
-
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.close()));
-  await hub.stop();
-  hub.cleanup();
-});
 
 describe('limits', () => {
   it('closes with 4413 FRAME_TOO_LARGE for a frame over maxFrameBytes', async () => {
@@ -65,7 +52,7 @@ describe('limits', () => {
 
   it('closes connections past maxConnections with 4429 TOO_MANY_CONNECTIONS', async () => {
     const open_ = async (): Promise<number> => Number(/^tributary_connections (\d+)/m.exec(await (await fetch(`${hub.url}/metrics`)).text())?.[1] ?? -1);
-    for (const c of clients.splice(0)) await c.close();
+    await hub.closeOwned();
     await waitFor(async () => (await open_()) === 0, 10_000, 'the hub to count the closes');
     const open: WsClient[] = [];
     for (let i = 0; i < 6; i++) open.push(await client());
@@ -79,7 +66,7 @@ describe('limits', () => {
     await expect(again.request({ t: 'ping' })).resolves.toMatchObject({ t: 'ok' });
     const metrics = await (await fetch(`${hub.url}/metrics`)).text();
     expect(metrics).toMatch(/tributary_limit_rejections_total\{limit="maxConnections"\} 1/);
-    for (const c of clients.splice(0)) await c.close();
+    await hub.closeOwned();
     await waitFor(async () => (await open_()) === 0, 10_000, 'the hub to count the closes');
   });
 });

@@ -7,11 +7,11 @@
  */
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { tempDir, type Hub } from '../helpers/hub.ts';
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
+import { tempDir, type Hub } from '../../harness/hub.ts';
+import { startTcpProxy, type TcpProxy } from '../../harness/tcp-proxy.ts';
 import { adminToken, createTopic, recordCount, sleep, startAuthHub, token } from '../helpers/auth-hub.ts';
 import { ClientError, createClient, type Client, type ClientOptions, type ConnectionState } from '../../web-client/node.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { waitFor } from '../../harness/wait.ts';
 
 let hub: Hub;
 let proxy: TcpProxy;

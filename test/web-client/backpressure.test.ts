@@ -4,27 +4,17 @@
  * and gives up with OUTBOX_FULL only after maxBlockMs; sendMany queues many
  * events in one outbox transaction.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHub, type Hub } from '../helpers/hub.ts';
+import { describe, expect, it } from 'vitest';
+import { useHub } from '../../harness/hub-fixture.ts';
 import { ClientError, createClient, type Client } from '../../web-client/index.ts';
-import { createTopic, exactlyOnceProblems, readTopic } from '../helpers/topic-reader.ts';
+import { createTopic, exactlyOnceProblems, readTopic } from '../../harness/topic-reader.ts';
 
-let hub: Hub;
-const clients: Client[] = [];
+const hub = useHub();
 const client = (opts: Partial<Parameters<typeof createClient>[0]> = {}): Client => {
   const c = createClient({ url: hub.wsUrl, outbox: 'memory', name: `bp-${Math.random()}`, ...opts });
-  clients.push(c);
+  hub.own(c);
   return c;
 };
-
-beforeAll(async () => {
-  hub = await startHub();
-});
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.close()));
-  await hub?.stop();
-  hub?.cleanup();
-});
 
 describe('send() at the outbox bound', () => {
   it('200,000 events in groups of 1,000 through a 100,000-event outbox: every event stored exactly once, in key order', async () => {

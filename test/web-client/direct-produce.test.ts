@@ -5,28 +5,19 @@
  * offsets with duplicate = true; a call made while the hub is down waits for
  * it and lands once.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHub, type Hub } from '../helpers/hub.ts';
-import { startTcpProxy } from '../helpers/tcp-proxy.ts';
+import { describe, expect, it } from 'vitest';
+import { startHub } from '../../harness/hub.ts';
+import { useHub } from '../../harness/hub-fixture.ts';
+import { startTcpProxy } from '../../harness/tcp-proxy.ts';
 import { createClient, TributaryError, type Client } from '../../web-client/index.ts';
-import { createTopic, readPartition } from '../helpers/topic-reader.ts';
+import { createTopic, readPartition } from '../../harness/topic-reader.ts';
 
-let hub: Hub;
-const clients: Client[] = [];
+const hub = useHub();
 const client = (url = hub.wsUrl): Client => {
   const c = createClient({ url, outbox: 'memory', name: `d-${Math.random()}`, backoffMaxMs: 200 });
-  clients.push(c);
+  hub.own(c);
   return c;
 };
-
-beforeAll(async () => {
-  hub = await startHub();
-});
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.close()));
-  await hub?.stop();
-  hub?.cleanup();
-});
 
 describe('client.produce (direct, caller-chosen sequences)', () => {
   it('lands events in the given partition in order, and a repeat of the same sequences is a duplicate with the same offsets', async () => {

@@ -10,10 +10,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHub, tempDir, type Hub } from '../helpers/hub.ts';
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
+import { startHub, tempDir, type Hub } from '../../harness/hub.ts';
+import { startTcpProxy, type TcpProxy } from '../../harness/tcp-proxy.ts';
 import { createClient } from '../../web-client/node.ts';
-import { createTopic, exactlyOnceProblems, readTopic } from '../helpers/topic-reader.ts';
+import { createTopic, exactlyOnceProblems, readTopic } from '../../harness/topic-reader.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CHILD = path.join(ROOT, 'test/web-client/outbox-child.ts');

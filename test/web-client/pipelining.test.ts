@@ -6,11 +6,11 @@
  * middle of a drain and started again on the same data.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { startHub, tempDir, type Hub } from '../helpers/hub.ts';
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
+import { startHub, tempDir, type Hub } from '../../harness/hub.ts';
+import { startTcpProxy, type TcpProxy } from '../../harness/tcp-proxy.ts';
 import { createClient, type Client } from '../../web-client/index.ts';
-import { createTopic, exactlyOnceProblems, readTopic } from '../helpers/topic-reader.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { createTopic, exactlyOnceProblems, readTopic } from '../../harness/topic-reader.ts';
+import { waitFor } from '../../harness/wait.ts';
 
 const hubs: Hub[] = [];
 const proxies: TcpProxy[] = [];

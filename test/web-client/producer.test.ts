@@ -3,27 +3,18 @@
  * counts, validation before the outbox, bounds, and refusals for good that
  * go to the failed list while the rest drains on.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHub, type Hub } from '../helpers/hub.ts';
+import { describe, expect, it } from 'vitest';
+import { startHub } from '../../harness/hub.ts';
+import { useHub } from '../../harness/hub-fixture.ts';
 import { ClientError, createClient, TributaryError, type Client } from '../../web-client/index.ts';
-import { createTopic, exactlyOnceProblems, readTopic } from '../helpers/topic-reader.ts';
+import { createTopic, exactlyOnceProblems, readTopic } from '../../harness/topic-reader.ts';
 
-let hub: Hub;
-const clients: Client[] = [];
+const hub = useHub();
 const client = (opts: Partial<Parameters<typeof createClient>[0]> = {}): Client => {
   const c = createClient({ url: hub.wsUrl, outbox: 'memory', name: `t-${Math.random()}`, ...opts });
-  clients.push(c);
+  hub.own(c);
   return c;
 };
-
-beforeAll(async () => {
-  hub = await startHub();
-});
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.close()));
-  await hub?.stop();
-  hub?.cleanup();
-});
 
 describe('web client producer (Node, real hub)', () => {
   it('send resolves into the outbox, flush empties it, and the log has every event once in key order', async () => {

@@ -6,25 +6,23 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHub, tempDir, type Hub } from '../helpers/hub.ts';
-import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy.ts';
+import { tempDir } from '../../harness/hub.ts';
+import { useHub } from '../../harness/hub-fixture.ts';
+import { startTcpProxy, type TcpProxy } from '../../harness/tcp-proxy.ts';
 import { createClient, type ConsumedRecord } from '../../web-client/node.ts';
-import { createTopic } from '../helpers/topic-reader.ts';
-import { waitFor } from '../helpers/wait.ts';
+import { createTopic } from '../../harness/topic-reader.ts';
+import { waitFor } from '../../harness/wait.ts';
 
-let hub: Hub;
+const hub = useHub();
 let proxy: TcpProxy;
 let dir: string;
 
 beforeAll(async () => {
-  hub = await startHub();
   proxy = await startTcpProxy(hub.port);
   dir = tempDir('tributary-sub-');
 });
 afterAll(async () => {
   await proxy?.close();
-  await hub?.stop();
-  hub?.cleanup();
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 

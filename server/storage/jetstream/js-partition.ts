@@ -425,7 +425,7 @@ function resultOf(base: number, count: number, appendTime: number, duplicate: bo
 }
 
 /** "wrong last sequence" (10071) / "wrong last msg ID" (10070): another writer got there first. */
-export function isConflict(err: unknown): boolean {
+function isConflict(err: unknown): boolean {
   const code = (err as { api_error?: { err_code?: number } })?.api_error?.err_code;
   return code === 10070 || code === 10071 || /wrong last/i.test(String(err));
 }

@@ -20,7 +20,7 @@ const MAX_STREAM_NAME_CHARS = 200;
 /** The key-value bucket holding the topic catalog (name → partitions, config). */
 export const TOPICS_BUCKET = 'tributary_topics';
 
-export function encodeTopic(topic: string): string {
+function encodeTopic(topic: string): string {
   const enc = topic.replace(/_/g, '__').replace(/\./g, '_d');
   if (enc.length <= MAX_STREAM_NAME_CHARS - 20) return enc;
   return `${enc.slice(0, 100)}_h${createHash('sha256').update(topic).digest('hex').slice(0, 32)}`;

@@ -11,7 +11,7 @@
  * previous batch here, 0 if none>`, which chains a producer's batches so an
  * old retry can be found without scanning the partition.
  */
-import { readInt64, readRecordCount, readUint32, BATCH_HEADER_BYTES } from '../../../protocol/batch.ts';
+import { readInt64, readUint32, BATCH_HEADER_BYTES } from '../../../protocol/batch.ts';
 import { fromUtf8 } from '../../../protocol/record.ts';
 
 export const H_OFFSETS = 'Trib-Off';
@@ -52,8 +52,4 @@ export function producerOfBatch(b: Uint8Array): BatchProducer {
   const pidLen = b[63];
   if (baseSeq < 0 || pidLen === 0) return { pid: '', firstSeq: -1, lastSeq: -1 };
   return { pid: fromUtf8(b.subarray(BATCH_HEADER_BYTES, BATCH_HEADER_BYTES + pidLen)), firstSeq: baseSeq, lastSeq: baseSeq + readUint32(b, 59) };
-}
-
-export function countOf(b: Uint8Array): number {
-  return readRecordCount(b);
 }
