@@ -17,8 +17,8 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'vite';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BUNDLE, launchChromium } from '../helpers/browser.ts';
-import { startHub, type Hub } from '../helpers/hub.ts';
+import { BUNDLE, launchChromium } from '../../harness/browser.ts';
+import { startHub, type Hub } from '../../harness/hub.ts';
 import { createClient, type Client } from '../../web-client/node.ts';
 import { createTopic, directCounts, keyedEvents, produceInput, waitFor, windowResults } from './fixtures.ts';
 
