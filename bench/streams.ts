@@ -25,7 +25,8 @@ import { Session } from 'node:inspector/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startHub, type Hub } from '../harness/hub.ts';
-import { keyedEvents, produceInput } from '../harness/stream-input.ts';
+import { partitionForKey } from '../protocol/index.ts';
+import { keyedEvents, type InputEvent } from '../harness/stream-input.ts';
 import { createTopic } from '../harness/topic-reader.ts';
 import { waitFor } from '../harness/wait.ts';
 import { createClient, type Client } from '../web-client/node.ts';
@@ -39,20 +40,94 @@ export interface StreamsBenchRow {
 }
 
 const PARTITIONS = 4;
+/** The preload's requests: as the app's output lanes send them (records per request, requests in flight per partition). */
+const PRELOAD_RECORDS_PER_REQUEST = 10_000;
+const PRELOAD_IN_FLIGHT_PER_PARTITION = 4;
 
-async function timeApp(client: Client, events: number, build: (app: StreamApp) => void, id: string, hub: Hub): Promise<{ eventsPerSec: number; produced: number; ms: number }> {
-  const app = stream(client, { applicationId: id, httpUrl: hub.url, staticAssignment: 'all', creditBytes: 8 * 1024 * 1024, commitIntervalMs: Number(process.env.STREAMS_COMMIT_MS) || undefined });
+/**
+ * Writes the input with client.produce in the batch form, per partition up to
+ * PRELOAD_IN_FLIGHT_PER_PARTITION requests of PRELOAD_RECORDS_PER_REQUEST in
+ * flight: the same path and shape as the app's outputs, so its rate is the
+ * machine's bound for them.
+ */
+async function preload(client: Client, topic: string, events: InputEvent[]): Promise<void> {
+  const per = new Map<number, InputEvent[]>();
+  for (const e of events) {
+    const p = partitionForKey(e.key, PARTITIONS);
+    let l = per.get(p);
+    if (!l) per.set(p, (l = []));
+    l.push(e);
+  }
+  await Promise.all(
+    [...per].map(async ([p, list]) => {
+      const chunks: number[] = [];
+      for (let i = 0; i < list.length; i += PRELOAD_RECORDS_PER_REQUEST) chunks.push(i);
+      let next = 0;
+      const worker = async () => {
+        while (next < chunks.length) {
+          const i = chunks[next++];
+          await client.produce(topic, list.slice(i, i + PRELOAD_RECORDS_PER_REQUEST), { partition: p, producerId: `input-${topic}`, sequence: i });
+        }
+      };
+      await Promise.all(Array.from({ length: PRELOAD_IN_FLIGHT_PER_PARTITION }, worker));
+    }),
+  );
+}
+
+/** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on Linux). */
+const USER_HZ = 100;
+
+/** CPU time (user + system) of a process, in µs, from /proc (Linux); undefined elsewhere. */
+function procCpuUs(pid: number | undefined): number | undefined {
+  if (pid === undefined) return undefined;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) / USER_HZ) * 1e6; // fields 14 and 15 of stat: utime, stime
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * CPU µs per event of this process (the app) and of the hub over a timed
+ * part: what each costs whatever else shares the machine, so runs on a
+ * loaded machine compare.
+ */
+function cpuMeter(hub: Hub): (events: number) => string {
+  const app0 = process.cpuUsage();
+  const hub0 = procCpuUs(hub.proc.pid);
+  return (events) => {
+    const app = process.cpuUsage(app0);
+    const hub1 = procCpuUs(hub.proc.pid);
+    const appUs = (app.user + app.system) / events;
+    const hubUs = hub0 !== undefined && hub1 !== undefined ? (hub1 - hub0) / events : NaN;
+    return `CPU per input event: app ${appUs.toFixed(1)} µs, hub ${hubUs.toFixed(1)} µs`;
+  };
+}
+
+async function timeApp(client: Client, events: number, build: (app: StreamApp) => void, id: string, hub: Hub): Promise<{ eventsPerSec: number; produced: number; ms: number; cpu: string }> {
+  const app = stream(client, {
+    applicationId: id,
+    httpUrl: hub.url,
+    staticAssignment: 'all',
+    creditBytes: 8 * 1024 * 1024,
+    commitIntervalMs: Number(process.env.STREAMS_COMMIT_MS) || undefined,
+    minBatchRecords: Number(process.env.STREAMS_MIN_BATCH) || undefined,
+  });
   build(app);
   await app.start(); // internal topics created, partitions restored: the clock starts with the first fetch
   const prof = await startProfile();
+  const cpu = cpuMeter(hub);
   const t0 = performance.now();
   await waitFor(() => app.metrics().processed >= events, 600_000, `${id} processed`);
   await app.flush();
   const ms = performance.now() - t0;
+  const cpuNote = cpu(events);
   await prof?.(id);
   const produced = app.metrics().produced;
   await app.close();
-  return { eventsPerSec: Math.round((events / ms) * 1000), produced, ms: Math.round(ms) };
+  return { eventsPerSec: Math.round((events / ms) * 1000), produced, ms: Math.round(ms), cpu: cpuNote };
 }
 
 /**
@@ -84,16 +159,18 @@ export async function runStreamsBench(opts: { quick: boolean; only?: string }): 
     // ~100-byte JSON values, keyed, one event per ms of event time.
     const input = keyedEvents(n, 1000, 1_700_000_000_000, 1).map((e, i) => ({ ...e, value: { i, kind: i % 2 ? 'temp' : 'hum', room: `room-${i % 1000}`, c: 20 + (i % 7), pad: 'x'.repeat(32) } }));
     const tp = performance.now();
-    await produceInput(client, 'in', PARTITIONS, input);
+    const preloadCpu = cpuMeter(hub);
+    await preload(client, 'in', input);
     const produceMs = performance.now() - tp;
+    const preloadCpuNote = preloadCpu(n);
     const note = `${n} events of ~100 B in ${PARTITIONS} partitions, fsync always, one instance (static assignment), hub and app on the same 2 CPUs`;
 
-    // The output path's ceiling: the same client's produce() alone, per partition one request of 2,000 in flight.
+    // The output path's ceiling: the same client's produce() alone, as the app's lanes send (4 requests of 10,000 in flight per partition).
     rows.push({
       scenario: 'streams',
-      system: 'client.produce alone (input preload)',
+      system: 'client.produce alone (input preload, batch form)',
       eventsPerSec: Math.round((n / produceMs) * 1000),
-      notes: `${note}; the path every output, changelog and repartition record takes`,
+      notes: `${note}; the path every output, changelog and repartition record takes; ${preloadCpuNote}`,
     });
     if (!opts.only || opts.only === 'stateless') {
       await createTopic(hub.url, 'stateless-out', PARTITIONS);
@@ -109,7 +186,7 @@ export async function runStreamsBench(opts: { quick: boolean; only?: string }): 
         'bench-stateless',
         hub,
       );
-      rows.push({ scenario: 'streams', system: 'stateless filter+map+to', eventsPerSec: r.eventsPerSec, notes: `${note}; ${r.produced} outputs; ${r.ms} ms; goal ≥ 500,000/s` });
+      rows.push({ scenario: 'streams', system: 'stateless filter+map+to', eventsPerSec: r.eventsPerSec, notes: `${note}; ${r.produced} outputs; ${r.ms} ms; ${r.cpu}; goal ≥ 500,000/s` });
     }
     if (opts.only === 'consume') {
       await createTopic(hub.url, 'nowhere', 1);
@@ -124,12 +201,12 @@ export async function runStreamsBench(opts: { quick: boolean; only?: string }): 
         'bench-consume',
         hub,
       );
-      rows.push({ scenario: 'streams', system: 'consume + filter, no output', eventsPerSec: r.eventsPerSec, notes: `${note}; ${r.ms} ms` });
+      rows.push({ scenario: 'streams', system: 'consume + filter, no output', eventsPerSec: r.eventsPerSec, notes: `${note}; ${r.ms} ms; ${r.cpu}` });
     }
     if (!opts.only || opts.only === 'windowed') {
       await createTopic(hub.url, 'windowed-out', PARTITIONS);
       const r = await timeApp(client, n, (app) => app.from('in').groupByKey().window({ tumblingMs: 10_000, graceMs: 1_000 }).count({ name: 'counts' }).to('windowed-out'), 'bench-windowed', hub);
-      rows.push({ scenario: 'streams', system: 'windowed keyed count', eventsPerSec: r.eventsPerSec, notes: `${note}; ${r.produced} outputs (every update); ${r.ms} ms; goal ≥ 200,000/s` });
+      rows.push({ scenario: 'streams', system: 'windowed keyed count', eventsPerSec: r.eventsPerSec, notes: `${note}; ${r.produced} outputs (every update); ${r.ms} ms; ${r.cpu}; goal ≥ 200,000/s` });
       await createTopic(hub.url, 'windowed-final-out', PARTITIONS);
       const f = await timeApp(
         client,
@@ -138,7 +215,12 @@ export async function runStreamsBench(opts: { quick: boolean; only?: string }): 
         'bench-windowed-final',
         hub,
       );
-      rows.push({ scenario: 'streams', system: "windowed keyed count, emit 'final'", eventsPerSec: f.eventsPerSec, notes: `${note}; ${f.produced} outputs (one per closed window); ${f.ms} ms` });
+      rows.push({
+        scenario: 'streams',
+        system: "windowed keyed count, emit 'final'",
+        eventsPerSec: f.eventsPerSec,
+        notes: `${note}; ${f.produced} outputs (one per closed window); ${f.ms} ms; ${f.cpu}`,
+      });
     }
   } finally {
     await client.close();

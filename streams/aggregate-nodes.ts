@@ -35,7 +35,8 @@ export class AggregateNode extends ProcessorNode {
   process(t: TaskContext, r: Rec): void {
     const store = t.store<unknown>(this.storeName);
     const k = keyString(r.key);
-    const prev = store.has(k) ? store.get(k) : this.init();
+    const had = store.get(k);
+    const prev = had === undefined ? this.init() : had;
     const next = this.adder(prev, r);
     store.put(k, next);
     this.forward(t, { key: k, value: next, timestamp: r.timestamp, headers: r.headers, topic: r.topic, partition: r.partition, offset: r.offset });
@@ -88,13 +89,19 @@ export class TimeWindowNode extends WindowedNode {
     const size = this.w.sizeMs;
     let accepted = 0;
     let late = false;
-    for (const start of windowStartsFor(r.timestamp, size, this.w.advanceMs)) {
+    const advance = this.w.advanceMs;
+    // Tumbling windows (advance = size): one window, no array of starts per record.
+    const first = advance === size ? r.timestamp - (((r.timestamp % size) + size) % size) : 0;
+    const starts = advance === size ? undefined : windowStartsFor(r.timestamp, size, advance);
+    for (let i = 0, n = starts ? starts.length : 1; i < n; i++) {
+      const start = starts ? starts[i] : first;
       const end = start + size;
       if (isClosed(end, this.w.graceMs, st)) continue;
       if (end <= st) late = true;
       accepted++;
       const sk = windowKey(k, start, end);
-      const next = this.adder(store.has(sk) ? store.get(sk) : this.init(), r);
+      const had = store.get(sk);
+      const next = this.adder(had === undefined ? this.init() : had, r);
       store.put(sk, next);
       if (this.emit === 'update') this.result(t, k, start, end, next, r.timestamp, r);
     }

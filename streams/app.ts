@@ -9,6 +9,9 @@ import { KStream, Topology, type RootDef, type StartFrom, type Table } from './b
 import type { ConsumedRecord, GroupSubscription, ReadyClient, StreamsClient } from './client-contract.ts';
 import { StreamsError } from './errors.ts';
 import { keyString, type StreamMetrics } from './nodes.ts';
+import { IdbLocalState, type LocalState } from './idb-state.ts';
+import { metricsText, type PartitionLag } from './metrics-text.ts';
+import { Slots } from './output-lanes.ts';
 import { Task, type TaskEnv, type TaskSettings } from './task.ts';
 
 export interface StreamOptions {
@@ -23,10 +26,16 @@ export interface StreamOptions {
   httpToken?: string;
   /** Each task makes its work durable and commits at least this often. Default 100 ms. */
   commitIntervalMs?: number;
-  /** A task flushes (and its handler waits) once this many outputs are queued. Default 20,000. */
+  /** A task's input waits while this many of its outputs are queued or in flight, unacknowledged. Default 20,000. */
   maxPendingRecords?: number;
-  /** Records per produce request. Default 5,000 (the hub takes up to 10,000). */
+  /** Records per produce request at most (what piled up while requests were in flight). Default 10,000 (the hub's batch limit). */
   maxBatchRecords?: number;
+  /** Outputs of one partition a task buffers before sending them ahead of a flush (a flush sends any number). Default 1,000. */
+  minBatchRecords?: number;
+  /** Produce requests in flight per output partition of a task. Default 4. */
+  requestsPerPartition?: number;
+  /** Produce requests in flight over the whole app (its one connection; the hub allows 64 per connection by default). Default 32. */
+  maxInFlightRequests?: number;
   /** Bytes of input batches the hub may send ahead per subscription. Default 4 MiB. */
   creditBytes?: number;
   restoreTimeoutMs?: number;
@@ -40,6 +49,12 @@ export interface StreamOptions {
    * progress record is the position). Default: join the group.
    */
   staticAssignment?: 'all' | Record<string, number[]>;
+  /**
+   * Where state lives besides the changelog. 'memory' (default): restored
+   * from the changelog on every start. 'indexeddb' (browsers): also kept in
+   * IndexedDB after every flush, so a reload reads only the changelog's tail.
+   */
+  state?: 'memory' | 'indexeddb' | LocalState;
   /** Called with failures that stop a task (the application decides whether to exit). */
   onError?: (err: Error) => void;
 }
@@ -50,10 +65,20 @@ export interface InternalTopic {
   config: { cleanupPolicy: 'compact' | 'delete' };
 }
 
-const DEFAULTS = { commitIntervalMs: 100, maxPendingRecords: 20_000, maxBatchRecords: 5_000, creditBytes: 4 * 1024 * 1024, restoreTimeoutMs: 120_000, produceTimeoutMs: 60_000 };
+const DEFAULTS = {
+  commitIntervalMs: 100,
+  maxPendingRecords: 20_000,
+  maxBatchRecords: 10_000,
+  minBatchRecords: 1_000,
+  requestsPerPartition: 4,
+  maxInFlightRequests: 32,
+  creditBytes: 4 * 1024 * 1024,
+  restoreTimeoutMs: 120_000,
+  produceTimeoutMs: 60_000,
+};
 
 function zeroMetrics(): StreamMetrics {
-  return { processed: 0, produced: 0, lateAccepted: 0, lateDropped: 0, skipped: 0, restoredRecords: 0, flushes: 0, commits: 0 };
+  return { processed: 0, produced: 0, lateAccepted: 0, lateDropped: 0, skipped: 0, restoredRecords: 0, restoredLocalEntries: 0, flushes: 0, commits: 0 };
 }
 
 function randomId(): string {
@@ -73,16 +98,19 @@ export class StreamApp {
   private started = false;
   private closed = false;
   private readonly instanceId: string;
+  private readonly slots: Slots;
+  private local: LocalState | undefined;
 
   constructor(
     private readonly client: StreamsClient,
     private readonly opts: StreamOptions,
   ) {
-    if (!opts || typeof opts.applicationId !== 'string' || !/^[a-zA-Z0-9._-]{1,100}$/.test(opts.applicationId)) {
-      throw new StreamsError('UNSUPPORTED', 'applicationId must match [a-zA-Z0-9._-]{1,100}');
+    if (!opts || typeof opts.applicationId !== 'string' || !/^[a-zA-Z0-9._-]{1,200}$/.test(opts.applicationId)) {
+      throw new StreamsError('UNSUPPORTED', 'applicationId must match [a-zA-Z0-9._-]{1,200}');
     }
     this.topology = new Topology(opts.applicationId);
     this.instanceId = opts.instanceId ?? randomId();
+    this.slots = new Slots(opts.maxInFlightRequests ?? DEFAULTS.maxInFlightRequests);
   }
 
   /** A stream of a topic's records. `from` applies when the group has no committed offset yet (default 'earliest'). */
@@ -135,8 +163,7 @@ export class StreamApp {
 
   private async createTopics(): Promise<void> {
     if (!this.opts.httpUrl) return;
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
-    if (this.opts.httpToken) headers.authorization = `Bearer ${this.opts.httpToken}`;
+    const headers: Record<string, string> = { 'content-type': 'application/json', ...this.authHeaders() };
     for (const t of await this.internalTopics()) {
       const res = await fetch(`${this.opts.httpUrl.replace(/\/$/, '')}/v1/topics`, { method: 'POST', headers, body: JSON.stringify(t) });
       if (res.status !== 201 && res.status !== 409) throw new StreamsError('TOPIC_SETUP', `creating ${t.name}: ${res.status} ${await res.text()}`);
@@ -149,6 +176,10 @@ export class StreamApp {
     if (this.started) return;
     this.started = true;
     const client = this.ready();
+    const st = this.opts.state ?? 'memory';
+    if (st === 'indexeddb') this.local = new IdbLocalState(this.opts.applicationId);
+    else if (typeof st === 'object') this.local = st;
+    else if (st !== 'memory') throw new StreamsError('UNSUPPORTED', "state is 'memory', 'indexeddb' or a LocalState");
     await this.createTopics();
     const topics = new Set<string>([...this.topology.outputs, ...[...this.topology.roots.values()].flatMap((r) => [r.topic, this.topology.changelogTopic(r)])]);
     for (const t of topics) await this.partitionCount(t);
@@ -182,6 +213,8 @@ export class StreamApp {
       changelogTopic: this.topology.changelogTopic(root),
       maxPendingRecords: this.opts.maxPendingRecords ?? DEFAULTS.maxPendingRecords,
       maxBatchRecords: this.opts.maxBatchRecords ?? DEFAULTS.maxBatchRecords,
+      minBatchRecords: this.opts.minBatchRecords ?? DEFAULTS.minBatchRecords,
+      requestsPerLane: this.opts.requestsPerPartition ?? DEFAULTS.requestsPerPartition,
       restoreTimeoutMs: this.opts.restoreTimeoutMs ?? DEFAULTS.restoreTimeoutMs,
       produceTimeoutMs: this.opts.produceTimeoutMs ?? DEFAULTS.produceTimeoutMs,
     };
@@ -193,6 +226,8 @@ export class StreamApp {
       metrics: this.metricsNow,
       partitionCount: (topic: string) => this.counts.get(topic) ?? 1,
       lookup: (table: string, k: string) => this.tableData.get(table)?.get(k),
+      slots: this.slots,
+      local: this.local,
       commit,
     };
   }
@@ -272,6 +307,36 @@ export class StreamApp {
     return { ...this.metricsNow };
   }
 
+  /**
+   * The counters and, per input partition this instance holds, position,
+   * lag in records (when httpUrl is set: the high watermark is read from the
+   * hub's HTTP API) and event-time lag, in the Prometheus text format.
+   */
+  async metricsText(): Promise<string> {
+    const tasks = [...this.tasks.values()];
+    const hw = new Map<string, number>();
+    if (this.opts.httpUrl) {
+      for (const topic of new Set(tasks.map((t) => t.root.topic))) {
+        const res = await fetch(`${this.opts.httpUrl.replace(/\/$/, '')}/v1/topics/${encodeURIComponent(topic)}`, { headers: this.authHeaders() }).catch(() => undefined);
+        if (!res?.ok) continue;
+        const d = (await res.json()) as { offsets?: Array<{ partition: number; highWatermark: number }> };
+        for (const o of d.offsets ?? []) hw.set(`${topic}/${o.partition}`, o.highWatermark);
+      }
+    }
+    const lags: PartitionLag[] = tasks.map((t) => ({
+      topic: t.root.topic,
+      partition: t.partition,
+      position: t.restoredPosition,
+      highWatermark: hw.get(`${t.root.topic}/${t.partition}`),
+      lastTimestamp: t.lastTimestamp,
+    }));
+    return metricsText(this.opts.applicationId, this.metricsNow, lags, Date.now());
+  }
+
+  private authHeaders(): Record<string, string> {
+    return this.opts.httpToken ? { authorization: `Bearer ${this.opts.httpToken}` } : {};
+  }
+
   /** Input partitions this instance holds, as `topic/partition`. */
   assignment(): string[] {
     return [...this.tasks.values()].map((t) => `${t.root.topic}/${t.partition}`).sort();
@@ -297,6 +362,7 @@ export class StreamApp {
     await this.flush().catch((e: unknown) => this.fail(e));
     for (const s of this.subs) s.close();
     this.tasks.clear();
+    if (this.opts.state === 'indexeddb') this.local?.close();
   }
 }
 

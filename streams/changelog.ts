@@ -59,6 +59,15 @@ export class ChangelogRestorer {
   private progress: Progress | undefined;
   private records = 0;
 
+  /** Starts from a snapshot taken right after a progress record (IndexedDB), before the tail that follows it is applied. */
+  seed(stores: Map<string, Map<string, unknown>>, progress: Progress): void {
+    for (const [name, entries] of stores) {
+      const m = this.storeMap(name);
+      for (const [k, v] of entries) m.set(k, v);
+    }
+    this.progress = progress;
+  }
+
   apply(key: string | Uint8Array | null, value: unknown): void {
     this.records++;
     if (typeof key !== 'string') return;

@@ -10,3 +10,4 @@ export type { EmitMode, WindowResult } from './aggregate-nodes.ts';
 export type { WindowSpec } from './windows.ts';
 export type { StreamsClient } from './client-contract.ts';
 export { StreamsError, type StreamsErrorCode } from './errors.ts';
+export { IdbLocalState, type LocalState, type LocalSnapshot } from './idb-state.ts';

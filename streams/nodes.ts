@@ -35,6 +35,8 @@ export interface StreamMetrics {
   skipped: number;
   /** Changelog records read back on restores. */
   restoredRecords: number;
+  /** State entries loaded from the local store (IndexedDB) on restores, whose changelog records were not read. */
+  restoredLocalEntries: number;
   flushes: number;
   commits: number;
 }

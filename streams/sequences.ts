@@ -26,6 +26,10 @@ export class SequenceBook {
     return n;
   }
 
+  set(topic: string, partition: number, next: number): void {
+    this.next.set(`${topic}\u0000${partition}`, next);
+  }
+
   peek(topic: string, partition: number): number {
     return this.next.get(`${topic}\u0000${partition}`) ?? 0;
   }
@@ -40,7 +44,49 @@ export class SequenceBook {
   }
 }
 
-/** The output producer id of a task: stable across restarts and owners, short enough for LIMITS.maxProducerIdBytes. */
+/** LIMITS.maxProducerIdBytes (255) less what a changelog id adds to a task's id: `.changelog.` (11), an instance id (≤ 40), `.` and a nonce (12). */
+export const TASK_PRODUCER_ID_MAX_BYTES = 191;
+/** Instance ids longer than this are hashed inside the changelog producer id. */
+export const INSTANCE_ID_MAX_BYTES = 40;
+/** What is kept of a too-long id in front of its hash, so that it stays readable in the hub's producer state. */
+const READABLE_PREFIX_CHARS = 100;
+
+const FNV64_OFFSET = 0xcbf29ce484222325n;
+const FNV64_PRIME = 0x100000001b3n;
+const MASK64 = (1n << 64n) - 1n;
+
+/** FNV-1a over the UTF-8 bytes, 64 bits, as 16 hex digits. */
+function fnv1a64(bytes: Uint8Array, seed: number): string {
+  let h = FNV64_OFFSET ^ BigInt(seed);
+  for (const b of bytes) h = ((h ^ BigInt(b)) * FNV64_PRIME) & MASK64;
+  return h.toString(16).padStart(16, '0');
+}
+
+/** 128 bits (two seeded FNV-1a 64) of a string, as 32 hex digits: stable in every runtime, synchronous. */
+export function idHash(s: string): string {
+  const bytes = new TextEncoder().encode(s);
+  return fnv1a64(bytes, 0) + fnv1a64(bytes, 0x9e3779b9);
+}
+
+function utf8Length(s: string): number {
+  return new TextEncoder().encode(s).length;
+}
+
+/**
+ * The output producer id of a task: `<app>.<root topic>.<partition>`,
+ * stable across restarts and owners. When that is longer than
+ * TASK_PRODUCER_ID_MAX_BYTES (a long applicationId, whose repartition topics
+ * repeat it), a readable prefix and a 128-bit hash of the whole id, so that
+ * the changelog producer id built on it stays within LIMITS.maxProducerIdBytes.
+ */
 export function taskProducerId(applicationId: string, rootTopic: string, partition: number): string {
-  return `${applicationId}.${rootTopic}.${partition}`;
+  const id = `${applicationId}.${rootTopic}.${partition}`;
+  if (utf8Length(id) <= TASK_PRODUCER_ID_MAX_BYTES) return id;
+  return `${id.slice(0, READABLE_PREFIX_CHARS)}~${idHash(id)}`;
+}
+
+/** The changelog producer id of one ownership of a task: `<task id>.changelog.<instance id>.<nonce>`, a long instance id hashed. */
+export function changelogProducerId(taskId: string, instanceId: string, nonce: string): string {
+  const inst = utf8Length(instanceId) <= INSTANCE_ID_MAX_BYTES ? instanceId : idHash(instanceId);
+  return `${taskId}.changelog.${inst}.${nonce}`;
 }

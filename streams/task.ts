@@ -24,7 +24,9 @@ import type { ConsumedRecord, ReadyClient, SendEvent } from './client-contract.t
 import { ChangelogRestorer, entryEvent, fenceEvent, progressEvent } from './changelog.ts';
 import type { RootDef } from './builder.ts';
 import type { Rec, StreamMetrics, TaskContext } from './nodes.ts';
-import { SequenceBook, taskProducerId } from './sequences.ts';
+import { changelogProducerId, SequenceBook, taskProducerId, type SequenceEntry } from './sequences.ts';
+import type { LocalState } from './idb-state.ts';
+import { OutputLane, type LaneSettings, type Slots } from './output-lanes.ts';
 import { KeyValueStore } from './state-store.ts';
 import { WindowStore } from './window-store.ts';
 
@@ -35,8 +37,12 @@ export interface TaskSettings {
   changelogTopic: string;
   /** Flush once this many outputs and changed keys are waiting (the handler then waits for the flush). */
   maxPendingRecords: number;
-  /** Records per produce request. */
+  /** Records per produce request at most. */
   maxBatchRecords: number;
+  /** A lane sends before a flush only once this many outputs are buffered. */
+  minBatchRecords: number;
+  /** Produce requests in flight per output partition. */
+  requestsPerLane: number;
   restoreTimeoutMs: number;
   produceTimeoutMs: number;
 }
@@ -46,6 +52,10 @@ export interface TaskEnv {
   metrics: StreamMetrics;
   partitionCount(topic: string): number;
   lookup(table: string, key: string): unknown;
+  /** Where state is kept between runs besides the changelog (IndexedDB), if anywhere. */
+  local?: LocalState;
+  /** The app's cap on produce requests in flight (one connection). */
+  slots: Slots;
   /** Commits the next input offset of this partition to the group. */
   commit(partition: number, offset: number): Promise<void>;
 }
@@ -57,13 +67,6 @@ function tenureNonce(): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
 }
 
-interface PendingOutput {
-  topic: string;
-  partition: number;
-  firstSeq: number;
-  events: SendEvent[];
-}
-
 export class Task implements TaskContext {
   private readonly stores = new Map<string, KeyValueStore<unknown>>();
   private times: Record<string, number> = {};
@@ -71,11 +74,18 @@ export class Task implements TaskContext {
   /** Next input offset to process; -1 until known (then the group's position is taken as it comes). */
   private position = -1;
   private committed = -1;
-  private pending = new Map<string, PendingOutput>();
-  private pendingCount = 0;
+  /** Event time of the last record processed (for the lag metric); -1 before the first. */
+  lastTimestamp = -1;
+  /** Output lanes by topic, then partition, created at the first output after a restore. */
+  private readonly lanes = new Map<string, OutputLane[]>();
+  /** Lanes pushed to since the last pump. */
+  private readonly toPump = new Set<OutputLane>();
+  private changelog: OutputLane | undefined;
+  /** Outputs queued or in flight, not yet acknowledged: processing waits while they reach maxPendingRecords. */
+  private unacked = 0;
+  private room: (() => void) | undefined;
   private readonly producerId: string;
   private readonly changelogPid: string;
-  private changelogSeq = 0;
   private flushChain: Promise<void> = Promise.resolve();
   private failed: Error | undefined;
   readonly metrics: StreamMetrics;
@@ -91,8 +101,33 @@ export class Task implements TaskContext {
     // One changelog producer per ownership, not per instance: an instance that gets a partition back
     // (revoked, then reassigned) must not reuse the id, or the hub answers its fence (sequence 0) and
     // its writes as duplicates of its previous tenure's, and the restore stops at that old fence.
-    this.changelogPid = `${this.producerId}.changelog.${s.instanceId}.${tenureNonce()}`;
+    this.changelogPid = changelogProducerId(this.producerId, s.instanceId, tenureNonce());
     for (const def of root.stores) this.stores.set(def.name, def.kind === 'kv' ? new KeyValueStore(def.name) : new WindowStore(def.name, def.kind === 'session'));
+  }
+
+  private laneSettings(): LaneSettings {
+    return {
+      client: this.env.client,
+      window: this.s.requestsPerLane,
+      maxRecords: this.s.maxBatchRecords,
+      minRecords: this.s.minBatchRecords,
+      timeoutMs: this.s.produceTimeoutMs,
+      slots: this.env.slots,
+      onAcked: (n) => {
+        this.unacked -= n;
+        if (this.room && this.unacked < this.s.maxPendingRecords) {
+          const go = this.room;
+          this.room = undefined;
+          go();
+        }
+      },
+      onFailed: (err) => {
+        this.failed ??= new StreamsError('TASK_FAILED', `output of ${this.root.topic}/${this.partition} failed: ${err.message}`, { cause: err });
+        const go = this.room;
+        this.room = undefined;
+        go?.();
+      },
+    };
   }
 
   // ---------- TaskContext ----------
@@ -112,15 +147,30 @@ export class Task implements TaskContext {
   }
 
   emit(topic: string, partition: number, r: Rec): void {
-    const k = `${topic}\u0000${partition}`;
-    let out = this.pending.get(k);
-    if (!out) this.pending.set(k, (out = { topic, partition, firstSeq: this.seqs.peek(topic, partition), events: [] }));
-    this.seqs.take(topic, partition);
+    let byPartition = this.lanes.get(topic);
+    if (!byPartition) this.lanes.set(topic, (byPartition = []));
+    let lane = byPartition[partition];
+    // A lane numbers its outputs on from the restored sequence; its end() is the next one from then on.
+    if (!lane) byPartition[partition] = lane = new OutputLane(topic, partition, this.producerId, this.seqs.peek(topic, partition), this.laneSettings());
     const e: SendEvent = { key: r.key as string | null, value: r.value, timestamp: r.timestamp };
     if (r.headers.length) e.headers = r.headers;
-    out.events.push(e);
-    this.pendingCount++;
+    lane.push(e);
+    this.toPump.add(lane);
+    this.unacked++;
     this.metrics.produced++;
+  }
+
+  /** Next output sequence per (topic, partition): the lanes' ends over the restored ones. */
+  private sequenceEntries(): SequenceEntry[] {
+    const book = SequenceBook.from(this.seqs.entries());
+    for (const l of this.allLanes()) book.set(l.topic, l.partition, l.end());
+    return book.entries();
+  }
+
+  private allLanes(): OutputLane[] {
+    const out: OutputLane[] = [];
+    for (const byPartition of this.lanes.values()) for (const l of byPartition) if (l) out.push(l);
+    return out;
   }
 
   partitions(topic: string): number {
@@ -146,10 +196,20 @@ export class Task implements TaskContext {
       sequence: 0,
       timeoutMs: this.s.produceTimeoutMs,
     });
-    this.changelogSeq = 1;
+    this.changelog = new OutputLane(topic, this.partition, this.changelogPid, 1, this.laneSettings());
     const stopAt = fence.offsets[0];
     const restorer = new ChangelogRestorer();
-    if (stopAt > 0) {
+    let from = 0;
+    const local = this.env.local;
+    if (local) {
+      const snap = await local.load(topic, this.partition);
+      if (snap && snap.next <= stopAt) {
+        restorer.seed(snap.stores, snap.progress);
+        from = snap.next;
+        this.metrics.restoredLocalEntries += snap.entries;
+      } else if (snap) await local.clear(topic, this.partition);
+    }
+    if (stopAt > from) {
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(() => {
           sub.close();
@@ -158,7 +218,7 @@ export class Task implements TaskContext {
         let done = false;
         const sub = client.subscribe(topic, {
           partitions: [this.partition],
-          from: 'earliest',
+          from: from === 0 ? 'earliest' : from,
           onBatch: (rs: ConsumedRecord[]) => {
             for (const r of rs) {
               if (done) return;
@@ -192,24 +252,41 @@ export class Task implements TaskContext {
 
   // ---------- processing ----------
 
-  /** Runs one input record through the graph; returns a promise only when the handler must wait for a flush. */
-  process(r: ConsumedRecord): void | Promise<void> {
+  /** Runs one input record through the graph (its outputs stay queued until the next batch, flush or pump). */
+  process(r: ConsumedRecord): void {
     if (this.failed) throw this.failed;
     this.processOne(r);
-    if (this.pendingCount >= this.s.maxPendingRecords) return this.flush();
   }
 
   /**
-   * Runs the records of one input frame through the graph, as process() one
-   * by one does: whenever the pending outputs reach maxPendingRecords, the
-   * rest waits for that flush. A promise only when it had to wait.
+   * Runs the records of one input frame through the graph, then sends the
+   * queued outputs. While maxPendingRecords outputs are unacknowledged the
+   * rest waits for acks. A promise only when it had to wait.
    */
   processBatch(rs: readonly ConsumedRecord[], from = 0): void | Promise<void> {
     if (this.failed) throw this.failed;
     for (let i = from; i < rs.length; i++) {
       this.processOne(rs[i]);
-      if (this.pendingCount >= this.s.maxPendingRecords) return this.flush().then(() => this.processBatch(rs, i + 1));
+      if (this.unacked >= this.s.maxPendingRecords) {
+        this.pump();
+        return this.waitForRoom().then(() => this.processBatch(rs, i + 1));
+      }
     }
+    this.pump();
+  }
+
+  private waitForRoom(): Promise<void> {
+    if (this.failed) return Promise.reject(this.failed);
+    if (this.unacked < this.s.maxPendingRecords) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.room = () => (this.failed ? reject(this.failed) : resolve());
+    });
+  }
+
+  /** Sends what the lanes pushed to since the last pump have buffered, as far as their windows allow. */
+  pump(): void {
+    for (const lane of this.toPump) lane.pump();
+    this.toPump.clear();
   }
 
   private processOne(r: ConsumedRecord): void {
@@ -218,6 +295,7 @@ export class Task implements TaskContext {
       return;
     }
     this.position = r.offset + 1;
+    this.lastTimestamp = r.timestamp;
     this.metrics.processed++;
     // A consumed record has the shape of a Rec: handed over as it is (one object less per record).
     this.root.node.process(this, r as Rec);
@@ -228,14 +306,16 @@ export class Task implements TaskContext {
     return this.position;
   }
 
-  /** Outputs queued since the last flush, per (topic, partition), with the sequence of the first. */
-  pendingOutputs(): ReadonlyArray<Readonly<PendingOutput>> {
-    return [...this.pending.values()];
+  /** Outputs queued and not yet sent, per (topic, partition), with the sequence of the first. */
+  pendingOutputs(): ReadonlyArray<{ topic: string; partition: number; firstSeq: number; events: readonly SendEvent[] }> {
+    return this.allLanes()
+      .map((l) => l.queuedEvents())
+      .filter((o) => o.events.length > 0);
   }
 
   /** Something to make durable: outputs, changed keys, or an offset not yet committed. */
   get hasWork(): boolean {
-    if (this.pendingCount > 0) return true;
+    if (this.unacked > 0) return true;
     if (this.position >= 0 && this.position !== this.committed) return true;
     for (const s of this.stores.values()) if (s.dirtyCount) return true;
     return false;
@@ -250,23 +330,31 @@ export class Task implements TaskContext {
 
   private async flushNow(): Promise<void> {
     if (this.failed) throw this.failed;
-    // The snapshot: everything below `position` is in these outputs and entries; processing goes on meanwhile.
-    const outputs = [...this.pending.values()];
-    this.pending = new Map();
-    this.pendingCount = 0;
+    // The snapshot: everything below `position` is in the lanes up to these ends and in these entries; processing goes on meanwhile.
+    const ends = this.allLanes().map((l) => [l, l.end()] as const);
     const position = this.position;
-    const progress = { offset: position, seqs: this.seqs.entries(), times: { ...this.times }, epoch: this.s.instanceId };
+    const progress = { offset: position, seqs: this.sequenceEntries(), times: { ...this.times }, epoch: this.s.instanceId };
     const now = Date.now();
     const entries: SendEvent[] = [];
-    for (const [name, store] of this.stores) for (const [k, v] of store.takeDirty()) entries.push(entryEvent(name, k, v, now));
-    if (outputs.length === 0 && entries.length === 0 && position === this.committed) return;
+    const local = this.env.local;
+    const changed: Array<[string, string, unknown]> | undefined = local ? [] : undefined;
+    for (const [name, store] of this.stores) {
+      for (const [k, v] of store.takeDirty()) {
+        entries.push(entryEvent(name, k, v, now));
+        changed?.push([name, k, v]);
+      }
+    }
+    if (entries.length === 0 && position === this.committed && ends.every(([l, end]) => l.isAckedTo(end))) return;
     try {
-      await Promise.all(outputs.map((o) => this.send(o.topic, o.partition, this.producerId, o.firstSeq, o.events)));
+      await Promise.all(ends.map(([l, end]) => l.ackedTo(end)));
       if (position >= 0) {
+        const cl = this.changelog;
+        if (!cl) throw new StreamsError('TASK_FAILED', `${this.root.topic}/${this.partition} flushed before its restore`);
         entries.push(progressEvent(progress, now));
-        const seq = this.changelogSeq;
-        this.changelogSeq += entries.length;
-        await this.send(this.s.changelogTopic, this.partition, this.changelogPid, seq, entries);
+        for (const e of entries) cl.push(e);
+        await cl.ackedTo(cl.end());
+        // The changelog holds this flush now: the local snapshot may move to it (never ahead of the changelog).
+        if (local && changed) await local.save(this.s.changelogTopic, this.partition, changed, progress, cl.lastAckedOffset + 1);
         await this.env.commit(this.partition, position);
         this.committed = position;
         this.metrics.commits++;
@@ -274,17 +362,8 @@ export class Task implements TaskContext {
       this.metrics.flushes++;
     } catch (err) {
       // What is written is consistent with the last progress record; the rest is gone from memory.
-      this.failed = new StreamsError('TASK_FAILED', `flush of ${this.root.topic}/${this.partition} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      this.failed ??= new StreamsError('TASK_FAILED', `flush of ${this.root.topic}/${this.partition} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
       throw this.failed;
-    }
-  }
-
-  /** Sends events in requests of at most maxBatchRecords, in sequence order (the hub refuses a gap). */
-  private async send(topic: string, partition: number, producerId: string, firstSeq: number, events: SendEvent[]): Promise<void> {
-    const n = this.s.maxBatchRecords;
-    for (let i = 0; i < events.length; i += n) {
-      const chunk = i === 0 && events.length <= n ? events : events.slice(i, i + n);
-      await this.env.client.produce(topic, chunk, { partition, producerId, sequence: firstSeq + i, timeoutMs: this.s.produceTimeoutMs });
     }
   }
 }

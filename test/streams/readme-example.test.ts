@@ -58,5 +58,7 @@ describe('README stream-processing example', () => {
       });
     });
     expect(out.replace(/\s+/g, ' ')).toContain("{ key: 'kitchen', start: 1700000040000, end: 1700000100000, value: { n: 2, sum: 44 } }");
+    // The metrics line: 3 sensor records and the 3 that went through the repartition topic.
+    expect(out).toContain('tributary_streams_processed_records_total{application="temps"} 6');
   }, 90_000);
 });

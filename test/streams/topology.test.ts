@@ -9,6 +9,7 @@ import { stream, type StreamsClient } from '../../streams/index.ts';
 import type { RootDef } from '../../streams/builder.ts';
 import type { StreamMetrics } from '../../streams/nodes.ts';
 import { Task } from '../../streams/task.ts';
+import { Slots } from '../../streams/output-lanes.ts';
 import type { ConsumedRecord } from '../../web-client/index.ts';
 
 /** The client is not reached by process(): these tests never flush. */
@@ -21,17 +22,28 @@ const offline: StreamsClient = {
 function harness(build: (app: ReturnType<typeof stream>) => void, counts: Record<string, number> = {}, tables: Record<string, Record<string, unknown>> = {}) {
   const app = stream(offline, { applicationId: 'app' });
   build(app);
-  const metrics: StreamMetrics = { processed: 0, produced: 0, lateAccepted: 0, lateDropped: 0, skipped: 0, restoredRecords: 0, flushes: 0, commits: 0 };
+  const metrics: StreamMetrics = { processed: 0, produced: 0, lateAccepted: 0, lateDropped: 0, skipped: 0, restoredRecords: 0, restoredLocalEntries: 0, flushes: 0, commits: 0 };
   const task = (root: RootDef, partition = 0) =>
     new Task(
       root,
       partition,
-      { applicationId: 'app', instanceId: 'i', changelogTopic: app.topology.changelogTopic(root), maxPendingRecords: 1e9, maxBatchRecords: 1000, restoreTimeoutMs: 1000, produceTimeoutMs: 1000 },
+      {
+        applicationId: 'app',
+        instanceId: 'i',
+        changelogTopic: app.topology.changelogTopic(root),
+        maxPendingRecords: 1e9,
+        maxBatchRecords: 1000,
+        minBatchRecords: 1,
+        requestsPerLane: 1,
+        restoreTimeoutMs: 1000,
+        produceTimeoutMs: 1000,
+      },
       {
         client: offline as never,
         metrics,
         partitionCount: (t) => counts[t] ?? 1,
         lookup: (t, k) => tables[t]?.[k],
+        slots: new Slots(1),
         commit: async () => undefined,
       },
     );

@@ -89,10 +89,59 @@ describe('windowed count (real hub)', () => {
     app.from('late-in').groupByKey().window({ tumblingMs: 1000, graceMs: 500 }).count({ name: 'c' }).to('late-out');
     await app.start();
     await waitFor(() => app.metrics().processed === ts.length, 30_000, 'input processed');
+    await app.flush();
+    const text = await app.metricsText();
     await app.close();
 
     expect(app.metrics()).toMatchObject({ lateAccepted: 1, lateDropped: 1 });
+    // The same counters in the Prometheus text, and the partition fully processed: lag 0 records.
+    const a = 'application="late"';
+    const p = `${a},topic="late-in",partition="0"`;
+    for (const line of [
+      `tributary_streams_late_accepted_records_total{${a}} 1`,
+      `tributary_streams_late_dropped_records_total{${a}} 1`,
+      `tributary_streams_processed_records_total{${a}} 6`,
+      `tributary_streams_produced_records_total{${a}} 5`,
+      `tributary_streams_position{${p}} 6`,
+      `tributary_streams_lag_records{${p}} 0`,
+    ])
+      expect(text.split('\n'), line).toContain(line);
+    expect(text).toMatch(/^# TYPE tributary_streams_late_dropped_records_total counter$/m);
+    expect(text).toMatch(new RegExp(`^tributary_streams_event_time_lag_ms\\{${p}\\} \\d+$`, 'm'));
     const { latest } = await windowResults(hub.url, 'late-out');
     expect(Object.fromEntries(latest)).toEqual({ [`sensor@${t0}`]: 2, [`sensor@${t0 + 1000}`]: 3 });
   }, 60_000);
+
+  it("a 200-character applicationId (repeated in its repartition topic) gets producer ids within the hub's 255 bytes, and restores", async () => {
+    const id = 'a'.repeat(200);
+    await createTopic(hub.url, 'longid-in', 2);
+    await createTopic(hub.url, 'longid-out', 2);
+    const events = keyedEvents(2_000, 20, 1_700_000_000_000, 3);
+    const run = async (n: number) => {
+      // A 100-character instanceId too: hashed inside the changelog producer id.
+      const app = stream(client, { applicationId: id, httpUrl: hub.url, staticAssignment: 'all', instanceId: 'i'.repeat(100) });
+      app
+        .from<{ i: number }>('longid-in')
+        .groupBy((r) => `g${r.value.i % 7}`, { name: 'g' })
+        .window({ tumblingMs: 10_000, graceMs: 60_000 })
+        .count({ name: 'c' })
+        .to('longid-out');
+      await app.start();
+      await waitFor(() => app.metrics().processed >= n, 120_000, `${n} records processed`);
+      await app.flush();
+      await app.close();
+      return app.metrics();
+    };
+    await produceInput(client, 'longid-in', 2, events.slice(0, 1_000), 'longid-1');
+    await run(2_000); // 1,000 inputs, then each through the repartition topic
+    await produceInput(client, 'longid-in', 2, events.slice(1_000), 'longid-2');
+    expect((await run(2_000)).restoredRecords).toBeGreaterThan(0);
+    const { latest } = await windowResults(hub.url, 'longid-out');
+    const expected = new Map<string, number>();
+    for (const e of events) {
+      const k = `g${(e.value as { i: number }).i % 7}@${e.timestamp - (e.timestamp % 10_000)}`;
+      expected.set(k, (expected.get(k) ?? 0) + 1);
+    }
+    expect(Object.fromEntries(latest)).toEqual(Object.fromEntries(expected));
+  }, 240_000);
 });

@@ -1,0 +1,200 @@
+/**
+ * Output lanes: one per (topic, partition, producer id) a task writes, each
+ * a buffer of events with dense sequences and up to `window` produce
+ * requests in flight. Whatever is buffered goes out as soon as a request
+ * slot is free (what piles up while requests are in flight becomes the next,
+ * bigger request), so outputs stream to the hub while the task keeps
+ * processing instead of waiting for the commit interval.
+ *
+ * Several requests of one lane in flight are safe because the sequences are
+ * dense: the requests leave in sequence order over one connection; should a
+ * reconnect reorder their retries, the hub refuses the one that skips ahead
+ * (SEQUENCE_GAP, retriable, retried) and answers an overlap as a duplicate.
+ *
+ * A flush asks each lane for its `end()` (the sequence after the last event
+ * pushed) and waits for `ackedTo(end)`: everything the snapshot produced is
+ * acknowledged, while later events keep flowing.
+ */
+import type { ReadyClient, SendEvent } from './client-contract.ts';
+
+/** A FIFO counting semaphore: the app-wide cap on produce requests in flight over its one connection. */
+export class Slots {
+  private free: number;
+  private readonly waiters: Array<() => void> = [];
+
+  constructor(readonly size: number) {
+    this.free = size;
+  }
+
+  /** Takes a slot now (true) or not at all (false). */
+  tryTake(): boolean {
+    if (this.free === 0) return false;
+    this.free--;
+    return true;
+  }
+
+  /** Calls `fn` once a slot is taken for it, in the order asked. */
+  whenFree(fn: () => void): void {
+    if (this.tryTake()) fn();
+    else this.waiters.push(fn);
+  }
+
+  give(): void {
+    const next = this.waiters.shift();
+    if (next) next();
+    else this.free++;
+  }
+}
+
+export interface LaneSettings {
+  client: ReadyClient;
+  /** Requests of one lane in flight at once. */
+  window: number;
+  /** Events per request at most (the client splits a request into batches of the hub's limit). */
+  maxRecords: number;
+  /**
+   * pump() leaves fewer events than this buffered (a flush sends them): each
+   * request costs CPU in the client and the hub, so on a busy CPU fewer,
+   * bigger requests go further than many small ones.
+   */
+  minRecords: number;
+  timeoutMs: number;
+  /** Shared by every lane of the app. */
+  slots: Slots;
+  /** Events acknowledged (every lane of the task), for back-pressure. */
+  onAcked(n: number): void;
+  onFailed(err: Error): void;
+}
+
+interface Waiter {
+  seq: number;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
+export class OutputLane {
+  private buffer: SendEvent[] = [];
+  /** Sequence of buffer[0]. */
+  private bufferSeq: number;
+  private inFlight = 0;
+  /** Requests taken off the buffer but waiting for an app-wide slot. */
+  private queued = 0;
+  /** Every sequence below this is acknowledged (requests complete in order per lane: see settle()). */
+  private acked: number;
+  /** Acks that came back ahead of an earlier request of the lane: first sequence → [end, offset of its last record]. */
+  private readonly early = new Map<number, [number, number]>();
+  /** Offset of the record with sequence `acked - 1`; -1 before the first ack. */
+  private ackedOffset = -1;
+  private waiters: Waiter[] = [];
+  private failed: Error | undefined;
+
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    readonly producerId: string,
+    firstSeq: number,
+    private readonly s: LaneSettings,
+  ) {
+    this.bufferSeq = firstSeq;
+    this.acked = firstSeq;
+  }
+
+  push(e: SendEvent): void {
+    this.buffer.push(e);
+  }
+
+  /** The sequence after the last event pushed. */
+  end(): number {
+    return this.bufferSeq + this.buffer.length;
+  }
+
+  get unacked(): number {
+    return this.end() - this.acked;
+  }
+
+  /** Sends what is buffered while the lane has a free request slot (`all`: below minRecords too). */
+  pump(all = false): void {
+    const min = all ? 1 : this.s.minRecords;
+    while (!this.failed && this.buffer.length >= min && this.inFlight + this.queued < this.s.window) {
+      const events = this.buffer.length <= this.s.maxRecords ? this.buffer : this.buffer.slice(0, this.s.maxRecords);
+      this.buffer = events === this.buffer ? [] : this.buffer.slice(events.length);
+      const seq = this.bufferSeq;
+      this.bufferSeq += events.length;
+      this.queued++;
+      // Slots are granted in request order, so a lane's requests still leave in sequence order.
+      this.s.slots.whenFree(() => {
+        this.queued--;
+        this.inFlight++;
+        this.send(seq, events);
+      });
+    }
+  }
+
+  private send(seq: number, events: SendEvent[]): void {
+    this.s.client.produce(this.topic, events, { partition: this.partition, producerId: this.producerId, sequence: seq, timeoutMs: this.s.timeoutMs }).then(
+      (res) => {
+        this.inFlight--;
+        this.s.slots.give();
+        this.settle(seq, seq + events.length, res.offsets[res.offsets.length - 1]);
+        this.s.onAcked(events.length);
+        this.pump(this.waiters.length > 0);
+      },
+      (err: unknown) => {
+        this.inFlight--;
+        this.s.slots.give();
+        this.fail(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  }
+
+  /** Moves `acked` over [from, to) once every earlier request is acknowledged too. */
+  private settle(from: number, to: number, lastOffset: number): void {
+    if (from !== this.acked) {
+      this.early.set(from, [to, lastOffset]);
+      return;
+    }
+    this.acked = to;
+    this.ackedOffset = lastOffset;
+    for (let next = this.early.get(this.acked); next !== undefined; next = this.early.get(this.acked)) {
+      this.early.delete(this.acked);
+      [this.acked, this.ackedOffset] = next;
+    }
+    if (this.waiters.length === 0) return;
+    const still: Waiter[] = [];
+    for (const w of this.waiters) {
+      if (w.seq <= this.acked) w.resolve();
+      else still.push(w);
+    }
+    this.waiters = still;
+  }
+
+  private fail(err: Error): void {
+    if (this.failed) return;
+    this.failed = err;
+    for (const w of this.waiters) w.reject(err);
+    this.waiters = [];
+    this.s.onFailed(err);
+  }
+
+  /** The offset of the last record acknowledged in sequence order (-1 before the first ack). */
+  get lastAckedOffset(): number {
+    return this.ackedOffset;
+  }
+
+  isAckedTo(seq: number): boolean {
+    return seq <= this.acked;
+  }
+
+  /** The events buffered and not yet sent, with the sequence of the first. */
+  queuedEvents(): { topic: string; partition: number; firstSeq: number; events: readonly SendEvent[] } {
+    return { topic: this.topic, partition: this.partition, firstSeq: this.bufferSeq, events: this.buffer };
+  }
+
+  /** Resolves once every sequence below `seq` is acknowledged (sending what is buffered). */
+  ackedTo(seq: number): Promise<void> {
+    if (this.failed) return Promise.reject(this.failed);
+    if (seq <= this.acked) return Promise.resolve();
+    this.pump(true);
+    return new Promise((resolve, reject) => this.waiters.push({ seq, resolve, reject }));
+  }
+}
