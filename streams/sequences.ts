@@ -45,9 +45,9 @@ export class SequenceBook {
 }
 
 /** LIMITS.maxProducerIdBytes (255) less what a changelog id adds to a task's id: `.changelog.` (11), an instance id (≤ 40), `.` and a nonce (12). */
-export const TASK_PRODUCER_ID_MAX_BYTES = 191;
+const TASK_PRODUCER_ID_MAX_BYTES = 191;
 /** Instance ids longer than this are hashed inside the changelog producer id. */
-export const INSTANCE_ID_MAX_BYTES = 40;
+const INSTANCE_ID_MAX_BYTES = 40;
 /** What is kept of a too-long id in front of its hash, so that it stays readable in the hub's producer state. */
 const READABLE_PREFIX_CHARS = 100;
 
@@ -63,7 +63,7 @@ function fnv1a64(bytes: Uint8Array, seed: number): string {
 }
 
 /** 128 bits (two seeded FNV-1a 64) of a string, as 32 hex digits: stable in every runtime, synchronous. */
-export function idHash(s: string): string {
+function idHash(s: string): string {
   const bytes = new TextEncoder().encode(s);
   return fnv1a64(bytes, 0) + fnv1a64(bytes, 0x9e3779b9);
 }

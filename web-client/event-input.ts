@@ -3,7 +3,22 @@
  * protocol/'s LIMITS at once so that an invalid event never enters the
  * outbox (where it would only fail later, after a reload, far from its cause).
  */
-import { ENCODING_CODE, LIMITS, TributaryError, VALUE_ENCODINGS, assertTopicName, encodeBatch, encodeValue, recordLimitFault, utf8Length, type Crc32c, type EncodedRecord, type Header, type ValueEncoding, type WireRecord } from '../protocol/index.ts';
+import {
+  ENCODING_CODE,
+  LIMITS,
+  TributaryError,
+  VALUE_ENCODINGS,
+  assertTopicName,
+  encodeBatch,
+  encodeValue,
+  recordLimitFault,
+  utf8Length,
+  type Crc32c,
+  type EncodedRecord,
+  type Header,
+  type ValueEncoding,
+  type WireRecord,
+} from '../protocol/index.ts';
 
 /** An event as the application hands it to `send()`. */
 export interface SendEvent {
@@ -87,7 +102,7 @@ export function toOutboxRecord(topic: string, event: SendEvent, now: number): { 
 const NO_HEADERS: Header[] = [];
 
 /** A validated wire record as the batch encoder takes it. */
-export function toEncodedRecord(rec: WireRecord): EncodedRecord {
+function toEncodedRecord(rec: WireRecord): EncodedRecord {
   return { key: rec.k ?? null, value: rec.v, encoding: VALUE_ENCODINGS[rec.e ?? 0], headers: rec.h ?? NO_HEADERS, timestamp: rec.ts! };
 }
 

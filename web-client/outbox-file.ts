@@ -17,7 +17,20 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { crc32c, decodeCbor, encodeCbor } from '../protocol/index.ts';
 import { ClientError } from './errors.ts';
-import { addSkips, assignIds, newProducerId, numberAssigned, type Assignment, type FailedEvent, type NewOutboxEvent, type OutboxBounds, type OutboxEvent, type OutboxStats, type OutboxStore, type Positions } from './outbox.ts';
+import {
+  addSkips,
+  assignIds,
+  newProducerId,
+  numberAssigned,
+  type Assignment,
+  type FailedEvent,
+  type NewOutboxEvent,
+  type OutboxBounds,
+  type OutboxEvent,
+  type OutboxStats,
+  type OutboxStore,
+  type Positions,
+} from './outbox.ts';
 
 /**
  * Journal entries. Format 2 (`v: 2` in the snapshot) numbers events per
@@ -263,7 +276,18 @@ export class FileOutboxStore implements OutboxStore {
 
   /** Rewrites the journal as one snapshot: temp file, fsync, rename, fsync the directory. */
   private async compact(): Promise<void> {
-    const snap = frame({ o: 'snap', v: 2, pid: this.pid, lpid: this.lpid, seqs: this.seqs, lastId: this.st.lastId, events: [...this.events.values()], failed: this.failedList, positions: this.positions, skips: this.skips });
+    const snap = frame({
+      o: 'snap',
+      v: 2,
+      pid: this.pid,
+      lpid: this.lpid,
+      seqs: this.seqs,
+      lastId: this.st.lastId,
+      events: [...this.events.values()],
+      failed: this.failedList,
+      positions: this.positions,
+      skips: this.skips,
+    });
     const tmp = `${this.file}.tmp`;
     const th = await fsp.open(tmp, 'w');
     try {

@@ -40,7 +40,19 @@
 import { openDB, unwrap, type DBSchema, type IDBPDatabase, type IDBPTransaction } from 'idb';
 import { decodeCbor, encodeCbor } from '../protocol/index.ts';
 import { ClientError } from './errors.ts';
-import { addSkips, assignIds, newProducerId, type Assignment, type FailedEvent, type NewOutboxEvent, type OutboxBounds, type OutboxEvent, type OutboxStats, type OutboxStore, type Positions } from './outbox.ts';
+import {
+  addSkips,
+  assignIds,
+  newProducerId,
+  type Assignment,
+  type FailedEvent,
+  type NewOutboxEvent,
+  type OutboxBounds,
+  type OutboxEvent,
+  type OutboxStats,
+  type OutboxStore,
+  type Positions,
+} from './outbox.ts';
 
 export type IdbDurability = 'relaxed' | 'strict';
 

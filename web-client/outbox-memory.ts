@@ -3,7 +3,19 @@
  * process (kept per name), not the process. For tests, short-lived scripts
  * and Node services that accept losing unsent events on a crash.
  */
-import { addSkips, assignIds, newProducerId, type Assignment, type FailedEvent, type NewOutboxEvent, type OutboxBounds, type OutboxEvent, type OutboxStats, type OutboxStore, type Positions } from './outbox.ts';
+import {
+  addSkips,
+  assignIds,
+  newProducerId,
+  type Assignment,
+  type FailedEvent,
+  type NewOutboxEvent,
+  type OutboxBounds,
+  type OutboxEvent,
+  type OutboxStats,
+  type OutboxStore,
+  type Positions,
+} from './outbox.ts';
 
 interface MemoryState {
   producerId: string;

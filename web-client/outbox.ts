@@ -129,7 +129,7 @@ export interface OutboxStore {
  * The sequence space an event is numbered in: `topic/partition` in the batch
  * form (topic names have no '/'), the topic for records-form events.
  */
-export function laneKey(e: Pick<OutboxEvent, 'topic' | 'p'>): string {
+function laneKey(e: Pick<OutboxEvent, 'topic' | 'p'>): string {
   return e.p === undefined ? e.topic : `${e.topic}/${e.p}`;
 }
 
@@ -202,11 +202,7 @@ export function assignIds(entries: NewOutboxEvent[], bounds: OutboxBounds, stats
  * that has a partition already keeps it and its sequence. Returns new event
  * objects (the caller's copies are not changed).
  */
-export function numberAssigned(
-  events: OutboxEvent[],
-  partitionOf: Map<number, number>,
-  next: Record<string, number>,
-): OutboxEvent[] {
+export function numberAssigned(events: OutboxEvent[], partitionOf: Map<number, number>, next: Record<string, number>): OutboxEvent[] {
   const out: OutboxEvent[] = [];
   for (const e of events) {
     if (e.p !== -1) {

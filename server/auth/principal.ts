@@ -124,7 +124,7 @@ function permissionsFromClaims(claims: unknown): Permissions {
 /** Distinct `tributary` claims (and distinct subject + expiry + claims) kept compiled for reuse. */
 export const SHARED_PRINCIPALS_MAX = 1024;
 /** A claim (or subject + expiry + claim) longer than this as JSON is not shared: each cache holds at most SHARED_PRINCIPALS_MAX × this many characters of keys. */
-export const SHARED_CLAIM_MAX_CHARS = 2048;
+const SHARED_CLAIM_MAX_CHARS = 2048;
 
 /**
  * A map that forgets its least recently used entry past `max`: the

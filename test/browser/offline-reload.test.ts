@@ -45,11 +45,22 @@ describe('browser outbox offline', () => {
     const total = 300;
     const utf8 = new TextEncoder();
     const now = Date.now();
-    const old = Array.from({ length: total }, (_, n) => ({ id: n + 1, topic: 'legacy-clicks', seq: n, sub: '', rec: { k: `k${n % 7}`, v: utf8.encode(JSON.stringify({ n })), e: 1 as const, ts: now }, bytes: 64 }));
+    const old = Array.from({ length: total }, (_, n) => ({
+      id: n + 1,
+      topic: 'legacy-clicks',
+      seq: n,
+      sub: '',
+      rec: { k: `k${n % 7}`, v: utf8.encode(JSON.stringify({ n })), e: 1 as const, ts: now },
+      bytes: 64,
+    }));
     // The older client had sent its first 100 in the records form and was closed before the ack came back.
     const ws = await WsClient.connect(fx.hub.wsUrl);
     await ws.hello();
-    await ws.produce('legacy-clicks', old.slice(0, 100).map((e) => e.rec), { pid: oldPid, seq: 0 });
+    await ws.produce(
+      'legacy-clicks',
+      old.slice(0, 100).map((e) => e.rec),
+      { pid: oldPid, seq: 0 },
+    );
     await ws.close();
     const chunk = Array.from(encodeCbor(old));
     const ctx = await fx.env.context();

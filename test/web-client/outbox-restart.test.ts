@@ -145,12 +145,27 @@ describe('outboxes across restarts (Node, real hub)', () => {
     const total = 600;
     const utf8 = new TextEncoder();
     const now = Date.now();
-    const old = Array.from({ length: total }, (_, n) => ({ id: n + 1, topic: 'gw-legacy', seq: n, sub: '', rec: { k: `k${n % 7}`, v: utf8.encode(JSON.stringify({ n })), e: 1 as const, ts: now }, bytes: 64 }));
+    const old = Array.from({ length: total }, (_, n) => ({
+      id: n + 1,
+      topic: 'gw-legacy',
+      seq: n,
+      sub: '',
+      rec: { k: `k${n % 7}`, v: utf8.encode(JSON.stringify({ n })), e: 1 as const, ts: now },
+      bytes: 64,
+    }));
     // The older client had sent its first 250 events in the records form and died before the acks came back.
     const ws = await WsClient.connect(hub.wsUrl);
     await ws.hello();
-    await ws.produce('gw-legacy', old.slice(0, 200).map((e) => e.rec), { pid: oldPid, seq: 0 });
-    await ws.produce('gw-legacy', old.slice(200, 250).map((e) => e.rec), { pid: oldPid, seq: 200 });
+    await ws.produce(
+      'gw-legacy',
+      old.slice(0, 200).map((e) => e.rec),
+      { pid: oldPid, seq: 0 },
+    );
+    await ws.produce(
+      'gw-legacy',
+      old.slice(200, 250).map((e) => e.rec),
+      { pid: oldPid, seq: 200 },
+    );
     await ws.close();
     // Its journal, format 1: a snapshot without `v`, events without `p`, sequences per topic.
     const payload = encodeCbor({ o: 'snap', pid: oldPid, seqs: { 'gw-legacy': total }, lastId: total, events: old, failed: [], positions: {} });
@@ -162,7 +177,10 @@ describe('outboxes across restarts (Node, real hub)', () => {
     const c = createClient({ url: hub.wsUrl, outbox: { file }, name: 'legacy' });
     expect(await c.producerId).not.toBe(oldPid);
     expect(await c.pending()).toBe(total);
-    await c.sendMany('gw-legacy', Array.from({ length: 400 }, (_, i) => ({ key: `k${(total + i) % 7}`, value: { n: total + i } })));
+    await c.sendMany(
+      'gw-legacy',
+      Array.from({ length: 400 }, (_, i) => ({ key: `k${(total + i) % 7}`, value: { n: total + i } })),
+    );
     await c.flush();
     await c.close();
     // The 250 the hub had were matched as retries under the old id; everything else once, per key in send order.
