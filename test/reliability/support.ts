@@ -35,7 +35,8 @@ export interface Load {
  */
 export function startLoad(o: { url: string; topic: string; name: string; base: number; dir: string; batch?: number; window?: number }): Load {
   const file = path.join(o.dir, `${o.name}.outbox`);
-  const client = createClient({ url: o.url, outbox: { file }, name: o.name, ...FAST_RETRY });
+  // Small requests: a connection that the chaos cuts after a few KiB still carries whole ones.
+  const client = createClient({ url: o.url, outbox: { file }, name: o.name, maxBatchBytes: 8 * 1024, ...FAST_RETRY });
   const acked = new Map<number, { partition: number; offset: number }>();
   const conflicts: string[] = [];
   client.on('error', () => undefined); // DISCONNECTED and friends while the hub is down: the outbox retries
@@ -101,7 +102,9 @@ export function startReader(o: { url: string; topic: string; file: string; deliv
   const client = createClient({ url: o.url, outbox: { file: o.file }, name: 'reader', ...FAST_RETRY });
   client.on('error', () => undefined);
   const deliveries = o.deliveries ?? [];
-  const sub = client.subscribe(o.topic, { from: 'earliest', persist: 'reader' }, (r) => {
+  // Small credit keeps records frames small (a frame is at least one whole batch): a connection the chaos
+  // cuts after a few KiB must still carry whole frames, or a reader behind a large one never gets past it.
+  const sub = client.subscribe(o.topic, { from: 'earliest', persist: 'reader', creditBytes: 16 * 1024 }, (r) => {
     deliveries.push({ partition: r.partition, offset: r.offset, n: (r.value as { n: number }).n });
   });
   return { client, sub, deliveries, close: () => client.close() };
