@@ -16,7 +16,8 @@ import fs from 'node:fs';
 import type { StorageIo } from './io.ts';
 import type { Segment } from './segment.ts';
 
-const DURABLE_WRITE_FLAGS = fs.constants.O_WRONLY | fs.constants.O_DSYNC;
+/** Undefined where the platform has no O_DSYNC (Windows): then every group uses writev + fdatasync. */
+const O_DSYNC: number | undefined = fs.constants.O_DSYNC;
 
 /** One partition's O_DSYNC descriptor, for its active segment only; used by the partition's one writer. */
 export class DurableLog {
@@ -24,11 +25,12 @@ export class DurableLog {
 
   constructor(private readonly io: StorageIo) {}
 
-  /** The O_DSYNC descriptor of `seg`'s log, opened on first use (closing the previous segment's). */
+  /** The O_DSYNC descriptor of `seg`'s log, opened on first use (closing the previous segment's); -1 without O_DSYNC. */
   async fdFor(seg: Segment): Promise<number> {
     if (this.open?.seg === seg) return this.open.fd;
+    if (O_DSYNC === undefined) return -1;
     await this.close();
-    const fd = await this.io.open(seg.logFile, DURABLE_WRITE_FLAGS);
+    const fd = await this.io.open(seg.logFile, fs.constants.O_WRONLY | O_DSYNC);
     this.open = { seg, fd };
     return fd;
   }
