@@ -118,8 +118,7 @@ async function runProcess<T>(name: string, script: string, args: string[], bound
   return JSON.parse(line.slice(RESULT_PREFIX.length)) as T;
 }
 
-const runLoad = (name: string, job: Job, boundMs: number, cpuProfDir?: string): Promise<LoadResult> =>
-  runProcess<LoadResult>(name, LOAD_MAIN, [JSON.stringify(job)], boundMs, cpuProfDir);
+const runLoad = (name: string, job: Job, boundMs: number, cpuProfDir?: string): Promise<LoadResult> => runProcess<LoadResult>(name, LOAD_MAIN, [JSON.stringify(job)], boundMs, cpuProfDir);
 
 function toRow(scenario: string, system: string, r: LoadResult, extraNotes: string[] = []): ResultRow {
   const seconds = r.elapsedMs / 1000;

@@ -87,10 +87,7 @@ export class PartitionLog implements PartitionView {
   private syncRequested = false;
   /** fsync "always" writes (durable-log.ts). */
   private readonly durableLog: DurableLog;
-  /**
-   * Bytes may be in the active log without a sync (written under another fsync policy, or kept by recovery
-   * after a crash): the next "always" group then uses fdatasync once, which covers them too.
-   */
+  /** The active log may hold unsynced bytes (another policy's writes, a tail kept by recovery): "always" then fdatasyncs once. */
   private unsyncedWrites = true;
   private syncTimer: NodeJS.Timeout | null = null;
   private recoverTimer: NodeJS.Timeout | null = null;
