@@ -3,13 +3,13 @@
  * tab of the origin (tabs.ts makes sure only one of them drains it).
  *
  * Object stores:
- *   chunks      key first id  { first, data }: the events of one group commit as
- *                             one CBOR byte string, written once. One record per
- *                             commit, not per event: Chromium pays ~50 µs per
- *                             record put, which alone would cap sends near
- *                             15,000/s; and bytes, not objects: structured clone
- *                             of thousands of small objects (and one
- *                             ArrayBuffer per value) costs more than CBOR.
+ *   chunks      key first id  the events of one group commit as one record, in
+ *                             columns (outbox-idb-chunk.ts), written once. One
+ *                             record per commit, not per event: Chromium pays
+ *                             ~50 µs per record put, which alone would cap
+ *                             sends near 15,000/s; and columns, not objects:
+ *                             structured clone of thousands of small objects
+ *                             (and one ArrayBuffer per value) costs more.
  *   chunkState  key first id  { first, last, live }: how many of a chunk's
  *                             events are still there; a chunk whose events have
  *                             all left (acked or failed) is deleted with its state
@@ -38,8 +38,8 @@
  *   survives power loss, at the cost of one flush per group commit.
  */
 import { openDB, unwrap, type DBSchema, type IDBPDatabase, type IDBPTransaction } from 'idb';
-import { decodeCbor, encodeCbor } from '../protocol/index.ts';
 import { ClientError } from './errors.ts';
+import { decodeChunk, encodeChunk, type StoredChunk } from './outbox-idb-chunk.ts';
 import {
   addSkips,
   assignIds,
@@ -55,12 +55,6 @@ import {
 } from './outbox.ts';
 
 export type IdbDurability = 'relaxed' | 'strict';
-
-interface Chunk {
-  first: number;
-  /** CBOR of OutboxEvent[]. */
-  data: Uint8Array;
-}
 
 interface ChunkState {
   first: number;
@@ -78,7 +72,7 @@ interface ChunkAssign {
 }
 
 interface OutboxSchema extends DBSchema {
-  chunks: { key: number; value: Chunk };
+  chunks: { key: number; value: StoredChunk };
   chunkAssign: { key: number; value: ChunkAssign };
   chunkState: { key: number; value: ChunkState };
   chunkGone: { key: number; value: number[] };
@@ -87,8 +81,13 @@ interface OutboxSchema extends DBSchema {
   positions: { key: string; value: Positions };
 }
 
-/** 2: chunkAssign (partitions chosen by the client, batch form). */
-const DB_VERSION = 2;
+/**
+ * 2: chunkAssign (partitions chosen by the client, batch form).
+ * 3: chunks in columns (outbox-idb-chunk.ts). No store changes: older chunks
+ *    still read. The bump keeps a tab of an older client, which could not read
+ *    the new chunks, out of the database (its open fails; its drain stops).
+ */
+const DB_VERSION = 3;
 /** Events per chunk record; a chunk holding id x therefore has first > x - CHUNK_MAX_EVENTS. */
 const CHUNK_MAX_EVENTS = 2_000;
 type StoreName = 'chunks' | 'chunkState' | 'chunkGone' | 'meta' | 'failed' | 'chunkAssign';
@@ -155,12 +154,12 @@ export class IdbOutboxStore implements OutboxStore {
   /** The last chunks decoded: chunks never change, and reads that straddle two chunks come back for the same ones. */
   private decoded: Array<{ first: number; events: OutboxEvent[] }> = [];
 
-  private async chunkEvents(store: { get(key: number): Promise<Chunk | undefined> }, first: number): Promise<OutboxEvent[] | undefined> {
+  private async chunkEvents(store: { get(key: number): Promise<StoredChunk | undefined> }, first: number): Promise<OutboxEvent[] | undefined> {
     const hit = this.decoded.find((c) => c.first === first);
     if (hit) return hit.events;
     const chunk = await store.get(first);
     if (!chunk) return undefined;
-    const events = decodeCbor(chunk.data) as OutboxEvent[];
+    const events = decodeChunk(chunk);
     this.decoded.push({ first, events });
     if (this.decoded.length > 4) this.decoded.shift();
     return events;
@@ -184,10 +183,8 @@ export class IdbOutboxStore implements OutboxStore {
       const rawState = unwrap(tx.objectStore('chunkState'));
       for (let i = 0; i < accepted.length; i += CHUNK_MAX_EVENTS) {
         const events = accepted.slice(i, i + CHUNK_MAX_EVENTS);
-        const first = events[0].id;
-        // slice(): a compact copy, since a view would make IndexedDB clone its whole backing buffer.
-        rawChunks.put({ first, data: encodeCbor(events).slice() });
-        rawState.put({ first, last: events[events.length - 1].id, live: events.length });
+        rawChunks.put(encodeChunk(events));
+        rawState.put({ first: events[0].id, last: events[events.length - 1].id, live: events.length });
       }
       const rawMeta = unwrap(meta);
       rawMeta.put(st, 'stats');
