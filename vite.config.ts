@@ -23,6 +23,7 @@ const UNIT = [
   'test/protocol/frames.test.ts',
   'test/protocol/partitioner.test.ts',
   'test/protocol/topic-patterns.test.ts',
+  'test/protocol/values.test.ts',
   'test/storage/cleanup.test.ts',
   'test/storage/compaction-bounded.test.ts',
   'test/storage/concurrency.test.ts',
@@ -32,6 +33,7 @@ const UNIT = [
   'test/streams/topology.test.ts',
   'test/streams/windows.test.ts',
   'test/transport/dashboard-files.test.ts',
+  'test/web-client/outbox-idb-chunk.test.ts',
 ];
 
 const shared = { testTimeout: 30_000, hookTimeout: 60_000, pool: 'forks' as const };

@@ -9,8 +9,7 @@ import { utf8 } from './record.ts';
 const M = 0x5bd1e995;
 
 /** Kafka's `Utils.murmur2`: a signed 32-bit result, as Java's int. */
-export function murmur2(data: Uint8Array): number {
-  const length = data.length;
+export function murmur2(data: Uint8Array, length = data.length): number {
   let h = (0x9747b28c ^ length) | 0;
   const length4 = length >> 2;
   for (let i = 0; i < length4; i++) {
@@ -42,8 +41,29 @@ export function murmur2(data: Uint8Array): number {
 
 /** The partition Kafka's default partitioner picks for a non-null key. */
 export function partitionForKey(key: string | Uint8Array, partitions: number): number {
-  const bytes = typeof key === 'string' ? utf8(key) : key;
-  return (murmur2(bytes) & 0x7fffffff) % partitions;
+  if (typeof key !== 'string') return (murmur2(key) & 0x7fffffff) % partitions;
+  return (murmur2(scratch, keyToScratch(key)) & 0x7fffffff) % partitions;
+}
+
+/**
+ * String keys are hashed from a reused buffer: a client partitions every
+ * event it drains, and a fresh TextEncoder result per key was 7% of a
+ * Chromium drain's CPU (an ArrayBuffer allocation each).
+ */
+let scratch = new Uint8Array(256);
+const encoder = new TextEncoder();
+
+/** Writes the UTF-8 of `key` at the start of `scratch`; returns its length. */
+function keyToScratch(key: string): number {
+  if (scratch.length < key.length * 3) scratch = new Uint8Array(key.length * 3);
+  let i = 0;
+  for (; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    if (c > 127) break;
+    scratch[i] = c;
+  }
+  // Past the ASCII prefix (cut before a non-ASCII unit, so never inside a surrogate pair): the encoder.
+  return i === key.length ? i : i + encoder.encodeInto(key.slice(i), scratch.subarray(i)).written;
 }
 
 /**

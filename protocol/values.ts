@@ -23,7 +23,40 @@ export function encodeValue(value: unknown, encoding?: ValueEncoding): { value: 
     text = undefined;
   }
   if (text === undefined) throw new TributaryError('BAD_RECORD', 'value cannot be encoded as JSON');
-  return { value: utf8(text), encoding: 'json' };
+  return { value: text.length > POOL_MAX_TEXT ? utf8(text) : utf8Pooled(text), encoding: 'json' };
+}
+
+/**
+ * Small JSON texts are encoded into shared slabs, each value a view of its
+ * own bytes: profiled in Chromium, one TextEncoder result per value (an
+ * ArrayBuffer allocation each, and its collection) was the largest single
+ * cost of a burst of send() calls. A value keeps its slab alive; slabs fill
+ * in send order, so what stays pinned is about the bytes of the values alive.
+ */
+const POOL_SLAB_BYTES = 64 * 1024;
+/** Texts longer than this (in UTF-16 units, up to 3 bytes each) get a buffer of their own. */
+const POOL_MAX_TEXT = 2048;
+let slab = new Uint8Array(POOL_SLAB_BYTES);
+let slabAt = 0;
+const encoder = new TextEncoder();
+
+function utf8Pooled(text: string): Uint8Array {
+  if (slabAt + text.length * 3 > slab.length) {
+    slab = new Uint8Array(POOL_SLAB_BYTES);
+    slabAt = 0;
+  }
+  const start = slabAt;
+  let p = start;
+  let i = 0;
+  for (; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c > 127) break;
+    slab[p++] = c;
+  }
+  // Past the ASCII prefix (cut before a non-ASCII unit, never inside a surrogate pair): the encoder.
+  if (i < text.length) p += encoder.encodeInto(text.slice(i), slab.subarray(p)).written;
+  slabAt = p;
+  return slab.subarray(start, p);
 }
 
 /** Record bytes → application value. Throws BAD_RECORD for bytes that do not decode. */

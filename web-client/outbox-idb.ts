@@ -3,13 +3,13 @@
  * tab of the origin (tabs.ts makes sure only one of them drains it).
  *
  * Object stores:
- *   chunks      key first id  { first, data }: the events of one group commit as
- *                             one CBOR byte string, written once. One record per
- *                             commit, not per event: Chromium pays ~50 µs per
- *                             record put, which alone would cap sends near
- *                             15,000/s; and bytes, not objects: structured clone
- *                             of thousands of small objects (and one
- *                             ArrayBuffer per value) costs more than CBOR.
+ *   chunks      key first id  the events of one group commit as one record, in
+ *                             columns (outbox-idb-chunk.ts), written once. One
+ *                             record per commit, not per event: Chromium pays
+ *                             ~50 µs per record put, which alone would cap
+ *                             sends near 15,000/s; and columns, not objects:
+ *                             structured clone of thousands of small objects
+ *                             (and one ArrayBuffer per value) costs more.
  *   chunkState  key first id  { first, last, live }: how many of a chunk's
  *                             events are still there; a chunk whose events have
  *                             all left (acked or failed) is deleted with its state
@@ -38,8 +38,8 @@
  *   survives power loss, at the cost of one flush per group commit.
  */
 import { openDB, unwrap, type DBSchema, type IDBPDatabase, type IDBPTransaction } from 'idb';
-import { decodeCbor, encodeCbor } from '../protocol/index.ts';
 import { ClientError } from './errors.ts';
+import { decodeChunk, encodeChunk, type StoredChunk } from './outbox-idb-chunk.ts';
 import {
   addSkips,
   assignIds,
@@ -56,12 +56,6 @@ import {
 
 export type IdbDurability = 'relaxed' | 'strict';
 
-interface Chunk {
-  first: number;
-  /** CBOR of OutboxEvent[]. */
-  data: Uint8Array;
-}
-
 interface ChunkState {
   first: number;
   last: number;
@@ -71,14 +65,18 @@ interface ChunkState {
 
 const chunkSize = (s: ChunkState): number => s.last - s.first + 1;
 
-/** Per event of a chunk (index id - first): partition and sequence, -1 until assigned. */
+/**
+ * Per event of a chunk (index id - first): partition and sequence, -1 until
+ * assigned. Typed arrays since version 3 (cheaper to clone than arrays of
+ * numbers); version 2 wrote arrays, which read the same.
+ */
 interface ChunkAssign {
-  p: number[];
-  s: number[];
+  p: Int32Array | number[];
+  s: Float64Array | number[];
 }
 
 interface OutboxSchema extends DBSchema {
-  chunks: { key: number; value: Chunk };
+  chunks: { key: number; value: StoredChunk };
   chunkAssign: { key: number; value: ChunkAssign };
   chunkState: { key: number; value: ChunkState };
   chunkGone: { key: number; value: number[] };
@@ -87,8 +85,13 @@ interface OutboxSchema extends DBSchema {
   positions: { key: string; value: Positions };
 }
 
-/** 2: chunkAssign (partitions chosen by the client, batch form). */
-const DB_VERSION = 2;
+/**
+ * 2: chunkAssign (partitions chosen by the client, batch form).
+ * 3: chunks in columns (outbox-idb-chunk.ts). No store changes: older chunks
+ *    still read. The bump keeps a tab of an older client, which could not read
+ *    the new chunks, out of the database (its open fails; its drain stops).
+ */
+const DB_VERSION = 3;
 /** Events per chunk record; a chunk holding id x therefore has first > x - CHUNK_MAX_EVENTS. */
 const CHUNK_MAX_EVENTS = 2_000;
 type StoreName = 'chunks' | 'chunkState' | 'chunkGone' | 'meta' | 'failed' | 'chunkAssign';
@@ -155,12 +158,12 @@ export class IdbOutboxStore implements OutboxStore {
   /** The last chunks decoded: chunks never change, and reads that straddle two chunks come back for the same ones. */
   private decoded: Array<{ first: number; events: OutboxEvent[] }> = [];
 
-  private async chunkEvents(store: { get(key: number): Promise<Chunk | undefined> }, first: number): Promise<OutboxEvent[] | undefined> {
+  private async chunkEvents(store: { get(key: number): Promise<StoredChunk | undefined> }, first: number): Promise<OutboxEvent[] | undefined> {
     const hit = this.decoded.find((c) => c.first === first);
     if (hit) return hit.events;
     const chunk = await store.get(first);
     if (!chunk) return undefined;
-    const events = decodeCbor(chunk.data) as OutboxEvent[];
+    const events = decodeChunk(chunk);
     this.decoded.push({ first, events });
     if (this.decoded.length > 4) this.decoded.shift();
     return events;
@@ -184,10 +187,8 @@ export class IdbOutboxStore implements OutboxStore {
       const rawState = unwrap(tx.objectStore('chunkState'));
       for (let i = 0; i < accepted.length; i += CHUNK_MAX_EVENTS) {
         const events = accepted.slice(i, i + CHUNK_MAX_EVENTS);
-        const first = events[0].id;
-        // slice(): a compact copy, since a view would make IndexedDB clone its whole backing buffer.
-        rawChunks.put({ first, data: encodeCbor(events).slice() });
-        rawState.put({ first, last: events[events.length - 1].id, live: events.length });
+        rawChunks.put(encodeChunk(events));
+        rawState.put({ first: events[0].id, last: events[events.length - 1].id, live: events.length });
       }
       const rawMeta = unwrap(meta);
       rawMeta.put(st, 'stats');
@@ -252,36 +253,39 @@ export class IdbOutboxStore implements OutboxStore {
       const next = pseqs ?? {};
       const byFirst = new Map<number, ChunkAssign>();
       for (let i = 0; i < keys.length; i++) byFirst.set(keys[i], lists[i]);
+      // Next sequence per topic, by partition: read from `next` on first use, written back at the end. A
+      // `topic/p` string built and looked up per event was the largest JS cost of a drain (CDP profile).
+      const counters = new Map<string, number[]>();
       const touched = new Set<number>();
       const out: OutboxEvent[] = [];
+      let si = 0;
       for (const a of assignments) {
         const e = a.event;
-        let s: ChunkState | undefined;
-        for (let i = states.length - 1; i >= 0; i--) {
-          if (states[i].first <= e.id) {
-            s = states[i];
-            break;
-          }
-        }
-        if (!s || e.id > s.last) continue; // gone already
+        // Assignments come in id order and states sorted by first: a forward pointer finds the chunk.
+        if (si < states.length && states[si].first > e.id) si = 0;
+        while (si + 1 < states.length && states[si + 1].first <= e.id) si++;
+        const s = states[si];
+        if (!s || s.first > e.id || e.id > s.last) continue; // gone already
         let as = byFirst.get(s.first);
         if (!as) {
           const n = chunkSize(s);
-          byFirst.set(s.first, (as = { p: new Array<number>(n).fill(-1), s: new Array<number>(n).fill(-1) }));
+          byFirst.set(s.first, (as = { p: new Int32Array(n).fill(-1), s: new Float64Array(n).fill(-1) }));
         }
         const k = e.id - s.first;
         if (as.p[k] >= 0) {
           out.push({ ...e, p: as.p[k], seq: as.s[k] });
           continue;
         }
-        const key = `${e.topic}/${a.p}`;
-        const seq = next[key] ?? 0;
-        next[key] = seq + 1;
+        let c = counters.get(e.topic);
+        if (!c) counters.set(e.topic, (c = []));
+        const seq = c[a.p] ?? next[`${e.topic}/${a.p}`] ?? 0;
+        c[a.p] = seq + 1;
         as.p[k] = a.p;
         as.s[k] = seq;
         touched.add(s.first);
         out.push({ ...e, p: a.p, seq });
       }
+      for (const [topic, c] of counters) c.forEach((n, p) => (next[`${topic}/${p}`] = n));
       const raw = unwrap(tx.objectStore('chunkAssign'));
       for (const first of touched) raw.put(byFirst.get(first)!, first);
       if (touched.size) unwrap(tx.objectStore('meta')).put(next, 'pseqs');

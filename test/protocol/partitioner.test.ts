@@ -66,6 +66,15 @@ describe('key → partition, as Kafka picks it', () => {
     for (const k of keys) for (const n of counts) expect(partitionForKey(k, n), `${k} / ${n}`).toBe(kafkaPartition(k, n));
   });
 
+  it('agrees with the transcription on random string keys, one after another (the key buffer is reused)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.string({ unit: 'grapheme-composite', maxLength: 20 }), { minLength: 1, maxLength: 5 }), fc.integer({ min: 1, max: 1024 }), (keys, n) => {
+        for (const k of keys) expect(partitionForKey(k, n), k).toBe(kafkaPartition(k, n));
+      }),
+      { numRuns: 150 },
+    );
+  });
+
   it('agrees with the transcription on random byte keys', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 64 }), fc.integer({ min: 1, max: 1024 }), (bytes, n) => {
