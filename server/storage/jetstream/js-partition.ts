@@ -18,13 +18,14 @@
  */
 import type { JetStreamClient, JetStreamManager, JetStreamPublishOptions, MsgHdrs, PubAck } from 'nats';
 import { headers as natsHeaders } from 'nats';
-import { checkBatch, readLastOffsetDelta, readRecordCount, readUint32, stampBatch, BATCH_HEADER_BYTES, LENGTH_FIELD_END } from '../../../protocol/batch.ts';
+import { checkBatch, readLastOffsetDelta, readRecordCount, readUint32, BATCH_HEADER_BYTES, LENGTH_FIELD_END } from '../../../protocol/batch.ts';
 import type { Crc32c } from '../../../protocol/crc32c.ts';
 import { TributaryError } from '../../../protocol/errors.ts';
 import type { AppendResult, PartitionOffsets } from '../log-store.ts';
 import { JsProducerTable, isNoMessage, type CachedBatch, type ProducerEntry } from './js-producers.ts';
 import { plainSubject, producerSubject, streamName } from './names.ts';
 import { SeqIndex } from './seq-index.ts';
+import { stampVerified } from './stamp.ts';
 import { H_OFFSETS, H_PREV, offsetsHeader, producerOfBatch, refOfBatch, type BatchRef } from './stored-batch.ts';
 
 export interface JsEnv {
@@ -274,7 +275,8 @@ export class JsPartition {
     // offsets (right offsets, wrong batch in the log). A re-send stamps a copy.
     if (p.sent) p.batch = p.batch.slice();
     p.sent = true;
-    stampBatch(p.batch, 0, base, appendTime, this.env.crc);
+    // The batch's CRC is right for its bytes: append() checked it, or the last send stamped it.
+    stampVerified(p.batch, base, appendTime);
     p.seq = seq;
     p.base = base;
     p.appendTime = appendTime;
