@@ -117,6 +117,12 @@ describe('JetStream engine across hubs', () => {
     expect(await c.append('late', 0, batch(3))).toMatchObject({ duplicate: true, offsets: acks[1].offsets });
     await expect(c.append('late', 0, batch(28))).rejects.toMatchObject({ code: 'BAD_SEQUENCE' });
     expect(await c.append('late', 0, batch(30))).toMatchObject({ duplicate: false, baseOffset: 30 });
+    // A retry cut differently from what was stored (a client re-batching after lost acks): whole stored
+    // batches covering it answer it, from the chain (hub C) and from the cache (hub A); a cut through a batch cannot be.
+    const cut = (seq: number, count: number) => makeBatch({ producerId: 'offline-phone', baseSequence: seq, count });
+    expect(await c.append('late', 0, cut(3, 6))).toMatchObject({ duplicate: true, offsets: [3, 4, 5, 6, 7, 8] });
+    expect(await a.append('late', 0, cut(21, 9))).toMatchObject({ duplicate: true, offsets: [21, 22, 23, 24, 25, 26, 27, 28, 29] });
+    await expect(c.append('late', 0, cut(4, 6))).rejects.toMatchObject({ code: 'OUT_OF_ORDER_SEQUENCE' });
     expect(await offsetsOf(c, 'late')).toEqual(Array.from({ length: 33 }, (_, i) => i));
   });
 });
