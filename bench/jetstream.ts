@@ -248,7 +248,14 @@ export async function runJetStreamBench(opts: { quick: boolean; rounds?: number;
         ),
       );
       out.push(sampleRow(`nats client R${replicas} replay`, bareRead, size, 'ordered consumer from seq 1'));
-      out.push(sampleRow(`JetStream engine R${replicas} replay`, engineRead, size, `LogStore.read, 1 MiB reads; ${read.text} of the bare client (goal ≥ ${pct(GOAL)}: ${read.median >= GOAL ? 'met' : 'missed'})`));
+      out.push(
+        sampleRow(
+          `JetStream engine R${replicas} replay`,
+          engineRead,
+          size,
+          `LogStore.read, 1 MiB reads; ${read.text} of the bare client (goal ≥ ${pct(GOAL)}: ${read.median >= GOAL ? 'met' : 'missed'})`,
+        ),
+      );
     }
   } finally {
     await store.close();

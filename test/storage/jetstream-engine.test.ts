@@ -130,7 +130,7 @@ describe('JetStream engine across hubs', () => {
 describe('stamping a verified batch', () => {
   it('patches the CRC to what a full pass computes, for any size, offset and append time, stamped again and again', () => {
     let seed = 1;
-    const rnd = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    const rnd = (n: number): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
     for (let t = 0; t < 300; t++) {
       const records = Array.from({ length: 1 + rnd(40) }, (_, i) => ({
         key: rnd(2) ? null : `k${i}`,

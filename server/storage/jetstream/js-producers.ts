@@ -145,7 +145,7 @@ export class JsProducerTable {
     }
     const offsets: number[] = [];
     let appendTime = 0;
-    for (let s = firstSeq; s <= lastSeq; ) {
+    for (let s = firstSeq; s <= lastSeq;) {
       const b = parts.get(s);
       if (!b) {
         throw new TributaryError('OUT_OF_ORDER_SEQUENCE', `sequences ${firstSeq}..${lastSeq} of ${pid} are at or below the highest appended but not in the log`, { lastSequence: e.lastSeq });
