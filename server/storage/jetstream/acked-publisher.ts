@@ -127,6 +127,10 @@ export class AckedPublisher {
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = null;
     this.failAll('the store is closing');
-    this.sub.unsubscribe();
+    try {
+      this.sub.unsubscribe();
+    } catch {
+      // The connection (a caller's own) is closed already: so is the subscription.
+    }
   }
 }
