@@ -9,8 +9,15 @@
  *            client's async publish awaits PubAcks with the same window)
  *   replay:  everything from the first message (engine: LogStore.read with
  *            1 MiB reads; bare: an ordered consumer)
+ * The systems are measured in interleaved rounds (bare, checked, engine,
+ * then the next round in a rotated order), each round on fresh streams,
+ * and the first round is a warm-up that is thrown away: a single short
+ * run of each swung the ratio by ±15% between runs, as the machine's other
+ * work came and went. Each row gives the median of the measured rounds and
+ * their spread; a ratio is the median of the per-round ratios (a round's
+ * legs run back to back, so they share the machine's state at that time).
  * Runs alone:
- *   node --import tsx bench/jetstream.ts [--quick]
+ *   node --import tsx bench/jetstream.ts [--quick] [--rounds N] [--batches N]
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -62,8 +69,18 @@ async function windowed(count: number, window: number, op: (i: number) => Promis
   return performance.now() - start;
 }
 
-async function storeProduce(store: LogStore, topic: string, batch: Uint8Array, n: number): Promise<number> {
-  return windowed(n, WINDOW, () => store.append(topic, 0, batch.slice()));
+/**
+ * An engine stamps offsets into the batch it is given, so each append needs an array of its own. The
+ * embedded engine is given a fresh copy per append (as the hub gives it each frame's buffer). The
+ * JetStream engine is given one of a ring of copies made before the clock starts, as the bare client
+ * publishes one array without copying: appends to one partition resolve in order, so with at most
+ * WINDOW in flight a copy is reused only after its append was acknowledged (and the nats client copies a
+ * publish into its outbound buffer while connected).
+ */
+async function storeProduce(store: LogStore, topic: string, batch: Uint8Array, n: number, ring = false): Promise<number> {
+  if (!ring) return windowed(n, WINDOW, () => store.append(topic, 0, batch.slice()));
+  const copies = Array.from({ length: 2 * WINDOW }, () => batch.slice());
+  return windowed(n, WINDOW, (i) => store.append(topic, 0, copies[i % copies.length]));
 }
 
 async function storeReplay(store: LogStore, topic: string): Promise<{ ms: number; bytes: number }> {
@@ -79,9 +96,7 @@ async function storeReplay(store: LogStore, topic: string): Promise<{ ms: number
   return { ms: performance.now() - start, bytes };
 }
 
-async function bareProduce(nc: NatsConnection, stream: string, replicas: number, batch: Uint8Array, n: number): Promise<number> {
-  const jsm = await nc.jetstreamManager();
-  await jsm.streams.add({ name: stream, subjects: [`${stream}.>`], num_replicas: replicas });
+async function bareProduce(nc: NatsConnection, stream: string, batch: Uint8Array, n: number): Promise<number> {
   const js = nc.jetstream();
   return windowed(n, WINDOW, () => js.publish(`${stream}.x`, batch));
 }
@@ -92,9 +107,7 @@ async function bareProduce(nc: NatsConnection, stream: string, replicas: number,
  * several hubs' appends from overlapping). The gap between this row and the plain one is JetStream's
  * cost of those checks, not the hub's.
  */
-async function bareProduceChecked(nc: NatsConnection, stream: string, replicas: number, batch: Uint8Array, n: number): Promise<number> {
-  const jsm = await nc.jetstreamManager();
-  await jsm.streams.add({ name: stream, subjects: [`${stream}.>`], num_replicas: replicas });
+async function bareProduceChecked(nc: NatsConnection, stream: string, batch: Uint8Array, n: number): Promise<number> {
   const js = nc.jetstream();
   let next = 0;
   const start = performance.now();
@@ -123,40 +136,126 @@ async function bareReplay(nc: NatsConnection, stream: string, n: number): Promis
   return performance.now() - start;
 }
 
-export async function runJetStreamBench(opts: { quick: boolean }): Promise<JetStreamResult[]> {
-  const n = opts.quick ? 2000 : 10_000;
+interface Sample {
+  /** events/s of each measured round, in round order. */
+  rates: number[];
+  /** CPU time of this process (user + system, all threads) per batch in each round, µs: steadier than a rate on a shared machine. */
+  cpu: number[];
+}
+
+function median(xs: number[]): number {
+  const a = [...xs].sort((x, y) => x - y);
+  const m = a.length >> 1;
+  return a.length % 2 ? a[m] : (a[m - 1] + a[m]) / 2;
+}
+
+const pct = (x: number): string => `${(100 * x).toFixed(0)}%`;
+
+/** Median of the per-round ratios a/b, with their range. */
+function ratio(a: Sample, b: Sample): { median: number; text: string } {
+  const rs = a.rates.map((x, i) => x / b.rates[i]);
+  const m = median(rs);
+  return { median: m, text: `${pct(m)} (rounds ${pct(Math.min(...rs))}–${pct(Math.max(...rs))})` };
+}
+
+function sampleRow(system: string, s: Sample, size: number, notes: string): JetStreamResult & { spread: string; rounds: number; cpuUsPerBatch: number } {
+  const eps = median(s.rates);
+  const lo = Math.min(...s.rates);
+  const hi = Math.max(...s.rates);
+  const spread = `${Math.round(lo).toLocaleString('en')}–${Math.round(hi).toLocaleString('en')} events/s`;
+  const cpuUsPerBatch = median(s.cpu);
+  return {
+    scenario: 'jetstream',
+    system,
+    eventsPerSec: eps,
+    mbPerSec: (eps / RECORDS) * (size / 1e6),
+    notes: `median of ${s.rates.length} rounds, ${spread}; bench process CPU ${cpuUsPerBatch.toFixed(0)} µs/batch; ${notes}`,
+    spread,
+    rounds: s.rates.length,
+    cpuUsPerBatch,
+  };
+}
+
+/** Runs `legs` in the given order, rotated by `round` so no system always goes first. */
+async function rotated(round: number, legs: Array<() => Promise<void>>): Promise<void> {
+  for (let i = 0; i < legs.length; i++) await legs[(i + round) % legs.length]();
+}
+
+const GOAL = 0.9;
+
+export async function runJetStreamBench(opts: { quick: boolean; rounds?: number; batches?: number }): Promise<JetStreamResult[]> {
+  // A round's produce leg is ~0.5–1.5 s per system here: 10,000 batches (1,000,000 records) keeps each leg
+  // well above timer and scheduling noise; 1 warm-up + 6 measured rounds make a median worth reporting.
+  const n = opts.batches ?? (opts.quick ? 2000 : 10_000);
+  const rounds = opts.rounds ?? (opts.quick ? 3 : 7);
   const batch = template();
   const size = batch.length;
   const out: JetStreamResult[] = [];
   const cluster = await startNatsCluster({ nodes: 3 });
   // Both sides without async stack traces (a stack captured per request was ~10% of a publish), as the hub connects.
   const nc = await connect({ servers: cluster.servers.split(','), noAsyncTraces: true });
+  const jsm = await nc.jetstreamManager();
   const store = new JetStreamLogStore({ servers: cluster.servers.split(','), refreshIntervalMs: 0 });
   await store.open();
   try {
     for (const replicas of [1, 3]) {
-      const bareMs = await bareProduce(nc, `BARE_R${replicas}`, replicas, batch, n);
-      out.push(row(`nats client R${replicas} produce`, n, size, bareMs, `js.publish of the batch bytes, ${WINDOW} in flight`));
-      const checkedMs = await bareProduceChecked(nc, `BARE_CHECKED_R${replicas}`, replicas, batch, n);
+      const blank = (): Sample => ({ rates: [], cpu: [] });
+      const s = { bare: blank(), checked: blank(), engine: blank(), bareRead: blank(), engineRead: blank() };
+      for (let k = 0; k < rounds; k++) {
+        const keep = k > 0; // round 0 warms up the JIT, the connections and the servers' file stores
+        const bare = `BARE_R${replicas}_${k}`;
+        const checked = `BARE_CHECKED_R${replicas}_${k}`;
+        const topic = `bench-r${replicas}-${k}`;
+        await store.createTopic(topic, 1, { replicas });
+        for (const name of [bare, checked]) await jsm.streams.add({ name, subjects: [`${name}.>`], num_replicas: replicas });
+        // Every leg runs in the warm-up round too; only its figures are dropped.
+        const leg = (into: Sample, op: () => Promise<number>) => async (): Promise<void> => {
+          const cpu0 = process.cpuUsage();
+          const ms = await op();
+          const cpu = process.cpuUsage(cpu0);
+          if (!keep) return;
+          into.rates.push((n * RECORDS) / (ms / 1000));
+          into.cpu.push((cpu.user + cpu.system) / n);
+        };
+        await rotated(k, [
+          leg(s.bare, () => bareProduce(nc, bare, batch, n)),
+          leg(s.checked, () => bareProduceChecked(nc, checked, batch, n)),
+          leg(s.engine, () => storeProduce(store, topic, batch, n, true)),
+        ]);
+        await rotated(k, [
+          leg(s.bareRead, () => bareReplay(nc, bare, n)),
+          leg(s.engineRead, async () => {
+            const r = await storeReplay(store, topic);
+            if (r.bytes !== n * size) throw new Error(`engine replay read ${r.bytes} bytes, expected ${n * size}`);
+            return r.ms;
+          }),
+        ]);
+        await store.deleteTopic(topic);
+        await jsm.streams.delete(bare);
+        await jsm.streams.delete(checked);
+      }
+      const { bare, checked, engine, bareRead, engineRead } = s;
+      const prod = ratio(engine, bare);
+      const read = ratio(engineRead, bareRead);
+      out.push(sampleRow(`nats client R${replicas} produce`, bare, size, `js.publish of the batch bytes, ${WINDOW} in flight`));
+      out.push(sampleRow(`nats client R${replicas} produce, checked`, checked, size, `as above with msg id, offsets header, expected last seq + msg id: ${ratio(checked, bare).text} of plain`));
       out.push(
-        row(`nats client R${replicas} produce, checked`, n, size, checkedMs, `as above with msg id, offsets header, expected last seq + msg id: ${((100 * bareMs) / checkedMs).toFixed(0)}% of plain`),
-      );
-      const topic = `bench-r${replicas}`;
-      await store.createTopic(topic, 1, { replicas });
-      const engMs = await storeProduce(store, topic, batch, n);
-      out.push(
-        row(
+        sampleRow(
           `JetStream engine R${replicas} produce`,
-          n,
+          engine,
           size,
-          engMs,
-          `LogStore.append, ${WINDOW} in flight; ${((100 * bareMs) / engMs).toFixed(0)}% of the bare client, ${((100 * checkedMs) / engMs).toFixed(0)}% of it checked`,
+          `LogStore.append, ${WINDOW} in flight; ${prod.text} of the bare client (goal ≥ ${pct(GOAL)}: ${prod.median >= GOAL ? 'met' : 'missed'}), ${ratio(engine, checked).text} of it checked`,
         ),
       );
-      const bareRead = await bareReplay(nc, `BARE_R${replicas}`, n);
-      out.push(row(`nats client R${replicas} replay`, n, size, bareRead, 'ordered consumer from seq 1'));
-      const engRead = await storeReplay(store, topic);
-      out.push(row(`JetStream engine R${replicas} replay`, n, size, engRead.ms, `LogStore.read, 1 MiB reads; ${((100 * bareRead) / engRead.ms).toFixed(0)}% of the bare client`));
+      out.push(sampleRow(`nats client R${replicas} replay`, bareRead, size, 'ordered consumer from seq 1'));
+      out.push(
+        sampleRow(
+          `JetStream engine R${replicas} replay`,
+          engineRead,
+          size,
+          `LogStore.read, 1 MiB reads; ${read.text} of the bare client (goal ≥ ${pct(GOAL)}: ${read.median >= GOAL ? 'met' : 'missed'})`,
+        ),
+      );
     }
   } finally {
     await store.close();
@@ -168,8 +267,8 @@ export async function runJetStreamBench(opts: { quick: boolean }): Promise<JetSt
     const file = new FileLogStore({ dataDir: dir, cleanupIntervalMs: 0, tailCacheBytes: 0 });
     await file.open();
     await file.createTopic('bench', 1, { fsync: 'always' });
-    out.push(row('embedded engine produce', n, size, await storeProduce(file, 'bench', batch, n), `FileLogStore fsync=always, ${WINDOW} in flight`));
-    out.push(row('embedded engine replay', n, size, (await storeReplay(file, 'bench')).ms, 'FileLogStore.read, 1 MiB reads (page cache warm)'));
+    out.push(row('embedded engine produce', n, size, await storeProduce(file, 'bench', batch, n), `FileLogStore fsync=always, ${WINDOW} in flight; one run`));
+    out.push(row('embedded engine replay', n, size, (await storeReplay(file, 'bench')).ms, 'FileLogStore.read, 1 MiB reads (page cache warm); one run'));
     await file.close();
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -178,7 +277,11 @@ export async function runJetStreamBench(opts: { quick: boolean }): Promise<JetSt
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const results = await runJetStreamBench({ quick: process.argv.includes('--quick') });
+  const arg = (name: string): number | undefined => {
+    const i = process.argv.indexOf(name);
+    return i > 0 ? Number(process.argv[i + 1]) : undefined;
+  };
+  const results = await runJetStreamBench({ quick: process.argv.includes('--quick'), rounds: arg('--rounds'), batches: arg('--batches') });
   console.table(results.map((x) => ({ system: x.system, 'events/s': Math.round(x.eventsPerSec).toLocaleString('en'), 'MB/s': x.mbPerSec.toFixed(1), notes: x.notes ?? '' })));
   process.exit(0);
 }

@@ -27,6 +27,7 @@ import { assertTopicName } from '../../../protocol/limits.ts';
 import { DEFAULT_TOPIC_CONFIG, type AppendResult, type GroupLink, type LogStore, type PartitionOffsets, type ReadResult, type TopicConfig, type TopicInfo } from '../log-store.ts';
 import { nativeCrc32c } from '../native-crc.ts';
 import { checkConfigOverrides, checkPartitions } from '../topic-config.ts';
+import { AckedPublisher } from './acked-publisher.ts';
 import { JsGroupLink } from './js-group-link.ts';
 import { isNoMessage, JsPartition, type JsEnv } from './js-partition.ts';
 import { mirrorStreamName, streamName, subjectPrefix, topicKey, TOPICS_BUCKET } from './names.ts';
@@ -118,6 +119,7 @@ export class JetStreamLogStore implements LogStore {
   private placement: { cluster: string; tags: string[] } | undefined;
   /** Group coordination between the hubs of this cluster (none in a read-only region). */
   private link: JsGroupLink | null = null;
+  private publisher: AckedPublisher | null = null;
 
   constructor(private readonly opts: JetStreamLogStoreOptions) {
     this.defaults = { ...DEFAULT_TOPIC_CONFIG, ...checkConfigOverrides(opts.defaults) };
@@ -134,9 +136,11 @@ export class JetStreamLogStore implements LogStore {
       this.region = this.nc.info?.cluster ?? null;
       if (!this.region) throw new TributaryError('BAD_CONFIG', 'engineMirror: the NATS server has no cluster name (a region is a cluster joined by a gateway)');
     }
+    this.publisher = new AckedPublisher(this.nc);
     this.env = {
       js: this.js,
       jsm: this.jsm,
+      publisher: this.publisher,
       crc: this.opts.crc ?? nativeCrc32c,
       now: Date.now,
       hubId: randomUUID(),
@@ -545,6 +549,7 @@ export class JetStreamLogStore implements LogStore {
     if (wasOpen) await Promise.all([...this.topics.values()].flatMap((t) => t.partitions.map((p) => p.close())));
     for (const t of [...this.topics.values()]) this.detach(t);
     this.reads?.close();
+    this.publisher?.close();
     if (this.nc && !this.opts.connection) await this.nc.drain().catch(() => this.nc?.close());
     this.nc = null;
   }

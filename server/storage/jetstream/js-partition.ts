@@ -16,20 +16,24 @@
  * An ack from JetStream means stored on a majority of the stream's
  * replicas, so the high watermark is the end of the last acked batch.
  */
-import type { JetStreamClient, JetStreamManager, JetStreamPublishOptions, MsgHdrs, PubAck } from 'nats';
+import type { JetStreamClient, JetStreamManager, MsgHdrs, PubAck } from 'nats';
 import { headers as natsHeaders } from 'nats';
-import { checkBatch, readLastOffsetDelta, readRecordCount, readUint32, stampBatch, BATCH_HEADER_BYTES, LENGTH_FIELD_END } from '../../../protocol/batch.ts';
+import { checkBatch, readLastOffsetDelta, readRecordCount, readUint32, BATCH_HEADER_BYTES, LENGTH_FIELD_END } from '../../../protocol/batch.ts';
 import type { Crc32c } from '../../../protocol/crc32c.ts';
 import { TributaryError } from '../../../protocol/errors.ts';
 import type { AppendResult, PartitionOffsets } from '../log-store.ts';
+import type { AckedPublisher, PublishExpect } from './acked-publisher.ts';
 import { JsProducerTable, isNoMessage, type CachedBatch, type ProducerEntry } from './js-producers.ts';
 import { plainSubject, producerSubject, streamName } from './names.ts';
 import { SeqIndex } from './seq-index.ts';
+import { stampVerified } from './stamp.ts';
 import { H_OFFSETS, H_PREV, offsetsHeader, producerOfBatch, refOfBatch, type BatchRef } from './stored-batch.ts';
 
 export interface JsEnv {
   js: JetStreamClient;
   jsm: JetStreamManager;
+  /** Appends: publishes awaiting their PubAck (acked-publisher.ts). */
+  publisher: AckedPublisher;
   crc: Crc32c;
   now: () => number;
   /** Unique per hub process: the message ids of batches without a producer. */
@@ -274,19 +278,20 @@ export class JsPartition {
     // offsets (right offsets, wrong batch in the log). A re-send stamps a copy.
     if (p.sent) p.batch = p.batch.slice();
     p.sent = true;
-    stampBatch(p.batch, 0, base, appendTime, this.env.crc);
+    // The batch's CRC is right for its bytes: append() checked it, or the last send stamped it.
+    stampVerified(p.batch, base, appendTime);
     p.seq = seq;
     p.base = base;
     p.appendTime = appendTime;
     p.state = 'sent';
     const h: MsgHdrs = natsHeaders();
     h.set(H_OFFSETS, offsetsHeader(base, p.count, appendTime));
-    const opts: Partial<JetStreamPublishOptions> = { msgID: p.msgId, headers: h, timeout: PUBLISH_TIMEOUT_MS, expect: { lastSequence: seq - 1 } };
-    if (this.nextMsgId) opts.expect!.lastMsgID = this.nextMsgId;
+    const expect: PublishExpect = { msgId: p.msgId, lastSequence: seq - 1 };
+    if (this.nextMsgId) expect.lastMsgId = this.nextMsgId;
     let subject = plainSubject(this.topic, this.partition);
     if (p.entry) {
       subject = producerSubject(this.topic, this.partition, p.pid);
-      opts.expect!.lastSubjectSequence = p.entry.predSubjSeq;
+      expect.lastSubjectSequence = p.entry.predSubjSeq;
       h.set(H_PREV, String(p.entry.predSubjSeq));
       p.cached!.prevSeq = p.entry.predSubjSeq;
       p.entry.predSubjSeq = seq;
@@ -295,7 +300,7 @@ export class JsPartition {
     this.nextOffset = base + p.count;
     this.nextMsgId = p.msgId;
     this.inflight.push(p);
-    this.env.js.publish(subject, p.batch, opts).then(
+    this.env.publisher.publish(subject, p.batch, h, expect, PUBLISH_TIMEOUT_MS).then(
       (ack) => this.onAck(p, ack),
       (err: unknown) => this.onFail(p, err),
     );

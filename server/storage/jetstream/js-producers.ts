@@ -116,12 +116,20 @@ export class JsProducerTable {
 
   /**
    * The original offsets of a retried batch [firstSeq, lastSeq] of `count`
-   * records, from the cache or by walking the producer's chain back.
+   * records, from the cache or by walking the producer's chain back. A retry
+   * may be cut differently from what was stored (a client that lost its
+   * acks in a cut re-batches what it resends): if whole stored batches of
+   * this producer cover the range exactly, their offsets answer it.
    */
   async findDuplicate(pid: string, e: ProducerEntry, firstSeq: number, lastSeq: number, count: number): Promise<AppendResult> {
     const match = (b: CachedBatch): boolean => b.firstSeq === firstSeq && b.lastSeq === lastSeq && b.count === count;
+    const inside = (b: CachedBatch): boolean => b.firstSeq >= firstSeq && b.lastSeq <= lastSeq;
+    const parts = new Map<number, CachedBatch>();
     for (const b of e.batches) {
-      if (!match(b)) continue;
+      if (!match(b)) {
+        if (inside(b)) parts.set(b.firstSeq, b);
+        continue;
+      }
       if (b.done) return { ...(await b.done), duplicate: true };
       return resultOf(b);
     }
@@ -131,10 +139,26 @@ export class JsProducerTable {
       if (!m) break;
       const b = toCached(m.seq, m.data, Number(m.header.get(H_PREV) || 0));
       if (match(b)) return resultOf(b);
+      if (inside(b) && !parts.has(b.firstSeq)) parts.set(b.firstSeq, b);
       if (b.lastSeq < firstSeq) break;
       prev = b.prevSeq;
     }
-    throw new TributaryError('OUT_OF_ORDER_SEQUENCE', `sequences ${firstSeq}..${lastSeq} of ${pid} are at or below the highest appended but not in the log`, { lastSequence: e.lastSeq });
+    const offsets: number[] = [];
+    let appendTime = 0;
+    for (let s = firstSeq; s <= lastSeq;) {
+      const b = parts.get(s);
+      if (!b) {
+        throw new TributaryError('OUT_OF_ORDER_SEQUENCE', `sequences ${firstSeq}..${lastSeq} of ${pid} are at or below the highest appended but not in the log`, { lastSequence: e.lastSeq });
+      }
+      const r = b.done ? await b.done : resultOf(b);
+      for (const o of r.offsets) offsets.push(o);
+      appendTime = Math.max(appendTime, r.appendTime);
+      s = b.lastSeq + 1;
+    }
+    if (offsets.length !== count) {
+      throw new TributaryError('OUT_OF_ORDER_SEQUENCE', `sequences ${firstSeq}..${lastSeq} of ${pid} were stored as ${offsets.length} records, not ${count}`, { lastSequence: e.lastSeq });
+    }
+    return { offsets, baseOffset: offsets[0], appendTime, duplicate: true };
   }
 
   private async getMessage(q: { seq: number } | { last_by_subj: string }): Promise<{ seq: number; data: Uint8Array; header: { get(k: string): string } } | null> {

@@ -27,6 +27,10 @@ interface Reader {
   nextSeq: number;
   consumer: Promise<Consumer>;
   buffered: JsMsg[];
+  /** The fetch under way (the one a read waits for, or the next one fetched ahead), null when none. */
+  filling: Promise<void> | null;
+  /** Highest stream sequence fetched or asked for by the fetch under way. */
+  fetchedTo: number;
   lastUsed: number;
   /** Its consumer stopped answering: never reused. */
   dead: boolean;
@@ -63,7 +67,7 @@ export class PartitionReads {
     let next = offset;
     try {
       while (r.nextSeq <= lastSeq) {
-        if (r.buffered.length === 0 && !r.dead) await this.fill(r, lastSeq);
+        if (r.buffered.length === 0 && !r.dead) await (r.filling ?? this.fill(r, lastSeq));
         const m = r.buffered[0];
         if (!m) break;
         const end = endOf(m);
@@ -85,7 +89,12 @@ export class PartitionReads {
       throw err;
     }
     if (out.length === 0 || r.dead) this.drop(r);
-    else this.put(r);
+    else {
+      this.put(r);
+      // Fetch ahead while the caller handles this read, as an ordered consumer's pulls overlap: a read that
+      // found its buffer empty would wait a round trip and the server's send of a whole fetch.
+      if (!r.filling && r.buffered.length < MAX_FETCH_MESSAGES / 2 && r.fetchedTo < lastSeq) this.fill(r, lastSeq).catch(() => undefined);
+    }
     if (out.length === 0) return null;
     return { bytes: concat(out, bytes), next };
   }
@@ -173,7 +182,7 @@ export class PartitionReads {
       this.readers.delete(key);
       return r;
     }
-    return { stream, nextSeq: seq, consumer: this.js.consumers.get(stream, { opt_start_seq: seq }), buffered: [], lastUsed: Date.now(), dead: false };
+    return { stream, nextSeq: seq, consumer: this.js.consumers.get(stream, { opt_start_seq: seq }), buffered: [], filling: null, fetchedTo: seq - 1, lastUsed: Date.now(), dead: false };
   }
 
   private put(r: Reader): void {
@@ -199,9 +208,17 @@ export class PartitionReads {
    * reader is then given up (dead) after a deadline, whatever the client
    * library does with the abandoned pull.
    */
-  private async fill(r: Reader, lastSeq: number): Promise<void> {
-    const want = Math.min(MAX_FETCH_MESSAGES, lastSeq - r.nextSeq + 1);
-    if (want <= 0) return;
+  private fill(r: Reader, lastSeq: number): Promise<void> {
+    const want = Math.min(MAX_FETCH_MESSAGES, lastSeq - Math.max(r.fetchedTo, r.nextSeq - 1));
+    if (want <= 0) return Promise.resolve();
+    const p = this.fetchInto(r, want, lastSeq).finally(() => {
+      if (r.filling === p) r.filling = null;
+    });
+    r.filling = p;
+    return p;
+  }
+
+  private async fetchInto(r: Reader, want: number, lastSeq: number): Promise<void> {
     let stop: (() => void) | null = null;
     const work = (async () => {
       const c = await r.consumer;
@@ -210,6 +227,7 @@ export class PartitionReads {
       for await (const m of iter) {
         if (r.dead) break;
         r.buffered.push(m);
+        r.fetchedTo = m.seq;
         if (m.seq >= lastSeq) break;
       }
     })();
