@@ -216,7 +216,7 @@ describe('windows', () => {
 
   it('reprocessing the same records from the same state gives the same outputs and sequences', () => {
     const build = (app: ReturnType<typeof stream>) => app.from<{ n: number }>('in').groupByKey().window({ tumblingMs: 100, graceMs: 50 }).count({ name: 'w' }).to('out');
-    const input = Array.from({ length: 2000 }, (_, i) => ({ key: `k${i % 7}`, ts: i * 3 - (i % 11) * 5 }));
+    const input = Array.from({ length: 2000 }, (_, i) => ({ key: `k${i % 7}`, ts: 100 + i * 3 - (i % 11) * 5 }));
     const run = () => {
       const h = harness(build, { out: 3 });
       const t = h.task(h.root('in'));
