@@ -110,6 +110,8 @@ export class OutputLane {
   private ackedOffset = -1;
   private waiters: Waiter[] = [];
   private failed: Error | undefined;
+  /** Pushed to since the task's last pump (the task's bookkeeping). */
+  toPump = false;
 
   constructor(
     readonly topic: string,

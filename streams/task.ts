@@ -83,7 +83,7 @@ export class Task implements TaskContext {
   /** Output lanes by topic, then partition, created at the first output after a restore. */
   private readonly lanes = new Map<string, OutputLane[]>();
   /** Lanes pushed to since the last pump. */
-  private readonly toPump = new Set<OutputLane>();
+  private toPump: OutputLane[] = [];
   private changelog: OutputLane | undefined;
   /** Outputs queued or in flight, not yet acknowledged: processing waits while they reach maxPendingRecords. */
   private unacked = 0;
@@ -158,7 +158,11 @@ export class Task implements TaskContext {
     // A lane numbers its outputs on from the restored sequence; its end() is the next one from then on.
     if (!lane) byPartition[partition] = lane = new OutputLane(topic, partition, this.producerId, this.seqs.peek(topic, partition), this.laneSettings());
     lane.push(key, r.value, r.timestamp, r.headers);
-    this.toPump.add(lane);
+    // A flag on the lane, not a Set: no hash per output.
+    if (!lane.toPump) {
+      lane.toPump = true;
+      this.toPump.push(lane);
+    }
     this.unacked++;
     this.metrics.produced++;
   }
@@ -288,8 +292,12 @@ export class Task implements TaskContext {
 
   /** Sends what the lanes pushed to since the last pump have buffered, as far as their windows allow. */
   pump(): void {
-    for (const lane of this.toPump) lane.pump();
-    this.toPump.clear();
+    const lanes = this.toPump;
+    this.toPump = [];
+    for (const lane of lanes) {
+      lane.toPump = false;
+      lane.pump();
+    }
   }
 
   private processOne(r: ConsumedRecord): void {
