@@ -239,7 +239,11 @@ export class BatchBuilder {
     buf.set(this.pid, BATCH_HEADER_BYTES);
     writeUint32(buf, 13, crc(buf, CRC_START, total));
     const out = total < buf.length * (1 - MAX_SLACK_SHARE) ? buf.slice(0, total) : buf.subarray(0, total);
-    this.buf = new Uint8Array(Math.max(INITIAL_BUFFER_BYTES, Math.min(buf.length, LIMITS.maxBatchBytes)));
+    // The next batch starts with room for one like this one: a lane's batches are alike, and a buffer
+    // sized by the largest batch ever would be zeroed (and sliced) again for every small one.
+    let cap = INITIAL_BUFFER_BYTES;
+    while (cap < total && cap < LIMITS.maxBatchBytes) cap *= 2;
+    this.buf = new Uint8Array(cap);
     this.pos = BATCH_HEADER_BYTES + this.pid.length;
     this.n = 0;
     return out;
