@@ -146,15 +146,7 @@ export class BatchBuilder {
   }
 
   /** One record: the value as bytes (`bin`) or as text (`text`, `textBytes` long in UTF-8), or neither (null). */
-  private write(
-    key: string | Uint8Array | null,
-    bin: Uint8Array | null,
-    text: string | null,
-    textBytes: number,
-    enc: number,
-    timestamp: number,
-    headers: readonly Header[],
-  ): void {
+  private write(key: string | Uint8Array | null, bin: Uint8Array | null, text: string | null, textBytes: number, enc: number, timestamp: number, headers: readonly Header[]): void {
     if (key !== null && typeof key !== 'string' && !(key instanceof Uint8Array)) bad('key must be a string, a Uint8Array or null');
     if (!Number.isSafeInteger(timestamp) || timestamp < 0) bad('timestamp must be a non-negative integer (ms since the epoch)');
     if (headers.length || bin !== null || (key !== null && key.length * 3 > LIMITS.maxKeyBytes)) {
