@@ -53,9 +53,9 @@ abstract class WindowedNode extends ProcessorNode {
     super();
   }
 
-  protected result(t: TaskContext, key: string, start: number, end: number, value: unknown, timestamp: number, r?: Rec): void {
+  protected result(t: TaskContext, key: string, start: number, end: number, value: unknown, timestamp: number, r?: Rec, outKey?: string): void {
     const out: WindowResult<string, unknown> = { key, start, end, value };
-    this.forward(t, { key: `${key}@${start}`, value: value === null ? null : out, timestamp, headers: r?.headers ?? [], topic: r?.topic, partition: r?.partition, offset: r?.offset });
+    this.forward(t, { key: outKey ?? `${key}@${start}`, value: value === null ? null : out, timestamp, headers: r?.headers ?? [], topic: r?.topic, partition: r?.partition, offset: r?.offset });
   }
 
   /** Closes every window that ends at or before `closeBefore` (stream time − grace): final results go out now. */
@@ -99,11 +99,11 @@ export class TimeWindowNode extends WindowedNode {
       if (isClosed(end, this.w.graceMs, st)) continue;
       if (end <= st) late = true;
       accepted++;
-      const sk = windowKey(k, start, end);
-      const had = store.get(sk);
+      const w = store.slot(k, start, end);
+      const had = store.get(w.sk);
       const next = this.adder(had === undefined ? this.init() : had, r);
-      store.put(sk, next);
-      if (this.emit === 'update') this.result(t, k, start, end, next, r.timestamp, r);
+      store.put(w.sk, next);
+      if (this.emit === 'update') this.result(t, k, start, end, next, r.timestamp, r, w.outKey);
     }
     if (accepted === 0) t.metrics.lateDropped++;
     else if (late) t.metrics.lateAccepted++;

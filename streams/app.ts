@@ -5,6 +5,8 @@
  * hub assigns becomes a Task, restored from its changelog before its first
  * record, flushed every commitIntervalMs and before it is given up.
  */
+import type { Crc32c } from '../protocol/index.ts';
+import { batchCrc32c } from '../web-client/runtime.ts';
 import { KStream, Topology, type RootDef, type StartFrom, type Table } from './builder.ts';
 import type { ConsumedRecord, GroupSubscription, ReadyClient, StreamsClient } from './client-contract.ts';
 import { StreamsError } from './errors.ts';
@@ -99,6 +101,8 @@ export class StreamApp {
   private closed = false;
   private readonly instanceId: string;
   private readonly slots: Slots;
+  /** The runtime's batch checksum, resolved at start (native CRC-32C in Node). */
+  private crc: Crc32c | undefined;
   private local: LocalState | undefined;
 
   constructor(
@@ -147,8 +151,8 @@ export class StreamApp {
 
   private ready(): ReadyClient {
     const c = this.client;
-    if (typeof c.produce !== 'function' || typeof c.metadata !== 'function') {
-      throw new StreamsError('UNSUPPORTED', 'this client has no produce()/metadata() (direct idempotent produce): streams needs it for exactly-once output');
+    if (typeof c.produce !== 'function' || typeof c.produceBatches !== 'function' || typeof c.metadata !== 'function') {
+      throw new StreamsError('UNSUPPORTED', 'this client has no produce()/produceBatches()/metadata() (direct idempotent produce): streams needs it for exactly-once output');
     }
     return c as ReadyClient;
   }
@@ -176,6 +180,7 @@ export class StreamApp {
     if (this.started) return;
     this.started = true;
     const client = this.ready();
+    this.crc = await batchCrc32c();
     const st = this.opts.state ?? 'memory';
     if (st === 'indexeddb') this.local = new IdbLocalState(this.opts.applicationId);
     else if (typeof st === 'object') this.local = st;
@@ -227,6 +232,7 @@ export class StreamApp {
       partitionCount: (topic: string) => this.counts.get(topic) ?? 1,
       lookup: (table: string, k: string) => this.tableData.get(table)?.get(k),
       slots: this.slots,
+      crc: this.crc,
       local: this.local,
       commit,
     };

@@ -15,7 +15,11 @@
  * values of those keys again (the repair), so compaction keeps the right one.
  */
 import type { SendEvent } from './client-contract.ts';
+import type { Header } from '../protocol/index.ts';
+import type { OutputLane } from './output-lanes.ts';
 import type { SequenceEntry } from './sequences.ts';
+
+const NO_HEADERS: readonly Header[] = [];
 
 const PROGRESS_KEY = '\u0000progress';
 const FENCE_KEY = '\u0000fence';
@@ -33,6 +37,20 @@ export interface Progress {
 
 export function entryEvent(store: string, key: string, value: unknown, timestamp: number): SendEvent {
   return { key: `${ENTRY_PREFIX}${store}\u0000${key}`, value: value === undefined ? null : { v: value }, timestamp };
+}
+
+/**
+ * Writes a store entry into a changelog lane: the value `{ v }` built as
+ * text around the entry's JSON (no object per entry), the same bytes as
+ * entryEvent's value encodes to.
+ */
+export function pushEntry(lane: OutputLane, store: string, key: string, value: unknown, timestamp: number): void {
+  const k = `${ENTRY_PREFIX}${store}\u0000${key}`;
+  if (value === undefined) return lane.push(k, null, timestamp, NO_HEADERS);
+  const text = JSON.stringify(value);
+  // A value JSON leaves out (a function, a symbol) is pushed as the object, so it fails or drops exactly as before.
+  if (text === undefined) return lane.push(k, { v: value }, timestamp, NO_HEADERS);
+  lane.pushJson(k, `{"v":${text}}`, timestamp);
 }
 
 export function progressEvent(p: Progress, timestamp: number): SendEvent {

@@ -39,9 +39,11 @@ export interface StreamsClient {
   /** Streams reads its inputs with `opts.onBatch` and no handler (one await per frame, not per record). */
   subscribe(topic: string, opts: GroupSubscribeOptions, handler?: (r: ConsumedRecord) => void | Promise<void>): GroupSubscription;
   produce?(topic: string, events: SendEvent[], opts: { partition: number; producerId: string; sequence: number; timeoutMs?: number }): Promise<ProduceResult>;
+  /** Batches written with BatchBuilder and sealed with their sequences (the output lanes' path). */
+  produceBatches?(topic: string, partition: number, batches: readonly Uint8Array[], opts?: { timeoutMs?: number }): Promise<{ partition: number; lastOffset: number; duplicate: boolean }>;
   metadata?(topic: string): Promise<{ topic: string; partitions: number }>;
   on?(event: 'error', listener: (e: Error) => void): () => void;
 }
 
-/** The client with the two capabilities streams/ cannot run without; checked once at start(). */
-export type ReadyClient = StreamsClient & Required<Pick<StreamsClient, 'produce' | 'metadata'>>;
+/** The client with the capabilities streams/ cannot run without; checked once at start(). */
+export type ReadyClient = StreamsClient & Required<Pick<StreamsClient, 'produce' | 'produceBatches' | 'metadata'>>;

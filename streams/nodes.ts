@@ -48,8 +48,8 @@ export interface TaskContext {
   /** Stream time of a windowed store: the highest event time it has seen on this partition. */
   streamTime(store: string): number;
   setStreamTime(store: string, t: number): void;
-  /** Queues a record for a topic; the sink picks the partition, the task numbers it. */
-  emit(topic: string, partition: number, rec: Rec): void;
+  /** Queues a record for a topic under `key` (the record's key as text); the sink picks the partition, the task numbers it. */
+  emit(topic: string, partition: number, key: string | null, rec: Rec): void;
   /** Partition count of an output topic (known since start). */
   partitions(topic: string): number;
   /** Latest-value table read by `app.table()`. */
@@ -189,6 +189,6 @@ export class SinkNode extends ProcessorNode {
     if (r.key === null || r.key === undefined) key = null;
     else key = keyString(r.key);
     const p = key === null ? t.partition % n : this.partitionOf(key, n);
-    t.emit(this.topic, p, key === r.key ? r : { ...r, key });
+    t.emit(this.topic, p, key, r);
   }
 }

@@ -1,6 +1,7 @@
 /**
  * Output lanes: one per (topic, partition, producer id) a task writes, each
- * a buffer of events with dense sequences and up to `window` produce
+ * a buffer of events with dense sequences, written straight into record
+ * batch bytes as they are pushed (no object per event), and up to `window` produce
  * requests in flight. Whatever is buffered goes out as soon as a request
  * slot is free (what piles up while requests are in flight becomes the next,
  * bigger request), so outputs stream to the hub while the task keeps
@@ -15,7 +16,11 @@
  * pushed) and waits for `ackedTo(end)`: everything the snapshot produced is
  * acknowledged, while later events keep flowing.
  */
+import { decodeBatch, decodeValue, type Crc32c, type Header } from '../protocol/index.ts';
+import { BatchBuilder } from '../web-client/batch-builder.ts';
 import type { ReadyClient, SendEvent } from './client-contract.ts';
+
+const NO_HEADERS: readonly Header[] = [];
 
 /** A FIFO counting semaphore: the app-wide cap on produce requests in flight over its one connection. */
 export class Slots {
@@ -50,7 +55,7 @@ export interface LaneSettings {
   client: ReadyClient;
   /** Requests of one lane in flight at once. */
   window: number;
-  /** Events per request at most (the client splits a request into batches of the hub's limit). */
+  /** Events per request (one batch) at most. */
   maxRecords: number;
   /**
    * pump() leaves fewer events than this buffered (a flush sends them): each
@@ -61,6 +66,8 @@ export interface LaneSettings {
   timeoutMs: number;
   /** Shared by every lane of the app. */
   slots: Slots;
+  /** The batch checksum (the runtime's native CRC-32C when it has one). */
+  crc: Crc32c;
   /** Events acknowledged (every lane of the task), for back-pressure. */
   onAcked(n: number): void;
   onFailed(err: Error): void;
@@ -72,10 +79,26 @@ interface Waiter {
   reject: (e: Error) => void;
 }
 
+/** A sealed batch waiting for a request slot: its first sequence, record count and bytes. */
+interface Sealed {
+  seq: number;
+  n: number;
+  bytes: Uint8Array;
+}
+
+/**
+ * A batch is sealed at this many bytes even below maxRecords: a request stays
+ * far below the hub's frame limit whatever the record sizes.
+ */
+const LANE_BATCH_BYTES = 1024 * 1024;
+
 export class OutputLane {
-  private buffer: SendEvent[] = [];
-  /** Sequence of buffer[0]. */
-  private bufferSeq: number;
+  /** The open batch: events are written into their final bytes as they are pushed. */
+  private readonly builder: BatchBuilder;
+  /** Batches sealed and not yet sent, in sequence order. */
+  private sealed: Sealed[] = [];
+  /** The sequence after the last event pushed. */
+  private next: number;
   private inFlight = 0;
   /** Requests taken off the buffer but waiting for an app-wide slot. */
   private queued = 0;
@@ -87,6 +110,8 @@ export class OutputLane {
   private ackedOffset = -1;
   private waiters: Waiter[] = [];
   private failed: Error | undefined;
+  /** Pushed to since the task's last pump (the task's bookkeeping). */
+  toPump = false;
 
   constructor(
     readonly topic: string,
@@ -95,48 +120,83 @@ export class OutputLane {
     firstSeq: number,
     private readonly s: LaneSettings,
   ) {
-    this.bufferSeq = firstSeq;
+    this.builder = new BatchBuilder(producerId);
+    this.next = firstSeq;
     this.acked = firstSeq;
   }
 
-  push(e: SendEvent): void {
-    this.buffer.push(e);
+  /**
+   * Writes one record into the open batch (value: JSON value, Uint8Array or
+   * null). A record the batch format refuses fails the lane (and so the
+   * task), as a refused produce request would.
+   */
+  push(key: string | Uint8Array | null, value: unknown, timestamp: number, headers: readonly Header[]): void {
+    try {
+      this.builder.add(key, value, timestamp, headers);
+    } catch (err) {
+      this.fail(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    this.pushed();
+  }
+
+  /** push() for a value that is JSON text already. */
+  pushJson(key: string, json: string, timestamp: number): void {
+    try {
+      this.builder.addJson(key, json, timestamp, NO_HEADERS);
+    } catch (err) {
+      this.fail(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    this.pushed();
+  }
+
+  private pushed(): void {
+    this.next++;
+    if (this.builder.count >= this.s.maxRecords || this.builder.byteLength >= LANE_BATCH_BYTES) this.seal();
+  }
+
+  private seal(): void {
+    const n = this.builder.count;
+    const seq = this.next - n;
+    this.sealed.push({ seq, n, bytes: this.builder.seal(seq, this.s.crc) });
   }
 
   /** The sequence after the last event pushed. */
   end(): number {
-    return this.bufferSeq + this.buffer.length;
+    return this.next;
   }
 
   get unacked(): number {
-    return this.end() - this.acked;
+    return this.next - this.acked;
   }
 
   /** Sends what is buffered while the lane has a free request slot (`all`: below minRecords too). */
   pump(all = false): void {
     const min = all ? 1 : this.s.minRecords;
-    while (!this.failed && this.buffer.length >= min && this.inFlight + this.queued < this.s.window) {
-      const events = this.buffer.length <= this.s.maxRecords ? this.buffer : this.buffer.slice(0, this.s.maxRecords);
-      this.buffer = events === this.buffer ? [] : this.buffer.slice(events.length);
-      const seq = this.bufferSeq;
-      this.bufferSeq += events.length;
+    while (!this.failed && this.inFlight + this.queued < this.s.window) {
+      if (this.sealed.length === 0) {
+        if (this.builder.count < min || this.builder.count === 0) return;
+        this.seal();
+      }
+      const batch = this.sealed.shift()!;
       this.queued++;
       // Slots are granted in request order, so a lane's requests still leave in sequence order.
       this.s.slots.whenFree(() => {
         this.queued--;
         this.inFlight++;
-        this.send(seq, events);
+        this.send(batch);
       });
     }
   }
 
-  private send(seq: number, events: SendEvent[]): void {
-    this.s.client.produce(this.topic, events, { partition: this.partition, producerId: this.producerId, sequence: seq, timeoutMs: this.s.timeoutMs }).then(
+  private send(b: Sealed): void {
+    this.s.client.produceBatches(this.topic, this.partition, [b.bytes], { timeoutMs: this.s.timeoutMs }).then(
       (res) => {
         this.inFlight--;
         this.s.slots.give();
-        this.settle(seq, seq + events.length, res.offsets[res.offsets.length - 1]);
-        this.s.onAcked(events.length);
+        this.settle(b.seq, b.seq + b.n, res.lastOffset);
+        this.s.onAcked(b.n);
         this.pump(this.waiters.length > 0);
       },
       (err: unknown) => {
@@ -185,9 +245,18 @@ export class OutputLane {
     return seq <= this.acked;
   }
 
-  /** The events buffered and not yet sent, with the sequence of the first. */
+  /** The events buffered and not yet sent, with the sequence of the first (decoded back from their batches: for tests and diagnosis). */
   queuedEvents(): { topic: string; partition: number; firstSeq: number; events: readonly SendEvent[] } {
-    return { topic: this.topic, partition: this.partition, firstSeq: this.bufferSeq, events: this.buffer };
+    if (this.builder.count > 0) this.seal();
+    const events: SendEvent[] = [];
+    for (const b of this.sealed) {
+      for (const r of decodeBatch(b.bytes)) {
+        const e: SendEvent = { key: r.key, value: decodeValue(r.value, r.encoding), timestamp: r.timestamp };
+        if (r.headers.length) e.headers = r.headers;
+        events.push(e);
+      }
+    }
+    return { topic: this.topic, partition: this.partition, firstSeq: this.next - events.length, events };
   }
 
   /** Resolves once every sequence below `seq` is acknowledged (sending what is buffered). */

@@ -18,10 +18,10 @@
  * duplicates. A crash between 2 and 3 only leaves the group's offset behind
  * the progress record: records below the progress offset are skipped.
  */
-import { TributaryError } from '../protocol/index.ts';
+import { crc32c, TributaryError, type Crc32c, type Header } from '../protocol/index.ts';
 import { StreamsError } from './errors.ts';
 import type { ConsumedRecord, ReadyClient, SendEvent } from './client-contract.ts';
-import { ChangelogRestorer, entryEvent, fenceEvent, progressEvent } from './changelog.ts';
+import { ChangelogRestorer, fenceEvent, progressEvent, pushEntry } from './changelog.ts';
 import type { RootDef } from './builder.ts';
 import type { Rec, StreamMetrics, TaskContext } from './nodes.ts';
 import { changelogProducerId, SequenceBook, taskProducerId, type SequenceEntry } from './sequences.ts';
@@ -29,6 +29,8 @@ import type { LocalState } from './idb-state.ts';
 import { OutputLane, type LaneSettings, type Slots } from './output-lanes.ts';
 import { KeyValueStore } from './state-store.ts';
 import { WindowStore } from './window-store.ts';
+
+const NO_HEADERS: readonly Header[] = [];
 
 export interface TaskSettings {
   applicationId: string;
@@ -58,6 +60,8 @@ export interface TaskEnv {
   slots: Slots;
   /** Commits the next input offset of this partition to the group. */
   commit(partition: number, offset: number): Promise<void>;
+  /** The batch checksum (the runtime's native one, resolved at start); default the portable CRC-32C. */
+  crc?: Crc32c;
 }
 
 /** 48 random bits naming one ownership of a task (ids stay well under LIMITS.maxProducerIdBytes). */
@@ -79,7 +83,7 @@ export class Task implements TaskContext {
   /** Output lanes by topic, then partition, created at the first output after a restore. */
   private readonly lanes = new Map<string, OutputLane[]>();
   /** Lanes pushed to since the last pump. */
-  private readonly toPump = new Set<OutputLane>();
+  private toPump: OutputLane[] = [];
   private changelog: OutputLane | undefined;
   /** Outputs queued or in flight, not yet acknowledged: processing waits while they reach maxPendingRecords. */
   private unacked = 0;
@@ -113,6 +117,7 @@ export class Task implements TaskContext {
       minRecords: this.s.minBatchRecords,
       timeoutMs: this.s.produceTimeoutMs,
       slots: this.env.slots,
+      crc: this.env.crc ?? crc32c,
       onAcked: (n) => {
         this.unacked -= n;
         if (this.room && this.unacked < this.s.maxPendingRecords) {
@@ -146,16 +151,18 @@ export class Task implements TaskContext {
     this.times[store] = t;
   }
 
-  emit(topic: string, partition: number, r: Rec): void {
+  emit(topic: string, partition: number, key: string | null, r: Rec): void {
     let byPartition = this.lanes.get(topic);
     if (!byPartition) this.lanes.set(topic, (byPartition = []));
     let lane = byPartition[partition];
     // A lane numbers its outputs on from the restored sequence; its end() is the next one from then on.
     if (!lane) byPartition[partition] = lane = new OutputLane(topic, partition, this.producerId, this.seqs.peek(topic, partition), this.laneSettings());
-    const e: SendEvent = { key: r.key as string | null, value: r.value, timestamp: r.timestamp };
-    if (r.headers.length) e.headers = r.headers;
-    lane.push(e);
-    this.toPump.add(lane);
+    lane.push(key, r.value, r.timestamp, r.headers);
+    // A flag on the lane, not a Set: no hash per output.
+    if (!lane.toPump) {
+      lane.toPump = true;
+      this.toPump.push(lane);
+    }
     this.unacked++;
     this.metrics.produced++;
   }
@@ -285,8 +292,12 @@ export class Task implements TaskContext {
 
   /** Sends what the lanes pushed to since the last pump have buffered, as far as their windows allow. */
   pump(): void {
-    for (const lane of this.toPump) lane.pump();
-    this.toPump.clear();
+    const lanes = this.toPump;
+    this.toPump = [];
+    for (const lane of lanes) {
+      lane.toPump = false;
+      lane.pump();
+    }
   }
 
   private processOne(r: ConsumedRecord): void {
@@ -335,12 +346,13 @@ export class Task implements TaskContext {
     const position = this.position;
     const progress = { offset: position, seqs: this.sequenceEntries(), times: { ...this.times }, epoch: this.s.instanceId };
     const now = Date.now();
-    const entries: SendEvent[] = [];
     const local = this.env.local;
     const changed: Array<[string, string, unknown]> | undefined = local ? [] : undefined;
+    // Only the last value of a key since the previous flush goes to the changelog (the dirty set), taken now.
+    const entries: Array<[string, string, unknown]> = [];
     for (const [name, store] of this.stores) {
       for (const [k, v] of store.takeDirty()) {
-        entries.push(entryEvent(name, k, v, now));
+        entries.push([name, k, v]);
         changed?.push([name, k, v]);
       }
     }
@@ -350,8 +362,9 @@ export class Task implements TaskContext {
       if (position >= 0) {
         const cl = this.changelog;
         if (!cl) throw new StreamsError('TASK_FAILED', `${this.root.topic}/${this.partition} flushed before its restore`);
-        entries.push(progressEvent(progress, now));
-        for (const e of entries) cl.push(e);
+        for (const [name, k, v] of entries) pushEntry(cl, name, k, v, now);
+        const p = progressEvent(progress, now);
+        cl.push(p.key as string, p.value, now, NO_HEADERS);
         await cl.ackedTo(cl.end());
         // The changelog holds this flush now: the local snapshot may move to it (never ahead of the changelog).
         if (local && changed) await local.save(this.s.changelogTopic, this.partition, changed, progress, cl.lastAckedOffset + 1);

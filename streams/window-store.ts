@@ -16,7 +16,22 @@ export function parseWindowKey(sk: string): { key: string; start: number; end: n
   return { key: sk.slice(0, a), start: Number(sk.slice(a + 1, b)), end: Number(sk.slice(b + 1)) };
 }
 
+/** One window of one record key: its store key and its output key (`<key>@<start>`), built once per window. */
+export interface WindowSlot {
+  start: number;
+  end: number;
+  sk: string;
+  outKey: string;
+}
+
 export class WindowStore<A = unknown> extends KeyValueStore<A> {
+  /**
+   * Record key → the slots of its windows asked for through slot(): a record
+   * finds its window's store key with one lookup of its own key and a scan of
+   * a few windows, instead of building the store key and hashing it anew.
+   * A slot goes when its window is deleted.
+   */
+  private readonly slots = new Map<string, WindowSlot[]>();
   private readonly byEnd = new Map<number, Set<string>>();
   /** Distinct window ends, ascending. */
   private readonly ends: number[] = [];
@@ -42,8 +57,34 @@ export class WindowStore<A = unknown> extends KeyValueStore<A> {
     }
   }
 
+  /** The slot of window [start, end) of `key` (the same object while the window lives). */
+  slot(key: string, start: number, end: number): WindowSlot {
+    let list = this.slots.get(key);
+    if (list === undefined) this.slots.set(key, (list = []));
+    for (let i = 0; i < list.length; i++) {
+      const w = list[i];
+      if (w.start === start && w.end === end) return w;
+    }
+    const w: WindowSlot = { start, end, sk: windowKey(key, start, end), outKey: `${key}@${start}` };
+    list.push(w);
+    return w;
+  }
+
+  private dropSlot(key: string, start: number, end: number): void {
+    const list = this.slots.get(key);
+    if (list === undefined) return;
+    for (let i = 0; i < list.length; i++) {
+      if (list[i].start === start && list[i].end === end) {
+        list.splice(i, 1);
+        break;
+      }
+    }
+    if (list.length === 0) this.slots.delete(key);
+  }
+
   private unindex(sk: string): void {
-    const { key, end } = parseWindowKey(sk);
+    const { key, start, end } = parseWindowKey(sk);
+    this.dropSlot(key, start, end);
     const s = this.byEnd.get(end);
     if (s) {
       s.delete(sk);

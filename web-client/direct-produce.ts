@@ -10,10 +10,11 @@
  * offsets (DESIGN idea 2). Within one call, a retry after a dropped
  * connection or a retriable refusal is therefore always safe.
  */
-import { LIMITS, MAX_BATCHES_PER_FRAME, TributaryError, assertTopicName, readRecordCount, type AckFrame, type Crc32c, type WireRecord } from '../protocol/index.ts';
+import { LIMITS, MAX_BATCHES_PER_FRAME, TributaryError, assertTopicName, readRecordCount, type AckFrame, type Crc32c } from '../protocol/index.ts';
 import type { Connection } from './connection.ts';
 import { ClientError } from './errors.ts';
-import { encodeWireBatch, toOutboxRecord, type SendEvent } from './event-input.ts';
+import { BatchBuilder } from './batch-builder.ts';
+import type { SendEvent } from './event-input.ts';
 import { batchCrc32c } from './runtime.ts';
 
 export interface DirectProduceOptions {
@@ -88,9 +89,9 @@ async function withRetries<T>(conn: Connection, timeoutMs: number, attempt: () =
 }
 
 /**
- * Bytes of records (as event-input counts them) per batch. Well under
- * LIMITS.maxBatchBytes and the frame limit, since that count is an estimate
- * of the encoded size; most calls fit one batch.
+ * A batch is sealed once it holds this many bytes: with its last record
+ * (a value is at most LIMITS.maxValueBytes) it stays well under
+ * LIMITS.maxBatchBytes and the frame limit; most calls fit one batch.
  */
 const BATCH_BUDGET_BYTES = 1024 * 1024;
 /** Bytes of batches per produce frame, leaving room for the frame's own fields under LIMITS.maxFrameBytes. */
@@ -131,17 +132,27 @@ export async function directProduce(conn: Connection, topic: string, events: Sen
 /** Validates and encodes the events into batches with dense sequences from o.sequence, grouped into frames. */
 function encodeFrames(events: SendEvent[], o: DirectProduceOptions, crc: Crc32c): Uint8Array[][] {
   const now = Date.now();
+  const builder = new BatchBuilder(o.producerId);
+  const batches: Uint8Array[] = [];
+  let nextSeq = o.sequence;
+  for (const e of events) {
+    builder.addEvent(e, now);
+    if (builder.count === LIMITS.maxRecordsPerBatch || builder.byteLength >= BATCH_BUDGET_BYTES) {
+      const n = builder.count;
+      batches.push(builder.seal(nextSeq, crc));
+      nextSeq += n;
+    }
+  }
+  if (builder.count > 0) batches.push(builder.seal(nextSeq, crc));
+  return framesOf(batches);
+}
+
+/** Groups batches into produce frames: at most MAX_BATCHES_PER_FRAME and FRAME_BUDGET_BYTES each (one batch at least). */
+function framesOf(batches: readonly Uint8Array[]): Uint8Array[][] {
   const frames: Uint8Array[][] = [];
   let frame: Uint8Array[] = [];
   let frameBytes = 0;
-  let run: WireRecord[] = [];
-  let runBytes = 0;
-  let nextSeq = o.sequence;
-  const seal = () => {
-    const b = encodeWireBatch(o.producerId, nextSeq, run, crc);
-    nextSeq += run.length;
-    run = [];
-    runBytes = 0;
+  for (const b of batches) {
     if (frame.length === MAX_BATCHES_PER_FRAME || (frame.length > 0 && frameBytes + b.length > FRAME_BUDGET_BYTES)) {
       frames.push(frame);
       frame = [];
@@ -149,17 +160,42 @@ function encodeFrames(events: SendEvent[], o: DirectProduceOptions, crc: Crc32c)
     }
     frame.push(b);
     frameBytes += b.length;
-  };
-  for (const e of events) {
-    // toOutboxRecord validates each event exactly as send() does (limits, headers, timestamp).
-    const { rec, bytes } = toOutboxRecord('x', { ...e, partition: o.partition }, now);
-    if (run.length > 0 && (run.length === LIMITS.maxRecordsPerBatch || runBytes + bytes > BATCH_BUDGET_BYTES)) seal();
-    run.push(rec);
-    runBytes += bytes;
   }
-  seal();
   frames.push(frame);
   return frames;
+}
+
+export interface BatchesProduceResult {
+  partition: number;
+  /** Offset of the last record of the last batch. */
+  lastOffset: number;
+  /** True when the hub had appended every batch before (a retry). */
+  duplicate: boolean;
+}
+
+/**
+ * Sends batches built with BatchBuilder and sealed with their sequences
+ * (each batch's base sequence follows the previous batch's last, dense) to
+ * one partition: the path of callers that write records straight into
+ * their final bytes (stream processing's output lanes). Retried like
+ * produce(): a retry resends the same bytes, so the same sequences.
+ */
+export async function produceBatches(conn: Connection, topic: string, partition: number, batches: readonly Uint8Array[], timeoutMs = DEFAULT_TIMEOUT_MS): Promise<BatchesProduceResult> {
+  assertTopicName(topic);
+  if (batches.length === 0) throw new TributaryError('BAD_REQUEST', 'produceBatches needs at least one batch');
+  if (!Number.isInteger(partition) || partition < 0) throw new TributaryError('BAD_PARTITION', 'partition must be a non-negative integer');
+  let lastOffset = -1;
+  let duplicate = true;
+  for (const frameBatches of framesOf(batches)) {
+    const frame = { t: 'produce', topic, batches: frameBatches.map((b) => ({ p: partition, b })) };
+    const ack = (await withRetries(conn, timeoutMs, () => conn.request(frame))) as unknown as AckFrame;
+    if (ack.dup !== true) duplicate = false;
+    if (ack.parts.length !== frameBatches.length) throw new TributaryError('INTERNAL', `the hub acked ${ack.parts.length} parts for ${frameBatches.length} batches`);
+    const part = ack.parts[ack.parts.length - 1];
+    const n = readRecordCount(frameBatches[frameBatches.length - 1]);
+    lastOffset = part.offs ? part.offs[n - 1] : part.o + n - 1;
+  }
+  return { partition, lastOffset, duplicate };
 }
 
 export async function topicMetadata(conn: Connection, topic: string, timeoutMs = DEFAULT_TIMEOUT_MS): Promise<TopicMetadata> {

@@ -12,7 +12,7 @@ import { TributaryError } from '../protocol/index.ts';
 import { Connection, type ConnectionState, type WebSocketConstructor } from './connection.ts';
 import { Subscription, type RecordHandler, type SubscribeOptions, type SubscriptionHandle } from './consumer.ts';
 import { Emitter } from './emitter.ts';
-import { directProduce, topicMetadata, type DirectProduceOptions, type DirectProduceResult, type TopicMetadata } from './direct-produce.ts';
+import { directProduce, produceBatches, topicMetadata, type BatchesProduceResult, type DirectProduceOptions, type DirectProduceResult, type TopicMetadata } from './direct-produce.ts';
 import { ClientError } from './errors.ts';
 import type { SendEvent } from './event-input.ts';
 import { IdbOutboxStore, type IdbDurability } from './outbox-idb.ts';
@@ -29,7 +29,8 @@ export type { BatchHandler, ConsumedRecord, RecordHandler, SubscribeOptions, Sub
 export type { SendEvent } from './event-input.ts';
 export type { FailedEvent, OutboxBounds, OutboxEvent, OutboxStats, OutboxStore, NewOutboxEvent, Positions } from './outbox.ts';
 export type { AckInfo } from './producer.ts';
-export type { DirectProduceOptions, DirectProduceResult, TopicMetadata } from './direct-produce.ts';
+export type { BatchesProduceResult, DirectProduceOptions, DirectProduceResult, TopicMetadata } from './direct-produce.ts';
+export { BatchBuilder } from './batch-builder.ts';
 export type { TokenSource } from './token.ts';
 export { createAdmin, webSocketUrlOf } from './admin.ts';
 export type { Admin, AdminOptions, GroupDescription, GroupMember, GroupOffset, GroupSummary, HttpRecord, PartitionOffsets, ReadAnswer, ResetTarget, TopicDescription, TopicSummary } from './admin.ts';
@@ -99,6 +100,12 @@ export interface Client {
    * `timeoutMs`; a retry of appended sequences answers `duplicate: true`.
    */
   produce(topic: string, events: SendEvent[], opts: DirectProduceOptions): Promise<DirectProduceResult>;
+  /**
+   * produce() for batches the caller wrote with BatchBuilder and sealed with
+   * their sequences (dense from one batch to the next): no per-event work
+   * here. Answers the offset of the last record.
+   */
+  produceBatches(topic: string, partition: number, batches: readonly Uint8Array[], opts?: { timeoutMs?: number }): Promise<BatchesProduceResult>;
   /** The topic's partition count; UNKNOWN_TOPIC when it does not exist. */
   metadata(topic: string): Promise<TopicMetadata>;
   on<K extends keyof ClientEvents>(event: K, listener: (value: ClientEvents[K]) => void): () => void;
@@ -258,6 +265,12 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
     if (this.closed) throw new ClientError('CLOSED', 'client is closed');
     const { conn } = await this.ready;
     return directProduce(conn, topic, events, opts);
+  }
+
+  async produceBatches(topic: string, partition: number, batches: readonly Uint8Array[], opts?: { timeoutMs?: number }): Promise<BatchesProduceResult> {
+    if (this.closed) throw new ClientError('CLOSED', 'client is closed');
+    const { conn } = await this.ready;
+    return produceBatches(conn, topic, partition, batches, opts?.timeoutMs);
   }
 
   async metadata(topic: string): Promise<TopicMetadata> {

@@ -9,7 +9,8 @@ import { describe, expect, it } from 'vitest';
 import { startHub } from '../../harness/hub.ts';
 import { useHub } from '../../harness/hub-fixture.ts';
 import { startTcpProxy } from '../../harness/tcp-proxy.ts';
-import { createClient, TributaryError, type Client } from '../../web-client/index.ts';
+import { crc32c } from '../../protocol/index.ts';
+import { BatchBuilder, createClient, TributaryError, type Client } from '../../web-client/index.ts';
 import { createTopic, readPartition } from '../../harness/topic-reader.ts';
 
 const hub = useHub();
@@ -36,8 +37,15 @@ describe('client.produce (direct, caller-chosen sequences)', () => {
     const next = await c.produce('direct', [{ value: { n: 50 } }], { partition: 2, producerId: 'task-a', sequence: 50 });
     expect(next.offsets).toEqual([50]);
 
+    // Batches built by the caller (the stream lanes' path): the next sequences, then the same bytes again as a duplicate.
+    const b = new BatchBuilder('task-a');
+    for (let n = 51; n < 54; n++) b.add(`k${n}`, { n }, Date.now(), []);
+    const built = [b.seal(51, crc32c)];
+    expect(await c.produceBatches('direct', 2, built)).toEqual({ partition: 2, lastOffset: 53, duplicate: false });
+    expect(await c.produceBatches('direct', 2, built)).toEqual({ partition: 2, lastOffset: 53, duplicate: true });
+
     const stored = await readPartition(hub.url, 'direct', 2);
-    expect(stored.map((r) => (r.value as { n: number }).n)).toEqual(Array.from({ length: 51 }, (_, i) => i));
+    expect(stored.map((r) => (r.value as { n: number }).n)).toEqual(Array.from({ length: 54 }, (_, i) => i));
   });
 
   it('refuses bad arguments before sending', async () => {

@@ -1,0 +1,86 @@
+/**
+ * BatchBuilder writes a batch event by event into its final bytes: they must
+ * be exactly the bytes the reference path (toOutboxRecord → encodeWireBatch
+ * → protocol's encodeBatch) writes for the same events, and it must refuse
+ * what send() refuses, with the same codes. Pure: no hub.
+ */
+import { describe, expect, it } from 'vitest';
+import { checkBatch, crc32c, decodeBatch, LIMITS } from '../../protocol/index.ts';
+import { BatchBuilder } from '../../web-client/batch-builder.ts';
+import { encodeWireBatch, toOutboxRecord, type SendEvent } from '../../web-client/event-input.ts';
+
+const NOW = 1_700_000_000_000;
+
+function reference(pid: string, seq: number, events: SendEvent[]): Uint8Array {
+  return encodeWireBatch(
+    pid,
+    seq,
+    events.map((e) => toOutboxRecord('t', e, NOW).rec),
+    crc32c,
+  );
+}
+
+function built(pid: string, seq: number, events: SendEvent[]): Uint8Array {
+  const b = new BatchBuilder(pid);
+  for (const e of events) b.addEvent(e, NOW);
+  return b.seal(seq, crc32c);
+}
+
+/** Index of the first byte where a and b differ (-1 when equal): a readable failure without diffing 100 kB arrays. */
+function firstDifference(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < Math.max(a.length, b.length); i++) if (a[i] !== b[i]) return i;
+  return -1;
+}
+
+describe('BatchBuilder', () => {
+  it('writes the same bytes as encodeBatch for keys, values, encodings, headers and timestamps of every kind', () => {
+    const events: SendEvent[] = [
+      { key: 'k1', value: { n: 1, s: 'x'.repeat(200) }, timestamp: NOW + 5 },
+      { key: null, value: null },
+      { value: 'plain' },
+      { key: new Uint8Array([1, 2, 3]), value: new Uint8Array([9, 8]), timestamp: NOW - 1_000_000 },
+      { key: 'ключ-€-😀', value: { text: 'naïve – “quotes” 😀' }, headers: { h: 'v', bin: new Uint8Array([0, 255]) } },
+      { key: 'k'.repeat(300), value: [1, 2, 3], headers: [['a', 'ü']], timestamp: NOW + 2 ** 40 },
+      { key: 'c', value: { cbor: true }, encoding: 'cbor' },
+      { key: 'j', value: 42, encoding: 'json' },
+      { key: 'u', value: undefined },
+    ];
+    const a = built('task.p.0', 7, events);
+    expect(firstDifference(a, reference('task.p.0', 7, events))).toBe(-1);
+    expect(checkBatch(a, 0, a.length, crc32c)).toBeNull();
+    const recs = decodeBatch(a);
+    expect(recs.map((r) => r.sequence)).toEqual(events.map((_, i) => 7 + i));
+  });
+
+  it('matches across many records (varint widths of deltas and lengths) and starts empty again after seal', () => {
+    const events: SendEvent[] = Array.from({ length: 3_000 }, (_, i) => ({ key: `key-${i % 13}`, value: { i, pad: 'p'.repeat(i % 300) }, timestamp: NOW + i * 37 }));
+    const b = new BatchBuilder('pid');
+    for (const e of events.slice(0, 10)) b.addEvent(e, NOW);
+    b.seal(0, crc32c);
+    expect(b.count).toBe(0);
+    for (const e of events) b.addEvent(e, NOW);
+    expect(firstDifference(b.seal(100, crc32c), reference('pid', 100, events))).toBe(-1);
+  });
+
+  it('refuses what send() refuses, with the same codes, and leaves the batch as it was', () => {
+    const b = new BatchBuilder('pid');
+    b.addEvent({ key: 'ok', value: 1 }, NOW);
+    const bads: Array<[SendEvent, string]> = [
+      [{ key: 'x'.repeat(LIMITS.maxKeyBytes + 1), value: 1 }, 'RECORD_TOO_LARGE'],
+      [{ value: 'v'.repeat(LIMITS.maxValueBytes) }, 'RECORD_TOO_LARGE'],
+      [{ value: 1, timestamp: -1 }, 'BAD_RECORD'],
+      [{ value: 1, timestamp: 1.5 }, 'BAD_RECORD'],
+      [{ key: 5 as unknown as string, value: 1 }, 'BAD_RECORD'],
+      [{ value: 1, headers: [['h', 5 as unknown as string]] }, 'BAD_RECORD'],
+      [{ value: BigInt(1) }, 'BAD_RECORD'],
+      [{ value: 1, headers: Object.fromEntries(Array.from({ length: LIMITS.maxHeaders + 1 }, (_, i) => [`h${i}`, 'v'])) }, 'BAD_RECORD'],
+      [{} as SendEvent, 'BAD_RECORD'],
+    ];
+    for (const [e, code] of bads) {
+      expect(() => toOutboxRecord('t', e, NOW)).toThrow(expect.objectContaining({ code }));
+      expect(() => b.addEvent(e, NOW)).toThrow(expect.objectContaining({ code }));
+    }
+    expect(b.count).toBe(1);
+    expect(firstDifference(b.seal(0, crc32c), reference('pid', 0, [{ key: 'ok', value: 1 }]))).toBe(-1);
+  });
+});

@@ -1,0 +1,248 @@
+/**
+ * A record batch written event by event, straight into its final bytes.
+ *
+ * `produce()` used to turn each event into a validated wire record, then an
+ * encoder record, then size every record in a first pass and write it in a
+ * second: three objects and two walks per event. Stream processing's output
+ * lanes and changelog push tens of thousands of events a second, so here an
+ * event is validated and written once, into one growing buffer, with its
+ * offset and sequence delta (its index) and its timestamp delta (against
+ * the batch's first record) already final. seal() then writes the header
+ * (producer id, base sequence, counts, timestamps) and the CRC.
+ *
+ * The bytes are exactly what protocol/batch.ts's encodeBatch writes for the
+ * same records (test/web-client/batch-builder.test.ts compares them), and
+ * an event is refused with the same codes as `send()` refuses it.
+ */
+import {
+  BATCH_HEADER_BYTES,
+  BATCH_MAGIC,
+  CRC_START,
+  ENCODING_CODE,
+  LENGTH_FIELD_END,
+  LIMITS,
+  TributaryError,
+  encodeValue,
+  recordLimitFault,
+  utf8Length,
+  uvarintSize,
+  writeInt64,
+  writeUint32,
+  writeUvarint,
+  zigzag,
+  type Crc32c,
+  type Header,
+  type ValueEncoding,
+} from '../protocol/index.ts';
+import type { SendEvent } from './event-input.ts';
+
+/** First buffer of a batch: grows by doubling, so a batch of many small records is copied a few times at most. */
+const INITIAL_BUFFER_BYTES = 64 * 1024;
+/** Varint bytes reserved for a record's length before its body is sized: records stay under 2^28 bytes (LIMITS). */
+const MAX_LENGTH_VARINT_BYTES = 4;
+/** A sealed batch keeps its buffer unless more than this share of it is unused (then it is copied to size). */
+const MAX_SLACK_SHARE = 0.25;
+
+const textEncoder = new TextEncoder();
+const NO_HEADERS: readonly Header[] = [];
+
+function bad(message: string, code: 'BAD_RECORD' | 'RECORD_TOO_LARGE' = 'BAD_RECORD'): never {
+  throw new TributaryError(code, message);
+}
+
+/** `headers` as send() takes them (pairs or an object), checked for shape. */
+function headerPairs(h: SendEvent['headers']): readonly Header[] {
+  if (h === undefined || h === null) return NO_HEADERS;
+  const list = Array.isArray(h) ? h : typeof h === 'object' ? Object.entries(h) : bad('headers must be [[name, value], ...] or an object');
+  for (let i = 0; i < list.length; i++) {
+    const p = list[i] as unknown;
+    if (!Array.isArray(p) || p.length !== 2 || typeof p[0] !== 'string') bad('each header is [string name, string | Uint8Array value]');
+    if (typeof p[1] !== 'string' && !(p[1] instanceof Uint8Array)) bad('a header value is a string or a Uint8Array');
+  }
+  return list;
+}
+
+function writeText(buf: Uint8Array, pos: number, s: string, len: number): number {
+  pos = writeUvarint(buf, pos, len);
+  if (len === s.length) {
+    // Every char is one byte (utf8Length equals length): a loop beats encodeInto's call for short strings.
+    for (let i = 0; i < len; i++) buf[pos + i] = s.charCodeAt(i);
+  } else textEncoder.encodeInto(s, buf.subarray(pos, pos + len));
+  return pos + len;
+}
+
+function writeBytes(buf: Uint8Array, pos: number, b: Uint8Array): number {
+  pos = writeUvarint(buf, pos, b.length);
+  buf.set(b, pos);
+  return pos + b.length;
+}
+
+export class BatchBuilder {
+  private buf: Uint8Array;
+  private pos: number;
+  private n = 0;
+  private firstTs = 0;
+  private maxTs = 0;
+  private readonly pid: Uint8Array;
+
+  /** `producerId`: written into the header now, so it is encoded once per batch. */
+  constructor(producerId: string) {
+    this.pid = textEncoder.encode(producerId);
+    if (this.pid.length > LIMITS.maxProducerIdBytes) throw new TributaryError('BAD_RECORD', `producer id longer than ${LIMITS.maxProducerIdBytes} bytes`);
+    this.buf = new Uint8Array(INITIAL_BUFFER_BYTES);
+    this.pos = BATCH_HEADER_BYTES + this.pid.length;
+  }
+
+  /** Records written so far. */
+  get count(): number {
+    return this.n;
+  }
+
+  /** Bytes of the batch so far (header included). */
+  get byteLength(): number {
+    return this.pos;
+  }
+
+  /** Validates and writes one event as send() takes it (headers as pairs or an object; `encoding` honoured). */
+  addEvent(e: SendEvent, now: number): void {
+    if (typeof e !== 'object' || e === null || Array.isArray(e) || !('value' in e)) bad('an event is an object with a value (null for a tombstone)');
+    this.add(e.key ?? null, e.value, e.timestamp ?? now, headerPairs(e.headers), e.encoding);
+  }
+
+  /**
+   * Validates and writes one record. `value`: null (a tombstone), a
+   * Uint8Array (bytes), or any JSON value; `encoding` as in send().
+   * Throws BAD_RECORD / RECORD_TOO_LARGE and leaves the batch as it was.
+   */
+  add(key: string | Uint8Array | null, value: unknown, timestamp: number, headers: readonly Header[], encoding?: ValueEncoding): void {
+    if (value !== null && value !== undefined && encoding === undefined && !(value instanceof Uint8Array)) {
+      let text: string | undefined;
+      try {
+        text = JSON.stringify(value);
+      } catch {
+        text = undefined;
+      }
+      if (text === undefined) bad('value cannot be encoded as JSON');
+      this.addJson(key, text, timestamp, headers);
+      return;
+    }
+    const enc = encodeValue(value, encoding);
+    this.write(key, enc.value, null, 0, ENCODING_CODE[enc.encoding], timestamp, headers);
+  }
+
+  /** Writes a record whose value is JSON text already (the caller vouches that it is JSON). */
+  addJson(key: string | Uint8Array | null, json: string, timestamp: number, headers: readonly Header[]): void {
+    const len = json.length;
+    // Only a text with a char above 0x7f needs the UTF-8 count: for ASCII, bytes = chars.
+    let bytes = len;
+    for (let i = 0; i < len; i++) {
+      if (json.charCodeAt(i) > 0x7f) {
+        bytes = utf8Length(json);
+        break;
+      }
+    }
+    if (bytes > LIMITS.maxValueBytes) bad(`value of ${bytes} bytes exceeds ${LIMITS.maxValueBytes}`, 'RECORD_TOO_LARGE');
+    this.write(key, null, json, bytes, ENCODING_CODE.json, timestamp, headers);
+  }
+
+  /** One record: the value as bytes (`bin`) or as text (`text`, `textBytes` long in UTF-8), or neither (null). */
+  private write(key: string | Uint8Array | null, bin: Uint8Array | null, text: string | null, textBytes: number, enc: number, timestamp: number, headers: readonly Header[]): void {
+    if (key !== null && typeof key !== 'string' && !(key instanceof Uint8Array)) bad('key must be a string, a Uint8Array or null');
+    if (!Number.isSafeInteger(timestamp) || timestamp < 0) bad('timestamp must be a non-negative integer (ms since the epoch)');
+    if (headers.length || bin !== null || (key !== null && key.length * 3 > LIMITS.maxKeyBytes)) {
+      const fault = recordLimitFault(key, bin, headers as Header[]);
+      if (fault) bad(fault.message, fault.code as 'BAD_RECORD' | 'RECORD_TOO_LARGE');
+    }
+    const i = this.n;
+    if (i === 0) this.firstTs = this.maxTs = timestamp;
+    else if (timestamp > this.maxTs) this.maxTs = timestamp;
+    const keyLen = key === null ? 0 : typeof key === 'string' ? (key.length < 64 && isAscii(key) ? key.length : utf8Length(key)) : key.length;
+    const hasValue = bin !== null || text !== null;
+    const valueLen = bin !== null ? bin.length : textBytes;
+    const tsDelta = zigzag(timestamp - this.firstTs);
+    let size = 1 + uvarintSize(i) * 2 + uvarintSize(tsDelta) + uvarintSize(headers.length);
+    if (key !== null) size += uvarintSize(keyLen) + keyLen;
+    if (hasValue) size += uvarintSize(valueLen) + valueLen;
+    for (let h = 0; h < headers.length; h++) {
+      const [name, v] = headers[h];
+      const nb = utf8Length(name);
+      const vb = typeof v === 'string' ? utf8Length(v) : v.length;
+      size += uvarintSize(nb) + nb + 1 + uvarintSize(vb) + vb;
+    }
+    this.reserve(MAX_LENGTH_VARINT_BYTES + size);
+    const buf = this.buf;
+    let pos = writeUvarint(buf, this.pos, size);
+    buf[pos++] = enc | (hasValue ? 0 : 4) | ((key === null ? 0 : typeof key === 'string' ? 1 : 2) << 3);
+    pos = writeUvarint(buf, pos, i);
+    pos = writeUvarint(buf, pos, i);
+    pos = writeUvarint(buf, pos, tsDelta);
+    if (typeof key === 'string') pos = writeText(buf, pos, key, keyLen);
+    else if (key !== null) pos = writeBytes(buf, pos, key);
+    if (bin !== null) pos = writeBytes(buf, pos, bin);
+    else if (text !== null) pos = writeText(buf, pos, text, valueLen);
+    pos = writeUvarint(buf, pos, headers.length);
+    for (let h = 0; h < headers.length; h++) {
+      const [name, v] = headers[h];
+      pos = writeText(buf, pos, name, utf8Length(name));
+      if (typeof v === 'string') {
+        buf[pos++] = 0;
+        pos = writeText(buf, pos, v, utf8Length(v));
+      } else {
+        buf[pos++] = 1;
+        pos = writeBytes(buf, pos, v);
+      }
+    }
+    this.pos = pos;
+    this.n = i + 1;
+  }
+
+  private reserve(bytes: number): void {
+    if (this.pos + bytes <= this.buf.length) return;
+    let cap = this.buf.length * 2;
+    while (cap < this.pos + bytes) cap *= 2;
+    const next = new Uint8Array(cap);
+    next.set(this.buf.subarray(0, this.pos));
+    this.buf = next;
+  }
+
+  /**
+   * The batch with its first record at `baseSequence`: header, producer id
+   * and CRC written; the builder is empty again (with a new buffer, since
+   * the sealed bytes may still be in flight).
+   */
+  seal(baseSequence: number, crc: Crc32c): Uint8Array {
+    if (this.n === 0) throw new TributaryError('BAD_BATCH', 'a batch needs at least one record');
+    const total = this.pos;
+    if (total > LIMITS.maxBatchBytes) throw new TributaryError('FRAME_TOO_LARGE', `batch of ${total} bytes exceeds ${LIMITS.maxBatchBytes}`);
+    const buf = this.buf;
+    writeInt64(buf, 0, 0); // base offset: the hub's to stamp
+    writeUint32(buf, 8, total - LENGTH_FIELD_END);
+    buf[12] = BATCH_MAGIC;
+    buf[17] = 0; // attributes
+    buf[18] = 0;
+    writeUint32(buf, 19, this.n);
+    writeUint32(buf, 23, this.n - 1); // last offset delta
+    writeInt64(buf, 27, this.firstTs);
+    writeInt64(buf, 35, this.maxTs);
+    writeInt64(buf, 43, 0); // append time: the hub's to stamp
+    writeInt64(buf, 51, baseSequence);
+    writeUint32(buf, 59, this.n - 1); // last sequence delta
+    buf[63] = this.pid.length;
+    buf.set(this.pid, BATCH_HEADER_BYTES);
+    writeUint32(buf, 13, crc(buf, CRC_START, total));
+    const out = total < buf.length * (1 - MAX_SLACK_SHARE) ? buf.slice(0, total) : buf.subarray(0, total);
+    // The next batch starts with room for one like this one: a lane's batches are alike, and a buffer
+    // sized by the largest batch ever would be zeroed (and sliced) again for every small one.
+    let cap = INITIAL_BUFFER_BYTES;
+    while (cap < total && cap < LIMITS.maxBatchBytes) cap *= 2;
+    this.buf = new Uint8Array(cap);
+    this.pos = BATCH_HEADER_BYTES + this.pid.length;
+    this.n = 0;
+    return out;
+  }
+}
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
