@@ -17,7 +17,7 @@
 import { createInbox, type MsgHdrs, type Msg, type NatsConnection, type PubAck, type Subscription } from 'nats';
 
 /** A refusal from JetStream (err_code as in its API errors), a 503 (no stream), or a timeout. */
-export class JsPublishError extends Error {
+class JsPublishError extends Error {
   constructor(
     message: string,
     readonly api_error?: { code: number; err_code: number; description: string },
