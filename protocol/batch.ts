@@ -34,7 +34,9 @@
 import { crc32c as portableCrc32c, type Crc32c } from './crc32c.ts';
 import { TributaryError } from './errors.ts';
 import { LIMITS } from './limits.ts';
-import { ENCODING_CODE, VALUE_ENCODINGS, recordLimitFault, type EncodedRecord, type Header, type StoredRecord, utf8Length, fromUtf8 } from './record.ts';
+import { ENCODING_CODE, VALUE_ENCODINGS, recordLimitFault, type EncodedRecord, type Header, type StoredRecord, utf8Length, fromUtf8, isUtf8 } from './record.ts';
+
+export { isUtf8 };
 import { readUvarint, uvarintSize, writeUvarint, zigzag, unzigzag, type VarintRead } from './varint.ts';
 
 export const BATCH_MAGIC = 1;
@@ -330,40 +332,6 @@ export function checkBatch(b: Uint8Array, pos = 0, end = b.length, crc: Crc32c =
 
 const vr: VarintRead = { value: 0, pos: 0 };
 
-/** Whether b[start, end) is well-formed UTF-8 (RFC 3629: no overlongs, no surrogates, ≤ U+10FFFF), without allocating. */
-export function isUtf8(b: Uint8Array, start: number, end: number): boolean {
-  let i = start;
-  while (i < end) {
-    const c = b[i];
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    let n: number;
-    let min: number;
-    if (c >= 0xc2 && c <= 0xdf) {
-      n = 1;
-      min = 0x80;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      n = 2;
-      min = 0x800;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      n = 3;
-      min = 0x10000;
-    } else return false;
-    if (i + n >= end) return false;
-    let cp = c & (0x3f >> n);
-    for (let k = 1; k <= n; k++) {
-      const d = b[i + k];
-      if ((d & 0xc0) !== 0x80) return false;
-      cp = (cp << 6) | (d & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
-    i += n + 1;
-  }
-  return true;
-}
-
 /** Where the last walkHeaders call stopped (module state, like `vr`: no allocation per record). */
 const walked = { pos: 0 };
 
@@ -512,7 +480,8 @@ export function walkBatchRecords(b: Uint8Array, pos: number, layout: RecordLayou
       p = ve = vr.pos + vr.value;
     }
     let hs = -1;
-    if (p < recEnd && b[p] === 0 && p + 1 === recEnd) p = recEnd; // no headers: the common case, no call
+    if (p < recEnd && b[p] === 0 && p + 1 === recEnd)
+      p = recEnd; // no headers: the common case, no call
     else {
       hs = p;
       if (walkHeaders(b, p, recEnd, false, utf8) === null || walked.pos !== recEnd) return false;

@@ -56,7 +56,16 @@ describe('postgres sink', () => {
     await pg.query('CREATE TABLE docs (n bigint, doc jsonb, body json)');
     const silent = { info() {}, warn() {}, error() {}, debug() {} };
     const task = new PostgresSink(
-      { connector: 'docs', topic: 'docs', connection: pg.url, table: 'docs', mode: 'insert', key: undefined, columns: { n: 'offset', doc: 'value', body: 'value' }, offsetsTable: 'tributary_sink_offsets' },
+      {
+        connector: 'docs',
+        topic: 'docs',
+        connection: pg.url,
+        table: 'docs',
+        mode: 'insert',
+        key: undefined,
+        columns: { n: 'offset', doc: 'value', body: 'value' },
+        offsetsTable: 'tributary_sink_offsets',
+      },
       silent,
     );
     await task.start();

@@ -7,7 +7,20 @@
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { decodeBatches, decodeValue, encodeBatch, readLazyRecords, readRecords, stampBatch, crc32c, LIMITS, type BatchValues, type EncodedRecord, type Header, type RecordKey } from '../../protocol/index.ts';
+import {
+  decodeBatches,
+  decodeValue,
+  encodeBatch,
+  readLazyRecords,
+  readRecords,
+  stampBatch,
+  crc32c,
+  LIMITS,
+  type BatchValues,
+  type EncodedRecord,
+  type Header,
+  type RecordKey,
+} from '../../protocol/index.ts';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
