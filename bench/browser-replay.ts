@@ -102,8 +102,7 @@ interface PageResult {
 }
 
 /** Runs one replay in the page; resolves with its time. Page code: keep it self-contained. */
-function replayInPage(page: Page, url: string, topic: string, count: number, form: 'handler' | 'onBatch', timeoutMs: number): Promise<PageResult> {
-  const creditBytes = process.env.BROWSER_REPLAY_CREDIT ? Number(process.env.BROWSER_REPLAY_CREDIT) : undefined;
+function replayInPage(page: Page, url: string, topic: string, count: number, form: 'handler' | 'onBatch', timeoutMs: number, creditBytes?: number): Promise<PageResult> {
   return page.evaluate(
     ({ url, topic, count, form, timeoutMs, creditBytes }) =>
       new Promise<PageResult>((resolve, reject) => {
@@ -169,44 +168,47 @@ export async function runBrowserReplayBench(opts: { quick: boolean; only?: Array
     await cdp.send('HeapProfiler.enable');
     // Warm-up: JIT, the socket path, one pass over a fifth of the events.
     await replayInPage(page, hub.wsUrl, topic, Math.min(count, 200_000) / 5, 'handler', timeoutMs).catch(() => undefined);
-    for (const form of opts.only ?? (['handler', 'onBatch'] as const)) {
-      await cdp.send('HeapProfiler.collectGarbage');
-      const before = await heapUsed(cdp);
-      let peak = before;
-      let sampling = true;
-      const sampler = (async () => {
-        while (sampling) {
-          peak = Math.max(peak, await heapUsed(cdp).catch(() => 0));
-          await new Promise((r) => setTimeout(r, HEAP_SAMPLE_MS));
+    // BROWSER_REPLAY_CREDIT=1048576,4194304: each form once per credit (bytes), in this run, for a same-run comparison.
+    const credits: Array<number | undefined> = process.env.BROWSER_REPLAY_CREDIT ? process.env.BROWSER_REPLAY_CREDIT.split(',').map(Number) : [undefined];
+    for (const creditBytes of credits)
+      for (const form of opts.only ?? (['handler', 'onBatch'] as const)) {
+        await cdp.send('HeapProfiler.collectGarbage');
+        const before = await heapUsed(cdp);
+        let peak = before;
+        let sampling = true;
+        const sampler = (async () => {
+          while (sampling) {
+            peak = Math.max(peak, await heapUsed(cdp).catch(() => 0));
+            await new Promise((r) => setTimeout(r, HEAP_SAMPLE_MS));
+          }
+        })();
+        if (profDir) {
+          await cdp.send('Profiler.enable');
+          await cdp.send('Profiler.setSamplingInterval', { interval: 100 });
+          await cdp.send('Profiler.start');
         }
-      })();
-      if (profDir) {
-        await cdp.send('Profiler.enable');
-        await cdp.send('Profiler.setSamplingInterval', { interval: 100 });
-        await cdp.send('Profiler.start');
+        const r = await replayInPage(page, hub.wsUrl, topic, count, form, timeoutMs, creditBytes);
+        if (profDir) {
+          const { profile } = (await cdp.send('Profiler.stop')) as { profile: unknown };
+          fs.mkdirSync(profDir, { recursive: true });
+          fs.writeFileSync(path.join(profDir, `browser-replay-${form}-${Date.now()}.cpuprofile`), JSON.stringify(profile));
+        }
+        sampling = false;
+        await sampler;
+        const after = await heapUsed(cdp);
+        peak = Math.max(peak, after);
+        const expected = (count * (count - 1)) / 2;
+        const mb = (n: number) => (n / MiB).toFixed(1);
+        rows.push({
+          scenario: 'browser-replay',
+          system: `web-client chromium subscribe ${form === 'handler' ? '(record handler)' : '(onBatch)'}${creditBytes ? ` credit ${creditBytes / MiB} MiB` : ''}`,
+          eventsPerSec: Math.round(r.count / (r.ms / 1000)),
+          notes:
+            `${count} stored JSON events (~100 B, string keys) in ${PARTITIONS} partitions from earliest; ` +
+            `heap ${mb(before)} MB before, ${mb(peak)} MB peak, ${mb(after)} MB after` +
+            (r.checksum === expected ? '' : `; CHECKSUM MISMATCH ${r.checksum} != ${expected}`),
+        });
       }
-      const r = await replayInPage(page, hub.wsUrl, topic, count, form, timeoutMs);
-      if (profDir) {
-        const { profile } = (await cdp.send('Profiler.stop')) as { profile: unknown };
-        fs.mkdirSync(profDir, { recursive: true });
-        fs.writeFileSync(path.join(profDir, `browser-replay-${form}-${Date.now()}.cpuprofile`), JSON.stringify(profile));
-      }
-      sampling = false;
-      await sampler;
-      const after = await heapUsed(cdp);
-      peak = Math.max(peak, after);
-      const expected = (count * (count - 1)) / 2;
-      const mb = (n: number) => (n / MiB).toFixed(1);
-      rows.push({
-        scenario: 'browser-replay',
-        system: `web-client chromium subscribe ${form === 'handler' ? '(record handler)' : '(onBatch)'}`,
-        eventsPerSec: Math.round(r.count / (r.ms / 1000)),
-        notes:
-          `${count} stored JSON events (~100 B, string keys) in ${PARTITIONS} partitions from earliest; ` +
-          `heap ${mb(before)} MB before, ${mb(peak)} MB peak, ${mb(after)} MB after` +
-          (r.checksum === expected ? '' : `; CHECKSUM MISMATCH ${r.checksum} != ${expected}`),
-      });
-    }
     await ctx.close();
   } finally {
     await browser.close().catch(() => undefined);

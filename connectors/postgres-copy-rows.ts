@@ -87,6 +87,15 @@ const TIMESTAMP_ISO = 3;
 /** `value.FIELD` into a column that is not JSON or a timestamp: numbers and strings the common case. */
 const VALUE_FIELD = 4;
 const OTHER = 5;
+/**
+ * `value` (the whole value) into a json/jsonb column: a JSON value's stored
+ * text goes in as it is (escaped for COPY), without JSON.parse and
+ * JSON.stringify, when the record carries its bytes (a `lazyValues`
+ * subscription). PostgreSQL parses it for the column either way; a text that
+ * is not JSON fails the COPY, and the sink writes that batch again by the
+ * general path (postgres-sink.ts).
+ */
+const RAW_JSON = 6;
 
 export interface CopyColumn {
   kind: number;
@@ -109,12 +118,33 @@ export function copyColumn(source: string, type: string, connector: string): Cop
   else if (!timestamp && !json && source === 'timestamp') kind = TIMESTAMP_NUMBER;
   else if (timestamp && source === 'timestamp') kind = TIMESTAMP_ISO;
   else if (!timestamp && !json && /^value\.[^.]+$/.test(source)) kind = VALUE_FIELD;
+  else if (json && source === 'value') kind = RAW_JSON;
   return { kind, field: kind === VALUE_FIELD ? source.slice('value.'.length) : '', extract, text };
 }
 
-/** One column's COPY field of a record. */
-function copyField(c: CopyColumn, r: ConsumedRecord): string {
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Whether `columns` write some value's stored JSON text as it is (see RAW_JSON). */
+export function writesRawJson(columns: CopyColumn[]): boolean {
+  return columns.some((c) => c.kind === RAW_JSON);
+}
+
+/** One column's COPY field of a record; `raw`: RAW_JSON columns may take the stored text. */
+function copyField(c: CopyColumn, r: ConsumedRecord, raw: boolean): string {
   switch (c.kind) {
+    case RAW_JSON: {
+      const bytes = raw && r.valueEncoding === 'json' ? r.valueBytes : undefined;
+      if (bytes) {
+        let text: string | undefined;
+        try {
+          text = utf8.decode(bytes);
+        } catch {
+          text = undefined; // not UTF-8: the general path hands it over as the decoder does
+        }
+        if (text !== undefined) return escapeCopy(text);
+      }
+      return c.text(c.extract(r));
+    }
     case OFFSET:
       return String(r.offset);
     case PARTITION:
@@ -135,9 +165,9 @@ function copyField(c: CopyColumn, r: ConsumedRecord): string {
   }
 }
 
-/** A record's COPY row (fields joined by tabs, no newline). */
-export function copyRow(columns: CopyColumn[], r: ConsumedRecord): string {
-  let row = copyField(columns[0], r);
-  for (let i = 1; i < columns.length; i++) row += '\t' + copyField(columns[i], r);
+/** A record's COPY row (fields joined by tabs, no newline); `raw` as for copyField (default true). */
+export function copyRow(columns: CopyColumn[], r: ConsumedRecord, raw = true): string {
+  let row = copyField(columns[0], r, raw);
+  for (let i = 1; i < columns.length; i++) row += '\t' + copyField(columns[i], r, raw);
   return row;
 }

@@ -26,7 +26,7 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { configError, type Settings } from './config.ts';
-import { copyColumn, copyRow, type CopyColumn } from './postgres-copy-rows.ts';
+import { copyColumn, copyRow, writesRawJson, type CopyColumn } from './postgres-copy-rows.ts';
 import { createPool, primaryKey, quoteIdent, quoteName, tableColumns, type TableColumn } from './postgres-common.ts';
 import type { ConsumedRecord, PartitionOffsets, SinkTask } from './task.ts';
 import type { Log } from './worker.ts';
@@ -139,6 +139,18 @@ export class PostgresSink implements SinkTask {
   }
 
   async put(records: ConsumedRecord[]): Promise<PartitionOffsets> {
+    const raw = writesRawJson(this.mapped.map((m) => m.copy));
+    try {
+      return await this.putWith(records, raw);
+    } catch (err) {
+      // A stored JSON text PostgreSQL refuses (class 22, data exception: a producer stored bytes that are not JSON
+      // as JSON): write the batch again through the decoder, which hands such a value over as bytes.
+      if (raw && typeof (err as { code?: unknown }).code === 'string' && (err as { code: string }).code.startsWith('22')) return await this.putWith(records, false);
+      throw err;
+    }
+  }
+
+  private async putWith(records: ConsumedRecord[], raw: boolean): Promise<PartitionOffsets> {
     const client = await this.pool!.connect();
     let broken = false;
     try {
@@ -160,7 +172,7 @@ export class PostgresSink implements SinkTask {
           await client.query(this.stageSql);
           this.staged.add(client);
         }
-        await pipeline(Readable.from(this.copyText(fresh)), client.query(copyFrom(this.copySql)));
+        await pipeline(Readable.from(this.copyText(fresh, raw)), client.query(copyFrom(this.copySql)));
         if (this.upsertSql) finish.push(this.upsertSql);
       }
       if (next.size) {
@@ -184,11 +196,11 @@ export class PostgresSink implements SinkTask {
   }
 
   /** The records as COPY text rows, in chunks. */
-  private *copyText(records: ConsumedRecord[]): Generator<string> {
+  private *copyText(records: ConsumedRecord[], raw: boolean): Generator<string> {
     const columns = this.mapped.map((m) => m.copy);
     let chunk = '';
     for (const r of records) {
-      chunk += copyRow(columns, r) + '\n';
+      chunk += copyRow(columns, r, raw) + '\n';
       if (chunk.length >= COPY_CHUNK_CHARS) {
         yield chunk;
         chunk = '';

@@ -86,6 +86,8 @@ export class SinkRunner extends Worker {
         from: this.o.from,
         autoCommit: false,
         creditBytes: CREDIT_BYTES,
+        // Values decoded only when the task reads them: a whole JSON value goes into a json column as stored text.
+        lazyValues: true,
         onAssign: (partitions) => this.onAssign(partitions),
         onRevoke: (partitions) => this.onRevoke(partitions),
         onBatch: (records) => this.onBatch(records),

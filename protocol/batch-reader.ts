@@ -20,45 +20,35 @@
  *   are not UTF-8), every value of the batch is decoded on its own, with
  *   decodeValue's rules: a value that does not decode is handed over as bytes.
  * The results are the same as decodeBatches + decodeValue's (a test checks).
+ *
+ * The structure walk is batch.ts's walkBatchRecords (one walker for the hub's
+ * validation, decodeBatch and this), filling a RecordLayout reused across calls.
+ *
+ * readLazyRecords leaves the values undecoded: each batch's values sit in a
+ * BatchValues that decodes all of them (the same one-parse way) the first
+ * time one is read, and hands out the raw bytes without decoding, for
+ * consumers that move values on as they are (a sink writing JSON text).
  */
-import {
-  batchSizeAt,
-  checkBatch,
-  readFirstTimestamp,
-  readHeadersAt,
-  readBaseOffset,
-  readLastOffsetDelta,
-  readLastSequenceDelta,
-  readProducerIdLength,
-  readRecordCount,
-  BATCH_HEADER_BYTES,
-} from './batch.ts';
+import { batchSizeAt, checkBatch, readHeadersAt, readBaseOffset, readLastOffsetDelta, readRecordCount, RecordLayout, walkBatchRecords } from './batch.ts';
 import { crc32c as portableCrc32c, type Crc32c } from './crc32c.ts';
 import { TributaryError } from './errors.ts';
 import { LIMITS } from './limits.ts';
-import { fromUtf8, type Header, type RecordKey } from './record.ts';
+import { fromUtf8, type Header, type RecordKey, type ValueEncoding } from './record.ts';
 import { decodeValue } from './values.ts';
-import { readUvarint, unzigzag, type VarintRead } from './varint.ts';
 
 /** Builds the caller's record object (one allocation per record, the caller's shape). */
 export type RecordFactory<T> = (offset: number, timestamp: number, key: RecordKey, value: unknown, headers: Header[]) => T;
+/** As RecordFactory, with the value left in its batch's BatchValues at `index`. */
+export type LazyRecordFactory<T> = (offset: number, timestamp: number, key: RecordKey, headers: Header[], values: BatchValues, index: number) => T;
 
 const ENC_JSON = 1;
 const ENC_CBOR = 2;
 const NULL_VALUE = 4;
-const vr: VarintRead = { value: 0, pos: 0 };
+const ENCODINGS: readonly ValueEncoding[] = ['bytes', 'json', 'cbor'];
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** Per-record positions of the batch being read, reused across calls (grown to the largest batch seen). */
-let cap = 0;
-let offsets = new Float64Array(0);
-let timestamps = new Float64Array(0);
-let attrs = new Uint8Array(0);
-let keyStart = new Int32Array(0);
-let keyEnd = new Int32Array(0);
-let valueStart = new Int32Array(0);
-let valueEnd = new Int32Array(0);
-let headerLists: Array<Header[] | null> = [];
+/** Positions of the batch being read, reused across calls (grown to the largest batch seen). */
+const layout = new RecordLayout();
 let keyOut: RecordKey[] = [];
 let valueOut: unknown[] = [];
 /** Scratch for joined keys and joined JSON values. */
@@ -66,85 +56,19 @@ let keyBytes: Uint8Array<ArrayBuffer> = new Uint8Array(0);
 let jsonBytes: Uint8Array<ArrayBuffer> = new Uint8Array(0);
 
 function ensureCapacity(n: number): void {
-  if (n <= cap) return;
-  cap = Math.max(n, 1024);
-  offsets = new Float64Array(cap);
-  timestamps = new Float64Array(cap);
-  attrs = new Uint8Array(cap);
-  keyStart = new Int32Array(cap);
-  keyEnd = new Int32Array(cap);
-  valueStart = new Int32Array(cap);
-  valueEnd = new Int32Array(cap);
-  headerLists = new Array<Header[] | null>(cap).fill(null);
-  keyOut = new Array<RecordKey>(cap).fill(null);
-  valueOut = new Array<unknown>(cap).fill(null);
+  if (n <= layout.capacity) return;
+  layout.ensure(n);
+  keyOut = new Array<RecordKey>(layout.capacity).fill(null);
+  valueOut = new Array<unknown>(layout.capacity).fill(null);
 }
 
 function grow(buf: Uint8Array<ArrayBuffer>, need: number): Uint8Array<ArrayBuffer> {
   return buf.length >= need ? buf : new Uint8Array(Math.max(need, buf.length * 2, 64 * 1024));
 }
 
-const NO_HEADERS_COUNT = 0;
-
-/**
- * Walks the records of the (CRC-checked) batch at `pos`, filling the
- * position arrays; false when they do not parse exactly as the header says.
- */
-function walk(b: Uint8Array, pos: number, end: number, count: number): boolean {
-  const baseOffset = readBaseOffset(b, pos);
-  const firstTs = readFirstTimestamp(b, pos);
-  let p = pos + BATCH_HEADER_BYTES + readProducerIdLength(b, pos);
-  let prevOd = -1;
-  let prevSd = -1;
-  for (let i = 0; i < count; i++) {
-    readUvarint(b, p, end, vr);
-    if (vr.pos < 0) return false;
-    const recEnd = vr.pos + vr.value;
-    if (recEnd > end) return false;
-    p = vr.pos;
-    if (p >= recEnd) return false;
-    const attr = b[p++];
-    const keyKind = (attr >> 3) & 3;
-    if ((attr & 3) > 2 || keyKind > 2 || attr > 0x1f) return false;
-    readUvarint(b, p, recEnd, vr);
-    if (vr.pos < 0 || vr.value <= prevOd) return false;
-    prevOd = vr.value;
-    readUvarint(b, vr.pos, recEnd, vr);
-    if (vr.pos < 0 || vr.value <= prevSd) return false;
-    prevSd = vr.value;
-    readUvarint(b, vr.pos, recEnd, vr);
-    if (vr.pos < 0) return false;
-    offsets[i] = baseOffset + prevOd;
-    timestamps[i] = firstTs + unzigzag(vr.value);
-    attrs[i] = attr;
-    p = vr.pos;
-    if (keyKind !== 0) {
-      readUvarint(b, p, recEnd, vr);
-      if (vr.pos < 0 || vr.pos + vr.value > recEnd || vr.value > LIMITS.maxKeyBytes) return false;
-      keyStart[i] = vr.pos;
-      p = keyEnd[i] = vr.pos + vr.value;
-    }
-    if (!(attr & NULL_VALUE)) {
-      readUvarint(b, p, recEnd, vr);
-      if (vr.pos < 0 || vr.pos + vr.value > recEnd || vr.value > LIMITS.maxValueBytes) return false;
-      valueStart[i] = vr.pos;
-      p = valueEnd[i] = vr.pos + vr.value;
-    }
-    if (p < recEnd && b[p] === NO_HEADERS_COUNT && p + 1 === recEnd) {
-      headerLists[i] = null; // the common case: no headers, no call
-      p = recEnd;
-    } else {
-      const h = readHeadersAt(b, p, recEnd);
-      if (h === null || h.end !== recEnd) return false;
-      headerLists[i] = h.headers;
-      p = recEnd;
-    }
-  }
-  return p === end && prevOd === readLastOffsetDelta(b, pos) && prevSd === readLastSequenceDelta(b, pos);
-}
-
 /** Decodes the string keys of records [first, count): one TextDecoder call when all are ASCII. False when one is not UTF-8. */
 function decodeKeys(b: Uint8Array, first: number, count: number): boolean {
+  const { attrs, keyStart, keyEnd } = layout;
   let total = 0;
   for (let i = first; i < count; i++) if (((attrs[i] >> 3) & 3) === 1) total += keyEnd[i] - keyStart[i];
   keyBytes = grow(keyBytes, total);
@@ -212,10 +136,9 @@ function copyStandalone(b: Uint8Array, s: number, e: number, o: number): number 
 }
 
 /** One value as consumers get it: decodeValue's result, or the bytes when they do not decode. */
-function valueAlone(b: Uint8Array, i: number): unknown {
-  const attr = attrs[i];
+function valueAlone(b: Uint8Array, attr: number, s: number, e: number): unknown {
   if (attr & NULL_VALUE) return null;
-  const bytes = b.subarray(valueStart[i], valueEnd[i]);
+  const bytes = b.subarray(s, e);
   const enc = attr & 3;
   if (enc !== ENC_JSON && enc !== ENC_CBOR) return bytes;
   try {
@@ -225,13 +148,17 @@ function valueAlone(b: Uint8Array, i: number): unknown {
   }
 }
 
-/** Decodes the values of records [first, count): JSON ones that stand alone with one parse, the rest one by one. */
-function decodeValues(b: Uint8Array, first: number, count: number): void {
+/**
+ * Decodes the values of records [first, count) (positions in `attrs`,
+ * `vs`, `ve`) into out[first, count): the JSON ones that stand alone with
+ * one parse, the rest one by one.
+ */
+function decodeValues(b: Uint8Array, attrs: Uint8Array, vs: Int32Array, ve: Int32Array, first: number, count: number, out: unknown[]): void {
   let total = 0;
   let jsonCount = 0;
   for (let i = first; i < count; i++) {
     if ((attrs[i] & (NULL_VALUE | 3)) === ENC_JSON) {
-      total += valueEnd[i] - valueStart[i] + 1;
+      total += ve[i] - vs[i] + 1;
       jsonCount++;
     }
   }
@@ -243,15 +170,15 @@ function decodeValues(b: Uint8Array, first: number, count: number): void {
     for (let i = first; i < count; i++) {
       if ((attrs[i] & (NULL_VALUE | 3)) !== ENC_JSON) continue;
       const at = o;
-      const next = copyStandalone(b, valueStart[i], valueEnd[i], at);
+      const next = copyStandalone(b, vs[i], ve[i], at);
       if (next < 0) {
         o = at;
-        valueOut[i] = undefined;
+        out[i] = undefined;
         continue;
       }
       jsonBytes[next] = 0x2c; // ,
       o = next + 1;
-      valueOut[i] = joined++; // its index in the array, replaced below
+      out[i] = joined++; // its index in the array, replaced below
     }
     if (joined > 0) {
       jsonBytes[o - 1] = 0x5d; // ] over the last comma
@@ -263,15 +190,82 @@ function decodeValues(b: Uint8Array, first: number, count: number): void {
       }
       if (Array.isArray(parsed) && parsed.length === joined) {
         for (let i = first; i < count; i++) {
-          if ((attrs[i] & (NULL_VALUE | 3)) !== ENC_JSON) valueOut[i] = valueAlone(b, i);
-          else if (typeof valueOut[i] === 'number') valueOut[i] = parsed[valueOut[i] as number];
-          else valueOut[i] = valueAlone(b, i);
+          if ((attrs[i] & (NULL_VALUE | 3)) === ENC_JSON && typeof out[i] === 'number') out[i] = parsed[out[i] as number];
+          else out[i] = valueAlone(b, attrs[i], vs[i], ve[i]);
         }
         return;
       }
     }
   }
-  for (let i = first; i < count; i++) valueOut[i] = valueAlone(b, i);
+  for (let i = first; i < count; i++) out[i] = valueAlone(b, attrs[i], vs[i], ve[i]);
+}
+
+/**
+ * The values of one batch's delivered records, decoded the first time one
+ * is read (all together, as readRecords decodes them: one JSON.parse for
+ * the JSON ones), or handed out as their bytes (views into the frame) without
+ * decoding. Holds the frame's bytes while a record of it is held.
+ */
+export class BatchValues {
+  private decoded: unknown[] | null = null;
+  constructor(
+    private readonly b: Uint8Array,
+    private readonly attrs: Uint8Array,
+    private readonly starts: Int32Array,
+    private readonly ends: Int32Array,
+  ) {}
+
+  /** Record `i`'s value as readRecords gives it (JSON and CBOR decoded, bytes that do not decode as bytes, null for a tombstone). */
+  value(i: number): unknown {
+    let d = this.decoded;
+    if (d === null) {
+      const n = this.attrs.length;
+      d = this.decoded = new Array<unknown>(n);
+      decodeValues(this.b, this.attrs, this.starts, this.ends, 0, n, d);
+    }
+    return d[i];
+  }
+
+  /** Record `i`'s value bytes as stored (a view into the frame), or null for a tombstone. */
+  bytes(i: number): Uint8Array | null {
+    return this.attrs[i] & NULL_VALUE ? null : this.b.subarray(this.starts[i], this.ends[i]);
+  }
+
+  /** How record `i`'s value bytes are encoded. */
+  encoding(i: number): ValueEncoding {
+    return ENCODINGS[this.attrs[i] & 3];
+  }
+}
+
+/** Walks, checks and decodes the keys of the batch at `pos`; the index of its first record at or above `fromOffset` (count when none is). */
+function readBatch(b: Uint8Array, pos: number, size: number, fromOffset: number, crc: Crc32c): number {
+  if (size < 0 || pos + size > b.length) throw new TributaryError('BAD_BATCH', 'truncated batch in a batch sequence');
+  const fault = checkBatch(b, pos, pos + size, crc, false);
+  if (fault) throw new TributaryError(fault === 'bad-crc' ? 'CORRUPT_BATCH' : 'BAD_BATCH', `record batch is ${fault}`);
+  const count = readRecordCount(b, pos);
+  if (count === 0 || count > LIMITS.maxRecordsPerBatch) throw new TributaryError('BAD_BATCH', 'record batch has malformed records');
+  ensureCapacity(count);
+  if (!walkBatchRecords(b, pos, layout, false)) throw new TributaryError('BAD_BATCH', 'record batch has malformed records');
+  if (readBaseOffset(b, pos) + readLastOffsetDelta(b, pos) < fromOffset) return count; // already delivered (after the structure check, as decodeBatch does)
+  let first = 0;
+  while (first < count && layout.offsets[first] < fromOffset) first++;
+  // Every string key is checked (as decodeBatch does), the ones below `first` dropped at once.
+  if (!decodeKeys(b, 0, count)) throw new TributaryError('BAD_BATCH', 'record batch has malformed records');
+  for (let i = 0; i < first; i++) keyOut[i] = null;
+  return first;
+}
+
+/**
+ * Record i's headers (structure checked by the walk; names and string values
+ * decoded, so checked as UTF-8, here: a throw discards the whole call's
+ * result, so nothing of a malformed frame is handed over).
+ */
+function headersOf(b: Uint8Array, i: number): Header[] {
+  const hs = layout.headerStart[i];
+  if (hs < 0) return [];
+  const h = readHeadersAt(b, hs, layout.recordEnd[i]);
+  if (h === null) throw new TributaryError('BAD_BATCH', 'record batch has malformed records');
+  return h.headers;
 }
 
 /**
@@ -285,27 +279,40 @@ export function readRecords<T>(b: Uint8Array, fromOffset: number, make: RecordFa
   let pos = 0;
   while (pos < b.length) {
     const size = batchSizeAt(b, pos);
-    if (size < 0 || pos + size > b.length) throw new TributaryError('BAD_BATCH', 'truncated batch in a batch sequence');
-    const fault = checkBatch(b, pos, pos + size, crc, false);
-    if (fault) throw new TributaryError(fault === 'bad-crc' ? 'CORRUPT_BATCH' : 'BAD_BATCH', `record batch is ${fault}`);
+    const first = readBatch(b, pos, size, fromOffset, crc);
     const count = readRecordCount(b, pos);
-    if (count === 0 || count > LIMITS.maxRecordsPerBatch) throw new TributaryError('BAD_BATCH', 'record batch has malformed records');
-    const end = pos + size;
-    const lastOffset = readBaseOffset(b, pos) + readLastOffsetDelta(b, pos);
-    pos = end;
-    ensureCapacity(count);
-    if (!walk(b, end - size, end, count)) throw new TributaryError('BAD_BATCH', 'record batch has malformed records');
-    if (lastOffset < fromOffset) continue; // already delivered (after the structure check, as decodeBatch does)
-    let first = 0;
-    while (first < count && offsets[first] < fromOffset) first++;
-    // Every string key is checked (as decodeBatch does), the ones below `first` dropped at once.
-    if (!decodeKeys(b, 0, count)) throw new TributaryError('BAD_BATCH', 'record batch has malformed records');
-    for (let i = 0; i < first; i++) keyOut[i] = null;
-    decodeValues(b, first, count);
+    pos += size;
+    if (first === count) continue;
+    const { offsets, timestamps } = layout;
+    decodeValues(b, layout.attrs, layout.valueStart, layout.valueEnd, first, count, valueOut);
     for (let i = first; i < count; i++) {
-      out.push(make(offsets[i], timestamps[i], keyOut[i], valueOut[i], headerLists[i] ?? []));
+      out.push(make(offsets[i], timestamps[i], keyOut[i], valueOut[i], headersOf(b, i)));
       keyOut[i] = valueOut[i] = null; // drop references: the scratch outlives the frame
-      headerLists[i] = null;
+    }
+  }
+  return out;
+}
+
+/**
+ * readRecords with the values left undecoded: `make` gets each record's
+ * batch's BatchValues and its index there, and decoding happens only when a
+ * value is read. The structure, CRC, keys and headers are checked here as
+ * readRecords checks them.
+ */
+export function readLazyRecords<T>(b: Uint8Array, fromOffset: number, make: LazyRecordFactory<T>, crc: Crc32c = portableCrc32c): T[] {
+  const out: T[] = [];
+  let pos = 0;
+  while (pos < b.length) {
+    const size = batchSizeAt(b, pos);
+    const first = readBatch(b, pos, size, fromOffset, crc);
+    const count = readRecordCount(b, pos);
+    pos += size;
+    if (first === count) continue;
+    const { offsets, timestamps } = layout;
+    const values = new BatchValues(b, layout.attrs.slice(first, count), layout.valueStart.slice(first, count), layout.valueEnd.slice(first, count));
+    for (let i = first; i < count; i++) {
+      out.push(make(offsets[i], timestamps[i], keyOut[i], headersOf(b, i), values, i - first));
+      keyOut[i] = null;
     }
   }
   return out;

@@ -34,7 +34,9 @@
 import { crc32c as portableCrc32c, type Crc32c } from './crc32c.ts';
 import { TributaryError } from './errors.ts';
 import { LIMITS } from './limits.ts';
-import { ENCODING_CODE, VALUE_ENCODINGS, recordLimitFault, type EncodedRecord, type Header, type StoredRecord, utf8Length, fromUtf8 } from './record.ts';
+import { ENCODING_CODE, VALUE_ENCODINGS, recordLimitFault, type EncodedRecord, type Header, type StoredRecord, utf8Length, fromUtf8, isUtf8 } from './record.ts';
+
+export { isUtf8 };
 import { readUvarint, uvarintSize, writeUvarint, zigzag, unzigzag, type VarintRead } from './varint.ts';
 
 export const BATCH_MAGIC = 1;
@@ -325,81 +327,23 @@ export function checkBatch(b: Uint8Array, pos = 0, end = b.length, crc: Crc32c =
   if (b[pos + O_MAGIC] !== BATCH_MAGIC) return 'bad-magic';
   if (crc(b, pos + CRC_START, pos + size) !== readUint32(b, pos + O_CRC)) return 'bad-crc';
   if (!deep) return null;
-  return walkRecords(b, pos, null) ? null : 'bad-records';
+  return walkBatchRecords(b, pos, null, true) ? null : 'bad-records';
 }
 
 const vr: VarintRead = { value: 0, pos: 0 };
 
-/** Whether b[start, end) is well-formed UTF-8 (RFC 3629: no overlongs, no surrogates, ≤ U+10FFFF), without allocating. */
-export function isUtf8(b: Uint8Array, start: number, end: number): boolean {
-  let i = start;
-  while (i < end) {
-    const c = b[i];
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    let n: number;
-    let min: number;
-    if (c >= 0xc2 && c <= 0xdf) {
-      n = 1;
-      min = 0x80;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      n = 2;
-      min = 0x800;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      n = 3;
-      min = 0x10000;
-    } else return false;
-    if (i + n >= end) return false;
-    let cp = c & (0x3f >> n);
-    for (let k = 1; k <= n; k++) {
-      const d = b[i + k];
-      if ((d & 0xc0) !== 0x80) return false;
-      cp = (cp << 6) | (d & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
-    i += n + 1;
-  }
-  return true;
-}
-
-/**
- * Walks the records of a (length-checked) batch. When `out` is given, decodes
- * each record into it. Returns false when the records do not parse exactly.
- */
-/** Where the last walkKey / walkHeaders call stopped (module state, like `vr`: no allocation per record). */
+/** Where the last walkHeaders call stopped (module state, like `vr`: no allocation per record). */
 const walked = { pos: 0 };
-
-/**
- * The key at `p` (its length varint first): a string for keyKind 1 (checked
- * UTF-8), bytes for 2; `undefined` when it does not parse. Without `decode`
- * only checks, and returns null. Sets walked.pos after it.
- */
-function walkKey(b: Uint8Array, p: number, recEnd: number, keyKind: number, decode: boolean): StoredRecord['key'] | undefined {
-  readUvarint(b, p, recEnd, vr);
-  if (vr.pos < 0 || vr.pos + vr.value > recEnd || vr.value > LIMITS.maxKeyBytes) return undefined;
-  const start = vr.pos;
-  const end = vr.pos + vr.value;
-  walked.pos = end;
-  if (!decode) return keyKind === 1 && !isUtf8(b, start, end) ? undefined : null;
-  const kb = b.subarray(start, end);
-  if (keyKind !== 1) return kb;
-  try {
-    return fromUtf8(kb);
-  } catch {
-    return undefined;
-  }
-}
 
 const NO_HEADERS: Header[] = [];
 
 /**
- * The header list at `p` (count varint first), names and string values
- * checked as UTF-8; null when it does not parse. Without `decode` only
- * checks. Sets walked.pos after it.
+ * The header list at `p` (count varint first); null when it does not parse.
+ * With `decode` the headers (names and string values decoded as UTF-8,
+ * which checks them); else only checks, the UTF-8 too when `utf8`. Sets
+ * walked.pos after it.
  */
-function walkHeaders(b: Uint8Array, p: number, recEnd: number, decode: boolean): Header[] | null {
+function walkHeaders(b: Uint8Array, p: number, recEnd: number, decode: boolean, utf8: boolean): Header[] | null {
   readUvarint(b, p, recEnd, vr);
   if (vr.pos < 0 || vr.value > LIMITS.maxHeaders) return null;
   const hcount = vr.value;
@@ -417,7 +361,7 @@ function walkHeaders(b: Uint8Array, p: number, recEnd: number, decode: boolean):
     readUvarint(b, p, recEnd, vr);
     if (vr.pos < 0 || vr.pos + vr.value > recEnd || vr.value > LIMITS.maxHeaderValueBytes) return null;
     if (!decode) {
-      if (!isUtf8(b, nameStart, nameEnd) || (kind === 0 && !isUtf8(b, vr.pos, vr.pos + vr.value))) return null;
+      if (utf8 && (!isUtf8(b, nameStart, nameEnd) || (kind === 0 && !isUtf8(b, vr.pos, vr.pos + vr.value)))) return null;
     } else {
       try {
         const vb = b.subarray(vr.pos, vr.pos + vr.value);
@@ -438,22 +382,64 @@ function walkHeaders(b: Uint8Array, p: number, recEnd: number, decode: boolean):
  * must be UTF-8). For readers that walk records themselves (batch-reader.ts).
  */
 export function readHeadersAt(b: Uint8Array, p: number, recEnd: number): { headers: Header[]; end: number } | null {
-  const headers = walkHeaders(b, p, recEnd, true);
+  const headers = walkHeaders(b, p, recEnd, true, true);
   return headers === null ? null : { headers, end: walked.pos };
 }
 
-function walkRecords(b: Uint8Array, pos: number, out: StoredRecord[] | null): boolean {
-  const size = LENGTH_FIELD_END + readUint32(b, pos + O_LENGTH);
-  const end = pos + size;
-  const pidLen = b[pos + O_PID_LEN];
+/**
+ * Where each record of a batch lies, as walkBatchRecords finds it: typed
+ * arrays the caller owns and reuses (grown to the largest batch seen), so a
+ * walk allocates nothing per record. Offsets are absolute; keyStart is -1
+ * without a key, valueStart -1 for a null value, headerStart -1 when the
+ * record has no headers (the common case), else where its count varint is.
+ */
+export class RecordLayout {
+  capacity = 0;
+  attrs = new Uint8Array(0);
+  offsets = new Float64Array(0);
+  sequenceDeltas = new Float64Array(0);
+  timestamps = new Float64Array(0);
+  keyStart = new Int32Array(0);
+  keyEnd = new Int32Array(0);
+  valueStart = new Int32Array(0);
+  valueEnd = new Int32Array(0);
+  headerStart = new Int32Array(0);
+  recordEnd = new Int32Array(0);
+
+  ensure(n: number): void {
+    if (n <= this.capacity) return;
+    const cap = (this.capacity = Math.max(n, 1024));
+    this.attrs = new Uint8Array(cap);
+    this.offsets = new Float64Array(cap);
+    this.sequenceDeltas = new Float64Array(cap);
+    this.timestamps = new Float64Array(cap);
+    this.keyStart = new Int32Array(cap);
+    this.keyEnd = new Int32Array(cap);
+    this.valueStart = new Int32Array(cap);
+    this.valueEnd = new Int32Array(cap);
+    this.headerStart = new Int32Array(cap);
+    this.recordEnd = new Int32Array(cap);
+  }
+}
+
+/**
+ * The one walk over a batch's records (validation, decodeBatch and the
+ * consumer's batch-reader.ts all use it, so the format is checked in one
+ * place): every length varint within the record and LIMITS, attributes
+ * known, offset and sequence deltas increasing up to the header's last
+ * deltas, the records ending exactly at the batch's end. When `layout` is
+ * given (ensured to the batch's count by the caller) it gets every record's
+ * positions. With `utf8`, string keys and header names/string values are
+ * checked as UTF-8 here; without, the caller checks them as it decodes.
+ * False when the records do not parse exactly. Expects a length-checked batch.
+ */
+export function walkBatchRecords(b: Uint8Array, pos: number, layout: RecordLayout | null, utf8: boolean): boolean {
+  const end = pos + LENGTH_FIELD_END + readUint32(b, pos + O_LENGTH);
   const count = readUint32(b, pos + O_COUNT);
   if (count === 0 || count > LIMITS.maxRecordsPerBatch) return false;
   const baseOffset = readInt64(b, pos + O_BASE_OFFSET);
   const firstTs = readInt64(b, pos + O_FIRST_TS);
-  const baseSeq = readInt64(b, pos + O_BASE_SEQ);
-  const lastOffsetDelta = readUint32(b, pos + O_LAST_OFFSET_DELTA);
-  const lastSeqDelta = readUint32(b, pos + O_LAST_SEQ_DELTA);
-  let p = pos + BATCH_HEADER_BYTES + pidLen;
+  let p = pos + BATCH_HEADER_BYTES + b[pos + O_PID_LEN];
   let prevOd = -1;
   let prevSd = -1;
   for (let i = 0; i < count; i++) {
@@ -464,49 +450,100 @@ function walkRecords(b: Uint8Array, pos: number, out: StoredRecord[] | null): bo
     p = vr.pos;
     if (p >= recEnd) return false;
     const attr = b[p++];
-    const enc = attr & 3;
     const keyKind = (attr >> 3) & 3;
-    if (enc > 2 || keyKind > 2 || attr > 0x1f) return false;
+    if ((attr & 3) > 2 || keyKind > 2 || attr > 0x1f) return false;
     readUvarint(b, p, recEnd, vr);
     if (vr.pos < 0 || vr.value <= prevOd) return false;
-    const od = (prevOd = vr.value);
+    prevOd = vr.value;
     readUvarint(b, vr.pos, recEnd, vr);
     if (vr.pos < 0 || vr.value <= prevSd) return false;
-    const sd = (prevSd = vr.value);
+    prevSd = vr.value;
     readUvarint(b, vr.pos, recEnd, vr);
     if (vr.pos < 0) return false;
-    const ts = firstTs + unzigzag(vr.value);
+    const tsDelta = vr.value;
     p = vr.pos;
-    let key: StoredRecord['key'] = null;
+    let ks = -1;
+    let ke = -1;
     if (keyKind !== 0) {
-      const k = walkKey(b, p, recEnd, keyKind, out !== null);
-      if (k === undefined) return false;
-      key = k;
-      p = walked.pos;
+      readUvarint(b, p, recEnd, vr);
+      if (vr.pos < 0 || vr.pos + vr.value > recEnd || vr.value > LIMITS.maxKeyBytes) return false;
+      ks = vr.pos;
+      p = ke = vr.pos + vr.value;
+      if (utf8 && keyKind === 1 && !isUtf8(b, ks, ke)) return false;
     }
-    let value: Uint8Array | null = null;
+    let vs = -1;
+    let ve = -1;
     if (!(attr & 4)) {
       readUvarint(b, p, recEnd, vr);
       if (vr.pos < 0 || vr.pos + vr.value > recEnd || vr.value > LIMITS.maxValueBytes) return false;
-      if (out) value = b.subarray(vr.pos, vr.pos + vr.value);
-      p = vr.pos + vr.value;
+      vs = vr.pos;
+      p = ve = vr.pos + vr.value;
     }
-    const headers = walkHeaders(b, p, recEnd, out !== null);
-    if (headers === null || walked.pos !== recEnd) return false;
-    p = recEnd;
-    if (out) {
-      out.push({
-        offset: baseOffset + od,
-        sequence: baseSeq < 0 ? -1 : baseSeq + sd,
-        timestamp: ts,
-        key,
-        value,
-        encoding: VALUE_ENCODINGS[enc],
-        headers,
-      });
+    let hs = -1;
+    if (p < recEnd && b[p] === 0 && p + 1 === recEnd)
+      p = recEnd; // no headers: the common case, no call
+    else {
+      hs = p;
+      if (walkHeaders(b, p, recEnd, false, utf8) === null || walked.pos !== recEnd) return false;
+      p = recEnd;
+    }
+    if (layout !== null) {
+      layout.attrs[i] = attr;
+      layout.offsets[i] = baseOffset + prevOd;
+      layout.sequenceDeltas[i] = prevSd;
+      layout.timestamps[i] = firstTs + unzigzag(tsDelta);
+      layout.keyStart[i] = ks;
+      layout.keyEnd[i] = ke;
+      layout.valueStart[i] = vs;
+      layout.valueEnd[i] = ve;
+      layout.headerStart[i] = hs;
+      layout.recordEnd[i] = recEnd;
     }
   }
-  return p === end && prevOd === lastOffsetDelta && prevSd === lastSeqDelta;
+  return p === end && prevOd === readUint32(b, pos + O_LAST_OFFSET_DELTA) && prevSd === readUint32(b, pos + O_LAST_SEQ_DELTA);
+}
+
+/** decodeBatch's layout (module state: decoding is synchronous). */
+const decodeLayout = new RecordLayout();
+
+/** The records of a (length-checked) batch as StoredRecords; null when they do not parse. */
+function decodeRecords(b: Uint8Array, pos: number): StoredRecord[] | null {
+  const L = decodeLayout;
+  L.ensure(Math.min(readUint32(b, pos + O_COUNT), LIMITS.maxRecordsPerBatch));
+  if (!walkBatchRecords(b, pos, L, false)) return null;
+  const count = readUint32(b, pos + O_COUNT);
+  const baseSeq = readInt64(b, pos + O_BASE_SEQ);
+  const out: StoredRecord[] = [];
+  for (let i = 0; i < count; i++) {
+    const attr = L.attrs[i];
+    let key: StoredRecord['key'] = null;
+    if (L.keyStart[i] >= 0) {
+      const kb = b.subarray(L.keyStart[i], L.keyEnd[i]);
+      if (((attr >> 3) & 3) === 1) {
+        try {
+          key = fromUtf8(kb);
+        } catch {
+          return null;
+        }
+      } else key = kb;
+    }
+    let headers: Header[] = [];
+    if (L.headerStart[i] >= 0) {
+      const h = walkHeaders(b, L.headerStart[i], L.recordEnd[i], true, true);
+      if (h === null) return null;
+      headers = h;
+    }
+    out.push({
+      offset: L.offsets[i],
+      sequence: baseSeq < 0 ? -1 : baseSeq + L.sequenceDeltas[i],
+      timestamp: L.timestamps[i],
+      key,
+      value: L.valueStart[i] < 0 ? null : b.subarray(L.valueStart[i], L.valueEnd[i]),
+      encoding: VALUE_ENCODINGS[attr & 3],
+      headers,
+    });
+  }
+  return out;
 }
 
 /**
@@ -516,15 +553,15 @@ function walkRecords(b: Uint8Array, pos: number, out: StoredRecord[] | null): bo
 export function decodeBatch(b: Uint8Array, pos = 0): StoredRecord[] {
   const fault = checkBatch(b, pos, b.length, portableCrc32c, false);
   if (fault) throw new TributaryError(fault === 'bad-crc' ? 'CORRUPT_BATCH' : 'BAD_BATCH', `record batch is ${fault}`);
-  const out: StoredRecord[] = [];
-  if (!walkRecords(b, pos, out)) throw new TributaryError('BAD_BATCH', 'record batch has malformed records');
+  const out = decodeRecords(b, pos);
+  if (out === null) throw new TributaryError('BAD_BATCH', 'record batch has malformed records');
   return out;
 }
 
 /** Decodes records without re-checking the CRC (for bytes that were checked when they arrived). */
 export function decodeBatchTrusted(b: Uint8Array, pos = 0): StoredRecord[] {
-  const out: StoredRecord[] = [];
-  if (!walkRecords(b, pos, out)) throw new TributaryError('BAD_BATCH', 'record batch has malformed records');
+  const out = decodeRecords(b, pos);
+  if (out === null) throw new TributaryError('BAD_BATCH', 'record batch has malformed records');
   return out;
 }
 

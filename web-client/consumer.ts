@@ -18,7 +18,9 @@
  */
 import {
   crc32c as portableCrc32c,
+  readLazyRecords,
   readRecords,
+  type BatchValues,
   TributaryError,
   errorFromWire,
   type AssignmentFrame,
@@ -29,6 +31,7 @@ import {
   type Header,
   type RecordKey,
   type StartPosition,
+  type ValueEncoding,
 } from '../protocol/index.ts';
 import type { Connection } from './connection.ts';
 import { ClientError } from './errors.ts';
@@ -51,7 +54,7 @@ export interface SubscribeOptions {
   /** Keep the position under this name in the outbox's storage, to continue there next time. */
   persist?: string;
   onOutOfRange?: 'earliest' | 'latest' | 'error';
-  /** Bytes of batches the hub may send ahead of the handler (default 1 MiB). */
+  /** Bytes of batches the hub may send ahead of the handler (default 4 MiB). */
   creditBytes?: number;
   /**
    * Batch handler for fast consumers, instead of the per-record handler: the
@@ -63,6 +66,15 @@ export interface SubscribeOptions {
    * between arrays.
    */
   onBatch?: BatchHandler;
+  /**
+   * Hand records over with their values undecoded until read: `value` is a
+   * getter that decodes the values of the record's stored batch on first
+   * read (one JSON.parse for all its JSON values), and `valueBytes` /
+   * `valueEncoding` give the stored bytes without decoding, for consumers
+   * that pass values on as they are. The records are then class instances:
+   * `{...record}` does not copy `value` (use `record.toJSON()`). Default false.
+   */
+  lazyValues?: boolean;
 }
 
 /** A record as the handler receives it. */
@@ -75,6 +87,50 @@ export interface ConsumedRecord {
   /** JSON and CBOR values decoded; bytes as Uint8Array; null for a tombstone. */
   value: unknown;
   headers: Header[];
+  /** With `lazyValues`: the value's stored bytes (a view into the received frame: copy to keep), null for a tombstone. */
+  readonly valueBytes?: Uint8Array | null;
+  /** With `lazyValues`: how valueBytes are encoded. */
+  readonly valueEncoding?: ValueEncoding;
+}
+
+/**
+ * A record of a `lazyValues` subscription: its value stays in the frame's
+ * bytes until read. Private fields (#) keep the batch out of
+ * JSON.stringify, spread and structuredClone.
+ */
+class LazyRecord implements ConsumedRecord {
+  readonly #values: BatchValues;
+  readonly #index: number;
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    readonly offset: number,
+    readonly timestamp: number,
+    readonly key: RecordKey,
+    readonly headers: Header[],
+    values: BatchValues,
+    index: number,
+  ) {
+    this.#values = values;
+    this.#index = index;
+  }
+
+  get value(): unknown {
+    return this.#values.value(this.#index);
+  }
+
+  get valueBytes(): Uint8Array | null {
+    return this.#values.bytes(this.#index);
+  }
+
+  get valueEncoding(): ValueEncoding {
+    return this.#values.encoding(this.#index);
+  }
+
+  /** The plain record (value decoded), for JSON.stringify and copies. */
+  toJSON(): ConsumedRecord {
+    return { topic: this.topic, partition: this.partition, offset: this.offset, timestamp: this.timestamp, key: this.key, value: this.value, headers: this.headers };
+  }
 }
 
 export type RecordHandler = (record: ConsumedRecord) => void | Promise<void>;
@@ -91,7 +147,15 @@ export interface SubscriptionHandle {
   close(): void;
 }
 
-const DEFAULT_CREDIT_BYTES = 1024 * 1024;
+/**
+ * Why 4 MiB: the window must cover the bytes that arrive during one credit
+ * round trip (hub read, send, the browser's network process, decode, the
+ * credit frame back). Replaying 100-byte events in Chromium with 1 MiB, the
+ * page sat idle 55-65% waiting for frames; 4 MiB was 1.2-1.5x faster in the
+ * same run (bench/browser-replay.ts, BROWSER_REPLAY_CREDIT). It is also the
+ * most a subscription's frames can hold of the client's memory.
+ */
+const DEFAULT_CREDIT_BYTES = 4 * 1024 * 1024;
 
 function startPosition(from: SubscribeOptions['from']): StartPosition {
   if (from === undefined || from === 'latest') return 'latest';
@@ -139,6 +203,8 @@ export class Subscription implements SubscriptionHandle {
     value,
     headers,
   });
+  private readonly makeLazyRecord = (offset: number, timestamp: number, key: RecordKey, headers: Header[], values: BatchValues, index: number): ConsumedRecord =>
+    new LazyRecord(this.topic, this.framePartition, offset, timestamp, key, headers, values, index);
 
   constructor(
     private readonly conn: Connection,
@@ -340,7 +406,7 @@ export class Subscription implements SubscriptionHandle {
         const epoch = this.epoch;
         const from = this.pos.get(f.p) ?? 0;
         this.framePartition = f.p;
-        const records = readRecords(f.b, from, this.makeRecord, this.crc);
+        const records = this.opts.lazyValues ? readLazyRecords(f.b, from, this.makeLazyRecord, this.crc) : readRecords(f.b, from, this.makeRecord, this.crc);
         let committed = -1;
         if (this.opts.onBatch) {
           if (records.length) {

@@ -14,6 +14,8 @@ import { startConnect, type ConnectProcess } from '../helpers/connect.ts';
 import { startHub, tempDir, type Hub } from '../../harness/hub.ts';
 import { startPostgres, type Postgres } from '../../harness/postgres.ts';
 import { waitForValue } from '../../harness/wait.ts';
+import { PostgresSink } from '../../connectors/postgres-sink.ts';
+import type { ConsumedRecord } from '../../connectors/task.ts';
 
 const GROUP_ARGS = ['--groups-session-timeout-ms', '2000', '--groups-heartbeat-interval-ms', '500'];
 
@@ -50,6 +52,47 @@ afterAll(async () => {
 });
 
 describe('postgres sink', () => {
+  it('writes a whole JSON value into a jsonb column as its stored text (escaped for COPY), and a value that is not JSON through the decoder', async () => {
+    await pg.query('CREATE TABLE docs (n bigint, doc jsonb, body json)');
+    const silent = { info() {}, warn() {}, error() {}, debug() {} };
+    const task = new PostgresSink(
+      {
+        connector: 'docs',
+        topic: 'docs',
+        connection: pg.url,
+        table: 'docs',
+        mode: 'insert',
+        key: undefined,
+        columns: { n: 'offset', doc: 'value', body: 'value' },
+        offsetsTable: 'tributary_sink_offsets',
+      },
+      silent,
+    );
+    await task.start();
+    await task.open([0]);
+    const stored = (offset: number, text: string): ConsumedRecord => {
+      const bytes = new TextEncoder().encode(text);
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch {
+        value = bytes; // as the client hands over a JSON value that does not decode
+      }
+      return { topic: 'docs', partition: 0, offset, timestamp: 0, key: null, value, headers: [], valueBytes: bytes, valueEncoding: 'json' };
+    };
+    // Tabs, a newline and backslashes, which COPY's text format must escape; 1.50 keeps its digits only if the text went in as stored.
+    await task.put([stored(0, '{"a":\t1.50,\n "s":"x\\\\y\\"z"}'), stored(1, '[1, 2]')]);
+    // A JSON value whose bytes are not JSON: PostgreSQL refuses the stored text; the batch goes in again through the decoder.
+    await task.put([stored(2, '{"ok":true}'), stored(3, '{nope')]);
+    const rows = (await pg.query<{ n: string; a: string; s: string; doc: unknown; body: string }>("SELECT n, doc->>'a' AS a, doc->>'s' AS s, doc, body::text AS body FROM docs ORDER BY n")).rows;
+    expect(rows.map((r) => r.n)).toEqual(['0', '1', '2', '3']);
+    expect(rows[0]).toMatchObject({ a: '1.50', s: 'x\\y"z', body: '{"a":\t1.50,\n "s":"x\\\\y\\"z"}' });
+    expect(rows[1].doc).toEqual([1, 2]);
+    expect(rows[2].doc).toEqual({ ok: true });
+    expect(rows[3].doc).toEqual({ 0: 123, 1: 110, 2: 111, 3: 112, 4: 101 }); // '{nope' as bytes, as before stored text
+    await task.stop();
+  });
+
   it('50,000 events reach the table exactly once while the connector is SIGKILLed and restarted three times', async () => {
     const total = 50_000;
     await post('/v1/topics', { name: 'orders', partitions: 4 });
@@ -225,7 +268,7 @@ describe('postgres sink', () => {
   }, 300_000);
 
   it('upsert inside the hub (--connectors) ends with one row per key holding its newest value; status, lag, pause and resume at /v1/connectors, and /metrics', async () => {
-    await pg.query('CREATE TABLE prices (sku text PRIMARY KEY, price integer NOT NULL, src_offset bigint NOT NULL)');
+    await pg.query('CREATE TABLE prices (sku text PRIMARY KEY, price integer NOT NULL, src_offset bigint NOT NULL, doc jsonb)');
     const file = path.join(dir, 'prices-sink.yaml');
     fs.writeFileSync(
       file,
@@ -239,7 +282,7 @@ describe('postgres sink', () => {
             table: 'prices',
             mode: 'upsert',
             batchSize: 300,
-            columns: { sku: 'key', price: 'value.price', src_offset: 'offset' },
+            columns: { sku: 'key', price: 'value.price', src_offset: 'offset', doc: 'value' },
           },
         ],
       }),
@@ -265,6 +308,8 @@ describe('postgres sink', () => {
       const rows = await pg.query<{ sku: string; price: number }>('SELECT sku, price FROM prices ORDER BY sku');
       expect(rows.rows).toHaveLength(skus);
       for (const r of rows.rows) expect(r.price).toBe((rounds - 1) * 1000 + Number(r.sku.slice(4)));
+      // The whole value into a jsonb column (written from the stored JSON text).
+      expect((await pg.query("SELECT doc FROM prices WHERE sku = 'sku-7'")).rows[0].doc).toEqual({ price: (rounds - 1) * 1000 + 7 });
       // Paused, the connector writes nothing while records wait; resumed, it catches up.
       const control = async (action: string) => (await fetch(`${inHub.url}/v1/connectors/prices-db/${action}`, { method: 'POST' })).json() as Promise<{ state: string }>;
       expect((await control('pause')).state).toBe('paused');

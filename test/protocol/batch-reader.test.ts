@@ -2,10 +2,25 @@
  * The consumer's batch reader gives exactly what decodeBatches + decodeValue
  * give (values that do not decode as bytes), for any records: JSON that
  * stands alone or not, invalid UTF-8, deep nesting, CBOR, keys of every kind.
+ * The lazy reader gives the same once its values are read, and the stored
+ * bytes and encoding without reading them.
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { decodeBatches, decodeValue, encodeBatch, readRecords, stampBatch, crc32c, LIMITS, type EncodedRecord, type Header, type RecordKey } from '../../protocol/index.ts';
+import {
+  decodeBatches,
+  decodeValue,
+  encodeBatch,
+  readLazyRecords,
+  readRecords,
+  stampBatch,
+  crc32c,
+  LIMITS,
+  type BatchValues,
+  type EncodedRecord,
+  type Header,
+  type RecordKey,
+} from '../../protocol/index.ts';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -40,6 +55,13 @@ function expected(b: Uint8Array, from: number) {
 }
 
 const make = (offset: number, timestamp: number, key: RecordKey, value: unknown, headers: Header[]) => ({ offset, timestamp, key, value, headers });
+const makeLazy = (offset: number, timestamp: number, key: RecordKey, headers: Header[], values: BatchValues, i: number) => ({ offset, timestamp, key, headers, values, i });
+/** The lazy reader's records with their values read (from the last record first: any read decodes the whole batch). */
+const readLazy = (b: Uint8Array, from: number) =>
+  readLazyRecords(b, from, makeLazy, crc32c)
+    .reverse()
+    .map((r) => ({ offset: r.offset, timestamp: r.timestamp, key: r.key, value: r.values.value(r.i), headers: r.headers }))
+    .reverse();
 
 describe('batch reader', () => {
   it('gives what decodeBatches + decodeValue give, for any records and start offset', () => {
@@ -59,7 +81,12 @@ describe('batch reader', () => {
           all.set(p, o);
           o += p.length;
         }
-        expect(readRecords(all, from, make, crc32c)).toEqual(expected(all, from));
+        const want = expected(all, from);
+        expect(readRecords(all, from, make, crc32c)).toEqual(want);
+        expect(readLazy(all, from)).toEqual(want);
+        const stored = decodeBatches(all, from);
+        const lazy = readLazyRecords(all, from, makeLazy, crc32c);
+        expect(lazy.map((r) => [r.values.bytes(r.i), r.values.encoding(r.i)])).toEqual(stored.map((r) => [r.value, r.encoding]));
       }),
       { numRuns: 300 },
     );
@@ -76,6 +103,8 @@ describe('batch reader', () => {
     stampBatch(badKey, 0, 0, 1);
     expect(() => decodeBatches(badKey)).toThrow(expect.objectContaining({ code: 'BAD_BATCH' }));
     expect(() => readRecords(badKey, 0, make)).toThrow(expect.objectContaining({ code: 'BAD_BATCH' }));
+    expect(() => readLazyRecords(flipped, 0, makeLazy)).toThrow(expect.objectContaining({ code: 'CORRUPT_BATCH' }));
+    expect(() => readLazyRecords(badKey, 0, makeLazy)).toThrow(expect.objectContaining({ code: 'BAD_BATCH' }));
   });
 
   it('reads a batch of the largest size twice with the same results (scratch reused, nothing left over)', () => {

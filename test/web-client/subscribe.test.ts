@@ -133,6 +133,16 @@ describe('web client subscriptions (Node, real hub)', () => {
     }
     expect(calls).toBeLessThan(got.length / 10); // batches, not records
 
+    // lazyValues: the same records, each value decoded when read, its stored bytes at hand, a plain copy by toJSON.
+    const lazy: ConsumedRecord[] = [];
+    const lazySub = consumer.subscribe('bulk', { from: 'earliest', partitions: [1], lazyValues: true, onBatch: (rs) => void lazy.push(...rs) });
+    await until(() => lazy.length >= 1000);
+    lazySub.close();
+    expect(lazy[7].valueEncoding).toBe('json');
+    expect(new TextDecoder().decode(lazy[7].valueBytes!)).toBe(JSON.stringify({ n: 15 }));
+    expect(lazy.map((r) => (r.value as { n: number }).n)).toEqual(Array.from({ length: 1000 }, (_, i) => i * 2 + 1));
+    expect(JSON.parse(JSON.stringify(lazy[7]))).toEqual({ topic: 'bulk', partition: 1, offset: 7, timestamp: lazy[7].timestamp, key: null, value: { n: 15 }, headers: [] });
+
     // A throwing batch handler stops the subscription; its position stays before the batch.
     const errors: Error[] = [];
     consumer.on('error', (e) => void errors.push(e));
