@@ -229,30 +229,111 @@ function writeBatchHeader(buf: Uint8Array, h: HeaderFields, producerId: string, 
   return BATCH_HEADER_BYTES + pidLen;
 }
 
+/** A record's attributes byte: value encoding, null value, key kind. */
+function recordAttributes(key: EncodedRecord['key'], value: Uint8Array | null, enc: number): number {
+  const keyKind = key === null ? 0 : typeof key === 'string' ? 1 : 2;
+  return enc | (value === null ? 4 : 0) | (keyKind << 3);
+}
+
 /** Writes record `i` (after its length varint); returns the position after it. */
 function writeRecord(buf: Uint8Array, pos: number, r: EncodedRecord & { offsetDelta?: number; sequenceDelta?: number }, i: number, firstTimestamp: number): number {
-  const keyKind = r.key === null ? 0 : typeof r.key === 'string' ? 1 : 2;
   const enc = ENCODING_CODE[r.encoding];
   if (enc === undefined) throw new TributaryError('BAD_RECORD', `unknown value encoding ${String(r.encoding)}`);
-  buf[pos++] = enc | (r.value === null ? 4 : 0) | (keyKind << 3);
+  buf[pos++] = recordAttributes(r.key, r.value, enc);
   pos = writeUvarint(buf, pos, r.offsetDelta ?? i);
   pos = writeUvarint(buf, pos, r.sequenceDelta ?? i);
   pos = writeUvarint(buf, pos, zigzag(r.timestamp - firstTimestamp));
-  if (typeof r.key === 'string') pos = writeStr(buf, pos, r.key, utf8Length(r.key));
-  else if (r.key !== null) pos = writeBytes(buf, pos, r.key);
-  if (r.value !== null) pos = writeBytes(buf, pos, r.value);
-  pos = writeUvarint(buf, pos, r.headers.length);
-  for (const [name, value] of r.headers) {
+  return writeRecordTail(buf, pos, r.key, r.value, r.headers);
+}
+
+/** Key, value and headers of a record: what follows its deltas. */
+function writeRecordTail(buf: Uint8Array, pos: number, key: EncodedRecord['key'], value: Uint8Array | null, headers: readonly Header[]): number {
+  if (typeof key === 'string') pos = writeStr(buf, pos, key, utf8Length(key));
+  else if (key !== null) pos = writeBytes(buf, pos, key);
+  if (value !== null) pos = writeBytes(buf, pos, value);
+  pos = writeUvarint(buf, pos, headers.length);
+  for (const [name, hv] of headers) {
     pos = writeStr(buf, pos, name, utf8Length(name));
-    if (typeof value === 'string') {
+    if (typeof hv === 'string') {
       buf[pos++] = 0;
-      pos = writeStr(buf, pos, value, utf8Length(value));
+      pos = writeStr(buf, pos, hv, utf8Length(hv));
     } else {
       buf[pos++] = 1;
-      pos = writeBytes(buf, pos, value);
+      pos = writeBytes(buf, pos, hv);
     }
   }
   return pos;
+}
+
+// ---------- record bodies: a record encoded once, batched many times ----------
+
+/**
+ * A record's body is the record as a batch holds it without what depends on
+ * the batch: its length and its offset, sequence and timestamp deltas. That
+ * is the attributes byte followed by key, value and headers. A producer that
+ * keeps records for a while (the client's outbox) encodes each body once and
+ * builds every batch by copying bodies (`encodeBodyBatch`).
+ */
+export function recordBodySize(key: EncodedRecord['key'], value: Uint8Array | null, headers: readonly Header[]): number {
+  let size = 1 + keyBytes(key);
+  if (value !== null) size += uvarintSize(value.length) + value.length;
+  size += uvarintSize(headers.length);
+  for (const h of headers) size += headerBytes(h);
+  return size;
+}
+
+/** Writes a record body (see recordBodySize) at `pos`; returns the position after it. The caller has checked LIMITS. */
+export function writeRecordBody(buf: Uint8Array, pos: number, key: EncodedRecord['key'], value: Uint8Array | null, enc: number, headers: readonly Header[]): number {
+  buf[pos++] = recordAttributes(key, value, enc);
+  return writeRecordTail(buf, pos, key, value, headers);
+}
+
+/**
+ * One batch from record bodies and their timestamps: record i gets offset
+ * and sequence delta i. One allocation, one CRC; each body is copied once.
+ */
+export function encodeBodyBatch(producerId: string, baseSequence: number, bodies: readonly Uint8Array[], timestamps: readonly number[], crc: Crc32c = portableCrc32c): Uint8Array {
+  const count = bodies.length;
+  if (count === 0) throw new TributaryError('BAD_BATCH', 'a batch needs at least one record');
+  if (count > LIMITS.maxRecordsPerBatch) throw new TributaryError('BATCH_TOO_LARGE', `${count} records exceed the limit of ${LIMITS.maxRecordsPerBatch}`);
+  const pidLen = utf8Length(producerId);
+  if (pidLen > LIMITS.maxProducerIdBytes) throw new TributaryError('BAD_RECORD', `producer id longer than ${LIMITS.maxProducerIdBytes} bytes`);
+  const firstTimestamp = timestamps[0];
+  let maxTimestamp = firstTimestamp;
+  let total = BATCH_HEADER_BYTES + pidLen;
+  for (let i = 0; i < count; i++) {
+    const ts = timestamps[i];
+    if (ts > maxTimestamp) maxTimestamp = ts;
+    const d = uvarintSize(i);
+    const size = bodies[i].length + d + d + uvarintSize(zigzag(ts - firstTimestamp));
+    total += uvarintSize(size) + size;
+  }
+  if (total > LIMITS.maxBatchBytes) throw new TributaryError('FRAME_TOO_LARGE', `batch of ${total} bytes exceeds ${LIMITS.maxBatchBytes}`);
+  const buf = new Uint8Array(total);
+  let pos = writeBatchHeader(
+    buf,
+    { total, count, lastOffsetDelta: count - 1, firstTimestamp, maxTimestamp, lastSequenceDelta: count - 1, baseSequence, baseOffset: 0, appendTime: -1 },
+    producerId,
+    pidLen,
+  );
+  for (let i = 0; i < count; i++) {
+    const body = bodies[i];
+    const tsd = zigzag(timestamps[i] - firstTimestamp);
+    const d = uvarintSize(i);
+    const deltas = d + d + uvarintSize(tsd);
+    pos = writeUvarint(buf, pos, body.length + deltas);
+    // The body (attributes first) is copied `deltas` bytes on, so that its tail lands after the deltas; the
+    // attributes byte goes to the record's start and the deltas overwrite the copy's first byte.
+    buf.set(body, pos + deltas);
+    buf[pos] = body[0];
+    pos = writeUvarint(buf, pos + 1, i);
+    pos = writeUvarint(buf, pos, i);
+    pos = writeUvarint(buf, pos, tsd);
+    pos += body.length - 1;
+  }
+  if (pos !== total) throw new Error(`batch size mismatch: wrote ${pos} of ${total}`);
+  writeUint32(buf, O_CRC, crc(buf, CRC_START, total));
+  return buf;
 }
 
 // ---------- reading ----------

@@ -10,7 +10,10 @@ import {
   VALUE_ENCODINGS,
   assertTopicName,
   encodeBatch,
+  encodeBodyBatch,
   encodeValue,
+  recordBodySize,
+  writeRecordBody,
   recordLimitFault,
   utf8Length,
   type Crc32c,
@@ -51,11 +54,42 @@ function headerList(h: SendEvent['headers']): Header[] {
 }
 
 /**
- * Validates one event and returns its wire form with its byte size (what the
- * outbox's byte bound counts). Throws TributaryError: BAD_TOPIC_NAME,
- * BAD_RECORD, RECORD_TOO_LARGE, BAD_PARTITION.
+ * Record bodies are carved out of shared slabs: one allocation per many
+ * events instead of one each. A body keeps its slab alive, which is fine for
+ * an outbox that drains in about the order it fills. Bodies larger than an
+ * eighth of a slab get their own buffer.
  */
-export function toOutboxRecord(topic: string, event: SendEvent, now: number): { rec: WireRecord; bytes: number } {
+const BODY_SLAB_BYTES = 256 * 1024;
+let slab = new Uint8Array(BODY_SLAB_BYTES);
+let slabUsed = 0;
+
+function bodyBuffer(n: number): Uint8Array {
+  if (n > BODY_SLAB_BYTES >> 3) return new Uint8Array(n);
+  if (slabUsed + n > BODY_SLAB_BYTES) {
+    slab = new Uint8Array(BODY_SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const b = slab.subarray(slabUsed, slabUsed + n);
+  slabUsed += n;
+  return b;
+}
+
+/** The record body (protocol/batch.ts `recordBodySize`) of a validated wire record. */
+export function recordBody(rec: WireRecord): Uint8Array {
+  const key = rec.k ?? null;
+  const headers = rec.h ?? NO_HEADERS;
+  const body = bodyBuffer(recordBodySize(key, rec.v, headers));
+  writeRecordBody(body, 0, key, rec.v, rec.e ?? 0, headers);
+  return body;
+}
+
+/**
+ * Validates one event and returns its wire form with its byte size (what the
+ * outbox's byte bound counts), and with `withBody` its record body, encoded
+ * once here so that every batch it goes out in only copies it. Throws
+ * TributaryError: BAD_TOPIC_NAME, BAD_RECORD, RECORD_TOO_LARGE, BAD_PARTITION.
+ */
+export function toOutboxRecord(topic: string, event: SendEvent, now: number, withBody = false): { rec: WireRecord; bytes: number; body?: Uint8Array } {
   assertTopicName(topic);
   if (typeof event !== 'object' || event === null || Array.isArray(event) || !('value' in event)) {
     bad('an event is an object with a value (null for a tombstone)');
@@ -96,7 +130,7 @@ export function toOutboxRecord(topic: string, event: SendEvent, now: number): { 
   }
   // One event must fit one produce frame on its own.
   if (bytes + 256 > LIMITS.maxFrameBytes) bad(`event of ${bytes} bytes does not fit one frame`, 'RECORD_TOO_LARGE');
-  return { rec, bytes };
+  return withBody ? { rec, bytes, body: recordBody(rec) } : { rec, bytes };
 }
 
 const NO_HEADERS: Header[] = [];
@@ -116,4 +150,20 @@ export function encodeWireBatch(producerId: string, baseSequence: number, record
   const recs = new Array<EncodedRecord>(records.length);
   for (let i = 0; i < records.length; i++) recs[i] = toEncodedRecord(records[i]);
   return encodeBatch({ producerId, baseSequence, appendTime: 0, records: recs }, crc);
+}
+
+/**
+ * One batch of outbox events (`encodeWireBatch`'s batch), from their record
+ * bodies: encoded at `send()` where the store kept them, here otherwise (an
+ * outbox that keeps no bodies, events of an older client).
+ */
+export function encodeOutboxBatch(producerId: string, baseSequence: number, events: ReadonlyArray<{ rec: WireRecord; body?: Uint8Array }>, crc: Crc32c): Uint8Array {
+  const bodies = new Array<Uint8Array>(events.length);
+  const timestamps = new Array<number>(events.length);
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i];
+    bodies[i] = e.body ?? recordBody(e.rec);
+    timestamps[i] = e.rec.ts!;
+  }
+  return encodeBodyBatch(producerId, baseSequence, bodies, timestamps, crc);
 }

@@ -42,6 +42,14 @@ export interface OutboxEvent {
   rec: WireRecord;
   /** Size counted against the outbox's byte bound. */
   bytes: number;
+  /**
+   * Optional: the record body (protocol/batch.ts `recordBodySize`: attributes,
+   * key, value, headers), encoded once at `send()`, so that batches are built
+   * by copying it. A store may keep it or drop it (the drain encodes `rec`
+   * then). It may be a view into a larger shared buffer: a store that
+   * serialises it by structured clone should copy it (`body.slice()`).
+   */
+  body?: Uint8Array;
 }
 
 export type NewOutboxEvent = Omit<OutboxEvent, 'id' | 'seq' | 'p'>;
@@ -183,7 +191,7 @@ export function newProducerId(): string {
  * must not slip in ahead of a refused one: the refused wait for room and then
  * go in, still in send order.
  */
-export function assignIds(entries: NewOutboxEvent[], bounds: OutboxBounds, stats: OutboxStats): Array<OutboxEvent | null> {
+export function assignIds(entries: NewOutboxEvent[], bounds: OutboxBounds, stats: OutboxStats, keepBodies = false): Array<OutboxEvent | null> {
   const out = new Array<OutboxEvent | null>(entries.length).fill(null);
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i];
@@ -191,7 +199,9 @@ export function assignIds(entries: NewOutboxEvent[], bounds: OutboxBounds, stats
     stats.events += 1;
     stats.bytes += e.bytes;
     stats.lastId += 1;
-    out[i] = { id: stats.lastId, topic: e.topic, p: -1, seq: -1, sub: e.sub, rec: e.rec, bytes: e.bytes };
+    out[i] = keepBodies && e.body
+      ? { id: stats.lastId, topic: e.topic, p: -1, seq: -1, sub: e.sub, rec: e.rec, bytes: e.bytes, body: e.body }
+      : { id: stats.lastId, topic: e.topic, p: -1, seq: -1, sub: e.sub, rec: e.rec, bytes: e.bytes };
   }
   return out;
 }

@@ -169,9 +169,9 @@ export class Producer {
 
   /** Validates an event into an outbox entry; an event larger than the byte bound could never get in. */
   private entry(topic: string, event: SendEvent, subject: string, now = Date.now()): NewOutboxEvent {
-    const { rec, bytes } = toOutboxRecord(topic, event, now);
+    const { rec, bytes, body } = toOutboxRecord(topic, event, now, true);
     if (bytes > this.o.bounds.maxBytes) throw new ClientError('OUTBOX_FULL', `event of ${bytes} bytes exceeds the outbox's maxOutboxBytes (${this.o.bounds.maxBytes})`);
-    return { topic, sub: subject, rec, bytes };
+    return { topic, sub: subject, rec, bytes, body };
   }
 
   private appended(): void {
