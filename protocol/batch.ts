@@ -111,13 +111,15 @@ export function writeUint32(b: Uint8Array, pos: number, n: number): void {
 
 // ---------- encoding ----------
 
-function keyBytes(k: EncodedRecord['key']): number {
+/** @internal Bytes of a record's key field (length varint and key). */
+export function keyBytes(k: EncodedRecord['key']): number {
   if (k === null) return 0;
   const n = typeof k === 'string' ? utf8Length(k) : k.length;
   return uvarintSize(n) + n;
 }
 
-function headerBytes(h: Header): number {
+/** @internal */
+export function headerBytes(h: Header): number {
   const n = utf8Length(h[0]);
   const v = typeof h[1] === 'string' ? utf8Length(h[1]) : h[1].length;
   return uvarintSize(n) + n + 1 + uvarintSize(v) + v;
@@ -199,7 +201,7 @@ export function encodeBatch(input: BatchInput, crc: Crc32c = portableCrc32c): Ui
   return buf;
 }
 
-interface HeaderFields {
+export interface HeaderFields {
   total: number;
   count: number;
   lastOffsetDelta: number;
@@ -212,7 +214,7 @@ interface HeaderFields {
 }
 
 /** Writes the batch header and the producer id; returns where the records start. The CRC is written last. */
-function writeBatchHeader(buf: Uint8Array, h: HeaderFields, producerId: string, pidLen: number): number {
+export function writeBatchHeader(buf: Uint8Array, h: HeaderFields, producerId: string, pidLen: number): number {
   writeInt64(buf, O_BASE_OFFSET, h.baseOffset);
   writeUint32(buf, O_LENGTH, h.total - LENGTH_FIELD_END);
   buf[O_MAGIC] = BATCH_MAGIC;
@@ -230,7 +232,7 @@ function writeBatchHeader(buf: Uint8Array, h: HeaderFields, producerId: string, 
 }
 
 /** A record's attributes byte: value encoding, null value, key kind. */
-function recordAttributes(key: EncodedRecord['key'], value: Uint8Array | null, enc: number): number {
+export function recordAttributes(key: EncodedRecord['key'], value: Uint8Array | null, enc: number): number {
   const keyKind = key === null ? 0 : typeof key === 'string' ? 1 : 2;
   return enc | (value === null ? 4 : 0) | (keyKind << 3);
 }
@@ -247,7 +249,7 @@ function writeRecord(buf: Uint8Array, pos: number, r: EncodedRecord & { offsetDe
 }
 
 /** Key, value and headers of a record: what follows its deltas. */
-function writeRecordTail(buf: Uint8Array, pos: number, key: EncodedRecord['key'], value: Uint8Array | null, headers: readonly Header[]): number {
+export function writeRecordTail(buf: Uint8Array, pos: number, key: EncodedRecord['key'], value: Uint8Array | null, headers: readonly Header[]): number {
   if (typeof key === 'string') pos = writeStr(buf, pos, key, utf8Length(key));
   else if (key !== null) pos = writeBytes(buf, pos, key);
   if (value !== null) pos = writeBytes(buf, pos, value);
@@ -263,77 +265,6 @@ function writeRecordTail(buf: Uint8Array, pos: number, key: EncodedRecord['key']
     }
   }
   return pos;
-}
-
-// ---------- record bodies: a record encoded once, batched many times ----------
-
-/**
- * A record's body is the record as a batch holds it without what depends on
- * the batch: its length and its offset, sequence and timestamp deltas. That
- * is the attributes byte followed by key, value and headers. A producer that
- * keeps records for a while (the client's outbox) encodes each body once and
- * builds every batch by copying bodies (`encodeBodyBatch`).
- */
-export function recordBodySize(key: EncodedRecord['key'], value: Uint8Array | null, headers: readonly Header[]): number {
-  let size = 1 + keyBytes(key);
-  if (value !== null) size += uvarintSize(value.length) + value.length;
-  size += uvarintSize(headers.length);
-  for (const h of headers) size += headerBytes(h);
-  return size;
-}
-
-/** Writes a record body (see recordBodySize) at `pos`; returns the position after it. The caller has checked LIMITS. */
-export function writeRecordBody(buf: Uint8Array, pos: number, key: EncodedRecord['key'], value: Uint8Array | null, enc: number, headers: readonly Header[]): number {
-  buf[pos++] = recordAttributes(key, value, enc);
-  return writeRecordTail(buf, pos, key, value, headers);
-}
-
-/**
- * One batch from record bodies and their timestamps: record i gets offset
- * and sequence delta i. One allocation, one CRC; each body is copied once.
- */
-export function encodeBodyBatch(producerId: string, baseSequence: number, bodies: readonly Uint8Array[], timestamps: readonly number[], crc: Crc32c = portableCrc32c): Uint8Array {
-  const count = bodies.length;
-  if (count === 0) throw new TributaryError('BAD_BATCH', 'a batch needs at least one record');
-  if (count > LIMITS.maxRecordsPerBatch) throw new TributaryError('BATCH_TOO_LARGE', `${count} records exceed the limit of ${LIMITS.maxRecordsPerBatch}`);
-  const pidLen = utf8Length(producerId);
-  if (pidLen > LIMITS.maxProducerIdBytes) throw new TributaryError('BAD_RECORD', `producer id longer than ${LIMITS.maxProducerIdBytes} bytes`);
-  const firstTimestamp = timestamps[0];
-  let maxTimestamp = firstTimestamp;
-  let total = BATCH_HEADER_BYTES + pidLen;
-  for (let i = 0; i < count; i++) {
-    const ts = timestamps[i];
-    if (ts > maxTimestamp) maxTimestamp = ts;
-    const d = uvarintSize(i);
-    const size = bodies[i].length + d + d + uvarintSize(zigzag(ts - firstTimestamp));
-    total += uvarintSize(size) + size;
-  }
-  if (total > LIMITS.maxBatchBytes) throw new TributaryError('FRAME_TOO_LARGE', `batch of ${total} bytes exceeds ${LIMITS.maxBatchBytes}`);
-  const buf = new Uint8Array(total);
-  let pos = writeBatchHeader(
-    buf,
-    { total, count, lastOffsetDelta: count - 1, firstTimestamp, maxTimestamp, lastSequenceDelta: count - 1, baseSequence, baseOffset: 0, appendTime: -1 },
-    producerId,
-    pidLen,
-  );
-  for (let i = 0; i < count; i++) {
-    const body = bodies[i];
-    const tsd = zigzag(timestamps[i] - firstTimestamp);
-    const d = uvarintSize(i);
-    const deltas = d + d + uvarintSize(tsd);
-    pos = writeUvarint(buf, pos, body.length + deltas);
-    // The body (attributes first) is copied `deltas` bytes on, so that its tail lands after the deltas; the
-    // attributes byte goes to the record's start and the deltas overwrite the copy's first byte.
-    buf.set(body, pos + deltas);
-    buf[pos] = body[0];
-    pos = writeUvarint(buf, pos + 1, i);
-    pos = writeUvarint(buf, pos, i);
-    pos = writeUvarint(buf, pos, tsd);
-    pos += body.length - 1;
-  }
-  if (pos !== total) throw new Error(`batch size mismatch: wrote ${pos} of ${total}`);
-  writeUint32(buf, O_CRC, crc(buf, CRC_START, total));
-  return buf;
 }
 
 // ---------- reading ----------

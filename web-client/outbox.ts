@@ -206,29 +206,6 @@ export function assignIds(entries: NewOutboxEvent[], bounds: OutboxBounds, stats
   return out;
 }
 
-/**
- * Numbers assigned events the same way in every store: per `topic/p` the
- * next sequence from `next` (updated in place), in the order given. An event
- * that has a partition already keeps it and its sequence. Returns new event
- * objects (the caller's copies are not changed).
- */
-export function numberAssigned(events: OutboxEvent[], partitionOf: Map<number, number>, next: Record<string, number>): OutboxEvent[] {
-  const out: OutboxEvent[] = [];
-  for (const e of events) {
-    if (e.p !== -1) {
-      out.push(e);
-      continue;
-    }
-    const p = partitionOf.get(e.id);
-    if (p === undefined || !Number.isInteger(p) || p < 0) continue;
-    const key = `${e.topic}/${p}`;
-    const seq = next[key] ?? 0;
-    next[key] = seq + 1;
-    out.push({ ...e, p, seq });
-  }
-  return out;
-}
-
 /** A commit's answer for an item that did not fit the outbox's bounds: it waits for room. */
 export const NO_ROOM = Symbol('no room');
 
