@@ -127,7 +127,8 @@ export function headerBytes(h: Header): number {
 
 const textEncoder = new TextEncoder();
 
-function writeStr(buf: Uint8Array, pos: number, s: string, len: number): number {
+/** @internal */
+export function writeStr(buf: Uint8Array, pos: number, s: string, len: number): number {
   pos = writeUvarint(buf, pos, len);
   if (len === s.length) {
     // ASCII fast path: utf8Length equal to length means every char is one byte.
@@ -136,7 +137,8 @@ function writeStr(buf: Uint8Array, pos: number, s: string, len: number): number 
   return pos + len;
 }
 
-function writeBytes(buf: Uint8Array, pos: number, b: Uint8Array): number {
+/** @internal */
+export function writeBytes(buf: Uint8Array, pos: number, b: Uint8Array): number {
   pos = writeUvarint(buf, pos, b.length);
   buf.set(b, pos);
   return pos + b.length;

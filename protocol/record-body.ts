@@ -11,7 +11,7 @@
 import { crc32c as portableCrc32c, type Crc32c } from './crc32c.ts';
 import { TributaryError } from './errors.ts';
 import { LIMITS } from './limits.ts';
-import { BATCH_HEADER_BYTES, CRC_START, headerBytes, keyBytes, readHeadersAt, recordAttributes, writeBatchHeader, writeRecordTail, writeUint32 } from './batch.ts';
+import { BATCH_HEADER_BYTES, CRC_START, headerBytes, keyBytes, readHeadersAt, recordAttributes, writeBatchHeader, writeBytes, writeRecordTail, writeStr, writeUint32 } from './batch.ts';
 import { fromUtf8, utf8Length, type EncodedRecord, type EncodingCode, type Header } from './record.ts';
 import { readUvarint, uvarintSize, writeUvarint, zigzag, type VarintRead } from './varint.ts';
 
@@ -31,6 +31,20 @@ export function recordBodySize(key: EncodedRecord['key'], value: Uint8Array | nu
 export function writeRecordBody(buf: Uint8Array, pos: number, key: EncodedRecord['key'], value: Uint8Array | null, enc: number, headers: readonly Header[]): number {
   buf[pos++] = recordAttributes(key, value, enc);
   return writeRecordTail(buf, pos, key, value, headers);
+}
+
+/**
+ * Writes a record body whose value is text (JSON) of `textBytes` UTF-8 bytes,
+ * encoding it straight into `buf`: no value buffer of its own. Its size is
+ * recordBodySize(key, null, headers) + uvarintSize(textBytes) + textBytes.
+ */
+export function writeTextRecordBody(buf: Uint8Array, pos: number, key: EncodedRecord['key'], text: string, textBytes: number, enc: number, headers: readonly Header[]): number {
+  const keyKind = key === null ? 0 : typeof key === 'string' ? 1 : 2;
+  buf[pos++] = enc | (keyKind << 3);
+  if (typeof key === 'string') pos = writeStr(buf, pos, key, utf8Length(key));
+  else if (key !== null) pos = writeBytes(buf, pos, key);
+  pos = writeStr(buf, pos, text, textBytes);
+  return writeRecordTail(buf, pos, null, null, headers);
 }
 
 /**

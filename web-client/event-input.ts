@@ -12,8 +12,11 @@ import {
   encodeBatch,
   encodeBodyBatch,
   encodeValue,
+  keyBytes,
   recordBodySize,
+  uvarintSize,
   writeRecordBody,
+  writeTextRecordBody,
   recordLimitFault,
   utf8Length,
   type Crc32c,
@@ -59,6 +62,9 @@ function headerList(h: SendEvent['headers']): Header[] {
  * an outbox that drains in about the order it fills. Bodies larger than an
  * eighth of a slab get their own buffer.
  */
+/** The topic name last checked (assertTopicName), so that a burst to one topic checks it once. */
+let lastTopic = '';
+
 const BODY_SLAB_BYTES = 256 * 1024;
 let slab = new Uint8Array(BODY_SLAB_BYTES);
 let slabUsed = 0;
@@ -90,7 +96,11 @@ export function recordBody(rec: WireRecord): Uint8Array {
  * TributaryError: BAD_TOPIC_NAME, BAD_RECORD, RECORD_TOO_LARGE, BAD_PARTITION.
  */
 export function toOutboxRecord(topic: string, event: SendEvent, now: number, withBody = false): { rec: WireRecord; bytes: number; body?: Uint8Array } {
-  assertTopicName(topic);
+  // A burst names one topic: check the name once, not per event.
+  if (topic !== lastTopic) {
+    assertTopicName(topic);
+    lastTopic = topic;
+  }
   if (typeof event !== 'object' || event === null || Array.isArray(event) || !('value' in event)) {
     bad('an event is an object with a value (null for a tombstone)');
   }
@@ -99,14 +109,36 @@ export function toOutboxRecord(topic: string, event: SendEvent, now: number, wit
 
   const key = event.key ?? null;
   if (key !== null && typeof key !== 'string' && !(key instanceof Uint8Array)) bad('key must be a string, a Uint8Array or null');
-  const encoded = encodeValue(event.value, event.encoding);
   const headers = headerList(event.headers);
   for (const h of headers) {
     if (!Array.isArray(h) || h.length !== 2 || typeof h[0] !== 'string') bad('each header is [string name, string | Uint8Array value]');
     if (typeof h[1] !== 'string' && !(h[1] instanceof Uint8Array)) bad('a header value is a string or a Uint8Array');
   }
-  const fault = recordLimitFault(key, encoded.value, headers);
-  if (fault) bad(fault.message, fault.code as 'BAD_RECORD' | 'RECORD_TOO_LARGE');
+  let encoded: { value: Uint8Array | null; encoding: ValueEncoding };
+  let body: Uint8Array | undefined;
+  const v = event.value;
+  if (withBody && v !== null && v !== undefined && !(v instanceof Uint8Array) && (event.encoding === undefined || event.encoding === 'json')) {
+    // JSON straight into the record body; the record's value is a view of it (no buffer per value).
+    let text: string | undefined;
+    try {
+      text = JSON.stringify(v);
+    } catch {
+      text = undefined;
+    }
+    if (text === undefined) bad('value cannot be encoded as JSON');
+    const vlen = utf8Length(text);
+    if (vlen > LIMITS.maxValueBytes) bad(`value of ${vlen} bytes exceeds ${LIMITS.maxValueBytes}`, 'RECORD_TOO_LARGE');
+    const fault = recordLimitFault(key, null, headers);
+    if (fault) bad(fault.message, fault.code as 'BAD_RECORD' | 'RECORD_TOO_LARGE');
+    body = bodyBuffer(recordBodySize(key, null, headers) + uvarintSize(vlen) + vlen);
+    writeTextRecordBody(body, 0, key, text, vlen, ENCODING_CODE.json, headers);
+    const at = 1 + keyBytes(key) + uvarintSize(vlen);
+    encoded = { value: body.subarray(at, at + vlen), encoding: 'json' };
+  } else {
+    encoded = encodeValue(v, event.encoding);
+    const fault = recordLimitFault(key, encoded.value, headers);
+    if (fault) bad(fault.message, fault.code as 'BAD_RECORD' | 'RECORD_TOO_LARGE');
+  }
 
   if (key !== null) {
     rec.k = key;
@@ -130,7 +162,7 @@ export function toOutboxRecord(topic: string, event: SendEvent, now: number, wit
   }
   // One event must fit one produce frame on its own.
   if (bytes + 256 > LIMITS.maxFrameBytes) bad(`event of ${bytes} bytes does not fit one frame`, 'RECORD_TOO_LARGE');
-  return withBody ? { rec, bytes, body: recordBody(rec) } : { rec, bytes };
+  return withBody ? { rec, bytes, body: body ?? recordBody(rec) } : { rec, bytes };
 }
 
 const NO_HEADERS: Header[] = [];

@@ -215,8 +215,16 @@ interface Waiting<I, O> {
   deadline: number;
   /** Items submitted together share a unit number: a commit never splits a unit unless the store is full. */
   unit: number;
+  /** The item's place in its unit (submitAll). */
+  index: number;
   resolve: (o: O) => void;
-  reject: (e: unknown) => void;
+  reject: (e: unknown, index: number) => void;
+}
+
+/** How a unit of items (submitAll) went: the first `committed` items are in; `error` is why the next one is not. */
+export interface UnitOutcome {
+  committed: number;
+  error?: unknown;
 }
 
 export interface GroupCommitOptions {
@@ -277,11 +285,41 @@ export class GroupCommit<I, O> {
     const all = items.map(
       (item) =>
         new Promise<O>((resolve, reject) => {
-          this.queue.push({ item, deadline, unit, resolve, reject });
+          this.queue.push({ item, deadline, unit, index: 0, resolve, reject });
         }),
     );
     if (!this.running) void this.run();
     return all;
+  }
+
+  /**
+   * Submits items as one unit, as submitEach does, with one promise for all
+   * of them instead of one each (sendMany of thousands): it resolves once
+   * every item is committed or refused, and never rejects.
+   */
+  submitAll(items: I[]): Promise<UnitOutcome> {
+    const closed = this.closedWith;
+    if (closed) return Promise.resolve({ committed: 0, error: closed });
+    if (!items.length) return Promise.resolve({ committed: 0 });
+    const deadline = Date.now() + this.maxBlockMs;
+    const unit = ++this.units;
+    return new Promise<UnitOutcome>((done) => {
+      let left = items.length;
+      let first = items.length;
+      let error: unknown;
+      const settle = (): void => {
+        if (--left === 0) done(first === items.length ? { committed: first } : { committed: first, error });
+      };
+      const refuse = (e: unknown, index: number): void => {
+        if (index < first) {
+          first = index;
+          error = e;
+        }
+        settle();
+      };
+      for (let i = 0; i < items.length; i++) this.queue.push({ item: items[i], deadline, unit, index: i, resolve: settle, reject: refuse });
+      if (!this.running) void this.run();
+    });
   }
 
   /** Something may have left the store: items waiting for room try again. */
@@ -309,7 +347,7 @@ export class GroupCommit<I, O> {
   /** Refuses everything waiting, and every later submit, with `err`. */
   close(err: Error): void {
     this.closedWith = err;
-    for (const w of this.queue.splice(0)) w.reject(err);
+    for (const w of this.queue.splice(0)) w.reject(err, w.index);
     this.roomMaybe();
   }
 
@@ -327,7 +365,7 @@ export class GroupCommit<I, O> {
           results = await this.commit(batch.map((w) => w.item));
         } catch (err) {
           this.take(batch.length);
-          for (const w of batch) w.reject(err);
+          for (const w of batch) w.reject(err, w.index);
           continue;
         }
         let done = 0;
@@ -335,7 +373,7 @@ export class GroupCommit<I, O> {
         this.take(done);
         for (let i = 0; i < done; i++) {
           const r = results[i] as O | Error;
-          if (r instanceof Error) batch[i].reject(r);
+          if (r instanceof Error) batch[i].reject(r, batch[i].index);
           else batch[i].resolve(r);
         }
         if (done === batch.length) continue;
@@ -363,7 +401,7 @@ export class GroupCommit<I, O> {
     while (expired < this.queue.length && this.queue[expired].deadline <= now) expired++;
     if (expired) {
       const err = this.noRoom();
-      for (const w of this.queue.splice(0, expired)) w.reject(err);
+      for (const w of this.queue.splice(0, expired)) w.reject(err, w.index);
       return; // the next in line tries at once
     }
     if (!this.queue.length) return;

@@ -156,15 +156,13 @@ export class Producer {
     const subject = await this.o.subject();
     const now = Date.now();
     const entries = events.map((e) => this.entry(topic, e, subject, now));
-    const settled = await Promise.allSettled(this.commit.submitEach(entries));
-    const firstRefused = settled.findIndex((r) => r.status === 'rejected');
-    if (firstRefused !== 0) this.appended();
-    if (firstRefused < 0) return;
-    const reason = (settled[firstRefused] as PromiseRejectedResult).reason as Error;
-    if (reason instanceof ClientError && reason.code === 'OUTBOX_FULL') {
-      throw new ClientError('OUTBOX_FULL', `${reason.message}; ${firstRefused} of ${entries.length} events were queued`, { details: { enqueued: firstRefused } });
+    const { committed, error } = await this.commit.submitAll(entries);
+    if (committed > 0) this.appended();
+    if (error === undefined) return;
+    if (error instanceof ClientError && error.code === 'OUTBOX_FULL') {
+      throw new ClientError('OUTBOX_FULL', `${error.message}; ${committed} of ${entries.length} events were queued`, { details: { enqueued: committed } });
     }
-    throw reason;
+        throw error;
   }
 
   /** Validates an event into an outbox entry; an event larger than the byte bound could never get in. */
