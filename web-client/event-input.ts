@@ -57,15 +57,13 @@ function headerList(h: SendEvent['headers']): Header[] {
 }
 
 /**
- * Record bodies are carved out of shared slabs: one allocation per many
- * events instead of one each. A body keeps its slab alive, which is fine for
- * an outbox that drains in about the order it fills. Bodies larger than an
- * eighth of a slab get their own buffer.
+ * Record bodies are carved out of shared slabs: one allocation per ~100
+ * events instead of one each. A body keeps its slab alive; an outbox drains
+ * in about the order it fills, and the slab is small so that a few events
+ * left behind (a refused topic, another subject's) pin little: at most one
+ * slab each. Bodies larger than an eighth of a slab get their own buffer.
  */
-/** The topic name last checked (assertTopicName), so that a burst to one topic checks it once. */
-let lastTopic = '';
-
-const BODY_SLAB_BYTES = 256 * 1024;
+const BODY_SLAB_BYTES = 16 * 1024;
 let slab = new Uint8Array(BODY_SLAB_BYTES);
 let slabUsed = 0;
 

@@ -22,6 +22,7 @@ import { crc32c as portableCrc32c, decodeCbor, encodeCbor, type Crc32c } from '.
 import { ClientError } from './errors.ts';
 import {
   addSkips,
+  failedEvent,
   assignIds,
   newProducerId,
   type Assignment,
@@ -233,7 +234,7 @@ export class FileOutboxStore implements OutboxStore {
           this.st.events -= 1;
           this.st.bytes -= x.bytes;
           if (e.o === 'f') {
-            this.failedList.push({ ...x, code: e.code, message: e.message, failedAt: e.at });
+            this.failedList.push(failedEvent(x, e.code, e.message, e.at));
             addSkips(this.skips, [x]);
           }
         }

@@ -5,6 +5,7 @@
  */
 import {
   addSkips,
+  failedEvent,
   assignIds,
   newProducerId,
   type Assignment,
@@ -94,7 +95,7 @@ export class MemoryOutboxStore implements OutboxStore {
   async fail(events: OutboxEvent[], code: string, message: string): Promise<void> {
     const now = Date.now();
     const present = events.filter((e) => this.s.events.has(e.id));
-    for (const e of present) this.s.failed.push({ ...e, code, message, failedAt: now });
+    for (const e of present) this.s.failed.push(failedEvent(e, code, message, now));
     addSkips(this.s.skips, present);
     await this.remove(present);
   }

@@ -170,6 +170,13 @@ export function wireSequence(seq: number, skipped: number[] | undefined): number
   return seq - lo;
 }
 
+/** A failed-list entry for an event: without its record body, which only batches use. */
+export function failedEvent(e: OutboxEvent, code: string, message: string, failedAt: number): FailedEvent {
+  const f: FailedEvent = { ...e, code, message, failedAt };
+  delete f.body;
+  return f;
+}
+
 /** Default bounds: generous for a phone, small enough to notice a hub that never comes back. */
 export const DEFAULT_OUTBOX_BOUNDS: OutboxBounds = { maxEvents: 100_000, maxBytes: 64 * 1024 * 1024 };
 
@@ -199,9 +206,10 @@ export function assignIds(entries: NewOutboxEvent[], bounds: OutboxBounds, stats
     stats.events += 1;
     stats.bytes += e.bytes;
     stats.lastId += 1;
-    out[i] = keepBodies && e.body
-      ? { id: stats.lastId, topic: e.topic, p: -1, seq: -1, sub: e.sub, rec: e.rec, bytes: e.bytes, body: e.body }
-      : { id: stats.lastId, topic: e.topic, p: -1, seq: -1, sub: e.sub, rec: e.rec, bytes: e.bytes };
+    out[i] =
+      keepBodies && e.body
+        ? { id: stats.lastId, topic: e.topic, p: -1, seq: -1, sub: e.sub, rec: e.rec, bytes: e.bytes, body: e.body }
+        : { id: stats.lastId, topic: e.topic, p: -1, seq: -1, sub: e.sub, rec: e.rec, bytes: e.bytes };
   }
   return out;
 }

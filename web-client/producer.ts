@@ -162,7 +162,7 @@ export class Producer {
     if (error instanceof ClientError && error.code === 'OUTBOX_FULL') {
       throw new ClientError('OUTBOX_FULL', `${error.message}; ${committed} of ${entries.length} events were queued`, { details: { enqueued: committed } });
     }
-        throw error;
+    throw error;
   }
 
   /** Validates an event into an outbox entry; an event larger than the byte bound could never get in. */

@@ -1,7 +1,23 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { crc32c as nativeCrc } from '@node-rs/crc32';
-import { ENCODING_CODE, checkBatch, decodeBatch, decodeBatches, decodeRecordBody, encodeBatch, encodeBodyBatch, recordBodySize, writeRecordBody, readBatchHeader, stampBatch, batchSizeAt, crc32c, TributaryError, type EncodedRecord } from '../../protocol/index.ts';
+import {
+  ENCODING_CODE,
+  checkBatch,
+  decodeBatch,
+  decodeBatches,
+  decodeRecordBody,
+  encodeBatch,
+  encodeBodyBatch,
+  recordBodySize,
+  writeRecordBody,
+  readBatchHeader,
+  stampBatch,
+  batchSizeAt,
+  crc32c,
+  TributaryError,
+  type EncodedRecord,
+} from '../../protocol/index.ts';
 
 const native = (b: Uint8Array, s = 0, e = b.length) => nativeCrc(Buffer.from(b.buffer, b.byteOffset + s, e - s));
 
@@ -64,7 +80,13 @@ describe('record batch', () => {
           pos = writeRecordBody(slab, pos, r.key, r.value, ENCODING_CODE[r.encoding], r.headers);
           return slab.subarray(start, pos);
         });
-        const fromBodies = encodeBodyBatch(pid, seq, bodies, records.map((r) => r.timestamp), native);
+        const fromBodies = encodeBodyBatch(
+          pid,
+          seq,
+          bodies,
+          records.map((r) => r.timestamp),
+          native,
+        );
         expect(fromBodies).toEqual(encodeBatch({ records, producerId: pid, baseSequence: seq, appendTime: -1 }, native));
         for (let i = 0; i < records.length; i++) {
           const r = records[i];
