@@ -193,7 +193,12 @@ export async function runOutboxBench(opts: { quick: boolean }): Promise<OutboxBe
         await m.sendMany('bench-outbox-node', events);
       }
       const manyMs = performance.now() - t0;
-      rows.push({ scenario: 'outbox', system: 'web-client node file outbox: sendMany', eventsPerSec: n / (manyMs / 1000), notes: `${n} events in awaited sendMany calls of 1,000 (one journal write + fdatasync each)` });
+      rows.push({
+        scenario: 'outbox',
+        system: 'web-client node file outbox: sendMany',
+        eventsPerSec: n / (manyMs / 1000),
+        notes: `${n} events in awaited sendMany calls of 1,000 (one journal write + fdatasync each)`,
+      });
       await m.close();
       proxy.block(false);
     } finally {

@@ -56,6 +56,9 @@ function headerList(h: SendEvent['headers']): Header[] {
   return Object.entries(h);
 }
 
+/** The topic name last checked (assertTopicName), so that a burst to one topic checks it once. */
+let lastTopic = '';
+
 /**
  * Record bodies are carved out of shared slabs: one allocation per ~100
  * events instead of one each. A body keeps its slab alive; an outbox drains
