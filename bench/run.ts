@@ -102,9 +102,10 @@ function parseOptions(): Options {
   };
 }
 
-/** Runs one load process to completion and returns its answer. */
-async function runProcess<T>(name: string, script: string, args: string[], boundMs: number): Promise<T> {
-  const proc = spawnManaged(name, process.execPath, [...NODE_TSX, script, ...args], { raiseFdLimit: true });
+/** Runs one load process to completion and returns its answer; with `cpuProfDir`, it writes a V8 CPU profile under it. */
+async function runProcess<T>(name: string, script: string, args: string[], boundMs: number, cpuProfDir?: string): Promise<T> {
+  const prof = cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', path.join(cpuProfDir, `${name}-${Date.now()}`)] : [];
+  const proc = spawnManaged(name, process.execPath, [...prof, ...NODE_TSX, script, ...args], { raiseFdLimit: true });
   const timer = setTimeout(() => void proc.stop(), boundMs + LOAD_SLACK_MS);
   const code = await proc.exited;
   clearTimeout(timer);
@@ -117,7 +118,7 @@ async function runProcess<T>(name: string, script: string, args: string[], bound
   return JSON.parse(line.slice(RESULT_PREFIX.length)) as T;
 }
 
-const runLoad = (name: string, job: Job, boundMs: number): Promise<LoadResult> => runProcess<LoadResult>(name, LOAD_MAIN, [JSON.stringify(job)], boundMs);
+const runLoad = (name: string, job: Job, boundMs: number, cpuProfDir?: string): Promise<LoadResult> => runProcess<LoadResult>(name, LOAD_MAIN, [JSON.stringify(job)], boundMs, cpuProfDir);
 
 function toRow(scenario: string, system: string, r: LoadResult, extraNotes: string[] = []): ResultRow {
   const seconds = r.elapsedMs / 1000;
@@ -229,7 +230,7 @@ async function runSystemScenario(def: SystemDef, v: Variant, opts: Options, rows
     const job = { ...v.job(topic), target: { ...sys.target, topic } } as Job;
     if (job.scenario === 'produce') job.params = { ...job.params, window: WINDOW_BY_CLIENT[sys.target.kind] };
     const loadBefore = os.loadavg()[0];
-    const r = await runLoad(`load-${def.name}-${v.scenario}`, job, v.boundMs);
+    const r = await runLoad(`load-${def.name}-${v.scenario}`, job, v.boundMs, opts.cpuProfDir);
     const extra = [v.note];
     const busy = Math.max(loadBefore, os.loadavg()[0]);
     // Other work on the machine shows in every figure: note it (the load and the server themselves add about 2).

@@ -2,14 +2,11 @@
  * Starts a real hub process (`bin/tributary.mjs serve`) on a random loopback
  * port with its own data directory, and cleans up after it.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = path.join(ROOT, 'bin/tributary.mjs');
+import { spawnTributary } from './tributary-process.ts';
 /**
  * How long a hub may take to listen, and then to be healthy. An idle machine
  * needs about a second; on a shared 2-core machine under load 30 starting a
@@ -51,51 +48,21 @@ export function tempDir(prefix = 'tributary-test-'): string {
 
 export async function startHub(opts: HubOptions = {}): Promise<Hub> {
   const dataDir = opts.dataDir ?? tempDir();
-  const args = [BIN, 'serve', '--host', '127.0.0.1', '--port', String(opts.port ?? 0), '--data', dataDir, ...(opts.args ?? [])];
-  const proc = spawn(process.execPath, args, {
-    cwd: ROOT,
-    env: { ...process.env, TRIBUTARY_LOG_LEVEL: 'warn', ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  proc.stdout!.on('data', (d) => (out += d));
-  proc.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-
-  let tls = false;
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`hub did not print its URL within ${START_TIMEOUT_MS / 1000} s:\n${out}`)), START_TIMEOUT_MS);
-    const check = () => {
-      const m = /listening on (https?):\/\/[^:]+:(\d+)/.exec(out);
-      if (m) {
-        clearTimeout(timer);
-        tls = m[1] === 'https';
-        resolve(Number(m[2]));
-      }
-    };
-    proc.stdout!.on('data', check);
-    proc.stderr!.on('data', check);
-    exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`hub exited with ${code} before listening:\n${out}`));
-    });
-  });
+  const t = spawnTributary(['serve', '--host', '127.0.0.1', '--port', String(opts.port ?? 0), '--data', dataDir, ...(opts.args ?? [])], opts.env);
+  const { exited, output: out } = t;
+  const m = await t.waitFor(/listening on (https?):\/\/[^:]+:(\d+)/, START_TIMEOUT_MS, 'the hub to print its URL');
+  const tls = m[1] === 'https';
+  const port = Number(m[2]);
   const url = `${tls ? 'https' : 'http'}://127.0.0.1:${port}`;
   const hub: Hub = {
     port,
     url,
     wsUrl: `${tls ? 'wss' : 'ws'}://127.0.0.1:${port}/v1/ws`,
     dataDir,
-    proc,
-    output: () => out,
-    kill: async () => {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-      await exited;
-    },
-    stop: async () => {
-      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-      return exited;
-    },
+    proc: t.proc,
+    output: out,
+    kill: t.kill,
+    stop: t.stop,
     cleanup: () => fs.rmSync(dataDir, { recursive: true, force: true }),
   };
   if (opts.waitHealthy !== false) {
@@ -104,7 +71,7 @@ export async function startHub(opts: HubOptions = {}): Promise<Hub> {
     await Promise.race([
       waitHealthy(url).finally(() => (settled = true)),
       exited.then((code) => {
-        if (!settled) throw new Error(`hub exited with ${code} before it was healthy:\n${out}`);
+        if (!settled) throw new Error(`hub exited with ${code} before it was healthy:\n${out()}`);
       }),
     ]);
   }

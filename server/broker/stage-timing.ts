@@ -6,7 +6,8 @@
  * transport, and at exit writes per-stage percentiles there as JSON:
  *
  *   produce→durable   produce() called → every append resolved (the
- *                     partition writer's queue, writev, group-commit fdatasync)
+ *                     partition writer's queue, the group commit's write:
+ *                     through O_DSYNC with fsync always, storage/durable-log.ts)
  *   notified→sent     the engine woke the subscription (new high watermark)
  *                     → its read returned and the frame went to the transport
  *   produce→sent      produce() called → the frame holding the request's

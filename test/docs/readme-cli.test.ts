@@ -11,16 +11,9 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useHub } from '../../harness/hub-fixture.ts';
 import { BIN } from '../cli/cli-run.ts';
+import { readmeBlocks } from '../helpers/readme.ts';
 
-const README = fs.readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
-
-/** The fenced sh blocks of a README section, in order. */
-function shBlocks(section: string): string[] {
-  const start = README.indexOf(`## ${section}\n`);
-  const end = README.indexOf('\n## ', start + 1);
-  const text = README.slice(start, end);
-  return [...text.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]);
-}
+const shBlocks = (section: string): string[] => readmeBlocks(section, 'sh');
 
 const hub = useHub();
 let shimDir: string;

@@ -7,12 +7,11 @@ import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { tempDir, type Hub } from '../../harness/hub.ts';
 import { startGroupHub } from './support.ts';
+import { readmeBlocks, ROOT, withLocalImports } from '../helpers/readme.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 let hub: Hub;
 let dir: string;
 
@@ -26,13 +25,7 @@ afterAll(async () => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function example(): string {
-  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
-  const section = readme.slice(readme.indexOf('## Consumer groups'));
-  const m = /```ts\n([\s\S]*?)```/.exec(section);
-  if (!m) throw new Error('no ts block under "## Consumer groups" in README.md');
-  return m[1].replace("'./web-client/node.ts'", JSON.stringify(path.join(ROOT, 'web-client/node.ts')));
-}
+const example = (): string => withLocalImports(readmeBlocks('Consumer groups', 'ts')[0]);
 
 it('the README consumer-group example runs: every order billed once, lag 0 after the members leave', async () => {
   const file = path.join(dir, 'example.mts');

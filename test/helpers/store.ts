@@ -6,7 +6,7 @@ import { afterEach, beforeEach } from 'vitest';
 import { encodeBatch, decodeBatches } from '../../protocol/batch.ts';
 import type { StoredRecord } from '../../protocol/record.ts';
 import { FileLogStore, type FileLogStoreTuning } from '../../server/storage/file-log-store.ts';
-import type { FileLogStoreOptions } from '../../server/storage/log-store.ts';
+import type { FileLogStoreOptions, LogStore } from '../../server/storage/log-store.ts';
 import { nativeCrc32c } from '../../server/storage/native-crc.ts';
 
 export function tempDir(tag = 'tributary-storage-'): string {
@@ -72,7 +72,7 @@ export function valueText(r: StoredRecord): string | null {
 }
 
 /** Reads a whole partition from `from` to the high watermark, decoding the records. */
-export async function readAll(store: FileLogStore, topic: string, partition = 0, from?: number, maxBytes = 64 * 1024): Promise<StoredRecord[]> {
+export async function readAll(store: LogStore, topic: string, partition = 0, from?: number, maxBytes = 64 * 1024): Promise<StoredRecord[]> {
   let offset = from ?? store.offsets(topic, partition).earliest;
   const out: StoredRecord[] = [];
   for (;;) {

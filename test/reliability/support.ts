@@ -9,6 +9,8 @@ import path from 'node:path';
 import { createClient, type Client, type SubscriptionHandle } from '../../web-client/node.ts';
 import { readPartition, type ReadRecord } from '../../harness/topic-reader.ts';
 import { waitFor } from '../../harness/wait.ts';
+import type { Hub } from '../../harness/hub.ts';
+import type { TcpProxy } from '../../harness/tcp-proxy.ts';
 
 export const SOAK = process.env.TRIBUTARY_SOAK === '1';
 
@@ -183,4 +185,76 @@ export function deliveryProblems(log: ReadRecord[][], deliveries: Delivery[]): s
 
 export function removeDirs(dirs: string[]): void {
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+}
+
+/** What a kill-under-load run keeps, for the test's afterAll to stop and its failure report. */
+export interface KillRun {
+  hub?: Hub;
+  readonly loads: Load[];
+  readonly readers: Reader[];
+}
+
+/**
+ * The crash tests' run: two idempotent producers (file outboxes in
+ * `clientDir`) and a reader through `proxy`; `rounds` times, after a random
+ * number of further acks, the hub is SIGKILLed and `restart` starts the next
+ * one, which the proxy is pointed at; half way the reader closes and resumes
+ * from its persisted positions. Then every acknowledged event is in the log
+ * exactly once, in per-key order, at dense offsets, and the reader saw every
+ * offset once, in order. The seed of the kill moments is in every message.
+ */
+export async function killUnderLoad(o: {
+  run: KillRun;
+  proxy: TcpProxy;
+  topic: string;
+  partitions: number;
+  rounds: number;
+  clientDir: string;
+  restart: () => Promise<Hub>;
+  onLoad?: (l: Load) => void;
+}): Promise<{ seed: number; log: ReadRecord[][]; deliveries: Delivery[] }> {
+  const { run, proxy, topic } = o;
+  for (const [i, name] of ['p0', 'p1'].entries()) {
+    const l = startLoad({ url: proxy.wsUrl, topic, name, base: i * 1_000_000, dir: o.clientDir });
+    run.loads.push(l);
+    o.onLoad?.(l);
+  }
+  const deliveries: Delivery[] = [];
+  const readerFile = `${o.clientDir}/reader.outbox`;
+  run.readers.push(startReader({ url: proxy.wsUrl, topic, file: readerFile, deliveries }));
+  const acked = (): number => run.loads.reduce((s, l) => s + l.acked.size, 0);
+
+  const seed = Date.now();
+  let rand = seed;
+  const next = (): number => (rand = (rand * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  for (let round = 0; round < o.rounds; round++) {
+    // A random moment: after a random number of further acks, so the kill lands mid-load.
+    const target = acked() + 1 + Math.floor(next() * 400);
+    await waitFor(() => acked() >= target, 60_000, `round ${round} (seed ${seed}): ${target} acks before the kill`);
+    await run.hub!.kill();
+    run.hub = await o.restart();
+    proxy.retarget(run.hub.port);
+    if (round === Math.floor(o.rounds / 2)) {
+      // The reader goes away and comes back: it resumes from the positions it persisted.
+      await run.readers[0].close();
+      run.readers[0] = startReader({ url: proxy.wsUrl, topic, file: readerFile, deliveries });
+    }
+  }
+
+  for (const l of run.loads) await l.finish(60_000);
+  const log = await readLog(run.hub!.url, topic, o.partitions);
+  const total = log.reduce((s, p) => s + p.length, 0);
+  await waitFor(() => deliveries.length >= total, 60_000, `the reader to reach ${total} records (has ${deliveries.length})`);
+  if (total <= o.rounds * 100) throw new Error(`only ${total} records in the log after ${o.rounds} rounds (seed ${seed})`);
+  const problems = [logProblems(log, run.loads), deliveryProblems(log, deliveries)].filter(Boolean).join('\n');
+  if (problems) throw new Error(`seed ${seed}:\n${problems}`);
+  return { seed, log, deliveries };
+}
+
+/** Stops what a kill-under-load run left running. */
+export async function stopKillRun(run: KillRun, proxy: TcpProxy | undefined): Promise<void> {
+  await run.hub?.kill();
+  for (const r of run.readers) await r.close().catch(() => undefined);
+  for (const l of run.loads) await l.client.close().catch(() => undefined);
+  await proxy?.close();
 }

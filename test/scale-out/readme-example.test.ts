@@ -5,22 +5,17 @@
  * with hub A's and hub B's ports for 8080 and 8081.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startHub, type Hub } from '../../harness/hub.ts';
 import { waitFor } from '../../harness/wait.ts';
+import { readmeBlocks, ROOT } from '../helpers/readme.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 let cluster: ChildProcess | null = null;
 const hubs: Hub[] = [];
 
 function exampleLines(): string[] {
-  const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
-  const section = readme.slice(readme.indexOf('## Many hubs over a NATS JetStream cluster'));
-  const block = /```sh\n([\s\S]*?)```/.exec(section)![1];
-  return block
+  return readmeBlocks('Many hubs over a NATS JetStream cluster', 'sh')[0]
     .split('\n')
     .map((l) => l.replace(/\s+#.*$/, '').trim())
     .filter((l) => l !== '');

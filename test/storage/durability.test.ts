@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -9,14 +10,32 @@ import { makeBatch, openStore, readAll, useStoreFixture, valueText } from '../he
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const fx = useStoreFixture();
 
-/** nodeIo with switches that make writes or fdatasync fail like a full or failing disk. */
-function faultyIo(): StorageIo & { failWrites: string | null; failSync: string | null } {
+/**
+ * nodeIo with switches that make writes or syncs fail like a full or failing disk. A write through a
+ * descriptor opened with O_DSYNC (fsync "always", server/storage/durable-log.ts) is a sync: `failSync` fails it.
+ */
+function faultyIo(): StorageIo & { failWrites: string | null; failSync: string | null; syncedWrites: number } {
+  const dsyncFds = new Set<number>();
   const io = {
     ...nodeIo,
     failWrites: null as string | null,
     failSync: null as string | null,
+    syncedWrites: 0,
+    async open(file: string, flags: string | number, mode?: number) {
+      const fd = await nodeIo.open(file, flags, mode);
+      if (typeof flags === 'number' && flags & fs.constants.O_DSYNC) dsyncFds.add(fd);
+      return fd;
+    },
+    async close(fd: number) {
+      dsyncFds.delete(fd);
+      return nodeIo.close(fd);
+    },
     async writev(fd: number, bufs: Uint8Array[], pos: number) {
       if (io.failWrites) throw Object.assign(new Error(`simulated ${io.failWrites}`), { code: io.failWrites });
+      if (dsyncFds.has(fd)) {
+        if (io.failSync) throw Object.assign(new Error(`simulated ${io.failSync}`), { code: io.failSync });
+        io.syncedWrites++;
+      }
       return nodeIo.writev(fd, bufs, pos);
     },
     async fdatasync(fd: number) {
@@ -46,6 +65,7 @@ describe('durability', () => {
     fx.store = await openStore(fx.dir, { io });
     await fx.store.createTopic('t', 1);
     await fx.store.append('t', 0, makeBatch({ tag: 'before' }));
+    expect(io.syncedWrites).toBe(0); // the first group after open uses fdatasync (a tail kept by recovery may be unsynced); later ones O_DSYNC
     io.failSync = 'EIO';
     const failed = await Promise.allSettled([0, 1, 2].map(() => fx.store!.append('t', 0, makeBatch({ tag: 'lost' }))));
     for (const f of failed) expect(f).toMatchObject({ status: 'rejected', reason: { code: 'STORAGE_UNAVAILABLE', retriable: true } });
@@ -58,9 +78,11 @@ describe('durability', () => {
     });
     const recs = await readAll(fx.store, 't');
     expect(recs.map((r) => valueText(r)!.split('-')[0])).toEqual(['before', 'before', 'before', 'after', 'after', 'after']);
+    await fx.store.append('t', 0, makeBatch());
+    expect(io.syncedWrites).toBeGreaterThan(0); // after recovery: fdatasync once, then O_DSYNC again
     await fx.store.close();
     fx.store = await openStore(fx.dir);
-    expect(fx.store.offsets('t', 0).logEnd).toBe(6);
+    expect(fx.store.offsets('t', 0).logEnd).toBe(9);
   });
 
   it('a failed write (disk full) rejects with STORAGE_UNAVAILABLE until the disk recovers', async () => {

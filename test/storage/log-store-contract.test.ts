@@ -5,12 +5,11 @@
  * files, crash recovery, fsync policies, compaction.)
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeBatches, readBatchHeader } from '../../protocol/batch.ts';
-import type { StoredRecord } from '../../protocol/record.ts';
+import { readBatchHeader } from '../../protocol/batch.ts';
 import { JetStreamLogStore } from '../../server/storage/jetstream/jetstream-log-store.ts';
 import type { AppendResult, LogStore } from '../../server/storage/log-store.ts';
 import { startNatsCluster, type NatsCluster } from '../../harness/nats.ts';
-import { makeBatch, openStore, rmDir, tempDir, valueText } from '../helpers/store.ts';
+import { makeBatch, openStore, readAll, rmDir, tempDir, valueText } from '../helpers/store.ts';
 
 interface Engine {
   name: string;
@@ -43,22 +42,6 @@ const engines: Engine[] = [
 
 let n = 0;
 const fresh = (tag: string): string => `${tag}-${++n}-${Math.random().toString(36).slice(2, 6)}`;
-
-async function readAll(store: LogStore, topic: string, partition = 0, from?: number, maxBytes = 64 * 1024): Promise<StoredRecord[]> {
-  let offset = from ?? store.offsets(topic, partition).earliest;
-  const out: StoredRecord[] = [];
-  for (;;) {
-    const r = await store.read(topic, partition, offset, maxBytes);
-    if (r.bytes.length === 0) {
-      if (r.nextOffset >= r.highWatermark) break;
-      offset = r.nextOffset;
-      continue;
-    }
-    out.push(...decodeBatches(r.bytes, offset));
-    offset = r.nextOffset;
-  }
-  return out;
-}
 
 const pbatch = (pid: string, seq: number, count = 3) => makeBatch({ producerId: pid, baseSequence: seq, count, tag: `${pid}-${seq}` });
 

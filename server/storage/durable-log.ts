@@ -1,0 +1,45 @@
+/**
+ * fsync "always" writes through a second descriptor of the active segment's
+ * log, opened with O_DSYNC: a write returns once its bytes are as durable as
+ * after fdatasync (Linux syncs the written range and the size change that
+ * finds it), so a group commit is one thread-pool trip instead of two
+ * (writev, then fdatasync). Each trip wakes a pool thread and then the event
+ * loop; on a busy 2-core machine each wake-up is a chance to wait behind
+ * another process, which is where the p99 of a small request went (issue 13).
+ *
+ * O_DSYNC only covers what is written through it: bytes written before
+ * through the plain descriptor (fsync "interval" or "never" before a switch
+ * to "always", a tail re-read after a failure) still need one fdatasync; the
+ * partition writer tracks that (`PartitionLog.unsyncedWrites`).
+ */
+import fs from 'node:fs';
+import type { StorageIo } from './io.ts';
+import type { Segment } from './segment.ts';
+
+/** Undefined where the platform has no O_DSYNC (Windows): then every group uses writev + fdatasync. */
+const O_DSYNC: number | undefined = fs.constants.O_DSYNC;
+
+/** One partition's O_DSYNC descriptor, for its active segment only; used by the partition's one writer. */
+export class DurableLog {
+  private open: { seg: Segment; fd: number } | null = null;
+
+  constructor(private readonly io: StorageIo) {}
+
+  /** The O_DSYNC descriptor of `seg`'s log, opened on first use (closing the previous segment's); -1 without O_DSYNC. */
+  async fdFor(seg: Segment): Promise<number> {
+    if (this.open?.seg === seg) return this.open.fd;
+    if (O_DSYNC === undefined) return -1;
+    await this.close();
+    const fd = await this.io.open(seg.logFile, fs.constants.O_WRONLY | O_DSYNC);
+    this.open = { seg, fd };
+    return fd;
+  }
+
+  /** Closes the descriptor (a roll, a failure, shutdown); the next write opens one again. */
+  async close(): Promise<void> {
+    const o = this.open;
+    if (!o) return;
+    this.open = null;
+    await this.io.close(o.fd).catch(() => undefined);
+  }
+}
