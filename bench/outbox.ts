@@ -20,7 +20,8 @@
  *   timed until the hub has acked every event (fsync per batch on the hub).
  * - Chromium, sendMany(): n events in calls of 1,000, each call one
  *   IndexedDB transaction, awaited one after the other.
- * - Node, file outbox (fdatasync per group commit): enqueue and drain.
+ * - Node, file outbox (fdatasync per group commit): enqueue (a burst of
+ *   sends; sendMany calls of 1,000) and drain.
  * - Node, memory outbox → a 4-partition topic (hub fsync always): events/s
  *   from the first sendMany until flush() saw every event acked (the
  *   outbox's 100,000-event bound makes sendMany wait for acks: backpressure).
@@ -219,6 +220,26 @@ export async function runOutboxBench(opts: { quick: boolean }): Promise<OutboxBe
       const drMs = performance.now() - t0;
       rows.push({ scenario: 'outbox', system: 'web-client node file outbox: drain after reconnect', eventsPerSec: n / (drMs / 1000), notes: `${n} events; removals journaled with fdatasync` });
       await c.close();
+      // The same events through sendMany (code that has them at hand): calls of 1,000, awaited one after the other.
+      proxy.block(true);
+      proxy.cutAll();
+      const m = createClient({ url: proxy.wsUrl, outbox: { file: path.join(dir, 'bench-many.outbox') }, name: 'bench-file-many', backoffInitialMs: 50, backoffMaxMs: 200 });
+      await m.pending();
+      t0 = performance.now();
+      for (let base = 0; base < n; base += 1_000) {
+        const events = new Array(1_000);
+        for (let i = 0; i < 1_000; i++) events[i] = { key: `k${(base + i) % 16}`, value: { i: base + i, t: Date.now(), pad } };
+        await m.sendMany('bench-outbox-node', events);
+      }
+      const manyMs = performance.now() - t0;
+      rows.push({
+        scenario: 'outbox',
+        system: 'web-client node file outbox: sendMany',
+        eventsPerSec: n / (manyMs / 1000),
+        notes: `${n} events in awaited sendMany calls of 1,000 (one journal write + fdatasync each)`,
+      });
+      await m.close();
+      proxy.block(false);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

@@ -113,13 +113,15 @@ export function writeUint32(b: Uint8Array, pos: number, n: number): void {
 
 // ---------- encoding ----------
 
-function keyBytes(k: EncodedRecord['key']): number {
+/** @internal Bytes of a record's key field (length varint and key). */
+export function keyBytes(k: EncodedRecord['key']): number {
   if (k === null) return 0;
   const n = typeof k === 'string' ? utf8Length(k) : k.length;
   return uvarintSize(n) + n;
 }
 
-function headerBytes(h: Header): number {
+/** @internal */
+export function headerBytes(h: Header): number {
   const n = utf8Length(h[0]);
   const v = typeof h[1] === 'string' ? utf8Length(h[1]) : h[1].length;
   return uvarintSize(n) + n + 1 + uvarintSize(v) + v;
@@ -127,7 +129,8 @@ function headerBytes(h: Header): number {
 
 const textEncoder = new TextEncoder();
 
-function writeStr(buf: Uint8Array, pos: number, s: string, len: number): number {
+/** @internal */
+export function writeStr(buf: Uint8Array, pos: number, s: string, len: number): number {
   pos = writeUvarint(buf, pos, len);
   if (len === s.length) {
     // ASCII fast path: utf8Length equal to length means every char is one byte.
@@ -136,7 +139,8 @@ function writeStr(buf: Uint8Array, pos: number, s: string, len: number): number 
   return pos + len;
 }
 
-function writeBytes(buf: Uint8Array, pos: number, b: Uint8Array): number {
+/** @internal */
+export function writeBytes(buf: Uint8Array, pos: number, b: Uint8Array): number {
   pos = writeUvarint(buf, pos, b.length);
   buf.set(b, pos);
   return pos + b.length;
@@ -201,7 +205,7 @@ export function encodeBatch(input: BatchInput, crc: Crc32c = portableCrc32c): Ui
   return buf;
 }
 
-interface HeaderFields {
+export interface HeaderFields {
   total: number;
   count: number;
   lastOffsetDelta: number;
@@ -214,7 +218,7 @@ interface HeaderFields {
 }
 
 /** Writes the batch header and the producer id; returns where the records start. The CRC is written last. */
-function writeBatchHeader(buf: Uint8Array, h: HeaderFields, producerId: string, pidLen: number): number {
+export function writeBatchHeader(buf: Uint8Array, h: HeaderFields, producerId: string, pidLen: number): number {
   writeInt64(buf, O_BASE_OFFSET, h.baseOffset);
   writeUint32(buf, O_LENGTH, h.total - LENGTH_FIELD_END);
   buf[O_MAGIC] = BATCH_MAGIC;
@@ -231,27 +235,37 @@ function writeBatchHeader(buf: Uint8Array, h: HeaderFields, producerId: string, 
   return BATCH_HEADER_BYTES + pidLen;
 }
 
+/** A record's attributes byte: value encoding, null value, key kind. */
+export function recordAttributes(key: EncodedRecord['key'], value: Uint8Array | null, enc: number): number {
+  const keyKind = key === null ? 0 : typeof key === 'string' ? 1 : 2;
+  return enc | (value === null ? 4 : 0) | (keyKind << 3);
+}
+
 /** Writes record `i` (after its length varint); returns the position after it. */
 function writeRecord(buf: Uint8Array, pos: number, r: EncodedRecord & { offsetDelta?: number; sequenceDelta?: number }, i: number, firstTimestamp: number): number {
-  const keyKind = r.key === null ? 0 : typeof r.key === 'string' ? 1 : 2;
   const enc = ENCODING_CODE[r.encoding];
   if (enc === undefined) throw new TributaryError('BAD_RECORD', `unknown value encoding ${String(r.encoding)}`);
-  buf[pos++] = enc | (r.value === null ? 4 : 0) | (keyKind << 3);
+  buf[pos++] = recordAttributes(r.key, r.value, enc);
   pos = writeUvarint(buf, pos, r.offsetDelta ?? i);
   pos = writeUvarint(buf, pos, r.sequenceDelta ?? i);
   pos = writeUvarint(buf, pos, zigzag(r.timestamp - firstTimestamp));
-  if (typeof r.key === 'string') pos = writeStr(buf, pos, r.key, utf8Length(r.key));
-  else if (r.key !== null) pos = writeBytes(buf, pos, r.key);
-  if (r.value !== null) pos = writeBytes(buf, pos, r.value);
-  pos = writeUvarint(buf, pos, r.headers.length);
-  for (const [name, value] of r.headers) {
+  return writeRecordTail(buf, pos, r.key, r.value, r.headers);
+}
+
+/** Key, value and headers of a record: what follows its deltas. */
+export function writeRecordTail(buf: Uint8Array, pos: number, key: EncodedRecord['key'], value: Uint8Array | null, headers: readonly Header[]): number {
+  if (typeof key === 'string') pos = writeStr(buf, pos, key, utf8Length(key));
+  else if (key !== null) pos = writeBytes(buf, pos, key);
+  if (value !== null) pos = writeBytes(buf, pos, value);
+  pos = writeUvarint(buf, pos, headers.length);
+  for (const [name, hv] of headers) {
     pos = writeStr(buf, pos, name, utf8Length(name));
-    if (typeof value === 'string') {
+    if (typeof hv === 'string') {
       buf[pos++] = 0;
-      pos = writeStr(buf, pos, value, utf8Length(value));
+      pos = writeStr(buf, pos, hv, utf8Length(hv));
     } else {
       buf[pos++] = 1;
-      pos = writeBytes(buf, pos, value);
+      pos = writeBytes(buf, pos, hv);
     }
   }
   return pos;

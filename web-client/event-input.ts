@@ -10,7 +10,13 @@ import {
   VALUE_ENCODINGS,
   assertTopicName,
   encodeBatch,
+  encodeBodyBatch,
   encodeValue,
+  keyBytes,
+  recordBodySize,
+  uvarintSize,
+  writeRecordBody,
+  writeTextRecordBody,
   recordLimitFault,
   utf8Length,
   type Crc32c,
@@ -50,13 +56,52 @@ function headerList(h: SendEvent['headers']): Header[] {
   return Object.entries(h);
 }
 
+/** The topic name last checked (assertTopicName), so that a burst to one topic checks it once. */
+let lastTopic = '';
+
+/**
+ * Record bodies are carved out of shared slabs: one allocation per ~100
+ * events instead of one each. A body keeps its slab alive; an outbox drains
+ * in about the order it fills, and the slab is small so that a few events
+ * left behind (a refused topic, another subject's) pin little: at most one
+ * slab each. Bodies larger than an eighth of a slab get their own buffer.
+ */
+const BODY_SLAB_BYTES = 16 * 1024;
+let slab = new Uint8Array(BODY_SLAB_BYTES);
+let slabUsed = 0;
+
+function bodyBuffer(n: number): Uint8Array {
+  if (n > BODY_SLAB_BYTES >> 3) return new Uint8Array(n);
+  if (slabUsed + n > BODY_SLAB_BYTES) {
+    slab = new Uint8Array(BODY_SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const b = slab.subarray(slabUsed, slabUsed + n);
+  slabUsed += n;
+  return b;
+}
+
+/** The record body (protocol/batch.ts `recordBodySize`) of a validated wire record. */
+export function recordBody(rec: WireRecord): Uint8Array {
+  const key = rec.k ?? null;
+  const headers = rec.h ?? NO_HEADERS;
+  const body = bodyBuffer(recordBodySize(key, rec.v, headers));
+  writeRecordBody(body, 0, key, rec.v, rec.e ?? 0, headers);
+  return body;
+}
+
 /**
  * Validates one event and returns its wire form with its byte size (what the
- * outbox's byte bound counts). Throws TributaryError: BAD_TOPIC_NAME,
- * BAD_RECORD, RECORD_TOO_LARGE, BAD_PARTITION.
+ * outbox's byte bound counts), and with `withBody` its record body, encoded
+ * once here so that every batch it goes out in only copies it. Throws
+ * TributaryError: BAD_TOPIC_NAME, BAD_RECORD, RECORD_TOO_LARGE, BAD_PARTITION.
  */
-export function toOutboxRecord(topic: string, event: SendEvent, now: number): { rec: WireRecord; bytes: number } {
-  assertTopicName(topic);
+export function toOutboxRecord(topic: string, event: SendEvent, now: number, withBody = false): { rec: WireRecord; bytes: number; body?: Uint8Array } {
+  // A burst names one topic: check the name once, not per event.
+  if (topic !== lastTopic) {
+    assertTopicName(topic);
+    lastTopic = topic;
+  }
   if (typeof event !== 'object' || event === null || Array.isArray(event) || !('value' in event)) {
     bad('an event is an object with a value (null for a tombstone)');
   }
@@ -65,14 +110,36 @@ export function toOutboxRecord(topic: string, event: SendEvent, now: number): { 
 
   const key = event.key ?? null;
   if (key !== null && typeof key !== 'string' && !(key instanceof Uint8Array)) bad('key must be a string, a Uint8Array or null');
-  const encoded = encodeValue(event.value, event.encoding);
   const headers = headerList(event.headers);
   for (const h of headers) {
     if (!Array.isArray(h) || h.length !== 2 || typeof h[0] !== 'string') bad('each header is [string name, string | Uint8Array value]');
     if (typeof h[1] !== 'string' && !(h[1] instanceof Uint8Array)) bad('a header value is a string or a Uint8Array');
   }
-  const fault = recordLimitFault(key, encoded.value, headers);
-  if (fault) bad(fault.message, fault.code as 'BAD_RECORD' | 'RECORD_TOO_LARGE');
+  let encoded: { value: Uint8Array | null; encoding: ValueEncoding };
+  let body: Uint8Array | undefined;
+  const v = event.value;
+  if (withBody && v !== null && v !== undefined && !(v instanceof Uint8Array) && (event.encoding === undefined || event.encoding === 'json')) {
+    // JSON straight into the record body; the record's value is a view of it (no buffer per value).
+    let text: string | undefined;
+    try {
+      text = JSON.stringify(v);
+    } catch {
+      text = undefined;
+    }
+    if (text === undefined) bad('value cannot be encoded as JSON');
+    const vlen = utf8Length(text);
+    if (vlen > LIMITS.maxValueBytes) bad(`value of ${vlen} bytes exceeds ${LIMITS.maxValueBytes}`, 'RECORD_TOO_LARGE');
+    const fault = recordLimitFault(key, null, headers);
+    if (fault) bad(fault.message, fault.code as 'BAD_RECORD' | 'RECORD_TOO_LARGE');
+    body = bodyBuffer(recordBodySize(key, null, headers) + uvarintSize(vlen) + vlen);
+    writeTextRecordBody(body, 0, key, text, vlen, ENCODING_CODE.json, headers);
+    const at = 1 + keyBytes(key) + uvarintSize(vlen);
+    encoded = { value: body.subarray(at, at + vlen), encoding: 'json' };
+  } else {
+    encoded = encodeValue(v, event.encoding);
+    const fault = recordLimitFault(key, encoded.value, headers);
+    if (fault) bad(fault.message, fault.code as 'BAD_RECORD' | 'RECORD_TOO_LARGE');
+  }
 
   if (key !== null) {
     rec.k = key;
@@ -96,7 +163,7 @@ export function toOutboxRecord(topic: string, event: SendEvent, now: number): { 
   }
   // One event must fit one produce frame on its own.
   if (bytes + 256 > LIMITS.maxFrameBytes) bad(`event of ${bytes} bytes does not fit one frame`, 'RECORD_TOO_LARGE');
-  return { rec, bytes };
+  return withBody ? { rec, bytes, body: body ?? recordBody(rec) } : { rec, bytes };
 }
 
 const NO_HEADERS: Header[] = [];
@@ -116,4 +183,20 @@ export function encodeWireBatch(producerId: string, baseSequence: number, record
   const recs = new Array<EncodedRecord>(records.length);
   for (let i = 0; i < records.length; i++) recs[i] = toEncodedRecord(records[i]);
   return encodeBatch({ producerId, baseSequence, appendTime: 0, records: recs }, crc);
+}
+
+/**
+ * One batch of outbox events (`encodeWireBatch`'s batch), from their record
+ * bodies: encoded at `send()` where the store kept them, here otherwise (an
+ * outbox that keeps no bodies, events of an older client).
+ */
+export function encodeOutboxBatch(producerId: string, baseSequence: number, events: ReadonlyArray<{ rec: WireRecord; body?: Uint8Array }>, crc: Crc32c): Uint8Array {
+  const bodies = new Array<Uint8Array>(events.length);
+  const timestamps = new Array<number>(events.length);
+  for (let i = 0; i < events.length; i++) {
+    const e = events[i];
+    bodies[i] = e.body ?? recordBody(e.rec);
+    timestamps[i] = e.rec.ts!;
+  }
+  return encodeBodyBatch(producerId, baseSequence, bodies, timestamps, crc);
 }

@@ -28,10 +28,10 @@
  *   topic, and the topic's newer events wait until they are acked: a resend
  *   of an old request must keep the numbering it was appended under.
  */
-import { TributaryError, ackOffsets, partitionForKey, partitionForUnkeyed, type AckFrame, type Crc32c, type ErrorCode } from '../protocol/index.ts';
+import { TributaryError, ackOffsets, murmur2, partitionForKey, partitionForUnkeyed, utf8, type AckFrame, type Crc32c, type ErrorCode } from '../protocol/index.ts';
 import type { Connection } from './connection.ts';
 import { ClientError } from './errors.ts';
-import { encodeWireBatch } from './event-input.ts';
+import { encodeOutboxBatch } from './event-input.ts';
 import { addSkips, wireSequence, type OutboxEvent, type OutboxStore } from './outbox.ts';
 import type { AckInfo, ProducerSink } from './producer.ts';
 
@@ -42,6 +42,8 @@ const READ_AHEAD_MAX = 32_000;
 const ASSIGN_MAX = 8_000;
 /** Acked events whose removal from the outbox may still be pending while the next batches go out. */
 const MAX_PENDING_REMOVAL_EVENTS = 40_000;
+/** Keys whose partition hash is remembered. */
+const KEY_HASH_CACHE_MAX = 10_000;
 /** Produce requests in flight over all lanes (the hub allows 64 requests per connection). */
 const MAX_IN_FLIGHT_ALL_LANES = 32;
 /** Room for a produce frame's own fields around its records. */
@@ -118,6 +120,34 @@ type Outcome = { kind: 'ack'; ack: AckFrame } | { kind: 'refused'; err: Tributar
 
 export class SessionEnded extends Error {}
 
+/** An acked batch as `ack` listeners see it; the per-event list is built only if a listener reads it. */
+class BatchAck implements AckInfo {
+  readonly duplicate: boolean;
+  private list?: AckInfo['records'];
+
+  constructor(
+    readonly topic: string,
+    private readonly batch: OutboxEvent[],
+    private readonly ack: AckFrame,
+  ) {
+    this.duplicate = ack.dup === true;
+  }
+
+  get records(): AckInfo['records'] {
+    if (this.list) return this.list;
+    const batch = this.batch;
+    const offsets = ackOffsets(this.ack, batch.length);
+    const records = new Array<AckInfo['records'][number]>(batch.length);
+    for (let i = 0; i < batch.length; i++) records[i] = { id: batch[i].id, seq: batch[i].seq, partition: offsets[i]?.partition ?? -1, offset: offsets[i]?.offset ?? -1 };
+    this.list = records;
+    return records;
+  }
+
+  toJSON(): AckInfo {
+    return { topic: this.topic, duplicate: this.duplicate, records: this.records };
+  }
+}
+
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const backoffMs = (attempt: number) => Math.random() * Math.min(10_000, 100 * 2 ** attempt);
 
@@ -130,6 +160,8 @@ export class Drainer {
   /** Per lane key, sequences refused for good: the wire numbering leaves them out (no gap at the hub). */
   private skips: Record<string, number[]> = {};
   private wakeLoader?: () => void;
+  /** String key → positive murmur2 hash (partitionForKey's rule), bounded. */
+  private readonly keyHashes = new Map<string, number>();
 
   constructor(
     private readonly h: DrainHost,
@@ -246,8 +278,17 @@ export class Drainer {
 
   private partitionOf(e: OutboxEvent, partitions: number): number {
     if (e.rec.p !== undefined) return e.rec.p;
-    if (e.rec.k !== undefined && e.rec.k !== null) return partitionForKey(e.rec.k, partitions);
-    return partitionForUnkeyed(this.h.producerId, e.id, partitions);
+    const k = e.rec.k;
+    if (k === undefined || k === null) return partitionForUnkeyed(this.h.producerId, e.id, partitions);
+    if (typeof k !== 'string') return partitionForKey(k, partitions);
+    // Keys repeat (users, devices, orders): their hash is kept rather than UTF-8-encoded and hashed per event.
+    let h = this.keyHashes.get(k);
+    if (h === undefined) {
+      if (this.keyHashes.size >= KEY_HASH_CACHE_MAX) this.keyHashes.clear();
+      h = murmur2(utf8(k)) & 0x7fffffff;
+      this.keyHashes.set(k, h);
+    }
+    return h % partitions;
   }
 
   /**
@@ -359,9 +400,7 @@ export class Drainer {
       if (lane.p < 0) {
         request = this.h.conn.request({ t: 'produce', topic: lane.topic, pid: this.h.legacyProducerId ?? this.h.producerId, seq, records: batch.map((e) => e.rec) });
       } else {
-        const records = new Array(batch.length);
-        for (let i = 0; i < batch.length; i++) records[i] = batch[i].rec;
-        const b = encodeWireBatch(this.h.producerId, seq, records, crc);
+        const b = encodeOutboxBatch(this.h.producerId, seq, batch, crc);
         request = this.h.conn.request({ t: 'produce', topic: lane.topic, batches: [{ p: lane.p, b }] });
       }
     } catch (err) {
@@ -385,10 +424,7 @@ export class Drainer {
    */
   private async acked(lane: Lane, batch: OutboxEvent[], ack: AckFrame, st: Session): Promise<void> {
     st.buffered -= batch.length;
-    const offsets = ackOffsets(ack, batch.length);
-    const records = new Array<AckInfo['records'][number]>(batch.length);
-    for (let i = 0; i < batch.length; i++) records[i] = { id: batch[i].id, seq: batch[i].seq, partition: offsets[i]?.partition ?? -1, offset: offsets[i]?.offset ?? -1 };
-    this.removals.push({ events: batch, info: { topic: lane.topic, duplicate: ack.dup === true, records } });
+    this.removals.push({ events: batch, info: new BatchAck(lane.topic, batch, ack) });
     this.removalCount += batch.length;
     if (!this.removalRun) {
       const run = this.runRemovals();

@@ -3,8 +3,11 @@
  * append-only journal, fsynced (fdatasync) before each write resolves, and
  * rewritten as one snapshot when it has grown well past what is still live.
  *
- * Journal entry: [u32 payload length][u32 CRC-32C of payload][CBOR payload],
- * big-endian. On open the journal is replayed and a torn or corrupt tail (a
+ * Journal entry: [u32 payload length][u32 CRC-32C of payload][payload],
+ * big-endian; appends, assignments and removals in binary (outbox-journal.ts:
+ * an event is its record body, the bytes its batches copy), the rest CBOR.
+ * One write and one fdatasync per group commit of appends and per group of
+ * acks removed. On open the journal is replayed and a torn or corrupt tail (a
  * crash mid-write) is truncated: an entry is either whole or never happened,
  * and since a write resolves only after its fsync, nothing acknowledged to a
  * caller is ever in the torn part.
@@ -15,13 +18,13 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { crc32c, decodeCbor, encodeCbor } from '../protocol/index.ts';
+import { crc32c as portableCrc32c, decodeCbor, encodeCbor, type Crc32c } from '../protocol/index.ts';
 import { ClientError } from './errors.ts';
 import {
   addSkips,
+  failedEvent,
   assignIds,
   newProducerId,
-  numberAssigned,
   type Assignment,
   type FailedEvent,
   type NewOutboxEvent,
@@ -31,6 +34,9 @@ import {
   type OutboxStore,
   type Positions,
 } from './outbox.ts';
+import { decodeBinaryEntry, encodeAppend, encodeAssign, encodeRemove, framePayload, isBinaryEntry, ENTRY_HEADER_BYTES, type BinaryEntry } from './outbox-journal.ts';
+import { EventLog } from './outbox-log.ts';
+import { batchCrc32c } from './runtime.ts';
 
 /**
  * Journal entries. Format 2 (`v: 2` in the snapshot) numbers events per
@@ -60,7 +66,6 @@ type Entry =
   | { o: 'fc' }
   | { o: 'pos'; name: string; positions: Positions };
 
-const ENTRY_HEADER_BYTES = 8;
 /** Compact when the journal exceeds this and is 4× the live data. */
 const COMPACT_MIN_BYTES = 1024 * 1024;
 /** On close the bar is lower: nothing waits for the rewrite. */
@@ -73,13 +78,11 @@ function ioError(err: unknown): ClientError {
   return new ClientError('OUTBOX_STORAGE', `outbox file: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
 }
 
-function frame(entry: Entry): Buffer {
-  const payload = encodeCbor(entry);
-  const out = Buffer.allocUnsafe(ENTRY_HEADER_BYTES + payload.length);
-  out.writeUInt32BE(payload.length, 0);
-  out.writeUInt32BE(crc32c(payload), 4);
-  out.set(payload, ENTRY_HEADER_BYTES);
-  return out;
+/** What a journal write does: its framed entry (null: nothing to write), what it changes once on disk, its answer. */
+interface Write<T> {
+  bytes: Uint8Array | null;
+  apply?: () => void;
+  result: () => T;
 }
 
 function pidAlive(pid: number): boolean {
@@ -98,7 +101,9 @@ export class FileOutboxStore implements OutboxStore {
   private lpid?: string;
   /** The journal read on open was written by an older client (format 1). */
   private format1 = false;
-  private events = new Map<number, OutboxEvent>();
+  private events = new EventLog();
+  /** Native CRC-32C once open (the journal is Node-only), the portable one before. */
+  private crc: Crc32c = portableCrc32c;
   private failedList: FailedEvent[] = [];
   private seqs: Record<string, number> = {};
   private st: OutboxStats = { events: 0, bytes: 0, lastId: 0 };
@@ -139,6 +144,7 @@ export class FileOutboxStore implements OutboxStore {
 
   private async doOpen(): Promise<{ producerId: string; legacyProducerId?: string }> {
     await fsp.mkdir(path.dirname(path.resolve(this.file)), { recursive: true });
+    this.crc = await batchCrc32c();
     this.takeLock();
     let bytes: Buffer;
     try {
@@ -173,10 +179,10 @@ export class FileOutboxStore implements OutboxStore {
       const end = pos + ENTRY_HEADER_BYTES + len;
       if (end > b.length) break;
       const payload = b.subarray(pos + ENTRY_HEADER_BYTES, end);
-      if (crc32c(payload) !== b.readUInt32BE(pos + 4)) break;
-      let entry: Entry;
+      if (this.crc(payload) !== b.readUInt32BE(pos + 4)) break;
+      let entry: Entry | BinaryEntry;
       try {
-        entry = decodeCbor(payload) as Entry;
+        entry = isBinaryEntry(payload) ? decodeBinaryEntry(payload) : (decodeCbor(payload) as Entry);
       } catch {
         break;
       }
@@ -186,14 +192,15 @@ export class FileOutboxStore implements OutboxStore {
     return pos;
   }
 
-  private apply(e: Entry): void {
+  private apply(e: Entry | BinaryEntry): void {
     switch (e.o) {
       case 'snap':
         this.pid = e.pid;
         this.lpid = e.lpid;
         this.format1 = e.v !== 2;
         this.seqs = e.seqs;
-        this.events = new Map(e.events.map((x) => [x.id, x]));
+        this.events = new EventLog();
+        for (const x of e.events) this.events.add(x);
         this.failedList = e.failed;
         this.positions = e.positions;
         this.skips = e.skips ?? {};
@@ -201,7 +208,7 @@ export class FileOutboxStore implements OutboxStore {
         break;
       case 'a':
         for (const x of e.ev) {
-          this.events.set(x.id, x);
+          this.events.add(x);
           this.st.events += 1;
           this.st.bytes += x.bytes;
           if (x.id > this.st.lastId) this.st.lastId = x.id;
@@ -211,7 +218,9 @@ export class FileOutboxStore implements OutboxStore {
         for (let i = 0; i < e.ids.length; i++) {
           const x = this.events.get(e.ids[i]);
           if (!x || x.p !== -1) continue;
-          this.events.set(x.id, { ...x, p: e.ps[i], seq: e.ss[i] });
+          // In place: the drain holds these objects and wants them assigned.
+          x.p = e.ps[i];
+          x.seq = e.ss[i];
           const key = `${x.topic}/${e.ps[i]}`;
           if ((this.seqs[key] ?? 0) <= e.ss[i]) this.seqs[key] = e.ss[i] + 1;
         }
@@ -225,7 +234,7 @@ export class FileOutboxStore implements OutboxStore {
           this.st.events -= 1;
           this.st.bytes -= x.bytes;
           if (e.o === 'f') {
-            this.failedList.push({ ...x, code: e.code, message: e.message, failedAt: e.at });
+            this.failedList.push(failedEvent(x, e.code, e.message, e.at));
             addSkips(this.skips, [x]);
           }
         }
@@ -244,19 +253,18 @@ export class FileOutboxStore implements OutboxStore {
    * then appends its entry (if any), fsyncs and applies it: memory never runs
    * ahead of the disk, and two appends never hand out the same sequence.
    */
-  private write<T>(make: () => { entry: Entry | null; result: T }): Promise<T> {
+  private write<T>(make: () => Write<T>): Promise<T> {
     const run = async (): Promise<T> => {
       const fh = this.fh;
       if (!fh) throw new ClientError('CLOSED', 'outbox file is closed');
-      const { entry, result } = make();
-      if (!entry) return result;
-      const buf = frame(entry);
+      const { bytes: buf, apply, result } = make();
+      if (!buf) return result();
       await fh.write(buf, 0, buf.length, this.journalBytes);
       await fh.datasync();
       this.journalBytes += buf.length;
-      this.apply(entry);
+      apply?.();
       if (this.wasteful(COMPACT_MIN_BYTES)) await this.compact();
-      return result;
+      return result();
     };
     const p = this.tail.then(run, run);
     this.tail = p.catch(() => undefined);
@@ -266,7 +274,14 @@ export class FileOutboxStore implements OutboxStore {
   }
 
   private presentIds(events: OutboxEvent[]): number[] {
-    return events.filter((e) => this.events.has(e.id)).map((e) => e.id);
+    const ids: number[] = [];
+    for (const e of events) if (this.events.has(e.id)) ids.push(e.id);
+    return ids;
+  }
+
+  /** A CBOR entry as a write. */
+  private cbor(entry: Entry): Write<void> {
+    return { bytes: framePayload(encodeCbor(entry), this.crc), apply: () => this.apply(entry), result: () => undefined };
   }
 
   /** The journal is past `minBytes` and four times what a snapshot would take. */
@@ -276,22 +291,28 @@ export class FileOutboxStore implements OutboxStore {
 
   /** Rewrites the journal as one snapshot: temp file, fsync, rename, fsync the directory. */
   private async compact(): Promise<void> {
-    const snap = frame({
-      o: 'snap',
-      v: 2,
-      pid: this.pid,
-      lpid: this.lpid,
-      seqs: this.seqs,
-      lastId: this.st.lastId,
-      events: [...this.events.values()],
-      failed: this.failedList,
-      positions: this.positions,
-      skips: this.skips,
-    });
+    // The snapshot's fields, then its events as one binary append entry: one file, renamed into place whole.
+    const snap = framePayload(
+      encodeCbor({
+        o: 'snap',
+        v: 2,
+        pid: this.pid,
+        lpid: this.lpid,
+        seqs: this.seqs,
+        lastId: this.st.lastId,
+        events: [],
+        failed: this.failedList,
+        positions: this.positions,
+        skips: this.skips,
+      } satisfies Entry),
+      this.crc,
+    );
+    const live = [...this.events.values()];
+    const events = live.length ? encodeAppend(live, this.crc) : new Uint8Array(0);
     const tmp = `${this.file}.tmp`;
     const th = await fsp.open(tmp, 'w');
     try {
-      await th.write(snap, 0, snap.length, 0);
+      await th.writev([snap, events], 0);
       await th.sync();
     } finally {
       await th.close();
@@ -305,58 +326,61 @@ export class FileOutboxStore implements OutboxStore {
     }
     await this.fh?.close();
     this.fh = await fsp.open(this.file, fs.constants.O_RDWR);
-    this.journalBytes = snap.length;
+    this.journalBytes = snap.length + events.length;
   }
 
   append(entries: NewOutboxEvent[], bounds: OutboxBounds): Promise<Array<OutboxEvent | null>> {
     return this.write(() => {
       // Assign on copies: the state changes only once the entry is on disk.
       const st = { ...this.st };
-      const out = assignIds(entries, bounds, st);
+      const out = assignIds(entries, bounds, st, true);
       const ev = out.filter((x): x is OutboxEvent => x !== null);
-      return { entry: ev.length ? { o: 'a', ev } : null, result: out };
+      return { bytes: ev.length ? encodeAppend(ev, this.crc) : null, apply: () => this.apply({ o: 'a', ev }), result: () => out };
     });
   }
 
   assign(assignments: Assignment[]): Promise<OutboxEvent[]> {
     return this.write(() => {
-      const partitionOf = new Map<number, number>();
-      const current: OutboxEvent[] = [];
+      const ids: number[] = [];
+      const ps: number[] = [];
+      const ss: number[] = [];
+      // Counters taken in this write; the state changes only once the entry is on disk (apply).
+      const next: Record<string, number> = {};
+      const stored: OutboxEvent[] = [];
       for (const a of assignments) {
         const e = this.events.get(a.event.id);
         if (!e) continue;
-        partitionOf.set(a.event.id, a.p);
-        current.push(e);
+        if (e.p === -1) {
+          if (!Number.isInteger(a.p) || a.p < 0) continue;
+          const key = `${e.topic}/${a.p}`;
+          const seq = next[key] ?? this.seqs[key] ?? 0;
+          next[key] = seq + 1;
+          ids.push(e.id);
+          ps.push(a.p);
+          ss.push(seq);
+        }
+        stored.push(e);
       }
-      // Number on a copy of the counters: the state changes only once the entry is on disk (apply).
-      const out = numberAssigned(current, partitionOf, { ...this.seqs });
-      const fresh = out.filter((e) => this.events.get(e.id)?.p === -1);
-      const entry: Entry | null = fresh.length ? { o: 'as', ids: fresh.map((e) => e.id), ps: fresh.map((e) => e.p!), ss: fresh.map((e) => e.seq) } : null;
-      return { entry, result: out };
+      // apply() numbers the stored objects in place, so the answer is the events as they are now stored.
+      return { bytes: ids.length ? encodeAssign(ids, ps, ss, this.crc) : null, apply: () => this.apply({ o: 'as', ids, ps, ss }), result: () => stored };
     });
   }
 
   async read(afterId: number, maxEvents: number): Promise<OutboxEvent[]> {
-    const out: OutboxEvent[] = [];
-    for (const e of this.events.values()) {
-      if (e.id <= afterId) continue;
-      out.push(e);
-      if (out.length >= maxEvents) break;
-    }
-    return out;
+    return this.events.after(afterId, maxEvents);
   }
 
   remove(events: OutboxEvent[]): Promise<void> {
     return this.write(() => {
       const ids = this.presentIds(events);
-      return { entry: ids.length ? { o: 'd', ids } : null, result: undefined };
+      return { bytes: ids.length ? encodeRemove(ids, this.crc) : null, apply: () => this.apply({ o: 'd', ids }), result: () => undefined };
     });
   }
 
   fail(events: OutboxEvent[], code: string, message: string): Promise<void> {
     return this.write(() => {
       const ids = this.presentIds(events);
-      return { entry: ids.length ? { o: 'f', ids, code, message, at: Date.now() } : null, result: undefined };
+      return ids.length ? this.cbor({ o: 'f', ids, code, message, at: Date.now() }) : { bytes: null, result: () => undefined };
     });
   }
 
@@ -369,7 +393,7 @@ export class FileOutboxStore implements OutboxStore {
   }
 
   clearFailed(): Promise<void> {
-    return this.write(() => ({ entry: { o: 'fc' }, result: undefined }));
+    return this.write(() => this.cbor({ o: 'fc' }));
   }
 
   async stats(): Promise<OutboxStats> {
@@ -377,12 +401,7 @@ export class FileOutboxStore implements OutboxStore {
   }
 
   async countThrough(maxId: number): Promise<number> {
-    let n = 0;
-    for (const e of this.events.values()) {
-      if (e.id > maxId) break;
-      n++;
-    }
-    return n;
+    return this.events.countThrough(maxId);
   }
 
   async loadPositions(name: string): Promise<Positions | undefined> {
@@ -392,13 +411,13 @@ export class FileOutboxStore implements OutboxStore {
 
   savePositions(name: string, positions: Positions): Promise<void> {
     const copy = { ...positions };
-    return this.write(() => ({ entry: { o: 'pos', name, positions: copy }, result: undefined }));
+    return this.write(() => this.cbor({ o: 'pos', name, positions: copy }));
   }
 
   async close(): Promise<void> {
     // Leave a small file behind: a drained outbox should not cost the next start a long replay.
     if (this.fh && this.wasteful(COMPACT_ON_CLOSE_BYTES))
-      await this.write(() => ({ entry: null, result: undefined }))
+      await this.write(() => ({ bytes: null, result: () => undefined }))
         .then(() => this.compact())
         .catch(() => undefined);
     await this.tail;

@@ -5,6 +5,7 @@
  */
 import {
   addSkips,
+  failedEvent,
   assignIds,
   newProducerId,
   type Assignment,
@@ -16,13 +17,14 @@ import {
   type OutboxStore,
   type Positions,
 } from './outbox.ts';
+import { EventLog } from './outbox-log.ts';
 
 interface MemoryState {
   producerId: string;
-  events: Map<number, OutboxEvent>; // insertion order = id order
+  events: EventLog;
   failed: FailedEvent[];
-  /** topic/partition → next sequence. */
-  seqs: Record<string, number>;
+  /** topic → per partition, the next sequence. */
+  seqs: Map<string, number[]>;
   stats: OutboxStats;
   positions: Map<string, Positions>;
   skips: Record<string, number[]>;
@@ -36,7 +38,7 @@ export class MemoryOutboxStore implements OutboxStore {
   constructor(readonly name = 'default') {
     let s = states.get(name);
     if (!s) {
-      s = { producerId: newProducerId(), events: new Map(), failed: [], seqs: {}, stats: { events: 0, bytes: 0, lastId: 0 }, positions: new Map(), skips: {} };
+      s = { producerId: newProducerId(), events: new EventLog(), failed: [], seqs: new Map(), stats: { events: 0, bytes: 0, lastId: 0 }, positions: new Map(), skips: {} };
       states.set(name, s);
     }
     this.s = s;
@@ -47,21 +49,28 @@ export class MemoryOutboxStore implements OutboxStore {
   }
 
   async append(entries: NewOutboxEvent[], bounds: OutboxBounds): Promise<Array<OutboxEvent | null>> {
-    const out = assignIds(entries, bounds, this.s.stats);
-    for (const e of out) if (e) this.s.events.set(e.id, e);
+    const out = assignIds(entries, bounds, this.s.stats, true);
+    for (const e of out) if (e) this.s.events.add(e);
     return out;
   }
 
   async assign(assignments: Assignment[]): Promise<OutboxEvent[]> {
     const out: OutboxEvent[] = [];
+    let topic = '';
+    let next: number[] = [];
     for (const a of assignments) {
       const e = this.s.events.get(a.event.id);
       if (!e) continue;
       if (e.p === -1) {
+        if (e.topic !== topic) {
+          topic = e.topic;
+          let n = this.s.seqs.get(topic);
+          if (!n) this.s.seqs.set(topic, (n = []));
+          next = n;
+        }
         // In place: nothing outside the drain holds these objects, and the drain wants them assigned.
-        const key = `${e.topic}/${a.p}`;
-        const seq = this.s.seqs[key] ?? 0;
-        this.s.seqs[key] = seq + 1;
+        const seq = next[a.p] ?? 0;
+        next[a.p] = seq + 1;
         e.p = a.p;
         e.seq = seq;
       }
@@ -71,13 +80,7 @@ export class MemoryOutboxStore implements OutboxStore {
   }
 
   async read(afterId: number, maxEvents: number): Promise<OutboxEvent[]> {
-    const out: OutboxEvent[] = [];
-    for (const e of this.s.events.values()) {
-      if (e.id <= afterId) continue;
-      out.push(e);
-      if (out.length >= maxEvents) break;
-    }
-    return out;
+    return this.s.events.after(afterId, maxEvents);
   }
 
   async remove(events: OutboxEvent[]): Promise<void> {
@@ -92,7 +95,7 @@ export class MemoryOutboxStore implements OutboxStore {
   async fail(events: OutboxEvent[], code: string, message: string): Promise<void> {
     const now = Date.now();
     const present = events.filter((e) => this.s.events.has(e.id));
-    for (const e of present) this.s.failed.push({ ...e, code, message, failedAt: now });
+    for (const e of present) this.s.failed.push(failedEvent(e, code, message, now));
     addSkips(this.s.skips, present);
     await this.remove(present);
   }
@@ -114,12 +117,7 @@ export class MemoryOutboxStore implements OutboxStore {
   }
 
   async countThrough(maxId: number): Promise<number> {
-    let n = 0;
-    for (const e of this.s.events.values()) {
-      if (e.id > maxId) break;
-      n++;
-    }
-    return n;
+    return this.s.events.countThrough(maxId);
   }
 
   async loadPositions(name: string): Promise<Positions | undefined> {

@@ -42,6 +42,14 @@ export interface OutboxEvent {
   rec: WireRecord;
   /** Size counted against the outbox's byte bound. */
   bytes: number;
+  /**
+   * Optional: the record body (protocol/batch.ts `recordBodySize`: attributes,
+   * key, value, headers), encoded once at `send()`, so that batches are built
+   * by copying it. A store may keep it or drop it (the drain encodes `rec`
+   * then). It may be a view into a larger shared buffer: a store that
+   * serialises it by structured clone should copy it (`body.slice()`).
+   */
+  body?: Uint8Array;
 }
 
 export type NewOutboxEvent = Omit<OutboxEvent, 'id' | 'seq' | 'p'>;
@@ -162,6 +170,13 @@ export function wireSequence(seq: number, skipped: number[] | undefined): number
   return seq - lo;
 }
 
+/** A failed-list entry for an event: without its record body, which only batches use. */
+export function failedEvent(e: OutboxEvent, code: string, message: string, failedAt: number): FailedEvent {
+  const f: FailedEvent = { ...e, code, message, failedAt };
+  delete f.body;
+  return f;
+}
+
 /** Default bounds: generous for a phone, small enough to notice a hub that never comes back. */
 export const DEFAULT_OUTBOX_BOUNDS: OutboxBounds = { maxEvents: 100_000, maxBytes: 64 * 1024 * 1024 };
 
@@ -183,7 +198,7 @@ export function newProducerId(): string {
  * must not slip in ahead of a refused one: the refused wait for room and then
  * go in, still in send order.
  */
-export function assignIds(entries: NewOutboxEvent[], bounds: OutboxBounds, stats: OutboxStats): Array<OutboxEvent | null> {
+export function assignIds(entries: NewOutboxEvent[], bounds: OutboxBounds, stats: OutboxStats, keepBodies = false): Array<OutboxEvent | null> {
   const out = new Array<OutboxEvent | null>(entries.length).fill(null);
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i];
@@ -191,30 +206,10 @@ export function assignIds(entries: NewOutboxEvent[], bounds: OutboxBounds, stats
     stats.events += 1;
     stats.bytes += e.bytes;
     stats.lastId += 1;
-    out[i] = { id: stats.lastId, topic: e.topic, p: -1, seq: -1, sub: e.sub, rec: e.rec, bytes: e.bytes };
-  }
-  return out;
-}
-
-/**
- * Numbers assigned events the same way in every store: per `topic/p` the
- * next sequence from `next` (updated in place), in the order given. An event
- * that has a partition already keeps it and its sequence. Returns new event
- * objects (the caller's copies are not changed).
- */
-export function numberAssigned(events: OutboxEvent[], partitionOf: Map<number, number>, next: Record<string, number>): OutboxEvent[] {
-  const out: OutboxEvent[] = [];
-  for (const e of events) {
-    if (e.p !== -1) {
-      out.push(e);
-      continue;
-    }
-    const p = partitionOf.get(e.id);
-    if (p === undefined || !Number.isInteger(p) || p < 0) continue;
-    const key = `${e.topic}/${p}`;
-    const seq = next[key] ?? 0;
-    next[key] = seq + 1;
-    out.push({ ...e, p, seq });
+    out[i] =
+      keepBodies && e.body
+        ? { id: stats.lastId, topic: e.topic, p: -1, seq: -1, sub: e.sub, rec: e.rec, bytes: e.bytes, body: e.body }
+        : { id: stats.lastId, topic: e.topic, p: -1, seq: -1, sub: e.sub, rec: e.rec, bytes: e.bytes };
   }
   return out;
 }
@@ -228,8 +223,16 @@ interface Waiting<I, O> {
   deadline: number;
   /** Items submitted together share a unit number: a commit never splits a unit unless the store is full. */
   unit: number;
+  /** The item's place in its unit (submitAll). */
+  index: number;
   resolve: (o: O) => void;
-  reject: (e: unknown) => void;
+  reject: (e: unknown, index: number) => void;
+}
+
+/** How a unit of items (submitAll) went: the first `committed` items are in; `error` is why the next one is not. */
+export interface UnitOutcome {
+  committed: number;
+  error?: unknown;
 }
 
 export interface GroupCommitOptions {
@@ -290,11 +293,41 @@ export class GroupCommit<I, O> {
     const all = items.map(
       (item) =>
         new Promise<O>((resolve, reject) => {
-          this.queue.push({ item, deadline, unit, resolve, reject });
+          this.queue.push({ item, deadline, unit, index: 0, resolve, reject });
         }),
     );
     if (!this.running) void this.run();
     return all;
+  }
+
+  /**
+   * Submits items as one unit, as submitEach does, with one promise for all
+   * of them instead of one each (sendMany of thousands): it resolves once
+   * every item is committed or refused, and never rejects.
+   */
+  submitAll(items: I[]): Promise<UnitOutcome> {
+    const closed = this.closedWith;
+    if (closed) return Promise.resolve({ committed: 0, error: closed });
+    if (!items.length) return Promise.resolve({ committed: 0 });
+    const deadline = Date.now() + this.maxBlockMs;
+    const unit = ++this.units;
+    return new Promise<UnitOutcome>((done) => {
+      let left = items.length;
+      let first = items.length;
+      let error: unknown;
+      const settle = (): void => {
+        if (--left === 0) done(first === items.length ? { committed: first } : { committed: first, error });
+      };
+      const refuse = (e: unknown, index: number): void => {
+        if (index < first) {
+          first = index;
+          error = e;
+        }
+        settle();
+      };
+      for (let i = 0; i < items.length; i++) this.queue.push({ item: items[i], deadline, unit, index: i, resolve: settle, reject: refuse });
+      if (!this.running) void this.run();
+    });
   }
 
   /** Something may have left the store: items waiting for room try again. */
@@ -322,7 +355,7 @@ export class GroupCommit<I, O> {
   /** Refuses everything waiting, and every later submit, with `err`. */
   close(err: Error): void {
     this.closedWith = err;
-    for (const w of this.queue.splice(0)) w.reject(err);
+    for (const w of this.queue.splice(0)) w.reject(err, w.index);
     this.roomMaybe();
   }
 
@@ -340,7 +373,7 @@ export class GroupCommit<I, O> {
           results = await this.commit(batch.map((w) => w.item));
         } catch (err) {
           this.take(batch.length);
-          for (const w of batch) w.reject(err);
+          for (const w of batch) w.reject(err, w.index);
           continue;
         }
         let done = 0;
@@ -348,7 +381,7 @@ export class GroupCommit<I, O> {
         this.take(done);
         for (let i = 0; i < done; i++) {
           const r = results[i] as O | Error;
-          if (r instanceof Error) batch[i].reject(r);
+          if (r instanceof Error) batch[i].reject(r, batch[i].index);
           else batch[i].resolve(r);
         }
         if (done === batch.length) continue;
@@ -376,7 +409,7 @@ export class GroupCommit<I, O> {
     while (expired < this.queue.length && this.queue[expired].deadline <= now) expired++;
     if (expired) {
       const err = this.noRoom();
-      for (const w of this.queue.splice(0, expired)) w.reject(err);
+      for (const w of this.queue.splice(0, expired)) w.reject(err, w.index);
       return; // the next in line tries at once
     }
     if (!this.queue.length) return;

@@ -156,22 +156,20 @@ export class Producer {
     const subject = await this.o.subject();
     const now = Date.now();
     const entries = events.map((e) => this.entry(topic, e, subject, now));
-    const settled = await Promise.allSettled(this.commit.submitEach(entries));
-    const firstRefused = settled.findIndex((r) => r.status === 'rejected');
-    if (firstRefused !== 0) this.appended();
-    if (firstRefused < 0) return;
-    const reason = (settled[firstRefused] as PromiseRejectedResult).reason as Error;
-    if (reason instanceof ClientError && reason.code === 'OUTBOX_FULL') {
-      throw new ClientError('OUTBOX_FULL', `${reason.message}; ${firstRefused} of ${entries.length} events were queued`, { details: { enqueued: firstRefused } });
+    const { committed, error } = await this.commit.submitAll(entries);
+    if (committed > 0) this.appended();
+    if (error === undefined) return;
+    if (error instanceof ClientError && error.code === 'OUTBOX_FULL') {
+      throw new ClientError('OUTBOX_FULL', `${error.message}; ${committed} of ${entries.length} events were queued`, { details: { enqueued: committed } });
     }
-    throw reason;
+    throw error;
   }
 
   /** Validates an event into an outbox entry; an event larger than the byte bound could never get in. */
   private entry(topic: string, event: SendEvent, subject: string, now = Date.now()): NewOutboxEvent {
-    const { rec, bytes } = toOutboxRecord(topic, event, now);
+    const { rec, bytes, body } = toOutboxRecord(topic, event, now, true);
     if (bytes > this.o.bounds.maxBytes) throw new ClientError('OUTBOX_FULL', `event of ${bytes} bytes exceeds the outbox's maxOutboxBytes (${this.o.bounds.maxBytes})`);
-    return { topic, sub: subject, rec, bytes };
+    return { topic, sub: subject, rec, bytes, body };
   }
 
   private appended(): void {

@@ -1,7 +1,23 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { crc32c as nativeCrc } from '@node-rs/crc32';
-import { checkBatch, decodeBatch, decodeBatches, encodeBatch, readBatchHeader, stampBatch, batchSizeAt, crc32c, TributaryError, type EncodedRecord } from '../../protocol/index.ts';
+import {
+  ENCODING_CODE,
+  checkBatch,
+  decodeBatch,
+  decodeBatches,
+  decodeRecordBody,
+  encodeBatch,
+  encodeBodyBatch,
+  recordBodySize,
+  writeRecordBody,
+  readBatchHeader,
+  stampBatch,
+  batchSizeAt,
+  crc32c,
+  TributaryError,
+  type EncodedRecord,
+} from '../../protocol/index.ts';
 
 const native = (b: Uint8Array, s = 0, e = b.length) => nativeCrc(Buffer.from(b.buffer, b.byteOffset + s, e - s));
 
@@ -48,6 +64,34 @@ describe('record batch', () => {
           expect(r.value === null ? null : Array.from(r.value)).toEqual(records[i].value === null ? null : Array.from(records[i].value!));
           expect(r.headers.map(([n, v]) => [n, typeof v === 'string' ? v : Array.from(v)])).toEqual(records[i].headers.map(([n, v]) => [n, typeof v === 'string' ? v : Array.from(v)]));
         });
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('a batch built from record bodies is byte for byte the batch encodeBatch builds, and a body reads back', () => {
+    fc.assert(
+      fc.property(fc.array(arbRecord, { minLength: 1, maxLength: 30 }), fc.integer({ min: 0, max: 2 ** 40 }), fc.string({ maxLength: 30 }), (records, seq, pid) => {
+        // Bodies side by side in one buffer, as the client's slabs hold them.
+        const slab = new Uint8Array(records.reduce((n, r) => n + recordBodySize(r.key, r.value, r.headers), 0) + 3);
+        let pos = 3;
+        const bodies = records.map((r) => {
+          const start = pos;
+          pos = writeRecordBody(slab, pos, r.key, r.value, ENCODING_CODE[r.encoding], r.headers);
+          return slab.subarray(start, pos);
+        });
+        const fromBodies = encodeBodyBatch(
+          pid,
+          seq,
+          bodies,
+          records.map((r) => r.timestamp),
+          native,
+        );
+        expect(fromBodies).toEqual(encodeBatch({ records, producerId: pid, baseSequence: seq, appendTime: -1 }, native));
+        for (let i = 0; i < records.length; i++) {
+          const r = records[i];
+          expect(decodeRecordBody(bodies[i])).toEqual({ key: r.key, value: r.value, encoding: ENCODING_CODE[r.encoding], headers: r.headers });
+        }
       }),
       { numRuns: 200 },
     );

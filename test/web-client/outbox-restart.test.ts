@@ -45,6 +45,14 @@ function child(args: string[]): { proc: ChildProcess; line: (re: RegExp) => Prom
   return { proc, line, exited };
 }
 
+/** The first payload byte of each whole journal entry: a CBOR map (0xa0-0xbf) or a binary entry's kind (1 append). */
+function journalKinds(file: string): number[] {
+  const b = fs.readFileSync(file);
+  const kinds: number[] = [];
+  for (let pos = 0; pos + 8 < b.length && pos + 8 + b.readUInt32BE(pos) <= b.length; pos += 8 + b.readUInt32BE(pos)) kinds.push(b[pos + 8]);
+  return kinds;
+}
+
 async function kill(proc: ChildProcess): Promise<void> {
   if (proc.exitCode !== null || proc.signalCode !== null) return;
   const gone = new Promise((r) => proc.once('exit', r));
@@ -74,6 +82,11 @@ describe('outboxes across restarts (Node, real hub)', () => {
     const a = child([proxy.wsUrl, file, 'gw-offline', '0', '500', 'send']);
     await a.line(/queued/);
     await kill(a.proc);
+    // The events are journaled as binary append entries (their record bodies) after the CBOR snapshot.
+    const kinds = journalKinds(file);
+    expect(kinds[0]).toBeGreaterThanOrEqual(0xa0);
+    expect(kinds.length).toBeGreaterThan(1);
+    expect(kinds.slice(1).every((k) => k === 1)).toBe(true);
     // A crash in the middle of a later write leaves a torn entry at the end of the journal.
     fs.appendFileSync(file, Buffer.from([0, 0, 0, 200, 1, 2, 3, 4, 5, 6, 7]));
     proxy.block(false);

@@ -1,0 +1,230 @@
+/**
+ * The file outbox's journal entries in binary form: appends, partition
+ * assignments and removals, the entries a busy outbox writes all the time.
+ * An appended event is written as its record body (protocol/record-body.ts),
+ * the bytes its batches copy, plus the outbox's own fields; no per-event
+ * CBOR object is built or parsed.
+ *
+ * Every entry, binary or CBOR (the rarer ones: snapshot, failures,
+ * positions), is framed [u32 payload length][u32 CRC-32C of payload]
+ * [payload], big-endian. A binary payload starts with its kind (1-3); a CBOR
+ * entry is a map, whose first byte is 0xa0-0xbf, so the two never collide
+ * and a journal an older client wrote (CBOR only) reads as before.
+ *
+ * Append (kind 1): count uvarint, then per event: id uvarint; p + 2 uvarint
+ * (0: no partition field, an older client's event; 1: not assigned yet);
+ * zig-zag seq; bytes uvarint; timestamp uvarint; topic (length uvarint, 0 =
+ * the previous event's, then UTF-8); subject (length + 1 uvarint, 0 = the
+ * previous event's); explicit partition + 1 uvarint (0: none); body length
+ * uvarint and the body.
+ * Assign (kind 2): count, then per event id, p, seq (uvarints).
+ * Remove (kind 3): count, then ids as zig-zag deltas from the previous id.
+ */
+import { decodeRecordBody, readUvarint, unzigzag, uvarintSize, writeUvarint, zigzag, type Crc32c, type VarintRead, type WireRecord } from '../protocol/index.ts';
+import { recordBody } from './event-input.ts';
+import type { OutboxEvent } from './outbox.ts';
+
+export const ENTRY_HEADER_BYTES = 8;
+const KIND_APPEND = 1;
+const KIND_ASSIGN = 2;
+const KIND_REMOVE = 3;
+
+/** True for a payload in this file's binary form (a CBOR entry starts with a map byte). */
+export function isBinaryEntry(payload: Uint8Array): boolean {
+  return payload.length > 0 && payload[0] >= KIND_APPEND && payload[0] <= KIND_REMOVE;
+}
+
+const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder('utf-8', { fatal: true });
+
+/** A growing buffer that starts with room for the entry header. */
+class EntryWriter {
+  buf: Uint8Array;
+  pos = ENTRY_HEADER_BYTES;
+
+  constructor(sizeHint: number) {
+    this.buf = new Uint8Array(Math.max(64, ENTRY_HEADER_BYTES + sizeHint));
+  }
+
+  room(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    const next = new Uint8Array(Math.max(this.buf.length * 2, this.pos + n));
+    next.set(this.buf.subarray(0, this.pos));
+    this.buf = next;
+  }
+
+  uv(n: number): void {
+    this.room(10);
+    this.pos = writeUvarint(this.buf, this.pos, n);
+  }
+
+  bytes(b: Uint8Array): void {
+    this.uv(b.length);
+    this.room(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+
+  /** A string as its UTF-8 length plus `lengthBias`, then its bytes. */
+  str(s: string, lengthBias: number): void {
+    this.room(10 + s.length * 3);
+    const start = this.pos + uvarintSize(s.length * 3 + lengthBias);
+    const { written } = textEncoder.encodeInto(s, this.buf.subarray(start));
+    // Rewrite the length with its real size and move the bytes if that varint is shorter.
+    const lenPos = this.pos;
+    const after = writeUvarint(this.buf, lenPos, written + lengthBias);
+    if (after !== start) this.buf.copyWithin(after, start, start + written);
+    this.pos = after + written;
+  }
+
+  /** The framed entry: length and CRC written into the header room. */
+  finish(crc: Crc32c): Uint8Array {
+    const out = this.buf.subarray(0, this.pos);
+    const len = this.pos - ENTRY_HEADER_BYTES;
+    const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+    view.setUint32(0, len);
+    view.setUint32(4, crc(out, ENTRY_HEADER_BYTES, this.pos));
+    return out;
+  }
+}
+
+/** Frames a payload (a CBOR entry) the same way. */
+export function framePayload(payload: Uint8Array, crc: Crc32c): Uint8Array {
+  const out = new Uint8Array(ENTRY_HEADER_BYTES + payload.length);
+  out.set(payload, ENTRY_HEADER_BYTES);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, payload.length);
+  view.setUint32(4, crc(out, ENTRY_HEADER_BYTES, out.length));
+  return out;
+}
+
+export function encodeAppend(events: readonly OutboxEvent[], crc: Crc32c): Uint8Array {
+  const w = new EntryWriter(events.length * ((events[0]?.body?.length ?? 64) + 32));
+  w.buf[w.pos++] = KIND_APPEND;
+  w.uv(events.length);
+  let topic = '';
+  let sub: string | undefined;
+  for (const e of events) {
+    w.uv(e.id);
+    w.uv(e.p === undefined ? 0 : e.p + 2);
+    w.uv(zigzag(e.seq));
+    w.uv(e.bytes);
+    w.uv(e.rec.ts ?? 0);
+    if (e.topic === topic) w.uv(0);
+    else w.str((topic = e.topic), 0);
+    if (e.sub === sub) w.uv(0);
+    else w.str((sub = e.sub), 1);
+    w.uv(e.rec.p === undefined ? 0 : e.rec.p + 1);
+    w.bytes(e.body ?? recordBody(e.rec));
+  }
+  return w.finish(crc);
+}
+
+export function encodeAssign(ids: readonly number[], ps: readonly number[], ss: readonly number[], crc: Crc32c): Uint8Array {
+  const w = new EntryWriter(ids.length * 8);
+  w.buf[w.pos++] = KIND_ASSIGN;
+  w.uv(ids.length);
+  for (let i = 0; i < ids.length; i++) {
+    w.uv(ids[i]);
+    w.uv(ps[i]);
+    w.uv(ss[i]);
+  }
+  return w.finish(crc);
+}
+
+export function encodeRemove(ids: readonly number[], crc: Crc32c): Uint8Array {
+  const w = new EntryWriter(ids.length * 2);
+  w.buf[w.pos++] = KIND_REMOVE;
+  w.uv(ids.length);
+  let prev = 0;
+  for (const id of ids) {
+    w.uv(zigzag(id - prev));
+    prev = id;
+  }
+  return w.finish(crc);
+}
+
+export type BinaryEntry = { o: 'a'; ev: OutboxEvent[] } | { o: 'as'; ids: number[]; ps: number[]; ss: number[] } | { o: 'd'; ids: number[] };
+
+class Reader {
+  private readonly vr: VarintRead = { value: 0, pos: 0 };
+  constructor(
+    private readonly b: Uint8Array,
+    public pos: number,
+  ) {}
+
+  uv(): number {
+    readUvarint(this.b, this.pos, this.b.length, this.vr);
+    if (this.vr.pos < 0) throw new Error('journal entry truncated');
+    this.pos = this.vr.pos;
+    return this.vr.value;
+  }
+
+  view(n: number): Uint8Array {
+    if (this.pos + n > this.b.length) throw new Error('journal entry truncated');
+    const v = this.b.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return v;
+  }
+
+  str(n: number): string {
+    return textDecoder.decode(this.view(n));
+  }
+}
+
+/** Reads a binary entry (views into `payload`); throws on a malformed one. */
+export function decodeBinaryEntry(payload: Uint8Array): BinaryEntry {
+  const r = new Reader(payload, 1);
+  const count = r.uv();
+  switch (payload[0]) {
+    case KIND_APPEND: {
+      const ev: OutboxEvent[] = [];
+      let topic = '';
+      let sub = '';
+      for (let i = 0; i < count; i++) {
+        const id = r.uv();
+        const p2 = r.uv();
+        const seq = unzigzag(r.uv());
+        const bytes = r.uv();
+        const ts = r.uv();
+        const tl = r.uv();
+        if (tl) topic = r.str(tl);
+        const sl = r.uv();
+        if (sl) sub = r.str(sl - 1);
+        const explicit = r.uv();
+        const body = r.view(r.uv());
+        const parts = decodeRecordBody(body);
+        if (!parts) throw new Error('journal entry holds a malformed record body');
+        const rec: WireRecord = { v: parts.value };
+        if (parts.key !== null) rec.k = parts.key;
+        if (parts.encoding !== 0) rec.e = parts.encoding;
+        if (parts.headers.length) rec.h = parts.headers;
+        rec.ts = ts;
+        if (explicit) rec.p = explicit - 1;
+        const e: OutboxEvent = { id, topic, seq, sub, rec, bytes, body };
+        if (p2) e.p = p2 - 2;
+        ev.push(e);
+      }
+      return { o: 'a', ev };
+    }
+    case KIND_ASSIGN: {
+      const ids: number[] = [];
+      const ps: number[] = [];
+      const ss: number[] = [];
+      for (let i = 0; i < count; i++) {
+        ids.push(r.uv());
+        ps.push(r.uv());
+        ss.push(r.uv());
+      }
+      return { o: 'as', ids, ps, ss };
+    }
+    case KIND_REMOVE: {
+      const ids: number[] = [];
+      let prev = 0;
+      for (let i = 0; i < count; i++) ids.push((prev += unzigzag(r.uv())));
+      return { o: 'd', ids };
+    }
+    default:
+      throw new Error(`unknown journal entry kind ${payload[0]}`);
+  }
+}
