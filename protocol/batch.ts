@@ -38,6 +38,7 @@ import { ENCODING_CODE, VALUE_ENCODINGS, recordLimitFault, type EncodedRecord, t
 
 export { isUtf8 };
 import { readUvarint, uvarintSize, writeUvarint, zigzag, unzigzag, type VarintRead } from './varint.ts';
+import { headerBytes, keyBytes, writeBytes, writeStr } from './record-fields.ts';
 
 export const BATCH_MAGIC = 1;
 export const BATCH_HEADER_BYTES = 64; // without the producer id
@@ -113,38 +114,7 @@ export function writeUint32(b: Uint8Array, pos: number, n: number): void {
 
 // ---------- encoding ----------
 
-/** @internal Bytes of a record's key field (length varint and key). */
-export function keyBytes(k: EncodedRecord['key']): number {
-  if (k === null) return 0;
-  const n = typeof k === 'string' ? utf8Length(k) : k.length;
-  return uvarintSize(n) + n;
-}
-
-/** @internal */
-export function headerBytes(h: Header): number {
-  const n = utf8Length(h[0]);
-  const v = typeof h[1] === 'string' ? utf8Length(h[1]) : h[1].length;
-  return uvarintSize(n) + n + 1 + uvarintSize(v) + v;
-}
-
 const textEncoder = new TextEncoder();
-
-/** @internal */
-export function writeStr(buf: Uint8Array, pos: number, s: string, len: number): number {
-  pos = writeUvarint(buf, pos, len);
-  if (len === s.length) {
-    // ASCII fast path: utf8Length equal to length means every char is one byte.
-    for (let i = 0; i < len; i++) buf[pos + i] = s.charCodeAt(i);
-  } else textEncoder.encodeInto(s, buf.subarray(pos, pos + len));
-  return pos + len;
-}
-
-/** @internal */
-export function writeBytes(buf: Uint8Array, pos: number, b: Uint8Array): number {
-  pos = writeUvarint(buf, pos, b.length);
-  buf.set(b, pos);
-  return pos + b.length;
-}
 
 /**
  * Encodes records into one batch. Validates the record shapes it needs to

@@ -11,7 +11,8 @@
 import { crc32c as portableCrc32c, type Crc32c } from './crc32c.ts';
 import { TributaryError } from './errors.ts';
 import { LIMITS } from './limits.ts';
-import { BATCH_HEADER_BYTES, CRC_START, headerBytes, keyBytes, readHeadersAt, recordAttributes, writeBatchHeader, writeBytes, writeRecordTail, writeStr, writeUint32 } from './batch.ts';
+import { BATCH_HEADER_BYTES, CRC_START, readHeadersAt, recordAttributes, writeBatchHeader, writeRecordTail, writeUint32 } from './batch.ts';
+import { headerBytes, keyBytes, writeBytes, writeStr } from './record-fields.ts';
 import { fromUtf8, utf8Length, type EncodedRecord, type EncodingCode, type Header } from './record.ts';
 import { readUvarint, uvarintSize, writeUvarint, zigzag, type VarintRead } from './varint.ts';
 
