@@ -53,9 +53,6 @@ interface ColumnChunk {
 
 export type StoredChunk = CborChunk | ColumnChunk;
 
-/** An event as a store may hold it: h13e's record body rides along when the producer made one. */
-type WithBody = OutboxEvent & { body?: Uint8Array };
-
 /** Index into `list` of `value`, appending it when new. Chunks have one or a few distinct values. */
 function indexIn(list: string[], value: string): number {
   for (let i = list.length - 1; i >= 0; i--) if (list[i] === value) return i;
@@ -81,7 +78,7 @@ export function encodeChunk(events: readonly OutboxEvent[]): ColumnChunk {
   let anyBody = false;
   let extra: ColumnChunk['extra'];
   for (let i = 0; i < n; i++) {
-    const e = events[i] as WithBody;
+    const e = events[i];
     const r = e.rec;
     ts[i] = r.ts ?? NaN;
     bytes[i] = e.bytes;
@@ -124,7 +121,7 @@ export function encodeChunk(events: readonly OutboxEvent[]): ColumnChunk {
     const bodyLen = new Int32Array(n);
     pos = 0;
     for (let i = 0; i < n; i++) {
-      const b = (events[i] as WithBody).body;
+      const b = events[i].body;
       bodyLen[i] = b ? b.length : -1;
       if (!b) continue;
       bodies.set(b, pos);
@@ -164,7 +161,7 @@ export function decodeChunk(chunk: StoredChunk): OutboxEvent[] {
       if (x.h) rec.h = x.h;
       if (x.p !== undefined) rec.p = x.p;
     }
-    const e: WithBody = { id: first + i, topic: topics[topicOf ? topicOf[i] : 0], p: -1, seq: -1, sub: subs[subOf ? subOf[i] : 0], rec, bytes: bytes[i] };
+    const e: OutboxEvent = { id: first + i, topic: topics[topicOf ? topicOf[i] : 0], p: -1, seq: -1, sub: subs[subOf ? subOf[i] : 0], rec, bytes: bytes[i] };
     if (bodies && bodyLen && bodyLen[i] >= 0) e.body = bodies.subarray(bpos, (bpos += bodyLen[i]));
     out[i] = e;
   }
