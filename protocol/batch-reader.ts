@@ -276,20 +276,14 @@ function headersOf(b: Uint8Array, i: number): Header[] {
  */
 export function readRecords<T>(b: Uint8Array, fromOffset: number, make: RecordFactory<T>, crc: Crc32c = portableCrc32c): T[] {
   const out: T[] = [];
-  let pos = 0;
-  while (pos < b.length) {
-    const size = batchSizeAt(b, pos);
-    const first = readBatch(b, pos, size, fromOffset, crc);
-    const count = readRecordCount(b, pos);
-    pos += size;
-    if (first === count) continue;
+  eachBatch(b, fromOffset, crc, (first, count) => {
     const { offsets, timestamps } = layout;
     decodeValues(b, layout.attrs, layout.valueStart, layout.valueEnd, first, count, valueOut);
     for (let i = first; i < count; i++) {
       out.push(make(offsets[i], timestamps[i], keyOut[i], valueOut[i], headersOf(b, i)));
       keyOut[i] = valueOut[i] = null; // drop references: the scratch outlives the frame
     }
-  }
+  });
   return out;
 }
 
@@ -301,19 +295,29 @@ export function readRecords<T>(b: Uint8Array, fromOffset: number, make: RecordFa
  */
 export function readLazyRecords<T>(b: Uint8Array, fromOffset: number, make: LazyRecordFactory<T>, crc: Crc32c = portableCrc32c): T[] {
   const out: T[] = [];
-  let pos = 0;
-  while (pos < b.length) {
-    const size = batchSizeAt(b, pos);
-    const first = readBatch(b, pos, size, fromOffset, crc);
-    const count = readRecordCount(b, pos);
-    pos += size;
-    if (first === count) continue;
+  eachBatch(b, fromOffset, crc, (first, count) => {
     const { offsets, timestamps } = layout;
     const values = new BatchValues(b, layout.attrs.slice(first, count), layout.valueStart.slice(first, count), layout.valueEnd.slice(first, count));
     for (let i = first; i < count; i++) {
       out.push(make(offsets[i], timestamps[i], keyOut[i], headersOf(b, i), values, i - first));
       keyOut[i] = null;
     }
-  }
+  });
   return out;
+}
+
+/**
+ * Walks a concatenation of batches: each is checked and its keys decoded
+ * (readBatch), then `records(first, count)` takes its records from `first`
+ * (the first at or above `fromOffset`) out of `layout` and the key scratch.
+ */
+function eachBatch(b: Uint8Array, fromOffset: number, crc: Crc32c, records: (first: number, count: number) => void): void {
+  let pos = 0;
+  while (pos < b.length) {
+    const size = batchSizeAt(b, pos);
+    const first = readBatch(b, pos, size, fromOffset, crc);
+    const count = readRecordCount(b, pos);
+    pos += size;
+    if (first < count) records(first, count);
+  }
 }
