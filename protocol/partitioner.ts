@@ -42,7 +42,50 @@ export function murmur2(data: Uint8Array, length = data.length): number {
 /** The partition Kafka's default partitioner picks for a non-null key. */
 export function partitionForKey(key: string | Uint8Array, partitions: number): number {
   if (typeof key !== 'string') return (murmur2(key) & 0x7fffffff) % partitions;
-  return (murmur2(scratch, keyToScratch(key)) & 0x7fffffff) % partitions;
+  const h = murmur2Ascii(key) ?? murmur2(scratch, keyToScratch(key));
+  return (h & 0x7fffffff) % partitions;
+}
+
+/**
+ * murmur2 over a string whose chars are all below 0x80 (each char its UTF-8
+ * byte), with no bytes written at all; null when one is not. Streams
+ * partitions every output by its key with this.
+ */
+function murmur2Ascii(s: string): number | null {
+  const length = s.length;
+  let h = (0x9747b28c ^ length) | 0;
+  const length4 = length >> 2;
+  for (let i = 0; i < length4; i++) {
+    const i4 = i * 4;
+    const a = s.charCodeAt(i4);
+    const b = s.charCodeAt(i4 + 1);
+    const c = s.charCodeAt(i4 + 2);
+    const d = s.charCodeAt(i4 + 3);
+    if ((a | b | c | d) > 0x7f) return null;
+    let k = a | (b << 8) | (c << 16) | (d << 24);
+    k = Math.imul(k, M);
+    k ^= k >>> 24;
+    k = Math.imul(k, M);
+    h = Math.imul(h, M);
+    h ^= k;
+  }
+  const tail = length & ~3;
+  for (let i = tail; i < length; i++) if (s.charCodeAt(i) > 0x7f) return null;
+  switch (length & 3) {
+    case 3:
+      h ^= s.charCodeAt(tail + 2) << 16;
+    // falls through
+    case 2:
+      h ^= s.charCodeAt(tail + 1) << 8;
+    // falls through
+    case 1:
+      h ^= s.charCodeAt(tail);
+      h = Math.imul(h, M);
+  }
+  h ^= h >>> 13;
+  h = Math.imul(h, M);
+  h ^= h >>> 15;
+  return h | 0;
 }
 
 /**

@@ -4,8 +4,7 @@
  * Topology records the roots (input topics and internal repartition topics),
  * the stores under each root, and the topics written to.
  */
-import { TributaryError } from '../protocol/index.ts';
-import { keyPartition } from './key-partition.ts';
+import { partitionForKey, TributaryError } from '../protocol/index.ts';
 import { AggregateNode, SessionWindowNode, TimeWindowNode, type Adder, type EmitMode, type Initializer, type Merger, type WindowResult } from './aggregate-nodes.ts';
 import { BranchNode, FilterNode, FlatMapNode, MapNode, PassNode, PeekNode, SinkNode, SourceNode, TableJoinNode, type ProcessorNode, type Rec, type RecUpdate } from './nodes.ts';
 import { normalizeWindows, type WindowSpec } from './windows.ts';
@@ -130,7 +129,7 @@ export class KStream<K, V> {
   /** Writes every record to `topic`, in the partition of its key. */
   to(topic: string): void {
     this.topo.outputs.add(topic);
-    this.node.children.push(new SinkNode(topic, keyPartition));
+    this.node.children.push(new SinkNode(topic, partitionForKey));
   }
 
   /**
@@ -150,7 +149,7 @@ export class KStream<K, V> {
 
   private repartition(name: string, partitions: number | undefined): GroupedStream<string, V> {
     const topic = `${this.topo.applicationId}-${name}-repartition`;
-    this.node.children.push(new SinkNode(topic, keyPartition));
+    this.node.children.push(new SinkNode(topic, partitionForKey));
     const root = this.topo.addRoot(topic, true, 'earliest', name, this.root, partitions);
     return new GroupedStream<string, V>(this.topo, root.node, root);
   }

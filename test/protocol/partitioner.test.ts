@@ -66,6 +66,12 @@ describe('key → partition, as Kafka picks it', () => {
     for (const k of keys) for (const n of counts) expect(partitionForKey(k, n), `${k} / ${n}`).toBe(kafkaPartition(k, n));
   });
 
+  it('agrees with the transcription on ASCII keys (hashed over their chars) and on keys that leave ASCII anywhere', () => {
+    const keys = ['', 'a', 'ab', 'abc', 'abcd', 'room-5@1700000010000', 'x'.repeat(1000), 'ключ', 'k€y', 'emoji😀', 'tail\u0080', '\u007f\u007f\u007f\u007f\u0080'];
+    for (let i = 0; i < 2000; i++) keys.push(`k${i}-${String.fromCharCode(32 + (i % 95))}`);
+    for (const k of keys) for (const n of [1, 3, 4, 7, 64]) expect(partitionForKey(k, n), `${k} / ${n}`).toBe(kafkaPartition(k, n));
+  });
+
   it('agrees with the transcription on random string keys, one after another (the key buffer is reused)', () => {
     fc.assert(
       fc.property(fc.array(fc.string({ unit: 'grapheme-composite', maxLength: 20 }), { minLength: 1, maxLength: 5 }), fc.integer({ min: 1, max: 1024 }), (keys, n) => {
