@@ -12,6 +12,7 @@ export * from './codec.ts';
 export * from './frames.ts';
 export * from './frame-decoder.ts';
 export * from './values.ts';
+export { SlabPool } from './slab-pool.ts';
 export * from './varint.ts';
 export * from './topic-patterns.ts';
 export * from './bearer.ts';

@@ -7,8 +7,9 @@ import { decodeCbor, encodeCbor } from './codec.ts';
 import { TributaryError } from './errors.ts';
 import { jsonNestsDeeperThan } from './json-depth.ts';
 import { LIMITS } from './limits.ts';
-import { ENCODING_CODE, fromBase64, fromUtf8, toBase64, utf8, type EncodedRecord, type Header, type StoredRecord, type ValueEncoding } from './record.ts';
+import { ENCODING_CODE, fromBase64, fromUtf8, toBase64, utf8, utf8Length, type EncodedRecord, type Header, type StoredRecord, type ValueEncoding } from './record.ts';
 import type { WireRecord } from './frames.ts';
+import { SlabPool } from './slab-pool.ts';
 
 /** Application value → bytes: Uint8Array as `bytes`, null as a tombstone, anything else as `json` unless `cbor` is asked for. */
 export function encodeValue(value: unknown, encoding?: ValueEncoding): { value: Uint8Array | null; encoding: ValueEncoding } {
@@ -27,36 +28,23 @@ export function encodeValue(value: unknown, encoding?: ValueEncoding): { value: 
 }
 
 /**
- * Small JSON texts are encoded into shared slabs, each value a view of its
- * own bytes: profiled in Chromium, one TextEncoder result per value (an
- * ArrayBuffer allocation each, and its collection) was the largest single
- * cost of a burst of send() calls. A value keeps its slab alive; slabs fill
- * in send order, so what stays pinned is about the bytes of the values alive.
+ * Small JSON texts are encoded into shared slabs (slab-pool.ts), each value a
+ * view of its own bytes; slabs fill in send order.
  */
 const POOL_SLAB_BYTES = 64 * 1024;
 /** Texts longer than this (in UTF-16 units, up to 3 bytes each) get a buffer of their own. */
 const POOL_MAX_TEXT = 2048;
-let slab = new Uint8Array(POOL_SLAB_BYTES);
-let slabAt = 0;
+const pool = new SlabPool(POOL_SLAB_BYTES);
 const encoder = new TextEncoder();
 
 function utf8Pooled(text: string): Uint8Array {
-  if (slabAt + text.length * 3 > slab.length) {
-    slab = new Uint8Array(POOL_SLAB_BYTES);
-    slabAt = 0;
-  }
-  const start = slabAt;
-  let p = start;
-  let i = 0;
-  for (; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c > 127) break;
-    slab[p++] = c;
-  }
-  // Past the ASCII prefix (cut before a non-ASCII unit, never inside a surrogate pair): the encoder.
-  if (i < text.length) p += encoder.encodeInto(text.slice(i), slab.subarray(p)).written;
-  slabAt = p;
-  return slab.subarray(start, p);
+  const n = utf8Length(text);
+  const b = pool.take(n);
+  if (n === text.length) {
+    // ASCII: every char is its byte.
+    for (let i = 0; i < n; i++) b[i] = text.charCodeAt(i);
+  } else encoder.encodeInto(text, b);
+  return b;
 }
 
 /** Record bytes → application value. Throws BAD_RECORD for bytes that do not decode. */

@@ -6,6 +6,7 @@
 import {
   ENCODING_CODE,
   LIMITS,
+  SlabPool,
   TributaryError,
   VALUE_ENCODINGS,
   assertTopicName,
@@ -60,32 +61,18 @@ function headerList(h: SendEvent['headers']): Header[] {
 let lastTopic = '';
 
 /**
- * Record bodies are carved out of shared slabs: one allocation per ~100
- * events instead of one each. A body keeps its slab alive; an outbox drains
- * in about the order it fills, and the slab is small so that a few events
- * left behind (a refused topic, another subject's) pin little: at most one
- * slab each. Bodies larger than an eighth of a slab get their own buffer.
+ * Record bodies are carved out of shared slabs (protocol/slab-pool.ts): one
+ * allocation per ~100 events instead of one each. An outbox drains in about
+ * the order it fills, and the slab is small so that a few events left behind
+ * (a refused topic, another subject's) pin little: at most one slab each.
  */
-const BODY_SLAB_BYTES = 16 * 1024;
-let slab = new Uint8Array(BODY_SLAB_BYTES);
-let slabUsed = 0;
-
-function bodyBuffer(n: number): Uint8Array {
-  if (n > BODY_SLAB_BYTES >> 3) return new Uint8Array(n);
-  if (slabUsed + n > BODY_SLAB_BYTES) {
-    slab = new Uint8Array(BODY_SLAB_BYTES);
-    slabUsed = 0;
-  }
-  const b = slab.subarray(slabUsed, slabUsed + n);
-  slabUsed += n;
-  return b;
-}
+const bodies = new SlabPool(16 * 1024);
 
 /** The record body (protocol/batch.ts `recordBodySize`) of a validated wire record. */
 export function recordBody(rec: WireRecord): Uint8Array {
   const key = rec.k ?? null;
   const headers = rec.h ?? NO_HEADERS;
-  const body = bodyBuffer(recordBodySize(key, rec.v, headers));
+  const body = bodies.take(recordBodySize(key, rec.v, headers));
   writeRecordBody(body, 0, key, rec.v, rec.e ?? 0, headers);
   return body;
 }
@@ -131,7 +118,7 @@ export function toOutboxRecord(topic: string, event: SendEvent, now: number, wit
     if (vlen > LIMITS.maxValueBytes) bad(`value of ${vlen} bytes exceeds ${LIMITS.maxValueBytes}`, 'RECORD_TOO_LARGE');
     const fault = recordLimitFault(key, null, headers);
     if (fault) bad(fault.message, fault.code as 'BAD_RECORD' | 'RECORD_TOO_LARGE');
-    body = bodyBuffer(recordBodySize(key, null, headers) + uvarintSize(vlen) + vlen);
+    body = bodies.take(recordBodySize(key, null, headers) + uvarintSize(vlen) + vlen);
     writeTextRecordBody(body, 0, key, text, vlen, ENCODING_CODE.json, headers);
     const at = 1 + keyBytes(key) + uvarintSize(vlen);
     encoded = { value: body.subarray(at, at + vlen), encoding: 'json' };
