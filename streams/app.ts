@@ -249,7 +249,7 @@ export class StreamApp {
         await t.restore();
         this.tasks.set(`${root.topic}\u0000${p}`, t);
         const from = t.restoredPosition >= 0 ? t.restoredPosition : root.from;
-        this.subs.push(client.subscribe(root.topic, { partitions: [p], from, creditBytes: this.opts.creditBytes ?? DEFAULTS.creditBytes, onBatch: (rs) => t.processBatch(rs) }));
+        this.subs.push(client.subscribe(root.topic, { partitions: [p], from, creditBytes: this.opts.creditBytes ?? DEFAULTS.creditBytes, lazyValues: true, onBatch: (rs) => t.processBatch(rs) }));
       }),
     );
   }
@@ -267,6 +267,8 @@ export class StreamApp {
       from: root.from,
       autoCommit: false,
       creditBytes: this.opts.creditBytes ?? DEFAULTS.creditBytes,
+      // Values are decoded only if a step reads them, and written out from their stored bytes if none replaced them (see Rec).
+      lazyValues: true,
       onAssign: async (partitions) => {
         await Promise.all(
           partitions

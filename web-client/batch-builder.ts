@@ -130,6 +130,20 @@ export class BatchBuilder {
     this.write(key, enc.value, null, 0, ENCODING_CODE[enc.encoding], timestamp, headers);
   }
 
+  /**
+   * Writes a record whose value is already encoded (`encoding` says how), as
+   * a consumed record carries it: its bytes are copied as they are, so a
+   * value passed through is neither decoded nor encoded again. null: a
+   * tombstone.
+   */
+  addEncoded(key: string | Uint8Array | null, bytes: Uint8Array | null, encoding: ValueEncoding, timestamp: number, headers: readonly Header[]): void {
+    if (bytes === null) {
+      this.write(key, null, null, 0, ENCODING_CODE[encoding], timestamp, headers);
+      return;
+    }
+    this.write(key, bytes, null, 0, ENCODING_CODE[encoding], timestamp, headers);
+  }
+
   /** Writes a record whose value is JSON text already (the caller vouches that it is JSON). */
   addJson(key: string | Uint8Array | null, json: string, timestamp: number, headers: readonly Header[]): void {
     const len = json.length;
