@@ -264,6 +264,8 @@ export class OutputLane {
       for (const r of decodeBatch(b.bytes)) {
         const e: SendEvent = { key: r.key, value: decodeValue(r.value, r.encoding), timestamp: r.timestamp };
         if (r.headers.length) e.headers = r.headers;
+        // A value written as CBOR says so (one passed through as stored keeps its encoding).
+        if (r.encoding === 'cbor') e.encoding = 'cbor';
         events.push(e);
       }
     }
