@@ -19,6 +19,8 @@
  *   path without the per-update output.
  * - consume (only with --only consume): a filter that keeps nothing, to
  *   separate the input side's cost from the output side's.
+ * - task (only with --only task, no hub): the same pipelines' processing
+ *   alone, CPU per event (bench/streams-task.ts).
  */
 import fs from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -31,6 +33,7 @@ import { createTopic } from '../harness/topic-reader.ts';
 import { waitFor } from '../harness/wait.ts';
 import { createClient, type Client } from '../web-client/node.ts';
 import { stream, type StreamApp } from '../streams/index.ts';
+import { taskCpuPerEvent } from './streams-task.ts';
 
 export interface StreamsBenchRow {
   scenario: 'streams';
@@ -175,15 +178,43 @@ async function startProfile(): Promise<((id: string) => Promise<void>) | undefin
   };
 }
 
+/** ~100-byte JSON values, keyed (1,000 keys), one event per ms of event time. */
+function benchInput(n: number): InputEvent[] {
+  return keyedEvents(n, 1000, 1_700_000_000_000, 1).map((e, i) => ({ ...e, value: { i, kind: i % 2 ? 'temp' : 'hum', room: `room-${i % 1000}`, c: 20 + (i % 7), pad: 'x'.repeat(32) } }));
+}
+
+const stateless = (app: StreamApp) =>
+  app
+    .from<{ kind: string; c: number; room: string }>('in')
+    .filter((r) => r.value.kind === 'temp')
+    .mapValues((r) => ({ room: r.value.room, f: r.value.c * 1.8 + 32 }))
+    .to('stateless-out');
+const windowed = (emit: 'update' | 'final', out: string) => (app: StreamApp) => app.from('in').groupByKey().window({ tumblingMs: 10_000, graceMs: 1_000, emit }).count({ name: 'counts' }).to(out);
+
+/** --only task: the task's processing alone, no hub (bench/streams-task.ts). */
+async function taskRows(n: number): Promise<StreamsBenchRow[]> {
+  const input = benchInput(n);
+  const rows: StreamsBenchRow[] = [];
+  for (const [system, build] of [
+    ['task alone: stateless filter+map+to', stateless],
+    ['task alone: windowed keyed count', windowed('update', 'windowed-out')],
+    ["task alone: windowed keyed count, emit 'final'", windowed('final', 'windowed-final-out')],
+  ] as const) {
+    const { warmUs, coldUs } = await taskCpuPerEvent(input, build);
+    rows.push({ scenario: 'streams', system, eventsPerSec: Math.round(1e6 / warmUs), notes: `${n} events, no hub: ${warmUs.toFixed(2)} µs of CPU per event (median of warm rounds; first round ${coldUs.toFixed(2)} µs)` });
+  }
+  return rows;
+}
+
 export async function runStreamsBench(opts: { quick: boolean; only?: string }): Promise<StreamsBenchRow[]> {
   const n = Number(process.env.STREAMS_BENCH_EVENTS) || (opts.quick ? 50_000 : 200_000);
+  if (opts.only === 'task') return taskRows(n);
   const rows: StreamsBenchRow[] = [];
   const hub = await startHub({ args: ['--topic-fsync', 'always'] });
   const client = createClient({ url: hub.wsUrl, outbox: 'memory', name: 'streams-bench', maxInFlightBatches: 8 });
   try {
     await createTopic(hub.url, 'in', PARTITIONS);
-    // ~100-byte JSON values, keyed, one event per ms of event time.
-    const input = keyedEvents(n, 1000, 1_700_000_000_000, 1).map((e, i) => ({ ...e, value: { i, kind: i % 2 ? 'temp' : 'hum', room: `room-${i % 1000}`, c: 20 + (i % 7), pad: 'x'.repeat(32) } }));
+    const input = benchInput(n);
     const tp = performance.now();
     const preloadCpu = cpuMeter(hub);
     await preload(client, 'in', input);
@@ -200,18 +231,7 @@ export async function runStreamsBench(opts: { quick: boolean; only?: string }): 
     });
     if (!opts.only || opts.only === 'stateless') {
       await createTopic(hub.url, 'stateless-out', PARTITIONS);
-      const r = await timeApp(
-        client,
-        n,
-        (app) =>
-          app
-            .from<{ kind: string; c: number; room: string }>('in')
-            .filter((r) => r.value.kind === 'temp')
-            .mapValues((r) => ({ room: r.value.room, f: r.value.c * 1.8 + 32 }))
-            .to('stateless-out'),
-        'bench-stateless',
-        hub,
-      );
+      const r = await timeApp(client, n, stateless, 'bench-stateless', hub);
       rows.push({ scenario: 'streams', system: 'stateless filter+map+to', eventsPerSec: r.eventsPerSec, notes: `${note}; ${r.produced} outputs; ${r.ms} ms; ${r.cpu}; ${chainBound(preloadCpuNote, r.split)}; goal ≥ 500,000/s` });
     }
     if (opts.only === 'consume') {
@@ -231,16 +251,10 @@ export async function runStreamsBench(opts: { quick: boolean; only?: string }): 
     }
     if (!opts.only || opts.only === 'windowed') {
       await createTopic(hub.url, 'windowed-out', PARTITIONS);
-      const r = await timeApp(client, n, (app) => app.from('in').groupByKey().window({ tumblingMs: 10_000, graceMs: 1_000 }).count({ name: 'counts' }).to('windowed-out'), 'bench-windowed', hub);
+      const r = await timeApp(client, n, windowed('update', 'windowed-out'), 'bench-windowed', hub);
       rows.push({ scenario: 'streams', system: 'windowed keyed count', eventsPerSec: r.eventsPerSec, notes: `${note}; ${r.produced} outputs (every update); ${r.ms} ms; ${r.cpu}; ${chainBound(preloadCpuNote, r.split)}; goal ≥ 200,000/s` });
       await createTopic(hub.url, 'windowed-final-out', PARTITIONS);
-      const f = await timeApp(
-        client,
-        n,
-        (app) => app.from('in').groupByKey().window({ tumblingMs: 10_000, graceMs: 1_000, emit: 'final' }).count({ name: 'counts' }).to('windowed-final-out'),
-        'bench-windowed-final',
-        hub,
-      );
+      const f = await timeApp(client, n, windowed('final', 'windowed-final-out'), 'bench-windowed-final', hub);
       rows.push({
         scenario: 'streams',
         system: "windowed keyed count, emit 'final'",
