@@ -72,7 +72,17 @@ export async function taskCpuPerEvent(input: InputEvent[], build: (app: StreamAp
     build(app);
     const root = [...app.topology.roots.values()][0];
     const metrics: StreamMetrics = { processed: 0, produced: 0, lateAccepted: 0, lateDropped: 0, skipped: 0, restoredRecords: 0, restoredLocalEntries: 0, flushes: 0, commits: 0 };
-    const settings = { applicationId: 'bench-task', instanceId: 'i', changelogTopic: 'changelog', maxPendingRecords: 1e9, maxBatchRecords: 10_000, minBatchRecords: 1_000, requestsPerLane: 1e9, restoreTimeoutMs: 1_000, produceTimeoutMs: 1_000 };
+    const settings = {
+      applicationId: 'bench-task',
+      instanceId: 'i',
+      changelogTopic: 'changelog',
+      maxPendingRecords: 1e9,
+      maxBatchRecords: 10_000,
+      minBatchRecords: 1_000,
+      requestsPerLane: 1e9,
+      restoreTimeoutMs: 1_000,
+      produceTimeoutMs: 1_000,
+    };
     const env = { client: answered as never, metrics, partitionCount: () => 4, lookup: () => undefined, slots: new Slots(1e9), commit: async () => undefined, crc };
     const task = new Task(root, 0, settings, env);
     const c0 = process.cpuUsage();

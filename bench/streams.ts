@@ -131,7 +131,13 @@ function chainBound(producer: CpuSplit, app: CpuSplit): string {
   return `whole chain on ${MACHINE_CPUS} CPUs (producer ${producer.appUs.toFixed(1)} + hub ${producer.hubUs.toFixed(1)} + app ${app.appUs.toFixed(1)} + hub ${app.hubUs.toFixed(1)} = ${us.toFixed(1)} µs per event): at most ${bound.toLocaleString('en')}/s`;
 }
 
-async function timeApp(client: Client, events: number, build: (app: StreamApp) => void, id: string, hub: Hub): Promise<{ eventsPerSec: number; produced: number; ms: number; cpu: string; split: CpuSplit }> {
+async function timeApp(
+  client: Client,
+  events: number,
+  build: (app: StreamApp) => void,
+  id: string,
+  hub: Hub,
+): Promise<{ eventsPerSec: number; produced: number; ms: number; cpu: string; split: CpuSplit }> {
   const app = stream(client, {
     applicationId: id,
     httpUrl: hub.url,
@@ -201,7 +207,12 @@ async function taskRows(n: number): Promise<StreamsBenchRow[]> {
     ["task alone: windowed keyed count, emit 'final'", windowed('final', 'windowed-final-out')],
   ] as const) {
     const { warmUs, coldUs } = await taskCpuPerEvent(input, build);
-    rows.push({ scenario: 'streams', system, eventsPerSec: Math.round(1e6 / warmUs), notes: `${n} events, no hub: ${warmUs.toFixed(2)} µs of CPU per event (median of warm rounds; first round ${coldUs.toFixed(2)} µs)` });
+    rows.push({
+      scenario: 'streams',
+      system,
+      eventsPerSec: Math.round(1e6 / warmUs),
+      notes: `${n} events, no hub: ${warmUs.toFixed(2)} µs of CPU per event (median of warm rounds; first round ${coldUs.toFixed(2)} µs)`,
+    });
   }
   return rows;
 }
@@ -232,7 +243,12 @@ export async function runStreamsBench(opts: { quick: boolean; only?: string }): 
     if (!opts.only || opts.only === 'stateless') {
       await createTopic(hub.url, 'stateless-out', PARTITIONS);
       const r = await timeApp(client, n, stateless, 'bench-stateless', hub);
-      rows.push({ scenario: 'streams', system: 'stateless filter+map+to', eventsPerSec: r.eventsPerSec, notes: `${note}; ${r.produced} outputs; ${r.ms} ms; ${r.cpu}; ${chainBound(preloadCpuNote, r.split)}; goal ≥ 500,000/s` });
+      rows.push({
+        scenario: 'streams',
+        system: 'stateless filter+map+to',
+        eventsPerSec: r.eventsPerSec,
+        notes: `${note}; ${r.produced} outputs; ${r.ms} ms; ${r.cpu}; ${chainBound(preloadCpuNote, r.split)}; goal ≥ 500,000/s`,
+      });
     }
     if (opts.only === 'consume') {
       await createTopic(hub.url, 'nowhere', 1);
@@ -252,7 +268,12 @@ export async function runStreamsBench(opts: { quick: boolean; only?: string }): 
     if (!opts.only || opts.only === 'windowed') {
       await createTopic(hub.url, 'windowed-out', PARTITIONS);
       const r = await timeApp(client, n, windowed('update', 'windowed-out'), 'bench-windowed', hub);
-      rows.push({ scenario: 'streams', system: 'windowed keyed count', eventsPerSec: r.eventsPerSec, notes: `${note}; ${r.produced} outputs (every update); ${r.ms} ms; ${r.cpu}; ${chainBound(preloadCpuNote, r.split)}; goal ≥ 200,000/s` });
+      rows.push({
+        scenario: 'streams',
+        system: 'windowed keyed count',
+        eventsPerSec: r.eventsPerSec,
+        notes: `${note}; ${r.produced} outputs (every update); ${r.ms} ms; ${r.cpu}; ${chainBound(preloadCpuNote, r.split)}; goal ≥ 200,000/s`,
+      });
       await createTopic(hub.url, 'windowed-final-out', PARTITIONS);
       const f = await timeApp(client, n, windowed('final', 'windowed-final-out'), 'bench-windowed-final', hub);
       rows.push({

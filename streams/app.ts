@@ -254,7 +254,9 @@ export class StreamApp {
     for (const t of tasks) {
       this.tasks.set(`${root.topic}\u0000${t.partition}`, t);
       const from = t.restoredPosition >= 0 ? t.restoredPosition : root.from;
-      this.subs.push(client.subscribe(root.topic, { partitions: [t.partition], from, creditBytes: this.opts.creditBytes ?? DEFAULTS.creditBytes, lazyValues: true, onBatch: (rs) => t.processBatch(rs) }));
+      this.subs.push(
+        client.subscribe(root.topic, { partitions: [t.partition], from, creditBytes: this.opts.creditBytes ?? DEFAULTS.creditBytes, lazyValues: true, onBatch: (rs) => t.processBatch(rs) }),
+      );
     }
   }
 

@@ -194,7 +194,17 @@ export class BatchBuilder {
   }
 
   /** Writes record `i` at the end of the batch: the position after it, -2 if the key or -1 if the text was not ASCII as assumed. */
-  private writeAt(i: number, key: string | Uint8Array | null, keyLen: number, bin: Uint8Array | null, text: string | null, textBytes: number, enc: number, tsDelta: number, headers: readonly Header[]): number {
+  private writeAt(
+    i: number,
+    key: string | Uint8Array | null,
+    keyLen: number,
+    bin: Uint8Array | null,
+    text: string | null,
+    textBytes: number,
+    enc: number,
+    tsDelta: number,
+    headers: readonly Header[],
+  ): number {
     const hasValue = bin !== null || text !== null;
     const valueLen = bin !== null ? bin.length : textBytes;
     let size = 1 + uvarintSize(i) * 2 + uvarintSize(tsDelta) + uvarintSize(headers.length);
