@@ -16,6 +16,14 @@ import { readSchedStat, readServerRss } from './rss.ts';
 const LIVE_CATCH_UP_MS = 5_000;
 /** The disk's own fdatasync latency, probed before a live run (one 1 KiB append + fdatasync per ms). */
 const FSYNC_PROBE_MS = 1_000;
+/**
+ * The probe also says what share of its time the disk spent inside writes
+ * longer than this. With one writer per log, a request that arrives during
+ * a slow write waits for it to end, so that share of the requests is late
+ * by at least this much: above 1%, a p99 under it cannot be had from this
+ * disk at that moment (3 ms: issue 13's p99 goal).
+ */
+const SLOW_WRITE_MS = 3;
 /** Latencies of the measured window's first this-many ms are also reported apart (warm-up left over). */
 const EARLY_WINDOW_MS = 1_000;
 /**
@@ -36,22 +44,30 @@ const MIN_SLICE_DELIVERIES = 100;
 async function probeFdatasync(durationMs: number): Promise<string> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-bench-fsync-'));
   const rec = new LatencyRecorder();
+  let slowMs = 0;
+  let spentMs = 0;
   try {
     const fd = fs.openSync(path.join(dir, 'probe'), 'a');
     const block = Buffer.alloc(1024, 0x61);
-    const end = now() + durationMs;
+    const start = now();
+    const end = start + durationMs;
     while (now() < end) {
       const t = now();
       await new Promise<void>((resolve, reject) => fs.write(fd, block, (e) => (e ? reject(e) : fs.fdatasync(fd, (e2) => (e2 ? reject(e2) : resolve())))));
-      rec.record(now() - t);
+      const took = now() - t;
+      rec.record(took);
+      if (took > SLOW_WRITE_MS) slowMs += took;
       await sleep(1);
     }
+    spentMs = now() - start;
     fs.closeSync(fd);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
   const p = rec.percentiles();
-  return p ? `disk alone (1 KiB append + fdatasync, ${p.count} in ${durationMs} ms before the run): p50 ${p.p50Ms.toFixed(2)} ms, p99 ${p.p99Ms.toFixed(2)} ms` : '';
+  if (!p) return '';
+  const slowShare = spentMs > 0 ? ((100 * slowMs) / spentMs).toFixed(1) : '?';
+  return `disk alone (1 KiB append + fdatasync, ${p.count} in ${durationMs} ms before the run): p50 ${p.p50Ms.toFixed(2)} ms, p99 ${p.p99Ms.toFixed(2)} ms, ${slowShare}% of the time inside writes over ${SLOW_WRITE_MS} ms`;
 }
 
 /**
