@@ -114,9 +114,10 @@ function storageError(err: unknown): ClientError {
 }
 
 /**
- * Commits a readwrite transaction once its requests are issued: without
- * commit(), Chromium commits only after the page's task (and every microtask
- * queued in it) has run, so a commit waited for the JS of a whole send burst.
+ * Commits a readwrite transaction once its requests are issued. Without
+ * commit(), the transaction commits only after the page has received its
+ * last request's result and gone idle: one more round trip through a main
+ * thread that is busy with a send burst or a drain.
  */
 function commitNow(tx: { done: Promise<void> }): Promise<void> {
   (unwrap(tx as Tx) as IDBTransaction).commit();

@@ -14,7 +14,7 @@ import type { Connection } from './connection.ts';
 import { ClientError } from './errors.ts';
 import { toOutboxRecord, type SendEvent } from './event-input.ts';
 import { Drainer, SessionEnded } from './outbox-drain.ts';
-import { GroupCommit, NO_ROOM, type FailedEvent, type NewOutboxEvent, type OutboxBounds, type OutboxEvent, type OutboxStore } from './outbox.ts';
+import { GroupCommit, NO_ROOM, type FailedEvent, type NewOutboxEvent, type OutboxBounds, type OutboxStore } from './outbox.ts';
 import { batchCrc32c } from './runtime.ts';
 import { OutboxSignal, requestDrainLease, type DrainLease } from './tabs.ts';
 

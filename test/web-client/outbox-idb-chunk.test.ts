@@ -38,7 +38,12 @@ const events = (first: number) =>
       }),
       { minLength: 1, maxLength: 30 },
     )
-    .chain((list) => fc.constantFrom(list, list.map((e) => ({ ...e, withBody: true })))) // all with bodies: no values column
+    .chain((list) =>
+      fc.constantFrom(
+        list,
+        list.map((e) => ({ ...e, withBody: true })),
+      ),
+    ) // all with bodies: no values column
     .map((list) =>
       list.map(({ withBody, ...e }, i) => {
         const ev: OutboxEvent = { id: first + i, p: -1, seq: -1, ...e };
