@@ -130,6 +130,8 @@ async function makeStore(o: ClientOptions, name: string): Promise<OutboxStore> {
 
 class TributaryClient extends Emitter<ClientEvents> implements Client {
   private readonly ready: Promise<{ conn: Connection; producer: Producer; store: OutboxStore }>;
+  /** The producer once `ready` resolved: send() calls go straight to it, without a promise hop each. */
+  private producer?: Producer;
   private conn?: Connection;
   private readonly subs = new Set<Subscription>();
   private closed = false;
@@ -178,7 +180,10 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
       await producer.open();
       return { conn, producer, store };
     })();
-    this.producerId = this.ready.then(({ producer }) => producer.open().then(() => producer.id));
+    this.producerId = this.ready.then(({ producer }) => {
+      this.producer = producer;
+      return producer.open().then(() => producer.id);
+    });
     // Errors surface through the methods that await `ready`; keep an early failure from being unhandled.
     this.ready.catch((err) => this.emit('error', err as Error));
   }
@@ -195,10 +200,10 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
     return this.conn?.state ?? 'waiting';
   }
 
-  async send(topic: string, event: SendEvent): Promise<void> {
-    if (this.closed) throw new ClientError('CLOSED', 'client is closed');
-    const { producer } = await this.ready;
-    return producer.send(topic, event);
+  send(topic: string, event: SendEvent): Promise<void> {
+    if (this.closed) return Promise.reject(new ClientError('CLOSED', 'client is closed'));
+    if (this.producer) return this.producer.send(topic, event);
+    return this.ready.then(({ producer }) => producer.send(topic, event));
   }
 
   async sendMany(topic: string, events: SendEvent[]): Promise<void> {
