@@ -104,7 +104,10 @@ export class Producer {
     this.commit = new GroupCommit<NewOutboxEvent>(
       async (items) => {
         await this.open();
-        return storedCount(await o.store.append(items, o.bounds));
+        const stored = storedCount(await o.store.append(items, o.bounds));
+        // Wake the drain per commit, not per unit: a unit waiting for room needs the part already in drained.
+        if (stored > 0) this.appended();
+        return stored;
       },
       {
         maxBlockMs: o.maxBlockMs,
@@ -199,11 +202,7 @@ export class Producer {
       },
     );
     this.queued = inQueue;
-    return inQueue.then(async ({ outcome }) => {
-      const o = await outcome;
-      if (o.committed > 0) this.appended();
-      return o;
-    });
+    return inQueue.then(({ outcome }) => outcome);
   }
 
   /**
