@@ -50,7 +50,13 @@ describe('send() at the outbox bound', () => {
     const c = client({ maxOutboxEvents: 10 });
     await createTopic(hub.url, 'bp-wait', 1);
     const sends: Array<Promise<void>> = [];
-    for (let n = 0; n < 50; n++) sends.push(c.send('bp-wait', { key: 'one', value: { n } }));
+    // The sends of one tick are one burst; a sendMany among them keeps its place in send order.
+    for (let n = 0; n < 50; n++) {
+      if (n === 20) {
+        sends.push(c.sendMany('bp-wait', [20, 21, 22, 23, 24].map((m) => ({ key: 'one', value: { n: m } }))));
+        n = 24;
+      } else sends.push(c.send('bp-wait', { key: 'one', value: { n } }));
+    }
     await Promise.all(sends);
     await c.flush();
     const records = await readTopic(hub.url, 'bp-wait');
