@@ -49,6 +49,7 @@ describe('send() at the outbox bound', () => {
   it('a send waiting for room goes in once the hub drains the outbox, after the ones before it', async () => {
     const c = client({ maxOutboxEvents: 10 });
     await createTopic(hub.url, 'bp-wait', 1);
+    await c.pending(); // the client is ready: sends and sendMany go straight to the producer
     const sends: Array<Promise<void>> = [];
     // The sends of one tick are one burst; a sendMany among them keeps its place in send order.
     for (let n = 0; n < 50; n++) {
