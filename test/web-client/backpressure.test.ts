@@ -54,7 +54,12 @@ describe('send() at the outbox bound', () => {
     // The sends of one tick are one burst; a sendMany among them keeps its place in send order.
     for (let n = 0; n < 50; n++) {
       if (n === 20) {
-        sends.push(c.sendMany('bp-wait', [20, 21, 22, 23, 24].map((m) => ({ key: 'one', value: { n: m } }))));
+        sends.push(
+          c.sendMany(
+            'bp-wait',
+            [20, 21, 22, 23, 24].map((m) => ({ key: 'one', value: { n: m } })),
+          ),
+        );
         n = 24;
       } else sends.push(c.send('bp-wait', { key: 'one', value: { n } }));
     }
