@@ -51,11 +51,14 @@ function bad(message: string, code: 'BAD_RECORD' | 'RECORD_TOO_LARGE' | 'BAD_PAR
 }
 
 function headerList(h: SendEvent['headers']): Header[] {
-  if (h === undefined || h === null) return [];
+  if (h === undefined || h === null) return NO_HEADERS;
   if (Array.isArray(h)) return h;
   if (typeof h !== 'object') bad('headers must be [[name, value], ...] or an object');
   return Object.entries(h);
 }
+
+/** Shared by every event without headers: never written to. */
+const NO_HEADERS: Header[] = [];
 
 /** The topic name last checked (assertTopicName), so that a burst to one topic checks it once. */
 let lastTopic = '';
@@ -152,8 +155,6 @@ export function toOutboxRecord(topic: string, event: SendEvent, now: number, wit
   if (bytes + 256 > LIMITS.maxFrameBytes) bad(`event of ${bytes} bytes does not fit one frame`, 'RECORD_TOO_LARGE');
   return withBody ? { rec, bytes, body: body ?? recordBody(rec) } : { rec, bytes };
 }
-
-const NO_HEADERS: Header[] = [];
 
 /** A validated wire record as the batch encoder takes it. */
 function toEncodedRecord(rec: WireRecord): EncodedRecord {

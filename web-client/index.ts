@@ -131,9 +131,12 @@ async function makeStore(o: ClientOptions, name: string): Promise<OutboxStore> {
 
 class TributaryClient extends Emitter<ClientEvents> implements Client {
   private readonly ready: Promise<{ conn: Connection; producer: Producer; store: OutboxStore }>;
+  /**
+   * The producer once `ready` resolved: send() and sendMany() calls go straight to it, without a promise
+   * hop each (and in call order: before, they all wait for `ready`, whose reactions run in order).
+   */
+  private producer?: Producer;
   private conn?: Connection;
-  /** The producer, once its outbox is open. */
-  private opened?: Producer;
   private readonly subs = new Set<Subscription>();
   private closed = false;
   readonly producerId: Promise<string>;
@@ -164,7 +167,6 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
           maxBatchBytes: o.maxBatchBytes ?? 1024 * 1024,
           maxBlockMs: o.maxBlockMs ?? 60_000,
           subject: () => this.subject(),
-          subjectNow: () => (o.token === undefined ? '' : undefined),
         },
         conn,
         { ack: (a) => this.emit('ack', a), error: (e) => this.emit('error', e) },
@@ -180,10 +182,12 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
       if (this.closed) conn.close();
       else conn.start();
       await producer.open();
-      this.opened = producer;
       return { conn, producer, store };
     })();
-    this.producerId = this.ready.then(({ producer }) => producer.open().then(() => producer.id));
+    this.producerId = this.ready.then(({ producer }) => {
+      this.producer = producer;
+      return producer.open().then(() => producer.id);
+    });
     // Errors surface through the methods that await `ready`; keep an early failure from being unhandled.
     this.ready.catch((err) => this.emit('error', err as Error));
   }
@@ -202,15 +206,15 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
 
   send(topic: string, event: SendEvent): Promise<void> {
     if (this.closed) return Promise.reject(new ClientError('CLOSED', 'client is closed'));
-    // Once open, straight to the producer: no promise of its own per send.
-    if (this.opened) return this.opened.send(topic, event);
+    if (this.producer) return this.producer.send(topic, event);
     return this.ready.then(({ producer }) => producer.send(topic, event));
   }
 
-  async sendMany(topic: string, events: SendEvent[]): Promise<void> {
-    if (this.closed) throw new ClientError('CLOSED', 'client is closed');
-    const { producer } = await this.ready;
-    return producer.sendMany(topic, events);
+  sendMany(topic: string, events: SendEvent[]): Promise<void> {
+    // Straight to the producer as send() goes: a sendMany between sends of one tick keeps its place.
+    if (this.closed) return Promise.reject(new ClientError('CLOSED', 'client is closed'));
+    if (this.producer) return this.producer.sendMany(topic, events);
+    return this.ready.then(({ producer }) => producer.sendMany(topic, events));
   }
 
   async flush(): Promise<void> {

@@ -103,7 +103,8 @@ interface TopicState {
   feeding: boolean;
   partitions: number;
   partitionsAt: number;
-  lanes: Map<number, Lane>;
+  /** Batch-form lanes by partition. */
+  lanes: Lane[];
 }
 
 /** What the lanes of one drain session share. */
@@ -191,23 +192,27 @@ export class Drainer {
         if (!this.h.live(id)) break;
         let foreignMin = Infinity;
         const touched = new Set<TopicState>();
+        // Runs of one topic are the rule: its state is looked up once per run, not per event.
+        let ts: TopicState | undefined;
         for (const e of evs) {
           cursor = e.id;
           // Events queued under another subject wait for that subject's token, and so do this subject's
           // later events of the same topic (sent first, they would overtake the others per key).
-          if (e.sub !== subject || blocked.has(e.topic)) {
+          if (e.sub !== subject || (blocked.size > 0 && blocked.has(e.topic))) {
             blocked.add(e.topic);
             if (e.sub !== subject && e.id < foreignMin) foreignMin = e.id;
             continue;
           }
-          const ts = this.topic(st, e.topic);
+          if (ts?.name !== e.topic) {
+            ts = this.topic(st, e.topic);
+            touched.add(ts);
+          }
           st.buffered++;
           if (e.p === undefined) {
             ts.legacy ??= this.newLane(e.topic, -1);
             ts.legacy.events.push(e);
             ts.legacyLeft++;
           } else ts.waiting.push(e);
-          touched.add(ts);
         }
         if (foreignMin !== Infinity) this.h.foreign(id, foreignMin, subject);
         for (const ts of touched) {
@@ -223,7 +228,7 @@ export class Drainer {
 
   private topic(st: Session, name: string): TopicState {
     let ts = st.topics.get(name);
-    if (!ts) st.topics.set(name, (ts = { name, legacyLeft: 0, waiting: [], feeding: false, partitions: 0, partitionsAt: 0, lanes: new Map() }));
+    if (!ts) st.topics.set(name, (ts = { name, legacyLeft: 0, waiting: [], feeding: false, partitions: 0, partitionsAt: 0, lanes: [] }));
     return ts;
   }
 
@@ -243,16 +248,16 @@ export class Drainer {
     try {
       while (ts.waiting.length && ts.legacyLeft === 0 && this.h.live(st.id)) {
         let n = 0;
-        const started = new Set<Lane>();
-        while (n < ts.waiting.length && ts.waiting[n].p !== -1) {
-          const e = ts.waiting[n++];
-          let lane = ts.lanes.get(e.p!);
-          if (!lane) ts.lanes.set(e.p!, (lane = this.newLane(ts.name, e.p!)));
+        const waiting = ts.waiting;
+        const lanes = ts.lanes;
+        while (n < waiting.length && waiting[n].p !== -1) {
+          const e = waiting[n++];
+          const p = e.p!;
+          const lane = (lanes[p] ??= this.newLane(ts.name, p));
           lane.events.push(e);
-          started.add(lane);
         }
-        if (n) ts.waiting.splice(0, n);
-        for (const lane of started) if (!lane.running) void this.runLane(lane, st);
+        if (n) waiting.splice(0, n);
+        for (const lane of lanes) if (lane && !lane.running && lane.events.length) void this.runLane(lane, st);
         if (!ts.waiting.length) break;
         const count = await this.partitionCount(ts, st);
         if (count === 'ended') return;

@@ -197,8 +197,14 @@ export function newProducerId(): string {
  * that one and every one after it are refused (null). A later, smaller event
  * must not slip in ahead of a refused one: the refused wait for room and then
  * go in, still in send order.
+ *
+ * `inPlace`: the entries themselves become the stored events (their id, p
+ * and seq set here), bodies included: for the stores that keep events in
+ * memory, whose entries nothing else holds (the producer builds them with
+ * those fields, so their shape does not change). Otherwise: copies without
+ * bodies. A refused entry is left untouched.
  */
-export function assignIds(entries: NewOutboxEvent[], bounds: OutboxBounds, stats: OutboxStats, keepBodies = false): Array<OutboxEvent | null> {
+export function assignIds(entries: NewOutboxEvent[], bounds: OutboxBounds, stats: OutboxStats, inPlace = false): Array<OutboxEvent | null> {
   const out = new Array<OutboxEvent | null>(entries.length).fill(null);
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i];
@@ -206,30 +212,25 @@ export function assignIds(entries: NewOutboxEvent[], bounds: OutboxBounds, stats
     stats.events += 1;
     stats.bytes += e.bytes;
     stats.lastId += 1;
-    out[i] =
-      keepBodies && e.body
-        ? { id: stats.lastId, topic: e.topic, p: -1, seq: -1, sub: e.sub, rec: e.rec, bytes: e.bytes, body: e.body }
-        : { id: stats.lastId, topic: e.topic, p: -1, seq: -1, sub: e.sub, rec: e.rec, bytes: e.bytes };
+    if (inPlace) {
+      const ev = e as OutboxEvent;
+      ev.id = stats.lastId;
+      ev.p = -1;
+      ev.seq = -1;
+      out[i] = ev;
+    } else out[i] = { id: stats.lastId, topic: e.topic, p: -1, seq: -1, sub: e.sub, rec: e.rec, bytes: e.bytes };
   }
   return out;
 }
 
-/** A commit's answer for an item that did not fit the outbox's bounds: it waits for room. */
-export const NO_ROOM = Symbol('no room');
-
-interface Waiting<I, O> {
-  item: I;
-  /** Until when the item may wait for room (ms since the epoch). */
-  deadline: number;
-  /** Items submitted together share a unit number: a commit never splits a unit unless the store is full. */
-  unit: number;
-  /** The item's place in its unit (submitAll). */
-  index: number;
-  resolve: (o: O) => void;
-  reject: (e: unknown, index: number) => void;
+/** How many entries of `out` (assignIds' answer) were stored: they are a prefix. */
+export function storedCount(out: ReadonlyArray<OutboxEvent | null>): number {
+  let n = 0;
+  while (n < out.length && out[n] !== null) n++;
+  return n;
 }
 
-/** How a unit of items (submitAll) went: the first `committed` items are in; `error` is why the next one is not. */
+/** How a unit of items (submitAll) went: the first `committed` items are in; `error` is why the rest are not. */
 export interface UnitOutcome {
   committed: number;
   error?: unknown;
@@ -243,33 +244,46 @@ export interface GroupCommitOptions {
   noRoom?: () => Error;
 }
 
+/** Items submitted together (a burst of send() calls, one sendMany call), kept as one array. */
+interface Unit<I> {
+  items: I[];
+  /** Items committed so far: a prefix, since a commit stores items in order up to the first without room. */
+  done: number;
+  /** Until when the unit's items may wait for room (ms since the epoch). */
+  deadline: number;
+  settle: (o: UnitOutcome) => void;
+}
+
 /**
- * Group commit: callers submit items; items that arrive while a commit runs
- * share the next one, so a burst of sends pays one storage transaction (and
- * one fsync) instead of one each. A commit returns one result per item: a
- * value, an Error that rejects only that item, or NO_ROOM.
+ * Group commit: callers submit units of items; units that arrive while a
+ * commit runs share the next one, so a burst of sends pays one storage
+ * transaction (and one fsync) instead of one each. A commit answers how many
+ * of the items it was given it stored: a prefix (the rest had no room).
  *
- * Backpressure (Kafka's `max.block.ms`): an item answered NO_ROOM stays at
- * the head of the queue, with everything submitted after it behind it, until
- * `roomMaybe()` says something left the store; past its deadline it is
- * refused. Send order is thus store order, full or not.
+ * The queue holds units, not items: a unit of thousands of events costs one
+ * entry, one promise and one settle, whatever its size (per-item promises
+ * and records were most of a burst's cost, in CPU and in GC).
+ *
+ * Backpressure (Kafka's `max.block.ms`): the items without room stay at the
+ * head of the queue, with everything submitted after them behind them, until
+ * `roomMaybe()` says something left the store; past their unit's deadline
+ * they are refused. Send order is thus store order, full or not.
  */
-export class GroupCommit<I, O> {
-  private queue: Array<Waiting<I, O>> = [];
+export class GroupCommit<I> {
+  private queue: Array<Unit<I>> = [];
   private running = false;
   private blocked = false;
   private idleWaiters: Array<() => void> = [];
   /** idle(true) callers: also released when the queue blocks on room. */
   private quietWaiters: Array<() => void> = [];
   private wakeRoom?: () => void;
-  private units = 0;
   private closedWith?: Error;
   private readonly maxItemsPerCommit: number;
   private readonly maxBlockMs: number;
   private readonly noRoom: () => Error;
 
   constructor(
-    private readonly commit: (items: I[]) => Promise<Array<O | Error | typeof NO_ROOM>>,
+    private readonly commit: (items: I[]) => Promise<number>,
     opts: GroupCommitOptions = {},
   ) {
     this.maxItemsPerCommit = opts.maxItemsPerCommit ?? 5_000;
@@ -277,55 +291,19 @@ export class GroupCommit<I, O> {
     this.noRoom = opts.noRoom ?? (() => new Error('no room'));
   }
 
-  submit(item: I): Promise<O> {
-    return this.submitEach([item])[0];
-  }
-
   /**
-   * Submits items as neighbours in the queue: when there is room they share
-   * one commit (up to maxItemsPerCommit). One promise per item, in order.
-   */
-  submitEach(items: I[]): Array<Promise<O>> {
-    const closed = this.closedWith;
-    if (closed) return items.map(() => Promise.reject(closed));
-    const deadline = Date.now() + this.maxBlockMs;
-    const unit = ++this.units;
-    const all = items.map(
-      (item) =>
-        new Promise<O>((resolve, reject) => {
-          this.queue.push({ item, deadline, unit, index: 0, resolve, reject });
-        }),
-    );
-    if (!this.running) void this.run();
-    return all;
-  }
-
-  /**
-   * Submits items as one unit, as submitEach does, with one promise for all
-   * of them instead of one each (sendMany of thousands): it resolves once
-   * every item is committed or refused, and never rejects.
+   * Submits items as one unit: when there is room they go in one commit (a
+   * unit is never split but by the store's bounds), behind everything
+   * submitted before. Resolves once every item is committed or refused, and
+   * never rejects. The caller must not change `items` afterwards.
    */
   submitAll(items: I[]): Promise<UnitOutcome> {
     const closed = this.closedWith;
     if (closed) return Promise.resolve({ committed: 0, error: closed });
     if (!items.length) return Promise.resolve({ committed: 0 });
     const deadline = Date.now() + this.maxBlockMs;
-    const unit = ++this.units;
-    return new Promise<UnitOutcome>((done) => {
-      let left = items.length;
-      let first = items.length;
-      let error: unknown;
-      const settle = (): void => {
-        if (--left === 0) done(first === items.length ? { committed: first } : { committed: first, error });
-      };
-      const refuse = (e: unknown, index: number): void => {
-        if (index < first) {
-          first = index;
-          error = e;
-        }
-        settle();
-      };
-      for (let i = 0; i < items.length; i++) this.queue.push({ item: items[i], deadline, unit, index: i, resolve: settle, reject: refuse });
+    return new Promise<UnitOutcome>((settle) => {
+      this.queue.push({ items, done: 0, deadline, settle });
       if (!this.running) void this.run();
     });
   }
@@ -347,44 +325,60 @@ export class GroupCommit<I, O> {
     return new Promise((r) => (orBlocked ? this.quietWaiters : this.idleWaiters).push(r));
   }
 
-  /** Items waiting for a commit (not counting the one running). */
-  get waiting(): number {
-    return this.queue.length;
-  }
-
   /** Refuses everything waiting, and every later submit, with `err`. */
   close(err: Error): void {
     this.closedWith = err;
-    for (const w of this.queue.splice(0)) w.reject(err, w.index);
+    if (!this.running) for (const u of this.queue.splice(0)) u.settle({ committed: u.done, error: err });
     this.roomMaybe();
   }
 
   private async run(): Promise<void> {
     this.running = true;
-    // Let the rest of a synchronous burst (a loop of send() calls) join the first commit.
+    // Let the rest of a synchronous burst (a loop of sendMany calls) join the first commit.
     await Promise.resolve();
     try {
       while (this.queue.length) {
-        let n = Math.min(this.queue.length, this.maxItemsPerCommit);
-        while (n < this.queue.length && this.queue[n].unit === this.queue[n - 1].unit) n++; // sendMany: one transaction
-        const batch = this.queue.slice(0, n);
-        let results: Array<O | Error | typeof NO_ROOM>;
+        if (this.closedWith) {
+          for (const u of this.queue.splice(0)) u.settle({ committed: u.done, error: this.closedWith });
+          break;
+        }
+        // Whole units (at least one) up to maxItemsPerCommit: a unit is one transaction when there is room.
+        let k = 0;
+        let n = 0;
+        while (k < this.queue.length) {
+          const u = this.queue[k];
+          const left = u.items.length - u.done;
+          if (k > 0 && n + left > this.maxItemsPerCommit) break;
+          n += left;
+          k++;
+        }
+        const units = this.queue.slice(0, k);
+        let items: I[];
+        if (k === 1 && units[0].done === 0) items = units[0].items;
+        else {
+          items = new Array<I>(n);
+          let i = 0;
+          for (const u of units) for (let j = u.done; j < u.items.length; j++) items[i++] = u.items[j];
+        }
+        let stored: number;
         try {
-          results = await this.commit(batch.map((w) => w.item));
+          stored = await this.commit(items);
         } catch (err) {
-          this.take(batch.length);
-          for (const w of batch) w.reject(err, w.index);
+          this.queue.splice(0, k);
+          for (const u of units) u.settle({ committed: u.done, error: err });
           continue;
         }
-        let done = 0;
-        while (done < batch.length && results[done] !== NO_ROOM) done++;
-        this.take(done);
-        for (let i = 0; i < done; i++) {
-          const r = results[i] as O | Error;
-          if (r instanceof Error) batch[i].reject(r, batch[i].index);
-          else batch[i].resolve(r);
+        let finished = 0;
+        for (const u of units) {
+          const take = Math.min(stored, u.items.length - u.done);
+          u.done += take;
+          stored -= take;
+          if (u.done < u.items.length) break;
+          finished++;
         }
-        if (done === batch.length) continue;
+        this.queue.splice(0, finished);
+        for (let i = 0; i < finished; i++) units[i].settle({ committed: units[i].done });
+        if (finished === k) continue;
         await this.waitForRoom();
       }
     } finally {
@@ -397,22 +391,17 @@ export class GroupCommit<I, O> {
     }
   }
 
-  /** Removes the first n items (only run() removes from the head, so they are the batch just committed). */
-  private take(n: number): void {
-    if (this.queue.length && n) this.queue.splice(0, n);
-  }
-
-  /** Waits for room or for the head's deadline; refuses the items whose deadline has passed. */
+  /** Waits for room or for the head's deadline; refuses the units whose deadline has passed. */
   private async waitForRoom(): Promise<void> {
     const now = Date.now();
     let expired = 0;
     while (expired < this.queue.length && this.queue[expired].deadline <= now) expired++;
     if (expired) {
       const err = this.noRoom();
-      for (const w of this.queue.splice(0, expired)) w.reject(err, w.index);
+      for (const u of this.queue.splice(0, expired)) u.settle({ committed: u.done, error: err });
       return; // the next in line tries at once
     }
-    if (!this.queue.length) return;
+    if (!this.queue.length || this.closedWith) return;
     this.blocked = true;
     const waiters = this.quietWaiters;
     this.quietWaiters = [];

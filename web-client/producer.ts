@@ -14,7 +14,7 @@ import type { Connection } from './connection.ts';
 import { ClientError } from './errors.ts';
 import { toOutboxRecord, type SendEvent } from './event-input.ts';
 import { Drainer, SessionEnded } from './outbox-drain.ts';
-import { GroupCommit, NO_ROOM, type FailedEvent, type NewOutboxEvent, type OutboxBounds, type OutboxStore } from './outbox.ts';
+import { GroupCommit, storedCount, type FailedEvent, type NewOutboxEvent, type OutboxBounds, type OutboxEvent, type OutboxStore, type UnitOutcome } from './outbox.ts';
 import { batchCrc32c } from './runtime.ts';
 import { OutboxSignal, requestDrainLease, type DrainLease } from './tabs.ts';
 
@@ -29,8 +29,6 @@ export interface ProducerOptions {
   maxBlockMs: number;
   /** Subject of the token new events are queued under. */
   subject: () => Promise<string>;
-  /** The same, when it is known without waiting (no token: ''); undefined otherwise. */
-  subjectNow?: () => string | undefined;
 }
 
 /** What an `ack` event tells: where each event of one acknowledged batch landed. */
@@ -51,6 +49,19 @@ export interface ProducerSink {
   error(err: Error): void;
 }
 
+/**
+ * The send() calls of one burst (the same tick, up to BURST_MAX_EVENTS): one
+ * subject lookup, one unit in the group commit, one settle; each caller's
+ * promise is one `then` on the burst's outcome.
+ */
+interface Burst {
+  entries: OutboxEvent[];
+  outcome: Promise<UnitOutcome>;
+}
+
+/** Events per send() burst: a larger burst becomes several units (and commits). */
+const BURST_MAX_EVENTS = 5_000;
+
 interface FlushWaiter {
   maxId: number;
   resolve: () => void;
@@ -58,7 +69,15 @@ interface FlushWaiter {
 }
 
 export class Producer {
-  private readonly commit: GroupCommit<NewOutboxEvent, undefined>;
+  private readonly commit: GroupCommit<NewOutboxEvent>;
+  /** The send() burst still taking events (until its subject is known). */
+  private burst?: Burst;
+  /**
+   * Settles once every burst and sendMany call so far is in the group
+   * commit's queue: they go in in call order (a later one never overtakes
+   * one whose subject lookup is slower), and flush() counts them.
+   */
+  private queued: Promise<unknown> = Promise.resolve();
   private producerId = '';
   /** The producer id kept with the outbox (set once the store is open). */
   get id(): string {
@@ -82,13 +101,13 @@ export class Producer {
     private readonly conn: Connection,
     private readonly sink: ProducerSink,
   ) {
-    this.commit = new GroupCommit<NewOutboxEvent, undefined>(
+    this.commit = new GroupCommit<NewOutboxEvent>(
       async (items) => {
         await this.open();
-        const out = await o.store.append(items, o.bounds);
-        // Once per commit, not once per send of a burst.
-        if (out.some((e) => e !== null)) this.appended();
-        return out.map((e) => (e ? undefined : NO_ROOM));
+        const stored = storedCount(await o.store.append(items, o.bounds));
+        // Wake the drain per commit, not per unit: a unit waiting for room needs the part already in drained.
+        if (stored > 0) this.appended();
+        return stored;
       },
       {
         maxBlockMs: o.maxBlockMs,
@@ -138,23 +157,52 @@ export class Producer {
   /**
    * Puts one event into the outbox; resolves once it is durably there. A
    * full outbox makes it wait for room (acks draining it) up to maxBlockMs.
+   * The calls of one tick are one burst (see Burst): validated here one by
+   * one, stored together.
    */
   send(topic: string, event: SendEvent): Promise<void> {
     if (this.closed) return Promise.reject(new ClientError('CLOSED', 'client is closed'));
-    // The subject known at once (no token): the send's promise is the commit's own. The sends of a burst
-    // wait for one commit anyway; an async layer and the subject's promise per send only added ticks and garbage.
-    const subject = this.o.subjectNow?.();
-    if (subject === undefined) return this.sendLater(topic, event);
+    let entry: OutboxEvent;
     try {
-      return this.commit.submit(this.entry(topic, event, subject));
+      entry = this.entry(topic, event, '', Date.now());
     } catch (err) {
       return Promise.reject(err);
     }
+    let b = this.burst;
+    if (!b || b.entries.length >= BURST_MAX_EVENTS) b = this.newBurst();
+    const i = b.entries.push(entry) - 1;
+    return b.outcome.then((o) => {
+      if (i >= o.committed) throw o.error;
+    });
   }
 
-  private async sendLater(topic: string, event: SendEvent): Promise<void> {
-    const entry = this.entry(topic, event, await this.o.subject());
-    await this.commit.submit(entry);
+  private newBurst(): Burst {
+    const entries: OutboxEvent[] = [];
+    const burst: Burst = { entries, outcome: this.enqueue(entries, () => this.burst === burst && (this.burst = undefined)) };
+    this.burst = burst;
+    return burst;
+  }
+
+  /**
+   * Queues entries (one unit) behind every earlier burst and sendMany call,
+   * under the subject of the token at the time of the call; `closing` runs
+   * once no more entries may join. The outcome never rejects.
+   */
+  private enqueue(entries: OutboxEvent[], closing?: () => void): Promise<UnitOutcome> {
+    const subject = this.o.subject();
+    const inQueue = Promise.all([subject, this.queued]).then(
+      ([sub]) => {
+        closing?.();
+        for (const e of entries) e.sub = sub;
+        return { outcome: this.commit.submitAll(entries) };
+      },
+      (err: unknown) => {
+        closing?.();
+        return { outcome: Promise.resolve<UnitOutcome>({ committed: 0, error: err }) };
+      },
+    );
+    this.queued = inQueue;
+    return inQueue.then(({ outcome }) => outcome);
   }
 
   /**
@@ -168,10 +216,11 @@ export class Producer {
     if (this.closed) throw new ClientError('CLOSED', 'client is closed');
     if (!Array.isArray(events)) throw new TypeError('sendMany(topic, events) needs an array of events');
     if (events.length === 0) return;
-    const subject = await this.o.subject();
     const now = Date.now();
-    const entries = events.map((e) => this.entry(topic, e, subject, now));
-    const { committed, error } = await this.commit.submitAll(entries);
+    const entries = new Array<OutboxEvent>(events.length);
+    for (let i = 0; i < events.length; i++) entries[i] = this.entry(topic, events[i], '', now);
+    this.burst = undefined; // sends after this call queue behind it
+    const { committed, error } = await this.enqueue(entries);
     if (error === undefined) return;
     if (error instanceof ClientError && error.code === 'OUTBOX_FULL') {
       throw new ClientError('OUTBOX_FULL', `${error.message}; ${committed} of ${entries.length} events were queued`, { details: { enqueued: committed } });
@@ -179,11 +228,15 @@ export class Producer {
     throw error;
   }
 
-  /** Validates an event into an outbox entry; an event larger than the byte bound could never get in. */
-  private entry(topic: string, event: SendEvent, subject: string, now = Date.now()): NewOutboxEvent {
+  /**
+   * Validates an event into an outbox entry, shaped as the event the memory
+   * and file stores keep (they number it in place); an event larger than the
+   * byte bound could never get in.
+   */
+  private entry(topic: string, event: SendEvent, subject: string, now: number): OutboxEvent {
     const { rec, bytes, body } = toOutboxRecord(topic, event, now, true);
     if (bytes > this.o.bounds.maxBytes) throw new ClientError('OUTBOX_FULL', `event of ${bytes} bytes exceeds the outbox's maxOutboxBytes (${this.o.bounds.maxBytes})`);
-    return { topic, sub: subject, rec, bytes, body };
+    return { id: 0, topic, p: -1, seq: -1, sub: subject, rec, bytes, body };
   }
 
   private appended(): void {
@@ -193,6 +246,7 @@ export class Producer {
 
   async pending(): Promise<number> {
     await this.open();
+    await this.queued;
     await this.commit.idle(true);
     return (await this.o.store.stats()).events;
   }
@@ -206,6 +260,7 @@ export class Producer {
   async flush(): Promise<void> {
     if (this.closed) throw new ClientError('CLOSED', 'client is closed');
     await this.open();
+    await this.queued;
     await this.commit.idle(true);
     const { lastId } = await this.o.store.stats();
     if ((await this.o.store.countThrough(lastId)) === 0) return;
@@ -300,6 +355,7 @@ export class Producer {
     this.rejectWaiters(new ClientError('CLOSED', 'client closed before the outbox drained'));
     clearInterval(this.pollTimer);
     // Sends still waiting for room will not get it from this client any more.
+    await this.queued;
     await this.commit.idle(true);
     this.commit.close(new ClientError('CLOSED', 'client closed while send() waited for room in the outbox'));
     await this.commit.idle();

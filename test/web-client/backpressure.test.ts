@@ -49,8 +49,20 @@ describe('send() at the outbox bound', () => {
   it('a send waiting for room goes in once the hub drains the outbox, after the ones before it', async () => {
     const c = client({ maxOutboxEvents: 10 });
     await createTopic(hub.url, 'bp-wait', 1);
+    await c.pending(); // the client is ready: sends and sendMany go straight to the producer
     const sends: Array<Promise<void>> = [];
-    for (let n = 0; n < 50; n++) sends.push(c.send('bp-wait', { key: 'one', value: { n } }));
+    // The sends of one tick are one burst; a sendMany among them keeps its place in send order.
+    for (let n = 0; n < 50; n++) {
+      if (n === 20) {
+        sends.push(
+          c.sendMany(
+            'bp-wait',
+            [20, 21, 22, 23, 24].map((m) => ({ key: 'one', value: { n: m } })),
+          ),
+        );
+        n = 24;
+      } else sends.push(c.send('bp-wait', { key: 'one', value: { n } }));
+    }
     await Promise.all(sends);
     await c.flush();
     const records = await readTopic(hub.url, 'bp-wait');
