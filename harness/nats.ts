@@ -34,6 +34,12 @@ export interface NatsCluster {
   servers: string;
   /** The gateway port of this cluster's first node (other regions point at it). */
   gatewayPort: number;
+  /**
+   * Resolves once a stream with a replica on every node can be placed: after
+   * a node's restart, it has rejoined (until then an R3 topic is refused
+   * with "no suitable peers for placement").
+   */
+  placeable(deadlineMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -98,9 +104,10 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
     await Promise.all(nodes.map((nd) => nd.restart()));
     // A cluster joining others by gateway joins their meta group (it may log no leader of its own).
     if (Object.keys(opts.gateways ?? {}).length > 0)
-      await regionReady(
+      await placeableIn(
         cluster,
         nodes.map((nd) => nd.url),
+        1,
       );
     else if (n > 1) await waitFor(() => nodes.some((nd) => /metadata leader/.test(nd.output())), START_TIMEOUT_MS, 'a JetStream meta leader');
   } catch (err) {
@@ -108,11 +115,16 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
     fs.rmSync(root, { recursive: true, force: true });
     throw err;
   }
+  const servers = nodes.map((nd) => nd.url);
   return {
     name: cluster,
     nodes,
-    servers: nodes.map((nd) => nd.url).join(','),
+    servers: servers.join(','),
     gatewayPort: ports[0].gatewayPort,
+    // A lone server without a cluster block places anything it can store.
+    placeable: async (deadlineMs = START_TIMEOUT_MS) => {
+      if (n > 1 || wantGateway) await placeableIn(cluster, servers, n, deadlineMs);
+    },
     stop: async () => {
       await Promise.all(nodes.map((nd) => nd.kill()));
       fs.rmSync(root, { recursive: true, force: true });
@@ -121,20 +133,21 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
 }
 
 /**
- * A cluster joining others by gateway joins their JetStream meta group a
- * moment after it starts: until then requests from it miss streams and
- * placement in it fails. Ready when a stream can be placed in it.
+ * Ready when a stream of `replicas` can be placed in `cluster`. A cluster
+ * joining others by gateway joins their JetStream meta group a moment after
+ * it starts, and a restarted node rejoins its cluster a moment after it is
+ * up: until then requests miss streams and placement fails.
  */
-async function regionReady(cluster: string, servers: string[]): Promise<void> {
+async function placeableIn(cluster: string, servers: string[], replicas: number, deadlineMs = START_TIMEOUT_MS): Promise<void> {
   const nc = await connect({ servers });
   try {
-    const name = `READY_${cluster}`;
+    const name = `READY_${cluster}_R${replicas}`;
     await waitFor(
       async () => {
         try {
           const jsm = await nc.jetstreamManager();
           // An add whose reply timed out may have created it: an existing one counts too.
-          await jsm.streams.add({ name, subjects: [`ready.${cluster}`], num_replicas: 1, placement: { cluster, tags: [] } }).catch((err) => {
+          await jsm.streams.add({ name, subjects: [`ready.${cluster}.r${replicas}`], num_replicas: replicas, placement: { cluster, tags: [] } }).catch((err) => {
             if (!/already in use/i.test(String(err))) throw err;
           });
           await jsm.streams.delete(name);
@@ -143,8 +156,8 @@ async function regionReady(cluster: string, servers: string[]): Promise<void> {
           return false;
         }
       },
-      START_TIMEOUT_MS,
-      `JetStream placement in region ${cluster}`,
+      deadlineMs,
+      `JetStream placement of ${replicas} replica(s) in cluster ${cluster}`,
     );
   } finally {
     await nc.close();
