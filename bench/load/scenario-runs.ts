@@ -16,8 +16,25 @@ import { readSchedStat, readServerRss } from './rss.ts';
 const LIVE_CATCH_UP_MS = 5_000;
 /** The disk's own fdatasync latency, probed before a live run (one 1 KiB append + fdatasync per ms). */
 const FSYNC_PROBE_MS = 1_000;
+/**
+ * The probe also says what share of its time the disk spent inside writes
+ * longer than this. With one writer per log, a request that arrives during
+ * a slow write waits for it to end, so that share of the requests is late
+ * by at least this much: above 1%, a p99 under it cannot be had from this
+ * disk at that moment (3 ms: issue 13's p99 goal).
+ */
+const SLOW_WRITE_MS = 3;
 /** Latencies of the measured window's first this-many ms are also reported apart (warm-up left over). */
 const EARLY_WINDOW_MS = 1_000;
+/**
+ * The window is also cut into slices this long, each with its own p99: a
+ * tail made by a few stalls (the disk, a CPU taken by another process) shows
+ * as a few bad slices among good ones, a tail the system makes on every
+ * request as every slice alike, and warm-up as bad first slices.
+ */
+const SLICE_MS = 1_000;
+/** Slices with fewer deliveries than this (the catch-up after the last send) get no p99 of their own. */
+const MIN_SLICE_DELIVERIES = 100;
 
 /**
  * p50/p99 of a 1 KiB append + fdatasync in the temp directory (where the
@@ -27,22 +44,30 @@ const EARLY_WINDOW_MS = 1_000;
 async function probeFdatasync(durationMs: number): Promise<string> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-bench-fsync-'));
   const rec = new LatencyRecorder();
+  let slowMs = 0;
+  let spentMs = 0;
   try {
     const fd = fs.openSync(path.join(dir, 'probe'), 'a');
     const block = Buffer.alloc(1024, 0x61);
-    const end = now() + durationMs;
+    const start = now();
+    const end = start + durationMs;
     while (now() < end) {
       const t = now();
       await new Promise<void>((resolve, reject) => fs.write(fd, block, (e) => (e ? reject(e) : fs.fdatasync(fd, (e2) => (e2 ? reject(e2) : resolve())))));
-      rec.record(now() - t);
+      const took = now() - t;
+      rec.record(took);
+      if (took > SLOW_WRITE_MS) slowMs += took;
       await sleep(1);
     }
+    spentMs = now() - start;
     fs.closeSync(fd);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
   const p = rec.percentiles();
-  return p ? `disk alone (1 KiB append + fdatasync, ${p.count} in ${durationMs} ms before the run): p50 ${p.p50Ms.toFixed(2)} ms, p99 ${p.p99Ms.toFixed(2)} ms` : '';
+  if (!p) return '';
+  const slowShare = spentMs > 0 ? ((100 * slowMs) / spentMs).toFixed(1) : '?';
+  return `disk alone (1 KiB append + fdatasync, ${p.count} in ${durationMs} ms before the run): p50 ${p.p50Ms.toFixed(2)} ms, p99 ${p.p99Ms.toFixed(2)} ms, ${slowShare}% of the time inside writes over ${SLOW_WRITE_MS} ms`;
 }
 
 /**
@@ -105,6 +130,7 @@ export class LiveRun {
   private readonly latencies = new LatencyRecorder();
   private readonly early = new LatencyRecorder();
   private readonly late = new LatencyRecorder();
+  private readonly slices: LatencyRecorder[] = [];
   private measuredFrom = 0;
   private fsyncNote = '';
   private schedNote = '';
@@ -128,6 +154,8 @@ export class LiveRun {
     this.delivered += count;
     this.latencies.recordMany(at - sentAt, count);
     (at - this.measuredFrom < EARLY_WINDOW_MS ? this.early : this.late).recordMany(at - sentAt, count);
+    const slice = Math.floor((at - this.measuredFrom) / SLICE_MS);
+    (this.slices[slice] ??= new LatencyRecorder()).recordMany(at - sentAt, count);
   }
 
   /**
@@ -174,6 +202,12 @@ export class LiveRun {
     this.rssBytes = readServerRss(this.t);
   }
 
+  /** The p99 of each SLICE_MS of the window in order (slices with too few deliveries left out). */
+  private sliceNote(): string {
+    const p99s = this.slices.filter((r) => r && r.count >= MIN_SLICE_DELIVERIES).map((r) => r.percentiles()!.p99Ms.toFixed(1));
+    return p99s.length >= 2 ? `p99 per ${SLICE_MS} ms of the window, in order: ${p99s.join(', ')} ms` : '';
+  }
+
   result(): LoadResult {
     const { delivered, expected, elapsedMs, errors, rssBytes } = this;
     const notes = delivered < expected ? [`delivered ${delivered} of ${expected} expected`] : [];
@@ -183,6 +217,8 @@ export class LiveRun {
     const e = this.early.percentiles();
     const l = this.late.percentiles();
     if (e && l) notes.push(`p99 in the first ${EARLY_WINDOW_MS} ms of the window ${e.p99Ms.toFixed(2)} ms, after it ${l.p99Ms.toFixed(2)} ms`);
+    const sliceNote = this.sliceNote();
+    if (sliceNote) notes.push(sliceNote);
     return { events: delivered, bytes: delivered * this.p.valueBytes, elapsedMs, latency: this.latencies.percentiles(), errors, notes, rssBytes };
   }
 }

@@ -12,12 +12,16 @@
  *                     → its read returned and the frame went to the transport
  *   produce→sent      produce() called → the frame holding the request's
  *                     batch went to a subscriber (per batch)
+ *   group write       one group commit's O_DSYNC write alone (per group,
+ *                     storage/durable-log.ts): produce→durable less this is
+ *                     the wait for the partition's writer and the promise hops
  *
  * Off, every hook is one null check. Samples are kept raw up to a bound
  * per stage (a run at 10,000 events/s for a minute fits).
  */
 import fs from 'node:fs';
 import { batchSizeAt } from '../../protocol/batch.ts';
+import { groupWriteTimes } from '../storage/durable-log.ts';
 
 const MAX_SAMPLES_PER_STAGE = 1_000_000;
 /** Append stamps waiting for their delivery per partition; past it the oldest are forgotten (no subscriber, say). */
@@ -74,7 +78,9 @@ class StageTiming {
 
   private write(): void {
     const out: Record<string, unknown> = {};
-    for (const [stage, list] of this.samples) {
+    const stages: Array<[string, number[]]> = [...this.samples];
+    if (groupWriteTimes?.length) stages.push(['group write', groupWriteTimes]);
+    for (const [stage, list] of stages) {
       const sorted = Float64Array.from(list).sort();
       const at = (q: number) => Math.round(sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] * 1000) / 1000;
       out[stage] = { count: sorted.length, p50Ms: at(0.5), p99Ms: at(0.99), p999Ms: at(0.999), maxMs: at(1) };

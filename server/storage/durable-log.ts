@@ -19,6 +19,21 @@ import type { Segment } from './segment.ts';
 /** Undefined where the platform has no O_DSYNC (Windows): then every group uses writev + fdatasync. */
 const O_DSYNC: number | undefined = fs.constants.O_DSYNC;
 
+/** Group-commit writes kept at most (a run at 10,000 events/s for ten minutes fits). */
+const MAX_WRITE_SAMPLES = 1_000_000;
+
+/**
+ * How long each group commit's O_DSYNC write took (ms), kept only when
+ * TRIBUTARY_DEBUG_STAGES is set (broker/stage-timing.ts reports them): the
+ * disk's share of produce→durable, apart from the wait for the writer.
+ */
+export const groupWriteTimes: number[] | null = process.env.TRIBUTARY_DEBUG_STAGES ? [] : null;
+
+/** Notes one group commit's write that started at `startedAt` (performance.now()). */
+export function noteGroupWrite(startedAt: number): void {
+  if (groupWriteTimes && groupWriteTimes.length < MAX_WRITE_SAMPLES) groupWriteTimes.push(performance.now() - startedAt);
+}
+
 /** One partition's O_DSYNC descriptor, for its active segment only; used by the partition's one writer. */
 export class DurableLog {
   private open: { seg: Segment; fd: number } | null = null;

@@ -28,7 +28,7 @@ import {
 import { TributaryError } from '../../protocol/errors.ts';
 import { fromUtf8 } from '../../protocol/record.ts';
 import { compactPartition, type SegmentContents } from './compaction.ts';
-import { DurableLog } from './durable-log.ts';
+import { DurableLog, groupWriteTimes, noteGroupWrite } from './durable-log.ts';
 import { fsyncDir, indexPath, logPath, timeIndexPath } from './data-dir.ts';
 import type { StorageIo } from './io.ts';
 import type { AppendResult, PartitionOffsets, ReadResult, TopicConfig } from './log-store.ts';
@@ -263,7 +263,9 @@ export class PartitionLog implements PartitionView {
         const files = seg.active!;
         let pos = seg.sizeBytes;
         const durableFd = cfg.fsync === 'always' && !this.unsyncedWrites ? await this.durableLog.fdFor(seg) : -1;
+        const writeStartedAt = groupWriteTimes && durableFd >= 0 ? performance.now() : 0;
         await this.env.io.writev(durableFd >= 0 ? durableFd : files.log, bufs, pos);
+        if (writeStartedAt > 0) noteGroupWrite(writeStartedAt);
         for (const g of group) {
           seg.noteAppended(pos, g.batch.length, g.base, g.last, g.appendTime, this.env.indexIntervalBytes);
           pos += g.batch.length;
