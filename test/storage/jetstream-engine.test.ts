@@ -82,7 +82,11 @@ describe('JetStream engine across hubs', () => {
     expect(seenByB.at(-1)).toBe(500);
     expect(await offsetsOf(b, 'both')).toEqual(Array.from({ length: 500 }, (_, i) => i));
     // Per hub, its own batches keep their order.
-    const recs = decodeBatches((await a.read('both', 0, 0, 1 << 22)).bytes);
+    const read = await a.read('both', 0, 0, 1 << 22);
+    // The messages' own buffers, and joined on demand into the same bytes.
+    expect(read.parts!.length).toBeGreaterThan(1);
+    expect(Buffer.concat(read.parts!).equals(read.bytes)).toBe(true);
+    const recs = decodeBatches(read.bytes);
     const aOrder = recs.filter((r) => String(Buffer.from(r.value!)).startsWith('a')).map((r) => Number(String(Buffer.from(r.value!)).split('-')[0].slice(1)));
     expect(aOrder).toEqual([...aOrder].sort((x, y) => x - y));
   });
