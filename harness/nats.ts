@@ -82,7 +82,22 @@ function nodeConfig(o: { name: string; cluster: string; port: number; clusterPor
   return lines.join('\n') + '\n';
 }
 
+/** Starts tried before giving up when a port picked free was taken before nats-server bound it. */
+const PORT_RACE_ATTEMPTS = 3;
+
 export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<NatsCluster> {
+  // freePort() closes its probe before nats-server binds the port: another test file's servers or any
+  // outgoing connection's ephemeral port may take it meanwhile (seen with the JetStream files run in parallel).
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startNatsClusterOnce(opts);
+    } catch (err) {
+      if (attempt >= PORT_RACE_ATTEMPTS || !/address already in use/i.test(String(err))) throw err;
+    }
+  }
+}
+
+async function startNatsClusterOnce(opts: NatsClusterOptions): Promise<NatsCluster> {
   const n = opts.nodes ?? 3;
   const cluster = opts.name ?? `c${Math.random().toString(36).slice(2, 8)}`;
   const root = fs.mkdtempSync(path.join(os.tmpdir(), `tributary-nats-${cluster}-`));
