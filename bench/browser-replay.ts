@@ -11,7 +11,8 @@
  * `client.subscribe(topic, {from: 'earliest'}, handler)` and the clock runs
  * from the subscribe call until the handler has seen every event; the
  * handler reads a field of each value, as a chart would. The `onBatch`
- * form runs the same over a fresh client. Heap: the page's V8 heap (CDP
+ * form runs the same over a fresh client, and so does the handler with
+ * the socket in a worker (`WebSocket: WorkerWebSocket`). Heap: the page's V8 heap (CDP
  * Runtime.getHeapUsage) after a forced GC before the run, its peak sampled
  * every 50 ms during it, and after it before any GC. With
  * BROWSER_REPLAY_CPU_PROF set, each row writes a CDP CPU profile there
@@ -44,6 +45,7 @@ const RECORDS_PER_BATCH = 1_000;
 const PRELOAD_WINDOW = 8;
 const HEAP_SAMPLE_MS = 50;
 const MiB = 1024 * 1024;
+const SYSTEM_NAMES = { handler: '(record handler)', onBatch: '(onBatch)', worker: '(record handler, socket in a worker)' } as const;
 
 /** Builds the bundle when it is missing or older than the client's or protocol's sources. */
 function ensureBundle(): void {
@@ -95,6 +97,9 @@ async function preload(wsUrl: string, topic: string, count: number): Promise<voi
   if (failed) throw new Error(`preload refused: ${failed}`);
 }
 
+/** `worker`: the record handler with the socket in a worker (web-client/worker-socket.ts). */
+type Form = 'handler' | 'onBatch' | 'worker';
+
 interface PageResult {
   ms: number;
   count: number;
@@ -102,11 +107,11 @@ interface PageResult {
 }
 
 /** Runs one replay in the page; resolves with its time. Page code: keep it self-contained. */
-function replayInPage(page: Page, url: string, topic: string, count: number, form: 'handler' | 'onBatch', timeoutMs: number, creditBytes?: number): Promise<PageResult> {
+function replayInPage(page: Page, url: string, topic: string, count: number, form: Form, timeoutMs: number, creditBytes?: number): Promise<PageResult> {
   return page.evaluate(
     ({ url, topic, count, form, timeoutMs, creditBytes }) =>
       new Promise<PageResult>((resolve, reject) => {
-        const c = window.T.createClient({ url, name: `replay-${form}-${Date.now()}`, outbox: 'memory' });
+        const c = window.T.createClient({ url, name: `replay-${form}-${Date.now()}`, outbox: 'memory', WebSocket: form === 'worker' ? window.T.WorkerWebSocket : undefined });
         let seen = 0;
         let checksum = 0;
         let t0 = 0;
@@ -121,7 +126,7 @@ function replayInPage(page: Page, url: string, topic: string, count: number, for
         c.on('error', (e) => reject(e));
         t0 = performance.now();
         const sub =
-          form === 'handler'
+          form !== 'onBatch'
             ? c.subscribe(topic, { from: 'earliest', creditBytes }, (r) => {
                 checksum += (r.value as { i: number }).i;
                 if (++seen === count) finish();
@@ -144,7 +149,7 @@ async function heapUsed(cdp: CDPSession): Promise<number> {
   return ((await cdp.send('Runtime.getHeapUsage')) as { usedSize: number }).usedSize;
 }
 
-export async function runBrowserReplayBench(opts: { quick: boolean; only?: Array<'handler' | 'onBatch'> }): Promise<BrowserReplayRow[]> {
+export async function runBrowserReplayBench(opts: { quick: boolean; only?: Form[] }): Promise<BrowserReplayRow[]> {
   ensureBundle();
   const count = opts.quick ? 200_000 : 1_000_000;
   const timeoutMs = opts.quick ? 120_000 : 300_000;
@@ -166,12 +171,15 @@ export async function runBrowserReplayBench(opts: { quick: boolean; only?: Array
     await page.evaluate('globalThis.__name = (f) => f');
     const cdp = await ctx.newCDPSession(page);
     await cdp.send('HeapProfiler.enable');
+    await cdp.send('Performance.enable');
+    // The page's main-thread CPU (CDP Performance ThreadTime, s): on a loaded machine steadier than the rate.
+    const threadTime = async (): Promise<number> => (await cdp.send('Performance.getMetrics')).metrics.find((m) => m.name === 'ThreadTime')?.value ?? NaN;
     // Warm-up: JIT, the socket path, one pass over a fifth of the events.
     await replayInPage(page, hub.wsUrl, topic, Math.min(count, 200_000) / 5, 'handler', timeoutMs).catch(() => undefined);
     // BROWSER_REPLAY_CREDIT=1048576,4194304: each form once per credit (bytes), in this run, for a same-run comparison.
     const credits: Array<number | undefined> = process.env.BROWSER_REPLAY_CREDIT ? process.env.BROWSER_REPLAY_CREDIT.split(',').map(Number) : [undefined];
     for (const creditBytes of credits)
-      for (const form of opts.only ?? (['handler', 'onBatch'] as const)) {
+      for (const form of opts.only ?? (['handler', 'onBatch', 'worker'] as const)) {
         await cdp.send('HeapProfiler.collectGarbage');
         const before = await heapUsed(cdp);
         let peak = before;
@@ -187,7 +195,9 @@ export async function runBrowserReplayBench(opts: { quick: boolean; only?: Array
           await cdp.send('Profiler.setSamplingInterval', { interval: 100 });
           await cdp.send('Profiler.start');
         }
+        const cpuBefore = await threadTime();
         const r = await replayInPage(page, hub.wsUrl, topic, count, form, timeoutMs, creditBytes);
+        const cpuSeconds = (await threadTime()) - cpuBefore;
         if (profDir) {
           const { profile } = (await cdp.send('Profiler.stop')) as { profile: unknown };
           fs.mkdirSync(profDir, { recursive: true });
@@ -201,11 +211,12 @@ export async function runBrowserReplayBench(opts: { quick: boolean; only?: Array
         const mb = (n: number) => (n / MiB).toFixed(1);
         rows.push({
           scenario: 'browser-replay',
-          system: `web-client chromium subscribe ${form === 'handler' ? '(record handler)' : '(onBatch)'}${creditBytes ? ` credit ${creditBytes / MiB} MiB` : ''}`,
+          system: `web-client chromium subscribe ${SYSTEM_NAMES[form]}${creditBytes ? ` credit ${creditBytes / MiB} MiB` : ''}`,
           eventsPerSec: Math.round(r.count / (r.ms / 1000)),
           notes:
             `${count} stored JSON events (~100 B, string keys) in ${PARTITIONS} partitions from earliest; ` +
-            `heap ${mb(before)} MB before, ${mb(peak)} MB peak, ${mb(after)} MB after` +
+            `heap ${mb(before)} MB before, ${mb(peak)} MB peak, ${mb(after)} MB after; ` +
+            `main thread ${((cpuSeconds * 1e6) / r.count).toFixed(2)} µs CPU per event, busy ${Math.round((100 * cpuSeconds * 1000) / r.ms)}% of the run` +
             (r.checksum === expected ? '' : `; CHECKSUM MISMATCH ${r.checksum} != ${expected}`),
         });
       }
@@ -221,7 +232,7 @@ export async function runBrowserReplayBench(opts: { quick: boolean; only?: Array
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const onlyArg = process.argv.indexOf('--only');
-  const only = onlyArg > 0 ? (process.argv[onlyArg + 1].split(',') as Array<'handler' | 'onBatch'>) : undefined;
+  const only = onlyArg > 0 ? (process.argv[onlyArg + 1].split(',') as Form[]) : undefined;
   runBrowserReplayBench({ quick: process.argv.includes('--quick'), only })
     .then((rows) => {
       for (const r of rows) console.log(`${r.system}: ${(r.eventsPerSec / 1000).toFixed(1)} k events/s — ${r.notes ?? ''}`);

@@ -19,6 +19,8 @@
  *   path without the per-update output.
  * - consume (only with --only consume): a filter that keeps nothing, to
  *   separate the input side's cost from the output side's.
+ * - task (only with --only task, no hub): the same pipelines' processing
+ *   alone, CPU per event (bench/streams-task.ts).
  */
 import fs from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -31,6 +33,7 @@ import { createTopic } from '../harness/topic-reader.ts';
 import { waitFor } from '../harness/wait.ts';
 import { createClient, type Client } from '../web-client/node.ts';
 import { stream, type StreamApp } from '../streams/index.ts';
+import { taskCpuPerEvent } from './streams-task.ts';
 
 export interface StreamsBenchRow {
   scenario: 'streams';
@@ -94,7 +97,14 @@ function procCpuUs(pid: number | undefined): number | undefined {
  * part: what each costs whatever else shares the machine, so runs on a
  * loaded machine compare.
  */
-function cpuMeter(hub: Hub): (events: number) => string {
+interface CpuSplit {
+  /** This process's CPU µs per event (the app, or the preload's producer). */
+  appUs: number;
+  hubUs: number;
+  text: string;
+}
+
+function cpuMeter(hub: Hub): (events: number) => CpuSplit {
   const app0 = process.cpuUsage();
   const hub0 = procCpuUs(hub.proc.pid);
   return (events) => {
@@ -102,11 +112,32 @@ function cpuMeter(hub: Hub): (events: number) => string {
     const hub1 = procCpuUs(hub.proc.pid);
     const appUs = (app.user + app.system) / events;
     const hubUs = hub0 !== undefined && hub1 !== undefined ? (hub1 - hub0) / events : NaN;
-    return `CPU per input event: app ${appUs.toFixed(1)} µs, hub ${hubUs.toFixed(1)} µs`;
+    return { appUs, hubUs, text: `CPU per input event: app ${appUs.toFixed(1)} µs, hub ${hubUs.toFixed(1)} µs` };
   };
 }
 
-async function timeApp(client: Client, events: number, build: (app: StreamApp) => void, id: string, hub: Hub): Promise<{ eventsPerSec: number; produced: number; ms: number; cpu: string }> {
+/** CPUs the bench's processes share (the goals are for this 2-core machine). */
+const MACHINE_CPUS = 2;
+
+/**
+ * The machine's bound for a row if its input were produced live beside it:
+ * every CPU busy with the producer, the hub and the app, at the CPU each
+ * spent per event in this run. Ignores waiting (fsync, round trips), so it is
+ * an upper bound.
+ */
+function chainBound(producer: CpuSplit, app: CpuSplit): string {
+  const us = producer.appUs + producer.hubUs + app.appUs + app.hubUs;
+  const bound = Math.round((MACHINE_CPUS * 1e6) / us);
+  return `whole chain on ${MACHINE_CPUS} CPUs (producer ${producer.appUs.toFixed(1)} + hub ${producer.hubUs.toFixed(1)} + app ${app.appUs.toFixed(1)} + hub ${app.hubUs.toFixed(1)} = ${us.toFixed(1)} µs per event): at most ${bound.toLocaleString('en')}/s`;
+}
+
+async function timeApp(
+  client: Client,
+  events: number,
+  build: (app: StreamApp) => void,
+  id: string,
+  hub: Hub,
+): Promise<{ eventsPerSec: number; produced: number; ms: number; cpu: string; split: CpuSplit }> {
   const app = stream(client, {
     applicationId: id,
     httpUrl: hub.url,
@@ -126,11 +157,12 @@ async function timeApp(client: Client, events: number, build: (app: StreamApp) =
   await app.flush();
   const ms = performance.now() - t0;
   const timed = events - before;
-  const cpuNote = cpu(timed) + (before > 0 ? ` (${before} events processed before the clock started, not counted)` : '');
+  const split = cpu(timed);
+  const cpuNote = split.text + (before > 0 ? ` (${before} events processed before the clock started, not counted)` : '');
   await prof?.(id);
   const produced = app.metrics().produced;
   await app.close();
-  return { eventsPerSec: Math.round((timed / ms) * 1000), produced, ms: Math.round(ms), cpu: cpuNote };
+  return { eventsPerSec: Math.round((timed / ms) * 1000), produced, ms: Math.round(ms), cpu: cpuNote, split };
 }
 
 /**
@@ -152,15 +184,48 @@ async function startProfile(): Promise<((id: string) => Promise<void>) | undefin
   };
 }
 
+/** ~100-byte JSON values, keyed (1,000 keys), one event per ms of event time. */
+function benchInput(n: number): InputEvent[] {
+  return keyedEvents(n, 1000, 1_700_000_000_000, 1).map((e, i) => ({ ...e, value: { i, kind: i % 2 ? 'temp' : 'hum', room: `room-${i % 1000}`, c: 20 + (i % 7), pad: 'x'.repeat(32) } }));
+}
+
+const stateless = (app: StreamApp) =>
+  app
+    .from<{ kind: string; c: number; room: string }>('in')
+    .filter((r) => r.value.kind === 'temp')
+    .mapValues((r) => ({ room: r.value.room, f: r.value.c * 1.8 + 32 }))
+    .to('stateless-out');
+const windowed = (emit: 'update' | 'final', out: string) => (app: StreamApp) => app.from('in').groupByKey().window({ tumblingMs: 10_000, graceMs: 1_000, emit }).count({ name: 'counts' }).to(out);
+
+/** --only task: the task's processing alone, no hub (bench/streams-task.ts). */
+async function taskRows(n: number): Promise<StreamsBenchRow[]> {
+  const input = benchInput(n);
+  const rows: StreamsBenchRow[] = [];
+  for (const [system, build] of [
+    ['task alone: stateless filter+map+to', stateless],
+    ['task alone: windowed keyed count', windowed('update', 'windowed-out')],
+    ["task alone: windowed keyed count, emit 'final'", windowed('final', 'windowed-final-out')],
+  ] as const) {
+    const { warmUs, coldUs } = await taskCpuPerEvent(input, build);
+    rows.push({
+      scenario: 'streams',
+      system,
+      eventsPerSec: Math.round(1e6 / warmUs),
+      notes: `${n} events, no hub: ${warmUs.toFixed(2)} µs of CPU per event (median of warm rounds; first round ${coldUs.toFixed(2)} µs)`,
+    });
+  }
+  return rows;
+}
+
 export async function runStreamsBench(opts: { quick: boolean; only?: string }): Promise<StreamsBenchRow[]> {
   const n = Number(process.env.STREAMS_BENCH_EVENTS) || (opts.quick ? 50_000 : 200_000);
+  if (opts.only === 'task') return taskRows(n);
   const rows: StreamsBenchRow[] = [];
   const hub = await startHub({ args: ['--topic-fsync', 'always'] });
   const client = createClient({ url: hub.wsUrl, outbox: 'memory', name: 'streams-bench', maxInFlightBatches: 8 });
   try {
     await createTopic(hub.url, 'in', PARTITIONS);
-    // ~100-byte JSON values, keyed, one event per ms of event time.
-    const input = keyedEvents(n, 1000, 1_700_000_000_000, 1).map((e, i) => ({ ...e, value: { i, kind: i % 2 ? 'temp' : 'hum', room: `room-${i % 1000}`, c: 20 + (i % 7), pad: 'x'.repeat(32) } }));
+    const input = benchInput(n);
     const tp = performance.now();
     const preloadCpu = cpuMeter(hub);
     await preload(client, 'in', input);
@@ -173,23 +238,17 @@ export async function runStreamsBench(opts: { quick: boolean; only?: string }): 
       scenario: 'streams',
       system: 'client.produce alone (input preload, batch form)',
       eventsPerSec: Math.round((n / produceMs) * 1000),
-      notes: `${note}; the path every output, changelog and repartition record takes; ${preloadCpuNote}`,
+      notes: `${note}; the path every output, changelog and repartition record takes; ${preloadCpuNote.text}`,
     });
     if (!opts.only || opts.only === 'stateless') {
       await createTopic(hub.url, 'stateless-out', PARTITIONS);
-      const r = await timeApp(
-        client,
-        n,
-        (app) =>
-          app
-            .from<{ kind: string; c: number; room: string }>('in')
-            .filter((r) => r.value.kind === 'temp')
-            .mapValues((r) => ({ room: r.value.room, f: r.value.c * 1.8 + 32 }))
-            .to('stateless-out'),
-        'bench-stateless',
-        hub,
-      );
-      rows.push({ scenario: 'streams', system: 'stateless filter+map+to', eventsPerSec: r.eventsPerSec, notes: `${note}; ${r.produced} outputs; ${r.ms} ms; ${r.cpu}; goal ≥ 500,000/s` });
+      const r = await timeApp(client, n, stateless, 'bench-stateless', hub);
+      rows.push({
+        scenario: 'streams',
+        system: 'stateless filter+map+to',
+        eventsPerSec: r.eventsPerSec,
+        notes: `${note}; ${r.produced} outputs; ${r.ms} ms; ${r.cpu}; ${chainBound(preloadCpuNote, r.split)}; goal ≥ 500,000/s`,
+      });
     }
     if (opts.only === 'consume') {
       await createTopic(hub.url, 'nowhere', 1);
@@ -208,21 +267,20 @@ export async function runStreamsBench(opts: { quick: boolean; only?: string }): 
     }
     if (!opts.only || opts.only === 'windowed') {
       await createTopic(hub.url, 'windowed-out', PARTITIONS);
-      const r = await timeApp(client, n, (app) => app.from('in').groupByKey().window({ tumblingMs: 10_000, graceMs: 1_000 }).count({ name: 'counts' }).to('windowed-out'), 'bench-windowed', hub);
-      rows.push({ scenario: 'streams', system: 'windowed keyed count', eventsPerSec: r.eventsPerSec, notes: `${note}; ${r.produced} outputs (every update); ${r.ms} ms; ${r.cpu}; goal ≥ 200,000/s` });
+      const r = await timeApp(client, n, windowed('update', 'windowed-out'), 'bench-windowed', hub);
+      rows.push({
+        scenario: 'streams',
+        system: 'windowed keyed count',
+        eventsPerSec: r.eventsPerSec,
+        notes: `${note}; ${r.produced} outputs (every update); ${r.ms} ms; ${r.cpu}; ${chainBound(preloadCpuNote, r.split)}; goal ≥ 200,000/s`,
+      });
       await createTopic(hub.url, 'windowed-final-out', PARTITIONS);
-      const f = await timeApp(
-        client,
-        n,
-        (app) => app.from('in').groupByKey().window({ tumblingMs: 10_000, graceMs: 1_000, emit: 'final' }).count({ name: 'counts' }).to('windowed-final-out'),
-        'bench-windowed-final',
-        hub,
-      );
+      const f = await timeApp(client, n, windowed('final', 'windowed-final-out'), 'bench-windowed-final', hub);
       rows.push({
         scenario: 'streams',
         system: "windowed keyed count, emit 'final'",
         eventsPerSec: f.eventsPerSec,
-        notes: `${note}; ${f.produced} outputs (one per closed window); ${f.ms} ms; ${f.cpu}`,
+        notes: `${note}; ${f.produced} outputs (one per closed window); ${f.ms} ms; ${f.cpu}; ${chainBound(preloadCpuNote, f.split)}`,
       });
     }
   } finally {

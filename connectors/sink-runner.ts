@@ -48,6 +48,8 @@ const CREDIT_BYTES = 4 * 1024 * 1024;
 
 export class SinkRunner extends Worker {
   private buffer: ConsumedRecord[] = [];
+  /** When the oldest record in the buffer arrived (performance.now()): it is written lingerMs after that at the latest. */
+  private bufferedSince = 0;
   private writing: Promise<void> | null = null;
   private lingerTimer: ReturnType<typeof setTimeout> | null = null;
   /** Next offset written, per held partition. */
@@ -168,6 +170,7 @@ export class SinkRunner extends Worker {
     const last = records[records.length - 1].offset;
     // The log holds at least these records: keeps lag honest between high-watermark reads.
     if ((this.highWatermarks.get(p) ?? 0) <= last) this.highWatermarks.set(p, last + 1);
+    if (this.buffer.length === 0) this.bufferedSince = performance.now();
     for (; i < records.length; i++) this.buffer.push(records[i]);
     if (this.buffer.length >= this.o.batchSize) {
       if (!this.writing) this.startWrite();
@@ -200,12 +203,15 @@ export class SinkRunner extends Worker {
     const full = this.buffer.length <= this.o.batchSize;
     const batch = full ? this.buffer : this.buffer.slice(0, this.o.batchSize);
     this.buffer = full ? [] : this.buffer.slice(this.o.batchSize);
+    // The rest arrived with the batch's last frame: it keeps the batch's start for its linger.
     this.writing = this.write(batch).finally(() => {
       this.writing = null;
-      // Records that arrived during the write and are not a full batch yet wait at most lingerMs more.
+      // Records that arrived during the write: written now when full or when the oldest has waited lingerMs (during
+      // a backlog it has: the write took longer), else when it will have.
       if (this.buffer.length && !this.lingerTimer && !this.stopping) {
-        if (this.buffer.length >= this.o.batchSize) this.startWrite();
-        else this.lingerTimer = setTimeout(() => ((this.lingerTimer = null), this.startWrite()), this.o.lingerMs);
+        const waited = performance.now() - this.bufferedSince;
+        if (this.buffer.length >= this.o.batchSize || waited >= this.o.lingerMs) this.startWrite();
+        else this.lingerTimer = setTimeout(() => ((this.lingerTimer = null), this.startWrite()), this.o.lingerMs - waited);
       }
     });
   }

@@ -7,7 +7,7 @@
  */
 import { keyString, ProcessorNode, type Rec, type TaskContext } from './nodes.ts';
 import { isClosed, windowStartsFor, type NormalizedWindows } from './windows.ts';
-import { parseWindowKey, windowKey, WindowStore } from './window-store.ts';
+import { parseWindowKey, windowKey, WindowStore, type WindowSlot } from './window-store.ts';
 
 export type Initializer<A> = () => A;
 export type Adder<K, V, A> = (acc: A, r: Rec<K, V>) => A;
@@ -22,6 +22,35 @@ export interface WindowResult<K, A> {
   start: number;
   end: number;
   value: A;
+}
+
+/**
+ * A windowed result as the steps after the window see it (a plain
+ * WindowResult to them). A sink writes a count's JSON text from the text
+ * its window built once (jsonText): a result per input record, so no
+ * JSON.stringify of a new object per record. The text is what
+ * JSON.stringify gives (fields in this order).
+ */
+export class WindowResultValue implements WindowResult<string, unknown> {
+  readonly #slot: WindowSlot | undefined;
+  constructor(
+    readonly key: string,
+    readonly start: number,
+    readonly end: number,
+    readonly value: unknown,
+    slot?: WindowSlot,
+  ) {
+    this.#slot = slot;
+  }
+
+  /** The JSON text when the value is a finite number and the window's text applies; undefined otherwise (encode the object). */
+  jsonText(): string | undefined {
+    const s = this.#slot;
+    const v = this.value;
+    if (s === undefined || typeof v !== 'number' || !Number.isFinite(v) || s.key !== this.key || s.start !== this.start || s.end !== this.end) return undefined;
+    const prefix = (s.jsonPrefix ??= `{"key":${JSON.stringify(s.key)},"start":${s.start},"end":${s.end},"value":`);
+    return `${prefix}${v}}`;
+  }
 }
 
 export class AggregateNode extends ProcessorNode {
@@ -53,9 +82,9 @@ abstract class WindowedNode extends ProcessorNode {
     super();
   }
 
-  protected result(t: TaskContext, key: string, start: number, end: number, value: unknown, timestamp: number, r?: Rec, outKey?: string): void {
-    const out: WindowResult<string, unknown> = { key, start, end, value };
-    this.forward(t, { key: outKey ?? `${key}@${start}`, value: value === null ? null : out, timestamp, headers: r?.headers ?? [], topic: r?.topic, partition: r?.partition, offset: r?.offset });
+  protected result(t: TaskContext, key: string, start: number, end: number, value: unknown, timestamp: number, r?: Rec, slot?: WindowSlot): void {
+    const out = value === null ? null : new WindowResultValue(key, start, end, value, slot);
+    this.forward(t, { key: slot?.outKey ?? `${key}@${start}`, value: out, timestamp, headers: r?.headers ?? [], topic: r?.topic, partition: r?.partition, offset: r?.offset });
   }
 
   /** Closes every window that ends at or before `closeBefore` (stream time − grace): final results go out now. */
@@ -103,7 +132,7 @@ export class TimeWindowNode extends WindowedNode {
       const had = store.get(w.sk);
       const next = this.adder(had === undefined ? this.init() : had, r);
       store.put(w.sk, next);
-      if (this.emit === 'update') this.result(t, k, start, end, next, r.timestamp, r, w.outKey);
+      if (this.emit === 'update') this.result(t, k, start, end, next, r.timestamp, r, w);
     }
     if (accepted === 0) t.metrics.lateDropped++;
     else if (late) t.metrics.lateAccepted++;

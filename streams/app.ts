@@ -243,15 +243,21 @@ export class StreamApp {
     const n = this.counts.get(root.topic) ?? (await this.partitionCount(root.topic));
     const mine = assignment === 'all' ? Array.from({ length: n }, (_, p) => p) : (assignment[root.topic] ?? []);
     const env = this.env(client, async () => undefined);
-    await Promise.all(
+    // Every partition restored before any is read: the first reads do not compete with the other restores, and start() returns before processing begins.
+    const tasks = await Promise.all(
       mine.map(async (p) => {
         const t = new Task(root, p, this.settings(root), env);
         await t.restore();
-        this.tasks.set(`${root.topic}\u0000${p}`, t);
-        const from = t.restoredPosition >= 0 ? t.restoredPosition : root.from;
-        this.subs.push(client.subscribe(root.topic, { partitions: [p], from, creditBytes: this.opts.creditBytes ?? DEFAULTS.creditBytes, onBatch: (rs) => t.processBatch(rs) }));
+        return t;
       }),
     );
+    for (const t of tasks) {
+      this.tasks.set(`${root.topic}\u0000${t.partition}`, t);
+      const from = t.restoredPosition >= 0 ? t.restoredPosition : root.from;
+      this.subs.push(
+        client.subscribe(root.topic, { partitions: [t.partition], from, creditBytes: this.opts.creditBytes ?? DEFAULTS.creditBytes, lazyValues: true, onBatch: (rs) => t.processBatch(rs) }),
+      );
+    }
   }
 
   private subscribeRoot(client: ReadyClient, root: RootDef): void {
@@ -267,6 +273,8 @@ export class StreamApp {
       from: root.from,
       autoCommit: false,
       creditBytes: this.opts.creditBytes ?? DEFAULTS.creditBytes,
+      // Values are decoded only if a step reads them, and written out from their stored bytes if none replaced them (see Rec).
+      lazyValues: true,
       onAssign: async (partitions) => {
         await Promise.all(
           partitions

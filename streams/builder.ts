@@ -6,7 +6,7 @@
  */
 import { partitionForKey, TributaryError } from '../protocol/index.ts';
 import { AggregateNode, SessionWindowNode, TimeWindowNode, type Adder, type EmitMode, type Initializer, type Merger, type WindowResult } from './aggregate-nodes.ts';
-import { BranchNode, FilterNode, FlatMapNode, MapNode, PassNode, PeekNode, SinkNode, SourceNode, TableJoinNode, type ProcessorNode, type Rec, type RecUpdate } from './nodes.ts';
+import { BranchNode, FilterNode, FlatMapNode, MapNode, PassNode, PeekNode, RekeyNode, SinkNode, SourceNode, TableJoinNode, type ProcessorNode, type Rec, type RecUpdate } from './nodes.ts';
 import { normalizeWindows, type WindowSpec } from './windows.ts';
 
 export type StartFrom = 'earliest' | 'latest' | { timestamp: number };
@@ -87,7 +87,7 @@ export class KStream<K, V> {
 
   selectKey<K2>(fn: (r: Rec<K, V>) => K2): KStream<K2, V> {
     const f = fn as (r: Rec) => unknown;
-    return this.then(new MapNode((r) => ({ key: f(r), value: r.value })), true);
+    return this.then(new RekeyNode(f), true);
   }
 
   filter(pred: (r: Rec<K, V>) => boolean): KStream<K, V> {

@@ -18,6 +18,8 @@ interface GroupSubscribeOptions {
   creditBytes?: number;
   onAssign?: (partitions: number[], generation: number) => Promise<void> | void;
   onRevoke?: (partitions: number[]) => Promise<void> | void;
+  /** Records whose values are decoded when first read, and give their stored bytes (`valueBytes`, `valueEncoding`). */
+  lazyValues?: boolean;
   /** The records of one frame (one partition, in offset order) in one call, instead of the per-record handler. */
   onBatch?: (records: ConsumedRecord[]) => Promise<void> | void;
 }

@@ -4,19 +4,34 @@
  * stream time, output sequences) lives in the TaskContext it is handed, so
  * one graph serves every task of every instance.
  */
-import type { Header } from '../protocol/index.ts';
+import type { Header, ValueEncoding } from '../protocol/index.ts';
 import type { KeyValueStore } from './state-store.ts';
 
-/** A record as the steps see it. `topic`, `partition` and `offset` are those of the input record it came from. */
+/**
+ * A record as the steps see it. `topic`, `partition` and `offset` are those
+ * of the input record it came from.
+ *
+ * Input records are the client's lazy records (`subscribe({ lazyValues })`):
+ * `value` is decoded, for the whole stored batch at once, when a step first
+ * reads it, and a record whose value no step replaced is written out from
+ * its stored bytes (`valueBytes`), never decoded and encoded again. So a
+ * value is read-only: a step that changes it returns a new one (map,
+ * mapValues), and `{...r}` does not copy `value` (it is a getter; steps
+ * that take such a copy back keep the record's value).
+ */
 export interface Rec<K = unknown, V = unknown> {
   key: K;
-  value: V;
+  readonly value: V;
   /** Event time, ms since the epoch. */
   timestamp: number;
   headers: Header[];
   topic?: string;
   partition?: number;
   offset?: number;
+  /** The value's stored bytes while the record carries its input's value unchanged (null: a tombstone); undefined otherwise. */
+  readonly valueBytes?: Uint8Array | null;
+  /** How valueBytes are encoded. */
+  readonly valueEncoding?: ValueEncoding;
 }
 
 /** What a step may return in place of a whole record: the fields it changes. */
@@ -76,9 +91,12 @@ export class SourceNode extends ProcessorNode {
 }
 
 function applyUpdate(r: Rec, u: RecUpdate<unknown, unknown> | Rec): Rec {
+  // The record itself back: it goes on as it is (its value still lazy).
+  if (u === r) return r;
   return {
     key: u.key === undefined ? r.key : u.key,
-    value: u.value,
+    // An update spread from the record (`{...r, key}`) has no value of its own: the record's is meant.
+    value: 'value' in u ? u.value : r.value,
     timestamp: u.timestamp ?? r.timestamp,
     headers: u.headers ?? r.headers,
     topic: r.topic,
@@ -93,6 +111,53 @@ export class MapNode extends ProcessorNode {
   }
   process(t: TaskContext, r: Rec): void {
     this.forward(t, applyUpdate(r, this.fn(r)));
+  }
+}
+
+/**
+ * A new key over the same value (selectKey, groupBy): the value stays as
+ * the input has it (lazy, its stored bytes written out by a sink as they
+ * are), one small object per record.
+ */
+class RekeyedRec implements Rec {
+  readonly timestamp: number;
+  readonly headers: Header[];
+  readonly topic: string | undefined;
+  readonly partition: number | undefined;
+  readonly offset: number | undefined;
+  readonly #src: Rec;
+  constructor(
+    readonly key: unknown,
+    src: Rec,
+  ) {
+    this.#src = src;
+    this.timestamp = src.timestamp;
+    this.headers = src.headers;
+    this.topic = src.topic;
+    this.partition = src.partition;
+    this.offset = src.offset;
+  }
+  get value(): unknown {
+    return this.#src.value;
+  }
+  get valueBytes(): Uint8Array | null | undefined {
+    return this.#src.valueBytes;
+  }
+  get valueEncoding(): ValueEncoding | undefined {
+    return this.#src.valueEncoding;
+  }
+  /** The plain record (value decoded), for JSON.stringify. */
+  toJSON(): Rec {
+    return { key: this.key, value: this.value, timestamp: this.timestamp, headers: this.headers, topic: this.topic, partition: this.partition, offset: this.offset };
+  }
+}
+
+export class RekeyNode extends ProcessorNode {
+  constructor(private readonly fn: (r: Rec) => unknown) {
+    super();
+  }
+  process(t: TaskContext, r: Rec): void {
+    this.forward(t, new RekeyedRec(this.fn(r), r));
   }
 }
 
@@ -159,7 +224,7 @@ export class TableJoinNode extends ProcessorNode {
   process(t: TaskContext, r: Rec): void {
     const tv = r.key === null || r.key === undefined ? undefined : t.lookup(this.table, keyString(r.key));
     if (tv === undefined && !this.left) return;
-    this.forward(t, { ...r, value: this.joiner(r, tv ?? null) });
+    this.forward(t, { key: r.key, value: this.joiner(r, tv ?? null), timestamp: r.timestamp, headers: r.headers, topic: r.topic, partition: r.partition, offset: r.offset });
   }
 }
 

@@ -16,7 +16,7 @@
  * pushed) and waits for `ackedTo(end)`: everything the snapshot produced is
  * acknowledged, while later events keep flowing.
  */
-import { decodeBatch, decodeValue, type Crc32c, type Header } from '../protocol/index.ts';
+import { decodeBatch, decodeValue, type Crc32c, type Header, type ValueEncoding } from '../protocol/index.ts';
 import { BatchBuilder } from '../web-client/batch-builder.ts';
 import type { ReadyClient, SendEvent } from './client-contract.ts';
 
@@ -141,9 +141,20 @@ export class OutputLane {
   }
 
   /** push() for a value that is JSON text already. */
-  pushJson(key: string, json: string, timestamp: number): void {
+  pushJson(key: string | Uint8Array | null, json: string, timestamp: number, headers: readonly Header[] = NO_HEADERS): void {
     try {
-      this.builder.addJson(key, json, timestamp, NO_HEADERS);
+      this.builder.addJson(key, json, timestamp, headers);
+    } catch (err) {
+      this.fail(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    this.pushed();
+  }
+
+  /** push() for a value as it was stored (a consumed record's bytes and encoding; null: a tombstone). */
+  pushEncoded(key: string | Uint8Array | null, bytes: Uint8Array | null, encoding: ValueEncoding, timestamp: number, headers: readonly Header[]): void {
+    try {
+      this.builder.addEncoded(key, bytes, encoding, timestamp, headers);
     } catch (err) {
       this.fail(err instanceof Error ? err : new Error(String(err)));
       return;
@@ -253,6 +264,8 @@ export class OutputLane {
       for (const r of decodeBatch(b.bytes)) {
         const e: SendEvent = { key: r.key, value: decodeValue(r.value, r.encoding), timestamp: r.timestamp };
         if (r.headers.length) e.headers = r.headers;
+        // A value written as CBOR says so (one passed through as stored keeps its encoding).
+        if (r.encoding === 'cbor') e.encoding = 'cbor';
         events.push(e);
       }
     }

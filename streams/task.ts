@@ -23,6 +23,7 @@ import { StreamsError } from './errors.ts';
 import type { ConsumedRecord, ReadyClient, SendEvent } from './client-contract.ts';
 import { ChangelogRestorer, fenceEvent, progressEvent, pushEntry } from './changelog.ts';
 import type { RootDef } from './builder.ts';
+import { WindowResultValue } from './aggregate-nodes.ts';
 import type { Rec, StreamMetrics, TaskContext } from './nodes.ts';
 import { changelogProducerId, SequenceBook, taskProducerId, type SequenceEntry } from './sequences.ts';
 import type { LocalState } from './idb-state.ts';
@@ -157,7 +158,15 @@ export class Task implements TaskContext {
     let lane = byPartition[partition];
     // A lane numbers its outputs on from the restored sequence; its end() is the next one from then on.
     if (!lane) byPartition[partition] = lane = new OutputLane(topic, partition, this.producerId, this.seqs.peek(topic, partition), this.laneSettings());
-    lane.push(key, r.value, r.timestamp, r.headers);
+    // A value the steps left as the input stored it goes out as those bytes; a count's windowed result as its prepared text.
+    const stored = r.valueBytes;
+    if (stored !== undefined) lane.pushEncoded(key, stored, r.valueEncoding ?? 'bytes', r.timestamp, r.headers);
+    else {
+      const v = r.value;
+      const text = v instanceof WindowResultValue ? v.jsonText() : undefined;
+      if (text !== undefined) lane.pushJson(key, text, r.timestamp, r.headers);
+      else lane.push(key, v, r.timestamp, r.headers);
+    }
     // A flag on the lane, not a Set: no hash per output.
     if (!lane.toPump) {
       lane.toPump = true;

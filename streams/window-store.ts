@@ -18,10 +18,13 @@ export function parseWindowKey(sk: string): { key: string; start: number; end: n
 
 /** One window of one record key: its store key and its output key (`<key>@<start>`), built once per window. */
 export interface WindowSlot {
+  key: string;
   start: number;
   end: number;
   sk: string;
   outKey: string;
+  /** `{"key":…,"start":…,"end":…,"value":` — a windowed result's JSON text up to its value, built at the first result of the window. */
+  jsonPrefix: string | undefined;
 }
 
 export class WindowStore<A = unknown> extends KeyValueStore<A> {
@@ -65,7 +68,7 @@ export class WindowStore<A = unknown> extends KeyValueStore<A> {
       const w = list[i];
       if (w.start === start && w.end === end) return w;
     }
-    const w: WindowSlot = { start, end, sk: windowKey(key, start, end), outKey: `${key}@${start}` };
+    const w: WindowSlot = { key, start, end, sk: windowKey(key, start, end), outKey: `${key}@${start}`, jsonPrefix: undefined };
     list.push(w);
     return w;
   }

@@ -62,11 +62,21 @@ function headerPairs(h: SendEvent['headers']): readonly Header[] {
   return list;
 }
 
+/**
+ * Writes `s` as `len` bytes of UTF-8 after their length. `len` equal to the
+ * string's length means ASCII (any other char takes 2+ bytes); the caller
+ * may pass that unchecked: -1 then says a char was not ASCII (the caller
+ * writes the record again with the real length).
+ */
 function writeText(buf: Uint8Array, pos: number, s: string, len: number): number {
   pos = writeUvarint(buf, pos, len);
   if (len === s.length) {
-    // Every char is one byte (utf8Length equals length): a loop beats encodeInto's call for short strings.
-    for (let i = 0; i < len; i++) buf[pos + i] = s.charCodeAt(i);
+    // A loop beats encodeInto's call for short strings, and checks ASCII on the way (one pass, not two).
+    for (let i = 0; i < len; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 0x7f) return -1;
+      buf[pos + i] = c;
+    }
   } else textEncoder.encodeInto(s, buf.subarray(pos, pos + len));
   return pos + len;
 }
@@ -130,23 +140,35 @@ export class BatchBuilder {
     this.write(key, enc.value, null, 0, ENCODING_CODE[enc.encoding], timestamp, headers);
   }
 
+  /**
+   * Writes a record whose value is already encoded (`encoding` says how), as
+   * a consumed record carries it: its bytes are copied as they are, so a
+   * value passed through is neither decoded nor encoded again. null: a
+   * tombstone.
+   */
+  addEncoded(key: string | Uint8Array | null, bytes: Uint8Array | null, encoding: ValueEncoding, timestamp: number, headers: readonly Header[]): void {
+    if (bytes === null) {
+      this.write(key, null, null, 0, ENCODING_CODE[encoding], timestamp, headers);
+      return;
+    }
+    this.write(key, bytes, null, 0, ENCODING_CODE[encoding], timestamp, headers);
+  }
+
   /** Writes a record whose value is JSON text already (the caller vouches that it is JSON). */
   addJson(key: string | Uint8Array | null, json: string, timestamp: number, headers: readonly Header[]): void {
-    const len = json.length;
-    // Only a text with a char above 0x7f needs the UTF-8 count: for ASCII, bytes = chars.
-    let bytes = len;
-    for (let i = 0; i < len; i++) {
-      if (json.charCodeAt(i) > 0x7f) {
-        bytes = utf8Length(json);
-        break;
-      }
-    }
+    // Written as ASCII (bytes = chars) first: only a text with a char above 0x7f is counted in UTF-8 and written again.
+    if (json.length <= LIMITS.maxValueBytes && this.write(key, null, json, json.length, ENCODING_CODE.json, timestamp, headers)) return;
+    const bytes = utf8Length(json);
     if (bytes > LIMITS.maxValueBytes) bad(`value of ${bytes} bytes exceeds ${LIMITS.maxValueBytes}`, 'RECORD_TOO_LARGE');
     this.write(key, null, json, bytes, ENCODING_CODE.json, timestamp, headers);
   }
 
-  /** One record: the value as bytes (`bin`) or as text (`text`, `textBytes` long in UTF-8), or neither (null). */
-  private write(key: string | Uint8Array | null, bin: Uint8Array | null, text: string | null, textBytes: number, enc: number, timestamp: number, headers: readonly Header[]): void {
+  /**
+   * One record: the value as bytes (`bin`) or as text (`text`, `textBytes`
+   * long in UTF-8), or neither (null). False, and nothing written, when
+   * `textBytes` was the text's length unchecked and a char is not ASCII.
+   */
+  private write(key: string | Uint8Array | null, bin: Uint8Array | null, text: string | null, textBytes: number, enc: number, timestamp: number, headers: readonly Header[]): boolean {
     if (key !== null && typeof key !== 'string' && !(key instanceof Uint8Array)) bad('key must be a string, a Uint8Array or null');
     if (!Number.isSafeInteger(timestamp) || timestamp < 0) bad('timestamp must be a non-negative integer (ms since the epoch)');
     if (headers.length || bin !== null || (key !== null && key.length * 3 > LIMITS.maxKeyBytes)) {
@@ -154,12 +176,37 @@ export class BatchBuilder {
       if (fault) bad(fault.message, fault.code as 'BAD_RECORD' | 'RECORD_TOO_LARGE');
     }
     const i = this.n;
+    // A short string key is taken as ASCII and checked as it is written (writeText), a long one counted first.
+    let keyLen = key === null ? 0 : typeof key === 'string' ? (key.length < 64 ? key.length : utf8Length(key)) : key.length;
+    const tsDelta = zigzag(timestamp - (i === 0 ? timestamp : this.firstTs));
+    let pos = this.writeAt(i, key, keyLen, bin, text, textBytes, enc, tsDelta, headers);
+    if (pos === -2) {
+      // The key was not ASCII: written again with its UTF-8 length.
+      keyLen = utf8Length(key as string);
+      pos = this.writeAt(i, key, keyLen, bin, text, textBytes, enc, tsDelta, headers);
+    }
+    if (pos === -1) return false;
     if (i === 0) this.firstTs = this.maxTs = timestamp;
     else if (timestamp > this.maxTs) this.maxTs = timestamp;
-    const keyLen = key === null ? 0 : typeof key === 'string' ? (key.length < 64 && isAscii(key) ? key.length : utf8Length(key)) : key.length;
+    this.pos = pos;
+    this.n = i + 1;
+    return true;
+  }
+
+  /** Writes record `i` at the end of the batch: the position after it, -2 if the key or -1 if the text was not ASCII as assumed. */
+  private writeAt(
+    i: number,
+    key: string | Uint8Array | null,
+    keyLen: number,
+    bin: Uint8Array | null,
+    text: string | null,
+    textBytes: number,
+    enc: number,
+    tsDelta: number,
+    headers: readonly Header[],
+  ): number {
     const hasValue = bin !== null || text !== null;
     const valueLen = bin !== null ? bin.length : textBytes;
-    const tsDelta = zigzag(timestamp - this.firstTs);
     let size = 1 + uvarintSize(i) * 2 + uvarintSize(tsDelta) + uvarintSize(headers.length);
     if (key !== null) size += uvarintSize(keyLen) + keyLen;
     if (hasValue) size += uvarintSize(valueLen) + valueLen;
@@ -176,10 +223,15 @@ export class BatchBuilder {
     pos = writeUvarint(buf, pos, i);
     pos = writeUvarint(buf, pos, i);
     pos = writeUvarint(buf, pos, tsDelta);
-    if (typeof key === 'string') pos = writeText(buf, pos, key, keyLen);
-    else if (key !== null) pos = writeBytes(buf, pos, key);
+    if (typeof key === 'string') {
+      pos = writeText(buf, pos, key, keyLen);
+      if (pos < 0) return -2;
+    } else if (key !== null) pos = writeBytes(buf, pos, key);
     if (bin !== null) pos = writeBytes(buf, pos, bin);
-    else if (text !== null) pos = writeText(buf, pos, text, valueLen);
+    else if (text !== null) {
+      pos = writeText(buf, pos, text, valueLen);
+      if (pos < 0) return -1;
+    }
     pos = writeUvarint(buf, pos, headers.length);
     for (let h = 0; h < headers.length; h++) {
       const [name, v] = headers[h];
@@ -192,8 +244,7 @@ export class BatchBuilder {
         pos = writeBytes(buf, pos, v);
       }
     }
-    this.pos = pos;
-    this.n = i + 1;
+    return pos;
   }
 
   private reserve(bytes: number): void {
@@ -240,9 +291,4 @@ export class BatchBuilder {
     this.n = 0;
     return out;
   }
-}
-
-function isAscii(s: string): boolean {
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
-  return true;
 }

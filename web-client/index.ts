@@ -31,6 +31,7 @@ export type { FailedEvent, OutboxBounds, OutboxEvent, OutboxStats, OutboxStore, 
 export type { AckInfo } from './producer.ts';
 export type { BatchesProduceResult, DirectProduceOptions, DirectProduceResult, TopicMetadata } from './direct-produce.ts';
 export { BatchBuilder } from './batch-builder.ts';
+export { WorkerWebSocket } from './worker-socket.ts';
 export type { TokenSource } from './token.ts';
 export { createAdmin, webSocketUrlOf } from './admin.ts';
 export type { Admin, AdminOptions, GroupDescription, GroupMember, GroupOffset, GroupSummary, HttpRecord, PartitionOffsets, ReadAnswer, ResetTarget, TopicDescription, TopicSummary } from './admin.ts';
@@ -131,6 +132,8 @@ async function makeStore(o: ClientOptions, name: string): Promise<OutboxStore> {
 class TributaryClient extends Emitter<ClientEvents> implements Client {
   private readonly ready: Promise<{ conn: Connection; producer: Producer; store: OutboxStore }>;
   private conn?: Connection;
+  /** The producer, once its outbox is open. */
+  private opened?: Producer;
   private readonly subs = new Set<Subscription>();
   private closed = false;
   readonly producerId: Promise<string>;
@@ -161,6 +164,7 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
           maxBatchBytes: o.maxBatchBytes ?? 1024 * 1024,
           maxBlockMs: o.maxBlockMs ?? 60_000,
           subject: () => this.subject(),
+          subjectNow: () => (o.token === undefined ? '' : undefined),
         },
         conn,
         { ack: (a) => this.emit('ack', a), error: (e) => this.emit('error', e) },
@@ -176,6 +180,7 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
       if (this.closed) conn.close();
       else conn.start();
       await producer.open();
+      this.opened = producer;
       return { conn, producer, store };
     })();
     this.producerId = this.ready.then(({ producer }) => producer.open().then(() => producer.id));
@@ -195,10 +200,11 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
     return this.conn?.state ?? 'waiting';
   }
 
-  async send(topic: string, event: SendEvent): Promise<void> {
-    if (this.closed) throw new ClientError('CLOSED', 'client is closed');
-    const { producer } = await this.ready;
-    return producer.send(topic, event);
+  send(topic: string, event: SendEvent): Promise<void> {
+    if (this.closed) return Promise.reject(new ClientError('CLOSED', 'client is closed'));
+    // Once open, straight to the producer: no promise of its own per send.
+    if (this.opened) return this.opened.send(topic, event);
+    return this.ready.then(({ producer }) => producer.send(topic, event));
   }
 
   async sendMany(topic: string, events: SendEvent[]): Promise<void> {

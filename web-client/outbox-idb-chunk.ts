@@ -10,7 +10,10 @@
  *                    subOf (Uint16Array) only when there is more than one
  *   keys + keyLen    string keys joined into one string, with their lengths
  *                    (-1: no key; -2: a byte key, in `extra`)
- *   vals + valLen    values concatenated into one buffer (-1: tombstone)
+ *   vals + valLen    values concatenated into one buffer (-1: tombstone);
+ *                    `vals` absent when every event has a body: a value is
+ *                    then read from its body (where it sits as it is), so
+ *                    the value bytes are stored once, not twice
  *   enc              value encoding code per event
  *   bodyLen + bodies record bodies (pre-encoded record bytes) when events
  *                    carry them, concatenated (-1: none)
@@ -22,7 +25,7 @@
  * until the old ones drain.
  */
 import type { Header, WireEncoding, WireRecord } from '../protocol/index.ts';
-import { decodeCbor } from '../protocol/index.ts';
+import { decodeCbor, readUvarint, type VarintRead } from '../protocol/index.ts';
 import type { OutboxEvent } from './outbox.ts';
 
 /** A chunk as version 1–2 wrote it. */
@@ -43,7 +46,8 @@ interface ColumnChunk {
   subOf?: Uint16Array;
   keys: string;
   keyLen: Int32Array;
-  vals: Uint8Array;
+  /** Absent: every event has a body, and its value is read from there. */
+  vals?: Uint8Array;
   valLen: Int32Array;
   enc: Uint8Array;
   bodies?: Uint8Array;
@@ -75,7 +79,7 @@ export function encodeChunk(events: readonly OutboxEvent[]): ColumnChunk {
   let keys = '';
   let valTotal = 0;
   let bodyTotal = 0;
-  let anyBody = false;
+  let withBody = 0;
   let extra: ColumnChunk['extra'];
   for (let i = 0; i < n; i++) {
     const e = events[i];
@@ -93,7 +97,7 @@ export function encodeChunk(events: readonly OutboxEvent[]): ColumnChunk {
     if (r.v !== null) valTotal += r.v.length;
     enc[i] = r.e ?? 0;
     if (e.body) {
-      anyBody = true;
+      withBody++;
       bodyTotal += e.body.length;
     }
     if (k instanceof Uint8Array || r.h !== undefined || r.p !== undefined) {
@@ -104,19 +108,22 @@ export function encodeChunk(events: readonly OutboxEvent[]): ColumnChunk {
       (extra ??= []).push([i, x]);
     }
   }
-  const vals = new Uint8Array(valTotal);
+  const chunk: ColumnChunk = { first: events[0].id, n, ts, bytes, topics, subs, keys, keyLen, valLen, enc };
   let pos = 0;
-  for (let i = 0; i < n; i++) {
-    const v = events[i].rec.v;
-    if (v === null) continue;
-    vals.set(v, pos);
-    pos += v.length;
+  if (withBody < n) {
+    const vals = new Uint8Array(valTotal);
+    for (let i = 0; i < n; i++) {
+      const v = events[i].rec.v;
+      if (v === null) continue;
+      vals.set(v, pos);
+      pos += v.length;
+    }
+    chunk.vals = vals;
   }
-  const chunk: ColumnChunk = { first: events[0].id, n, ts, bytes, topics, subs, keys, keyLen, vals, valLen, enc };
   if (topics.length > 1) chunk.topicOf = topicOf;
   if (subs.length > 1) chunk.subOf = subOf;
   if (extra) chunk.extra = extra;
-  if (anyBody) {
+  if (withBody > 0) {
     const bodies = new Uint8Array(bodyTotal);
     const bodyLen = new Int32Array(n);
     pos = 0;
@@ -134,6 +141,22 @@ export function encodeChunk(events: readonly OutboxEvent[]): ColumnChunk {
 }
 
 /**
+ * The value of a record body (protocol/record-body.ts: attributes, then the
+ * key's and the value's uvarint lengths and bytes), as a view; `length` is
+ * the value's length as the chunk recorded it, checked against the body's.
+ */
+function valueInBody(body: Uint8Array, length: number): Uint8Array {
+  const at: VarintRead = { value: 0, pos: 1 };
+  if (((body[0] >> 3) & 3) !== 0) {
+    readUvarint(body, at.pos, body.length, at); // a key: its length, then its bytes
+    if (at.pos >= 0) at.pos += at.value;
+  }
+  if (at.pos >= 0) readUvarint(body, at.pos, body.length, at);
+  if (at.pos < 0 || at.value !== length || at.pos + length > body.length) throw new TypeError(`outbox chunk: a record body does not hold the value of ${length} bytes its chunk records`);
+  return body.subarray(at.pos, at.pos + length);
+}
+
+/**
  * The events of a chunk, unassigned (p -1, seq -1; the caller applies
  * chunkAssign). Values and bodies are views into the chunk's buffers.
  */
@@ -147,7 +170,11 @@ export function decodeChunk(chunk: StoredChunk): OutboxEvent[] {
   let bpos = 0;
   for (let i = 0; i < n; i++) {
     const vl = valLen[i];
-    const rec: WireRecord = { v: vl < 0 ? null : vals.subarray(vpos, (vpos += vl)) };
+    let body: Uint8Array | undefined;
+    if (bodies && bodyLen && bodyLen[i] >= 0) body = bodies.subarray(bpos, (bpos += bodyLen[i]));
+    let v: Uint8Array | null = null;
+    if (vl >= 0) v = vals ? vals.subarray(vpos, (vpos += vl)) : valueInBody(body!, vl);
+    const rec: WireRecord = { v };
     const kl = keyLen[i];
     if (kl >= 0) {
       rec.k = keys.slice(kpos, kpos + kl);
@@ -162,7 +189,7 @@ export function decodeChunk(chunk: StoredChunk): OutboxEvent[] {
       if (x.p !== undefined) rec.p = x.p;
     }
     const e: OutboxEvent = { id: first + i, topic: topics[topicOf ? topicOf[i] : 0], p: -1, seq: -1, sub: subs[subOf ? subOf[i] : 0], rec, bytes: bytes[i] };
-    if (bodies && bodyLen && bodyLen[i] >= 0) e.body = bodies.subarray(bpos, (bpos += bodyLen[i]));
+    if (body) e.body = body;
     out[i] = e;
   }
   return out;

@@ -43,6 +43,7 @@ import { decodeChunk, encodeChunk, type StoredChunk } from './outbox-idb-chunk.t
 import {
   addSkips,
   assignIds,
+  failedEvent,
   newProducerId,
   type Assignment,
   type FailedEvent,
@@ -90,10 +91,14 @@ interface OutboxSchema extends DBSchema {
  * 3: chunks in columns (outbox-idb-chunk.ts). No store changes: older chunks
  *    still read. The bump keeps a tab of an older client, which could not read
  *    the new chunks, out of the database (its open fails; its drain stops).
+ * 4: a chunk whose events all have bodies keeps no separate values column
+ *    (values are read from the bodies). No store changes; the bump, as for 3.
  */
-const DB_VERSION = 3;
+const DB_VERSION = 4;
 /** Events per chunk record; a chunk holding id x therefore has first > x - CHUNK_MAX_EVENTS. */
 const CHUNK_MAX_EVENTS = 2_000;
+/** Chunk states fetched per step of a read. */
+const STATES_PER_READ = 64;
 type StoreName = 'chunks' | 'chunkState' | 'chunkGone' | 'meta' | 'failed' | 'chunkAssign';
 type Tx = IDBPTransaction<OutboxSchema, StoreName[], 'readwrite'>;
 
@@ -106,6 +111,17 @@ function storageError(err: unknown): ClientError {
   if (name === 'QuotaExceededError') return new ClientError('OUTBOX_QUOTA', 'IndexedDB quota exceeded: the browser refused to store more', { cause: err });
   const msg = err instanceof Error ? err.message : String(err);
   return new ClientError('OUTBOX_STORAGE', `IndexedDB failed: ${msg}`, { cause: err });
+}
+
+/**
+ * Commits a readwrite transaction once its requests are issued. Without
+ * commit(), the transaction commits only after the page has received its
+ * last request's result and gone idle: one more round trip through a main
+ * thread that is busy with a send burst or a drain.
+ */
+function commitNow(tx: { done: Promise<void> }): Promise<void> {
+  (unwrap(tx as Tx) as IDBTransaction).commit();
+  return tx.done;
 }
 
 export class IdbOutboxStore implements OutboxStore {
@@ -192,7 +208,7 @@ export class IdbOutboxStore implements OutboxStore {
       }
       const rawMeta = unwrap(meta);
       rawMeta.put(st, 'stats');
-      await tx.done;
+      await commitNow(tx);
       return out;
     } catch (err) {
       throw storageError(err);
@@ -205,9 +221,19 @@ export class IdbOutboxStore implements OutboxStore {
       let from = Math.max(0, afterId + 1 - CHUNK_MAX_EVENTS);
       while (out.length < maxEvents) {
         const tx = this.d.transaction(['chunks', 'chunkState', 'chunkGone', 'chunkAssign'], 'readonly');
-        const states = await tx.objectStore('chunkState').getAll(IDBKeyRange.lowerBound(from), 64);
+        const states = await tx.objectStore('chunkState').getAll(IDBKeyRange.lowerBound(from), STATES_PER_READ);
         if (!states.length) break;
-        const wanted = states.filter((s) => s.last > afterId);
+        // Only the chunks that can fill what is still wanted: fetching (and decoding) every chunk of the
+        // page made a drain's reads of 4,000 events decode the whole outbox again and again.
+        const wanted: ChunkState[] = [];
+        let room = maxEvents - out.length;
+        let used = 0;
+        for (; used < states.length && room > 0; used++) {
+          const s = states[used];
+          if (s.last <= afterId) continue;
+          wanted.push(s);
+          room -= Math.min(s.live, s.last - Math.max(afterId, s.first - 1));
+        }
         const [chunks, gones, assigned] = await Promise.all([
           Promise.all(wanted.map((s) => this.chunkEvents(tx.objectStore('chunks'), s.first))),
           Promise.all(wanted.map((s) => (s.live < chunkSize(s) ? tx.objectStore('chunkGone').get(s.first) : undefined))),
@@ -220,12 +246,17 @@ export class IdbOutboxStore implements OutboxStore {
           for (const e of chunks[i] ?? []) {
             if (e.id <= afterId || gone?.has(e.id)) continue;
             const k = e.id - first;
-            out.push(as && as.p[k] >= 0 ? { ...e, p: as.p[k], seq: as.s[k] } : e);
+            // In place: the decoded events are this store's own (and the drain's), and an assignment never changes.
+            if (as && as.p[k] >= 0) {
+              e.p = as.p[k];
+              e.seq = as.s[k];
+            }
+            out.push(e);
             if (out.length >= maxEvents) break;
           }
         }
-        from = states[states.length - 1].first + 1;
-        if (states.length < 64) break;
+        if (used === states.length && states.length < STATES_PER_READ) break;
+        from = states[used - 1].first + 1;
       }
       return out;
     } catch (err) {
@@ -258,6 +289,8 @@ export class IdbOutboxStore implements OutboxStore {
       const counters = new Map<string, number[]>();
       const touched = new Set<number>();
       const out: OutboxEvent[] = [];
+      const ps: number[] = [];
+      const seqs: number[] = [];
       let si = 0;
       for (const a of assignments) {
         const e = a.event;
@@ -272,24 +305,31 @@ export class IdbOutboxStore implements OutboxStore {
           byFirst.set(s.first, (as = { p: new Int32Array(n).fill(-1), s: new Float64Array(n).fill(-1) }));
         }
         const k = e.id - s.first;
-        if (as.p[k] >= 0) {
-          out.push({ ...e, p: as.p[k], seq: as.s[k] });
-          continue;
+        if (as.p[k] < 0) {
+          let c = counters.get(e.topic);
+          if (!c) counters.set(e.topic, (c = []));
+          const seq = c[a.p] ?? next[`${e.topic}/${a.p}`] ?? 0;
+          c[a.p] = seq + 1;
+          as.p[k] = a.p;
+          as.s[k] = seq;
+          touched.add(s.first);
         }
-        let c = counters.get(e.topic);
-        if (!c) counters.set(e.topic, (c = []));
-        const seq = c[a.p] ?? next[`${e.topic}/${a.p}`] ?? 0;
-        c[a.p] = seq + 1;
-        as.p[k] = a.p;
-        as.s[k] = seq;
-        touched.add(s.first);
-        out.push({ ...e, p: a.p, seq });
+        out.push(e);
+        ps.push(as.p[k]);
+        seqs.push(as.s[k]);
       }
       for (const [topic, c] of counters) c.forEach((n, p) => (next[`${topic}/${p}`] = n));
       const raw = unwrap(tx.objectStore('chunkAssign'));
       for (const first of touched) raw.put(byFirst.get(first)!, first);
       if (touched.size) unwrap(tx.objectStore('meta')).put(next, 'pseqs');
-      await tx.done;
+      await commitNow(tx);
+      // Only once stored: the events are the decoded ones (see read), and a drain must never send an
+      // assignment that a failed write left unstored. In place, as the memory store does: an object
+      // spread per event was the largest cost of assign in a CDP profile.
+      for (let i = 0; i < out.length; i++) {
+        out[i].p = ps[i];
+        out[i].seq = seqs[i];
+      }
       return out;
     } catch (err) {
       throw storageError(err);
@@ -343,7 +383,10 @@ export class IdbOutboxStore implements OutboxStore {
       st.events -= 1;
       st.bytes -= e.bytes;
       if (rawFailed && failed) {
-        rawFailed.put({ ...e, code: failed.code, message: failed.message, failedAt: now });
+        // Without its body, and with a value of its own: a view would store its chunk's whole buffer.
+        const f = failedEvent(e, failed.code, failed.message, now);
+        if (f.rec.v !== null) f.rec = { ...f.rec, v: f.rec.v.slice() };
+        rawFailed.put(f);
         failedNow.push(e);
       }
     }
@@ -369,7 +412,7 @@ export class IdbOutboxStore implements OutboxStore {
       }
     }
     unwrap(tx.objectStore('meta')).put(st, 'stats');
-    await tx.done;
+    await commitNow(tx);
   }
 
   async remove(events: OutboxEvent[]): Promise<void> {

@@ -14,7 +14,7 @@ import type { Connection } from './connection.ts';
 import { ClientError } from './errors.ts';
 import { toOutboxRecord, type SendEvent } from './event-input.ts';
 import { Drainer, SessionEnded } from './outbox-drain.ts';
-import { GroupCommit, NO_ROOM, type FailedEvent, type NewOutboxEvent, type OutboxBounds, type OutboxEvent, type OutboxStore } from './outbox.ts';
+import { GroupCommit, NO_ROOM, type FailedEvent, type NewOutboxEvent, type OutboxBounds, type OutboxStore } from './outbox.ts';
 import { batchCrc32c } from './runtime.ts';
 import { OutboxSignal, requestDrainLease, type DrainLease } from './tabs.ts';
 
@@ -29,6 +29,8 @@ export interface ProducerOptions {
   maxBlockMs: number;
   /** Subject of the token new events are queued under. */
   subject: () => Promise<string>;
+  /** The same, when it is known without waiting (no token: ''); undefined otherwise. */
+  subjectNow?: () => string | undefined;
 }
 
 /** What an `ack` event tells: where each event of one acknowledged batch landed. */
@@ -56,7 +58,7 @@ interface FlushWaiter {
 }
 
 export class Producer {
-  private readonly commit: GroupCommit<NewOutboxEvent, OutboxEvent>;
+  private readonly commit: GroupCommit<NewOutboxEvent, undefined>;
   private producerId = '';
   /** The producer id kept with the outbox (set once the store is open). */
   get id(): string {
@@ -80,11 +82,13 @@ export class Producer {
     private readonly conn: Connection,
     private readonly sink: ProducerSink,
   ) {
-    this.commit = new GroupCommit<NewOutboxEvent, OutboxEvent>(
+    this.commit = new GroupCommit<NewOutboxEvent, undefined>(
       async (items) => {
         await this.open();
         const out = await o.store.append(items, o.bounds);
-        return out.map((e) => e ?? NO_ROOM);
+        // Once per commit, not once per send of a burst.
+        if (out.some((e) => e !== null)) this.appended();
+        return out.map((e) => (e ? undefined : NO_ROOM));
       },
       {
         maxBlockMs: o.maxBlockMs,
@@ -135,11 +139,22 @@ export class Producer {
    * Puts one event into the outbox; resolves once it is durably there. A
    * full outbox makes it wait for room (acks draining it) up to maxBlockMs.
    */
-  async send(topic: string, event: SendEvent): Promise<void> {
-    if (this.closed) throw new ClientError('CLOSED', 'client is closed');
+  send(topic: string, event: SendEvent): Promise<void> {
+    if (this.closed) return Promise.reject(new ClientError('CLOSED', 'client is closed'));
+    // The subject known at once (no token): the send's promise is the commit's own. The sends of a burst
+    // wait for one commit anyway; an async layer and the subject's promise per send only added ticks and garbage.
+    const subject = this.o.subjectNow?.();
+    if (subject === undefined) return this.sendLater(topic, event);
+    try {
+      return this.commit.submit(this.entry(topic, event, subject));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private async sendLater(topic: string, event: SendEvent): Promise<void> {
     const entry = this.entry(topic, event, await this.o.subject());
     await this.commit.submit(entry);
-    this.appended();
   }
 
   /**
@@ -157,7 +172,6 @@ export class Producer {
     const now = Date.now();
     const entries = events.map((e) => this.entry(topic, e, subject, now));
     const { committed, error } = await this.commit.submitAll(entries);
-    if (committed > 0) this.appended();
     if (error === undefined) return;
     if (error instanceof ClientError && error.code === 'OUTBOX_FULL') {
       throw new ClientError('OUTBOX_FULL', `${error.message}; ${committed} of ${entries.length} events were queued`, { details: { enqueued: committed } });

@@ -2,7 +2,8 @@
  * A dashboard in a page: replay from an offset, then follow live across
  * reconnects (the proxy cuts the page's connection while records flow), with
  * no gap and no duplicate; then reopened later, it continues from the
- * position it persisted in IndexedDB.
+ * position it persisted in IndexedDB, this time with its socket in a worker
+ * (WorkerWebSocket), cut once more while records flow.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHub, type Hub } from '../../harness/hub.ts';
@@ -66,15 +67,23 @@ describe('browser subscriptions', () => {
     expectContiguous(await page.evaluate(() => window.tb.received('d')), 100, 500);
     expect(proxy.cuts).toBeGreaterThanOrEqual(4);
 
-    // Reopened later: continues from the persisted position, whatever `from` says.
+    // Reopened later: continues from the persisted position, whatever `from` says; the socket now in a worker.
     await new Promise((r) => setTimeout(r, 100)); // kept: the persisted position has no observable for the test to wait on
     await reloadTestPage(page);
     await produce(1000, 1100);
-    await page.evaluate((o) => window.tb.start('d', o), opts);
-    await page.evaluate(() => window.tb.subscribe('d', 'metrics', { from: 'earliest', persist: 'board' }));
+    await page.evaluate((o) => window.tb.start('d', { ...o, WebSocket: window.T.WorkerWebSocket }), opts);
+    await page.evaluate(() => window.tb.subscribe('d', 'metrics', { from: 'earliest', persist: 'board', creditBytes: 2048 }));
     await until(async () => (await page.evaluate(() => window.tb.receivedCount('d'))) >= 100, 20_000, 'resumed records');
+    const cutsBefore = proxy.cuts;
+    await until(async () => (await opens()) === 1, 10_000, 'worker socket open');
+    await produce(1100, 1150);
+    proxy.cutAll();
+    await produce(1150, 1200);
+    await until(async () => (await page.evaluate(() => window.tb.receivedCount('d'))) >= 200, 20_000, 'records after the cut');
     await new Promise((r) => setTimeout(r, 200)); // proves a negative: an extra or repeated record would show up by now
-    expectContiguous(await page.evaluate(() => window.tb.received('d')), 500, 550);
+    expect(proxy.cuts).toBeGreaterThan(cutsBefore);
+    expect(await opens()).toBeGreaterThanOrEqual(2);
+    expectContiguous(await page.evaluate(() => window.tb.received('d')), 500, 600);
     await ctx.close();
   }, 60_000);
 });

@@ -4,7 +4,10 @@
  * gets, and the window metrics. (Flushing needs the hub: test/streams/*-hub tests.)
  */
 import { describe, expect, it } from 'vitest';
-import { partitionForKey } from '../../protocol/index.ts';
+import { crc32c, encodeCbor, partitionForKey, readLazyRecords } from '../../protocol/index.ts';
+import { BatchBuilder } from '../../web-client/batch-builder.ts';
+import { WindowResultValue } from '../../streams/aggregate-nodes.ts';
+import { WindowStore } from '../../streams/window-store.ts';
 import { stream, type StreamsClient } from '../../streams/index.ts';
 import type { RootDef } from '../../streams/builder.ts';
 import type { StreamMetrics } from '../../streams/nodes.ts';
@@ -81,6 +84,55 @@ describe('stateless steps', () => {
     }
     expect(total).toBe(50);
     expect(h.metrics.processed).toBe(100);
+  });
+
+  it('lazy input records: a value no step replaced goes out as stored, {...r} in map keeps the value, a windowed count is JSON.stringify of its result', () => {
+    const h = harness((app) => {
+      const s = app.from<{ n: number }>('in');
+      s.filter((r) => r.key !== 'drop').to('same');
+      s.selectKey((r) => `re-${String(r.key)}`).to('rekeyed');
+      s.map((r) => ({ ...r, key: 'spread' })).to('spread');
+      s.groupByKey().window({ tumblingMs: 1000 }).count({ name: 'c' }).to('counts');
+    });
+    // A batch as the hub stores it, read as a lazyValues subscription reads it: CBOR values that re-encoding would turn into JSON.
+    const b = new BatchBuilder('input');
+    for (let n = 0; n < 6; n++) b.addEncoded(n === 5 ? 'drop' : `k${n % 2}`, encodeCbor({ n }), 'cbor', 1_000 + n * 100, []);
+    const lazy = readLazyRecords(b.seal(0, crc32c), 0, (o, ts, key, headers, vs, i): ConsumedRecord => ({
+      topic: 'in',
+      partition: 0,
+      offset: o,
+      timestamp: ts,
+      key,
+      headers,
+      get value() {
+        return vs.value(i);
+      },
+      get valueBytes() {
+        return vs.bytes(i);
+      },
+      get valueEncoding() {
+        return vs.encoding(i);
+      },
+    }));
+    const t = h.task(h.root('in'));
+    for (const r of lazy) t.process(r);
+    const events = (topic: string) => t.pendingOutputs().find((o) => o.topic === topic)!.events;
+    expect(events('same').map((e) => [e.key, e.value, e.encoding])).toEqual([0, 1, 2, 3, 4].map((n) => [`k${n % 2}`, { n }, 'cbor']));
+    expect(events('rekeyed').map((e) => [e.key, e.value, e.encoding])).toEqual([0, 1, 2, 3, 4, 5].map((n) => [`re-${n === 5 ? 'drop' : `k${n % 2}`}`, { n }, 'cbor']));
+    expect(events('spread').map((e) => [e.key, e.value])).toEqual([0, 1, 2, 3, 4, 5].map((n) => ['spread', { n }]));
+    expect(events('counts').map((e) => e.value)).toEqual([
+      { key: 'k0', start: 1000, end: 2000, value: 1 },
+      { key: 'k1', start: 1000, end: 2000, value: 1 },
+      { key: 'k0', start: 1000, end: 2000, value: 2 },
+      { key: 'k1', start: 1000, end: 2000, value: 2 },
+      { key: 'k0', start: 1000, end: 2000, value: 3 },
+      { key: 'drop', start: 1000, end: 2000, value: 1 },
+    ]);
+    // The prepared text is exactly what JSON.stringify writes; other values fall back to encoding the object.
+    const slot = new WindowStore('w', false).slot('k"é', -5, 7);
+    for (const v of [0, -0, 3, -12.5, 1e21, 2 ** 53]) expect(new WindowResultValue('k"é', -5, 7, v, slot).jsonText()).toBe(JSON.stringify({ key: 'k"é', start: -5, end: 7, value: v }));
+    expect(new WindowResultValue('k"é', -5, 7, { n: 1 }, slot).jsonText()).toBeUndefined();
+    expect(new WindowResultValue('other', -5, 7, 1, slot).jsonText()).toBeUndefined();
   });
 
   it('branch sends a record to the first matching branch only; merge joins streams again; flatMap fans out', () => {

@@ -50,6 +50,10 @@ describe('BatchBuilder', () => {
     expect(checkBatch(a, 0, a.length, crc32c)).toBeNull();
     const recs = decodeBatch(a);
     expect(recs.map((r) => r.sequence)).toEqual(events.map((_, i) => 7 + i));
+    // addEncoded writes a value's stored bytes as they are: the same batch as encoding the values.
+    const again = new BatchBuilder('task.p.0');
+    for (const r of recs) again.addEncoded(r.key, r.value, r.encoding, r.timestamp, r.headers);
+    expect(firstDifference(again.seal(7, crc32c), a)).toBe(-1);
   });
 
   it('matches across many records (varint widths of deltas and lengths) and starts empty again after seal', () => {

@@ -1,0 +1,99 @@
+/**
+ * A stream task's own CPU per input event, without a hub: stored batches of
+ * the bench's input are read as a lazyValues subscription reads them
+ * (protocol's readLazyRecords) and run through Task.processBatch, whose
+ * lanes write every output into batch bytes and seal them (their produce
+ * calls answer at once). What the app's processing costs whatever else the
+ * machine runs: the end-to-end rows add the socket, the hub and the waits.
+ *
+ *   node --import tsx bench/streams.ts --only task
+ */
+import { encodeBatch, readLazyRecords, type BatchValues, type Header, type RecordKey, type ValueEncoding } from '../protocol/index.ts';
+import { Slots } from '../streams/output-lanes.ts';
+import { Task } from '../streams/task.ts';
+import { stream, type StreamApp, type StreamsClient } from '../streams/index.ts';
+import type { StreamMetrics } from '../streams/nodes.ts';
+import { batchCrc32c } from '../web-client/runtime.ts';
+import type { InputEvent } from '../harness/stream-input.ts';
+
+/** Records per stored batch, as the bench's preload writes them. */
+const RECORDS_PER_BATCH = 10_000;
+/** Rounds per pipeline; the first ones warm the JIT up and are not counted. */
+const ROUNDS = 8;
+const WARM_UP_ROUNDS = 3;
+
+/** A lazy record as the client's lazyValues subscription hands it over (value decoded on first read). */
+class StoredRecord {
+  readonly #values: BatchValues;
+  readonly #index: number;
+  constructor(
+    readonly topic: string,
+    readonly partition: number,
+    readonly offset: number,
+    readonly timestamp: number,
+    readonly key: RecordKey,
+    readonly headers: Header[],
+    values: BatchValues,
+    index: number,
+  ) {
+    this.#values = values;
+    this.#index = index;
+  }
+  get value(): unknown {
+    return this.#values.value(this.#index);
+  }
+  get valueBytes(): Uint8Array | null {
+    return this.#values.bytes(this.#index);
+  }
+  get valueEncoding(): ValueEncoding {
+    return this.#values.encoding(this.#index);
+  }
+}
+
+const answered: StreamsClient = {
+  subscribe: () => {
+    throw new Error('not used');
+  },
+  produceBatches: async (_topic, partition) => ({ partition, lastOffset: 0, duplicate: false }),
+};
+
+/** Median µs of CPU per event over the warm rounds of one pipeline, and the first (cold) round's. */
+export async function taskCpuPerEvent(input: InputEvent[], build: (app: StreamApp) => void): Promise<{ warmUs: number; coldUs: number }> {
+  const crc = await batchCrc32c();
+  const encoder = new TextEncoder();
+  const batches: Uint8Array[] = [];
+  for (let s = 0; s < input.length; s += RECORDS_PER_BATCH) {
+    const records = input.slice(s, s + RECORDS_PER_BATCH).map((e) => ({ key: e.key, value: encoder.encode(JSON.stringify(e.value)), encoding: 'json' as const, timestamp: e.timestamp, headers: [] }));
+    batches.push(encodeBatch({ producerId: 'input', baseSequence: s, baseOffset: s, records }, crc));
+  }
+  const rounds: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const app = stream(answered, { applicationId: 'bench-task' });
+    build(app);
+    const root = [...app.topology.roots.values()][0];
+    const metrics: StreamMetrics = { processed: 0, produced: 0, lateAccepted: 0, lateDropped: 0, skipped: 0, restoredRecords: 0, restoredLocalEntries: 0, flushes: 0, commits: 0 };
+    const settings = {
+      applicationId: 'bench-task',
+      instanceId: 'i',
+      changelogTopic: 'changelog',
+      maxPendingRecords: 1e9,
+      maxBatchRecords: 10_000,
+      minBatchRecords: 1_000,
+      requestsPerLane: 1e9,
+      restoreTimeoutMs: 1_000,
+      produceTimeoutMs: 1_000,
+    };
+    const env = { client: answered as never, metrics, partitionCount: () => 4, lookup: () => undefined, slots: new Slots(1e9), commit: async () => undefined, crc };
+    const task = new Task(root, 0, settings, env);
+    const c0 = process.cpuUsage();
+    for (const b of batches) {
+      const records = readLazyRecords(b, 0, (offset, ts, key, headers, values, i) => new StoredRecord(root.topic, 0, offset, ts, key, headers, values, i), crc);
+      void task.processBatch(records);
+    }
+    const c = process.cpuUsage(c0);
+    rounds.push((c.user + c.system) / input.length);
+    await new Promise((r) => setImmediate(r)); // the lanes' answered produce calls settle between rounds
+  }
+  const warm = rounds.slice(WARM_UP_ROUNDS).sort((a, b) => a - b);
+  return { warmUs: warm[warm.length >> 1], coldUs: rounds[0] };
+}
