@@ -90,7 +90,9 @@ async function storeReplay(store: LogStore, topic: string): Promise<{ ms: number
   const end = store.offsets(topic, 0).highWatermark;
   while (off < end) {
     const r = await store.read(topic, 0, off, 1 << 20);
-    bytes += r.bytes.length;
+    // The batches as the engine holds them: a JetStream read is one buffer per message (ReadResult.parts).
+    if (r.parts) for (const part of r.parts) bytes += part.length;
+    else bytes += r.bytes.length;
     off = r.nextOffset;
   }
   return { ms: performance.now() - start, bytes };
@@ -253,7 +255,7 @@ export async function runJetStreamBench(opts: { quick: boolean; rounds?: number;
           `JetStream engine R${replicas} replay`,
           engineRead,
           size,
-          `LogStore.read, 1 MiB reads; ${read.text} of the bare client (goal ≥ ${pct(GOAL)}: ${read.median >= GOAL ? 'met' : 'missed'})`,
+          `LogStore.read, 1 MiB reads, its parts taken unjoined; ${read.text} of the bare client (goal ≥ ${pct(GOAL)}: ${read.median >= GOAL ? 'met' : 'missed'})`,
         ),
       );
     }

@@ -34,6 +34,12 @@ export interface NatsCluster {
   servers: string;
   /** The gateway port of this cluster's first node (other regions point at it). */
   gatewayPort: number;
+  /**
+   * Resolves once a stream with a replica on every node can be placed: after
+   * a node's restart, it has rejoined (until then an R3 topic is refused
+   * with "no suitable peers for placement").
+   */
+  placeable(deadlineMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -76,7 +82,22 @@ function nodeConfig(o: { name: string; cluster: string; port: number; clusterPor
   return lines.join('\n') + '\n';
 }
 
+/** Starts tried before giving up when a port picked free was taken before nats-server bound it. */
+const PORT_RACE_ATTEMPTS = 3;
+
 export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<NatsCluster> {
+  // freePort() closes its probe before nats-server binds the port: another test file's servers or any
+  // outgoing connection's ephemeral port may take it meanwhile (seen with the JetStream files run in parallel).
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startNatsClusterOnce(opts);
+    } catch (err) {
+      if (attempt >= PORT_RACE_ATTEMPTS || !/address already in use/i.test(String(err))) throw err;
+    }
+  }
+}
+
+async function startNatsClusterOnce(opts: NatsClusterOptions): Promise<NatsCluster> {
   const n = opts.nodes ?? 3;
   const cluster = opts.name ?? `c${Math.random().toString(36).slice(2, 8)}`;
   const root = fs.mkdtempSync(path.join(os.tmpdir(), `tributary-nats-${cluster}-`));
@@ -98,9 +119,10 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
     await Promise.all(nodes.map((nd) => nd.restart()));
     // A cluster joining others by gateway joins their meta group (it may log no leader of its own).
     if (Object.keys(opts.gateways ?? {}).length > 0)
-      await regionReady(
+      await placeableIn(
         cluster,
         nodes.map((nd) => nd.url),
+        1,
       );
     else if (n > 1) await waitFor(() => nodes.some((nd) => /metadata leader/.test(nd.output())), START_TIMEOUT_MS, 'a JetStream meta leader');
   } catch (err) {
@@ -108,11 +130,16 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
     fs.rmSync(root, { recursive: true, force: true });
     throw err;
   }
+  const servers = nodes.map((nd) => nd.url);
   return {
     name: cluster,
     nodes,
-    servers: nodes.map((nd) => nd.url).join(','),
+    servers: servers.join(','),
     gatewayPort: ports[0].gatewayPort,
+    // A lone server without a cluster block places anything it can store.
+    placeable: async (deadlineMs = START_TIMEOUT_MS) => {
+      if (n > 1 || wantGateway) await placeableIn(cluster, servers, n, deadlineMs);
+    },
     stop: async () => {
       await Promise.all(nodes.map((nd) => nd.kill()));
       fs.rmSync(root, { recursive: true, force: true });
@@ -121,20 +148,21 @@ export async function startNatsCluster(opts: NatsClusterOptions = {}): Promise<N
 }
 
 /**
- * A cluster joining others by gateway joins their JetStream meta group a
- * moment after it starts: until then requests from it miss streams and
- * placement in it fails. Ready when a stream can be placed in it.
+ * Ready when a stream of `replicas` can be placed in `cluster`. A cluster
+ * joining others by gateway joins their JetStream meta group a moment after
+ * it starts, and a restarted node rejoins its cluster a moment after it is
+ * up: until then requests miss streams and placement fails.
  */
-async function regionReady(cluster: string, servers: string[]): Promise<void> {
+async function placeableIn(cluster: string, servers: string[], replicas: number, deadlineMs = START_TIMEOUT_MS): Promise<void> {
   const nc = await connect({ servers });
   try {
-    const name = `READY_${cluster}`;
+    const name = `READY_${cluster}_R${replicas}`;
     await waitFor(
       async () => {
         try {
           const jsm = await nc.jetstreamManager();
           // An add whose reply timed out may have created it: an existing one counts too.
-          await jsm.streams.add({ name, subjects: [`ready.${cluster}`], num_replicas: 1, placement: { cluster, tags: [] } }).catch((err) => {
+          await jsm.streams.add({ name, subjects: [`ready.${cluster}.r${replicas}`], num_replicas: replicas, placement: { cluster, tags: [] } }).catch((err) => {
             if (!/already in use/i.test(String(err))) throw err;
           });
           await jsm.streams.delete(name);
@@ -143,8 +171,8 @@ async function regionReady(cluster: string, servers: string[]): Promise<void> {
           return false;
         }
       },
-      START_TIMEOUT_MS,
-      `JetStream placement in region ${cluster}`,
+      deadlineMs,
+      `JetStream placement of ${replicas} replica(s) in cluster ${cluster}`,
     );
   } finally {
     await nc.close();

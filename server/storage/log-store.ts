@@ -72,6 +72,14 @@ export interface ReadResult {
    * what they asked for). Empty when nothing is available at `offset` yet.
    */
   bytes: Uint8Array;
+  /**
+   * The same bytes as `bytes`, in order, as the engine holds them when it
+   * holds them in several buffers (the JetStream engine: one per message).
+   * A reader that can take them avoids the join; `bytes` joins them when it
+   * is first read. Absent when the engine has them in one buffer (the file
+   * engine).
+   */
+  parts?: readonly Uint8Array[];
   /** The offset after the last record of the last batch returned (== offset when empty). */
   nextOffset: number;
   highWatermark: number;

@@ -86,6 +86,19 @@ async function settled<T>(op: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Retries `op` while the cluster answers that a peer is offline (a peer not yet current), up to NEW_STREAM_SETTLE_MS. */
+async function withPeersSettled<T>(op: () => Promise<T>): Promise<T> {
+  const until = Date.now() + NEW_STREAM_SETTLE_MS;
+  for (let delay = 100; ; delay = Math.min(delay * 2, 1000)) {
+    try {
+      return await op();
+    } catch (err) {
+      if (Date.now() > until || !/peer offline/i.test(String(err))) throw err;
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
 const JS_API_TIMEOUT_MS = 15_000;
 
 /** Mirror mode: how often the home region's catalog is re-read. */
@@ -197,7 +210,10 @@ export class JetStreamLogStore implements LogStore {
       return views.kv(TOPICS_BUCKET, { replicas: 1, history: 1 });
     }
     try {
-      const kv = await views.kv(TOPICS_BUCKET, { replicas: 3, history: 1, ...(this.placement ? { placement: this.placement } : {}) });
+      // A cluster just started, or a node just restarted, refuses three replicas with "peer offline" until every
+      // peer is current: that says nothing of its size (taken for a small cluster, it made the catalog and every
+      // topic R1 on a 3-node cluster under load). Asked again for a while; a cluster too small never says it.
+      const kv = await withPeersSettled(() => views.kv(TOPICS_BUCKET, { replicas: 3, history: 1, ...(this.placement ? { placement: this.placement } : {}) }));
       this.clusterReplicas = 3;
       return kv;
     } catch (err) {
@@ -410,7 +426,8 @@ export class JetStreamLogStore implements LogStore {
 
   private async ensureStream(cfg: Partial<StreamConfig>): Promise<void> {
     try {
-      await this.jsm.streams.add(cfg);
+      // A topic created while a node restarts waits for it (a moment) instead of failing.
+      await withPeersSettled(() => this.jsm.streams.add(cfg));
     } catch (err) {
       if (!/already in use|exists/i.test(String(err))) throw err;
       await this.jsm.streams.update(cfg.name!, cfg);

@@ -47,6 +47,11 @@ export function refOfBatch(seq: number, b: Uint8Array): BatchRef {
   return { seq, base: readInt64(b, 0), count: readUint32(b, 23) + 1, appendTime: readInt64(b, 43) };
 }
 
+/** The offset after a stored batch's last record (refOfBatch's base + count, without the object: once per replayed message). */
+export function endOfBatch(b: Uint8Array): number {
+  return readInt64(b, 0) + readUint32(b, 23) + 1;
+}
+
 export function producerOfBatch(b: Uint8Array): BatchProducer {
   const baseSeq = readInt64(b, 51);
   const pidLen = b[63];
