@@ -45,3 +45,35 @@ export function decodeCbor(bytes: Uint8Array): unknown {
   }
   return value;
 }
+
+/**
+ * A `records` frame whose batch bytes are given in several buffers (a
+ * JetStream read: one per message), written into the frame with one copy:
+ * the same frame as encodeCbor({ t, sub, topic, p, b, hw }) with `b` the
+ * parts joined, without joining them first. The map's other entries come
+ * from encodeCbor; `b` is appended as a byte string (CBOR major type 2).
+ */
+export function encodeRecordsFrame(sub: number, topic: string, partition: number, parts: readonly Uint8Array[], size: number, highWatermark: number): Uint8Array {
+  const head = codec.encode({ t: 'records', sub, topic, p: partition, hw: highWatermark });
+  // Five entries; the map's count (in the header byte, or the 1- or 2-byte length cbor-x may use) becomes six.
+  const countAt = head[0] === 0xa5 ? 0 : head[0] === 0xb8 ? 1 : head[0] === 0xb9 ? 2 : -1;
+  if (countAt < 0 || (head[countAt] & 0x1f) !== 5) throw new Error('records frame: unexpected map header');
+  const lenBytes = size < 24 ? 0 : size < 0x100 ? 1 : size < 0x10000 ? 2 : 4;
+  const out = new Uint8Array(head.length + 2 + 1 + lenBytes + size);
+  out.set(head, 0);
+  out[countAt] += 1;
+  let pos = head.length;
+  out[pos++] = 0x61; // text string of 1 byte: "b"
+  out[pos++] = 0x62;
+  if (lenBytes === 0) out[pos++] = 0x40 | size;
+  else {
+    out[pos++] = lenBytes === 1 ? 0x58 : lenBytes === 2 ? 0x59 : 0x5a;
+    for (let i = lenBytes - 1; i >= 0; i--) out[pos++] = (size / 2 ** (8 * i)) & 0xff;
+  }
+  for (const b of parts) {
+    out.set(b, pos);
+    pos += b.length;
+  }
+  if (pos !== out.length) throw new Error(`records frame: parts hold ${pos - (out.length - size)} bytes, not ${size}`);
+  return out;
+}

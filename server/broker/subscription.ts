@@ -20,7 +20,8 @@ import { stageTiming } from './stage-timing.ts';
 export interface SubscriptionSink {
   /** False while the connection is paused by send-buffer backpressure. */
   writable(): boolean;
-  records(subId: number, topic: string, partition: number, bytes: Uint8Array, highWatermark: number): void;
+  /** Batches read for the subscription: `parts` in order, `size` bytes in all (one buffer from the file engine, one per message from JetStream). */
+  records(subId: number, topic: string, partition: number, parts: readonly Uint8Array[], size: number, highWatermark: number): void;
   /** A partition (or, with partition undefined, the whole subscription) failed; the subscription goes on without it. */
   error(subId: number, err: TributaryError, partition?: number): void;
 }
@@ -171,15 +172,19 @@ export class Subscription {
       .then(
         (res) => {
           c.reading = false;
-          if (this.explicitCredit) this.credit += reserve - res.bytes.length;
+          // The engine's own buffers where it has several (JetStream): the frame copies them once, no join first.
+          const parts = res.parts ?? [res.bytes];
+          let size = 0;
+          for (const b of parts) size += b.length;
+          if (this.explicitCredit) this.credit += reserve - size;
           if (this.closed || this.cursors.get(c.partition) !== c) return;
           if (res.highWatermark > c.highWatermark) c.highWatermark = res.highWatermark;
-          if (res.bytes.length > 0) {
+          if (size > 0) {
             if (res.nextOffset <= c.next) throw new Error(`read did not advance: ${this.topic}/${c.partition} at ${c.next}`);
             c.next = res.nextOffset;
-            this.sink.records(this.id, this.topic, c.partition, res.bytes, c.highWatermark);
+            this.sink.records(this.id, this.topic, c.partition, parts, size, c.highWatermark);
             if (stageTiming) stageTiming.sent(this.topic, c.partition, res.bytes, c.wokeAt);
-            this.onSent?.(res.bytes.length);
+            this.onSent?.(size);
           } else if (res.nextOffset > c.next) {
             // Compaction or retention removed everything between: skip ahead.
             c.next = res.nextOffset;

@@ -11,7 +11,7 @@
  * with 4429 SLOW_CONSUMER: one slow consumer costs bounded memory and never
  * slows the others.
  */
-import { encodeCbor } from '../../protocol/codec.ts';
+import { encodeCbor, encodeRecordsFrame } from '../../protocol/codec.ts';
 import { closeCodeOf, TributaryError, type ErrorCode } from '../../protocol/errors.ts';
 import type { AssignmentFrame, ServerFrame } from '../../protocol/frames.ts';
 import type { ConnectionQuota } from '../limits/index.ts';
@@ -124,8 +124,10 @@ export class Connection implements GroupMemberSink {
     return !this.closed && this.pausedSinceMs === 0 && this.buffered() < this.settings.sendHighWaterBytes;
   }
 
-  records(subId: number, topic: string, partition: number, bytes: Uint8Array, highWatermark: number): void {
-    this.enqueue(encodeCbor({ t: 'records', sub: subId, topic, p: partition, b: bytes, hw: highWatermark }));
+  records(subId: number, topic: string, partition: number, parts: readonly Uint8Array[], size: number, highWatermark: number): void {
+    this.enqueue(
+      parts.length === 1 ? encodeCbor({ t: 'records', sub: subId, topic, p: partition, b: parts[0], hw: highWatermark }) : encodeRecordsFrame(subId, topic, partition, parts, size, highWatermark),
+    );
   }
 
   error(subId: number, err: TributaryError, partition?: number): void {

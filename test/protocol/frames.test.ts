@@ -16,6 +16,8 @@ import {
   encodeBatch,
   decodeBatch,
   stampBatch,
+  encodeRecordsFrame,
+  decodeServerFrame,
 } from '../../protocol/index.ts';
 
 const produce = (extra: Record<string, unknown> = {}) => ({ t: 'produce', id: 1, topic: 'orders', records: [{ k: 'a', v: new Uint8Array([1]) }], ...extra });
@@ -222,5 +224,21 @@ describe('produce frames in batch form', () => {
     const one = encodeBatch({ records: recs });
     const many = decodeClientFrame(encodeCbor({ t: 'produce', id: 1, topic: 't', batches: Array.from({ length: 65 }, () => ({ p: 0, b: one })) }));
     expect(!many.ok && many.error.code).toBe('BATCH_TOO_LARGE');
+  });
+});
+
+describe('a records frame from several buffers (encodeRecordsFrame)', () => {
+  it('is byte for byte the frame encodeCbor makes of the joined bytes, across every byte-string length header', () => {
+    for (const size of [0, 1, 23, 24, 255, 256, 65_535, 65_536, 300_001]) {
+      const joined = Uint8Array.from({ length: size }, (_, i) => (i * 31 + size) & 0xff);
+      // Cut into uneven parts (and an empty one) as a JetStream read hands them over.
+      const cuts = [0, Math.floor(size / 3), Math.floor(size / 3), Math.floor((size * 3) / 4), size];
+      const parts = cuts.slice(1).map((end, i) => joined.subarray(cuts[i], end));
+      const frame = encodeRecordsFrame(7, 'orders', 3, parts, size, 123_456);
+      expect(Buffer.from(frame).equals(Buffer.from(encodeCbor({ t: 'records', sub: 7, topic: 'orders', p: 3, hw: 123_456, b: joined })))).toBe(true);
+      const back = decodeServerFrame(frame) as { ok: boolean; frame?: { b: Uint8Array } };
+      expect(back.ok).toBe(true);
+      expect(Buffer.from(back.frame!.b).equals(Buffer.from(joined))).toBe(true);
+    }
   });
 });
