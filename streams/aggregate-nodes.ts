@@ -45,11 +45,16 @@ export class WindowResultValue implements WindowResult<string, unknown> {
 
   /** The JSON text when the value is a finite number and the window's text applies; undefined otherwise (encode the object). */
   jsonText(): string | undefined {
+    const head = this.jsonHead();
+    return head === undefined ? undefined : `${head}${this.value as number}}`;
+  }
+
+  /** The JSON text up to the value (the window's, built once) when the value is a finite number and the text applies; the text is head + value + "}". */
+  jsonHead(): string | undefined {
     const s = this.#slot;
     const v = this.value;
     if (s === undefined || typeof v !== 'number' || !Number.isFinite(v) || s.key !== this.key || s.start !== this.start || s.end !== this.end) return undefined;
-    const prefix = (s.jsonPrefix ??= `{"key":${JSON.stringify(s.key)},"start":${s.start},"end":${s.end},"value":`);
-    return `${prefix}${v}}`;
+    return (s.jsonPrefix ??= `{"key":${JSON.stringify(s.key)},"start":${s.start},"end":${s.end},"value":`);
   }
 }
 
@@ -84,7 +89,7 @@ abstract class WindowedNode extends ProcessorNode {
 
   protected result(t: TaskContext, key: string, start: number, end: number, value: unknown, timestamp: number, r?: Rec, slot?: WindowSlot): void {
     const out = value === null ? null : new WindowResultValue(key, start, end, value, slot);
-    this.forward(t, { key: slot?.outKey ?? `${key}@${start}`, value: out, timestamp, headers: r?.headers ?? [], topic: r?.topic, partition: r?.partition, offset: r?.offset });
+    this.forward(t, { key: slot?.outKey ?? `${key}@${start}`, value: out, timestamp, headers: r?.headers ?? [], topic: r?.topic, partition: r?.partition, offset: r?.offset, partitionMemo: slot });
   }
 
   /** Closes every window that ends at or before `closeBefore` (stream time − grace): final results go out now. */

@@ -151,6 +151,17 @@ export class OutputLane {
     this.pushed();
   }
 
+  /** push() for a value that is the JSON text head + n + tail (BatchBuilder.addJsonNumber). */
+  pushJsonNumber(key: string | Uint8Array | null, head: string, n: number, tail: string, timestamp: number, headers: readonly Header[]): void {
+    try {
+      this.builder.addJsonNumber(key, head, n, tail, timestamp, headers);
+    } catch (err) {
+      this.fail(err instanceof Error ? err : new Error(String(err)));
+      return;
+    }
+    this.pushed();
+  }
+
   /** push() for a value as it was stored (a consumed record's bytes and encoding; null: a tombstone). */
   pushEncoded(key: string | Uint8Array | null, bytes: Uint8Array | null, encoding: ValueEncoding, timestamp: number, headers: readonly Header[]): void {
     try {

@@ -163,8 +163,9 @@ export class Task implements TaskContext {
     if (stored !== undefined) lane.pushEncoded(key, stored, r.valueEncoding ?? 'bytes', r.timestamp, r.headers);
     else {
       const v = r.value;
-      const text = v instanceof WindowResultValue ? v.jsonText() : undefined;
-      if (text !== undefined) lane.pushJson(key, text, r.timestamp, r.headers);
+      // The number written after the window's prepared head: no text built per update.
+      const head = v instanceof WindowResultValue ? v.jsonHead() : undefined;
+      if (head !== undefined) lane.pushJsonNumber(key, head, (v as WindowResultValue).value as number, '}', r.timestamp, r.headers);
       else lane.push(key, v, r.timestamp, r.headers);
     }
     // A flag on the lane, not a Set: no hash per output.

@@ -4,6 +4,7 @@
  * them too): windows by end time, sorted, for closing windows as stream time
  * passes them; and windows by record key, for session merging.
  */
+import type { PartitionMemo } from './nodes.ts';
 import { KeyValueStore } from './state-store.ts';
 
 export function windowKey(key: string, start: number, end: number): string {
@@ -17,7 +18,7 @@ export function parseWindowKey(sk: string): { key: string; start: number; end: n
 }
 
 /** One window of one record key: its store key and its output key (`<key>@<start>`), built once per window. */
-export interface WindowSlot {
+export interface WindowSlot extends PartitionMemo {
   key: string;
   start: number;
   end: number;
@@ -68,7 +69,7 @@ export class WindowStore<A = unknown> extends KeyValueStore<A> {
       const w = list[i];
       if (w.start === start && w.end === end) return w;
     }
-    const w: WindowSlot = { key, start, end, sk: windowKey(key, start, end), outKey: `${key}@${start}`, jsonPrefix: undefined };
+    const w: WindowSlot = { key, start, end, sk: windowKey(key, start, end), outKey: `${key}@${start}`, jsonPrefix: undefined, memoKey: undefined, memoPartitions: 0, memoPartition: 0 };
     list.push(w);
     return w;
   }

@@ -81,6 +81,38 @@ function writeText(buf: Uint8Array, pos: number, s: string, len: number): number
   return pos + len;
 }
 
+/** Writes `s` with no length before it, as ASCII: -1 if a char is not. */
+function writeAscii(buf: Uint8Array, pos: number, s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c > 0x7f) return -1;
+    buf[pos + i] = c;
+  }
+  return pos + s.length;
+}
+
+/** Characters of a safe integer's decimal text (its sign included; -0 is "0", as JSON writes it). */
+function integerTextLength(n: number): number {
+  let len = n < 0 ? 2 : 1;
+  for (let x = n < 0 ? -n : n; x >= 10; x = Math.floor(x / 10)) len++;
+  return len;
+}
+
+/** Writes a safe integer's decimal text, `len` chars (integerTextLength). */
+function writeInteger(buf: Uint8Array, pos: number, n: number, len: number): number {
+  let x = n;
+  if (n < 0) {
+    buf[pos] = 0x2d; // '-'
+    x = -n;
+  }
+  for (let i = pos + len - 1; ; i--) {
+    buf[i] = 0x30 + (x % 10);
+    x = Math.floor(x / 10);
+    if (x === 0) break;
+  }
+  return pos + len;
+}
+
 function writeBytes(buf: Uint8Array, pos: number, b: Uint8Array): number {
   pos = writeUvarint(buf, pos, b.length);
   buf.set(b, pos);
@@ -164,11 +196,35 @@ export class BatchBuilder {
   }
 
   /**
+   * Writes a record whose value is the JSON text `head` + `n` + `tail` (the
+   * caller vouches that it is JSON): a value that differs from record to
+   * record only in a number (a windowed count's result) is written without
+   * building its text. The same bytes as addJson of that text.
+   */
+  addJsonNumber(key: string | Uint8Array | null, head: string, n: number, tail: string, timestamp: number, headers: readonly Header[]): void {
+    if (Number.isSafeInteger(n) && this.write(key, null, head, head.length + integerTextLength(n) + tail.length, ENCODING_CODE.json, timestamp, headers, n, tail)) return;
+    // Not an integer, or a fragment not ASCII: the text as JSON writes the number.
+    this.addJson(key, `${head}${JSON.stringify(n)}${tail}`, timestamp, headers);
+  }
+
+  /**
    * One record: the value as bytes (`bin`) or as text (`text`, `textBytes`
    * long in UTF-8), or neither (null). False, and nothing written, when
    * `textBytes` was the text's length unchecked and a char is not ASCII.
+   * With `tail`: the text is `text` + the safe integer `num` + `tail`, all
+   * ASCII (`textBytes` their length).
    */
-  private write(key: string | Uint8Array | null, bin: Uint8Array | null, text: string | null, textBytes: number, enc: number, timestamp: number, headers: readonly Header[]): boolean {
+  private write(
+    key: string | Uint8Array | null,
+    bin: Uint8Array | null,
+    text: string | null,
+    textBytes: number,
+    enc: number,
+    timestamp: number,
+    headers: readonly Header[],
+    num = 0,
+    tail: string | null = null,
+  ): boolean {
     if (key !== null && typeof key !== 'string' && !(key instanceof Uint8Array)) bad('key must be a string, a Uint8Array or null');
     if (!Number.isSafeInteger(timestamp) || timestamp < 0) bad('timestamp must be a non-negative integer (ms since the epoch)');
     if (headers.length || bin !== null || (key !== null && key.length * 3 > LIMITS.maxKeyBytes)) {
@@ -179,11 +235,11 @@ export class BatchBuilder {
     // A short string key is taken as ASCII and checked as it is written (writeText), a long one counted first.
     let keyLen = key === null ? 0 : typeof key === 'string' ? (key.length < 64 ? key.length : utf8Length(key)) : key.length;
     const tsDelta = zigzag(timestamp - (i === 0 ? timestamp : this.firstTs));
-    let pos = this.writeAt(i, key, keyLen, bin, text, textBytes, enc, tsDelta, headers);
+    let pos = this.writeAt(i, key, keyLen, bin, text, textBytes, enc, tsDelta, headers, num, tail);
     if (pos === -2) {
       // The key was not ASCII: written again with its UTF-8 length.
       keyLen = utf8Length(key as string);
-      pos = this.writeAt(i, key, keyLen, bin, text, textBytes, enc, tsDelta, headers);
+      pos = this.writeAt(i, key, keyLen, bin, text, textBytes, enc, tsDelta, headers, num, tail);
     }
     if (pos === -1) return false;
     if (i === 0) this.firstTs = this.maxTs = timestamp;
@@ -204,6 +260,8 @@ export class BatchBuilder {
     enc: number,
     tsDelta: number,
     headers: readonly Header[],
+    num: number,
+    tail: string | null,
   ): number {
     const hasValue = bin !== null || text !== null;
     const valueLen = bin !== null ? bin.length : textBytes;
@@ -228,8 +286,13 @@ export class BatchBuilder {
       if (pos < 0) return -2;
     } else if (key !== null) pos = writeBytes(buf, pos, key);
     if (bin !== null) pos = writeBytes(buf, pos, bin);
-    else if (text !== null) {
+    else if (text !== null && tail === null) {
       pos = writeText(buf, pos, text, valueLen);
+      if (pos < 0) return -1;
+    } else if (text !== null) {
+      pos = writeAscii(buf, writeUvarint(buf, pos, valueLen), text);
+      if (pos < 0) return -1;
+      pos = writeAscii(buf, writeInteger(buf, pos, num, valueLen - text.length - (tail as string).length), tail as string);
       if (pos < 0) return -1;
     }
     pos = writeUvarint(buf, pos, headers.length);

@@ -87,13 +87,20 @@ describe('stateless steps', () => {
   });
 
   it('lazy input records: a value no step replaced goes out as stored, {...r} in map keeps the value, a windowed count is JSON.stringify of its result', () => {
-    const h = harness((app) => {
-      const s = app.from<{ n: number }>('in');
-      s.filter((r) => r.key !== 'drop').to('same');
-      s.selectKey((r) => `re-${String(r.key)}`).to('rekeyed');
-      s.map((r) => ({ ...r, key: 'spread' })).to('spread');
-      s.groupByKey().window({ tumblingMs: 1000 }).count({ name: 'c' }).to('counts');
-    });
+    const h = harness(
+      (app) => {
+        const s = app.from<{ n: number }>('in');
+        s.filter((r) => r.key !== 'drop').to('same');
+        s.selectKey((r) => `re-${String(r.key)}`).to('rekeyed');
+        s.map((r) => ({ ...r, key: 'spread' })).to('spread');
+        const counts = s.groupByKey().window({ tumblingMs: 1000 }).count({ name: 'c' }).toStream();
+        counts.to('counts');
+        // The sink's partition memo (kept on the window) holds only for the same key and partition count.
+        counts.to('counts-7');
+        counts.map((r) => ({ ...r, key: `x${String(r.key)}` })).to('counts-7-rekeyed');
+      },
+      { counts: 5, 'counts-7': 7, 'counts-7-rekeyed': 7 },
+    );
     // A batch as the hub stores it, read as a lazyValues subscription reads it: CBOR values that re-encoding would turn into JSON.
     const b = new BatchBuilder('input');
     for (let n = 0; n < 6; n++) b.addEncoded(n === 5 ? 'drop' : `k${n % 2}`, encodeCbor({ n }), 'cbor', 1_000 + n * 100, []);
@@ -117,10 +124,24 @@ describe('stateless steps', () => {
     const t = h.task(h.root('in'));
     for (const r of lazy) t.process(r);
     const events = (topic: string) => t.pendingOutputs().find((o) => o.topic === topic)!.events;
+    for (const [topic, n] of [
+      ['counts', 5],
+      ['counts-7', 7],
+      ['counts-7-rekeyed', 7],
+    ] as const) {
+      const outs = t.pendingOutputs().filter((o) => o.topic === topic);
+      expect(outs.reduce((a, o) => a + o.events.length, 0)).toBe(6);
+      for (const o of outs) for (const e of o.events) expect(o.partition).toBe(partitionForKey(e.key as string, n));
+    }
     expect(events('same').map((e) => [e.key, e.value, e.encoding])).toEqual([0, 1, 2, 3, 4].map((n) => [`k${n % 2}`, { n }, 'cbor']));
     expect(events('rekeyed').map((e) => [e.key, e.value, e.encoding])).toEqual([0, 1, 2, 3, 4, 5].map((n) => [`re-${n === 5 ? 'drop' : `k${n % 2}`}`, { n }, 'cbor']));
     expect(events('spread').map((e) => [e.key, e.value])).toEqual([0, 1, 2, 3, 4, 5].map((n) => ['spread', { n }]));
-    expect(events('counts').map((e) => e.value)).toEqual([
+    const countEvents = t
+      .pendingOutputs()
+      .filter((o) => o.topic === 'counts')
+      .flatMap((o) => o.events)
+      .sort((a, b) => a.timestamp! - b.timestamp!);
+    expect(countEvents.map((e) => e.value)).toEqual([
       { key: 'k0', start: 1000, end: 2000, value: 1 },
       { key: 'k1', start: 1000, end: 2000, value: 1 },
       { key: 'k0', start: 1000, end: 2000, value: 2 },
@@ -133,6 +154,16 @@ describe('stateless steps', () => {
     for (const v of [0, -0, 3, -12.5, 1e21, 2 ** 53]) expect(new WindowResultValue('k"é', -5, 7, v, slot).jsonText()).toBe(JSON.stringify({ key: 'k"é', start: -5, end: 7, value: v }));
     expect(new WindowResultValue('k"é', -5, 7, { n: 1 }, slot).jsonText()).toBeUndefined();
     expect(new WindowResultValue('other', -5, 7, 1, slot).jsonText()).toBeUndefined();
+    // The number written after the head: the same bytes as the text (integers, and the fallbacks: not an integer, a head not ASCII).
+    for (const head of ['{"key":"k","value":', '{"key":"é","value":']) {
+      const a = new BatchBuilder('p');
+      const b = new BatchBuilder('p');
+      for (const v of [0, -0, 7, 10, 99, 100, -1, -10, 123456789, 2 ** 53 - 1, -(2 ** 53 - 1), 2 ** 53, -12.5, 1e21]) {
+        a.addJsonNumber('k', head, v, '}', 1_000, []);
+        b.addJson('k', `${head}${JSON.stringify(v)}}`, 1_000, []);
+      }
+      expect(a.seal(0, crc32c)).toEqual(b.seal(0, crc32c));
+    }
   });
 
   it('branch sends a record to the first matching branch only; merge joins streams again; flatMap fans out', () => {
