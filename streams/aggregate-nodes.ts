@@ -9,6 +9,8 @@ import { keyString, ProcessorNode, type Rec, type TaskContext } from './nodes.ts
 import { isClosed, windowStartsFor, type NormalizedWindows } from './windows.ts';
 import { parseWindowKey, windowKey, WindowStore, type WindowSlot } from './window-store.ts';
 
+const utf8 = new TextEncoder();
+
 export type Initializer<A> = () => A;
 export type Adder<K, V, A> = (acc: A, r: Rec<K, V>) => A;
 export type Merger<A> = (a: A, b: A) => A;
@@ -55,6 +57,13 @@ export class WindowResultValue implements WindowResult<string, unknown> {
     const v = this.value;
     if (s === undefined || typeof v !== 'number' || !Number.isFinite(v) || s.key !== this.key || s.start !== this.start || s.end !== this.end) return undefined;
     return (s.jsonPrefix ??= `{"key":${JSON.stringify(s.key)},"start":${s.start},"end":${s.end},"value":`);
+  }
+
+  /** jsonHead() as UTF-8 bytes (built once per window). */
+  jsonHeadBytes(): Uint8Array | undefined {
+    const head = this.jsonHead();
+    if (head === undefined) return undefined;
+    return (this.#slot!.jsonPrefixBytes ??= utf8.encode(head));
   }
 }
 

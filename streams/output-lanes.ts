@@ -151,8 +151,8 @@ export class OutputLane {
     this.pushed();
   }
 
-  /** push() for a value that is the JSON text head + n + tail (BatchBuilder.addJsonNumber). */
-  pushJsonNumber(key: string | Uint8Array | null, head: string, n: number, tail: string, timestamp: number, headers: readonly Header[]): void {
+  /** push() for a value that is the JSON text head + n + tail, head and tail as UTF-8 bytes (BatchBuilder.addJsonNumber). */
+  pushJsonNumber(key: string | Uint8Array | null, head: Uint8Array, n: number, tail: Uint8Array, timestamp: number, headers: readonly Header[]): void {
     try {
       this.builder.addJsonNumber(key, head, n, tail, timestamp, headers);
     } catch (err) {

@@ -32,6 +32,8 @@ import { KeyValueStore } from './state-store.ts';
 import { WindowStore } from './window-store.ts';
 
 const NO_HEADERS: readonly Header[] = [];
+/** What follows the number in a windowed result's JSON text. */
+const CLOSE_BRACE = new TextEncoder().encode('}');
 
 export interface TaskSettings {
   applicationId: string;
@@ -164,8 +166,8 @@ export class Task implements TaskContext {
     else {
       const v = r.value;
       // The number written after the window's prepared head: no text built per update.
-      const head = v instanceof WindowResultValue ? v.jsonHead() : undefined;
-      if (head !== undefined) lane.pushJsonNumber(key, head, (v as WindowResultValue).value as number, '}', r.timestamp, r.headers);
+      const head = v instanceof WindowResultValue ? v.jsonHeadBytes() : undefined;
+      if (head !== undefined) lane.pushJsonNumber(key, head, (v as WindowResultValue).value as number, CLOSE_BRACE, r.timestamp, r.headers);
       else lane.push(key, v, r.timestamp, r.headers);
     }
     // A flag on the lane, not a Set: no hash per output.

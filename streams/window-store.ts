@@ -26,6 +26,8 @@ export interface WindowSlot extends PartitionMemo {
   outKey: string;
   /** `{"key":…,"start":…,"end":…,"value":` — a windowed result's JSON text up to its value, built at the first result of the window. */
   jsonPrefix: string | undefined;
+  /** jsonPrefix as UTF-8 bytes, copied into each result's record. */
+  jsonPrefixBytes: Uint8Array | undefined;
 }
 
 export class WindowStore<A = unknown> extends KeyValueStore<A> {
@@ -69,7 +71,18 @@ export class WindowStore<A = unknown> extends KeyValueStore<A> {
       const w = list[i];
       if (w.start === start && w.end === end) return w;
     }
-    const w: WindowSlot = { key, start, end, sk: windowKey(key, start, end), outKey: `${key}@${start}`, jsonPrefix: undefined, memoKey: undefined, memoPartitions: 0, memoPartition: 0 };
+    const w: WindowSlot = {
+      key,
+      start,
+      end,
+      sk: windowKey(key, start, end),
+      outKey: `${key}@${start}`,
+      jsonPrefix: undefined,
+      jsonPrefixBytes: undefined,
+      memoKey: undefined,
+      memoPartitions: 0,
+      memoPartition: 0,
+    };
     list.push(w);
     return w;
   }

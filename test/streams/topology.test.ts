@@ -154,12 +154,12 @@ describe('stateless steps', () => {
     for (const v of [0, -0, 3, -12.5, 1e21, 2 ** 53]) expect(new WindowResultValue('k"é', -5, 7, v, slot).jsonText()).toBe(JSON.stringify({ key: 'k"é', start: -5, end: 7, value: v }));
     expect(new WindowResultValue('k"é', -5, 7, { n: 1 }, slot).jsonText()).toBeUndefined();
     expect(new WindowResultValue('other', -5, 7, 1, slot).jsonText()).toBeUndefined();
-    // The number written after the head: the same bytes as the text (integers, and the fallbacks: not an integer, a head not ASCII).
+    // The number written after the head's bytes: the same bytes as the text (integers, a head not ASCII, and the fallback for a number not an integer).
     for (const head of ['{"key":"k","value":', '{"key":"é","value":']) {
       const a = new BatchBuilder('p');
       const b = new BatchBuilder('p');
       for (const v of [0, -0, 7, 10, 99, 100, -1, -10, 123456789, 2 ** 53 - 1, -(2 ** 53 - 1), 2 ** 53, -12.5, 1e21]) {
-        a.addJsonNumber('k', head, v, '}', 1_000, []);
+        a.addJsonNumber('k', new TextEncoder().encode(head), v, new TextEncoder().encode('}'), 1_000, []);
         b.addJson('k', `${head}${JSON.stringify(v)}}`, 1_000, []);
       }
       expect(a.seal(0, crc32c)).toEqual(b.seal(0, crc32c));
