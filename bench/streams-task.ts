@@ -8,12 +8,13 @@
  *
  *   node --import tsx bench/streams.ts --only task
  */
-import { encodeBatch, readLazyRecords, type BatchValues, type Header, type RecordKey, type ValueEncoding } from '../protocol/index.ts';
+import { encodeBatch, readLazyRecords } from '../protocol/index.ts';
 import { Slots } from '../streams/output-lanes.ts';
 import { Task } from '../streams/task.ts';
 import { stream, type StreamApp, type StreamsClient } from '../streams/index.ts';
 import type { StreamMetrics } from '../streams/nodes.ts';
 import { batchCrc32c } from '../web-client/runtime.ts';
+import { LazyRecord } from '../web-client/consumer.ts';
 import type { InputEvent } from '../harness/stream-input.ts';
 
 /** Records per stored batch, as the bench's preload writes them. */
@@ -21,34 +22,6 @@ const RECORDS_PER_BATCH = 10_000;
 /** Rounds per pipeline; the first ones warm the JIT up and are not counted. */
 const ROUNDS = 8;
 const WARM_UP_ROUNDS = 3;
-
-/** A lazy record as the client's lazyValues subscription hands it over (value decoded on first read). */
-class StoredRecord {
-  readonly #values: BatchValues;
-  readonly #index: number;
-  constructor(
-    readonly topic: string,
-    readonly partition: number,
-    readonly offset: number,
-    readonly timestamp: number,
-    readonly key: RecordKey,
-    readonly headers: Header[],
-    values: BatchValues,
-    index: number,
-  ) {
-    this.#values = values;
-    this.#index = index;
-  }
-  get value(): unknown {
-    return this.#values.value(this.#index);
-  }
-  get valueBytes(): Uint8Array | null {
-    return this.#values.bytes(this.#index);
-  }
-  get valueEncoding(): ValueEncoding {
-    return this.#values.encoding(this.#index);
-  }
-}
 
 const answered: StreamsClient = {
   subscribe: () => {
@@ -87,7 +60,7 @@ export async function taskCpuPerEvent(input: InputEvent[], build: (app: StreamAp
     const task = new Task(root, 0, settings, env);
     const c0 = process.cpuUsage();
     for (const b of batches) {
-      const records = readLazyRecords(b, 0, (offset, ts, key, headers, values, i) => new StoredRecord(root.topic, 0, offset, ts, key, headers, values, i), crc);
+      const records = readLazyRecords(b, 0, (offset, ts, key, headers, values, i) => new LazyRecord(root.topic, 0, offset, ts, key, headers, values, i), crc);
       void task.processBatch(records);
     }
     const c = process.cpuUsage(c0);

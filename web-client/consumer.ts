@@ -98,7 +98,7 @@ export interface ConsumedRecord {
  * bytes until read. Private fields (#) keep the batch out of
  * JSON.stringify, spread and structuredClone.
  */
-class LazyRecord implements ConsumedRecord {
+export class LazyRecord implements ConsumedRecord {
   readonly #values: BatchValues;
   readonly #index: number;
   constructor(
