@@ -34,9 +34,9 @@
 import { crc32c as portableCrc32c, type Crc32c } from './crc32c.ts';
 import { TributaryError } from './errors.ts';
 import { LIMITS } from './limits.ts';
-import { ENCODING_CODE, VALUE_ENCODINGS, recordLimitFault, type EncodedRecord, type Header, type StoredRecord, utf8Length, fromUtf8, isUtf8 } from './record.ts';
+import { ENCODING_CODE, VALUE_ENCODINGS, recordLimitFault, type EncodedRecord, type Header, type StoredRecord, utf8Length, fromUtf8 } from './record.ts';
+import { isValidUtf8 } from './cbor-scan.ts';
 
-export { isUtf8 };
 import { readUvarint, uvarintSize, writeUvarint, zigzag, unzigzag, type VarintRead } from './varint.ts';
 import { headerBytes, keyBytes, writeBytes, writeStr } from './record-fields.ts';
 
@@ -345,7 +345,7 @@ function walkHeaders(b: Uint8Array, p: number, recEnd: number, decode: boolean, 
     readUvarint(b, p, recEnd, vr);
     if (vr.pos < 0 || vr.pos + vr.value > recEnd || vr.value > LIMITS.maxHeaderValueBytes) return null;
     if (!decode) {
-      if (utf8 && (!isUtf8(b, nameStart, nameEnd) || (kind === 0 && !isUtf8(b, vr.pos, vr.pos + vr.value)))) return null;
+      if (utf8 && (!isValidUtf8(b, nameStart, nameEnd) || (kind === 0 && !isValidUtf8(b, vr.pos, vr.pos + vr.value)))) return null;
     } else {
       try {
         const vb = b.subarray(vr.pos, vr.pos + vr.value);
@@ -453,7 +453,7 @@ export function walkBatchRecords(b: Uint8Array, pos: number, layout: RecordLayou
       if (vr.pos < 0 || vr.pos + vr.value > recEnd || vr.value > LIMITS.maxKeyBytes) return false;
       ks = vr.pos;
       p = ke = vr.pos + vr.value;
-      if (utf8 && keyKind === 1 && !isUtf8(b, ks, ke)) return false;
+      if (utf8 && keyKind === 1 && !isValidUtf8(b, ks, ke)) return false;
     }
     let vs = -1;
     let ve = -1;

@@ -17,6 +17,12 @@ export function encodeValue(value: unknown, encoding?: ValueEncoding): { value: 
   if (value instanceof Uint8Array && (encoding === undefined || encoding === 'bytes')) return { value, encoding: 'bytes' };
   if (encoding === 'cbor') return { value: encodeCbor(value), encoding };
   if (encoding === 'bytes') throw new TributaryError('BAD_RECORD', 'a bytes value must be a Uint8Array');
+  const text = jsonText(value);
+  return { value: text.length > POOL_MAX_TEXT ? utf8(text) : utf8Pooled(text), encoding: 'json' };
+}
+
+/** A value's JSON text; BAD_RECORD where it has none (a function, a cycle, a BigInt). */
+export function jsonText(value: unknown): string {
   let text: string | undefined;
   try {
     text = JSON.stringify(value);
@@ -24,7 +30,7 @@ export function encodeValue(value: unknown, encoding?: ValueEncoding): { value: 
     text = undefined;
   }
   if (text === undefined) throw new TributaryError('BAD_RECORD', 'value cannot be encoded as JSON');
-  return { value: text.length > POOL_MAX_TEXT ? utf8(text) : utf8Pooled(text), encoding: 'json' };
+  return text;
 }
 
 /**

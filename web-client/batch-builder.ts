@@ -23,6 +23,7 @@ import {
   LIMITS,
   TributaryError,
   encodeValue,
+  jsonText,
   recordLimitFault,
   utf8Length,
   uvarintSize,
@@ -34,7 +35,7 @@ import {
   type Header,
   type ValueEncoding,
 } from '../protocol/index.ts';
-import type { SendEvent } from './event-input.ts';
+import { headerPairs, type SendEvent } from './event-input.ts';
 
 /** First buffer of a batch: grows by doubling, so a batch of many small records is copied a few times at most. */
 const INITIAL_BUFFER_BYTES = 64 * 1024;
@@ -45,22 +46,9 @@ const MAX_SLACK_SHARE = 0.25;
 
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder();
-const NO_HEADERS: readonly Header[] = [];
 
 function bad(message: string, code: 'BAD_RECORD' | 'RECORD_TOO_LARGE' = 'BAD_RECORD'): never {
   throw new TributaryError(code, message);
-}
-
-/** `headers` as send() takes them (pairs or an object), checked for shape. */
-function headerPairs(h: SendEvent['headers']): readonly Header[] {
-  if (h === undefined || h === null) return NO_HEADERS;
-  const list = Array.isArray(h) ? h : typeof h === 'object' ? Object.entries(h) : bad('headers must be [[name, value], ...] or an object');
-  for (let i = 0; i < list.length; i++) {
-    const p = list[i] as unknown;
-    if (!Array.isArray(p) || p.length !== 2 || typeof p[0] !== 'string') bad('each header is [string name, string | Uint8Array value]');
-    if (typeof p[1] !== 'string' && !(p[1] instanceof Uint8Array)) bad('a header value is a string or a Uint8Array');
-  }
-  return list;
 }
 
 /**
@@ -149,14 +137,7 @@ export class BatchBuilder {
    */
   add(key: string | Uint8Array | null, value: unknown, timestamp: number, headers: readonly Header[], encoding?: ValueEncoding): void {
     if (value !== null && value !== undefined && encoding === undefined && !(value instanceof Uint8Array)) {
-      let text: string | undefined;
-      try {
-        text = JSON.stringify(value);
-      } catch {
-        text = undefined;
-      }
-      if (text === undefined) bad('value cannot be encoded as JSON');
-      this.addJson(key, text, timestamp, headers);
+      this.addJson(key, jsonText(value), timestamp, headers);
       return;
     }
     const enc = encodeValue(value, encoding);

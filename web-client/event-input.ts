@@ -13,6 +13,7 @@ import {
   encodeBatch,
   encodeBodyBatch,
   encodeValue,
+  jsonText,
   keyBytes,
   recordBodySize,
   uvarintSize,
@@ -50,11 +51,16 @@ function bad(message: string, code: 'BAD_RECORD' | 'RECORD_TOO_LARGE' | 'BAD_PAR
   throw new TributaryError(code, message);
 }
 
-function headerList(h: SendEvent['headers']): Header[] {
+/** `headers` as send() takes them (pairs or an object), checked for shape. */
+export function headerPairs(h: SendEvent['headers']): Header[] {
   if (h === undefined || h === null) return NO_HEADERS;
-  if (Array.isArray(h)) return h;
-  if (typeof h !== 'object') bad('headers must be [[name, value], ...] or an object');
-  return Object.entries(h);
+  const list = Array.isArray(h) ? h : typeof h === 'object' ? Object.entries(h) : bad('headers must be [[name, value], ...] or an object');
+  for (let i = 0; i < list.length; i++) {
+    const p = list[i] as unknown;
+    if (!Array.isArray(p) || p.length !== 2 || typeof p[0] !== 'string') bad('each header is [string name, string | Uint8Array value]');
+    if (typeof p[1] !== 'string' && !(p[1] instanceof Uint8Array)) bad('a header value is a string or a Uint8Array');
+  }
+  return list;
 }
 
 /** Shared by every event without headers: never written to. */
@@ -100,23 +106,13 @@ export function toOutboxRecord(topic: string, event: SendEvent, now: number, wit
 
   const key = event.key ?? null;
   if (key !== null && typeof key !== 'string' && !(key instanceof Uint8Array)) bad('key must be a string, a Uint8Array or null');
-  const headers = headerList(event.headers);
-  for (const h of headers) {
-    if (!Array.isArray(h) || h.length !== 2 || typeof h[0] !== 'string') bad('each header is [string name, string | Uint8Array value]');
-    if (typeof h[1] !== 'string' && !(h[1] instanceof Uint8Array)) bad('a header value is a string or a Uint8Array');
-  }
+  const headers = headerPairs(event.headers);
   let encoded: { value: Uint8Array | null; encoding: ValueEncoding };
   let body: Uint8Array | undefined;
   const v = event.value;
   if (withBody && v !== null && v !== undefined && !(v instanceof Uint8Array) && (event.encoding === undefined || event.encoding === 'json')) {
     // JSON straight into the record body; the record's value is a view of it (no buffer per value).
-    let text: string | undefined;
-    try {
-      text = JSON.stringify(v);
-    } catch {
-      text = undefined;
-    }
-    if (text === undefined) bad('value cannot be encoded as JSON');
+    const text = jsonText(v);
     const vlen = utf8Length(text);
     if (vlen > LIMITS.maxValueBytes) bad(`value of ${vlen} bytes exceeds ${LIMITS.maxValueBytes}`, 'RECORD_TOO_LARGE');
     const fault = recordLimitFault(key, null, headers);

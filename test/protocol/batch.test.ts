@@ -186,7 +186,7 @@ describe('CRC-32C', () => {
 
 describe('UTF-8 validation in the deep check', () => {
   it('agrees with a fatal TextDecoder on random bytes', async () => {
-    const { isUtf8 } = await import('../../protocol/batch.ts');
+    const { isValidUtf8: isUtf8 } = await import('../../protocol/cbor-scan.ts');
     const strict = new TextDecoder('utf-8', { fatal: true });
     const valid = (b: Uint8Array) => {
       try {
