@@ -11,15 +11,11 @@
  * batch was ~11 µs of the ~140 µs the hub spent per append in the
  * JetStream bench; this is under 1 µs.
  */
-import { readUint32, stampBatch, CRC_START, LENGTH_FIELD_END } from '../../../protocol/batch.ts';
+import { readUint32, stampBatch, writeUint32, CRC_START, LENGTH_FIELD_END, O_APPEND_TIME, O_CRC, O_LENGTH } from '../../../protocol/batch.ts';
 import type { Crc32c } from '../../../protocol/crc32c.ts';
 
 /** CRC-32C (Castagnoli), reflected. */
 const POLY = 0x82f63b78;
-/** Where the batch header keeps the append time (8 bytes) and the CRC (4 bytes), and its length field. */
-const O_APPEND_TIME = 43;
-const O_CRC = 13;
-const O_LENGTH = 8;
 
 /** a·b modulo the polynomial, both in the reflected representation (x^0 is the top bit). */
 function multModP(a: number, b: number): number {
@@ -83,13 +79,10 @@ export function stampVerified(b: Uint8Array, baseOffset: number, appendTime: num
   const end = LENGTH_FIELD_END + readUint32(b, O_LENGTH);
   const after = end - (O_APPEND_TIME + 8);
   const next = (crc ^ multModP(zeroBytesOperator(after), reg >>> 0)) >>> 0;
-  b[O_CRC] = next >>> 24;
-  b[O_CRC + 1] = (next >>> 16) & 0xff;
-  b[O_CRC + 2] = (next >>> 8) & 0xff;
-  b[O_CRC + 3] = next & 0xff;
+  writeUint32(b, O_CRC, next);
 }
 
 const noCrc: Crc32c = () => 0;
 
-/** The stamped fields lie where stampVerified assumes (checked once at load: a layout change fails loudly here). */
-if (CRC_START > O_APPEND_TIME || CRC_START <= O_CRC) throw new Error('stamp.ts: the batch layout changed; update the field offsets');
+/** The append time lies inside the CRC's range and the CRC field outside it, as stampVerified assumes (checked once at load). */
+if (CRC_START > O_APPEND_TIME || CRC_START <= O_CRC) throw new Error('stamp.ts: the batch layout changed; stampVerified no longer holds');
