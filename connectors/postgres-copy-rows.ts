@@ -13,6 +13,10 @@
  *
  * Sources: `key`, `value` (the whole value), `value.a.b` (a field of a JSON
  * value), `offset`, `partition`, `timestamp`, `topic`, `header.NAME`.
+ *
+ * copyRow makes a row from the decoded record (the general path); CopyWriter
+ * writes the same row as bytes, reading `value.FIELD` columns from the
+ * stored JSON bytes (json-fields.ts) so that the values are never parsed.
  */
 import { configError } from './config.ts';
 import * as F from './json-fields.ts';
@@ -296,8 +300,10 @@ export class CopyWriter {
       case F.NESTED:
         this.text(escapeCopy(JSON.stringify(JSON.parse(utf8.decode(b.subarray(s, e))))));
         return;
+      case F.ABSENT:
+      case F.NULL:
       default:
-        this.text(NULL); // absent or null
+        this.text(NULL);
     }
   }
 
