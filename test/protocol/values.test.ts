@@ -22,4 +22,22 @@ describe('encodeValue (json)', () => {
     const got = values.map((v) => encodeValue(v).value);
     values.forEach((v, i) => expect(got[i]).toEqual(utf8(JSON.stringify(v))));
   });
+  it("encodeValue's JSON bytes (pooled, encoded once from 32 chars) are the UTF-8 of the JSON text", () => {
+    const values: unknown[] = [
+      { s: 'x' },
+      'x'.repeat(125),
+      'x'.repeat(126),
+      '€'.repeat(48),
+      { t: 'naïve 😀 \ud800' },
+      ['ü'.repeat(300)],
+      'z'.repeat(2_046),
+      '€'.repeat(2_046),
+      { big: 'y'.repeat(5_000) },
+    ];
+    // Several times over: the pool's slab rolls over between them.
+    const all = Array.from({ length: 12 }, () => values).flat();
+    const got = all.map((v) => encodeValue(v).value!);
+    // Buffer.compare: toEqual over kilobytes of arrays takes seconds.
+    all.forEach((v, i) => expect(Buffer.compare(got[i], utf8(JSON.stringify(v))), `value ${i}`).toBe(0));
+  });
 });

@@ -113,4 +113,35 @@ describe('BatchBuilder', () => {
     expect(checkBatch(fromBodies, 0, fromBodies.length, crc32c)).toBeNull();
     expect(decodeBatch(fromBodies)).toEqual(decodeBatch(reference('pid', 3, events)));
   });
+
+  it('addJson encodes a text once into the batch: the bytes of its UTF-8 whatever it holds, prefixes fixed up when not ASCII', () => {
+    const texts: Array<[string | Uint8Array | null, string]> = [
+      ['k', '{"s":"x"}'], // short: the ASCII loop
+      ['k', JSON.stringify({ user: 'user-1', page: '/products/7', amount: 70 })], // one encodeInto
+      // 127 and 128 bytes of value: its length prefix grows a byte.
+      ['k', `"${'x'.repeat(125)}"`],
+      ['k', `"${'x'.repeat(126)}"`],
+      // 50 chars, 150 bytes: the value's prefix sized for ASCII is too short, and so is the record's: both move.
+      [null, `"${'€'.repeat(48)}"`],
+      // 2-4 byte UTF-8 and lone surrogates (TextEncoder writes U+FFFD for them, as utf8() does).
+      ['ключ-€', '{"t":"naïve – “quotes” 😀 \\ud800 end","raw":"\ud800 \udc00x \ud83d"}'],
+      [new Uint8Array([1, 2]), `["${'ü'.repeat(300)}"]`],
+      // Record length crossing 16383 bytes after the fix-up (a 3-byte prefix from a 2-byte guess).
+      ['k', `"${'€'.repeat(6_000)}"`],
+      // Longer than the one-pass bound: measured first.
+      ['big', `{"pad":"${'p'.repeat(20_000)}","e":"${'😀'.repeat(700)}"}`],
+      ['after', '{"still":"in its place","n":12345678901}'],
+    ];
+    const headers: Array<[string, string | Uint8Array]> = [
+      ['h', 'v'],
+      ['bin', new Uint8Array([0, 255])],
+    ];
+    const b = new BatchBuilder('pid');
+    texts.forEach(([k, t], i) => b.addJson(k, t, NOW + i, i % 2 ? headers : []));
+    const got = b.seal(5, crc32c);
+    const utf8 = new TextEncoder();
+    const recs = texts.map(([k, t], i) => ({ k, v: utf8.encode(t), e: 1, h: i % 2 ? headers : [], ts: NOW + i }));
+    expect(firstDifference(got, encodeWireBatch('pid', 5, recs, crc32c))).toBe(-1);
+    expect(checkBatch(got, 0, got.length, crc32c)).toBeNull();
+  });
 });
