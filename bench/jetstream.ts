@@ -18,7 +18,7 @@
  * consumer, so two sides reading streams of their own, over connections to
  * different nodes, swung a round's ratio from 65% to 114%. Both sides
  * therefore read the same stream (the engine's: its messages carry the
- * engine's headers) over the same connection, and each reads it twice per
+ * engine's headers) over the same connection, and each reads it REPLAY_READS (3) times per
  * round, taking turns (a fresh consumer each time), so a side's round is not
  * one draw of placement, and the read that finds the server's block cache
  * cold falls to each side in turn.
@@ -56,7 +56,7 @@ const RECORDS = 100;
 const VALUE_BYTES = 100;
 const WINDOW = 256;
 /** Timed reads of the whole stream per replay side per round, taking turns with the other side. */
-const REPLAY_READS = 2;
+const REPLAY_READS = 3;
 
 function template(): Uint8Array {
   const records = Array.from({ length: RECORDS }, (_, i) => ({
@@ -228,7 +228,7 @@ export async function runJetStreamBench(opts: { quick: boolean; rounds?: number;
         await store.createTopic(topic, 1, { replicas });
         for (const name of [bare, checked]) await jsm.streams.add({ name, subjects: [`${name}.>`], num_replicas: replicas });
         // Every leg runs in the warm-up round too; only its figures are dropped. A sample's round is the sum of
-        // its legs in that round (a replay side reads twice).
+        // its legs in that round (a replay side reads REPLAY_READS times).
         const spent = new Map<Sample, { ms: number; cpu: number }>();
         const leg = (into: Sample, op: () => Promise<number>) => async (): Promise<void> => {
           const cpu0 = process.cpuUsage();

@@ -222,25 +222,25 @@ export class PartitionReads {
   private fill(r: Reader, lastSeq: number): Promise<void> {
     const want = Math.min(MAX_FETCH_MESSAGES, lastSeq - Math.max(r.fetchedTo, r.nextSeq - 1));
     if (want <= 0) return Promise.resolve();
-    const p = this.fetchInto(r, want, lastSeq).finally(() => {
+    const p = this.fetchInto(r, want).finally(() => {
       if (r.filling === p) r.filling = null;
     });
     r.filling = p;
     return p;
   }
 
-  private async fetchInto(r: Reader, want: number, lastSeq: number): Promise<void> {
+  private async fetchInto(r: Reader, want: number): Promise<void> {
     let stop: (() => void) | null = null;
     const work = (async () => {
       const c = await r.consumer;
-      // Messages go to a callback, not through the fetch's async iterator: the iterator costs a promise and a
-      // microtask turn per message, a replay's largest share of the engine's own CPU after the parse. (The
-      // ordered consumer's fetch takes the callback as its consume does; the fetch ends by closing.)
+      // Messages go to a callback, not through the fetch's async iterator (a promise and a microtask turn per
+      // message). The ordered consumer's fetch takes a callback as its consume does (nats.js 2.29's
+      // OrderedPullConsumerImpl; FetchMessages does not type it), and the fetch ends by closing.
       const opts = {
         max_messages: want,
         expires: FETCH_EXPIRES_MS,
         callback: (m: JsMsg) => {
-          if (r.dead || m.seq > lastSeq) return;
+          if (r.dead) return;
           const seq = m.seq;
           r.data.push(m.data);
           r.seqs.push(seq);
