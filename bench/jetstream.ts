@@ -22,6 +22,11 @@
  * round, taking turns (a fresh consumer each time), so a side's round is not
  * one draw of placement, and the read that finds the server's block cache
  * cold falls to each side in turn.
+ * Stream leaders: a publish goes to the stream's leader, on the connected
+ * node or a route hop away, so the produce legs' streams (placed apart) are
+ * led by one node: the bare R1 streams are placed on the node of the
+ * engine's (a server tag per node, harness/nats.ts), the R3 ones stepped
+ * down until that node leads them.
  * The systems are measured in interleaved rounds (bare, checked, engine,
  * then the next round in a rotated order), each round on fresh streams,
  * and the first round is a warm-up that is thrown away: a single short
@@ -35,7 +40,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { connect, headers, type NatsConnection } from 'nats';
+import { connect, headers, type JetStreamManager, type NatsConnection } from 'nats';
 import { encodeBatch } from '../protocol/batch.ts';
 import { FileLogStore } from '../server/storage/file-log-store.ts';
 import { JetStreamLogStore } from '../server/storage/jetstream/jetstream-log-store.ts';
@@ -57,6 +62,8 @@ const VALUE_BYTES = 100;
 const WINDOW = 256;
 /** Timed reads of the whole stream per replay side per round, taking turns with the other side. */
 const REPLAY_READS = 3;
+/** How long a bare stream's leadership may take to land on the node leading the engine's stream. */
+const LEADER_MOVE_DEADLINE_MS = 30_000;
 
 function template(): Uint8Array {
   const records = Array.from({ length: RECORDS }, (_, i) => ({
@@ -154,6 +161,24 @@ async function bareReplay(nc: NatsConnection, stream: string, n: number): Promis
   return performance.now() - start;
 }
 
+async function leaderOf(jsm: JetStreamManager, stream: string): Promise<string> {
+  const leader = (await jsm.streams.info(stream)).cluster?.leader;
+  if (!leader) throw new Error(`stream ${stream} has no leader`);
+  return leader;
+}
+
+/** Steps the stream's leader down until `to` leads it (an R3 stream; each step-down elects one of the others). */
+async function moveLeader(nc: NatsConnection, jsm: JetStreamManager, stream: string, to: string): Promise<void> {
+  const deadline = Date.now() + LEADER_MOVE_DEADLINE_MS;
+  for (;;) {
+    const leader = (await jsm.streams.info(stream)).cluster?.leader;
+    if (leader === to) return;
+    if (Date.now() > deadline) throw new Error(`stream ${stream}: led by ${leader}, not ${to}, after ${LEADER_MOVE_DEADLINE_MS} ms`);
+    if (leader) await nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${stream}`, undefined, { timeout: 5000 }).catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 interface Sample {
   /** events/s of each measured round, in round order. */
   rates: number[];
@@ -226,7 +251,13 @@ export async function runJetStreamBench(opts: { quick: boolean; rounds?: number;
         const checked = `BARE_CHECKED_R${replicas}_${k}`;
         const topic = `bench-r${replicas}-${k}`;
         await store.createTopic(topic, 1, { replicas });
-        for (const name of [bare, checked]) await jsm.streams.add({ name, subjects: [`${name}.>`], num_replicas: replicas });
+        // The bare streams are led by the node that leads the engine's, so the three produce legs make the same
+        // hops (see "Stream leaders" above).
+        const leader = await leaderOf(jsm, streamName(topic, 0));
+        for (const name of [bare, checked]) {
+          await jsm.streams.add({ name, subjects: [`${name}.>`], num_replicas: replicas, ...(replicas === 1 ? { placement: { cluster: cluster.name, tags: [`node:${leader}`] } } : {}) });
+          await moveLeader(nc, jsm, name, leader);
+        }
         // Every leg runs in the warm-up round too; only its figures are dropped. A sample's round is the sum of
         // its legs in that round (a replay side reads REPLAY_READS times).
         const spent = new Map<Sample, { ms: number; cpu: number }>();
