@@ -281,7 +281,10 @@ export async function runJetStreamBench(opts: { quick: boolean; rounds?: number;
           return r.ms;
         });
         const bareRead = leg(s.bareRead, () => bareReplay(nc, streamName(topic, 0), n));
-        await rotated(k, Array.from({ length: 2 * REPLAY_READS }, (_, i) => (i % 2 ? engineRead : bareRead)));
+        await rotated(
+          k,
+          Array.from({ length: 2 * REPLAY_READS }, (_, i) => (i % 2 ? engineRead : bareRead)),
+        );
         if (keep) {
           for (const [into, t] of spent) {
             const reads = into === s.bareRead || into === s.engineRead ? REPLAY_READS : 1;
