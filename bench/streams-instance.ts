@@ -8,6 +8,7 @@
  * Protocol with the main thread: 'ready' once connected, warmed up and built → 'go' →
  * start() → 'done' with this instance's clock (absolute ms) and counts.
  */
+import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { waitFor } from '../harness/wait.ts';
 import { stream } from '../streams/index.ts';
@@ -36,6 +37,8 @@ export interface InstanceDone {
   /** Events processed after t0. */
   timed: number;
   produced: number;
+  /** This thread's own CPU µs from 'go' to t1 (Linux /proc/thread-self; NaN elsewhere). */
+  threadCpuUs: number;
 }
 
 /** How long an instance may take over its share (a loaded machine is slow, not wrong). */
@@ -45,6 +48,18 @@ const data = workerData as InstanceData;
 const port = parentPort;
 if (!port) throw new Error('bench/streams-instance.ts runs in a worker thread');
 const now = () => performance.timeOrigin + performance.now();
+/** Clock ticks per second of /proc's utime and stime (USER_HZ, 100 on Linux). */
+const USER_HZ = 100;
+/** This thread's CPU µs (user + system), from /proc/thread-self/stat: process.cpuUsage() counts every thread of the process. */
+function threadCpuUs(): number {
+  try {
+    const stat = fs.readFileSync('/proc/thread-self/stat', 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) / USER_HZ) * 1e6;
+  } catch {
+    return NaN;
+  }
+}
 
 const client = createClient({ url: data.wsUrl, outbox: 'memory', name: `${data.applicationId}-${data.partitions.join('-')}`, maxInFlightBatches: 8 });
 const build = (applicationId: string) => {
@@ -65,12 +80,13 @@ await new Promise<void>((resolve) => {
   port.once('message', () => resolve());
   port.postMessage({ type: 'ready' });
 });
+const cpu0 = threadCpuUs();
 await app.start();
 const t0 = now();
 const before = app.metrics().processed;
 await waitFor(() => app.metrics().processed >= data.events, RUN_DEADLINE_MS, `${data.applicationId} ${data.partitions.join(',')} processed`);
 await app.flush();
-const done: InstanceDone = { type: 'done', t0, t1: now(), timed: data.events - before, produced: app.metrics().produced };
+const done: InstanceDone = { type: 'done', t0, t1: now(), timed: data.events - before, produced: app.metrics().produced, threadCpuUs: threadCpuUs() - cpu0 };
 await app.close();
 await client.close();
 port.postMessage(done);
