@@ -6,7 +6,8 @@
  * and instances). The main thread (bench/streams.ts) starts N of these.
  *
  * Protocol with the main thread: 'ready' once connected, warmed up and built → 'go' →
- * start() → 'done' with this instance's clock (absolute ms) and counts.
+ * start() → 'done' with this instance's clock (absolute ms) and counts; then
+ * it waits to be terminated.
  */
 import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -90,3 +91,5 @@ const done: InstanceDone = { type: 'done', t0, t1: now(), timed: data.events - b
 await app.close();
 await client.close();
 port.postMessage(done);
+// Stays until the main thread terminates it, after it has read the CPU figures: a thread's exit (its heap torn down) is not the run's work.
+port.once('message', () => undefined);
