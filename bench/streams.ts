@@ -10,6 +10,8 @@
  *   STREAMS_CPU_PROF=/tmp/prof node --import tsx bench/streams.ts --only stateless   # the app's CPU over the timed part
  *   node --import tsx bench/cpuprofile-top.ts /tmp/prof/bench-stateless.cpuprofile
  *   STREAMS_BENCH_EVENTS=N sets the input size.
+ *   STREAMS_INSTANCES=1,2 (default): each row for 1 instance (this thread) and 2 (a worker thread each, bench/streams-instance.ts).
+ *   STREAMS_WARM_UP=0: no untimed pass before each timed run.
  *
  * Rows:
  * - stateless: filter (keeps ~half) + mapValues + to. Goal ≥ 500,000 events/s.
