@@ -224,7 +224,14 @@ const INSTANCE_ENTRY = `import('tsx/esm/api').then((m) => { m.register(); return
  * this process's (all threads) from 'go' on, so it includes each instance's
  * (empty) restore.
  */
-async function timeInstances(client: Client, k: number, pipeline: PipelineName, id: string, hub: Hub, input: InputEvent[]): Promise<{ eventsPerSec: number; produced: number; ms: number; cpu: string; split: CpuSplit }> {
+async function timeInstances(
+  client: Client,
+  k: number,
+  pipeline: PipelineName,
+  id: string,
+  hub: Hub,
+  input: InputEvent[],
+): Promise<{ eventsPerSec: number; produced: number; ms: number; cpu: string; split: CpuSplit }> {
   // The internal topics are created here first: instances creating them at the same moment race in the hub (one gets TOPIC_EXISTS over the socket).
   for (const setupId of WARM_UP ? [id, `${id}-warm`] : [id]) {
     const setup = stream(client, { applicationId: setupId, httpUrl: hub.url, staticAssignment: { in: [] } });
@@ -236,7 +243,16 @@ async function timeInstances(client: Client, k: number, pipeline: PipelineName, 
   for (const e of input) perPartition[partitionForKey(e.key, PARTITIONS)]++;
   const workers = Array.from({ length: k }, (_, i) => {
     const partitions = perPartition.map((_, p) => p).filter((p) => p % k === i);
-    const data: InstanceData = { wsUrl: hub.wsUrl, httpUrl: hub.url, applicationId: id, pipeline, partitions, events: partitions.reduce((a, p) => a + perPartition[p], 0), creditBytes: CREDIT_BYTES, warmUp: WARM_UP ? `${id}-warm` : undefined };
+    const data: InstanceData = {
+      wsUrl: hub.wsUrl,
+      httpUrl: hub.url,
+      applicationId: id,
+      pipeline,
+      partitions,
+      events: partitions.reduce((a, p) => a + perPartition[p], 0),
+      creditBytes: CREDIT_BYTES,
+      warmUp: WARM_UP ? `${id}-warm` : undefined,
+    };
     return new Worker(INSTANCE_ENTRY, { eval: true, workerData: data, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } });
   });
   const next = (w: Worker) =>
@@ -260,7 +276,8 @@ async function timeInstances(client: Client, k: number, pipeline: PipelineName, 
     const split = cpu(timed);
     const before = input.length - timed;
     const threads = results.map((r) => (r.threadCpuUs / timed).toFixed(1)).join(' + ');
-    const cpuNote = split.text + ` (all threads of the app process; the instance threads' own: ${threads} µs)` + (before > 0 ? ` (${before} events processed before an instance's clock started, not counted)` : '');
+    const cpuNote =
+      split.text + ` (all threads of the app process; the instance threads' own: ${threads} µs)` + (before > 0 ? ` (${before} events processed before an instance's clock started, not counted)` : '');
     return { eventsPerSec: Math.round((timed / ms) * 1000), produced: results.reduce((a, r) => a + r.produced, 0), ms: Math.round(ms), cpu: cpuNote, split };
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));
