@@ -9,11 +9,11 @@
  * start() → 'done' with this instance's clock (absolute ms) and counts; then
  * it waits to be terminated.
  */
-import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { waitFor } from '../harness/wait.ts';
 import { stream } from '../streams/index.ts';
 import { createClient } from '../web-client/node.ts';
+import { threadCpuUs } from './lib/proc-cpu.ts';
 import { PIPELINES, type PipelineName } from './streams-pipelines.ts';
 
 export interface InstanceData {
@@ -49,18 +49,6 @@ const data = workerData as InstanceData;
 const port = parentPort;
 if (!port) throw new Error('bench/streams-instance.ts runs in a worker thread');
 const now = () => performance.timeOrigin + performance.now();
-/** Clock ticks per second of /proc's utime and stime (USER_HZ, 100 on Linux). */
-const USER_HZ = 100;
-/** This thread's CPU µs (user + system), from /proc/thread-self/stat: process.cpuUsage() counts every thread of the process. */
-function threadCpuUs(): number {
-  try {
-    const stat = fs.readFileSync('/proc/thread-self/stat', 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) / USER_HZ) * 1e6;
-  } catch {
-    return NaN;
-  }
-}
 
 const client = createClient({ url: data.wsUrl, outbox: 'memory', name: `${data.applicationId}-${data.partitions.join('-')}`, maxInFlightBatches: 8 });
 const build = (applicationId: string) => {

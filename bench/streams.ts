@@ -30,6 +30,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { startHub, type Hub } from '../harness/hub.ts';
+import { statCpuUs, threadCpuUs } from './lib/proc-cpu.ts';
 import { partitionForKey } from '../protocol/index.ts';
 import type { InputEvent } from '../harness/stream-input.ts';
 import { createTopic } from '../harness/topic-reader.ts';
@@ -82,31 +83,8 @@ async function preload(client: Client, topic: string, events: InputEvent[]): Pro
   );
 }
 
-/** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on Linux). */
-const USER_HZ = 100;
-
 /** CPU time (user + system) of a process, in µs, from /proc (Linux); undefined elsewhere. */
-function procCpuUs(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) / USER_HZ) * 1e6; // fields 14 and 15 of stat: utime, stime
-  } catch {
-    return undefined;
-  }
-}
-
-/** This thread's CPU µs (user + system), from /proc/thread-self/stat (Linux); NaN elsewhere. process.cpuUsage() counts every thread. */
-export function threadCpuUs(): number {
-  try {
-    const stat = fs.readFileSync('/proc/thread-self/stat', 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) / USER_HZ) * 1e6;
-  } catch {
-    return NaN;
-  }
-}
+const procCpuUs = (pid: number | undefined): number | undefined => (pid === undefined ? undefined : statCpuUs(`/proc/${pid}/stat`));
 
 /**
  * CPU µs per event of this process (the app) and of the hub over a timed
