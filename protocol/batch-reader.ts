@@ -159,15 +159,18 @@ export interface JoinedJson {
   count: number;
 }
 
+/** Bytes of the last joinJsonBytes in jsonBytes[0, joinedBytes). */
+let joinedBytes = 0;
+
 /**
  * Joins the JSON values among records [first, count) (positions in `attrs`,
- * `vs`, `ve`) that stand alone (copyStandalone) as the text `[v1,v2,…]`;
- * at[i] is record i's index in that array, or -1 for a value decoded on its
- * own (not JSON, a tombstone, not standing alone). Null when fewer than two
- * JSON values are in the range, none stands alone, or the joined bytes are
- * not UTF-8 (then every value is decoded on its own, as before).
+ * `vs`, `ve`) that stand alone (copyStandalone) as `[v1,v2,…]` into the
+ * jsonBytes scratch; at[i] is record i's index in that array, or -1 for a
+ * value decoded on its own (not JSON, a tombstone, not standing alone).
+ * Returns how many were joined: 0 when fewer than two JSON values are in
+ * the range or none stands alone (then every value is decoded on its own).
  */
-export function joinJson(b: Uint8Array, attrs: Uint8Array, vs: Int32Array, ve: Int32Array, first: number, count: number, at: Int32Array): JoinedJson | null {
+function joinJsonBytes(b: Uint8Array, attrs: Uint8Array, vs: Int32Array, ve: Int32Array, first: number, count: number, at: Int32Array): number {
   let total = 0;
   let jsonCount = 0;
   for (let i = first; i < count; i++) {
@@ -177,7 +180,7 @@ export function joinJson(b: Uint8Array, attrs: Uint8Array, vs: Int32Array, ve: I
       jsonCount++;
     }
   }
-  if (jsonCount < 2) return null;
+  if (jsonCount < 2) return 0;
   jsonBytes = grow(jsonBytes, total + 2);
   let o = 0;
   let joined = 0;
@@ -190,13 +193,42 @@ export function joinJson(b: Uint8Array, attrs: Uint8Array, vs: Int32Array, ve: I
     o = next + 1;
     at[i] = joined++;
   }
-  if (joined === 0) return null;
-  jsonBytes[o - 1] = 0x5d; // ] over the last comma
+  if (joined > 0) jsonBytes[o - 1] = 0x5d; // ] over the last comma
+  joinedBytes = o;
+  return joined;
+}
+
+/** joinJsonBytes' text (null when nothing was joined or the bytes are not UTF-8: then each value on its own). */
+function joinedText(bytes: Uint8Array, count: number): JoinedJson | null {
+  if (count === 0) return null;
   try {
-    return { text: utf8.decode(jsonBytes.subarray(0, o)), count: joined };
+    return { text: utf8.decode(bytes), count };
   } catch {
-    return null; // not UTF-8: each on its own
+    return null;
   }
+}
+
+/** joinJsonBytes, as text: see there. */
+export function joinJson(b: Uint8Array, attrs: Uint8Array, vs: Int32Array, ve: Int32Array, first: number, count: number, at: Int32Array): JoinedJson | null {
+  const joined = joinJsonBytes(b, attrs, vs, ve, first, count, at);
+  return joinedText(jsonBytes.subarray(0, joinedBytes), joined);
+}
+
+/** The joined values' bytes (a copy, for handing to another thread) and their count; decoded by joinedText. */
+export interface JoinedJsonBytes {
+  bytes: Uint8Array;
+  count: number;
+}
+
+/** joinJsonBytes, as a copy of the bytes (null when nothing was joined): see there. */
+export function joinJsonCopy(b: Uint8Array, attrs: Uint8Array, vs: Int32Array, ve: Int32Array, first: number, count: number, at: Int32Array): JoinedJsonBytes | null {
+  const joined = joinJsonBytes(b, attrs, vs, ve, first, count, at);
+  return joined === 0 ? null : { bytes: jsonBytes.slice(0, joinedBytes), count: joined };
+}
+
+/** The text of joined bytes from joinJsonCopy, or null (not UTF-8: each value on its own). */
+export function joinedJsonText(j: JoinedJsonBytes | null): JoinedJson | null {
+  return j === null ? null : joinedText(j.bytes, j.count);
 }
 
 /**

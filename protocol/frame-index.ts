@@ -21,7 +21,7 @@
  * as UTF-8 too (the worker does not know the position).
  */
 import { batchSizeAt, checkBatch, readHeadersAt, readRecordCount, RecordLayout, walkBatchRecords } from './batch.ts';
-import { joinJson, NO_HEADERS, spreadJson, type JoinedJson, type RecordFactory } from './batch-reader.ts';
+import { joinedJsonText, joinJsonCopy, NO_HEADERS, spreadJson, type JoinedJsonBytes, type RecordFactory } from './batch-reader.ts';
 import type { Crc32c } from './crc32c.ts';
 import { TributaryError, type ErrorCode } from './errors.ts';
 import { LIMITS } from './limits.ts';
@@ -39,10 +39,15 @@ export interface FrameIndex {
   valueEnd: Int32Array;
   headerStart: Int32Array;
   recordEnd: Int32Array;
-  /** The string keys joined, when all are ASCII (a character per byte, so byte lengths are string lengths); null: decode each. */
-  keys: string | null;
-  /** joinJson's result over the whole frame, and each record's index in it. */
-  json: JoinedJson | null;
+  /**
+   * The string keys' bytes joined, when all are ASCII (a character per byte,
+   * so byte lengths are string lengths); null: decode each. Bytes, not
+   * strings, for the joined texts: they cross threads transferred and off
+   * the page's heap, and become strings on the page only while read.
+   */
+  keys: Uint8Array | null;
+  /** joinJsonCopy's result over the whole frame, and each record's index in it. */
+  json: JoinedJsonBytes | null;
   jsonAt: Int32Array;
 }
 
@@ -105,12 +110,12 @@ export function indexFrame(b: Uint8Array, crc: Crc32c): FrameIndex {
     pos += size;
   }
   ix.keys = joinAsciiKeys(b, ix);
-  ix.json = joinJson(b, ix.attrs, ix.valueStart, ix.valueEnd, 0, n, ix.jsonAt);
+  ix.json = joinJsonCopy(b, ix.attrs, ix.valueStart, ix.valueEnd, 0, n, ix.jsonAt);
   return ix;
 }
 
-/** The string keys' bytes as one string when every one is ASCII; null otherwise. */
-function joinAsciiKeys(b: Uint8Array, ix: FrameIndex): string | null {
+/** The string keys' bytes joined when every one is ASCII; null otherwise. */
+function joinAsciiKeys(b: Uint8Array, ix: FrameIndex): Uint8Array | null {
   const { attrs, keyStart, keyEnd } = ix;
   let total = 0;
   for (let i = 0; i < ix.count; i++) if (((attrs[i] >> 3) & 3) === 1) total += keyEnd[i] - keyStart[i];
@@ -121,7 +126,7 @@ function joinAsciiKeys(b: Uint8Array, ix: FrameIndex): string | null {
     if (((attrs[i] >> 3) & 3) !== 1) continue;
     for (let j = keyStart[i], e = keyEnd[i]; j < e; j++) high |= joined[o++] = b[j];
   }
-  return high < 0x80 ? ascii.decode(joined) : null;
+  return high < 0x80 ? joined : null;
 }
 
 /**
@@ -133,8 +138,8 @@ export function readIndexedRecords<T>(b: Uint8Array, ix: FrameIndex | FrameFault
   if ('error' in ix) throw new TributaryError(ix.error.code, ix.error.message);
   const { count, offsets, timestamps, attrs, keyStart, keyEnd, headerStart, recordEnd } = ix;
   const values = new Array<unknown>(count);
-  spreadJson(b, attrs, ix.valueStart, ix.valueEnd, 0, count, ix.json, ix.jsonAt, values);
-  const keys = ix.keys;
+  spreadJson(b, attrs, ix.valueStart, ix.valueEnd, 0, count, joinedJsonText(ix.json), ix.jsonAt, values);
+  const keys = ix.keys === null ? null : ascii.decode(ix.keys);
   const out: T[] = [];
   let k = 0;
   for (let i = 0; i < count; i++) {
@@ -166,5 +171,8 @@ export function indexFrameOrFault(b: Uint8Array, crc: Crc32c): FrameIndex | Fram
 /** The buffers of an index, for postMessage's transfer list. */
 export function indexBuffers(ix: FrameIndex | FrameFault): ArrayBuffer[] {
   if ('error' in ix) return [];
-  return [ix.offsets, ix.timestamps, ix.attrs, ix.keyStart, ix.keyEnd, ix.valueStart, ix.valueEnd, ix.headerStart, ix.recordEnd, ix.jsonAt].map((a) => a.buffer as ArrayBuffer);
+  const arrays: Array<{ buffer: ArrayBufferLike }> = [ix.offsets, ix.timestamps, ix.attrs, ix.keyStart, ix.keyEnd, ix.valueStart, ix.valueEnd, ix.headerStart, ix.recordEnd, ix.jsonAt];
+  if (ix.keys) arrays.push(ix.keys);
+  if (ix.json) arrays.push(ix.json.bytes);
+  return arrays.map((a) => a.buffer as ArrayBuffer);
 }
