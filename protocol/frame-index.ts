@@ -66,7 +66,7 @@ function fault(code: ErrorCode, message: string): never {
 /** Walks and checks every batch of `b` (a records frame's bytes) as readRecords does; throws BAD_BATCH / CORRUPT_BATCH as it does. */
 export function indexFrame(b: Uint8Array, crc: Crc32c): FrameIndex {
   let total = 0;
-  for (let pos = 0; pos < b.length; ) {
+  for (let pos = 0; pos < b.length;) {
     const size = batchSizeAt(b, pos);
     if (size < 0 || pos + size > b.length) fault('BAD_BATCH', 'truncated batch in a batch sequence');
     total += Math.min(readRecordCount(b, pos), LIMITS.maxRecordsPerBatch);
@@ -88,7 +88,7 @@ export function indexFrame(b: Uint8Array, crc: Crc32c): FrameIndex {
     jsonAt: new Int32Array(total),
   };
   let n = 0;
-  for (let pos = 0; pos < b.length; ) {
+  for (let pos = 0; pos < b.length;) {
     const size = batchSizeAt(b, pos);
     const bad = checkBatch(b, pos, pos + size, crc, false);
     if (bad) fault(bad === 'bad-crc' ? 'CORRUPT_BATCH' : 'BAD_BATCH', `record batch is ${bad}`);
