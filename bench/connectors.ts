@@ -186,7 +186,8 @@ export async function runConnectorsBench(opts: { quick: boolean }): Promise<Benc
           for (const r of rs) consumed.push(r);
           if (consumed.length === events) resolve();
         };
-        for (let p = 0; p < partitions; p++) reader.subscribe('orders', { partitions: [p], from: 0, creditBytes: 4 * 1024 * 1024, onBatch });
+        // lazyValues as the sink subscribes: values stay in their bytes until read (the sink's COPY rows read them there).
+        for (let p = 0; p < partitions; p++) reader.subscribe('orders', { partitions: [p], from: 0, creditBytes: 4 * 1024 * 1024, lazyValues: true, onBatch });
       });
     });
     const readCpu = meter.end(events);

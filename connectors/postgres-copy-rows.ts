@@ -13,8 +13,13 @@
  *
  * Sources: `key`, `value` (the whole value), `value.a.b` (a field of a JSON
  * value), `offset`, `partition`, `timestamp`, `topic`, `header.NAME`.
+ *
+ * copyRow makes a row from the decoded record (the general path); CopyWriter
+ * writes the same row as bytes, reading `value.FIELD` columns from the
+ * stored JSON bytes (json-fields.ts) so that the values are never parsed.
  */
 import { configError } from './config.ts';
+import * as F from './json-fields.ts';
 import type { ConsumedRecord } from './task.ts';
 
 type Extract = (r: ConsumedRecord) => unknown;
@@ -165,9 +170,182 @@ function copyField(c: CopyColumn, r: ConsumedRecord, raw: boolean): string {
   }
 }
 
-/** A record's COPY row (fields joined by tabs, no newline); `raw` as for copyField (default true). */
+/**
+ * A record's COPY row (fields joined by tabs, no newline) as a string, by the
+ * general path (values decoded); `raw` as for copyField (default true).
+ * CopyWriter writes the same bytes.
+ */
 export function copyRow(columns: CopyColumn[], r: ConsumedRecord, raw = true): string {
   let row = copyField(columns[0], r, raw);
   for (let i = 1; i < columns.length; i++) row += '\t' + copyField(columns[i], r, raw);
   return row;
+}
+
+/** Bytes a CopyWriter starts with (and takes anew after each take()). */
+const WRITER_START_BYTES = 320 * 1024;
+/** Fields shorter than this are copied byte by byte rather than through a subarray and set(). */
+const SHORT_FIELD_BYTES = 64;
+const TAB = 0x09;
+const NEWLINE = 0x0a;
+
+/**
+ * Writes records' COPY rows as bytes, the same bytes as copyRow's text in
+ * UTF-8, without a string per row. The `value.FIELD` columns of a record
+ * whose stored value is JSON are read from the value's bytes by one
+ * FieldScanner pass (json-fields.ts): a number or a string without escapes
+ * is copied as it is stored (it needs no COPY escaping: JSON strings hold no
+ * raw tab, newline or backslash), so the value is never parsed. A record the
+ * scanner does not take (not a JSON object, not JSON at all, too deep, CBOR,
+ * a plain object record without bytes) takes copyRow's general path, whose
+ * decoder hands a value that is not JSON over as bytes (its fields then
+ * come out as \N, as before).
+ */
+export class CopyWriter {
+  private buf = Buffer.allocUnsafe(WRITER_START_BYTES);
+  private len = 0;
+  private readonly scanner: F.FieldScanner | null;
+  /** Per column: its field's index in the scanner, or -1 (the general path). */
+  private readonly scanIndex: number[];
+
+  constructor(private readonly columns: CopyColumn[]) {
+    const fields: string[] = [];
+    this.scanIndex = columns.map((c) => {
+      if (c.kind !== VALUE_FIELD || !F.scannable(c.field)) return -1;
+      const at = fields.indexOf(c.field);
+      return at >= 0 ? at : fields.push(c.field) - 1;
+    });
+    this.scanner = fields.length ? new F.FieldScanner(fields) : null;
+  }
+
+  /** Bytes written since the last take() or reset(). */
+  get length(): number {
+    return this.len;
+  }
+
+  reset(): void {
+    this.len = 0;
+  }
+
+  /** The bytes written so far; the writer goes on in a new buffer (the stream may still hold this one). */
+  take(): Buffer {
+    const out = this.buf.subarray(0, this.len);
+    this.buf = Buffer.allocUnsafe(Math.max(WRITER_START_BYTES, this.len));
+    this.len = 0;
+    return out;
+  }
+
+  /** The row of `r` and its newline; `raw` as for copyRow. */
+  row(r: ConsumedRecord, raw: boolean): void {
+    let bytes: Uint8Array | null | undefined;
+    const scanner = this.scanner;
+    if (scanner) {
+      bytes = r.valueEncoding === 'json' ? r.valueBytes : undefined;
+      if (bytes && !scanner.scan(bytes, 0, bytes.length)) bytes = undefined;
+    }
+    const columns = this.columns;
+    for (let i = 0; i < columns.length; i++) {
+      if (i > 0) this.byte(TAB);
+      const c = columns[i];
+      switch (c.kind) {
+        case OFFSET:
+          this.int(r.offset);
+          break;
+        case PARTITION:
+          this.int(r.partition);
+          break;
+        case TIMESTAMP_NUMBER:
+          this.int(r.timestamp);
+          break;
+        case VALUE_FIELD: {
+          const j = this.scanIndex[i];
+          if (j >= 0 && bytes) this.field(scanner!, bytes, j);
+          else this.text(copyField(c, r, raw));
+          break;
+        }
+        default:
+          this.text(copyField(c, r, raw));
+      }
+    }
+    this.byte(NEWLINE);
+  }
+
+  /** The key row of `r` as a string (one char per byte), for telling keys apart. */
+  key(r: ConsumedRecord): string {
+    this.len = 0;
+    this.row(r, true);
+    return this.buf.toString('latin1', 0, this.len);
+  }
+
+  /** A scanned field's COPY text: what copyField makes of the parsed value. */
+  private field(sc: F.FieldScanner, b: Uint8Array, j: number): void {
+    const s = sc.start[j];
+    const e = sc.end[j];
+    switch (sc.kind[j]) {
+      case F.PLAIN_STRING:
+      case F.CANONICAL_NUMBER:
+        this.copy(b, s, e);
+        return;
+      case F.NUMBER:
+        this.text(String(Number(Buffer.from(b.buffer, b.byteOffset + s, e - s).toString('latin1'))));
+        return;
+      case F.TRUE:
+        this.text('true');
+        return;
+      case F.FALSE:
+        this.text('false');
+        return;
+      case F.ESCAPED_STRING:
+        this.text(escapeCopy(JSON.parse(utf8.decode(b.subarray(s, e))) as string));
+        return;
+      case F.NESTED:
+        this.text(escapeCopy(JSON.stringify(JSON.parse(utf8.decode(b.subarray(s, e))))));
+        return;
+      case F.ABSENT:
+      case F.NULL:
+      default:
+        this.text(NULL);
+    }
+  }
+
+  private ensure(n: number): void {
+    if (this.len + n <= this.buf.length) return;
+    const next = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.len + n));
+    this.buf.copy(next, 0, 0, this.len);
+    this.buf = next;
+  }
+
+  private byte(c: number): void {
+    this.ensure(1);
+    this.buf[this.len++] = c;
+  }
+
+  private copy(b: Uint8Array, s: number, e: number): void {
+    const n = e - s;
+    this.ensure(n);
+    const buf = this.buf;
+    let o = this.len;
+    if (n < SHORT_FIELD_BYTES) for (let k = s; k < e; k++) buf[o++] = b[k];
+    else buf.set(b.subarray(s, e), o);
+    this.len += n;
+  }
+
+  private text(t: string): void {
+    this.ensure(t.length * 3);
+    this.len += this.buf.write(t, this.len, 'utf8');
+  }
+
+  /** A non-negative safe integer's digits without a string; anything else as String() prints it. */
+  private int(n: number): void {
+    if (!(Number.isSafeInteger(n) && n >= 0)) return this.text(String(n));
+    let digits = 1;
+    for (let t = n; t >= 10; t = Math.floor(t / 10)) digits++;
+    this.ensure(digits);
+    let o = this.len + digits;
+    const buf = this.buf;
+    do {
+      buf[--o] = 0x30 + (n % 10);
+      n = Math.floor(n / 10);
+    } while (n > 0);
+    this.len += digits;
+  }
 }

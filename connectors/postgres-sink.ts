@@ -26,7 +26,7 @@ import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { configError, type Settings } from './config.ts';
-import { copyColumn, copyRow, writesRawJson, type CopyColumn } from './postgres-copy-rows.ts';
+import { copyColumn, CopyWriter, writesRawJson, type CopyColumn } from './postgres-copy-rows.ts';
 import { createPool, primaryKey, quoteIdent, quoteName, tableColumns, type TableColumn } from './postgres-common.ts';
 import type { ConsumedRecord, PartitionOffsets, SinkTask } from './task.ts';
 import type { Log } from './worker.ts';
@@ -61,8 +61,8 @@ export function postgresSinkOptions(connector: string, topic: string, s: Setting
 
 const STAGE = 'tributary_sink_stage';
 
-/** Characters of COPY text per chunk handed to the stream. */
-const COPY_CHUNK_CHARS = 256 * 1024;
+/** Bytes of COPY text per chunk handed to the stream. */
+const COPY_CHUNK_BYTES = 256 * 1024;
 
 interface Mapped {
   column: TableColumn;
@@ -78,6 +78,9 @@ export class PostgresSink implements SinkTask {
   /** Pooled connections whose session has the staging table. */
   private readonly staged = new WeakSet<pg.PoolClient>();
   private keyIndexes: number[] = [];
+  /** Writes the COPY rows; keyWriter the upsert key columns' (both made at start). */
+  private writer: CopyWriter | null = null;
+  private keyWriter: CopyWriter | null = null;
 
   constructor(
     private readonly o: PostgresSinkOptions,
@@ -102,6 +105,7 @@ export class PostgresSink implements SinkTask {
       return { column, copy: copyColumn(src, column.type, this.o.connector) };
     });
     const names = this.mapped.map((m) => quoteIdent(m.column.name)).join(', ');
+    this.writer = new CopyWriter(this.mapped.map((m) => m.copy));
     if (this.o.mode === 'insert') {
       this.copySql = `COPY ${quoteName(this.o.table)} (${names}) FROM STDIN`;
     } else {
@@ -116,6 +120,7 @@ export class PostgresSink implements SinkTask {
         if (i < 0) throw configError(`connector ${this.o.connector}: key column ${k} is not in the column mapping`);
         return i;
       });
+      this.keyWriter = new CopyWriter(this.keyIndexes.map((i) => this.mapped[i].copy));
       const updates = this.mapped.filter((m) => !keyCols.includes(m.column.name)).map((m) => `${quoteIdent(m.column.name)} = EXCLUDED.${quoteIdent(m.column.name)}`);
       sql += ` ON CONFLICT (${keyCols.map(quoteIdent).join(', ')}) DO ${updates.length ? `UPDATE SET ${updates.join(', ')}` : 'NOTHING'}`;
       this.upsertSql = sql;
@@ -195,26 +200,23 @@ export class PostgresSink implements SinkTask {
     }
   }
 
-  /** The records as COPY text rows, in chunks. */
-  private *copyText(records: ConsumedRecord[], raw: boolean): Generator<string> {
-    const columns = this.mapped.map((m) => m.copy);
-    let chunk = '';
+  /** The records as COPY text rows, in chunks of bytes. */
+  private *copyText(records: ConsumedRecord[], raw: boolean): Generator<Buffer> {
+    const w = this.writer!;
+    w.reset();
     for (const r of records) {
-      chunk += copyRow(columns, r, raw) + '\n';
-      if (chunk.length >= COPY_CHUNK_CHARS) {
-        yield chunk;
-        chunk = '';
-      }
+      w.row(r, raw);
+      if (w.length >= COPY_CHUNK_BYTES) yield w.take();
     }
-    if (chunk) yield chunk;
+    if (w.length) yield w.take();
   }
 
   /** Upsert cannot touch one row twice in a statement: keep each key's last record (records of a key share a partition, in offset order). */
   private newestPerKey(records: ConsumedRecord[]): ConsumedRecord[] {
-    const keyColumns = this.keyIndexes.map((i) => this.mapped[i].copy);
+    const w = this.keyWriter!;
     const last = new Map<string, ConsumedRecord>();
     // Escaped COPY fields hold no tab: joined by one, they name the key unambiguously.
-    for (const r of records) last.set(copyRow(keyColumns, r), r);
+    for (const r of records) last.set(w.key(r), r);
     return [...last.values()];
   }
 

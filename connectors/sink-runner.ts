@@ -175,6 +175,10 @@ export class SinkRunner extends Worker {
     if (this.buffer.length >= this.o.batchSize) {
       if (!this.writing) this.startWrite();
       else await this.waitForRoom();
+    } else if (!this.writing && performance.now() - this.bufferedSince >= this.o.lingerMs) {
+      // The linger is up, but its timer cannot fire while queued frames are handed over in one run of microtasks (a
+      // backlog): write now, so the first write overlaps the reading of the rest instead of waiting for a full batch.
+      this.startWrite();
     } else if (!this.lingerTimer) {
       this.lingerTimer = setTimeout(() => {
         this.lingerTimer = null;

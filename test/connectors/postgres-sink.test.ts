@@ -53,7 +53,7 @@ afterAll(async () => {
 
 describe('postgres sink', () => {
   it('writes a whole JSON value into a jsonb column as its stored text (escaped for COPY), and a value that is not JSON through the decoder', async () => {
-    await pg.query('CREATE TABLE docs (n bigint, doc jsonb, body json)');
+    await pg.query('CREATE TABLE docs (n bigint, doc jsonb, body json, a_num numeric, a_text text, s text, ok boolean)');
     const silent = { info() {}, warn() {}, error() {}, debug() {} };
     const task = new PostgresSink(
       {
@@ -63,7 +63,7 @@ describe('postgres sink', () => {
         table: 'docs',
         mode: 'insert',
         key: undefined,
-        columns: { n: 'offset', doc: 'value', body: 'value' },
+        columns: { n: 'offset', doc: 'value', body: 'value', a_num: 'value.a', a_text: 'value.a', s: 'value.s', ok: 'value.ok' },
         offsetsTable: 'tributary_sink_offsets',
       },
       silent,
@@ -85,6 +85,14 @@ describe('postgres sink', () => {
     // A JSON value whose bytes are not JSON: PostgreSQL refuses the stored text; the batch goes in again through the decoder.
     await task.put([stored(2, '{"ok":true}'), stored(3, '{nope')]);
     const rows = (await pg.query<{ n: string; a: string; s: string; doc: unknown; body: string }>("SELECT n, doc->>'a' AS a, doc->>'s' AS s, doc, body::text AS body FROM docs ORDER BY n")).rows;
+    // value.FIELD columns, read from the stored bytes: what the decoded value gives (1.50 as the number 1.5, the string unescaped).
+    const fields = (await pg.query('SELECT a_num::text, a_text, s, ok FROM docs ORDER BY n')).rows;
+    expect(fields).toEqual([
+      { a_num: '1.5', a_text: '1.5', s: 'x\\y"z', ok: null },
+      { a_num: null, a_text: null, s: null, ok: null },
+      { a_num: null, a_text: null, s: null, ok: true },
+      { a_num: null, a_text: null, s: null, ok: null },
+    ]);
     expect(rows.map((r) => r.n)).toEqual(['0', '1', '2', '3']);
     expect(rows[0]).toMatchObject({ a: '1.50', s: 'x\\y"z', body: '{"a":\t1.50,\n "s":"x\\\\y\\"z"}' });
     expect(rows[1].doc).toEqual([1, 2]);
