@@ -21,7 +21,7 @@
  * as UTF-8 too (the worker does not know the position).
  */
 import { batchSizeAt, checkBatch, readHeadersAt, readRecordCount, RecordLayout, walkBatchRecords } from './batch.ts';
-import { joinedJsonText, joinJsonCopy, NO_HEADERS, spreadJson, type JoinedJsonBytes, type RecordFactory } from './batch-reader.ts';
+import { joinedJsonText, joinJsonInto, NO_HEADERS, spreadJson, type JoinedJsonBytes, type RecordFactory } from './batch-reader.ts';
 import type { Crc32c } from './crc32c.ts';
 import { TributaryError, type ErrorCode } from './errors.ts';
 import { LIMITS } from './limits.ts';
@@ -46,7 +46,7 @@ export interface FrameIndex {
    * the page's heap, and become strings on the page only while read.
    */
   keys: Uint8Array | null;
-  /** joinJsonCopy's result over the whole frame, and each record's index in it. */
+  /** joinJsonInto's result over the whole frame, and each record's index in it. */
   json: JoinedJsonBytes | null;
   jsonAt: Int32Array;
 }
@@ -72,21 +72,28 @@ export function indexFrame(b: Uint8Array, crc: Crc32c): FrameIndex {
     total += Math.min(readRecordCount(b, pos), LIMITS.maxRecordsPerBatch);
     pos += size;
   }
+  // One buffer for the whole index (one transfer to the page): the per-record arrays, then the joined keys and JSON
+  // values, which fit in the frame's length plus a comma per value and the brackets (keys and values are disjoint in b).
+  const buf = new ArrayBuffer(total * (2 * 8 + 7 * 4 + 1) + b.length + total + 2);
+  let at = 0;
+  const f64 = (): Float64Array => new Float64Array(buf, (at += 8 * total) - 8 * total, total);
+  const i32 = (): Int32Array => new Int32Array(buf, (at += 4 * total) - 4 * total, total);
   const ix: FrameIndex = {
     count: total,
-    offsets: new Float64Array(total),
-    timestamps: new Float64Array(total),
-    attrs: new Uint8Array(total),
-    keyStart: new Int32Array(total),
-    keyEnd: new Int32Array(total),
-    valueStart: new Int32Array(total),
-    valueEnd: new Int32Array(total),
-    headerStart: new Int32Array(total),
-    recordEnd: new Int32Array(total),
+    offsets: f64(),
+    timestamps: f64(),
+    keyStart: i32(),
+    keyEnd: i32(),
+    valueStart: i32(),
+    valueEnd: i32(),
+    headerStart: i32(),
+    recordEnd: i32(),
+    jsonAt: i32(),
+    attrs: new Uint8Array(buf, (at += total) - total, total),
     keys: null,
     json: null,
-    jsonAt: new Int32Array(total),
   };
+  const tail = new Uint8Array(buf, at);
   let n = 0;
   for (let pos = 0; pos < b.length;) {
     const size = batchSizeAt(b, pos);
@@ -109,17 +116,17 @@ export function indexFrame(b: Uint8Array, crc: Crc32c): FrameIndex {
     n += count;
     pos += size;
   }
-  ix.keys = joinAsciiKeys(b, ix);
-  ix.json = joinJsonCopy(b, ix.attrs, ix.valueStart, ix.valueEnd, 0, n, ix.jsonAt);
+  ix.keys = joinAsciiKeys(b, ix, tail);
+  ix.json = joinJsonInto(b, ix.attrs, ix.valueStart, ix.valueEnd, 0, n, ix.jsonAt, tail.subarray(ix.keys?.length ?? 0));
   return ix;
 }
 
-/** The string keys' bytes joined when every one is ASCII; null otherwise. */
-function joinAsciiKeys(b: Uint8Array, ix: FrameIndex): Uint8Array | null {
+/** The string keys' bytes joined into `into` when every one is ASCII; null otherwise. */
+function joinAsciiKeys(b: Uint8Array, ix: FrameIndex, into: Uint8Array): Uint8Array | null {
   const { attrs, keyStart, keyEnd } = ix;
   let total = 0;
   for (let i = 0; i < ix.count; i++) if (((attrs[i] >> 3) & 3) === 1) total += keyEnd[i] - keyStart[i];
-  const joined = new Uint8Array(total);
+  const joined = into.subarray(0, total);
   let o = 0;
   let high = 0;
   for (let i = 0; i < ix.count; i++) {
@@ -168,11 +175,7 @@ export function indexFrameOrFault(b: Uint8Array, crc: Crc32c): FrameIndex | Fram
   }
 }
 
-/** The buffers of an index, for postMessage's transfer list. */
+/** The buffers of an index, for postMessage's transfer list: one. */
 export function indexBuffers(ix: FrameIndex | FrameFault): ArrayBuffer[] {
-  if ('error' in ix) return [];
-  const arrays: Array<{ buffer: ArrayBufferLike }> = [ix.offsets, ix.timestamps, ix.attrs, ix.keyStart, ix.keyEnd, ix.valueStart, ix.valueEnd, ix.headerStart, ix.recordEnd, ix.jsonAt];
-  if (ix.keys) arrays.push(ix.keys);
-  if (ix.json) arrays.push(ix.json.bytes);
-  return arrays.map((a) => a.buffer as ArrayBuffer);
+  return 'error' in ix ? [] : [ix.offsets.buffer as ArrayBuffer];
 }
