@@ -21,7 +21,7 @@
  * quarter of the page's time that was not JSON.parse or the handler) and
  * hands the page the frame's bytes with an index (protocol/frame-index.ts),
  * so the page makes records without walking bytes: main-thread CPU per
- * event 0.64x in two same-run pairs.
+ * event 0.5-0.8x in six same-run pairs (bench/README.md).
  *
  * One worker per page, shared by every WorkerWebSocket and kept while the
  * page lives (a reconnect does not pay its start again). Its code is a
