@@ -17,7 +17,23 @@ export class SlabPool {
     this.slab = new Uint8Array(slabBytes);
   }
 
-  /** `n` fresh zeroed bytes. */
+  /**
+   * A view of `max` free bytes where the next `take` starts, without taking
+   * them (null when `max` is over `maxShared`): for an encoder that knows only
+   * an upper bound of its size (UTF-8 of a string), writes there, then takes
+   * what it wrote. The next `take(n)`, n <= max, returns those bytes as
+   * written; what was reserved and not taken is overwritten by later takes.
+   */
+  reserve(max: number): Uint8Array | null {
+    if (max > this.maxShared) return null;
+    if (this.used + max > this.slabBytes) {
+      this.slab = new Uint8Array(this.slabBytes);
+      this.used = 0;
+    }
+    return this.slab.subarray(this.used, this.used + max);
+  }
+
+  /** `n` fresh bytes: zeroed, unless a `reserve` wrote there first. */
   take(n: number): Uint8Array {
     if (n > this.maxShared) return new Uint8Array(n);
     if (this.used + n > this.slabBytes) {

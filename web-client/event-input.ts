@@ -19,6 +19,7 @@ import {
   uvarintSize,
   writeRecordBody,
   writeTextRecordBody,
+  writeTextRecordBodyInto,
   recordLimitFault,
   utf8Length,
   type Crc32c,
@@ -113,14 +114,26 @@ export function toOutboxRecord(topic: string, event: SendEvent, now: number, wit
   if (withBody && v !== null && v !== undefined && !(v instanceof Uint8Array) && (event.encoding === undefined || event.encoding === 'json')) {
     // JSON straight into the record body; the record's value is a view of it (no buffer per value).
     const text = jsonText(v);
-    const vlen = utf8Length(text);
-    if (vlen > LIMITS.maxValueBytes) bad(`value of ${vlen} bytes exceeds ${LIMITS.maxValueBytes}`, 'RECORD_TOO_LARGE');
+    // UTF-8 never has fewer bytes than UTF-16 units: a text this long is too large whatever it holds.
+    if (text.length > LIMITS.maxValueBytes) bad(`value of ${utf8Length(text)} bytes exceeds ${LIMITS.maxValueBytes}`, 'RECORD_TOO_LARGE');
     const fault = recordLimitFault(key, null, headers);
     if (fault) bad(fault.message, fault.code as 'BAD_RECORD' | 'RECORD_TOO_LARGE');
-    body = bodies.take(recordBodySize(key, null, headers) + uvarintSize(vlen) + vlen);
-    writeTextRecordBody(body, 0, key, text, vlen, ENCODING_CODE.json, headers);
-    const at = 1 + keyBytes(key) + uvarintSize(vlen);
-    encoded = { value: body.subarray(at, at + vlen), encoding: 'json' };
+    const fixed = recordBodySize(key, null, headers);
+    const room = bodies.reserve(fixed + 3 * text.length + 5);
+    const w = room && writeTextRecordBodyInto(room, key, text, ENCODING_CODE.json, headers, LIMITS.maxValueBytes);
+    if (room && !w) bad(`value of ${utf8Length(text)} bytes exceeds ${LIMITS.maxValueBytes}`, 'RECORD_TOO_LARGE');
+    if (w) {
+      // Small texts (nearly all): encoded once, straight into the slab.
+      body = bodies.take(w.size);
+      encoded = { value: body.subarray(w.valueAt, w.valueAt + w.valueBytes), encoding: 'json' };
+    } else {
+      const vlen = utf8Length(text);
+      if (vlen > LIMITS.maxValueBytes) bad(`value of ${vlen} bytes exceeds ${LIMITS.maxValueBytes}`, 'RECORD_TOO_LARGE');
+      body = bodies.take(fixed + uvarintSize(vlen) + vlen);
+      writeTextRecordBody(body, 0, key, text, vlen, ENCODING_CODE.json, headers);
+      const at = 1 + keyBytes(key) + uvarintSize(vlen);
+      encoded = { value: body.subarray(at, at + vlen), encoding: 'json' };
+    }
   } else {
     encoded = encodeValue(v, event.encoding);
     const fault = recordLimitFault(key, encoded.value, headers);

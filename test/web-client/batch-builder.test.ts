@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkBatch, crc32c, decodeBatch, LIMITS } from '../../protocol/index.ts';
 import { BatchBuilder } from '../../web-client/batch-builder.ts';
-import { encodeWireBatch, toOutboxRecord, type SendEvent } from '../../web-client/event-input.ts';
+import { encodeOutboxBatch, encodeWireBatch, recordBody, toOutboxRecord, type SendEvent } from '../../web-client/event-input.ts';
 
 const NOW = 1_700_000_000_000;
 
@@ -86,5 +86,31 @@ describe('BatchBuilder', () => {
     }
     expect(b.count).toBe(1);
     expect(firstDifference(b.seal(0, crc32c), reference('pid', 0, [{ key: 'ok', value: 1 }]))).toBe(-1);
+  });
+
+  it("send()'s record bodies, JSON encoded once into the slab, are recordBody's bytes: ASCII, UTF-8 of 2-4 bytes, across varint widths, past the slab", () => {
+    const events: SendEvent[] = [
+      { key: 'k', value: { s: 'x' } },
+      // JSON texts of 127 and 128 chars: the value's length prefix grows a byte.
+      { key: 'k', value: 'x'.repeat(125) },
+      { key: 'k', value: 'x'.repeat(126) },
+      // 50 chars, 150 bytes: the prefix sized for ASCII is too short and the text moves.
+      { key: null, value: '€'.repeat(48) },
+      { key: 'ключ', value: { t: 'naïve 😀 \ud800 end' }, headers: { h: 'v', bin: new Uint8Array([0, 255]) } },
+      { key: new Uint8Array([1, 2]), value: ['ü'.repeat(300)], headers: [['a', 'b']] },
+      // Longer than a slab shares: the path that measures first.
+      { key: 'big', value: { pad: 'p'.repeat(5_000), e: '😀'.repeat(700) } },
+    ];
+    const withBodies = events.map((e) => toOutboxRecord('t', e, NOW, true));
+    for (let i = 0; i < events.length; i++) {
+      const { rec, body } = withBodies[i];
+      const plain = toOutboxRecord('t', events[i], NOW).rec;
+      expect(firstDifference(body!, recordBody(plain)), `event ${i}`).toBe(-1);
+      expect(firstDifference(rec.v!, plain.v!), `event ${i}`).toBe(-1);
+    }
+    const fromBodies = encodeOutboxBatch('pid', 3, withBodies as Array<{ rec: (typeof withBodies)[number]['rec']; body?: Uint8Array }>, crc32c);
+    // The same records as the reference path (the headers differ in appendTime only, which the hub stamps).
+    expect(checkBatch(fromBodies, 0, fromBodies.length, crc32c)).toBeNull();
+    expect(decodeBatch(fromBodies)).toEqual(decodeBatch(reference('pid', 3, events)));
   });
 });
