@@ -31,7 +31,7 @@ export type { FailedEvent, OutboxBounds, OutboxEvent, OutboxStats, OutboxStore, 
 export type { AckInfo } from './producer.ts';
 export type { BatchesProduceResult, DirectProduceOptions, DirectProduceResult, TopicMetadata } from './direct-produce.ts';
 export { BatchBuilder } from './batch-builder.ts';
-export { WorkerWebSocket } from './worker-socket.ts';
+export { WorkerWebSocket, runSocketWorker } from './worker-socket.ts';
 export type { TokenSource } from './token.ts';
 export { createAdmin, webSocketUrlOf } from './admin.ts';
 export type { Admin, AdminOptions, GroupDescription, GroupMember, GroupOffset, GroupSummary, HttpRecord, PartitionOffsets, ReadAnswer, ResetTarget, TopicDescription, TopicSummary } from './admin.ts';
