@@ -145,6 +145,48 @@ function replayInPage(page: Page, url: string, topic: string, count: number, for
   );
 }
 
+type Send = (method: string, params?: object) => Promise<unknown>;
+
+/**
+ * A CDP channel to the page's dedicated worker (the socket worker), through
+ * the page's session (Target.sendMessageToTarget: Playwright's sessions do
+ * not reach workers), or null when there is none.
+ */
+async function workerChannel(cdp: CDPSession): Promise<Send | null> {
+  let sessionId = '';
+  const pending = new Map<number, (m: { result?: unknown; error?: { message: string } }) => void>();
+  cdp.on('Target.attachedToTarget', (e) => {
+    if (e.targetInfo.type === 'worker') sessionId = e.sessionId;
+  });
+  cdp.on('Target.receivedMessageFromTarget', (e) => {
+    const m = JSON.parse(e.message) as { id?: number; result?: unknown; error?: { message: string } };
+    if (m.id !== undefined) pending.get(m.id)?.(m);
+  });
+  await cdp.send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: false, flatten: false });
+  const deadline = Date.now() + 5_000;
+  while (!sessionId && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (!sessionId) return null;
+  let nextId = 1;
+  return (method, params) =>
+    new Promise((resolve, reject) => {
+      const id = nextId++;
+      pending.set(id, (m) => {
+        pending.delete(id);
+        if (m.error) reject(new Error(m.error.message));
+        else resolve(m.result);
+      });
+      cdp.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id, method, params }) }).catch(reject);
+    });
+}
+
+/** CPU time in a profile: every sample but the idle ones (ms). */
+function busyMs(profile: { nodes: Array<{ id: number; callFrame: { functionName: string } }>; samples: number[]; timeDeltas: number[] }): number {
+  const idle = new Set(profile.nodes.filter((n) => n.callFrame.functionName === '(idle)').map((n) => n.id));
+  let us = 0;
+  for (let i = 0; i < profile.samples.length; i++) if (!idle.has(profile.samples[i])) us += Math.max(0, profile.timeDeltas[i] ?? 0);
+  return us / 1000;
+}
+
 async function heapUsed(cdp: CDPSession): Promise<number> {
   return ((await cdp.send('Runtime.getHeapUsage')) as { usedSize: number }).usedSize;
 }
@@ -174,8 +216,11 @@ export async function runBrowserReplayBench(opts: { quick: boolean; only?: Form[
     await cdp.send('Performance.enable');
     // The page's main-thread CPU (CDP Performance ThreadTime, s): on a loaded machine steadier than the rate.
     const threadTime = async (): Promise<number> => (await cdp.send('Performance.getMetrics')).metrics.find((m) => m.name === 'ThreadTime')?.value ?? NaN;
-    // Warm-up: JIT, the socket path, one pass over a fifth of the events.
-    await replayInPage(page, hub.wsUrl, topic, Math.min(count, 200_000) / 5, 'handler', timeoutMs).catch(() => undefined);
+    // Warm-up: JIT, the socket path, one pass over a fifth of the events, on the page and through the socket worker
+    // (which stays for the page's life: the timed run does not pay its start).
+    for (const form of ['handler', 'worker'] as const) await replayInPage(page, hub.wsUrl, topic, Math.min(count, 200_000) / 5, form, timeoutMs).catch(() => undefined);
+    // With BROWSER_REPLAY_CPU_PROF, the socket worker (started by the warm-up, kept for the page's life) is profiled too.
+    const worker = profDir ? await workerChannel(cdp) : null;
     // BROWSER_REPLAY_CREDIT=1048576,4194304: each form once per credit (bytes), in this run, for a same-run comparison.
     const credits: Array<number | undefined> = process.env.BROWSER_REPLAY_CREDIT ? process.env.BROWSER_REPLAY_CREDIT.split(',').map(Number) : [undefined];
     for (const creditBytes of credits)
@@ -194,7 +239,13 @@ export async function runBrowserReplayBench(opts: { quick: boolean; only?: Form[
           await cdp.send('Profiler.enable');
           await cdp.send('Profiler.setSamplingInterval', { interval: 100 });
           await cdp.send('Profiler.start');
+          if (worker && form === 'worker') {
+            await worker('Profiler.enable');
+            await worker('Profiler.setSamplingInterval', { interval: 100 });
+            await worker('Profiler.start');
+          }
         }
+        let workerNote = '';
         const cpuBefore = await threadTime();
         const r = await replayInPage(page, hub.wsUrl, topic, count, form, timeoutMs, creditBytes);
         const cpuSeconds = (await threadTime()) - cpuBefore;
@@ -202,6 +253,11 @@ export async function runBrowserReplayBench(opts: { quick: boolean; only?: Form[
           const { profile } = (await cdp.send('Profiler.stop')) as { profile: unknown };
           fs.mkdirSync(profDir, { recursive: true });
           fs.writeFileSync(path.join(profDir, `browser-replay-${form}-${Date.now()}.cpuprofile`), JSON.stringify(profile));
+          if (worker && form === 'worker') {
+            const { profile: wp } = (await worker('Profiler.stop')) as { profile: Parameters<typeof busyMs>[0] };
+            fs.writeFileSync(path.join(profDir, `browser-replay-worker-thread-${Date.now()}.cpuprofile`), JSON.stringify(wp));
+            workerNote = `; socket worker ${((busyMs(wp) * 1000) / r.count).toFixed(2)} µs CPU per event (profiled)`;
+          }
         }
         sampling = false;
         await sampler;
@@ -216,7 +272,7 @@ export async function runBrowserReplayBench(opts: { quick: boolean; only?: Form[
           notes:
             `${count} stored JSON events (~100 B, string keys) in ${PARTITIONS} partitions from earliest; ` +
             `heap ${mb(before)} MB before, ${mb(peak)} MB peak, ${mb(after)} MB after; ` +
-            `main thread ${((cpuSeconds * 1e6) / r.count).toFixed(2)} µs CPU per event, busy ${Math.round((100 * cpuSeconds * 1000) / r.ms)}% of the run` +
+            `main thread ${((cpuSeconds * 1e6) / r.count).toFixed(2)} µs CPU per event, busy ${Math.round((100 * cpuSeconds * 1000) / r.ms)}% of the run${workerNote}` +
             (r.checksum === expected ? '' : `; CHECKSUM MISMATCH ${r.checksum} != ${expected}`),
         });
       }

@@ -8,7 +8,25 @@
  *   produce: appends with 256 in flight (the engine pipelines them; the bare
  *            client's async publish awaits PubAcks with the same window)
  *   replay:  everything from the first message (engine: LogStore.read with
- *            1 MiB reads; bare: an ordered consumer)
+ *            1 MiB reads; bare: an ordered consumer), both of the stream
+ *            the engine wrote in that round
+ * Replay legs: where a stream's leader (R1) or a consumer (R3: an R1
+ * consumer lands on any of the three peers) sits decides a read's cost more
+ * than either client does: served by the node the client is connected to,
+ * nats-server spent ~20 µs per batch; one route hop away, ~45–50 µs, and the
+ * read ran at half the rate. Placement is random per stream and per
+ * consumer, so two sides reading streams of their own, over connections to
+ * different nodes, swung a round's ratio from 65% to 114%. Both sides
+ * therefore read the same stream (the engine's: its messages carry the
+ * engine's headers) over the same connection, and each reads it REPLAY_READS (3) times per
+ * round, taking turns (a fresh consumer each time), so a side's round is not
+ * one draw of placement, and the read that finds the server's block cache
+ * cold falls to each side in turn.
+ * Stream leaders: a publish goes to the stream's leader, on the connected
+ * node or a route hop away, so the produce legs' streams (placed apart) are
+ * led by one node: the bare R1 streams are placed on the node of the
+ * engine's (a server tag per node, harness/nats.ts), the R3 ones stepped
+ * down until that node leads them.
  * The systems are measured in interleaved rounds (bare, checked, engine,
  * then the next round in a rotated order), each round on fresh streams,
  * and the first round is a warm-up that is thrown away: a single short
@@ -22,10 +40,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { connect, headers, type NatsConnection } from 'nats';
+import { connect, headers, type JetStreamManager, type NatsConnection } from 'nats';
 import { encodeBatch } from '../protocol/batch.ts';
 import { FileLogStore } from '../server/storage/file-log-store.ts';
 import { JetStreamLogStore } from '../server/storage/jetstream/jetstream-log-store.ts';
+import { streamName } from '../server/storage/jetstream/names.ts';
 import type { LogStore } from '../server/storage/log-store.ts';
 import { nativeCrc32c } from '../server/storage/native-crc.ts';
 import { startNatsCluster } from '../harness/nats.ts';
@@ -41,6 +60,10 @@ export interface JetStreamResult {
 const RECORDS = 100;
 const VALUE_BYTES = 100;
 const WINDOW = 256;
+/** Timed reads of the whole stream per replay side per round, taking turns with the other side. */
+const REPLAY_READS = 3;
+/** How long a bare stream's leadership may take to land on the node leading the engine's stream. */
+const LEADER_MOVE_DEADLINE_MS = 30_000;
 
 function template(): Uint8Array {
   const records = Array.from({ length: RECORDS }, (_, i) => ({
@@ -138,6 +161,24 @@ async function bareReplay(nc: NatsConnection, stream: string, n: number): Promis
   return performance.now() - start;
 }
 
+async function leaderOf(jsm: JetStreamManager, stream: string): Promise<string> {
+  const leader = (await jsm.streams.info(stream)).cluster?.leader;
+  if (!leader) throw new Error(`stream ${stream} has no leader`);
+  return leader;
+}
+
+/** Steps the stream's leader down until `to` leads it (an R3 stream; each step-down elects one of the others). */
+async function moveLeader(nc: NatsConnection, jsm: JetStreamManager, stream: string, to: string): Promise<void> {
+  const deadline = Date.now() + LEADER_MOVE_DEADLINE_MS;
+  for (;;) {
+    const leader = (await jsm.streams.info(stream)).cluster?.leader;
+    if (leader === to) return;
+    if (Date.now() > deadline) throw new Error(`stream ${stream}: led by ${leader}, not ${to}, after ${LEADER_MOVE_DEADLINE_MS} ms`);
+    if (leader) await nc.request(`$JS.API.STREAM.LEADER.STEPDOWN.${stream}`, undefined, { timeout: 5000 }).catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 interface Sample {
   /** events/s of each measured round, in round order. */
   rates: number[];
@@ -197,7 +238,8 @@ export async function runJetStreamBench(opts: { quick: boolean; rounds?: number;
   // Both sides without async stack traces (a stack captured per request was ~10% of a publish), as the hub connects.
   const nc = await connect({ servers: cluster.servers.split(','), noAsyncTraces: true });
   const jsm = await nc.jetstreamManager();
-  const store = new JetStreamLogStore({ servers: cluster.servers.split(','), refreshIntervalMs: 0 });
+  // The engine on the bench's own connection: both sides reach the cluster through the same server (see "Replay legs").
+  const store = new JetStreamLogStore({ connection: nc, refreshIntervalMs: 0 });
   await store.open();
   try {
     for (const replicas of [1, 3]) {
@@ -209,29 +251,47 @@ export async function runJetStreamBench(opts: { quick: boolean; rounds?: number;
         const checked = `BARE_CHECKED_R${replicas}_${k}`;
         const topic = `bench-r${replicas}-${k}`;
         await store.createTopic(topic, 1, { replicas });
-        for (const name of [bare, checked]) await jsm.streams.add({ name, subjects: [`${name}.>`], num_replicas: replicas });
-        // Every leg runs in the warm-up round too; only its figures are dropped.
+        // The bare streams are led by the node that leads the engine's, so the three produce legs make the same
+        // hops (see "Stream leaders" above).
+        const leader = await leaderOf(jsm, streamName(topic, 0));
+        for (const name of [bare, checked]) {
+          await jsm.streams.add({ name, subjects: [`${name}.>`], num_replicas: replicas, ...(replicas === 1 ? { placement: { cluster: cluster.name, tags: [`node:${leader}`] } } : {}) });
+          await moveLeader(nc, jsm, name, leader);
+        }
+        // Every leg runs in the warm-up round too; only its figures are dropped. A sample's round is the sum of
+        // its legs in that round (a replay side reads REPLAY_READS times).
+        const spent = new Map<Sample, { ms: number; cpu: number }>();
         const leg = (into: Sample, op: () => Promise<number>) => async (): Promise<void> => {
           const cpu0 = process.cpuUsage();
           const ms = await op();
           const cpu = process.cpuUsage(cpu0);
-          if (!keep) return;
-          into.rates.push((n * RECORDS) / (ms / 1000));
-          into.cpu.push((cpu.user + cpu.system) / n);
+          const t = spent.get(into) ?? { ms: 0, cpu: 0 };
+          spent.set(into, { ms: t.ms + ms, cpu: t.cpu + cpu.user + cpu.system });
         };
         await rotated(k, [
           leg(s.bare, () => bareProduce(nc, bare, batch, n)),
           leg(s.checked, () => bareProduceChecked(nc, checked, batch, n)),
           leg(s.engine, () => storeProduce(store, topic, batch, n, true)),
         ]);
-        await rotated(k, [
-          leg(s.bareRead, () => bareReplay(nc, bare, n)),
-          leg(s.engineRead, async () => {
-            const r = await storeReplay(store, topic);
-            if (r.bytes !== n * size) throw new Error(`engine replay read ${r.bytes} bytes, expected ${n * size}`);
-            return r.ms;
-          }),
-        ]);
+        // Both replay sides read the engine's stream through one connection, taking turns, REPLAY_READS times
+        // each: see "Replay legs" above for why.
+        const engineRead = leg(s.engineRead, async () => {
+          const r = await storeReplay(store, topic);
+          if (r.bytes !== n * size) throw new Error(`engine replay read ${r.bytes} bytes, expected ${n * size}`);
+          return r.ms;
+        });
+        const bareRead = leg(s.bareRead, () => bareReplay(nc, streamName(topic, 0), n));
+        await rotated(
+          k,
+          Array.from({ length: 2 * REPLAY_READS }, (_, i) => (i % 2 ? engineRead : bareRead)),
+        );
+        if (keep) {
+          for (const [into, t] of spent) {
+            const reads = into === s.bareRead || into === s.engineRead ? REPLAY_READS : 1;
+            into.rates.push((reads * n * RECORDS) / (t.ms / 1000));
+            into.cpu.push(t.cpu / (reads * n));
+          }
+        }
         await store.deleteTopic(topic);
         await jsm.streams.delete(bare);
         await jsm.streams.delete(checked);
@@ -249,7 +309,7 @@ export async function runJetStreamBench(opts: { quick: boolean; rounds?: number;
           `LogStore.append, ${WINDOW} in flight; ${prod.text} of the bare client (goal ≥ ${pct(GOAL)}: ${prod.median >= GOAL ? 'met' : 'missed'}), ${ratio(engine, checked).text} of it checked`,
         ),
       );
-      out.push(sampleRow(`nats client R${replicas} replay`, bareRead, size, 'ordered consumer from seq 1'));
+      out.push(sampleRow(`nats client R${replicas} replay`, bareRead, size, `ordered consumer from seq 1 of the engine's stream, ${REPLAY_READS} reads per round`));
       out.push(
         sampleRow(
           `JetStream engine R${replicas} replay`,

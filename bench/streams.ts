@@ -10,6 +10,8 @@
  *   STREAMS_CPU_PROF=/tmp/prof node --import tsx bench/streams.ts --only stateless   # the app's CPU over the timed part
  *   node --import tsx bench/cpuprofile-top.ts /tmp/prof/bench-stateless.cpuprofile
  *   STREAMS_BENCH_EVENTS=N sets the input size.
+ *   STREAMS_INSTANCES=1,2 (default): each row for 1 instance (this thread) and 2 (a worker thread each, bench/streams-instance.ts).
+ *   STREAMS_WARM_UP=0: no untimed pass before each timed run.
  *
  * Rows:
  * - stateless: filter (keeps ~half) + mapValues + to. Goal ≥ 500,000 events/s.
@@ -26,13 +28,17 @@ import fs from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { startHub, type Hub } from '../harness/hub.ts';
+import { statCpuUs, threadCpuUs } from './lib/proc-cpu.ts';
 import { partitionForKey } from '../protocol/index.ts';
-import { keyedEvents, type InputEvent } from '../harness/stream-input.ts';
+import type { InputEvent } from '../harness/stream-input.ts';
 import { createTopic } from '../harness/topic-reader.ts';
 import { waitFor } from '../harness/wait.ts';
 import { createClient, type Client } from '../web-client/node.ts';
 import { stream, type StreamApp } from '../streams/index.ts';
+import type { InstanceData, InstanceDone } from './streams-instance.ts';
+import { benchInput, PIPELINES, type PipelineName } from './streams-pipelines.ts';
 import { taskCpuPerEvent } from './streams-task.ts';
 
 export interface StreamsBenchRow {
@@ -77,20 +83,8 @@ async function preload(client: Client, topic: string, events: InputEvent[]): Pro
   );
 }
 
-/** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on Linux). */
-const USER_HZ = 100;
-
 /** CPU time (user + system) of a process, in µs, from /proc (Linux); undefined elsewhere. */
-function procCpuUs(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) / USER_HZ) * 1e6; // fields 14 and 15 of stat: utime, stime
-  } catch {
-    return undefined;
-  }
-}
+const procCpuUs = (pid: number | undefined): number | undefined => (pid === undefined ? undefined : statCpuUs(`/proc/${pid}/stat`));
 
 /**
  * CPU µs per event of this process (the app) and of the hub over a timed
@@ -138,11 +132,19 @@ async function timeApp(
   id: string,
   hub: Hub,
 ): Promise<{ eventsPerSec: number; produced: number; ms: number; cpu: string; split: CpuSplit }> {
+  if (WARM_UP) {
+    const warm = stream(client, { applicationId: `${id}-warm`, httpUrl: hub.url, staticAssignment: 'all', creditBytes: CREDIT_BYTES });
+    build(warm);
+    await warm.start();
+    await waitFor(() => warm.metrics().processed >= events, 600_000, `${id}-warm processed`);
+    await warm.flush();
+    await warm.close();
+  }
   const app = stream(client, {
     applicationId: id,
     httpUrl: hub.url,
     staticAssignment: 'all',
-    creditBytes: 8 * 1024 * 1024,
+    creditBytes: CREDIT_BYTES,
     commitIntervalMs: Number(process.env.STREAMS_COMMIT_MS) || undefined,
     minBatchRecords: Number(process.env.STREAMS_MIN_BATCH) || undefined,
   });
@@ -150,6 +152,7 @@ async function timeApp(
   await app.start(); // internal topics created, partitions restored: the clock starts with the first fetch
   const prof = await startProfile();
   const cpu = cpuMeter(hub);
+  const thread0 = threadCpuUs();
   const t0 = performance.now();
   // Partitions restored early in start() are read while later ones restore: what they processed before the clock started is not counted.
   const before = app.metrics().processed;
@@ -158,11 +161,105 @@ async function timeApp(
   const ms = performance.now() - t0;
   const timed = events - before;
   const split = cpu(timed);
-  const cpuNote = split.text + (before > 0 ? ` (${before} events processed before the clock started, not counted)` : '');
+  const own = (threadCpuUs() - thread0) / timed;
+  const cpuNote = split.text + ` (the app's thread's own: ${own.toFixed(1)} µs)` + (before > 0 ? ` (${before} events processed before the clock started, not counted)` : '');
   await prof?.(id);
   const produced = app.metrics().produced;
   await app.close();
   return { eventsPerSec: Math.round((timed / ms) * 1000), produced, ms: Math.round(ms), cpu: cpuNote, split };
+}
+
+/** Input bytes the hub may send ahead per subscription, in every instance. */
+const CREDIT_BYTES = 8 * 1024 * 1024;
+/** App instances per row: STREAMS_INSTANCES=1,2 (default). 1 runs on this thread; more run one worker thread each. */
+/**
+ * Every timed run follows an untimed pass of the same pipeline over the same
+ * input under another applicationId, in the same thread(s): a worker thread
+ * starts with a cold JIT, and the rows measure a running app, not its first
+ * seconds. STREAMS_WARM_UP=0 turns it off.
+ */
+const WARM_UP = process.env.STREAMS_WARM_UP !== '0';
+const INSTANCES = (process.env.STREAMS_INSTANCES ?? '1,2').split(',').map(Number);
+
+/**
+ * Young generation of an instance thread. A worker's default is smaller than
+ * the main thread's: with it, the V8 helper threads (scavenges) spent ~1.5×
+ * the CPU per event (measured per thread in /proc/self/task).
+ */
+const WORKER_YOUNG_GENERATION_MB = 64;
+
+/**
+ * The worker threads' entry: tsx's loader is registered in the thread first
+ * (a worker does not inherit `--import tsx` for its entry on Node 20).
+ */
+const INSTANCE_ENTRY = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(new URL('./streams-instance.ts', import.meta.url).href)}); })`;
+
+/**
+ * `k` instances of one application, each in a worker thread with its own
+ * connection and every k-th input partition (static assignment): as k
+ * processes of the application would share the input. The clock runs from
+ * the first instance's start() returning to the last one's flush; CPU is
+ * this process's (all threads) from 'go' on, so it includes each instance's
+ * (empty) restore.
+ */
+async function timeInstances(
+  client: Client,
+  k: number,
+  pipeline: PipelineName,
+  id: string,
+  hub: Hub,
+  input: InputEvent[],
+): Promise<{ eventsPerSec: number; produced: number; ms: number; cpu: string; split: CpuSplit }> {
+  // The internal topics are created here first: instances creating them at the same moment race in the hub (one gets TOPIC_EXISTS over the socket).
+  for (const setupId of WARM_UP ? [id, `${id}-warm`] : [id]) {
+    const setup = stream(client, { applicationId: setupId, httpUrl: hub.url, staticAssignment: { in: [] } });
+    PIPELINES[pipeline](setup);
+    await setup.start();
+    await setup.close();
+  }
+  const perPartition = new Array<number>(PARTITIONS).fill(0);
+  for (const e of input) perPartition[partitionForKey(e.key, PARTITIONS)]++;
+  const workers = Array.from({ length: k }, (_, i) => {
+    const partitions = perPartition.map((_, p) => p).filter((p) => p % k === i);
+    const data: InstanceData = {
+      wsUrl: hub.wsUrl,
+      httpUrl: hub.url,
+      applicationId: id,
+      pipeline,
+      partitions,
+      events: partitions.reduce((a, p) => a + perPartition[p], 0),
+      creditBytes: CREDIT_BYTES,
+      warmUp: WARM_UP ? `${id}-warm` : undefined,
+    };
+    return new Worker(INSTANCE_ENTRY, { eval: true, workerData: data, resourceLimits: { maxYoungGenerationSizeMb: WORKER_YOUNG_GENERATION_MB } });
+  });
+  const next = (w: Worker) =>
+    new Promise<unknown>((resolve, reject) => {
+      const onError = (e: Error) => reject(e);
+      w.once('error', onError);
+      w.once('message', (m: unknown) => {
+        w.off('error', onError);
+        resolve(m);
+      });
+    });
+  try {
+    await Promise.all(workers.map(next)); // 'ready': loaded, connected, topology built
+    const cpu = cpuMeter(hub);
+    const dones = workers.map(next);
+    for (const w of workers) w.postMessage('go');
+    const results = (await Promise.all(dones)) as InstanceDone[];
+    const t0 = Math.min(...results.map((r) => r.t0));
+    const ms = Math.max(...results.map((r) => r.t1)) - t0;
+    const timed = results.reduce((a, r) => a + r.timed, 0);
+    const split = cpu(timed);
+    const before = input.length - timed;
+    const threads = results.map((r) => (r.threadCpuUs / timed).toFixed(1)).join(' + ');
+    const cpuNote =
+      split.text + ` (all threads of the app process; the instance threads' own: ${threads} µs)` + (before > 0 ? ` (${before} events processed before an instance's clock started, not counted)` : '');
+    return { eventsPerSec: Math.round((timed / ms) * 1000), produced: results.reduce((a, r) => a + r.produced, 0), ms: Math.round(ms), cpu: cpuNote, split };
+  } finally {
+    await Promise.all(workers.map((w) => w.terminate()));
+  }
 }
 
 /**
@@ -184,27 +281,14 @@ async function startProfile(): Promise<((id: string) => Promise<void>) | undefin
   };
 }
 
-/** ~100-byte JSON values, keyed (1,000 keys), one event per ms of event time. */
-function benchInput(n: number): InputEvent[] {
-  return keyedEvents(n, 1000, 1_700_000_000_000, 1).map((e, i) => ({ ...e, value: { i, kind: i % 2 ? 'temp' : 'hum', room: `room-${i % 1000}`, c: 20 + (i % 7), pad: 'x'.repeat(32) } }));
-}
-
-const stateless = (app: StreamApp) =>
-  app
-    .from<{ kind: string; c: number; room: string }>('in')
-    .filter((r) => r.value.kind === 'temp')
-    .mapValues((r) => ({ room: r.value.room, f: r.value.c * 1.8 + 32 }))
-    .to('stateless-out');
-const windowed = (emit: 'update' | 'final', out: string) => (app: StreamApp) => app.from('in').groupByKey().window({ tumblingMs: 10_000, graceMs: 1_000, emit }).count({ name: 'counts' }).to(out);
-
 /** --only task: the task's processing alone, no hub (bench/streams-task.ts). */
 async function taskRows(n: number): Promise<StreamsBenchRow[]> {
   const input = benchInput(n);
   const rows: StreamsBenchRow[] = [];
   for (const [system, build] of [
-    ['task alone: stateless filter+map+to', stateless],
-    ['task alone: windowed keyed count', windowed('update', 'windowed-out')],
-    ["task alone: windowed keyed count, emit 'final'", windowed('final', 'windowed-final-out')],
+    ['task alone: stateless filter+map+to', PIPELINES.stateless],
+    ['task alone: windowed keyed count', PIPELINES.windowed],
+    ["task alone: windowed keyed count, emit 'final'", PIPELINES['windowed-final']],
   ] as const) {
     const { warmUs, coldUs } = await taskCpuPerEvent(input, build);
     rows.push({
@@ -231,7 +315,7 @@ export async function runStreamsBench(opts: { quick: boolean; only?: string }): 
     await preload(client, 'in', input);
     const produceMs = performance.now() - tp;
     const preloadCpuNote = preloadCpu(n);
-    const note = `${n} events of ~100 B in ${PARTITIONS} partitions, fsync always, one instance (static assignment), hub and app on the same 2 CPUs`;
+    const note = `${n} events of ~100 B in ${PARTITIONS} partitions, fsync always, static assignment, hub and app on the same 2 CPUs`;
 
     // The output path's ceiling: the same client's produce() alone, as the app's lanes send (4 requests of 10,000 in flight per partition).
     rows.push({
@@ -240,48 +324,26 @@ export async function runStreamsBench(opts: { quick: boolean; only?: string }): 
       eventsPerSec: Math.round((n / produceMs) * 1000),
       notes: `${note}; the path every output, changelog and repartition record takes; ${preloadCpuNote.text}`,
     });
-    if (!opts.only || opts.only === 'stateless') {
-      await createTopic(hub.url, 'stateless-out', PARTITIONS);
-      const r = await timeApp(client, n, stateless, 'bench-stateless', hub);
-      rows.push({
-        scenario: 'streams',
-        system: 'stateless filter+map+to',
-        eventsPerSec: r.eventsPerSec,
-        notes: `${note}; ${r.produced} outputs; ${r.ms} ms; ${r.cpu}; ${chainBound(preloadCpuNote, r.split)}; goal ≥ 500,000/s`,
-      });
-    }
-    if (opts.only === 'consume') {
-      await createTopic(hub.url, 'nowhere', 1);
-      const r = await timeApp(
-        client,
-        n,
-        (app) =>
-          app
-            .from<{ kind: string }>('in')
-            .filter((r) => r.value.kind === 'none')
-            .to('nowhere'),
-        'bench-consume',
-        hub,
-      );
-      rows.push({ scenario: 'streams', system: 'consume + filter, no output', eventsPerSec: r.eventsPerSec, notes: `${note}; ${r.ms} ms; ${r.cpu}` });
-    }
-    if (!opts.only || opts.only === 'windowed') {
-      await createTopic(hub.url, 'windowed-out', PARTITIONS);
-      const r = await timeApp(client, n, windowed('update', 'windowed-out'), 'bench-windowed', hub);
-      rows.push({
-        scenario: 'streams',
-        system: 'windowed keyed count',
-        eventsPerSec: r.eventsPerSec,
-        notes: `${note}; ${r.produced} outputs (every update); ${r.ms} ms; ${r.cpu}; ${chainBound(preloadCpuNote, r.split)}; goal ≥ 200,000/s`,
-      });
-      await createTopic(hub.url, 'windowed-final-out', PARTITIONS);
-      const f = await timeApp(client, n, windowed('final', 'windowed-final-out'), 'bench-windowed-final', hub);
-      rows.push({
-        scenario: 'streams',
-        system: "windowed keyed count, emit 'final'",
-        eventsPerSec: f.eventsPerSec,
-        notes: `${note}; ${f.produced} outputs (one per closed window); ${f.ms} ms; ${f.cpu}; ${chainBound(preloadCpuNote, f.split)}`,
-      });
+    const rowDefs: { pipeline: PipelineName; system: string; outputs: string; goal?: string }[] = [
+      { pipeline: 'stateless', system: 'stateless filter+map+to', outputs: 'outputs', goal: 'goal ≥ 500,000/s' },
+      { pipeline: 'consume', system: 'consume + filter, no output', outputs: 'outputs' },
+      { pipeline: 'windowed', system: 'windowed keyed count', outputs: 'outputs (every update)', goal: 'goal ≥ 200,000/s' },
+      { pipeline: 'windowed-final', system: "windowed keyed count, emit 'final'", outputs: 'outputs (one per closed window)' },
+    ];
+    const selected = rowDefs.filter((d) => (opts.only ? d.pipeline === opts.only || (opts.only === 'windowed' && d.pipeline === 'windowed-final') : d.pipeline !== 'consume'));
+    for (const d of selected) {
+      await createTopic(hub.url, { stateless: 'stateless-out', consume: 'nowhere', windowed: 'windowed-out', 'windowed-final': 'windowed-final-out' }[d.pipeline], PARTITIONS);
+      for (const [j, k] of INSTANCES.entries()) {
+        const id = `bench-${d.pipeline}${j > 0 ? `-${j}x${k}` : ''}`;
+        const r = k === 1 ? await timeApp(client, n, PIPELINES[d.pipeline], id, hub) : await timeInstances(client, k, d.pipeline, id, hub, input);
+        const how = k === 1 ? 'one instance on the main thread' : `${k} instances, a worker thread and connection each, ${PARTITIONS / k} partitions each`;
+        rows.push({
+          scenario: 'streams',
+          system: k === 1 ? d.system : `${d.system}, ${k} instances`,
+          eventsPerSec: r.eventsPerSec,
+          notes: [`${note}, ${how}`, `${r.produced} ${d.outputs}`, `${r.ms} ms`, r.cpu, chainBound(preloadCpuNote, r.split), d.goal].filter(Boolean).join('; '),
+        });
+      }
     }
   } finally {
     await client.close();

@@ -68,6 +68,8 @@ async function freePort(): Promise<number> {
 function nodeConfig(o: { name: string; cluster: string; port: number; clusterPort: number; routes: number[]; storeDir: string; gatewayPort: number; gateways?: Record<string, string> }): string {
   const lines = [
     `server_name: ${o.name}`,
+    // A tag naming the node, so a stream can be placed on a chosen one (placement: { tags: ['node:<name>'] }).
+    `server_tags: ["node:${o.name}"]`,
     `listen: 127.0.0.1:${o.port}`,
     // Small test machine: bound what JetStream may take (the defaults size themselves to the host).
     `jetstream { store_dir: "${o.storeDir}", max_memory_store: 256MB, max_file_store: 4GB }`,

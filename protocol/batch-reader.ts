@@ -46,6 +46,11 @@ const ENC_CBOR = 2;
 const NULL_VALUE = 4;
 const ENCODINGS: readonly ValueEncoding[] = ['bytes', 'json', 'cbor'];
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+/**
+ * The headers of every record that has none: one shared, frozen array, not
+ * an allocation per record (most records carry no headers).
+ */
+export const NO_HEADERS: Header[] = Object.freeze([]) as unknown as Header[];
 
 /** Positions of the batch being read, reused across calls (grown to the largest batch seen). */
 const layout = new RecordLayout();
@@ -136,7 +141,7 @@ function copyStandalone(b: Uint8Array, s: number, e: number, o: number): number 
 }
 
 /** One value as consumers get it: decodeValue's result, or the bytes when they do not decode. */
-function valueAlone(b: Uint8Array, attr: number, s: number, e: number): unknown {
+export function valueAlone(b: Uint8Array, attr: number, s: number, e: number): unknown {
   if (attr & NULL_VALUE) return null;
   const bytes = b.subarray(s, e);
   const enc = attr & 3;
@@ -148,56 +153,120 @@ function valueAlone(b: Uint8Array, attr: number, s: number, e: number): unknown 
   }
 }
 
+/** The text of `[v1,v2,…]` joined by joinJson, and how many values it holds. */
+export interface JoinedJson {
+  text: string;
+  count: number;
+}
+
+/** Bytes of the last joinJsonBytes in jsonBytes[0, joinedBytes). */
+let joinedBytes = 0;
+
 /**
- * Decodes the values of records [first, count) (positions in `attrs`,
- * `vs`, `ve`) into out[first, count): the JSON ones that stand alone with
- * one parse, the rest one by one.
+ * Joins the JSON values among records [first, count) (positions in `attrs`,
+ * `vs`, `ve`) that stand alone (copyStandalone) as `[v1,v2,…]` into the
+ * jsonBytes scratch; at[i] is record i's index in that array, or -1 for a
+ * value decoded on its own (not JSON, a tombstone, not standing alone).
+ * Returns how many were joined: 0 when fewer than two JSON values are in
+ * the range or none stands alone (then every value is decoded on its own).
  */
-function decodeValues(b: Uint8Array, attrs: Uint8Array, vs: Int32Array, ve: Int32Array, first: number, count: number, out: unknown[]): void {
+function joinJsonBytes(b: Uint8Array, attrs: Uint8Array, vs: Int32Array, ve: Int32Array, first: number, count: number, at: Int32Array): number {
   let total = 0;
   let jsonCount = 0;
   for (let i = first; i < count; i++) {
+    at[i] = -1;
     if ((attrs[i] & (NULL_VALUE | 3)) === ENC_JSON) {
       total += ve[i] - vs[i] + 1;
       jsonCount++;
     }
   }
+  if (jsonCount < 2) return 0;
+  jsonBytes = grow(jsonBytes, total + 2);
+  let o = 0;
   let joined = 0;
-  if (jsonCount > 1) {
-    jsonBytes = grow(jsonBytes, total + 2);
-    let o = 0;
-    jsonBytes[o++] = 0x5b; // [
-    for (let i = first; i < count; i++) {
-      if ((attrs[i] & (NULL_VALUE | 3)) !== ENC_JSON) continue;
-      const at = o;
-      const next = copyStandalone(b, vs[i], ve[i], at);
-      if (next < 0) {
-        o = at;
-        out[i] = undefined;
-        continue;
-      }
-      jsonBytes[next] = 0x2c; // ,
-      o = next + 1;
-      out[i] = joined++; // its index in the array, replaced below
-    }
-    if (joined > 0) {
-      jsonBytes[o - 1] = 0x5d; // ] over the last comma
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(utf8.decode(jsonBytes.subarray(0, o)));
-      } catch {
-        parsed = undefined; // one of them is not JSON (or not UTF-8): each on its own below
-      }
-      if (Array.isArray(parsed) && parsed.length === joined) {
-        for (let i = first; i < count; i++) {
-          if ((attrs[i] & (NULL_VALUE | 3)) === ENC_JSON && typeof out[i] === 'number') out[i] = parsed[out[i] as number];
-          else out[i] = valueAlone(b, attrs[i], vs[i], ve[i]);
-        }
-        return;
-      }
+  jsonBytes[o++] = 0x5b; // [
+  for (let i = first; i < count; i++) {
+    if ((attrs[i] & (NULL_VALUE | 3)) !== ENC_JSON) continue;
+    const next = copyStandalone(b, vs[i], ve[i], o);
+    if (next < 0) continue;
+    jsonBytes[next] = 0x2c; // ,
+    o = next + 1;
+    at[i] = joined++;
+  }
+  if (joined > 0) jsonBytes[o - 1] = 0x5d; // ] over the last comma
+  joinedBytes = o;
+  return joined;
+}
+
+/** joinJsonBytes' text (null when nothing was joined or the bytes are not UTF-8: then each value on its own). */
+function joinedText(bytes: Uint8Array, count: number): JoinedJson | null {
+  if (count === 0) return null;
+  try {
+    return { text: utf8.decode(bytes), count };
+  } catch {
+    return null;
+  }
+}
+
+/** joinJsonBytes, as text: see there. */
+export function joinJson(b: Uint8Array, attrs: Uint8Array, vs: Int32Array, ve: Int32Array, first: number, count: number, at: Int32Array): JoinedJson | null {
+  const joined = joinJsonBytes(b, attrs, vs, ve, first, count, at);
+  return joinedText(jsonBytes.subarray(0, joinedBytes), joined);
+}
+
+/** The joined values' bytes (a copy, for handing to another thread) and their count; decoded by joinedJsonText. */
+export interface JoinedJsonBytes {
+  bytes: Uint8Array;
+  count: number;
+}
+
+/** joinJsonBytes, copied into `into` (room for the values' bytes, one comma each and the brackets); null when nothing was joined: see there. */
+export function joinJsonInto(b: Uint8Array, attrs: Uint8Array, vs: Int32Array, ve: Int32Array, first: number, count: number, at: Int32Array, into: Uint8Array): JoinedJsonBytes | null {
+  const joined = joinJsonBytes(b, attrs, vs, ve, first, count, at);
+  if (joined === 0) return null;
+  into.set(jsonBytes.subarray(0, joinedBytes));
+  return { bytes: into.subarray(0, joinedBytes), count: joined };
+}
+
+/** The text of joined bytes from joinJsonInto, or null (not UTF-8: each value on its own). */
+export function joinedJsonText(j: JoinedJsonBytes | null): JoinedJson | null {
+  return j === null ? null : joinedText(j.bytes, j.count);
+}
+
+/**
+ * Fills out[first, count) with the values of records [first, count): from
+ * the joined text's one JSON.parse where at[i] >= 0, the rest one by one
+ * (valueAlone). If the joined text does not parse into exactly `count`
+ * elements (a value that is not JSON), every value is decoded on its own.
+ * Balanced comma-free segments parse as exactly one element each or not at
+ * all, so a value like `1],[2` cannot add or shift elements.
+ */
+export function spreadJson(b: Uint8Array, attrs: Uint8Array, vs: Int32Array, ve: Int32Array, first: number, count: number, joined: JoinedJson | null, at: Int32Array, out: unknown[]): void {
+  let parsed: unknown;
+  if (joined !== null) {
+    try {
+      parsed = JSON.parse(joined.text);
+    } catch {
+      parsed = undefined; // one of them is not JSON: each on its own below
     }
   }
+  if (Array.isArray(parsed) && parsed.length === joined!.count) {
+    for (let i = first; i < count; i++) {
+      const k = at[i];
+      out[i] = k >= 0 ? parsed[k] : valueAlone(b, attrs[i], vs[i], ve[i]);
+    }
+    return;
+  }
   for (let i = first; i < count; i++) out[i] = valueAlone(b, attrs[i], vs[i], ve[i]);
+}
+
+/** Each record's index in the joined JSON array (scratch, grown with the layout). */
+let jsonAt = new Int32Array(0);
+
+/** Decodes the values of records [first, count) into out[first, count): the JSON ones that stand alone with one parse, the rest one by one. */
+function decodeValues(b: Uint8Array, attrs: Uint8Array, vs: Int32Array, ve: Int32Array, first: number, count: number, out: unknown[]): void {
+  if (jsonAt.length < count) jsonAt = new Int32Array(Math.max(count, layout.capacity));
+  spreadJson(b, attrs, vs, ve, first, count, joinJson(b, attrs, vs, ve, first, count, jsonAt), jsonAt, out);
 }
 
 /**
@@ -262,7 +331,7 @@ function readBatch(b: Uint8Array, pos: number, size: number, fromOffset: number,
  */
 function headersOf(b: Uint8Array, i: number): Header[] {
   const hs = layout.headerStart[i];
-  if (hs < 0) return [];
+  if (hs < 0) return NO_HEADERS;
   const h = readHeadersAt(b, hs, layout.recordEnd[i]);
   if (h === null) throw new TributaryError('BAD_BATCH', 'record batch has malformed records');
   return h.headers;

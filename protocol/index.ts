@@ -6,6 +6,7 @@ export * from './batch.ts';
 export { keyBytes } from './record-fields.ts';
 export * from './record-body.ts';
 export * from './batch-reader.ts';
+export * from './frame-index.ts';
 export * from './crc32c.ts';
 export * from './partitioner.ts';
 export * from './codec.ts';

@@ -24,6 +24,15 @@ export interface WebSocketLike {
   send(data: Uint8Array): void;
   close(code?: number, reason?: string): void;
 }
+/**
+ * A frame a WebSocketLike decoded itself (WorkerWebSocket's worker decodes
+ * and checks `records` frames off the page's thread): handed to onmessage
+ * as `data` instead of the frame's bytes.
+ */
+export class DecodedFrame {
+  constructor(readonly frame: ServerFrame) {}
+}
+
 export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
 
 export type ConnectionState = 'connecting' | 'open' | 'waiting' | 'offline' | 'unauthorized' | 'closed';
@@ -258,6 +267,8 @@ export class Connection extends Emitter<ConnectionEvents> {
 
   private onMessage(data: unknown): void {
     this.lastInboundMs = Date.now();
+    // Only records frames come decoded (never a reply): straight to their subscription.
+    if (data instanceof DecodedFrame) return void this.emit('push', data.frame);
     const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : data instanceof Uint8Array ? data : undefined;
     if (!bytes) return;
     const r = decodeServerFrame(bytes);

@@ -18,6 +18,7 @@
  */
 import {
   crc32c as portableCrc32c,
+  readIndexedRecords,
   readLazyRecords,
   readRecords,
   type BatchValues,
@@ -38,6 +39,7 @@ import { ClientError } from './errors.ts';
 import { GroupMember, type AssignmentChange } from './group-member.ts';
 import type { OutboxStore, Positions } from './outbox.ts';
 import { batchCrc32c } from './runtime.ts';
+import type { IndexedRecordsFrame } from './worker-socket.ts';
 
 export interface SubscribeOptions {
   /** Where to start when there is no position yet (with `group`: where the group has no committed offset): default 'latest'. A number is an offset. */
@@ -406,7 +408,13 @@ export class Subscription implements SubscriptionHandle {
         const epoch = this.epoch;
         const from = this.pos.get(f.p) ?? 0;
         this.framePartition = f.p;
-        const records = this.opts.lazyValues ? readLazyRecords(f.b, from, this.makeLazyRecord, this.crc) : readRecords(f.b, from, this.makeRecord, this.crc);
+        // A frame from WorkerWebSocket's worker is checked and indexed there: the records are made without walking its bytes.
+        const index = (f as IndexedRecordsFrame).index;
+        const records = this.opts.lazyValues
+          ? readLazyRecords(f.b, from, this.makeLazyRecord, this.crc)
+          : index
+            ? readIndexedRecords(f.b, index, from, this.makeRecord)
+            : readRecords(f.b, from, this.makeRecord, this.crc);
         let committed = -1;
         if (this.opts.onBatch) {
           if (records.length) {

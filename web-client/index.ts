@@ -31,7 +31,7 @@ export type { FailedEvent, OutboxBounds, OutboxEvent, OutboxStats, OutboxStore, 
 export type { AckInfo } from './producer.ts';
 export type { BatchesProduceResult, DirectProduceOptions, DirectProduceResult, TopicMetadata } from './direct-produce.ts';
 export { BatchBuilder } from './batch-builder.ts';
-export { WorkerWebSocket } from './worker-socket.ts';
+export { WorkerWebSocket, runSocketWorker } from './worker-socket.ts';
 export type { TokenSource } from './token.ts';
 export { createAdmin, webSocketUrlOf } from './admin.ts';
 export type { Admin, AdminOptions, GroupDescription, GroupMember, GroupOffset, GroupSummary, HttpRecord, PartitionOffsets, ReadAnswer, ResetTarget, TopicDescription, TopicSummary } from './admin.ts';
@@ -55,7 +55,7 @@ export interface ClientOptions {
   maxBlockMs?: number;
   /** Produce requests awaiting their ack at once per topic (Kafka's max.in.flight). Default 5. */
   maxInFlightBatches?: number;
-  /** Records per produce request. Default 1000. */
+  /** Records per produce request. Default 1000 (4000 with the IndexedDB outbox: see IdbOutboxStore.drainBatchRecords). */
   maxBatchRecords?: number;
   /** Bytes of records per produce request. Default 1 MiB (the hub's frame limit is 4 MiB). */
   maxBatchBytes?: number;
@@ -163,7 +163,7 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
           name,
           bounds: { maxEvents: o.maxOutboxEvents ?? DEFAULT_OUTBOX_BOUNDS.maxEvents, maxBytes: o.maxOutboxBytes ?? DEFAULT_OUTBOX_BOUNDS.maxBytes },
           maxInFlightBatches: Math.max(1, o.maxInFlightBatches ?? 5),
-          maxBatchRecords: o.maxBatchRecords ?? 1000,
+          maxBatchRecords: o.maxBatchRecords ?? store.drainBatchRecords ?? 1000,
           maxBatchBytes: o.maxBatchBytes ?? 1024 * 1024,
           maxBlockMs: o.maxBlockMs ?? 60_000,
           subject: () => this.subject(),

@@ -14,8 +14,9 @@
  * - The client encodes each request's record batch (event-input.ts's
  *   `encodeWireBatch`, the encoder `produce()` uses) and the hub stores the
  *   bytes as they are.
- * - Up to `maxInFlightBatches` requests in flight per lane (slow start from
- *   1 on every session and after a refusal). The hub appends them in order
+ * - Up to `maxInFlightBatches` requests in flight per lane (the full window at
+ *   once, or slow start from 1 after a cut with requests in flight and after a
+ *   refusal: see `fullStart`). The hub appends them in order
  *   and refuses a request past the next sequence it expects (SEQUENCE_GAP),
  *   so when one is refused the ones behind it are refused too and the lane
  *   sends them again, in order, behind it.
@@ -89,7 +90,7 @@ interface Lane {
   events: OutboxEvent[];
   running: boolean;
   maxRecords: number;
-  /** Requests this lane may have in flight: 1 at the start and after a refusal, doubling with each ack. */
+  /** Requests this lane may have in flight: see Drainer.fullStart; 1 after a refusal, doubling with each ack. */
   window: number;
 }
 
@@ -161,6 +162,14 @@ export class Drainer {
   /** Per lane key, sequences refused for good: the wire numbering leaves them out (no gap at the hub). */
   private skips: Record<string, number[]> = {};
   private wakeLoader?: () => void;
+  /**
+   * Lanes start with a full window, as a reconnect usually finds a backlog: slow start from one batch
+   * cost a drain of 20,000 events three round trips of ramp (fsync each). A session that ended with
+   * requests in flight (a cut link) makes the next ones start from one batch, doubling per ack: on a
+   * link that drops every few kilobytes a full window re-sent on each connection never got an ack
+   * back. A lane that grows back to the full window restores the full start.
+   */
+  private fullStart = true;
   /** String key → positive murmur2 hash (partitionForKey's rule), bounded. */
   private readonly keyHashes = new Map<string, number>();
 
@@ -233,7 +242,7 @@ export class Drainer {
   }
 
   private newLane(topic: string, p: number): Lane {
-    return { topic, p, key: p < 0 ? topic : `${topic}/${p}`, events: [], running: false, maxRecords: this.o.maxBatchRecords, window: 1 };
+    return { topic, p, key: p < 0 ? topic : `${topic}/${p}`, events: [], running: false, maxRecords: this.o.maxBatchRecords, window: this.fullStart ? this.o.maxInFlightBatches : 1 };
   }
 
   /**
@@ -358,10 +367,14 @@ export class Drainer {
         }
         const head = window.shift()!;
         const out = await head.outcome;
-        if (out.kind === 'ended') throw new SessionEnded();
+        if (out.kind === 'ended') {
+          this.fullStart = false;
+          throw new SessionEnded();
+        }
         if (out.kind === 'ack') {
           attempt = 0;
           lane.window = Math.min(this.o.maxInFlightBatches, lane.window * 2);
+          if (lane.window === this.o.maxInFlightBatches) this.fullStart = true;
           await this.acked(lane, head.batch, out.ack, st);
           continue;
         }
@@ -378,7 +391,10 @@ export class Drainer {
           }
         }
         lane.events.unshift(...back);
-        if (ended) throw new SessionEnded();
+        if (ended) {
+          this.fullStart = false;
+          throw new SessionEnded();
+        }
         const err = out.err;
         lane.window = 1;
         if (err.retriable) {

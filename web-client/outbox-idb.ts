@@ -125,6 +125,14 @@ function commitNow(tx: { done: Promise<void> }): Promise<void> {
 }
 
 export class IdbOutboxStore implements OutboxStore {
+  /**
+   * 4,000 records per request rather than 1,000: fewer requests, acks and removal shares per event.
+   * Draining 100,000 events, the page's main thread spent 3.0–3.7 µs per event against 3.6–4.5 µs
+   * (CDP ThreadTime, 4 pairs on a loaded machine), and a window of 5 requests holds a typical
+   * reconnect backlog. ~450 KB per request for 100-byte events, under maxBatchBytes and the hub's
+   * 10,000 records per batch.
+   */
+  readonly drainBatchRecords = 4_000;
   private db?: IDBPDatabase<OutboxSchema>;
   private opening?: Promise<{ producerId: string; legacyProducerId?: string }>;
 

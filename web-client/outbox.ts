@@ -94,6 +94,12 @@ export interface OutboxStore {
    */
   open(): Promise<{ producerId: string; legacyProducerId?: string }>;
   /**
+   * Records per produce request this store drains best with, used when the
+   * client's options name no `maxBatchRecords` (absent: 1,000). Each request
+   * costs the drain a share of a removal and its own encode, send and ack.
+   */
+  readonly drainBatchRecords?: number;
+  /**
    * Stores the entries in order, assigning ids (partition and sequence wait
    * for `assign`: p = -1, seq = -1). An entry that would exceed `bounds` is
    * refused (null in its slot).

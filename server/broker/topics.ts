@@ -92,9 +92,13 @@ export class Topics {
   async create(name: unknown, partitions: unknown, config: unknown): Promise<TopicInfo> {
     const topic = assertTopicName(name);
     const n = partitions === undefined || partitions === null ? this.settings.defaultPartitions : parsePartitionCount(partitions);
-    const info = await this.store.createTopic(topic, n, parseTopicConfig(config));
-    this.emit(topic, info);
-    return info;
+    const pending = this.store.createTopic(topic, n, parseTopicConfig(config)).then((info) => {
+      this.emit(topic, info);
+      return info;
+    });
+    // An auto-create that arrives meanwhile waits for this one instead of failing on TOPIC_EXISTS.
+    if (!this.creating.has(topic)) this.track(topic, pending);
+    return pending;
   }
 
   /** Returns the new info and warnings for the operator (keys that now map anew). */
@@ -131,24 +135,44 @@ export class Topics {
     const t = this.store.getTopic(name);
     if (t) return t;
     if (!this.settings.autoCreateTopics) throw new TributaryError('UNKNOWN_TOPIC', `unknown topic ${JSON.stringify(name)} (auto-creation is off)`);
-    let pending = this.creating.get(name);
-    if (!pending) {
-      pending = this.store.createTopic(name, this.settings.defaultPartitions).then(
-        (info) => {
-          this.emit(name, info);
-          return info;
-        },
-        (err: unknown) => {
-          // Lost a race with an explicit create: the topic exists, use it.
-          const now = this.store.getTopic(name);
-          if (now) return now;
-          throw err;
-        },
-      );
-      pending.finally(() => this.creating.delete(name)).catch(() => undefined);
-      this.creating.set(name, pending);
+    const under = this.creating.get(name);
+    if (under) {
+      // An explicit create (or another auto-create) of it is under way: its topic is the one to use. If it
+      // failed (e.g. a config the hub refused), create with the defaults as if it had not been asked.
+      try {
+        return await under;
+      } catch {
+        const now = this.store.getTopic(name);
+        if (now) return now;
+        if (this.creating.get(name) === under) this.creating.delete(name);
+        return this.ensure(name);
+      }
     }
+    const pending = this.store.createTopic(name, this.settings.defaultPartitions).then(
+      (info) => {
+        this.emit(name, info);
+        return info;
+      },
+      (err: unknown) => {
+        // Lost a race with a create this hub did not see start (another hub on a shared engine): the
+        // topic exists, use it.
+        const now = this.store.getTopic(name);
+        if (now) return now;
+        throw err;
+      },
+    );
+    this.track(name, pending);
     return pending;
+  }
+
+  /** Remembers a create under way until it settles. */
+  private track(name: string, pending: Promise<TopicInfo>): void {
+    this.creating.set(name, pending);
+    pending
+      .finally(() => {
+        if (this.creating.get(name) === pending) this.creating.delete(name);
+      })
+      .catch(() => undefined);
   }
 
   onChange(listener: TopicChangeListener): () => void {

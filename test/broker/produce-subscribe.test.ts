@@ -47,6 +47,27 @@ describe('produce', () => {
     for (const offs of per.values()) expect(offs).toEqual(offs.map((_, i) => i));
   });
 
+  it('a produce that auto-creates a topic while an HTTP create of it is under way waits for that create', async () => {
+    // Two app instances starting at once: one creates its internal topic over HTTP while the other's
+    // first produce asks for it. The produce must get the created topic, not TOPIC_EXISTS.
+    const c = await client();
+    const names = Array.from({ length: 24 }, (_, i) => `race-${i}`);
+    const outcomes = await Promise.all(
+      names.map(async (name, i) => {
+        const create = fetch(`${hub.url}/v1/topics`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name, partitions: 3 }) });
+        // The HTTP request takes a new connection: spread the produces over the create's few milliseconds.
+        await new Promise((r) => setTimeout(r, i % 8));
+        const produced = c.produce(name, [{ k: 'k', v: bytes('1') }]).then(
+          () => 'ok',
+          (err: { code?: string }) => err.code ?? 'error',
+        );
+        return { status: (await create).status, produced: await produced };
+      }),
+    );
+    for (const o of outcomes) expect(o.produced).toBe('ok');
+    for (const o of outcomes) expect([201, 409]).toContain(o.status);
+  });
+
   it('refuses a timestamp too far in the future and an unknown partition', async () => {
     const c = await client();
     await expect(c.produce('orders', [{ v: bytes('x'), ts: Date.now() + 2 * 3600_000 }])).rejects.toMatchObject({ code: 'TIMESTAMP_IN_FUTURE' });

@@ -3,7 +3,9 @@
  * reconnects (the proxy cuts the page's connection while records flow), with
  * no gap and no duplicate; then reopened later, it continues from the
  * position it persisted in IndexedDB, this time with its socket in a worker
- * (WorkerWebSocket), cut once more while records flow.
+ * (WorkerWebSocket), cut once more while records flow. A page whose
+ * Content-Security-Policy forbids workers gets its records through
+ * WorkerWebSocket all the same, over a socket on the page.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHub, type Hub } from '../../harness/hub.ts';
@@ -76,6 +78,7 @@ describe('browser subscriptions', () => {
     await until(async () => (await page.evaluate(() => window.tb.receivedCount('d'))) >= 100, 20_000, 'resumed records');
     const cutsBefore = proxy.cuts;
     await until(async () => (await opens()) === 1, 10_000, 'worker socket open');
+    expect(page.workers()).toHaveLength(1); // the records came through the socket worker, not the page fallback
     await produce(1100, 1150);
     proxy.cutAll();
     await produce(1150, 1200);
@@ -86,4 +89,22 @@ describe('browser subscriptions', () => {
     expectContiguous(await page.evaluate(() => window.tb.received('d')), 500, 600);
     await ctx.close();
   }, 60_000);
+
+  it('WorkerWebSocket on a page whose CSP forbids workers falls back to a socket on the page', async () => {
+    const ctx = await env.context();
+    const page = await env.open(ctx);
+    // The policy as a <meta> (a header set through page.route would make the page "public" to Chromium's local-network checks).
+    await page.evaluate(() => {
+      const m = document.createElement('meta');
+      m.httpEquiv = 'Content-Security-Policy';
+      m.content = "worker-src 'none'";
+      document.head.append(m);
+    });
+    await page.evaluate((o) => window.tb.start('c', { ...o, WebSocket: window.T.WorkerWebSocket }), { url: hub.wsUrl, name: 'csp' });
+    await page.evaluate(() => window.tb.subscribe('c', 'metrics', { from: 'earliest' }));
+    await until(async () => (await page.evaluate(() => window.tb.receivedCount('c'))) >= 1200, 20_000, 'records over the page socket');
+    expectContiguous(await page.evaluate(() => window.tb.received('c')), 0, 600);
+    expect(page.workers()).toHaveLength(0);
+    await ctx.close();
+  }, 30_000);
 });

@@ -3,7 +3,9 @@
  * give (values that do not decode as bytes), for any records: JSON that
  * stands alone or not, invalid UTF-8, deep nesting, CBOR, keys of every kind.
  * The lazy reader gives the same once its values are read, and the stored
- * bytes and encoding without reading them.
+ * bytes and encoding without reading them. So does a frame indexed by
+ * indexFrame (as the socket worker does) and read with readIndexedRecords
+ * after crossing a structured clone (as it crosses to the page).
  */
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
@@ -11,6 +13,9 @@ import {
   decodeBatches,
   decodeValue,
   encodeBatch,
+  indexFrame,
+  indexFrameOrFault,
+  readIndexedRecords,
   readLazyRecords,
   readRecords,
   stampBatch,
@@ -84,6 +89,7 @@ describe('batch reader', () => {
         const want = expected(all, from);
         expect(readRecords(all, from, make, crc32c)).toEqual(want);
         expect(readLazy(all, from)).toEqual(want);
+        expect(readIndexedRecords(all, structuredClone(indexFrame(all, crc32c)), from, make)).toEqual(want);
         const stored = decodeBatches(all, from);
         const lazy = readLazyRecords(all, from, makeLazy, crc32c);
         expect(lazy.map((r) => [r.values.bytes(r.i), r.values.encoding(r.i)])).toEqual(stored.map((r) => [r.value, r.encoding]));
@@ -105,6 +111,31 @@ describe('batch reader', () => {
     expect(() => readRecords(badKey, 0, make)).toThrow(expect.objectContaining({ code: 'BAD_BATCH' }));
     expect(() => readLazyRecords(flipped, 0, makeLazy)).toThrow(expect.objectContaining({ code: 'CORRUPT_BATCH' }));
     expect(() => readLazyRecords(badKey, 0, makeLazy)).toThrow(expect.objectContaining({ code: 'BAD_BATCH' }));
+    // Indexed off the page: the fault crosses as data and is thrown by the reader, with the same code.
+    expect(() => readIndexedRecords(flipped, structuredClone(indexFrameOrFault(flipped, crc32c)), 0, make)).toThrow(expect.objectContaining({ code: 'CORRUPT_BATCH' }));
+    expect(() => readIndexedRecords(badKey, structuredClone(indexFrameOrFault(badKey, crc32c)), 0, make)).toThrow(expect.objectContaining({ code: 'BAD_BATCH' }));
+  });
+
+  it('a value that is not JSON alone cannot add, drop or shift records of the one JSON.parse', () => {
+    // Joined naively, `1],[2` and `1,2` / `[3` / `4]` would parse into arrays of the right length with the wrong values.
+    for (const texts of [
+      ['{"a":0}', '1],[2', '{"a":3}'],
+      ['1,2', '[3', '4]'],
+      ['"x"', '"y",', '5'],
+      ['[1]', ']', '[', '[2]'],
+    ]) {
+      const records: EncodedRecord[] = texts.map((t, i) => ({ key: `k${i}`, value: enc(t), encoding: 'json', headers: [], timestamp: i }));
+      const b = encodeBatch({ records });
+      const want = texts.map((t) => {
+        try {
+          return JSON.parse(t) as unknown;
+        } catch {
+          return enc(t); // handed over as bytes, as decodeValue's refusal is
+        }
+      });
+      expect(readRecords(b, 0, make).map((r) => r.value)).toEqual(want);
+      expect(readIndexedRecords(b, indexFrame(b, crc32c), 0, make).map((r) => r.value)).toEqual(want);
+    }
   });
 
   it('reads a batch of the largest size twice with the same results (scratch reused, nothing left over)', () => {

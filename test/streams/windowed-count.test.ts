@@ -4,11 +4,14 @@
  * are exactly 1, 2, …, n (nothing lost, nothing counted twice), and late
  * events inside the grace period count while later ones are dropped and
  * counted in the metric; an instance restarted under the same instanceId
- * restores its state rather than having its fence taken for a duplicate.
+ * restores its state rather than having its fence taken for a duplicate,
+ * also when it comes back as two instances with a fixed share of the
+ * partitions each (staticAssignment by topic).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient, type Client } from '../../web-client/node.ts';
 import { stream } from '../../streams/index.ts';
+import { partitionForKey } from '../../protocol/index.ts';
 import { startHub, type Hub } from '../../harness/hub.ts';
 import { createTopic, directCounts, keyedEvents, produceInput, waitFor, windowResults } from './fixtures.ts';
 
@@ -51,8 +54,8 @@ describe('windowed count (real hub)', () => {
     await createTopic(hub.url, 'reclicks', 2);
     await createTopic(hub.url, 'reclicks-per-10s', 2);
     const events = keyedEvents(4_000, 50, 1_700_000_000_000, 3);
-    const run = async (n: number) => {
-      const app = stream(client, { applicationId: 'recount', httpUrl: hub.url, staticAssignment: 'all', instanceId: 'fixed' });
+    const run = async (n: number, staticAssignment: 'all' | Record<string, number[]>) => {
+      const app = stream(client, { applicationId: 'recount', httpUrl: hub.url, staticAssignment, instanceId: 'fixed' });
       app.from('reclicks').groupByKey().window({ tumblingMs: 10_000, graceMs: 60_000 }).count({ name: 'per-10s' }).to('reclicks-per-10s');
       await app.start();
       await waitFor(() => app.metrics().processed >= n, 120_000, `${n} records processed`);
@@ -60,12 +63,14 @@ describe('windowed count (real hub)', () => {
       return app.metrics();
     };
     await produceInput(client, 'reclicks', 2, events.slice(0, 2_000), 'reclicks-1');
-    await run(2_000);
+    await run(2_000, 'all');
     await produceInput(client, 'reclicks', 2, events.slice(2_000), 'reclicks-2');
-    // Same changelog producer as the first run would make its fence a "duplicate" of the old one: nothing restored, counts restart.
-    const second = await run(2_000);
-    expect(second.restoredRecords).toBeGreaterThan(0);
-    expect(second.processed).toBe(2_000);
+    // Restarted as two instances with a fixed share each (as bench/streams.ts scales out), both under the same instanceId:
+    // same changelog producer as the first run would make a fence a "duplicate" of the old one: nothing restored, counts restart.
+    const perPartition = [0, 1].map((p) => events.slice(2_000).filter((e) => partitionForKey(e.key, 2) === p).length);
+    const second = await Promise.all([0, 1].map((p) => run(perPartition[p], { reclicks: [p] })));
+    for (const m of second) expect(m.restoredRecords).toBeGreaterThan(0);
+    expect(second.map((m) => m.processed)).toEqual(perPartition);
 
     const { latest, updates } = await windowResults(hub.url, 'reclicks-per-10s');
     const expected = directCounts(events, 10_000);

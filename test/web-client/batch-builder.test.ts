@@ -140,7 +140,7 @@ describe('BatchBuilder', () => {
     texts.forEach(([k, t], i) => b.addJson(k, t, NOW + i, i % 2 ? headers : []));
     const got = b.seal(5, crc32c);
     const utf8 = new TextEncoder();
-    const recs = texts.map(([k, t], i) => ({ k, v: utf8.encode(t), e: 1, h: i % 2 ? headers : [], ts: NOW + i }));
+    const recs = texts.map(([k, t], i) => ({ k, v: utf8.encode(t), e: 1 as const, h: i % 2 ? headers : [], ts: NOW + i }));
     expect(firstDifference(got, encodeWireBatch('pid', 5, recs, crc32c))).toBe(-1);
     expect(checkBatch(got, 0, got.length, crc32c)).toBeNull();
   });

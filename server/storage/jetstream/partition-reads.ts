@@ -6,7 +6,7 @@
  * without a new consumer), bounded in number, and fetch only what is known
  * to be stored, so a fetch never waits for its expiry.
  */
-import type { Consumer, JetStreamClient, JetStreamManager, JsMsg } from 'nats';
+import type { Consumer, FetchMessages, JetStreamClient, JetStreamManager, JsMsg } from 'nats';
 import { TributaryError } from '../../../protocol/errors.ts';
 import type { ReadResult } from '../log-store.ts';
 import type { JsPartition } from './js-partition.ts';
@@ -26,7 +26,14 @@ interface Reader {
   stream: string;
   nextSeq: number;
   consumer: Promise<Consumer>;
-  buffered: JsMsg[];
+  /**
+   * Fetched messages not yet read, [head, length): their bodies and stream sequences only. The message
+   * objects (headers, reply subject, delivery info) are let go in the fetch's callback, so they die young; a
+   * prefetch of up to ~750 whole messages outlived the young generation and was most of a replay's GC.
+   */
+  data: Uint8Array[];
+  seqs: number[];
+  head: number;
   /** The fetch under way (the one a read waits for, or the next one fetched ahead), null when none. */
   filling: Promise<void> | null;
   /** Highest stream sequence fetched or asked for by the fetch under way. */
@@ -67,19 +74,22 @@ export class PartitionReads {
     let next = offset;
     try {
       while (r.nextSeq <= lastSeq) {
-        if (r.buffered.length === 0 && !r.dead) await (r.filling ?? this.fill(r, lastSeq));
-        const m = r.buffered[0];
-        if (!m) break;
-        const data = m.data;
+        if (r.head === r.data.length) {
+          r.data.length = 0;
+          r.seqs.length = 0;
+          r.head = 0;
+          if (r.dead) break;
+          await (r.filling ?? this.fill(r, lastSeq));
+          if (r.data.length === 0) break;
+        }
+        const data = r.data[r.head];
         const end = endOfBatch(data);
         if (end <= offset) {
-          r.buffered.shift();
-          r.nextSeq = m.seq + 1;
+          r.nextSeq = r.seqs[r.head++] + 1;
           continue;
         }
         if (out.length > 0 && bytes + data.length > maxBytes) break;
-        r.buffered.shift();
-        r.nextSeq = m.seq + 1;
+        r.nextSeq = r.seqs[r.head++] + 1;
         out.push(data);
         bytes += data.length;
         next = end;
@@ -94,7 +104,7 @@ export class PartitionReads {
       this.put(r);
       // Fetch ahead while the caller handles this read, as an ordered consumer's pulls overlap: a read that
       // found its buffer empty would wait a round trip and the server's send of a whole fetch.
-      if (!r.filling && r.buffered.length < MAX_FETCH_MESSAGES / 2 && r.fetchedTo < lastSeq) this.fill(r, lastSeq).catch(() => undefined);
+      if (!r.filling && r.data.length - r.head < MAX_FETCH_MESSAGES / 2 && r.fetchedTo < lastSeq) this.fill(r, lastSeq).catch(() => undefined);
     }
     if (out.length === 0) return null;
     return { parts: out, bytes, next };
@@ -183,7 +193,7 @@ export class PartitionReads {
       this.readers.delete(key);
       return r;
     }
-    return { stream, nextSeq: seq, consumer: this.js.consumers.get(stream, { opt_start_seq: seq }), buffered: [], filling: null, fetchedTo: seq - 1, lastUsed: Date.now(), dead: false };
+    return { stream, nextSeq: seq, consumer: this.js.consumers.get(stream, { opt_start_seq: seq }), data: [], seqs: [], head: 0, filling: null, fetchedTo: seq - 1, lastUsed: Date.now(), dead: false };
   }
 
   private put(r: Reader): void {
@@ -212,25 +222,36 @@ export class PartitionReads {
   private fill(r: Reader, lastSeq: number): Promise<void> {
     const want = Math.min(MAX_FETCH_MESSAGES, lastSeq - Math.max(r.fetchedTo, r.nextSeq - 1));
     if (want <= 0) return Promise.resolve();
-    const p = this.fetchInto(r, want, lastSeq).finally(() => {
+    const p = this.fetchInto(r, want).finally(() => {
       if (r.filling === p) r.filling = null;
     });
     r.filling = p;
     return p;
   }
 
-  private async fetchInto(r: Reader, want: number, lastSeq: number): Promise<void> {
+  private async fetchInto(r: Reader, want: number): Promise<void> {
     let stop: (() => void) | null = null;
     const work = (async () => {
       const c = await r.consumer;
-      const iter = await c.fetch({ max_messages: want, expires: FETCH_EXPIRES_MS });
+      // Messages go to a callback, not through the fetch's async iterator (a promise and a microtask turn per
+      // message). The ordered consumer's fetch takes a callback as its consume does (nats.js 2.29's
+      // OrderedPullConsumerImpl; FetchMessages does not type it), and the fetch ends by closing.
+      const opts = {
+        max_messages: want,
+        expires: FETCH_EXPIRES_MS,
+        callback: (m: JsMsg) => {
+          if (r.dead) return;
+          const seq = m.seq;
+          r.data.push(m.data);
+          r.seqs.push(seq);
+          r.fetchedTo = seq;
+        },
+      };
+      const iter = await c.fetch(opts as FetchMessages);
       stop = () => iter.stop();
-      for await (const m of iter) {
-        if (r.dead) break;
-        r.buffered.push(m);
-        r.fetchedTo = m.seq;
-        if (m.seq >= lastSeq) break;
-      }
+      // Closed with an error is what the iterator would have thrown.
+      const err = await iter.closed();
+      if (err) throw err;
     })();
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), FETCH_EXPIRES_MS + 3000)));
