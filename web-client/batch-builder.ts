@@ -77,6 +77,26 @@ function writeText(buf: Uint8Array, pos: number, s: string, len: number): number
   return pos + len;
 }
 
+/**
+ * Writes `s` as its UTF-8 after their length, encoded once by encodeInto
+ * (`buf` has room for 3 bytes a char after `pos` plus the prefix): the
+ * prefix is sized for ASCII, and the bytes moved when the real one is longer.
+ * -3 when the UTF-8 exceeds the value limit.
+ */
+function writeTextOnce(buf: Uint8Array, pos: number, s: string): number {
+  const guess = uvarintSize(s.length);
+  let at = pos + guess;
+  const { written } = textEncoder.encodeInto(s, buf.subarray(at, at + 3 * s.length));
+  if (written > LIMITS.maxValueBytes) return -3;
+  const lenSize = uvarintSize(written);
+  if (lenSize !== guess) {
+    buf.copyWithin(pos + lenSize, at, at + written);
+    at = pos + lenSize;
+  }
+  writeUvarint(buf, pos, written);
+  return at + written;
+}
+
 /** Characters of a safe integer's decimal text (its sign included; -0 is "0", as JSON writes it). */
 function integerTextLength(n: number): number {
   let len = n < 0 ? 2 : 1;
@@ -300,17 +320,8 @@ export class BatchBuilder {
       pos += tail.length;
     } else if (bin !== null) pos = writeBytes(buf, pos, bin);
     else if (oneEncode) {
-      const guess = uvarintSize(valueLen);
-      let at = pos + guess;
-      const { written } = textEncoder.encodeInto(text as string, buf.subarray(at, at + 3 * valueLen));
-      if (written > LIMITS.maxValueBytes) return -3;
-      const lenSize = uvarintSize(written);
-      if (lenSize !== guess) {
-        buf.copyWithin(pos + lenSize, at, at + written);
-        at = pos + lenSize;
-      }
-      writeUvarint(buf, pos, written);
-      pos = at + written;
+      pos = writeTextOnce(buf, pos, text as string);
+      if (pos < 0) return -3;
     } else if (text !== null) {
       pos = writeText(buf, pos, text, valueLen);
       if (pos < 0) return -1;
