@@ -234,7 +234,8 @@ export async function runBrowserReplayBench(opts: { quick: boolean; only?: Form[
     await cdp.send('HeapProfiler.enable');
     await cdp.send('Performance.enable');
     // The page's main-thread CPU (CDP Performance ThreadTime, s): on a loaded machine steadier than the rate.
-    const threadTime = async (): Promise<number> => (await cdp.send<{ metrics: Array<{ name: string; value: number }> }>('Performance.getMetrics')).metrics.find((m) => m.name === 'ThreadTime')?.value ?? NaN;
+    const threadTime = async (): Promise<number> =>
+      (await cdp.send<{ metrics: Array<{ name: string; value: number }> }>('Performance.getMetrics')).metrics.find((m) => m.name === 'ThreadTime')?.value ?? NaN;
     // Warm-up: JIT, the socket path, one pass over a fifth of the events, on the page and through the socket worker
     // (which stays for the page's life: the timed run does not pay its start).
     for (const form of ['handler', 'worker'] as const) await replayInPage(page, hub.wsUrl, topic, Math.min(count, 200_000) / 5, form, timeoutMs).catch(() => undefined);
