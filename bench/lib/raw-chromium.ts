@@ -58,8 +58,14 @@ export function launchRawChromium(): RawChromium {
       } else if (m.method) for (const h of handlers.get(`${m.sessionId ?? ''}:${m.method}`) ?? []) h(m.params ?? {});
     }
   });
+  // A browser that dies fails what waits on it instead of hanging the bench.
+  child.once('exit', (code, signal) => {
+    for (const p of pending.values()) p.reject(new Error(`Chromium exited (${signal ?? code}) with a DevTools call pending`));
+    pending.clear();
+  });
   const send = <T>(method: string, params: object = {}, sessionId?: string): Promise<T> =>
     new Promise<T>((resolve, reject) => {
+      if (child.exitCode !== null || child.signalCode !== null) return reject(new Error(`Chromium has exited: cannot send ${method}`));
       const id = nextId++;
       pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
       toBrowser.write(`${JSON.stringify({ id, method, params, sessionId })}\0`);
@@ -94,7 +100,7 @@ export function launchRawChromium(): RawChromium {
     },
     async close() {
       await send('Browser.close').catch(() => undefined);
-      if (child.exitCode === null) await new Promise((r) => child.once('exit', r));
+      if (child.exitCode === null && child.signalCode === null) await new Promise((r) => child.once('exit', r));
       fs.rmSync(userDir, { recursive: true, force: true });
     },
   };
