@@ -50,6 +50,7 @@ import { startHub, type Hub } from '../harness/hub.ts';
 import { startTcpProxy, type TcpProxy } from '../harness/tcp-proxy.ts';
 import type { Page } from 'playwright-core';
 import { BUNDLE, gotoTestPage, launchChromium, startPageServer } from '../harness/browser.ts';
+import { launchRawChromium, type RawChromium } from './lib/raw-chromium.ts';
 import { createClient } from '../web-client/node.ts';
 import { produce as loadGenerator } from './load/ws-driver.ts';
 import { PROFILES } from './lib/profiles.ts';
@@ -99,6 +100,7 @@ export async function runOutboxBench(opts: { quick: boolean }): Promise<OutboxBe
   let proxy: TcpProxy | undefined;
   const pages = await startPageServer();
   const browser = await launchChromium();
+  let rawDrain: RawChromium | undefined;
   try {
     hub = await startHub();
     proxy = await startTcpProxy(hub.port);
@@ -191,12 +193,14 @@ export async function runOutboxBench(opts: { quick: boolean }): Promise<OutboxBe
 
     await ctx.close();
 
-    // Drain, in a context of its own (Chromium keeps an origin's IndexedDB databases in one
+    // Drain, in a browser of its own (Chromium keeps an origin's IndexedDB databases in one
     // LevelDB, so the outboxes above would weigh on it): n events queued offline, then the
     // proxy lets the page through and flush() is timed until the hub has acked them all.
-    const drainCtx = await browser.newContext();
-    const drainPage = await drainCtx.newPage();
-    await gotoTestPage(drainPage, pages.url);
+    // That browser is driven over a bare DevTools pipe (bench/lib/raw-chromium.ts), as the replay
+    // bench's is: Playwright has Chromium report every WebSocket frame to it with its payload,
+    // which the enqueue rows above do not pay (their socket is blocked) but a drain does.
+    rawDrain = launchRawChromium();
+    const drainPage = await rawDrain.openTestPage(pages.url);
     /** Queues `count` events offline (sendMany calls of 5,000), the client created on first use. */
     const queueOffline = (topic: string, count: number) =>
       drainPage.evaluate(
@@ -222,14 +226,16 @@ export async function runOutboxBench(opts: { quick: boolean }): Promise<OutboxBe
         await c.flush();
         off();
         return { drainMs: performance.now() - t0, firstAckMs: firstAck };
-      });
+      }, null);
     await queueOffline('bench-outbox-drain-warm', 5_000);
     proxy.block(false);
     await drainTimed();
     proxy.block(true);
     proxy.cutAll();
     await queueOffline('bench-outbox-drain', nDrain);
-    const drainCpu = await mainThreadCpu(drainPage);
+    await drainPage.send('Performance.enable');
+    const drainCpu = async (): Promise<number> =>
+      (await drainPage.send<{ metrics: Array<{ name: string; value: number }> }>('Performance.getMetrics')).metrics.find((m) => m.name === 'ThreadTime')?.value ?? NaN;
     const drainCpuAt = await drainCpu();
     proxy.block(false);
     // The first ack's time shows how much of the drain is its start: reconnect, the first read,
@@ -242,7 +248,8 @@ export async function runOutboxBench(opts: { quick: boolean }): Promise<OutboxBe
       notes: `${nDrain} events after an untimed drain of 5,000, batches of 4000, up to 5 in flight per topic; reconnect included, first ack after ${Math.round(firstAckMs)} ms; hub fsync=always; main thread ${Math.round(nDrain / ((await drainCpu()) - drainCpuAt) / 1000)} k events/CPU-s`,
     });
 
-    await drainCtx.close();
+    await rawDrain.close();
+    rawDrain = undefined;
 
     // Node gateway: file outbox, fdatasync per group commit.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-outbox-bench-'));
@@ -374,6 +381,7 @@ export async function runOutboxBench(opts: { quick: boolean }): Promise<OutboxBe
       notes: `${total} events of 100-byte values, sendMany of 10,000, until flush(); batch form, lanes per partition, batches of 1000, up to 5 in flight each; hub fsync=always; client CPU ${((memCpu.user + memCpu.system) / total).toFixed(2)} µs/event; ${Math.round((100 * memRate) / genRate)}% of the load generator's row`,
     });
   } finally {
+    await rawDrain?.close().catch(() => undefined);
     await browser.close().catch(() => undefined);
     await pages.close();
     await proxy?.close();
