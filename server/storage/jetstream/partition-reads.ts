@@ -112,12 +112,10 @@ export class PartitionReads {
           r.data.length = 0;
           r.seqs.length = 0;
           r.head = 0;
+          if (r.inFlight === 0 && r.error !== undefined) throw r.error;
           if (r.dead) break;
           this.pump(r);
-          if (r.inFlight === 0) {
-            if (r.error !== undefined) throw r.error;
-            break;
-          }
+          if (r.inFlight === 0) break;
           // Woken by the first message to come (not the fetch's last): the read's work overlaps the arrival.
           await new Promise<void>((resolve) => (r.wake = resolve));
           continue;
@@ -310,7 +308,9 @@ export class PartitionReads {
       r.inFlight++;
       this.fetchInto(r, want)
         .catch((err: unknown) => {
+          // The reader serves what it holds, then is dropped; its read throws this only if it has nothing else.
           r.error ??= err;
+          r.dead = true;
         })
         .finally(() => {
           r.inFlight--;
