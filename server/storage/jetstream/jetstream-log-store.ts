@@ -45,7 +45,7 @@ export interface JetStreamLogStoreOptions {
   maxProducersPerPartition?: number;
   /** An append not confirmed within this is refused, retriable. Default 30 s (covers a stream leader election). */
   appendTimeoutMs?: number;
-  /** Read positions (ordered consumers) kept open across the store. Default 256. */
+  /** Read positions (a pull consumer each) kept open across the store. Default 256. */
   maxReaders?: number;
   /** JetStream's duplicate window on each stream. Default 2 minutes (JetStream's default). */
   duplicateWindowMs?: number;

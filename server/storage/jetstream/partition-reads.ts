@@ -1,11 +1,15 @@
 /**
  * Reads of JetStream partitions: an offset becomes a stream sequence
  * (SeqIndex, then a search of the stream by probing messages), and batches
- * come from an ordered pull consumer positioned there. Consumers are kept
- * per position (a reader that served offsets up to N serves the read from N
+ * come from a pull consumer positioned there. Consumers are kept per
+ * position (a reader that served offsets up to N serves the read from N
  * without a new consumer), bounded in number, and fetch only what is known
- * to be stored, so a fetch never waits for its expiry.
+ * to be stored, so a fetch never waits for its expiry. A reader keeps two
+ * fetches under way (the next asked while the current one arrives), so the
+ * server is not left idle for a request's round trip between fetches, and
+ * holds a bounded number of messages and bytes.
  */
+import { AckPolicy, DeliverPolicy, nanos } from 'nats';
 import type { Consumer, FetchMessages, JetStreamClient, JetStreamManager, JsMsg } from 'nats';
 import { TributaryError } from '../../../protocol/errors.ts';
 import type { ReadResult } from '../log-store.ts';
@@ -17,6 +21,21 @@ import { endOfBatch, H_OFFSETS, parseOffsetsHeader, refOfBatch } from './stored-
 const LINEAR_SKIP_MAX = 16;
 /** Messages one fetch asks for, at most. */
 const MAX_FETCH_MESSAGES = 512;
+/**
+ * Fetches a reader keeps under way: a fetch's first message comes ~5–20 ms after its request on a busy
+ * cluster (measured per fetch), so one fetch at a time left the server idle for that long per 512 messages.
+ */
+const MAX_FETCHES_IN_FLIGHT = 2;
+/** Messages a reader holds or has asked for and not yet received, at most. */
+const MAX_AHEAD_MESSAGES = MAX_FETCHES_IN_FLIGHT * MAX_FETCH_MESSAGES;
+/** Bytes a reader holds plus those its fetches under way are expected to bring (at the mean size seen), at most. */
+const MAX_AHEAD_BYTES = 16 * 1024 * 1024;
+/** The message size assumed before a reader has seen one: its first fetch asks for MAX_AHEAD_BYTES / this. */
+const FIRST_GUESS_BYTES = 64 * 1024;
+/** A fetch smaller than this is not asked while more is stored (it would cost a request for little). */
+const MIN_FETCH_MESSAGES = MAX_FETCH_MESSAGES / 4;
+/** A reader's consumer is removed by the server after this long unused (a hub that died cannot delete it). */
+const CONSUMER_INACTIVE_MS = 5 * 60 * 1000;
 /** A fetch asks only for stored messages and returns at once; it waits this long only when its consumer is gone (a node died). */
 const FETCH_EXPIRES_MS = 2000;
 /** Messages one read by direct gets fetches, at most (a fallback, one round trip each). */
@@ -34,10 +53,24 @@ interface Reader {
   data: Uint8Array[];
   seqs: number[];
   head: number;
-  /** The fetch under way (the one a read waits for, or the next one fetched ahead), null when none. */
-  filling: Promise<void> | null;
-  /** Highest stream sequence fetched or asked for by the fetch under way. */
-  fetchedTo: number;
+  /** Bytes of data[head..]. */
+  held: number;
+  /** Highest stream sequence known to be stored (the last read's): a fetch asks for no more than that. */
+  lastSeq: number;
+  /** Highest stream sequence asked for by the fetches so far. */
+  askedTo: number;
+  /** Messages asked for by the fetches under way and not yet received. */
+  outstanding: number;
+  inFlight: number;
+  /** The delivery sequence of the last message received: the consumer numbers its deliveries 1, 2, …, a gap is a message lost. */
+  delivered: number;
+  /** Messages received and their bytes, for the mean size that bounds what a fetch asks for. */
+  seenCount: number;
+  seenBytes: number;
+  /** Wakes the read waiting for a message or for the end of a fetch. */
+  wake: (() => void) | null;
+  /** A fetch's error, thrown by the read that finds nothing else to return. */
+  error: unknown;
   lastUsed: number;
   /** Its consumer stopped answering: never reused. */
   dead: boolean;
@@ -72,23 +105,30 @@ export class PartitionReads {
     const out: Uint8Array[] = [];
     let bytes = 0;
     let next = offset;
+    if (lastSeq > r.lastSeq) r.lastSeq = lastSeq;
     try {
       while (r.nextSeq <= lastSeq) {
         if (r.head === r.data.length) {
           r.data.length = 0;
           r.seqs.length = 0;
           r.head = 0;
+          if (r.inFlight === 0 && r.error !== undefined) throw r.error;
           if (r.dead) break;
-          await (r.filling ?? this.fill(r, lastSeq));
-          if (r.data.length === 0) break;
+          this.pump(r);
+          if (r.inFlight === 0) break;
+          // Woken by the first message to come (not the fetch's last): the read's work overlaps the arrival.
+          await new Promise<void>((resolve) => (r.wake = resolve));
+          continue;
         }
         const data = r.data[r.head];
         const end = endOfBatch(data);
         if (end <= offset) {
+          r.held -= data.length;
           r.nextSeq = r.seqs[r.head++] + 1;
           continue;
         }
         if (out.length > 0 && bytes + data.length > maxBytes) break;
+        r.held -= data.length;
         r.nextSeq = r.seqs[r.head++] + 1;
         out.push(data);
         bytes += data.length;
@@ -102,9 +142,8 @@ export class PartitionReads {
     if (out.length === 0 || r.dead) this.drop(r);
     else {
       this.put(r);
-      // Fetch ahead while the caller handles this read, as an ordered consumer's pulls overlap: a read that
-      // found its buffer empty would wait a round trip and the server's send of a whole fetch.
-      if (!r.filling && r.data.length - r.head < MAX_FETCH_MESSAGES / 2 && r.fetchedTo < lastSeq) this.fill(r, lastSeq).catch(() => undefined);
+      // Fetch ahead while the caller handles this read.
+      this.pump(r);
     }
     if (out.length === 0) return null;
     return { parts: out, bytes, next };
@@ -193,7 +232,45 @@ export class PartitionReads {
       this.readers.delete(key);
       return r;
     }
-    return { stream, nextSeq: seq, consumer: this.js.consumers.get(stream, { opt_start_seq: seq }), data: [], seqs: [], head: 0, filling: null, fetchedTo: seq - 1, lastUsed: Date.now(), dead: false };
+    const consumer = this.createConsumer(stream, seq);
+    return {
+      stream,
+      nextSeq: seq,
+      consumer,
+      data: [],
+      seqs: [],
+      head: 0,
+      held: 0,
+      lastSeq: seq - 1,
+      askedTo: seq - 1,
+      outstanding: 0,
+      inFlight: 0,
+      delivered: 0,
+      seenCount: 0,
+      seenBytes: 0,
+      wake: null,
+      error: undefined,
+      lastUsed: Date.now(),
+      dead: false,
+    };
+  }
+
+  /**
+   * An ephemeral pull consumer from `seq`, on the stream leader's node, in memory, without acks (what an
+   * ordered consumer creates). Not an ordered consumer: that one allows a single fetch at a time. Its
+   * ordering check is the reader's: a gap in the delivery sequence ends the reader.
+   */
+  private async createConsumer(stream: string, seq: number): Promise<Consumer> {
+    const ci = await this.jsm.consumers.add(stream, {
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: seq,
+      ack_policy: AckPolicy.None,
+      max_deliver: 1,
+      mem_storage: true,
+      num_replicas: 1,
+      inactive_threshold: nanos(CONSUMER_INACTIVE_MS),
+    });
+    return this.js.consumers.getPullConsumerFor(ci);
   }
 
   private put(r: Reader): void {
@@ -210,41 +287,83 @@ export class PartitionReads {
   }
 
   private drop(r: Reader): void {
+    r.dead = true;
     r.consumer.then((c) => c.delete()).catch(() => undefined);
   }
 
   /**
-   * Fetches what is stored after the reader's position. A pull lost with its
-   * connection, or a consumer on a node that died, may never answer: the
-   * reader is then given up (dead) after a deadline, whatever the client
-   * library does with the abandoned pull.
+   * Asks for what is stored after what the reader has asked for, while it has fewer than
+   * MAX_FETCHES_IN_FLIGHT fetches under way and room under its bounds.
    */
-  private fill(r: Reader, lastSeq: number): Promise<void> {
-    const want = Math.min(MAX_FETCH_MESSAGES, lastSeq - Math.max(r.fetchedTo, r.nextSeq - 1));
-    if (want <= 0) return Promise.resolve();
-    const p = this.fetchInto(r, want).finally(() => {
-      if (r.filling === p) r.filling = null;
-    });
-    r.filling = p;
-    return p;
+  private pump(r: Reader): void {
+    while (r.inFlight < MAX_FETCHES_IN_FLIGHT && !r.dead && r.error === undefined) {
+      const stored = r.lastSeq - r.askedTo;
+      const mean = r.seenCount > 0 ? r.seenBytes / r.seenCount : FIRST_GUESS_BYTES;
+      const roomMessages = MAX_AHEAD_MESSAGES - (r.data.length - r.head) - r.outstanding;
+      const roomBytes = Math.floor((MAX_AHEAD_BYTES - r.held - r.outstanding * mean) / mean);
+      const want = Math.min(MAX_FETCH_MESSAGES, stored, roomMessages, roomBytes);
+      if (want <= 0 || want < Math.min(MIN_FETCH_MESSAGES, stored)) return;
+      r.askedTo += want;
+      r.outstanding += want;
+      r.inFlight++;
+      this.fetchInto(r, want)
+        .catch((err: unknown) => {
+          // The reader serves what it holds, then is dropped; its read throws this only if it has nothing else.
+          r.error ??= err;
+          r.dead = true;
+        })
+        .finally(() => {
+          r.inFlight--;
+          this.pump(r);
+          this.wakeUp(r);
+        });
+    }
   }
 
+  private wakeUp(r: Reader): void {
+    const wake = r.wake;
+    if (wake) {
+      r.wake = null;
+      wake();
+    }
+  }
+
+  /**
+   * One fetch of `want` stored messages into the reader's buffer. A pull lost with its connection, or a
+   * consumer on a node that died, may never answer: the reader is then given up (dead) after a deadline,
+   * whatever the client library does with the abandoned pull. A fetch that ends short is a consumer gone
+   * wrong too (only stored messages are asked for): the reader serves what it holds, then is dropped.
+   */
   private async fetchInto(r: Reader, want: number): Promise<void> {
     let stop: (() => void) | null = null;
+    let got = 0;
     const work = (async () => {
       const c = await r.consumer;
       // Messages go to a callback, not through the fetch's async iterator (a promise and a microtask turn per
-      // message). The ordered consumer's fetch takes a callback as its consume does (nats.js 2.29's
-      // OrderedPullConsumerImpl; FetchMessages does not type it), and the fetch ends by closing.
+      // message). The pull consumer's fetch takes a callback as its consume does (nats.js 2.29's
+      // PullConsumerMessagesImpl; FetchMessages does not type it), and the fetch ends by closing.
       const opts = {
         max_messages: want,
         expires: FETCH_EXPIRES_MS,
         callback: (m: JsMsg) => {
+          got++;
+          r.outstanding--;
           if (r.dead) return;
-          const seq = m.seq;
-          r.data.push(m.data);
-          r.seqs.push(seq);
-          r.fetchedTo = seq;
+          const info = m.info;
+          if (info.deliverySequence !== r.delivered + 1) {
+            r.dead = true;
+            this.wakeUp(r);
+            return;
+          }
+          r.delivered = info.deliverySequence;
+          const data = m.data;
+          r.data.push(data);
+          r.seqs.push(info.streamSequence);
+          r.held += data.length;
+          r.seenCount++;
+          r.seenBytes += data.length;
+          this.wakeUp(r);
+          if (r.inFlight < MAX_FETCHES_IN_FLIGHT) this.pump(r);
         },
       };
       const iter = await c.fetch(opts as FetchMessages);
@@ -264,6 +383,8 @@ export class PartitionReads {
       }
     } finally {
       clearTimeout(timer);
+      r.outstanding -= want - got;
+      if (got < want) r.dead = true;
     }
   }
 
