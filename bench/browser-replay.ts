@@ -16,19 +16,23 @@
  * Runtime.getHeapUsage) after a forced GC before the run, its peak sampled
  * every 50 ms during it, and after it before any GC. With
  * BROWSER_REPLAY_CPU_PROF set, each row writes a CDP CPU profile there
- * (`bench/cpuprofile-top.ts` reads it).
+ * (`bench/cpuprofile-top.ts` reads it). With BROWSER_REPLAY_CENSUS=1 each
+ * row prints the CPU of every thread of the hub, this process and each
+ * Chromium process over the timed replay (bench/lib/thread-census.ts).
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { CDPSession, Page } from 'playwright-core';
 import { BUNDLE, gotoTestPage, launchChromium, startPageServer } from '../harness/browser.ts';
 import { startHub } from '../harness/hub.ts';
 import { createTopic } from '../harness/topic-reader.ts';
 import { decodeCbor, encodeCbor } from '../protocol/codec.ts';
 import { encodeBatch } from '../protocol/batch.ts';
 import { nativeCrc32c } from '../server/storage/native-crc.ts';
+import { launchRawChromium } from './lib/raw-chromium.ts';
+import type { RawPage } from './lib/raw-chromium.ts';
+import { censusDiff, censusSnapshot, formatCensus } from './lib/thread-census.ts';
 import { connectWs } from './load/ws-client.ts';
 
 export interface BrowserReplayRow {
@@ -107,7 +111,7 @@ interface PageResult {
 }
 
 /** Runs one replay in the page; resolves with its time. Page code: keep it self-contained. */
-function replayInPage(page: Page, url: string, topic: string, count: number, form: Form, timeoutMs: number, creditBytes?: number): Promise<PageResult> {
+function replayInPage(page: PageLike, url: string, topic: string, count: number, form: Form, timeoutMs: number, creditBytes?: number): Promise<PageResult> {
   return page.evaluate(
     ({ url, topic, count, form, timeoutMs, creditBytes }) =>
       new Promise<PageResult>((resolve, reject) => {
@@ -147,19 +151,22 @@ function replayInPage(page: Page, url: string, topic: string, count: number, for
 
 type Send = (method: string, params?: object) => Promise<unknown>;
 
+/** The page as the bench drives it: Playwright's Page with its CDPSession, or a bare DevTools pipe (bench/lib/raw-chromium.ts). */
+type PageLike = Pick<RawPage, 'evaluate' | 'send' | 'on'>;
+
 /**
  * A CDP channel to the page's dedicated worker (the socket worker), through
  * the page's session (Target.sendMessageToTarget: Playwright's sessions do
  * not reach workers), or null when there is none.
  */
-async function workerChannel(cdp: CDPSession): Promise<Send | null> {
+async function workerChannel(cdp: PageLike): Promise<Send | null> {
   let sessionId = '';
   const pending = new Map<number, (m: { result?: unknown; error?: { message: string } }) => void>();
   cdp.on('Target.attachedToTarget', (e) => {
-    if (e.targetInfo.type === 'worker') sessionId = e.sessionId;
+    if ((e.targetInfo as { type: string }).type === 'worker') sessionId = e.sessionId as string;
   });
   cdp.on('Target.receivedMessageFromTarget', (e) => {
-    const m = JSON.parse(e.message) as { id?: number; result?: unknown; error?: { message: string } };
+    const m = JSON.parse(e.message as string) as { id?: number; result?: unknown; error?: { message: string } };
     if (m.id !== undefined) pending.get(m.id)?.(m);
   });
   await cdp.send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: false, flatten: false });
@@ -187,7 +194,7 @@ function busyMs(profile: { nodes: Array<{ id: number; callFrame: { functionName:
   return us / 1000;
 }
 
-async function heapUsed(cdp: CDPSession): Promise<number> {
+async function heapUsed(cdp: PageLike): Promise<number> {
   return ((await cdp.send('Runtime.getHeapUsage')) as { usedSize: number }).usedSize;
 }
 
@@ -201,21 +208,34 @@ export async function runBrowserReplayBench(opts: { quick: boolean; only?: Form[
   const extraArgs = (process.env.BROWSER_REPLAY_HUB_ARGS ?? '').split(' ').filter(Boolean);
   const hub = await startHub({ args: ['--topic-fsync', 'never', ...extraArgs] });
   const pages = await startPageServer();
-  const browser = await launchChromium();
+  // BROWSER_REPLAY_DRIVER=playwright: the page driven by Playwright, which has Chromium report every WebSocket frame to it.
+  const playwright = process.env.BROWSER_REPLAY_DRIVER === 'playwright';
+  const browser = playwright ? await launchChromium() : null;
+  const raw = playwright ? null : launchRawChromium();
   try {
     const topic = 'bench-browser-replay';
     await createTopic(hub.url, topic, PARTITIONS);
     await preload(hub.wsUrl, topic, count);
-    const ctx = await browser.newContext();
-    const page = await ctx.newPage();
-    await gotoTestPage(page, pages.url);
-    // tsx keeps function names with a __name helper that page code does not have.
-    await page.evaluate('globalThis.__name = (f) => f');
-    const cdp = await ctx.newCDPSession(page);
+    const ctx = await browser?.newContext();
+    let cdp: PageLike;
+    if (ctx) {
+      const page = await ctx.newPage();
+      await gotoTestPage(page, pages.url);
+      // tsx keeps function names with a __name helper that page code does not have (raw-chromium.ts defines it too).
+      await page.evaluate('globalThis.__name = (f) => f');
+      const session = await ctx.newCDPSession(page);
+      cdp = {
+        evaluate: (fn, arg) => page.evaluate(fn as never, arg) as never,
+        send: (method, params) => session.send(method as never, params as never) as never,
+        on: (event, handler) => session.on(event as never, handler as never),
+      };
+    } else cdp = await raw!.openTestPage(pages.url);
+    const page = cdp;
     await cdp.send('HeapProfiler.enable');
     await cdp.send('Performance.enable');
     // The page's main-thread CPU (CDP Performance ThreadTime, s): on a loaded machine steadier than the rate.
-    const threadTime = async (): Promise<number> => (await cdp.send('Performance.getMetrics')).metrics.find((m) => m.name === 'ThreadTime')?.value ?? NaN;
+    const threadTime = async (): Promise<number> =>
+      (await cdp.send<{ metrics: Array<{ name: string; value: number }> }>('Performance.getMetrics')).metrics.find((m) => m.name === 'ThreadTime')?.value ?? NaN;
     // Warm-up: JIT, the socket path, one pass over a fifth of the events, on the page and through the socket worker
     // (which stays for the page's life: the timed run does not pay its start).
     for (const form of ['handler', 'worker'] as const) await replayInPage(page, hub.wsUrl, topic, Math.min(count, 200_000) / 5, form, timeoutMs).catch(() => undefined);
@@ -247,7 +267,9 @@ export async function runBrowserReplayBench(opts: { quick: boolean; only?: Form[
         }
         let workerNote = '';
         const cpuBefore = await threadTime();
+        const census0 = process.env.BROWSER_REPLAY_CENSUS ? censusSnapshot() : null;
         const r = await replayInPage(page, hub.wsUrl, topic, count, form, timeoutMs, creditBytes);
+        if (census0) console.log(`${SYSTEM_NAMES[form]} ${formatCensus(censusDiff(census0, censusSnapshot()), r.count)}`);
         const cpuSeconds = (await threadTime()) - cpuBefore;
         if (profDir) {
           const { profile } = (await cdp.send('Profiler.stop')) as { profile: unknown };
@@ -276,9 +298,10 @@ export async function runBrowserReplayBench(opts: { quick: boolean; only?: Form[
             (r.checksum === expected ? '' : `; CHECKSUM MISMATCH ${r.checksum} != ${expected}`),
         });
       }
-    await ctx.close();
+    await ctx?.close();
   } finally {
-    await browser.close().catch(() => undefined);
+    await browser?.close().catch(() => undefined);
+    await raw?.close();
     await pages.close();
     await hub.stop();
     hub.cleanup();
