@@ -10,7 +10,7 @@ import path from 'node:path';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { LatencyRecorder, errorText, now, openMany, pace, sleep, waitUntil } from './common.ts';
 import type { ConnectionsParams, LatencyParams, LoadResult, ProduceParams, Target } from './job.ts';
-import { readSchedStat, readServerRss } from './rss.ts';
+import { readSchedStat, readServerRss, type SchedStat } from './rss.ts';
 
 /** How long a live run waits after the last send for the subscribers to catch up. */
 const LIVE_CATCH_UP_MS = 5_000;
@@ -179,7 +179,11 @@ export class LiveRun {
     const selfBefore = readSchedStat(process.pid);
     const start = now();
     this.measuredFrom = start;
-    const sent = await pace(this.p.rate, this.p.durationMs, tickMs, send);
+    let requests = 0;
+    const sent = await pace(this.p.rate, this.p.durationMs, tickMs, (n) => {
+      requests++;
+      send(n);
+    });
     this.expected = sent * this.subscribers;
     await waitUntil(() => this.delivered >= this.expected, LIVE_CATCH_UP_MS, 10);
     this.elapsedMs = now() - start;
@@ -189,10 +193,14 @@ export class LiveRun {
     const serverAfter = readSchedStat(this.t.serverPid);
     const selfAfter = readSchedStat(process.pid);
     // Time runnable but waiting for a CPU (other processes had it): latency no code of ours can remove.
-    const sched = (name: string, a?: { cpuMs: number; waitMs: number }, b?: { cpuMs: number; waitMs: number }) =>
-      a && b ? `${name} on CPU ${(b.cpuMs - a.cpuMs).toFixed(0)} ms, waiting for a CPU ${(b.waitMs - a.waitMs).toFixed(0)} ms` : '';
+    // Per request too: under load the pacer sends fewer, larger requests, so window ms are not requests.
+    const sched = (name: string, a?: SchedStat, b?: SchedStat) =>
+      a && b
+        ? `${name} on CPU ${(b.cpuMs - a.cpuMs).toFixed(0)} ms (kernel ${(b.kernelMs - a.kernelMs).toFixed(0)}; ` +
+          `${(((b.cpuMs - a.cpuMs) * 1000) / Math.max(1, requests)).toFixed(0)} µs per request), waiting for a CPU ${(b.waitMs - a.waitMs).toFixed(0)} ms`
+        : '';
     this.schedNote = [sched('server', serverBefore, serverAfter), sched('load', selfBefore, selfAfter)].filter(Boolean).join(', ');
-    if (this.schedNote) this.schedNote = `in the ${this.elapsedMs.toFixed(0)} ms window (all threads): ${this.schedNote}`;
+    if (this.schedNote) this.schedNote = `in the ${this.elapsedMs.toFixed(0)} ms window, ${requests} requests (all threads): ${this.schedNote}`;
     const ms = (ns: number) => (ns / 1e6).toFixed(1);
     const gcTotal = gcPauses.reduce((a, b) => a + b, 0);
     // monitorEventLoopDelay reports delay beyond its 1 ms resolution timer: the time an event waited for the loop.

@@ -13,7 +13,7 @@
  * readBytes.
  */
 import { TributaryError, toTributaryError } from '../../protocol/errors.ts';
-import type { LogStore } from '../storage/log-store.ts';
+import type { LogStore, ReadResult } from '../storage/log-store.ts';
 import { stageTiming } from './stage-timing.ts';
 
 /** Where the transport delivers a subscription's output. */
@@ -166,30 +166,23 @@ export class Subscription {
   private read(c: Cursor): void {
     const reserve = Math.max(1, Math.min(this.opts.readBytes, this.credit));
     if (this.explicitCredit) this.credit -= reserve;
+    // At the tip the batches just made durable are still in memory: deliver them now, without read()'s promise hops.
+    const cached = this.store.readCached?.(this.topic, c.partition, c.next, reserve);
+    if (cached) {
+      try {
+        this.delivered(c, reserve, cached);
+      } catch (err) {
+        this.deliveryFailed(c, err);
+      }
+      return;
+    }
     c.reading = true;
     this.store
       .read(this.topic, c.partition, c.next, reserve)
       .then(
         (res) => {
           c.reading = false;
-          // The engine's own buffers where it has several (JetStream): the frame copies them once, no join first.
-          const parts = res.parts ?? [res.bytes];
-          let size = 0;
-          for (const b of parts) size += b.length;
-          if (this.explicitCredit) this.credit += reserve - size;
-          if (this.closed || this.cursors.get(c.partition) !== c) return;
-          if (res.highWatermark > c.highWatermark) c.highWatermark = res.highWatermark;
-          if (size > 0) {
-            if (res.nextOffset <= c.next) throw new Error(`read did not advance: ${this.topic}/${c.partition} at ${c.next}`);
-            c.next = res.nextOffset;
-            this.sink.records(this.id, this.topic, c.partition, parts, size, c.highWatermark);
-            if (stageTiming) stageTiming.sent(this.topic, c.partition, res.bytes, c.wokeAt);
-            this.onSent?.(size);
-          } else if (res.nextOffset > c.next) {
-            // Compaction or retention removed everything between: skip ahead.
-            c.next = res.nextOffset;
-          }
-          if (c.next < c.highWatermark) this.schedule();
+          this.delivered(c, reserve, res);
         },
         (err: unknown) => {
           c.reading = false;
@@ -198,11 +191,35 @@ export class Subscription {
           this.readFailed(c, toTributaryError(err));
         },
       )
-      .catch((err: unknown) => {
-        // A sink or invariant failure: end this partition loudly rather than loop.
-        c.failed = true;
-        this.sink.error(this.id, toTributaryError(err), c.partition);
-      });
+      .catch((err: unknown) => this.deliveryFailed(c, err));
+  }
+
+  /** Hands a read's batches to the sink and moves the cursor past them. */
+  private delivered(c: Cursor, reserve: number, res: ReadResult): void {
+    // The engine's own buffers where it has several (JetStream): the frame copies them once, no join first.
+    const parts = res.parts ?? [res.bytes];
+    let size = 0;
+    for (const b of parts) size += b.length;
+    if (this.explicitCredit) this.credit += reserve - size;
+    if (this.closed || this.cursors.get(c.partition) !== c) return;
+    if (res.highWatermark > c.highWatermark) c.highWatermark = res.highWatermark;
+    if (size > 0) {
+      if (res.nextOffset <= c.next) throw new Error(`read did not advance: ${this.topic}/${c.partition} at ${c.next}`);
+      c.next = res.nextOffset;
+      this.sink.records(this.id, this.topic, c.partition, parts, size, c.highWatermark);
+      if (stageTiming) stageTiming.sent(this.topic, c.partition, res.bytes, c.wokeAt);
+      this.onSent?.(size);
+    } else if (res.nextOffset > c.next) {
+      // Compaction or retention removed everything between: skip ahead.
+      c.next = res.nextOffset;
+    }
+    if (c.next < c.highWatermark) this.schedule();
+  }
+
+  /** A sink or invariant failure: end this partition loudly rather than loop. */
+  private deliveryFailed(c: Cursor, err: unknown): void {
+    c.failed = true;
+    this.sink.error(this.id, toTributaryError(err), c.partition);
   }
 
   private readFailed(c: Cursor, err: TributaryError): void {

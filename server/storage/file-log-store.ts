@@ -26,6 +26,7 @@ import {
 } from './log-store.ts';
 import { nativeCrc32c } from './native-crc.ts';
 import { PartitionLog, type PartitionEnv } from './partition-log.ts';
+import { readCachedTail } from './partition-reads.ts';
 import { ProducerStateTable } from './producer-state.ts';
 import { recoverPartition } from './recovery.ts';
 import { scrubPartition } from './scrub.ts';
@@ -281,6 +282,12 @@ export class FileLogStore implements LogStore {
   async read(topic: string, partition: number, offset: number, maxBytes: number): Promise<ReadResult> {
     this.assertOpen();
     return this.partition(topic, partition).read(offset, maxBytes);
+  }
+
+  readCached(topic: string, partition: number, offset: number, maxBytes: number): ReadResult | null {
+    if (this.state !== 'open') return null;
+    const p = this.topics.get(topic)?.partitions[partition];
+    return p ? readCachedTail(p, offset, maxBytes) : null;
   }
 
   async offsetForTimestamp(topic: string, partition: number, timestampMs: number): Promise<number> {

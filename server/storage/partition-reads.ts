@@ -33,6 +33,14 @@ export async function readPartition(log: PartitionView, offset: number, maxBytes
   return { bytes: new Uint8Array(0), nextOffset: hw, highWatermark: hw };
 }
 
+/** readPartition's answer when the tail cache holds it, else null (out of range, at the tip, or not cached: the async read decides). */
+export function readCachedTail(log: PartitionView, offset: number, maxBytes: number): ReadResult | null {
+  const hw = log.highWatermark;
+  if (!Number.isSafeInteger(offset) || offset < log.earliest || offset >= hw) return null;
+  const cached = log.tail.read(offset, maxBytes, hw);
+  return cached ? { bytes: cached.bytes, nextOffset: cached.nextOffset, highWatermark: hw } : null;
+}
+
 /** Holds the segment against a compaction swap for the duration of `fn`. */
 async function withSegment<T>(log: PartitionView, seg: Segment, fn: (fd: number) => Promise<T>): Promise<T> {
   while (seg.swapping) await seg.swapping;

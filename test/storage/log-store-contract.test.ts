@@ -85,7 +85,14 @@ for (const engine of engines) {
         expect(h.baseOffset).toBe(off - (off % 4));
         expect(h.sizeBytes).toBe(r.bytes.length);
         expect(r.nextOffset).toBe(h.baseOffset + 4);
+        // A synchronous answer from memory (live delivery's path) is the same read, or none at all.
+        const cached = s.readCached?.(t, 0, off, 1);
+        if (cached) expect({ ...cached, bytes: Buffer.from(cached.bytes) }).toEqual({ ...r, bytes: Buffer.from(r.bytes) });
       }
+      // The file engine holds the newest batches in its tail cache: the tip is served from memory.
+      if (engine.name === 'file') expect(s.readCached!(t, 0, 157, 1)).toMatchObject({ nextOffset: 160, highWatermark: 160 });
+      expect(s.readCached?.(t, 0, 160, 1000) ?? null).toBeNull();
+      expect(s.readCached?.(t, 0, 161, 1000) ?? null).toBeNull();
       const tip = await s.read(t, 0, 160, 1000);
       expect(tip.bytes.length).toBe(0);
       expect(tip.nextOffset).toBe(160);
