@@ -74,30 +74,24 @@ interface Topic {
 /** A stream created a moment ago may not be known yet to the server a request reaches, or the meta group is busy (a super-cluster): retry this long. */
 const NEW_STREAM_SETTLE_MS = 15_000;
 
-async function settled<T>(op: () => Promise<T>): Promise<T> {
+/** Retries `op` while it fails with an error matching `transient`, backing off from `firstDelayMs` to 1 s, up to NEW_STREAM_SETTLE_MS. */
+async function retryWhile<T>(transient: RegExp, firstDelayMs: number, op: () => Promise<T>): Promise<T> {
   const until = Date.now() + NEW_STREAM_SETTLE_MS;
-  for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {
+  for (let delay = firstDelayMs; ; delay = Math.min(delay * 2, 1000)) {
     try {
       return await op();
     } catch (err) {
-      if (Date.now() > until || !/stream not found|TIMEOUT/i.test(String(err))) throw err;
+      if (Date.now() > until || !transient.test(String(err))) throw err;
       await new Promise((r) => setTimeout(r, delay));
     }
   }
 }
 
-/** Retries `op` while the cluster answers that a peer is offline (a peer not yet current), up to NEW_STREAM_SETTLE_MS. */
-async function withPeersSettled<T>(op: () => Promise<T>): Promise<T> {
-  const until = Date.now() + NEW_STREAM_SETTLE_MS;
-  for (let delay = 100; ; delay = Math.min(delay * 2, 1000)) {
-    try {
-      return await op();
-    } catch (err) {
-      if (Date.now() > until || !/peer offline/i.test(String(err))) throw err;
-      await new Promise((r) => setTimeout(r, delay));
-    }
-  }
-}
+/** Retries `op` while the stream is not known yet to the server a request reaches, or the request timed out. */
+const settled = <T>(op: () => Promise<T>): Promise<T> => retryWhile(/stream not found|TIMEOUT/i, 50, op);
+
+/** Retries `op` while the cluster answers that a peer is offline (a peer not yet current). */
+const withPeersSettled = <T>(op: () => Promise<T>): Promise<T> => retryWhile(/peer offline/i, 100, op);
 
 const JS_API_TIMEOUT_MS = 15_000;
 
