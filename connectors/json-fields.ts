@@ -15,6 +15,7 @@
  * mark, a top-level array or scalar) it answers false and the caller takes
  * the general path, so such records come out exactly as before.
  */
+import { utf8SequenceEnd } from '../protocol/cbor-scan.ts';
 import { LIMITS } from '../protocol/limits.ts';
 
 /** What a found field's value is (kind[j] for field j). */
@@ -74,24 +75,9 @@ function scanString(b: Uint8Array, i: number, e: number): number {
       i++;
       continue;
     }
-    // UTF-8 as TextDecoder's fatal mode checks it: no overlong forms, no surrogates, nothing above U+10FFFF.
-    if (c < 0xc2) return -1;
-    if (c < 0xe0) {
-      if (i + 1 >= e || (b[i + 1] & 0xc0) !== 0x80) return -1;
-      i += 2;
-    } else if (c < 0xf0) {
-      if (i + 2 >= e) return -1;
-      const c1 = b[i + 1];
-      if ((c1 & 0xc0) !== 0x80 || (b[i + 2] & 0xc0) !== 0x80) return -1;
-      if ((c === 0xe0 && c1 < 0xa0) || (c === 0xed && c1 >= 0xa0)) return -1;
-      i += 3;
-    } else if (c < 0xf5) {
-      if (i + 3 >= e) return -1;
-      const c1 = b[i + 1];
-      if ((c1 & 0xc0) !== 0x80 || (b[i + 2] & 0xc0) !== 0x80 || (b[i + 3] & 0xc0) !== 0x80) return -1;
-      if ((c === 0xf0 && c1 < 0x90) || (c === 0xf4 && c1 >= 0x90)) return -1;
-      i += 4;
-    } else return -1;
+    // UTF-8 as TextDecoder's fatal mode checks it (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF).
+    i = utf8SequenceEnd(b, i, e);
+    if (i < 0) return -1;
   }
   return -1;
 }

@@ -28,38 +28,40 @@ class Malformed extends Error {}
 export function isValidUtf8(b: Uint8Array, start = 0, end = b.length): boolean {
   let i = start;
   while (i < end) {
-    const c = b[i];
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    if (c < 0xc2) return false; // a continuation byte first, or an overlong 2-byte form
-    if (c < 0xe0) {
-      if (i + 1 >= end || (b[i + 1] & 0xc0) !== 0x80) return false;
-      i += 2;
-      continue;
-    }
-    if (c < 0xf0) {
-      if (i + 2 >= end) return false;
-      const c1 = b[i + 1];
-      if ((c1 & 0xc0) !== 0x80 || (b[i + 2] & 0xc0) !== 0x80) return false;
-      if (c === 0xe0 && c1 < 0xa0) return false; // overlong
-      if (c === 0xed && c1 >= 0xa0) return false; // UTF-16 surrogate
-      i += 3;
-      continue;
-    }
-    if (c < 0xf5) {
-      if (i + 3 >= end) return false;
-      const c1 = b[i + 1];
-      if ((c1 & 0xc0) !== 0x80 || (b[i + 2] & 0xc0) !== 0x80 || (b[i + 3] & 0xc0) !== 0x80) return false;
-      if (c === 0xf0 && c1 < 0x90) return false; // overlong
-      if (c === 0xf4 && c1 >= 0x90) return false; // above U+10FFFF
-      i += 4;
-      continue;
-    }
-    return false;
+    if (b[i] < 0x80) i++;
+    else if ((i = utf8SequenceEnd(b, i, end)) < 0) return false;
   }
   return true;
+}
+
+/**
+ * b[i] is a byte ≥ 0x80: the index after the well-formed UTF-8 sequence it
+ * starts (ending at or before `end`), or -1 (RFC 3629 §4, as isValidUtf8).
+ */
+export function utf8SequenceEnd(b: Uint8Array, i: number, end: number): number {
+  const c = b[i];
+  if (c < 0xc2) return -1; // a continuation byte first, or an overlong 2-byte form
+  if (c < 0xe0) {
+    if (i + 1 >= end || (b[i + 1] & 0xc0) !== 0x80) return -1;
+    return i + 2;
+  }
+  if (c < 0xf0) {
+    if (i + 2 >= end) return -1;
+    const c1 = b[i + 1];
+    if ((c1 & 0xc0) !== 0x80 || (b[i + 2] & 0xc0) !== 0x80) return -1;
+    if (c === 0xe0 && c1 < 0xa0) return -1; // overlong
+    if (c === 0xed && c1 >= 0xa0) return -1; // UTF-16 surrogate
+    return i + 3;
+  }
+  if (c < 0xf5) {
+    if (i + 3 >= end) return -1;
+    const c1 = b[i + 1];
+    if ((c1 & 0xc0) !== 0x80 || (b[i + 2] & 0xc0) !== 0x80 || (b[i + 3] & 0xc0) !== 0x80) return -1;
+    if (c === 0xf0 && c1 < 0x90) return -1; // overlong
+    if (c === 0xf4 && c1 >= 0x90) return -1; // above U+10FFFF
+    return i + 4;
+  }
+  return -1;
 }
 
 /** Marks an open indefinite-length container on the stack. */
