@@ -3,7 +3,7 @@ export * from './errors.ts';
 export * from './limits.ts';
 export * from './record.ts';
 export * from './batch.ts';
-export { keyBytes } from './record-fields.ts';
+export { keyBytes, writeBytes, writeUtf8Once } from './record-fields.ts';
 export * from './record-body.ts';
 export * from './batch-reader.ts';
 export * from './frame-index.ts';

@@ -12,7 +12,7 @@ import { crc32c as portableCrc32c, type Crc32c } from './crc32c.ts';
 import { TributaryError } from './errors.ts';
 import { LIMITS } from './limits.ts';
 import { BATCH_HEADER_BYTES, CRC_START, readHeadersAt, recordAttributes, writeBatchHeader, writeRecordTail, writeUint32 } from './batch.ts';
-import { headerBytes, keyBytes, writeBytes, writeStr } from './record-fields.ts';
+import { headerBytes, keyBytes, writeBytes, writeStr, writeUtf8Once } from './record-fields.ts';
 import { fromUtf8, utf8Length, type EncodedRecord, type EncodingCode, type Header } from './record.ts';
 import { readUvarint, uvarintSize, writeUvarint, zigzag, type VarintRead } from './varint.ts';
 
@@ -48,8 +48,6 @@ export function writeTextRecordBody(buf: Uint8Array, pos: number, key: EncodedRe
   return writeRecordTail(buf, pos, null, null, headers);
 }
 
-const textEncoder = new TextEncoder();
-
 /**
  * Writes a text-valued record body (`writeTextRecordBody`'s bytes) into
  * `buf` from 0, encoding the text once with the platform's UTF-8 encoder
@@ -72,17 +70,9 @@ export function writeTextRecordBodyInto(
   let pos = 1;
   if (typeof key === 'string') pos = writeStr(buf, pos, key, utf8Length(key));
   else if (key !== null) pos = writeBytes(buf, pos, key);
-  // The length prefix is sized for all-ASCII text (one byte per char, the usual case); moved if not.
-  const guess = uvarintSize(text.length);
-  let at = pos + guess;
-  const { written } = textEncoder.encodeInto(text, buf.subarray(at, at + 3 * text.length));
-  if (written > maxValueBytes) return null;
-  const lenSize = uvarintSize(written);
-  if (lenSize !== guess) {
-    buf.copyWithin(pos + lenSize, at, at + written);
-    at = pos + lenSize;
-  }
-  writeUvarint(buf, pos, written);
+  const written = writeUtf8Once(buf, pos, text, maxValueBytes);
+  if (written < 0) return null;
+  const at = pos + uvarintSize(written);
   pos = writeRecordTail(buf, at + written, null, null, headers);
   return { size: pos, valueAt: at, valueBytes: written };
 }

@@ -33,6 +33,25 @@ export function writeStr(buf: Uint8Array, pos: number, s: string, len: number): 
   return pos + len;
 }
 
+/**
+ * Writes `s`'s UTF-8 with its length prefix, encoded once by encodeInto
+ * (`buf` has room for the prefix and 3 bytes a char after `pos`): the prefix
+ * is sized for ASCII, the usual case, and the bytes are moved when the real
+ * one is longer. Returns the UTF-8's byte count (the value starts at
+ * pos + uvarintSize(count)), or -1 when it exceeds `maxBytes` (nothing valid
+ * written).
+ */
+export function writeUtf8Once(buf: Uint8Array, pos: number, s: string, maxBytes: number): number {
+  const guess = uvarintSize(s.length);
+  const at = pos + guess;
+  const { written } = textEncoder.encodeInto(s, buf.subarray(at, at + 3 * s.length));
+  if (written > maxBytes) return -1;
+  const lenSize = uvarintSize(written);
+  if (lenSize !== guess) buf.copyWithin(pos + lenSize, at, at + written);
+  writeUvarint(buf, pos, written);
+  return written;
+}
+
 /** Writes `b` with its length prefix; returns the position after it. */
 export function writeBytes(buf: Uint8Array, pos: number, b: Uint8Array): number {
   pos = writeUvarint(buf, pos, b.length);

@@ -28,7 +28,9 @@ import {
   utf8Length,
   uvarintSize,
   writeInt64,
+  writeBytes,
   writeUint32,
+  writeUtf8Once,
   writeUvarint,
   zigzag,
   type Crc32c,
@@ -77,26 +79,6 @@ function writeText(buf: Uint8Array, pos: number, s: string, len: number): number
   return pos + len;
 }
 
-/**
- * Writes `s` as its UTF-8 after their length, encoded once by encodeInto
- * (`buf` has room for 3 bytes a char after `pos` plus the prefix): the
- * prefix is sized for ASCII, and the bytes moved when the real one is longer.
- * -3 when the UTF-8 exceeds the value limit.
- */
-function writeTextOnce(buf: Uint8Array, pos: number, s: string): number {
-  const guess = uvarintSize(s.length);
-  let at = pos + guess;
-  const { written } = textEncoder.encodeInto(s, buf.subarray(at, at + 3 * s.length));
-  if (written > LIMITS.maxValueBytes) return -3;
-  const lenSize = uvarintSize(written);
-  if (lenSize !== guess) {
-    buf.copyWithin(pos + lenSize, at, at + written);
-    at = pos + lenSize;
-  }
-  writeUvarint(buf, pos, written);
-  return at + written;
-}
-
 /** Characters of a safe integer's decimal text (its sign included; -0 is "0", as JSON writes it). */
 function integerTextLength(n: number): number {
   let len = n < 0 ? 2 : 1;
@@ -117,12 +99,6 @@ function writeInteger(buf: Uint8Array, pos: number, n: number, len: number): num
     if (x === 0) break;
   }
   return pos + len;
-}
-
-function writeBytes(buf: Uint8Array, pos: number, b: Uint8Array): number {
-  pos = writeUvarint(buf, pos, b.length);
-  buf.set(b, pos);
-  return pos + b.length;
 }
 
 export class BatchBuilder {
@@ -320,8 +296,9 @@ export class BatchBuilder {
       pos += tail.length;
     } else if (bin !== null) pos = writeBytes(buf, pos, bin);
     else if (oneEncode) {
-      pos = writeTextOnce(buf, pos, text as string);
-      if (pos < 0) return -3;
+      const written = writeUtf8Once(buf, pos, text as string, LIMITS.maxValueBytes);
+      if (written < 0) return -3;
+      pos += uvarintSize(written) + written;
     } else if (text !== null) {
       pos = writeText(buf, pos, text, valueLen);
       if (pos < 0) return -1;
