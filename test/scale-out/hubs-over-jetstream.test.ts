@@ -161,7 +161,10 @@ describe('consumer groups across hubs', () => {
     await new Promise((r) => setTimeout(r, 300)); // proves a negative: a duplicate would show up now
     expect(m2.seen.length).toBe(m2Saw);
     const keys = ms.flatMap((m) => keysOf(m.seen));
-    expect(new Set(keys).size).toBe(keys.length);
+    // On failure, say which records came twice and to whom (a CI run once saw one duplicate: 601 for 600).
+    const twice = [...new Set(keys.filter((k, i) => keys.indexOf(k) !== i))];
+    const where = twice.map((k) => ms.map((m, i) => `m${i + 1}:${m.seen.filter((r) => keysOf([r])[0] === k).map((r) => `${r.partition}@${r.offset}`)}`).join(' '));
+    expect(new Set(keys).size, `delivered twice: ${twice.map((k, i) => `${k} (${where[i]})`).join('; ')}`).toBe(keys.length);
     expect(keys.length).toBe(600);
     // The partitions m2 held went on from its commits: nothing of them below 50 was delivered again.
     const afterLeave = stay.flatMap((m, i) => m.seen.slice(stayFrom[i]));
