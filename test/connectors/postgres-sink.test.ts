@@ -217,12 +217,27 @@ describe('postgres sink', () => {
           await new Promise((r) => setTimeout(r, 100));
         }
       })();
+      // The group is told only what the table holds: every offset below a committed one is a row (read the group first).
+      let checkedCommits = 0;
+      const unwritten: string[] = [];
+      const commitsWritten = async (): Promise<void> => {
+        const d = (await (await fetch(`${hub.url}/v1/groups/payments-writers`)).json()) as { offsets?: Array<{ partition: number; committed: number | null }> };
+        for (const o of d.offsets ?? []) {
+          if (!o.committed) continue;
+          const rows = await count(`SELECT count(*) AS n FROM payments WHERE src_partition = ${o.partition} AND src_offset < ${o.committed}`);
+          if (rows !== o.committed) unwritten.push(`partition ${o.partition} committed at ${o.committed} with ${rows} rows below`);
+          checkedCommits++;
+        }
+      };
       await waitForValue(
         'rows from both',
-        () => count('SELECT count(*) AS n FROM payments'),
+        async () => (await commitsWritten(), count('SELECT count(*) AS n FROM payments')),
         (n) => n >= 15_000,
         90_000,
       );
+      await commitsWritten();
+      expect(unwritten).toEqual([]);
+      expect(checkedCommits).toBeGreaterThan(0);
       await a.kill();
       // After the session timeout the group gives the survivor everything.
       await waitForValue(
