@@ -422,23 +422,25 @@ export class Subscription implements SubscriptionHandle {
         this.framePartition = f.p;
         // A frame from WorkerWebSocket's worker is checked and indexed there: the records are made without walking its bytes.
         const index = (f as IndexedRecordsFrame).index;
-        // onView: one view per frame, no record objects; delivered as onBatch's arrays are.
-        const view = this.opts.onView ? (this.view ??= new RecordsView(this.topic)).read(f.b, f.p, from, this.crc) : null;
-        const records = view
-          ? []
-          : this.opts.lazyValues
+        if (this.opts.onView) {
+          // One view per frame, no record objects: delivered, credited and committed as onBatch's arrays are.
+          const view = (this.view ??= new RecordsView(this.topic)).read(f.b, f.p, from, this.crc);
+          const next = view.count ? view.offset(view.count - 1) + 1 : -1;
+          if (next >= 0 && !(await this.deliverBatch(view, f.p))) return;
+          if (next >= 0) this.pos.set(f.p, next);
+          if (f.sub === this.subId) this.conn.post({ t: 'credit', sub: f.sub, bytes: f.b.length });
+          if (next >= 0 && member) {
+            if (member.autoCommit && member.held.has(f.p)) member.processed(f.p, next);
+          } else if (next >= 0 && this.opts.persist) void this.save();
+          continue;
+        }
+        const records = this.opts.lazyValues
           ? readLazyRecords(f.b, from, this.makeLazyRecord, this.crc)
           : index
             ? readIndexedRecords(f.b, index, from, this.makeRecord)
             : readRecords(f.b, from, this.makeRecord, this.crc);
         let committed = -1;
-        if (view) {
-          if (view.count) {
-            if (!(await this.deliverBatch(view, f.p))) return;
-            this.pos.set(f.p, view.offset(view.count - 1) + 1);
-            committed = this.pos.get(f.p)!;
-          }
-        } else if (this.opts.onBatch) {
+        if (this.opts.onBatch) {
           if (records.length) {
             const last = records[records.length - 1].offset;
             if (!(await this.deliverBatch(records, f.p))) return;
