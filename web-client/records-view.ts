@@ -133,15 +133,22 @@ export class RecordsView {
     return hs < 0 ? NO_HEADERS : readHeadersAt(this.b, hs, this.recordEnd[i])!.headers;
   }
 
-  /** Record i as the record handler gets it (one object: for the uncommon paths of a consumer that reads columns). */
+  /**
+   * Record i as the record handler gets it (one object: for the uncommon
+   * paths of a consumer that reads columns). Its `value` is a getter, so a
+   * record whose value is not read does not decode the view's values.
+   */
   record(i: number): ConsumedRecord {
+    const view = this;
     return {
       topic: this.topic,
       partition: this.partition,
       offset: this.offsets[i],
       timestamp: this.timestamps[i],
       key: this.key(i),
-      value: this.value(i),
+      get value(): unknown {
+        return view.value(i);
+      },
       headers: this.headers(i),
       valueBytes: this.valueBytes(i),
       valueEncoding: this.valueEncoding(i),
