@@ -3,7 +3,8 @@
  * loading the same rows from the same machine in the same run: a plain
  * multi-row INSERT (batches of 1,000, one statement each, autocommit) and
  * COPY FROM STDIN (text format, one stream). The sink's figure is end to
- * end: records read from the hub over the web client, mapped, written and
+ * end: records read from the hub over the web client (onView: a frame per
+ * call as columns, no object per record), mapped, written and
  * their offsets committed in the same transactions.
  *   node --import tsx bench/connectors.ts [--quick]
  */
