@@ -208,7 +208,12 @@ export async function runBrowserReplayBench(opts: { quick: boolean; only?: Form[
   const extraArgs = (process.env.BROWSER_REPLAY_HUB_ARGS ?? '').split(' ').filter(Boolean);
   // BROWSER_REPLAY_HUB_ENV='NAME=value ...' (e.g. a NODE_OPTIONS preload that profiles on a signal) and
   // BROWSER_REPLAY_HUB_SIGNAL (sent to the hub before and after each timed replay) are for experiments.
-  const hubEnv = Object.fromEntries((process.env.BROWSER_REPLAY_HUB_ENV ?? '').split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  const hubEnv = Object.fromEntries(
+    (process.env.BROWSER_REPLAY_HUB_ENV ?? '')
+      .split(' ')
+      .filter(Boolean)
+      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  );
   const hubSignal = process.env.BROWSER_REPLAY_HUB_SIGNAL as NodeJS.Signals | undefined;
   const hub = await startHub({ args: ['--topic-fsync', 'never', ...extraArgs], env: hubEnv });
   const pages = await startPageServer();
