@@ -206,7 +206,16 @@ export async function runBrowserReplayBench(opts: { quick: boolean; only?: Form[
   const rows: BrowserReplayRow[] = [];
   // BROWSER_REPLAY_HUB_ARGS (e.g. "--subscription-read-bytes 1048576") and BROWSER_REPLAY_CREDIT (bytes) are for experiments.
   const extraArgs = (process.env.BROWSER_REPLAY_HUB_ARGS ?? '').split(' ').filter(Boolean);
-  const hub = await startHub({ args: ['--topic-fsync', 'never', ...extraArgs] });
+  // BROWSER_REPLAY_HUB_ENV='NAME=value ...' (e.g. a NODE_OPTIONS preload that profiles on a signal) and
+  // BROWSER_REPLAY_HUB_SIGNAL (sent to the hub before and after each timed replay) are for experiments.
+  const hubEnv = Object.fromEntries(
+    (process.env.BROWSER_REPLAY_HUB_ENV ?? '')
+      .split(' ')
+      .filter(Boolean)
+      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  );
+  const hubSignal = process.env.BROWSER_REPLAY_HUB_SIGNAL as NodeJS.Signals | undefined;
+  const hub = await startHub({ args: ['--topic-fsync', 'never', ...extraArgs], env: hubEnv });
   const pages = await startPageServer();
   // BROWSER_REPLAY_DRIVER=playwright: the page driven by Playwright, which has Chromium report every WebSocket frame to it.
   const playwright = process.env.BROWSER_REPLAY_DRIVER === 'playwright';
@@ -268,7 +277,9 @@ export async function runBrowserReplayBench(opts: { quick: boolean; only?: Form[
         let workerNote = '';
         const cpuBefore = await threadTime();
         const census0 = process.env.BROWSER_REPLAY_CENSUS ? censusSnapshot() : null;
+        if (hubSignal) hub.proc.kill(hubSignal);
         const r = await replayInPage(page, hub.wsUrl, topic, count, form, timeoutMs, creditBytes);
+        if (hubSignal) hub.proc.kill(hubSignal);
         if (census0) console.log(`${SYSTEM_NAMES[form]} ${formatCensus(censusDiff(census0, censusSnapshot()), r.count)}`);
         const cpuSeconds = (await threadTime()) - cpuBefore;
         if (profDir) {

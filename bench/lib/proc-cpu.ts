@@ -9,13 +9,14 @@ const USER_HZ = 100;
 
 /**
  * User + system CPU µs of `/proc/<pid>/stat`, `/proc/thread-self/stat` or
- * another stat file; undefined where there is none (not Linux, process gone).
+ * another stat file (`part` 'system': the kernel's share only); undefined
+ * where there is none (not Linux, process gone).
  */
-export function statCpuUs(statFile: string): number | undefined {
+export function statCpuUs(statFile: string, part: 'all' | 'system' = 'all'): number | undefined {
   try {
     const stat = fs.readFileSync(statFile, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) / USER_HZ) * 1e6; // fields 14 and 15 of stat: utime, stime
+    return (((part === 'all' ? Number(f[11]) : 0) + Number(f[12])) / USER_HZ) * 1e6; // fields 14 and 15 of stat: utime, stime
   } catch {
     return undefined;
   }

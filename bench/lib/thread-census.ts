@@ -11,6 +11,8 @@ interface ThreadSample {
   proc: string;
   thread: string;
   us: number;
+  /** Of `us`, in the kernel (stime): sends and receives show here. */
+  sysUs: number;
 }
 
 export interface CensusSnapshot {
@@ -25,6 +27,7 @@ export interface CensusRow {
   proc: string;
   thread: string;
   us: number;
+  sysUs: number;
 }
 
 const read = (file: string): string => {
@@ -72,7 +75,8 @@ export function censusSnapshot(root = process.pid): CensusSnapshot {
     }
     for (const tid of tids) {
       const us = statCpuUs(`/proc/${pid}/task/${tid}/stat`);
-      if (us !== undefined) threads.set(`${pid}/${tid}`, { proc, thread: read(`/proc/${pid}/task/${tid}/comm`).trim(), us });
+      const sysUs = statCpuUs(`/proc/${pid}/task/${tid}/stat`, 'system');
+      if (us !== undefined) threads.set(`${pid}/${tid}`, { proc, thread: read(`/proc/${pid}/task/${tid}/comm`).trim(), us, sysUs: sysUs ?? 0 });
     }
   }
   const cpu = read('/proc/stat').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
@@ -91,8 +95,9 @@ export function censusDiff(a: CensusSnapshot, b: CensusSnapshot): { rows: Census
     const us = s.us - (a.threads.get(k)?.us ?? 0);
     if (us <= 0) continue;
     const key = `${s.proc}\0${s.thread}`;
-    const row = sums.get(key) ?? { proc: s.proc, thread: s.thread, us: 0 };
+    const row = sums.get(key) ?? { proc: s.proc, thread: s.thread, us: 0, sysUs: 0 };
     row.us += us;
+    row.sysUs += s.sysUs - (a.threads.get(k)?.sysUs ?? 0);
     sums.set(key, row);
   }
   const rows = [...sums.values()].sort((x, y) => y.us - x.us);
@@ -109,7 +114,9 @@ export function formatCensus(d: ReturnType<typeof censusDiff>, events: number): 
     `census over ${d.wallMs.toFixed(0)} ms, ${events} events: ours ${per(total)} µs/event = ${((total / 1000 / d.wallMs) * 100).toFixed(0)}% of one core; machine (all processes) ${(d.machineBusyShare * 100).toFixed(0)}% busy`,
     ...[...byProc].sort((x, y) => y[1] - x[1]).map(([p, us]) => `  ${per(us)} µs/event ${((us / 1000 / d.wallMs) * 100).toFixed(0).padStart(3)}% core  ${p}`),
     '  threads:',
-    ...d.rows.filter((r) => r.us / events >= 0.02).map((r) => `  ${per(r.us)} µs/event ${((r.us / 1000 / d.wallMs) * 100).toFixed(0).padStart(3)}% core  ${r.proc} :: ${r.thread}`),
+    ...d.rows
+      .filter((r) => r.us / events >= 0.02)
+      .map((r) => `  ${per(r.us)} µs/event ${((r.us / 1000 / d.wallMs) * 100).toFixed(0).padStart(3)}% core  (kernel ${per(r.sysUs).trim()})  ${r.proc} :: ${r.thread}`),
   ];
   return lines.join('\n');
 }
