@@ -2,7 +2,8 @@
  * Exactly once from a page while the hub and the network fail under it:
  * the hub SIGKILLed and restarted during a flush, and a proxy that cuts
  * connections at random points, including inside the hub's ack of a batch it
- * has already appended. Each test reads the whole topic back and counts.
+ * has already appended, and a cut while the IndexedDB store holds a
+ * read-ahead. Each test reads the whole topic back and counts.
  */
 import { describe, expect, it } from 'vitest';
 import { startHub } from '../../harness/hub.ts';
@@ -47,6 +48,25 @@ describe('browser outbox under hub and network faults', () => {
     expect(await page.evaluate(() => window.tb.stats('a').acks)).toBeGreaterThan(0);
     expect(exactlyOnceProblems(await readTopic(fx.hub.url, 'chat'), 3000)).toBe('');
     expect(fx.proxy.cuts - cutsBefore).toBeGreaterThan(5);
+    await ctx.close();
+  }, 60_000);
+
+  it('a drain cut while the IndexedDB store holds events read ahead: the next session reads from the store, every event exactly once', async () => {
+    await createTopic(fx.hub.url, 'read-ahead', 2);
+    const ctx = await fx.env.context();
+    const page = await fx.env.open(ctx);
+    fx.proxy.block(true);
+    await page.evaluate((url) => window.tb.start('a', { url, name: 'read-ahead', backoffInitialMs: 10, backoffMaxMs: 50 }), fx.proxy.wsUrl);
+    // 40,000 queued: the drain buffers 28,000 and the store (outbox-idb.ts `ahead`) holds up to 12,000
+    // more, read in the same transaction, when the first acks come back; the cut then ends the session
+    // with that read-ahead held, and the next session, starting over from the store, must not be served it.
+    for (let from = 0; from < 40_000; from += 10_000) await page.evaluate((from) => window.tb.sendMany('a', 'read-ahead', from, 10_000, 16), from);
+    fx.proxy.block(false);
+    await until(async () => (await page.evaluate(() => window.tb.stats('a').acks)) >= 1, 20_000, 'first ack');
+    fx.proxy.cutAll();
+    expect(await page.evaluate(() => window.tb.flush('a'))).toBe(true);
+    expect(await page.evaluate(() => window.tb.pending('a'))).toBe(0);
+    expect(exactlyOnceProblems(await readTopic(fx.hub.url, 'read-ahead'), 40_000)).toBe('');
     await ctx.close();
   }, 60_000);
 
