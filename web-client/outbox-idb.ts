@@ -97,6 +97,8 @@ interface OutboxSchema extends DBSchema {
 const DB_VERSION = 4;
 /** Events per chunk record; a chunk holding id x therefore has first > x - CHUNK_MAX_EVENTS. */
 const CHUNK_MAX_EVENTS = 2_000;
+/** Events a read() fetches past what it returns, for the next read() of a drain (see IdbOutboxStore.ahead). */
+const READ_AHEAD_EVENTS = 12_000;
 /** Chunk states fetched per step of a read. */
 const STATES_PER_READ = 64;
 type StoreName = 'chunks' | 'chunkState' | 'chunkGone' | 'meta' | 'failed' | 'chunkAssign';
@@ -120,7 +122,7 @@ function storageError(err: unknown): ClientError {
  * thread that is busy with a send burst or a drain.
  */
 function commitNow(tx: { done: Promise<void> }): Promise<void> {
-  (unwrap(tx as Tx) as IDBTransaction).commit();
+  (unwrap(tx as unknown as Tx) as IDBTransaction).commit();
   return tx.done;
 }
 
@@ -223,7 +225,51 @@ export class IdbOutboxStore implements OutboxStore {
     }
   }
 
+  /**
+   * Events fetched past the last read() result, in the same transaction: a drain reads on from where
+   * its last read ended, and one transaction per READ_AHEAD_EVENTS rather than per read() is one
+   * fewer transaction in IndexedDB's queue (readwrite transactions over the same stores wait for each
+   * read, and reads for them) per few thousand events. Served only to a read() that continues exactly
+   * after the last event handed out: a drain session starts at 0, so a new session (after a lease or
+   * connection change, when another tab may have drained) never sees an older session's read-ahead.
+   * Within a session only this tab, holding the drain lease, removes, fails or assigns, and only
+   * events it has read, which are no longer here; another tab's appends come after these events and
+   * are read from the database once the read-ahead is used up.
+   */
+  private ahead?: { after: number; events: OutboxEvent[]; at: number };
+  /** The last id the last read() handed out: a read after it continues a drain, and reads ahead. */
+  private readTo = -1;
+
   async read(afterId: number, maxEvents: number): Promise<OutboxEvent[]> {
+    const out = await this.readOn(afterId, maxEvents);
+    this.readTo = out.length ? out[out.length - 1].id : -1;
+    return out;
+  }
+
+  private async readOn(afterId: number, maxEvents: number): Promise<OutboxEvent[]> {
+    const out: OutboxEvent[] = [];
+    const a = this.ahead;
+    this.ahead = undefined;
+    // A drain's first read fetches only what it asks for: its first batches go out sooner.
+    const continues = afterId === this.readTo;
+    if (a && a.after === afterId) {
+      const end = Math.min(a.events.length, a.at + maxEvents);
+      for (let i = a.at; i < end; i++) out.push(a.events[i]);
+      if (end < a.events.length) {
+        this.ahead = { after: out[out.length - 1].id, events: a.events, at: end };
+        return out;
+      }
+      if (out.length) afterId = out[out.length - 1].id;
+    }
+    if (out.length >= maxEvents) return out;
+    const more = await this.fetch(afterId, maxEvents - out.length + (continues ? READ_AHEAD_EVENTS : 0));
+    const take = Math.min(more.length, maxEvents - out.length);
+    for (let i = 0; i < take; i++) out.push(more[i]);
+    if (take < more.length) this.ahead = { after: out[out.length - 1].id, events: more, at: take };
+    return out;
+  }
+
+  private async fetch(afterId: number, maxEvents: number): Promise<OutboxEvent[]> {
     try {
       const out: OutboxEvent[] = [];
       let from = Math.max(0, afterId + 1 - CHUNK_MAX_EVENTS);
@@ -242,11 +288,15 @@ export class IdbOutboxStore implements OutboxStore {
           wanted.push(s);
           room -= Math.min(s.live, s.last - Math.max(afterId, s.first - 1));
         }
-        const [chunks, gones, assigned] = await Promise.all([
+        const reads = Promise.all([
           Promise.all(wanted.map((s) => this.chunkEvents(tx.objectStore('chunks'), s.first))),
           Promise.all(wanted.map((s) => (s.live < chunkSize(s) ? tx.objectStore('chunkGone').get(s.first) : undefined))),
           Promise.all(wanted.map((s) => tx.objectStore('chunkAssign').get(s.first))),
         ]);
+        // Every request is issued: let IndexedDB end the transaction now rather than once this page,
+        // busy with the drain, has taken the results and gone idle; writes queued behind it start sooner.
+        commitNow(tx).catch(() => undefined);
+        const [chunks, gones, assigned] = await reads;
         for (let i = 0; i < wanted.length && out.length < maxEvents; i++) {
           const gone = gones[i]?.length ? new Set(gones[i]) : undefined;
           const as = assigned[i];
@@ -458,15 +508,22 @@ export class IdbOutboxStore implements OutboxStore {
 
   async countThrough(maxId: number): Promise<number> {
     if (maxId <= 0) return 0;
-    // Chunks whose events have all left are deleted, so these are the chunks with work left.
+    // Chunks whose events have all left are deleted, so these are the chunks with work left. One step,
+    // committed at once: flush() asks after every removal, and a read over these stores holds up the
+    // drain's next write until it ends. The gone lists that may matter are those of the chunks that can
+    // straddle maxId (first > maxId - CHUNK_MAX_EVENTS): at most a few small records.
     const tx = this.d.transaction(['chunkState', 'chunkGone'], 'readonly');
-    const states = await tx.objectStore('chunkState').getAll(IDBKeyRange.upperBound(maxId));
+    const near = IDBKeyRange.bound(Math.max(0, maxId + 1 - CHUNK_MAX_EVENTS), maxId);
+    const reads = Promise.all([tx.objectStore('chunkState').getAll(IDBKeyRange.upperBound(maxId)), tx.objectStore('chunkGone').getAllKeys(near), tx.objectStore('chunkGone').getAll(near)]);
+    commitNow(tx).catch(() => undefined);
+    const [states, goneKeys, goneLists] = await reads;
     let n = 0;
     for (const s of states) {
       if (s.last <= maxId) n += s.live;
       else {
         // The one chunk that straddles maxId: count its events up to maxId that are still there.
-        const gone = new Set(s.live < chunkSize(s) ? await tx.objectStore('chunkGone').get(s.first) : undefined);
+        const at = goneKeys.indexOf(s.first);
+        const gone = new Set(at >= 0 ? goneLists[at] : undefined);
         for (let id = s.first; id <= maxId; id++) if (!gone.has(id)) n++;
       }
     }
@@ -482,6 +539,8 @@ export class IdbOutboxStore implements OutboxStore {
   }
 
   async close(): Promise<void> {
+    this.ahead = undefined;
+    this.readTo = -1;
     this.db?.close();
     this.db = undefined;
     this.opening = undefined;

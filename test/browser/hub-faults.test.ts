@@ -2,7 +2,8 @@
  * Exactly once from a page while the hub and the network fail under it:
  * the hub SIGKILLed and restarted during a flush, and a proxy that cuts
  * connections at random points, including inside the hub's ack of a batch it
- * has already appended. Each test reads the whole topic back and counts.
+ * has already appended, and a cut while the IndexedDB store holds a
+ * read-ahead. Each test reads the whole topic back and counts.
  */
 import { describe, expect, it } from 'vitest';
 import { startHub } from '../../harness/hub.ts';
@@ -47,6 +48,26 @@ describe('browser outbox under hub and network faults', () => {
     expect(await page.evaluate(() => window.tb.stats('a').acks)).toBeGreaterThan(0);
     expect(exactlyOnceProblems(await readTopic(fx.hub.url, 'chat'), 3000)).toBe('');
     expect(fx.proxy.cuts - cutsBefore).toBeGreaterThan(5);
+    await ctx.close();
+  }, 60_000);
+
+  it('a drain cut while the IndexedDB store holds events read ahead: the next session reads from the store, every event exactly once', async () => {
+    await createTopic(fx.hub.url, 'read-ahead', 2);
+    const ctx = await fx.env.context();
+    const page = await fx.env.open(ctx);
+    fx.proxy.block(true);
+    // Small batches, one at a time: acks come slower than the store reads, so the drain fills its buffer of
+    // 28,000 events and the store (outbox-idb.ts `ahead`) holds up to 12,000 more, read in the same
+    // transaction. The cut ends the session with that read-ahead held; the next session starts over from
+    // the store and must not be served it (it would skip the unacked events before it: flush would hang).
+    await page.evaluate((url) => window.tb.start('a', { url, name: 'read-ahead', maxBatchRecords: 250, maxInFlightBatches: 1, backoffInitialMs: 10, backoffMaxMs: 50 }), fx.proxy.wsUrl);
+    for (let from = 0; from < 36_000; from += 12_000) await page.evaluate((from) => window.tb.sendMany('a', 'read-ahead', from, 12_000, 16), from);
+    fx.proxy.block(false);
+    await until(async () => (await page.evaluate(() => window.tb.stats('a').acks)) >= 3, 20_000, 'first acks');
+    fx.proxy.cutAll();
+    expect(await page.evaluate(() => window.tb.flush('a'))).toBe(true);
+    expect(await page.evaluate(() => window.tb.pending('a'))).toBe(0);
+    expect(exactlyOnceProblems(await readTopic(fx.hub.url, 'read-ahead'), 36_000)).toBe('');
     await ctx.close();
   }, 60_000);
 
