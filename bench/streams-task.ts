@@ -16,9 +16,10 @@ import type { StreamMetrics } from '../streams/nodes.ts';
 import { batchCrc32c } from '../web-client/runtime.ts';
 import { LazyRecord } from '../web-client/consumer.ts';
 import type { InputEvent } from '../harness/stream-input.ts';
+import { threadCpuUs } from './lib/proc-cpu.ts';
 
-/** Records per stored batch, as the bench's preload writes them. */
-const RECORDS_PER_BATCH = 10_000;
+/** Records per stored batch, as the bench's preload writes them (STREAMS_TASK_BATCH overrides). */
+const RECORDS_PER_BATCH = Number(process.env.STREAMS_TASK_BATCH) || 10_000;
 /** Rounds per pipeline; the first ones warm the JIT up and are not counted. */
 const ROUNDS = 8;
 const WARM_UP_ROUNDS = 3;
@@ -31,7 +32,7 @@ const answered: StreamsClient = {
 };
 
 /** Median µs of CPU per event over the warm rounds of one pipeline, and the first (cold) round's. */
-export async function taskCpuPerEvent(input: InputEvent[], build: (app: StreamApp) => void): Promise<{ warmUs: number; coldUs: number }> {
+export async function taskCpuPerEvent(input: InputEvent[], build: (app: StreamApp) => void): Promise<{ warmUs: number; coldUs: number; threadUs: number }> {
   const crc = await batchCrc32c();
   const encoder = new TextEncoder();
   const batches: Uint8Array[] = [];
@@ -40,6 +41,7 @@ export async function taskCpuPerEvent(input: InputEvent[], build: (app: StreamAp
     batches.push(encodeBatch({ producerId: 'input', baseSequence: s, baseOffset: s, records }, crc));
   }
   const rounds: number[] = [];
+  const threadRounds: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     const app = stream(answered, { applicationId: 'bench-task' });
     build(app);
@@ -59,14 +61,17 @@ export async function taskCpuPerEvent(input: InputEvent[], build: (app: StreamAp
     const env = { client: answered as never, metrics, partitionCount: () => 4, lookup: () => undefined, slots: new Slots(1e9), commit: async () => undefined, crc };
     const task = new Task(root, 0, settings, env);
     const c0 = process.cpuUsage();
+    const th0 = threadCpuUs();
     for (const b of batches) {
       const records = readLazyRecords(b, 0, (offset, ts, key, headers, values, i) => new LazyRecord(root.topic, 0, offset, ts, key, headers, values, i), crc);
       void task.processBatch(records);
     }
     const c = process.cpuUsage(c0);
     rounds.push((c.user + c.system) / input.length);
+    threadRounds.push((threadCpuUs() - th0) / input.length);
     await new Promise((r) => setImmediate(r)); // the lanes' answered produce calls settle between rounds
   }
   const warm = rounds.slice(WARM_UP_ROUNDS).sort((a, b) => a - b);
-  return { warmUs: warm[warm.length >> 1], coldUs: rounds[0] };
+  const warmThread = threadRounds.slice(WARM_UP_ROUNDS).sort((a, b) => a - b);
+  return { warmUs: warm[warm.length >> 1], coldUs: rounds[0], threadUs: warmThread[warmThread.length >> 1] };
 }
