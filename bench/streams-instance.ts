@@ -77,7 +77,7 @@ await app.start();
 const elu0 = nodePerformance.eventLoopUtilization();
 const t0 = now();
 const before = app.metrics().processed;
-await waitFor(() => app.metrics().processed >= data.events, RUN_DEADLINE_MS, `${data.applicationId} ${data.partitions.join(',')} processed`);
+await waitFor(() => app.metrics().processed >= data.events, RUN_DEADLINE_MS, `${data.applicationId} ${data.partitions.join(',')} processed`, 1);
 await app.flush();
 const done: InstanceDone = {
   type: 'done',

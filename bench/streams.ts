@@ -167,6 +167,7 @@ async function timeApp(
     creditBytes: CREDIT_BYTES,
     commitIntervalMs: Number(process.env.STREAMS_COMMIT_MS) || undefined,
     minBatchRecords: Number(process.env.STREAMS_MIN_BATCH) || undefined,
+    maxPendingRecords: Number(process.env.STREAMS_MAX_PENDING) || undefined,
   });
   build(app);
   await app.start(); // internal topics created, partitions restored: the clock starts with the first fetch
@@ -177,7 +178,9 @@ async function timeApp(
   const t0 = performance.now();
   // Partitions restored early in start() are read while later ones restore: what they processed before the clock started is not counted.
   const before = app.metrics().processed;
-  await waitFor(() => app.metrics().processed >= events, 600_000, `${id} processed`);
+  // Polled every ms: the end of processing is not seen up to 20 ms late (a few % of a run).
+  await waitFor(() => app.metrics().processed >= events, 600_000, `${id} processed`, 1);
+  const processedMs = performance.now() - t0;
   await app.flush();
   const ms = performance.now() - t0;
   const timed = events - before;
@@ -186,9 +189,10 @@ async function timeApp(
   const busy = nodePerformance.eventLoopUtilization(elu0).utilization;
   // Busy but not on a CPU (preempted by the hub, V8's helper threads or the machine's other work) = event loop busy share − thread CPU share.
   const onCpu = (own * timed) / (ms * 1000);
+  const m = app.metrics();
   const cpuNote =
     split.text +
-    ` (the app's thread's own: ${own.toFixed(1)} µs; its event loop busy ${pct(busy)} of the run, on a CPU ${pct(onCpu)})` +
+    ` (the app's thread's own: ${own.toFixed(1)} µs; its event loop busy ${pct(busy)} of the run, on a CPU ${pct(onCpu)}; all input processed at ${Math.round(processedMs)} ms, the last flush took ${Math.round(ms - processedMs)} ms; processing stopped ${m.outputWaits} times for output acks, ${Math.round(m.outputWaitMs)} ms in all)` +
     (before > 0 ? ` (${before} events processed before the clock started, not counted)` : '');
   await prof?.(id);
   const produced = app.metrics().produced;
