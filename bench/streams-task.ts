@@ -46,7 +46,19 @@ export async function taskCpuPerEvent(input: InputEvent[], build: (app: StreamAp
     const app = stream(answered, { applicationId: 'bench-task' });
     build(app);
     const root = [...app.topology.roots.values()][0];
-    const metrics: StreamMetrics = { processed: 0, produced: 0, lateAccepted: 0, lateDropped: 0, skipped: 0, restoredRecords: 0, restoredLocalEntries: 0, flushes: 0, commits: 0, outputWaits: 0, outputWaitMs: 0 };
+    const metrics: StreamMetrics = {
+      processed: 0,
+      produced: 0,
+      lateAccepted: 0,
+      lateDropped: 0,
+      skipped: 0,
+      restoredRecords: 0,
+      restoredLocalEntries: 0,
+      flushes: 0,
+      commits: 0,
+      outputWaits: 0,
+      outputWaitMs: 0,
+    };
     const settings = {
       applicationId: 'bench-task',
       instanceId: 'i',
