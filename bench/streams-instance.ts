@@ -9,6 +9,7 @@
  * start() → 'done' with this instance's clock (absolute ms) and counts; then
  * it waits to be terminated.
  */
+import { performance as nodePerformance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import { waitFor } from '../harness/wait.ts';
 import { stream } from '../streams/index.ts';
@@ -40,6 +41,8 @@ export interface InstanceDone {
   produced: number;
   /** This thread's own CPU µs from 'go' to t1 (Linux /proc/thread-self; NaN elsewhere). */
   threadCpuUs: number;
+  /** Share of t0..t1 this thread's event loop was busy (not waiting for I/O). */
+  busy: number;
 }
 
 /** How long an instance may take over its share (a loaded machine is slow, not wrong). */
@@ -71,11 +74,20 @@ await new Promise<void>((resolve) => {
 });
 const cpu0 = threadCpuUs();
 await app.start();
+const elu0 = nodePerformance.eventLoopUtilization();
 const t0 = now();
 const before = app.metrics().processed;
-await waitFor(() => app.metrics().processed >= data.events, RUN_DEADLINE_MS, `${data.applicationId} ${data.partitions.join(',')} processed`);
+await waitFor(() => app.metrics().processed >= data.events, RUN_DEADLINE_MS, `${data.applicationId} ${data.partitions.join(',')} processed`, 1);
 await app.flush();
-const done: InstanceDone = { type: 'done', t0, t1: now(), timed: data.events - before, produced: app.metrics().produced, threadCpuUs: threadCpuUs() - cpu0 };
+const done: InstanceDone = {
+  type: 'done',
+  t0,
+  t1: now(),
+  timed: data.events - before,
+  produced: app.metrics().produced,
+  threadCpuUs: threadCpuUs() - cpu0,
+  busy: nodePerformance.eventLoopUtilization(elu0).utilization,
+};
 await app.close();
 await client.close();
 port.postMessage(done);

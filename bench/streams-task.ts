@@ -16,9 +16,10 @@ import type { StreamMetrics } from '../streams/nodes.ts';
 import { batchCrc32c } from '../web-client/runtime.ts';
 import { LazyRecord } from '../web-client/consumer.ts';
 import type { InputEvent } from '../harness/stream-input.ts';
+import { threadCpuUs } from './lib/proc-cpu.ts';
 
-/** Records per stored batch, as the bench's preload writes them. */
-const RECORDS_PER_BATCH = 10_000;
+/** Records per stored batch, as the bench's preload writes them (STREAMS_TASK_BATCH overrides). */
+const RECORDS_PER_BATCH = Number(process.env.STREAMS_TASK_BATCH) || 10_000;
 /** Rounds per pipeline; the first ones warm the JIT up and are not counted. */
 const ROUNDS = 8;
 const WARM_UP_ROUNDS = 3;
@@ -31,7 +32,7 @@ const answered: StreamsClient = {
 };
 
 /** Median µs of CPU per event over the warm rounds of one pipeline, and the first (cold) round's. */
-export async function taskCpuPerEvent(input: InputEvent[], build: (app: StreamApp) => void): Promise<{ warmUs: number; coldUs: number }> {
+export async function taskCpuPerEvent(input: InputEvent[], build: (app: StreamApp) => void): Promise<{ warmUs: number; coldUs: number; threadUs: number }> {
   const crc = await batchCrc32c();
   const encoder = new TextEncoder();
   const batches: Uint8Array[] = [];
@@ -40,11 +41,24 @@ export async function taskCpuPerEvent(input: InputEvent[], build: (app: StreamAp
     batches.push(encodeBatch({ producerId: 'input', baseSequence: s, baseOffset: s, records }, crc));
   }
   const rounds: number[] = [];
+  const threadRounds: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
     const app = stream(answered, { applicationId: 'bench-task' });
     build(app);
     const root = [...app.topology.roots.values()][0];
-    const metrics: StreamMetrics = { processed: 0, produced: 0, lateAccepted: 0, lateDropped: 0, skipped: 0, restoredRecords: 0, restoredLocalEntries: 0, flushes: 0, commits: 0 };
+    const metrics: StreamMetrics = {
+      processed: 0,
+      produced: 0,
+      lateAccepted: 0,
+      lateDropped: 0,
+      skipped: 0,
+      restoredRecords: 0,
+      restoredLocalEntries: 0,
+      flushes: 0,
+      commits: 0,
+      outputWaits: 0,
+      outputWaitMs: 0,
+    };
     const settings = {
       applicationId: 'bench-task',
       instanceId: 'i',
@@ -59,14 +73,17 @@ export async function taskCpuPerEvent(input: InputEvent[], build: (app: StreamAp
     const env = { client: answered as never, metrics, partitionCount: () => 4, lookup: () => undefined, slots: new Slots(1e9), commit: async () => undefined, crc };
     const task = new Task(root, 0, settings, env);
     const c0 = process.cpuUsage();
+    const th0 = threadCpuUs();
     for (const b of batches) {
       const records = readLazyRecords(b, 0, (offset, ts, key, headers, values, i) => new LazyRecord(root.topic, 0, offset, ts, key, headers, values, i), crc);
       void task.processBatch(records);
     }
     const c = process.cpuUsage(c0);
     rounds.push((c.user + c.system) / input.length);
+    threadRounds.push((threadCpuUs() - th0) / input.length);
     await new Promise((r) => setImmediate(r)); // the lanes' answered produce calls settle between rounds
   }
   const warm = rounds.slice(WARM_UP_ROUNDS).sort((a, b) => a - b);
-  return { warmUs: warm[warm.length >> 1], coldUs: rounds[0] };
+  const warmThread = threadRounds.slice(WARM_UP_ROUNDS).sort((a, b) => a - b);
+  return { warmUs: warm[warm.length >> 1], coldUs: rounds[0], threadUs: warmThread[warmThread.length >> 1] };
 }

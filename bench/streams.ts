@@ -12,6 +12,12 @@
  *   STREAMS_BENCH_EVENTS=N sets the input size.
  *   STREAMS_INSTANCES=1,2 (default): each row for 1 instance (this thread) and 2 (a worker thread each, bench/streams-instance.ts).
  *   STREAMS_WARM_UP=0: no untimed pass before each timed run.
+ *   STREAMS_TASK_BATCH=N: records per stored batch in the task-alone rows (default 10,000, as preloaded).
+ *
+ * Each row's notes give CPU per event (app process, the app's thread, the hub)
+ * and where the time went: the app thread's event-loop busy share (not
+ * waiting for frames or acks) and its on-CPU share of the run (busy minus
+ * on-CPU = runnable but preempted), the hub's main thread's busy share.
  *
  * Rows:
  * - stateless: filter (keeps ~half) + mapValues + to. Goal ≥ 500,000 events/s.
@@ -28,6 +34,7 @@ import fs from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { performance as nodePerformance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { startHub, type Hub } from '../harness/hub.ts';
 import { statCpuUs, threadCpuUs } from './lib/proc-cpu.ts';
@@ -101,14 +108,27 @@ interface CpuSplit {
 function cpuMeter(hub: Hub): (events: number) => CpuSplit {
   const app0 = process.cpuUsage();
   const hub0 = procCpuUs(hub.proc.pid);
+  const hubMain0 = hubMainThreadCpuUs(hub);
+  const t0 = performance.now();
   return (events) => {
     const app = process.cpuUsage(app0);
     const hub1 = procCpuUs(hub.proc.pid);
+    const hubMain1 = hubMainThreadCpuUs(hub);
+    const wallUs = (performance.now() - t0) * 1000;
     const appUs = (app.user + app.system) / events;
     const hubUs = hub0 !== undefined && hub1 !== undefined ? (hub1 - hub0) / events : NaN;
-    return { appUs, hubUs, text: `CPU per input event: app ${appUs.toFixed(1)} µs, hub ${hubUs.toFixed(1)} µs` };
+    // Busy shares of the wall time: how much of the run each side waited (on a loaded machine a thread that is runnable but not running counts as busy here).
+    const hubShare = hubMain0 !== undefined && hubMain1 !== undefined ? (hubMain1 - hubMain0) / wallUs : NaN;
+    const hubProcShare = hub0 !== undefined && hub1 !== undefined ? (hub1 - hub0) / wallUs : NaN;
+    const text = `CPU per input event: app ${appUs.toFixed(1)} µs, hub ${hubUs.toFixed(1)} µs; hub's main thread busy ${pct(hubShare)} of the run (whole hub process ${pct(hubProcShare)} of one CPU)`;
+    return { appUs, hubUs, text };
   };
 }
+
+/** The hub's main (event-loop) thread's CPU µs: its thread id is the process id. */
+const hubMainThreadCpuUs = (hub: Hub): number | undefined => (hub.proc.pid === undefined ? undefined : statCpuUs(`/proc/${hub.proc.pid}/task/${hub.proc.pid}/stat`));
+
+const pct = (share: number): string => (Number.isFinite(share) ? `${Math.round(share * 100)}%` : 'n/a');
 
 /** CPUs the bench's processes share (the goals are for this 2-core machine). */
 const MACHINE_CPUS = 2;
@@ -147,22 +167,33 @@ async function timeApp(
     creditBytes: CREDIT_BYTES,
     commitIntervalMs: Number(process.env.STREAMS_COMMIT_MS) || undefined,
     minBatchRecords: Number(process.env.STREAMS_MIN_BATCH) || undefined,
+    maxPendingRecords: Number(process.env.STREAMS_MAX_PENDING) || undefined,
   });
   build(app);
   await app.start(); // internal topics created, partitions restored: the clock starts with the first fetch
   const prof = await startProfile();
   const cpu = cpuMeter(hub);
   const thread0 = threadCpuUs();
+  const elu0 = nodePerformance.eventLoopUtilization();
   const t0 = performance.now();
   // Partitions restored early in start() are read while later ones restore: what they processed before the clock started is not counted.
   const before = app.metrics().processed;
-  await waitFor(() => app.metrics().processed >= events, 600_000, `${id} processed`);
+  // Polled every ms: the end of processing is not seen up to 20 ms late (a few % of a run).
+  await waitFor(() => app.metrics().processed >= events, 600_000, `${id} processed`, 1);
+  const processedMs = performance.now() - t0;
   await app.flush();
   const ms = performance.now() - t0;
   const timed = events - before;
   const split = cpu(timed);
   const own = (threadCpuUs() - thread0) / timed;
-  const cpuNote = split.text + ` (the app's thread's own: ${own.toFixed(1)} µs)` + (before > 0 ? ` (${before} events processed before the clock started, not counted)` : '');
+  const busy = nodePerformance.eventLoopUtilization(elu0).utilization;
+  // Busy but not on a CPU (preempted by the hub, V8's helper threads or the machine's other work) = event loop busy share − thread CPU share.
+  const onCpu = (own * timed) / (ms * 1000);
+  const m = app.metrics();
+  const cpuNote =
+    split.text +
+    ` (the app's thread's own: ${own.toFixed(1)} µs; its event loop busy ${pct(busy)} of the run, on a CPU ${pct(onCpu)}; all input processed at ${Math.round(processedMs)} ms, the last flush took ${Math.round(ms - processedMs)} ms; processing stopped ${m.outputWaits} times for output acks, ${Math.round(m.outputWaitMs)} ms in all)` +
+    (before > 0 ? ` (${before} events processed before the clock started, not counted)` : '');
   await prof?.(id);
   const produced = app.metrics().produced;
   await app.close();
@@ -254,8 +285,11 @@ async function timeInstances(
     const split = cpu(timed);
     const before = input.length - timed;
     const threads = results.map((r) => (r.threadCpuUs / timed).toFixed(1)).join(' + ');
+    const busy = results.map((r) => `${pct(r.busy)} (on a CPU ${pct(r.threadCpuUs / ((r.t1 - r.t0) * 1000))})`).join(', ');
     const cpuNote =
-      split.text + ` (all threads of the app process; the instance threads' own: ${threads} µs)` + (before > 0 ? ` (${before} events processed before an instance's clock started, not counted)` : '');
+      split.text +
+      ` (all threads of the app process; the instance threads' own: ${threads} µs; their event loops busy ${busy} of their runs)` +
+      (before > 0 ? ` (${before} events processed before an instance's clock started, not counted)` : '');
     return { eventsPerSec: Math.round((timed / ms) * 1000), produced: results.reduce((a, r) => a + r.produced, 0), ms: Math.round(ms), cpu: cpuNote, split };
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));
@@ -290,12 +324,12 @@ async function taskRows(n: number): Promise<StreamsBenchRow[]> {
     ['task alone: windowed keyed count', PIPELINES.windowed],
     ["task alone: windowed keyed count, emit 'final'", PIPELINES['windowed-final']],
   ] as const) {
-    const { warmUs, coldUs } = await taskCpuPerEvent(input, build);
+    const { warmUs, coldUs, threadUs } = await taskCpuPerEvent(input, build);
     rows.push({
       scenario: 'streams',
       system,
       eventsPerSec: Math.round(1e6 / warmUs),
-      notes: `${n} events, no hub: ${warmUs.toFixed(2)} µs of CPU per event (median of warm rounds; first round ${coldUs.toFixed(2)} µs)`,
+      notes: `${n} events, no hub: ${warmUs.toFixed(2)} µs of CPU per event, the task's thread ${threadUs.toFixed(2)} µs (medians of warm rounds; first round ${coldUs.toFixed(2)} µs)`,
     });
   }
   return rows;

@@ -80,7 +80,7 @@ const DEFAULTS = {
 };
 
 function zeroMetrics(): StreamMetrics {
-  return { processed: 0, produced: 0, lateAccepted: 0, lateDropped: 0, skipped: 0, restoredRecords: 0, restoredLocalEntries: 0, flushes: 0, commits: 0 };
+  return { processed: 0, produced: 0, lateAccepted: 0, lateDropped: 0, skipped: 0, restoredRecords: 0, restoredLocalEntries: 0, flushes: 0, commits: 0, outputWaits: 0, outputWaitMs: 0 };
 }
 
 function randomId(): string {

@@ -27,6 +27,8 @@ const COUNTERS: Array<[keyof StreamMetrics, string, string]> = [
   ['restoredLocalEntries', 'tributary_streams_restored_local_entries_total', 'state entries loaded from IndexedDB by restores (their changelog records not read)'],
   ['flushes', 'tributary_streams_flushes_total', 'flushes (outputs, then changelog, then commit)'],
   ['commits', 'tributary_streams_commits_total', 'input offsets committed after a flush'],
+  ['outputWaits', 'tributary_streams_output_waits_total', 'times processing stopped for output acknowledgements (maxPendingRecords unacknowledged)'],
+  ['outputWaitMs', 'tributary_streams_output_wait_ms_total', 'milliseconds processing stopped for output acknowledgements'],
 ];
 
 /** A label value escaped as the text format requires (backslash, double quote, newline). */
@@ -38,7 +40,7 @@ export function metricsText(app: string, m: StreamMetrics, lags: readonly Partit
   const a = `application="${label(app)}"`;
   const out: string[] = [];
   for (const [field, name, help] of COUNTERS) {
-    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name}{${a}} ${m[field]}`);
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name}{${a}} ${Math.round(m[field])}`);
   }
   const where = (l: PartitionLag) => `{${a},topic="${label(l.topic)}",partition="${l.partition}"}`;
   out.push('# HELP tributary_streams_position next input offset to process per input partition this instance holds', '# TYPE tributary_streams_position gauge');

@@ -63,6 +63,10 @@ export interface StreamMetrics {
   restoredLocalEntries: number;
   flushes: number;
   commits: number;
+  /** Times processing stopped because maxPendingRecords outputs were unacknowledged (it waits for acks, not for input). */
+  outputWaits: number;
+  /** Milliseconds processing spent so stopped. */
+  outputWaitMs: number;
 }
 
 export interface TaskContext {

@@ -288,7 +288,12 @@ export class Task implements TaskContext {
       this.processOne(rs[i]);
       if (this.unacked >= this.s.maxPendingRecords) {
         this.pump();
-        return this.waitForRoom().then(() => this.processBatch(rs, i + 1));
+        const stopped = performance.now();
+        this.metrics.outputWaits++;
+        return this.waitForRoom().then(() => {
+          this.metrics.outputWaitMs += performance.now() - stopped;
+          return this.processBatch(rs, i + 1);
+        });
       }
     }
     this.pump();
