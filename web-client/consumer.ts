@@ -434,7 +434,7 @@ export class Subscription implements SubscriptionHandle {
           const next = view.count ? view.offset(view.count - 1) + 1 : -1;
           if (next >= 0 && !(await this.deliverBatch(view, f.p))) return;
           if (next >= 0) this.pos.set(f.p, next);
-          if (f.sub === this.subId) this.conn.post({ t: 'credit', sub: f.sub, bytes: f.b.length });
+          if (f.sub === this.subId) this.returnCredit(f.sub, f.b.length);
           if (next >= 0 && member) {
             if (member.autoCommit && member.held.has(f.p)) member.processed(f.p, next);
           } else if (next >= 0 && this.opts.persist) void this.save();
