@@ -306,23 +306,31 @@ function encodeSegment(chunk: Chunk, idx: Int32Array, p: number, seq: number, to
   const ids = new Float64Array(count);
   const sizes = new Uint32Array(count);
   let bytes = 0;
+  // Columns in locals: the loop runs per record.
   const src = chunk.buf;
+  const ends = chunk.ends;
+  const tsCol = chunk.ts;
+  const sizeCol = chunk.sizes;
+  const id0 = chunk.id;
   for (let k = 0; k < count; k++) {
     const i = idx[k];
-    const start = bodyStart(chunk, i);
-    const end = chunk.ends[i];
-    const tsd = zigzag(chunk.ts[i] - firstTs);
+    const start = i === 0 ? 0 : ends[i - 1];
+    const end = ends[i];
+    const tsd = zigzag(tsCol[i] - firstTs);
     const d = uvarintSize(k);
     pos = writeUvarint(buf, pos, end - start + d + d + uvarintSize(tsd));
     buf[pos++] = src[start]; // attributes
     pos = writeUvarint(buf, pos, k);
     pos = writeUvarint(buf, pos, k);
     pos = writeUvarint(buf, pos, tsd);
-    // Bodies are small: a loop beats a subarray and a set per record.
-    for (let j = start + 1; j < end; j++) buf[pos++] = src[j];
-    ids[k] = chunk.id + i;
-    sizes[k] = chunk.sizes[i];
-    bytes += chunk.sizes[i];
+    const len = end - start - 1;
+    if (len > 48) buf.set(src.subarray(start + 1, end), pos);
+    else for (let j = 0; j < len; j++) buf[pos + j] = src[start + 1 + j];
+    pos += len;
+    ids[k] = id0 + i;
+    const size = sizeCol[i];
+    sizes[k] = size;
+    bytes += size;
   }
   if (pos !== total) throw new Error(`segment size mismatch: wrote ${pos} of ${total}`);
   writeUint32(buf, O_CRC, crc(buf, CRC_START, total));
