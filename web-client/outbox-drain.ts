@@ -37,17 +37,13 @@
  *   segment into events first, and the rules above apply unchanged.
  */
 
-/** What a lane holds: single events, or a segment (a ready batch of many). A batch is one segment or events only. */
-type Item = OutboxEvent | Segment;
-
-/** Events an item stands for. */
-const countOf = (x: Item | Chunk): number => (isSegment(x) ? x.count : isChunk(x) ? x.live : 1);
-import { TributaryError, ackOffsets, murmur2, partitionForKey, partitionForUnkeyed, utf8, type AckFrame, type Crc32c, type ErrorCode } from '../protocol/index.ts';
+import { TributaryError, murmur2, partitionForKey, partitionForUnkeyed, utf8, type AckFrame, type Crc32c, type ErrorCode } from '../protocol/index.ts';
 import type { Connection } from './connection.ts';
 import { ClientError } from './errors.ts';
 import { encodeOutboxBatch } from './event-input.ts';
 import { addSkips, wireSequence, type OutboxEvent, type OutboxStore } from './outbox.ts';
 import { isChunk, isSegment, type Chunk, type Segment } from './outbox-segment.ts';
+import { BatchAck, FRAME_SLACK_BYTES, countOf, takeBatch, type Item, type Lane } from './outbox-lane.ts';
 import type { AckInfo, ProducerSink } from './producer.ts';
 
 /** Events read ahead of the lanes: enough for a window of full batches on every partition, bounded. */
@@ -61,10 +57,6 @@ const MAX_PENDING_REMOVAL_EVENTS = 40_000;
 const KEY_HASH_CACHE_MAX = 10_000;
 /** Produce requests in flight over all lanes (the hub allows 64 requests per connection). */
 const MAX_IN_FLIGHT_ALL_LANES = 32;
-/** Segments sent in one produce request (the hub takes up to 64 batches per frame). */
-const MAX_BATCHES_PER_REQUEST = 32;
-/** Room for a produce frame's own fields around its records. */
-const FRAME_SLACK_BYTES = 4096;
 /**
  * A topic's partition count is asked again after this long before events
  * are assigned (Kafka's metadata.max.age.ms is 5 min): events queued after a
@@ -98,18 +90,6 @@ export interface DrainHost {
   foreign(session: number, minId: number, subject: string): void;
 }
 
-interface Lane {
-  topic: string;
-  /** The partition; -1 for the records-form lane of an older client's events. */
-  p: number;
-  key: string;
-  events: Item[];
-  running: boolean;
-  maxRecords: number;
-  /** Requests this lane may have in flight: see Drainer.fullStart; 1 after a refusal, doubling with each ack. */
-  window: number;
-}
-
 interface TopicState {
   name: string;
   /** Records-form events of an older client, and how many of them are not acked or failed yet. */
@@ -139,51 +119,6 @@ interface Session {
 type Outcome = { kind: 'ack'; ack: AckFrame } | { kind: 'refused'; err: TributaryError } | { kind: 'ended' };
 
 export class SessionEnded extends Error {}
-
-/** An acked batch as `ack` listeners see it; the per-event list is built only if a listener reads it. */
-class BatchAck implements AckInfo {
-  readonly duplicate: boolean;
-  private list?: AckInfo['records'];
-
-  constructor(
-    readonly topic: string,
-    private readonly batch: Item[],
-    private readonly ack: AckFrame,
-  ) {
-    this.duplicate = ack.dup === true;
-  }
-
-  get records(): AckInfo['records'] {
-    if (this.list) return this.list;
-    const batch = this.batch;
-    let records: AckInfo['records'];
-    if (isSegment(batch[0])) {
-      // Segments: part j of the ack answers segment j.
-      records = [];
-      for (let j = 0; j < batch.length; j++) {
-        const seg = batch[j] as Segment;
-        const part = this.ack.parts[j];
-        for (let k = 0; k < seg.count; k++) {
-          const offset = part ? (part.offs ? part.offs[k] : part.o + k) : -1;
-          records.push({ id: seg.ids[k], seq: seg.seq + k, partition: part ? part.p : -1, offset: offset ?? -1 });
-        }
-      }
-    } else {
-      const offsets = ackOffsets(this.ack, batch.length);
-      records = new Array<AckInfo['records'][number]>(batch.length);
-      for (let i = 0; i < batch.length; i++) {
-        const e = batch[i] as OutboxEvent;
-        records[i] = { id: e.id, seq: e.seq, partition: offsets[i]?.partition ?? -1, offset: offsets[i]?.offset ?? -1 };
-      }
-    }
-    this.list = records;
-    return records;
-  }
-
-  toJSON(): AckInfo {
-    return { topic: this.topic, duplicate: this.duplicate, records: this.records };
-  }
-}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const backoffMs = (attempt: number) => Math.random() * Math.min(10_000, 100 * 2 ** attempt);
@@ -357,7 +292,7 @@ export class Drainer {
         }
         let chunkAt = ts.waiting.findIndex(isChunk);
         if (chunkAt < 0) chunkAt = ts.waiting.length;
-        const head = (ts.waiting.slice(0, Math.min(ASSIGN_MAX, chunkAt)) as OutboxEvent[]);
+        const head = ts.waiting.slice(0, Math.min(ASSIGN_MAX, chunkAt)) as OutboxEvent[];
         const assigned = await this.h.store.assign(head.map((e) => ({ event: e, p: this.partitionOf(e, count) })));
         if (!this.h.live(st.id)) return;
         // An event the store no longer holds (it cannot be assigned) is not drained here.
@@ -443,7 +378,12 @@ export class Drainer {
               break;
             }
             // The hub would close the connection over it (4413) and the re-send would loop: refuse it here.
-            await this.refused(lane, batch as OutboxEvent[], new TributaryError('FRAME_TOO_LARGE', `event of ${batch[0].bytes} bytes exceeds the hub's frame limit of ${this.h.conn.maxFrameBytes} bytes`), st);
+            await this.refused(
+              lane,
+              batch as OutboxEvent[],
+              new TributaryError('FRAME_TOO_LARGE', `event of ${batch[0].bytes} bytes exceeds the hub's frame limit of ${this.h.conn.maxFrameBytes} bytes`),
+              st,
+            );
             continue;
           }
           st.inFlight++;
@@ -645,44 +585,8 @@ export class Drainer {
     this.h.left();
   }
 
-  /** Events of one lane in sequence order, contiguous wire sequences, within the batch bounds. */
+  /** The lane's next request (outbox-lane.ts `takeBatch`). */
   private takeBatch(lane: Lane): Item[] {
-    const ev = lane.events;
-    const skipped = this.skips[lane.key];
-    const head = ev[0];
-    const maxBytes = this.maxBatchBytes();
-    if (isSegment(head)) {
-      // Ready batches go as they are, several small ones in one request (a batch each), unless their
-      // sequences need renumbering, one is over the lane's (halved) record limit, or a lone record too
-      // large for a frame must be refused here: then as single events.
-      if (!skipped?.length && head.count <= lane.maxRecords && head.batch.length + FRAME_SLACK_BYTES <= this.h.conn.maxFrameBytes) {
-        let n = 1;
-        let count = head.count;
-        let bytes = head.batch.length;
-        for (; n < ev.length && n < MAX_BATCHES_PER_REQUEST; n++) {
-          const s = ev[n];
-          const prev = ev[n - 1] as Segment;
-          if (!isSegment(s) || s.seq !== prev.seq + prev.count || count + s.count > lane.maxRecords || bytes + s.batch.length > maxBytes) break;
-          count += s.count;
-          bytes += s.batch.length;
-        }
-        return ev.splice(0, n);
-      }
-      ev.splice(0, 1, ...this.h.store.segments!.splitSegment(head));
-    }
-    let n = 1;
-    let bytes = ev[0].bytes;
-    if (!skipped?.length) {
-      // No refusals in this lane: sequences are dense, nothing to renumber.
-      while (n < ev.length && n < lane.maxRecords && !isSegment(ev[n]) && ev[n].seq === ev[n - 1].seq + 1 && bytes + ev[n].bytes <= maxBytes) bytes += ev[n++].bytes;
-      return ev.splice(0, n);
-    }
-    let wire = wireSequence(ev[0].seq, skipped);
-    while (n < ev.length && n < lane.maxRecords && !isSegment(ev[n]) && wireSequence(ev[n].seq, skipped) === wire + 1 && bytes + ev[n].bytes <= maxBytes) {
-      wire++;
-      bytes += ev[n].bytes;
-      n++;
-    }
-    return ev.splice(0, n);
+    return takeBatch(lane, this.skips[lane.key], this.maxBatchBytes(), this.h.conn.maxFrameBytes, (seg) => this.h.store.segments!.splitSegment(seg));
   }
 }
