@@ -66,7 +66,7 @@ export class MemoryOutboxStore implements OutboxStore, SegmentStore {
         open = new Chunk(e.topic, e.sub, e.id);
         chunks.push(open);
       }
-      open.add(e as OutboxEvent & { body: Uint8Array });
+      open.add(e);
       open.live++;
     }
     return out;

@@ -40,6 +40,7 @@ import {
   type Crc32c,
   type WireRecord,
 } from '../protocol/index.ts';
+import { recordBody } from './event-input.ts';
 import type { NewOutboxEvent, OutboxEvent } from './outbox.ts';
 
 /** Events per chunk: a chunk is assigned at once, so it stays within a few batches per partition. */
@@ -98,12 +99,13 @@ export class Chunk {
     return this.id + this.count - 1;
   }
 
-  /** Appends one event (its id is the next one: id + count). The entry must carry its record body. */
-  add(e: NewOutboxEvent & { body: Uint8Array }): void {
+  /** Appends one event (its id is the next one: id + count), its record body as `send()` encoded it. */
+  add(e: NewOutboxEvent): void {
     const i = this.count;
     if (i === this.ends.length) this.growColumns();
     const start = i === 0 ? 0 : this.ends[i - 1];
-    const body = e.body;
+    // An entry from elsewhere than send() (a store used directly) may come without its body.
+    const body = e.body ?? recordBody(e.rec);
     if (start + body.length > this.buf.length) {
       const next = new Uint8Array(Math.max(this.buf.length * 2, start + body.length));
       next.set(this.buf.subarray(0, start));
