@@ -78,6 +78,25 @@ export function writeTextRecordBodyInto(
 }
 
 /**
+ * `writeTextRecordBodyInto` at `start` of a larger buffer (an outbox chunk's,
+ * which holds many bodies): no view per body. `buf` must hold `start` +
+ * recordBodySize(key, null, headers) + 3 * text.length + 5 bytes. Returns
+ * the value's UTF-8 bytes (the body is recordBodySize(key, null, headers) +
+ * uvarintSize(that) + that long), or -1 when it exceeds `maxValueBytes`.
+ */
+export function writeTextRecordBodyAt(buf: Uint8Array, start: number, key: EncodedRecord['key'], text: string, enc: number, headers: readonly Header[], maxValueBytes: number): number {
+  const keyKind = key === null ? 0 : typeof key === 'string' ? 1 : 2;
+  buf[start] = enc | (keyKind << 3);
+  let pos = start + 1;
+  if (typeof key === 'string') pos = writeStr(buf, pos, key, utf8Length(key));
+  else if (key !== null) pos = writeBytes(buf, pos, key);
+  const written = writeUtf8Once(buf, pos, text, maxValueBytes);
+  if (written < 0) return -1;
+  writeRecordTail(buf, pos + uvarintSize(written) + written, null, null, headers);
+  return written;
+}
+
+/**
  * One batch from record bodies and their timestamps: record i gets offset
  * and sequence delta i. One allocation, one CRC; each body is copied once.
  */

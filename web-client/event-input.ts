@@ -46,9 +46,9 @@ export interface SendEvent {
 }
 
 /** Per-record framing overhead budgeted on top of key, value and headers (varints, attributes, CBOR map keys). */
-const RECORD_OVERHEAD_BYTES = 32;
+export const RECORD_OVERHEAD_BYTES = 32;
 
-function bad(message: string, code: 'BAD_RECORD' | 'RECORD_TOO_LARGE' | 'BAD_PARTITION' = 'BAD_RECORD'): never {
+export function bad(message: string, code: 'BAD_RECORD' | 'RECORD_TOO_LARGE' | 'BAD_PARTITION' = 'BAD_RECORD'): never {
   throw new TributaryError(code, message);
 }
 

@@ -140,6 +140,8 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
   private conn?: Connection;
   private readonly subs = new Set<Subscription>();
   private closed = false;
+  /** The subject of a token given as a string (read once). */
+  private tokenSub?: string;
   readonly producerId: Promise<string>;
 
   constructor(private readonly o: ClientOptions) {
@@ -168,6 +170,7 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
           maxBatchBytes: o.maxBatchBytes ?? 1024 * 1024,
           maxBlockMs: o.maxBlockMs ?? 60_000,
           subject: () => this.subject(),
+          subjectNow: () => this.subjectNow(),
         },
         conn,
         { ack: (a) => this.emit('ack', a), error: (e) => this.emit('error', e) },
@@ -199,6 +202,14 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
     if (t === undefined) return '';
     if (typeof t === 'string' || !this.conn) return readTokenClaims(await resolveToken(t)).sub;
     return this.conn.tokenSubject().catch(() => this.conn?.subject ?? '');
+  }
+
+  /** `subject()` when it needs no wait: no token, a token string, or the live session's. */
+  private subjectNow(): string | undefined {
+    const t = this.o.token;
+    if (t === undefined) return '';
+    if (typeof t === 'string') return (this.tokenSub ??= readTokenClaims(t).sub);
+    return this.conn?.state === 'open' ? this.conn.subject : undefined;
   }
 
   get state(): ConnectionState {

@@ -22,7 +22,8 @@ import {
   type Positions,
 } from './outbox.ts';
 import { CHUNK_MAX_EVENTS, Chunk, isSegment, sealChunk, segmentEvents, type SealLimits, type Segment, type SegmentStore } from './outbox-segment.ts';
-import type { Crc32c } from '../protocol/index.ts';
+import { assertTopicName, type Crc32c } from '../protocol/index.ts';
+import type { SendEvent } from './event-input.ts';
 
 interface MemoryState {
   producerId: string;
@@ -40,6 +41,8 @@ const states = new Map<string, MemoryState>();
 
 export class MemoryOutboxStore implements OutboxStore, SegmentStore {
   private s: MemoryState;
+  /** The topic name last checked, so that a burst to one topic checks it once. */
+  private lastTopic = '';
   readonly segments = this;
 
   constructor(readonly name = 'default') {
@@ -70,6 +73,53 @@ export class MemoryOutboxStore implements OutboxStore, SegmentStore {
       open.live++;
     }
     return out;
+  }
+
+  appendEvents(topic: string, sub: string, events: ArrayLike<SendEvent>, from: number, to: number, now: number, bounds: OutboxBounds, rest?: (n: number) => void): number {
+    if (topic !== this.lastTopic) {
+      assertTopicName(topic);
+      this.lastTopic = topic;
+    }
+    const chunks = this.s.chunks;
+    const stats = this.s.stats;
+    // What to restore when an event is invalid: nothing of this call stays in.
+    const chunksBefore = chunks.length;
+    const last = chunks[chunksBefore - 1];
+    const lastCount = last?.count ?? 0;
+    const lastLive = last?.live ?? 0;
+    const lastBytes = last?.bytes ?? 0;
+    const { events: eventsBefore, bytes: bytesBefore, lastId: lastIdBefore } = stats;
+    let open = last;
+    let i = from;
+    try {
+      for (; i < to; i++) {
+        if (!open || open.sealed || open.topic !== topic || open.sub !== sub || open.count >= CHUNK_MAX_EVENTS || open.lastId !== stats.lastId) {
+          open = new Chunk(topic, sub, stats.lastId + 1);
+          chunks.push(open);
+        }
+        const bytes = open.write(events[i], now, bounds.maxBytes);
+        if (stats.events + 1 > bounds.maxEvents || stats.bytes + bytes > bounds.maxBytes) break;
+        open.commit(bytes);
+        stats.events += 1;
+        stats.bytes += bytes;
+        stats.lastId += 1;
+      }
+      // A chunk opened for an event that did not fit stays out.
+      if (chunks.length > chunksBefore && open.count === 0) chunks.pop();
+      if (i < to) rest?.(i - from);
+    } catch (err) {
+      chunks.length = chunksBefore;
+      if (last) {
+        last.count = lastCount;
+        last.live = lastLive;
+        last.bytes = lastBytes;
+      }
+      stats.events = eventsBefore;
+      stats.bytes = bytesBefore;
+      stats.lastId = lastIdBefore;
+      throw err;
+    }
+    return i - from;
   }
 
   readChunks(after: Chunk | undefined, maxEvents: number): Chunk[] {

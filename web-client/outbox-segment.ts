@@ -26,8 +26,15 @@ import {
   CRC_START,
   ENCODING_CODE,
   O_CRC,
+  LIMITS,
   decodeBatchTrusted,
   decodeRecordBody,
+  encodeValue,
+  jsonText,
+  recordBodySize,
+  recordLimitFault,
+  writeRecordBody,
+  writeTextRecordBodyAt,
   murmur2,
   partitionForUnkeyed,
   utf8,
@@ -40,7 +47,8 @@ import {
   type Crc32c,
   type WireRecord,
 } from '../protocol/index.ts';
-import { recordBody } from './event-input.ts';
+import { ClientError } from './errors.ts';
+import { RECORD_OVERHEAD_BYTES, bad, headerPairs, recordBody, type SendEvent } from './event-input.ts';
 import type { NewOutboxEvent, OutboxEvent } from './outbox.ts';
 
 /** Events per chunk: a chunk is assigned at once, so it stays within a few batches per partition. */
@@ -125,6 +133,84 @@ export class Chunk {
     this.sizes[i] = e.bytes;
     this.bytes += e.bytes;
     this.count = i + 1;
+  }
+
+  /**
+   * Validates `send()`'s event and encodes it straight into this chunk as
+   * event `count` (send()'s fast path: no record object, no body of its own,
+   * no copy), without counting it: `commit` does once it fits the bounds.
+   * Returns its bound size; throws what `toOutboxRecord` throws, in its order.
+   */
+  write(event: SendEvent, now: number, maxEventBytes: number): number {
+    if (typeof event !== 'object' || event === null || Array.isArray(event) || !('value' in event)) {
+      bad('an event is an object with a value (null for a tombstone)');
+    }
+    const key = event.key ?? null;
+    if (key !== null && typeof key !== 'string' && !(key instanceof Uint8Array)) bad('key must be a string, a Uint8Array or null');
+    const headers = headerPairs(event.headers);
+    const i = this.count;
+    if (i === this.ends.length) this.growColumns();
+    const start = i === 0 ? 0 : this.ends[i - 1];
+    const v = event.value;
+    let valueBytes: number;
+    let end: number;
+    if (v !== null && v !== undefined && !(v instanceof Uint8Array) && (event.encoding === undefined || event.encoding === 'json')) {
+      const text = jsonText(v);
+      // UTF-8 never has fewer bytes than UTF-16 units: a text this long is too large whatever it holds.
+      if (text.length > LIMITS.maxValueBytes) bad(`value of ${utf8Length(text)} bytes exceeds ${LIMITS.maxValueBytes}`, 'RECORD_TOO_LARGE');
+      const fault = recordLimitFault(key, null, headers);
+      if (fault) bad(fault.message, fault.code as 'BAD_RECORD' | 'RECORD_TOO_LARGE');
+      const fixed = recordBodySize(key, null, headers);
+      this.room(start + fixed + 3 * text.length + 5);
+      valueBytes = writeTextRecordBodyAt(this.buf, start, key, text, ENCODING_CODE.json, headers, LIMITS.maxValueBytes);
+      if (valueBytes < 0) bad(`value of ${utf8Length(text)} bytes exceeds ${LIMITS.maxValueBytes}`, 'RECORD_TOO_LARGE');
+      end = start + fixed + uvarintSize(valueBytes) + valueBytes;
+    } else {
+      const encoded = encodeValue(v, event.encoding);
+      const value = encoded.value;
+      const fault = recordLimitFault(key, value, headers);
+      if (fault) bad(fault.message, fault.code as 'BAD_RECORD' | 'RECORD_TOO_LARGE');
+      end = start + recordBodySize(key, value, headers);
+      this.room(end);
+      writeRecordBody(this.buf, start, key, value, ENCODING_CODE[encoded.encoding], headers);
+      valueBytes = value?.length ?? 0;
+    }
+    let bytes = RECORD_OVERHEAD_BYTES + valueBytes;
+    if (key !== null) bytes += typeof key === 'string' ? utf8Length(key) : key.length;
+    for (const [name, hv] of headers) bytes += utf8Length(name) + (typeof hv === 'string' ? utf8Length(hv) : hv.length) + 4;
+    const ts = event.timestamp ?? now;
+    if (!Number.isSafeInteger(ts) || ts < 0) bad('timestamp must be a non-negative integer (ms since the epoch)');
+    const p = event.partition;
+    if (p !== undefined && p !== null) {
+      if (!Number.isInteger(p) || p < 0 || p >= LIMITS.maxPartitions) bad(`partition must be an integer in [0, ${LIMITS.maxPartitions})`, 'BAD_PARTITION');
+      this.route[i] = p;
+    } else if (key === null) this.route[i] = ROUTE_UNKEYED;
+    else {
+      this.route[i] = ROUTE_KEYED;
+      this.hash[i] = keyHash(key);
+    }
+    // One event must fit one produce frame on its own.
+    if (bytes + 256 > LIMITS.maxFrameBytes) bad(`event of ${bytes} bytes does not fit one frame`, 'RECORD_TOO_LARGE');
+    if (bytes > maxEventBytes) throw new ClientError('OUTBOX_FULL', `event of ${bytes} bytes exceeds the outbox's maxOutboxBytes (${maxEventBytes})`);
+    this.ends[i] = end;
+    this.ts[i] = ts;
+    this.sizes[i] = bytes;
+    return bytes;
+  }
+
+  /** Counts the event `write` put at `count`. */
+  commit(bytes: number): void {
+    this.count++;
+    this.live++;
+    this.bytes += bytes;
+  }
+
+  /** Grows the body buffer to hold `size` bytes, keeping the bodies written. */
+  private room(size: number): void {
+    if (size <= this.buf.length) return;
+    const next = new Uint8Array(Math.max(this.buf.length * 2, size));
+    next.set(this.buf.subarray(0, this.count === 0 ? 0 : this.ends[this.count - 1]));
+    this.buf = next;
   }
 
   /** Once sealed, the bodies live in the segments' batches: the chunk's own copy goes. */
@@ -219,6 +305,15 @@ export interface SegmentStore {
   sealChunk(chunk: Chunk, partitions: number, limits: SealLimits, crc: Crc32c): void;
   /** Replaces a segment by its events (in its chunk's `sealed` list) and returns them. */
   splitSegment(seg: Segment): OutboxEvent[];
+  /**
+   * Optional: send()'s fast path. Validates `events[from..to)` of one topic
+   * and encodes them straight into the open chunk of `topic` and `sub`, in
+   * order, up to the first that does not fit `bounds` (a prefix: returns how
+   * many went in). An invalid event throws with none of this call's events
+   * in. `rest(n)` runs before the call returns when it stopped short (it
+   * validates the others: if it throws, none is in either).
+   */
+  appendEvents?(topic: string, sub: string, events: ArrayLike<SendEvent>, from: number, to: number, now: number, bounds: { maxEvents: number; maxBytes: number }, rest?: (n: number) => void): number;
   /** Removes acked segments and events (absent ones are ignored). */
   removeItems(items: Array<Segment | OutboxEvent>): void;
   /** Moves unassigned chunks and single events to the failed list (`OutboxStore.fail`). */

@@ -29,6 +29,8 @@ export interface ProducerOptions {
   maxBlockMs: number;
   /** Subject of the token new events are queued under. */
   subject: () => Promise<string>;
+  /** That subject when it is known without waiting (send()'s fast path), else undefined. */
+  subjectNow?: () => string | undefined;
 }
 
 /** What an `ack` event tells: where each event of one acknowledged batch landed. */
@@ -61,6 +63,9 @@ interface Burst {
 
 /** Events per send() burst: a larger burst becomes several units (and commits). */
 const BURST_MAX_EVENTS = 5_000;
+
+/** What a send() that went straight into the outbox returns (nothing to wait for: it is in). */
+const STORED = Promise.resolve();
 
 interface FlushWaiter {
   maxId: number;
@@ -95,6 +100,11 @@ export class Producer {
   private closed = false;
   /** Lowest id of an event of another subject met by the current session (Infinity: none). */
   private foreignMin = Infinity;
+  /** Units (bursts, sendMany calls) queued through the group commit and not settled yet. */
+  private slow = 0;
+  /** send()'s one-event list for the store's fast path (no array per call). */
+  private readonly one: SendEvent[] = [];
+  private wakeQueued = false;
 
   constructor(
     private readonly o: ProducerOptions,
@@ -162,6 +172,24 @@ export class Producer {
    */
   send(topic: string, event: SendEvent): Promise<void> {
     if (this.closed) return Promise.reject(new ClientError('CLOSED', 'client is closed'));
+    const sub = this.directSubject();
+    if (sub !== undefined) {
+      const one = this.one;
+      one[0] = event;
+      let n: number;
+      try {
+        n = this.o.store.segments!.appendEvents!(topic, sub, one, 0, 1, Date.now(), this.o.bounds);
+      } catch (err) {
+        return Promise.reject(err);
+      } finally {
+        one.length = 0;
+      }
+      if (n === 1) {
+        this.wakeSoon();
+        return STORED;
+      }
+      // No room: the usual path waits for it (maxBlockMs).
+    }
     let entry: OutboxEvent;
     try {
       entry = this.entry(topic, event, '', Date.now());
@@ -173,6 +201,29 @@ export class Producer {
     const i = b.entries.push(entry) - 1;
     return b.outcome.then((o) => {
       if (i >= o.committed) throw o.error;
+    });
+  }
+
+  /**
+   * The subject events may be stored under right now, straight into the
+   * store's open chunk (`SegmentStore.appendEvents`: encoded once, no object
+   * per event), or undefined when they must take the group commit: the store
+   * has no such path, the drain is not set up yet, an earlier unit still
+   * waits (for its subject or for room: a later event must not overtake it),
+   * or the subject is not known without waiting.
+   */
+  private directSubject(): string | undefined {
+    if (this.slow !== 0 || this.burst || !this.drainer || !this.o.store.segments?.appendEvents) return undefined;
+    return this.o.subjectNow?.();
+  }
+
+  /** Wakes the drain once for the events a tick's send() calls stored. */
+  private wakeSoon(): void {
+    if (this.wakeQueued) return;
+    this.wakeQueued = true;
+    queueMicrotask(() => {
+      this.wakeQueued = false;
+      this.appended();
     });
   }
 
@@ -190,6 +241,7 @@ export class Producer {
    */
   private enqueue(entries: OutboxEvent[], closing?: () => void): Promise<UnitOutcome> {
     const subject = this.o.subject();
+    this.slow++;
     const inQueue = Promise.all([subject, this.queued]).then(
       ([sub]) => {
         closing?.();
@@ -202,7 +254,12 @@ export class Producer {
       },
     );
     this.queued = inQueue;
-    return inQueue.then(({ outcome }) => outcome);
+    return inQueue
+      .then(({ outcome }) => outcome)
+      .then((o) => {
+        this.slow--;
+        return o;
+      });
   }
 
   /**
@@ -217,13 +274,27 @@ export class Producer {
     if (!Array.isArray(events)) throw new TypeError('sendMany(topic, events) needs an array of events');
     if (events.length === 0) return;
     const now = Date.now();
-    const entries = new Array<OutboxEvent>(events.length);
-    for (let i = 0; i < events.length; i++) entries[i] = this.entry(topic, events[i], '', now);
+    let entries: OutboxEvent[] | undefined;
+    let direct = 0;
+    const sub = this.directSubject();
+    if (sub !== undefined) {
+      // Straight into the store; whatever does not fit now (validated first) waits for room below.
+      direct = this.o.store.segments!.appendEvents!(topic, sub, events, 0, events.length, now, this.o.bounds, (n) => {
+        entries = new Array<OutboxEvent>(events.length - n);
+        for (let i = n; i < events.length; i++) entries[i - n] = this.entry(topic, events[i], '', now);
+      });
+      if (direct > 0) this.appended();
+      if (!entries) return;
+    } else {
+      entries = new Array<OutboxEvent>(events.length);
+      for (let i = 0; i < events.length; i++) entries[i] = this.entry(topic, events[i], '', now);
+    }
     this.burst = undefined; // sends after this call queue behind it
     const { committed, error } = await this.enqueue(entries);
     if (error === undefined) return;
     if (error instanceof ClientError && error.code === 'OUTBOX_FULL') {
-      throw new ClientError('OUTBOX_FULL', `${error.message}; ${committed} of ${entries.length} events were queued`, { details: { enqueued: committed } });
+      const enqueued = direct + committed;
+      throw new ClientError('OUTBOX_FULL', `${error.message}; ${enqueued} of ${events.length} events were queued`, { details: { enqueued } });
     }
     throw error;
   }
