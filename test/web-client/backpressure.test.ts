@@ -84,13 +84,20 @@ describe('send() at the outbox bound', () => {
 
   it('sendMany into an offline outbox that cannot take them all says how many went in', async () => {
     const c = client({ url: 'ws://127.0.0.1:1/v1/ws', maxOutboxEvents: 7, maxBlockMs: 100 });
+    // An invalid event after valid ones that went straight into the memory outbox's chunk takes them out again.
+    await c.sendMany('many-full', [{ value: 'a' }]);
+    await expect(c.sendMany('many-full', [{ value: 'b' }, { value: 'c' }, {} as never])).rejects.toMatchObject({ code: 'BAD_RECORD' });
+    expect(await c.pending()).toBe(1);
     const err = await c
       .sendMany(
         'many-full',
         Array.from({ length: 10 }, (_, n) => ({ value: n })),
       )
       .catch((e) => e);
-    expect(err).toMatchObject({ code: 'OUTBOX_FULL', details: { enqueued: 7 } });
+    expect(err).toMatchObject({ code: 'OUTBOX_FULL', details: { enqueued: 6 } });
+    expect(await c.pending()).toBe(7);
+    // A full outbox: the valid first event waits for room only once the rest is valid too.
+    await expect(c.sendMany('many-full', [{ value: 'd' }, {} as never])).rejects.toMatchObject({ code: 'BAD_RECORD' });
     expect(await c.pending()).toBe(7);
   });
 });
