@@ -94,7 +94,8 @@ export class MemoryOutboxStore implements OutboxStore, SegmentStore {
     try {
       for (; i < to; i++) {
         if (!open || open.sealed || open.topic !== topic || open.sub !== sub || open.count >= CHUNK_MAX_EVENTS || open.lastId !== stats.lastId) {
-          open = new Chunk(topic, sub, stats.lastId + 1);
+          // Only a full chunk sizes the next: a trickle of sends keeps its chunks small.
+          open = new Chunk(topic, sub, stats.lastId + 1, open && open.count >= CHUNK_MAX_EVENTS ? open.bodyBytes : 0);
           chunks.push(open);
         }
         const bytes = open.write(events[i], now, bounds.maxBytes);

@@ -87,20 +87,39 @@ export class Chunk {
   bytes = 0;
   /** Set by sealChunk: the segments (and, once split up, events) this chunk became. */
   sealed?: Array<Segment | OutboxEvent>;
-  buf = new Uint8Array(64 * 1024);
+  buf: Uint8Array;
   /** Record body i is buf[ends[i-1] .. ends[i]). */
-  ends = new Uint32Array(256);
-  ts = new Float64Array(256);
-  route = new Int32Array(256);
-  hash = new Int32Array(256);
-  sizes = new Uint32Array(256);
+  ends: Uint32Array;
+  ts: Float64Array;
+  route: Int32Array;
+  hash: Int32Array;
+  sizes: Uint32Array;
 
   constructor(
     readonly topic: string,
     readonly sub: string,
     /** Id of the first event. */
     readonly id: number,
-  ) {}
+    /**
+     * Body bytes the full chunk before held (0: none): a burst's chunks are
+     * alike, so the next one starts at its size instead of doubling its way
+     * there (each doubling copies what it holds).
+     */
+    bodyBytesHint = 0,
+  ) {
+    const n = bodyBytesHint > 0 ? CHUNK_MAX_EVENTS : 256;
+    this.buf = new Uint8Array(Math.max(64 * 1024, Math.ceil(bodyBytesHint * 1.125)));
+    this.ends = new Uint32Array(n);
+    this.ts = new Float64Array(n);
+    this.route = new Int32Array(n);
+    this.hash = new Int32Array(n);
+    this.sizes = new Uint32Array(n);
+  }
+
+  /** Bytes of the bodies written so far (0 once sealed). */
+  get bodyBytes(): number {
+    return this.count === 0 || this.ends.length === 0 ? 0 : this.ends[this.count - 1];
+  }
 
   /** Id of the last event. */
   get lastId(): number {
