@@ -95,12 +95,13 @@ const withPeersSettled = <T>(op: () => Promise<T>): Promise<T> => retryWhile(/pe
 
 const JS_API_TIMEOUT_MS = 15_000;
 /**
- * Reads of a stream's tail (its info, its first and last message). Such a request that reached a stream
- * leader that then died is never answered, while the new leader is elected within seconds: a short timeout
- * and a retry (the re-read after a failed append retries with backoff) answers then, where waiting out
- * JS_API_TIMEOUT_MS held a partition's appends for 15 s after a node died.
+ * The re-read of a stream's tail after a failed append (its info, its first and last message), retried with
+ * backoff until the append's deadline. Such a request that reached a stream leader that then died went
+ * unanswered for all of JS_API_TIMEOUT_MS, holding the partition's appends for 15 s after a node died,
+ * while a new leader is elected within seconds. Reads keep the long timeout: a failed read ends a
+ * subscription's partition, a failed re-read is only tried again.
  */
-const TAIL_READ_TIMEOUT_MS = 3000;
+const QUICK_API_TIMEOUT_MS = 3000;
 
 /** Mirror mode: how often the home region's catalog is re-read. */
 const CATALOG_POLL_MS = 1000;
@@ -146,7 +147,7 @@ export class JetStreamLogStore implements LogStore {
     // JetStream API requests (stream and consumer changes) wait for the meta group: on a busy cluster that takes seconds.
     this.js = this.nc.jetstream({ timeout: JS_API_TIMEOUT_MS });
     this.jsm = await this.nc.jetstreamManager({ timeout: JS_API_TIMEOUT_MS });
-    const tailJsm = await this.nc.jetstreamManager({ timeout: TAIL_READ_TIMEOUT_MS, checkAPI: false });
+    const quickJsm = await this.nc.jetstreamManager({ timeout: QUICK_API_TIMEOUT_MS, checkAPI: false });
     if (this.opts.mirror) {
       this.region = this.nc.info?.cluster ?? null;
       if (!this.region) throw new TributaryError('BAD_CONFIG', 'engineMirror: the NATS server has no cluster name (a region is a cluster joined by a gateway)');
@@ -155,7 +156,7 @@ export class JetStreamLogStore implements LogStore {
     this.env = {
       js: this.js,
       jsm: this.jsm,
-      tailJsm,
+      quickJsm,
       publisher: this.publisher,
       crc: this.opts.crc ?? nativeCrc32c,
       now: Date.now,
