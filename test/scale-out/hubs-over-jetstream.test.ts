@@ -39,12 +39,11 @@ const GROUP_ARGS = ['--groups-session-timeout-ms', String(SESSION_TIMEOUT_MS), '
 let pair: Promise<[Hub, Hub]> | undefined;
 
 /**
- * Hubs A and B, started once for the file and together (a hub start over JetStream is seconds on a loaded
- * machine; either may win the coordinator election): each test uses its own topic, and the test that kills
- * hub A runs last.
+ * Hubs A and B, started once for the file (a hub start over JetStream is seconds on a loaded machine): each
+ * test uses its own topic, and the test that kills hub A runs last.
  */
 function hubPair(): Promise<[Hub, Hub]> {
-  pair ??= Promise.all([hubOver(nats, GROUP_ARGS), hubOver(nats, GROUP_ARGS)]);
+  pair ??= (async () => [await hubOver(nats, GROUP_ARGS), await hubOver(nats, GROUP_ARGS)] as [Hub, Hub])();
   return pair;
 }
 
