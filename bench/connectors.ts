@@ -3,7 +3,8 @@
  * loading the same rows from the same machine in the same run: a plain
  * multi-row INSERT (batches of 1,000, one statement each, autocommit) and
  * COPY FROM STDIN (text format, one stream). The sink's figure is end to
- * end: records read from the hub over the web client, mapped, written and
+ * end: records read from the hub over the web client (onView: a frame per
+ * call as columns, no object per record), mapped, written and
  * their offsets committed in the same transactions.
  *   node --import tsx bench/connectors.ts [--quick]
  */
@@ -16,7 +17,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { parseConnectFile } from '../connectors/config.ts';
 import { ConnectorRuntime } from '../connectors/runtime.ts';
 import { PostgresSink } from '../connectors/postgres-sink.ts';
-import { createClient, type ConsumedRecord } from '../web-client/index.ts';
+import { createClient, type RecordsView } from '../web-client/index.ts';
 import { startHub } from '../harness/hub.ts';
 import { startPostgres } from '../harness/postgres.ts';
 
@@ -176,18 +177,19 @@ export async function runConnectorsBench(opts: { quick: boolean }): Promise<Benc
 
     progress('consume only');
     // What the web client alone reads from the hub (the sink's upper bound on this machine now).
-    const consumed: ConsumedRecord[] = [];
+    const consumed: RecordsView[] = [];
+    let consumedRecords = 0;
     const reader = createClient({ url: hub.wsUrl, outbox: 'memory', name: 'bench-reader' });
     meter.begin();
     const readSeconds = await timed(async () => {
       await new Promise<void>((resolve) => {
-        // As the sink reads: a frame's records per call.
-        const onBatch = (rs: ConsumedRecord[]): void => {
-          for (const r of rs) consumed.push(r);
-          if (consumed.length === events) resolve();
+        // As the sink reads: a frame per call as a view (no record objects), a copy of it kept.
+        const onView = (v: RecordsView): void => {
+          consumed.push(v.keep());
+          consumedRecords += v.count;
+          if (consumedRecords === events) resolve();
         };
-        // lazyValues as the sink subscribes: values stay in their bytes until read (the sink's COPY rows read them there).
-        for (let p = 0; p < partitions; p++) reader.subscribe('orders', { partitions: [p], from: 0, creditBytes: 4 * 1024 * 1024, lazyValues: true, onBatch });
+        for (let p = 0; p < partitions; p++) reader.subscribe('orders', { partitions: [p], from: 0, creditBytes: 4 * 1024 * 1024, onView });
       });
     });
     const readCpu = meter.end(events);
@@ -206,7 +208,19 @@ export async function runConnectorsBench(opts: { quick: boolean }): Promise<Benc
     await task.open([0, 1, 2, 3]);
     meter.begin();
     const writeSeconds = await timed(async () => {
-      for (let i = 0; i < consumed.length; i += SINK_BATCH) await task.put(consumed.slice(i, i + SINK_BATCH));
+      // Frames in batches of up to SINK_BATCH records, as the runtime hands them over.
+      let batch: RecordsView[] = [];
+      let n = 0;
+      for (const v of consumed) {
+        if (n + v.count > SINK_BATCH && batch.length) {
+          await task.put(batch);
+          batch = [];
+          n = 0;
+        }
+        batch.push(v);
+        n += v.count;
+      }
+      if (batch.length) await task.put(batch);
     });
     const writeCpu = meter.end(events);
     await task.stop();

@@ -1,27 +1,24 @@
 #!/usr/bin/env node
-// The `tributary` command. The hub is written in TypeScript and run through
-// tsx's loader (transpile on load, cached), so there is no build step to start it.
-// Each top-level command names the module that owns it; the client commands
-// (topic, produce, consume, groups) live in cli/ and never load the hub. They
-// run from a compiled copy kept fresh by compiled-cli.mjs (a process start per
-// command, so its cost counts), through tsx when that copy cannot be built.
+// The `tributary` command. It is written in TypeScript, with no build step to
+// run it: each top-level command names the module that owns it, and runs from
+// a compiled copy that compiled.mjs keeps fresh (rebuilt when a source file
+// changed), or through tsx's loader when that copy cannot be built. The
+// client commands (topic, produce, consume, groups) live in cli/ and never
+// load the hub.
 import { pathToFileURL } from 'node:url';
 
 const COMMANDS = {
-  serve: '../server/cli.ts',
-  connect: '../connectors/cli.ts',
+  serve: { target: 'serve', source: '../server/cli.ts' },
+  connect: { target: 'connect', source: '../connectors/cli.ts' },
 };
-const CLIENT_COMMANDS = '../cli/main.ts';
+const CLIENT_COMMANDS = { target: 'cli', source: '../cli/main.ts' };
 
 const name = process.argv[2];
-if (Object.hasOwn(COMMANDS, name)) {
+const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : CLIENT_COMMANDS;
+// TRIBUTARY_NO_COMPILE=1 runs the sources through tsx (e.g. for source-mapped stack traces while debugging).
+const compiled = process.env.TRIBUTARY_NO_COMPILE ? null : await (await import('./compiled.mjs')).compiledEntry(command.target);
+if (compiled) await import(pathToFileURL(compiled).href);
+else {
   (await import('tsx/esm/api')).register();
-  await import(COMMANDS[name]);
-} else {
-  const compiled = await (await import('./compiled-cli.mjs')).compiledCliEntry();
-  if (compiled) await import(pathToFileURL(compiled).href);
-  else {
-    (await import('tsx/esm/api')).register();
-    await import(CLIENT_COMMANDS);
-  }
+  await import(command.source);
 }

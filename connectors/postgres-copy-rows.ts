@@ -20,7 +20,7 @@
  */
 import { configError } from './config.ts';
 import * as F from './json-fields.ts';
-import type { ConsumedRecord } from './task.ts';
+import type { ConsumedRecord, RecordsView } from './task.ts';
 
 type Extract = (r: ConsumedRecord) => unknown;
 
@@ -234,45 +234,51 @@ export class CopyWriter {
     return out;
   }
 
-  /** The row of `r` and its newline; `raw` as for copyRow. */
-  row(r: ConsumedRecord, raw: boolean): void {
-    let bytes: Uint8Array | null | undefined;
+  /**
+   * The row of record i of `v` and its newline; `raw` as for copyRow. Read
+   * from the view's columns and bytes: a record object is made only for a
+   * column the fast kinds do not cover (the general path).
+   */
+  row(v: RecordsView, i: number, raw: boolean): void {
+    let scanned = false;
     const scanner = this.scanner;
-    if (scanner) {
-      bytes = r.valueEncoding === 'json' ? r.valueBytes : undefined;
-      if (bytes && !scanner.scan(bytes, 0, bytes.length)) bytes = undefined;
+    const b = v.bytes;
+    if (scanner && v.valueEncoding(i) === 'json') {
+      const s = v.valueStart(i);
+      scanned = s >= 0 && scanner.scan(b, s, v.valueEnd(i));
     }
     const columns = this.columns;
-    for (let i = 0; i < columns.length; i++) {
-      if (i > 0) this.byte(TAB);
-      const c = columns[i];
-      switch (c.kind) {
+    let record: ConsumedRecord | null = null;
+    for (let c = 0; c < columns.length; c++) {
+      if (c > 0) this.byte(TAB);
+      const col = columns[c];
+      switch (col.kind) {
         case OFFSET:
-          this.int(r.offset);
+          this.int(v.offset(i));
           break;
         case PARTITION:
-          this.int(r.partition);
+          this.int(v.partition);
           break;
         case TIMESTAMP_NUMBER:
-          this.int(r.timestamp);
+          this.int(v.timestamp(i));
           break;
         case VALUE_FIELD: {
-          const j = this.scanIndex[i];
-          if (j >= 0 && bytes) this.field(scanner!, bytes, j);
-          else this.text(copyField(c, r, raw));
+          const j = this.scanIndex[c];
+          if (j >= 0 && scanned) this.field(scanner!, b, j);
+          else this.text(copyField(col, (record ??= v.record(i)), raw));
           break;
         }
         default:
-          this.text(copyField(c, r, raw));
+          this.text(copyField(col, (record ??= v.record(i)), raw));
       }
     }
     this.byte(NEWLINE);
   }
 
-  /** The key row of `r` as a string (one char per byte), for telling keys apart. */
-  key(r: ConsumedRecord): string {
+  /** The key row of record i of `v` as a string (one char per byte), for telling keys apart. */
+  key(v: RecordsView, i: number): string {
     this.len = 0;
-    this.row(r, true);
+    this.row(v, i, true);
     return this.buf.toString('latin1', 0, this.len);
   }
 

@@ -28,7 +28,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { configError, type Settings } from './config.ts';
 import { copyColumn, CopyWriter, writesRawJson, type CopyColumn } from './postgres-copy-rows.ts';
 import { createPool, primaryKey, quoteIdent, quoteName, tableColumns, type TableColumn } from './postgres-common.ts';
-import type { ConsumedRecord, PartitionOffsets, SinkTask } from './task.ts';
+import type { PartitionOffsets, RecordsView, SinkTask } from './task.ts';
 import type { Log } from './worker.ts';
 
 export interface PostgresSinkOptions {
@@ -143,19 +143,19 @@ export class PostgresSink implements SinkTask {
     return out;
   }
 
-  async put(records: ConsumedRecord[]): Promise<PartitionOffsets> {
+  async put(batch: readonly RecordsView[]): Promise<PartitionOffsets> {
     const raw = writesRawJson(this.mapped.map((m) => m.copy));
     try {
-      return await this.putWith(records, raw);
+      return await this.putWith(batch, raw);
     } catch (err) {
       // A stored JSON text PostgreSQL refuses (class 22, data exception: a producer stored bytes that are not JSON
       // as JSON): write the batch again through the decoder, which hands such a value over as bytes.
-      if (raw && typeof (err as { code?: unknown }).code === 'string' && (err as { code: string }).code.startsWith('22')) return await this.putWith(records, false);
+      if (raw && typeof (err as { code?: unknown }).code === 'string' && (err as { code: string }).code.startsWith('22')) return await this.putWith(batch, false);
       throw err;
     }
   }
 
-  private async putWith(records: ConsumedRecord[], raw: boolean): Promise<PartitionOffsets> {
+  private async putWith(batch: readonly RecordsView[], raw: boolean): Promise<PartitionOffsets> {
     const client = await this.pool!.connect();
     let broken = false;
     try {
@@ -168,16 +168,22 @@ export class PostgresSink implements SinkTask {
       const stored = new Map<number, number>();
       for (const row of begun[1].rows) if (row.next_offset !== null) stored.set(row.partition, Number(row.next_offset));
       const next = new Map<number, number>();
-      let fresh = records.filter((r) => r.offset >= (stored.get(r.partition) ?? 0));
-      for (const r of fresh) next.set(r.partition, r.offset + 1);
-      if (this.o.mode === 'upsert') fresh = this.newestPerKey(fresh);
+      // Per view, the first record the database does not hold yet (views of a partition come in offset order).
+      const firsts = batch.map((v) => {
+        const below = stored.get(v.partition) ?? 0;
+        let i = 0;
+        while (i < v.count && v.offset(i) < below) i++;
+        if (i < v.count) next.set(v.partition, v.offset(v.count - 1) + 1);
+        return i;
+      });
+      const picks = this.o.mode === 'upsert' ? this.newestPerKey(batch, firsts) : null;
       const finish: string[] = [];
-      if (fresh.length) {
+      if (next.size) {
         if (this.stageSql && !this.staged.has(client)) {
           await client.query(this.stageSql);
           this.staged.add(client);
         }
-        await pipeline(Readable.from(this.copyText(fresh, raw)), client.query(copyFrom(this.copySql)));
+        await pipeline(Readable.from(this.copyText(batch, firsts, picks, raw)), client.query(copyFrom(this.copySql)));
         if (this.upsertSql) finish.push(this.upsertSql);
       }
       if (next.size) {
@@ -189,7 +195,7 @@ export class PostgresSink implements SinkTask {
       // Offsets safe to commit: what the database now holds for every partition of the batch.
       const safe: PartitionOffsets = new Map(stored);
       for (const [p, o] of next) safe.set(p, o);
-      for (const r of records) if (!safe.has(r.partition)) safe.set(r.partition, r.offset + 1);
+      for (const v of batch) if (!safe.has(v.partition) && v.count) safe.set(v.partition, v.offset(v.count - 1) + 1);
       return safe;
     } catch (err) {
       broken = true;
@@ -200,24 +206,34 @@ export class PostgresSink implements SinkTask {
     }
   }
 
-  /** The records as COPY text rows, in chunks of bytes. */
-  private *copyText(records: ConsumedRecord[], raw: boolean): Generator<Buffer> {
+  /** The records from firsts[k] on of each view (only the picked ones when `picks`) as COPY text rows, in chunks of bytes. */
+  private *copyText(batch: readonly RecordsView[], firsts: number[], picks: Uint8Array[] | null, raw: boolean): Generator<Buffer> {
     const w = this.writer!;
     w.reset();
-    for (const r of records) {
-      w.row(r, raw);
-      if (w.length >= COPY_CHUNK_BYTES) yield w.take();
+    for (let k = 0; k < batch.length; k++) {
+      const v = batch[k];
+      const pick = picks?.[k];
+      for (let i = firsts[k]; i < v.count; i++) {
+        if (pick && !pick[i]) continue;
+        w.row(v, i, raw);
+        if (w.length >= COPY_CHUNK_BYTES) yield w.take();
+      }
     }
     if (w.length) yield w.take();
   }
 
-  /** Upsert cannot touch one row twice in a statement: keep each key's last record (records of a key share a partition, in offset order). */
-  private newestPerKey(records: ConsumedRecord[]): ConsumedRecord[] {
+  /**
+   * Upsert cannot touch one row twice in a statement: marks each key's last
+   * record (records of a key share a partition, in offset order), per view.
+   */
+  private newestPerKey(batch: readonly RecordsView[], firsts: number[]): Uint8Array[] {
     const w = this.keyWriter!;
-    const last = new Map<string, ConsumedRecord>();
-    // Escaped COPY fields hold no tab: joined by one, they name the key unambiguously.
-    for (const r of records) last.set(w.key(r), r);
-    return [...last.values()];
+    // Escaped COPY fields hold no tab: joined by one, they name the key unambiguously. Value: view index and record index.
+    const last = new Map<string, [number, number]>();
+    for (let k = 0; k < batch.length; k++) for (let i = firsts[k]; i < batch[k].count; i++) last.set(w.key(batch[k], i), [k, i]);
+    const picks = batch.map((v) => new Uint8Array(v.count));
+    for (const [k, i] of last.values()) picks[k][i] = 1;
+    return picks;
   }
 
   async stop(): Promise<void> {

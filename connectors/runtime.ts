@@ -4,7 +4,7 @@
  * `tributary connect FILE` and by the hub's `--connectors FILE`.
  */
 import promClient from 'prom-client';
-import { createClient, type Client } from '../web-client/index.ts';
+import { createClient, type Client } from '../web-client/node.ts';
 import type { ConnectFile } from './config.ts';
 import { createWorker } from './connector-types.ts';
 import { HubHttp, httpBaseOf } from './hub-http.ts';

@@ -13,7 +13,8 @@
  * reads them for the newly assigned partitions, records below them are
  * skipped, and the group is told at once so its lag agrees.
  *
- * The handler (onBatch: a records frame per call) only appends to a buffer;
+ * The handler (onView: a records frame per call, as columns over its bytes:
+ * no object per record) only appends a copy of the frame to a buffer;
  * a batch is written when it reaches batchSize or lingerMs after its first
  * record. While a batch is being
  * written the next one fills, and the handler waits (so the subscription
@@ -27,7 +28,7 @@
  * them to another member after the last record of ours is written.
  */
 import { TributaryError } from '../protocol/errors.ts';
-import type { ConsumedRecord, SubscriptionHandle } from '../web-client/index.ts';
+import type { RecordsView, SubscriptionHandle } from '../web-client/index.ts';
 import type { ConnectorConfig } from './config.ts';
 import type { PartitionOffsets, SinkTask } from './task.ts';
 import { StoppedError, Worker, type WorkerDeps } from './worker.ts';
@@ -47,7 +48,9 @@ export interface SinkOptions {
 const CREDIT_BYTES = 4 * 1024 * 1024;
 
 export class SinkRunner extends Worker {
-  private buffer: ConsumedRecord[] = [];
+  /** Kept frames (bytes and columns), in arrival order; `buffered` records in all. */
+  private buffer: RecordsView[] = [];
+  private buffered = 0;
   /** When the oldest record in the buffer arrived (performance.now()): it is written lingerMs after that at the latest. */
   private bufferedSince = 0;
   private writing: Promise<void> | null = null;
@@ -88,11 +91,10 @@ export class SinkRunner extends Worker {
         from: this.o.from,
         autoCommit: false,
         creditBytes: CREDIT_BYTES,
-        // Values decoded only when the task reads them: a whole JSON value goes into a json column as stored text.
-        lazyValues: true,
+        // Frames as views: no record objects; values decoded only when the task reads them (a COPY row reads the bytes).
         onAssign: (partitions) => this.onAssign(partitions),
         onRevoke: (partitions) => this.onRevoke(partitions),
-        onBatch: (records) => this.onBatch(records),
+        onView: (view) => this.onView(view),
       });
       if (this.status.state === 'starting') this.status.state = 'running';
       this.updateStatus();
@@ -135,7 +137,7 @@ export class SinkRunner extends Worker {
   /** Partitions taken away: their records written and committed before the hub hands them on. */
   private async onRevoke(partitions: number[]): Promise<void> {
     const revoked = new Set(partitions);
-    while (this.writing || this.buffer.some((r) => revoked.has(r.partition))) {
+    while (this.writing || this.buffer.some((v) => revoked.has(v.partition))) {
       if (!this.writing) this.startWrite();
       if (this.writing) await this.writing;
       if (this.stopping) break;
@@ -158,21 +160,23 @@ export class SinkRunner extends Worker {
    * await per frame, not per record, so reading costs the sink little more
    * than the client's decode.
    */
-  private async onBatch(records: ConsumedRecord[]): Promise<void> {
+  private async onView(view: RecordsView): Promise<void> {
     // Paused: the handler waits, the subscription stops crediting, the hub stops sending.
     if (this.paused) await this.whileUnpaused();
-    const p = records[0].partition;
+    const p = view.partition;
     const skip = this.skipBelow.get(p) ?? 0;
     let i = 0;
     // Already in the task's system (it keeps offsets itself).
-    while (i < records.length && records[i].offset < skip) i++;
-    if (i === records.length) return;
-    const last = records[records.length - 1].offset;
+    while (i < view.count && view.offset(i) < skip) i++;
+    if (i === view.count) return;
+    const last = view.offset(view.count - 1);
     // The log holds at least these records: keeps lag honest between high-watermark reads.
     if ((this.highWatermarks.get(p) ?? 0) <= last) this.highWatermarks.set(p, last + 1);
-    if (this.buffer.length === 0) this.bufferedSince = performance.now();
-    for (; i < records.length; i++) this.buffer.push(records[i]);
-    if (this.buffer.length >= this.o.batchSize) {
+    if (this.buffered === 0) this.bufferedSince = performance.now();
+    // The view is valid during this call only: the buffer keeps a copy of the frame.
+    this.buffer.push(view.keep(i, view.count));
+    this.buffered += view.count - i;
+    if (this.buffered >= this.o.batchSize) {
       if (!this.writing) this.startWrite();
       else await this.waitForRoom();
     } else if (!this.writing && performance.now() - this.bufferedSince >= this.o.lingerMs) {
@@ -183,7 +187,7 @@ export class SinkRunner extends Worker {
       this.lingerTimer = setTimeout(() => {
         this.lingerTimer = null;
         if (!this.writing) this.startWrite();
-        else void this.writing.then(() => this.buffer.length && !this.writing && this.startWrite());
+        else void this.writing.then(() => this.buffered && !this.writing && this.startWrite());
       }, this.o.lingerMs);
     }
     // The subscription hands over queued frames in one run of microtasks: let the write's socket I/O (COPY data,
@@ -193,8 +197,8 @@ export class SinkRunner extends Worker {
 
   /** One batch is in the task's hands and the next is full: wait for the first, then hand the next over. */
   private async waitForRoom(): Promise<void> {
-    while (this.writing && this.buffer.length >= this.o.batchSize) await this.writing;
-    if (this.buffer.length >= this.o.batchSize) this.startWrite();
+    while (this.writing && this.buffered >= this.o.batchSize) await this.writing;
+    if (this.buffered >= this.o.batchSize) this.startWrite();
   }
 
   private startWrite(): void {
@@ -202,25 +206,36 @@ export class SinkRunner extends Worker {
       clearTimeout(this.lingerTimer);
       this.lingerTimer = null;
     }
-    if (this.buffer.length === 0 || this.writing) return;
-    // Frames arrive whole: a batch takes at most batchSize records, the rest start the next.
-    const full = this.buffer.length <= this.o.batchSize;
-    const batch = full ? this.buffer : this.buffer.slice(0, this.o.batchSize);
-    this.buffer = full ? [] : this.buffer.slice(this.o.batchSize);
+    if (this.buffered === 0 || this.writing) return;
+    // Frames arrive whole: a batch takes at most batchSize records (splitting a frame), the rest start the next.
+    const batch: RecordsView[] = [];
+    let room = this.o.batchSize;
+    while (this.buffer.length && room > 0) {
+      const v = this.buffer[0];
+      if (v.count <= room) {
+        batch.push(this.buffer.shift()!);
+        room -= v.count;
+      } else {
+        batch.push(v.slice(0, room));
+        this.buffer[0] = v.slice(room, v.count);
+        room = 0;
+      }
+    }
+    this.buffered -= this.o.batchSize - room;
     // The rest arrived with the batch's last frame: it keeps the batch's start for its linger.
     this.writing = this.write(batch).finally(() => {
       this.writing = null;
       // Records that arrived during the write: written now when full or when the oldest has waited lingerMs (during
       // a backlog it has: the write took longer), else when it will have.
-      if (this.buffer.length && !this.lingerTimer && !this.stopping) {
+      if (this.buffered && !this.lingerTimer && !this.stopping) {
         const waited = performance.now() - this.bufferedSince;
-        if (this.buffer.length >= this.o.batchSize || waited >= this.o.lingerMs) this.startWrite();
+        if (this.buffered >= this.o.batchSize || waited >= this.o.lingerMs) this.startWrite();
         else this.lingerTimer = setTimeout(() => ((this.lingerTimer = null), this.startWrite()), this.o.lingerMs - waited);
       }
     });
   }
 
-  private async write(batch: ConsumedRecord[]): Promise<void> {
+  private async write(batch: RecordsView[]): Promise<void> {
     let safe: PartitionOffsets;
     try {
       safe = await this.retrying('write', () => this.task.put(batch));
@@ -228,9 +243,9 @@ export class SinkRunner extends Worker {
       if (e instanceof StoppedError) return;
       throw e;
     }
-    this.status.records += batch.length;
+    for (const v of batch) this.status.records += v.count;
     // Only the batch's partitions: a task may answer for partitions another member holds now.
-    const mine = new Set(batch.map((r) => r.partition));
+    const mine = new Set(batch.map((v) => v.partition));
     for (const [p, o] of safe) if (mine.has(p) && this.held.has(p)) this.committed.set(p, Math.max(o, this.committed.get(p) ?? 0));
     this.updateStatus();
     void this.commitGroup();

@@ -6,7 +6,7 @@
  * the position in the topic itself (record headers), so a restart resumes
  * where the log says it stopped, not where a side file says.
  *
- * A sink receives batches of records, writes them, and answers which offsets
+ * A sink receives batches of records (frames as views), writes them, and answers which offsets
  * are safe to commit (the next offset per partition). A sink that stores
  * offsets in its own system (PostgreSQL, in the same transaction as the rows)
  * also answers where to resume from, and the runtime trusts that over the
@@ -18,9 +18,9 @@
  * never skips a record, so a task need not retry on its own. A task that
  * refuses a record for good (a webhook's 4xx) handles it itself (dead-letter).
  */
-import type { ConsumedRecord } from '../web-client/index.ts';
+import type { ConsumedRecord, RecordsView } from '../web-client/index.ts';
 
-export type { ConsumedRecord };
+export type { ConsumedRecord, RecordsView };
 
 /** Next offset to process, per partition (Kafka's convention). */
 export type PartitionOffsets = Map<number, number>;
@@ -37,11 +37,12 @@ export interface SinkTask {
    */
   open(partitions: number[]): Promise<PartitionOffsets | undefined>;
   /**
-   * Writes a batch (records of several partitions, each partition in offset
-   * order) and returns the offsets now safe to commit. Called by one caller at
-   * a time; a retry after a failure gets the same records again.
+   * Writes a batch (frames of records as kept views, no object per record:
+   * records-view.ts; several partitions, each in offset order) and returns
+   * the offsets now safe to commit. Called by one caller at a time; a retry
+   * after a failure gets the same views again.
    */
-  put(records: ConsumedRecord[]): Promise<PartitionOffsets>;
+  put(batch: readonly RecordsView[]): Promise<PartitionOffsets>;
   stop(): Promise<void>;
 }
 

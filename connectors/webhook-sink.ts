@@ -14,7 +14,7 @@
  */
 import type { Client } from '../web-client/index.ts';
 import type { Settings } from './config.ts';
-import type { ConnectorStatus, ConsumedRecord, PartitionOffsets, SinkTask } from './task.ts';
+import type { ConnectorStatus, ConsumedRecord, PartitionOffsets, RecordsView, SinkTask } from './task.ts';
 
 export interface WebhookSinkOptions {
   connector: string;
@@ -76,7 +76,10 @@ export class WebhookSink implements SinkTask {
     return undefined; // offsets live in the runtime's offset store
   }
 
-  async put(records: ConsumedRecord[]): Promise<PartitionOffsets> {
+  async put(batch: readonly RecordsView[]): Promise<PartitionOffsets> {
+    // A record object each: the JSON body needs them anyway.
+    const records: ConsumedRecord[] = [];
+    for (const v of batch) for (let i = 0; i < v.count; i++) records.push(v.record(i));
     const todo = records.filter((r) => !this.done.has(id(r)));
     if (todo.length) {
       try {

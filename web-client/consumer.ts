@@ -40,6 +40,7 @@ import { GroupMember, type AssignmentChange } from './group-member.ts';
 import type { OutboxStore, Positions } from './outbox.ts';
 import { batchCrc32c } from './runtime.ts';
 import type { IndexedRecordsFrame } from './worker-socket.ts';
+import { RecordsView } from './records-view.ts';
 
 export interface SubscribeOptions {
   /** Where to start when there is no position yet (with `group`: where the group has no committed offset): default 'latest'. A number is an offset. */
@@ -77,6 +78,15 @@ export interface SubscribeOptions {
    * `{...record}` does not copy `value` (use `record.toJSON()`). Default false.
    */
   lazyValues?: boolean;
+  /**
+   * Frame handler with no object per record, instead of the other two: the
+   * records of one `records` frame as a RecordsView (records-view.ts:
+   * columns over the frame's bytes, keys and values decoded when read). The
+   * view is valid during the call only (the next frame reuses it): copy what
+   * you keep (view.keep()). Positions, commits, revocation and errors as for
+   * onBatch.
+   */
+  onView?: (view: RecordsView) => void | Promise<void>;
 }
 
 /** A record as the handler receives it. */
@@ -196,6 +206,8 @@ export class Subscription implements SubscriptionHandle {
   private crc: Crc32c = portableCrc32c;
   /** Builds the handler's records for the partition being read (set before each frame is decoded). */
   private framePartition = 0;
+  /** onView's view, reused frame after frame. */
+  private view: RecordsView | null = null;
   private readonly makeRecord = (offset: number, timestamp: number, key: RecordKey, value: unknown, headers: Header[]): ConsumedRecord => ({
     topic: this.topic,
     partition: this.framePartition,
@@ -218,7 +230,7 @@ export class Subscription implements SubscriptionHandle {
     private readonly onClose: (s: Subscription) => void,
   ) {
     this.start = startPosition(opts.from);
-    if (!handler === !opts.onBatch) throw new TributaryError('BAD_REQUEST', 'subscribe needs either a record handler or onBatch (not both)');
+    if (+!!handler + +!!opts.onBatch + +!!opts.onView !== 1) throw new TributaryError('BAD_REQUEST', 'subscribe needs one of a record handler, onBatch or onView');
     if (opts.group) this.member = new GroupMember(conn, opts.group, topic, opts.autoCommit !== false, onError);
     this.loaded = this.loadPersisted();
     void batchCrc32c().then(
@@ -412,6 +424,18 @@ export class Subscription implements SubscriptionHandle {
         this.framePartition = f.p;
         // A frame from WorkerWebSocket's worker is checked and indexed there: the records are made without walking its bytes.
         const index = (f as IndexedRecordsFrame).index;
+        if (this.opts.onView) {
+          // One view per frame, no record objects: delivered, credited and committed as onBatch's arrays are.
+          const view = (this.view ??= new RecordsView(this.topic)).read(f.b, f.p, from, this.crc);
+          const next = view.count ? view.offset(view.count - 1) + 1 : -1;
+          if (next >= 0 && !(await this.deliverBatch(view, f.p))) return;
+          if (next >= 0) this.pos.set(f.p, next);
+          if (f.sub === this.subId) this.conn.post({ t: 'credit', sub: f.sub, bytes: f.b.length });
+          if (next >= 0 && member) {
+            if (member.autoCommit && member.held.has(f.p)) member.processed(f.p, next);
+          } else if (next >= 0 && this.opts.persist) void this.save();
+          continue;
+        }
         const records = this.opts.lazyValues
           ? readLazyRecords(f.b, from, this.makeLazyRecord, this.crc)
           : index
@@ -467,13 +491,13 @@ export class Subscription implements SubscriptionHandle {
   }
 
   /** Runs the batch handler; false (and the subscription stopped) when it threw. */
-  private async deliverBatch(records: ConsumedRecord[], p: number): Promise<boolean> {
+  private async deliverBatch(records: ConsumedRecord[] | RecordsView, p: number): Promise<boolean> {
     if (this.closed) return false;
     try {
-      await this.opts.onBatch!(records);
+      await (records instanceof RecordsView ? this.opts.onView!(records) : this.opts.onBatch!(records));
       return true;
     } catch (err) {
-      this.handlerFailed(err, p, records[0].offset);
+      this.handlerFailed(err, p, records instanceof RecordsView ? records.offset(0) : records[0].offset);
       return false;
     }
   }

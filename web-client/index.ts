@@ -26,6 +26,7 @@ export { ClientError, type ClientErrorCode } from './errors.ts';
 export { TributaryError, LIMITS } from '../protocol/index.ts';
 export type { ConnectionState, WebSocketConstructor, WebSocketLike } from './connection.ts';
 export type { BatchHandler, ConsumedRecord, RecordHandler, SubscribeOptions, SubscriptionHandle } from './consumer.ts';
+export type { RecordsView } from './records-view.ts';
 export type { SendEvent } from './event-input.ts';
 export type { FailedEvent, OutboxBounds, OutboxEvent, OutboxStats, OutboxStore, NewOutboxEvent, Positions } from './outbox.ts';
 export type { AckInfo } from './producer.ts';
@@ -92,7 +93,7 @@ export interface Client {
   failed(): Promise<FailedEvent[]>;
   /** Forgets the failed list. */
   clearFailed(): Promise<void>;
-  /** `handler` per record, or `opts.onBatch` per records frame (fast consumers); one of the two. */
+  /** `handler` per record, or `opts.onBatch` / `opts.onView` per records frame (fast consumers); one of the three. */
   subscribe(topic: string, opts: SubscribeOptions, handler?: RecordHandler): SubscriptionHandle;
   /**
    * Sends events to one partition now, under the caller's producer id and
@@ -239,7 +240,7 @@ class TributaryClient extends Emitter<ClientEvents> implements Client {
 
   subscribe(topic: string, opts: SubscribeOptions, handler?: RecordHandler): SubscriptionHandle {
     if (this.closed) throw new ClientError('CLOSED', 'client is closed');
-    if (!handler === !opts?.onBatch) throw new TributaryError('BAD_REQUEST', 'subscribe needs either a record handler or onBatch (not both)');
+    if (+!!handler + +!!opts?.onBatch + +!!opts?.onView !== 1) throw new TributaryError('BAD_REQUEST', 'subscribe needs one of a record handler, onBatch or onView');
     let subscription: Subscription | undefined;
     let closedEarly = false;
     const ready = this.ready.then(({ conn, store }) => {

@@ -9,7 +9,22 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const DASHBOARD_DIR = fileURLToPath(new URL('../../dist/dashboard/', import.meta.url));
+const DASHBOARD_DIR = path.join(packageRoot(path.dirname(fileURLToPath(import.meta.url))), 'dist', 'dashboard');
+
+/**
+ * The repository's root: the nearest directory above `from` whose package.json is Tributary's. Not a fixed
+ * `../..`: the hub also runs from a compiled copy under node_modules/.cache/ (bin/compiled.mjs).
+ */
+function packageRoot(from: string): string {
+  for (let dir = from; ; dir = path.dirname(dir)) {
+    try {
+      if ((JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as { name?: unknown }).name === 'tributary') return dir;
+    } catch {
+      // no package.json here (or not JSON): look further up
+    }
+    if (path.dirname(dir) === dir) return path.resolve(from, '..', '..');
+  }
+}
 
 /** Files larger than this are not held in memory (source maps of a debug build, say): the page does not need them. */
 const MAX_FILE_BYTES = 4 * 1024 * 1024;

@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { encodeBatch, readLazyRecords, stampBatch, type EncodedRecord } from '../../protocol/index.ts';
 import { LazyRecord } from '../../web-client/consumer.ts';
+import { RecordsView } from '../../web-client/records-view.ts';
 import { copyColumn, copyRow, CopyWriter } from '../../connectors/postgres-copy-rows.ts';
 import { FieldScanner } from '../../connectors/json-fields.ts';
 
@@ -123,12 +124,19 @@ const columns = [
   copyColumn('key', 'text', 't'),
 ];
 
-function lazyRecords(values: Uint8Array[]): LazyRecord[] {
+function batchOf(values: Uint8Array[]): Uint8Array {
   const records: EncodedRecord[] = values.map((value, i) => ({ key: `k${i}`, value, encoding: 'json', headers: [], timestamp: 1_700_000_000_000 + i }));
   const b = encodeBatch({ records });
   stampBatch(b, 0, 0, 1_700_000_000_000);
-  return readLazyRecords(b, 0, (offset, timestamp, key, headers, vs, i) => new LazyRecord('t', 3, offset, timestamp, key, headers, vs, i), undefined);
+  return b;
 }
+
+function lazyRecords(values: Uint8Array[]): LazyRecord[] {
+  return readLazyRecords(batchOf(values), 0, (offset, timestamp, key, headers, vs, i) => new LazyRecord('t', 3, offset, timestamp, key, headers, vs, i), undefined);
+}
+
+/** The records as the sink gets them: a subscription's view of the frame (no object per record). */
+const viewOf = (values: Uint8Array[]): RecordsView => new RecordsView('t').read(batchOf(values), 3, 0);
 
 describe('COPY rows from the stored bytes', () => {
   it('are the rows the decoded values give, for any JSON and for values that are not JSON', () => {
@@ -139,9 +147,10 @@ describe('COPY rows from the stored bytes', () => {
         const writer = new CopyWriter(columns);
         const expected: string[] = [];
         // Written first, so the writer reads the bytes before anything decoded the batch.
-        for (const r of lazyRecords(values)) {
-          writer.row(r, true);
-          if (scanner.scan(r.valueBytes!, 0, r.valueBytes!.length)) scanned++;
+        const view = viewOf(values);
+        for (let i = 0; i < view.count; i++) {
+          writer.row(view, i, true);
+          if (scanner.scan(view.valueBytes(i)!, 0, view.valueBytes(i)!.length)) scanned++;
         }
         for (const r of lazyRecords(values)) expected.push(copyRow(columns, r) + '\n');
         // As bytes, as the stream sends them: a string's lone surrogate goes out as U+FFFD either way.
@@ -167,8 +176,10 @@ describe('COPY rows from the stored bytes', () => {
 
   it('gives an upsert key per distinct key columns, the same as the general path', () => {
     const keyWriter = new CopyWriter([copyColumn('value.a', 'text', 't'), copyColumn('value.b', 'integer', 't')]);
-    const rs = lazyRecords(['{"a":"x","b":1}', '{"b":1,"a":"x"}', '{"a":"x","b":2}', '{"a":"x\\ty","b":1}', 'not json'].map(enc));
-    const keys = rs.map((r) => keyWriter.key(r));
+    const values = ['{"a":"x","b":1}', '{"b":1,"a":"x"}', '{"a":"x","b":2}', '{"a":"x\\ty","b":1}', 'not json'].map(enc);
+    const rs = lazyRecords(values);
+    const view = viewOf(values);
+    const keys = rs.map((_, i) => keyWriter.key(view, i));
     expect(new Set(keys).size).toBe(4);
     expect(keys[0]).toBe(keys[1]);
     expect(keys.map((k) => Buffer.from(k, 'latin1').toString('utf8'))).toEqual(rs.map((r) => copyRow([copyColumn('value.a', 'text', 't'), copyColumn('value.b', 'integer', 't')], r) + '\n'));

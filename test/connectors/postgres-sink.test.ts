@@ -15,7 +15,8 @@ import { startHub, tempDir, type Hub } from '../../harness/hub.ts';
 import { startPostgres, type Postgres } from '../../harness/postgres.ts';
 import { waitForValue } from '../../harness/wait.ts';
 import { PostgresSink } from '../../connectors/postgres-sink.ts';
-import type { ConsumedRecord } from '../../connectors/task.ts';
+import { encodeBatch, stampBatch } from '../../protocol/index.ts';
+import { RecordsView } from '../../web-client/records-view.ts';
 
 const GROUP_ARGS = ['--groups-session-timeout-ms', '2000', '--groups-heartbeat-interval-ms', '500'];
 
@@ -70,20 +71,16 @@ describe('postgres sink', () => {
     );
     await task.start();
     await task.open([0]);
-    const stored = (offset: number, text: string): ConsumedRecord => {
-      const bytes = new TextEncoder().encode(text);
-      let value: unknown;
-      try {
-        value = JSON.parse(text);
-      } catch {
-        value = bytes; // as the client hands over a JSON value that does not decode
-      }
-      return { topic: 'docs', partition: 0, offset, timestamp: 0, key: null, value, headers: [], valueBytes: bytes, valueEncoding: 'json' };
+    // Stored JSON texts from `offset` on, in one batch, as a subscription's view of the frame hands them over.
+    const stored = (offset: number, ...texts: string[]): RecordsView => {
+      const b = encodeBatch({ records: texts.map((t) => ({ key: null, value: new TextEncoder().encode(t), encoding: 'json', headers: [], timestamp: 0 })) });
+      stampBatch(b, 0, offset, 0);
+      return new RecordsView('docs').read(b, 0, 0);
     };
     // Tabs, a newline and backslashes, which COPY's text format must escape; 1.50 keeps its digits only if the text went in as stored.
-    await task.put([stored(0, '{"a":\t1.50,\n "s":"x\\\\y\\"z"}'), stored(1, '[1, 2]')]);
+    await task.put([stored(0, '{"a":\t1.50,\n "s":"x\\\\y\\"z"}', '[1, 2]')]);
     // A JSON value whose bytes are not JSON: PostgreSQL refuses the stored text; the batch goes in again through the decoder.
-    await task.put([stored(2, '{"ok":true}'), stored(3, '{nope')]);
+    await task.put([stored(2, '{"ok":true}', '{nope')]);
     const rows = (await pg.query<{ n: string; a: string; s: string; doc: unknown; body: string }>("SELECT n, doc->>'a' AS a, doc->>'s' AS s, doc, body::text AS body FROM docs ORDER BY n")).rows;
     // value.FIELD columns, read from the stored bytes: what the decoded value gives (1.50 as the number 1.5, the string unescaped).
     const fields = (await pg.query('SELECT a_num::text, a_text, s, ok FROM docs ORDER BY n')).rows;
@@ -220,12 +217,27 @@ describe('postgres sink', () => {
           await new Promise((r) => setTimeout(r, 100));
         }
       })();
+      // The group is told only what the table holds: every offset below a committed one is a row (read the group first).
+      let checkedCommits = 0;
+      const unwritten: string[] = [];
+      const commitsWritten = async (): Promise<void> => {
+        const d = (await (await fetch(`${hub.url}/v1/groups/payments-writers`)).json()) as { offsets?: Array<{ partition: number; committed: number | null }> };
+        for (const o of d.offsets ?? []) {
+          if (!o.committed) continue;
+          const rows = await count(`SELECT count(*) AS n FROM payments WHERE src_partition = ${o.partition} AND src_offset < ${o.committed}`);
+          if (rows !== o.committed) unwritten.push(`partition ${o.partition} committed at ${o.committed} with ${rows} rows below`);
+          checkedCommits++;
+        }
+      };
       await waitForValue(
         'rows from both',
-        () => count('SELECT count(*) AS n FROM payments'),
+        async () => (await commitsWritten(), count('SELECT count(*) AS n FROM payments')),
         (n) => n >= 15_000,
         90_000,
       );
+      await commitsWritten();
+      expect(unwritten).toEqual([]);
+      expect(checkedCommits).toBeGreaterThan(0);
       await a.kill();
       // After the session timeout the group gives the survivor everything.
       await waitForValue(

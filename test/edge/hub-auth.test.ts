@@ -98,6 +98,10 @@ describe('edge worker → hub with auth on', () => {
     expect(statuses.slice(0, 4)).toEqual([200, 200, 200, 200]);
     expect(limited?.body.error).toMatchObject({ code: 'RATE_LIMITED', retriable: true });
     expect(Number(limited?.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
-    expect(await count('sensors.rate', admin)).toBe(20);
+    // What was answered 200 is stored, what was refused is not: 20 on a quiet machine, 25 when a slow run let the
+    // bucket refill for one more request of 5 before the limit showed.
+    const accepted = statuses.filter((s) => s === 200).length;
+    expect(accepted * 5).toBeLessThanOrEqual(25);
+    expect(await count('sensors.rate', admin)).toBe(accepted * 5);
   });
 });

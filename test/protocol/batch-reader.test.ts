@@ -26,6 +26,7 @@ import {
   type Header,
   type RecordKey,
 } from '../../protocol/index.ts';
+import { RecordsView } from '../../web-client/records-view.ts';
 
 const enc = (s: string) => new TextEncoder().encode(s);
 
@@ -68,6 +69,14 @@ const readLazy = (b: Uint8Array, from: number) =>
     .map((r) => ({ offset: r.offset, timestamp: r.timestamp, key: r.key, value: r.values.value(r.i), headers: r.headers }))
     .reverse();
 
+/** The onView form's records (web-client/records-view.ts), as the record handler's shape; values read from the last first. */
+const viewRecords = (v: RecordsView) => {
+  const values = Array.from({ length: v.count }, (_, i) => v.value(v.count - 1 - i)).reverse();
+  return Array.from({ length: v.count }, (_, i) => ({ offset: v.offset(i), timestamp: v.timestamp(i), key: v.key(i), value: values[i], headers: v.headers(i) }));
+};
+/** One view across the property's runs: reused as a subscription reuses it frame after frame. */
+const sharedView = new RecordsView('t', 4);
+
 describe('batch reader', () => {
   it('gives what decodeBatches + decodeValue give, for any records and start offset', () => {
     fc.assert(
@@ -93,6 +102,19 @@ describe('batch reader', () => {
         const stored = decodeBatches(all, from);
         const lazy = readLazyRecords(all, from, makeLazy, crc32c);
         expect(lazy.map((r) => [r.values.bytes(r.i), r.values.encoding(r.i)])).toEqual(stored.map((r) => [r.value, r.encoding]));
+        // The view (no object per record) gives the same records, bytes and encodings; so do a kept copy and its slices.
+        const view = sharedView.read(all, 2, from, crc32c);
+        expect(view.partition).toBe(2);
+        const kept = view.keep();
+        const viewBytes = Array.from({ length: view.count }, (_, i) => [view.valueBytes(i), view.valueEncoding(i)]);
+        expect(viewBytes).toEqual(stored.map((r) => [r.value, r.encoding]));
+        expect(viewRecords(view)).toEqual(want);
+        const wantCopy = expected(all.slice(), from);
+        all.fill(0); // the frame's bytes reused: the kept copy holds its own
+        expect(viewRecords(kept)).toEqual(wantCopy);
+        const cut = Math.floor(kept.count / 2);
+        expect([...viewRecords(kept.slice(0, cut)), ...viewRecords(kept.slice(cut, kept.count))]).toEqual(wantCopy);
+        if (kept.count) expect(kept.record(kept.count - 1)).toMatchObject({ topic: 't', partition: 2, ...wantCopy[wantCopy.length - 1], valueEncoding: stored[stored.length - 1].encoding });
       }),
       { numRuns: 300 },
     );
@@ -111,6 +133,11 @@ describe('batch reader', () => {
     expect(() => readRecords(badKey, 0, make)).toThrow(expect.objectContaining({ code: 'BAD_BATCH' }));
     expect(() => readLazyRecords(flipped, 0, makeLazy)).toThrow(expect.objectContaining({ code: 'CORRUPT_BATCH' }));
     expect(() => readLazyRecords(badKey, 0, makeLazy)).toThrow(expect.objectContaining({ code: 'BAD_BATCH' }));
+    const view = new RecordsView('t');
+    expect(() => view.read(flipped, 0, 0)).toThrow(expect.objectContaining({ code: 'CORRUPT_BATCH' }));
+    expect(() => view.read(badKey, 0, 0)).toThrow(expect.objectContaining({ code: 'BAD_BATCH' }));
+    expect(() => view.read(badKey, 0, 5)).toThrow(expect.objectContaining({ code: 'BAD_BATCH' })); // below the position too
+    expect(view.count).toBe(0);
     // Indexed off the page: the fault crosses as data and is thrown by the reader, with the same code.
     expect(() => readIndexedRecords(flipped, structuredClone(indexFrameOrFault(flipped, crc32c)), 0, make)).toThrow(expect.objectContaining({ code: 'CORRUPT_BATCH' }));
     expect(() => readIndexedRecords(badKey, structuredClone(indexFrameOrFault(badKey, crc32c)), 0, make)).toThrow(expect.objectContaining({ code: 'BAD_BATCH' }));

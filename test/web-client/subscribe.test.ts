@@ -110,7 +110,8 @@ describe('web client subscriptions (Node, real hub)', () => {
     const got: ConsumedRecord[] = [];
     let calls = 0;
     const consumer = createClient({ url: proxy.wsUrl, outbox: 'memory', name: 'bulk-consumer', backoffInitialMs: 20, backoffMaxMs: 100 });
-    expect(() => consumer.subscribe('bulk', { from: 'earliest' })).toThrow(/either a record handler or onBatch/);
+    expect(() => consumer.subscribe('bulk', { from: 'earliest' })).toThrow(/one of a record handler, onBatch or onView/);
+    expect(() => consumer.subscribe('bulk', { onBatch: () => undefined, onView: () => undefined })).toThrow(/one of a record handler, onBatch or onView/);
     const sub = consumer.subscribe('bulk', {
       from: 'earliest',
       creditBytes: 8192,
@@ -142,6 +143,23 @@ describe('web client subscriptions (Node, real hub)', () => {
     expect(new TextDecoder().decode(lazy[7].valueBytes!)).toBe(JSON.stringify({ n: 15 }));
     expect(lazy.map((r) => (r.value as { n: number }).n)).toEqual(Array.from({ length: 1000 }, (_, i) => i * 2 + 1));
     expect(JSON.parse(JSON.stringify(lazy[7]))).toEqual({ topic: 'bulk', partition: 1, offset: 7, timestamp: lazy[7].timestamp, key: null, value: { n: 15 }, headers: [] });
+
+    // onView: the same records as columns of one view per frame (no object per record), valid during the call.
+    const viewed: Array<{ offset: number; n: number; bytes: string }> = [];
+    const viewSub = consumer.subscribe('bulk', {
+      from: 500,
+      partitions: [1],
+      onView: (v) => {
+        expect(v.partition).toBe(1);
+        for (let i = 0; i < v.count; i++) viewed.push({ offset: v.offset(i), n: (v.value(i) as { n: number }).n, bytes: new TextDecoder().decode(v.valueBytes(i)!) });
+      },
+    });
+    await until(() => viewed.length >= 500);
+    expect(viewSub.positions()).toEqual({ 1: 1000 });
+    viewSub.close();
+    expect(viewed.map((r) => r.offset)).toEqual(Array.from({ length: 500 }, (_, i) => 500 + i));
+    expect(viewed.map((r) => r.n)).toEqual(Array.from({ length: 500 }, (_, i) => (500 + i) * 2 + 1));
+    expect(viewed[3].bytes).toBe(JSON.stringify({ n: 1007 }));
 
     // A throwing batch handler stops the subscription; its position stays before the batch.
     const errors: Error[] = [];
