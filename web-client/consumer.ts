@@ -417,9 +417,8 @@ export class Subscription implements SubscriptionHandle {
           this.conn.post({ t: 'credit', sub: f.sub, bytes: f.b.length });
           continue;
         }
-        const epoch = this.epoch;
-        // The membership this frame's records are handled under: a revocation arriving meanwhile still commits them.
-        const memberId = member?.id;
+        // memberId: the membership this frame's records are handled under (a revocation meanwhile still commits them).
+        const [epoch, memberId] = [this.epoch, member?.id];
         const from = this.pos.get(f.p) ?? 0;
         this.framePartition = f.p;
         // A frame from WorkerWebSocket's worker is checked and indexed there: the records are made without walking its bytes.
@@ -479,8 +478,7 @@ export class Subscription implements SubscriptionHandle {
         if (f.sub === this.subId) this.conn.post({ t: 'credit', sub: f.sub, bytes: f.b.length });
         if (committed >= 0) {
           if (member) {
-            // Revoked while its handler ran: the member still owns the partition until it confirms, which the loop
-            // does next (applyAssignment commits first). Not committing here hands what was handled to the next owner again.
+            // Revoked while its handler ran: still its own until the confirm (after this commit), else the next owner redoes it.
             if (member.autoCommit && (member.held.has(f.p) || member.id === memberId)) member.processed(f.p, committed);
           } else if (this.opts.persist) void this.save();
         }
