@@ -94,14 +94,6 @@ const settled = <T>(op: () => Promise<T>): Promise<T> => retryWhile(/stream not 
 const withPeersSettled = <T>(op: () => Promise<T>): Promise<T> => retryWhile(/peer offline/i, 100, op);
 
 const JS_API_TIMEOUT_MS = 15_000;
-/**
- * The re-read of a stream's tail after a failed append (its info, its first and last message), retried with
- * backoff until the append's deadline. Such a request that reached a stream leader that then died went
- * unanswered for all of JS_API_TIMEOUT_MS, holding the partition's appends for 15 s after a node died,
- * while a new leader is elected within seconds. Reads keep the long timeout: a failed read ends a
- * subscription's partition, a failed re-read is only tried again.
- */
-const QUICK_API_TIMEOUT_MS = 3000;
 
 /** Mirror mode: how often the home region's catalog is re-read. */
 const CATALOG_POLL_MS = 1000;
@@ -147,7 +139,6 @@ export class JetStreamLogStore implements LogStore {
     // JetStream API requests (stream and consumer changes) wait for the meta group: on a busy cluster that takes seconds.
     this.js = this.nc.jetstream({ timeout: JS_API_TIMEOUT_MS });
     this.jsm = await this.nc.jetstreamManager({ timeout: JS_API_TIMEOUT_MS });
-    const quickJsm = await this.nc.jetstreamManager({ timeout: QUICK_API_TIMEOUT_MS, checkAPI: false });
     if (this.opts.mirror) {
       this.region = this.nc.info?.cluster ?? null;
       if (!this.region) throw new TributaryError('BAD_CONFIG', 'engineMirror: the NATS server has no cluster name (a region is a cluster joined by a gateway)');
@@ -156,7 +147,6 @@ export class JetStreamLogStore implements LogStore {
     this.env = {
       js: this.js,
       jsm: this.jsm,
-      quickJsm,
       publisher: this.publisher,
       crc: this.opts.crc ?? nativeCrc32c,
       now: Date.now,

@@ -32,8 +32,6 @@ import { H_OFFSETS, H_PREV, offsetsHeader, producerOfBatch, refOfBatch, type Bat
 export interface JsEnv {
   js: JetStreamClient;
   jsm: JetStreamManager;
-  /** The same API with a short timeout, for the re-read of a stream's tail after a failed append (retried). */
-  quickJsm: JetStreamManager;
   /** Appends: publishes awaiting their PubAck (acked-publisher.ts). */
   publisher: AckedPublisher;
   crc: Crc32c;
@@ -124,8 +122,8 @@ export class JsPartition {
   }
 
   /** Reads the stream's first and last batches (start-up, and after a failed append). */
-  async refreshTail(jsm = this.env.jsm): Promise<void> {
-    const info = await jsm.streams.info(this.stream);
+  async refreshTail(): Promise<void> {
+    const info = await this.env.jsm.streams.info(this.stream);
     const st = info.state;
     this.bytes = st.bytes;
     // Info read before appends this hub has seen since says nothing new about the tail.
@@ -140,7 +138,7 @@ export class JsPartition {
       return;
     }
     if (st.first_seq !== this.firstSeq || this.index.size === 0) {
-      const first = await jsm.streams.getMessage(this.stream, { seq: st.first_seq });
+      const first = await this.env.jsm.streams.getMessage(this.stream, { seq: st.first_seq });
       const r = refOfBatch(first.seq, first.data);
       this.firstSeq = first.seq;
       this.earliest = r.base;
@@ -148,7 +146,7 @@ export class JsPartition {
       this.index.add(first.seq, r.base);
     }
     if (st.last_seq !== this.lastSeq) {
-      const last = await jsm.streams.getMessage(this.stream, { seq: st.last_seq });
+      const last = await this.env.jsm.streams.getMessage(this.stream, { seq: st.last_seq });
       const r = refOfBatch(last.seq, last.data);
       this.index.add(last.seq, r.base);
       this.noteTail(last.seq, r.base + r.count, last.header.get('Nats-Msg-Id') ?? '', r.appendTime);
@@ -374,12 +372,11 @@ export class JsPartition {
         return;
       }
       try {
-        // Short timeout: a request to a stream leader that died is not answered; the retry reaches the new one.
-        await this.refreshTail(this.env.quickJsm);
+        await this.refreshTail();
         const again: Pending[] = [];
         for (const p of failed) {
           if (p.storedAt > 0) {
-            const m = await this.env.quickJsm.streams.getMessage(this.stream, { seq: p.storedAt });
+            const m = await this.env.jsm.streams.getMessage(this.stream, { seq: p.storedAt });
             const r = refOfBatch(m.seq, m.data);
             if (p.cached) Object.assign(p.cached, { seq: m.seq, base: r.base, appendTime: r.appendTime });
             // Stored by an earlier publish of the same message id: ours (a lost reply) or, for a producer's batch, another hub's.
