@@ -437,7 +437,7 @@ export class Subscription implements SubscriptionHandle {
           if (next >= 0) this.pos.set(f.p, next);
           if (f.sub === this.subId) this.returnCredit(f.sub, f.b.length);
           if (next >= 0 && member) {
-            if (member.autoCommit && member.held.has(f.p)) member.processed(f.p, next);
+            if (member.autoCommit && (member.held.has(f.p) || member.id === memberId)) member.processed(f.p, next);
           } else if (next >= 0 && this.opts.persist) void this.save();
           continue;
         }
