@@ -423,7 +423,8 @@ export class Subscription implements SubscriptionHandle {
           this.conn.post({ t: 'credit', sub: f.sub, bytes: f.b.length });
           continue;
         }
-        const epoch = this.epoch;
+        // memberId: the membership this frame's records are handled under (a revocation meanwhile still commits them).
+        const [epoch, memberId] = [this.epoch, member?.id];
         const from = this.pos.get(f.p) ?? 0;
         this.framePartition = f.p;
         // A frame from WorkerWebSocket's worker is checked and indexed there: the records are made without walking its bytes.
@@ -434,9 +435,9 @@ export class Subscription implements SubscriptionHandle {
           const next = view.count ? view.offset(view.count - 1) + 1 : -1;
           if (next >= 0 && !(await this.deliverBatch(view, f.p))) return;
           if (next >= 0) this.pos.set(f.p, next);
-          if (f.sub === this.subId) this.conn.post({ t: 'credit', sub: f.sub, bytes: f.b.length });
+          if (f.sub === this.subId) this.returnCredit(f.sub, f.b.length);
           if (next >= 0 && member) {
-            if (member.autoCommit && member.held.has(f.p)) member.processed(f.p, next);
+            if (member.autoCommit && (member.held.has(f.p) || member.id === memberId)) member.processed(f.p, next);
           } else if (next >= 0 && this.opts.persist) void this.save();
           continue;
         }
@@ -483,7 +484,8 @@ export class Subscription implements SubscriptionHandle {
         if (f.sub === this.subId) this.returnCredit(f.sub, f.b.length);
         if (committed >= 0) {
           if (member) {
-            if (member.autoCommit && member.held.has(f.p)) member.processed(f.p, committed);
+            // Revoked while its handler ran: still its own until the confirm (after this commit), else the next owner redoes it.
+            if (member.autoCommit && (member.held.has(f.p) || member.id === memberId)) member.processed(f.p, committed);
           } else if (this.opts.persist) void this.save();
         }
       }

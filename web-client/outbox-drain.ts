@@ -28,12 +28,22 @@
  *   drain in the records form under that client's producer id, one lane per
  *   topic, and the topic's newer events wait until they are acked: a resend
  *   of an old request must keep the numbering it was appended under.
+ * - A store that holds segments (`OutboxStore.segments`, the memory store)
+ *   is read a chunk at a time; a chunk is assigned whole (the same rule as
+ *   single events, in id order) and becomes ready batches per partition,
+ *   which a lane sends as they are (one request each) and an ack removes
+ *   whole. Where a lane needs single events (a refusal, refused-for-good
+ *   sequences to renumber around, a halved batch limit), it splits the
+ *   segment into events first, and the rules above apply unchanged.
  */
-import { TributaryError, ackOffsets, murmur2, partitionForKey, partitionForUnkeyed, utf8, type AckFrame, type Crc32c, type ErrorCode } from '../protocol/index.ts';
+
+import { TributaryError, murmur2, partitionForKey, partitionForUnkeyed, utf8, type AckFrame, type Crc32c, type ErrorCode } from '../protocol/index.ts';
 import type { Connection } from './connection.ts';
 import { ClientError } from './errors.ts';
 import { encodeOutboxBatch } from './event-input.ts';
 import { addSkips, wireSequence, type OutboxEvent, type OutboxStore } from './outbox.ts';
+import { isChunk, isSegment, type Chunk, type Segment } from './outbox-segment.ts';
+import { BatchAck, FRAME_SLACK_BYTES, countOf, takeBatch, type Item, type Lane } from './outbox-lane.ts';
 import type { AckInfo, ProducerSink } from './producer.ts';
 
 /** Events read ahead of the lanes: enough for a window of full batches on every partition, bounded. */
@@ -47,8 +57,6 @@ const MAX_PENDING_REMOVAL_EVENTS = 40_000;
 const KEY_HASH_CACHE_MAX = 10_000;
 /** Produce requests in flight over all lanes (the hub allows 64 requests per connection). */
 const MAX_IN_FLIGHT_ALL_LANES = 32;
-/** Room for a produce frame's own fields around its records. */
-const FRAME_SLACK_BYTES = 4096;
 /**
  * A topic's partition count is asked again after this long before events
  * are assigned (Kafka's metadata.max.age.ms is 5 min): events queued after a
@@ -82,25 +90,13 @@ export interface DrainHost {
   foreign(session: number, minId: number, subject: string): void;
 }
 
-interface Lane {
-  topic: string;
-  /** The partition; -1 for the records-form lane of an older client's events. */
-  p: number;
-  key: string;
-  events: OutboxEvent[];
-  running: boolean;
-  maxRecords: number;
-  /** Requests this lane may have in flight: see Drainer.fullStart; 1 after a refusal, doubling with each ack. */
-  window: number;
-}
-
 interface TopicState {
   name: string;
   /** Records-form events of an older client, and how many of them are not acked or failed yet. */
   legacy?: Lane;
   legacyLeft: number;
-  /** Batch-form events in id order, not yet handed to a partition lane (some not assigned yet). */
-  waiting: OutboxEvent[];
+  /** Batch-form events (or chunks) in id order, not yet handed to a partition lane (some not assigned yet). */
+  waiting: Array<OutboxEvent | Chunk>;
   feeding: boolean;
   partitions: number;
   partitionsAt: number;
@@ -116,39 +112,13 @@ interface Session {
   slotWaiters: Array<() => void>;
   topics: Map<string, TopicState>;
   crc: Crc32c;
+  /** Per chunk read but not assigned yet, its events counted in `buffered` (an open chunk may grow until assigned). */
+  counted: Map<Chunk, number>;
 }
 
 type Outcome = { kind: 'ack'; ack: AckFrame } | { kind: 'refused'; err: TributaryError } | { kind: 'ended' };
 
 export class SessionEnded extends Error {}
-
-/** An acked batch as `ack` listeners see it; the per-event list is built only if a listener reads it. */
-class BatchAck implements AckInfo {
-  readonly duplicate: boolean;
-  private list?: AckInfo['records'];
-
-  constructor(
-    readonly topic: string,
-    private readonly batch: OutboxEvent[],
-    private readonly ack: AckFrame,
-  ) {
-    this.duplicate = ack.dup === true;
-  }
-
-  get records(): AckInfo['records'] {
-    if (this.list) return this.list;
-    const batch = this.batch;
-    const offsets = ackOffsets(this.ack, batch.length);
-    const records = new Array<AckInfo['records'][number]>(batch.length);
-    for (let i = 0; i < batch.length; i++) records[i] = { id: batch[i].id, seq: batch[i].seq, partition: offsets[i]?.partition ?? -1, offset: offsets[i]?.offset ?? -1 };
-    this.list = records;
-    return records;
-  }
-
-  toJSON(): AckInfo {
-    return { topic: this.topic, duplicate: this.duplicate, records: this.records };
-  }
-}
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const backoffMs = (attempt: number) => Math.random() * Math.min(10_000, 100 * 2 ** attempt);
@@ -156,7 +126,7 @@ const backoffMs = (attempt: number) => Math.random() * Math.min(10_000, 100 * 2 
 export class Drainer {
   /** Outbox writes in progress (removals, failures): a new session waits for them. */
   readonly removing = new Set<Promise<unknown>>();
-  private removals: Array<{ events: OutboxEvent[]; info: AckInfo }> = [];
+  private removals: Array<{ events: Item[]; info: AckInfo }> = [];
   private removalCount = 0;
   private removalRun?: Promise<void>;
   /** Per lane key, sequences refused for good: the wire numbering leaves them out (no gap at the hub). */
@@ -191,12 +161,37 @@ export class Drainer {
     this.skips = await this.h.store.skipped();
     if (!this.h.live(id)) return;
     const subject = this.h.conn.subject;
-    const st: Session = { id, buffered: 0, inFlight: 0, slotWaiters: [], topics: new Map(), crc };
+    const st: Session = { id, buffered: 0, inFlight: 0, slotWaiters: [], topics: new Map(), crc, counted: new Map() };
     let cursor = 0;
+    let chunkCursor: Chunk | undefined;
     const blocked = new Set<string>();
+    const segments = this.h.store.segments;
     while (this.h.live(id)) {
       const woken = new Promise<void>((r) => (this.wakeLoader = r));
-      if (st.buffered < READ_AHEAD_MAX - READ_CHUNK) {
+      if (segments && st.buffered < READ_AHEAD_MAX - READ_CHUNK) {
+        const chunks = segments.readChunks(chunkCursor, READ_CHUNK);
+        let foreignMin = Infinity;
+        const touched = new Set<TopicState>();
+        let n = 0;
+        for (const c of chunks) {
+          chunkCursor = c;
+          if (c.sub !== subject || (blocked.size > 0 && blocked.has(c.topic))) {
+            blocked.add(c.topic);
+            if (c.sub !== subject && c.id < foreignMin) foreignMin = c.id;
+            continue;
+          }
+          const ts = this.topic(st, c.topic);
+          touched.add(ts);
+          const live = c.live;
+          n += live;
+          st.buffered += live;
+          if (!c.sealed) st.counted.set(c, live);
+          ts.waiting.push(c);
+        }
+        if (foreignMin !== Infinity) this.h.foreign(id, foreignMin, subject);
+        for (const ts of touched) void this.feed(ts, st);
+        if (n >= READ_CHUNK) continue;
+      } else if (!segments && st.buffered < READ_AHEAD_MAX - READ_CHUNK) {
         const evs = await this.h.store.read(cursor, READ_CHUNK);
         if (!this.h.live(id)) break;
         let foreignMin = Infinity;
@@ -259,8 +254,15 @@ export class Drainer {
         let n = 0;
         const waiting = ts.waiting;
         const lanes = ts.lanes;
-        while (n < waiting.length && waiting[n].p !== -1) {
-          const e = waiting[n++];
+        for (; n < waiting.length; n++) {
+          const e = waiting[n];
+          if (isChunk(e)) {
+            if (!e.sealed) break;
+            // What is left of an assigned chunk (a re-read after a cut: only what was not acked).
+            for (const it of e.sealed) (lanes[it.p!] ??= this.newLane(ts.name, it.p!)).events.push(it);
+            continue;
+          }
+          if (e.p === -1) break;
           const p = e.p!;
           const lane = (lanes[p] ??= this.newLane(ts.name, p));
           lane.events.push(e);
@@ -276,7 +278,21 @@ export class Drainer {
           continue;
         }
         attempt = 0;
-        const head = ts.waiting.slice(0, ASSIGN_MAX);
+        const first = ts.waiting[0];
+        if (isChunk(first)) {
+          const segments = this.h.store.segments!;
+          const counted = st.counted.get(first) ?? 0;
+          st.counted.delete(first);
+          segments.sealChunk(first, count, { maxRecords: this.o.maxBatchRecords, maxBytes: this.maxBatchBytes() }, st.crc);
+          // Events appended to the chunk after it was read are drained with it.
+          st.buffered += first.live - counted;
+          // A chunk failed meanwhile (by a session before) has nothing left to drain here.
+          if (!first.sealed) ts.waiting.shift();
+          continue;
+        }
+        let chunkAt = ts.waiting.findIndex(isChunk);
+        if (chunkAt < 0) chunkAt = ts.waiting.length;
+        const head = ts.waiting.slice(0, Math.min(ASSIGN_MAX, chunkAt)) as OutboxEvent[];
         const assigned = await this.h.store.assign(head.map((e) => ({ event: e, p: this.partitionOf(e, count) })));
         if (!this.h.live(st.id)) return;
         // An event the store no longer holds (it cannot be assigned) is not drained here.
@@ -288,6 +304,11 @@ export class Drainer {
     } finally {
       ts.feeding = false;
     }
+  }
+
+  /** Stay well inside the hub's frame limit (it closes the connection over a larger frame). */
+  private maxBatchBytes(): number {
+    return Math.min(this.o.maxBatchBytes, Math.floor((this.h.conn.maxFrameBytes - FRAME_SLACK_BYTES) * 0.9));
   }
 
   private partitionOf(e: OutboxEvent, partitions: number): number {
@@ -318,10 +339,16 @@ export class Drainer {
     } catch (err) {
       if (err instanceof ClientError || !(err instanceof TributaryError) || SESSION_CODES.has(err.code)) return 'ended';
       if (err.retriable) return 'retry';
-      const bad = ts.waiting.filter((e) => e.p === -1);
-      ts.waiting = ts.waiting.filter((e) => e.p !== -1);
+      const unassigned = (e: OutboxEvent | Chunk) => (isChunk(e) ? !e.sealed : e.p === -1);
+      const bad = ts.waiting.filter(unassigned);
+      ts.waiting = ts.waiting.filter((e) => !unassigned(e));
+      let n = 0;
+      for (const e of bad) {
+        n += isChunk(e) ? (st.counted.get(e) ?? 0) : 1;
+        if (isChunk(e)) st.counted.delete(e);
+      }
       await this.fail(bad, err, ts.name);
-      st.buffered -= bad.length;
+      st.buffered -= n;
       return 'failed';
     }
     if (!this.h.live(st.id)) return 'ended';
@@ -339,19 +366,24 @@ export class Drainer {
    */
   private async runLane(lane: Lane, st: Session): Promise<void> {
     lane.running = true;
-    const window: Array<{ batch: OutboxEvent[]; outcome: Promise<Outcome> }> = [];
+    const window: Array<{ batch: Item[]; outcome: Promise<Outcome> }> = [];
     let attempt = 0;
     try {
       while ((lane.events.length || window.length) && this.h.live(st.id)) {
         while (window.length < lane.window && lane.events.length && st.inFlight < MAX_IN_FLIGHT_ALL_LANES) {
           const batch = this.takeBatch(lane);
-          if (batch.length === 1 && batch[0].bytes + FRAME_SLACK_BYTES > this.h.conn.maxFrameBytes) {
+          if (batch.length === 1 && !isSegment(batch[0]) && batch[0].bytes + FRAME_SLACK_BYTES > this.h.conn.maxFrameBytes) {
             if (window.length) {
               lane.events.unshift(...batch); // refuse it once the requests ahead are answered
               break;
             }
             // The hub would close the connection over it (4413) and the re-send would loop: refuse it here.
-            await this.refused(lane, batch, new TributaryError('FRAME_TOO_LARGE', `event of ${batch[0].bytes} bytes exceeds the hub's frame limit of ${this.h.conn.maxFrameBytes} bytes`), st);
+            await this.refused(
+              lane,
+              batch as OutboxEvent[],
+              new TributaryError('FRAME_TOO_LARGE', `event of ${batch[0].bytes} bytes exceeds the hub's frame limit of ${this.h.conn.maxFrameBytes} bytes`),
+              st,
+            );
             continue;
           }
           st.inFlight++;
@@ -381,7 +413,7 @@ export class Drainer {
         // Refused: what was sent behind it comes back refused as a gap (or acked, if it was a retry of
         // requests appended before); what was not acked goes back to the lane, behind the head, in order.
         const behind = await Promise.all(window.splice(0).map(async (w) => ({ batch: w.batch, out: await w.outcome })));
-        const back: OutboxEvent[] = [];
+        const back: Item[] = [];
         let ended = false;
         for (const w of behind) {
           if (w.out.kind === 'ack') await this.acked(lane, w.batch, w.out.ack, st);
@@ -404,7 +436,7 @@ export class Drainer {
           attempt++;
           continue;
         }
-        await this.refused(lane, head.batch, err, st);
+        await this.refused(lane, this.events(head.batch), err, st);
       }
     } catch (err) {
       if (!(err instanceof SessionEnded)) this.h.sink.error(err as Error);
@@ -414,14 +446,19 @@ export class Drainer {
   }
 
   /** Sends one request; the outcome never rejects (the connection's end is an outcome too). */
-  private sendOnce(lane: Lane, batch: OutboxEvent[], crc: Crc32c): Promise<Outcome> {
-    const seq = wireSequence(batch[0].seq, this.skips[lane.key]);
+  private sendOnce(lane: Lane, batch: Item[], crc: Crc32c): Promise<Outcome> {
     let request: Promise<unknown>;
     try {
-      if (lane.p < 0) {
-        request = this.h.conn.request({ t: 'produce', topic: lane.topic, pid: this.h.legacyProducerId ?? this.h.producerId, seq, records: batch.map((e) => e.rec) });
+      const first = batch[0];
+      if (isSegment(first)) {
+        // Ready as it is: takeBatch hands out a segment only where its sequences need no renumbering.
+        request = this.h.conn.request({ t: 'produce', topic: lane.topic, batches: (batch as Segment[]).map((s) => ({ p: lane.p, b: s.batch })) });
+      } else if (lane.p < 0) {
+        const seq = wireSequence(first.seq, this.skips[lane.key]);
+        request = this.h.conn.request({ t: 'produce', topic: lane.topic, pid: this.h.legacyProducerId ?? this.h.producerId, seq, records: (batch as OutboxEvent[]).map((e) => e.rec) });
       } else {
-        const b = encodeOutboxBatch(this.h.producerId, seq, batch, crc);
+        const seq = wireSequence(first.seq, this.skips[lane.key]);
+        const b = encodeOutboxBatch(this.h.producerId, seq, batch as OutboxEvent[], crc);
         request = this.h.conn.request({ t: 'produce', topic: lane.topic, batches: [{ p: lane.p, b }] });
       }
     } catch (err) {
@@ -443,17 +480,19 @@ export class Drainer {
    * arrive while one runs are grouped into the next: one transaction (one
    * fsync) per group, however many batches.
    */
-  private async acked(lane: Lane, batch: OutboxEvent[], ack: AckFrame, st: Session): Promise<void> {
-    st.buffered -= batch.length;
+  private async acked(lane: Lane, batch: Item[], ack: AckFrame, st: Session): Promise<void> {
+    let n = 0;
+    for (const e of batch) n += countOf(e);
+    st.buffered -= n;
     this.removals.push({ events: batch, info: new BatchAck(lane.topic, batch, ack) });
-    this.removalCount += batch.length;
+    this.removalCount += n;
     if (!this.removalRun) {
       const run = this.runRemovals();
       this.removalRun = run;
       this.removing.add(run);
       void run.finally(() => this.removing.delete(run));
     }
-    if (lane.p < 0) this.legacyDone(lane, batch.length, st);
+    if (lane.p < 0) this.legacyDone(lane, n, st);
     this.wake();
     // Bounded: past a few windows' worth waiting, wait for the running removal.
     if (this.removalCount > MAX_PENDING_REMOVAL_EVENTS) await this.removalRun;
@@ -468,18 +507,28 @@ export class Drainer {
   }
 
   private async runRemovals(): Promise<void> {
+    // A store that removes synchronously (segments) must not finish before `removalRun` is set.
+    await Promise.resolve();
     try {
       while (this.removals.length) {
         const group = this.removals.splice(0);
-        const events: OutboxEvent[] = [];
-        for (const g of group) for (const e of g.events) events.push(e);
+        const events: Item[] = [];
+        let n = 0;
+        for (const g of group) {
+          for (const e of g.events) {
+            events.push(e);
+            n += countOf(e);
+          }
+        }
         try {
-          await this.h.store.remove(events);
+          const segments = this.h.store.segments;
+          if (segments) segments.removeItems(events);
+          else await this.h.store.remove(events as OutboxEvent[]);
           for (const g of group) this.h.sink.ack(g.info);
         } catch (err) {
           this.h.sink.error(err as Error);
         } finally {
-          this.removalCount -= events.length;
+          this.removalCount -= n;
         }
         this.h.left();
       }
@@ -489,6 +538,14 @@ export class Drainer {
   }
 
   /** A refusal for good: halve a batch one record may have spoilt, fail one named record, or fail the batch. */
+  /** A batch as single events (a segment split up: a refusal speaks about its records one by one). */
+  private events(batch: Item[]): OutboxEvent[] {
+    if (!isSegment(batch[0])) return batch as OutboxEvent[];
+    const out: OutboxEvent[] = [];
+    for (const s of batch as Segment[]) for (const e of this.h.store.segments!.splitSegment(s)) out.push(e);
+    return out;
+  }
+
   private async refused(lane: Lane, batch: OutboxEvent[], err: TributaryError, st: Session): Promise<void> {
     if (SPLIT_CODES.has(err.code) && batch.length > 1) {
       const index = err.details?.index;
@@ -509,9 +566,10 @@ export class Drainer {
   }
 
   /** Moves events to the failed list (their sequences to the skipped list, in the same write) and says so. */
-  private async fail(events: OutboxEvent[], err: TributaryError, topic: string): Promise<void> {
-    if (!events.length) return;
-    const p = this.h.store.fail(events, err.code, err.message);
+  private async fail(items: Array<OutboxEvent | Chunk>, err: TributaryError, topic: string): Promise<void> {
+    if (!items.length) return;
+    const segments = this.h.store.segments;
+    const p = segments ? Promise.resolve().then(() => segments.failItems(items, err.code, err.message)) : this.h.store.fail(items as OutboxEvent[], err.code, err.message);
     this.removing.add(p);
     try {
       await p;
@@ -519,30 +577,16 @@ export class Drainer {
       this.removing.delete(p);
     }
     // Their sequences were never appended: the events after them take those numbers (the hub refuses gaps).
+    const events = items.filter((e): e is OutboxEvent => !isChunk(e));
     addSkips(this.skips, events);
-    this.h.sink.error(new TributaryError(err.code, `${events.length} event(s) of ${topic} refused for good and moved to failed(): ${err.message}`, { ...err.details, topic, events: events.length }));
+    let n = 0;
+    for (const e of items) n += countOf(e);
+    this.h.sink.error(new TributaryError(err.code, `${n} event(s) of ${topic} refused for good and moved to failed(): ${err.message}`, { ...err.details, topic, events: n }));
     this.h.left();
   }
 
-  /** Events of one lane in sequence order, contiguous wire sequences, within the batch bounds. */
-  private takeBatch(lane: Lane): OutboxEvent[] {
-    const ev = lane.events;
-    const skipped = this.skips[lane.key];
-    // Stay well inside the hub's frame limit (it closes the connection over a larger frame).
-    const maxBytes = Math.min(this.o.maxBatchBytes, Math.floor((this.h.conn.maxFrameBytes - FRAME_SLACK_BYTES) * 0.9));
-    let n = 1;
-    let bytes = ev[0].bytes;
-    if (!skipped?.length) {
-      // No refusals in this lane: sequences are dense, nothing to renumber.
-      while (n < ev.length && n < lane.maxRecords && ev[n].seq === ev[n - 1].seq + 1 && bytes + ev[n].bytes <= maxBytes) bytes += ev[n++].bytes;
-      return ev.splice(0, n);
-    }
-    let wire = wireSequence(ev[0].seq, skipped);
-    while (n < ev.length && n < lane.maxRecords && wireSequence(ev[n].seq, skipped) === wire + 1 && bytes + ev[n].bytes <= maxBytes) {
-      wire++;
-      bytes += ev[n].bytes;
-      n++;
-    }
-    return ev.splice(0, n);
+  /** The lane's next request (outbox-lane.ts `takeBatch`). */
+  private takeBatch(lane: Lane): Item[] {
+    return takeBatch(lane, this.skips[lane.key], this.maxBatchBytes(), this.h.conn.maxFrameBytes, (seg) => this.h.store.segments!.splitSegment(seg));
   }
 }

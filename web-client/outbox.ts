@@ -20,6 +20,7 @@
  * any `OutboxStore` the application brings.
  */
 import type { WireRecord } from '../protocol/index.ts';
+import type { SegmentStore } from './outbox-segment.ts';
 
 /** An event in the outbox. */
 export interface OutboxEvent {
@@ -99,6 +100,12 @@ export interface OutboxStore {
    * costs the drain a share of a removal and its own encode, send and ack.
    */
   readonly drainBatchRecords?: number;
+  /**
+   * Optional: the store holds events as segments (outbox-segment.ts) and the
+   * drain reads, assigns and removes them through this instead of `read`,
+   * `assign`, `remove` (the memory store). Absent: events one by one.
+   */
+  readonly segments?: SegmentStore;
   /**
    * Stores the entries in order, assigning ids (partition and sequence wait
    * for `assign`: p = -1, seq = -1). An entry that would exceed `bounds` is

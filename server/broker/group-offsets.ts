@@ -11,6 +11,7 @@
  * the map in the order they were issued, whatever order appends resolve in.
  */
 import { decodeBatches, encodeBatch } from '../../protocol/batch.ts';
+import { TributaryError } from '../../protocol/errors.ts';
 import type { Crc32c } from '../../protocol/crc32c.ts';
 import type { EncodedRecord } from '../../protocol/record.ts';
 import type { LogStore } from '../storage/log-store.ts';
@@ -20,6 +21,9 @@ const OFFSETS_TOPIC = '__consumer_offsets';
 const INTERNAL_TOPIC_PREFIX = '__';
 /** Bytes read per step while replaying. */
 const REPLAY_READ_BYTES = 1024 * 1024;
+/** A shared engine's offsets topic, created by another hub a moment ago, is attached here within this. */
+const ATTACH_WAIT_MS = 30_000;
+const ATTACH_POLL_MS = 50;
 
 export const isInternalTopic = (name: string): boolean => name.startsWith(INTERNAL_TOPIC_PREFIX);
 
@@ -47,8 +51,19 @@ export class GroupOffsets {
   /** Creates the topic when missing, then replays it. */
   async open(): Promise<void> {
     if (!this.store.getTopic(OFFSETS_TOPIC)) {
-      // Compacted: only the newest offset per key survives; keep forever (retention would forget commits).
-      await this.store.createTopic(OFFSETS_TOPIC, 1, { cleanupPolicy: 'compact', retentionMs: -1, retentionBytes: -1, fsync: 'always' });
+      try {
+        // Compacted: only the newest offset per key survives; keep forever (retention would forget commits).
+        await this.store.createTopic(OFFSETS_TOPIC, 1, { cleanupPolicy: 'compact', retentionMs: -1, retentionBytes: -1, fsync: 'always' });
+      } catch (err) {
+        // Another hub over the same engine created it meanwhile (hubs started together): this one has it once
+        // its catalog watch attached it. Failing here ended the hub's start.
+        if (!(err instanceof TributaryError && err.code === 'TOPIC_EXISTS')) throw err;
+        const until = Date.now() + ATTACH_WAIT_MS;
+        while (!this.store.getTopic(OFFSETS_TOPIC)) {
+          if (Date.now() > until) throw new TributaryError('STORAGE_UNAVAILABLE', `${OFFSETS_TOPIC} exists in the engine but was not attached within ${ATTACH_WAIT_MS} ms`);
+          await new Promise((r) => setTimeout(r, ATTACH_POLL_MS));
+        }
+      }
     }
     await this.catchUp();
   }

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Hub } from '../../harness/hub.ts';
 import { startTcpProxy, type TcpProxy } from '../../harness/tcp-proxy.ts';
 import { WsClient } from '../helpers/ws-client.ts';
+import { createClient } from '../../web-client/node.ts';
 import { SESSION_TIMEOUT_MS, createTopic, groupView, keysOf, member, produce, sleep, startGroupHub, waitFor, type TestMember } from './support.ts';
 
 let hub: Hub;
@@ -53,6 +54,32 @@ describe('consumer groups', () => {
     expect(view.members.map((m) => m.partitions.length).sort()).toEqual([4, 4, 4]);
     for (const o of view.offsets) expect(o.committed).toBe(50);
     for (const m of ms) expect(m.errors).toEqual([]);
+  });
+
+  it('a record in hand when its partition is revoked is committed before the confirm: the next owner starts after it', async () => {
+    // docs/protocol.md: records being handled finish, what was finished is committed, then the member confirms.
+    // The web client used to drop the commit of a frame whose partition was revoked while its handler ran, so
+    // the next owner got those records again (the hubs-over-JetStream group test once saw one such duplicate).
+    await createTopic(hub.url, 'handover', 2);
+    const a = join('handover-a', 'handover', 'handovers');
+    await waitFor(() => a.sub.assignment().length === 2, 10_000, 'a owns both partitions');
+    let release!: () => void;
+    a.gate = new Promise<void>((r) => (release = r));
+    const producer = createClient({ url: hub.wsUrl, outbox: 'memory', name: 'handover-producer' });
+    for (let n = 0; n < 10; n++) await producer.send('handover', { partition: 1, value: { n } });
+    await producer.flush();
+    await producer.close();
+    await waitFor(() => a.inHand !== null, 10_000, 'a handling the first record');
+    // b joins: the sticky assignor keeps the lower partition with a and moves partition 1, the one in hand.
+    const b = join('handover-b', 'handover', 'handovers');
+    await waitFor(() => a.sub.assignment().join() === '0', 10_000, 'a told to give up partition 1');
+    release();
+    await waitFor(() => b.sub.assignment().join() === '1', 10_000, 'b owns partition 1');
+    await waitFor(() => a.seen.length + b.seen.length >= 10, 10_000, '10 records handled');
+    await sleep(200); // proves a negative: a duplicate would show up now
+    expect(keysOf(a.seen)).toEqual(['1:0']);
+    expect(keysOf(b.seen)).toEqual(Array.from({ length: 9 }, (_, i) => `1:${i + 1}`));
+    expect([...a.errors, ...b.errors]).toEqual([]);
   });
 
   it('a dropped member loses its partitions within the session timeout; the others resume from its last commit', async () => {

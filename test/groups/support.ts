@@ -58,14 +58,18 @@ export interface TestMember {
   errors: Error[];
   /** While set, the handler waits on it (to hold a member still). */
   gate: Promise<void> | null;
+  /** The record whose handler is running now (waiting on the gate, say). */
+  inHand: ConsumedRecord | null;
 }
 
 export function member(url: string, name: string, topic: string, group: string, opts: Partial<SubscribeOptions> = {}, clientOpts: Partial<ClientOptions> = {}): TestMember {
   const client = createClient({ url, outbox: 'memory', name, backoffInitialMs: 20, backoffMaxMs: 200, ...clientOpts });
-  const m: TestMember = { name, client, sub: undefined as unknown as SubscriptionHandle, seen: [], errors: [], gate: null };
+  const m: TestMember = { name, client, sub: undefined as unknown as SubscriptionHandle, seen: [], errors: [], gate: null, inHand: null };
   client.on('error', (e) => m.errors.push(e));
   m.sub = client.subscribe(topic, { group, from: 'earliest', ...opts }, async (r) => {
+    m.inHand = r;
     if (m.gate) await m.gate;
+    m.inHand = null;
     m.seen.push(r);
   });
   return m;

@@ -151,8 +151,10 @@ export class JsGroupLink implements GroupLink {
         this.revision = await this.kv.create(LEASE_KEY, enc.encode(this.hubId));
         this.set(this.hubId);
       } catch {
-        // Another hub created it first: the next tick reads who.
-        this.set(null);
+        // Another hub created it first (hubs starting together): read who now, not a tick later, so that a
+        // member joining through this hub meanwhile is not refused for want of a coordinator.
+        const won = await this.kv.get(LEASE_KEY);
+        this.set(won && won.operation === 'PUT' && won.value.length > 0 ? dec.decode(won.value) : null);
       }
     } catch (err) {
       this.log.warn({ err: String(err) }, 'group coordinator lease check failed');

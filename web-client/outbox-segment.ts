@@ -1,0 +1,356 @@
+/**
+ * Outbox segments: events held as bytes, not as one object each.
+ *
+ * A store that keeps its events in memory (outbox-memory.ts) copies each
+ * appended event's record body (encoded once at `send()`) into the open
+ * `Chunk` of its topic and subject: one growing byte buffer and a few typed
+ * columns (timestamp, partition route, bound size), ids dense from the
+ * chunk's first. The event objects `send()` built die young, and the
+ * outbox holds a handful of objects per ten thousand events.
+ *
+ * When the drainer assigns a chunk (`sealChunk`: the same rule and the same
+ * moment as `OutboxStore.assign` for single events: partition from the count
+ * known then, sequence dense per producer and partition, in id order), the
+ * chunk becomes `Segment`s: each one record batch of one partition, bytes as
+ * the hub stores them (protocol/batch.ts), its base sequence written in. The
+ * drain sends a segment's bytes as they are, as often as it must (a resend
+ * after a cut carries the same sequences), and an ack drops the segment
+ * whole; per-event ids and sequences come from the segment's columns.
+ *
+ * Anything unusual (a refusal, a lane with refused-for-good sequences, a
+ * smaller batch limit after a split) turns a segment back into single
+ * events (`segmentEvents`), which the drain handles as it always did.
+ */
+import {
+  BATCH_HEADER_BYTES,
+  CRC_START,
+  ENCODING_CODE,
+  O_CRC,
+  decodeBatchTrusted,
+  decodeRecordBody,
+  murmur2,
+  partitionForUnkeyed,
+  utf8,
+  uvarintSize,
+  utf8Length,
+  writeBatchHeader,
+  writeUint32,
+  writeUvarint,
+  zigzag,
+  type Crc32c,
+  type WireRecord,
+} from '../protocol/index.ts';
+import { recordBody } from './event-input.ts';
+import type { NewOutboxEvent, OutboxEvent } from './outbox.ts';
+
+/** Events per chunk: a chunk is assigned at once, so it stays within a few batches per partition. */
+export const CHUNK_MAX_EVENTS = 8_000;
+/** route column: the event names no partition and has no key (runs of ids per partition). */
+const ROUTE_UNKEYED = -1;
+/** route column: the partition comes from the key's hash (`hash` column). */
+const ROUTE_KEYED = -2;
+/** Keys whose murmur2 hash is remembered (keys repeat: users, devices, orders). */
+const KEY_HASH_CACHE_MAX = 10_000;
+const keyHashes = new Map<string, number>();
+
+function keyHash(k: string | Uint8Array): number {
+  if (typeof k !== 'string') return murmur2(k) & 0x7fffffff;
+  let h = keyHashes.get(k);
+  if (h === undefined) {
+    if (keyHashes.size >= KEY_HASH_CACHE_MAX) keyHashes.clear();
+    h = murmur2(utf8(k)) & 0x7fffffff;
+    keyHashes.set(k, h);
+  }
+  return h;
+}
+
+const EMPTY = new Uint8Array(0);
+const EMPTY_U32 = new Uint32Array(0);
+const EMPTY_F64 = new Float64Array(0);
+const EMPTY_I32 = new Int32Array(0);
+
+/** Events of one topic and subject, appended in id order, not yet assigned partitions. */
+export class Chunk {
+  readonly kind = 'chunk';
+  count = 0;
+  /** Events of the chunk still in the outbox (not acked, not failed). */
+  live = 0;
+  /** Bytes counted against the outbox's bound. */
+  bytes = 0;
+  /** Set by sealChunk: the segments (and, once split up, events) this chunk became. */
+  sealed?: Array<Segment | OutboxEvent>;
+  buf = new Uint8Array(64 * 1024);
+  /** Record body i is buf[ends[i-1] .. ends[i]). */
+  ends = new Uint32Array(256);
+  ts = new Float64Array(256);
+  route = new Int32Array(256);
+  hash = new Int32Array(256);
+  sizes = new Uint32Array(256);
+
+  constructor(
+    readonly topic: string,
+    readonly sub: string,
+    /** Id of the first event. */
+    readonly id: number,
+  ) {}
+
+  /** Id of the last event. */
+  get lastId(): number {
+    return this.id + this.count - 1;
+  }
+
+  /** Appends one event (its id is the next one: id + count), its record body as `send()` encoded it. */
+  add(e: NewOutboxEvent): void {
+    const i = this.count;
+    if (i === this.ends.length) this.growColumns();
+    const start = i === 0 ? 0 : this.ends[i - 1];
+    // An entry from elsewhere than send() (a store used directly) may come without its body.
+    const body = e.body ?? recordBody(e.rec);
+    if (start + body.length > this.buf.length) {
+      const next = new Uint8Array(Math.max(this.buf.length * 2, start + body.length));
+      next.set(this.buf.subarray(0, start));
+      this.buf = next;
+    }
+    this.buf.set(body, start);
+    this.ends[i] = start + body.length;
+    const rec = e.rec;
+    this.ts[i] = rec.ts!;
+    const k = rec.k;
+    if (rec.p !== undefined) this.route[i] = rec.p;
+    else if (k === undefined || k === null) this.route[i] = ROUTE_UNKEYED;
+    else {
+      this.route[i] = ROUTE_KEYED;
+      this.hash[i] = keyHash(k);
+    }
+    this.sizes[i] = e.bytes;
+    this.bytes += e.bytes;
+    this.count = i + 1;
+  }
+
+  /** Once sealed, the bodies live in the segments' batches: the chunk's own copy goes. */
+  dropBodies(): void {
+    this.buf = EMPTY;
+    this.ends = this.sizes = EMPTY_U32;
+    this.ts = EMPTY_F64;
+    this.route = this.hash = EMPTY_I32;
+  }
+
+  private growColumns(): void {
+    const n = this.ends.length * 2;
+    const grow = <T extends Uint32Array | Float64Array | Int32Array>(a: T, make: (n: number) => T): T => {
+      const b = make(n);
+      b.set(a);
+      return b;
+    };
+    this.ends = grow(this.ends, (n) => new Uint32Array(n));
+    this.ts = grow(this.ts, (n) => new Float64Array(n));
+    this.route = grow(this.route, (n) => new Int32Array(n));
+    this.hash = grow(this.hash, (n) => new Int32Array(n));
+    this.sizes = grow(this.sizes, (n) => new Uint32Array(n));
+  }
+
+  /** The partition event i goes to with `partitions` partitions (the drain's rule, outbox-drain.ts). */
+  partitionOf(i: number, partitions: number, producerId: string): number {
+    const r = this.route[i];
+    if (r >= 0) return r;
+    if (r === ROUTE_KEYED) return this.hash[i] % partitions;
+    return partitionForUnkeyed(producerId, this.id + i, partitions);
+  }
+
+  /** The wire record of event i (for the failed list and the rare paths that want events). */
+  record(i: number): WireRecord {
+    const start = i === 0 ? 0 : this.ends[i - 1];
+    // A copy: the record outlives this chunk's buffer (failed list), and views would pin it.
+    const parts = decodeRecordBody(this.buf.slice(start, this.ends[i]))!;
+    const rec: WireRecord = { v: parts.value, ts: this.ts[i] };
+    if (parts.key !== null) rec.k = parts.key;
+    if (parts.encoding !== 0) rec.e = parts.encoding;
+    if (parts.headers.length) rec.h = parts.headers;
+    if (this.route[i] >= 0) rec.p = this.route[i];
+    return rec;
+  }
+
+  /** The chunk's events as single, unassigned events (p = -1, seq = -1). */
+  events(): OutboxEvent[] {
+    const out = new Array<OutboxEvent>(this.count);
+    for (let i = 0; i < this.count; i++) out[i] = { id: this.id + i, topic: this.topic, p: -1, seq: -1, sub: this.sub, rec: this.record(i), bytes: this.sizes[i] };
+    return out;
+  }
+}
+
+/** One record batch of one partition, sequences assigned, bytes ready for the wire. */
+export interface Segment {
+  readonly kind: 'segment';
+  topic: string;
+  sub: string;
+  p: number;
+  /** Outbox sequence of the first record (record i has seq + i). */
+  seq: number;
+  count: number;
+  /** Bytes counted against the outbox's bound. */
+  bytes: number;
+  /** Per record: outbox id and bound size. */
+  ids: Float64Array;
+  sizes: Uint32Array;
+  /** The batch as sent (base offset and append time left for the hub). */
+  batch: Uint8Array;
+  /** The chunk it came from (its store drops the chunk once every segment of it is gone). */
+  chunk: Chunk;
+}
+
+export function isSegment(x: unknown): x is Segment {
+  return (x as { kind?: unknown }).kind === 'segment';
+}
+
+export function isChunk(x: unknown): x is Chunk {
+  return x instanceof Chunk;
+}
+
+/**
+ * What a store that holds segments offers the drain (optional: `OutboxStore.segments`).
+ * The drain then reads chunks instead of events, assigns a chunk at a time,
+ * and removes segments; the single events a split segment became go
+ * through the store's usual `remove` and `fail`.
+ */
+export interface SegmentStore {
+  /** Chunks after `after` (from the first when absent), in id order, up to about `maxEvents` live events. */
+  readChunks(after: Chunk | undefined, maxEvents: number): Chunk[];
+  /** Assigns a chunk (`sealChunk`) unless it is already: afterwards `chunk.sealed` holds what is left of it. */
+  sealChunk(chunk: Chunk, partitions: number, limits: SealLimits, crc: Crc32c): void;
+  /** Replaces a segment by its events (in its chunk's `sealed` list) and returns them. */
+  splitSegment(seg: Segment): OutboxEvent[];
+  /** Removes acked segments and events (absent ones are ignored). */
+  removeItems(items: Array<Segment | OutboxEvent>): void;
+  /** Moves unassigned chunks and single events to the failed list (`OutboxStore.fail`). */
+  failItems(items: Array<Chunk | OutboxEvent>, code: string, message: string): void;
+}
+
+/** Batch limits a sealed segment keeps within. */
+export interface SealLimits {
+  maxRecords: number;
+  /** Bytes of the batch (header included). */
+  maxBytes: number;
+}
+
+/**
+ * Assigns a chunk: each event's partition from `partitions`, sequences from
+ * `next` (per partition, the next sequence; advanced in place), in id order;
+ * each partition's events become batches within `limits`. Returns the
+ * segments, in id order of their first events.
+ */
+export function sealChunk(chunk: Chunk, partitions: number, next: number[], producerId: string, limits: SealLimits, crc: Crc32c): Segment[] {
+  const n = chunk.count;
+  const parts = new Int32Array(n);
+  const perPartition = new Int32Array(partitions);
+  for (let i = 0; i < n; i++) {
+    const p = chunk.partitionOf(i, partitions, producerId);
+    parts[i] = p;
+    perPartition[p]++;
+  }
+  const pidLen = utf8Length(producerId);
+  const headerBytes = BATCH_HEADER_BYTES + pidLen;
+  const out: Segment[] = [];
+  // Per partition, its events' indexes in id order.
+  const order = new Int32Array(n);
+  const at = new Int32Array(partitions);
+  for (let p = 0, s = 0; p < partitions; p++) {
+    at[p] = s;
+    s += perPartition[p];
+  }
+  for (let i = 0; i < n; i++) order[at[parts[i]]++] = i;
+  let from = 0;
+  for (let p = 0; p < partitions; p++) {
+    const end = from + perPartition[p];
+    while (from < end) {
+      // One batch: as many of this partition's next events as fit the limits.
+      const firstTs = chunk.ts[order[from]];
+      let total = headerBytes;
+      let k = 0;
+      while (from + k < end && k < limits.maxRecords) {
+        const i = order[from + k];
+        const size = recordSize(chunk, i, k, firstTs);
+        const add = uvarintSize(size) + size;
+        if (k > 0 && total + add > limits.maxBytes) break;
+        total += add;
+        k++;
+      }
+      out.push(encodeSegment(chunk, order.subarray(from, from + k), p, next[p] ?? 0, total, producerId, pidLen, crc));
+      next[p] = (next[p] ?? 0) + k;
+      from += k;
+    }
+  }
+  out.sort((a, b) => a.ids[0] - b.ids[0]);
+  return out;
+}
+
+function bodyStart(chunk: Chunk, i: number): number {
+  return i === 0 ? 0 : chunk.ends[i - 1];
+}
+
+/** Bytes of record i at place k of a batch whose first timestamp is firstTs, after its length varint. */
+function recordSize(chunk: Chunk, i: number, k: number, firstTs: number): number {
+  const d = uvarintSize(k);
+  return chunk.ends[i] - bodyStart(chunk, i) + d + d + uvarintSize(zigzag(chunk.ts[i] - firstTs));
+}
+
+function encodeSegment(chunk: Chunk, idx: Int32Array, p: number, seq: number, total: number, producerId: string, pidLen: number, crc: Crc32c): Segment {
+  const count = idx.length;
+  const firstTs = chunk.ts[idx[0]];
+  let maxTs = firstTs;
+  for (let k = 1; k < count; k++) if (chunk.ts[idx[k]] > maxTs) maxTs = chunk.ts[idx[k]];
+  const buf = new Uint8Array(total);
+  let pos = writeBatchHeader(
+    buf,
+    { total, count, lastOffsetDelta: count - 1, firstTimestamp: firstTs, maxTimestamp: maxTs, lastSequenceDelta: count - 1, baseSequence: seq, baseOffset: 0, appendTime: -1 },
+    producerId,
+    pidLen,
+  );
+  const ids = new Float64Array(count);
+  const sizes = new Uint32Array(count);
+  let bytes = 0;
+  // Columns in locals: the loop runs per record.
+  const src = chunk.buf;
+  const ends = chunk.ends;
+  const tsCol = chunk.ts;
+  const sizeCol = chunk.sizes;
+  const id0 = chunk.id;
+  for (let k = 0; k < count; k++) {
+    const i = idx[k];
+    const start = i === 0 ? 0 : ends[i - 1];
+    const end = ends[i];
+    const tsd = zigzag(tsCol[i] - firstTs);
+    const d = uvarintSize(k);
+    pos = writeUvarint(buf, pos, end - start + d + d + uvarintSize(tsd));
+    buf[pos++] = src[start]; // attributes
+    pos = writeUvarint(buf, pos, k);
+    pos = writeUvarint(buf, pos, k);
+    pos = writeUvarint(buf, pos, tsd);
+    const len = end - start - 1;
+    if (len > 48) buf.set(src.subarray(start + 1, end), pos);
+    else for (let j = 0; j < len; j++) buf[pos + j] = src[start + 1 + j];
+    pos += len;
+    ids[k] = id0 + i;
+    const size = sizeCol[i];
+    sizes[k] = size;
+    bytes += size;
+  }
+  if (pos !== total) throw new Error(`segment size mismatch: wrote ${pos} of ${total}`);
+  writeUint32(buf, O_CRC, crc(buf, CRC_START, total));
+  return { kind: 'segment', topic: chunk.topic, sub: chunk.sub, p, seq, count, bytes, ids, sizes, batch: buf, chunk };
+}
+
+/** A segment as single events (assigned: partition and sequences kept), records read back from its batch. */
+export function segmentEvents(s: Segment): OutboxEvent[] {
+  const recs = decodeBatchTrusted(s.batch.slice());
+  const out = new Array<OutboxEvent>(s.count);
+  for (let k = 0; k < s.count; k++) {
+    const r = recs[k];
+    const rec: WireRecord = { v: r.value, ts: r.timestamp };
+    if (r.key !== null) rec.k = r.key;
+    const e = ENCODING_CODE[r.encoding];
+    if (e !== 0) rec.e = e;
+    if (r.headers.length) rec.h = r.headers;
+    out[k] = { id: s.ids[k], topic: s.topic, p: s.p, seq: s.seq + k, sub: s.sub, rec, bytes: s.sizes[k] };
+  }
+  return out;
+}
