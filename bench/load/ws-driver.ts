@@ -178,6 +178,15 @@ export async function replay(t: Target, p: ReplayParams): Promise<LoadResult> {
   return { events: Math.min(s.delivered, p.events), bytes: Math.min(s.delivered, p.events) * p.valueBytes, elapsedMs: end - start, errors: 0, notes };
 }
 
+/**
+ * The live runs' produce form: 'batch' (default) is what the web client sends
+ * (web-client/outbox-drain.ts: a record batch with its producer id and
+ * sequence); 'records' is the older wire-records form, which the hub decodes
+ * and re-encodes (BENCH_LIVE_FORM=records, to compare).
+ */
+const LIVE_FORM = process.env.BENCH_LIVE_FORM === 'records' ? 'records' : 'batch';
+const LIVE_PRODUCER_ID = 'bench-live';
+
 /** One producer paced at `rate`, `subscribers` live subscribers; latency per delivered event. */
 async function liveRun(t: Target, p: LatencyParams, subscribers: number): Promise<LoadResult> {
   if (!t.hubProtocol) throw new Error('live delivery needs the hub protocol');
@@ -187,11 +196,22 @@ async function liveRun(t: Target, p: LatencyParams, subscribers: number): Promis
     if (replyFailed(b)) run.errors++;
   });
   const value = makeValue(p.valueBytes);
+  let seq = 0;
   await run.measure((n) => {
     stampValue(value);
+    if (LIVE_FORM === 'records') {
+      const records = new Array(n);
+      for (let i = 0; i < n; i++) records[i] = { v: value };
+      producer.send(encodeCbor({ t: 'produce', id: nextId++, topic: t.topic, records }));
+      return;
+    }
+    // What the web client sends: one idempotent batch it encoded itself, stored by the hub as it is.
     const records = new Array(n);
-    for (let i = 0; i < n; i++) records[i] = { v: value };
-    producer.send(encodeCbor({ t: 'produce', id: nextId++, topic: t.topic, records }));
+    const now = Date.now();
+    for (let i = 0; i < n; i++) records[i] = { key: null, value, encoding: 'bytes' as const, headers: [], timestamp: now };
+    const b = encodeBatch({ producerId: LIVE_PRODUCER_ID, baseSequence: seq, records }, nativeCrc32c);
+    seq += n;
+    producer.send(encodeCbor({ t: 'produce', id: nextId++, topic: t.topic, batches: [{ p: 0, b }] }));
   });
   producer.close();
   for (const s of subs) s.conn.close();

@@ -14,7 +14,68 @@
  */
 import fs from 'node:fs';
 import type { StorageIo } from './io.ts';
+import type { AppendResult } from './log-store.ts';
 import type { Segment } from './segment.ts';
+
+/** One appended batch waiting for its group commit. */
+export interface Pending {
+  batch: Uint8Array;
+  base: number;
+  last: number;
+  appendTime: number;
+  resolve: (r: AppendResult) => void;
+  reject: (e: Error) => void;
+}
+
+/**
+ * A group's write already issued; its outcome is kept as a value (null or the
+ * error) so that a write nobody awaits yet never rejects unhandled.
+ */
+export interface GroupWrite {
+  group: Pending[];
+  seg: Segment;
+  fd: number;
+  pos: number;
+  bytes: number;
+  startedAt: number;
+  outcome: Promise<unknown>;
+}
+
+const MAX_GROUP_BATCHES = 512;
+const MAX_GROUP_BYTES = 16 << 20;
+
+/** How many queued batches one group takes when its first byte lands at `startPos` of a segment of at most `segmentBytes`. */
+export function groupSize(queue: readonly Pending[], startPos: number, segmentBytes: number): { n: number; bytes: number } {
+  let n = 0;
+  let bytes = 0;
+  while (n < queue.length && n < MAX_GROUP_BATCHES) {
+    const s = queue[n].batch.length;
+    if (n > 0 && (startPos + bytes + s > segmentBytes || bytes + s > MAX_GROUP_BYTES)) break;
+    bytes += s;
+    n++;
+  }
+  return { n, bytes };
+}
+
+/** Issues one group's write of `queue[0..n)` at `pos` through `fd`. */
+export function issueGroupWrite(io: StorageIo, fd: number, seg: Segment, group: Pending[], pos: number, bytes: number): GroupWrite {
+  const bufs = new Array<Uint8Array>(group.length);
+  for (let i = 0; i < group.length; i++) bufs[i] = group[i].batch;
+  const startedAt = groupWriteTimes ? performance.now() : 0;
+  const outcome = io.writev(fd, bufs, pos).then(
+    () => null,
+    (err: unknown) => err ?? new Error('write failed'),
+  );
+  return { group, seg, fd, pos, bytes, startedAt, outcome };
+}
+
+/** The result an append resolves with once its group is acknowledged. */
+export function resultOf(g: Pending): AppendResult {
+  const n = g.last - g.base + 1;
+  const offsets = new Array<number>(n);
+  for (let i = 0; i < n; i++) offsets[i] = g.base + i;
+  return { offsets, baseOffset: g.base, appendTime: g.appendTime, duplicate: false };
+}
 
 /** Undefined where the platform has no O_DSYNC (Windows): then every group uses writev + fdatasync. */
 const O_DSYNC: number | undefined = fs.constants.O_DSYNC;
@@ -48,6 +109,11 @@ export class DurableLog {
     const fd = await this.io.open(seg.logFile, fs.constants.O_WRONLY | O_DSYNC);
     this.open = { seg, fd };
     return fd;
+  }
+
+  /** The O_DSYNC descriptor of `seg` if it is open now (no I/O), else -1. */
+  openFdFor(seg: Segment): number {
+    return this.open?.seg === seg ? this.open.fd : -1;
   }
 
   /** Closes the descriptor (a roll, a failure, shutdown); the next write opens one again. */

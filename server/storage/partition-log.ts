@@ -28,9 +28,8 @@ import {
 import { TributaryError } from '../../protocol/errors.ts';
 import { fromUtf8 } from '../../protocol/record.ts';
 import { compactPartition, type SegmentContents } from './compaction.ts';
-import { DurableLog, groupWriteTimes, noteGroupWrite } from './durable-log.ts';
-import { fsyncDir, indexPath, logPath, timeIndexPath } from './data-dir.ts';
-import type { StorageIo } from './io.ts';
+import { DurableLog, groupSize, issueGroupWrite, noteGroupWrite, resultOf, type GroupWrite, type Pending } from './durable-log.ts';
+import { fsyncDir } from './data-dir.ts';
 import type { AppendResult, PartitionOffsets, ReadResult, TopicConfig } from './log-store.ts';
 import { partitionOffsetForTime, readPartition } from './partition-reads.ts';
 import type { PartitionEnv, PartitionView } from './partition-view.ts';
@@ -39,19 +38,10 @@ import { findDuplicateInLog, findProducerInLog } from './producer-lookup.ts';
 import { reverifyTail } from './recovery.ts';
 import { segmentsPastRetention } from './retention.ts';
 import { OffsetIndex, TimeIndex } from './segment-index.ts';
-import { Segment } from './segment.ts';
+import { closeActiveFiles, openActiveFiles, Segment } from './segment.ts';
 import type { TailCache } from './tail-cache.ts';
 
 export type { PartitionEnv } from './partition-view.ts';
-
-interface Pending {
-  batch: Uint8Array;
-  base: number;
-  last: number;
-  appendTime: number;
-  resolve: (r: AppendResult) => void;
-  reject: (e: Error) => void;
-}
 
 interface Waiter {
   offset: number;
@@ -59,8 +49,6 @@ interface Waiter {
   reject: (e: Error) => void;
 }
 
-const MAX_GROUP_BATCHES = 512;
-const MAX_GROUP_BYTES = 16 << 20;
 const RECOVER_MIN_MS = 50;
 const RECOVER_MAX_MS = 5000;
 
@@ -80,6 +68,9 @@ export class PartitionLog implements PartitionView {
   private status: PartitionState = 'ok';
   private queue: Pending[] = [];
   private flushing: Promise<void> | null = null;
+  /** The group whose write is in flight, and the one issued behind it (fsync "always" only, `writeAhead`). */
+  private writing: GroupWrite | null = null;
+  private ahead: GroupWrite | null = null;
   private waiters: Waiter[] = [];
   private lastAppendTime: number;
   private bytesSinceSnapshot = 0;
@@ -198,6 +189,7 @@ export class PartitionLog implements PartitionView {
     return new Promise<AppendResult>((resolve, reject) => {
       this.queue.push({ batch: b, base, last, appendTime, resolve, reject });
       if (!this.flushing) this.flushing = this.flushLoop();
+      else this.writeAhead();
     });
   }
 
@@ -235,45 +227,46 @@ export class PartitionLog implements PartitionView {
   private async flushLoop(): Promise<void> {
     let group: Pending[] = [];
     try {
-      while ((this.queue.length > 0 || this.syncRequested) && this.status === 'ok') {
-        if (this.syncRequested) {
-          // The interval fsync runs here, in the one writer, so that it never races a roll closing the file.
-          this.syncRequested = false;
-          await this.syncNow();
-          continue;
+      while ((this.queue.length > 0 || this.syncRequested || this.ahead) && this.status === 'ok') {
+        let w = this.ahead;
+        this.ahead = null;
+        if (!w) {
+          if (this.syncRequested) {
+            // The interval fsync runs here, in the one writer, so that it never races a roll closing the file.
+            this.syncRequested = false;
+            await this.syncNow();
+            continue;
+          }
+          const cfg = this.config();
+          const firstSize = this.queue[0].batch.length;
+          let seg = this.active;
+          if (seg.sizeBytes > 0 && (seg.sizeBytes + firstSize > cfg.segmentBytes || (cfg.segmentMs >= 0 && this.env.now() - seg.firstAppendTime >= cfg.segmentMs))) {
+            await this.roll();
+            seg = this.active;
+          }
+          const { n, bytes } = groupSize(this.queue, seg.sizeBytes, cfg.segmentBytes);
+          const durableFd = cfg.fsync === 'always' && !this.unsyncedWrites ? await this.durableLog.fdFor(seg) : -1;
+          w = issueGroupWrite(this.env.io, durableFd >= 0 ? durableFd : seg.active!.log, seg, this.queue.splice(0, n), seg.sizeBytes, bytes);
+          if (durableFd < 0) w.fd = -1;
         }
-        const cfg = this.config();
-        const firstSize = this.queue[0].batch.length;
-        let seg = this.active;
-        if (seg.sizeBytes > 0 && (seg.sizeBytes + firstSize > cfg.segmentBytes || (cfg.segmentMs >= 0 && this.env.now() - seg.firstAppendTime >= cfg.segmentMs))) {
-          await this.roll();
-          seg = this.active;
-        }
-        let n = 0;
-        let bytes = 0;
-        while (n < this.queue.length && n < MAX_GROUP_BATCHES) {
-          const s = this.queue[n].batch.length;
-          if (n > 0 && (seg.sizeBytes + bytes + s > cfg.segmentBytes || bytes + s > MAX_GROUP_BYTES)) break;
-          bytes += s;
-          n++;
-        }
-        group = this.queue.splice(0, n);
-        const bufs = new Array<Uint8Array>(n);
-        for (let i = 0; i < n; i++) bufs[i] = group[i].batch;
-        const files = seg.active!;
-        let pos = seg.sizeBytes;
-        const durableFd = cfg.fsync === 'always' && !this.unsyncedWrites ? await this.durableLog.fdFor(seg) : -1;
-        const writeStartedAt = groupWriteTimes && durableFd >= 0 ? performance.now() : 0;
-        await this.env.io.writev(durableFd >= 0 ? durableFd : files.log, bufs, pos);
-        if (writeStartedAt > 0) noteGroupWrite(writeStartedAt);
+        group = w.group;
+        this.writing = w;
+        this.writeAhead();
+        const err = await w.outcome;
+        this.writing = null;
+        if (err) throw err;
+        if (w.startedAt > 0 && w.fd >= 0) noteGroupWrite(w.startedAt);
+        const seg = w.seg;
+        let pos = w.pos;
         for (const g of group) {
           seg.noteAppended(pos, g.batch.length, g.base, g.last, g.appendTime, this.env.indexIntervalBytes);
           pos += g.batch.length;
         }
-        const end = group[n - 1].last + 1;
-        if (cfg.fsync === 'always') {
+        const end = group[group.length - 1].last + 1;
+        const cfg = this.config();
+        if (w.fd >= 0 || cfg.fsync === 'always') {
           // Through O_DSYNC the group is durable already; else one fdatasync covers it and the unsynced bytes before it.
-          await Promise.all([durableFd >= 0 ? undefined : this.env.io.fdatasync(files.log), seg.persistIndexes(this.env.io, false)]);
+          await Promise.all([w.fd >= 0 ? undefined : this.env.io.fdatasync(seg.active!.log), seg.persistIndexes(this.env.io, false)]);
           this.unsyncedWrites = false;
           this.acked(end, pos);
           this.advanceHighWatermark(end, pos);
@@ -286,14 +279,42 @@ export class PartitionLog implements PartitionView {
         }
         for (const g of group) g.resolve(resultOf(g));
         group = [];
-        this.bytesSinceSnapshot += bytes;
+        this.bytesSinceSnapshot += w.bytes;
         if (this.bytesSinceSnapshot >= this.env.snapshotIntervalBytes && cfg.fsync !== 'interval') this.snapshotInBackground();
       }
     } catch (err) {
+      // A write issued ahead must land (or fail) before the tail is re-verified, and its appends fail with the rest.
+      const a = this.ahead;
+      this.ahead = this.writing = null;
+      if (a) {
+        group = group.concat(a.group);
+        await a.outcome;
+      }
       this.fail(err, group);
     } finally {
       this.flushing = null;
     }
+  }
+
+  /**
+   * fsync "always": issues the queued batches' O_DSYNC write while the
+   * previous group's is still in flight (at most one ahead), at the offset
+   * after it in the same segment, instead of after its completion hop
+   * through the event loop. Acks stay in order: the loop completes this
+   * group only after the one before it, so no acked byte lies behind a hole;
+   * a crash that leaves a hole leaves unacked bytes after it, which recovery
+   * truncates at the first batch that does not verify.
+   */
+  private writeAhead(): void {
+    const prev = this.writing;
+    if (!prev || this.ahead || prev.fd < 0 || this.queue.length === 0 || this.syncRequested || this.status !== 'ok') return;
+    const cfg = this.config();
+    const seg = prev.seg;
+    const pos = prev.pos + prev.bytes;
+    if (cfg.fsync !== 'always' || seg !== this.active || this.durableLog.openFdFor(seg) !== prev.fd) return;
+    if (pos + this.queue[0].batch.length > cfg.segmentBytes || (cfg.segmentMs >= 0 && this.env.now() - seg.firstAppendTime >= cfg.segmentMs)) return;
+    const { n, bytes } = groupSize(this.queue, pos, cfg.segmentBytes);
+    this.ahead = issueGroupWrite(this.env.io, prev.fd, seg, this.queue.splice(0, n), pos, bytes);
   }
 
   /**
@@ -572,28 +593,4 @@ export class PartitionLog implements PartitionView {
     this.waiters = [];
     this.tail.clear();
   }
-}
-
-function resultOf(g: Pending): AppendResult {
-  const n = g.last - g.base + 1;
-  const offsets = new Array<number>(n);
-  for (let i = 0; i < n; i++) offsets[i] = g.base + i;
-  return { offsets, baseOffset: g.base, appendTime: g.appendTime, duplicate: false };
-}
-
-async function closeActiveFiles(io: StorageIo, files: { log: number; index: number; timeIndex: number }): Promise<void> {
-  await Promise.all([io.close(files.log), io.close(files.index), io.close(files.timeIndex)]).catch(() => undefined);
-}
-
-async function openActiveFiles(io: StorageIo, dir: string, base: number, flags: string): Promise<{ log: number; index: number; timeIndex: number }> {
-  const log = await io.open(logPath(dir, base), flags);
-  const index = await io.open(indexPath(dir, base), flags).catch(async (err) => {
-    await io.close(log);
-    throw err;
-  });
-  const timeIndex = await io.open(timeIndexPath(dir, base), flags).catch(async (err) => {
-    await Promise.all([io.close(log), io.close(index)]);
-    throw err;
-  });
-  return { log, index, timeIndex };
 }

@@ -254,3 +254,22 @@ export class Segment {
 async function writeWhole(file: string, bytes: Uint8Array): Promise<void> {
   await fsp.writeFile(file, bytes);
 }
+
+/** Closes an active segment's three descriptors, ignoring close errors. */
+export async function closeActiveFiles(io: StorageIo, files: ActiveFiles): Promise<void> {
+  await Promise.all([io.close(files.log), io.close(files.index), io.close(files.timeIndex)]).catch(() => undefined);
+}
+
+/** Opens an active segment's log and indexes, closing what was opened if one fails. */
+export async function openActiveFiles(io: StorageIo, dir: string, base: number, flags: string): Promise<ActiveFiles> {
+  const log = await io.open(logPath(dir, base), flags);
+  const index = await io.open(indexPath(dir, base), flags).catch(async (err) => {
+    await io.close(log);
+    throw err;
+  });
+  const timeIndex = await io.open(timeIndexPath(dir, base), flags).catch(async (err) => {
+    await Promise.all([io.close(log), io.close(index)]);
+    throw err;
+  });
+  return { log, index, timeIndex };
+}

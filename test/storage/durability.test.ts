@@ -14,13 +14,16 @@ const fx = useStoreFixture();
  * nodeIo with switches that make writes or syncs fail like a full or failing disk. A write through a
  * descriptor opened with O_DSYNC (fsync "always", server/storage/durable-log.ts) is a sync: `failSync` fails it.
  */
-function faultyIo(): StorageIo & { failWrites: string | null; failSync: string | null; syncedWrites: number } {
+function faultyIo(): StorageIo & { failWrites: string | null; failSync: string | null; syncedWrites: number; holdSync: Promise<void> | null; held: number } {
   const dsyncFds = new Set<number>();
   const io = {
     ...nodeIo,
     failWrites: null as string | null,
     failSync: null as string | null,
     syncedWrites: 0,
+    /** The next O_DSYNC write waits for this, then fails with EIO having written nothing (a slow, failing write). */
+    holdSync: null as Promise<void> | null,
+    held: 0,
     async open(file: string, flags: string | number, mode?: number) {
       const fd = await nodeIo.open(file, flags, mode);
       if (typeof flags === 'number' && flags & fs.constants.O_DSYNC) dsyncFds.add(fd);
@@ -32,6 +35,13 @@ function faultyIo(): StorageIo & { failWrites: string | null; failSync: string |
     },
     async writev(fd: number, bufs: Uint8Array[], pos: number) {
       if (io.failWrites) throw Object.assign(new Error(`simulated ${io.failWrites}`), { code: io.failWrites });
+      if (dsyncFds.has(fd) && io.holdSync) {
+        const gate = io.holdSync;
+        io.holdSync = null;
+        io.held++;
+        await gate;
+        throw Object.assign(new Error('simulated EIO'), { code: 'EIO' });
+      }
       if (dsyncFds.has(fd)) {
         if (io.failSync) throw Object.assign(new Error(`simulated ${io.failSync}`), { code: io.failSync });
         io.syncedWrites++;
@@ -83,6 +93,41 @@ describe('durability', () => {
     await fx.store.close();
     fx.store = await openStore(fx.dir);
     expect(fx.store.offsets('t', 0).logEnd).toBe(9);
+  });
+
+  it('fsync "always" writes the next group while one is in flight; a crash or failure of the first never acks the one ahead, and the hole is truncated', async () => {
+    const io = faultyIo();
+    fx.store = await openStore(fx.dir, { io });
+    await fx.store.createTopic('t', 1);
+    await fx.store.append('t', 0, makeBatch({ tag: 'before' }));
+    await fx.store.append('t', 0, makeBatch({ tag: 'before' })); // O_DSYNC from here on
+    let release!: () => void;
+    io.holdSync = new Promise<void>((r) => (release = r));
+    const first = fx.store.append('t', 0, makeBatch({ tag: 'lost' }));
+    await eventually(() => expect(io.held).toBe(1));
+    const synced = io.syncedWrites;
+    let secondSettled = false;
+    const second = fx.store.append('t', 0, makeBatch({ tag: 'lost' })).finally(() => (secondSettled = true));
+    // The second group is written while the first is still in flight, at the offset after it: a hole before it on disk.
+    await eventually(() => expect(io.syncedWrites).toBe(synced + 1));
+    await new Promise((r) => setTimeout(r, 50)); // proves a negative: a write that landed is not acked before the one before it
+    expect(secondSettled).toBe(false);
+    // A crash now (a copy of the directory): recovery stops at the hole, so the batch written past it is dropped.
+    const crashDir = fx.dir + '-crash';
+    fs.cpSync(fx.dir, crashDir, { recursive: true });
+    fs.rmSync(path.join(crashDir, '@lock'), { force: true });
+    const crashed = await openStore(crashDir);
+    try {
+      expect(crashed.offsets('t', 0).logEnd).toBe(6);
+      expect((await readAll(crashed, 't')).map((r) => valueText(r)!.split('-')[0])).toEqual(Array(6).fill('before'));
+    } finally {
+      await crashed.close();
+      fs.rmSync(crashDir, { recursive: true, force: true });
+    }
+    release();
+    for (const f of await Promise.allSettled([first, second])) expect(f).toMatchObject({ status: 'rejected', reason: { code: 'STORAGE_UNAVAILABLE' } });
+    await eventually(async () => expect((await fx.store!.append('t', 0, makeBatch({ tag: 'after' }))).baseOffset).toBe(6));
+    expect((await readAll(fx.store, 't')).map((r) => valueText(r)!.split('-')[0])).toEqual([...Array(6).fill('before'), ...Array(3).fill('after')]);
   });
 
   it('a failed write (disk full) rejects with STORAGE_UNAVAILABLE until the disk recovers', async () => {
