@@ -12,7 +12,7 @@ import { encodeBatch, readLazyRecords } from '../protocol/index.ts';
 import { Slots } from '../streams/output-lanes.ts';
 import { Task } from '../streams/task.ts';
 import { stream, type StreamApp, type StreamsClient } from '../streams/index.ts';
-import type { StreamMetrics } from '../streams/nodes.ts';
+import { zeroMetrics, type StreamMetrics } from '../streams/nodes.ts';
 import { batchCrc32c } from '../web-client/runtime.ts';
 import { LazyRecord } from '../web-client/consumer.ts';
 import type { InputEvent } from '../harness/stream-input.ts';
@@ -46,19 +46,7 @@ export async function taskCpuPerEvent(input: InputEvent[], build: (app: StreamAp
     const app = stream(answered, { applicationId: 'bench-task' });
     build(app);
     const root = [...app.topology.roots.values()][0];
-    const metrics: StreamMetrics = {
-      processed: 0,
-      produced: 0,
-      lateAccepted: 0,
-      lateDropped: 0,
-      skipped: 0,
-      restoredRecords: 0,
-      restoredLocalEntries: 0,
-      flushes: 0,
-      commits: 0,
-      outputWaits: 0,
-      outputWaitMs: 0,
-    };
+    const metrics: StreamMetrics = zeroMetrics();
     const settings = {
       applicationId: 'bench-task',
       instanceId: 'i',

@@ -10,7 +10,7 @@ import { batchCrc32c } from '../web-client/runtime.ts';
 import { KStream, Topology, type RootDef, type StartFrom, type Table } from './builder.ts';
 import type { ConsumedRecord, GroupSubscription, ReadyClient, StreamsClient } from './client-contract.ts';
 import { StreamsError } from './errors.ts';
-import { keyString, type StreamMetrics } from './nodes.ts';
+import { keyString, zeroMetrics, type StreamMetrics } from './nodes.ts';
 import { IdbLocalState, type LocalState } from './idb-state.ts';
 import { metricsText, type PartitionLag } from './metrics-text.ts';
 import { Slots } from './output-lanes.ts';
@@ -78,10 +78,6 @@ const DEFAULTS = {
   restoreTimeoutMs: 120_000,
   produceTimeoutMs: 60_000,
 };
-
-function zeroMetrics(): StreamMetrics {
-  return { processed: 0, produced: 0, lateAccepted: 0, lateDropped: 0, skipped: 0, restoredRecords: 0, restoredLocalEntries: 0, flushes: 0, commits: 0, outputWaits: 0, outputWaitMs: 0 };
-}
 
 function randomId(): string {
   const b = new Uint8Array(6);

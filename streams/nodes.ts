@@ -69,6 +69,11 @@ export interface StreamMetrics {
   outputWaitMs: number;
 }
 
+/** Every counter at zero (an app's, a task's, a bench's or a test's start). */
+export function zeroMetrics(): StreamMetrics {
+  return { processed: 0, produced: 0, lateAccepted: 0, lateDropped: 0, skipped: 0, restoredRecords: 0, restoredLocalEntries: 0, flushes: 0, commits: 0, outputWaits: 0, outputWaitMs: 0 };
+}
+
 export interface TaskContext {
   readonly partition: number;
   readonly metrics: StreamMetrics;

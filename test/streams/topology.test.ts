@@ -10,7 +10,7 @@ import { WindowResultValue } from '../../streams/aggregate-nodes.ts';
 import { WindowStore } from '../../streams/window-store.ts';
 import { stream, type StreamsClient } from '../../streams/index.ts';
 import type { RootDef } from '../../streams/builder.ts';
-import type { StreamMetrics } from '../../streams/nodes.ts';
+import { zeroMetrics, type StreamMetrics } from '../../streams/nodes.ts';
 import { Task } from '../../streams/task.ts';
 import { Slots } from '../../streams/output-lanes.ts';
 import type { ConsumedRecord } from '../../web-client/index.ts';
@@ -25,19 +25,7 @@ const offline: StreamsClient = {
 function harness(build: (app: ReturnType<typeof stream>) => void, counts: Record<string, number> = {}, tables: Record<string, Record<string, unknown>> = {}) {
   const app = stream(offline, { applicationId: 'app' });
   build(app);
-  const metrics: StreamMetrics = {
-    processed: 0,
-    produced: 0,
-    lateAccepted: 0,
-    lateDropped: 0,
-    skipped: 0,
-    restoredRecords: 0,
-    restoredLocalEntries: 0,
-    flushes: 0,
-    commits: 0,
-    outputWaits: 0,
-    outputWaitMs: 0,
-  };
+  const metrics: StreamMetrics = zeroMetrics();
   const task = (root: RootDef, partition = 0) =>
     new Task(
       root,
@@ -328,19 +316,7 @@ describe('back-pressure', () => {
     const app = stream(offline, { applicationId: 'app' });
     app.from<{ n: number }>('in').to('out');
     const root = app.topology.roots.get('in')!;
-    const metrics: StreamMetrics = {
-      processed: 0,
-      produced: 0,
-      lateAccepted: 0,
-      lateDropped: 0,
-      skipped: 0,
-      restoredRecords: 0,
-      restoredLocalEntries: 0,
-      flushes: 0,
-      commits: 0,
-      outputWaits: 0,
-      outputWaitMs: 0,
-    };
+    const metrics: StreamMetrics = zeroMetrics();
     // Acks come when the test lets them: the hub's answer is not what is under test here.
     const release: Array<() => void> = [];
     const acking: StreamsClient = {
