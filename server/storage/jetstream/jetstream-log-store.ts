@@ -90,8 +90,12 @@ async function retryWhile<T>(transient: RegExp, firstDelayMs: number, op: () => 
 /** Retries `op` while the stream is not known yet to the server a request reaches, or the request timed out. */
 const settled = <T>(op: () => Promise<T>): Promise<T> => retryWhile(/stream not found|TIMEOUT/i, 50, op);
 
-/** Retries `op` while the cluster answers that a peer is offline (a peer not yet current). */
-const withPeersSettled = <T>(op: () => Promise<T>): Promise<T> => retryWhile(/peer offline/i, 100, op);
+/**
+ * Retries `op` while the cluster answers that a peer is offline (a peer not yet current); with `servers` ≥ 3
+ * routed together also while it answers that it lacks the peers for three replicas: a meta group that elected
+ * its leader with two of three nodes says so until the third joins, which says nothing of the cluster's size.
+ */
+const withPeersSettled = <T>(servers: number, op: () => Promise<T>): Promise<T> => retryWhile(servers >= 3 ? /peer offline|insufficient resources|no suitable peers/i : /peer offline/i, 100, op);
 
 const JS_API_TIMEOUT_MS = 15_000;
 
@@ -207,12 +211,13 @@ export class JetStreamLogStore implements LogStore {
       // A cluster just started, or a node just restarted, refuses three replicas with "peer offline" until every
       // peer is current: that says nothing of its size (taken for a small cluster, it made the catalog and every
       // topic R1 on a 3-node cluster under load). Asked again for a while; a cluster too small never says it.
-      const kv = await withPeersSettled(() => views.kv(TOPICS_BUCKET, { replicas: 3, history: 1, ...(this.placement ? { placement: this.placement } : {}) }));
+      const kv = await withPeersSettled(this.routedServers(), () => views.kv(TOPICS_BUCKET, { replicas: 3, history: 1, ...(this.placement ? { placement: this.placement } : {}) }));
       this.clusterReplicas = 3;
       return kv;
     } catch (err) {
       // A single server (or a cluster of two) cannot hold three replicas.
       if (!/replicas|insufficient|not supported|peers/i.test(String(err))) throw err;
+      this.log.warn({ err: String(err), servers: this.routedServers() }, 'JetStream refused three replicas: the catalog and topics without a replica count keep 1');
       const kv = await views.kv(TOPICS_BUCKET, { replicas: 1, history: 1, ...(this.placement ? { placement: this.placement } : {}) });
       const st = await kv.status();
       this.clusterReplicas = Math.max(1, st.replicas);
@@ -418,10 +423,15 @@ export class JetStreamLogStore implements LogStore {
     });
   }
 
+  /** The servers of the connected one's cluster, itself included (its INFO's client URLs; a lone server lists none). */
+  private routedServers(): number {
+    return this.nc?.info?.connect_urls?.length ?? 1;
+  }
+
   private async ensureStream(cfg: Partial<StreamConfig>): Promise<void> {
     try {
       // A topic created while a node restarts waits for it (a moment) instead of failing.
-      await withPeersSettled(() => this.jsm.streams.add(cfg));
+      await withPeersSettled(this.routedServers(), () => this.jsm.streams.add(cfg));
     } catch (err) {
       if (!/already in use|exists/i.test(String(err))) throw err;
       await this.jsm.streams.update(cfg.name!, cfg);
