@@ -80,7 +80,10 @@ describe('HTTP framing and methods', () => {
 
   it('a header block over maxHttpHeaderBytes → 431 and the connection closed', async () => {
     const a = await raw(`GET /livez HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(40 * 1024)}\r\n\r\n`);
-    expect(a.status).toBe(431);
+    // Parsed whole, the block gets the hub's 431; arriving over several reads, uWS drops the connection
+    // unanswered past 4 KiB (docs/security.md). Which one depends on how loopback splits the 40 KiB (two CI runs
+    // saw the second). Never served, and closed either way.
+    expect([431, 0]).toContain(a.status);
     expect(a.closed).toBe(true);
   });
 
