@@ -429,56 +429,55 @@ export class Subscription implements SubscriptionHandle {
         this.framePartition = f.p;
         // A frame from WorkerWebSocket's worker is checked and indexed there: the records are made without walking its bytes.
         const index = (f as IndexedRecordsFrame).index;
+        let committed = -1;
         if (this.opts.onView) {
           // One view per frame, no record objects: delivered, credited and committed as onBatch's arrays are.
           const view = (this.view ??= new RecordsView(this.topic)).read(f.b, f.p, from, this.crc);
-          const next = view.count ? view.offset(view.count - 1) + 1 : -1;
-          if (next >= 0 && !(await this.deliverBatch(view, f.p))) return;
-          if (next >= 0) this.pos.set(f.p, next);
-          if (f.sub === this.subId) this.returnCredit(f.sub, f.b.length);
-          if (next >= 0 && member) {
-            if (member.autoCommit && (member.held.has(f.p) || member.id === memberId)) member.processed(f.p, next);
-          } else if (next >= 0 && this.opts.persist) void this.save();
-          continue;
-        }
-        const records = this.opts.lazyValues
-          ? readLazyRecords(f.b, from, this.makeLazyRecord, this.crc)
-          : index
-            ? readIndexedRecords(f.b, index, from, this.makeRecord)
-            : readRecords(f.b, from, this.makeRecord, this.crc);
-        let committed = -1;
-        if (this.opts.onBatch) {
-          if (records.length) {
-            const last = records[records.length - 1].offset;
-            if (!(await this.deliverBatch(records, f.p))) return;
+          if (view.count) {
+            const last = view.offset(view.count - 1);
+            if (!(await this.deliverBatch(view, f.p))) return;
             this.pos.set(f.p, last + 1);
             committed = last + 1;
           }
         } else {
-          const handler = this.handler!;
-          for (let i = 0; i < records.length; i++) {
-            const r = records[i];
-            if (this.closed) return;
-            if (this.epoch !== epoch && member && !member.held.has(f.p)) break; // revoked: stop at this record
-            if (r.offset < (this.pos.get(f.p) ?? 0)) continue;
-            // A handler that returns no promise runs without an await per record (a microtask each).
-            let result: void | Promise<void>;
-            try {
-              result = handler(r);
-            } catch (err) {
-              this.handlerFailed(err, f.p, r.offset);
-              return;
+          const records = this.opts.lazyValues
+            ? readLazyRecords(f.b, from, this.makeLazyRecord, this.crc)
+            : index
+              ? readIndexedRecords(f.b, index, from, this.makeRecord)
+              : readRecords(f.b, from, this.makeRecord, this.crc);
+          if (this.opts.onBatch) {
+            if (records.length) {
+              const last = records[records.length - 1].offset;
+              if (!(await this.deliverBatch(records, f.p))) return;
+              this.pos.set(f.p, last + 1);
+              committed = last + 1;
             }
-            if (result !== undefined && typeof (result as { then?: unknown }).then === 'function') {
+          } else {
+            const handler = this.handler!;
+            for (let i = 0; i < records.length; i++) {
+              const r = records[i];
+              if (this.closed) return;
+              if (this.epoch !== epoch && member && !member.held.has(f.p)) break; // revoked: stop at this record
+              if (r.offset < (this.pos.get(f.p) ?? 0)) continue;
+              // A handler that returns no promise runs without an await per record (a microtask each).
+              let result: void | Promise<void>;
               try {
-                await result;
+                result = handler(r);
               } catch (err) {
                 this.handlerFailed(err, f.p, r.offset);
                 return;
               }
+              if (result !== undefined && typeof (result as { then?: unknown }).then === 'function') {
+                try {
+                  await result;
+                } catch (err) {
+                  this.handlerFailed(err, f.p, r.offset);
+                  return;
+                }
+              }
+              this.pos.set(f.p, r.offset + 1);
+              committed = r.offset + 1;
             }
-            this.pos.set(f.p, r.offset + 1);
-            committed = r.offset + 1;
           }
         }
         if (f.sub === this.subId) this.returnCredit(f.sub, f.b.length);
