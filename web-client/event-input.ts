@@ -46,9 +46,9 @@ export interface SendEvent {
 }
 
 /** Per-record framing overhead budgeted on top of key, value and headers (varints, attributes, CBOR map keys). */
-export const RECORD_OVERHEAD_BYTES = 32;
+const RECORD_OVERHEAD_BYTES = 32;
 
-export function bad(message: string, code: 'BAD_RECORD' | 'RECORD_TOO_LARGE' | 'BAD_PARTITION' = 'BAD_RECORD'): never {
+function bad(message: string, code: 'BAD_RECORD' | 'RECORD_TOO_LARGE' | 'BAD_PARTITION' = 'BAD_RECORD'): never {
   throw new TributaryError(code, message);
 }
 
@@ -78,6 +78,76 @@ let lastTopic = '';
  */
 const bodies = new SlabPool(16 * 1024);
 
+/**
+ * The checks of one event, in the order every path runs them (toOutboxRecord, and the memory outbox's
+ * `Chunk.write`, which encodes straight into its chunk): shape and key (`eventKey`), headers
+ * (`headerPairs`), value (`jsonValueText` or `checkedValue`), then `eventTimestamp`, `eventPartition` and
+ * `checkFitsFrame` on the size `boundBytes` counts.
+ */
+export function eventKey(event: SendEvent): string | Uint8Array | null {
+  if (typeof event !== 'object' || event === null || Array.isArray(event) || !('value' in event)) {
+    bad('an event is an object with a value (null for a tombstone)');
+  }
+  const key = event.key ?? null;
+  if (key !== null && typeof key !== 'string' && !(key instanceof Uint8Array)) bad('key must be a string, a Uint8Array or null');
+  return key;
+}
+
+/** Whether `send()` writes this value as JSON text straight into a record body (`jsonValueText`). */
+export function isJsonText(event: SendEvent): boolean {
+  const v = event.value;
+  return v !== null && v !== undefined && !(v instanceof Uint8Array) && (event.encoding === undefined || event.encoding === 'json');
+}
+
+/** A JSON value's text, checked against the value limit and the record's other limits before it is written. */
+export function jsonValueText(v: unknown, key: string | Uint8Array | null, headers: Header[]): string {
+  const text = jsonText(v);
+  // UTF-8 never has fewer bytes than UTF-16 units: a text this long is too large whatever it holds.
+  if (text.length > LIMITS.maxValueBytes) valueTooLarge(utf8Length(text));
+  const fault = recordLimitFault(key, null, headers);
+  if (fault) bad(fault.message, fault.code as 'BAD_RECORD' | 'RECORD_TOO_LARGE');
+  return text;
+}
+
+export function valueTooLarge(bytes: number): never {
+  bad(`value of ${bytes} bytes exceeds ${LIMITS.maxValueBytes}`, 'RECORD_TOO_LARGE');
+}
+
+/** A value that is not written as JSON text: encoded, and checked with the record's limits. */
+export function checkedValue(event: SendEvent, key: string | Uint8Array | null, headers: Header[]): { value: Uint8Array | null; encoding: ValueEncoding } {
+  const encoded = encodeValue(event.value, event.encoding);
+  const fault = recordLimitFault(key, encoded.value, headers);
+  if (fault) bad(fault.message, fault.code as 'BAD_RECORD' | 'RECORD_TOO_LARGE');
+  return encoded;
+}
+
+/** What an event counts against the outbox's byte bound. */
+export function boundBytes(key: string | Uint8Array | null, valueBytes: number, headers: Header[]): number {
+  let bytes = RECORD_OVERHEAD_BYTES + valueBytes;
+  if (key !== null) bytes += typeof key === 'string' ? utf8Length(key) : key.length;
+  for (const [name, v] of headers) bytes += utf8Length(name) + (typeof v === 'string' ? utf8Length(v) : v.length) + 4;
+  return bytes;
+}
+
+export function eventTimestamp(event: SendEvent, now: number): number {
+  const ts = event.timestamp ?? now;
+  if (!Number.isSafeInteger(ts) || ts < 0) bad('timestamp must be a non-negative integer (ms since the epoch)');
+  return ts;
+}
+
+/** The event's explicit partition, checked, or undefined. */
+export function eventPartition(event: SendEvent): number | undefined {
+  const p = event.partition;
+  if (p === undefined || p === null) return undefined;
+  if (!Number.isInteger(p) || p < 0 || p >= LIMITS.maxPartitions) bad(`partition must be an integer in [0, ${LIMITS.maxPartitions})`, 'BAD_PARTITION');
+  return p;
+}
+
+/** One event must fit one produce frame on its own. */
+export function checkFitsFrame(bytes: number): void {
+  if (bytes + 256 > LIMITS.maxFrameBytes) bad(`event of ${bytes} bytes does not fit one frame`, 'RECORD_TOO_LARGE');
+}
+
 /** The record body (protocol/batch.ts `recordBodySize`) of a validated wire record. */
 export function recordBody(rec: WireRecord): Uint8Array {
   const key = rec.k ?? null;
@@ -99,69 +169,41 @@ export function toOutboxRecord(topic: string, event: SendEvent, now: number, wit
     assertTopicName(topic);
     lastTopic = topic;
   }
-  if (typeof event !== 'object' || event === null || Array.isArray(event) || !('value' in event)) {
-    bad('an event is an object with a value (null for a tombstone)');
-  }
-  const rec: WireRecord = { v: null };
-  let bytes = RECORD_OVERHEAD_BYTES;
-
-  const key = event.key ?? null;
-  if (key !== null && typeof key !== 'string' && !(key instanceof Uint8Array)) bad('key must be a string, a Uint8Array or null');
+  const key = eventKey(event);
   const headers = headerPairs(event.headers);
   let encoded: { value: Uint8Array | null; encoding: ValueEncoding };
   let body: Uint8Array | undefined;
-  const v = event.value;
-  if (withBody && v !== null && v !== undefined && !(v instanceof Uint8Array) && (event.encoding === undefined || event.encoding === 'json')) {
+  if (withBody && isJsonText(event)) {
     // JSON straight into the record body; the record's value is a view of it (no buffer per value).
-    const text = jsonText(v);
-    // UTF-8 never has fewer bytes than UTF-16 units: a text this long is too large whatever it holds.
-    if (text.length > LIMITS.maxValueBytes) bad(`value of ${utf8Length(text)} bytes exceeds ${LIMITS.maxValueBytes}`, 'RECORD_TOO_LARGE');
-    const fault = recordLimitFault(key, null, headers);
-    if (fault) bad(fault.message, fault.code as 'BAD_RECORD' | 'RECORD_TOO_LARGE');
+    const text = jsonValueText(event.value, key, headers);
     const fixed = recordBodySize(key, null, headers);
     const room = bodies.reserve(fixed + 3 * text.length + 5);
     const w = room && writeTextRecordBodyInto(room, key, text, ENCODING_CODE.json, headers, LIMITS.maxValueBytes);
-    if (room && !w) bad(`value of ${utf8Length(text)} bytes exceeds ${LIMITS.maxValueBytes}`, 'RECORD_TOO_LARGE');
+    if (room && !w) valueTooLarge(utf8Length(text));
     if (w) {
       // Small texts (nearly all): encoded once, straight into the slab.
       body = bodies.take(w.size);
       encoded = { value: body.subarray(w.valueAt, w.valueAt + w.valueBytes), encoding: 'json' };
     } else {
       const vlen = utf8Length(text);
-      if (vlen > LIMITS.maxValueBytes) bad(`value of ${vlen} bytes exceeds ${LIMITS.maxValueBytes}`, 'RECORD_TOO_LARGE');
+      if (vlen > LIMITS.maxValueBytes) valueTooLarge(vlen);
       body = bodies.take(fixed + uvarintSize(vlen) + vlen);
       writeTextRecordBody(body, 0, key, text, vlen, ENCODING_CODE.json, headers);
       const at = 1 + keyBytes(key) + uvarintSize(vlen);
       encoded = { value: body.subarray(at, at + vlen), encoding: 'json' };
     }
-  } else {
-    encoded = encodeValue(v, event.encoding);
-    const fault = recordLimitFault(key, encoded.value, headers);
-    if (fault) bad(fault.message, fault.code as 'BAD_RECORD' | 'RECORD_TOO_LARGE');
-  }
+  } else encoded = checkedValue(event, key, headers);
 
-  if (key !== null) {
-    rec.k = key;
-    bytes += typeof key === 'string' ? utf8Length(key) : key.length;
-  }
-  rec.v = encoded.value;
+  const rec: WireRecord = { v: encoded.value };
+  if (key !== null) rec.k = key;
   const e = ENCODING_CODE[encoded.encoding];
   if (e !== 0) rec.e = e;
-  bytes += encoded.value?.length ?? 0;
-  for (const [name, v] of headers) bytes += utf8Length(name) + (typeof v === 'string' ? utf8Length(v) : v.length) + 4;
   if (headers.length) rec.h = headers.map((h) => [h[0], h[1]]);
-
-  const ts = event.timestamp ?? now;
-  if (!Number.isSafeInteger(ts) || ts < 0) bad('timestamp must be a non-negative integer (ms since the epoch)');
-  rec.ts = ts;
-
-  if (event.partition !== undefined && event.partition !== null) {
-    const p = event.partition;
-    if (!Number.isInteger(p) || p < 0 || p >= LIMITS.maxPartitions) bad(`partition must be an integer in [0, ${LIMITS.maxPartitions})`, 'BAD_PARTITION');
-    rec.p = p;
-  }
-  // One event must fit one produce frame on its own.
-  if (bytes + 256 > LIMITS.maxFrameBytes) bad(`event of ${bytes} bytes does not fit one frame`, 'RECORD_TOO_LARGE');
+  const bytes = boundBytes(key, encoded.value?.length ?? 0, headers);
+  rec.ts = eventTimestamp(event, now);
+  const p = eventPartition(event);
+  if (p !== undefined) rec.p = p;
+  checkFitsFrame(bytes);
   return withBody ? { rec, bytes, body: body ?? recordBody(rec) } : { rec, bytes };
 }
 

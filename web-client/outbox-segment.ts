@@ -29,10 +29,7 @@ import {
   LIMITS,
   decodeBatchTrusted,
   decodeRecordBody,
-  encodeValue,
-  jsonText,
   recordBodySize,
-  recordLimitFault,
   writeRecordBody,
   writeTextRecordBodyAt,
   murmur2,
@@ -48,7 +45,20 @@ import {
   type WireRecord,
 } from '../protocol/index.ts';
 import { ClientError } from './errors.ts';
-import { RECORD_OVERHEAD_BYTES, bad, headerPairs, recordBody, type SendEvent } from './event-input.ts';
+import {
+  boundBytes,
+  checkFitsFrame,
+  checkedValue,
+  eventKey,
+  eventPartition,
+  eventTimestamp,
+  headerPairs,
+  isJsonText,
+  jsonValueText,
+  recordBody,
+  valueTooLarge,
+  type SendEvent,
+} from './event-input.ts';
 import type { NewOutboxEvent, OutboxEvent } from './outbox.ts';
 
 /** Events per chunk: a chunk is assigned at once, so it stays within a few batches per partition. */
@@ -118,7 +128,7 @@ export class Chunk {
 
   /** Bytes of the bodies written so far (0 once sealed). */
   get bodyBytes(): number {
-    return this.count === 0 || this.ends.length === 0 ? 0 : this.ends[this.count - 1];
+    return this.ends.length === 0 ? 0 : this.bodyStart(this.count);
   }
 
   /** Id of the last event. */
@@ -130,28 +140,33 @@ export class Chunk {
   add(e: NewOutboxEvent): void {
     const i = this.count;
     if (i === this.ends.length) this.growColumns();
-    const start = i === 0 ? 0 : this.ends[i - 1];
+    const start = this.bodyStart(i);
     // An entry from elsewhere than send() (a store used directly) may come without its body.
     const body = e.body ?? recordBody(e.rec);
-    if (start + body.length > this.buf.length) {
-      const next = new Uint8Array(Math.max(this.buf.length * 2, start + body.length));
-      next.set(this.buf.subarray(0, start));
-      this.buf = next;
-    }
+    this.room(start + body.length);
     this.buf.set(body, start);
     this.ends[i] = start + body.length;
     const rec = e.rec;
     this.ts[i] = rec.ts!;
-    const k = rec.k;
-    if (rec.p !== undefined) this.route[i] = rec.p;
-    else if (k === undefined || k === null) this.route[i] = ROUTE_UNKEYED;
-    else {
-      this.route[i] = ROUTE_KEYED;
-      this.hash[i] = keyHash(k);
-    }
+    this.setRoute(i, rec.p, rec.k ?? null);
     this.sizes[i] = e.bytes;
     this.bytes += e.bytes;
     this.count = i + 1;
+  }
+
+  /** Where event i's record body starts in `buf`. */
+  bodyStart(i: number): number {
+    return i === 0 ? 0 : this.ends[i - 1];
+  }
+
+  /** Event i's route: its explicit partition, else its key's hash, else unkeyed (partitionOf). */
+  private setRoute(i: number, p: number | undefined, key: string | Uint8Array | null): void {
+    if (p !== undefined) this.route[i] = p;
+    else if (key === null) this.route[i] = ROUTE_UNKEYED;
+    else {
+      this.route[i] = ROUTE_KEYED;
+      this.hash[i] = keyHash(key);
+    }
   }
 
   /**
@@ -161,55 +176,32 @@ export class Chunk {
    * Returns its bound size; throws what `toOutboxRecord` throws, in its order.
    */
   write(event: SendEvent, now: number, maxEventBytes: number): number {
-    if (typeof event !== 'object' || event === null || Array.isArray(event) || !('value' in event)) {
-      bad('an event is an object with a value (null for a tombstone)');
-    }
-    const key = event.key ?? null;
-    if (key !== null && typeof key !== 'string' && !(key instanceof Uint8Array)) bad('key must be a string, a Uint8Array or null');
+    const key = eventKey(event);
     const headers = headerPairs(event.headers);
     const i = this.count;
     if (i === this.ends.length) this.growColumns();
-    const start = i === 0 ? 0 : this.ends[i - 1];
-    const v = event.value;
+    const start = this.bodyStart(i);
     let valueBytes: number;
     let end: number;
-    if (v !== null && v !== undefined && !(v instanceof Uint8Array) && (event.encoding === undefined || event.encoding === 'json')) {
-      const text = jsonText(v);
-      // UTF-8 never has fewer bytes than UTF-16 units: a text this long is too large whatever it holds.
-      if (text.length > LIMITS.maxValueBytes) bad(`value of ${utf8Length(text)} bytes exceeds ${LIMITS.maxValueBytes}`, 'RECORD_TOO_LARGE');
-      const fault = recordLimitFault(key, null, headers);
-      if (fault) bad(fault.message, fault.code as 'BAD_RECORD' | 'RECORD_TOO_LARGE');
+    if (isJsonText(event)) {
+      const text = jsonValueText(event.value, key, headers);
       const fixed = recordBodySize(key, null, headers);
       this.room(start + fixed + 3 * text.length + 5);
       valueBytes = writeTextRecordBodyAt(this.buf, start, key, text, ENCODING_CODE.json, headers, LIMITS.maxValueBytes);
-      if (valueBytes < 0) bad(`value of ${utf8Length(text)} bytes exceeds ${LIMITS.maxValueBytes}`, 'RECORD_TOO_LARGE');
+      if (valueBytes < 0) valueTooLarge(utf8Length(text));
       end = start + fixed + uvarintSize(valueBytes) + valueBytes;
     } else {
-      const encoded = encodeValue(v, event.encoding);
+      const encoded = checkedValue(event, key, headers);
       const value = encoded.value;
-      const fault = recordLimitFault(key, value, headers);
-      if (fault) bad(fault.message, fault.code as 'BAD_RECORD' | 'RECORD_TOO_LARGE');
       end = start + recordBodySize(key, value, headers);
       this.room(end);
       writeRecordBody(this.buf, start, key, value, ENCODING_CODE[encoded.encoding], headers);
       valueBytes = value?.length ?? 0;
     }
-    let bytes = RECORD_OVERHEAD_BYTES + valueBytes;
-    if (key !== null) bytes += typeof key === 'string' ? utf8Length(key) : key.length;
-    for (const [name, hv] of headers) bytes += utf8Length(name) + (typeof hv === 'string' ? utf8Length(hv) : hv.length) + 4;
-    const ts = event.timestamp ?? now;
-    if (!Number.isSafeInteger(ts) || ts < 0) bad('timestamp must be a non-negative integer (ms since the epoch)');
-    const p = event.partition;
-    if (p !== undefined && p !== null) {
-      if (!Number.isInteger(p) || p < 0 || p >= LIMITS.maxPartitions) bad(`partition must be an integer in [0, ${LIMITS.maxPartitions})`, 'BAD_PARTITION');
-      this.route[i] = p;
-    } else if (key === null) this.route[i] = ROUTE_UNKEYED;
-    else {
-      this.route[i] = ROUTE_KEYED;
-      this.hash[i] = keyHash(key);
-    }
-    // One event must fit one produce frame on its own.
-    if (bytes + 256 > LIMITS.maxFrameBytes) bad(`event of ${bytes} bytes does not fit one frame`, 'RECORD_TOO_LARGE');
+    const bytes = boundBytes(key, valueBytes, headers);
+    const ts = eventTimestamp(event, now);
+    this.setRoute(i, eventPartition(event), key);
+    checkFitsFrame(bytes);
     if (bytes > maxEventBytes) throw new ClientError('OUTBOX_FULL', `event of ${bytes} bytes exceeds the outbox's maxOutboxBytes (${maxEventBytes})`);
     this.ends[i] = end;
     this.ts[i] = ts;
@@ -228,7 +220,7 @@ export class Chunk {
   private room(size: number): void {
     if (size <= this.buf.length) return;
     const next = new Uint8Array(Math.max(this.buf.length * 2, size));
-    next.set(this.buf.subarray(0, this.count === 0 ? 0 : this.ends[this.count - 1]));
+    next.set(this.buf.subarray(0, this.bodyStart(this.count)));
     this.buf = next;
   }
 
@@ -264,7 +256,7 @@ export class Chunk {
 
   /** The wire record of event i (for the failed list and the rare paths that want events). */
   record(i: number): WireRecord {
-    const start = i === 0 ? 0 : this.ends[i - 1];
+    const start = this.bodyStart(i);
     // A copy: the record outlives this chunk's buffer (failed list), and views would pin it.
     const parts = decodeRecordBody(this.buf.slice(start, this.ends[i]))!;
     const rec: WireRecord = { v: parts.value, ts: this.ts[i] };
@@ -397,14 +389,10 @@ export function sealChunk(chunk: Chunk, partitions: number, next: number[], prod
   return out;
 }
 
-function bodyStart(chunk: Chunk, i: number): number {
-  return i === 0 ? 0 : chunk.ends[i - 1];
-}
-
 /** Bytes of record i at place k of a batch whose first timestamp is firstTs, after its length varint. */
 function recordSize(chunk: Chunk, i: number, k: number, firstTs: number): number {
   const d = uvarintSize(k);
-  return chunk.ends[i] - bodyStart(chunk, i) + d + d + uvarintSize(zigzag(chunk.ts[i] - firstTs));
+  return chunk.ends[i] - chunk.bodyStart(i) + d + d + uvarintSize(zigzag(chunk.ts[i] - firstTs));
 }
 
 function encodeSegment(chunk: Chunk, idx: Int32Array, p: number, seq: number, total: number, producerId: string, pidLen: number, crc: Crc32c): Segment {
