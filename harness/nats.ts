@@ -25,6 +25,8 @@ interface NatsNode {
   restart(): Promise<void>;
   running(): boolean;
   output(): string;
+  /** Writes the node's config with JetStream on or off; takes effect at the next restart() (same name, ports, store). */
+  setJetStream(on: boolean): void;
 }
 
 export interface NatsCluster {
@@ -52,6 +54,8 @@ export interface NatsClusterOptions {
   gateways?: Record<string, string>;
   /** Reserve a gateway listener even without remotes (the other side dials in). */
   gateway?: boolean;
+  /** Nodes (indexes) started with JetStream disabled: routed to the others but no JetStream peer until setJetStream(true) and a restart. */
+  jetStreamOff?: number[];
 }
 
 async function freePort(): Promise<number> {
@@ -65,14 +69,26 @@ async function freePort(): Promise<number> {
   });
 }
 
-function nodeConfig(o: { name: string; cluster: string; port: number; clusterPort: number; routes: number[]; storeDir: string; gatewayPort: number; gateways?: Record<string, string> }): string {
+interface NodeConfig {
+  name: string;
+  cluster: string;
+  port: number;
+  clusterPort: number;
+  routes: number[];
+  storeDir: string;
+  gatewayPort: number;
+  gateways?: Record<string, string>;
+  jetStream: boolean;
+}
+
+function nodeConfig(o: NodeConfig): string {
   const lines = [
     `server_name: ${o.name}`,
     // A tag naming the node, so a stream can be placed on a chosen one (placement: { tags: ['node:<name>'] }).
     `server_tags: ["node:${o.name}"]`,
     `listen: 127.0.0.1:${o.port}`,
     // Small test machine: bound what JetStream may take (the defaults size themselves to the host).
-    `jetstream { store_dir: "${o.storeDir}", max_memory_store: 256MB, max_file_store: 4GB }`,
+    o.jetStream ? `jetstream { store_dir: "${o.storeDir}", max_memory_store: 256MB, max_file_store: 4GB }` : 'jetstream: disabled',
   ];
   if (o.routes.length > 0) {
     lines.push(`cluster { name: ${o.cluster}, listen: 127.0.0.1:${o.clusterPort}, routes: [${o.routes.map((p) => `nats-route://127.0.0.1:${p}`).join(', ')}] }`);
@@ -114,8 +130,20 @@ async function startNatsClusterOnce(opts: NatsClusterOptions): Promise<NatsClust
     const conf = path.join(root, `${name}.conf`);
     // A lone node of a region: a route to itself (ignored once connected) makes JetStream accept clustered mode.
     const routes = n > 1 ? ports.filter((_, j) => j !== i).map((p) => p.clusterPort) : wantGateway ? [ports[i].clusterPort] : [];
-    fs.writeFileSync(conf, nodeConfig({ name, cluster, port: ports[i].port, clusterPort: ports[i].clusterPort, routes, storeDir, gatewayPort: ports[i].gatewayPort, gateways: opts.gateways }));
-    nodes.push(makeNode(name, ports[i].port, conf));
+    const cfg: NodeConfig = {
+      name,
+      cluster,
+      port: ports[i].port,
+      clusterPort: ports[i].clusterPort,
+      routes,
+      storeDir,
+      gatewayPort: ports[i].gatewayPort,
+      gateways: opts.gateways,
+      jetStream: !opts.jetStreamOff?.includes(i),
+    };
+    const writeConfig = (jetStream: boolean): void => fs.writeFileSync(conf, nodeConfig({ ...cfg, jetStream }));
+    writeConfig(cfg.jetStream);
+    nodes.push(makeNode(name, ports[i].port, conf, writeConfig));
   }
   try {
     await Promise.all(nodes.map((nd) => nd.restart()));
@@ -214,7 +242,7 @@ export async function waitForSuperCluster(a: NatsCluster, b: NatsCluster, deadli
   }
 }
 
-function makeNode(name: string, port: number, conf: string): NatsNode {
+function makeNode(name: string, port: number, conf: string, writeConfig: (jetStream: boolean) => void): NatsNode {
   let proc: ChildProcess | null = null;
   let exited: Promise<void> = Promise.resolve();
   let out = '';
@@ -225,6 +253,7 @@ function makeNode(name: string, port: number, conf: string): NatsNode {
     url: `nats://127.0.0.1:${port}`,
     running,
     output: () => out,
+    setJetStream: writeConfig,
     kill: async () => {
       if (running()) proc!.kill('SIGKILL');
       await exited;

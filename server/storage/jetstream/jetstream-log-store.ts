@@ -20,7 +20,7 @@
  * read-only: appends and topic changes answer FORBIDDEN.
  */
 import { randomUUID } from 'node:crypto';
-import { connect, DiscardPolicy, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type KV, type NatsConnection, type StreamConfig } from 'nats';
+import { connect, DiscardPolicy, RetentionPolicy, StorageType, type JetStreamClient, type JetStreamManager, type KV, type NatsConnection, type Placement, type StreamConfig } from 'nats';
 import type { Crc32c } from '../../../protocol/crc32c.ts';
 import { TributaryError } from '../../../protocol/errors.ts';
 import { assertTopicName } from '../../../protocol/limits.ts';
@@ -33,6 +33,7 @@ import { isNoMessage, JsPartition, type JsEnv } from './js-partition.ts';
 import { mirrorStreamName, streamName, subjectPrefix, topicKey, TOPICS_BUCKET } from './names.ts';
 import { PartitionReads } from './partition-reads.ts';
 import { PartitionWatches } from './partition-watches.ts';
+import { REPLICA_WAIT_MS, settled, withPeersSettled } from './settle.ts';
 
 export interface JetStreamLogStoreOptions {
   /** NATS server URLs (`nats://host:port`), or a connection the caller owns. */
@@ -54,6 +55,12 @@ export interface JetStreamLogStoreOptions {
   log?: JsEnv['log'];
   /** Second region: serve these topics ('*' = all) read-only from mirrors in the connected cluster. */
   mirror?: string[];
+  /**
+   * How long a refusal of three replicas ("insufficient resources", "no suitable peers") is asked again when
+   * three or more servers are routed together: a node may be up without being a JetStream peer yet. After
+   * that the catalog and the topics without a replica count take 1, with a warning. Default 15 s.
+   */
+  replicaWaitMs?: number;
 }
 
 interface TopicMeta {
@@ -71,33 +78,14 @@ interface Topic {
   partitions: JsPartition[];
 }
 
-/** A stream created a moment ago may not be known yet to the server a request reaches, or the meta group is busy (a super-cluster): retry this long. */
-const NEW_STREAM_SETTLE_MS = 15_000;
-
-/** Retries `op` while it fails with an error matching `transient`, backing off from `firstDelayMs` to 1 s, up to NEW_STREAM_SETTLE_MS. */
-async function retryWhile<T>(transient: RegExp, firstDelayMs: number, op: () => Promise<T>): Promise<T> {
-  const until = Date.now() + NEW_STREAM_SETTLE_MS;
-  for (let delay = firstDelayMs; ; delay = Math.min(delay * 2, 1000)) {
-    try {
-      return await op();
-    } catch (err) {
-      if (Date.now() > until || !transient.test(String(err))) throw err;
-      await new Promise((r) => setTimeout(r, delay));
-    }
-  }
-}
-
-/** Retries `op` while the stream is not known yet to the server a request reaches, or the request timed out. */
-const settled = <T>(op: () => Promise<T>): Promise<T> => retryWhile(/stream not found|TIMEOUT/i, 50, op);
+const JS_API_TIMEOUT_MS = 15_000;
 
 /**
- * Retries `op` while the cluster answers that a peer is offline (a peer not yet current); with `servers` ≥ 3
- * routed together also while it answers that it lacks the peers for three replicas: a meta group that elected
- * its leader with two of three nodes says so until the third joins, which says nothing of the cluster's size.
+ * Placement in a cluster, without tags: nats-server keeps a stream's config with an absent tag list, and an
+ * update sending `tags: []` differs from it, which 2.9 takes for a move, refused together with a replica
+ * change ("can not move and scale a stream in a single update": a topic's replicas could not be changed).
  */
-const withPeersSettled = <T>(servers: number, op: () => Promise<T>): Promise<T> => retryWhile(servers >= 3 ? /peer offline|insufficient resources|no suitable peers/i : /peer offline/i, 100, op);
-
-const JS_API_TIMEOUT_MS = 15_000;
+const inCluster = (cluster: string): Placement => ({ cluster }) as Placement;
 
 /** Mirror mode: how often the home region's catalog is re-read. */
 const CATALOG_POLL_MS = 1000;
@@ -127,7 +115,7 @@ export class JetStreamLogStore implements LogStore {
   /** Mirror mode: this store's region (the connected server's cluster), null in a writable store. */
   private region: string | null = null;
   /** The cluster this store's streams are placed in (unset on a single server). */
-  private placement: { cluster: string; tags: string[] } | undefined;
+  private placement: Placement | undefined;
   /** Group coordination between the hubs of this cluster (none in a read-only region). */
   private link: JsGroupLink | null = null;
   private publisher: AckedPublisher | null = null;
@@ -202,22 +190,26 @@ export class JetStreamLogStore implements LogStore {
     }
     const cluster = this.nc!.info?.cluster;
     // In a super-cluster (regions joined by gateways) unplaced streams land in any region: keep them in ours.
-    if (cluster) this.placement = { cluster, tags: [] };
+    if (cluster) this.placement = inCluster(cluster);
     if (!cluster) {
       this.clusterReplicas = 1;
       return views.kv(TOPICS_BUCKET, { replicas: 1, history: 1 });
     }
     try {
-      // A cluster just started, or a node just restarted, refuses three replicas with "peer offline" until every
-      // peer is current: that says nothing of its size (taken for a small cluster, it made the catalog and every
-      // topic R1 on a 3-node cluster under load). Asked again for a while; a cluster too small never says it.
-      const kv = await withPeersSettled(this.routedServers(), () => views.kv(TOPICS_BUCKET, { replicas: 3, history: 1, ...(this.placement ? { placement: this.placement } : {}) }));
+      // A cluster just started, or a node just restarted, refuses three replicas until every peer is current ("peer
+      // offline") or while a routed node is not yet a JetStream peer ("no suitable peers for placement"): that says
+      // nothing of its size (taken for a small cluster, it made the catalog and every topic R1 on a 3-node cluster).
+      // Asked again for replicaWaitMs; an existing catalog (whatever its replicas) is bound as it is.
+      const kv = await this.withPeersSettled('the topic catalog', () => views.kv(TOPICS_BUCKET, { replicas: 3, history: 1, ...(this.placement ? { placement: this.placement } : {}) }));
       this.clusterReplicas = 3;
       return kv;
     } catch (err) {
       // A single server (or a cluster of two) cannot hold three replicas.
       if (!/replicas|insufficient|not supported|peers/i.test(String(err))) throw err;
-      this.log.warn({ err: String(err), servers: this.routedServers() }, 'JetStream refused three replicas: the catalog and topics without a replica count keep 1');
+      this.log.warn(
+        { err: String(err), servers: this.routedServers() },
+        'JetStream refused three replicas: the catalog and topics without a replica count keep 1 (docs/scale-out.md: a catalog made R1)',
+      );
       const kv = await views.kv(TOPICS_BUCKET, { replicas: 1, history: 1, ...(this.placement ? { placement: this.placement } : {}) });
       const st = await kv.status();
       this.clusterReplicas = Math.max(1, st.replicas);
@@ -409,7 +401,7 @@ export class JetStreamLogStore implements LogStore {
       storage: StorageType.File,
       discard: DiscardPolicy.Old,
       num_replicas: this.replicasFor(c),
-      placement: { cluster: this.region!, tags: [] },
+      placement: inCluster(this.region!),
       max_age: maxAgeMs * 1_000_000,
       max_bytes: c.retentionBytes,
     } as Partial<StreamConfig>;
@@ -428,10 +420,15 @@ export class JetStreamLogStore implements LogStore {
     return this.nc?.info?.connect_urls?.length ?? 1;
   }
 
+  /** Runs a stream's creation, asked again while the cluster lacks peers for a moment (settle.ts). */
+  private withPeersSettled<T>(what: string, op: () => Promise<T>): Promise<T> {
+    return withPeersSettled({ what, servers: this.routedServers(), waitMs: this.opts.replicaWaitMs ?? REPLICA_WAIT_MS, log: this.log }, op);
+  }
+
   private async ensureStream(cfg: Partial<StreamConfig>): Promise<void> {
     try {
       // A topic created while a node restarts waits for it (a moment) instead of failing.
-      await withPeersSettled(this.routedServers(), () => this.jsm.streams.add(cfg));
+      await this.withPeersSettled(`stream ${cfg.name}`, () => this.jsm.streams.add(cfg));
     } catch (err) {
       if (!/already in use|exists/i.test(String(err))) throw err;
       await this.jsm.streams.update(cfg.name!, cfg);
