@@ -239,7 +239,9 @@ export async function runJetStreamBench(opts: { quick: boolean; rounds?: number;
   const nc = await connect({ servers: cluster.servers.split(','), noAsyncTraces: true });
   const jsm = await nc.jetstreamManager();
   // The engine on the bench's own connection: both sides reach the cluster through the same server (see "Replay legs").
-  const store = new JetStreamLogStore({ connection: nc, refreshIntervalMs: 0 });
+  // Its log on stderr: a refusal of three replicas at start (a node not yet a JetStream peer) and the grant or fall-back after it show there.
+  const say = (level: string) => (o: object, msg?: string) => process.stderr.write(`jetstream engine ${level}: ${msg ?? ''} ${JSON.stringify(o)}\n`);
+  const store = new JetStreamLogStore({ connection: nc, refreshIntervalMs: 0, log: { info: say('info'), warn: say('warn'), error: say('error') } });
   await store.open();
   try {
     for (const replicas of [1, 3]) {
