@@ -85,6 +85,20 @@ interface Write<T> {
   result: () => T;
 }
 
+/** `topic/partition` keys of a run of events (mostly of one topic): built once per partition, not per event. */
+class SeqKeys {
+  private topic = '';
+  private keys: string[] = [];
+
+  of(topic: string, p: number): string {
+    if (topic !== this.topic) {
+      this.topic = topic;
+      this.keys = [];
+    }
+    return (this.keys[p] ??= `${topic}/${p}`);
+  }
+}
+
 function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -214,17 +228,19 @@ export class FileOutboxStore implements OutboxStore {
           if (x.id > this.st.lastId) this.st.lastId = x.id;
         }
         break;
-      case 'as':
+      case 'as': {
+        const keys = new SeqKeys();
         for (let i = 0; i < e.ids.length; i++) {
           const x = this.events.get(e.ids[i]);
           if (!x || x.p !== -1) continue;
           // In place: the drain holds these objects and wants them assigned.
           x.p = e.ps[i];
           x.seq = e.ss[i];
-          const key = `${x.topic}/${e.ps[i]}`;
+          const key = keys.of(x.topic, e.ps[i]);
           if ((this.seqs[key] ?? 0) <= e.ss[i]) this.seqs[key] = e.ss[i] + 1;
         }
         break;
+      }
       case 'd':
       case 'f':
         for (const id of e.ids) {
@@ -346,13 +362,14 @@ export class FileOutboxStore implements OutboxStore {
       const ss: number[] = [];
       // Counters taken in this write; the state changes only once the entry is on disk (apply).
       const next: Record<string, number> = {};
+      const keys = new SeqKeys();
       const stored: OutboxEvent[] = [];
       for (const a of assignments) {
         const e = this.events.get(a.event.id);
         if (!e) continue;
         if (e.p === -1) {
           if (!Number.isInteger(a.p) || a.p < 0) continue;
-          const key = `${e.topic}/${a.p}`;
+          const key = keys.of(e.topic, a.p);
           const seq = next[key] ?? this.seqs[key] ?? 0;
           next[key] = seq + 1;
           ids.push(e.id);
