@@ -19,6 +19,10 @@
  * (`bench/cpuprofile-top.ts` reads it). With BROWSER_REPLAY_CENSUS=1 each
  * row prints the CPU of every thread of the hub, this process and each
  * Chromium process over the timed replay (bench/lib/thread-census.ts).
+ * Every row gives the hub's CPU per event (/proc), and a last row serves the
+ * same events to a reader in this process (`ws`, the web client's window and
+ * credit returns, records counted, not decoded): the hub's cost per event
+ * for a browser reader against a Node one, in the same run.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -50,7 +54,7 @@ const RECORDS_PER_BATCH = 1_000;
 const PRELOAD_WINDOW = 8;
 const HEAP_SAMPLE_MS = 50;
 const MiB = 1024 * 1024;
-const SYSTEM_NAMES = { handler: '(record handler)', onBatch: '(onBatch)', worker: '(record handler, socket in a worker)', node: '(reference: a Node reader, no browser)' } as const;
+const SYSTEM_NAMES = { handler: '(record handler)', onBatch: '(onBatch)', worker: '(record handler, socket in a worker)', node: "(reference reader: the web client's window, no decoding)" } as const;
 /** The web client's default window (web-client/consumer.ts), which the Node reference reader uses too. */
 const CLIENT_CREDIT_BYTES = 4 * MiB;
 const NODE_SPIN_US = Number(process.env.BROWSER_REPLAY_NODE_US ?? 0);
@@ -357,7 +361,7 @@ export async function runBrowserReplayBench(opts: { quick: boolean; only?: Form[
         const mb = (n: number) => (n / MiB).toFixed(1);
         rows.push({
           scenario: 'browser-replay',
-          system: `web-client chromium subscribe ${SYSTEM_NAMES[form]}${creditBytes ? ` credit ${creditBytes / MiB} MiB` : ''}`,
+          system: `${form === 'node' ? 'ws in node' : 'web-client chromium subscribe'} ${SYSTEM_NAMES[form]}${creditBytes ? ` credit ${creditBytes / MiB} MiB` : ''}`,
           eventsPerSec: Math.round(r.count / (r.ms / 1000)),
           notes:
             `${count} stored JSON events (~100 B, string keys) in ${PARTITIONS} partitions from earliest; ` +
