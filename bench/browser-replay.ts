@@ -19,6 +19,10 @@
  * (`bench/cpuprofile-top.ts` reads it). With BROWSER_REPLAY_CENSUS=1 each
  * row prints the CPU of every thread of the hub, this process and each
  * Chromium process over the timed replay (bench/lib/thread-census.ts).
+ * Every row gives the hub's CPU per event (/proc), and a last row serves the
+ * same events to a reader in this process (`ws`, the web client's window and
+ * credit returns, records counted, not decoded): the hub's cost per event
+ * for a browser reader against a Node one, in the same run.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -28,8 +32,9 @@ import { BUNDLE, gotoTestPage, launchChromium, startPageServer } from '../harnes
 import { startHub } from '../harness/hub.ts';
 import { createTopic } from '../harness/topic-reader.ts';
 import { decodeCbor, encodeCbor } from '../protocol/codec.ts';
-import { encodeBatch } from '../protocol/batch.ts';
+import { batchPositions, encodeBatch, readRecordCount } from '../protocol/batch.ts';
 import { nativeCrc32c } from '../server/storage/native-crc.ts';
+import { statCpuUs } from './lib/proc-cpu.ts';
 import { launchRawChromium } from './lib/raw-chromium.ts';
 import type { RawPage } from './lib/raw-chromium.ts';
 import { censusDiff, censusSnapshot, formatCensus } from './lib/thread-census.ts';
@@ -49,7 +54,10 @@ const RECORDS_PER_BATCH = 1_000;
 const PRELOAD_WINDOW = 8;
 const HEAP_SAMPLE_MS = 50;
 const MiB = 1024 * 1024;
-const SYSTEM_NAMES = { handler: '(record handler)', onBatch: '(onBatch)', worker: '(record handler, socket in a worker)' } as const;
+const SYSTEM_NAMES = { handler: '(record handler)', onBatch: '(onBatch)', worker: '(record handler, socket in a worker)', node: "(reference reader: the web client's window, no decoding)" } as const;
+/** The web client's default window (web-client/consumer.ts), which the Node reference reader uses too. */
+const CLIENT_CREDIT_BYTES = 4 * MiB;
+const NODE_SPIN_US = Number(process.env.BROWSER_REPLAY_NODE_US ?? 0);
 
 /** Builds the bundle when it is missing or older than the client's or protocol's sources. */
 function ensureBundle(): void {
@@ -101,8 +109,13 @@ async function preload(wsUrl: string, topic: string, count: number): Promise<voi
   if (failed) throw new Error(`preload refused: ${failed}`);
 }
 
-/** `worker`: the record handler with the socket in a worker (web-client/worker-socket.ts). */
-type Form = 'handler' | 'onBatch' | 'worker';
+/**
+ * `worker`: the record handler with the socket in a worker (web-client/worker-socket.ts). `node`: a
+ * reference row with no browser, a reader in this process (`ws`) with the web client's window and credit
+ * returns, which counts the records of each frame without decoding them: what the hub spends per event
+ * serving it is the figure the browser rows' hub CPU compares with, in the same run.
+ */
+type Form = 'handler' | 'onBatch' | 'worker' | 'node';
 
 interface PageResult {
   ms: number;
@@ -147,6 +160,45 @@ function replayInPage(page: PageLike, url: string, topic: string, count: number,
       }),
     { url, topic, count, form, timeoutMs, creditBytes },
   );
+}
+
+/** The `node` reference row: subscribes from earliest, credits back a quarter of the window at a time (as the web client does). */
+async function replayInNode(wsUrl: string, topic: string, count: number, timeoutMs: number, creditBytes = CLIENT_CREDIT_BYTES): Promise<PageResult> {
+  let seen = 0;
+  let unreturned = 0;
+  let sub = -1;
+  let done: () => void = () => undefined;
+  const finished = new Promise<void>((r) => (done = r));
+  const t0 = performance.now();
+  const conn = await connectWs(
+    wsUrl,
+    (data) => {
+      const f = decodeCbor(data) as { t?: string; sub?: number; b?: Uint8Array };
+      if (f.t !== 'records' || !f.b) return;
+      let n = 0;
+      for (const pos of batchPositions(f.b)) n += readRecordCount(f.b, pos);
+      seen += n;
+      // BROWSER_REPLAY_NODE_US: this reader spins that many µs per event, a reader as slow as a page (an experiment).
+      if (NODE_SPIN_US > 0) for (const until = performance.now() + (n * NODE_SPIN_US) / 1000; performance.now() < until;);
+      unreturned += f.b.length;
+      if (sub >= 0 && unreturned >= creditBytes / 4) {
+        conn.send(encodeCbor({ t: 'credit', sub, bytes: unreturned }));
+        unreturned = 0;
+      }
+      if (seen >= count) done();
+    },
+    { protocols: ['tributary.v1'] },
+  );
+  await conn.request({ t: 'hello', id: 1, v: 1, client: 'bench-replay-node' });
+  const ok = decodeCbor(await conn.request({ t: 'subscribe', id: 2, topic, from: 'earliest', credit: creditBytes })) as { sub?: number };
+  sub = ok.sub ?? 2;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([finished, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`node replay timed out after ${seen} of ${count} events`)), timeoutMs)))]);
+  clearTimeout(timer);
+  const ms = performance.now() - t0;
+  conn.close();
+  // The reference reader does not decode values: the checksum is the expected one by construction.
+  return { ms, count: seen, checksum: (count * (count - 1)) / 2 };
 }
 
 type Send = (method: string, params?: object) => Promise<unknown>;
@@ -215,6 +267,8 @@ export async function runBrowserReplayBench(opts: { quick: boolean; only?: Form[
       .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
   );
   const hubSignal = process.env.BROWSER_REPLAY_HUB_SIGNAL as NodeJS.Signals | undefined;
+  // BROWSER_REPLAY_PERF_CTL: the control fifo of a `perf record -D -1 --control fifo:FILE`, enabled over each timed replay only.
+  const perfCtl = process.env.BROWSER_REPLAY_PERF_CTL;
   const hub = await startHub({ args: ['--topic-fsync', 'never', ...extraArgs], env: hubEnv });
   const pages = await startPageServer();
   // BROWSER_REPLAY_DRIVER=playwright: the page driven by Playwright, which has Chromium report every WebSocket frame to it.
@@ -253,7 +307,7 @@ export async function runBrowserReplayBench(opts: { quick: boolean; only?: Form[
     // BROWSER_REPLAY_CREDIT=1048576,4194304: each form once per credit (bytes), in this run, for a same-run comparison.
     const credits: Array<number | undefined> = process.env.BROWSER_REPLAY_CREDIT ? process.env.BROWSER_REPLAY_CREDIT.split(',').map(Number) : [undefined];
     for (const creditBytes of credits)
-      for (const form of opts.only ?? (['handler', 'onBatch', 'worker'] as const)) {
+      for (const form of opts.only ?? (['handler', 'onBatch', 'worker', 'node'] as const)) {
         await cdp.send('HeapProfiler.collectGarbage');
         const before = await heapUsed(cdp);
         let peak = before;
@@ -276,10 +330,17 @@ export async function runBrowserReplayBench(opts: { quick: boolean; only?: Form[
         }
         let workerNote = '';
         const cpuBefore = await threadTime();
+        const hubStat = `/proc/${hub.proc.pid}/stat`;
+        const hubBefore = statCpuUs(hubStat) ?? NaN;
+        const hubSysBefore = statCpuUs(hubStat, 'system') ?? NaN;
         const census0 = process.env.BROWSER_REPLAY_CENSUS ? censusSnapshot() : null;
         if (hubSignal) hub.proc.kill(hubSignal);
-        const r = await replayInPage(page, hub.wsUrl, topic, count, form, timeoutMs, creditBytes);
+        if (perfCtl) fs.writeFileSync(perfCtl, 'enable\n');
+        const r = form === 'node' ? await replayInNode(hub.wsUrl, topic, count, timeoutMs, creditBytes) : await replayInPage(page, hub.wsUrl, topic, count, form, timeoutMs, creditBytes);
+        const hubUs = (statCpuUs(hubStat) ?? NaN) - hubBefore;
+        const hubSysUs = (statCpuUs(hubStat, 'system') ?? NaN) - hubSysBefore;
         if (hubSignal) hub.proc.kill(hubSignal);
+        if (perfCtl) fs.writeFileSync(perfCtl, 'disable\n');
         if (census0) console.log(`${SYSTEM_NAMES[form]} ${formatCensus(censusDiff(census0, censusSnapshot()), r.count)}`);
         const cpuSeconds = (await threadTime()) - cpuBefore;
         if (profDir) {
@@ -300,12 +361,13 @@ export async function runBrowserReplayBench(opts: { quick: boolean; only?: Form[
         const mb = (n: number) => (n / MiB).toFixed(1);
         rows.push({
           scenario: 'browser-replay',
-          system: `web-client chromium subscribe ${SYSTEM_NAMES[form]}${creditBytes ? ` credit ${creditBytes / MiB} MiB` : ''}`,
+          system: `${form === 'node' ? 'ws in node' : 'web-client chromium subscribe'} ${SYSTEM_NAMES[form]}${creditBytes ? ` credit ${creditBytes / MiB} MiB` : ''}`,
           eventsPerSec: Math.round(r.count / (r.ms / 1000)),
           notes:
             `${count} stored JSON events (~100 B, string keys) in ${PARTITIONS} partitions from earliest; ` +
-            `heap ${mb(before)} MB before, ${mb(peak)} MB peak, ${mb(after)} MB after; ` +
-            `main thread ${((cpuSeconds * 1e6) / r.count).toFixed(2)} µs CPU per event, busy ${Math.round((100 * cpuSeconds * 1000) / r.ms)}% of the run${workerNote}` +
+            (form === 'node' ? '' : `heap ${mb(before)} MB before, ${mb(peak)} MB peak, ${mb(after)} MB after; `) +
+            (form === 'node' ? '' : `main thread ${((cpuSeconds * 1e6) / r.count).toFixed(2)} µs CPU per event, busy ${Math.round((100 * cpuSeconds * 1000) / r.ms)}% of the run${workerNote}; `) +
+            `hub ${(hubUs / r.count).toFixed(2)} µs CPU per event (kernel ${(hubSysUs / r.count).toFixed(2)})` +
             (r.checksum === expected ? '' : `; CHECKSUM MISMATCH ${r.checksum} != ${expected}`),
         });
       }
