@@ -275,6 +275,21 @@ export class Chunk {
   }
 }
 
+/** The chunk `checkEvents` writes into and never counts (what it holds is overwritten by the next check). */
+let scratch: Chunk | undefined;
+
+/**
+ * Validates `events[from..to)` as `Chunk.write` does (the same checks in the
+ * same order, the same errors), keeping nothing: for the part of a
+ * `sendMany` that waits for room, checked before any of the call stays in.
+ */
+export function checkEvents(events: ArrayLike<SendEvent>, from: number, to: number, now: number, maxEventBytes: number): void {
+  const c = (scratch ??= new Chunk('', '', 0));
+  for (let i = from; i < to; i++) c.write(events[i], now, maxEventBytes);
+  // A very large event grew it: not kept for the next call.
+  if (c.buf.length > 1024 * 1024) scratch = undefined;
+}
+
 /** One record batch of one partition, sequences assigned, bytes ready for the wire. */
 export interface Segment {
   readonly kind: 'segment';
