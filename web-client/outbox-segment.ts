@@ -194,8 +194,9 @@ export class Chunk {
    * event `count` (send()'s fast path: no record object, no body of its own,
    * no copy), without counting it: `commit` does once it fits the bounds.
    * Returns its bound size; throws what `toOutboxRecord` throws, in its order.
+   * With `checkOnly`, a value that is bytes already is checked, not written.
    */
-  write(event: SendEvent, now: number, maxEventBytes: number): number {
+  write(event: SendEvent, now: number, maxEventBytes: number, checkOnly = false): number {
     const key = eventKey(event);
     const headers = headerPairs(event.headers);
     const i = this.count;
@@ -214,13 +215,16 @@ export class Chunk {
       const encoded = checkedValue(event, key, headers);
       const value = encoded.value;
       end = start + recordBodySize(key, value, headers);
-      this.room(end);
-      writeRecordBody(this.buf, start, key, value, ENCODING_CODE[encoded.encoding], headers);
+      if (!checkOnly) {
+        this.room(end);
+        writeRecordBody(this.buf, start, key, value, ENCODING_CODE[encoded.encoding], headers);
+      }
       valueBytes = value?.length ?? 0;
     }
     const bytes = boundBytes(key, valueBytes, headers);
     const ts = eventTimestamp(event, now);
-    this.setRoute(i, eventPartition(event), key);
+    const p = eventPartition(event);
+    if (!checkOnly) this.setRoute(i, p, key);
     checkFitsFrame(bytes);
     if (bytes > maxEventBytes) throw new ClientError('OUTBOX_FULL', `event of ${bytes} bytes exceeds the outbox's maxOutboxBytes (${maxEventBytes})`);
     this.ends[i] = end;
@@ -307,7 +311,7 @@ let scratch: Chunk | undefined;
  */
 export function checkEvents(events: ArrayLike<SendEvent>, from: number, to: number, now: number, maxEventBytes: number): void {
   const c = (scratch ??= new Chunk('', '', 0));
-  for (let i = from; i < to; i++) c.write(events[i], now, maxEventBytes);
+  for (let i = from; i < to; i++) c.write(events[i], now, maxEventBytes, true);
   // A very large event grew it: not kept for the next call.
   if (c.buf.length > 1024 * 1024) scratch = undefined;
 }
