@@ -558,7 +558,7 @@ export function segmentFrame(seg: Segment, topic: string, p: number, id: number)
   return frame;
 }
 
-/** A CBOR head: major type and argument (a length or an unsigned integer below 2^53). */
+/** A CBOR head: major type and argument (a length below 2^32, or an unsigned integer below 2^53). */
 function cborHead(buf: Uint8Array, pos: number, major: number, n: number): number {
   const m = major << 5;
   if (n < 24) buf[pos++] = m | n;
@@ -574,9 +574,9 @@ function cborHead(buf: Uint8Array, pos: number, major: number, n: number): numbe
     writeUint32(buf, pos, n);
     pos += 4;
   } else {
-    buf[pos++] = m | 27;
-    writeUint32(buf, pos, Math.floor(n / 0x100000000));
-    writeUint32(buf, pos + 4, n >>> 0);
+    // As cbor-x writes integers from 2^32 on (decoders give a number back, not a bigint): a float64.
+    buf[pos++] = 0xfb;
+    new DataView(buf.buffer, buf.byteOffset).setFloat64(pos, n);
     pos += 8;
   }
   return pos;
