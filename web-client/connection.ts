@@ -297,6 +297,11 @@ export class Connection extends Emitter<ConnectionEvents> {
 
   /** Sends a request and resolves with its reply; rejects with the hub's TributaryError or DISCONNECTED. */
   request(frame: Outgoing, timeoutMs = this.o.requestTimeoutMs, onId?: (id: number) => void): Promise<Reply> {
+    return this.requestEncoded((id) => encodeCbor({ ...frame, id }), timeoutMs, onId);
+  }
+
+  /** `request` of a frame the caller encodes itself, with the id given (the outbox's ready batches: no copy into a frame). */
+  requestEncoded(encode: (id: number) => Uint8Array, timeoutMs = this.o.requestTimeoutMs, onId?: (id: number) => void): Promise<Reply> {
     const ws = this.ws;
     if (!ws || ws.readyState !== WS_OPEN) return Promise.reject(new ClientError('DISCONNECTED', 'not connected'));
     const id = this.nextId++;
@@ -309,7 +314,7 @@ export class Connection extends Emitter<ConnectionEvents> {
       }, timeoutMs);
       this.pending.set(id, { resolve, reject, timer });
       try {
-        ws.send(encodeCbor({ ...frame, id }));
+        ws.send(encode(id));
       } catch (err) {
         this.pending.delete(id);
         clearTimeout(timer);

@@ -42,7 +42,7 @@ import type { Connection } from './connection.ts';
 import { ClientError } from './errors.ts';
 import { encodeOutboxBatch } from './event-input.ts';
 import { addSkips, wireSequence, type OutboxEvent, type OutboxStore } from './outbox.ts';
-import { isChunk, isSegment, type Chunk, type Segment } from './outbox-segment.ts';
+import { hasFrameRoom, isChunk, isSegment, segmentFrame, type Chunk, type Segment } from './outbox-segment.ts';
 import { BatchAck, FRAME_SLACK_BYTES, countOf, takeBatch, type Item, type Lane } from './outbox-lane.ts';
 import type { AckInfo, ProducerSink } from './producer.ts';
 
@@ -452,7 +452,9 @@ export class Drainer {
       const first = batch[0];
       if (isSegment(first)) {
         // Ready as it is: takeBatch hands out a segment only where its sequences need no renumbering.
-        request = this.h.conn.request({ t: 'produce', topic: lane.topic, batches: (batch as Segment[]).map((s) => ({ p: lane.p, b: s.batch })) });
+        // One segment with room for the frame's fields goes as a view of its own buffer (no copy into a frame).
+        if (batch.length === 1 && hasFrameRoom(first, lane.topic)) request = this.h.conn.requestEncoded((id) => segmentFrame(first, lane.topic, lane.p, id));
+        else request = this.h.conn.request({ t: 'produce', topic: lane.topic, batches: (batch as Segment[]).map((s) => ({ p: lane.p, b: s.batch })) });
       } else if (lane.p < 0) {
         const seq = wireSequence(first.seq, this.skips[lane.key]);
         request = this.h.conn.request({ t: 'produce', topic: lane.topic, pid: this.h.legacyProducerId ?? this.h.producerId, seq, records: (batch as OutboxEvent[]).map((e) => e.rec) });

@@ -82,6 +82,14 @@ function keyHash(k: string | Uint8Array): number {
   return h;
 }
 
+/**
+ * Buffers of sealed full chunks, for the next full chunk to take: a busy
+ * producer seals a chunk of about a megabyte every few milliseconds, and
+ * allocating each anew kept the garbage collector busy (external memory).
+ */
+const spares: Array<Pick<Chunk, 'buf' | 'ends' | 'ts' | 'route' | 'hash' | 'sizes'>> = [];
+const MAX_SPARES = 2;
+
 const EMPTY = new Uint8Array(0);
 const EMPTY_U32 = new Uint32Array(0);
 const EMPTY_F64 = new Float64Array(0);
@@ -117,8 +125,20 @@ export class Chunk {
      */
     bodyBytesHint = 0,
   ) {
+    const want = Math.max(64 * 1024, Math.ceil(bodyBytesHint * 1.125));
+    const spare = bodyBytesHint > 0 ? spares.pop() : undefined;
+    if (spare && spare.buf.length >= want) {
+      // A sealed chunk's buffers: a burst's chunks come and go at the same size.
+      this.buf = spare.buf;
+      this.ends = spare.ends;
+      this.ts = spare.ts;
+      this.route = spare.route;
+      this.hash = spare.hash;
+      this.sizes = spare.sizes;
+      return;
+    }
     const n = bodyBytesHint > 0 ? CHUNK_MAX_EVENTS : 256;
-    this.buf = new Uint8Array(Math.max(64 * 1024, Math.ceil(bodyBytesHint * 1.125)));
+    this.buf = new Uint8Array(want);
     this.ends = new Uint32Array(n);
     this.ts = new Float64Array(n);
     this.route = new Int32Array(n);
@@ -174,8 +194,9 @@ export class Chunk {
    * event `count` (send()'s fast path: no record object, no body of its own,
    * no copy), without counting it: `commit` does once it fits the bounds.
    * Returns its bound size; throws what `toOutboxRecord` throws, in its order.
+   * With `checkOnly`, a value that is bytes already is checked, not written.
    */
-  write(event: SendEvent, now: number, maxEventBytes: number): number {
+  write(event: SendEvent, now: number, maxEventBytes: number, checkOnly = false): number {
     const key = eventKey(event);
     const headers = headerPairs(event.headers);
     const i = this.count;
@@ -194,13 +215,16 @@ export class Chunk {
       const encoded = checkedValue(event, key, headers);
       const value = encoded.value;
       end = start + recordBodySize(key, value, headers);
-      this.room(end);
-      writeRecordBody(this.buf, start, key, value, ENCODING_CODE[encoded.encoding], headers);
+      if (!checkOnly) {
+        this.room(end);
+        writeRecordBody(this.buf, start, key, value, ENCODING_CODE[encoded.encoding], headers);
+      }
       valueBytes = value?.length ?? 0;
     }
     const bytes = boundBytes(key, valueBytes, headers);
     const ts = eventTimestamp(event, now);
-    this.setRoute(i, eventPartition(event), key);
+    const p = eventPartition(event);
+    if (!checkOnly) this.setRoute(i, p, key);
     checkFitsFrame(bytes);
     if (bytes > maxEventBytes) throw new ClientError('OUTBOX_FULL', `event of ${bytes} bytes exceeds the outbox's maxOutboxBytes (${maxEventBytes})`);
     this.ends[i] = end;
@@ -226,6 +250,8 @@ export class Chunk {
 
   /** Once sealed, the bodies live in the segments' batches: the chunk's own copy goes. */
   dropBodies(): void {
+    // Full-size buffers are kept for the next chunk (nothing holds a view of them: records and segments copy).
+    if (this.ends.length === CHUNK_MAX_EVENTS && spares.length < MAX_SPARES) spares.push({ buf: this.buf, ends: this.ends, ts: this.ts, route: this.route, hash: this.hash, sizes: this.sizes });
     this.buf = EMPTY;
     this.ends = this.sizes = EMPTY_U32;
     this.ts = EMPTY_F64;
@@ -275,6 +301,21 @@ export class Chunk {
   }
 }
 
+/** The chunk `checkEvents` writes into and never counts (what it holds is overwritten by the next check). */
+let scratch: Chunk | undefined;
+
+/**
+ * Validates `events[from..to)` as `Chunk.write` does (the same checks in the
+ * same order, the same errors), keeping nothing: for the part of a
+ * `sendMany` that waits for room, checked before any of the call stays in.
+ */
+export function checkEvents(events: ArrayLike<SendEvent>, from: number, to: number, now: number, maxEventBytes: number): void {
+  const c = (scratch ??= new Chunk('', '', 0));
+  for (let i = from; i < to; i++) c.write(events[i], now, maxEventBytes, true);
+  // A very large event grew it: not kept for the next call.
+  if (c.buf.length > 1024 * 1024) scratch = undefined;
+}
+
 /** One record batch of one partition, sequences assigned, bytes ready for the wire. */
 export interface Segment {
   readonly kind: 'segment';
@@ -291,6 +332,12 @@ export interface Segment {
   sizes: Uint32Array;
   /** The batch as sent (base offset and append time left for the hub). */
   batch: Uint8Array;
+  /**
+   * Optional: bytes before `batch` in its buffer that are the segment's own,
+   * room for a produce frame's fields (`segmentFrame`): a request of this one
+   * segment is then sent without copying the batch into a frame.
+   */
+  room?: number;
   /** The chunk it came from (its store drops the chunk once every segment of it is gone). */
   chunk: Chunk;
 }
@@ -400,7 +447,8 @@ function encodeSegment(chunk: Chunk, idx: Int32Array, p: number, seq: number, to
   const firstTs = chunk.ts[idx[0]];
   let maxTs = firstTs;
   for (let k = 1; k < count; k++) if (chunk.ts[idx[k]] > maxTs) maxTs = chunk.ts[idx[k]];
-  const buf = new Uint8Array(total);
+  const room = frameRoom(chunk.topic);
+  const buf = new Uint8Array(room + total).subarray(room);
   let pos = writeBatchHeader(
     buf,
     { total, count, lastOffsetDelta: count - 1, firstTimestamp: firstTs, maxTimestamp: maxTs, lastSequenceDelta: count - 1, baseSequence: seq, baseOffset: 0, appendTime: -1 },
@@ -438,7 +486,7 @@ function encodeSegment(chunk: Chunk, idx: Int32Array, p: number, seq: number, to
   }
   if (pos !== total) throw new Error(`segment size mismatch: wrote ${pos} of ${total}`);
   writeUint32(buf, O_CRC, crc(buf, CRC_START, total));
-  return { kind: 'segment', topic: chunk.topic, sub: chunk.sub, p, seq, count, bytes, ids, sizes, batch: buf, chunk };
+  return { kind: 'segment', topic: chunk.topic, sub: chunk.sub, p, seq, count, bytes, ids, sizes, batch: buf, chunk, room };
 }
 
 /** A segment as single events (assigned: partition and sequences kept), records read back from its batch. */
@@ -455,4 +503,87 @@ export function segmentEvents(s: Segment): OutboxEvent[] {
     out[k] = { id: s.ids[k], topic: s.topic, p: s.p, seq: s.seq + k, sub: s.sub, rec, bytes: s.sizes[k] };
   }
   return out;
+}
+
+/** The produce frame's fields before its batch's bytes, at most (`segmentFrame`): 46 bytes, the topic's, and its length's up to 3. */
+function frameRoom(topic: string): number {
+  return 64 + utf8Length(topic);
+}
+
+/** Whether `segmentFrame` can write a produce frame of this segment to `topic` in its room. */
+export function hasFrameRoom(seg: Segment, topic: string): boolean {
+  return (seg.room ?? 0) >= frameRoom(topic);
+}
+
+const FRAME_KEYS = {
+  t: utf8('t'),
+  produce: utf8('produce'),
+  topic: utf8('topic'),
+  id: utf8('id'),
+  batches: utf8('batches'),
+  p: utf8('p'),
+  b: utf8('b'),
+};
+
+/**
+ * A produce request of this one segment, `{t: 'produce', topic, id,
+ * batches: [{p, b}]}` in CBOR, written into the segment's room right before
+ * its batch: the frame is a view of the segment's buffer, the batch not
+ * copied (`hasFrameRoom` says whether it can). A resend writes the fields
+ * again (another id) over the same bytes.
+ */
+export function segmentFrame(seg: Segment, topic: string, p: number, id: number): Uint8Array {
+  const room = seg.room ?? 0;
+  const topicBytes = utf8(topic);
+  const batch = seg.batch;
+  const head = new Uint8Array(64 + topicBytes.length);
+  let pos = 0;
+  head[pos++] = 0xa4; // map of 4
+  pos = cborText(head, pos, FRAME_KEYS.t);
+  pos = cborText(head, pos, FRAME_KEYS.produce);
+  pos = cborText(head, pos, FRAME_KEYS.topic);
+  pos = cborText(head, pos, topicBytes);
+  pos = cborText(head, pos, FRAME_KEYS.id);
+  pos = cborHead(head, pos, 0, id);
+  pos = cborText(head, pos, FRAME_KEYS.batches);
+  head[pos++] = 0x81; // array of 1
+  head[pos++] = 0xa2; // map of 2
+  pos = cborText(head, pos, FRAME_KEYS.p);
+  pos = cborHead(head, pos, 0, p);
+  pos = cborText(head, pos, FRAME_KEYS.b);
+  pos = cborHead(head, pos, 2, batch.length);
+  if (pos > room) throw new Error(`a produce frame's fields need ${pos} bytes before the batch, the segment has ${room}`);
+  const frame = new Uint8Array(batch.buffer, batch.byteOffset - pos, pos + batch.length);
+  frame.set(head.subarray(0, pos));
+  return frame;
+}
+
+/** A CBOR head: major type and argument (a length below 2^32, or an unsigned integer below 2^53). */
+function cborHead(buf: Uint8Array, pos: number, major: number, n: number): number {
+  const m = major << 5;
+  if (n < 24) buf[pos++] = m | n;
+  else if (n < 0x100) {
+    buf[pos++] = m | 24;
+    buf[pos++] = n;
+  } else if (n < 0x10000) {
+    buf[pos++] = m | 25;
+    buf[pos++] = n >>> 8;
+    buf[pos++] = n & 0xff;
+  } else if (n < 0x100000000) {
+    buf[pos++] = m | 26;
+    writeUint32(buf, pos, n);
+    pos += 4;
+  } else {
+    // As cbor-x writes integers from 2^32 on (decoders give a number back, not a bigint): a float64.
+    buf[pos++] = 0xfb;
+    new DataView(buf.buffer, buf.byteOffset).setFloat64(pos, n);
+    pos += 8;
+  }
+  return pos;
+}
+
+function cborText(buf: Uint8Array, pos: number, text: Uint8Array): number {
+  pos = cborHead(buf, pos, 3, text.length);
+  buf.set(text, pos);
+  return pos + text.length;
 }

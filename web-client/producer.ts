@@ -14,6 +14,7 @@ import type { Connection } from './connection.ts';
 import { ClientError } from './errors.ts';
 import { toOutboxRecord, type SendEvent } from './event-input.ts';
 import { Drainer, SessionEnded } from './outbox-drain.ts';
+import { checkEvents } from './outbox-segment.ts';
 import { GroupCommit, storedCount, type FailedEvent, type NewOutboxEvent, type OutboxBounds, type OutboxEvent, type OutboxStore, type UnitOutcome } from './outbox.ts';
 import { batchCrc32c } from './runtime.ts';
 import { OutboxSignal, requestDrainLease, type DrainLease } from './tabs.ts';
@@ -105,6 +106,8 @@ export class Producer {
   /** send()'s one-event list for the store's fast path (no array per call). */
   private readonly one: SendEvent[] = [];
   private wakeQueued = false;
+  /** Direct sendMany calls waiting for room (appendAsRoomComes). */
+  private roomWaiters: Array<() => void> = [];
 
   constructor(
     private readonly o: ProducerOptions,
@@ -121,7 +124,7 @@ export class Producer {
       },
       {
         maxBlockMs: o.maxBlockMs,
-        noRoom: () => new ClientError('OUTBOX_FULL', `outbox is full (max ${o.bounds.maxEvents} events, ${o.bounds.maxBytes} bytes) and did not drain within maxBlockMs (${o.maxBlockMs} ms)`),
+        noRoom: () => this.noRoom(),
       },
     );
     conn.on('open', () => this.startSession());
@@ -155,6 +158,7 @@ export class Producer {
         else {
           // Another tab drained: sends waiting for room here try again.
           this.commit.roomMaybe();
+          this.wakeRoom();
           void this.checkWaiters();
         }
       });
@@ -274,17 +278,19 @@ export class Producer {
     if (!Array.isArray(events)) throw new TypeError('sendMany(topic, events) needs an array of events');
     if (events.length === 0) return;
     const now = Date.now();
-    let entries: OutboxEvent[] | undefined;
+    let entries: OutboxEvent[];
     let direct = 0;
     const sub = this.directSubject();
     if (sub !== undefined) {
       // Straight into the store; whatever does not fit now (validated first) waits for room below.
+      let short = false;
       direct = this.o.store.segments!.appendEvents!(topic, sub, events, 0, events.length, now, this.o.bounds, (n) => {
-        entries = new Array<OutboxEvent>(events.length - n);
-        for (let i = n; i < events.length; i++) entries[i - n] = this.entry(topic, events[i], '', now);
+        checkEvents(events, n, events.length, now, this.o.bounds.maxBytes);
+        short = true;
       });
       if (direct > 0) this.appended();
-      if (!entries) return;
+      if (short) await this.appendAsRoomComes(topic, sub, events, direct, now);
+      return;
     } else {
       entries = new Array<OutboxEvent>(events.length);
       for (let i = 0; i < events.length; i++) entries[i] = this.entry(topic, events[i], '', now);
@@ -297,6 +303,55 @@ export class Producer {
       throw new ClientError('OUTBOX_FULL', `${error.message}; ${enqueued} of ${events.length} events were queued`, { details: { enqueued } });
     }
     throw error;
+  }
+
+  /**
+   * The rest of a sendMany call that went straight into the store, from
+   * `from` on (validated already): as room appears, straight in too (no
+   * entry object per event, encoded once), until maxBlockMs. Sends and
+   * sendMany calls made meanwhile queue behind it (`slow`, `queued`).
+   */
+  private async appendAsRoomComes(topic: string, sub: string, events: SendEvent[], from: number, now: number): Promise<void> {
+    this.slow++;
+    let release!: () => void;
+    const done = new Promise<void>((r) => (release = r));
+    this.queued = Promise.all([this.queued, done]);
+    const deadline = Date.now() + this.o.maxBlockMs;
+    try {
+      while (from < events.length) {
+        if (this.closed) throw new ClientError('CLOSED', `client closed while send() waited for room in the outbox; ${from} of ${events.length} events were queued`, { details: { enqueued: from } });
+        const left = deadline - Date.now();
+        if (left <= 0) {
+          throw new ClientError('OUTBOX_FULL', `${this.noRoom().message}; ${from} of ${events.length} events were queued`, { details: { enqueued: from } });
+        }
+        await new Promise<void>((wake) => {
+          const timer = setTimeout(wake, left);
+          this.roomWaiters.push(() => {
+            clearTimeout(timer);
+            wake();
+          });
+        });
+        const n = this.o.store.segments!.appendEvents!(topic, sub, events, from, events.length, now, this.o.bounds);
+        if (n > 0) this.appended();
+        from += n;
+      }
+    } finally {
+      this.slow--;
+      release();
+    }
+  }
+
+  private noRoom(): ClientError {
+    const o = this.o;
+    return new ClientError('OUTBOX_FULL', `outbox is full (max ${o.bounds.maxEvents} events, ${o.bounds.maxBytes} bytes) and did not drain within maxBlockMs (${o.maxBlockMs} ms)`);
+  }
+
+  /** Something left the outbox (or the client closes): direct sendMany calls waiting for room try again. */
+  private wakeRoom(): void {
+    const w = this.roomWaiters;
+    if (!w.length) return;
+    this.roomWaiters = [];
+    for (const f of w) f();
   }
 
   /**
@@ -409,6 +464,7 @@ export class Producer {
   private left(): void {
     this.signal?.post('drained');
     this.commit.roomMaybe();
+    this.wakeRoom();
     void this.checkWaiters();
   }
 
@@ -422,6 +478,7 @@ export class Producer {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.wakeRoom();
     this.endSession();
     this.rejectWaiters(new ClientError('CLOSED', 'client closed before the outbox drained'));
     clearInterval(this.pollTimer);

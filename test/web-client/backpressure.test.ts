@@ -82,6 +82,41 @@ describe('send() at the outbox bound', () => {
     expect(exactlyOnceProblems(records, 20_000)).toBe('');
   }, 60_000);
 
+  it('a sendMany larger than the outbox goes in as acks make room, and a send made meanwhile lands after it', async () => {
+    await createTopic(hub.url, 'bp-many-wait', 1);
+    const c = client({ maxOutboxEvents: 50 });
+    await c.pending(); // ready: the sendMany goes straight into the memory outbox, the rest as room comes
+    const many = c.sendMany(
+      'bp-many-wait',
+      Array.from({ length: 400 }, (_, n) => ({ key: 'one', value: { n } })),
+    );
+    // A send from an ack listener: room has just appeared, and the waiting sendMany has not taken it yet.
+    let after: Promise<void> | undefined;
+    const off = c.on('ack', () => {
+      off();
+      after = c.send('bp-many-wait', { key: 'one', value: { n: 400 } });
+    });
+    await many;
+    await after;
+    await c.flush();
+    const records = await readTopic(hub.url, 'bp-many-wait');
+    expect(exactlyOnceProblems(records, 401)).toBe('');
+    expect(records.map((r) => (r.value as { n: number }).n)).toEqual([...Array(401).keys()]);
+  });
+
+  it('close() ends a sendMany waiting for room with CLOSED, saying how many went in', async () => {
+    const c = createClient({ url: 'ws://127.0.0.1:1/v1/ws', outbox: 'memory', name: `bp-${Math.random()}`, maxOutboxEvents: 4, maxBlockMs: 30_000 });
+    await c.pending();
+    const waiting = c.sendMany(
+      'many-closed',
+      Array.from({ length: 10 }, (_, n) => ({ value: n })),
+    );
+    const t0 = Date.now();
+    await c.close();
+    expect(await waiting.catch((e) => e)).toMatchObject({ code: 'CLOSED', details: { enqueued: 4 } });
+    expect(Date.now() - t0).toBeLessThan(5_000);
+  });
+
   it('sendMany into an offline outbox that cannot take them all says how many went in', async () => {
     const c = client({ url: 'ws://127.0.0.1:1/v1/ws', maxOutboxEvents: 7, maxBlockMs: 100 });
     // An invalid event after valid ones that went straight into the memory outbox's chunk takes them out again.
