@@ -54,9 +54,6 @@ export class SinkRunner extends Worker {
   /** When the oldest record in the buffer arrived (performance.now()): it is written lingerMs after that at the latest. */
   private bufferedSince = 0;
   private writing: Promise<void> | null = null;
-  /** The task's start (begun in start(), awaited by onAssign); startFailed once it failed for good. */
-  private taskStarted: Promise<void> = Promise.resolve();
-  private startFailed = false;
   private lingerTimer: ReturnType<typeof setTimeout> | null = null;
   /** Next offset written, per held partition. */
   private readonly committed = new Map<number, number>();
@@ -84,15 +81,9 @@ export class SinkRunner extends Worker {
   async start(): Promise<void> {
     const { topic } = this.config;
     try {
+      await this.retrying('start', () => this.task.start());
       const info = await this.retrying('describe topic', () => this.deps.http.topic(topic));
       this.noteHighWatermarks(info.offsets);
-      // The task starts (connects, checks its target) while the group is joined, not before: onAssign waits for it
-      // before it reads the task's offsets, so no record is handled before the task is ready. The topic is described
-      // first so that two retry loops (each sets the state) never run at once.
-      const started = this.retrying('start', () => this.task.start());
-      // Registered first, so it runs before onAssign's wait ends: no record is buffered for a task that cannot start.
-      started.catch(() => (this.startFailed = true));
-      this.taskStarted = started;
       this.lagTimer = setInterval(() => void this.tick(), this.o.lagIntervalMs);
       this.lagTimer.unref?.();
       this.sub = this.deps.client.subscribe(topic, {
@@ -105,27 +96,16 @@ export class SinkRunner extends Worker {
         onRevoke: (partitions) => this.onRevoke(partitions),
         onView: (view) => this.onView(view),
       });
-      await started;
       if (this.status.state === 'starting') this.status.state = 'running';
       this.updateStatus();
     } catch (e) {
-      if (e instanceof StoppedError) return;
-      // The task cannot start (its settings): leave the group at once, nothing of it was written or committed.
-      if (this.lagTimer) clearInterval(this.lagTimer);
-      this.sub?.close();
-      this.sub = null;
-      throw e;
+      if (!(e instanceof StoppedError)) throw e;
     }
   }
 
   /** New partitions: find where each really starts before any of their records is handled. */
   private async onAssign(partitions: number[]): Promise<void> {
     let own: PartitionOffsets | undefined;
-    try {
-      await this.taskStarted;
-    } catch {
-      return; // start() reports it and leaves the group
-    }
     try {
       own = await this.retrying('open', () => this.task.open(partitions));
     } catch (e) {
@@ -181,7 +161,6 @@ export class SinkRunner extends Worker {
    * than the client's decode.
    */
   private async onView(view: RecordsView): Promise<void> {
-    if (this.startFailed) return;
     // Paused: the handler waits, the subscription stops crediting, the hub stops sending.
     if (this.paused) await this.whileUnpaused();
     const p = view.partition;

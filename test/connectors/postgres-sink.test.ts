@@ -367,7 +367,7 @@ describe('postgres sink', () => {
   }, 120_000);
 
   it('a sink that cannot start (a column its table lacks) is failed with the reason, writes nothing and leaves its group at once', async () => {
-    // The task starts while the group is joined (sink-runner.ts): a start that fails must not leave a member behind.
+    // A mistake in the settings is not retried: the connector is failed, and no member of it stays in the group.
     await pg.query('CREATE TABLE bad_target (id integer)');
     await post('/v1/topics', { name: 'bad', partitions: 2 });
     await produceOrders('bad', 0, 200);
