@@ -185,6 +185,8 @@ export function copyRow(columns: CopyColumn[], r: ConsumedRecord, raw = true): s
 const WRITER_START_BYTES = 320 * 1024;
 /** Fields shorter than this are copied byte by byte rather than through a subarray and set(). */
 const SHORT_FIELD_BYTES = 64;
+/** Most bytes a field of a fixed kind takes (a safe integer's 16 digits, a tab), reserved per column of a row. */
+const MAX_FIXED_FIELD_BYTES = 24;
 const TAB = 0x09;
 const NEWLINE = 0x0a;
 
@@ -203,6 +205,8 @@ const NEWLINE = 0x0a;
 export class CopyWriter {
   private buf = Buffer.allocUnsafe(WRITER_START_BYTES);
   private len = 0;
+  /** Bytes the row being written may still take (row()). */
+  private reserve = 0;
   private readonly scanner: F.FieldScanner | null;
   /** Per column: its field's index in the scanner, or -1 (the general path). */
   private readonly scanIndex: number[];
@@ -243,14 +247,23 @@ export class CopyWriter {
     let scanned = false;
     const scanner = this.scanner;
     const b = v.bytes;
+    const columns = this.columns;
+    let valueBytes = 0;
     if (scanner && v.valueEncoding(i) === 'json') {
       const s = v.valueStart(i);
-      scanned = s >= 0 && scanner.scan(b, s, v.valueEnd(i));
+      if (s >= 0) {
+        const e = v.valueEnd(i);
+        scanned = scanner.scan(b, s, e);
+        valueBytes = e - s;
+      }
     }
-    const columns = this.columns;
+    // Room for the whole row at once, so that the tabs, digits and copied fields below need no check each: the
+    // scanned fields copied as stored are parts of the value; a field written as text reserves its own room and this.
+    this.reserve = valueBytes + columns.length * MAX_FIXED_FIELD_BYTES + 1;
+    this.ensure(this.reserve);
     let record: ConsumedRecord | null = null;
     for (let c = 0; c < columns.length; c++) {
-      if (c > 0) this.byte(TAB);
+      if (c > 0) this.buf[this.len++] = TAB;
       const col = columns[c];
       switch (col.kind) {
         case OFFSET:
@@ -272,7 +285,9 @@ export class CopyWriter {
           this.text(copyField(col, (record ??= v.record(i)), raw));
       }
     }
-    this.byte(NEWLINE);
+    this.buf[this.len++] = NEWLINE;
+    // A typed array drops writes past its end without a word: a wrong reserve must fail loudly, not lose bytes.
+    if (this.len > this.buf.length) throw new Error(`CopyWriter: row overran its reserve of ${this.reserve} bytes`);
   }
 
   /** The key row of record i of `v` as a string (one char per byte), for telling keys apart. */
@@ -320,38 +335,42 @@ export class CopyWriter {
     this.buf = next;
   }
 
-  private byte(c: number): void {
-    this.ensure(1);
-    this.buf[this.len++] = c;
-  }
-
+  /** b[s, e): part of the row's value, within the row's reserve. */
   private copy(b: Uint8Array, s: number, e: number): void {
-    const n = e - s;
-    this.ensure(n);
     const buf = this.buf;
     let o = this.len;
-    if (n < SHORT_FIELD_BYTES) for (let k = s; k < e; k++) buf[o++] = b[k];
+    if (e - s < SHORT_FIELD_BYTES) for (let k = s; k < e; k++) buf[o++] = b[k];
     else buf.set(b.subarray(s, e), o);
-    this.len += n;
+    this.len += e - s;
   }
 
   private text(t: string): void {
-    this.ensure(t.length * 3);
+    this.ensure(t.length * 3 + this.reserve);
     this.len += this.buf.write(t, this.len, 'utf8');
   }
 
-  /** A non-negative safe integer's digits without a string; anything else as String() prints it. */
+  /** A non-negative safe integer's digits without a string, within the row's reserve; anything else as String() prints it. */
   private int(n: number): void {
     if (!(Number.isSafeInteger(n) && n >= 0)) return this.text(String(n));
-    let digits = 1;
-    for (let t = n; t >= 10; t = Math.floor(t / 10)) digits++;
-    this.ensure(digits);
-    let o = this.len + digits;
     const buf = this.buf;
+    if (n < 10) {
+      buf[this.len++] = 0x30 + n;
+      return;
+    }
+    let digits = 2;
+    for (let t = 100; n >= t; t *= 10) digits++;
+    let o = this.len + digits;
+    this.len = o;
+    // Integer division while n fits 31 bits (offsets mostly do), Math.floor above.
+    while (n > 0x7fffffff) {
+      const q = Math.floor(n / 10);
+      buf[--o] = 0x30 + (n - q * 10);
+      n = q;
+    }
     do {
-      buf[--o] = 0x30 + (n % 10);
-      n = Math.floor(n / 10);
+      const q = (n / 10) | 0;
+      buf[--o] = 0x30 + (n - q * 10);
+      n = q;
     } while (n > 0);
-    this.len += digits;
   }
 }

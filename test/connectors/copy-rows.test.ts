@@ -184,4 +184,34 @@ describe('COPY rows from the stored bytes', () => {
     expect(keys[0]).toBe(keys[1]);
     expect(keys.map((k) => Buffer.from(k, 'latin1').toString('utf8'))).toEqual(rs.map((r) => copyRow([copyColumn('value.a', 'text', 't'), copyColumn('value.b', 'integer', 't')], r) + '\n'));
   });
+
+  it('prints offsets and timestamps as String() does at every digit count, past 2^31 too', () => {
+    const ints = [copyColumn('offset', 'bigint', 't'), copyColumn('timestamp', 'bigint', 't'), copyColumn('partition', 'integer', 't')];
+    const writer = new CopyWriter(ints);
+    const bases = [0, 9, 10, 99, 100, 99_999, 0x7fff_fffe, 2 ** 32 - 1, 999_999_999_999, 2 ** 53 - 4];
+    const expected: string[] = [];
+    for (const base of bases) {
+      const b = batchOf([enc('{}'), enc('1')]);
+      stampBatch(b, 0, base, base);
+      const view = new RecordsView('t').read(b, 3, 0);
+      for (let i = 0; i < view.count; i++) {
+        writer.row(view, i, true);
+        expect(view.offset(i)).toBe(base + i);
+        // batchOf's timestamps: 1_700_000_000_000 + i, kept as written (the append time is not the record's).
+        expected.push(`${base + i}\t${view.timestamp(i)}\t3\n`);
+      }
+    }
+    expect(writer.take().toString('utf8')).toBe(expected.join(''));
+  });
+
+  it('writes rows whole across the end of its buffer (values of every size)', () => {
+    const cols = [copyColumn('value.a', 'text', 't'), copyColumn('value.b', 'numeric', 't'), copyColumn('offset', 'bigint', 't')];
+    const writer = new CopyWriter(cols);
+    // Over the writer's first buffer (320 KiB), with sizes that land a row's end at many places in it.
+    const values = Array.from({ length: 600 }, (_, i) => enc(JSON.stringify({ a: 'x'.repeat((i * 97) % 1500), b: i / 8 })));
+    const view = viewOf(values);
+    for (let i = 0; i < view.count; i++) writer.row(view, i, true);
+    const expected = lazyRecords(values).map((r) => copyRow(cols, r) + '\n');
+    expect(writer.take().toString('utf8')).toBe(expected.join(''));
+  });
 });

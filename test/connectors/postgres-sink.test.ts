@@ -15,6 +15,8 @@ import { startHub, tempDir, type Hub } from '../../harness/hub.ts';
 import { startPostgres, type Postgres } from '../../harness/postgres.ts';
 import { waitForValue } from '../../harness/wait.ts';
 import { PostgresSink } from '../../connectors/postgres-sink.ts';
+import { parseConnectFile } from '../../connectors/config.ts';
+import { ConnectorRuntime } from '../../connectors/runtime.ts';
 import { encodeBatch, stampBatch } from '../../protocol/index.ts';
 import { RecordsView } from '../../web-client/records-view.ts';
 
@@ -363,4 +365,34 @@ describe('postgres sink', () => {
       inHub.cleanup();
     }
   }, 120_000);
+
+  it('a sink that cannot start (a column its table lacks) is failed with the reason, writes nothing and leaves its group at once', async () => {
+    // A mistake in the settings is not retried: the connector is failed, and no member of it stays in the group.
+    await pg.query('CREATE TABLE bad_target (id integer)');
+    await post('/v1/topics', { name: 'bad', partitions: 2 });
+    await produceOrders('bad', 0, 200);
+    const silent = { info() {}, warn() {}, error() {}, debug() {} };
+    const file = parseConnectFile(
+      JSON.stringify({ connectors: [{ name: 'bad', type: 'postgres-sink', topic: 'bad', connection: pg.url, table: 'bad_target', columns: { id: 'value.id', nope: 'value.customer' } }] }),
+    );
+    const runtime = new ConnectorRuntime(file, { url: hub.wsUrl, log: silent });
+    try {
+      await runtime.start();
+      const status = await waitForValue(
+        'the sink failed',
+        () => runtime.status()[0],
+        (st) => st.state === 'failed',
+      );
+      expect(status.lastError).toMatch(/no column "nope"/);
+      const members = async (): Promise<number> => {
+        const res = await fetch(`${hub.url}/v1/groups/bad`);
+        return res.status === 404 ? 0 : ((await res.json()) as { members: unknown[] }).members.length;
+      };
+      await waitForValue('the group without members', members, (n) => n === 0, 10_000);
+      expect(runtime.status()[0]).toMatchObject({ state: 'failed', records: 0, retries: 0 });
+      expect(await count('SELECT count(*) AS n FROM bad_target')).toBe(0);
+    } finally {
+      await runtime.stop();
+    }
+  });
 });
