@@ -283,10 +283,28 @@ export function spreadJson(b: Uint8Array, attrs: Uint8Array, vs: Int32Array, ve:
 /** Each record's index in the joined JSON array (scratch, grown with the layout). */
 let jsonAt = new Int32Array(0);
 
-/** Decodes the values of records [first, count) into out[first, count): the JSON ones that stand alone with one parse, the rest one by one. */
+/**
+ * Value bytes joined and parsed at once at most (about): the joined text
+ * stays a young-generation string. V8 puts a string over ~128 KiB in its
+ * large-object space, each one fresh pages from the OS: decoding a 10,000-record
+ * batch of 100-byte JSON values as one ~1 MB text cost ~40x the CPU of decoding
+ * it in ~90 KB parts (~400 vs ~10 ns a value, Node 20), and as much as the parse.
+ */
+const JOIN_MAX_BYTES = 64 * 1024;
+
+/**
+ * Decodes the values of records [first, count) into out[first, count): the JSON ones that stand alone
+ * with one parse per run of up to JOIN_MAX_BYTES of values, the rest one by one.
+ */
 function decodeValues(b: Uint8Array, attrs: Uint8Array, vs: Int32Array, ve: Int32Array, first: number, count: number, out: unknown[]): void {
   if (jsonAt.length < count) jsonAt = new Int32Array(Math.max(count, layout.capacity));
-  spreadJson(b, attrs, vs, ve, first, count, joinJson(b, attrs, vs, ve, first, count, jsonAt), jsonAt, out);
+  let s = first;
+  while (s < count) {
+    let e = s;
+    for (let bytes = 0; e < count && (e === s || bytes + ve[e] - vs[e] <= JOIN_MAX_BYTES); e++) bytes += ve[e] - vs[e] + 1;
+    spreadJson(b, attrs, vs, ve, s, e, joinJson(b, attrs, vs, ve, s, e, jsonAt), jsonAt, out);
+    s = e;
+  }
 }
 
 /**
