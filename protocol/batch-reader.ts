@@ -14,11 +14,12 @@
  * - JSON values that stand alone (balanced, no top-level comma, not ending
  *   in a string, nested at most LIMITS.maxNestingDepth deep: checked on the
  *   bytes while copying them) are joined as `[v1,v2,…]`, decoded as UTF-8
- *   once and parsed by one JSON.parse. Balanced comma-free segments parse
- *   as exactly one element each or not at all, so the array maps 1:1 onto
- *   the records; if the parse fails (a value that is not JSON, bytes that
- *   are not UTF-8), every value of the batch is decoded on its own, with
- *   decodeValue's rules: a value that does not decode is handed over as bytes.
+ *   once and parsed by one JSON.parse, per run of up to JOIN_MAX_BYTES of
+ *   values. Balanced comma-free segments parse as exactly one element each
+ *   or not at all, so the array maps 1:1 onto the records; if the parse
+ *   fails (a value that is not JSON, bytes that are not UTF-8), every value
+ *   of the run is decoded on its own, with decodeValue's rules: a value that
+ *   does not decode is handed over as bytes.
  * The results are the same as decodeBatches + decodeValue's (a test checks).
  *
  * The structure walk is batch.ts's walkBatchRecords (one walker for the hub's
