@@ -6,7 +6,22 @@
  */
 import { partitionForKey, TributaryError } from '../protocol/index.ts';
 import { AggregateNode, SessionWindowNode, TimeWindowNode, type Adder, type EmitMode, type Initializer, type Merger, type WindowResult } from './aggregate-nodes.ts';
-import { BranchNode, FilterNode, FlatMapNode, MapNode, MapValuesNode, PassNode, PeekNode, RekeyNode, SinkNode, SourceNode, TableJoinNode, type ProcessorNode, type Rec, type RecUpdate } from './nodes.ts';
+import {
+  BranchNode,
+  FilterNode,
+  FlatMapNode,
+  MapNode,
+  MapValuesNode,
+  PassNode,
+  PeekNode,
+  RekeyNode,
+  SinkNode,
+  SourceNode,
+  TableJoinNode,
+  type ProcessorNode,
+  type Rec,
+  type RecUpdate,
+} from './nodes.ts';
 import { normalizeWindows, type WindowSpec } from './windows.ts';
 
 export type StartFrom = 'earliest' | 'latest' | { timestamp: number };
