@@ -6,7 +6,22 @@
  */
 import { partitionForKey, TributaryError } from '../protocol/index.ts';
 import { AggregateNode, SessionWindowNode, TimeWindowNode, type Adder, type EmitMode, type Initializer, type Merger, type WindowResult } from './aggregate-nodes.ts';
-import { BranchNode, FilterNode, FlatMapNode, MapNode, PassNode, PeekNode, RekeyNode, SinkNode, SourceNode, TableJoinNode, type ProcessorNode, type Rec, type RecUpdate } from './nodes.ts';
+import {
+  BranchNode,
+  FilterNode,
+  FlatMapNode,
+  MapNode,
+  MapValuesNode,
+  PassNode,
+  PeekNode,
+  RekeyNode,
+  SinkNode,
+  SourceNode,
+  TableJoinNode,
+  type ProcessorNode,
+  type Rec,
+  type RecUpdate,
+} from './nodes.ts';
 import { normalizeWindows, type WindowSpec } from './windows.ts';
 
 export type StartFrom = 'earliest' | 'latest' | { timestamp: number };
@@ -81,8 +96,7 @@ export class KStream<K, V> {
   }
 
   mapValues<V2>(fn: (r: Rec<K, V>) => V2): KStream<K, V2> {
-    const f = fn as (r: Rec) => unknown;
-    return this.then(new MapNode((r) => ({ value: f(r) })));
+    return this.then(new MapValuesNode(fn as (r: Rec) => unknown));
   }
 
   selectKey<K2>(fn: (r: Rec<K, V>) => K2): KStream<K2, V> {

@@ -132,6 +132,16 @@ export class MapNode extends ProcessorNode {
   }
 }
 
+/** A new value, the rest of the record kept (mapValues): one record built, no update object between. */
+export class MapValuesNode extends ProcessorNode {
+  constructor(private readonly fn: (r: Rec) => unknown) {
+    super();
+  }
+  process(t: TaskContext, r: Rec): void {
+    this.forward(t, { key: r.key, value: this.fn(r), timestamp: r.timestamp, headers: r.headers, topic: r.topic, partition: r.partition, offset: r.offset });
+  }
+}
+
 /**
  * A new key over the same value (selectKey, groupBy): the value stays as
  * the input has it (lazy, its stored bytes written out by a sink as they

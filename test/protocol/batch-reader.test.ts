@@ -7,7 +7,7 @@
  * indexFrame (as the socket worker does) and read with readIndexedRecords
  * after crossing a structured clone (as it crosses to the page).
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import fc from 'fast-check';
 import {
   decodeBatches,
@@ -162,6 +162,37 @@ describe('batch reader', () => {
       });
       expect(readRecords(b, 0, make).map((r) => r.value)).toEqual(want);
       expect(readIndexedRecords(b, indexFrame(b, crc32c), 0, make).map((r) => r.value)).toEqual(want);
+    }
+  });
+
+  it("decodes a large batch's keys and values in parts of at most 64 KiB, with the same results across the parts", () => {
+    // ~330 KB of values: several runs, with values that are not JSON alone, a tombstone and one value over 64 KiB among them.
+    const texts = Array.from({ length: 3000 }, (_, i) => JSON.stringify({ i, room: `room-${i % 1000}`, pad: 'x'.repeat(60) }));
+    texts[5] = '1,2';
+    texts[700] = '[3';
+    texts[701] = '4]';
+    texts[1400] = JSON.stringify({ big: 'y'.repeat(100 * 1024) });
+    texts[2999] = 'not json';
+    // Keys of 40 ASCII characters (~120 KB of them), and a null key and a bytes key among them.
+    const key = (i: number): RecordKey => (i === 10 ? null : i === 11 ? Uint8Array.of(1, 2) : `user-${String(i).padStart(35, '0')}`);
+    const records: EncodedRecord[] = texts.map((t, i) => ({ key: key(i), value: i === 2000 ? null : enc(t), encoding: 'json', headers: [], timestamp: i }));
+    const b = encodeBatch({ records });
+    const want = expected(b, 0);
+    const parse = vi.spyOn(JSON, 'parse');
+    const decode = vi.spyOn(TextDecoder.prototype, 'decode');
+    try {
+      expect(readRecords(b, 0, make, crc32c)).toEqual(want);
+      expect(readLazy(b, 0)).toEqual(want);
+      // The joined texts ('[' + values + ']'): none over the run size plus its brackets, and so several per batch.
+      const joined = parse.mock.calls.map(([text]) => text).filter((t) => t.startsWith('[') && t.length > 1000);
+      expect(Math.max(...joined.map((t) => t.length))).toBeLessThanOrEqual(64 * 1024 + 2);
+      expect(joined.length).toBeGreaterThanOrEqual(2 * 5);
+      // Keys and joined values are decoded in parts of at most 64 KiB (the one 100 KiB value aside, decoded alone).
+      const sizes = decode.mock.calls.map(([bytes]) => (bytes as Uint8Array).byteLength).filter((n) => n !== texts[1400].length);
+      expect(Math.max(...sizes)).toBeLessThanOrEqual(64 * 1024 + 2);
+    } finally {
+      parse.mockRestore();
+      decode.mockRestore();
     }
   });
 
