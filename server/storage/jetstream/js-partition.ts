@@ -16,15 +16,14 @@
  * An ack from JetStream means stored on a majority of the stream's
  * replicas, so the high watermark is the end of the last acked batch.
  */
-import type { JetStreamClient, JetStreamManager, MsgHdrs, PubAck } from 'nats';
-import { headers as natsHeaders } from 'nats';
+import type { JetStreamClient, JetStreamManager } from 'nats';
 import { checkBatch, readLastOffsetDelta, readRecordCount, readUint32, BATCH_HEADER_BYTES, LENGTH_FIELD_END } from '../../../protocol/batch.ts';
 import type { Crc32c } from '../../../protocol/crc32c.ts';
 import { TributaryError } from '../../../protocol/errors.ts';
 import type { AppendResult, PartitionOffsets } from '../log-store.ts';
-import type { AckedPublisher, PublishExpect } from './acked-publisher.ts';
+import { publishHeaders, type AckSink, type AckedPublisher } from './acked-publisher.ts';
 import { JsProducerTable, isNoMessage, type CachedBatch, type ProducerEntry } from './js-producers.ts';
-import { plainSubject, producerSubject, streamName } from './names.ts';
+import { plainSubject, producerMsgId, producerSubject, streamName } from './names.ts';
 import { SeqIndex } from './seq-index.ts';
 import { stampVerified } from './stamp.ts';
 import { H_OFFSETS, H_PREV, offsetsHeader, producerOfBatch, refOfBatch, type BatchRef } from './stored-batch.ts';
@@ -79,7 +78,7 @@ const PUBLISH_TIMEOUT_MS = 4000;
 const RESYNC_MIN_MS = 50;
 const RESYNC_MAX_MS = 2000;
 
-export class JsPartition {
+export class JsPartition implements AckSink<Pending> {
   readonly stream: string;
   readonly index = new SeqIndex();
   readonly producers: JsProducerTable;
@@ -102,6 +101,7 @@ export class JsPartition {
   private resyncDelayMs = RESYNC_MIN_MS;
   private gate: Promise<unknown> = Promise.resolve();
   private msgCounter = 0;
+  private readonly subject: string;
   closed = false;
   /** The watch for other hubs' appends, while this hub has readers of the partition. */
   watch: { iter: { stop(): void } | null; stopped: boolean } | null = null;
@@ -114,6 +114,7 @@ export class JsPartition {
     stream?: string,
   ) {
     this.stream = stream ?? streamName(topic, partition);
+    this.subject = plainSubject(topic, partition);
     this.producers = new JsProducerTable(env.jsm, this.stream, (pid) => producerSubject(topic, partition, pid), env.maxProducersPerPartition);
   }
 
@@ -200,7 +201,7 @@ export class JsPartition {
         pid: prod.pid,
         firstSeq: prod.firstSeq,
         lastSeq: prod.lastSeq,
-        msgId: prod.pid ? `${prod.pid}:${prod.firstSeq}-${prod.lastSeq}` : `${this.env.hubId}:${++this.msgCounter}`,
+        msgId: prod.pid ? producerMsgId(prod.pid, prod.firstSeq, prod.lastSeq) : `${this.env.hubId}:${++this.msgCounter}`,
         deadline: Date.now() + this.env.appendTimeoutMs,
         cached: null,
         entry: null,
@@ -284,39 +285,35 @@ export class JsPartition {
     p.base = base;
     p.appendTime = appendTime;
     p.state = 'sent';
-    const h: MsgHdrs = natsHeaders();
-    h.set(H_OFFSETS, offsetsHeader(base, p.count, appendTime));
-    const expect: PublishExpect = { msgId: p.msgId, lastSequence: seq - 1 };
-    if (this.nextMsgId) expect.lastMsgId = this.nextMsgId;
-    let subject = plainSubject(this.topic, this.partition);
+    let subject = this.subject;
+    let own = `${H_OFFSETS}: ${offsetsHeader(base, p.count, appendTime)}\r\n`;
+    let lastSubjectSequence = -1;
     if (p.entry) {
       subject = producerSubject(this.topic, this.partition, p.pid);
-      expect.lastSubjectSequence = p.entry.predSubjSeq;
-      h.set(H_PREV, String(p.entry.predSubjSeq));
+      lastSubjectSequence = p.entry.predSubjSeq;
+      own += `${H_PREV}: ${p.entry.predSubjSeq}\r\n`;
       p.cached!.prevSeq = p.entry.predSubjSeq;
       p.entry.predSubjSeq = seq;
     }
+    const headers = publishHeaders(p.msgId, seq - 1, this.nextMsgId, lastSubjectSequence, own);
     this.nextSeq = seq + 1;
     this.nextOffset = base + p.count;
     this.nextMsgId = p.msgId;
     this.inflight.push(p);
-    this.env.publisher.publish(subject, p.batch, h, expect, PUBLISH_TIMEOUT_MS).then(
-      (ack) => this.onAck(p, ack),
-      (err: unknown) => this.onFail(p, err),
-    );
+    this.env.publisher.publish(subject, p.batch, headers, PUBLISH_TIMEOUT_MS, this, p);
   }
 
-  private onAck(p: Pending, ack: PubAck): void {
-    if (ack.seq !== p.seq) {
+  onAck(p: Pending, seq: number): void {
+    if (seq !== p.seq) {
       // A duplicate of an earlier publish of this message (its reply was lost): it is stored elsewhere.
-      p.storedAt = ack.seq;
+      p.storedAt = seq;
       p.state = 'failed';
       this.broken = true;
     } else p.state = 'acked';
     this.settle();
   }
 
-  private onFail(p: Pending, err: unknown): void {
+  onFail(p: Pending, err: unknown): void {
     p.state = 'failed';
     p.error = err;
     if (!isConflict(err)) this.env.log.warn({ stream: this.stream, err: String(err) }, 'append failed; re-reading the tail');

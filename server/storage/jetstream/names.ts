@@ -50,6 +50,21 @@ export function producerSubject(topic: string, partition: number, producerId: st
   return `${subjectPrefix(topic, partition)}.p.${Buffer.from(producerId, 'utf8').toString('base64url')}`;
 }
 
+/** A producer id that goes into a message id as it is: no CR or LF (they end a header line), no leading white space (trimmed from a header value), no leading '~'. */
+const PLAIN_PID = /^(?![\s~])[^\r\n]*$/;
+
+/**
+ * The message id of producer P's batch of sequences first..last: `P:first-last`, the same on every hub
+ * (JetStream's duplicate detection answers a retry through another hub). A producer id that a header
+ * value cannot carry as it is is written as `~` and its UTF-8 in base64url (a CR or LF would end the
+ * header line; a leading space would be trimmed, and ' a' taken for 'a'); ids starting with '~' too, so
+ * that no two producers share a message id.
+ */
+export function producerMsgId(producerId: string, first: number, last: number): string {
+  const p = PLAIN_PID.test(producerId) ? producerId : `~${Buffer.from(producerId, 'utf8').toString('base64url')}`;
+  return `${p}:${first}-${last}`;
+}
+
 /** KV keys allow [-/_=.a-zA-Z0-9]: the topic name is valid as it is, but keep to one token-safe form. */
 export function topicKey(topic: string): string {
   return encodeTopic(topic);
