@@ -80,6 +80,8 @@ export class Connection implements GroupMemberSink {
   pinged = false;
   /** ms since epoch when the send buffer passed the high-water mark; 0 = not paused. */
   pausedSinceMs = 0;
+  /** uWS's buffered amount at the last sweep while paused (nudgeIfStalled); -1 = none. */
+  private bufferedAtSweep = -1;
   readonly remote: string;
 
   // Created on first use: most connections of a large fleet sit idle with no subscription and nothing queued,
@@ -235,10 +237,34 @@ export class Connection implements GroupMemberSink {
       this.closeWith(new TributaryError('SLOW_CONSUMER', `send buffer passed ${this.settings.maxBufferedBytesPerConnection} bytes`));
       return;
     }
-    if (buffered >= this.settings.sendHighWaterBytes && this.pausedSinceMs === 0) {
-      this.pausedSinceMs = Date.now();
-      this.events.paused(this);
+    if (buffered >= this.settings.sendHighWaterBytes) {
+      if (this.pausedSinceMs === 0) {
+        this.pausedSinceMs = Date.now();
+        this.events.paused(this);
+      }
+    } else if (this.pausedSinceMs !== 0) {
+      // This write took uWS's backlog with it (uWS writes what it holds before a new frame): there may be no
+      // writable event, so no drain, left to resume the subscriptions.
+      this.onDrain();
     }
+  }
+
+  /**
+   * The sweep's check of a paused connection. uWS writes its backlog on writable events; under load one can
+   * be missed, leaving a backlog of 130–150 KiB unwritten for minutes while the client reads an empty socket
+   * (test/reliability/slow-consumers.test.ts caught it). A backlog that has not moved since the last sweep
+   * gets a ping, whose write writes the backlog first and has uWS wait for writability again; one under the
+   * high-water mark resumes the subscriptions as a drain would.
+   */
+  nudgeIfStalled(): void {
+    if (this.pausedSinceMs === 0 || this.closed || !this.ws) return;
+    const buffered = this.ws.getBufferedAmount();
+    if (buffered < this.settings.sendHighWaterBytes) {
+      this.onDrain();
+      return;
+    }
+    if (buffered === this.bufferedAtSweep) this.ws.ping();
+    this.bufferedAtSweep = buffered;
   }
 
   /** uWS drain: resume subscriptions once under the high-water mark. */
@@ -246,6 +272,7 @@ export class Connection implements GroupMemberSink {
     if (this.closed || !this.ws || this.pausedSinceMs === 0) return;
     if (this.ws.getBufferedAmount() >= this.settings.sendHighWaterBytes) return;
     this.pausedSinceMs = 0;
+    this.bufferedAtSweep = -1;
     this.events.resumed(this);
     if (this.subs) for (const s of this.subs.values()) s.resume();
   }

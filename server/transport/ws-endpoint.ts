@@ -149,13 +149,15 @@ export class WsEndpoint {
   }
 
   /**
-   * Called by the server's sweep timer: closes connections paused past the
+   * Called by the server's sweep timer: nudges paused connections whose send
+   * backlog has not moved (Connection.nudgeIfStalled), closes those paused past the
    * slow-consumer timeout, pings connections silent for half the idle
    * timeout, and closes those silent for all of it (4408 IDLE_TIMEOUT).
    */
   sweep(nowMs: number): void {
     const idleMs = this.deps.limits.settings.idleTimeoutMs;
     for (const c of this.connections) {
+      c.nudgeIfStalled();
       if (c.pausedSinceMs !== 0 && nowMs - c.pausedSinceMs > this.cfg.slowConsumerTimeoutMs) {
         this.events.slowConsumer(c);
         c.closeWith(new TributaryError('SLOW_CONSUMER', `paused by backpressure for more than ${this.cfg.slowConsumerTimeoutMs} ms`));
