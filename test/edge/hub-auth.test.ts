@@ -85,6 +85,7 @@ describe('edge worker → hub with auth on', () => {
     const device = await deviceToken({ sub: 'd-rate' });
     const statuses: number[] = [];
     let limited: Awaited<ReturnType<typeof ingest>> | undefined;
+    const started = Date.now();
     for (let i = 0; i < 10 && !limited; i++) {
       const res = await ingest(
         edge.url,
@@ -98,10 +99,11 @@ describe('edge worker → hub with auth on', () => {
     expect(statuses.slice(0, 4)).toEqual([200, 200, 200, 200]);
     expect(limited?.body.error).toMatchObject({ code: 'RATE_LIMITED', retriable: true });
     expect(Number(limited?.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
-    // What was answered 200 is stored, what was refused is not: 20 on a quiet machine, 25 when a slow run let the
-    // bucket refill for one more request of 5 before the limit showed.
+    // What was answered 200 is stored, what was refused is not: the burst of 20 on a quiet machine, more when a
+    // slow run let the bucket refill (20 events a second) before the limit showed, one request of 5 at a time.
     const accepted = statuses.filter((s) => s === 200).length;
-    expect(accepted * 5).toBeLessThanOrEqual(25);
+    const refilled = Math.ceil((20 * (Date.now() - started)) / 1000 / 5) * 5;
+    expect(accepted * 5).toBeLessThanOrEqual(20 + refilled);
     expect(await count('sensors.rate', admin)).toBe(accepted * 5);
   });
 });

@@ -99,5 +99,6 @@ describe('client.produce (direct, caller-chosen sequences)', () => {
     expect(stored.length).toBe(25_012);
     expect(stored.slice(0, 25_000).every((r, i) => (r.value as { n: number }).n === i && r.timestamp === 1_700_000_000_000 + i && r.key === `k${i % 7}`)).toBe(true);
     expect(stored[24_999].headers).toEqual([['h', 'v24999']]);
-  });
+    // 25,000 events each way through a real hub: seconds when idle, more than 30 at a load average of 20.
+  }, 120_000);
 });
