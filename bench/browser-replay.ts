@@ -19,6 +19,9 @@
  * (`bench/cpuprofile-top.ts` reads it). With BROWSER_REPLAY_CENSUS=1 each
  * row prints the CPU of every thread of the hub, this process and each
  * Chromium process over the timed replay (bench/lib/thread-census.ts).
+ * With BROWSER_REPLAY_TRACE=DIR each row writes a Chrome trace of its timed
+ * replay there (`bench/trace-top.ts` gives each thread's CPU by task);
+ * BROWSER_REPLAY_CHROMIUM_ARGS adds switches to Chromium (bare pipe only).
  * Every row gives the hub's CPU per event (/proc), and a last row serves the
  * same events to a reader in this process (`ws`, the web client's window and
  * credit returns, records counted, not decoded): the hub's cost per event
@@ -305,6 +308,14 @@ export async function runBrowserReplayBench(opts: { quick: boolean; only?: Form[
     // With BROWSER_REPLAY_CPU_PROF, the socket worker (started by the warm-up, kept for the page's life) is profiled too.
     const worker = profDir ? await workerChannel(cdp) : null;
     // BROWSER_REPLAY_CREDIT=1048576,4194304: each form once per credit (bytes), in this run, for a same-run comparison.
+    // BROWSER_REPLAY_TRACE=DIR: a Chrome trace of each timed replay (tasks with their thread CPU, `tdur`), for scratch analysis.
+    const traceDir = process.env.BROWSER_REPLAY_TRACE;
+    const traceEvents: unknown[] = [];
+    let traceComplete = (): void => undefined;
+    if (traceDir) {
+      cdp.on('Tracing.dataCollected', (e) => void traceEvents.push(...(e.value as unknown[])));
+      cdp.on('Tracing.tracingComplete', () => traceComplete());
+    }
     const credits: Array<number | undefined> = process.env.BROWSER_REPLAY_CREDIT ? process.env.BROWSER_REPLAY_CREDIT.split(',').map(Number) : [undefined];
     for (const creditBytes of credits)
       for (const form of opts.only ?? (['handler', 'onBatch', 'worker', 'node'] as const)) {
@@ -329,6 +340,14 @@ export async function runBrowserReplayBench(opts: { quick: boolean; only?: Form[
           }
         }
         let workerNote = '';
+        const traceDone = traceDir ? new Promise<void>((resolve) => (traceComplete = resolve)) : null;
+        traceEvents.length = 0;
+        if (traceDir) {
+          await cdp.send('Tracing.start', {
+            transferMode: 'ReportEvents',
+            traceConfig: { includedCategories: ['toplevel', 'v8', 'blink', 'devtools.timeline', 'disabled-by-default-devtools.timeline', 'mojom', 'ipc'] },
+          });
+        }
         const cpuBefore = await threadTime();
         const hubStat = `/proc/${hub.proc.pid}/stat`;
         const hubBefore = statCpuUs(hubStat) ?? NaN;
@@ -343,6 +362,12 @@ export async function runBrowserReplayBench(opts: { quick: boolean; only?: Form[
         if (perfCtl) fs.writeFileSync(perfCtl, 'disable\n');
         if (census0) console.log(`${SYSTEM_NAMES[form]} ${formatCensus(censusDiff(census0, censusSnapshot()), r.count)}`);
         const cpuSeconds = (await threadTime()) - cpuBefore;
+        if (traceDir) {
+          await cdp.send('Tracing.end');
+          await traceDone;
+          fs.mkdirSync(traceDir, { recursive: true });
+          fs.writeFileSync(path.join(traceDir, `browser-replay-${form}-${Date.now()}.json`), JSON.stringify({ traceEvents }));
+        }
         if (profDir) {
           const { profile } = (await cdp.send('Profiler.stop')) as { profile: unknown };
           fs.mkdirSync(profDir, { recursive: true });

@@ -253,25 +253,6 @@ export function joinJson(b: Uint8Array, attrs: Uint8Array, vs: Int32Array, ve: I
   return joinedText(jsonBytes.subarray(0, joinedBytes), joined);
 }
 
-/** The joined values' bytes (a copy, for handing to another thread) and their count; decoded by joinedJsonText. */
-export interface JoinedJsonBytes {
-  bytes: Uint8Array;
-  count: number;
-}
-
-/** joinJsonBytes, copied into `into` (room for the values' bytes, one comma each and the brackets); null when nothing was joined: see there. */
-export function joinJsonInto(b: Uint8Array, attrs: Uint8Array, vs: Int32Array, ve: Int32Array, first: number, count: number, at: Int32Array, into: Uint8Array): JoinedJsonBytes | null {
-  const joined = joinJsonBytes(b, attrs, vs, ve, first, count, at);
-  if (joined === 0) return null;
-  into.set(jsonBytes.subarray(0, joinedBytes));
-  return { bytes: into.subarray(0, joinedBytes), count: joined };
-}
-
-/** The text of joined bytes from joinJsonInto, or null (not UTF-8: each value on its own). */
-export function joinedJsonText(j: JoinedJsonBytes | null): JoinedJson | null {
-  return j === null ? null : joinedText(j.bytes, j.count);
-}
-
 /**
  * Fills out[first, count) with the values of records [first, count): from
  * the joined text's one JSON.parse where at[i] >= 0, the rest one by one

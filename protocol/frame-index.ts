@@ -9,9 +9,10 @@
  * of its time in the portable CRC, the record walk and the copy that joins
  * the values (bench/browser-replay.ts). With the socket in a worker
  * (web-client/worker-socket.ts) the worker runs indexFrame on each frame as
- * it arrives and hands the page the frame's bytes and this index
- * (transferred, not copied); the page is left with one JSON.parse per frame,
- * one string per key and the record objects.
+ * it arrives and hands the page the frame's bytes and this index (its
+ * arrays transferred, not copied; the joined keys and JSON values as texts
+ * decoded in the worker); the page is left with one JSON.parse per frame,
+ * one substring per key and the record objects.
  *
  * The checks and results are batch-reader.ts's (a test compares them over
  * random frames): a frame it refuses is refused here with the same code,
@@ -21,7 +22,7 @@
  * as UTF-8 too (the worker does not know the position).
  */
 import { batchSizeAt, checkBatch, readHeadersAt, readRecordCount, RecordLayout, walkBatchRecords } from './batch.ts';
-import { joinedJsonText, joinJsonInto, NO_HEADERS, spreadJson, type JoinedJsonBytes, type RecordFactory } from './batch-reader.ts';
+import { joinJson, NO_HEADERS, spreadJson, type JoinedJson, type RecordFactory } from './batch-reader.ts';
 import type { Crc32c } from './crc32c.ts';
 import { TributaryError, type ErrorCode } from './errors.ts';
 import { LIMITS } from './limits.ts';
@@ -40,14 +41,16 @@ export interface FrameIndex {
   headerStart: Int32Array;
   recordEnd: Int32Array;
   /**
-   * The string keys' bytes joined, when all are ASCII (a character per byte,
-   * so byte lengths are string lengths); null: decode each. Bytes, not
-   * strings, for the joined texts: they cross threads transferred and off
-   * the page's heap, and become strings on the page only while read.
+   * The string keys joined, when all are ASCII (a character per byte, so
+   * byte lengths are string lengths); null: decode each. Texts, decoded in
+   * the indexing thread, not bytes: a string posted to the page arrives as
+   * an ordinary V8 string, where the page's own TextDecoder returns one that
+   * Blink keeps outside V8's heap, and those cost the page's main thread
+   * ~0.6 µs per event in garbage collection (see bench/README.md, h13r).
    */
-  keys: Uint8Array | null;
-  /** joinJsonInto's result over the whole frame, and each record's index in it. */
-  json: JoinedJsonBytes | null;
+  keys: string | null;
+  /** joinJson's result over the whole frame (decoded as above), and each record's index in it. */
+  json: JoinedJson | null;
   jsonAt: Int32Array;
 }
 
@@ -72,9 +75,8 @@ export function indexFrame(b: Uint8Array, crc: Crc32c): FrameIndex {
     total += Math.min(readRecordCount(b, pos), LIMITS.maxRecordsPerBatch);
     pos += size;
   }
-  // One buffer for the whole index (one transfer to the page): the per-record arrays, then the joined keys and JSON
-  // values, which fit in the frame's length plus a comma per value and the brackets (keys and values are disjoint in b).
-  const buf = new ArrayBuffer(total * (2 * 8 + 7 * 4 + 1) + b.length + total + 2);
+  // One buffer for the per-record arrays (one transfer to the page); the joined keys and JSON values go as strings.
+  const buf = new ArrayBuffer(total * (2 * 8 + 7 * 4 + 1));
   let at = 0;
   const f64 = (): Float64Array => new Float64Array(buf, (at += 8 * total) - 8 * total, total);
   const i32 = (): Int32Array => new Int32Array(buf, (at += 4 * total) - 4 * total, total);
@@ -93,7 +95,6 @@ export function indexFrame(b: Uint8Array, crc: Crc32c): FrameIndex {
     keys: null,
     json: null,
   };
-  const tail = new Uint8Array(buf, at);
   let n = 0;
   for (let pos = 0; pos < b.length;) {
     const size = batchSizeAt(b, pos);
@@ -116,24 +117,28 @@ export function indexFrame(b: Uint8Array, crc: Crc32c): FrameIndex {
     n += count;
     pos += size;
   }
-  ix.keys = joinAsciiKeys(b, ix, tail);
-  ix.json = joinJsonInto(b, ix.attrs, ix.valueStart, ix.valueEnd, 0, n, ix.jsonAt, tail.subarray(ix.keys?.length ?? 0));
+  ix.keys = joinAsciiKeys(b, ix);
+  ix.json = joinJson(b, ix.attrs, ix.valueStart, ix.valueEnd, 0, n, ix.jsonAt);
   return ix;
 }
 
-/** The string keys' bytes joined into `into` when every one is ASCII; null otherwise. */
-function joinAsciiKeys(b: Uint8Array, ix: FrameIndex, into: Uint8Array): Uint8Array | null {
+/** Scratch for joinAsciiKeys (grown to the largest frame's keys). */
+let keyScratch = new Uint8Array(0);
+
+/** The string keys joined as one text when every one is ASCII; null otherwise. */
+function joinAsciiKeys(b: Uint8Array, ix: FrameIndex): string | null {
   const { attrs, keyStart, keyEnd } = ix;
   let total = 0;
   for (let i = 0; i < ix.count; i++) if (((attrs[i] >> 3) & 3) === 1) total += keyEnd[i] - keyStart[i];
-  const joined = into.subarray(0, total);
+  if (keyScratch.length < total) keyScratch = new Uint8Array(Math.max(total, 2 * keyScratch.length));
+  const joined = keyScratch.subarray(0, total);
   let o = 0;
   let high = 0;
   for (let i = 0; i < ix.count; i++) {
     if (((attrs[i] >> 3) & 3) !== 1) continue;
     for (let j = keyStart[i], e = keyEnd[i]; j < e; j++) high |= joined[o++] = b[j];
   }
-  return high < 0x80 ? joined : null;
+  return high < 0x80 ? ascii.decode(joined) : null;
 }
 
 /**
@@ -145,8 +150,8 @@ export function readIndexedRecords<T>(b: Uint8Array, ix: FrameIndex | FrameFault
   if ('error' in ix) throw new TributaryError(ix.error.code, ix.error.message);
   const { count, offsets, timestamps, attrs, keyStart, keyEnd, headerStart, recordEnd } = ix;
   const values = new Array<unknown>(count);
-  spreadJson(b, attrs, ix.valueStart, ix.valueEnd, 0, count, joinedJsonText(ix.json), ix.jsonAt, values);
-  const keys = ix.keys === null ? null : ascii.decode(ix.keys);
+  spreadJson(b, attrs, ix.valueStart, ix.valueEnd, 0, count, ix.json, ix.jsonAt, values);
+  const keys = ix.keys;
   const out: T[] = [];
   let k = 0;
   for (let i = 0; i < count; i++) {

@@ -41,8 +41,9 @@
  *
  * Memory stays bounded by the subscriptions' credit: the hub sends no more
  * records than that ahead of the handler, wherever they wait. Received
- * frames and their indexes cross to the page transferred (no copy); sent
- * ones are copied.
+ * frames and their indexes' arrays cross to the page transferred (no copy),
+ * the joined key and JSON texts as strings (copied, into V8's heap: see
+ * protocol/frame-index.ts); sent ones are copied.
  */
 import { crc32c, decodeServerFrame, indexBuffers, indexFrameOrFault, type FrameFault, type FrameIndex, type RecordsFrame } from '../protocol/index.ts';
 import { DecodedFrame, type WebSocketLike } from './connection.ts';

@@ -35,6 +35,8 @@ export interface RawChromium {
 export function launchRawChromium(): RawChromium {
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-raw-chromium-'));
   const args = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
+  // BROWSER_REPLAY_CHROMIUM_ARGS: extra switches for experiments (e.g. --js-flags=--min-semi-space-size=16).
+  args.push(...(process.env.BROWSER_REPLAY_CHROMIUM_ARGS ?? '').split(' ').filter(Boolean));
   const child = spawn(CHROMIUM, [...args, '--remote-debugging-pipe', `--user-data-dir=${userDir}`, 'about:blank'], { stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'] });
   const toBrowser = child.stdio[3] as Writable;
   const fromBrowser = child.stdio[4] as Readable;
