@@ -100,7 +100,7 @@ export function writeTextRecordBodyAt(buf: Uint8Array, start: number, key: Encod
  * One batch from record bodies and their timestamps: record i gets offset
  * and sequence delta i. One allocation, one CRC; each body is copied once.
  */
-export function encodeBodyBatch(producerId: string, baseSequence: number, bodies: readonly Uint8Array[], timestamps: readonly number[], crc: Crc32c = portableCrc32c): Uint8Array {
+export function encodeBodyBatch(producerId: string, baseSequence: number, bodies: readonly Uint8Array[], timestamps: readonly number[], crc: Crc32c = portableCrc32c, room = 0): Uint8Array {
   const count = bodies.length;
   if (count === 0) throw new TributaryError('BAD_BATCH', 'a batch needs at least one record');
   if (count > LIMITS.maxRecordsPerBatch) throw new TributaryError('BATCH_TOO_LARGE', `${count} records exceed the limit of ${LIMITS.maxRecordsPerBatch}`);
@@ -117,7 +117,8 @@ export function encodeBodyBatch(producerId: string, baseSequence: number, bodies
     total += uvarintSize(size) + size;
   }
   if (total > LIMITS.maxBatchBytes) throw new TributaryError('FRAME_TOO_LARGE', `batch of ${total} bytes exceeds ${LIMITS.maxBatchBytes}`);
-  const buf = new Uint8Array(total);
+  // `room` bytes before the batch in its buffer, for a frame's fields written there later (no copy into a frame).
+  const buf = room ? new Uint8Array(room + total).subarray(room) : new Uint8Array(total);
   let pos = writeBatchHeader(
     buf,
     { total, count, lastOffsetDelta: count - 1, firstTimestamp, maxTimestamp, lastSequenceDelta: count - 1, baseSequence, baseOffset: 0, appendTime: -1 },

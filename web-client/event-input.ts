@@ -227,9 +227,10 @@ export function encodeWireBatch(producerId: string, baseSequence: number, record
 /**
  * One batch of outbox events (`encodeWireBatch`'s batch), from their record
  * bodies: encoded at `send()` where the store kept them, here otherwise (an
- * outbox that keeps no bodies, events of an older client).
+ * outbox that keeps no bodies, events of an older client). With `room`, the
+ * batch is a view that many bytes into its buffer (outbox-segment.ts `batchFrame`).
  */
-export function encodeOutboxBatch(producerId: string, baseSequence: number, events: ReadonlyArray<{ rec: WireRecord; body?: Uint8Array }>, crc: Crc32c): Uint8Array {
+export function encodeOutboxBatch(producerId: string, baseSequence: number, events: ReadonlyArray<{ rec: WireRecord; body?: Uint8Array }>, crc: Crc32c, room = 0): Uint8Array {
   const bodies = new Array<Uint8Array>(events.length);
   const timestamps = new Array<number>(events.length);
   for (let i = 0; i < events.length; i++) {
@@ -237,5 +238,5 @@ export function encodeOutboxBatch(producerId: string, baseSequence: number, even
     bodies[i] = e.body ?? recordBody(e.rec);
     timestamps[i] = e.rec.ts!;
   }
-  return encodeBodyBatch(producerId, baseSequence, bodies, timestamps, crc);
+  return encodeBodyBatch(producerId, baseSequence, bodies, timestamps, crc, room);
 }

@@ -42,7 +42,7 @@ import type { Connection } from './connection.ts';
 import { ClientError } from './errors.ts';
 import { encodeOutboxBatch } from './event-input.ts';
 import { addSkips, wireSequence, type OutboxEvent, type OutboxStore } from './outbox.ts';
-import { hasFrameRoom, isChunk, isSegment, segmentFrame, type Chunk, type Segment } from './outbox-segment.ts';
+import { batchFrame, frameRoom, hasFrameRoom, isChunk, isSegment, segmentFrame, type Chunk, type Segment } from './outbox-segment.ts';
 import { BatchAck, FRAME_SLACK_BYTES, countOf, takeBatch, type Item, type Lane } from './outbox-lane.ts';
 import type { AckInfo, ProducerSink } from './producer.ts';
 
@@ -290,9 +290,10 @@ export class Drainer {
           if (!first.sealed) ts.waiting.shift();
           continue;
         }
-        let chunkAt = ts.waiting.findIndex(isChunk);
-        if (chunkAt < 0) chunkAt = ts.waiting.length;
-        const head = ts.waiting.slice(0, Math.min(ASSIGN_MAX, chunkAt)) as OutboxEvent[];
+        // The events before the first chunk, up to ASSIGN_MAX (looked for that far only, not through the read-ahead).
+        let chunkAt = 0;
+        while (chunkAt < Math.min(ASSIGN_MAX, ts.waiting.length) && !isChunk(ts.waiting[chunkAt])) chunkAt++;
+        const head = ts.waiting.slice(0, chunkAt) as OutboxEvent[];
         const assigned = await this.h.store.assign(head.map((e) => ({ event: e, p: this.partitionOf(e, count) })));
         if (!this.h.live(st.id)) return;
         // An event the store no longer holds (it cannot be assigned) is not drained here.
@@ -460,8 +461,9 @@ export class Drainer {
         request = this.h.conn.request({ t: 'produce', topic: lane.topic, pid: this.h.legacyProducerId ?? this.h.producerId, seq, records: (batch as OutboxEvent[]).map((e) => e.rec) });
       } else {
         const seq = wireSequence(first.seq, this.skips[lane.key]);
-        const b = encodeOutboxBatch(this.h.producerId, seq, batch as OutboxEvent[], crc);
-        request = this.h.conn.request({ t: 'produce', topic: lane.topic, batches: [{ p: lane.p, b }] });
+        // With room before it for the frame's fields: the frame is a view of the batch's buffer (no copy).
+        const b = encodeOutboxBatch(this.h.producerId, seq, batch as OutboxEvent[], crc, frameRoom(lane.topic));
+        request = this.h.conn.requestEncoded((id) => batchFrame(b, frameRoom(lane.topic), lane.topic, lane.p, id));
       }
     } catch (err) {
       request = Promise.reject(err);

@@ -7,7 +7,9 @@
  * big-endian; appends, assignments and removals in binary (outbox-journal.ts:
  * an event is its record body, the bytes its batches copy), the rest CBOR.
  * One write and one fdatasync per group commit of appends and per group of
- * acks removed. On open the journal is replayed and a torn or corrupt tail (a
+ * acks removed, and store calls that arrive while a write is on its way to
+ * disk share the next one (appends, assignments, removals: one writev, one
+ * fdatasync). On open the journal is replayed and a torn or corrupt tail (a
  * crash mid-write) is truncated: an entry is either whole or never happened,
  * and since a write resolves only after its fsync, nothing acknowledged to a
  * caller is ever in the torn part.
@@ -85,6 +87,30 @@ interface Write<T> {
   result: () => T;
 }
 
+/**
+ * What the earlier writes of one journal group take, before any of them is
+ * on disk (they are applied only after the group's fdatasync): the later
+ * ones number from there.
+ */
+interface Group {
+  /** Counts and last id with the group's appends so far. */
+  st: OutboxStats;
+  /** `topic/partition` → next sequence, for the group's assignments so far. */
+  next: Record<string, number>;
+  /** Ids the group's assignments so far have numbered. */
+  assigned: Set<number>;
+}
+
+/** One store call waiting for the journal. */
+interface Request {
+  make: (g: Group) => Write<unknown>;
+  resolve: (v: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+/** Store calls merged into one journal write at most (bounds the write's size with appends of 5,000 events). */
+const GROUP_MAX_REQUESTS = 64;
+
 /** `topic/partition` keys of a run of events (mostly of one topic): built once per partition, not per event. */
 class SeqKeys {
   private topic = '';
@@ -97,6 +123,19 @@ class SeqKeys {
     }
     return (this.keys[p] ??= `${topic}/${p}`);
   }
+}
+
+/** `bufs` without its first `skip` bytes (views, no copy). */
+function restOf(bufs: Uint8Array[], skip: number): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const b of bufs) {
+    if (skip >= b.length) skip -= b.length;
+    else {
+      out.push(skip ? b.subarray(skip) : b);
+      skip = 0;
+    }
+  }
+  return out;
 }
 
 function pidAlive(pid: number): boolean {
@@ -124,8 +163,9 @@ export class FileOutboxStore implements OutboxStore {
   private positions: Record<string, Positions> = {};
   private skips: Record<string, number[]> = {};
   private journalBytes = 0;
-  /** One writer: every journal write runs after the previous one. */
-  private tail: Promise<unknown> = Promise.resolve();
+  /** Store calls waiting for the journal, in call order; `writing` while a group is on its way to disk. */
+  private queue: Request[] = [];
+  private writing = false;
 
   constructor(readonly file: string) {}
 
@@ -265,28 +305,76 @@ export class FileOutboxStore implements OutboxStore {
   }
 
   /**
-   * Runs `make` after every earlier write, so it sees the state of the disk,
-   * then appends its entry (if any), fsyncs and applies it: memory never runs
-   * ahead of the disk, and two appends never hand out the same sequence.
+   * Runs `make` after every earlier write is on disk and applied, so it sees
+   * the state of the disk (plus, in `g`, what the earlier writes of its group
+   * take), then appends its entry (if any), fsyncs and applies it: memory
+   * never runs ahead of the disk, and two appends never hand out the same id
+   * or sequence. The calls that queue while a group is being written are the
+   * next group: their entries go in one writev and one fdatasync.
    */
-  private write<T>(make: () => Write<T>): Promise<T> {
-    const run = async (): Promise<T> => {
-      const fh = this.fh;
-      if (!fh) throw new ClientError('CLOSED', 'outbox file is closed');
-      const { bytes: buf, apply, result } = make();
-      if (!buf) return result();
-      await fh.write(buf, 0, buf.length, this.journalBytes);
-      await fh.datasync();
-      this.journalBytes += buf.length;
-      apply?.();
-      if (this.wasteful(COMPACT_MIN_BYTES)) await this.compact();
-      return result();
-    };
-    const p = this.tail.then(run, run);
-    this.tail = p.catch(() => undefined);
-    return p.catch((err) => {
-      throw ioError(err);
+  private write<T>(make: (g: Group) => Write<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.queue.push({ make, resolve: resolve as (v: unknown) => void, reject });
+      if (!this.writing) void this.writeGroups();
     });
+  }
+
+  private async writeGroups(): Promise<void> {
+    this.writing = true;
+    try {
+      while (this.queue.length) {
+        const reqs = this.queue.splice(0, GROUP_MAX_REQUESTS);
+        const fh = this.fh;
+        if (!fh) {
+          for (const r of reqs) r.reject(new ClientError('CLOSED', 'outbox file is closed'));
+          continue;
+        }
+        const g: Group = { st: { ...this.st }, next: {}, assigned: new Set() };
+        const made: Array<{ r: Request; w: Write<unknown> }> = [];
+        const bufs: Uint8Array[] = [];
+        let total = 0;
+        for (const r of reqs) {
+          try {
+            const w = r.make(g);
+            made.push({ r, w });
+            if (w.bytes) {
+              bufs.push(w.bytes);
+              total += w.bytes.length;
+            }
+          } catch (err) {
+            r.reject(ioError(err));
+          }
+        }
+        try {
+          if (total) {
+            let done = 0;
+            // One writev for the group (a short write, rare on a regular file, continues where it stopped).
+            while (done < total) {
+              const rest = done === 0 ? bufs : restOf(bufs, done);
+              const { bytesWritten } = await fh.writev(rest, this.journalBytes + done);
+              if (bytesWritten <= 0) throw new Error('journal write wrote nothing');
+              done += bytesWritten;
+            }
+            await fh.datasync();
+            this.journalBytes += total;
+            for (const { w } of made) w.apply?.();
+            if (this.wasteful(COMPACT_MIN_BYTES)) await this.compact();
+          }
+        } catch (err) {
+          for (const { r } of made) r.reject(ioError(err));
+          continue;
+        }
+        for (const { r, w } of made) {
+          try {
+            r.resolve(w.result());
+          } catch (err) {
+            r.reject(ioError(err));
+          }
+        }
+      }
+    } finally {
+      this.writing = false;
+    }
   }
 
   private presentIds(events: OutboxEvent[]): number[] {
@@ -346,32 +434,32 @@ export class FileOutboxStore implements OutboxStore {
   }
 
   append(entries: NewOutboxEvent[], bounds: OutboxBounds): Promise<Array<OutboxEvent | null>> {
-    return this.write(() => {
-      // Assign on copies: the state changes only once the entry is on disk.
-      const st = { ...this.st };
-      const out = assignIds(entries, bounds, st, true);
+    return this.write((g) => {
+      // Counted in the group's copy: the state changes only once the entry is on disk.
+      const out = assignIds(entries, bounds, g.st, true);
       const ev = out.filter((x): x is OutboxEvent => x !== null);
       return { bytes: ev.length ? encodeAppend(ev, this.crc) : null, apply: () => this.apply({ o: 'a', ev }), result: () => out };
     });
   }
 
   assign(assignments: Assignment[]): Promise<OutboxEvent[]> {
-    return this.write(() => {
+    return this.write((g) => {
       const ids: number[] = [];
       const ps: number[] = [];
       const ss: number[] = [];
-      // Counters taken in this write; the state changes only once the entry is on disk (apply).
-      const next: Record<string, number> = {};
+      // Counters taken in this write's group; the state changes only once the entry is on disk (apply).
+      const next = g.next;
       const keys = new SeqKeys();
       const stored: OutboxEvent[] = [];
       for (const a of assignments) {
         const e = this.events.get(a.event.id);
         if (!e) continue;
-        if (e.p === -1) {
+        if (e.p === -1 && !g.assigned.has(e.id)) {
           if (!Number.isInteger(a.p) || a.p < 0) continue;
           const key = keys.of(e.topic, a.p);
           const seq = next[key] ?? this.seqs[key] ?? 0;
           next[key] = seq + 1;
+          g.assigned.add(e.id);
           ids.push(e.id);
           ps.push(a.p);
           ss.push(seq);
@@ -437,7 +525,8 @@ export class FileOutboxStore implements OutboxStore {
       await this.write(() => ({ bytes: null, result: () => undefined }))
         .then(() => this.compact())
         .catch(() => undefined);
-    await this.tail;
+    // Every call made before close() is on disk (or failed): the queue runs in order.
+    await this.write(() => ({ bytes: null, result: () => undefined })).catch(() => undefined);
     await this.fh?.close();
     this.fh = undefined;
     this.opening = undefined;

@@ -506,7 +506,7 @@ export function segmentEvents(s: Segment): OutboxEvent[] {
 }
 
 /** The produce frame's fields before its batch's bytes, at most (`segmentFrame`): 46 bytes, the topic's, and its length's up to 3. */
-function frameRoom(topic: string): number {
+export function frameRoom(topic: string): number {
   return 64 + utf8Length(topic);
 }
 
@@ -533,9 +533,15 @@ const FRAME_KEYS = {
  * again (another id) over the same bytes.
  */
 export function segmentFrame(seg: Segment, topic: string, p: number, id: number): Uint8Array {
-  const room = seg.room ?? 0;
+  return batchFrame(seg.batch, seg.room ?? 0, topic, p, id);
+}
+
+/**
+ * `segmentFrame` of any batch with `room` bytes of its own before it in its
+ * buffer (`encodeOutboxBatch`'s room: at least `frameRoom(topic)`).
+ */
+export function batchFrame(batch: Uint8Array, room: number, topic: string, p: number, id: number): Uint8Array {
   const topicBytes = utf8(topic);
-  const batch = seg.batch;
   const head = new Uint8Array(64 + topicBytes.length);
   let pos = 0;
   head[pos++] = 0xa4; // map of 4

@@ -1,11 +1,13 @@
 /**
  * The file outbox's journal (web-client/outbox-file.ts) on a real file:
  * writes issued together (not awaited one by one) hand out distinct ids and
- * dense sequences per topic and partition, an assignment repeated changes
+ * dense sequences per topic and partition and share fdatasyncs (the calls
+ * queued behind a write on its way to disk go in the next one), an assignment repeated changes
  * nothing, a torn last entry never happened, and a reopen reads back the
  * same events, assignments, failures and positions.
  */
 import fs from 'node:fs';
+import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -80,6 +82,54 @@ describe('file outbox journal', () => {
     expect(next!.id).toBe(201);
     const [n] = await again.assign([{ event: next!, p: part(next!) }]);
     expect(n.seq).toBe(assigned.filter((e) => e.topic === 'a' && e.p === part(next!)).length);
+    await again.close();
+  });
+
+  it('calls queued behind a write on its way to disk share the next write and its fdatasync', async () => {
+    const file = path.join(dir, 'o.outbox');
+    const s = new FileOutboxStore(file);
+    await s.open();
+    // Counted on the FileHandle class the store's handle is of (observed, not replaced).
+    const probe = await fsp.open(path.join(dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+    await probe.close();
+    const datasync = proto.datasync;
+    let syncs = 0;
+    proto.datasync = function (this: unknown) {
+      syncs++;
+      return datasync.call(this);
+    };
+    try {
+      // The first goes to disk alone; the nine called meanwhile are one group: one writev, one fdatasync.
+      const appended = await Promise.all(Array.from({ length: 10 }, (_, k) => s.append(entries(k % 2 ? 'a' : 'b', k * 10, 10), BOUNDS)));
+      expect(syncs).toBe(2);
+      expect(appended.flat().map((e) => e!.id)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+      // Assignments, a removal and positions in one tick: sequences dense across the group's assignments.
+      const all = await s.read(0, 1_000);
+      syncs = 0;
+      await Promise.all([
+        s.assign(all.slice(0, 30).map((e) => ({ event: e, p: 0 }))),
+        s.assign(all.slice(30, 60).map((e) => ({ event: e, p: 0 }))),
+        s.assign(all.slice(20, 70).map((e) => ({ event: e, p: 1 }))),
+        s.savePositions('r', { 'a/0': 1 }),
+      ]);
+      expect(syncs).toBe(2);
+      await s.remove(all.slice(0, 5));
+    } finally {
+      proto.datasync = datasync;
+    }
+    const left = await s.read(0, 1_000);
+    for (const topic of ['a', 'b']) {
+      const p0 = left.filter((e) => e.topic === topic && e.p === 0 && e.id <= 60);
+      // Ids 1-10 are b's, 11-20 a's, and so on; the removed ids 1-5 took b's sequences 0-4.
+      expect(p0.map((e) => e.seq)).toEqual(p0.map((_, i) => i + (topic === 'b' ? 5 : 0)));
+    }
+    // Those the third call asked for that the first two had taken stay as they were; the rest are on partition 1.
+    expect(left.filter((e) => e.id > 60 && e.id <= 70).every((e) => e.p === 1)).toBe(true);
+    await s.close();
+    const again = new FileOutboxStore(file);
+    await again.open();
+    expect(shape(await again.read(0, 1_000))).toEqual(shape(left));
     await again.close();
   });
 

@@ -2,11 +2,14 @@
  * The memory outbox's segments: a sealed chunk's batches are the bytes the
  * reference encoder writes, and the produce frame written in a segment's own
  * room (`segmentFrame`) decodes to the frame `encodeCbor` would send, for
- * every size of id, partition and topic name. Pure: no hub.
+ * every size of id, partition and topic name; so does the frame written
+ * before a batch of single events encoded with room (`batchFrame`, the
+ * drain of the file and IndexedDB outboxes). Pure: no hub.
  */
 import { describe, expect, it } from 'vitest';
 import { crc32c, decodeBatch, decodeCbor, encodeCbor, LIMITS } from '../../protocol/index.ts';
-import { Chunk, hasFrameRoom, sealChunk, segmentFrame, type Segment } from '../../web-client/outbox-segment.ts';
+import { encodeOutboxBatch, toOutboxRecord } from '../../web-client/event-input.ts';
+import { batchFrame, Chunk, frameRoom, hasFrameRoom, sealChunk, segmentFrame, type Segment } from '../../web-client/outbox-segment.ts';
 
 const NOW = 1_700_000_000_000;
 
@@ -48,5 +51,23 @@ describe('segmentFrame', () => {
     const bare = { ...s, room: undefined };
     expect(hasFrameRoom(bare, 't')).toBe(false);
     expect(() => segmentFrame(bare, 't', 0, 1)).toThrow(/need \d+ bytes/);
+  });
+
+  it('batchFrame: a batch of single events encoded with room before it is the same batch, framed as encodeCbor frames it', () => {
+    const events = Array.from({ length: 40 }, (_, i) => toOutboxRecord('t', { key: `k${i % 3}`, value: { i, pad: 'x'.repeat(i) } }, NOW + i, true));
+    const plainBatch = encodeOutboxBatch('pid-1', 7, events, crc32c);
+    for (const topic of ['t', 'a'.repeat(23), 'c'.repeat(LIMITS.maxTopicNameLength)]) {
+      const room = frameRoom(topic);
+      const b = encodeOutboxBatch('pid-1', 7, events, crc32c, room);
+      expect(b).toEqual(plainBatch);
+      for (const id of [0, 24, 65_536, 2 ** 32, Number.MAX_SAFE_INTEGER]) {
+        for (const p of [0, 24, 65_536]) {
+          const frame = batchFrame(b, room, topic, p, id);
+          expect(plain(decodeCbor(frame))).toEqual(plain(decodeCbor(encodeCbor({ t: 'produce', topic, batches: [{ p, b: plainBatch }], id }))));
+          expect(b).toEqual(plainBatch);
+        }
+      }
+      expect(() => batchFrame(plainBatch, 0, topic, 0, 1)).toThrow(/need \d+ bytes/);
+    }
   });
 });
