@@ -254,19 +254,29 @@ export async function runConnectorsBench(opts: { quick: boolean }): Promise<Benc
       await task.open([0, 1, 2, 3]);
       meter.begin();
       const seconds = await timed(async () => {
-        // Frames in batches of up to SINK_BATCH records, as the runtime hands them over.
-        let batch: RecordsView[] = [];
+        // Frames in batches of up to SINK_BATCH records, handed over as the runtime does: the first written with
+        // put(), each next one prepared while the one before commits (two transactions in flight, commits in order).
+        const batches: RecordsView[][] = [[]];
         let n = 0;
         for (const v of consumed) {
-          if (n + v.count > SINK_BATCH && batch.length) {
-            await task.put(batch);
-            batch = [];
+          if (n + v.count > SINK_BATCH && n) {
+            batches.push([]);
             n = 0;
           }
-          batch.push(v);
+          batches[batches.length - 1].push(v);
           n += v.count;
         }
-        if (batch.length) await task.put(batch);
+        let prev: Promise<void> = task.put(batches[0]).then(() => undefined);
+        for (const batch of batches.slice(1)) {
+          const before = prev;
+          prev = (async (): Promise<void> => {
+            const prepared = await task.prepare(batch);
+            await before;
+            if (!(await prepared.commit())) throw new Error('a prepared batch did not commit');
+          })();
+          await before;
+        }
+        await prev;
       });
       const cpu = meter.end(events);
       await task.stop();
@@ -278,7 +288,7 @@ export async function runConnectorsBench(opts: { quick: boolean }): Promise<Benc
     push(
       'postgres-sink write stage (records in hand → PostgreSQL)',
       writeSeconds,
-      `${Math.round((100 * events) / writeSeconds / Math.max(events / insertSeconds, events / copySeconds))}% of the faster baseline; COPY in one transaction per ${SINK_BATCH.toLocaleString('en')} with the offsets; ${cpuNote(writeCpu)}`,
+      `${Math.round((100 * events) / writeSeconds / Math.max(events / insertSeconds, events / copySeconds))}% of the faster baseline; COPY in one transaction per ${SINK_BATCH.toLocaleString('en')} with the offsets, two in flight; ${cpuNote(writeCpu)}`,
     );
 
     progress('the sink');
