@@ -17,13 +17,17 @@
  * no object per record) only appends a copy of the frame to a buffer;
  * a batch is written when it reaches batchSize or lingerMs after its first
  * record. While a batch is being
- * written the next one fills, and the handler waits (so the subscription
- * stops crediting and the hub stops sending) only when that one is full too:
- * bounded memory, pipelined writes. After each write the offsets the task
+ * written the next one fills; a task that can prepare a batch
+ * (SinkTask.prepare: PostgreSQL, a transaction of its own) gets it while the
+ * one before commits, and commits it after that one (two in flight, commits
+ * in order; a batch that cannot commit so is written with put()). The
+ * handler waits (so the subscription stops crediting and the hub stops
+ * sending) only when no write may start and the next batch is full: bounded
+ * memory, pipelined writes. After each write the offsets the task
  * answered are committed to the group (coalesced: one commit in flight).
  *
  * Revocation: the client stops handing over records of the revoked
- * partitions; onRevoke writes what is buffered, waits for the write in
+ * partitions; onRevoke writes what is buffered, waits for the writes in
  * flight, commits those partitions, and only then returns, so the hub gives
  * them to another member after the last record of ours is written.
  */

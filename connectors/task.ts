@@ -39,8 +39,9 @@ export interface SinkTask {
   /**
    * Writes a batch (frames of records as kept views, no object per record:
    * records-view.ts; several partitions, each in offset order) and returns
-   * the offsets now safe to commit. Called by one caller at a time; a retry
-   * after a failure gets the same views again.
+   * the offsets now safe to commit. Called by one caller at a time (a
+   * prepare() may run meanwhile); a retry after a failure gets the same
+   * views again.
    */
   put(batch: readonly RecordsView[]): Promise<PartitionOffsets>;
   /**
