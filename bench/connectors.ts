@@ -3,7 +3,8 @@
  * loading the same rows from the same machine in the same run: a plain
  * multi-row INSERT (batches of 1,000, one statement each, autocommit) and
  * COPY FROM STDIN (text format, one stream), each on a connection of its
- * own as the sink's pool is (see loadOnce). The sink's figure is end to
+ * own as the sink's pool is (see loadOnce), and COPY once more on a warm
+ * connection (one that loaded the rows before). The sink's figure is end to
  * end: records read from the hub over the web client (onView: a frame per
  * call as columns, no object per record), mapped, written and
  * their offsets committed in the same transactions. Each row runs twice and
@@ -147,14 +148,17 @@ export async function runConnectorsBench(opts: { quick: boolean }): Promise<Benc
     // pool is its own: a new PostgreSQL backend pays for its first touch of the shared buffers and WAL
     // (~4,500 page faults and ~0.5 µs/row more CPU over 200,000 rows than a backend that loaded before), and
     // a baseline on the warmed-up connection would be measured without that cost and the sink with it.
-    const loadOnce = async (load: (loader: pg.Client) => Promise<void>): Promise<{ seconds: number; cpu: ReturnType<CpuMeter['end']> }> => {
+    const loadOn = async (loader: pg.Client, load: (loader: pg.Client) => Promise<void>): Promise<{ seconds: number; cpu: ReturnType<CpuMeter['end']> }> => {
       await client.query('TRUNCATE orders');
+      meter.begin();
+      const seconds = await timed(() => load(loader));
+      return { seconds, cpu: meter.end(events) };
+    };
+    const loadOnce = async (load: (loader: pg.Client) => Promise<void>): Promise<{ seconds: number; cpu: ReturnType<CpuMeter['end']> }> => {
       const loader = new pg.Client({ connectionString: db.url });
       await loader.connect();
       try {
-        meter.begin();
-        const seconds = await timed(() => load(loader));
-        return { seconds, cpu: meter.end(events) };
+        return await loadOn(loader, load);
       } finally {
         await loader.end();
       }
@@ -197,6 +201,21 @@ export async function runConnectorsBench(opts: { quick: boolean }): Promise<Benc
     const { seconds: copySeconds, cpu: copyCpu } = await loadOnce(copyAll);
     if ((await count()) !== events) throw new Error('COPY baseline lost rows');
     push('COPY FROM STDIN', copySeconds, `one stream on a connection of its own, text format; ${cpuNote(copyCpu)}`);
+    // The same on a warm connection (its warm-up load ran on it): what COPY costs once its backend has touched the
+    // shared and WAL buffers. The sink's connections are new in every run, as the fresh rows' are; this row says
+    // how much that costs.
+    const warm = new pg.Client({ connectionString: db.url });
+    await warm.connect();
+    let warmSeconds: number;
+    try {
+      await loadOn(warm, copyAll);
+      const w = await loadOn(warm, copyAll);
+      warmSeconds = w.seconds;
+      if ((await count()) !== events) throw new Error('COPY baseline lost rows');
+      push('COPY FROM STDIN, warm connection', warmSeconds, `one stream on a connection that ran the warm-up load; ${cpuNote(w.cpu)}`);
+    } finally {
+      await warm.end();
+    }
 
     progress('consume only');
     // What the web client alone reads from the hub (the sink's upper bound on this machine now).
@@ -235,19 +254,29 @@ export async function runConnectorsBench(opts: { quick: boolean }): Promise<Benc
       await task.open([0, 1, 2, 3]);
       meter.begin();
       const seconds = await timed(async () => {
-        // Frames in batches of up to SINK_BATCH records, as the runtime hands them over.
-        let batch: RecordsView[] = [];
+        // Frames in batches of up to SINK_BATCH records, handed over as the runtime does: the first written with
+        // put(), each next one prepared while the one before commits (two transactions in flight, commits in order).
+        const batches: RecordsView[][] = [[]];
         let n = 0;
         for (const v of consumed) {
-          if (n + v.count > SINK_BATCH && batch.length) {
-            await task.put(batch);
-            batch = [];
+          if (n + v.count > SINK_BATCH && n) {
+            batches.push([]);
             n = 0;
           }
-          batch.push(v);
+          batches[batches.length - 1].push(v);
           n += v.count;
         }
-        if (batch.length) await task.put(batch);
+        let prev: Promise<void> = task.put(batches[0]).then(() => undefined);
+        for (const batch of batches.slice(1)) {
+          const before = prev;
+          prev = (async (): Promise<void> => {
+            const prepared = await task.prepare(batch);
+            await before;
+            if (!(await prepared.commit())) throw new Error('a prepared batch did not commit');
+          })();
+          await before;
+        }
+        await prev;
       });
       const cpu = meter.end(events);
       await task.stop();
@@ -259,7 +288,7 @@ export async function runConnectorsBench(opts: { quick: boolean }): Promise<Benc
     push(
       'postgres-sink write stage (records in hand → PostgreSQL)',
       writeSeconds,
-      `${Math.round((100 * events) / writeSeconds / Math.max(events / insertSeconds, events / copySeconds))}% of the faster baseline; COPY in one transaction per ${SINK_BATCH.toLocaleString('en')} with the offsets; ${cpuNote(writeCpu)}`,
+      `${Math.round((100 * events) / writeSeconds / Math.max(events / insertSeconds, events / copySeconds))}% of the faster baseline; COPY in one transaction per ${SINK_BATCH.toLocaleString('en')} with the offsets, two in flight; ${cpuNote(writeCpu)}`,
     );
 
     progress('the sink');
@@ -304,10 +333,11 @@ export async function runConnectorsBench(opts: { quick: boolean }): Promise<Benc
     await sinkAll('bench-sink-warm-up');
     const { seconds: sinkSeconds, startup: sinkStartup, cpu: sinkCpu } = await sinkAll('bench-sink');
     const faster = Math.max(events / insertSeconds, events / copySeconds);
+    const pct = (seconds: number, baseline: number): number => Math.round((100 * events) / seconds / baseline);
     push(
       'postgres-sink end to end (hub → PostgreSQL)',
       sinkSeconds,
-      `${Math.round((100 * events) / sinkSeconds / faster)}% of the faster baseline (${Math.round((100 * events) / (sinkSeconds - sinkStartup) / faster)}% after its start-up of ${Math.round(sinkStartup * 1000)} ms: connect, group join, offsets read), ${Math.round((100 * readSeconds) / sinkSeconds)}% of the read bound; batches of up to ${SINK_BATCH.toLocaleString('en')}; ${cpuNote(sinkCpu)}`,
+      `${pct(sinkSeconds, faster)}% of the faster baseline (${pct(sinkSeconds - sinkStartup, faster)}% after its start-up of ${Math.round(sinkStartup * 1000)} ms: connect, group join, offsets read), ${pct(sinkSeconds, events / warmSeconds)}% of COPY on a warm connection, ${Math.round((100 * readSeconds) / sinkSeconds)}% of the read bound; batches of up to ${SINK_BATCH.toLocaleString('en')}; ${cpuNote(sinkCpu)}`,
     );
     return results;
   } finally {

@@ -18,9 +18,9 @@ export function quoteIdent(name: string): string {
   return `"${name.replace(/"/g, '""')}"`;
 }
 
-export function createPool(connection: string, connector: string, log: Log): pg.Pool {
-  // Two connections: one writes, one is spare for a retry while the other is being torn down.
-  const pool = new pg.Pool({ connectionString: connection, max: 2, connectionTimeoutMillis: 10_000, idleTimeoutMillis: 30_000 });
+/** `max` connections (default two: one writes, one is spare for a retry while the other is being torn down). */
+export function createPool(connection: string, connector: string, log: Log, max = 2): pg.Pool {
+  const pool = new pg.Pool({ connectionString: connection, max, connectionTimeoutMillis: 10_000, idleTimeoutMillis: 30_000 });
   // An idle connection that dies (server restart) emits here; the next query gets a fresh one.
   pool.on('error', (err) => log.warn({ connector, err: err.message }, 'postgres connection lost'));
   return pool;

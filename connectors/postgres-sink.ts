@@ -28,7 +28,7 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { configError, type Settings } from './config.ts';
 import { copyColumn, CopyWriter, writesRawJson, type CopyColumn } from './postgres-copy-rows.ts';
 import { createPool, primaryKey, quoteIdent, quoteName, tableColumns, type TableColumn } from './postgres-common.ts';
-import type { PartitionOffsets, RecordsView, SinkTask } from './task.ts';
+import type { PartitionOffsets, PreparedWrite, RecordsView, SinkTask } from './task.ts';
 import type { Log } from './worker.ts';
 
 export interface PostgresSinkOptions {
@@ -61,6 +61,9 @@ export function postgresSinkOptions(connector: string, topic: string, s: Setting
 
 const STAGE = 'tributary_sink_stage';
 
+/** A batch being prepared while the one before commits, and a spare for a retry while a broken one is torn down. */
+const POOL_CONNECTIONS = 3;
+
 /** Bytes of COPY text per chunk handed to the stream. */
 const COPY_CHUNK_BYTES = 256 * 1024;
 
@@ -78,8 +81,10 @@ export class PostgresSink implements SinkTask {
   /** Pooled connections whose session has the staging table. */
   private readonly staged = new WeakSet<pg.PoolClient>();
   private keyIndexes: number[] = [];
-  /** Writes the COPY rows; keyWriter the upsert key columns' (both made at start). */
-  private writer: CopyWriter | null = null;
+  /** Write the COPY rows, one per write in progress (a prepared batch's and a put's may run at once). */
+  private readonly writers: CopyWriter[] = [];
+  private copyColumns: CopyColumn[] = [];
+  /** Writes the upsert key columns (made at start). */
   private keyWriter: CopyWriter | null = null;
 
   constructor(
@@ -88,7 +93,7 @@ export class PostgresSink implements SinkTask {
   ) {}
 
   async start(): Promise<void> {
-    this.pool ??= createPool(this.o.connection, this.o.connector, this.log);
+    this.pool ??= createPool(this.o.connection, this.o.connector, this.log, POOL_CONNECTIONS);
     const pool = this.pool;
     await pool.query(
       `CREATE TABLE IF NOT EXISTS ${quoteName(this.o.offsetsTable)} (
@@ -105,7 +110,8 @@ export class PostgresSink implements SinkTask {
       return { column, copy: copyColumn(src, column.type, this.o.connector) };
     });
     const names = this.mapped.map((m) => quoteIdent(m.column.name)).join(', ');
-    this.writer = new CopyWriter(this.mapped.map((m) => m.copy));
+    this.copyColumns = this.mapped.map((m) => m.copy);
+    this.writers.length = 0;
     if (this.o.mode === 'insert') {
       this.copySql = `COPY ${quoteName(this.o.table)} (${names}) FROM STDIN`;
     } else {
@@ -206,20 +212,108 @@ export class PostgresSink implements SinkTask {
     }
   }
 
+  /**
+   * Pipelining (SinkTask.prepare): the batch's rows are COPYed in a transaction of their own while the batches
+   * before it are still being written, on another pooled connection, without touching the offsets table. commit()
+   * then locks the connector's offset rows and moves them in one UPDATE that matches only the rows whose stored
+   * offset is at or below the batch's first record of that partition: when every partition matches, the database
+   * holds none of the batch's records and put() would have written exactly these rows, so it commits; otherwise
+   * (a re-delivery, a second instance) it rolls back and answers null, and the runner writes the batch with put(),
+   * which drops what is stored. Runs of one partition in a batch are in offset order and contiguous.
+   */
+  async prepare(batch: readonly RecordsView[]): Promise<PreparedWrite> {
+    const raw = writesRawJson(this.copyColumns);
+    const client = await this.pool!.connect();
+    // Idle in its transaction while earlier batches commit: a connection lost meanwhile is seen at commit.
+    let lost: Error | null = null;
+    const onError = (err: Error): void => void (lost = err);
+    client.on('error', onError);
+    let released = false;
+    /** Ends the transaction (COMMIT, with the upsert before it, or ROLLBACK when null) and gives the connection back. */
+    const end = async (commit: string | null): Promise<void> => {
+      if (released) return;
+      released = true;
+      let broken = lost !== null;
+      try {
+        await client.query(commit ?? 'ROLLBACK');
+      } catch (err) {
+        broken = true;
+        if (commit === null) return;
+        await client.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      } finally {
+        client.off('error', onError);
+        client.release(broken);
+      }
+    };
+    const ranges = new Map<number, [first: number, next: number]>();
+    try {
+      for (const v of batch) {
+        const r = ranges.get(v.partition);
+        const next = v.offset(v.count - 1) + 1;
+        if (r) r[1] = next;
+        else ranges.set(v.partition, [v.offset(0), next]);
+      }
+      const firsts = batch.map(() => 0);
+      const picks = this.o.mode === 'upsert' ? this.newestPerKey(batch, firsts) : null;
+      await client.query('BEGIN');
+      if (this.stageSql && !this.staged.has(client)) {
+        await client.query(this.stageSql);
+        this.staged.add(client);
+      }
+      await pipeline(Readable.from(this.copyText(batch, firsts, picks, raw)), client.query(copyFrom(this.copySql)));
+    } catch (err) {
+      await end(null);
+      throw err;
+    }
+    return {
+      commit: async () => {
+        if (lost) {
+          await end(null);
+          throw lost;
+        }
+        const offsets = quoteName(this.o.offsetsTable);
+        const mine = `connector = ${client.escapeLiteral(this.o.connector)} AND topic = ${client.escapeLiteral(this.o.topic)}`;
+        const values = [...ranges].map(([p, [f, n]]) => `(${Math.trunc(p)}, ${Math.trunc(f)}, ${Math.trunc(n)})`).join(', ');
+        let moved: pg.QueryResult;
+        try {
+          moved = await client.query(
+            `UPDATE ${offsets} AS t SET next_offset = n.next_offset FROM (VALUES ${values}) AS n(p, first_offset, next_offset)
+              WHERE t.${mine} AND t.partition = n.p AND coalesce(t.next_offset, 0) <= n.first_offset`,
+          );
+        } catch (err) {
+          await end(null);
+          throw err;
+        }
+        if (moved.rowCount !== ranges.size) {
+          await end(null);
+          return null;
+        }
+        await end(this.upsertSql ? `${this.upsertSql}; COMMIT` : 'COMMIT');
+        return new Map([...ranges].map(([p, [, next]]) => [p, next]));
+      },
+      abort: () => end(null),
+    };
+  }
+
   /** The records from firsts[k] on of each view (only the picked ones when `picks`) as COPY text rows, in chunks of bytes. */
   private *copyText(batch: readonly RecordsView[], firsts: number[], picks: Uint8Array[] | null, raw: boolean): Generator<Buffer> {
-    const w = this.writer!;
+    const w = this.writers.pop() ?? new CopyWriter(this.copyColumns);
     w.reset();
-    for (let k = 0; k < batch.length; k++) {
-      const v = batch[k];
-      const pick = picks?.[k];
-      for (let i = firsts[k]; i < v.count; i++) {
-        if (pick && !pick[i]) continue;
-        w.row(v, i, raw);
-        if (w.length >= COPY_CHUNK_BYTES) yield w.take();
+    try {
+      for (let k = 0; k < batch.length; k++) {
+        const v = batch[k];
+        const pick = picks?.[k];
+        for (let i = firsts[k]; i < v.count; i++) {
+          if (pick && !pick[i]) continue;
+          w.row(v, i, raw);
+          if (w.length >= COPY_CHUNK_BYTES) yield w.take();
+        }
       }
+      if (w.length) yield w.take();
+    } finally {
+      this.writers.push(w);
     }
-    if (w.length) yield w.take();
   }
 
   /**

@@ -17,13 +17,17 @@
  * no object per record) only appends a copy of the frame to a buffer;
  * a batch is written when it reaches batchSize or lingerMs after its first
  * record. While a batch is being
- * written the next one fills, and the handler waits (so the subscription
- * stops crediting and the hub stops sending) only when that one is full too:
- * bounded memory, pipelined writes. After each write the offsets the task
+ * written the next one fills; a task that can prepare a batch
+ * (SinkTask.prepare: PostgreSQL, a transaction of its own) gets it while the
+ * one before commits, and commits it after that one (two in flight, commits
+ * in order; a batch that cannot commit so is written with put()). The
+ * handler waits (so the subscription stops crediting and the hub stops
+ * sending) only when no write may start and the next batch is full: bounded
+ * memory, pipelined writes. After each write the offsets the task
  * answered are committed to the group (coalesced: one commit in flight).
  *
  * Revocation: the client stops handing over records of the revoked
- * partitions; onRevoke writes what is buffered, waits for the write in
+ * partitions; onRevoke writes what is buffered, waits for the writes in
  * flight, commits those partitions, and only then returns, so the hub gives
  * them to another member after the last record of ours is written.
  */
@@ -44,6 +48,9 @@ export interface SinkOptions {
   lagIntervalMs: number;
 }
 
+/** Transactions in flight at most with a task that prepares: one committing, the next being written. */
+const MAX_IN_FLIGHT = 2;
+
 /** Bytes of batches the hub may send ahead of the handler. */
 const CREDIT_BYTES = 4 * 1024 * 1024;
 
@@ -53,7 +60,10 @@ export class SinkRunner extends Worker {
   private buffered = 0;
   /** When the oldest record in the buffer arrived (performance.now()): it is written lingerMs after that at the latest. */
   private bufferedSince = 0;
-  private writing: Promise<void> | null = null;
+  /** Writes in flight, oldest first; each commits only after the one before it (at most maxInFlight). */
+  private readonly flights: Array<Promise<void>> = [];
+  /** Two when the task can prepare a batch while the one before commits (SinkTask.prepare), else one. */
+  private readonly maxInFlight: number;
   private lingerTimer: ReturnType<typeof setTimeout> | null = null;
   /** Next offset written, per held partition. */
   private readonly committed = new Map<number, number>();
@@ -67,6 +77,8 @@ export class SinkRunner extends Worker {
   private readonly held = new Set<number>();
   private assignedOnce = false;
   private sub: SubscriptionHandle | null = null;
+  /** The task's start (from start()): onAssign waits for it. */
+  private taskStarted: Promise<void> = Promise.resolve();
   private lagTimer: ReturnType<typeof setInterval> | null = null;
 
   constructor(
@@ -76,16 +88,17 @@ export class SinkRunner extends Worker {
     deps: WorkerDeps,
   ) {
     super(config, 'sink', deps);
+    this.maxInFlight = task.prepare ? MAX_IN_FLIGHT : 1;
   }
 
   async start(): Promise<void> {
     const { topic } = this.config;
+    // The task starts (connects, reads its target's catalog) while the client connects and joins the group:
+    // onAssign waits for it before asking the task where the partitions start, and no record is handed over before.
+    const started = this.retrying('start', () => this.task.start());
+    this.taskStarted = started;
+    started.catch(() => undefined);
     try {
-      await this.retrying('start', () => this.task.start());
-      const info = await this.retrying('describe topic', () => this.deps.http.topic(topic));
-      this.noteHighWatermarks(info.offsets);
-      this.lagTimer = setInterval(() => void this.tick(), this.o.lagIntervalMs);
-      this.lagTimer.unref?.();
       this.sub = this.deps.client.subscribe(topic, {
         group: this.o.group,
         from: this.o.from,
@@ -96,9 +109,17 @@ export class SinkRunner extends Worker {
         onRevoke: (partitions) => this.onRevoke(partitions),
         onView: (view) => this.onView(view),
       });
+      await started;
+      const info = await this.retrying('describe topic', () => this.deps.http.topic(topic));
+      this.noteHighWatermarks(info.offsets);
+      this.lagTimer = setInterval(() => void this.tick(), this.o.lagIntervalMs);
+      this.lagTimer.unref?.();
       if (this.status.state === 'starting') this.status.state = 'running';
       this.updateStatus();
     } catch (e) {
+      // The task cannot start (a mistake in its settings): leave the group, so its partitions go to a member that can.
+      this.sub?.close();
+      this.sub = null;
       if (!(e instanceof StoppedError)) throw e;
     }
   }
@@ -106,6 +127,11 @@ export class SinkRunner extends Worker {
   /** New partitions: find where each really starts before any of their records is handled. */
   private async onAssign(partitions: number[]): Promise<void> {
     let own: PartitionOffsets | undefined;
+    try {
+      await this.taskStarted;
+    } catch {
+      return; // start() reports it and leaves the group
+    }
     try {
       own = await this.retrying('open', () => this.task.open(partitions));
     } catch (e) {
@@ -137,9 +163,10 @@ export class SinkRunner extends Worker {
   /** Partitions taken away: their records written and committed before the hub hands them on. */
   private async onRevoke(partitions: number[]): Promise<void> {
     const revoked = new Set(partitions);
-    while (this.writing || this.buffer.some((v) => revoked.has(v.partition))) {
-      if (!this.writing) this.startWrite();
-      if (this.writing) await this.writing;
+    while (this.flights.length || this.buffer.some((v) => revoked.has(v.partition))) {
+      this.startWrite();
+      // The newest settles after all the others (each waits for the one before).
+      if (this.flights.length) await this.flights[this.flights.length - 1].catch(() => undefined);
       if (this.stopping) break;
     }
     await this.commitGroup();
@@ -176,28 +203,29 @@ export class SinkRunner extends Worker {
     // The view is valid during this call only: the buffer keeps a copy of the frame.
     this.buffer.push(view.keep(i, view.count));
     this.buffered += view.count - i;
+    const free = this.flights.length < this.maxInFlight;
     if (this.buffered >= this.o.batchSize) {
-      if (!this.writing) this.startWrite();
+      if (free) this.startWrite();
       else await this.waitForRoom();
-    } else if (!this.writing && performance.now() - this.bufferedSince >= this.o.lingerMs) {
+    } else if (free && performance.now() - this.bufferedSince >= this.o.lingerMs) {
       // The linger is up, but its timer cannot fire while queued frames are handed over in one run of microtasks (a
       // backlog): write now, so the first write overlaps the reading of the rest instead of waiting for a full batch.
       this.startWrite();
     } else if (!this.lingerTimer) {
       this.lingerTimer = setTimeout(() => {
         this.lingerTimer = null;
-        if (!this.writing) this.startWrite();
-        else void this.writing.then(() => this.buffered && !this.writing && this.startWrite());
+        // No room: the next write to finish starts it (the linger is up by then).
+        this.startWrite();
       }, this.o.lingerMs);
     }
     // The subscription hands over queued frames in one run of microtasks: let the write's socket I/O (COPY data,
     // the commit's answer) in between, or the database waits until the whole credit window is decoded.
-    if (this.writing) await new Promise<void>((resolve) => setImmediate(resolve));
+    if (this.flights.length) await new Promise<void>((resolve) => setImmediate(resolve));
   }
 
-  /** One batch is in the task's hands and the next is full: wait for the first, then hand the next over. */
+  /** As many batches as may be are in the task's hands and the next is full: wait for the oldest, then hand it over. */
   private async waitForRoom(): Promise<void> {
-    while (this.writing && this.buffered >= this.o.batchSize) await this.writing;
+    while (this.flights.length >= this.maxInFlight && this.buffered >= this.o.batchSize) await this.flights[0];
     if (this.buffered >= this.o.batchSize) this.startWrite();
   }
 
@@ -206,7 +234,7 @@ export class SinkRunner extends Worker {
       clearTimeout(this.lingerTimer);
       this.lingerTimer = null;
     }
-    if (this.buffered === 0 || this.writing) return;
+    if (this.buffered === 0 || this.flights.length >= this.maxInFlight) return;
     // Frames arrive whole: a batch takes at most batchSize records (splitting a frame), the rest start the next.
     const batch: RecordsView[] = [];
     let room = this.o.batchSize;
@@ -223,8 +251,8 @@ export class SinkRunner extends Worker {
     }
     this.buffered -= this.o.batchSize - room;
     // The rest arrived with the batch's last frame: it keeps the batch's start for its linger.
-    this.writing = this.write(batch).finally(() => {
-      this.writing = null;
+    const done: Promise<void> = this.write(batch, this.flights.at(-1) ?? null).finally(() => {
+      this.flights.splice(this.flights.indexOf(done), 1);
       // Records that arrived during the write: written now when full or when the oldest has waited lingerMs (during
       // a backlog it has: the write took longer), else when it will have.
       if (this.buffered && !this.lingerTimer && !this.stopping) {
@@ -233,15 +261,34 @@ export class SinkRunner extends Worker {
         else this.lingerTimer = setTimeout(() => ((this.lingerTimer = null), this.startWrite()), this.o.lingerMs - waited);
       }
     });
+    this.flights.push(done);
   }
 
-  private async write(batch: RecordsView[]): Promise<void> {
-    let safe: PartitionOffsets;
-    try {
-      safe = await this.retrying('write', () => this.task.put(batch));
-    } catch (e) {
-      if (e instanceof StoppedError) return;
-      throw e;
+  /** Writes a batch after `prev` (the write before it, still in flight, or null). */
+  private async write(batch: RecordsView[], prev: Promise<void> | null): Promise<void> {
+    let safe: PartitionOffsets | null = null;
+    if (prev) {
+      // Pipelined: this batch's rows go in while the one before commits; they commit after it, or not at all.
+      const prepared = this.task.prepare ? await this.task.prepare(batch).catch((err: unknown) => this.fellBack('prepare', err)) : null;
+      try {
+        await prev;
+      } catch (err) {
+        // Never past a batch that was not written.
+        await prepared?.abort();
+        throw err;
+      }
+      if (prepared) {
+        if (this.stopping) return await prepared.abort();
+        safe = await prepared.commit().catch((err: unknown) => this.fellBack('commit', err));
+      }
+    }
+    if (!safe) {
+      try {
+        safe = await this.retrying('write', () => this.task.put(batch));
+      } catch (e) {
+        if (e instanceof StoppedError) return;
+        throw e;
+      }
     }
     for (const v of batch) this.status.records += v.count;
     // Only the batch's partitions: a task may answer for partitions another member holds now.
@@ -249,6 +296,12 @@ export class SinkRunner extends Worker {
     for (const [p, o] of safe) if (mine.has(p) && this.held.has(p)) this.committed.set(p, Math.max(o, this.committed.get(p) ?? 0));
     this.updateStatus();
     void this.commitGroup();
+  }
+
+  /** A prepared write that failed or could not commit: the batch is written with put() (retried, logged there). */
+  private fellBack(what: string, err: unknown): null {
+    this.deps.log.debug({ connector: this.config.name, err: err instanceof Error ? err.message : String(err) }, `pipelined ${what} failed; writing the batch again`);
+    return null;
   }
 
   /**
@@ -315,7 +368,7 @@ export class SinkRunner extends Worker {
     this.abort.abort();
     if (this.lagTimer) clearInterval(this.lagTimer);
     if (this.lingerTimer) clearTimeout(this.lingerTimer);
-    await this.writing?.catch(() => undefined);
+    await Promise.allSettled(this.flights);
     // The next owner starts where this one finished; then leave the group at once.
     await this.commitGroup().catch(() => undefined);
     this.sub?.close();

@@ -39,11 +39,27 @@ export interface SinkTask {
   /**
    * Writes a batch (frames of records as kept views, no object per record:
    * records-view.ts; several partitions, each in offset order) and returns
-   * the offsets now safe to commit. Called by one caller at a time; a retry
-   * after a failure gets the same views again.
+   * the offsets now safe to commit. Called by one caller at a time (a
+   * prepare() may run meanwhile); a retry after a failure gets the same
+   * views again.
    */
   put(batch: readonly RecordsView[]): Promise<PartitionOffsets>;
+  /**
+   * Optional pipelining: writes a batch without making it visible, while the
+   * batches before it are still being written (a transaction of its own).
+   * The runner calls commit() once every earlier batch is written, in order,
+   * or abort(). commit() answers the offsets now safe to commit, or null when
+   * it could not tell the batch is new to the target (then the runner writes
+   * it with put()); a failed prepare or commit also falls back to put().
+   */
+  prepare?(batch: readonly RecordsView[]): Promise<PreparedWrite>;
   stop(): Promise<void>;
+}
+
+/** A batch written but not committed (SinkTask.prepare). */
+export interface PreparedWrite {
+  commit(): Promise<PartitionOffsets | null>;
+  abort(): Promise<void>;
 }
 
 /** A row read by a source: its key, its value and its position in the source's order. */

@@ -100,6 +100,52 @@ describe('postgres sink', () => {
     await task.stop();
   });
 
+  it('a batch prepared while the one before is written commits after it, and a prepared re-delivery rolls back without a row', async () => {
+    await pg.query('CREATE TABLE piped (n bigint, s text)');
+    const silent = { info() {}, warn() {}, error() {}, debug() {} };
+    const task = new PostgresSink(
+      { connector: 'piped', topic: 'piped', connection: pg.url, table: 'piped', mode: 'insert', key: undefined, columns: { n: 'offset', s: 'value.s' }, offsetsTable: 'tributary_sink_offsets' },
+      silent,
+    );
+    await task.start();
+    await task.open([0, 1]);
+    const view = (partition: number, offset: number, n: number): RecordsView => {
+      const texts = Array.from({ length: n }, (_, i) => JSON.stringify({ s: `p${partition}-${offset + i}` }));
+      const b = encodeBatch({ records: texts.map((t) => ({ key: null, value: new TextEncoder().encode(t), encoding: 'json', headers: [], timestamp: 0 })) });
+      stampBatch(b, 0, offset, 0);
+      return new RecordsView('piped').read(b, partition, 0).keep();
+    };
+    const rows = (): Promise<number> => count('SELECT count(*) AS n FROM piped');
+    await task.put([view(0, 0, 2)]);
+    // Two prepared at once (the runner's pipeline): their rows are in, invisible until each commits, in order.
+    const second = await task.prepare([view(0, 2, 2), view(1, 0, 3)]);
+    const third = await task.prepare([view(0, 4, 1)]);
+    expect(await rows()).toBe(2);
+    expect(await second.commit()).toEqual(
+      new Map([
+        [0, 4],
+        [1, 3],
+      ]),
+    );
+    expect(await third.commit()).toEqual(new Map([[0, 5]]));
+    expect(await rows()).toBe(8);
+    // A re-delivery of records the table holds (partly or wholly): nothing committed; put() then drops what is stored.
+    const again = await task.prepare([view(0, 3, 3)]);
+    expect(await again.commit()).toBeNull();
+    expect(await rows()).toBe(8);
+    await task.put([view(0, 3, 3)]);
+    expect(await rows()).toBe(9);
+    const aborted = await task.prepare([view(1, 3, 1)]);
+    await aborted.abort();
+    const offsets = await pg.query<{ partition: number; next_offset: string }>("SELECT partition, next_offset FROM tributary_sink_offsets WHERE connector = 'piped' ORDER BY partition");
+    expect(offsets.rows.map((r) => [r.partition, Number(r.next_offset)])).toEqual([
+      [0, 6],
+      [1, 3],
+    ]);
+    expect((await pg.query('SELECT s FROM piped ORDER BY s')).rows.map((r) => r.s)).toEqual(['p0-0', 'p0-1', 'p0-2', 'p0-3', 'p0-4', 'p0-5', 'p1-0', 'p1-1', 'p1-2']);
+    await task.stop();
+  });
+
   it('50,000 events reach the table exactly once while the connector is SIGKILLed and restarted three times', async () => {
     const total = 50_000;
     await post('/v1/topics', { name: 'orders', partitions: 4 });
