@@ -12,9 +12,11 @@ describe('NodeWebSocket masks', () => {
   let server: net.Server | undefined;
   afterEach(() => server?.close());
 
-  it('unmasked over TLS and to loopback, ws\'s random masks elsewhere', () => {
-    for (const url of ['wss://hub.example.com/v1/ws', 'ws://127.0.0.1:8080/v1/ws', 'ws://127.3.2.1/v1/ws', 'ws://localhost:1/v1/ws', 'ws://[::1]:9/v1/ws']) expect(unmaskedFramesFor(url), url).toBe(true);
-    for (const url of ['ws://hub.example.com/v1/ws', 'ws://10.0.0.1:8080/v1/ws', 'ws://127.0.0.1.example.com/v1/ws', 'ws://localhost.example.com/', 'not a url']) expect(unmaskedFramesFor(url), url).toBe(false);
+  it("unmasked over TLS and to loopback, ws's random masks elsewhere", () => {
+    for (const url of ['wss://hub.example.com/v1/ws', 'ws://127.0.0.1:8080/v1/ws', 'ws://127.3.2.1/v1/ws', 'ws://localhost:1/v1/ws', 'ws://[::1]:9/v1/ws'])
+      expect(unmaskedFramesFor(url), url).toBe(true);
+    for (const url of ['ws://hub.example.com/v1/ws', 'ws://10.0.0.1:8080/v1/ws', 'ws://127.0.0.1.example.com/v1/ws', 'ws://localhost.example.com/', 'not a url'])
+      expect(unmaskedFramesFor(url), url).toBe(false);
   });
 
   it('a frame to a loopback hub carries an all-zero masking key and the payload as it is', async () => {
