@@ -36,7 +36,8 @@
  *   from the first sendMany until flush() saw every event acked (the
  *   outbox's 100,000-event bound makes sendMany wait for acks: backpressure).
  *   The client picks partitions and encodes record batches (batch form).
- *   After an untimed warm-up of 100,000 events on another topic.
+ *   After an untimed warm-up of 100,000 events on another topic. The notes
+ *   give the client's and the hub's CPU per event (the two share the machine).
  * - The bench's own batch-form load generator (bench/load/ws-driver.ts, one
  *   producer, pre-encoded batches of 100 × 100 B, 64 in flight) against the
  *   same hub right before: the row the client's is compared with.
@@ -366,19 +367,21 @@ export async function runOutboxBench(opts: { quick: boolean }): Promise<OutboxBe
     await warm.close();
     const mem = createClient({ url: hub.wsUrl, outbox: 'memory', name: 'bench-mem' });
     await mem.pending();
+    const hubCpu0 = processCpuMs(hub.proc.pid);
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     for (let sent = 0; sent < total; sent += chunk.length) await mem.sendMany('bench-client-4p', chunk);
     await mem.flush();
     const memMs = performance.now() - t0;
     const memCpu = process.cpuUsage(cpu0);
+    const hubCpuMs = processCpuMs(hub.proc.pid) - hubCpu0;
     await mem.close();
     const memRate = total / (memMs / 1000);
     rows.push({
       scenario: 'outbox',
       system: 'web-client node memory outbox → 4 partitions: produce acked',
       eventsPerSec: memRate,
-      notes: `${total} events of 100-byte values, sendMany of 10,000, until flush(); batch form, lanes per partition, batches of 1000, up to 5 in flight each; hub fsync=always; client CPU ${((memCpu.user + memCpu.system) / total).toFixed(2)} µs/event; ${Math.round((100 * memRate) / genRate)}% of the load generator's row`,
+      notes: `${total} events of 100-byte values, sendMany of 10,000, until flush(); batch form, lanes per partition, batches of 1000, up to 5 in flight each; hub fsync=always; client CPU ${((memCpu.user + memCpu.system) / total).toFixed(2)} µs/event${Number.isNaN(hubCpuMs) ? '' : `, hub ${((hubCpuMs * 1000) / total).toFixed(2)}`}; ${Math.round((100 * memRate) / genRate)}% of the load generator's row`,
     });
   } finally {
     await rawDrain?.close().catch(() => undefined);
@@ -389,6 +392,16 @@ export async function runOutboxBench(opts: { quick: boolean }): Promise<OutboxBe
     hub?.cleanup();
   }
   return rows;
+}
+
+/** A process's CPU time so far (user + system, all threads) from /proc (ticks of 10 ms on Linux), in ms; NaN where there is no /proc. */
+function processCpuMs(pid: number | undefined): number {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+  } catch {
+    return NaN;
+  }
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

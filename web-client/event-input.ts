@@ -85,7 +85,8 @@ const bodies = new SlabPool(16 * 1024);
  * `checkFitsFrame` on the size `boundBytes` counts.
  */
 export function eventKey(event: SendEvent): string | Uint8Array | null {
-  if (typeof event !== 'object' || event === null || Array.isArray(event) || !('value' in event)) {
+  // `value` read first: a defined value settles the shape check without `in` (a keyed lookup each call).
+  if (typeof event !== 'object' || event === null || (event.value === undefined && !('value' in event)) || Array.isArray(event)) {
     bad('an event is an object with a value (null for a tombstone)');
   }
   const key = event.key ?? null;

@@ -1,12 +1,12 @@
 /** Node's side of the runtime seam (runtime.ts): `ws`, the file outbox and the native CRC. Never bundled for browsers. */
-import WebSocket from 'ws';
 import type { Crc32c } from '../protocol/index.ts';
 import type { WebSocketConstructor } from './connection.ts';
 import { FileOutboxStore } from './outbox-file.ts';
+import { NodeWebSocket } from './node-socket.ts';
 import type { NodeRuntime } from './runtime.ts';
 
 export const nodeRuntime: NodeRuntime = {
-  WebSocket: WebSocket as unknown as WebSocketConstructor,
+  WebSocket: NodeWebSocket as unknown as WebSocketConstructor,
   fileOutbox: (file: string) => new FileOutboxStore(file),
   nativeCrc32c: loadNativeCrc,
 };

@@ -39,6 +39,24 @@ interface MemoryState {
 
 const states = new Map<string, MemoryState>();
 
+/**
+ * Events of a sendMany that did not fit yet (`MemoryOutboxStore.stageEvents`):
+ * validated and encoded once, into chunks that are not in the outbox and not
+ * counted; `appendStaged` moves them in, in order, as room comes.
+ */
+export interface StagedEvents {
+  readonly topic: string;
+  readonly sub: string;
+  chunks: Chunk[];
+  /** Index of the next event to move in, in chunks[0]. */
+  at: number;
+  /** Events not moved in yet. */
+  left: number;
+}
+
+/** Bodies a staging chunk starts with per event (it grows if they are larger). */
+const STAGED_BODY_GUESS = 128;
+
 export class MemoryOutboxStore implements OutboxStore, SegmentStore {
   private s: MemoryState;
   /** The topic name last checked, so that a burst to one topic checks it once. */
@@ -121,6 +139,92 @@ export class MemoryOutboxStore implements OutboxStore, SegmentStore {
       throw err;
     }
     return i - from;
+  }
+
+  /**
+   * Validates and encodes `events[from..to)` into staging chunks (not in the
+   * outbox, not counted), for `appendStaged` to move in as room comes: each
+   * event is checked and written once. Throws what `appendEvents` throws for
+   * the first invalid event (nothing staged is kept then).
+   */
+  stageEvents(topic: string, sub: string, events: ArrayLike<SendEvent>, from: number, to: number, now: number, maxEventBytes: number): StagedEvents {
+    const staged: StagedEvents = { topic, sub, chunks: [], at: 0, left: to - from };
+    let c: Chunk | undefined;
+    for (let i = from; i < to; i++) {
+      if (!c || c.count >= CHUNK_MAX_EVENTS) {
+        c = new Chunk(topic, sub, 0, Math.min(to - i, CHUNK_MAX_EVENTS) * STAGED_BODY_GUESS);
+        staged.chunks.push(c);
+      }
+      c.commit(c.write(events[i], now, maxEventBytes));
+    }
+    return staged;
+  }
+
+  /**
+   * Moves staged events into the outbox, in order, as many as fit `bounds`
+   * (a prefix): their bodies and columns copied a run at a time into the open
+   * chunk, ids the next ones. Returns how many went in.
+   */
+  appendStaged(staged: StagedEvents, bounds: OutboxBounds): number {
+    if (staged.topic !== this.lastTopic) {
+      assertTopicName(staged.topic);
+      this.lastTopic = staged.topic;
+    }
+    const stats = this.s.stats;
+    const chunks = this.s.chunks;
+    let moved = 0;
+    while (staged.left > 0) {
+      const src = staged.chunks[0];
+      const a = staged.at;
+      // As many of src's next events as the bounds allow.
+      let k = 0;
+      let bytes = 0;
+      const limit = src.count - a;
+      while (k < limit && stats.events + k + 1 <= bounds.maxEvents && stats.bytes + bytes + src.sizes[a + k] <= bounds.maxBytes) bytes += src.sizes[a + k++];
+      if (k === 0) break;
+      let open = chunks[chunks.length - 1];
+      const bodyFrom = src.bodyStart(a);
+      if (!open || open.sealed || open.topic !== staged.topic || open.sub !== staged.sub || open.count >= CHUNK_MAX_EVENTS || open.lastId !== stats.lastId) {
+        open = new Chunk(staged.topic, staged.sub, stats.lastId + 1, Math.max(src.bodyBytes, 1));
+        chunks.push(open);
+      }
+      // Within the open chunk's columns and buffer (a chunk made for the run above holds a whole staging chunk).
+      k = Math.min(k, open.ends.length - open.count);
+      const dst = open.bodyStart(open.count);
+      while (k > 0 && dst + src.ends[a + k - 1] - bodyFrom > open.buf.length) k--;
+      if (k === 0) {
+        open = new Chunk(staged.topic, staged.sub, stats.lastId + 1, Math.max(src.bodyBytes, 1));
+        chunks.push(open);
+        continue;
+      }
+      const bodyTo = src.ends[a + k - 1];
+      const n = open.count;
+      open.buf.set(src.buf.subarray(bodyFrom, bodyTo), dst);
+      const shift = dst - bodyFrom;
+      for (let j = 0; j < k; j++) open.ends[n + j] = src.ends[a + j] + shift;
+      open.ts.set(src.ts.subarray(a, a + k), n);
+      open.route.set(src.route.subarray(a, a + k), n);
+      open.hash.set(src.hash.subarray(a, a + k), n);
+      open.sizes.set(src.sizes.subarray(a, a + k), n);
+      bytes = 0;
+      for (let j = 0; j < k; j++) bytes += src.sizes[a + j];
+      open.count += k;
+      open.live += k;
+      open.bytes += bytes;
+      stats.events += k;
+      stats.bytes += bytes;
+      stats.lastId += k;
+      moved += k;
+      staged.left -= k;
+      staged.at += k;
+      if (staged.at === src.count) {
+        // Moved out whole: its buffers go to the next full chunk.
+        staged.chunks.shift();
+        staged.at = 0;
+        src.dropBodies();
+      }
+    }
+    return moved;
   }
 
   readChunks(after: Chunk | undefined, maxEvents: number): Chunk[] {

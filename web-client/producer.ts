@@ -14,7 +14,8 @@ import type { Connection } from './connection.ts';
 import { ClientError } from './errors.ts';
 import { toOutboxRecord, type SendEvent } from './event-input.ts';
 import { Drainer, SessionEnded } from './outbox-drain.ts';
-import { checkEvents } from './outbox-segment.ts';
+import type { StagedEvents } from './outbox-memory.ts';
+import { checkEvents, type SegmentStore } from './outbox-segment.ts';
 import { GroupCommit, storedCount, type FailedEvent, type NewOutboxEvent, type OutboxBounds, type OutboxEvent, type OutboxStore, type UnitOutcome } from './outbox.ts';
 import { batchCrc32c } from './runtime.ts';
 import { OutboxSignal, requestDrainLease, type DrainLease } from './tabs.ts';
@@ -284,12 +285,16 @@ export class Producer {
     if (sub !== undefined) {
       // Straight into the store; whatever does not fit now (validated first) waits for room below.
       let short = false;
-      direct = this.o.store.segments!.appendEvents!(topic, sub, events, 0, events.length, now, this.o.bounds, (n) => {
-        checkEvents(events, n, events.length, now, this.o.bounds.maxBytes);
+      let staged: StagedEvents | undefined;
+      const segments = this.o.store.segments!;
+      direct = segments.appendEvents!(topic, sub, events, 0, events.length, now, this.o.bounds, (n) => {
+        // Encoded once, into staging chunks, where the store offers them; else checked now and written later.
+        if (isStaging(segments)) staged = segments.stageEvents(topic, sub, events, n, events.length, now, this.o.bounds.maxBytes);
+        else checkEvents(events, n, events.length, now, this.o.bounds.maxBytes);
         short = true;
       });
       if (direct > 0) this.appended();
-      if (short) await this.appendAsRoomComes(topic, sub, events, direct, now);
+      if (short) await this.appendAsRoomComes(topic, sub, events, direct, now, staged);
       return;
     } else {
       entries = new Array<OutboxEvent>(events.length);
@@ -311,7 +316,7 @@ export class Producer {
    * entry object per event, encoded once), until maxBlockMs. Sends and
    * sendMany calls made meanwhile queue behind it (`slow`, `queued`).
    */
-  private async appendAsRoomComes(topic: string, sub: string, events: SendEvent[], from: number, now: number): Promise<void> {
+  private async appendAsRoomComes(topic: string, sub: string, events: SendEvent[], from: number, now: number, staged?: StagedEvents): Promise<void> {
     this.slow++;
     let release!: () => void;
     const done = new Promise<void>((r) => (release = r));
@@ -331,7 +336,8 @@ export class Producer {
             wake();
           });
         });
-        const n = this.o.store.segments!.appendEvents!(topic, sub, events, from, events.length, now, this.o.bounds);
+        const segments = this.o.store.segments!;
+        const n = staged && isStaging(segments) ? segments.appendStaged(staged, this.o.bounds) : segments.appendEvents!(topic, sub, events, from, events.length, now, this.o.bounds);
         if (n > 0) this.appended();
         from += n;
       }
@@ -491,4 +497,14 @@ export class Producer {
     this.lease?.release();
     this.signal?.close();
   }
+}
+
+/** A segment store that stages the part of a sendMany waiting for room (the memory outbox: `stageEvents`, `appendStaged`). */
+interface StagingStore extends SegmentStore {
+  stageEvents(topic: string, sub: string, events: ArrayLike<SendEvent>, from: number, to: number, now: number, maxEventBytes: number): StagedEvents;
+  appendStaged(staged: StagedEvents, bounds: OutboxBounds): number;
+}
+
+function isStaging(s: SegmentStore): s is StagingStore {
+  return typeof (s as Partial<StagingStore>).stageEvents === 'function';
 }

@@ -104,6 +104,40 @@ describe('send() at the outbox bound', () => {
     expect(records.map((r) => (r.value as { n: number }).n)).toEqual([...Array(401).keys()]);
   });
 
+  it('a sendMany many times the outbox, bounded by events and by bytes, stores each event once with its own key, value, headers, timestamp and partition', async () => {
+    // The part that waits for room is encoded once (staged) and moved in a run at a time, across chunk boundaries.
+    await createTopic(hub.url, 'bp-many-staged', 3);
+    const c = client({ maxOutboxEvents: 3_000, maxOutboxBytes: 300_000 });
+    await c.pending();
+    const total = 20_000;
+    const ts0 = 1_700_000_000_000;
+    const events = Array.from({ length: total }, (_, n) => ({
+      key: n % 13 === 0 ? `p${n % 3}` : `k${n % 5}`,
+      value: n % 4 === 0 ? new TextEncoder().encode(JSON.stringify({ n, pad: 'b'.repeat(n % 300) })) : { n, pad: 'j'.repeat(n % 90) },
+      ...(n % 11 === 0 ? { headers: { h: `v${n}` } } : {}),
+      ...(n % 13 === 0 ? { partition: n % 3 } : {}),
+      ...(n % 2 === 0 ? { timestamp: ts0 + n } : {}),
+    }));
+    await c.sendMany('bp-many-staged', events);
+    await c.flush();
+    // Bytes values come back as base64: read as the JSON they hold.
+    const records = (await readTopic(hub.url, 'bp-many-staged')).map((r) => {
+      const b64 = (r.value as { $base64?: string }).$base64;
+      return b64 === undefined ? r : { ...r, value: JSON.parse(Buffer.from(b64, 'base64').toString()) as unknown };
+    });
+    expect(exactlyOnceProblems(records, total)).toBe('');
+    const wrong: string[] = [];
+    for (const r of records) {
+      const { n, pad } = r.value as { n: number; pad: string };
+      if (pad !== (n % 4 === 0 ? 'b'.repeat(n % 300) : 'j'.repeat(n % 90))) wrong.push(`${n}: value`);
+      if (r.key !== (n % 13 === 0 ? `p${n % 3}` : `k${n % 5}`)) wrong.push(`${n}: key ${JSON.stringify(r.key)}`);
+      if (JSON.stringify(r.headers) !== JSON.stringify(n % 11 === 0 ? [['h', `v${n}`]] : [])) wrong.push(`${n}: headers ${JSON.stringify(r.headers)}`);
+      if (n % 13 === 0 && r.partition !== n % 3) wrong.push(`${n}: partition ${r.partition}`);
+      if (n % 2 === 0 && r.timestamp !== ts0 + n) wrong.push(`${n}: timestamp ${r.timestamp}`);
+    }
+    expect(wrong.slice(0, 10)).toEqual([]);
+  }, 120_000);
+
   it('close() ends a sendMany waiting for room with CLOSED, saying how many went in', async () => {
     const c = createClient({ url: 'ws://127.0.0.1:1/v1/ws', outbox: 'memory', name: `bp-${Math.random()}`, maxOutboxEvents: 4, maxBlockMs: 30_000 });
     await c.pending();
