@@ -5,8 +5,9 @@
  *   node --import tsx bench/outbox.ts [--quick] [--chromium] [--cpu-prof DIR]
  *
  * --chromium runs only the Chromium rows; --cpu-prof DIR writes the page's
- * CPU profile (CDP Profiler) of the relaxed enqueue row and of the drain row
- * there, for `node --import tsx bench/cpuprofile-top.ts FILE`.
+ * CPU profile (CDP Profiler) of the relaxed enqueue, sendMany and drain rows
+ * there (outbox-enqueue/-sendmany/-drain.cpuprofile), for
+ * `node --import tsx bench/cpuprofile-top.ts FILE`.
  *
  * Rows:
  * - Chromium, IndexedDB outbox, durability relaxed / strict: a burst of
@@ -183,6 +184,7 @@ export async function runOutboxBench(opts: { quick: boolean; chromiumOnly?: bool
       eventsPerSec: nSequential / (seqMs / 1000),
       notes: `${nSequential} sends, one IndexedDB transaction each`,
     });
+    if (opts.cpuProfDir) await profiler.send('Profiler.start');
     const manyMs = await page.evaluate(
       async ({ url, count }) => {
         const c = window.T.createClient({ url, name: 'bench-many', backoffInitialMs: 50, backoffMaxMs: 200 });
@@ -200,6 +202,7 @@ export async function runOutboxBench(opts: { quick: boolean; chromiumOnly?: bool
       },
       { url: proxy.wsUrl, count: n },
     );
+    if (opts.cpuProfDir) writeProfile(opts.cpuProfDir, 'sendmany', (await profiler.send('Profiler.stop')).profile);
     rows.push({
       scenario: 'outbox',
       system: 'web-client chromium indexeddb relaxed: sendMany',

@@ -267,9 +267,9 @@ export class IdbOutboxStore implements OutboxStore {
       const meta = tx.objectStore('meta');
       const stats = (await meta.get('stats')) as OutboxStats | undefined;
       const st: OutboxStats = stats ?? { events: 0, bytes: 0, lastId: 0 };
-      // In place, as the memory and file stores do: a copy per event cost an object each and, worse, left
-      // out the record body send() had encoded, so that chunks kept values only and a drain encoded every
-      // record body again (the bench's drain spent more in that than in sending).
+      // In place, as the memory and file stores do, not a copy per event. The chunks keep values, not the
+      // record bodies send() encoded: measured in Chromium (bench/README.md, round 9), chunks with bodies
+      // cost sendMany and the drain more main-thread CPU per event than the drain's encoding them again.
       const out = assignIds(entries, bounds, st, true);
       const accepted = out.filter((e): e is OutboxEvent => e !== null);
       // Raw requests: no promise per request inside the group commit.
@@ -277,7 +277,7 @@ export class IdbOutboxStore implements OutboxStore {
       const rawState = unwrap(tx.objectStore('chunkState'));
       for (let i = 0; i < accepted.length; i += CHUNK_MAX_EVENTS) {
         const events = accepted.slice(i, i + CHUNK_MAX_EVENTS);
-        rawChunks.put(encodeChunk(events));
+        rawChunks.put(encodeChunk(events, false));
         rawState.put({ first: events[0].id, last: events[events.length - 1].id, live: events.length });
       }
       const rawMeta = unwrap(meta);
