@@ -2,7 +2,12 @@
  * The outbox bench: how fast `send()` puts events into the outbox (group
  * commit) and how fast a full outbox drains to a real hub after reconnecting.
  *
- *   node --import tsx bench/outbox.ts [--quick]
+ *   node --import tsx bench/outbox.ts [--quick] [--chromium] [--cpu-prof DIR]
+ *
+ * --chromium runs only the Chromium rows; --cpu-prof DIR writes the page's
+ * CPU profile (CDP Profiler) of the relaxed enqueue, sendMany and drain rows
+ * there (outbox-enqueue/-sendmany/-drain.cpuprofile), for
+ * `node --import tsx bench/cpuprofile-top.ts FILE`.
  *
  * Rows:
  * - Chromium, IndexedDB outbox, durability relaxed / strict: a burst of
@@ -88,10 +93,16 @@ function cpuPerEvent(used: NodeJS.CpuUsage, events: number): string {
   return ((used.user + used.system) / events).toFixed(1);
 }
 
+/** Writes a page's CPU profile (CDP Profiler.stop) as DIR/outbox-<what>.cpuprofile. */
+function writeProfile(dir: string, what: string, profile: unknown): void {
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, `outbox-${what}.cpuprofile`), JSON.stringify(profile));
+}
+
 /** A ~100-byte JSON value, like a UI event. */
 const VALUE_NOTE = 'JSON values of ~100 bytes, 16 keys';
 
-export async function runOutboxBench(opts: { quick: boolean }): Promise<OutboxBenchRow[]> {
+export async function runOutboxBench(opts: { quick: boolean; chromiumOnly?: boolean; cpuProfDir?: string }): Promise<OutboxBenchRow[]> {
   ensureBundle();
   const n = opts.quick ? 20_000 : 100_000;
   const nDrain = opts.quick ? 50_000 : 100_000;
@@ -109,6 +120,7 @@ export async function runOutboxBench(opts: { quick: boolean }): Promise<OutboxBe
     const page = await ctx.newPage();
     await gotoTestPage(page, pages.url);
     const cpu = await mainThreadCpu(page);
+    const profiler = await page.context().newCDPSession(page);
 
     const enqueue = (name: string, durability: 'relaxed' | 'strict', count: number, sequential: boolean) =>
       page.evaluate(
@@ -146,7 +158,12 @@ export async function runOutboxBench(opts: { quick: boolean }): Promise<OutboxBe
       cpuAt = now;
       return `main thread ${Math.round(events / spent / 1000)} k events/CPU-s`;
     };
+    if (opts.cpuProfDir) {
+      await profiler.send('Profiler.enable');
+      await profiler.send('Profiler.start');
+    }
     const relaxedMs = await enqueue('bench-relaxed', 'relaxed', n, false);
+    if (opts.cpuProfDir) writeProfile(opts.cpuProfDir, 'enqueue', (await profiler.send('Profiler.stop')).profile);
     rows.push({
       scenario: 'outbox',
       system: 'web-client chromium indexeddb relaxed: enqueue',
@@ -168,6 +185,7 @@ export async function runOutboxBench(opts: { quick: boolean }): Promise<OutboxBe
       eventsPerSec: nSequential / (seqMs / 1000),
       notes: `${nSequential} sends, one IndexedDB transaction each`,
     });
+    if (opts.cpuProfDir) await profiler.send('Profiler.start');
     const manyMs = await page.evaluate(
       async ({ url, count }) => {
         const c = window.T.createClient({ url, name: 'bench-many', backoffInitialMs: 50, backoffMaxMs: 200 });
@@ -185,6 +203,7 @@ export async function runOutboxBench(opts: { quick: boolean }): Promise<OutboxBe
       },
       { url: proxy.wsUrl, count: n },
     );
+    if (opts.cpuProfDir) writeProfile(opts.cpuProfDir, 'sendmany', (await profiler.send('Profiler.stop')).profile);
     rows.push({
       scenario: 'outbox',
       system: 'web-client chromium indexeddb relaxed: sendMany',
@@ -238,10 +257,15 @@ export async function runOutboxBench(opts: { quick: boolean }): Promise<OutboxBe
     const drainCpu = async (): Promise<number> =>
       (await drainPage.send<{ metrics: Array<{ name: string; value: number }> }>('Performance.getMetrics')).metrics.find((m) => m.name === 'ThreadTime')?.value ?? NaN;
     const drainCpuAt = await drainCpu();
+    if (opts.cpuProfDir) {
+      await drainPage.send('Profiler.enable');
+      await drainPage.send('Profiler.start');
+    }
     proxy.block(false);
     // The first ack's time shows how much of the drain is its start: reconnect, the first read,
     // the partition count, the first assign and one round trip (fsync included).
     const { drainMs, firstAckMs } = await drainTimed();
+    if (opts.cpuProfDir) writeProfile(opts.cpuProfDir, 'drain', (await drainPage.send<{ profile: unknown }>('Profiler.stop')).profile);
     rows.push({
       scenario: 'outbox',
       system: 'web-client chromium indexeddb: drain after reconnect',
@@ -251,6 +275,7 @@ export async function runOutboxBench(opts: { quick: boolean }): Promise<OutboxBe
 
     await rawDrain.close();
     rawDrain = undefined;
+    if (opts.chromiumOnly) return rows;
 
     // Node gateway: file outbox, fdatasync per group commit.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-outbox-bench-'));
@@ -405,6 +430,7 @@ function processCpuMs(pid: number | undefined): number {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const rows = await runOutboxBench({ quick: process.argv.includes('--quick') });
+  const prof = process.argv.indexOf('--cpu-prof');
+  const rows = await runOutboxBench({ quick: process.argv.includes('--quick'), chromiumOnly: process.argv.includes('--chromium'), cpuProfDir: prof > 0 ? process.argv[prof + 1] : undefined });
   console.table(rows.map((r) => ({ system: r.system, 'events/s': Math.round(r.eventsPerSec).toLocaleString('en'), notes: r.notes ?? '' })));
 }

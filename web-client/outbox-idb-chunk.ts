@@ -64,8 +64,12 @@ function indexIn(list: string[], value: string): number {
   return list.length - 1;
 }
 
-/** The chunk record for events with consecutive ids (one group commit's, in id order). */
-export function encodeChunk(events: readonly OutboxEvent[]): ColumnChunk {
+/**
+ * The chunk record for events with consecutive ids (one group commit's, in id order). With `bodies`
+ * false the events' record bodies are left out (values kept instead), as the IndexedDB store writes
+ * them: see IdbOutboxStore.append.
+ */
+export function encodeChunk(events: readonly OutboxEvent[], bodies = true): ColumnChunk {
   const n = events.length;
   const ts = new Float64Array(n);
   const bytes = new Uint32Array(n);
@@ -96,7 +100,7 @@ export function encodeChunk(events: readonly OutboxEvent[]): ColumnChunk {
     valLen[i] = r.v === null ? -1 : r.v.length;
     if (r.v !== null) valTotal += r.v.length;
     enc[i] = r.e ?? 0;
-    if (e.body) {
+    if (bodies && e.body) {
       withBody++;
       bodyTotal += e.body.length;
     }
@@ -124,17 +128,17 @@ export function encodeChunk(events: readonly OutboxEvent[]): ColumnChunk {
   if (subs.length > 1) chunk.subOf = subOf;
   if (extra) chunk.extra = extra;
   if (withBody > 0) {
-    const bodies = new Uint8Array(bodyTotal);
+    const all = new Uint8Array(bodyTotal);
     const bodyLen = new Int32Array(n);
     pos = 0;
     for (let i = 0; i < n; i++) {
       const b = events[i].body;
       bodyLen[i] = b ? b.length : -1;
       if (!b) continue;
-      bodies.set(b, pos);
+      all.set(b, pos);
       pos += b.length;
     }
-    chunk.bodies = bodies;
+    chunk.bodies = all;
     chunk.bodyLen = bodyLen;
   }
   return chunk;

@@ -66,6 +66,27 @@ interface ChunkState {
 
 const chunkSize = (s: ChunkState): number => s.last - s.first + 1;
 
+/** Index in `states` (sorted by first) of the last state starting at or before `id`; -1 when none does. */
+function indexOfFirst(states: readonly ChunkState[], id: number): number {
+  let lo = 0;
+  let hi = states.length - 1;
+  let at = -1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (states[mid].first <= id) {
+      at = mid;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  return at;
+}
+
+/** The state of the chunk that would hold `id` (the caller checks `last`), by binary search. */
+function chunkOf(states: readonly ChunkState[], id: number): ChunkState | undefined {
+  const i = indexOfFirst(states, id);
+  return i < 0 ? undefined : states[i];
+}
+
 /**
  * Per event of a chunk (index id - first): partition and sequence, -1 until
  * assigned. Typed arrays since version 3 (cheaper to clone than arrays of
@@ -124,6 +145,46 @@ function storageError(err: unknown): ClientError {
 function commitNow(tx: { done: Promise<void> }): Promise<void> {
   (unwrap(tx as unknown as Tx) as IDBTransaction).commit();
   return tx.done;
+}
+
+/**
+ * Writes what a removal changed: the touched chunks' states and gone lists, and the chunks whose events
+ * have all left deleted, in runs of neighbours (in `states`, sorted by first, nothing between them is
+ * left): one range delete per store and run instead of four deletes per chunk. Returns the deleted
+ * chunks' keys.
+ */
+function writeLeft(tx: Tx, states: readonly ChunkState[], touched: Map<ChunkState, Set<number>>): number[] {
+  const rawChunks = unwrap(tx.objectStore('chunks'));
+  const rawState = unwrap(tx.objectStore('chunkState'));
+  const rawGone = unwrap(tx.objectStore('chunkGone'));
+  const rawAssign = unwrap(tx.objectStore('chunkAssign'));
+  let runFrom = -1;
+  let runTo = -1;
+  const dropped: number[] = [];
+  const endRun = () => {
+    if (runFrom < 0) return;
+    const keys = IDBKeyRange.bound(runFrom, runTo);
+    rawChunks.delete(keys);
+    rawState.delete(keys);
+    rawGone.delete(keys);
+    rawAssign.delete(keys);
+    runFrom = -1;
+  };
+  for (const s of states) {
+    const gone = touched.get(s);
+    if (gone && s.live <= 0) {
+      if (runFrom < 0) runFrom = s.first;
+      runTo = s.first;
+      dropped.push(s.first);
+      continue;
+    }
+    endRun();
+    if (!gone) continue;
+    rawState.put(s);
+    rawGone.put([...gone], s.first);
+  }
+  endRun();
+  return dropped;
 }
 
 export class IdbOutboxStore implements OutboxStore {
@@ -206,14 +267,17 @@ export class IdbOutboxStore implements OutboxStore {
       const meta = tx.objectStore('meta');
       const stats = (await meta.get('stats')) as OutboxStats | undefined;
       const st: OutboxStats = stats ?? { events: 0, bytes: 0, lastId: 0 };
-      const out = assignIds(entries, bounds, st);
+      // In place, as the memory and file stores do, not a copy per event. The chunks keep values, not the
+      // record bodies send() encoded: measured in Chromium (bench/README.md, round 9), chunks with bodies
+      // cost sendMany and the drain more main-thread CPU per event than the drain's encoding them again.
+      const out = assignIds(entries, bounds, st, true);
       const accepted = out.filter((e): e is OutboxEvent => e !== null);
       // Raw requests: no promise per request inside the group commit.
       const rawChunks = unwrap(tx.objectStore('chunks'));
       const rawState = unwrap(tx.objectStore('chunkState'));
       for (let i = 0; i < accepted.length; i += CHUNK_MAX_EVENTS) {
         const events = accepted.slice(i, i + CHUNK_MAX_EVENTS);
-        rawChunks.put(encodeChunk(events));
+        rawChunks.put(encodeChunk(events, false));
         rawState.put({ first: events[0].id, last: events[events.length - 1].id, live: events.length });
       }
       const rawMeta = unwrap(meta);
@@ -424,14 +488,7 @@ export class IdbOutboxStore implements OutboxStore {
     const failedNow: OutboxEvent[] = [];
     const now = Date.now();
     for (const e of events) {
-      // States are sorted by first: the chunk of e is the last one starting at or before it.
-      let s: ChunkState | undefined;
-      for (let i = states.length - 1; i >= 0; i--) {
-        if (states[i].first <= e.id) {
-          s = states[i];
-          break;
-        }
-      }
+      const s = chunkOf(states, e.id);
       if (!s || e.id > s.last) continue; // its chunk is gone already
       let gone = touched.get(s);
       if (!gone) touched.set(s, (gone = new Set(goneOf.get(s.first))));
@@ -453,22 +510,8 @@ export class IdbOutboxStore implements OutboxStore {
       addSkips(skips, failedNow);
       unwrap(tx.objectStore('meta')).put(skips, 'skips');
     }
-    const rawChunks = unwrap(tx.objectStore('chunks'));
-    const rawState = unwrap(tx.objectStore('chunkState'));
-    const rawGone = unwrap(tx.objectStore('chunkGone'));
-    const rawAssign = unwrap(tx.objectStore('chunkAssign'));
-    for (const [s, gone] of touched) {
-      if (s.live <= 0) {
-        this.decoded = this.decoded.filter((c) => c.first !== s.first);
-        rawChunks.delete(s.first);
-        rawState.delete(s.first);
-        rawGone.delete(s.first);
-        rawAssign.delete(s.first);
-      } else {
-        rawState.put(s);
-        rawGone.put([...gone], s.first);
-      }
-    }
+    const dropped = writeLeft(tx, states, touched);
+    if (dropped.length) this.decoded = this.decoded.filter((c) => !dropped.includes(c.first));
     unwrap(tx.objectStore('meta')).put(st, 'stats');
     await commitNow(tx);
   }
