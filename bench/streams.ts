@@ -21,6 +21,7 @@
  *
  * Rows:
  * - stateless: filter (keeps ~half) + mapValues + to. Goal ≥ 500,000 events/s.
+ *   Also with `values: 'view'` (read-only JSON views, fields decoded as read; `--only stateless` runs both).
  * - windowed: groupByKey + tumbling window count (10 s windows, 1,000 keys),
  *   every update written to the output. Goal ≥ 200,000 events/s. Also with
  *   emit 'final' (one output per key and window, when it closes): the state
