@@ -21,6 +21,7 @@
  *
  * Rows:
  * - stateless: filter (keeps ~half) + mapValues + to. Goal ≥ 500,000 events/s.
+ *   Also with `values: 'view'` (read-only JSON views, fields decoded as read; `--only stateless` runs both).
  * - windowed: groupByKey + tumbling window count (10 s windows, 1,000 keys),
  *   every update written to the output. Goal ≥ 200,000 events/s. Also with
  *   emit 'final' (one output per key and window, when it closes): the state
@@ -321,6 +322,7 @@ async function taskRows(n: number): Promise<StreamsBenchRow[]> {
   const rows: StreamsBenchRow[] = [];
   for (const [system, build] of [
     ['task alone: stateless filter+map+to', PIPELINES.stateless],
+    ["task alone: stateless filter+map+to, values: 'view'", PIPELINES['stateless-view']],
     ['task alone: windowed keyed count', PIPELINES.windowed],
     ["task alone: windowed keyed count, emit 'final'", PIPELINES['windowed-final']],
   ] as const) {
@@ -360,13 +362,22 @@ export async function runStreamsBench(opts: { quick: boolean; only?: string }): 
     });
     const rowDefs: { pipeline: PipelineName; system: string; outputs: string; goal?: string }[] = [
       { pipeline: 'stateless', system: 'stateless filter+map+to', outputs: 'outputs', goal: 'goal ≥ 500,000/s' },
+      { pipeline: 'stateless-view', system: "stateless filter+map+to, values: 'view'", outputs: 'outputs', goal: 'goal ≥ 500,000/s' },
       { pipeline: 'consume', system: 'consume + filter, no output', outputs: 'outputs' },
       { pipeline: 'windowed', system: 'windowed keyed count', outputs: 'outputs (every update)', goal: 'goal ≥ 200,000/s' },
       { pipeline: 'windowed-final', system: "windowed keyed count, emit 'final'", outputs: 'outputs (one per closed window)' },
     ];
-    const selected = rowDefs.filter((d) => (opts.only ? d.pipeline === opts.only || (opts.only === 'windowed' && d.pipeline === 'windowed-final') : d.pipeline !== 'consume'));
+    const selected = rowDefs.filter((d) =>
+      opts.only
+        ? d.pipeline === opts.only || (opts.only === 'windowed' && d.pipeline === 'windowed-final') || (opts.only === 'stateless' && d.pipeline === 'stateless-view')
+        : d.pipeline !== 'consume',
+    );
     for (const d of selected) {
-      await createTopic(hub.url, { stateless: 'stateless-out', consume: 'nowhere', windowed: 'windowed-out', 'windowed-final': 'windowed-final-out' }[d.pipeline], PARTITIONS);
+      await createTopic(
+        hub.url,
+        { stateless: 'stateless-out', 'stateless-view': 'stateless-view-out', consume: 'nowhere', windowed: 'windowed-out', 'windowed-final': 'windowed-final-out' }[d.pipeline],
+        PARTITIONS,
+      );
       for (const [j, k] of INSTANCES.entries()) {
         const id = `bench-${d.pipeline}${j > 0 ? `-${j}x${k}` : ''}`;
         const r = k === 1 ? await timeApp(client, n, PIPELINES[d.pipeline], id, hub) : await timeInstances(client, k, d.pipeline, id, hub, input);

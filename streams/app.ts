@@ -7,7 +7,7 @@
  */
 import type { Crc32c } from '../protocol/index.ts';
 import { batchCrc32c } from '../web-client/runtime.ts';
-import { KStream, Topology, type RootDef, type StartFrom, type Table } from './builder.ts';
+import { KStream, Topology, type RootDef, type StartFrom, type Table, type ValuesMode } from './builder.ts';
 import type { ConsumedRecord, GroupSubscription, ReadyClient, StreamsClient } from './client-contract.ts';
 import { StreamsError } from './errors.ts';
 import { keyString, zeroMetrics, type StreamMetrics } from './nodes.ts';
@@ -114,8 +114,8 @@ export class StreamApp {
   }
 
   /** A stream of a topic's records. `from` applies when the group has no committed offset yet (default 'earliest'). */
-  from<V = unknown>(topic: string, opts: { from?: StartFrom } = {}): KStream<string | Uint8Array | null, V> {
-    const root = this.topology.addRoot(topic, false, opts.from ?? 'earliest', topic);
+  from<V = unknown>(topic: string, opts: { from?: StartFrom; values?: ValuesMode } = {}): KStream<string | Uint8Array | null, V> {
+    const root = this.topology.addRoot(topic, false, opts.from ?? 'earliest', topic, undefined, undefined, opts.values);
     return new KStream(this.topology, root.node, root, false);
   }
 

@@ -25,6 +25,12 @@ import {
 import { normalizeWindows, type WindowSpec } from './windows.ts';
 
 export type StartFrom = 'earliest' | 'latest' | { timestamp: number };
+/**
+ * How a source's values reach the steps: 'decoded' (default) as decoded
+ * values; 'view': a JSON object value as a read-only view whose fields are
+ * decoded when read (streams/json-view.ts says what differs).
+ */
+export type ValuesMode = 'decoded' | 'view';
 
 export interface StoreDef {
   name: string;
@@ -58,9 +64,9 @@ export class Topology {
     return `${kind}-${++this.counter}`;
   }
 
-  addRoot(topic: string, internal: boolean, from: StartFrom, changelogName: string, feed?: RootDef, partitions?: number): RootDef {
+  addRoot(topic: string, internal: boolean, from: StartFrom, changelogName: string, feed?: RootDef, partitions?: number, values: ValuesMode = 'decoded'): RootDef {
     if (this.roots.has(topic)) throw new TributaryError('BAD_REQUEST', `topic ${topic} is read twice: use one from() and share the stream`);
-    const root: RootDef = { topic, node: new SourceNode(topic), internal, from, changelogName, stores: [], feed, partitions };
+    const root: RootDef = { topic, node: new SourceNode(topic, values === 'view'), internal, from, changelogName, stores: [], feed, partitions };
     this.roots.set(topic, root);
     return root;
   }

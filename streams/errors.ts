@@ -12,7 +12,11 @@ export type StreamsErrorCode =
   /** An internal topic could not be created. */
   | 'TOPIC_SETUP'
   /** The application was closed. */
-  | 'CLOSED';
+  | 'CLOSED'
+  /** A value read as a JSON view (`values: 'view'`) is not a JSON object where it was read. */
+  | 'VALUE_NOT_JSON'
+  /** A JSON view (`values: 'view'`) was written to. */
+  | 'VALUE_READ_ONLY';
 
 export class StreamsError extends Error {
   readonly code: StreamsErrorCode;

@@ -4,7 +4,7 @@
  * example, the guarantees and where they stop.
  */
 export { stream, StreamApp, type StreamOptions, type InternalTopic } from './app.ts';
-export { KStream, GroupedStream, WindowedStream, KTable, type Table, type WindowOptions, type StartFrom } from './builder.ts';
+export { KStream, GroupedStream, WindowedStream, KTable, type Table, type WindowOptions, type StartFrom, type ValuesMode } from './builder.ts';
 export type { Rec, RecUpdate, StreamMetrics } from './nodes.ts';
 export type { EmitMode, WindowResult } from './aggregate-nodes.ts';
 export type { WindowSpec } from './windows.ts';

@@ -5,6 +5,7 @@
  * one graph serves every task of every instance.
  */
 import type { Header, ValueEncoding } from '../protocol/index.ts';
+import { ViewedRec } from './json-view.ts';
 import type { KeyValueStore } from './state-store.ts';
 
 /**
@@ -100,11 +101,15 @@ export abstract class ProcessorNode {
 
 /** A plain pass-through, the head of a sub-graph (a source topic or a repartition topic). */
 export class SourceNode extends ProcessorNode {
-  constructor(readonly topic: string) {
+  constructor(
+    readonly topic: string,
+    /** Values read as JSON views (`from(topic, { values: 'view' })`). */
+    readonly view = false,
+  ) {
     super();
   }
   process(t: TaskContext, r: Rec): void {
-    this.forward(t, r);
+    this.forward(t, this.view ? new ViewedRec(r) : r);
   }
 }
 
