@@ -147,7 +147,8 @@ describe('dashboard', () => {
     expect(await page.locator('.chart[data-field="n"]').count()).toBe(1);
     await screenshot(page, 'dashboard-topic.png');
     await page.close();
-  });
+    // Its waits add up to more than 30 s when the page loads slowly (once in a fresh-clone CI run).
+  }, 60_000);
 
   it('lists the consumer groups with members, assignments and lag', async () => {
     // One group that consumed everything and left, then fell behind by 5; one with a live member.

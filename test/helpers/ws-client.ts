@@ -192,6 +192,17 @@ export class WsClient {
     return this.records(subId);
   }
 
+  /** Runs `fn` with the socket corked: the frames it sends leave in one write, and the hub reads them together. */
+  corked<T>(fn: () => T): T {
+    const socket = (this.ws as unknown as { _socket: { cork(): void; uncork(): void } })._socket;
+    socket.cork();
+    try {
+      return fn();
+    } finally {
+      socket.uncork();
+    }
+  }
+
   /** Stops reading from the socket (TCP backpressure builds up at the hub). */
   pauseReading(): void {
     // ws's own pause, not the socket's: ws pauses and resumes the socket itself for its receiver's
