@@ -11,6 +11,9 @@
  * only the second is timed (the first warms the JIT, PostgreSQL's and the
  * hub's caches the same for all); the sink's start-up (connect, group join,
  * offsets read), which the connected baselines do not pay, is reported.
+ * Its pool's connections are new in that row, so a last row gives the sink
+ * warm, in steady state (as in production, where it runs for hours): one run
+ * over three copies of the events, only the middle one timed.
  *   node --import tsx bench/connectors.ts [--quick]
  */
 import fs from 'node:fs';
@@ -127,16 +130,21 @@ export async function runConnectorsBench(opts: { quick: boolean }): Promise<Benc
     await fetch(`${hub.url}/v1/topics`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'orders', partitions }) });
     const rows: Row[] = [];
     const perPartition = new Array<number>(partitions).fill(0);
-    for (let i = 0; i < events; i += 1000) {
-      const records = [];
-      for (let j = i; j < i + 1000; j++) {
-        const partition = j % partitions;
-        records.push({ key: `order-${j}`, value: { id: j, customer: `customer-${j % 997}`, total: (j % 10_000) / 100 }, partition });
-        rows.push({ id: j, customer: `customer-${j % 997}`, total: (j % 10_000) / 100, partition, offset: perPartition[partition]++ });
+    const produceAll = async (keepRows: boolean): Promise<void> => {
+      for (let i = 0; i < events; i += 1000) {
+        const records = [];
+        for (let j = i; j < i + 1000; j++) {
+          const partition = j % partitions;
+          records.push({ key: `order-${j}`, value: { id: j, customer: `customer-${j % 997}`, total: (j % 10_000) / 100 }, partition });
+          // The baselines' rows: the first copy only (the warm sink's more copies would only grow this heap).
+          if (keepRows) rows.push({ id: j, customer: `customer-${j % 997}`, total: (j % 10_000) / 100, partition, offset: perPartition[partition] });
+          perPartition[partition]++;
+        }
+        const res = await fetch(`${hub.url}/v1/topics/orders/records`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ records }) });
+        if (!res.ok) throw new Error(`produce: ${res.status} ${await res.text()}`);
       }
-      const res = await fetch(`${hub.url}/v1/topics/orders/records`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ records }) });
-      if (!res.ok) throw new Error(`produce: ${res.status} ${await res.text()}`);
-    }
+    };
+    await produceAll(true);
 
     const results: BenchResult[] = [];
     const count = async (): Promise<number> => Number((await client.query('SELECT count(*) AS n FROM orders')).rows[0].n);
@@ -293,9 +301,8 @@ export async function runConnectorsBench(opts: { quick: boolean }): Promise<Benc
 
     progress('the sink');
     // The sink, end to end from the hub; the warm-up under another name (its own offsets, from 0).
-    const sinkAll = async (name: string): Promise<{ seconds: number; startup: number; cpu: ReturnType<CpuMeter['end']> }> => {
-      await client.query('TRUNCATE orders');
-      const file = parseConnectFile(
+    const sinkFile = (name: string): ReturnType<typeof parseConnectFile> =>
+      parseConnectFile(
         JSON.stringify({
           connectors: [
             {
@@ -310,7 +317,9 @@ export async function runConnectorsBench(opts: { quick: boolean }): Promise<Benc
           ],
         }),
       );
-      const runtime = new ConnectorRuntime(file, { url: hub.wsUrl, log: silent });
+    const sinkAll = async (name: string): Promise<{ seconds: number; startup: number; cpu: ReturnType<CpuMeter['end']> }> => {
+      await client.query('TRUNCATE orders');
+      const runtime = new ConnectorRuntime(sinkFile(name), { url: hub.wsUrl, log: silent });
       meter.begin();
       // Until the group has assigned the partitions and the sink has read its offsets (connect, join, open): a cost
       // the baselines (connected already, no group) do not pay, so it is reported, and left out of one ratio.
@@ -339,6 +348,68 @@ export async function runConnectorsBench(opts: { quick: boolean }): Promise<Benc
       sinkSeconds,
       `${pct(sinkSeconds, faster)}% of the faster baseline (${pct(sinkSeconds - sinkStartup, faster)}% after its start-up of ${Math.round(sinkStartup * 1000)} ms: connect, group join, offsets read), ${pct(sinkSeconds, events / warmSeconds)}% of COPY on a warm connection, ${Math.round((100 * readSeconds) / sinkSeconds)}% of the read bound; batches of up to ${SINK_BATCH.toLocaleString('en')}; ${cpuNote(sinkCpu)}`,
     );
+
+    progress('the sink, warm (steady state)');
+    // The sink as it runs in production: for hours, on warm connections. The topic gets the same events twice more
+    // (3·events in all, after every row above has run) and one sink reads it from 0 in one runtime (one process,
+    // one pool, one table). Not timed: its first `events` records (the size of warm COPY's warm-up load: start-up,
+    // JIT, its pool's new backends' first touches of the shared and WAL buffers). Timed: from the moment its
+    // committed records reach `events` to the moment they reach 2·events (polled each ms), the whole path, hub →
+    // client → COPY → commit with the offsets, exactly once. The third copy is still being read when the clock
+    // stops, so what the sink had read ahead (its buffer, the client's credit) is about the same at both ends: the
+    // timed part neither gets a head start nor a drain without reads.
+    // What the rows above kept (the read bound's frames, the baselines' rows) goes first, so that the sink's GC does
+    // not mark it: a sink's process holds no such heap.
+    consumed.length = 0;
+    rows.length = 0;
+    await produceAll(false);
+    await produceAll(false);
+    const steadyName = 'bench-sink-steady';
+    const steady = await (async (): Promise<{ seconds: number; timedRows: number; cpu: ReturnType<CpuMeter['end']> }> => {
+      await client.query('TRUNCATE orders');
+      const runtime = new ConnectorRuntime(sinkFile(steadyName), { url: hub.wsUrl, log: silent });
+      const status = runtime.worker(steadyName)!.status;
+      const deadline = Date.now() + 10 * 60_000;
+      const until = async (n: number): Promise<void> => {
+        while (status.records < n) {
+          if (Date.now() > deadline) throw new Error(`sink stalled at ${status.records} records: ${status.lastError}`);
+          await new Promise((r) => setTimeout(r, 1));
+        }
+      };
+      try {
+        await runtime.start();
+        await until(events);
+        const t0 = performance.now();
+        const from = status.records;
+        meter.begin();
+        await until(2 * events);
+        const seconds = (performance.now() - t0) / 1000;
+        const timedRows = status.records - from;
+        const cpu = meter.end(timedRows);
+        return { seconds, timedRows, cpu };
+      } finally {
+        await runtime.stop();
+      }
+    })();
+    // Exactly once: each partition's rows are offsets 0 … next_offset − 1 of the sink's offsets table, each once.
+    const held = (
+      await client.query<{ partition: number; next: string; n: string; d: string; top: string }>(
+        `SELECT o.partition, o.next_offset AS next, count(t.*) AS n, count(DISTINCT t.src_offset) AS d, coalesce(max(t.src_offset), -1) AS top
+           FROM tributary_sink_offsets o LEFT JOIN orders t ON t.src_partition = o.partition
+          WHERE o.connector = $1 GROUP BY o.partition, o.next_offset`,
+        [steadyName],
+      )
+    ).rows;
+    const written = held.reduce((sum, r) => sum + Number(r.n), 0);
+    if (held.length !== partitions || held.some((r) => r.n !== r.d || r.n !== r.next || Number(r.top) + 1 !== Number(r.next)) || written < 2 * events)
+      throw new Error(`the warm sink lost or duplicated rows: ${JSON.stringify(held)}`);
+    const steadyRate = steady.timedRows / steady.seconds;
+    results.push({
+      scenario: 'connectors',
+      system: 'postgres-sink end to end, warm (steady state)',
+      eventsPerSec: Math.round(steadyRate),
+      notes: `${Math.round((100 * steadyRate * warmSeconds) / events)}% of COPY on a warm connection, ${Math.round((100 * steadyRate * copySeconds) / events)}% of COPY on a fresh one, ${Math.round((100 * steadyRate * readSeconds) / events)}% of the read bound; ${steady.timedRows.toLocaleString('en')} rows timed in one run after its first ${events.toLocaleString('en')} (not timed: start-up, JIT, the pool's first touches) and before its last ${events.toLocaleString('en')} (read ahead, not drained); ${cpuNote(steady.cpu)}`,
+    });
     return results;
   } finally {
     await client.end().catch(() => undefined);
