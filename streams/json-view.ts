@@ -16,9 +16,8 @@
  * is not valid JSON throws StreamsError VALUE_NOT_JSON when a malformed part
  * is read (a plain decode hands such a value over as its bytes instead).
  */
-import type { Header, ValueEncoding } from '../protocol/index.ts';
 import { StreamsError } from './errors.ts';
-import type { Rec } from './nodes.ts';
+import { ForwardingRec } from './forwarding-rec.ts';
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
@@ -271,39 +270,13 @@ export function jsonView(bytes: Uint8Array): Record<string, unknown> {
 const UNSET = Symbol('unset');
 
 /** A source record whose value is read as a view (a JSON object) or decoded as usual (anything else); its stored bytes pass on unchanged. */
-export class ViewedRec implements Rec {
-  readonly key: unknown;
-  readonly timestamp: number;
-  readonly headers: Header[];
-  readonly topic: string | undefined;
-  readonly partition: number | undefined;
-  readonly offset: number | undefined;
-  readonly #src: Rec;
+export class ViewedRec extends ForwardingRec {
   #value: unknown = UNSET;
-  constructor(src: Rec) {
-    this.#src = src;
-    this.key = src.key;
-    this.timestamp = src.timestamp;
-    this.headers = src.headers;
-    this.topic = src.topic;
-    this.partition = src.partition;
-    this.offset = src.offset;
-  }
-  get value(): unknown {
+  override get value(): unknown {
     if (this.#value === UNSET) {
-      const b = this.#src.valueBytes;
-      this.#value = b && this.#src.valueEncoding === 'json' && isJsonObject(b) ? jsonView(b) : this.#src.value;
+      const b = this.valueBytes;
+      this.#value = b && this.valueEncoding === 'json' && isJsonObject(b) ? jsonView(b) : super.value;
     }
     return this.#value;
-  }
-  get valueBytes(): Uint8Array | null | undefined {
-    return this.#src.valueBytes;
-  }
-  get valueEncoding(): ValueEncoding | undefined {
-    return this.#src.valueEncoding;
-  }
-  /** The plain record (value decoded), for JSON.stringify. */
-  toJSON(): Rec {
-    return { key: this.key, value: this.value, timestamp: this.timestamp, headers: this.headers, topic: this.topic, partition: this.partition, offset: this.offset };
   }
 }

@@ -5,6 +5,7 @@
  * one graph serves every task of every instance.
  */
 import type { Header, ValueEncoding } from '../protocol/index.ts';
+import { ForwardingRec } from './forwarding-rec.ts';
 import { ViewedRec } from './json-view.ts';
 import type { KeyValueStore } from './state-store.ts';
 
@@ -147,50 +148,16 @@ export class MapValuesNode extends ProcessorNode {
   }
 }
 
-/**
- * A new key over the same value (selectKey, groupBy): the value stays as
- * the input has it (lazy, its stored bytes written out by a sink as they
- * are), one small object per record.
- */
-class RekeyedRec implements Rec {
-  readonly timestamp: number;
-  readonly headers: Header[];
-  readonly topic: string | undefined;
-  readonly partition: number | undefined;
-  readonly offset: number | undefined;
-  readonly #src: Rec;
-  constructor(
-    readonly key: unknown,
-    src: Rec,
-  ) {
-    this.#src = src;
-    this.timestamp = src.timestamp;
-    this.headers = src.headers;
-    this.topic = src.topic;
-    this.partition = src.partition;
-    this.offset = src.offset;
-  }
-  get value(): unknown {
-    return this.#src.value;
-  }
-  get valueBytes(): Uint8Array | null | undefined {
-    return this.#src.valueBytes;
-  }
-  get valueEncoding(): ValueEncoding | undefined {
-    return this.#src.valueEncoding;
-  }
-  /** The plain record (value decoded), for JSON.stringify. */
-  toJSON(): Rec {
-    return { key: this.key, value: this.value, timestamp: this.timestamp, headers: this.headers, topic: this.topic, partition: this.partition, offset: this.offset };
-  }
-}
-
 export class RekeyNode extends ProcessorNode {
   constructor(private readonly fn: (r: Rec) => unknown) {
     super();
   }
+  /**
+   * A new key over the same value (selectKey, groupBy): the value stays as the input has it (lazy, its stored
+   * bytes written out by a sink as they are), one small object per record.
+   */
   process(t: TaskContext, r: Rec): void {
-    this.forward(t, new RekeyedRec(this.fn(r), r));
+    this.forward(t, new ForwardingRec(r, this.fn(r)));
   }
 }
 
