@@ -4,6 +4,8 @@
  * itself, and reading outputs back over HTTP.
  */
 import type { InputEvent } from '../../harness/stream-input.ts';
+import { readLazyRecords } from '../../protocol/index.ts';
+import type { ConsumedRecord } from '../../web-client/index.ts';
 import { readTopic, type ReadRecord } from '../../harness/topic-reader.ts';
 
 export { createTopic, readTopic, type ReadRecord } from '../../harness/topic-reader.ts';
@@ -35,4 +37,25 @@ export function directCounts(events: InputEvent[], windowMs: number): Map<string
     m.set(k, (m.get(k) ?? 0) + 1);
   }
   return m;
+}
+
+/** A batch's records as a lazyValues subscription hands them to the streams source (topic 'in', partition 0). */
+export function lazyInputRecords(batch: Uint8Array): ConsumedRecord[] {
+  return readLazyRecords(batch, 0, (o, ts, key, headers, vs, i): ConsumedRecord => ({
+    topic: 'in',
+    partition: 0,
+    offset: o,
+    timestamp: ts,
+    key,
+    headers,
+    get value() {
+      return vs.value(i);
+    },
+    get valueBytes() {
+      return vs.bytes(i);
+    },
+    get valueEncoding() {
+      return vs.encoding(i);
+    },
+  }));
 }

@@ -5,14 +5,14 @@
  * read) is checked too. Then a pipeline over views through a real Task.
  */
 import { describe, expect, it } from 'vitest';
-import { crc32c, encodeCbor, readLazyRecords } from '../../protocol/index.ts';
+import { lazyInputRecords } from './fixtures.ts';
+import { crc32c, encodeCbor } from '../../protocol/index.ts';
 import { BatchBuilder } from '../../web-client/batch-builder.ts';
 import { jsonView } from '../../streams/json-view.ts';
 import { stream, type StreamsClient } from '../../streams/index.ts';
 import { zeroMetrics } from '../../streams/nodes.ts';
 import { Task } from '../../streams/task.ts';
 import { Slots } from '../../streams/output-lanes.ts';
-import type { ConsumedRecord } from '../../web-client/index.ts';
 
 const enc = new TextEncoder();
 const view = (text: string) => jsonView(enc.encode(text)) as Record<string, unknown>;
@@ -93,23 +93,7 @@ function outputsOf(values: 'decoded' | 'view', batch: Uint8Array): Array<[unknow
   };
   const env = { client: offline as never, metrics: zeroMetrics(), partitionCount: () => 1, lookup: () => undefined, slots: new Slots(1), commit: async () => undefined };
   const t = new Task(root, 0, settings, env);
-  const lazy = readLazyRecords(batch, 0, (o, ts, key, headers, vs, i): ConsumedRecord => ({
-    topic: 'in',
-    partition: 0,
-    offset: o,
-    timestamp: ts,
-    key,
-    headers,
-    get value() {
-      return vs.value(i);
-    },
-    get valueBytes() {
-      return vs.bytes(i);
-    },
-    get valueEncoding() {
-      return vs.encoding(i);
-    },
-  }));
+  const lazy = lazyInputRecords(batch);
   for (const r of lazy) t.process(r);
   return t.pendingOutputs().flatMap((o) => o.events.map((e): [unknown, unknown, unknown] => [o.topic, e.key, e.value]));
 }

@@ -4,7 +4,8 @@
  * gets, and the window metrics. (Flushing needs the hub: test/streams/*-hub tests.)
  */
 import { describe, expect, it } from 'vitest';
-import { crc32c, encodeCbor, partitionForKey, readLazyRecords } from '../../protocol/index.ts';
+import { lazyInputRecords } from './fixtures.ts';
+import { crc32c, encodeCbor, partitionForKey } from '../../protocol/index.ts';
 import { BatchBuilder } from '../../web-client/batch-builder.ts';
 import { WindowResultValue } from '../../streams/aggregate-nodes.ts';
 import { WindowStore } from '../../streams/window-store.ts';
@@ -104,23 +105,7 @@ describe('stateless steps', () => {
     // A batch as the hub stores it, read as a lazyValues subscription reads it: CBOR values that re-encoding would turn into JSON.
     const b = new BatchBuilder('input');
     for (let n = 0; n < 6; n++) b.addEncoded(n === 5 ? 'drop' : `k${n % 2}`, encodeCbor({ n }), 'cbor', 1_000 + n * 100, []);
-    const lazy = readLazyRecords(b.seal(0, crc32c), 0, (o, ts, key, headers, vs, i): ConsumedRecord => ({
-      topic: 'in',
-      partition: 0,
-      offset: o,
-      timestamp: ts,
-      key,
-      headers,
-      get value() {
-        return vs.value(i);
-      },
-      get valueBytes() {
-        return vs.bytes(i);
-      },
-      get valueEncoding() {
-        return vs.encoding(i);
-      },
-    }));
+    const lazy = lazyInputRecords(b.seal(0, crc32c));
     const t = h.task(h.root('in'));
     for (const r of lazy) t.process(r);
     const events = (topic: string) => t.pendingOutputs().find((o) => o.topic === topic)!.events;
