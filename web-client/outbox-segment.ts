@@ -60,6 +60,7 @@ import {
   type SendEvent,
 } from './event-input.ts';
 import type { NewOutboxEvent, OutboxEvent } from './outbox.ts';
+import type { StagedEvents } from './outbox-memory.ts';
 
 /** Events per chunk: a chunk is assigned at once, so it stays within a few batches per partition. */
 export const CHUNK_MAX_EVENTS = 8_000;
@@ -372,6 +373,9 @@ export interface SegmentStore {
    * validates the others: if it throws, none is in either).
    */
   appendEvents?(topic: string, sub: string, events: ArrayLike<SendEvent>, from: number, to: number, now: number, bounds: { maxEvents: number; maxBytes: number }, rest?: (n: number) => void): number;
+  /** The part of a sendMany that waits for room: checked and encoded once, outside the outbox; appendStaged moves in what fits, in order, and says how many. */
+  stageEvents?(topic: string, sub: string, events: ArrayLike<SendEvent>, from: number, to: number, now: number, maxEventBytes: number): StagedEvents;
+  appendStaged?(staged: StagedEvents, bounds: { maxEvents: number; maxBytes: number }): number;
   /** Removes acked segments and events (absent ones are ignored). */
   removeItems(items: Array<Segment | OutboxEvent>): void;
   /** Moves unassigned chunks and single events to the failed list (`OutboxStore.fail`). */

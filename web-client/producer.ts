@@ -15,7 +15,7 @@ import { ClientError } from './errors.ts';
 import { toOutboxRecord, type SendEvent } from './event-input.ts';
 import { Drainer, SessionEnded } from './outbox-drain.ts';
 import type { StagedEvents } from './outbox-memory.ts';
-import { checkEvents, type SegmentStore } from './outbox-segment.ts';
+import { checkEvents } from './outbox-segment.ts';
 import { GroupCommit, storedCount, type FailedEvent, type NewOutboxEvent, type OutboxBounds, type OutboxEvent, type OutboxStore, type UnitOutcome } from './outbox.ts';
 import { batchCrc32c } from './runtime.ts';
 import { OutboxSignal, requestDrainLease, type DrainLease } from './tabs.ts';
@@ -289,7 +289,7 @@ export class Producer {
       const segments = this.o.store.segments!;
       direct = segments.appendEvents!(topic, sub, events, 0, events.length, now, this.o.bounds, (n) => {
         // Encoded once, into staging chunks, where the store offers them; else checked now and written later.
-        if (isStaging(segments)) staged = segments.stageEvents(topic, sub, events, n, events.length, now, this.o.bounds.maxBytes);
+        if (segments.stageEvents) staged = segments.stageEvents(topic, sub, events, n, events.length, now, this.o.bounds.maxBytes);
         else checkEvents(events, n, events.length, now, this.o.bounds.maxBytes);
         short = true;
       });
@@ -337,7 +337,7 @@ export class Producer {
           });
         });
         const segments = this.o.store.segments!;
-        const n = staged && isStaging(segments) ? segments.appendStaged(staged, this.o.bounds) : segments.appendEvents!(topic, sub, events, from, events.length, now, this.o.bounds);
+        const n = staged && segments.appendStaged ? segments.appendStaged(staged, this.o.bounds) : segments.appendEvents!(topic, sub, events, from, events.length, now, this.o.bounds);
         if (n > 0) this.appended();
         from += n;
       }
@@ -497,14 +497,4 @@ export class Producer {
     this.lease?.release();
     this.signal?.close();
   }
-}
-
-/** A segment store that stages the part of a sendMany waiting for room (the memory outbox: `stageEvents`, `appendStaged`). */
-interface StagingStore extends SegmentStore {
-  stageEvents(topic: string, sub: string, events: ArrayLike<SendEvent>, from: number, to: number, now: number, maxEventBytes: number): StagedEvents;
-  appendStaged(staged: StagedEvents, bounds: OutboxBounds): number;
-}
-
-function isStaging(s: SegmentStore): s is StagingStore {
-  return typeof (s as Partial<StagingStore>).stageEvents === 'function';
 }
