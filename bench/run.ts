@@ -259,7 +259,7 @@ function addStageNotes(rows: ResultRow[], scenario: string): void {
   const row = [...rows].reverse().find((r) => r.scenario === scenario && r.system === 'hub');
   if (!row) return;
   const text = Object.entries(stages)
-    .map(([name, st]) => `${name} p50 ${st.p50Ms} / p99 ${st.p99Ms} / p99.9 ${st.p999Ms} / max ${st.maxMs} ms`)
+    .map(([name, st]) => `${name} (${st.count}) p50 ${st.p50Ms} / p99 ${st.p99Ms} / p99.9 ${st.p999Ms} / max ${st.maxMs} ms`)
     .join(', ');
   row.notes = [row.notes, `hub stages: ${text}`].filter(Boolean).join('; ');
 }

@@ -204,6 +204,14 @@ export class Producer {
     }
     this.checkPartitionGaps(req.topic, batches);
     if (stageTiming) for (const b of batches) stageTiming.appending(req.topic, b.partition, startedAt);
+    if (batches.length === 1) {
+      // One batch (what the web client sends per lane): its outcome is the request's, without allSettled's hops.
+      const b = batches[0];
+      const o = await this.appendProduced(req.topic, b);
+      stageTiming?.durable(startedAt);
+      const parts = [ackPart(b.partition, [], o.offsets, false)];
+      return { parts, duplicate: o.duplicates === b.recordCount, appendedRecords: b.recordCount - o.duplicates, appendedBytes: o.bytes, duplicateRecords: o.duplicates };
+    }
     const settled = await Promise.allSettled(batches.map((b) => this.appendProduced(req.topic, b)));
     stageTiming?.durable(startedAt);
     const parts: AckPart[] = [];

@@ -13,6 +13,10 @@
  * partition writer tracks that (`PartitionLog.unsyncedWrites`).
  */
 import fs from 'node:fs';
+import { checkBatch, producerIdBytes, readBaseSequence, readLastSequence, readLastOffsetDelta, readRecordCount, readUint32, BATCH_HEADER_BYTES, LENGTH_FIELD_END } from '../../protocol/batch.ts';
+import type { Crc32c } from '../../protocol/crc32c.ts';
+import { TributaryError } from '../../protocol/errors.ts';
+import { fromUtf8 } from '../../protocol/record.ts';
 import type { StorageIo } from './io.ts';
 import type { AppendResult } from './log-store.ts';
 import type { Segment } from './segment.ts';
@@ -40,6 +44,31 @@ export interface GroupWrite {
   startedAt: number;
   outcome: Promise<unknown>;
 }
+
+/**
+ * Checks one batch handed to a partition's append (whole, CRC, dense offset
+ * deltas) and reads what idempotence needs: `pid` is '' for a batch without
+ * producer id or sequence. Throws TributaryError.
+ */
+export function checkAppended(b: Uint8Array, crc: Crc32c): { count: number; pid: string; baseSeq: number; lastSeq: number } {
+  const fault = b.length < BATCH_HEADER_BYTES ? 'truncated' : checkBatch(b, 0, b.length, crc, false);
+  if (fault) throw new TributaryError(fault === 'bad-crc' ? 'CORRUPT_BATCH' : 'BAD_BATCH', `record batch is ${fault}`);
+  if (LENGTH_FIELD_END + readUint32(b, 8) !== b.length) throw new TributaryError('BAD_BATCH', 'buffer holds more than one batch');
+  const count = readRecordCount(b);
+  if (count === 0 || readLastOffsetDelta(b) !== count - 1) throw new TributaryError('BAD_BATCH', 'a produced batch needs dense offset deltas 0..count-1');
+  const baseSeq = readBaseSequence(b);
+  if (baseSeq < -1) throw new TributaryError('BAD_SEQUENCE', 'negative base sequence');
+  const pidBytes = producerIdBytes(b);
+  if (baseSeq < 0 || pidBytes.length === 0) return { count, pid: '', baseSeq, lastSeq: -1 };
+  return { count, pid: fromUtf8(pidBytes), baseSeq, lastSeq: readLastSequence(b) };
+}
+
+/**
+ * fsync "always": O_DSYNC writes a partition issues behind the one its writer
+ * waits for: at most 3 in flight, of libuv's 4 pool threads (one stays free
+ * for reads and index writes).
+ */
+export const MAX_WRITES_AHEAD = 2;
 
 const MAX_GROUP_BATCHES = 512;
 const MAX_GROUP_BYTES = 16 << 20;

@@ -13,22 +13,10 @@
  *             may take it back.
  */
 import fsp from 'node:fs/promises';
-import {
-  checkBatch,
-  producerIdBytes,
-  readBaseSequence,
-  readLastSequence,
-  readRecordCount,
-  readLastOffsetDelta,
-  readUint32,
-  stampBatch,
-  BATCH_HEADER_BYTES,
-  LENGTH_FIELD_END,
-} from '../../protocol/batch.ts';
+import { stampBatch } from '../../protocol/batch.ts';
 import { TributaryError } from '../../protocol/errors.ts';
-import { fromUtf8 } from '../../protocol/record.ts';
 import { compactPartition, type SegmentContents } from './compaction.ts';
-import { DurableLog, groupSize, issueGroupWrite, noteGroupWrite, resultOf, type GroupWrite, type Pending } from './durable-log.ts';
+import { checkAppended, DurableLog, groupSize, MAX_WRITES_AHEAD, issueGroupWrite, noteGroupWrite, resultOf, type GroupWrite, type Pending } from './durable-log.ts';
 import { fsyncDir } from './data-dir.ts';
 import type { AppendResult, PartitionOffsets, ReadResult, TopicConfig } from './log-store.ts';
 import { partitionOffsetForTime, readPartition } from './partition-reads.ts';
@@ -68,9 +56,9 @@ export class PartitionLog implements PartitionView {
   private status: PartitionState = 'ok';
   private queue: Pending[] = [];
   private flushing: Promise<void> | null = null;
-  /** The group whose write is in flight, and the one issued behind it (fsync "always" only, `writeAhead`). */
+  /** The group whose write is in flight, and those issued behind it, oldest first (fsync "always" only, `writeAhead`). */
   private writing: GroupWrite | null = null;
-  private ahead: GroupWrite | null = null;
+  private ahead: GroupWrite[] = [];
   private waiters: Waiter[] = [];
   private lastAppendTime: number;
   private bytesSinceSnapshot = 0;
@@ -146,37 +134,41 @@ export class PartitionLog implements PartitionView {
 
   // ---------------- append ----------------
 
-  async append(b: Uint8Array): Promise<AppendResult> {
+  /**
+   * Appends one producer-encoded batch; resolves once it is acknowledged
+   * under the topic's fsync policy. Not an async function: the usual append
+   * returns the group commit's own promise (no extra hops after the write).
+   */
+  append(b: Uint8Array): Promise<AppendResult> {
+    try {
+      return this.appendChecked(b, false);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  private appendChecked(b: Uint8Array, lookedUp: boolean): Promise<AppendResult> {
     if (this.status !== 'ok') throw this.unavailable();
-    const fault = b.length < BATCH_HEADER_BYTES ? 'truncated' : checkBatch(b, 0, b.length, this.env.crc, false);
-    if (fault) throw new TributaryError(fault === 'bad-crc' ? 'CORRUPT_BATCH' : 'BAD_BATCH', `record batch is ${fault}`);
-    if (LENGTH_FIELD_END + readUint32(b, 8) !== b.length) throw new TributaryError('BAD_BATCH', 'buffer holds more than one batch');
-    const count = readRecordCount(b);
-    if (count === 0 || readLastOffsetDelta(b) !== count - 1) throw new TributaryError('BAD_BATCH', 'a produced batch needs dense offset deltas 0..count-1');
-    const baseSeq = readBaseSequence(b);
-    const pidBytes = producerIdBytes(b);
-    let pid = '';
-    let lastSeq = -1;
-    if (baseSeq < -1) throw new TributaryError('BAD_SEQUENCE', 'negative base sequence');
-    if (baseSeq >= 0 && pidBytes.length > 0) {
-      pid = fromUtf8(pidBytes);
-      lastSeq = readLastSequence(b);
-      let entry = this.producers.get(pid);
-      if (!entry && this.producers.evictions > 0) {
-        // Evicted producers fall back to the log (slow path, only after evictions).
-        const found = await findProducerInLog(this, pid);
-        if (this.status !== 'ok') throw this.unavailable();
-        entry = this.producers.get(pid);
-        if (!entry && found) {
-          this.producers.seed(pid, found);
-          entry = found;
-        }
-      }
+    const { count, pid, baseSeq, lastSeq } = checkAppended(b, this.env.crc);
+    if (pid) {
+      const entry = this.producers.get(pid);
+      // Evicted producers fall back to the log (slow path, only after evictions), then the checks run again.
+      if (!entry && !lookedUp && this.producers.evictions > 0) return this.lookUpProducer(pid).then(() => this.appendChecked(b, true));
       if (entry && lastSeq <= entry.lastSeq) return this.duplicate(b, pid, baseSeq, lastSeq, count);
       if (entry && baseSeq <= entry.lastSeq) {
         throw new TributaryError('BAD_SEQUENCE', `batch sequences ${baseSeq}..${lastSeq} overlap the highest appended ${entry.lastSeq}; split the batch`, { lastSequence: entry.lastSeq });
       }
     }
+    return this.enqueue(b, pid, baseSeq, lastSeq, count);
+  }
+
+  private async lookUpProducer(pid: string): Promise<void> {
+    const found = await findProducerInLog(this, pid);
+    if (found && !this.producers.get(pid)) this.producers.seed(pid, found);
+  }
+
+  /** Stamps the checked batch with its offsets and queues it for the group commit. */
+  private enqueue(b: Uint8Array, pid: string, baseSeq: number, lastSeq: number, count: number): Promise<AppendResult> {
     const now = this.env.now();
     const appendTime = now > this.lastAppendTime ? now : this.lastAppendTime;
     this.lastAppendTime = appendTime;
@@ -227,9 +219,8 @@ export class PartitionLog implements PartitionView {
   private async flushLoop(): Promise<void> {
     let group: Pending[] = [];
     try {
-      while ((this.queue.length > 0 || this.syncRequested || this.ahead) && this.status === 'ok') {
-        let w = this.ahead;
-        this.ahead = null;
+      while ((this.queue.length > 0 || this.syncRequested || this.ahead.length > 0) && this.status === 'ok') {
+        let w = this.ahead.shift();
         if (!w) {
           if (this.syncRequested) {
             // The interval fsync runs here, in the one writer, so that it never races a roll closing the file.
@@ -266,7 +257,9 @@ export class PartitionLog implements PartitionView {
         const cfg = this.config();
         if (w.fd >= 0 || cfg.fsync === 'always') {
           // Through O_DSYNC the group is durable already; else one fdatasync covers it and the unsynced bytes before it.
-          await Promise.all([w.fd >= 0 ? undefined : this.env.io.fdatasync(seg.active!.log), seg.persistIndexes(this.env.io, false)]);
+          // Usually neither is needed: then the group is acked and delivered in the tick its write completed.
+          if (w.fd < 0) await Promise.all([this.env.io.fdatasync(seg.active!.log), seg.persistIndexes(this.env.io, false)]);
+          else if (seg.indexesDue()) await seg.persistIndexes(this.env.io, false);
           this.unsyncedWrites = false;
           this.acked(end, pos);
           this.advanceHighWatermark(end, pos);
@@ -284,9 +277,10 @@ export class PartitionLog implements PartitionView {
       }
     } catch (err) {
       // A write issued ahead must land (or fail) before the tail is re-verified, and its appends fail with the rest.
-      const a = this.ahead;
-      this.ahead = this.writing = null;
-      if (a) {
+      const ahead = this.ahead;
+      this.ahead = [];
+      this.writing = null;
+      for (const a of ahead) {
         group = group.concat(a.group);
         await a.outcome;
       }
@@ -297,24 +291,28 @@ export class PartitionLog implements PartitionView {
   }
 
   /**
-   * fsync "always": issues the queued batches' O_DSYNC write while the
-   * previous group's is still in flight (at most one ahead), at the offset
-   * after it in the same segment, instead of after its completion hop
-   * through the event loop. Acks stay in order: the loop completes this
-   * group only after the one before it, so no acked byte lies behind a hole;
-   * a crash that leaves a hole leaves unacked bytes after it, which recovery
-   * truncates at the first batch that does not verify.
+   * fsync "always": issues the queued batches' O_DSYNC write while earlier
+   * groups' are still in flight (at most MAX_WRITES_AHEAD behind the one the
+   * loop waits for), at the offset after the last in the same segment,
+   * instead of after their completion hop through the event loop. A request
+   * that arrives while the disk stalls is thus written at once, and done
+   * when the stall ends, not one whole write after it. Acks stay in order:
+   * the loop completes a group only after the ones before it, so no acked
+   * byte lies behind a hole; a crash that leaves a hole leaves unacked bytes
+   * after it, which recovery truncates at the first batch that does not
+   * verify.
    */
   private writeAhead(): void {
-    const prev = this.writing;
-    if (!prev || this.ahead || prev.fd < 0 || this.queue.length === 0 || this.syncRequested || this.status !== 'ok') return;
+    const first = this.writing;
+    if (!first || this.ahead.length >= MAX_WRITES_AHEAD || first.fd < 0 || this.queue.length === 0 || this.syncRequested || this.status !== 'ok') return;
+    const prev = this.ahead.length > 0 ? this.ahead[this.ahead.length - 1] : first;
     const cfg = this.config();
     const seg = prev.seg;
     const pos = prev.pos + prev.bytes;
     if (cfg.fsync !== 'always' || seg !== this.active || this.durableLog.openFdFor(seg) !== prev.fd) return;
     if (pos + this.queue[0].batch.length > cfg.segmentBytes || (cfg.segmentMs >= 0 && this.env.now() - seg.firstAppendTime >= cfg.segmentMs)) return;
     const { n, bytes } = groupSize(this.queue, pos, cfg.segmentBytes);
-    this.ahead = issueGroupWrite(this.env.io, prev.fd, seg, this.queue.splice(0, n), pos, bytes);
+    this.ahead.push(issueGroupWrite(this.env.io, prev.fd, seg, this.queue.splice(0, n), pos, bytes));
   }
 
   /**

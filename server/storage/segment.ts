@@ -114,6 +114,11 @@ export class Segment {
     if (appendTime > this.maxAppendTime) this.maxAppendTime = appendTime;
   }
 
+  /** Whether an unforced persistIndexes would write (INDEX_PERSIST_ENTRIES accumulated in either index of the active segment). */
+  indexesDue(): boolean {
+    return this.active !== null && (this.index!.count - this.index!.persisted >= INDEX_PERSIST_ENTRIES || this.timeIndex!.count - this.timeIndex!.persisted >= INDEX_PERSIST_ENTRIES);
+  }
+
   /**
    * Writes the index entries not yet in the index files (active segment).
    * Unless forced, waits until INDEX_PERSIST_ENTRIES have accumulated: the
@@ -123,7 +128,7 @@ export class Segment {
   async persistIndexes(io: StorageIo, force = true): Promise<void> {
     const a = this.active;
     if (!a) return;
-    if (!force && this.index!.count - this.index!.persisted < INDEX_PERSIST_ENTRIES && this.timeIndex!.count - this.timeIndex!.persisted < INDEX_PERSIST_ENTRIES) return;
+    if (!force && !this.indexesDue()) return;
     const o = this.index!.takeUnpersisted();
     const t = this.timeIndex!.takeUnpersisted();
     const jobs: Promise<void>[] = [];

@@ -95,7 +95,7 @@ describe('durability', () => {
     expect(fx.store.offsets('t', 0).logEnd).toBe(9);
   });
 
-  it('fsync "always" writes the next group while one is in flight; a crash or failure of the first never acks the one ahead, and the hole is truncated', async () => {
+  it('fsync "always" writes the next groups while one is in flight; a crash or failure of the first never acks those ahead, and the hole is truncated', async () => {
     const io = faultyIo();
     fx.store = await openStore(fx.dir, { io });
     await fx.store.createTopic('t', 1);
@@ -106,12 +106,15 @@ describe('durability', () => {
     const first = fx.store.append('t', 0, makeBatch({ tag: 'lost' }));
     await eventually(() => expect(io.held).toBe(1));
     const synced = io.syncedWrites;
-    let secondSettled = false;
-    const second = fx.store.append('t', 0, makeBatch({ tag: 'lost' })).finally(() => (secondSettled = true));
+    let laterSettled = 0;
+    const second = fx.store.append('t', 0, makeBatch({ tag: 'lost' })).finally(() => laterSettled++);
     // The second group is written while the first is still in flight, at the offset after it: a hole before it on disk.
     await eventually(() => expect(io.syncedWrites).toBe(synced + 1));
+    // A third, arriving while both are in flight, is written at once too (two ahead of the one the writer waits for).
+    const third = fx.store.append('t', 0, makeBatch({ tag: 'lost' })).finally(() => laterSettled++);
+    await eventually(() => expect(io.syncedWrites).toBe(synced + 2));
     await new Promise((r) => setTimeout(r, 50)); // proves a negative: a write that landed is not acked before the one before it
-    expect(secondSettled).toBe(false);
+    expect(laterSettled).toBe(0);
     // A crash now (a copy of the directory): recovery stops at the hole, so the batch written past it is dropped.
     const crashDir = fx.dir + '-crash';
     fs.cpSync(fx.dir, crashDir, { recursive: true });
@@ -125,7 +128,7 @@ describe('durability', () => {
       fs.rmSync(crashDir, { recursive: true, force: true });
     }
     release();
-    for (const f of await Promise.allSettled([first, second])) expect(f).toMatchObject({ status: 'rejected', reason: { code: 'STORAGE_UNAVAILABLE' } });
+    for (const f of await Promise.allSettled([first, second, third])) expect(f).toMatchObject({ status: 'rejected', reason: { code: 'STORAGE_UNAVAILABLE' } });
     await eventually(async () => expect((await fx.store!.append('t', 0, makeBatch({ tag: 'after' }))).baseOffset).toBe(6));
     expect((await readAll(fx.store, 't')).map((r) => valueText(r)!.split('-')[0])).toEqual([...Array(6).fill('before'), ...Array(3).fill('after')]);
   });
