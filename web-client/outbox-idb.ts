@@ -21,6 +21,7 @@ import { openDB, unwrap, type IDBPDatabase } from 'idb';
 import { ClientError } from './errors.ts';
 import { decodeChunk, encodeChunk, type StoredChunk } from './outbox-idb-chunk.ts';
 import { HeldChunks } from './outbox-idb-held.ts';
+import { assignInto, deleteOrphanChunks, writeLeft, type ChunkFinder } from './outbox-idb-write.ts';
 import {
   CHUNK_MAX_EVENTS,
   DB_VERSION,
@@ -31,7 +32,6 @@ import {
   idbName,
   netStats,
   storageError,
-  writeLeft,
   type ChunkAssign,
   type ChunkState,
   type Left,
@@ -60,58 +60,6 @@ export type IdbDurability = 'relaxed' | 'strict';
 const READ_AHEAD_EVENTS = 12_000;
 /** Chunk states fetched per step of a read. */
 const STATES_PER_READ = 64;
-
-/** Where assignInto finds and keeps chunks' states and assignments. */
-interface ChunkFinder {
-  /** The state of the chunk holding `id`; undefined when it is gone. */
-  stateOf(id: number): ChunkState | undefined;
-  assignOf(first: number): ChunkAssign | undefined;
-  setAssign(first: number, as: ChunkAssign): void;
-}
-
-/**
- * Gives each event not assigned yet its partition and the next sequence (from `next`, per
- * topic/partition, updated in place), in the chunks' assignment arrays. Returns the events still there
- * with what they have, and the chunks whose arrays changed.
- */
-function assignInto(assignments: Assignment[], found: ChunkFinder, next: Record<string, number>) {
-  // Next sequence per topic, by partition: read from `next` on first use, written back at the end. A
-  // `topic/p` string built and looked up per event was the largest JS cost of a drain (CDP profile).
-  const counters = new Map<string, number[]>();
-  const touched = new Set<number>();
-  const out: OutboxEvent[] = [];
-  const ps: number[] = [];
-  const seqs: number[] = [];
-  let s: ChunkState | undefined;
-  let as: ChunkAssign | undefined;
-  for (const a of assignments) {
-    const e = a.event;
-    if (!s || e.id < s.first || e.id > s.last) {
-      s = found.stateOf(e.id);
-      if (!s) continue; // gone already
-      as = found.assignOf(s.first);
-      if (!as) {
-        const n = chunkSize(s);
-        found.setAssign(s.first, (as = { p: new Int32Array(n).fill(-1), s: new Float64Array(n).fill(-1) }));
-      }
-    }
-    const k = e.id - s.first;
-    if (as!.p[k] < 0) {
-      let c = counters.get(e.topic);
-      if (!c) counters.set(e.topic, (c = []));
-      const seq = c[a.p] ?? next[`${e.topic}/${a.p}`] ?? 0;
-      c[a.p] = seq + 1;
-      as!.p[k] = a.p;
-      as!.s[k] = seq;
-      touched.add(s.first);
-    }
-    out.push(e);
-    ps.push(as!.p[k]);
-    seqs.push(as!.s[k]);
-  }
-  for (const [topic, c] of counters) c.forEach((n, p) => (next[`${topic}/${p}`] = n));
-  return { out, ps, seqs, touched };
-}
 
 export class IdbOutboxStore implements OutboxStore {
   /**
@@ -157,6 +105,7 @@ export class IdbOutboxStore implements OutboxStore {
       blocking: () => db.close(),
     });
     this.db = db;
+    await deleteOrphanChunks(db);
     // Create the producer id once; the readwrite transaction makes racing tabs agree on it.
     const tx = db.transaction('meta', 'readwrite');
     const [old, have] = (await Promise.all([tx.store.get('pid'), tx.store.get('bpid')])) as Array<string | undefined>;
@@ -272,7 +221,7 @@ export class IdbOutboxStore implements OutboxStore {
       while (out.length < maxEvents) {
         const gen = held.gen;
         const counters = !held.ready;
-        const stores: StoreName[] = counters ? ['chunks', 'chunkState', 'chunkGone', 'chunkAssign', 'meta'] : ['chunks', 'chunkState', 'chunkGone', 'chunkAssign'];
+        const stores: StoreName[] = counters ? ['chunkState', 'chunkGone', 'chunkAssign', 'meta'] : ['chunkState', 'chunkGone', 'chunkAssign'];
         const tx = this.d.transaction(stores, 'readonly');
         // The counters only the draining tab writes, for its view (outbox-idb-held.ts), in the same snapshot.
         const metaRead = counters ? Promise.all([tx.objectStore('meta').get('left'), tx.objectStore('meta').get('pseqs')]) : undefined;
@@ -292,15 +241,20 @@ export class IdbOutboxStore implements OutboxStore {
           wanted.push(s);
           room -= Math.min(s.live, s.last - Math.max(afterId, s.first - 1));
         }
+        // The chunk records (large) in a transaction of their own over the chunks store alone, which the
+        // drain's assignments and removals do not write: they need not wait for it. Chunks never change,
+        // and one with events still to read is not deleted, so the two need not be one snapshot.
+        const values = wanted.length ? this.d.transaction('chunks', 'readonly') : undefined;
         const reads = Promise.all([
-          Promise.all(wanted.map((s) => this.chunkEvents(tx.objectStore('chunks'), s.first))),
+          Promise.all(wanted.map((s) => this.chunkEvents(values!.store, s.first))),
           Promise.all(wanted.map((s) => (s.live < chunkSize(s) ? tx.objectStore('chunkGone').get(s.first) : undefined))),
           Promise.all(wanted.map((s) => tx.objectStore('chunkAssign').get(s.first))),
           metaRead,
         ]);
-        // Every request is issued: let IndexedDB end the transaction now rather than once this page,
-        // busy with the drain, has taken the results and gone idle; writes queued behind it start sooner.
+        // Every request is issued: let IndexedDB end the transactions now rather than once this page,
+        // busy with the drain, has taken the results and gone idle; writes queued behind them start sooner.
         commitNow(tx).catch(() => undefined);
+        if (values) commitNow(values).catch(() => undefined);
         const [chunks, gones, assigned, meta] = await reads;
         if (meta) held.learnCounters(gen, meta[0] as Left | undefined, meta[1] as Record<string, number> | undefined);
         for (let i = 0; i < wanted.length; i++) held.learn(gen, wanted[i], gones[i], assigned[i]);
@@ -463,7 +417,7 @@ export class IdbOutboxStore implements OutboxStore {
       addSkips(skips, failedNow);
       unwrap(tx.objectStore('meta')).put(skips, 'skips');
     }
-    const dropped = writeLeft(tx, states, touched);
+    const { dropped } = writeLeft(tx, states, touched);
     if (dropped.length) this.decoded = this.decoded.filter((c) => !dropped.includes(c.first));
     unwrap(tx.objectStore('meta')).put(left, 'left');
     await commitNow(tx);
@@ -473,7 +427,9 @@ export class IdbOutboxStore implements OutboxStore {
   private async takeHeld(events: OutboxEvent[]): Promise<void> {
     const held = this.held;
     const left = held.left!;
-    const tx = this.d.transaction(['chunks', 'chunkState', 'chunkGone', 'chunkAssign', 'meta'], 'readwrite', { durability: this.durability }) as Tx;
+    // Not the chunks store: its records go in a transaction of their own, after this one, so that this
+    // one does not wait for reads of chunk values (large records) ahead of it, nor assignments for it.
+    const tx = this.d.transaction(['chunkState', 'chunkGone', 'chunkAssign', 'meta'], 'readwrite', { durability: this.durability }) as Tx;
     const touched = new Map<ChunkState, Set<number>>();
     let s: ChunkState | undefined;
     let gone: Set<number> | undefined;
@@ -490,7 +446,7 @@ export class IdbOutboxStore implements OutboxStore {
       left.events += 1;
       left.bytes += e.bytes;
     }
-    const dropped = writeLeft(tx, held.states, touched);
+    const { dropped, runs } = writeLeft(tx, held.states, touched);
     held.drop(dropped);
     if (dropped.length) this.decoded = this.decoded.filter((c) => !dropped.includes(c.first));
     unwrap(tx.objectStore('meta')).put({ events: left.events, bytes: left.bytes }, 'left');
@@ -499,6 +455,13 @@ export class IdbOutboxStore implements OutboxStore {
     } catch (err) {
       held.reset();
       throw err;
+    }
+    if (runs.length && this.db) {
+      // Only once their states are gone: a chunk record never goes before its state. If this never
+      // runs (a crash), open() deletes them.
+      const del = this.d.transaction('chunks', 'readwrite', { durability: 'relaxed' });
+      for (const r of runs) void del.store.delete(r).catch(() => undefined);
+      commitNow(del).catch(() => undefined);
     }
   }
 
