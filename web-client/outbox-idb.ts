@@ -1,34 +1,14 @@
 /**
  * The browser outbox: one IndexedDB database per outbox name, shared by every
- * tab of the origin (tabs.ts makes sure only one of them drains it).
- *
- * Object stores:
- *   chunks      key first id  the events of one group commit as one record, in
- *                             columns (outbox-idb-chunk.ts), written once. One
- *                             record per commit, not per event: Chromium pays
- *                             ~50 µs per record put, which alone would cap
- *                             sends near 15,000/s; and columns, not objects:
- *                             structured clone of thousands of small objects
- *                             (and one ArrayBuffer per value) costs more.
- *   chunkState  key first id  { first, last, live }: how many of a chunk's
- *                             events are still there; a chunk whose events have
- *                             all left (acked or failed) is deleted with its state
- *   chunkGone   key first id  the ids of a chunk's events that have left, kept
- *                             apart so that counting reads only small records
- *   chunkAssign key first id  { p, s }: partition and sequence of each of the
- *                             chunk's events the drainer assigned (-1: not yet),
- *                             kept apart since chunks are written once
- *   failed      keyPath id    events the hub refused for good
- *   meta        out-of-line   'bpid' (producer id), 'pseqs' (topic/partition →
- *                             next seq), 'stats'; an outbox an older client
- *                             wrote has 'pid' (its producer id, for its events
- *                             without a partition: records form) and no 'bpid'
- *   positions   out-of-line   subscription name → partition → next offset
+ * tab of the origin (tabs.ts makes sure only one of them drains it). The
+ * database's stores and records: outbox-idb-schema.ts; the draining tab's
+ * view of the chunks it holds, which lets its assignments and removals write
+ * without reading first: outbox-idb-held.ts.
  *
  * An append is one readwrite transaction over chunks, chunkState and meta:
- * ids, sequences and counters are read and written together, and IndexedDB
- * runs readwrite transactions over the same stores one at a time, across
- * tabs too, so two tabs can never hand out the same id or sequence.
+ * ids and counters are read and written together, and IndexedDB runs
+ * readwrite transactions over the same stores one at a time, across tabs
+ * too, so two tabs can never hand out the same id.
  *
  * Durability (the transaction's `durability` hint):
  * - 'relaxed' (default): the commit is reported once the browser has handed
@@ -37,9 +17,28 @@
  * - 'strict': the commit waits for the data to be flushed to disk, so it also
  *   survives power loss, at the cost of one flush per group commit.
  */
-import { openDB, unwrap, type DBSchema, type IDBPDatabase, type IDBPTransaction } from 'idb';
+import { openDB, unwrap, type IDBPDatabase } from 'idb';
 import { ClientError } from './errors.ts';
 import { decodeChunk, encodeChunk, type StoredChunk } from './outbox-idb-chunk.ts';
+import { HeldChunks } from './outbox-idb-held.ts';
+import { assignInto, deleteOrphanChunks, writeLeft, type ChunkFinder } from './outbox-idb-write.ts';
+import {
+  CHUNK_MAX_EVENTS,
+  DB_VERSION,
+  NO_LEFT,
+  chunkOf,
+  chunkSize,
+  commitNow,
+  idbName,
+  netStats,
+  storageError,
+  type ChunkAssign,
+  type ChunkState,
+  type Left,
+  type OutboxSchema,
+  type StoreName,
+  type Tx,
+} from './outbox-idb-schema.ts';
 import {
   addSkips,
   assignIds,
@@ -57,135 +56,10 @@ import {
 
 export type IdbDurability = 'relaxed' | 'strict';
 
-interface ChunkState {
-  first: number;
-  last: number;
-  /** Events of the chunk still in the outbox. */
-  live: number;
-}
-
-const chunkSize = (s: ChunkState): number => s.last - s.first + 1;
-
-/** Index in `states` (sorted by first) of the last state starting at or before `id`; -1 when none does. */
-function indexOfFirst(states: readonly ChunkState[], id: number): number {
-  let lo = 0;
-  let hi = states.length - 1;
-  let at = -1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >> 1;
-    if (states[mid].first <= id) {
-      at = mid;
-      lo = mid + 1;
-    } else hi = mid - 1;
-  }
-  return at;
-}
-
-/** The state of the chunk that would hold `id` (the caller checks `last`), by binary search. */
-function chunkOf(states: readonly ChunkState[], id: number): ChunkState | undefined {
-  const i = indexOfFirst(states, id);
-  return i < 0 ? undefined : states[i];
-}
-
-/**
- * Per event of a chunk (index id - first): partition and sequence, -1 until
- * assigned. Typed arrays since version 3 (cheaper to clone than arrays of
- * numbers); version 2 wrote arrays, which read the same.
- */
-interface ChunkAssign {
-  p: Int32Array | number[];
-  s: Float64Array | number[];
-}
-
-interface OutboxSchema extends DBSchema {
-  chunks: { key: number; value: StoredChunk };
-  chunkAssign: { key: number; value: ChunkAssign };
-  chunkState: { key: number; value: ChunkState };
-  chunkGone: { key: number; value: number[] };
-  failed: { key: number; value: FailedEvent };
-  meta: { key: string; value: unknown };
-  positions: { key: string; value: Positions };
-}
-
-/**
- * 2: chunkAssign (partitions chosen by the client, batch form).
- * 3: chunks in columns (outbox-idb-chunk.ts). No store changes: older chunks
- *    still read. The bump keeps a tab of an older client, which could not read
- *    the new chunks, out of the database (its open fails; its drain stops).
- * 4: a chunk whose events all have bodies keeps no separate values column
- *    (values are read from the bodies). No store changes; the bump, as for 3.
- */
-const DB_VERSION = 4;
-/** Events per chunk record; a chunk holding id x therefore has first > x - CHUNK_MAX_EVENTS. */
-const CHUNK_MAX_EVENTS = 2_000;
 /** Events a read() fetches past what it returns, for the next read() of a drain (see IdbOutboxStore.ahead). */
 const READ_AHEAD_EVENTS = 12_000;
 /** Chunk states fetched per step of a read. */
 const STATES_PER_READ = 64;
-type StoreName = 'chunks' | 'chunkState' | 'chunkGone' | 'meta' | 'failed' | 'chunkAssign';
-type Tx = IDBPTransaction<OutboxSchema, StoreName[], 'readwrite'>;
-
-/** The database name for an outbox name; exported so that tests and tools can find it. */
-const idbName = (name: string): string => `tributary-outbox:${name}`;
-
-function storageError(err: unknown): ClientError {
-  if (err instanceof ClientError) return err;
-  const name = (err as { name?: string } | null)?.name;
-  if (name === 'QuotaExceededError') return new ClientError('OUTBOX_QUOTA', 'IndexedDB quota exceeded: the browser refused to store more', { cause: err });
-  const msg = err instanceof Error ? err.message : String(err);
-  return new ClientError('OUTBOX_STORAGE', `IndexedDB failed: ${msg}`, { cause: err });
-}
-
-/**
- * Commits a readwrite transaction once its requests are issued. Without
- * commit(), the transaction commits only after the page has received its
- * last request's result and gone idle: one more round trip through a main
- * thread that is busy with a send burst or a drain.
- */
-function commitNow(tx: { done: Promise<void> }): Promise<void> {
-  (unwrap(tx as unknown as Tx) as IDBTransaction).commit();
-  return tx.done;
-}
-
-/**
- * Writes what a removal changed: the touched chunks' states and gone lists, and the chunks whose events
- * have all left deleted, in runs of neighbours (in `states`, sorted by first, nothing between them is
- * left): one range delete per store and run instead of four deletes per chunk. Returns the deleted
- * chunks' keys.
- */
-function writeLeft(tx: Tx, states: readonly ChunkState[], touched: Map<ChunkState, Set<number>>): number[] {
-  const rawChunks = unwrap(tx.objectStore('chunks'));
-  const rawState = unwrap(tx.objectStore('chunkState'));
-  const rawGone = unwrap(tx.objectStore('chunkGone'));
-  const rawAssign = unwrap(tx.objectStore('chunkAssign'));
-  let runFrom = -1;
-  let runTo = -1;
-  const dropped: number[] = [];
-  const endRun = () => {
-    if (runFrom < 0) return;
-    const keys = IDBKeyRange.bound(runFrom, runTo);
-    rawChunks.delete(keys);
-    rawState.delete(keys);
-    rawGone.delete(keys);
-    rawAssign.delete(keys);
-    runFrom = -1;
-  };
-  for (const s of states) {
-    const gone = touched.get(s);
-    if (gone && s.live <= 0) {
-      if (runFrom < 0) runFrom = s.first;
-      runTo = s.first;
-      dropped.push(s.first);
-      continue;
-    }
-    endRun();
-    if (!gone) continue;
-    rawState.put(s);
-    rawGone.put([...gone], s.first);
-  }
-  endRun();
-  return dropped;
-}
 
 export class IdbOutboxStore implements OutboxStore {
   /**
@@ -197,6 +71,8 @@ export class IdbOutboxStore implements OutboxStore {
    */
   readonly drainBatchRecords = 4_000;
   private db?: IDBPDatabase<OutboxSchema>;
+  /** The draining tab's view of the chunks it read (outbox-idb-held.ts). */
+  private readonly held = new HeldChunks();
   private opening?: Promise<{ producerId: string; legacyProducerId?: string }>;
 
   constructor(
@@ -229,6 +105,7 @@ export class IdbOutboxStore implements OutboxStore {
       blocking: () => db.close(),
     });
     this.db = db;
+    await deleteOrphanChunks(db);
     // Create the producer id once; the readwrite transaction makes racing tabs agree on it.
     const tx = db.transaction('meta', 'readwrite');
     const [old, have] = (await Promise.all([tx.store.get('pid'), tx.store.get('bpid')])) as Array<string | undefined>;
@@ -265,8 +142,8 @@ export class IdbOutboxStore implements OutboxStore {
     try {
       const tx = this.d.transaction(['chunks', 'chunkState', 'meta'], 'readwrite', { durability: this.durability });
       const meta = tx.objectStore('meta');
-      const stats = (await meta.get('stats')) as OutboxStats | undefined;
-      const st: OutboxStats = stats ?? { events: 0, bytes: 0, lastId: 0 };
+      const [stats, left] = (await Promise.all([meta.get('stats'), meta.get('left')])) as [OutboxStats | undefined, Left | undefined];
+      const st = netStats(stats, left);
       // In place, as the memory and file stores do, not a copy per event. The chunks keep values, not the
       // record bodies send() encoded: measured in Chromium (bench/README.md, round 9), chunks with bodies
       // cost sendMany and the drain more main-thread CPU per event than the drain's encoding them again.
@@ -280,8 +157,9 @@ export class IdbOutboxStore implements OutboxStore {
         rawChunks.put(encodeChunk(events, false));
         rawState.put({ first: events[0].id, last: events[events.length - 1].id, live: events.length });
       }
-      const rawMeta = unwrap(meta);
-      rawMeta.put(st, 'stats');
+      // 'stats' counts what appends added; what left is in 'left' (outbox-idb-schema.ts).
+      const l = left ?? NO_LEFT;
+      unwrap(meta).put({ events: st.events + l.events, bytes: st.bytes + l.bytes, lastId: st.lastId }, 'stats');
       await commitNow(tx);
       return out;
     } catch (err) {
@@ -305,6 +183,8 @@ export class IdbOutboxStore implements OutboxStore {
   private readTo = -1;
 
   async read(afterId: number, maxEvents: number): Promise<OutboxEvent[]> {
+    // A drain session's first read: what the view held may have changed since (another tab drained).
+    if (afterId === 0) this.held.reset();
     const out = await this.readOn(afterId, maxEvents);
     this.readTo = out.length ? out[out.length - 1].id : -1;
     return out;
@@ -337,10 +217,19 @@ export class IdbOutboxStore implements OutboxStore {
     try {
       const out: OutboxEvent[] = [];
       let from = Math.max(0, afterId + 1 - CHUNK_MAX_EVENTS);
+      const held = this.held;
       while (out.length < maxEvents) {
-        const tx = this.d.transaction(['chunks', 'chunkState', 'chunkGone', 'chunkAssign'], 'readonly');
+        const gen = held.gen;
+        const counters = !held.ready;
+        const stores: StoreName[] = counters ? ['chunkState', 'chunkGone', 'chunkAssign', 'meta'] : ['chunkState', 'chunkGone', 'chunkAssign'];
+        const tx = this.d.transaction(stores, 'readonly');
+        // The counters only the draining tab writes, for its view (outbox-idb-held.ts), in the same snapshot.
+        const metaRead = counters ? Promise.all([tx.objectStore('meta').get('left'), tx.objectStore('meta').get('pseqs')]) : undefined;
         const states = await tx.objectStore('chunkState').getAll(IDBKeyRange.lowerBound(from), STATES_PER_READ);
-        if (!states.length) break;
+        if (!states.length) {
+          if (metaRead) await metaRead;
+          break;
+        }
         // Only the chunks that can fill what is still wanted: fetching (and decoding) every chunk of the
         // page made a drain's reads of 4,000 events decode the whole outbox again and again.
         const wanted: ChunkState[] = [];
@@ -352,15 +241,23 @@ export class IdbOutboxStore implements OutboxStore {
           wanted.push(s);
           room -= Math.min(s.live, s.last - Math.max(afterId, s.first - 1));
         }
+        // The chunk records (large) in a transaction of their own over the chunks store alone, which the
+        // drain's assignments and removals do not write: they need not wait for it. Chunks never change,
+        // and one with events still to read is not deleted, so the two need not be one snapshot.
+        const values = wanted.length ? this.d.transaction('chunks', 'readonly') : undefined;
         const reads = Promise.all([
-          Promise.all(wanted.map((s) => this.chunkEvents(tx.objectStore('chunks'), s.first))),
+          Promise.all(wanted.map((s) => this.chunkEvents(values!.store, s.first))),
           Promise.all(wanted.map((s) => (s.live < chunkSize(s) ? tx.objectStore('chunkGone').get(s.first) : undefined))),
           Promise.all(wanted.map((s) => tx.objectStore('chunkAssign').get(s.first))),
+          metaRead,
         ]);
-        // Every request is issued: let IndexedDB end the transaction now rather than once this page,
-        // busy with the drain, has taken the results and gone idle; writes queued behind it start sooner.
+        // Every request is issued: let IndexedDB end the transactions now rather than once this page,
+        // busy with the drain, has taken the results and gone idle; writes queued behind them start sooner.
         commitNow(tx).catch(() => undefined);
-        const [chunks, gones, assigned] = await reads;
+        if (values) commitNow(values).catch(() => undefined);
+        const [chunks, gones, assigned, meta] = await reads;
+        if (meta) held.learnCounters(gen, meta[0] as Left | undefined, meta[1] as Record<string, number> | undefined);
+        for (let i = 0; i < wanted.length; i++) held.learn(gen, wanted[i], gones[i], assigned[i]);
         for (let i = 0; i < wanted.length && out.length < maxEvents; i++) {
           const gone = gones[i]?.length ? new Set(gones[i]) : undefined;
           const as = assigned[i];
@@ -386,65 +283,71 @@ export class IdbOutboxStore implements OutboxStore {
     }
   }
 
-  async assign(assignments: Assignment[]): Promise<OutboxEvent[]> {
-    if (!assignments.length) return [];
+  /**
+   * Assignments are made one call at a time: a call's sequences follow the last one's, and had that
+   * one's transaction failed after the next was issued, the next would leave a gap.
+   */
+  private assigning: Promise<unknown> = Promise.resolve();
+
+  assign(assignments: Assignment[]): Promise<OutboxEvent[]> {
+    if (!assignments.length) return Promise.resolve([]);
+    const run = this.assigning.then(
+      () => this.assignNow(assignments),
+      () => this.assignNow(assignments),
+    );
+    this.assigning = run;
+    return run;
+  }
+
+  private async assignNow(assignments: Assignment[]): Promise<OutboxEvent[]> {
+    const held = this.held;
     try {
-      const tx = this.d.transaction(['chunkState', 'chunkAssign', 'meta'], 'readwrite', { durability: this.durability });
-      let lo = Infinity;
-      let hi = -Infinity;
-      for (const a of assignments) {
-        if (a.event.id < lo) lo = a.event.id;
-        if (a.event.id > hi) hi = a.event.id;
-      }
-      const range = IDBKeyRange.bound(Math.max(0, lo + 1 - CHUNK_MAX_EVENTS), hi);
-      const [states, keys, lists, pseqs] = await Promise.all([
-        tx.objectStore('chunkState').getAll(range),
-        tx.objectStore('chunkAssign').getAllKeys(range),
-        tx.objectStore('chunkAssign').getAll(range),
-        tx.objectStore('meta').get('pseqs') as Promise<Record<string, number> | undefined>,
-      ]);
-      const next = pseqs ?? {};
-      const byFirst = new Map<number, ChunkAssign>();
-      for (let i = 0; i < keys.length; i++) byFirst.set(keys[i], lists[i]);
-      // Next sequence per topic, by partition: read from `next` on first use, written back at the end. A
-      // `topic/p` string built and looked up per event was the largest JS cost of a drain (CDP profile).
-      const counters = new Map<string, number[]>();
-      const touched = new Set<number>();
-      const out: OutboxEvent[] = [];
-      const ps: number[] = [];
-      const seqs: number[] = [];
-      let si = 0;
-      for (const a of assignments) {
-        const e = a.event;
-        // Assignments come in id order and states sorted by first: a forward pointer finds the chunk.
-        if (si < states.length && states[si].first > e.id) si = 0;
-        while (si + 1 < states.length && states[si + 1].first <= e.id) si++;
-        const s = states[si];
-        if (!s || s.first > e.id || e.id > s.last) continue; // gone already
-        let as = byFirst.get(s.first);
-        if (!as) {
-          const n = chunkSize(s);
-          byFirst.set(s.first, (as = { p: new Int32Array(n).fill(-1), s: new Float64Array(n).fill(-1) }));
+      let tx: Tx;
+      let found: ChunkFinder;
+      let next: Record<string, number>;
+      if (held.covers(assignments.map((a) => a.event.id))) {
+        // Writes alone (outbox-idb-held.ts): the view knows every chunk, and 'pseqs'.
+        tx = this.d.transaction(['chunkAssign', 'meta'], 'readwrite', { durability: this.durability }) as Tx;
+        found = { stateOf: (id) => held.stateOf(id), assignOf: (f) => held.assignOf(f), setAssign: (f, as) => held.setAssign(f, as) };
+        next = held.pseqs!;
+      } else {
+        held.reset(); // changed behind the view's back: it starts again at the next read
+        tx = this.d.transaction(['chunkState', 'chunkAssign', 'meta'], 'readwrite', { durability: this.durability }) as Tx;
+        let lo = Infinity;
+        let hi = -Infinity;
+        for (const a of assignments) {
+          if (a.event.id < lo) lo = a.event.id;
+          if (a.event.id > hi) hi = a.event.id;
         }
-        const k = e.id - s.first;
-        if (as.p[k] < 0) {
-          let c = counters.get(e.topic);
-          if (!c) counters.set(e.topic, (c = []));
-          const seq = c[a.p] ?? next[`${e.topic}/${a.p}`] ?? 0;
-          c[a.p] = seq + 1;
-          as.p[k] = a.p;
-          as.s[k] = seq;
-          touched.add(s.first);
-        }
-        out.push(e);
-        ps.push(as.p[k]);
-        seqs.push(as.s[k]);
+        const range = IDBKeyRange.bound(Math.max(0, lo + 1 - CHUNK_MAX_EVENTS), hi);
+        const [states, keys, lists, pseqs] = await Promise.all([
+          tx.objectStore('chunkState').getAll(range),
+          tx.objectStore('chunkAssign').getAllKeys(range),
+          tx.objectStore('chunkAssign').getAll(range),
+          tx.objectStore('meta').get('pseqs') as Promise<Record<string, number> | undefined>,
+        ]);
+        next = pseqs ?? {};
+        const byFirst = new Map<number, ChunkAssign>();
+        for (let i = 0; i < keys.length; i++) byFirst.set(keys[i], lists[i]);
+        found = {
+          stateOf: (id) => {
+            const s = chunkOf(states, id);
+            return s && id <= s.last ? s : undefined;
+          },
+          assignOf: (f) => byFirst.get(f),
+          setAssign: (f, as) => byFirst.set(f, as),
+        };
       }
-      for (const [topic, c] of counters) c.forEach((n, p) => (next[`${topic}/${p}`] = n));
+      const { out, ps, seqs, touched } = assignInto(assignments, found, next);
       const raw = unwrap(tx.objectStore('chunkAssign'));
-      for (const first of touched) raw.put(byFirst.get(first)!, first);
+      for (const first of touched) raw.put(found.assignOf(first)!, first);
       if (touched.size) unwrap(tx.objectStore('meta')).put(next, 'pseqs');
-      await commitNow(tx);
+      try {
+        await commitNow(tx);
+      } catch (err) {
+        held.reset(); // the view took changes the database did not
+        throw err;
+      }
       // Only once stored: the events are the decoded ones (see read), and a drain must never send an
       // assignment that a failed write left unstored. In place, as the memory store does: an object
       // spread per event was the largest cost of assign in a CDP profile.
@@ -459,11 +362,15 @@ export class IdbOutboxStore implements OutboxStore {
   }
 
   /**
-   * Marks events as left (and, with `failed`, files them in the failed list),
-   * adjusting the counters by exactly the events that were still there.
+   * Marks events as left (and, with `failed`, files them in the failed list), adjusting the counters by
+   * exactly the events that were still there. A removal whose chunks the view knows writes without
+   * reading (outbox-idb-held.ts); a failure, rare, reads inside its transaction and drops the view.
    */
   private async take(events: OutboxEvent[], failed?: { code: string; message: string }): Promise<void> {
     if (!events.length) return;
+    const held = this.held;
+    if (!failed && held.covers(events.map((e) => e.id))) return this.takeHeld(events);
+    held.reset();
     const stores: StoreName[] = failed ? ['chunks', 'chunkState', 'chunkGone', 'chunkAssign', 'meta', 'failed'] : ['chunks', 'chunkState', 'chunkGone', 'chunkAssign', 'meta'];
     const tx = this.d.transaction(stores, 'readwrite', { durability: this.durability }) as Tx;
     let lo = Infinity;
@@ -473,15 +380,15 @@ export class IdbOutboxStore implements OutboxStore {
       if (e.id > hi) hi = e.id;
     }
     const range = IDBKeyRange.bound(Math.max(0, lo + 1 - CHUNK_MAX_EVENTS), hi);
-    const [states, goneKeys, goneLists, stats] = await Promise.all([
+    const [states, goneKeys, goneLists, leftBefore] = await Promise.all([
       tx.objectStore('chunkState').getAll(range),
       tx.objectStore('chunkGone').getAllKeys(range),
       tx.objectStore('chunkGone').getAll(range),
-      tx.objectStore('meta').get('stats') as Promise<OutboxStats | undefined>,
+      tx.objectStore('meta').get('left') as Promise<Left | undefined>,
     ]);
     const goneOf = new Map<number, number[]>();
     for (let i = 0; i < goneKeys.length; i++) goneOf.set(goneKeys[i], goneLists[i]);
-    const st: OutboxStats = stats ?? { events: 0, bytes: 0, lastId: 0 };
+    const left: Left = { ...NO_LEFT, ...leftBefore };
     const touched = new Map<ChunkState, Set<number>>();
     const rawFailed = failed ? unwrap(tx.objectStore('failed')) : undefined;
     const skipsRead = failed ? (tx.objectStore('meta').get('skips') as Promise<Record<string, number[]> | undefined>) : undefined;
@@ -495,8 +402,8 @@ export class IdbOutboxStore implements OutboxStore {
       if (gone.has(e.id)) continue;
       gone.add(e.id);
       s.live -= 1;
-      st.events -= 1;
-      st.bytes -= e.bytes;
+      left.events += 1;
+      left.bytes += e.bytes;
       if (rawFailed && failed) {
         // Without its body, and with a value of its own: a view would store its chunk's whole buffer.
         const f = failedEvent(e, failed.code, failed.message, now);
@@ -510,10 +417,52 @@ export class IdbOutboxStore implements OutboxStore {
       addSkips(skips, failedNow);
       unwrap(tx.objectStore('meta')).put(skips, 'skips');
     }
-    const dropped = writeLeft(tx, states, touched);
+    const { dropped } = writeLeft(tx, states, touched);
     if (dropped.length) this.decoded = this.decoded.filter((c) => !dropped.includes(c.first));
-    unwrap(tx.objectStore('meta')).put(st, 'stats');
+    unwrap(tx.objectStore('meta')).put(left, 'left');
     await commitNow(tx);
+  }
+
+  /** A removal from what the view holds: writes only, and the view changed as they are issued. */
+  private async takeHeld(events: OutboxEvent[]): Promise<void> {
+    const held = this.held;
+    const left = held.left!;
+    // Not the chunks store: its records go in a transaction of their own, after this one, so that this
+    // one does not wait for reads of chunk values (large records) ahead of it, nor assignments for it.
+    const tx = this.d.transaction(['chunkState', 'chunkGone', 'chunkAssign', 'meta'], 'readwrite', { durability: this.durability }) as Tx;
+    const touched = new Map<ChunkState, Set<number>>();
+    let s: ChunkState | undefined;
+    let gone: Set<number> | undefined;
+    for (const e of events) {
+      if (!s || e.id < s.first || e.id > s.last) {
+        s = held.stateOf(e.id);
+        if (!s) continue; // its chunk is gone already
+        gone = touched.get(s);
+        if (!gone) touched.set(s, (gone = held.goneOf(s.first)));
+      }
+      if (gone!.has(e.id)) continue;
+      gone!.add(e.id);
+      s.live -= 1;
+      left.events += 1;
+      left.bytes += e.bytes;
+    }
+    const { dropped, runs } = writeLeft(tx, held.states, touched);
+    held.drop(dropped);
+    if (dropped.length) this.decoded = this.decoded.filter((c) => !dropped.includes(c.first));
+    unwrap(tx.objectStore('meta')).put({ events: left.events, bytes: left.bytes }, 'left');
+    try {
+      await commitNow(tx);
+    } catch (err) {
+      held.reset();
+      throw err;
+    }
+    if (runs.length && this.db) {
+      // Only once their states are gone: a chunk record never goes before its state. If this never
+      // runs (a crash), open() deletes them.
+      const del = this.d.transaction('chunks', 'readwrite', { durability: 'relaxed' });
+      for (const r of runs) void del.store.delete(r).catch(() => undefined);
+      commitNow(del).catch(() => undefined);
+    }
   }
 
   async remove(events: OutboxEvent[]): Promise<void> {
@@ -545,12 +494,18 @@ export class IdbOutboxStore implements OutboxStore {
   }
 
   async stats(): Promise<OutboxStats> {
-    const s = (await this.d.get('meta', 'stats')) as OutboxStats | undefined;
-    return s ?? { events: 0, bytes: 0, lastId: 0 };
+    const tx = this.d.transaction('meta', 'readonly');
+    const [stats, left] = await Promise.all([tx.store.get('stats'), tx.store.get('left')]);
+    return netStats(stats as OutboxStats | undefined, left as Left | undefined);
   }
 
   async countThrough(maxId: number): Promise<number> {
     if (maxId <= 0) return 0;
+    // The draining tab knows of events still there without a transaction: flush() asks after every
+    // removal, and each read over these stores would hold up the drain's next write. Only "none left"
+    // needs the database. (A lower bound, which is all flush() asks: whether any is left.)
+    const known = this.held.liveThrough(maxId);
+    if (known > 0) return known;
     // Chunks whose events have all left are deleted, so these are the chunks with work left. One step,
     // committed at once: flush() asks after every removal, and a read over these stores holds up the
     // drain's next write until it ends. The gone lists that may matter are those of the chunks that can
@@ -582,6 +537,7 @@ export class IdbOutboxStore implements OutboxStore {
   }
 
   async close(): Promise<void> {
+    this.held.reset();
     this.ahead = undefined;
     this.readTo = -1;
     this.db?.close();
