@@ -20,7 +20,9 @@
  * row prints the CPU of every thread of the hub, this process and each
  * Chromium process over the timed replay (bench/lib/thread-census.ts).
  * With BROWSER_REPLAY_TRACE=DIR each row writes a Chrome trace of its timed
- * replay there (`bench/trace-top.ts` gives each thread's CPU by task);
+ * replay there (`bench/trace-top.ts` gives each thread's CPU by task;
+ * with BROWSER_REPLAY_TRACE_ALL=1 the trace is taken from the browser's
+ * session, so every Chromium process is in it, not only the page's);
  * BROWSER_REPLAY_CHROMIUM_ARGS adds switches to Chromium (bare pipe only).
  * Every row gives the hub's CPU per event (/proc), and a last row serves the
  * same events to a reader in this process (`ws`, the web client's window and
