@@ -20,7 +20,9 @@
  * row prints the CPU of every thread of the hub, this process and each
  * Chromium process over the timed replay (bench/lib/thread-census.ts).
  * With BROWSER_REPLAY_TRACE=DIR each row writes a Chrome trace of its timed
- * replay there (`bench/trace-top.ts` gives each thread's CPU by task);
+ * replay there (`bench/trace-top.ts` gives each thread's CPU by task;
+ * with BROWSER_REPLAY_TRACE_ALL=1 the trace is taken from the browser's
+ * session, so every Chromium process is in it, not only the page's);
  * BROWSER_REPLAY_CHROMIUM_ARGS adds switches to Chromium (bare pipe only).
  * Every row gives the hub's CPU per event (/proc), and a last row serves the
  * same events to a reader in this process (`ws`, the web client's window and
@@ -310,11 +312,13 @@ export async function runBrowserReplayBench(opts: { quick: boolean; only?: Form[
     // BROWSER_REPLAY_CREDIT=1048576,4194304: each form once per credit (bytes), in this run, for a same-run comparison.
     // BROWSER_REPLAY_TRACE=DIR: a Chrome trace of each timed replay (tasks with their thread CPU, `tdur`), for scratch analysis.
     const traceDir = process.env.BROWSER_REPLAY_TRACE;
+    // BROWSER_REPLAY_TRACE_ALL=1 (bare pipe): traced from the browser's session, so every process is in the trace.
+    const tracer: Pick<PageLike, 'send' | 'on'> = process.env.BROWSER_REPLAY_TRACE_ALL && raw ? raw.browser : cdp;
     const traceEvents: unknown[] = [];
     let traceComplete = (): void => undefined;
     if (traceDir) {
-      cdp.on('Tracing.dataCollected', (e) => void traceEvents.push(...(e.value as unknown[])));
-      cdp.on('Tracing.tracingComplete', () => traceComplete());
+      tracer.on('Tracing.dataCollected', (e) => void traceEvents.push(...(e.value as unknown[])));
+      tracer.on('Tracing.tracingComplete', () => traceComplete());
     }
     const credits: Array<number | undefined> = process.env.BROWSER_REPLAY_CREDIT ? process.env.BROWSER_REPLAY_CREDIT.split(',').map(Number) : [undefined];
     for (const creditBytes of credits)
@@ -343,7 +347,7 @@ export async function runBrowserReplayBench(opts: { quick: boolean; only?: Form[
         const traceDone = traceDir ? new Promise<void>((resolve) => (traceComplete = resolve)) : null;
         traceEvents.length = 0;
         if (traceDir) {
-          await cdp.send('Tracing.start', {
+          await tracer.send('Tracing.start', {
             transferMode: 'ReportEvents',
             traceConfig: { includedCategories: ['toplevel', 'v8', 'blink', 'devtools.timeline', 'disabled-by-default-devtools.timeline', 'mojom', 'ipc'] },
           });
@@ -363,7 +367,7 @@ export async function runBrowserReplayBench(opts: { quick: boolean; only?: Form[
         if (census0) console.log(`${SYSTEM_NAMES[form]} ${formatCensus(censusDiff(census0, censusSnapshot()), r.count)}`);
         const cpuSeconds = (await threadTime()) - cpuBefore;
         if (traceDir) {
-          await cdp.send('Tracing.end');
+          await tracer.send('Tracing.end');
           await traceDone;
           fs.mkdirSync(traceDir, { recursive: true });
           fs.writeFileSync(path.join(traceDir, `browser-replay-${form}-${Date.now()}.json`), JSON.stringify({ traceEvents }));

@@ -15,6 +15,8 @@ import type { Readable, Writable } from 'node:stream';
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const READY_TIMEOUT_MS = 10_000;
 const READY_POLL_MS = 50;
+/** Chromium features that load the omnibox popup's WebUI pages (see launchRawChromium). */
+const TOP_CHROME_WEBUI = ['WebUIOmniboxPopup', 'WebUIOmniboxFullPopup', 'WebUIOmniboxAimPopup'];
 
 type Handler = (params: Record<string, unknown>) => void;
 
@@ -29,12 +31,20 @@ export interface RawPage {
 export interface RawChromium {
   /** Opens `url` in a new page and waits for `window.tbReady`. */
   openTestPage(url: string): Promise<RawPage>;
+  /** The browser's own session (no target): tracing from here records every process, not only the page's. */
+  browser: Pick<RawPage, 'send' | 'on'>;
   close(): Promise<void>;
 }
 
 export function launchRawChromium(): RawChromium {
   const userDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tributary-raw-chromium-'));
   const args = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
+  // Chromium 156 in --headless still builds its browser UI's omnibox popups as WebUI pages
+  // (chrome://omnibox-popup.top-chrome/, its "AIM" variant) in a renderer of their own, and loads them
+  // seconds after start and again later: 0.2-0.4 s of CPU a load on this machine, inside the timed window
+  // (the "second renderer" of bench/README.md's censuses, 1-2 µs per replayed event). A page has no use
+  // for them. Chromium reads one --disable-features: BROWSER_REPLAY_CHROMIUM_ARGS that sets its own must list these too.
+  args.push(`--disable-features=${TOP_CHROME_WEBUI.join(',')}`);
   // BROWSER_REPLAY_CHROMIUM_ARGS: extra switches for experiments (e.g. --js-flags=--min-semi-space-size=16).
   args.push(...(process.env.BROWSER_REPLAY_CHROMIUM_ARGS ?? '').split(' ').filter(Boolean));
   const child = spawn(CHROMIUM, [...args, '--remote-debugging-pipe', `--user-data-dir=${userDir}`, 'about:blank'], { stdio: ['ignore', 'ignore', 'ignore', 'pipe', 'pipe'] });
@@ -72,16 +82,18 @@ export function launchRawChromium(): RawChromium {
       pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
       toBrowser.write(`${JSON.stringify({ id, method, params, sessionId })}\0`);
     });
+  const on = (sessionId: string, event: string, handler: Handler): void => {
+    const key = `${sessionId}:${event}`;
+    handlers.set(key, [...(handlers.get(key) ?? []), handler]);
+  };
   return {
+    browser: { send: (method, params) => send(method, params), on: (event, handler) => on('', event, handler) },
     async openTestPage(url) {
       const { targetId } = await send<{ targetId: string }>('Target.createTarget', { url });
       const { sessionId } = await send<{ sessionId: string }>('Target.attachToTarget', { targetId, flatten: true });
       const page: RawPage = {
         send: (method, params) => send(method, params, sessionId),
-        on(event, handler) {
-          const key = `${sessionId}:${event}`;
-          handlers.set(key, [...(handlers.get(key) ?? []), handler]);
-        },
+        on: (event, handler) => on(sessionId, event, handler),
         // tsx keeps function names with a __name helper that page code does not have: defined first.
         async evaluate(fn, arg) {
           const r = await send<{ result: { value: unknown }; exceptionDetails?: { exception?: { description?: string }; text: string } }>(
