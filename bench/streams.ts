@@ -9,6 +9,7 @@
  *   node --import tsx bench/streams.ts [--quick] [--only stateless|windowed]
  *   STREAMS_CPU_PROF=/tmp/prof node --import tsx bench/streams.ts --only stateless   # the app's CPU over the timed part
  *   node --import tsx bench/cpuprofile-top.ts /tmp/prof/bench-stateless.cpuprofile
+ *   STREAMS_HUB_CPU_PROF=/tmp/hubprof …   # the hub's main thread over each row's timed part (DIR/hub-<app>.cpuprofile)
  *   STREAMS_BENCH_EVENTS=N sets the input size.
  *   STREAMS_INSTANCES=1,2 (default): each row for 1 instance (this thread) and 2 (a worker thread each, bench/streams-instance.ts).
  *   STREAMS_WARM_UP=0: no untimed pass before each timed run.
@@ -173,6 +174,7 @@ async function timeApp(
   build(app);
   await app.start(); // internal topics created, partitions restored: the clock starts with the first fetch
   const prof = await startProfile();
+  const hubProf = startHubProfile(hub);
   const cpu = cpuMeter(hub);
   const thread0 = threadCpuUs();
   const elu0 = nodePerformance.eventLoopUtilization();
@@ -196,6 +198,7 @@ async function timeApp(
     ` (the app's thread's own: ${own.toFixed(1)} µs; its event loop busy ${pct(busy)} of the run, on a CPU ${pct(onCpu)}; all input processed at ${Math.round(processedMs)} ms, the last flush took ${Math.round(ms - processedMs)} ms; processing stopped ${m.outputWaits} times for output acks, ${Math.round(m.outputWaitMs)} ms in all)` +
     (before > 0 ? ` (${before} events processed before the clock started, not counted)` : '');
   await prof?.(id);
+  await hubProf?.(id);
   const produced = app.metrics().produced;
   await app.close();
   return { eventsPerSec: Math.round((timed / ms) * 1000), produced, ms: Math.round(ms), cpu: cpuNote, split };
@@ -276,6 +279,7 @@ async function timeInstances(
     });
   try {
     await Promise.all(workers.map(next)); // 'ready': loaded, connected, topology built
+    const hubProf = startHubProfile(hub);
     const cpu = cpuMeter(hub);
     const dones = workers.map(next);
     for (const w of workers) w.postMessage('go');
@@ -284,6 +288,7 @@ async function timeInstances(
     const ms = Math.max(...results.map((r) => r.t1)) - t0;
     const timed = results.reduce((a, r) => a + r.timed, 0);
     const split = cpu(timed);
+    await hubProf?.(id);
     const before = input.length - timed;
     const threads = results.map((r) => (r.threadCpuUs / timed).toFixed(1)).join(' + ');
     const busy = results.map((r) => `${pct(r.busy)} (on a CPU ${pct(r.threadCpuUs / ((r.t1 - r.t0) * 1000))})`).join(', ');
@@ -316,6 +321,34 @@ async function startProfile(): Promise<((id: string) => Promise<void>) | undefin
   };
 }
 
+/**
+ * STREAMS_HUB_CPU_PROF=DIR: the hub loads bench/lib/hub-window-profile.cjs,
+ * which profiles its main thread between two SIGUSR2; this sends the first
+ * and returns what sends the second and names the profile DIR/hub-<id>.cpuprofile.
+ */
+const HUB_PROF_DIR = process.env.STREAMS_HUB_CPU_PROF;
+let hubProfiles = 0;
+
+function hubProfileEnv(): Record<string, string> {
+  if (!HUB_PROF_DIR) return {};
+  fs.mkdirSync(HUB_PROF_DIR, { recursive: true });
+  const preload = fileURLToPath(new URL('./lib/hub-window-profile.cjs', import.meta.url));
+  return { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require ${preload}`.trim() };
+}
+
+function startHubProfile(hub: Hub): ((id: string) => Promise<void>) | undefined {
+  const dir = HUB_PROF_DIR;
+  const pid = hub.proc.pid;
+  if (!dir || pid === undefined) return undefined;
+  process.kill(pid, 'SIGUSR2');
+  return async (id) => {
+    const written = path.join(dir, `hub-${hubProfiles++}.cpuprofile`);
+    process.kill(pid, 'SIGUSR2');
+    await waitFor(() => fs.existsSync(written), 30_000, `hub profile ${written}`);
+    fs.renameSync(written, path.join(dir, `hub-${id}.cpuprofile`));
+  };
+}
+
 /** --only task: the task's processing alone, no hub (bench/streams-task.ts). */
 async function taskRows(n: number): Promise<StreamsBenchRow[]> {
   const input = benchInput(n);
@@ -341,7 +374,7 @@ export async function runStreamsBench(opts: { quick: boolean; only?: string }): 
   const n = Number(process.env.STREAMS_BENCH_EVENTS) || (opts.quick ? 50_000 : 200_000);
   if (opts.only === 'task') return taskRows(n);
   const rows: StreamsBenchRow[] = [];
-  const hub = await startHub({ args: ['--topic-fsync', 'always'] });
+  const hub = await startHub({ args: ['--topic-fsync', 'always'], env: hubProfileEnv() });
   const client = createClient({ url: hub.wsUrl, outbox: 'memory', name: 'streams-bench', maxInFlightBatches: 8 });
   try {
     await createTopic(hub.url, 'in', PARTITIONS);

@@ -126,10 +126,13 @@ export class Connection implements GroupMemberSink {
     return !this.closed && this.pausedSinceMs === 0 && this.buffered() < this.settings.sendHighWaterBytes;
   }
 
+  /**
+   * One part too goes through encodeRecordsFrame (one exact-size buffer, one copy): cbor-x's encoder grew its
+   * buffer to 4x a ~1 MB frame and copied it on the way, ~40% of the hub's main thread while it served a
+   * stream app's replay (bench/streams.ts with STREAMS_HUB_CPU_PROF).
+   */
   records(subId: number, topic: string, partition: number, parts: readonly Uint8Array[], size: number, highWatermark: number): void {
-    this.enqueue(
-      parts.length === 1 ? encodeCbor({ t: 'records', sub: subId, topic, p: partition, b: parts[0], hw: highWatermark }) : encodeRecordsFrame(subId, topic, partition, parts, size, highWatermark),
-    );
+    this.enqueue(encodeRecordsFrame(subId, topic, partition, parts, size, highWatermark));
   }
 
   error(subId: number, err: TributaryError, partition?: number): void {
