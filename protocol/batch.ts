@@ -192,7 +192,9 @@ export function writeBatchHeader(buf: Uint8Array, h: HeaderFields, producerId: s
   writeInt64(buf, O_BASE_OFFSET, h.baseOffset);
   writeUint32(buf, O_LENGTH, h.total - LENGTH_FIELD_END);
   buf[O_MAGIC] = BATCH_MAGIC;
-  // attributes stay 0
+  // Attributes 0, written: the buffer may be reused, not zeroed (web-client/outbox-batch-pool.ts).
+  buf[O_ATTRIBUTES] = 0;
+  buf[O_ATTRIBUTES + 1] = 0;
   writeUint32(buf, O_COUNT, h.count);
   writeUint32(buf, O_LAST_OFFSET_DELTA, h.lastOffsetDelta);
   writeInt64(buf, O_FIRST_TS, h.firstTimestamp);

@@ -42,7 +42,8 @@ import type { Connection } from './connection.ts';
 import { ClientError } from './errors.ts';
 import { encodeOutboxBatch } from './event-input.ts';
 import { addSkips, wireSequence, type OutboxEvent, type OutboxStore } from './outbox.ts';
-import { batchFrame, frameRoom, hasFrameRoom, isChunk, isSegment, segmentFrame, type Chunk, type Segment } from './outbox-segment.ts';
+import { isChunk, isSegment, type Chunk, type Segment } from './outbox-segment.ts';
+import { batchFrame, frameRoom, hasFrameRoom, segmentFrame } from './outbox-frame.ts';
 import { BatchAck, FRAME_SLACK_BYTES, countOf, takeBatch, type Item, type Lane } from './outbox-lane.ts';
 import type { AckInfo, ProducerSink } from './producer.ts';
 

@@ -22,6 +22,8 @@ import {
   type Positions,
 } from './outbox.ts';
 import { CHUNK_MAX_EVENTS, Chunk, isSegment, sealChunk, segmentEvents, type SealLimits, type Segment, type SegmentStore } from './outbox-segment.ts';
+import { giveBatchBuffer } from './outbox-batch-pool.ts';
+import { isRouted, PART_FULL, RoutedChunk, UNROUTED, type RouteHint } from './outbox-routed-chunk.ts';
 import { assertTopicName, type Crc32c } from '../protocol/index.ts';
 import type { SendEvent } from './event-input.ts';
 
@@ -35,9 +37,12 @@ interface MemoryState {
   stats: OutboxStats;
   positions: Map<string, Positions>;
   skips: Record<string, number[]>;
+  /** topic → the partition count and batch limits its last chunk was sealed with (routed staging writes for them). */
+  hints: Map<string, RouteHint>;
 }
 
 const states = new Map<string, MemoryState>();
+const EMPTY = new Uint8Array(0);
 
 /**
  * Events of a sendMany that did not fit yet (`MemoryOutboxStore.stageEvents`):
@@ -52,7 +57,12 @@ export interface StagedEvents {
   at: number;
   /** Events not moved in yet. */
   left: number;
+  /** The chunks are RoutedChunks, each moved in whole. */
+  routed?: boolean;
 }
+
+/** Routed staging only where a chunk may hold at least this many events (a quarter of the outbox's bound). */
+const ROUTED_MIN_EVENTS = 256;
 
 /** Bodies a staging chunk starts with per event (it grows if they are larger). */
 const STAGED_BODY_GUESS = 128;
@@ -66,7 +76,7 @@ export class MemoryOutboxStore implements OutboxStore, SegmentStore {
   constructor(readonly name = 'default') {
     let s = states.get(name);
     if (!s) {
-      s = { producerId: newProducerId(), chunks: [], failed: [], seqs: new Map(), stats: { events: 0, bytes: 0, lastId: 0 }, positions: new Map(), skips: {} };
+      s = { producerId: newProducerId(), chunks: [], failed: [], seqs: new Map(), stats: { events: 0, bytes: 0, lastId: 0 }, positions: new Map(), skips: {}, hints: new Map() };
       states.set(name, s);
     }
     this.s = s;
@@ -83,7 +93,7 @@ export class MemoryOutboxStore implements OutboxStore, SegmentStore {
     for (const e of out) {
       if (!e) break;
       // Events join the open chunk of their topic and subject; the chunk's ids stay dense.
-      if (!open || open.sealed || open.topic !== e.topic || open.sub !== e.sub || open.count >= CHUNK_MAX_EVENTS || open.lastId + 1 !== e.id) {
+      if (!open || open.sealed || open.routed || open.topic !== e.topic || open.sub !== e.sub || open.count >= CHUNK_MAX_EVENTS || open.lastId + 1 !== e.id) {
         open = new Chunk(e.topic, e.sub, e.id);
         chunks.push(open);
       }
@@ -111,7 +121,7 @@ export class MemoryOutboxStore implements OutboxStore, SegmentStore {
     let i = from;
     try {
       for (; i < to; i++) {
-        if (!open || open.sealed || open.topic !== topic || open.sub !== sub || open.count >= CHUNK_MAX_EVENTS || open.lastId !== stats.lastId) {
+        if (!open || open.sealed || open.routed || open.topic !== topic || open.sub !== sub || open.count >= CHUNK_MAX_EVENTS || open.lastId !== stats.lastId) {
           // Only a full chunk sizes the next: a trickle of sends keeps its chunks small.
           open = new Chunk(topic, sub, stats.lastId + 1, open && open.count >= CHUNK_MAX_EVENTS ? open.bodyBytes : 0);
           chunks.push(open);
@@ -147,7 +157,12 @@ export class MemoryOutboxStore implements OutboxStore, SegmentStore {
    * event is checked and written once. Throws what `appendEvents` throws for
    * the first invalid event (nothing staged is kept then).
    */
-  stageEvents(topic: string, sub: string, events: ArrayLike<SendEvent>, from: number, to: number, now: number, maxEventBytes: number): StagedEvents {
+  stageEvents(topic: string, sub: string, events: ArrayLike<SendEvent>, from: number, to: number, now: number, maxEventBytes: number, bounds?: OutboxBounds): StagedEvents {
+    const hint = this.s.hints.get(topic);
+    if (hint && bounds) {
+      const routed = this.stageRouted(topic, sub, events, from, to, now, maxEventBytes, bounds, hint);
+      if (routed) return routed;
+    }
     const staged: StagedEvents = { topic, sub, chunks: [], at: 0, left: to - from };
     let c: Chunk | undefined;
     for (let i = from; i < to; i++) {
@@ -158,6 +173,50 @@ export class MemoryOutboxStore implements OutboxStore, SegmentStore {
       c.commit(c.write(events[i], now, maxEventBytes));
     }
     return staged;
+  }
+
+  /**
+   * `stageEvents` into RoutedChunks (each record written once, into its
+   * partition's batch), each at most a quarter of the bounds so that it
+   * fits whole once the outbox has drained that far. Undefined when an event
+   * has neither key nor partition (its partition follows its id).
+   */
+  private stageRouted(
+    topic: string,
+    sub: string,
+    events: ArrayLike<SendEvent>,
+    from: number,
+    to: number,
+    now: number,
+    maxEventBytes: number,
+    bounds: OutboxBounds,
+    hint: RouteHint,
+  ): StagedEvents | undefined {
+    const maxEvents = Math.min(CHUNK_MAX_EVENTS, Math.floor(bounds.maxEvents / 4));
+    const maxBytes = Math.floor(bounds.maxBytes / 4);
+    if (maxEvents < ROUTED_MIN_EVENTS) return undefined;
+    const chunks: RoutedChunk[] = [];
+    const giveUp = (): undefined => {
+      for (const c of chunks) c.release();
+      return undefined;
+    };
+    let c: RoutedChunk | undefined;
+    try {
+      for (let i = from; i < to;) {
+        if (!c) chunks.push((c = new RoutedChunk(topic, sub, 0, hint, this.s.producerId, maxEvents, maxBytes)));
+        const r = c.writeRouted(events[i], now, maxEventBytes);
+        if (r === UNROUTED || (r === PART_FULL && c.count === 0)) return giveUp();
+        if (r === PART_FULL) c = undefined;
+        else {
+          c.commit(r);
+          i++;
+        }
+      }
+    } catch (err) {
+      giveUp();
+      throw err;
+    }
+    return { topic, sub, chunks, at: 0, left: to - from, routed: true };
   }
 
   /**
@@ -173,6 +232,22 @@ export class MemoryOutboxStore implements OutboxStore, SegmentStore {
     const stats = this.s.stats;
     const chunks = this.s.chunks;
     let moved = 0;
+    if (staged.routed) {
+      // Whole chunks: ids the next ones, nothing copied.
+      while (staged.left > 0) {
+        const c = staged.chunks[0];
+        if (stats.events + c.count > bounds.maxEvents || stats.bytes + c.bytes > bounds.maxBytes) break;
+        c.id = stats.lastId + 1;
+        chunks.push(c);
+        stats.events += c.count;
+        stats.bytes += c.bytes;
+        stats.lastId += c.count;
+        moved += c.count;
+        staged.left -= c.count;
+        staged.chunks.shift();
+      }
+      return moved;
+    }
     while (staged.left > 0) {
       const src = staged.chunks[0];
       const a = staged.at;
@@ -184,7 +259,7 @@ export class MemoryOutboxStore implements OutboxStore, SegmentStore {
       if (k === 0) break;
       let open = chunks[chunks.length - 1];
       const bodyFrom = src.bodyStart(a);
-      if (!open || open.sealed || open.topic !== staged.topic || open.sub !== staged.sub || open.count >= CHUNK_MAX_EVENTS || open.lastId !== stats.lastId) {
+      if (!open || open.sealed || open.routed || open.topic !== staged.topic || open.sub !== staged.sub || open.count >= CHUNK_MAX_EVENTS || open.lastId !== stats.lastId) {
         open = new Chunk(staged.topic, staged.sub, stats.lastId + 1, Math.max(src.bodyBytes, 1));
         chunks.push(open);
       }
@@ -254,8 +329,15 @@ export class MemoryOutboxStore implements OutboxStore, SegmentStore {
     if (chunk.sealed || chunk.live === 0) return;
     let next = this.s.seqs.get(chunk.topic);
     if (!next) this.s.seqs.set(chunk.topic, (next = []));
-    chunk.sealed = sealChunk(chunk, partitions, next, this.s.producerId, limits, crc);
-    chunk.dropBodies();
+    if (isRouted(chunk)) chunk.sealed = chunk.sealRouted(partitions, next, limits, crc) ?? chunk.reroute(partitions, next, limits, crc);
+    else {
+      chunk.sealed = sealChunk(chunk, partitions, next, this.s.producerId, limits, crc);
+      chunk.dropBodies();
+    }
+    const hint = this.s.hints.get(chunk.topic);
+    if (!hint || hint.partitions !== partitions || hint.limits.maxRecords !== limits.maxRecords || hint.limits.maxBytes !== limits.maxBytes) {
+      this.s.hints.set(chunk.topic, { partitions, limits: { maxRecords: limits.maxRecords, maxBytes: limits.maxBytes } });
+    }
   }
 
   splitSegment(seg: Segment): OutboxEvent[] {
@@ -302,6 +384,12 @@ export class MemoryOutboxStore implements OutboxStore, SegmentStore {
     this.s.stats.events -= n;
     this.s.stats.bytes -= item.bytes;
     if (chunk.live === 0) this.drop(chunk);
+    if (isSegment(item) && item.pooled) {
+      // Acked and gone (or failed whole): its buffer serves a later batch.
+      item.pooled = false;
+      giveBatchBuffer(item.batch);
+      item.batch = EMPTY;
+    }
     return true;
   }
 
@@ -336,6 +424,7 @@ export class MemoryOutboxStore implements OutboxStore, SegmentStore {
         this.s.stats.bytes -= it.bytes;
         it.live = 0;
         this.drop(it);
+        if (isRouted(it)) it.release();
       } else if (this.take(it)) present.push(it);
     }
     for (const e of present) this.s.failed.push(failedEvent(e, code, message, now));

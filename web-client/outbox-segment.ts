@@ -45,6 +45,8 @@ import {
   type WireRecord,
 } from '../protocol/index.ts';
 import { ClientError } from './errors.ts';
+import { takeBatchBuffer } from './outbox-batch-pool.ts';
+import { frameRoom } from './outbox-frame.ts';
 import {
   boundBytes,
   checkFitsFrame,
@@ -72,7 +74,7 @@ const ROUTE_KEYED = -2;
 const KEY_HASH_CACHE_MAX = 10_000;
 const keyHashes = new Map<string, number>();
 
-function keyHash(k: string | Uint8Array): number {
+export function keyHash(k: string | Uint8Array): number {
   if (typeof k !== 'string') return murmur2(k) & 0x7fffffff;
   let h = keyHashes.get(k);
   if (h === undefined) {
@@ -99,6 +101,8 @@ const EMPTY_I32 = new Int32Array(0);
 /** Events of one topic and subject, appended in id order, not yet assigned partitions. */
 export class Chunk {
   readonly kind = 'chunk';
+  /** Written at the call into its partitions' batches (outbox-routed-chunk.ts): not written into as a plain chunk. */
+  readonly routed: boolean = false;
   count = 0;
   /** Events of the chunk still in the outbox (not acked, not failed). */
   live = 0;
@@ -117,8 +121,8 @@ export class Chunk {
   constructor(
     readonly topic: string,
     readonly sub: string,
-    /** Id of the first event. */
-    readonly id: number,
+    /** Id of the first event (set once, before the chunk joins an outbox: a staged routed chunk's when it moves in). */
+    public id: number,
     /**
      * Body bytes the full chunk before held (0: none): a burst's chunks are
      * alike, so the next one starts at its size instead of doubling its way
@@ -126,6 +130,14 @@ export class Chunk {
      */
     bodyBytesHint = 0,
   ) {
+    if (bodyBytesHint < 0) {
+      // A chunk that keeps its events elsewhere (outbox-routed-chunk.ts).
+      this.buf = EMPTY;
+      this.ends = this.sizes = EMPTY_U32;
+      this.ts = EMPTY_F64;
+      this.route = this.hash = EMPTY_I32;
+      return;
+    }
     const want = Math.max(64 * 1024, Math.ceil(bodyBytesHint * 1.125));
     const spare = bodyBytesHint > 0 ? spares.pop() : undefined;
     if (spare && spare.buf.length >= want) {
@@ -339,6 +351,8 @@ export interface Segment {
    * segment is then sent without copying the batch into a frame.
    */
   room?: number;
+  /** The batch's buffer came from outbox-batch-pool.ts: its store hands it back once the segment is removed. */
+  pooled?: boolean;
   /** The chunk it came from (its store drops the chunk once every segment of it is gone). */
   chunk: Chunk;
 }
@@ -374,7 +388,7 @@ export interface SegmentStore {
    */
   appendEvents?(topic: string, sub: string, events: ArrayLike<SendEvent>, from: number, to: number, now: number, bounds: { maxEvents: number; maxBytes: number }, rest?: (n: number) => void): number;
   /** The part of a sendMany that waits for room: checked and encoded once, outside the outbox; appendStaged moves in what fits, in order, and says how many. */
-  stageEvents?(topic: string, sub: string, events: ArrayLike<SendEvent>, from: number, to: number, now: number, maxEventBytes: number): StagedEvents;
+  stageEvents?(topic: string, sub: string, events: ArrayLike<SendEvent>, from: number, to: number, now: number, maxEventBytes: number, bounds?: { maxEvents: number; maxBytes: number }): StagedEvents;
   appendStaged?(staged: StagedEvents, bounds: { maxEvents: number; maxBytes: number }): number;
   /** Removes acked segments and events (absent ones are ignored). */
   removeItems(items: Array<Segment | OutboxEvent>): void;
@@ -452,7 +466,8 @@ function encodeSegment(chunk: Chunk, idx: Int32Array, p: number, seq: number, to
   let maxTs = firstTs;
   for (let k = 1; k < count; k++) if (chunk.ts[idx[k]] > maxTs) maxTs = chunk.ts[idx[k]];
   const room = frameRoom(chunk.topic);
-  const buf = new Uint8Array(room + total).subarray(room);
+  // Not zeroed: every byte of the batch is written below, and the frame's fields before it when sent.
+  const buf = takeBatchBuffer(room + total).subarray(room, room + total);
   let pos = writeBatchHeader(
     buf,
     { total, count, lastOffsetDelta: count - 1, firstTimestamp: firstTs, maxTimestamp: maxTs, lastSequenceDelta: count - 1, baseSequence: seq, baseOffset: 0, appendTime: -1 },
@@ -490,7 +505,7 @@ function encodeSegment(chunk: Chunk, idx: Int32Array, p: number, seq: number, to
   }
   if (pos !== total) throw new Error(`segment size mismatch: wrote ${pos} of ${total}`);
   writeUint32(buf, O_CRC, crc(buf, CRC_START, total));
-  return { kind: 'segment', topic: chunk.topic, sub: chunk.sub, p, seq, count, bytes, ids, sizes, batch: buf, chunk, room };
+  return { kind: 'segment', topic: chunk.topic, sub: chunk.sub, p, seq, count, bytes, ids, sizes, batch: buf, chunk, room, pooled: true };
 }
 
 /** A segment as single events (assigned: partition and sequences kept), records read back from its batch. */
@@ -507,93 +522,4 @@ export function segmentEvents(s: Segment): OutboxEvent[] {
     out[k] = { id: s.ids[k], topic: s.topic, p: s.p, seq: s.seq + k, sub: s.sub, rec, bytes: s.sizes[k] };
   }
   return out;
-}
-
-/** The produce frame's fields before its batch's bytes, at most (`segmentFrame`): 46 bytes, the topic's, and its length's up to 3. */
-export function frameRoom(topic: string): number {
-  return 64 + utf8Length(topic);
-}
-
-/** Whether `segmentFrame` can write a produce frame of this segment to `topic` in its room. */
-export function hasFrameRoom(seg: Segment, topic: string): boolean {
-  return (seg.room ?? 0) >= frameRoom(topic);
-}
-
-const FRAME_KEYS = {
-  t: utf8('t'),
-  produce: utf8('produce'),
-  topic: utf8('topic'),
-  id: utf8('id'),
-  batches: utf8('batches'),
-  p: utf8('p'),
-  b: utf8('b'),
-};
-
-/**
- * A produce request of this one segment, `{t: 'produce', topic, id,
- * batches: [{p, b}]}` in CBOR, written into the segment's room right before
- * its batch: the frame is a view of the segment's buffer, the batch not
- * copied (`hasFrameRoom` says whether it can). A resend writes the fields
- * again (another id) over the same bytes.
- */
-export function segmentFrame(seg: Segment, topic: string, p: number, id: number): Uint8Array {
-  return batchFrame(seg.batch, seg.room ?? 0, topic, p, id);
-}
-
-/**
- * `segmentFrame` of any batch with `room` bytes of its own before it in its
- * buffer (`encodeOutboxBatch`'s room: at least `frameRoom(topic)`).
- */
-export function batchFrame(batch: Uint8Array, room: number, topic: string, p: number, id: number): Uint8Array {
-  const topicBytes = utf8(topic);
-  const head = new Uint8Array(64 + topicBytes.length);
-  let pos = 0;
-  head[pos++] = 0xa4; // map of 4
-  pos = cborText(head, pos, FRAME_KEYS.t);
-  pos = cborText(head, pos, FRAME_KEYS.produce);
-  pos = cborText(head, pos, FRAME_KEYS.topic);
-  pos = cborText(head, pos, topicBytes);
-  pos = cborText(head, pos, FRAME_KEYS.id);
-  pos = cborHead(head, pos, 0, id);
-  pos = cborText(head, pos, FRAME_KEYS.batches);
-  head[pos++] = 0x81; // array of 1
-  head[pos++] = 0xa2; // map of 2
-  pos = cborText(head, pos, FRAME_KEYS.p);
-  pos = cborHead(head, pos, 0, p);
-  pos = cborText(head, pos, FRAME_KEYS.b);
-  pos = cborHead(head, pos, 2, batch.length);
-  if (pos > room) throw new Error(`a produce frame's fields need ${pos} bytes before the batch, the segment has ${room}`);
-  const frame = new Uint8Array(batch.buffer, batch.byteOffset - pos, pos + batch.length);
-  frame.set(head.subarray(0, pos));
-  return frame;
-}
-
-/** A CBOR head: major type and argument (a length below 2^32, or an unsigned integer below 2^53). */
-function cborHead(buf: Uint8Array, pos: number, major: number, n: number): number {
-  const m = major << 5;
-  if (n < 24) buf[pos++] = m | n;
-  else if (n < 0x100) {
-    buf[pos++] = m | 24;
-    buf[pos++] = n;
-  } else if (n < 0x10000) {
-    buf[pos++] = m | 25;
-    buf[pos++] = n >>> 8;
-    buf[pos++] = n & 0xff;
-  } else if (n < 0x100000000) {
-    buf[pos++] = m | 26;
-    writeUint32(buf, pos, n);
-    pos += 4;
-  } else {
-    // As cbor-x writes integers from 2^32 on (decoders give a number back, not a bigint): a float64.
-    buf[pos++] = 0xfb;
-    new DataView(buf.buffer, buf.byteOffset).setFloat64(pos, n);
-    pos += 8;
-  }
-  return pos;
-}
-
-function cborText(buf: Uint8Array, pos: number, text: Uint8Array): number {
-  pos = cborHead(buf, pos, 3, text.length);
-  buf.set(text, pos);
-  return pos + text.length;
 }

@@ -289,7 +289,7 @@ export class Producer {
       const segments = this.o.store.segments!;
       direct = segments.appendEvents!(topic, sub, events, 0, events.length, now, this.o.bounds, (n) => {
         // Encoded once, into staging chunks, where the store offers them; else checked now and written later.
-        if (segments.stageEvents) staged = segments.stageEvents(topic, sub, events, n, events.length, now, this.o.bounds.maxBytes);
+        if (segments.stageEvents) staged = segments.stageEvents(topic, sub, events, n, events.length, now, this.o.bounds.maxBytes, this.o.bounds);
         else checkEvents(events, n, events.length, now, this.o.bounds.maxBytes);
         short = true;
       });

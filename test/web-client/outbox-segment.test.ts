@@ -9,7 +9,8 @@
 import { describe, expect, it } from 'vitest';
 import { crc32c, decodeBatch, decodeCbor, encodeCbor, LIMITS } from '../../protocol/index.ts';
 import { encodeOutboxBatch, toOutboxRecord } from '../../web-client/event-input.ts';
-import { batchFrame, Chunk, frameRoom, hasFrameRoom, sealChunk, segmentFrame, type Segment } from '../../web-client/outbox-segment.ts';
+import { Chunk, sealChunk, type Segment } from '../../web-client/outbox-segment.ts';
+import { batchFrame, frameRoom, hasFrameRoom, segmentFrame } from '../../web-client/outbox-frame.ts';
 
 const NOW = 1_700_000_000_000;
 
