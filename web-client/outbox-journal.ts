@@ -211,11 +211,45 @@ export class AppendCursor {
   left: number;
   private topic = '';
   private sub = '';
+  private readonly vr: VarintRead = { value: 0, pos: 0 };
+  private readonly keys: Array<CachedKey | undefined> = new Array<CachedKey | undefined>(KEY_CACHE_SLOTS);
 
   constructor(payload: Uint8Array) {
     if (payload[0] !== KIND_APPEND) throw new Error('not an append entry');
     this.r = new Reader(payload, 1);
     this.left = this.r.uv();
+  }
+
+  /**
+   * The wire record of a record body: a string key without headers (nearly
+   * every event) read here with the key from the cache; anything else by
+   * decodeRecordBody.
+   */
+  private record(body: Uint8Array): WireRecord {
+    const end = body.length;
+    const attr = body[0];
+    // A string key, a value, and the header count 0 as the last byte.
+    if (((attr >> 3) & 3) === 1 && (attr & 4) === 0 && body[end - 1] === 0) {
+      const vr = this.vr;
+      readUvarint(body, 1, end, vr);
+      const keyAt = vr.pos;
+      const keyEnd = keyAt + vr.value;
+      if (keyAt > 0 && keyEnd < end) {
+        readUvarint(body, keyEnd, end, vr);
+        if (vr.pos > 0 && vr.pos + vr.value === end - 1) {
+          const rec: WireRecord = { v: body.subarray(vr.pos, end - 1), k: cachedKey(body, keyAt, keyEnd, this.keys) };
+          if ((attr & 3) !== 0) rec.e = (attr & 3) as WireRecord['e'];
+          return rec;
+        }
+      }
+    }
+    const parts = decodeRecordBody(body);
+    if (!parts) throw new Error('journal entry holds a malformed record body');
+    const rec: WireRecord = { v: parts.value };
+    if (parts.key !== null) rec.k = parts.key;
+    if (parts.encoding !== 0) rec.e = parts.encoding;
+    if (parts.headers.length) rec.h = parts.headers;
+    return rec;
   }
 
   next(): OutboxEvent {
@@ -233,18 +267,47 @@ export class AppendCursor {
     if (sl) this.sub = r.str(sl - 1);
     const explicit = r.uv();
     const body = r.view(r.uv());
-    const parts = decodeRecordBody(body);
-    if (!parts) throw new Error('journal entry holds a malformed record body');
-    const rec: WireRecord = { v: parts.value };
-    if (parts.key !== null) rec.k = parts.key;
-    if (parts.encoding !== 0) rec.e = parts.encoding;
-    if (parts.headers.length) rec.h = parts.headers;
+    const rec = this.record(body);
     rec.ts = ts;
     if (explicit) rec.p = explicit - 1;
     const e: OutboxEvent = { id, topic: this.topic, seq, sub: this.sub, rec, bytes, body };
     if (p2) e.p = p2 - 2;
     return e;
   }
+}
+
+/** Slots of AppendCursor's cache of decoded string keys (keys repeat: users, devices, orders). */
+const KEY_CACHE_SLOTS = 256;
+/** Keys longer than this are decoded each time. */
+const KEY_CACHE_MAX_BYTES = 64;
+
+/** A string key's bytes and its text, for AppendCursor's cache. */
+interface CachedKey {
+  bytes: Uint8Array;
+  text: string;
+}
+
+/** The string of a UTF-8 key, from `cache` when its bytes were seen before (no view and no decode per event). */
+function cachedKey(b: Uint8Array, start: number, end: number, cache: Array<CachedKey | undefined>): string {
+  const n = end - start;
+  if (n > KEY_CACHE_MAX_BYTES) return textDecoder.decode(b.subarray(start, end));
+  let h = n;
+  for (let i = start; i < end; i++) h = (Math.imul(h, 31) + b[i]) | 0;
+  const slot = (h >>> 0) % KEY_CACHE_SLOTS;
+  const c = cache[slot];
+  if (c && c.bytes.length === n) {
+    let same = true;
+    for (let i = 0; i < n; i++)
+      if (c.bytes[i] !== b[start + i]) {
+        same = false;
+        break;
+      }
+    if (same) return c.text;
+  }
+  const bytes = b.slice(start, end);
+  const text = textDecoder.decode(bytes);
+  cache[slot] = { bytes, text };
+  return text;
 }
 
 /** Bytes before an append group's first event: header, kind, and room for the count's uvarint. */
