@@ -270,9 +270,9 @@ export class AppendCursor {
     const rec = this.record(body);
     rec.ts = ts;
     if (explicit) rec.p = explicit - 1;
-    const e: OutboxEvent = { id, topic: this.topic, seq, sub: this.sub, rec, bytes, body };
-    if (p2) e.p = p2 - 2;
-    return e;
+    // The shape of the producer's entries (p before seq), so the drain's code sees one kind of event object.
+    if (p2) return { id, topic: this.topic, p: p2 - 2, seq, sub: this.sub, rec, bytes, body };
+    return { id, topic: this.topic, seq, sub: this.sub, rec, bytes, body };
   }
 }
 
