@@ -317,7 +317,7 @@ export async function runOutboxBench(opts: { quick: boolean; chromiumOnly?: bool
         scenario: 'outbox',
         system: 'web-client node file outbox: enqueue',
         eventsPerSec: n / (enqMs / 1000),
-        notes: `${n} sends in one burst; journal append + fdatasync per group commit of up to 5,000; the send() calls took ${Math.round(callsMs)} ms of ${Math.round(enqMs)}; client CPU ${cpuPerEvent(enqCpu, n)} µs/event`,
+        notes: `${n} sends in one burst, each encoded at the call into the journal group being gathered (one promise per group); one writev + fdatasync per write; the send() calls took ${Math.round(callsMs)} ms of ${Math.round(enqMs)}; client CPU ${cpuPerEvent(enqCpu, n)} µs/event`,
       });
       // The clock starts once the client is connected again: the drain, not the reconnect backoff (up to
       // 200 ms here, a large share of 20,000 events' drain), is what the row measures.

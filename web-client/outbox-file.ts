@@ -22,6 +22,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { crc32c as portableCrc32c, decodeCbor, encodeCbor, type Crc32c } from '../protocol/index.ts';
 import { ClientError } from './errors.ts';
+import { ioError, restOf, SeqKeys, takeLock, type Group, type Request, type Write } from './outbox-file-io.ts';
 import {
   addSkips,
   failedEvent,
@@ -36,115 +37,41 @@ import {
   type OutboxStore,
   type Positions,
 } from './outbox.ts';
-import { decodeBinaryEntry, encodeAppend, encodeAssign, encodeRemove, framePayload, isBinaryEntry, ENTRY_HEADER_BYTES, type BinaryEntry } from './outbox-journal.ts';
+import { toOutboxRecord, type SendEvent } from './event-input.ts';
+import {
+  AppendCursor,
+  AppendGroup,
+  decodeBinaryEntry,
+  type Entry,
+  encodeAppend,
+  encodeAssign,
+  encodeRemove,
+  framePayload,
+  isBinaryEntry,
+  ENTRY_HEADER_BYTES,
+  type BinaryEntry,
+} from './outbox-journal.ts';
 import { EventLog } from './outbox-log.ts';
 import { batchCrc32c } from './runtime.ts';
-
-/**
- * Journal entries. Format 2 (`v: 2` in the snapshot) numbers events per
- * (producer, partition) through `as` entries; a journal without it was
- * written by an older client (sequences per topic, records form): its
- * producer id becomes `lpid`, for its events without `p`, and a new one is
- * made for the batch form.
- */
-type Entry =
-  | {
-      o: 'snap';
-      v?: 2;
-      pid: string;
-      lpid?: string;
-      /** Format 1: topic → next sequence; format 2: topic/partition → next sequence. */
-      seqs: Record<string, number>;
-      lastId: number;
-      events: OutboxEvent[];
-      failed: FailedEvent[];
-      positions: Record<string, Positions>;
-      skips?: Record<string, number[]>;
-    }
-  | { o: 'a'; ev: OutboxEvent[] }
-  | { o: 'as'; ids: number[]; ps: number[]; ss: number[] }
-  | { o: 'd'; ids: number[] }
-  | { o: 'f'; ids: number[]; code: string; message: string; at: number }
-  | { o: 'fc' }
-  | { o: 'pos'; name: string; positions: Positions };
 
 /** Compact when the journal exceeds this and is 4× the live data. */
 const COMPACT_MIN_BYTES = 1024 * 1024;
 /** On close the bar is lower: nothing waits for the rewrite. */
 const COMPACT_ON_CLOSE_BYTES = 64 * 1024;
 
-function ioError(err: unknown): ClientError {
-  if (err instanceof ClientError) return err;
-  const code = (err as NodeJS.ErrnoException | null)?.code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') return new ClientError('OUTBOX_QUOTA', `outbox file: no space left (${code})`, { cause: err });
-  return new ClientError('OUTBOX_STORAGE', `outbox file: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-}
-
-/** What a journal write does: its framed entry (null: nothing to write), what it changes once on disk, its answer. */
-interface Write<T> {
-  bytes: Uint8Array | null;
-  apply?: () => void;
-  result: () => T;
-}
-
-/**
- * What the earlier writes of one journal group take, before any of them is
- * on disk (they are applied only after the group's fdatasync): the later
- * ones number from there.
- */
-interface Group {
-  /** Counts and last id with the group's appends so far. */
-  st: OutboxStats;
-  /** `topic/partition` → next sequence, for the group's assignments so far. */
-  next: Record<string, number>;
-  /** Ids the group's assignments so far have numbered. */
-  assigned: Set<number>;
-}
-
-/** One store call waiting for the journal. */
-interface Request {
-  make: (g: Group) => Write<unknown>;
-  resolve: (v: unknown) => void;
-  reject: (err: unknown) => void;
-}
-
 /** Store calls merged into one journal write at most (bounds the write's size with appends of 5,000 events). */
 const GROUP_MAX_REQUESTS = 64;
 
-/** `topic/partition` keys of a run of events (mostly of one topic): built once per partition, not per event. */
-class SeqKeys {
-  private topic = '';
-  private keys: string[] = [];
+/** Events of send()'s direct path per journal group at most (bounds its buffer; the groups queued behind share a writev). */
+const DIRECT_GROUP_MAX_EVENTS = 8_192;
 
-  of(topic: string, p: number): string {
-    if (topic !== this.topic) {
-      this.topic = topic;
-      this.keys = [];
-    }
-    return (this.keys[p] ??= `${topic}/${p}`);
-  }
-}
-
-/** `bufs` without its first `skip` bytes (views, no copy). */
-function restOf(bufs: Uint8Array[], skip: number): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  for (const b of bufs) {
-    if (skip >= b.length) skip -= b.length;
-    else {
-      out.push(skip ? b.subarray(skip) : b);
-      skip = 0;
-    }
-  }
-  return out;
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+/** send() calls written straight into one journal append entry; `done` settles once it is on disk (one promise for all). */
+interface DirectGroup {
+  g: AppendGroup;
+  firstId: number;
+  count: number;
+  bytes: number;
+  done: Promise<void>;
 }
 
 export class FileOutboxStore implements OutboxStore {
@@ -166,6 +93,14 @@ export class FileOutboxStore implements OutboxStore {
   /** Store calls waiting for the journal, in call order; `writing` while a group is on its way to disk. */
   private queue: Request[] = [];
   private writing = false;
+  /** The direct path's group still taking events, if any. */
+  private group?: DirectGroup;
+  /** The direct path's groups not on disk yet (counted against the bounds) and the last id it handed out. */
+  private direct = { events: 0, bytes: 0, lastId: 0 };
+  /** The last direct group's `done`, settled or not. */
+  private directDone?: Promise<void>;
+  /** append() calls not settled: they number ids when their group is written, so the direct path waits for them. */
+  private appending = 0;
 
   constructor(readonly file: string) {}
 
@@ -181,25 +116,10 @@ export class FileOutboxStore implements OutboxStore {
     return this.opening;
   }
 
-  private takeLock(): void {
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        fs.writeFileSync(this.lockFile, String(process.pid), { flag: 'wx' });
-        return;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        const owner = Number(fs.readFileSync(this.lockFile, 'utf8'));
-        if (owner === process.pid || !Number.isInteger(owner) || !pidAlive(owner)) fs.rmSync(this.lockFile, { force: true });
-        else throw new ClientError('OUTBOX_STORAGE', `outbox file ${this.file} is in use by process ${owner}`);
-      }
-    }
-    throw new ClientError('OUTBOX_STORAGE', `could not lock ${this.lockFile}`);
-  }
-
   private async doOpen(): Promise<{ producerId: string; legacyProducerId?: string }> {
     await fsp.mkdir(path.dirname(path.resolve(this.file)), { recursive: true });
     this.crc = await batchCrc32c();
-    this.takeLock();
+    takeLock(this.lockFile);
     let bytes: Buffer;
     try {
       bytes = await fsp.readFile(this.file);
@@ -312,10 +232,16 @@ export class FileOutboxStore implements OutboxStore {
    * or sequence. The calls that queue while a group is being written are the
    * next group: their entries go in one writev and one fdatasync.
    */
-  private write<T>(make: (g: Group) => Write<T>): Promise<T> {
+  private write<T>(make: (g: Group) => Write<T>, defer = false): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       this.queue.push({ make, resolve: resolve as (v: unknown) => void, reject });
-      if (!this.writing) void this.writeGroups();
+      if (this.writing) return;
+      if (!defer) void this.writeGroups();
+      else {
+        // The rest of this tick's send() calls join the group before it is written.
+        this.writing = true;
+        queueMicrotask(() => void this.writeGroups());
+      }
     });
   }
 
@@ -329,7 +255,8 @@ export class FileOutboxStore implements OutboxStore {
           for (const r of reqs) r.reject(new ClientError('CLOSED', 'outbox file is closed'));
           continue;
         }
-        const g: Group = { st: { ...this.st }, next: {}, assigned: new Set() };
+        // Ids the direct path burnt in a group that failed to write are not handed out again.
+        const g: Group = { st: { ...this.st, lastId: Math.max(this.st.lastId, this.direct.lastId) }, next: {}, assigned: new Set() };
         const made: Array<{ r: Request; w: Write<unknown> }> = [];
         const bufs: Uint8Array[] = [];
         let total = 0;
@@ -434,12 +361,137 @@ export class FileOutboxStore implements OutboxStore {
   }
 
   append(entries: NewOutboxEvent[], bounds: OutboxBounds): Promise<Array<OutboxEvent | null>> {
-    return this.write((g) => {
+    this.appending++;
+    const done = this.write((g) => {
       // Counted in the group's copy: the state changes only once the entry is on disk.
       const out = assignIds(entries, bounds, g.st, true);
       const ev = out.filter((x): x is OutboxEvent => x !== null);
       return { bytes: ev.length ? encodeAppend(ev, this.crc) : null, apply: () => this.apply({ o: 'a', ev }), result: () => out };
     });
+    const settled = (): void => void this.appending--;
+    done.then(settled, settled);
+    return done;
+  }
+
+  /**
+   * send()'s direct path (OutboxStore.sendDirect): the event is validated and
+   * written into the open journal group at the call, numbered at once, and
+   * the call shares the group's promise, which resolves after its
+   * fdatasync. Once written, the group's events stay packed as its bytes
+   * until the drain reads them (EventLog.addPacked): no object per event
+   * lives through the wait for the disk. Undefined (nothing stored) when the
+   * event does not fit the bounds now or an append() is still numbering.
+   */
+  sendDirect(topic: string, sub: string, event: SendEvent, now: number, bounds: OutboxBounds): Promise<void> | undefined {
+    if (!this.fh || this.appending > 0) return undefined;
+    const { rec, bytes, body } = toOutboxRecord(topic, event, now, true);
+    if (bytes > bounds.maxBytes) throw new ClientError('OUTBOX_FULL', `event of ${bytes} bytes exceeds the outbox's maxOutboxBytes (${bounds.maxBytes})`);
+    const d = this.direct;
+    if (this.st.events + d.events + 1 > bounds.maxEvents || this.st.bytes + d.bytes + bytes > bounds.maxBytes) return undefined;
+    const id = Math.max(this.st.lastId, d.lastId) + 1;
+    const grp = this.group ?? this.openGroup(body!.length);
+    grp.g.add(id, topic, sub, rec.ts!, rec.p, bytes, body!);
+    if (grp.count++ === 0) grp.firstId = id;
+    grp.bytes += bytes;
+    d.lastId = id;
+    d.events++;
+    d.bytes += bytes;
+    if (grp.count >= DIRECT_GROUP_MAX_EVENTS) this.group = undefined; // the next call opens another
+    return grp.done;
+  }
+
+  /**
+   * sendMany()'s direct path (OutboxStore.sendManyDirect): every event is
+   * validated and written into the open group (an invalid one throws with
+   * none of them in), then the events past the first that does not fit the
+   * bounds are taken back out; those that fit share the group's promise.
+   */
+  sendManyDirect(topic: string, sub: string, events: ArrayLike<SendEvent>, now: number, bounds: OutboxBounds): { stored: number; done: Promise<void> } | undefined {
+    if (!this.fh || this.appending > 0 || events.length === 0) return undefined;
+    const d = this.direct;
+    const grp = this.group ?? this.openGroup(128);
+    const g = grp.g;
+    const start = g.mark();
+    let cut = start;
+    const firstId = Math.max(this.st.lastId, d.lastId) + 1;
+    let count = this.st.events + d.events;
+    let total = this.st.bytes + d.bytes;
+    let stored = -1;
+    let storedBytes = 0;
+    try {
+      for (let i = 0; i < events.length; i++) {
+        const { rec, bytes, body } = toOutboxRecord(topic, events[i], now, true);
+        if (bytes > bounds.maxBytes) throw new ClientError('OUTBOX_FULL', `event of ${bytes} bytes exceeds the outbox's maxOutboxBytes (${bounds.maxBytes})`);
+        if (stored < 0) {
+          if (count + 1 > bounds.maxEvents || total + bytes > bounds.maxBytes) {
+            stored = i;
+            cut = g.mark();
+          } else {
+            count++;
+            total += bytes;
+            storedBytes += bytes;
+          }
+        }
+        g.add(firstId + i, topic, sub, rec.ts!, rec.p, bytes, body!);
+      }
+    } catch (err) {
+      g.reset(start);
+      throw err;
+    }
+    if (stored < 0) stored = events.length;
+    else g.reset(cut);
+    if (stored > 0) {
+      if (grp.count === 0) grp.firstId = firstId;
+      grp.count += stored;
+      grp.bytes += storedBytes;
+      d.lastId = firstId + stored - 1;
+      d.events += stored;
+      d.bytes += storedBytes;
+      if (grp.count >= DIRECT_GROUP_MAX_EVENTS) this.group = undefined;
+    }
+    return { stored, done: grp.done };
+  }
+
+  private openGroup(bodyBytes: number): DirectGroup {
+    const grp: DirectGroup = { g: new AppendGroup(Math.min(DIRECT_GROUP_MAX_EVENTS, 256) * (bodyBytes + 32)), firstId: 0, count: 0, bytes: 0, done: Promise.resolve() };
+    const unpend = (): void => {
+      this.direct.events -= grp.count;
+      this.direct.bytes -= grp.bytes;
+    };
+    grp.done = this.write<void>((g) => {
+      if (this.group === grp) this.group = undefined; // no event joins it from here on
+      g.st.events += grp.count;
+      g.st.bytes += grp.bytes;
+      if (grp.count === 0) return { bytes: null, result: () => undefined }; // a sendMany's events taken back out
+      g.st.lastId = Math.max(g.st.lastId, grp.firstId + grp.count - 1);
+      const entry = grp.g.finish(this.crc);
+      return {
+        bytes: entry,
+        apply: () => {
+          this.events.addPacked(new AppendCursor(entry.subarray(ENTRY_HEADER_BYTES)), grp.firstId, grp.count);
+          this.st.events += grp.count;
+          this.st.bytes += grp.bytes;
+          this.st.lastId = Math.max(this.st.lastId, grp.firstId + grp.count - 1);
+          unpend();
+        },
+        result: () => undefined,
+      };
+    }, true);
+    // A group that failed to write leaves the bounds' count (its callers get the error).
+    grp.done.then(undefined, unpend);
+    this.group = grp;
+    this.directDone = grp.done;
+    return grp;
+  }
+
+  /** Once every direct group so far is on disk (or failed): the counts then include them. */
+  private directSettled(): Promise<void> | undefined {
+    const d = this.directDone;
+    if (!d || this.direct.events === 0) return undefined;
+    return d.then(
+      () => undefined,
+      () => undefined,
+    );
   }
 
   assign(assignments: Assignment[]): Promise<OutboxEvent[]> {
@@ -502,6 +554,7 @@ export class FileOutboxStore implements OutboxStore {
   }
 
   async stats(): Promise<OutboxStats> {
+    await this.directSettled();
     return { ...this.st };
   }
 

@@ -22,7 +22,7 @@
  */
 import { decodeRecordBody, readUvarint, unzigzag, uvarintSize, writeUvarint, zigzag, type Crc32c, type VarintRead, type WireRecord } from '../protocol/index.ts';
 import { recordBody } from './event-input.ts';
-import type { OutboxEvent } from './outbox.ts';
+import type { FailedEvent, OutboxEvent, Positions } from './outbox.ts';
 
 export const ENTRY_HEADER_BYTES = 8;
 const KIND_APPEND = 1;
@@ -144,6 +144,34 @@ export function encodeRemove(ids: readonly number[], crc: Crc32c): Uint8Array {
   return w.finish(crc);
 }
 
+/**
+ * Journal entries. Format 2 (`v: 2` in the snapshot) numbers events per
+ * (producer, partition) through `as` entries; a journal without it was
+ * written by an older client (sequences per topic, records form): its
+ * producer id becomes `lpid`, for its events without `p`, and a new one is
+ * made for the batch form.
+ */
+export type Entry =
+  | {
+      o: 'snap';
+      v?: 2;
+      pid: string;
+      lpid?: string;
+      /** Format 1: topic → next sequence; format 2: topic/partition → next sequence. */
+      seqs: Record<string, number>;
+      lastId: number;
+      events: OutboxEvent[];
+      failed: FailedEvent[];
+      positions: Record<string, Positions>;
+      skips?: Record<string, number[]>;
+    }
+  | { o: 'a'; ev: OutboxEvent[] }
+  | { o: 'as'; ids: number[]; ps: number[]; ss: number[] }
+  | { o: 'd'; ids: number[] }
+  | { o: 'f'; ids: number[]; code: string; message: string; at: number }
+  | { o: 'fc' }
+  | { o: 'pos'; name: string; positions: Positions };
+
 export type BinaryEntry = { o: 'a'; ev: OutboxEvent[] } | { o: 'as'; ids: number[]; ps: number[]; ss: number[] } | { o: 'd'; ids: number[] };
 
 class Reader {
@@ -172,41 +200,190 @@ class Reader {
   }
 }
 
+/**
+ * The events of an append entry (kind 1), decoded one at a time: the file
+ * outbox keeps a written group of send() calls as its journal bytes and
+ * makes event objects only when the drain reads them. Views into `payload`.
+ */
+export class AppendCursor {
+  private readonly r: Reader;
+  /** Events not decoded yet. */
+  left: number;
+  private topic = '';
+  private sub = '';
+  private readonly vr: VarintRead = { value: 0, pos: 0 };
+  private readonly keys: Array<CachedKey | undefined> = new Array<CachedKey | undefined>(KEY_CACHE_SLOTS);
+
+  constructor(payload: Uint8Array) {
+    if (payload[0] !== KIND_APPEND) throw new Error('not an append entry');
+    this.r = new Reader(payload, 1);
+    this.left = this.r.uv();
+  }
+
+  /**
+   * The wire record of a record body: a string key without headers (nearly
+   * every event) read here with the key from the cache; anything else by
+   * decodeRecordBody.
+   */
+  private record(body: Uint8Array): WireRecord {
+    const end = body.length;
+    const attr = body[0];
+    // A string key, a value, and the header count 0 as the last byte.
+    if (((attr >> 3) & 3) === 1 && (attr & 4) === 0 && body[end - 1] === 0) {
+      const vr = this.vr;
+      readUvarint(body, 1, end, vr);
+      const keyAt = vr.pos;
+      const keyEnd = keyAt + vr.value;
+      if (keyAt > 0 && keyEnd < end) {
+        readUvarint(body, keyEnd, end, vr);
+        if (vr.pos > 0 && vr.pos + vr.value === end - 1) {
+          const rec: WireRecord = { v: body.subarray(vr.pos, end - 1), k: cachedKey(body, keyAt, keyEnd, this.keys) };
+          if ((attr & 3) !== 0) rec.e = (attr & 3) as WireRecord['e'];
+          return rec;
+        }
+      }
+    }
+    const parts = decodeRecordBody(body);
+    if (!parts) throw new Error('journal entry holds a malformed record body');
+    const rec: WireRecord = { v: parts.value };
+    if (parts.key !== null) rec.k = parts.key;
+    if (parts.encoding !== 0) rec.e = parts.encoding;
+    if (parts.headers.length) rec.h = parts.headers;
+    return rec;
+  }
+
+  next(): OutboxEvent {
+    if (this.left <= 0) throw new Error('append entry has no more events');
+    this.left--;
+    const r = this.r;
+    const id = r.uv();
+    const p2 = r.uv();
+    const seq = unzigzag(r.uv());
+    const bytes = r.uv();
+    const ts = r.uv();
+    const tl = r.uv();
+    if (tl) this.topic = r.str(tl);
+    const sl = r.uv();
+    if (sl) this.sub = r.str(sl - 1);
+    const explicit = r.uv();
+    const body = r.view(r.uv());
+    const rec = this.record(body);
+    rec.ts = ts;
+    if (explicit) rec.p = explicit - 1;
+    // The shape of the producer's entries (p before seq), so the drain's code sees one kind of event object.
+    if (p2) return { id, topic: this.topic, p: p2 - 2, seq, sub: this.sub, rec, bytes, body };
+    return { id, topic: this.topic, seq, sub: this.sub, rec, bytes, body };
+  }
+}
+
+/** Slots of AppendCursor's cache of decoded string keys (keys repeat: users, devices, orders). */
+const KEY_CACHE_SLOTS = 256;
+/** Keys longer than this are decoded each time. */
+const KEY_CACHE_MAX_BYTES = 64;
+
+/** A string key's bytes and its text, for AppendCursor's cache. */
+interface CachedKey {
+  bytes: Uint8Array;
+  text: string;
+}
+
+/** The string of a UTF-8 key, from `cache` when its bytes were seen before (no view and no decode per event). */
+function cachedKey(b: Uint8Array, start: number, end: number, cache: Array<CachedKey | undefined>): string {
+  const n = end - start;
+  if (n > KEY_CACHE_MAX_BYTES) return textDecoder.decode(b.subarray(start, end));
+  let h = n;
+  for (let i = start; i < end; i++) h = (Math.imul(h, 31) + b[i]) | 0;
+  const slot = (h >>> 0) % KEY_CACHE_SLOTS;
+  const c = cache[slot];
+  if (c && c.bytes.length === n) {
+    let same = true;
+    for (let i = 0; i < n; i++)
+      if (c.bytes[i] !== b[start + i]) {
+        same = false;
+        break;
+      }
+    if (same) return c.text;
+  }
+  const bytes = b.slice(start, end);
+  const text = textDecoder.decode(bytes);
+  cache[slot] = { bytes, text };
+  return text;
+}
+
+/** Bytes before an append group's first event: header, kind, and room for the count's uvarint. */
+const GROUP_EVENTS_AT = ENTRY_HEADER_BYTES + 1 + 5;
+
+/**
+ * An append entry built one event at a time, straight from send() (the file
+ * outbox's direct path): each event's fields and record body are written
+ * into the entry's buffer at the call, so nothing per event outlives it but
+ * these bytes. The same format as encodeAppend's (events not assigned yet).
+ */
+export class AppendGroup {
+  private w: EntryWriter;
+  count = 0;
+  private topic = '';
+  private sub: string | undefined;
+
+  constructor(sizeHint: number) {
+    this.w = new EntryWriter(sizeHint + GROUP_EVENTS_AT);
+    this.w.pos = GROUP_EVENTS_AT;
+  }
+
+  add(id: number, topic: string, sub: string, ts: number, explicitP: number | undefined, bytes: number, body: Uint8Array): void {
+    const w = this.w;
+    w.uv(id);
+    w.uv(1); // p + 2: not assigned yet
+    w.uv(1); // zig-zag of seq -1
+    w.uv(bytes);
+    w.uv(ts);
+    if (topic === this.topic) w.uv(0);
+    else w.str((this.topic = topic), 0);
+    if (sub === this.sub) w.uv(0);
+    else w.str((this.sub = sub), 1);
+    w.uv(explicitP === undefined ? 0 : explicitP + 1);
+    w.bytes(body);
+    this.count++;
+  }
+
+  /** Where the entry ends now, for `reset` (a sendMany's events are taken back when one of them is invalid or they do not fit). */
+  mark(): { pos: number; count: number; topic: string; sub: string | undefined } {
+    return { pos: this.w.pos, count: this.count, topic: this.topic, sub: this.sub };
+  }
+
+  reset(m: ReturnType<AppendGroup['mark']>): void {
+    this.w.pos = m.pos;
+    this.count = m.count;
+    this.topic = m.topic;
+    this.sub = m.sub;
+  }
+
+  /** The framed entry (a view of the buffer: the count's uvarint is written right before the events). */
+  finish(crc: Crc32c): Uint8Array {
+    const buf = this.w.buf;
+    const kindAt = GROUP_EVENTS_AT - uvarintSize(this.count) - 1;
+    buf[kindAt] = KIND_APPEND;
+    writeUvarint(buf, kindAt + 1, this.count);
+    const start = kindAt - ENTRY_HEADER_BYTES;
+    const out = buf.subarray(start, this.w.pos);
+    const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+    view.setUint32(0, out.length - ENTRY_HEADER_BYTES);
+    view.setUint32(4, crc(out, ENTRY_HEADER_BYTES, out.length));
+    return out;
+  }
+}
+
 /** Reads a binary entry (views into `payload`); throws on a malformed one. */
 export function decodeBinaryEntry(payload: Uint8Array): BinaryEntry {
+  if (payload[0] === KIND_APPEND) {
+    const ev: OutboxEvent[] = [];
+    const cur = new AppendCursor(payload);
+    while (cur.left > 0) ev.push(cur.next());
+    return { o: 'a', ev };
+  }
   const r = new Reader(payload, 1);
   const count = r.uv();
   switch (payload[0]) {
-    case KIND_APPEND: {
-      const ev: OutboxEvent[] = [];
-      let topic = '';
-      let sub = '';
-      for (let i = 0; i < count; i++) {
-        const id = r.uv();
-        const p2 = r.uv();
-        const seq = unzigzag(r.uv());
-        const bytes = r.uv();
-        const ts = r.uv();
-        const tl = r.uv();
-        if (tl) topic = r.str(tl);
-        const sl = r.uv();
-        if (sl) sub = r.str(sl - 1);
-        const explicit = r.uv();
-        const body = r.view(r.uv());
-        const parts = decodeRecordBody(body);
-        if (!parts) throw new Error('journal entry holds a malformed record body');
-        const rec: WireRecord = { v: parts.value };
-        if (parts.key !== null) rec.k = parts.key;
-        if (parts.encoding !== 0) rec.e = parts.encoding;
-        if (parts.headers.length) rec.h = parts.headers;
-        rec.ts = ts;
-        if (explicit) rec.p = explicit - 1;
-        const e: OutboxEvent = { id, topic, seq, sub, rec, bytes, body };
-        if (p2) e.p = p2 - 2;
-        ev.push(e);
-      }
-      return { o: 'a', ev };
-    }
     case KIND_ASSIGN: {
       const ids: number[] = [];
       const ps: number[] = [];

@@ -5,8 +5,22 @@
  * O(what is returned), where a Map costs a scan from its oldest entry.
  * Removed slots are left empty; the array is cut once its dead front is
  * over half of it.
+ *
+ * The file outbox's send() calls write their events straight into a journal
+ * group (outbox-journal.ts `AppendGroup`); once on disk, a group's events
+ * are kept here as those bytes (`addPacked`) and made into objects only when
+ * something asks for them (the drain's `after`, a `get`), in id order: every
+ * packed id is above every id held as an object.
  */
 import type { OutboxEvent } from './outbox.ts';
+import type { AppendCursor } from './outbox-journal.ts';
+
+/** Events of one written append group not made into objects yet: ids nextId..lastId, in the cursor's order. */
+interface PackedBlock {
+  cur: AppendCursor;
+  nextId: number;
+  lastId: number;
+}
 
 /** Dead slots at the front tolerated before the array is cut. */
 const CUT_MIN_SLOTS = 4096;
@@ -18,13 +32,45 @@ export class EventLog {
   /** Index of the first slot that may be live. */
   private head = 0;
   private live = 0;
+  private packed: PackedBlock[] = [];
+  private packedCount = 0;
 
   get size(): number {
-    return this.live;
+    return this.live + this.packedCount;
+  }
+
+  /** Adds the `count` events of an append entry whose ids are firstId, firstId + 1, …, above every id added before. */
+  addPacked(cur: AppendCursor, firstId: number, count: number): void {
+    if (count <= 0) return;
+    this.packed.push({ cur, nextId: firstId, lastId: firstId + count - 1 });
+    this.packedCount += count;
+  }
+
+  /** Makes the next packed event an object (in the slots); undefined when none is left. */
+  private unpackOne(): OutboxEvent | undefined {
+    const b = this.packed[0];
+    if (!b) return undefined;
+    const e = b.cur.next();
+    if (e.id !== b.nextId) throw new Error(`outbox journal group holds id ${e.id} where ${b.nextId} was written`);
+    b.nextId++;
+    this.packedCount--;
+    if (b.nextId > b.lastId) this.packed.shift();
+    this.put(e);
+    return e;
+  }
+
+  /** Makes every packed event with id <= maxId an object. */
+  private unpackThrough(maxId: number): void {
+    while (this.packed.length && this.packed[0].nextId <= maxId) this.unpackOne();
   }
 
   /** Adds an event whose id is above every id added before (gaps allowed). */
   add(e: OutboxEvent): void {
+    this.unpackThrough(Infinity);
+    this.put(e);
+  }
+
+  private put(e: OutboxEvent): void {
     if (this.head === this.slots.length) {
       // Empty: start afresh at this id.
       this.slots = [];
@@ -39,6 +85,7 @@ export class EventLog {
   }
 
   get(id: number): OutboxEvent | undefined {
+    if (this.packed.length && id >= this.packed[0].nextId) this.unpackThrough(id);
     const i = id - this.base;
     return i >= this.head && i < this.slots.length ? this.slots[i] : undefined;
   }
@@ -55,6 +102,7 @@ export class EventLog {
 
   /** Removes an event; false when it was not there. */
   delete(id: number): boolean {
+    if (this.packed.length && id >= this.packed[0].nextId) this.unpackThrough(id);
     const i = id - this.base;
     if (i < this.head || i >= this.slots.length || this.slots[i] === undefined) return false;
     this.slots[i] = undefined;
@@ -80,19 +128,25 @@ export class EventLog {
       const e = slots[i];
       if (e !== undefined) out.push(e);
     }
+    while (out.length < max && this.packed.length) {
+      const e = this.unpackOne()!;
+      if (e.id > afterId) out.push(e);
+    }
     return out;
   }
 
   /** How many live events have id <= maxId. */
   countThrough(maxId: number): number {
-    const end = maxId - this.base + 1;
-    if (end >= this.slots.length) return this.live;
     let n = 0;
+    for (const b of this.packed) if (maxId >= b.nextId) n += Math.min(maxId, b.lastId) - b.nextId + 1;
+    const end = maxId - this.base + 1;
+    if (end >= this.slots.length) return n + this.live;
     for (let i = this.head; i < end; i++) if (this.slots[i] !== undefined) n++;
     return n;
   }
 
   *values(): IterableIterator<OutboxEvent> {
+    this.unpackThrough(Infinity);
     for (let i = this.head; i < this.slots.length; i++) {
       const e = this.slots[i];
       if (e !== undefined) yield e;

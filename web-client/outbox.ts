@@ -20,6 +20,7 @@
  * any `OutboxStore` the application brings.
  */
 import type { WireRecord } from '../protocol/index.ts';
+import type { SendEvent } from './event-input.ts';
 import type { SegmentStore } from './outbox-segment.ts';
 
 /** An event in the outbox. */
@@ -112,6 +113,16 @@ export interface OutboxStore {
    * refused (null in its slot).
    */
   append(entries: NewOutboxEvent[], bounds: OutboxBounds): Promise<Array<OutboxEvent | null>>;
+  /**
+   * Optional: send()'s direct path for a store that writes to disk (the
+   * file store): validates one event and stores it into the write being
+   * gathered, in call order; the promise (shared by the calls of one write)
+   * resolves once it is durable. Undefined: not taken (no room now); the
+   * caller goes through `append`.
+   */
+  sendDirect?(topic: string, sub: string, event: SendEvent, now: number, bounds: OutboxBounds): Promise<void> | undefined;
+  /** The same for sendMany(): all validated first (an invalid event throws, none stored), then the prefix that fits is stored. */
+  sendManyDirect?(topic: string, sub: string, events: ArrayLike<SendEvent>, now: number, bounds: OutboxBounds): { stored: number; done: Promise<void> } | undefined;
   /** Up to `maxEvents` events with id > afterId, in id order. */
   read(afterId: number, maxEvents: number): Promise<OutboxEvent[]>;
   /**

@@ -107,6 +107,8 @@ export class Producer {
   /** send()'s one-event list for the store's fast path (no array per call). */
   private readonly one: SendEvent[] = [];
   private wakeQueued = false;
+  /** The last write send()'s direct path joined (the drain is woken when it settles). */
+  private directDone?: Promise<void>;
   /** Direct sendMany calls waiting for room (appendAsRoomComes). */
   private roomWaiters: Array<() => void> = [];
 
@@ -194,6 +196,9 @@ export class Producer {
         return STORED;
       }
       // No room: the usual path waits for it (maxBlockMs).
+    } else if (this.o.store.sendDirect && this.slow === 0 && !this.burst && this.drainer) {
+      const done = this.sendDirect(topic, event);
+      if (done) return done;
     }
     let entry: OutboxEvent;
     try {
@@ -220,6 +225,31 @@ export class Producer {
   private directSubject(): string | undefined {
     if (this.slow !== 0 || this.burst || !this.drainer || !this.o.store.segments?.appendEvents) return undefined;
     return this.o.subjectNow?.();
+  }
+
+  /** The file store's direct path (OutboxStore.sendDirect); the drain is woken once per write, when it is on disk. */
+  private sendDirect(topic: string, event: SendEvent): Promise<void> | undefined {
+    const sub = this.o.subjectNow?.();
+    if (sub === undefined) return undefined;
+    let done: Promise<void> | undefined;
+    try {
+      done = this.o.store.sendDirect!(topic, sub, event, Date.now(), this.o.bounds);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return done && this.joined(done);
+  }
+
+  /** A write of the direct path: the drain is woken once it is on disk (once per write, not per call). */
+  private joined(done: Promise<void>): Promise<void> {
+    if (done !== this.directDone) {
+      this.directDone = done;
+      done.then(
+        () => this.appended(),
+        () => undefined,
+      );
+    }
+    return done;
   }
 
   /** Wakes the drain once for the events a tick's send() calls stored. */
@@ -296,12 +326,21 @@ export class Producer {
       if (direct > 0) this.appended();
       if (short) await this.appendAsRoomComes(topic, sub, events, direct, now, staged);
       return;
-    } else {
-      entries = new Array<OutboxEvent>(events.length);
-      for (let i = 0; i < events.length; i++) entries[i] = this.entry(topic, events[i], '', now);
     }
+    // The file store's direct path: all validated, the part that fits in the write being gathered (its promise).
+    let written: Promise<void> | undefined;
+    const fileSub = this.o.store.sendManyDirect && this.slow === 0 && !this.burst && this.drainer ? this.o.subjectNow?.() : undefined;
+    const d = fileSub === undefined ? undefined : this.o.store.sendManyDirect!(topic, fileSub, events, now, this.o.bounds);
+    if (d) {
+      direct = d.stored;
+      written = this.joined(d.done);
+      if (direct === events.length) return written;
+    }
+    entries = new Array<OutboxEvent>(events.length - direct);
+    for (let i = direct; i < events.length; i++) entries[i - direct] = this.entry(topic, events[i], '', now);
     this.burst = undefined; // sends after this call queue behind it
     const { committed, error } = await this.enqueue(entries);
+    await written;
     if (error === undefined) return;
     if (error instanceof ClientError && error.code === 'OUTBOX_FULL') {
       const enqueued = direct + committed;

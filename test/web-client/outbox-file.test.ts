@@ -4,7 +4,10 @@
  * dense sequences per topic and partition and share fdatasyncs (the calls
  * queued behind a write on its way to disk go in the next one), an assignment repeated changes
  * nothing, a torn last entry never happened, and a reopen reads back the
- * same events, assignments, failures and positions.
+ * same events, assignments, failures and positions. send()'s direct path
+ * (`sendDirect`) writes a tick's events as one journal group with one shared
+ * promise, keeps them packed until read, and numbers them in step with
+ * append().
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
@@ -157,5 +160,86 @@ describe('file outbox journal', () => {
     const ids = (await third.read(0, 100)).map((e) => e.id);
     expect(ids).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
     await third.close();
+  });
+
+  it('send() calls written straight into a journal group share its promise and fdatasync, read back in order, and number in step with append()', async () => {
+    const file = path.join(dir, 'o.outbox');
+    const s = new FileOutboxStore(file);
+    await s.open();
+    const probe = await fsp.open(path.join(dir, 'probe'), 'w');
+    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+    await probe.close();
+    const datasync = proto.datasync;
+    let syncs = 0;
+    proto.datasync = function (this: unknown) {
+      syncs++;
+      return datasync.call(this);
+    };
+    const now = 1_700_000_000_000;
+    const n = 10_000;
+    const promises = new Set<Promise<void>>();
+    try {
+      const calls: Array<Promise<void> | undefined> = [];
+      for (let i = 0; i < n; i++) calls.push(s.sendDirect('a', 'sub-1', { key: `k${i % 5}`, value: { i } }, now, BOUNDS));
+      // An invalid event throws at the call and takes no id; the next one goes in.
+      expect(() => s.sendDirect('a/b', 'sub-1', { value: 1 }, now, BOUNDS)).toThrow();
+      calls.push(s.sendDirect('b', '', { value: 'last' }, now, BOUNDS));
+      for (const c of calls) promises.add(c!);
+      // Groups of at most 8,192 events, each one promise, all in one writev and one fdatasync.
+      expect(promises.size).toBe(2);
+      await Promise.all(calls);
+      expect(syncs).toBe(1);
+    } finally {
+      proto.datasync = datasync;
+    }
+    expect(await s.stats()).toMatchObject({ events: n + 1, lastId: n + 1 });
+    expect(await s.countThrough(5_000)).toBe(5_000);
+    // While an append() is numbering, the direct path takes nothing (undefined): it would race its ids.
+    const appending = s.append(entries('a', n, 3), BOUNDS);
+    expect(s.sendDirect('a', 'sub-1', { value: 1 }, now, BOUNDS)).toBeUndefined();
+    expect((await appending).map((e) => e!.id)).toEqual([n + 2, n + 3, n + 4]);
+    expect(await s.sendDirect('a', 'sub-1', { key: 'k', value: { i: 'after' } }, now, BOUNDS)).toBeUndefined();
+    // No room: nothing stored, the caller waits on the usual path.
+    expect(s.sendDirect('a', '', { value: 1 }, now, { maxEvents: n + 5, maxBytes: BOUNDS.maxBytes })).toBeUndefined();
+    const all = await s.read(0, 2 * n);
+    expect(all.map((e) => e.id)).toEqual(Array.from({ length: n + 5 }, (_, i) => i + 1));
+    expect(all[0]).toMatchObject({ topic: 'a', sub: 'sub-1', p: -1, seq: -1, rec: { k: 'k0', ts: now } });
+    expect(new TextDecoder().decode(all[n - 1].rec.v!)).toBe(JSON.stringify({ i: n - 1 }));
+    expect(all[n]).toMatchObject({ topic: 'b', sub: '' });
+    // Assigned and removed like any event, and the same after a reopen.
+    await s.assign(all.slice(0, 100).map((e) => ({ event: e, p: e.id % 2 })));
+    await s.remove(all.slice(0, 50));
+    const left = await s.read(0, 2 * n);
+    await s.close();
+    const again = new FileOutboxStore(file);
+    await again.open();
+    expect(shape(await again.read(0, 2 * n))).toEqual(shape(left));
+    expect(await again.stats()).toMatchObject({ events: n + 5 - 50, lastId: n + 5 });
+    await again.close();
+  });
+
+  it('a sendMany written straight into a journal group is all in or, with an invalid event, none in; past the bounds only the prefix that fits', async () => {
+    const file = path.join(dir, 'o.outbox');
+    const s = new FileOutboxStore(file);
+    await s.open();
+    const now = 1_700_000_000_000;
+    const many = (from: number, n: number) => Array.from({ length: n }, (_, i) => ({ key: `k${(from + i) % 5}`, value: { i: from + i } }));
+    const first = s.sendManyDirect('a', 'u', many(0, 100), now, BOUNDS)!;
+    expect(first.stored).toBe(100);
+    // An invalid event in the middle: the call throws and none of its events is in (nor its ids taken).
+    expect(() => s.sendManyDirect('a', 'u', [...many(100, 10), { value: 1, partition: -1 }, ...many(110, 10)], now, BOUNDS)).toThrow();
+    // Room for 150 events: 50 of the next 100 go in, the rest are the caller's to queue.
+    const second = s.sendManyDirect('a', 'u', many(100, 100), now, { maxEvents: 150, maxBytes: BOUNDS.maxBytes })!;
+    expect(second.stored).toBe(50);
+    expect(second.done).toBe(first.done); // the same write
+    await second.done;
+    const all = await s.read(0, 1_000);
+    expect(all.map((e) => e.id)).toEqual(Array.from({ length: 150 }, (_, i) => i + 1));
+    expect(all.map((e) => JSON.parse(new TextDecoder().decode(e.rec.v!)).i)).toEqual(Array.from({ length: 150 }, (_, i) => i));
+    await s.close();
+    const again = new FileOutboxStore(file);
+    await again.open();
+    expect(shape(await again.read(0, 1_000))).toEqual(shape(all));
+    await again.close();
   });
 });
