@@ -150,7 +150,10 @@ export interface OutboxStore {
   /** Empties the failed list. */
   clearFailed(): Promise<void>;
   stats(): Promise<OutboxStats>;
-  /** How many events with id <= maxId are still in the outbox. */
+  /**
+   * How many events with id <= maxId are still in the outbox; 0 exactly when none is. Above 0 it may be a
+   * lower bound (the IndexedDB store answers from the draining tab's view while that view knows some are left).
+   */
   countThrough(maxId: number): Promise<number>;
   loadPositions(name: string): Promise<Positions | undefined>;
   savePositions(name: string, positions: Positions): Promise<void>;
