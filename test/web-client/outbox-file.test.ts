@@ -20,6 +20,20 @@ import type { NewOutboxEvent, OutboxEvent } from '../../web-client/outbox.ts';
 
 const BOUNDS = { maxEvents: 100_000, maxBytes: 64 * 1024 * 1024 };
 
+/** Counts fdatasyncs on the FileHandle class the store's handles are of (observed, not replaced) until restore(). */
+async function countDatasyncs(dir: string): Promise<{ count: number; restore: () => void }> {
+  const probe = await fsp.open(path.join(dir, 'probe'), 'w');
+  const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+  await probe.close();
+  const datasync = proto.datasync;
+  const counter = { count: 0, restore: () => void (proto.datasync = datasync) };
+  proto.datasync = function (this: unknown) {
+    counter.count++;
+    return datasync.call(this);
+  };
+  return counter;
+}
+
 function entries(topic: string, from: number, n: number): NewOutboxEvent[] {
   const out: NewOutboxEvent[] = [];
   for (let i = from; i < from + n; i++) out.push({ topic, sub: '', ...toOutboxRecord(topic, { key: `k${i % 5}`, value: { i } }, 1_700_000_000_000, true) });
@@ -92,34 +106,25 @@ describe('file outbox journal', () => {
     const file = path.join(dir, 'o.outbox');
     const s = new FileOutboxStore(file);
     await s.open();
-    // Counted on the FileHandle class the store's handle is of (observed, not replaced).
-    const probe = await fsp.open(path.join(dir, 'probe'), 'w');
-    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
-    await probe.close();
-    const datasync = proto.datasync;
-    let syncs = 0;
-    proto.datasync = function (this: unknown) {
-      syncs++;
-      return datasync.call(this);
-    };
+    const syncs = await countDatasyncs(dir);
     try {
       // The first goes to disk alone; the nine called meanwhile are one group: one writev, one fdatasync.
       const appended = await Promise.all(Array.from({ length: 10 }, (_, k) => s.append(entries(k % 2 ? 'a' : 'b', k * 10, 10), BOUNDS)));
-      expect(syncs).toBe(2);
+      expect(syncs.count).toBe(2);
       expect(appended.flat().map((e) => e!.id)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
       // Assignments, a removal and positions in one tick: sequences dense across the group's assignments.
       const all = await s.read(0, 1_000);
-      syncs = 0;
+      syncs.count = 0;
       await Promise.all([
         s.assign(all.slice(0, 30).map((e) => ({ event: e, p: 0 }))),
         s.assign(all.slice(30, 60).map((e) => ({ event: e, p: 0 }))),
         s.assign(all.slice(20, 70).map((e) => ({ event: e, p: 1 }))),
         s.savePositions('r', { 'a/0': 1 }),
       ]);
-      expect(syncs).toBe(2);
+      expect(syncs.count).toBe(2);
       await s.remove(all.slice(0, 5));
     } finally {
-      proto.datasync = datasync;
+      syncs.restore();
     }
     const left = await s.read(0, 1_000);
     for (const topic of ['a', 'b']) {
@@ -166,15 +171,7 @@ describe('file outbox journal', () => {
     const file = path.join(dir, 'o.outbox');
     const s = new FileOutboxStore(file);
     await s.open();
-    const probe = await fsp.open(path.join(dir, 'probe'), 'w');
-    const proto = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
-    await probe.close();
-    const datasync = proto.datasync;
-    let syncs = 0;
-    proto.datasync = function (this: unknown) {
-      syncs++;
-      return datasync.call(this);
-    };
+    const syncs = await countDatasyncs(dir);
     const now = 1_700_000_000_000;
     const n = 10_000;
     const promises = new Set<Promise<void>>();
@@ -188,9 +185,9 @@ describe('file outbox journal', () => {
       // Groups of at most 8,192 events, each one promise, all in one writev and one fdatasync.
       expect(promises.size).toBe(2);
       await Promise.all(calls);
-      expect(syncs).toBe(1);
+      expect(syncs.count).toBe(1);
     } finally {
-      proto.datasync = datasync;
+      syncs.restore();
     }
     expect(await s.stats()).toMatchObject({ events: n + 1, lastId: n + 1 });
     expect(await s.countThrough(5_000)).toBe(5_000);
