@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import { ClientError } from './errors.ts';
-import type { OutboxStats } from './outbox.ts';
+import type { Assignment, OutboxEvent, OutboxStats } from './outbox.ts';
 
 /** What a journal write does: its framed entry (null: nothing to write), what it changes once on disk, its answer. */
 export interface Write<T> {
@@ -25,8 +25,8 @@ export interface Group {
   st: OutboxStats;
   /** `topic/partition` → next sequence, for the group's assignments so far. */
   next: Record<string, number>;
-  /** Ids the group's assignments so far have numbered. */
-  assigned: Set<number>;
+  /** Ids the group's earlier assignments numbered, one array per call (a Set of them is made only when a second call joins: rare). */
+  assigned: number[][];
 }
 
 /** One store call waiting for the journal. */
@@ -56,6 +56,55 @@ export class SeqKeys {
     }
     return (this.keys[p] ??= `${topic}/${p}`);
   }
+}
+
+/**
+ * Partitions and sequences for the unassigned events among `assignments`,
+ * numbered from the group's counters (`g.next`, else `seqs`); `g` takes the
+ * new ones. The events already assigned are in `stored` as they are.
+ */
+export function numberAssignments(
+  assignments: readonly Assignment[],
+  g: Group,
+  seqs: Record<string, number>,
+  get: (id: number) => OutboxEvent | undefined,
+): { ids: number[]; ps: number[]; ss: number[]; stored: OutboxEvent[] } {
+  const ids: number[] = [];
+  const ps: number[] = [];
+  const ss: number[] = [];
+  const stored: OutboxEvent[] = [];
+  const next = g.next;
+  const keys = new SeqKeys();
+  const taken = g.assigned.length ? new Set(g.assigned.flat()) : undefined;
+  // Runs of one (topic, partition) are the rule: the counter is looked up once per run.
+  let runTopic = '';
+  let runP = -1;
+  let runKey = '';
+  let seq = 0;
+  let lastId = -1;
+  for (const a of assignments) {
+    const e = get(a.event.id);
+    if (!e) continue;
+    // (An id listed twice in one call is numbered once: ids come in order, so a repeat is at most the last one.)
+    if (e.p === -1 && !taken?.has(e.id) && !(e.id <= lastId && ids.includes(e.id))) {
+      if (!Number.isInteger(a.p) || a.p < 0) continue;
+      if (e.id > lastId) lastId = e.id;
+      if (a.p !== runP || e.topic !== runTopic) {
+        if (runKey) next[runKey] = seq;
+        runTopic = e.topic;
+        runP = a.p;
+        runKey = keys.of(runTopic, runP);
+        seq = next[runKey] ?? seqs[runKey] ?? 0;
+      }
+      ids.push(e.id);
+      ps.push(a.p);
+      ss.push(seq++);
+    }
+    stored.push(e);
+  }
+  if (runKey) next[runKey] = seq;
+  g.assigned.push(ids);
+  return { ids, ps, ss, stored };
 }
 
 /** `bufs` without its first `skip` bytes (views, no copy). */

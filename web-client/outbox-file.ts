@@ -22,7 +22,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { crc32c as portableCrc32c, decodeCbor, encodeCbor, type Crc32c } from '../protocol/index.ts';
 import { ClientError } from './errors.ts';
-import { ioError, restOf, SeqKeys, takeLock, type Group, type Request, type Write } from './outbox-file-io.ts';
+import { ioError, numberAssignments, restOf, SeqKeys, takeLock, type Group, type Request, type Write } from './outbox-file-io.ts';
 import {
   addSkips,
   failedEvent,
@@ -48,6 +48,7 @@ import {
   encodeRemove,
   framePayload,
   isBinaryEntry,
+  plainRecord,
   ENTRY_HEADER_BYTES,
   type BinaryEntry,
 } from './outbox-journal.ts';
@@ -210,7 +211,7 @@ export class FileOutboxStore implements OutboxStore {
           this.st.events -= 1;
           this.st.bytes -= x.bytes;
           if (e.o === 'f') {
-            this.failedList.push(failedEvent(x, e.code, e.message, e.at));
+            this.failedList.push(failedEvent({ ...x, rec: plainRecord(x.rec) }, e.code, e.message, e.at));
             addSkips(this.skips, [x]);
           }
         }
@@ -256,7 +257,7 @@ export class FileOutboxStore implements OutboxStore {
           continue;
         }
         // Ids the direct path burnt in a group that failed to write are not handed out again.
-        const g: Group = { st: { ...this.st, lastId: Math.max(this.st.lastId, this.direct.lastId) }, next: {}, assigned: new Set() };
+        const g: Group = { st: { ...this.st, lastId: Math.max(this.st.lastId, this.direct.lastId) }, next: {}, assigned: [] };
         const made: Array<{ r: Request; w: Write<unknown> }> = [];
         const bufs: Uint8Array[] = [];
         let total = 0;
@@ -322,7 +323,7 @@ export class FileOutboxStore implements OutboxStore {
 
   /** Rewrites the journal as one snapshot: temp file, fsync, rename, fsync the directory. */
   private async compact(): Promise<void> {
-    // The snapshot's fields, then its events as one binary append entry: one file, renamed into place whole.
+    // The snapshot's fields, then its events as binary append entries: one file, renamed into place whole.
     const snap = framePayload(
       encodeCbor({
         o: 'snap',
@@ -338,12 +339,14 @@ export class FileOutboxStore implements OutboxStore {
       } satisfies Entry),
       this.crc,
     );
-    const live = [...this.events.values()];
-    const events = live.length ? encodeAppend(live, this.crc) : new Uint8Array(0);
+    // Events still packed as their append group's bytes are copied, not made into objects (a burst of them all).
+    const live = [...this.events.objects()];
+    const events = live.length ? [encodeAppend(live, this.crc)] : [];
+    events.push(...this.events.packedEntries(this.crc));
     const tmp = `${this.file}.tmp`;
     const th = await fsp.open(tmp, 'w');
     try {
-      await th.writev([snap, events], 0);
+      await th.writev([snap, ...events], 0);
       await th.sync();
     } finally {
       await th.close();
@@ -357,7 +360,7 @@ export class FileOutboxStore implements OutboxStore {
     }
     await this.fh?.close();
     this.fh = await fsp.open(this.file, fs.constants.O_RDWR);
-    this.journalBytes = snap.length + events.length;
+    this.journalBytes = events.reduce((n, b) => n + b.length, snap.length);
   }
 
   append(entries: NewOutboxEvent[], bounds: OutboxBounds): Promise<Array<OutboxEvent | null>> {
@@ -496,28 +499,7 @@ export class FileOutboxStore implements OutboxStore {
 
   assign(assignments: Assignment[]): Promise<OutboxEvent[]> {
     return this.write((g) => {
-      const ids: number[] = [];
-      const ps: number[] = [];
-      const ss: number[] = [];
-      // Counters taken in this write's group; the state changes only once the entry is on disk (apply).
-      const next = g.next;
-      const keys = new SeqKeys();
-      const stored: OutboxEvent[] = [];
-      for (const a of assignments) {
-        const e = this.events.get(a.event.id);
-        if (!e) continue;
-        if (e.p === -1 && !g.assigned.has(e.id)) {
-          if (!Number.isInteger(a.p) || a.p < 0) continue;
-          const key = keys.of(e.topic, a.p);
-          const seq = next[key] ?? this.seqs[key] ?? 0;
-          next[key] = seq + 1;
-          g.assigned.add(e.id);
-          ids.push(e.id);
-          ps.push(a.p);
-          ss.push(seq);
-        }
-        stored.push(e);
-      }
+      const { ids, ps, ss, stored } = numberAssignments(assignments, g, this.seqs, (id) => this.events.get(id));
       // apply() numbers the stored objects in place, so the answer is the events as they are now stored.
       return { bytes: ids.length ? encodeAssign(ids, ps, ss, this.crc) : null, apply: () => this.apply({ o: 'as', ids, ps, ss }), result: () => stored };
     });

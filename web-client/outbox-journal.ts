@@ -65,6 +65,13 @@ class EntryWriter {
     this.pos += b.length;
   }
 
+  /** Bytes as they are (no length). */
+  raw(b: Uint8Array): void {
+    this.room(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+
   /** A string as its UTF-8 length plus `lengthBias`, then its bytes. */
   str(s: string, lengthBias: number): void {
     this.room(10 + s.length * 3);
@@ -195,6 +202,11 @@ class Reader {
     return v;
   }
 
+  skip(n: number): void {
+    if (this.pos + n > this.b.length) throw new Error('journal entry truncated');
+    this.pos += n;
+  }
+
   str(n: number): string {
     return textDecoder.decode(this.view(n));
   }
@@ -214,7 +226,7 @@ export class AppendCursor {
   private readonly vr: VarintRead = { value: 0, pos: 0 };
   private readonly keys: Array<CachedKey | undefined> = new Array<CachedKey | undefined>(KEY_CACHE_SLOTS);
 
-  constructor(payload: Uint8Array) {
+  constructor(private readonly payload: Uint8Array) {
     if (payload[0] !== KIND_APPEND) throw new Error('not an append entry');
     this.r = new Reader(payload, 1);
     this.left = this.r.uv();
@@ -225,24 +237,24 @@ export class AppendCursor {
    * every event) read here with the key from the cache; anything else by
    * decodeRecordBody.
    */
-  private record(body: Uint8Array): WireRecord {
-    const end = body.length;
-    const attr = body[0];
+  private record(b: Uint8Array, start: number, end: number): WireRecord {
+    const attr = b[start];
     // A string key, a value, and the header count 0 as the last byte.
-    if (((attr >> 3) & 3) === 1 && (attr & 4) === 0 && body[end - 1] === 0) {
+    if (end > start && ((attr >> 3) & 3) === 1 && (attr & 4) === 0 && b[end - 1] === 0) {
       const vr = this.vr;
-      readUvarint(body, 1, end, vr);
+      readUvarint(b, start + 1, end, vr);
       const keyAt = vr.pos;
       const keyEnd = keyAt + vr.value;
       if (keyAt > 0 && keyEnd < end) {
-        readUvarint(body, keyEnd, end, vr);
+        readUvarint(b, keyEnd, end, vr);
         if (vr.pos > 0 && vr.pos + vr.value === end - 1) {
-          const rec: WireRecord = { v: body.subarray(vr.pos, end - 1), k: cachedKey(body, keyAt, keyEnd, this.keys) };
+          const rec = new PackedRecord(b, vr.pos, end - 1, cachedKey(b, keyAt, keyEnd, this.keys));
           if ((attr & 3) !== 0) rec.e = (attr & 3) as WireRecord['e'];
           return rec;
         }
       }
     }
+    const body = b.subarray(start, end);
     const parts = decodeRecordBody(body);
     if (!parts) throw new Error('journal entry holds a malformed record body');
     const rec: WireRecord = { v: parts.value };
@@ -250,6 +262,31 @@ export class AppendCursor {
     if (parts.encoding !== 0) rec.e = parts.encoding;
     if (parts.headers.length) rec.h = parts.headers;
     return rec;
+  }
+
+  /**
+   * The events not decoded yet, as an append entry of their own (for a
+   * snapshot), made without an object per event: the first one's topic and
+   * subject written out (in the entry they may be "the previous event's"),
+   * the rest of the payload copied as it is.
+   */
+  rest(crc: Crc32c): Uint8Array | null {
+    if (this.left <= 0) return null;
+    const r = new Reader(this.payload, this.r.pos);
+    const w = new EntryWriter(this.payload.length - r.pos + 64);
+    w.buf[w.pos++] = KIND_APPEND;
+    w.uv(this.left);
+    w.uv(r.uv()); // id
+    w.uv(r.uv()); // p + 2
+    w.uv(r.uv()); // zig-zag seq
+    w.uv(r.uv()); // bytes
+    w.uv(r.uv()); // timestamp
+    const tl = r.uv();
+    w.str(tl ? r.str(tl) : this.topic, 0);
+    const sl = r.uv();
+    w.str(sl ? r.str(sl - 1) : this.sub, 1);
+    w.raw(this.payload.subarray(r.pos));
+    return w.finish(crc);
   }
 
   next(): OutboxEvent {
@@ -266,14 +303,88 @@ export class AppendCursor {
     const sl = r.uv();
     if (sl) this.sub = r.str(sl - 1);
     const explicit = r.uv();
-    const body = r.view(r.uv());
-    const rec = this.record(body);
+    const len = r.uv();
+    const at = r.pos;
+    r.skip(len);
+    const rec = this.record(this.payload, at, at + len);
     rec.ts = ts;
     if (explicit) rec.p = explicit - 1;
-    // The shape of the producer's entries (p before seq), so the drain's code sees one kind of event object.
-    if (p2) return { id, topic: this.topic, p: p2 - 2, seq, sub: this.sub, rec, bytes, body };
-    return { id, topic: this.topic, seq, sub: this.sub, rec, bytes, body };
+    if (p2) return new PackedEvent(id, this.topic, p2 - 2, seq, this.sub, rec, bytes, this.payload, at, len);
+    // An older client's event (no partition, sent in the records form): a plain record, as the wire's CBOR encodes it.
+    return { id, topic: this.topic, seq, sub: this.sub, rec: plainRecord(rec), bytes, body: this.payload.subarray(at, at + len) };
   }
+}
+
+/**
+ * The record of a journaled event (a string key, no headers): its value is a
+ * view made when something asks for it (the records form, `failed()`), as the
+ * drain's batches copy the record body instead. Fewer objects per event that
+ * wait in the drain's read-ahead and in flight.
+ */
+class PackedRecord implements WireRecord {
+  declare e?: WireRecord['e'];
+  declare ts?: number;
+  declare p?: number;
+  readonly #body: Uint8Array;
+  readonly #vAt: number;
+  readonly #vEnd: number;
+
+  constructor(
+    body: Uint8Array,
+    vAt: number,
+    vEnd: number,
+    public k: string,
+  ) {
+    this.#body = body;
+    this.#vAt = vAt;
+    this.#vEnd = vEnd;
+  }
+
+  get v(): Uint8Array {
+    return this.#body.subarray(this.#vAt, this.#vEnd);
+  }
+
+  /** A plain object (spread, CBOR and structuredClone see every field). */
+  plain(): WireRecord {
+    const rec: WireRecord = { v: this.v, k: this.k };
+    if (this.e !== undefined) rec.e = this.e;
+    if (this.ts !== undefined) rec.ts = this.ts;
+    if (this.p !== undefined) rec.p = this.p;
+    return rec;
+  }
+}
+
+/** A journaled event as the drain reads it: its record body a view made on demand (batches copy it and let it go). */
+class PackedEvent implements OutboxEvent {
+  readonly #buf: Uint8Array;
+  readonly #at: number;
+  readonly #len: number;
+
+  constructor(
+    public id: number,
+    public topic: string,
+    public p: number,
+    public seq: number,
+    public sub: string,
+    public rec: WireRecord,
+    public bytes: number,
+    buf: Uint8Array,
+    at: number,
+    len: number,
+  ) {
+    this.#buf = buf;
+    this.#at = at;
+    this.#len = len;
+  }
+
+  get body(): Uint8Array {
+    return this.#buf.subarray(this.#at, this.#at + this.#len);
+  }
+}
+
+/** A record as a plain object: a journaled event's record made whole (for a stored failure's CBOR). */
+export function plainRecord(rec: WireRecord): WireRecord {
+  return rec instanceof PackedRecord ? rec.plain() : rec;
 }
 
 /** Slots of AppendCursor's cache of decoded string keys (keys repeat: users, devices, orders). */

@@ -13,6 +13,7 @@
  * packed id is above every id held as an object.
  */
 import type { OutboxEvent } from './outbox.ts';
+import type { Crc32c } from '../protocol/index.ts';
 import type { AppendCursor } from './outbox-journal.ts';
 
 /** Events of one written append group not made into objects yet: ids nextId..lastId, in the cursor's order. */
@@ -145,11 +146,21 @@ export class EventLog {
     return n;
   }
 
-  *values(): IterableIterator<OutboxEvent> {
-    this.unpackThrough(Infinity);
+  /** The live events held as objects (every packed id is above theirs), in id order; see packedEntries. */
+  *objects(): IterableIterator<OutboxEvent> {
     for (let i = this.head; i < this.slots.length; i++) {
       const e = this.slots[i];
       if (e !== undefined) yield e;
     }
+  }
+
+  /** The packed events as append entries, above every object's id (a snapshot writes them without making objects). */
+  packedEntries(crc: Crc32c): Uint8Array[] {
+    const out: Uint8Array[] = [];
+    for (const b of this.packed) {
+      const entry = b.cur.rest(crc);
+      if (entry) out.push(entry);
+    }
+    return out;
   }
 }

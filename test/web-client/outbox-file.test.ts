@@ -215,6 +215,34 @@ describe('file outbox journal', () => {
     await again.close();
   });
 
+  it('a snapshot taken while written groups are partly read copies the unread events from their bytes; failures keep their values', async () => {
+    const file = path.join(dir, 'o.outbox');
+    const s = new FileOutboxStore(file);
+    await s.open();
+    const now = 1_700_000_000_000;
+    const n = 9_000; // two groups; runs of topics and subjects, so the unread part starts with "the previous event's"
+    const calls: Array<Promise<void> | undefined> = [];
+    for (let i = 0; i < n; i++) calls.push(s.sendDirect(i % 7 < 4 ? 'a' : 'b', i % 11 < 6 ? 'u1' : '', { key: `k${i % 5}`, value: { i } }, now, BOUNDS));
+    await Promise.all(calls);
+    const head = await s.read(0, 1_234);
+    await s.assign(head.slice(0, 600).map((e) => ({ event: e, p: e.id % 3 })));
+    await s.fail(head.slice(600, 610), 'TOO_LARGE', 'no');
+    await (s as unknown as { compact(): Promise<void> }).compact();
+    const all = await s.read(0, 2 * n);
+    const failed = await s.failed();
+    await s.close();
+    const again = new FileOutboxStore(file);
+    await again.open();
+    const back = await again.read(0, 2 * n);
+    const full = (evs: OutboxEvent[]) => evs.map((e) => `${shape([e])[0]} ${e.sub} ${String(e.rec.k)} ${e.rec.ts}`);
+    expect(back.length).toBe(n - 10);
+    expect(full(back)).toEqual(full(all));
+    const fails = await again.failed();
+    expect(fails.map((f) => new TextDecoder().decode(f.rec.v!))).toEqual(failed.map((f) => new TextDecoder().decode(f.rec.v!)));
+    expect(new TextDecoder().decode(fails[0].rec.v!)).toBe(JSON.stringify({ i: 600 }));
+    await again.close();
+  });
+
   it('a sendMany written straight into a journal group is all in or, with an invalid event, none in; past the bounds only the prefix that fits', async () => {
     const file = path.join(dir, 'o.outbox');
     const s = new FileOutboxStore(file);
