@@ -58,6 +58,10 @@ export const UNROUTED = -1;
 /** `write`: the event's partition batch is full (or its partition is outside the count): a new chunk takes it. */
 export const PART_FULL = -2;
 
+/** Bytes of the last partition batch sealed (at most LAST_PART_MAX): a new part's buffer starts at that size. */
+let lastPartBytes = 0;
+const LAST_PART_MAX = 1024 * 1024;
+
 /** The open batch of one partition. */
 interface Part {
   /** Room for a frame's fields, then the batch header, then the records. */
@@ -250,7 +254,17 @@ export class RoutedChunk extends Chunk {
 
   private newPart(): Part {
     const n = 256;
-    return { buf: takeBatchBuffer(this.recordsAt + 16 * 1024), pos: this.recordsAt, count: 0, firstTs: 0, maxTs: 0, idx: new Int32Array(n), sizes: new Uint32Array(n), named: new Uint8Array(n) };
+    // As large as the last batch sealed (the pool rounds up to a power of two): a burst's batches are alike, and growing one copies what it holds.
+    return {
+      buf: takeBatchBuffer(Math.max(this.recordsAt + 16 * 1024, lastPartBytes)),
+      pos: this.recordsAt,
+      count: 0,
+      firstTs: 0,
+      maxTs: 0,
+      idx: new Int32Array(n),
+      sizes: new Uint32Array(n),
+      named: new Uint8Array(n),
+    };
   }
 
   /** Grows part p's buffer to hold `size` bytes, keeping what it holds. */
@@ -279,6 +293,7 @@ export class RoutedChunk extends Chunk {
       const seq = next[p] ?? 0;
       const batch = part.buf.subarray(this.frameAt, part.pos);
       const total = batch.length;
+      lastPartBytes = Math.min(part.pos, LAST_PART_MAX);
       writeBatchHeader(
         batch,
         { total, count, lastOffsetDelta: count - 1, firstTimestamp: part.firstTs, maxTimestamp: part.maxTs, lastSequenceDelta: count - 1, baseSequence: seq, baseOffset: 0, appendTime: -1 },
