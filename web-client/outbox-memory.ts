@@ -110,23 +110,47 @@ export class MemoryOutboxStore implements OutboxStore, SegmentStore {
     }
     const chunks = this.s.chunks;
     const stats = this.s.stats;
+    // Where the topic's partition count and batch limits are known, the open chunk is a routed one: each record written once, into its batch.
+    const hint = this.s.hints.get(topic);
     // What to restore when an event is invalid: nothing of this call stays in.
     const chunksBefore = chunks.length;
     const last = chunks[chunksBefore - 1];
     const lastCount = last?.count ?? 0;
     const lastLive = last?.live ?? 0;
     const lastBytes = last?.bytes ?? 0;
+    if (last && isRouted(last) && !last.sealed) last.mark();
     const { events: eventsBefore, bytes: bytesBefore, lastId: lastIdBefore } = stats;
     let open = last;
     let i = from;
     try {
       for (; i < to; i++) {
-        if (!open || open.sealed || open.routed || open.topic !== topic || open.sub !== sub || open.count >= CHUNK_MAX_EVENTS || open.lastId !== stats.lastId) {
-          // Only a full chunk sizes the next: a trickle of sends keeps its chunks small.
-          open = new Chunk(topic, sub, stats.lastId + 1, open && open.count >= CHUNK_MAX_EVENTS ? open.bodyBytes : 0);
-          chunks.push(open);
+        if (
+          !open ||
+          open.sealed ||
+          open.topic !== topic ||
+          open.sub !== sub ||
+          open.count >= CHUNK_MAX_EVENTS ||
+          open.lastId !== stats.lastId ||
+          (hint ? !isRouted(open) || open.hint !== hint : open.routed)
+        ) {
+          open = this.openChunk(topic, sub, hint, open);
         }
-        const bytes = open.write(events[i], now, bounds.maxBytes);
+        let bytes: number;
+        if (isRouted(open)) {
+          bytes = open.writeRouted(events[i], now, bounds.maxBytes);
+          // A full partition batch: the next chunk takes the event (a plain one if even an empty routed chunk cannot: a partition outside the count).
+          if (bytes === PART_FULL && open.count > 0) {
+            const next = this.openChunk(topic, sub, hint, open) as RoutedChunk;
+            open = next;
+            bytes = next.writeRouted(events[i], now, bounds.maxBytes);
+          }
+          if (bytes === PART_FULL) {
+            this.dropEmpty(chunksBefore);
+            open = new Chunk(topic, sub, stats.lastId + 1);
+            chunks.push(open);
+            bytes = open.write(events[i], now, bounds.maxBytes);
+          }
+        } else bytes = open.write(events[i], now, bounds.maxBytes);
         if (stats.events + 1 > bounds.maxEvents || stats.bytes + bytes > bounds.maxBytes) break;
         open.commit(bytes);
         stats.events += 1;
@@ -134,14 +158,18 @@ export class MemoryOutboxStore implements OutboxStore, SegmentStore {
         stats.lastId += 1;
       }
       // A chunk opened for an event that did not fit stays out.
-      if (chunks.length > chunksBefore && open.count === 0) chunks.pop();
+      this.dropEmpty(chunksBefore);
       if (i < to) rest?.(i - from);
     } catch (err) {
-      chunks.length = chunksBefore;
+      while (chunks.length > chunksBefore) {
+        const c = chunks.pop()!;
+        if (isRouted(c)) c.release();
+      }
       if (last) {
         last.count = lastCount;
         last.live = lastLive;
         last.bytes = lastBytes;
+        if (isRouted(last)) last.rollback();
       }
       stats.events = eventsBefore;
       stats.bytes = bytesBefore;
@@ -149,6 +177,25 @@ export class MemoryOutboxStore implements OutboxStore, SegmentStore {
       throw err;
     }
     return i - from;
+  }
+
+  /** A new open chunk for `appendEvents` (routed when the topic has a hint), ids from the next one. */
+  private openChunk(topic: string, sub: string, hint: RouteHint | undefined, prev: Chunk | undefined): Chunk {
+    const id = this.s.stats.lastId + 1;
+    // Only a full chunk sizes the next: a trickle of sends keeps its chunks small.
+    const c = hint ? new RoutedChunk(topic, sub, id, hint, this.s.producerId, CHUNK_MAX_EVENTS, Infinity) : new Chunk(topic, sub, id, prev && prev.count >= CHUNK_MAX_EVENTS ? prev.bodyBytes : 0);
+    this.s.chunks.push(c);
+    return c;
+  }
+
+  /** Takes out the last chunk if this call opened it and it holds nothing. */
+  private dropEmpty(chunksBefore: number): void {
+    const chunks = this.s.chunks;
+    const c = chunks[chunks.length - 1];
+    if (chunks.length > chunksBefore && c.count === 0) {
+      chunks.pop();
+      if (isRouted(c)) c.release();
+    }
   }
 
   /**

@@ -20,9 +20,11 @@
  * sealed as one (`reroute`); no sequence was taken before, so exactly-once
  * is as for any chunk.
  *
- * Unkeyed events without a partition are not written here (their partition
- * follows their outbox id, not known while staged): `write` says so and the
- * store stages the call as plain chunks.
+ * Unkeyed events without a partition go where their outbox id sends them
+ * (`partitionForUnkeyed`), so only into a chunk whose ids are known (one in
+ * the outbox: `appendEvents`' open chunk); a staged chunk's ids are not
+ * (its id is 0 until it moves in): `writeRouted` says so and the store
+ * stages the call as plain chunks.
  */
 import {
   BATCH_HEADER_BYTES,
@@ -31,6 +33,7 @@ import {
   LIMITS,
   O_CRC,
   decodeBatchTrusted,
+  partitionForUnkeyed,
   recordBodySize,
   uvarintSize,
   utf8Length,
@@ -50,10 +53,14 @@ import { Chunk, keyHash, sealChunk, type SealLimits, type Segment } from './outb
 import { frameRoom } from './outbox-frame.ts';
 import type { OutboxEvent } from './outbox.ts';
 
-/** `write`: the event has no key and no partition (its partition depends on its id). */
+/** `write`: the event has no key and no partition, and the chunk's ids are not known yet (its partition depends on its id). */
 export const UNROUTED = -1;
 /** `write`: the event's partition batch is full (or its partition is outside the count): a new chunk takes it. */
 export const PART_FULL = -2;
+
+/** Bytes of the last partition batch sealed (at most LAST_PART_MAX): a new part's buffer starts at that size. */
+let lastPartBytes = 0;
+const LAST_PART_MAX = 1024 * 1024;
 
 /** The open batch of one partition. */
 interface Part {
@@ -87,6 +94,11 @@ export class RoutedChunk extends Chunk {
   private pendEnd = 0;
   private pendTs = 0;
   private pendNamed = 0;
+  /** Unkeyed events: the run of ids (`partitionForUnkeyed` is constant over 1024 ids) whose partition was found last. */
+  private unkeyedRun = -1;
+  private unkeyedP = 0;
+  /** `mark`: per partition, its count, end of records and max timestamp. */
+  private marks?: Float64Array;
 
   constructor(
     topic: string,
@@ -137,8 +149,9 @@ export class RoutedChunk extends Chunk {
     if (this.count >= this.maxEvents) return PART_FULL;
     let p: number;
     if (named !== undefined) p = named;
-    else if (key === null) return UNROUTED;
-    else p = keyHash(key) % this.hint.partitions;
+    else if (key !== null) p = keyHash(key) % this.hint.partitions;
+    else if (this.id <= 0) return UNROUTED;
+    else p = this.unkeyed(this.id + this.count);
     if (p >= this.hint.partitions) return PART_FULL;
     const part = (this.parts[p] ??= this.newPart());
     const k = part.count;
@@ -204,9 +217,54 @@ export class RoutedChunk extends Chunk {
     super.commit(bytes);
   }
 
+  /** The partition of unkeyed event `id` (outbox-segment.ts's `partitionOf`), found once per run of ids. */
+  private unkeyed(id: number): number {
+    const run = Math.floor(id / 1024);
+    if (run !== this.unkeyedRun) {
+      this.unkeyedP = partitionForUnkeyed(this.producerId, id, this.hint.partitions);
+      this.unkeyedRun = run;
+    }
+    return this.unkeyedP;
+  }
+
+  /** Remembers each partition's place, for `rollback` (a call that leaves none of its events in). */
+  mark(): void {
+    const n = this.parts.length;
+    const m = (this.marks ??= new Float64Array(3 * n));
+    for (let p = 0; p < n; p++) {
+      const part = this.parts[p];
+      m[3 * p] = part ? part.count : 0;
+      m[3 * p + 1] = part ? part.pos : this.recordsAt;
+      m[3 * p + 2] = part ? part.maxTs : 0;
+    }
+  }
+
+  /** Puts each partition back where `mark` found it (the caller restores count, live and bytes). */
+  rollback(): void {
+    const m = this.marks;
+    if (!m) return;
+    for (let p = 0; p < this.parts.length; p++) {
+      const part = this.parts[p];
+      if (!part) continue;
+      part.count = m[3 * p];
+      part.pos = m[3 * p + 1];
+      part.maxTs = m[3 * p + 2];
+    }
+  }
+
   private newPart(): Part {
     const n = 256;
-    return { buf: takeBatchBuffer(this.recordsAt + 16 * 1024), pos: this.recordsAt, count: 0, firstTs: 0, maxTs: 0, idx: new Int32Array(n), sizes: new Uint32Array(n), named: new Uint8Array(n) };
+    // As large as the last batch sealed (the pool rounds up to a power of two): a burst's batches are alike, and growing one copies what it holds.
+    return {
+      buf: takeBatchBuffer(Math.max(this.recordsAt + 16 * 1024, lastPartBytes)),
+      pos: this.recordsAt,
+      count: 0,
+      firstTs: 0,
+      maxTs: 0,
+      idx: new Int32Array(n),
+      sizes: new Uint32Array(n),
+      named: new Uint8Array(n),
+    };
   }
 
   /** Grows part p's buffer to hold `size` bytes, keeping what it holds. */
@@ -235,6 +293,7 @@ export class RoutedChunk extends Chunk {
       const seq = next[p] ?? 0;
       const batch = part.buf.subarray(this.frameAt, part.pos);
       const total = batch.length;
+      lastPartBytes = Math.min(part.pos, LAST_PART_MAX);
       writeBatchHeader(
         batch,
         { total, count, lastOffsetDelta: count - 1, firstTimestamp: part.firstTs, maxTimestamp: part.maxTs, lastSequenceDelta: count - 1, baseSequence: seq, baseOffset: 0, appendTime: -1 },

@@ -88,7 +88,8 @@ describe('RoutedChunk', () => {
     const events = mixed(120);
     const flat = (list: OutboxEvent[]) => list.map((e) => ({ ...e, rec: { ...e.rec, v: e.rec.v instanceof Uint8Array ? Buffer.from(e.rec.v).toString('base64') : e.rec.v } }));
     expect(flat(routed(events, 3).events())).toEqual(flat(plain(events).events()));
-    const c = new RoutedChunk('t', '', 1, { partitions: 2, limits: { maxRecords: 2, maxBytes: 1 << 20 } }, 'pid-1', 8000, 1 << 30);
+    // A staged chunk (id 0: its ids are not known yet) cannot place an unkeyed event.
+    const c = new RoutedChunk('t', '', 0, { partitions: 2, limits: { maxRecords: 2, maxBytes: 1 << 20 } }, 'pid-1', 8000, 1 << 30);
     expect(c.writeRouted({ value: 1 }, NOW, 1 << 30)).toBe(UNROUTED);
     expect(c.writeRouted({ value: 1, partition: 5 }, NOW, 1 << 30)).toBe(PART_FULL);
     for (let i = 0; i < 2; i++) c.commit(c.writeRouted({ value: i, partition: 0 }, NOW, 1 << 30));
@@ -96,6 +97,87 @@ describe('RoutedChunk', () => {
     expect(c.writeRouted({ value: 2, partition: 1 }, NOW, 1 << 30)).toBeGreaterThan(0);
     // Invalid events throw as a plain chunk's write does.
     expect(() => c.writeRouted({ key: 'k', value: 1, partition: -1 }, NOW, 1 << 30)).toThrow(/partition must be/);
+  });
+});
+
+/** Per partition, the records sealed (sequence, id, key, value, timestamp, headers), in sequence order. */
+function sealedRecords(segs: Segment[]): Map<number, unknown[]> {
+  const out = new Map<number, unknown[]>();
+  for (const s of [...segs].sort((a, b) => a.seq - b.seq)) {
+    const recs = decodeBatch(s.batch.slice());
+    const list = out.get(s.p) ?? [];
+    recs.forEach((r, k) => list.push({ seq: s.seq + k, id: s.ids[k], size: s.sizes[k], key: r.key, value: Buffer.from(r.value ?? []).toString('base64'), ts: r.timestamp, h: r.headers }));
+    out.set(s.p, list);
+  }
+  return out;
+}
+
+/** A store that has sealed one chunk of `topic` with 3 partitions (so it knows the count: appendEvents then writes routed chunks). */
+async function hintedStore(topic: string): Promise<{ store: MemoryOutboxStore; producerId: string; bounds: { maxEvents: number; maxBytes: number } }> {
+  const store = new MemoryOutboxStore(`hinted-${Math.random()}`);
+  const { producerId } = await store.open();
+  const bounds = { maxEvents: 1_000_000, maxBytes: 1 << 30 };
+  store.appendEvents(topic, '', [{ key: 'a', value: 1 }], 0, 1, NOW, bounds);
+  for (const c of store.readChunks(undefined, 1000)) store.sealChunk(c, 3, LIMITS, crc32c);
+  return { store, producerId, bounds };
+}
+
+function sealAll(store: MemoryOutboxStore, partitions: number): Segment[] {
+  const segs: Segment[] = [];
+  for (const c of store.readChunks(undefined, 1_000_000)) {
+    if (c.sealed) continue;
+    store.sealChunk(c, partitions, LIMITS, crc32c);
+    for (const s of c.sealed!) if (isSegment(s)) segs.push(s);
+  }
+  return segs;
+}
+
+describe('appendEvents into routed chunks (the count of the topic known)', () => {
+  it('keyed, unkeyed and named events seal to the records a plain chunk of the same ids seals to', async () => {
+    const { store, producerId, bounds } = await hintedStore('t');
+    // Unkeyed events too (their partition follows their id), over more than one run of 1024 ids.
+    const events = mixed(3000).map((e, i) => (i % 3 === 1 && e.partition === undefined ? { ...e, key: undefined } : e));
+    expect(store.appendEvents('t', '', events, 0, 1700, NOW, bounds)).toBe(1700);
+    expect(store.appendEvents('t', '', events, 1700, 3000, NOW, bounds)).toBe(1300);
+    const chunks = store.readChunks(undefined, 1_000_000).filter((c) => !c.sealed);
+    expect(chunks.every((c) => c.routed)).toBe(true);
+    const a = sealAll(store, 3);
+    const ref = new Chunk('t', '', chunks[0].id);
+    for (const e of events) ref.commit(ref.write(e, NOW, 1 << 30));
+    const b = sealChunk(ref, 3, [0, 1, 0], producerId, LIMITS, crc32c);
+    expect(sealedRecords(a)).toEqual(sealedRecords(b));
+    expect((await store.stats()).events).toBe(3001);
+  });
+
+  it('sealed with another count: re-routed, unkeyed events by their ids', async () => {
+    const { store, producerId, bounds } = await hintedStore('t');
+    const events = Array.from({ length: 2500 }, (_, i): SendEvent => (i % 2 ? { value: i } : { key: `k${i % 7}`, value: i }));
+    store.appendEvents('t', '', events, 0, events.length, NOW, bounds);
+    const first = store.readChunks(undefined, 1_000_000).find((c) => !c.sealed)!;
+    const a = sealAll(store, 5);
+    const ref = new Chunk('t', '', first.id);
+    for (const e of events) ref.commit(ref.write(e, NOW, 1 << 30));
+    expect(sealedRecords(a)).toEqual(sealedRecords(sealChunk(ref, 5, [0, 1, 0], producerId, LIMITS, crc32c)));
+  });
+
+  it('an invalid event leaves none of the call in: the count and place of each partition restored', async () => {
+    const { store, producerId, bounds } = await hintedStore('t');
+    const good = mixed(500);
+    expect(store.appendEvents('t', '', good, 0, 200, NOW, bounds)).toBe(200);
+    const before = await store.stats();
+    // Fills on into the open routed chunk and beyond it (past a partition's 1000 records), then an invalid event.
+    const bad = [...mixed(2500), { key: 'k', value: 1, partition: -1 }];
+    expect(() => store.appendEvents('t', '', bad, 0, bad.length, NOW, bounds)).toThrow(/partition must be/);
+    // And one that `rest` (the staging of what does not fit) finds invalid.
+    const tight = { maxEvents: before.events + 100, maxBytes: bounds.maxBytes };
+    expect(() => store.appendEvents('t', '', bad, 0, bad.length, NOW, tight, () => store.stageEvents('t', '', bad, 100, bad.length, NOW, 1 << 30, tight))).toThrow(/partition must be/);
+    expect(await store.stats()).toEqual(before);
+    expect(store.appendEvents('t', '', good, 200, 500, NOW, bounds)).toBe(300);
+    const first = store.readChunks(undefined, 1_000_000).find((c) => !c.sealed)!;
+    const a = sealAll(store, 3);
+    const ref = new Chunk('t', '', first.id);
+    for (const e of good) ref.commit(ref.write(e, NOW, 1 << 30));
+    expect(sealedRecords(a)).toEqual(sealedRecords(sealChunk(ref, 3, [0, 1, 0], producerId, LIMITS, crc32c)));
   });
 });
 
