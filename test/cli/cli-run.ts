@@ -31,7 +31,8 @@ export function runCli(args: string[], opts: { url?: string; input?: string; env
       proc.kill('SIGKILL');
       reject(new Error(`tributary ${args.join(' ')} did not exit within ${opts.timeoutMs ?? 60_000} ms\nstdout: ${stdout.slice(-2000)}\nstderr: ${stderr.slice(-2000)}`));
     }, opts.timeoutMs ?? 60_000);
-    proc.on('exit', (code) => {
+    // 'close', not 'exit': 'exit' can come before the last of stdout has been read from the pipe.
+    proc.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code, stdout, stderr, ms: Date.now() - started });
     });
