@@ -51,7 +51,8 @@ describe('README stream-processing example', () => {
       p.stdout.on('data', (d) => (text += d));
       p.stderr.on('data', (d) => (text += d));
       const timer = setTimeout(() => p.kill('SIGKILL'), 60_000);
-      p.on('close', (c) => {  // after stdout and stderr have ended, unlike 'exit'
+      p.on('close', (c) => {
+        // after stdout and stderr have ended, unlike 'exit'
         clearTimeout(timer);
         if (c === 0) resolve(text);
         else reject(new Error(`example exited with ${c}:\n${text}`));
