@@ -37,7 +37,8 @@ export function spawnTributary(args: string[], env: Record<string, string> = {})
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  // 'close' (after stdout and stderr ended), not 'exit': a line printed just before exiting is read first.
+  const exited = new Promise<number | null>((resolve) => proc.once('close', (code) => resolve(code)));
   const running = (): boolean => proc.exitCode === null && proc.signalCode === null;
   return {
     proc,

@@ -255,7 +255,8 @@ describe('per-connection quotas', () => {
     flood.stdout.on('data', (d) => (out += d));
     flood.stderr.on('data', (d) => (out += d));
     let done = false;
-    const exited = new Promise((r) => flood.once('exit', r)).then(() => (done = true));
+    // 'close' (after stdout ended), not 'exit': the report below is parsed from stdout.
+    const exited = new Promise((r) => flood.once('close', r)).then(() => (done = true));
     // Until it is refused, or has exited (then its report below says how far it got).
     await waitFor(async () => done || (await refusals(hub, 'rate_limited')) > 0, 90_000, 'the flooder to be rate-limited');
     const throttled = await rate(1000);
