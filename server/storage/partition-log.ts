@@ -59,6 +59,9 @@ export class PartitionLog implements PartitionView {
   /** The group whose write is in flight, and those issued behind it, oldest first (fsync "always" only, `writeAhead`). */
   private writing: GroupWrite | null = null;
   private ahead: GroupWrite[] = [];
+  /** Batches appended while a write is in flight join one write ahead, issued once the loop turn's I/O is read. */
+  private aheadSoon: NodeJS.Immediate | null = null;
+  private readonly writeAheadNow = (): void => ((this.aheadSoon = null), this.writeAhead());
   private waiters: Waiter[] = [];
   private lastAppendTime: number;
   private bytesSinceSnapshot = 0;
@@ -181,7 +184,7 @@ export class PartitionLog implements PartitionView {
     return new Promise<AppendResult>((resolve, reject) => {
       this.queue.push({ batch: b, base, last, appendTime, resolve, reject });
       if (!this.flushing) this.flushing = this.flushLoop();
-      else this.writeAhead();
+      else if (!this.aheadSoon && this.writing) this.aheadSoon = setImmediate(this.writeAheadNow);
     });
   }
 
@@ -294,8 +297,9 @@ export class PartitionLog implements PartitionView {
    * fsync "always": issues the queued batches' O_DSYNC write while earlier
    * groups' are still in flight (at most MAX_WRITES_AHEAD behind the one the
    * loop waits for), at the offset after the last in the same segment,
-   * instead of after their completion hop through the event loop. A request
-   * that arrives while the disk stalls is thus written at once, and done
+   * instead of after their completion hop through the event loop (appends
+   * run it once per loop turn, so the batches of one turn's frames share one
+   * write). A request that arrives while the disk stalls is thus written at once, and done
    * when the stall ends, not one whole write after it. Acks stay in order:
    * the loop completes a group only after the ones before it, so no acked
    * byte lies behind a hole; a crash that leaves a hole leaves unacked bytes

@@ -133,6 +133,29 @@ describe('durability', () => {
     expect((await readAll(fx.store, 't')).map((r) => valueText(r)!.split('-')[0])).toEqual([...Array(6).fill('before'), ...Array(3).fill('after')]);
   });
 
+  it('fsync "always": batches appended in one loop turn while a write is in flight go out as one write ahead', async () => {
+    const io = faultyIo();
+    fx.store = await openStore(fx.dir, { io });
+    await fx.store.createTopic('t', 1);
+    await fx.store.append('t', 0, makeBatch({ tag: 'before' }));
+    await fx.store.append('t', 0, makeBatch({ tag: 'before' })); // O_DSYNC from here on
+    let release!: () => void;
+    io.holdSync = new Promise<void>((r) => (release = r));
+    const first = fx.store.append('t', 0, makeBatch({ tag: 'lost' }));
+    await eventually(() => expect(io.held).toBe(1));
+    const synced = io.syncedWrites;
+    const together = [0, 1, 2].map(() => fx.store!.append('t', 0, makeBatch({ tag: 'lost' })));
+    try {
+      await eventually(() => expect(io.syncedWrites).toBe(synced + 1));
+      await new Promise((r) => setTimeout(r, 50)); // proves a negative: the same turn's batches are not split into more writes
+      expect(io.syncedWrites).toBe(synced + 1);
+    } finally {
+      release();
+    }
+    for (const f of await Promise.allSettled([first, ...together])) expect(f).toMatchObject({ status: 'rejected', reason: { code: 'STORAGE_UNAVAILABLE' } });
+    await eventually(async () => expect((await fx.store!.append('t', 0, makeBatch({ tag: 'after' }))).baseOffset).toBe(6));
+  });
+
   it('a failed write (disk full) rejects with STORAGE_UNAVAILABLE until the disk recovers', async () => {
     const io = faultyIo();
     fx.store = await openStore(fx.dir, { io });
