@@ -130,7 +130,10 @@ export function formatCensus(d: ReturnType<typeof censusDiff>, events: number): 
     '  threads:',
     ...d.rows
       .filter((r) => r.us / events >= 0.02)
-      .map((r) => `  ${per(r.us)} µs/event ${((r.us / 1000 / d.wallMs) * 100).toFixed(0).padStart(3)}% core  (kernel ${per(r.sysUs).trim()}; ${(r.faults / events).toFixed(3)} faults/event)  ${r.proc} :: ${r.thread}`),
+      .map(
+        (r) =>
+          `  ${per(r.us)} µs/event ${((r.us / 1000 / d.wallMs) * 100).toFixed(0).padStart(3)}% core  (kernel ${per(r.sysUs).trim()}; ${(r.faults / events).toFixed(3)} faults/event)  ${r.proc} :: ${r.thread}`,
+      ),
   ];
   return lines.join('\n');
 }
