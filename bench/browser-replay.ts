@@ -17,8 +17,11 @@
  * every 50 ms during it, and after it before any GC. With
  * BROWSER_REPLAY_CPU_PROF set, each row writes a CDP CPU profile there
  * (`bench/cpuprofile-top.ts` reads it). With BROWSER_REPLAY_CENSUS=1 each
- * row prints the CPU of every thread of the hub, this process and each
- * Chromium process over the timed replay (bench/lib/thread-census.ts).
+ * row prints the CPU and minor page faults of every thread of the hub, this
+ * process and each Chromium process over the timed replay
+ * (bench/lib/thread-census.ts). BROWSER_REPLAY_BATCH_RECORDS sets the
+ * records per stored batch (1,000; with a smaller
+ * BROWSER_REPLAY_HUB_ARGS="--subscription-read-bytes N", smaller frames).
  * With BROWSER_REPLAY_TRACE=DIR each row writes a Chrome trace of its timed
  * replay there (`bench/trace-top.ts` gives each thread's CPU by task;
  * with BROWSER_REPLAY_TRACE_ALL=1 the trace is taken from the browser's
@@ -54,7 +57,8 @@ export interface BrowserReplayRow {
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const PARTITIONS = 4;
-const RECORDS_PER_BATCH = 1_000;
+/** Records per stored batch (BROWSER_REPLAY_BATCH_RECORDS for experiments: smaller batches, smaller frames with a small read size). */
+const RECORDS_PER_BATCH = Number(process.env.BROWSER_REPLAY_BATCH_RECORDS ?? 1_000);
 /** Produce frames in flight while preloading. */
 const PRELOAD_WINDOW = 8;
 const HEAP_SAMPLE_MS = 50;

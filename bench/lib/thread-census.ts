@@ -3,6 +3,9 @@
  * and of its descendants (the hub, each Chromium process), read before and
  * after a timed window, so a bench can say which process and thread holds
  * the CPU, and whether the machine's cores were saturated while it ran.
+ * Minor page faults per thread too: on this host a fault (fresh or returned
+ * memory touched again) costs microseconds, and Chromium's renderer takes
+ * one for about every 4 KiB it receives or decodes (bench/README.md, h13r4).
  */
 import fs from 'node:fs';
 import { statCpuUs } from './proc-cpu.ts';
@@ -13,6 +16,8 @@ interface ThreadSample {
   us: number;
   /** Of `us`, in the kernel (stime): sends and receives show here. */
   sysUs: number;
+  /** Minor page faults (minflt): fresh or returned memory touched again. */
+  faults: number;
 }
 
 export interface CensusSnapshot {
@@ -28,6 +33,13 @@ export interface CensusRow {
   thread: string;
   us: number;
   sysUs: number;
+  faults: number;
+}
+
+/** Minor page faults of a thread's stat file (field 10, minflt). */
+function minorFaults(statFile: string): number {
+  const stat = read(statFile);
+  return stat ? Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7]) : 0;
 }
 
 const read = (file: string): string => {
@@ -76,7 +88,8 @@ export function censusSnapshot(root = process.pid): CensusSnapshot {
     for (const tid of tids) {
       const us = statCpuUs(`/proc/${pid}/task/${tid}/stat`);
       const sysUs = statCpuUs(`/proc/${pid}/task/${tid}/stat`, 'system');
-      if (us !== undefined) threads.set(`${pid}/${tid}`, { proc, thread: read(`/proc/${pid}/task/${tid}/comm`).trim(), us, sysUs: sysUs ?? 0 });
+      const faults = minorFaults(`/proc/${pid}/task/${tid}/stat`);
+      if (us !== undefined) threads.set(`${pid}/${tid}`, { proc, thread: read(`/proc/${pid}/task/${tid}/comm`).trim(), us, sysUs: sysUs ?? 0, faults });
     }
   }
   const cpu = read('/proc/stat').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
@@ -95,9 +108,10 @@ export function censusDiff(a: CensusSnapshot, b: CensusSnapshot): { rows: Census
     const us = s.us - (a.threads.get(k)?.us ?? 0);
     if (us <= 0) continue;
     const key = `${s.proc}\0${s.thread}`;
-    const row = sums.get(key) ?? { proc: s.proc, thread: s.thread, us: 0, sysUs: 0 };
+    const row = sums.get(key) ?? { proc: s.proc, thread: s.thread, us: 0, sysUs: 0, faults: 0 };
     row.us += us;
     row.sysUs += s.sysUs - (a.threads.get(k)?.sysUs ?? 0);
+    row.faults += s.faults - (a.threads.get(k)?.faults ?? 0);
     sums.set(key, row);
   }
   const rows = [...sums.values()].sort((x, y) => y.us - x.us);
@@ -116,7 +130,10 @@ export function formatCensus(d: ReturnType<typeof censusDiff>, events: number): 
     '  threads:',
     ...d.rows
       .filter((r) => r.us / events >= 0.02)
-      .map((r) => `  ${per(r.us)} µs/event ${((r.us / 1000 / d.wallMs) * 100).toFixed(0).padStart(3)}% core  (kernel ${per(r.sysUs).trim()})  ${r.proc} :: ${r.thread}`),
+      .map(
+        (r) =>
+          `  ${per(r.us)} µs/event ${((r.us / 1000 / d.wallMs) * 100).toFixed(0).padStart(3)}% core  (kernel ${per(r.sysUs).trim()}; ${(r.faults / events).toFixed(3)} faults/event)  ${r.proc} :: ${r.thread}`,
+      ),
   ];
   return lines.join('\n');
 }
