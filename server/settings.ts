@@ -104,7 +104,7 @@ export const SETTINGS = {
   'topic.replicas': { kind: 'int', default: 0, min: 0, max: 5, doc: 'JetStream engine: copies of each partition (0 = 3 on a cluster of three or more nodes, else 1)' },
 
   'storage.maxOpenFiles': { kind: 'int', default: 256, min: 8, doc: 'max open segment files across partitions (least recently used closed first)' },
-  'storage.tailCacheBytes': { kind: 'int', default: 4 * MiB, min: 0, doc: 'bytes of newest batches kept in memory per partition for live tailing' },
+  'storage.tailCacheBytes': { kind: 'int', default: 4 * MiB, min: 0, doc: 'bytes of newest batches kept in memory per partition for live tailing (filled while the partition is read)' },
   'storage.maxProducersPerPartition': { kind: 'int', default: 10_000, min: 1, doc: 'producer ids tracked per partition for idempotence (older ones are looked up in the log)' },
   'storage.cleanupIntervalMs': { kind: 'int', default: 5 * 60_000, min: 100, doc: 'how often retention and compaction run' },
   'storage.indexIntervalBytes': { kind: 'int', default: 4096, min: 64, doc: 'bytes of log between sparse offset-index entries' },

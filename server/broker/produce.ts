@@ -33,6 +33,7 @@ import type { AckPart, ProduceBatchesFrame, ProducedBatch } from '../../protocol
 import { partitionForKey, partitionForUnkeyed } from '../../protocol/partitioner.ts';
 import type { EncodedRecord, Header } from '../../protocol/record.ts';
 import type { AppendResult, LogStore } from '../storage/log-store.ts';
+import { copyOf } from '../storage/write-buffers.ts';
 import { ProducerSequences } from './producer-sequences.ts';
 import { stageTiming } from './stage-timing.ts';
 import type { Topics } from './topics.ts';
@@ -188,16 +189,21 @@ export class Producer {
    * re-encoded. Part i of the result answers batch i.
    */
   async produceBatches(req: Pick<ProduceBatchesFrame, 'topic' | 'batches'>): Promise<ProduceResult> {
-    // The engine keeps what it appends, and the frame's bytes do not outlive the transport callback.
+    // The frame's bytes do not outlive the transport callback: everything that keeps them past this synchronous part
+    // copies them (the engine's appendBorrowed, a retry, the wait for a new topic below).
     const startedAt = stageTiming ? stageTiming.now() : 0;
-    const batches = req.batches.map((b) => ({ ...b, batch: b.batch.slice() }));
+    let batches = req.batches;
     const limit = Date.now() + this.settings.maxFutureTimestampMs;
     let total = 0;
     for (let i = 0; i < batches.length; i++) {
       total += batches[i].recordCount;
       if (batches[i].maxTimestamp > limit) throw new TributaryError('TIMESTAMP_IN_FUTURE', `batch ${i}: a timestamp is more than ${this.settings.maxFutureTimestampMs} ms in the future`, { batch: i });
     }
-    const info = this.topics.get(req.topic) ?? (await this.topics.ensure(req.topic));
+    let info = this.topics.get(req.topic);
+    if (!info) {
+      batches = batches.map((b) => ({ ...b, batch: copyOf(b.batch) }));
+      info = await this.topics.ensure(req.topic);
+    }
     for (let i = 0; i < batches.length; i++) {
       if (batches[i].partition >= info.partitions)
         throw new TributaryError('BAD_PARTITION', `batch ${i}: partition ${batches[i].partition} does not exist; ${req.topic} has ${info.partitions}`, { batch: i, partitions: info.partitions });
@@ -310,12 +316,13 @@ export class Producer {
     const p = b.partition;
     const pid = b.producerId;
     if (pid === '' || b.baseSequence > this.sequences.highest(topic, p, pid)) {
-      const append = this.inFlight.track(this.store.append(topic, p, b.batch));
+      const store = this.store;
+      const append = this.inFlight.track(store.appendBorrowed ? store.appendBorrowed(topic, p, b.batch) : store.append(topic, p, copyOf(b.batch)));
       if (pid !== '') this.sequences.track(topic, p, pid, b.lastSequence, append);
       return append.then((res) => ({ offsets: res.offsets, duplicates: res.duplicate ? b.recordCount : 0, bytes: res.duplicate ? 0 : b.batch.length }));
     }
     // A retry (whole, or overlapping what is appended): settle what is in flight, then let the engine answer.
-    return this.resolveRetry(topic, p, pid, b.batch, this.sequences.settledNow(topic, p, pid));
+    return this.resolveRetry(topic, p, pid, copyOf(b.batch), this.sequences.settledNow(topic, p, pid));
   }
 
   private checkTimestamps(records: ProduceRecord[]): void {

@@ -20,6 +20,7 @@ import { fromUtf8 } from '../../protocol/record.ts';
 import type { StorageIo } from './io.ts';
 import type { AppendResult } from './log-store.ts';
 import type { Segment } from './segment.ts';
+import type { WriteBuffers } from './write-buffers.ts';
 
 /** One appended batch waiting for its group commit. */
 export interface Pending {
@@ -27,6 +28,8 @@ export interface Pending {
   base: number;
   last: number;
   appendTime: number;
+  /** `batch` is WriteBuffers memory, released once the group's write is done (appendBorrowed). */
+  pooled: boolean;
   resolve: (r: AppendResult) => void;
   reject: (e: Error) => void;
 }
@@ -86,16 +89,41 @@ export function groupSize(queue: readonly Pending[], startPos: number, segmentBy
   return { n, bytes };
 }
 
-/** Issues one group's write of `queue[0..n)` at `pos` through `fd`. */
-export function issueGroupWrite(io: StorageIo, fd: number, seg: Segment, group: Pending[], pos: number, bytes: number): GroupWrite {
+/**
+ * Issues one group's write of `queue[0..n)` at `pos` through `fd`. Pooled
+ * batches go back to `buffers` when the write is done, landed or failed:
+ * nothing reads them afterwards (noteAppended takes lengths; a failure
+ * re-reads the tail from the disk).
+ */
+export function issueGroupWrite(io: StorageIo, buffers: WriteBuffers, fd: number, seg: Segment, group: Pending[], pos: number, bytes: number): GroupWrite {
   const bufs = new Array<Uint8Array>(group.length);
-  for (let i = 0; i < group.length; i++) bufs[i] = group[i].batch;
+  let pooled = false;
+  for (let i = 0; i < group.length; i++) {
+    bufs[i] = group[i].batch;
+    if (group[i].pooled) pooled = true;
+  }
   const startedAt = groupWriteTimes ? performance.now() : 0;
-  const outcome = io.writev(fd, bufs, pos).then(
-    () => null,
-    (err: unknown) => err ?? new Error('write failed'),
-  );
+  const written = io.writev(fd, bufs, pos);
+  const outcome = pooled
+    ? written.then(
+        () => releasePooled(buffers, group),
+        (err: unknown) => (releasePooled(buffers, group), err ?? new Error('write failed')),
+      )
+    : written.then(
+        () => null,
+        (err: unknown) => err ?? new Error('write failed'),
+      );
   return { group, seg, fd, pos, bytes, startedAt, outcome };
+}
+
+/** Gives `group`'s pooled batches back (each once): their write is done, or they will never be written. */
+export function releasePooled(buffers: WriteBuffers, group: Pending[]): null {
+  for (const g of group) {
+    if (!g.pooled) continue;
+    g.pooled = false;
+    buffers.release(g.batch);
+  }
+  return null;
 }
 
 /** The result an append resolves with once its group is acknowledged. */

@@ -32,6 +32,7 @@ import { recoverPartition } from './recovery.ts';
 import { scrubPartition } from './scrub.ts';
 import { TailCache } from './tail-cache.ts';
 import { checkConfigOverrides, checkPartitions } from './topic-config.ts';
+import { WriteBuffers } from './write-buffers.ts';
 
 /** Engine seams beyond the LogStore contract (tests and benchmarks use them). */
 export interface FileLogStoreTuning {
@@ -50,6 +51,8 @@ interface Topic {
 
 const NOOP_LOG = { info() {}, warn() {}, error() {} };
 const OPEN_CONCURRENCY = 8;
+/** Free write buffers kept for reuse, over every partition (what the writes in flight held at most). */
+const WRITE_BUFFERS_FREE_BYTES = 32 << 20;
 
 export class FileLogStore implements LogStore {
   private readonly dataDir: string;
@@ -88,6 +91,7 @@ export class FileLogStore implements LogStore {
       maxCompactionKeys: opts.maxCompactionKeys ?? defaultOf('storage.maxCompactionKeys'),
       snapshotIntervalBytes: opts.snapshotIntervalBytes ?? defaultOf('storage.snapshotIntervalBytes'),
       log: opts.log ?? NOOP_LOG,
+      writeBuffers: new WriteBuffers(WRITE_BUFFERS_FREE_BYTES),
       notifyDurable: (t, p, hw) => {
         for (const l of this.listeners) {
           try {
@@ -273,6 +277,20 @@ export class FileLogStore implements LogStore {
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  appendBorrowed(topic: string, partition: number, batch: Uint8Array): Promise<AppendResult> {
+    try {
+      this.assertOpen();
+      return this.partition(topic, partition).append(batch, true);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Pooled write buffers handed out and not yet released (tests: every write gives its buffer back). */
+  get writeBuffersLent(): number {
+    return this.env.writeBuffers.lent;
   }
 
   lastSequence(topic: string, partition: number, producerId: string): number {

@@ -122,6 +122,12 @@ export interface LogStore {
    */
   append(topic: string, partition: number, batch: Uint8Array): Promise<AppendResult>;
 
+  /**
+   * As append, but `batch` is only valid during this call (a transport
+   * frame's bytes) and is never mutated: the engine copies what it keeps.
+   */
+  appendBorrowed?(topic: string, partition: number, batch: Uint8Array): Promise<AppendResult>;
+
   /** Highest sequence appended by `producerId` on this partition, or -1. */
   lastSequence(topic: string, partition: number, producerId: string): number;
 

@@ -16,7 +16,7 @@ import fsp from 'node:fs/promises';
 import { stampBatch } from '../../protocol/batch.ts';
 import { TributaryError } from '../../protocol/errors.ts';
 import { compactPartition, type SegmentContents } from './compaction.ts';
-import { checkAppended, DurableLog, groupSize, MAX_WRITES_AHEAD, issueGroupWrite, noteGroupWrite, resultOf, type GroupWrite, type Pending } from './durable-log.ts';
+import { checkAppended, DurableLog, groupSize, MAX_WRITES_AHEAD, issueGroupWrite, noteGroupWrite, releasePooled, resultOf, type GroupWrite, type Pending } from './durable-log.ts';
 import { fsyncDir } from './data-dir.ts';
 import type { AppendResult, PartitionOffsets, ReadResult, TopicConfig } from './log-store.ts';
 import { partitionOffsetForTime, readPartition } from './partition-reads.ts';
@@ -28,6 +28,7 @@ import { segmentsPastRetention } from './retention.ts';
 import { OffsetIndex, TimeIndex } from './segment-index.ts';
 import { closeActiveFiles, openActiveFiles, Segment } from './segment.ts';
 import type { TailCache } from './tail-cache.ts';
+import { copyOf } from './write-buffers.ts';
 
 export type { PartitionEnv } from './partition-view.ts';
 
@@ -141,38 +142,45 @@ export class PartitionLog implements PartitionView {
    * Appends one producer-encoded batch; resolves once it is acknowledged
    * under the topic's fsync policy. Not an async function: the usual append
    * returns the group commit's own promise (no extra hops after the write).
+   * `borrowed` bytes are valid only during this call (a transport frame's): checked where they are, copied once.
    */
-  append(b: Uint8Array): Promise<AppendResult> {
+  append(b: Uint8Array, borrowed = false): Promise<AppendResult> {
     try {
-      return this.appendChecked(b, false);
+      return this.appendChecked(b, false, borrowed);
     } catch (err) {
       return Promise.reject(err);
     }
   }
 
-  private appendChecked(b: Uint8Array, lookedUp: boolean): Promise<AppendResult> {
+  private appendChecked(b: Uint8Array, lookedUp: boolean, borrowed: boolean): Promise<AppendResult> {
     if (this.status !== 'ok') throw this.unavailable();
     const { count, pid, baseSeq, lastSeq } = checkAppended(b, this.env.crc);
     if (pid) {
       const entry = this.producers.get(pid);
       // Evicted producers fall back to the log (slow path, only after evictions), then the checks run again.
-      if (!entry && !lookedUp && this.producers.evictions > 0) return this.lookUpProducer(pid).then(() => this.appendChecked(b, true));
-      if (entry && lastSeq <= entry.lastSeq) return this.duplicate(b, pid, baseSeq, lastSeq, count);
+      if (!entry && !lookedUp && this.producers.evictions > 0) return this.lookUpProducer(pid, borrowed ? copyOf(b) : b);
+      if (entry && lastSeq <= entry.lastSeq) return this.duplicate(borrowed ? copyOf(b) : b, pid, baseSeq, lastSeq, count);
       if (entry && baseSeq <= entry.lastSeq) {
         throw new TributaryError('BAD_SEQUENCE', `batch sequences ${baseSeq}..${lastSeq} overlap the highest appended ${entry.lastSeq}; split the batch`, { lastSequence: entry.lastSeq });
       }
     }
-    return this.enqueue(b, pid, baseSeq, lastSeq, count);
+    return this.enqueue(b, pid, baseSeq, lastSeq, count, borrowed);
   }
 
-  private async lookUpProducer(pid: string): Promise<void> {
+  private async lookUpProducer(pid: string, b: Uint8Array): Promise<AppendResult> {
     const found = await findProducerInLog(this, pid);
     if (found && !this.producers.get(pid)) this.producers.seed(pid, found);
+    return this.appendChecked(b, true, false);
   }
 
-  /** Stamps the checked batch with its offsets and queues it for the group commit. */
-  private enqueue(b: Uint8Array, pid: string, baseSeq: number, lastSeq: number, count: number): Promise<AppendResult> {
+  /**
+   * Stamps the checked batch with its offsets and queues it for the group commit. A `borrowed` one is copied into reused
+   * memory released when its write is done or, while readers follow the partition (TailCache.wanted), the tail cache's.
+   */
+  private enqueue(b: Uint8Array, pid: string, baseSeq: number, lastSeq: number, count: number, borrowed: boolean): Promise<AppendResult> {
     const now = this.env.now();
+    const pooled = borrowed && !this.tail.wanted(now) && this.env.writeBuffers.pools(b.length);
+    if (borrowed) b = pooled ? this.env.writeBuffers.copy(b) : copyOf(b);
     const appendTime = now > this.lastAppendTime ? now : this.lastAppendTime;
     this.lastAppendTime = appendTime;
     const base = this.logEndOffset;
@@ -180,9 +188,10 @@ export class PartitionLog implements PartitionView {
     this.logEndOffset = last + 1;
     stampBatch(b, 0, base, appendTime, this.env.crc);
     if (pid) this.producers.record(pid, baseSeq, lastSeq, base, last, appendTime);
-    this.tail.push(b, base, last);
+    if (pooled) this.tail.skip();
+    else this.tail.push(b, base, last);
     return new Promise<AppendResult>((resolve, reject) => {
-      this.queue.push({ batch: b, base, last, appendTime, resolve, reject });
+      this.queue.push({ batch: b, base, last, appendTime, pooled, resolve, reject });
       if (!this.flushing) this.flushing = this.flushLoop();
       else if (!this.aheadSoon && this.writing) this.aheadSoon = setImmediate(this.writeAheadNow);
     });
@@ -240,7 +249,7 @@ export class PartitionLog implements PartitionView {
           }
           const { n, bytes } = groupSize(this.queue, seg.sizeBytes, cfg.segmentBytes);
           const durableFd = cfg.fsync === 'always' && !this.unsyncedWrites ? await this.durableLog.fdFor(seg) : -1;
-          w = issueGroupWrite(this.env.io, durableFd >= 0 ? durableFd : seg.active!.log, seg, this.queue.splice(0, n), seg.sizeBytes, bytes);
+          w = issueGroupWrite(this.env.io, this.env.writeBuffers, durableFd >= 0 ? durableFd : seg.active!.log, seg, this.queue.splice(0, n), seg.sizeBytes, bytes);
           if (durableFd < 0) w.fd = -1;
         }
         group = w.group;
@@ -316,7 +325,7 @@ export class PartitionLog implements PartitionView {
     if (cfg.fsync !== 'always' || seg !== this.active || this.durableLog.openFdFor(seg) !== prev.fd) return;
     if (pos + this.queue[0].batch.length > cfg.segmentBytes || (cfg.segmentMs >= 0 && this.env.now() - seg.firstAppendTime >= cfg.segmentMs)) return;
     const { n, bytes } = groupSize(this.queue, pos, cfg.segmentBytes);
-    this.ahead.push(issueGroupWrite(this.env.io, prev.fd, seg, this.queue.splice(0, n), pos, bytes));
+    this.ahead.push(issueGroupWrite(this.env.io, this.env.writeBuffers, prev.fd, seg, this.queue.splice(0, n), pos, bytes));
   }
 
   /**
@@ -377,7 +386,7 @@ export class PartitionLog implements PartitionView {
     const io = this.env.io;
     const old = this.active;
     const files = old.active!;
-    old.timeIndex!.append(old.maxAppendTime, this.lastBatchRel(old));
+    old.timeIndex!.append(old.maxAppendTime, old.lastBatchRel());
     await old.persistIndexes(io);
     await Promise.all([io.fdatasync(files.log), io.fdatasync(files.index), io.fdatasync(files.timeIndex)]);
     this.acked(old.nextOffset, old.sizeBytes);
@@ -400,12 +409,6 @@ export class PartitionLog implements PartitionView {
     await writeSnapshot(this.dir, this.producers, base);
   }
 
-  private lastBatchRel(seg: Segment): number {
-    // Unknown after a tail repair that kept nothing past an index entry: any offset in the last batch will do.
-    const last = seg.lastBatchOffset >= seg.baseOffset ? seg.lastBatchOffset : seg.nextOffset - 1;
-    return Math.max(0, last - seg.baseOffset);
-  }
-
   // ---------------- failure and self-repair ----------------
 
   /** A write or fsync failed: nothing unacknowledged is acknowledged; stop and re-verify. */
@@ -415,6 +418,7 @@ export class PartitionLog implements PartitionView {
     const code = (err as NodeJS.ErrnoException)?.code ?? 'EIO';
     this.env.log.error({ topic: this.topic, partition: this.partition, code, err: String(err) }, 'partition write failed; re-verifying its tail');
     const e = new TributaryError('STORAGE_UNAVAILABLE', `write to ${this.topic}/${this.partition} failed (${code}); retry later`, { topic: this.topic, partition: this.partition, cause: code });
+    releasePooled(this.env.writeBuffers, this.queue); // never written (inFlight's were, and gave theirs back)
     const pending = inFlight.concat(this.queue);
     this.queue = [];
     for (const p of pending) p.reject(e);

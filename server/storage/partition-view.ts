@@ -11,6 +11,7 @@ import type { StorageIo } from './io.ts';
 import type { TopicConfig } from './log-store.ts';
 import type { Segment } from './segment.ts';
 import type { TailCache } from './tail-cache.ts';
+import type { WriteBuffers } from './write-buffers.ts';
 
 /** Shared by every partition of a store. */
 export interface PartitionEnv {
@@ -25,6 +26,8 @@ export interface PartitionEnv {
   maxCompactionKeys: number;
   log: { info(obj: object, msg?: string): void; warn(obj: object, msg?: string): void; error(obj: object, msg?: string): void };
   notifyDurable: (topic: string, partition: number, highWatermark: number) => void;
+  /** Reused memory for borrowed batches while their write is in flight (PartitionLog.appendBorrowed). */
+  writeBuffers: WriteBuffers;
 }
 
 export interface PartitionView {

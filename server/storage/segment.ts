@@ -114,6 +114,13 @@ export class Segment {
     if (appendTime > this.maxAppendTime) this.maxAppendTime = appendTime;
   }
 
+  /** The last batch's offset relative to the base (the roll's final time-index entry). */
+  lastBatchRel(): number {
+    // Unknown after a tail repair that kept nothing past an index entry: any offset in the last batch will do.
+    const last = this.lastBatchOffset >= this.baseOffset ? this.lastBatchOffset : this.nextOffset - 1;
+    return Math.max(0, last - this.baseOffset);
+  }
+
   /** Whether an unforced persistIndexes would write (INDEX_PERSIST_ENTRIES accumulated in either index of the active segment). */
   indexesDue(): boolean {
     return this.active !== null && (this.index!.count - this.index!.persisted >= INDEX_PERSIST_ENTRIES || this.timeIndex!.count - this.timeIndex!.persisted >= INDEX_PERSIST_ENTRIES);

@@ -5,14 +5,42 @@
  */
 import { TributaryError } from '../../protocol/errors.ts';
 
+/** How long after a read the cache keeps taking borrowed batches (wanted()). */
+const WANTED_MS = 30_000;
+
 export class TailCache {
   private batches: Uint8Array[] = [];
   private bases: number[] = [];
   private lasts: number[] = [];
   private head = 0;
   bytes = 0;
+  private reads = 0;
+  private readsSeen = 0;
+  private readSeenAt = -Infinity;
 
   constructor(private readonly maxBytes: number) {}
+
+  /**
+   * Whether an append of borrowed bytes should copy them into a buffer this
+   * cache keeps (else into reused write memory, and skip()): while somebody
+   * read this partition in the last WANTED_MS, as the appends saw it at `now`.
+   * A partition only produced to keeps no tail, and its first reader after a
+   * quiet spell reads the disk until the cache has its newest batches again.
+   */
+  wanted(now: number): boolean {
+    if (this.maxBytes <= 0) return false;
+    if (this.reads !== this.readsSeen) {
+      this.readsSeen = this.reads;
+      this.readSeenAt = now;
+      return true;
+    }
+    return now - this.readSeenAt < WANTED_MS;
+  }
+
+  /** An append this cache does not hold: what it holds is no longer the tail, so it is dropped (it must have no gap). */
+  skip(): void {
+    if (this.batches.length > 0) this.clear();
+  }
 
   /** Offset of the oldest cached batch, or Infinity when empty. */
   get firstOffset(): number {
@@ -40,6 +68,7 @@ export class TailCache {
 
   /** Whole batches from the one holding `offset`, below `highWatermark`; null when not cached. */
   read(offset: number, maxBytes: number, highWatermark: number): { bytes: Uint8Array; nextOffset: number } | null {
+    this.reads++;
     if (offset < this.firstOffset) return null;
     let lo = this.head;
     let hi = this.lasts.length - 1;
