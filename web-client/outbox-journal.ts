@@ -289,6 +289,37 @@ export class AppendCursor {
     return w.finish(crc);
   }
 
+  /**
+   * The next event's fields into `o` without an object of its own (the file
+   * outbox's segments copy its body into a chunk): the body is
+   * payload[o.at, o.at + o.len).
+   */
+  nextRaw(o: RawEvent): void {
+    if (this.left <= 0) throw new Error('append entry has no more events');
+    this.left--;
+    const r = this.r;
+    o.id = r.uv();
+    o.p2 = r.uv();
+    o.seq = unzigzag(r.uv());
+    o.bytes = r.uv();
+    o.ts = r.uv();
+    const tl = r.uv();
+    if (tl) this.topic = r.str(tl);
+    const sl = r.uv();
+    if (sl) this.sub = r.str(sl - 1);
+    o.topic = this.topic;
+    o.sub = this.sub;
+    o.explicit = r.uv();
+    o.len = r.uv();
+    o.at = r.pos;
+    r.skip(o.len);
+  }
+
+  /** The bytes nextRaw's offsets point into. */
+  get bytes(): Uint8Array {
+    return this.payload;
+  }
+
   next(): OutboxEvent {
     if (this.left <= 0) throw new Error('append entry has no more events');
     this.left--;
@@ -313,6 +344,20 @@ export class AppendCursor {
     // An older client's event (no partition, sent in the records form): a plain record, as the wire's CBOR encodes it.
     return { id, topic: this.topic, seq, sub: this.sub, rec: plainRecord(rec), bytes, body: this.payload.subarray(at, at + len) };
   }
+}
+
+/** One journaled event's fields (AppendCursor.nextRaw): p2 is p + 2 (1: not assigned), explicit the named partition + 1 (0: none). */
+export interface RawEvent {
+  id: number;
+  p2: number;
+  seq: number;
+  bytes: number;
+  ts: number;
+  topic: string;
+  sub: string;
+  explicit: number;
+  at: number;
+  len: number;
 }
 
 /**
