@@ -466,6 +466,9 @@ function cachedKey(b: Uint8Array, start: number, end: number, cache: Array<Cache
   return text;
 }
 
+/** An appended event's fields apart from its topic, subject and body: seven varints of at most 10 bytes. */
+const ADD_FIELDS_MAX_BYTES = 70;
+
 /** Bytes before an append group's first event: header, kind, and room for the count's uvarint. */
 const GROUP_EVENTS_AT = ENTRY_HEADER_BYTES + 1 + 5;
 
@@ -488,17 +491,31 @@ export class AppendGroup {
 
   add(id: number, topic: string, sub: string, ts: number, explicitP: number | undefined, bytes: number, body: Uint8Array): void {
     const w = this.w;
-    w.uv(id);
-    w.uv(1); // p + 2: not assigned yet
-    w.uv(1); // zig-zag of seq -1
-    w.uv(bytes);
-    w.uv(ts);
-    if (topic === this.topic) w.uv(0);
-    else w.str((this.topic = topic), 0);
-    if (sub === this.sub) w.uv(0);
-    else w.str((this.sub = sub), 1);
-    w.uv(explicitP === undefined ? 0 : explicitP + 1);
-    w.bytes(body);
+    // Room for the event once (its varints are at most 10 bytes each), not a check per field.
+    w.room(ADD_FIELDS_MAX_BYTES + body.length);
+    let buf = w.buf;
+    let pos = writeUvarint(buf, w.pos, id);
+    buf[pos++] = 1; // p + 2: not assigned yet
+    buf[pos++] = 1; // zig-zag of seq -1
+    pos = writeUvarint(buf, pos, bytes);
+    pos = writeUvarint(buf, pos, ts);
+    if (topic !== this.topic || sub !== this.sub) {
+      w.pos = pos;
+      if (topic === this.topic) w.uv(0);
+      else w.str((this.topic = topic), 0);
+      if (sub === this.sub) w.uv(0);
+      else w.str((this.sub = sub), 1);
+      w.room(ADD_FIELDS_MAX_BYTES + body.length);
+      buf = w.buf;
+      pos = w.pos;
+    } else {
+      buf[pos++] = 0; // the previous event's topic
+      buf[pos++] = 0; // and subject
+    }
+    pos = writeUvarint(buf, pos, explicitP === undefined ? 0 : explicitP + 1);
+    pos = writeUvarint(buf, pos, body.length);
+    buf.set(body, pos);
+    w.pos = pos + body.length;
     this.count++;
   }
 
