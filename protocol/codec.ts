@@ -52,14 +52,26 @@ export function decodeCbor(bytes: Uint8Array): unknown {
  * the same frame as encodeCbor({ t, sub, topic, p, b, hw }) with `b` the
  * parts joined, without joining them first. The map's other entries come
  * from encodeCbor; `b` is appended as a byte string (CBOR major type 2).
+ * `into(length)`, when given, returns a buffer of at least `length` bytes to
+ * write the frame into (the result is a view of it), instead of a new one.
  */
-export function encodeRecordsFrame(sub: number, topic: string, partition: number, parts: readonly Uint8Array[], size: number, highWatermark: number): Uint8Array {
+export function encodeRecordsFrame(
+  sub: number,
+  topic: string,
+  partition: number,
+  parts: readonly Uint8Array[],
+  size: number,
+  highWatermark: number,
+  into?: (length: number) => Uint8Array,
+): Uint8Array {
   const head = codec.encode({ t: 'records', sub, topic, p: partition, hw: highWatermark });
   // Five entries; the map's count (in the header byte, or the 1- or 2-byte length cbor-x may use) becomes six.
   const countAt = head[0] === 0xa5 ? 0 : head[0] === 0xb8 ? 1 : head[0] === 0xb9 ? 2 : -1;
   if (countAt < 0 || (head[countAt] & 0x1f) !== 5) throw new Error('records frame: unexpected map header');
   const lenBytes = size < 24 ? 0 : size < 0x100 ? 1 : size < 0x10000 ? 2 : 4;
-  const out = new Uint8Array(head.length + 2 + 1 + lenBytes + size);
+  const length = head.length + 2 + 1 + lenBytes + size;
+  // With `into`, the caller's reused buffer (every byte of the frame is written below): no fresh memory per frame.
+  const out = into ? into(length).subarray(0, length) : new Uint8Array(length);
   out.set(head, 0);
   out[countAt] += 1;
   let pos = head.length;

@@ -39,6 +39,40 @@ export interface ExpiryWaiters {
   remove(conn: Connection, atMs: number): void;
 }
 
+/**
+ * A records frame queued for the flush, written only then (flush), into the
+ * buffer every connection of the process shares: uWS's send copies a frame
+ * before it returns (into its own send buffer, or the socket), so one reused
+ * buffer serves every frame, where a new one per frame cost fresh memory
+ * (page faults, zeroing, external-memory GC) per ~1 MB of replayed batches.
+ */
+class QueuedRecords {
+  constructor(
+    readonly subId: number,
+    readonly topic: string,
+    readonly partition: number,
+    readonly parts: readonly Uint8Array[],
+    readonly size: number,
+    readonly highWatermark: number,
+  ) {}
+}
+
+/** The shared frame buffer (see QueuedRecords): grown to the largest frame written, kept. */
+let frameBuffer = new Uint8Array(0);
+
+function frameBufferOf(length: number): Uint8Array {
+  if (frameBuffer.length < length) frameBuffer = new Uint8Array(Math.max(length, 2 * frameBuffer.length, 1024 * 1024));
+  return frameBuffer;
+}
+
+/** A queued frame's bytes: its own, or a records frame written into the shared buffer (valid until the next one). */
+function frameBytes(f: Uint8Array | QueuedRecords): Uint8Array {
+  return f instanceof QueuedRecords ? encodeRecordsFrame(f.subId, f.topic, f.partition, f.parts, f.size, f.highWatermark, frameBufferOf) : f;
+}
+
+/** Bytes a records frame adds to its batches, at most (map keys and values but the topic, the byte string's head). */
+const RECORDS_FRAME_OVERHEAD = 64;
+
 /** uWS close reasons are at most 123 bytes. */
 function reasonOf(code: ErrorCode, message: string): string {
   const s = `${code}: ${message}`;
@@ -88,9 +122,16 @@ export class Connection implements GroupMemberSink {
   // and two empty Maps and an array cost about 450 bytes of heap per connection (measured with heap snapshots).
   private subs: Map<number, Subscription> | null = null;
   private memberIds: Map<number, string> | null = null;
-  private queue: Uint8Array[] | null = null;
+  private queue: (Uint8Array | QueuedRecords)[] | null = null;
   private queuedBytes = 0;
   private flushScheduled = false;
+  /**
+   * Set when writable() said no while not paused: the queue alone was over the mark (a large frame queued by
+   * another subscription or partition in the same turn). The flush then wakes the subscriptions, as a drain
+   * would: no drain follows a flush that leaves uWS under the mark, and without this a subscription refused so
+   * stopped for good (found with a test of several partitions with 1.2 MB batches on one connection).
+   */
+  private refusedWhileQueued = false;
 
   constructor(
     principal: Principal,
@@ -123,16 +164,20 @@ export class Connection implements GroupMemberSink {
   // ---------- SubscriptionSink ----------
 
   writable(): boolean {
-    return !this.closed && this.pausedSinceMs === 0 && this.buffered() < this.settings.sendHighWaterBytes;
+    if (this.closed || this.pausedSinceMs !== 0) return false;
+    if (this.buffered() < this.settings.sendHighWaterBytes) return true;
+    this.refusedWhileQueued = true;
+    return false;
   }
 
   /**
-   * One part too goes through encodeRecordsFrame (one exact-size buffer, one copy): cbor-x's encoder grew its
-   * buffer to 4x a ~1 MB frame and copied it on the way, ~40% of the hub's main thread while it served a
-   * stream app's replay (bench/streams.ts with STREAMS_HUB_CPU_PROF).
+   * Queued as it is and written at the flush into the shared frame buffer (QueuedRecords), one copy of the
+   * batches. Through encodeRecordsFrame for one part too: cbor-x's encoder grew its buffer to 4x a ~1 MB frame
+   * and copied it on the way, ~40% of the hub's main thread while it served a stream app's replay
+   * (bench/streams.ts with STREAMS_HUB_CPU_PROF).
    */
   records(subId: number, topic: string, partition: number, parts: readonly Uint8Array[], size: number, highWatermark: number): void {
-    this.enqueue(encodeRecordsFrame(subId, topic, partition, parts, size, highWatermark));
+    this.enqueueFrame(new QueuedRecords(subId, topic, partition, parts, size, highWatermark), size + RECORDS_FRAME_OVERHEAD + 3 * topic.length);
   }
 
   error(subId: number, err: TributaryError, partition?: number): void {
@@ -213,9 +258,13 @@ export class Connection implements GroupMemberSink {
   // ---------- output ----------
 
   private enqueue(bytes: Uint8Array): void {
+    this.enqueueFrame(bytes, bytes.length);
+  }
+
+  private enqueueFrame(frame: Uint8Array | QueuedRecords, bytes: number): void {
     if (this.closed) return;
-    (this.queue ??= []).push(bytes);
-    this.queuedBytes += bytes.length;
+    (this.queue ??= []).push(frame);
+    this.queuedBytes += bytes;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       queueMicrotask(() => this.flush());
@@ -231,7 +280,7 @@ export class Connection implements GroupMemberSink {
     this.queuedBytes = 0;
     let dropped = false;
     ws.cork(() => {
-      for (const b of queue) if (ws.send(b, true) === 2) dropped = true;
+      for (const f of queue) if (ws.send(frameBytes(f), true) === 2) dropped = true;
     });
     const buffered = ws.getBufferedAmount();
     if (dropped || buffered > this.settings.maxBufferedBytesPerConnection) {
@@ -240,6 +289,8 @@ export class Connection implements GroupMemberSink {
       this.closeWith(new TributaryError('SLOW_CONSUMER', `send buffer passed ${this.settings.maxBufferedBytesPerConnection} bytes`));
       return;
     }
+    const refused = this.refusedWhileQueued;
+    this.refusedWhileQueued = false;
     if (buffered >= this.settings.sendHighWaterBytes) {
       if (this.pausedSinceMs === 0) {
         this.pausedSinceMs = Date.now();
@@ -249,6 +300,8 @@ export class Connection implements GroupMemberSink {
       // This write took uWS's backlog with it (uWS writes what it holds before a new frame): there may be no
       // writable event, so no drain, left to resume the subscriptions.
       this.onDrain();
+    } else if (refused && this.subs) {
+      for (const s of this.subs.values()) s.resume();
     }
   }
 

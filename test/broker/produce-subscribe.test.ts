@@ -178,6 +178,35 @@ describe('subscribe', () => {
     }
   });
 
+  it('keeps each records frame of one flush whole: several subscriptions and partitions, batches of different sizes', async () => {
+    // The hub writes every records frame of a flush into one shared buffer, right before uWS's send: a frame
+    // sent from it must carry its own batches, not the next frame's (the CRC check in decodeBatches fails else).
+    // And a 1.2 MB batch queued puts the connection over its send mark for the other partitions and
+    // subscriptions of the same turn: they must be woken after the flush (they stopped for good before).
+    await createTopic('flushes', 4);
+    const p = await client();
+    const expected: string[][] = [[], [], [], []];
+    for (let round = 0; round < 3; round++) {
+      for (let part = 0; part < 4; part++) {
+        const size = [10, 2_000, 60_000, 300_000][(part + round) % 4];
+        const batch = Array.from({ length: 4 }, (_, i) => `p${part}r${round}i${i}:` + String.fromCharCode(97 + ((part + round + i) % 26)).repeat(size));
+        await p.produce(
+          'flushes',
+          batch.map((v) => ({ v: bytes(v), p: part })),
+        );
+        expected[part].push(...batch);
+      }
+    }
+    const [a, b] = await Promise.all([client(), client()]);
+    const subs = await Promise.all([a.subscribe('flushes', { from: 'earliest' }), a.subscribe('flushes', { from: 'earliest' }), b.subscribe('flushes', { from: 'earliest' })]);
+    const readers = [a, a, b];
+    for (const [i, s] of subs.entries()) {
+      const recs = await readers[i].waitForRecords(s.sub, 48, 15_000);
+      expect(recs.length).toBe(48);
+      for (let part = 0; part < 4; part++) expect(recs.filter((r) => r.partition === part).map((r) => text(r.value))).toEqual(expected[part]);
+    }
+  });
+
   it('follows partitions added to the topic, and ends with UNKNOWN_TOPIC when the topic is deleted', async () => {
     await createTopic('growing', 1);
     const c = await client();
