@@ -22,7 +22,7 @@ import type { AppendResult, PartitionOffsets, ReadResult, TopicConfig } from './
 import { partitionOffsetForTime, readPartition } from './partition-reads.ts';
 import type { PartitionEnv, PartitionView } from './partition-view.ts';
 import { type ProducerStateTable, writeSnapshot } from './producer-state.ts';
-import { findDuplicateInLog, findProducerInLog } from './producer-lookup.ts';
+import { findDuplicate, findProducerInLog } from './producer-lookup.ts';
 import { reverifyTail } from './recovery.ts';
 import { segmentsPastRetention } from './retention.ts';
 import { OffsetIndex, TimeIndex } from './segment-index.ts';
@@ -204,19 +204,7 @@ export class PartitionLog implements PartitionView {
 
   /** A retry of batches already appended: the original offsets, once they are durable. */
   private async duplicate(b: Uint8Array, pid: string, firstSeq: number, lastSeq: number, count: number): Promise<AppendResult> {
-    const entry = this.producers.get(pid);
-    const hit = entry?.batches.find((x) => x.firstSeq === firstSeq && x.lastSeq === lastSeq && x.lastOffset - x.baseOffset === count - 1);
-    let result: AppendResult;
-    if (hit) {
-      const offsets = new Array<number>(count);
-      for (let i = 0; i < count; i++) offsets[i] = hit.baseOffset + i;
-      result = { offsets, baseOffset: hit.baseOffset, appendTime: hit.appendTime, duplicate: true };
-    } else {
-      const found = await findDuplicateInLog(this, b, pid, firstSeq, lastSeq);
-      if (!found)
-        throw new TributaryError('OUT_OF_ORDER_SEQUENCE', `sequences ${firstSeq}..${lastSeq} are at or below the highest appended but not in the log`, { lastSequence: entry?.lastSeq ?? -1 });
-      result = found;
-    }
+    const result = await findDuplicate(this, this.producers.get(pid), b, pid, firstSeq, lastSeq, count);
     const lastOffset = Math.max(...result.offsets);
     if (lastOffset >= this.hw) await this.waitDurable(lastOffset);
     return result;

@@ -5,6 +5,7 @@
  * headers newest segment first; only matching batches are decoded.
  */
 import { decodeBatchTrusted, producerIdBytes, readAppendTime, readBaseOffset, readBaseSequence, readLastOffsetDelta, readLastSequence } from '../../protocol/batch.ts';
+import { TributaryError } from '../../protocol/errors.ts';
 import type { AppendResult } from './log-store.ts';
 import type { PartitionView } from './partition-view.ts';
 import type { ProducerEntry } from './producer-state.ts';
@@ -66,9 +67,23 @@ export async function findProducerInLog(log: PartitionView, pid: string): Promis
 
 /**
  * Original offsets of a retried batch whose sequences are all at or below the
- * producer's highest: every record's sequence must be found in the log.
+ * producer's highest: from the producer's recent batches when one matches
+ * whole, else from the log; OUT_OF_ORDER_SEQUENCE when they are not there.
  */
-export async function findDuplicateInLog(log: PartitionView, retry: Uint8Array, pid: string, firstSeq: number, lastSeq: number): Promise<AppendResult | null> {
+export async function findDuplicate(log: PartitionView, entry: ProducerEntry | undefined, retry: Uint8Array, pid: string, firstSeq: number, lastSeq: number, count: number): Promise<AppendResult> {
+  const hit = entry?.batches.find((x) => x.firstSeq === firstSeq && x.lastSeq === lastSeq && x.lastOffset - x.baseOffset === count - 1);
+  if (hit) {
+    const offsets = new Array<number>(count);
+    for (let i = 0; i < count; i++) offsets[i] = hit.baseOffset + i;
+    return { offsets, baseOffset: hit.baseOffset, appendTime: hit.appendTime, duplicate: true };
+  }
+  const found = await findDuplicateInLog(log, retry, pid, firstSeq, lastSeq);
+  if (!found) throw new TributaryError('OUT_OF_ORDER_SEQUENCE', `sequences ${firstSeq}..${lastSeq} are at or below the highest appended but not in the log`, { lastSequence: entry?.lastSeq ?? -1 });
+  return found;
+}
+
+/** A retried batch's original offsets from the log: every record's sequence must be found there. */
+async function findDuplicateInLog(log: PartitionView, retry: Uint8Array, pid: string, firstSeq: number, lastSeq: number): Promise<AppendResult | null> {
   const pidBytes = Buffer.from(pid);
   const bySeq = new Map<number, number>();
   let appendTime = -1;
