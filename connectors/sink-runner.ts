@@ -26,6 +26,13 @@
  * memory, pipelined writes. After each write the offsets the task
  * answered are committed to the group (coalesced: one commit in flight).
  *
+ * A task that streams (SinkTask.stream: PostgreSQL in insert mode) gets
+ * each frame's records during the handler's call instead (no copy kept:
+ * it writes them to the target at once, in the batch's transaction); the
+ * batch closes when it reaches batchSize, or once its first record has
+ * waited lingerMs and no commit is in flight, and commits after the batches
+ * before it (at most two waiting; the handler waits beyond that).
+ *
  * Revocation: the client stops handing over records of the revoked
  * partitions; onRevoke writes what is buffered, waits for the writes in
  * flight, commits those partitions, and only then returns, so the hub gives
@@ -170,7 +177,8 @@ export class SinkRunner extends Worker {
     const revoked = new Set(partitions);
     if (this.open?.parts.some((r) => revoked.has(r.partition))) this.closeStream();
     while (this.flights.length || this.buffer.some((v) => revoked.has(v.partition))) {
-      this.startWrite();
+      // (Streaming: the buffer is empty; startWrite would only clear the open batch's linger timer.)
+      if (!this.streaming) this.startWrite();
       // The newest settles after all the others (each waits for the one before).
       if (this.flights.length) await this.flights[this.flights.length - 1].catch(() => undefined);
       if (this.stopping) break;
@@ -244,6 +252,8 @@ export class SinkRunner extends Worker {
    */
   private async addToStream(view: RecordsView, i: number): Promise<void> {
     for (let from = i; from < view.count;) {
+      // Stopping: stop() aborted the open batch; a new one would hold its connection past the task's stop.
+      if (this.stopping) return;
       const s = this.open ?? this.openStream()!;
       const to = Math.min(view.count, from + this.o.batchSize - s.count);
       const wait = s.add(view, from, to);
