@@ -205,6 +205,8 @@ const NEWLINE = 0x0a;
 export class CopyWriter {
   private buf = Buffer.allocUnsafe(WRITER_START_BYTES);
   private len = 0;
+  /** Bytes before this were handed out by unsent() (or take()). */
+  private sent = 0;
   /** Bytes the row being written may still take (row()). */
   private reserve = 0;
   private readonly scanner: F.FieldScanner | null;
@@ -228,6 +230,19 @@ export class CopyWriter {
 
   reset(): void {
     this.len = 0;
+    this.sent = 0;
+  }
+
+  /** Bytes not yet handed out since the last unsent() or take(), as a view: rows written later do not move them. */
+  unsent(): Buffer {
+    const out = this.buf.subarray(this.sent, this.len);
+    this.sent = this.len;
+    return out;
+  }
+
+  /** Bytes written and not yet handed out by unsent(). */
+  get unsentLength(): number {
+    return this.len - this.sent;
   }
 
   /** The bytes written so far; the writer goes on in a new buffer (the stream may still hold this one). */
@@ -235,6 +250,7 @@ export class CopyWriter {
     const out = this.buf.subarray(0, this.len);
     this.buf = Buffer.allocUnsafe(Math.max(WRITER_START_BYTES, this.len));
     this.len = 0;
+    this.sent = 0;
     return out;
   }
 

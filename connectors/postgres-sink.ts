@@ -28,7 +28,8 @@ import { from as copyFrom } from 'pg-copy-streams';
 import { configError, type Settings } from './config.ts';
 import { copyColumn, CopyWriter, writesRawJson, type CopyColumn } from './postgres-copy-rows.ts';
 import { createPool, primaryKey, quoteIdent, quoteName, tableColumns, type TableColumn } from './postgres-common.ts';
-import type { PartitionOffsets, PreparedWrite, RecordsView, SinkTask } from './task.ts';
+import { PostgresStream } from './postgres-stream.ts';
+import type { PartitionOffsets, PreparedWrite, RecordsView, SinkStream, SinkTask } from './task.ts';
 import type { Log } from './worker.ts';
 
 export interface PostgresSinkOptions {
@@ -66,6 +67,13 @@ const POOL_CONNECTIONS = 3;
 
 /** Bytes of COPY text per chunk handed to the stream. */
 const COPY_CHUNK_BYTES = 256 * 1024;
+
+/** Records of one partition in offset order, as a batch's frame or a stream's run of them. */
+interface OffsetRun {
+  readonly partition: number;
+  readonly count: number;
+  offset(i: number): number;
+}
 
 interface Mapped {
   column: TableColumn;
@@ -161,7 +169,15 @@ export class PostgresSink implements SinkTask {
     }
   }
 
-  private async putWith(batch: readonly RecordsView[], raw: boolean): Promise<PartitionOffsets> {
+  private putWith(batch: readonly RecordsView[], raw: boolean): Promise<PartitionOffsets> {
+    return this.putRows(batch, (firsts) => this.copyText(batch, firsts, this.o.mode === 'upsert' ? this.newestPerKey(batch, firsts) : null, raw));
+  }
+
+  /**
+   * The put() path: locks the connector's offset rows, skips what the table holds, COPYs the rest (text(firsts): the
+   * rows from firsts[k] on of each part) and moves the offsets, in one transaction.
+   */
+  private async putRows(batch: readonly OffsetRun[], text: (firsts: number[]) => Iterable<Buffer>): Promise<PartitionOffsets> {
     const client = await this.pool!.connect();
     let broken = false;
     try {
@@ -174,7 +190,7 @@ export class PostgresSink implements SinkTask {
       const stored = new Map<number, number>();
       for (const row of begun[1].rows) if (row.next_offset !== null) stored.set(row.partition, Number(row.next_offset));
       const next = new Map<number, number>();
-      // Per view, the first record the database does not hold yet (views of a partition come in offset order).
+      // Per run, the first record the database does not hold yet (runs of a partition come in offset order).
       const firsts = batch.map((v) => {
         const below = stored.get(v.partition) ?? 0;
         let i = 0;
@@ -182,14 +198,13 @@ export class PostgresSink implements SinkTask {
         if (i < v.count) next.set(v.partition, v.offset(v.count - 1) + 1);
         return i;
       });
-      const picks = this.o.mode === 'upsert' ? this.newestPerKey(batch, firsts) : null;
       const finish: string[] = [];
       if (next.size) {
         if (this.stageSql && !this.staged.has(client)) {
           await client.query(this.stageSql);
           this.staged.add(client);
         }
-        await pipeline(Readable.from(this.copyText(batch, firsts, picks, raw)), client.query(copyFrom(this.copySql)));
+        await pipeline(Readable.from(text(firsts)), client.query(copyFrom(this.copySql)));
         if (this.upsertSql) finish.push(this.upsertSql);
       }
       if (next.size) {
@@ -210,6 +225,32 @@ export class PostgresSink implements SinkTask {
     } finally {
       client.release(broken);
     }
+  }
+
+  /**
+   * Streaming (SinkTask.stream, postgres-stream.ts): in insert mode, rows COPYed as their frames arrive, committed
+   * with the offsets as prepare()'s are. Not for upsert (a key's newest record is known only once the batch is whole)
+   * nor for stored JSON text written as it is (a value PostgreSQL refuses is written again through the decoder).
+   */
+  stream(): SinkStream | null {
+    if (this.o.mode !== 'insert' || writesRawJson(this.copyColumns)) return null;
+    return new PostgresStream({
+      pool: this.pool!,
+      copySql: this.copySql,
+      writer: this.writers.pop() ?? new CopyWriter(this.copyColumns),
+      release: (w) => void this.writers.push(w),
+      moveOffsets: (client, ranges) => this.moveOffsets(client, ranges),
+      put: (parts, text) => this.putRows(parts, text),
+    });
+  }
+
+  /** The UPDATE that moves the connector's offset rows to each range's next offset where the stored one is at or below its first. */
+  private moveOffsets(client: pg.PoolClient, ranges: Map<number, [first: number, next: number]>): string {
+    const offsets = quoteName(this.o.offsetsTable);
+    const mine = `connector = ${client.escapeLiteral(this.o.connector)} AND topic = ${client.escapeLiteral(this.o.topic)}`;
+    const values = [...ranges].map(([p, [f, n]]) => `(${Math.trunc(p)}, ${Math.trunc(f)}, ${Math.trunc(n)})`).join(', ');
+    return `UPDATE ${offsets} AS t SET next_offset = n.next_offset FROM (VALUES ${values}) AS n(p, first_offset, next_offset)
+              WHERE t.${mine} AND t.partition = n.p AND coalesce(t.next_offset, 0) <= n.first_offset`;
   }
 
   /**
@@ -272,15 +313,9 @@ export class PostgresSink implements SinkTask {
           await end(null);
           throw lost;
         }
-        const offsets = quoteName(this.o.offsetsTable);
-        const mine = `connector = ${client.escapeLiteral(this.o.connector)} AND topic = ${client.escapeLiteral(this.o.topic)}`;
-        const values = [...ranges].map(([p, [f, n]]) => `(${Math.trunc(p)}, ${Math.trunc(f)}, ${Math.trunc(n)})`).join(', ');
         let moved: pg.QueryResult;
         try {
-          moved = await client.query(
-            `UPDATE ${offsets} AS t SET next_offset = n.next_offset FROM (VALUES ${values}) AS n(p, first_offset, next_offset)
-              WHERE t.${mine} AND t.partition = n.p AND coalesce(t.next_offset, 0) <= n.first_offset`,
-          );
+          moved = await client.query(this.moveOffsets(client, ranges));
         } catch (err) {
           await end(null);
           throw err;

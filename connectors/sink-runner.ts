@@ -26,6 +26,13 @@
  * memory, pipelined writes. After each write the offsets the task
  * answered are committed to the group (coalesced: one commit in flight).
  *
+ * A task that streams (SinkTask.stream: PostgreSQL in insert mode) gets
+ * each frame's records during the handler's call instead (no copy kept:
+ * it writes them to the target at once, in the batch's transaction); the
+ * batch closes when it reaches batchSize, or once its first record has
+ * waited lingerMs and no commit is in flight, and commits after the batches
+ * before it (at most two waiting; the handler waits beyond that).
+ *
  * Revocation: the client stops handing over records of the revoked
  * partitions; onRevoke writes what is buffered, waits for the writes in
  * flight, commits those partitions, and only then returns, so the hub gives
@@ -34,7 +41,7 @@
 import { TributaryError } from '../protocol/errors.ts';
 import type { RecordsView, SubscriptionHandle } from '../web-client/index.ts';
 import type { ConnectorConfig } from './config.ts';
-import type { PartitionOffsets, SinkTask } from './task.ts';
+import type { PartitionOffsets, SinkStream, SinkTask } from './task.ts';
 import { StoppedError, Worker, type WorkerDeps } from './worker.ts';
 
 export interface SinkOptions {
@@ -65,6 +72,11 @@ export class SinkRunner extends Worker {
   /** Two when the task can prepare a batch while the one before commits (SinkTask.prepare), else one. */
   private readonly maxInFlight: number;
   private lingerTimer: ReturnType<typeof setTimeout> | null = null;
+  /** Streaming (SinkTask.stream): the batch being written as it is read, and when its first record arrived. */
+  private open: SinkStream | null = null;
+  private openSince = 0;
+  /** Whether the task streams: known at the first record (stream() answers null when its settings do not). */
+  private streaming: boolean | null = null;
   /** Next offset written, per held partition. */
   private readonly committed = new Map<number, number>();
   /** What the group was last told, per held partition. */
@@ -163,8 +175,10 @@ export class SinkRunner extends Worker {
   /** Partitions taken away: their records written and committed before the hub hands them on. */
   private async onRevoke(partitions: number[]): Promise<void> {
     const revoked = new Set(partitions);
+    if (this.open?.parts.some((r) => revoked.has(r.partition))) this.closeStream();
     while (this.flights.length || this.buffer.some((v) => revoked.has(v.partition))) {
-      this.startWrite();
+      // (Streaming: the buffer is empty; startWrite would only clear the open batch's linger timer.)
+      if (!this.streaming) this.startWrite();
       // The newest settles after all the others (each waits for the one before).
       if (this.flights.length) await this.flights[this.flights.length - 1].catch(() => undefined);
       if (this.stopping) break;
@@ -199,6 +213,8 @@ export class SinkRunner extends Worker {
     const last = view.offset(view.count - 1);
     // The log holds at least these records: keeps lag honest between high-watermark reads.
     if ((this.highWatermarks.get(p) ?? 0) <= last) this.highWatermarks.set(p, last + 1);
+    if (this.streaming === null) this.streaming = !!this.task.stream && this.openStream() !== null;
+    if (this.streaming) return this.addToStream(view, i);
     if (this.buffered === 0) this.bufferedSince = performance.now();
     // The view is valid during this call only: the buffer keeps a copy of the frame.
     this.buffer.push(view.keep(i, view.count));
@@ -221,6 +237,101 @@ export class SinkRunner extends Worker {
     // The subscription hands over queued frames in one run of microtasks: let the write's socket I/O (COPY data,
     // the commit's answer) in between, or the database waits until the whole credit window is decoded.
     if (this.flights.length) await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+
+  private openStream(): SinkStream | null {
+    this.open = this.task.stream?.() ?? null;
+    this.openSince = performance.now();
+    return this.open;
+  }
+
+  /**
+   * Streaming: the frame's records go into the open batch (split at batchSize); the batch closes (and commits after
+   * the ones before it) when full, or once its first record has waited lingerMs and no commit is in flight (a commit
+   * then cannot start sooner, and a larger batch costs the target fewer statements).
+   */
+  private async addToStream(view: RecordsView, i: number): Promise<void> {
+    for (let from = i; from < view.count;) {
+      // Stopping: stop() aborted the open batch; a new one would hold its connection past the task's stop.
+      if (this.stopping) return;
+      const s = this.open ?? this.openStream()!;
+      const to = Math.min(view.count, from + this.o.batchSize - s.count);
+      const wait = s.add(view, from, to);
+      from = to;
+      if (s.count >= this.o.batchSize) this.closeStream();
+      if (wait) await wait;
+    }
+    this.lingerStream();
+    // Bounded memory: at most maxInFlight closed batches waiting for their commit besides the one filling.
+    while (this.flights.length > this.maxInFlight) await this.flights[0].catch(() => undefined);
+    // Queued frames are handed over in one run of microtasks: let the COPY's and the commits' socket I/O in between.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+
+  /** Closes the open batch when its linger is up and no commit is in flight, else arms the timer for when it will be. */
+  private lingerStream(): void {
+    if (!this.open || this.lingerTimer || this.stopping) return;
+    const waited = performance.now() - this.openSince;
+    if (waited >= this.o.lingerMs && this.flights.length === 0) return this.closeStream();
+    this.lingerTimer = setTimeout(
+      () => {
+        this.lingerTimer = null;
+        if (this.flights.length === 0) this.closeStream();
+        // Else the commit in flight closes it when it finishes.
+      },
+      Math.max(0, this.o.lingerMs - waited),
+    );
+  }
+
+  /** The open batch is done: it commits after the batches before it (or is written again by rewrite()). */
+  private closeStream(): void {
+    const s = this.open;
+    if (!s) return;
+    this.open = null;
+    if (this.lingerTimer) {
+      clearTimeout(this.lingerTimer);
+      this.lingerTimer = null;
+    }
+    const prev = this.flights.at(-1) ?? null;
+    const done: Promise<void> = this.commitStream(s, prev).finally(() => {
+      this.flights.splice(this.flights.indexOf(done), 1);
+      if (this.open && !this.stopping && this.flights.length === 0 && performance.now() - this.openSince >= this.o.lingerMs) this.closeStream();
+    });
+    this.flights.push(done);
+  }
+
+  private async commitStream(s: SinkStream, prev: Promise<void> | null): Promise<void> {
+    try {
+      await prev;
+    } catch (err) {
+      // Never past a batch that was not written.
+      await s.abort();
+      throw err;
+    }
+    if (this.stopping) return await s.abort();
+    let safe = await s.commit().catch((err: unknown) => this.fellBack('commit', err));
+    if (!safe) {
+      try {
+        safe = await this.retrying('write', () => s.rewrite());
+      } catch (e) {
+        if (e instanceof StoppedError) return;
+        throw e;
+      }
+    }
+    this.status.records += s.count;
+    this.written(
+      s.parts.map((r) => r.partition),
+      safe,
+    );
+  }
+
+  /** After a batch of `partitions` was written: the offsets the task answered, as the group's next commit. */
+  private written(partitions: number[], safe: PartitionOffsets): void {
+    // Only the batch's partitions: a task may answer for partitions another member holds now.
+    const mine = new Set(partitions);
+    for (const [p, o] of safe) if (mine.has(p) && this.held.has(p)) this.committed.set(p, Math.max(o, this.committed.get(p) ?? 0));
+    this.updateStatus();
+    void this.commitGroup();
   }
 
   /** As many batches as may be are in the task's hands and the next is full: wait for the oldest, then hand it over. */
@@ -291,11 +402,10 @@ export class SinkRunner extends Worker {
       }
     }
     for (const v of batch) this.status.records += v.count;
-    // Only the batch's partitions: a task may answer for partitions another member holds now.
-    const mine = new Set(batch.map((v) => v.partition));
-    for (const [p, o] of safe) if (mine.has(p) && this.held.has(p)) this.committed.set(p, Math.max(o, this.committed.get(p) ?? 0));
-    this.updateStatus();
-    void this.commitGroup();
+    this.written(
+      batch.map((v) => v.partition),
+      safe,
+    );
   }
 
   /** A prepared write that failed or could not commit: the batch is written with put() (retried, logged there). */
@@ -368,7 +478,9 @@ export class SinkRunner extends Worker {
     this.abort.abort();
     if (this.lagTimer) clearInterval(this.lagTimer);
     if (this.lingerTimer) clearTimeout(this.lingerTimer);
-    await Promise.allSettled(this.flights);
+    const open = this.open;
+    this.open = null;
+    await Promise.allSettled([...this.flights, open?.abort()]);
     // The next owner starts where this one finished; then leave the group at once.
     await this.commitGroup().catch(() => undefined);
     this.sub?.close();

@@ -53,7 +53,31 @@ export interface SinkTask {
    * it with put()); a failed prepare or commit also falls back to put().
    */
   prepare?(batch: readonly RecordsView[]): Promise<PreparedWrite>;
+  /**
+   * Optional streaming (instead of put and prepare, when it answers a
+   * stream): a batch written while it is read. The runner adds each frame's
+   * records as they arrive (the view is valid during the call only; a
+   * promise answered means wait before adding more), then calls commit()
+   * once every earlier batch is written, in order, or abort(). commit()
+   * answers as PreparedWrite's does; when it answers null or fails, the
+   * runner calls rewrite() (retried), which writes what the target does not
+   * hold yet, as put() does. null: the task does not stream with these
+   * settings.
+   */
+  stream?(): SinkStream | null;
   stop(): Promise<void>;
+}
+
+/** A batch being written while it is read (SinkTask.stream). */
+export interface SinkStream {
+  /** Records added so far. */
+  readonly count: number;
+  /** Runs of one partition's records, in the order added. */
+  readonly parts: ReadonlyArray<{ readonly partition: number }>;
+  add(view: RecordsView, from: number, to: number): Promise<void> | undefined;
+  commit(): Promise<PartitionOffsets | null>;
+  rewrite(): Promise<PartitionOffsets>;
+  abort(): Promise<void>;
 }
 
 /** A batch written but not committed (SinkTask.prepare). */

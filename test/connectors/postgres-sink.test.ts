@@ -19,6 +19,7 @@ import { parseConnectFile } from '../../connectors/config.ts';
 import { ConnectorRuntime } from '../../connectors/runtime.ts';
 import { encodeBatch, stampBatch } from '../../protocol/index.ts';
 import { RecordsView } from '../../web-client/records-view.ts';
+import type { SinkStream } from '../../connectors/task.ts';
 
 const GROUP_ARGS = ['--groups-session-timeout-ms', '2000', '--groups-heartbeat-interval-ms', '500'];
 
@@ -144,6 +145,138 @@ describe('postgres sink', () => {
     ]);
     expect((await pg.query('SELECT s FROM piped ORDER BY s')).rows.map((r) => r.s)).toEqual(['p0-0', 'p0-1', 'p0-2', 'p0-3', 'p0-4', 'p0-5', 'p1-0', 'p1-1', 'p1-2']);
     await task.stop();
+  });
+
+  it('a streamed batch COPYs its rows as they are added and commits after the one before; a streamed re-delivery rolls back and rewrite() adds only what is missing', async () => {
+    await pg.query('CREATE TABLE streamed (n bigint, s text)');
+    const silent = { info() {}, warn() {}, error() {}, debug() {} };
+    const task = new PostgresSink(
+      {
+        connector: 'streamed',
+        topic: 'streamed',
+        connection: pg.url,
+        table: 'streamed',
+        mode: 'insert',
+        key: undefined,
+        columns: { n: 'offset', s: 'value.s' },
+        offsetsTable: 'tributary_sink_offsets',
+      },
+      silent,
+    );
+    await task.start();
+    await task.open([0, 1]);
+    const view = (partition: number, offset: number, n: number): RecordsView => {
+      const texts = Array.from({ length: n }, (_, i) => JSON.stringify({ s: `p${partition}-${offset + i}`.padEnd(40, '.') }));
+      const b = encodeBatch({ records: texts.map((t) => ({ key: null, value: new TextEncoder().encode(t), encoding: 'json', headers: [], timestamp: 0 })) });
+      stampBatch(b, 0, offset, 0);
+      // Not kept: a stream reads a frame during add() only.
+      return new RecordsView('streamed').read(b, partition, 0);
+    };
+    const rows = (): Promise<number> => count('SELECT count(*) AS n FROM streamed');
+    const add = (s: SinkStream, partition: number, offset: number, n: number, from = 0): Promise<void> | undefined => s.add(view(partition, offset, n), from, n);
+    // Two open at once (the runner commits in order); each over several of its log's chunks (rows never span two).
+    const first = task.stream()!;
+    for (let o = 0; o < 12_000; o += 1000) await add(first, 0, o, 1000);
+    await add(first, 1, 0, 10);
+    const second = task.stream()!;
+    await add(second, 0, 12_000, 500, 100); // records 12,000–12,099 left out (below a position)
+    await add(second, 1, 10, 5);
+    expect(await rows()).toBe(0);
+    expect(await first.commit()).toEqual(
+      new Map([
+        [0, 12_000],
+        [1, 10],
+      ]),
+    );
+    expect(await second.commit()).toEqual(
+      new Map([
+        [0, 12_500],
+        [1, 15],
+      ]),
+    );
+    expect(await rows()).toBe(12_000 + 10 + 400 + 5);
+    // A re-delivery overlapping what the table holds: commit() answers null and writes nothing; rewrite() adds the rest.
+    const again = task.stream()!;
+    for (let o = 11_000; o < 14_000; o += 1000) await add(again, 0, o, 1000);
+    await add(again, 1, 15, 2);
+    expect(await again.commit()).toBeNull();
+    expect(await rows()).toBe(12_415);
+    expect(await again.rewrite()).toEqual(
+      new Map([
+        [0, 14_000],
+        [1, 17],
+      ]),
+    );
+    expect(await rows()).toBe(12_415 + 1500 + 2);
+    const aborted = task.stream()!;
+    await add(aborted, 1, 17, 3);
+    await aborted.abort();
+    expect(await rows()).toBe(13_917);
+    // Each record once, in order: offsets 0–13,999 of partition 0 less the 100 left out, 0–16 of partition 1.
+    const stored = await pg.query<{ n: string; s: string }>('SELECT n, s FROM streamed ORDER BY s');
+    const want = [
+      ...Array.from({ length: 14_000 }, (_, i) => i)
+        .filter((i) => i < 12_000 || i >= 12_100)
+        .map((i) => [0, i]),
+      ...Array.from({ length: 17 }, (_, i) => [1, i]),
+    ]
+      .map(([p, i]) => ({ n: String(i), s: `p${p}-${i}`.padEnd(40, '.') }))
+      .sort((a, b) => (a.s < b.s ? -1 : 1));
+    expect(stored.rows).toEqual(want);
+    const offsets = await pg.query<{ partition: number; next_offset: string }>("SELECT partition, next_offset FROM tributary_sink_offsets WHERE connector = 'streamed' ORDER BY partition");
+    expect(offsets.rows.map((r) => [r.partition, Number(r.next_offset)])).toEqual([
+      [0, 14_000],
+      [1, 17],
+    ]);
+    await task.stop();
+    // Upsert does not stream (a key's newest record is known once the batch is whole): the runner hands it whole batches.
+    const upsert = new PostgresSink(
+      { connector: 'u', topic: 'u', connection: pg.url, table: 'streamed', mode: 'upsert', key: ['n'], columns: { n: 'offset' }, offsetsTable: 'tributary_sink_offsets' },
+      silent,
+    );
+    expect(upsert.stream()).toBeNull();
+  });
+
+  it('stopped while it streams a backlog: stop() returns, no connection is left in a transaction, and a restart writes every record once', async () => {
+    await post('/v1/topics', { name: 'backlog', partitions: 2 });
+    await pg.query('CREATE TABLE backlog (id integer, customer text, total numeric, src_partition integer, src_offset bigint)');
+    await produceOrders('backlog', 0, 30_000);
+    const silent = { info() {}, warn() {}, error() {}, debug() {} };
+    const file = parseConnectFile(
+      JSON.stringify({
+        connectors: [
+          {
+            name: 'backlog-db',
+            type: 'postgres-sink',
+            topic: 'backlog',
+            connection: pg.url,
+            table: 'backlog',
+            batchSize: 2000,
+            columns: { id: 'value.id', customer: 'value.customer', total: 'value.total', src_partition: 'partition', src_offset: 'offset' },
+          },
+        ],
+      }),
+    );
+    const inTransaction = (): Promise<number> => count("SELECT count(*) AS n FROM pg_stat_activity WHERE state LIKE 'idle in transaction%' OR (state = 'active' AND query LIKE 'COPY%backlog%')");
+    for (let run = 0; run < 2; run++) {
+      const runtime = new ConnectorRuntime(file, { url: hub.wsUrl, log: silent });
+      await runtime.start();
+      if (run === 0)
+        await waitForValue(
+          'records written',
+          () => runtime.status()[0].records,
+          (n) => n > 0,
+        );
+      else
+        await waitForValue(
+          'every record written',
+          () => count('SELECT count(*) AS n FROM backlog'),
+          (n) => n === 30_000,
+        );
+      await runtime.stop();
+      await waitForValue('no transaction left open', inTransaction, (n) => n === 0);
+    }
+    expect(await count('SELECT count(DISTINCT (src_partition, src_offset)) AS n FROM backlog')).toBe(30_000);
   });
 
   it('50,000 events reach the table exactly once while the connector is SIGKILLed and restarted three times', async () => {
