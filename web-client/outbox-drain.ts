@@ -284,9 +284,7 @@ export class Drainer {
           const segments = this.h.store.segments!;
           const counted = st.counted.get(first) ?? 0;
           st.counted.delete(first);
-          // The file store's seal resolves once its assignment is on disk: only then may its batches go out.
-          await segments.sealChunk(first, count, { maxRecords: this.o.maxBatchRecords, maxBytes: this.maxBatchBytes() }, st.crc);
-          if (!this.h.live(st.id)) return;
+          segments.sealChunk(first, count, { maxRecords: this.o.maxBatchRecords, maxBytes: this.maxBatchBytes() }, st.crc);
           // Events appended to the chunk after it was read are drained with it.
           st.buffered += first.live - counted;
           // A chunk failed meanwhile (by a session before) has nothing left to drain here.
@@ -529,7 +527,7 @@ export class Drainer {
         }
         try {
           const segments = this.h.store.segments;
-          if (segments) await segments.removeItems(events);
+          if (segments) segments.removeItems(events);
           else await this.h.store.remove(events as OutboxEvent[]);
           for (const g of group) this.h.sink.ack(g.info);
         } catch (err) {
