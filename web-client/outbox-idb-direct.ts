@@ -39,16 +39,17 @@ interface ColumnsMark {
   extra: number;
 }
 
-/** One chunk's columns, written event by event. */
+/** One chunk's columns, written event by event; they grow (doubling) up to CHUNK_MAX_EVENTS. */
 export class ChunkColumns {
   n = 0;
-  readonly ts = new Float64Array(CHUNK_MAX_EVENTS);
-  readonly bytes = new Uint32Array(CHUNK_MAX_EVENTS);
-  readonly topicOf = new Uint16Array(CHUNK_MAX_EVENTS);
-  readonly subOf = new Uint16Array(CHUNK_MAX_EVENTS);
-  readonly keyLen = new Int32Array(CHUNK_MAX_EVENTS);
-  readonly valLen = new Int32Array(CHUNK_MAX_EVENTS);
-  readonly enc = new Uint8Array(CHUNK_MAX_EVENTS);
+  private cap: number;
+  ts: Float64Array;
+  bytes: Uint32Array;
+  topicOf: Uint16Array;
+  subOf: Uint16Array;
+  keyLen: Int32Array;
+  valLen: Int32Array;
+  enc: Uint8Array;
   readonly topics: string[] = [];
   readonly subs: string[] = [];
   keys = '';
@@ -58,12 +59,35 @@ export class ChunkColumns {
   /** Bound bytes of the events (what the outbox's byte bound counts). */
   total = 0;
 
-  constructor(valueBytesHint: number) {
-    this.vals = new Uint8Array(Math.max(1024, valueBytesHint));
+  /** `events`: the room to start with (an awaited send() needs one, a burst thousands); `valueBytes`: per event, a guess. */
+  constructor(events: number, valueBytes: number) {
+    const cap = Math.max(1, Math.min(CHUNK_MAX_EVENTS, events));
+    this.cap = cap;
+    this.ts = new Float64Array(cap);
+    this.bytes = new Uint32Array(cap);
+    this.topicOf = new Uint16Array(cap);
+    this.subOf = new Uint16Array(cap);
+    this.keyLen = new Int32Array(cap);
+    this.valLen = new Int32Array(cap);
+    this.enc = new Uint8Array(cap);
+    this.vals = new Uint8Array(Math.max(256, cap * valueBytes));
   }
 
   get full(): boolean {
     return this.n >= CHUNK_MAX_EVENTS;
+  }
+
+  private grow(): void {
+    const cap = Math.min(CHUNK_MAX_EVENTS, this.cap * 2);
+    const more = <T extends Float64Array | Uint32Array | Uint16Array | Int32Array | Uint8Array>(a: T, b: T): T => (b.set(a), b);
+    this.ts = more(this.ts, new Float64Array(cap));
+    this.bytes = more(this.bytes, new Uint32Array(cap));
+    this.topicOf = more(this.topicOf, new Uint16Array(cap));
+    this.subOf = more(this.subOf, new Uint16Array(cap));
+    this.keyLen = more(this.keyLen, new Int32Array(cap));
+    this.valLen = more(this.valLen, new Int32Array(cap));
+    this.enc = more(this.enc, new Uint8Array(cap));
+    this.cap = cap;
   }
 
   mark(): ColumnsMark {
@@ -123,6 +147,7 @@ export class ChunkColumns {
     checkFitsFrame(bytes);
     if (bytes > maxBytes) throw new ClientError('OUTBOX_FULL', `event of ${bytes} bytes exceeds the outbox's maxOutboxBytes (${maxBytes})`);
     // Valid: from here on the event is in.
+    if (i === this.cap) this.grow();
     if (vlen > 0) this.vpos += vlen;
     this.valLen[i] = vlen;
     this.enc[i] = enc;
@@ -200,8 +225,9 @@ export class DirectGroups {
   /** Events and bytes of groups not written yet. */
   readonly pending: RoomEstimate = { events: 0, bytes: 0 };
   private lastTopic = '';
-  /** A new chunk's value buffer starts as large as the last full one needed. */
-  private valueHint = 64 * 1024;
+  /** A new chunk starts with room for as many events as the last group had, and their value bytes on average. */
+  private eventsHint = 16;
+  private valueHint = 128;
 
   constructor(
     /** The counters as the store last read them; undefined until it has. */
@@ -269,6 +295,9 @@ export class DirectGroups {
     const g = this.open;
     if (!g) return;
     this.open = undefined;
+    this.eventsHint = g.count;
+    const last = g.chunks[g.chunks.length - 1];
+    if (last?.n) this.valueHint = Math.ceil(last.vpos / last.n) + 16;
     if (g.count === 0) {
       g.settle();
       return;
@@ -297,8 +326,8 @@ export class DirectGroups {
   private columns(g: DirectGroup): ChunkColumns {
     const last = g.chunks[g.chunks.length - 1];
     if (last && !last.full) return last;
-    if (last) this.valueHint = last.vpos + 1024;
-    const c = new ChunkColumns(this.valueHint);
+    if (last) this.valueHint = Math.ceil(last.vpos / last.n) + 16;
+    const c = new ChunkColumns(this.eventsHint, this.valueHint);
     g.chunks.push(c);
     return c;
   }

@@ -50,7 +50,7 @@ describe('IndexedDB outbox direct path', () => {
   it('writes the chunk record the usual path stores for the same events', () => {
     fc.assert(
       fc.property(fc.array(sendEvent, { minLength: 1, maxLength: 40 }), fc.constantFrom('clicks', 'a.b-c'), fc.constantFrom('', 'alice'), (evs, topic, sub) => {
-        const c = new ChunkColumns(16);
+        const c = new ChunkColumns(1, 4);
         for (const ev of evs) c.write(topic, sub, ev, NOW, BIG.maxBytes);
         expect(decodeChunk(structuredClone(c.finish(77)))).toEqual(usual(topic, sub, evs, 77));
       }),
