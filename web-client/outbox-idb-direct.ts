@@ -183,10 +183,11 @@ export class ChunkColumns {
       subs: this.subs.slice(),
       keys: this.keys,
       keyLen: this.keyLen.slice(0, n),
-      vals: this.vals.slice(0, this.vpos),
       valLen: this.valLen.slice(0, n),
       enc: this.enc.slice(0, n),
     };
+    // In encodeChunk's order (the drain reads one shape of chunk record either way).
+    chunk.vals = this.vals.slice(0, this.vpos);
     if (this.topics.length > 1) chunk.topicOf = this.topicOf.slice(0, n);
     if (this.subs.length > 1) chunk.subOf = this.subOf.slice(0, n);
     if (this.extra.length) chunk.extra = this.extra.slice();
