@@ -35,7 +35,7 @@ interface CborChunk {
   data: Uint8Array;
 }
 
-interface ColumnChunk {
+export interface ColumnChunk {
   first: number;
   n: number;
   ts: Float64Array;

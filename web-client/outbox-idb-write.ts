@@ -4,8 +4,10 @@
  * the states and gone lists a removal changed, and chunks deleted whole.
  */
 import { unwrap, type IDBPDatabase } from 'idb';
-import { chunkSize, commitNow, type ChunkAssign, type ChunkState, type OutboxSchema, type Tx } from './outbox-idb-schema.ts';
-import type { Assignment, OutboxEvent } from './outbox.ts';
+import { ClientError } from './errors.ts';
+import type { DirectGroup, RoomEstimate } from './outbox-idb-direct.ts';
+import { NO_LEFT, chunkSize, commitNow, netStats, type ChunkAssign, type ChunkState, type Left, type OutboxSchema, type Tx } from './outbox-idb-schema.ts';
+import type { Assignment, OutboxEvent, OutboxStats } from './outbox.ts';
 
 /** Where assignInto finds and keeps chunks' states and assignments. */
 export interface ChunkFinder {
@@ -113,5 +115,37 @@ export async function deleteOrphanChunks(db: IDBPDatabase<OutboxSchema>): Promis
   const live = new Set(stateKeys);
   const raw = unwrap(tx.objectStore('chunks'));
   for (const k of chunkKeys) if (!live.has(k)) raw.delete(k);
+  await commitNow(tx);
+}
+
+/**
+ * One group of the direct path (outbox-idb-direct.ts) as one readwrite transaction, as `append` writes
+ * its events: the counters read, the group's chunks numbered from them and put with their states, the
+ * counters written. A group that no longer fits the bounds (another tab's appends came first) fails
+ * with OUTBOX_FULL and writes nothing. `known` gets the counters as read, with the group.
+ */
+export async function writeGroup(db: IDBPDatabase<OutboxSchema>, durability: 'relaxed' | 'strict', g: DirectGroup, known: (k: RoomEstimate) => void): Promise<void> {
+  const tx = db.transaction(['chunks', 'chunkState', 'meta'], 'readwrite', { durability });
+  const meta = tx.objectStore('meta');
+  const [stats, left] = (await Promise.all([meta.get('stats'), meta.get('left')])) as [OutboxStats | undefined, Left | undefined];
+  const st = netStats(stats, left);
+  if (st.events + g.count > g.bounds.maxEvents || st.bytes + g.bytes > g.bounds.maxBytes) {
+    known({ events: st.events, bytes: st.bytes });
+    tx.done.catch(() => undefined);
+    tx.abort();
+    throw new ClientError('OUTBOX_FULL', `the outbox filled up (another tab's sends) while ${g.count} events were gathered for it`);
+  }
+  const rawChunks = unwrap(tx.objectStore('chunks'));
+  const rawState = unwrap(tx.objectStore('chunkState'));
+  let first = st.lastId + 1;
+  for (const c of g.chunks) {
+    if (c.n === 0) continue;
+    rawChunks.put(c.finish(first));
+    rawState.put({ first, last: first + c.n - 1, live: c.n });
+    first += c.n;
+  }
+  const l = left ?? NO_LEFT;
+  unwrap(meta).put({ events: st.events + g.count + l.events, bytes: st.bytes + g.bytes + l.bytes, lastId: first - 1 }, 'stats');
+  known({ events: st.events + g.count, bytes: st.bytes + g.bytes });
   await commitNow(tx);
 }

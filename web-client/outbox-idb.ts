@@ -21,7 +21,8 @@ import { openDB, unwrap, type IDBPDatabase } from 'idb';
 import { ClientError } from './errors.ts';
 import { decodeChunk, encodeChunk, type StoredChunk } from './outbox-idb-chunk.ts';
 import { HeldChunks } from './outbox-idb-held.ts';
-import { assignInto, deleteOrphanChunks, writeLeft, type ChunkFinder } from './outbox-idb-write.ts';
+import { DirectGroups, type RoomEstimate } from './outbox-idb-direct.ts';
+import { assignInto, deleteOrphanChunks, writeGroup, writeLeft, type ChunkFinder } from './outbox-idb-write.ts';
 import {
   CHUNK_MAX_EVENTS,
   DB_VERSION,
@@ -39,6 +40,7 @@ import {
   type StoreName,
   type Tx,
 } from './outbox-idb-schema.ts';
+import type { SendEvent } from './event-input.ts';
 import {
   addSkips,
   assignIds,
@@ -74,6 +76,16 @@ export class IdbOutboxStore implements OutboxStore {
   /** The draining tab's view of the chunks it read (outbox-idb-held.ts). */
   private readonly held = new HeldChunks();
   private opening?: Promise<{ producerId: string; legacyProducerId?: string }>;
+  /** The counters (events, bytes) as this store last read them: the direct path's room estimate. */
+  private known?: RoomEstimate;
+  /** send()'s and sendMany()'s direct path (outbox-idb-direct.ts). */
+  private readonly direct = new DirectGroups(
+    () => this.known,
+    (g) =>
+      writeGroup(this.d, this.durability, g, (k) => (this.known = k)).catch((err: unknown) => {
+        throw storageError(err);
+      }),
+  );
 
   constructor(
     readonly name = 'default',
@@ -108,7 +120,9 @@ export class IdbOutboxStore implements OutboxStore {
     await deleteOrphanChunks(db);
     // Create the producer id once; the readwrite transaction makes racing tabs agree on it.
     const tx = db.transaction('meta', 'readwrite');
-    const [old, have] = (await Promise.all([tx.store.get('pid'), tx.store.get('bpid')])) as Array<string | undefined>;
+    const [old, have, stats, left] = (await Promise.all([tx.store.get('pid'), tx.store.get('bpid'), tx.store.get('stats'), tx.store.get('left')])) as Array<string | undefined>;
+    const st = netStats(stats as OutboxStats | undefined, left as Left | undefined);
+    this.known = { events: st.events, bytes: st.bytes };
     let pid = have;
     if (!pid) {
       pid = newProducerId();
@@ -138,7 +152,21 @@ export class IdbOutboxStore implements OutboxStore {
     return this.db;
   }
 
+  /**
+   * send()'s direct path: the event validated and written into the columns of the open group's chunk
+   * (outbox-idb-direct.ts); undefined when the outbox may not have room (the usual path then waits for it).
+   */
+  sendDirect(topic: string, sub: string, event: SendEvent, now: number, bounds: OutboxBounds): Promise<void> | undefined {
+    return this.db ? this.direct.sendOne(topic, sub, event, now, bounds) : undefined;
+  }
+
+  /** sendMany()'s: every event validated and written, or none (undefined) when they may not all fit. */
+  sendManyDirect(topic: string, sub: string, events: ArrayLike<SendEvent>, now: number, bounds: OutboxBounds): { stored: number; done: Promise<void> } | undefined {
+    return this.db ? this.direct.sendMany(topic, sub, events, now, bounds) : undefined;
+  }
+
   async append(entries: NewOutboxEvent[], bounds: OutboxBounds): Promise<Array<OutboxEvent | null>> {
+    this.direct.flush(); // its transaction first: events keep call order
     try {
       const tx = this.d.transaction(['chunks', 'chunkState', 'meta'], 'readwrite', { durability: this.durability });
       const meta = tx.objectStore('meta');
@@ -148,6 +176,7 @@ export class IdbOutboxStore implements OutboxStore {
       // record bodies send() encoded: measured in Chromium (bench/README.md, round 9), chunks with bodies
       // cost sendMany and the drain more main-thread CPU per event than the drain's encoding them again.
       const out = assignIds(entries, bounds, st, true);
+      this.known = { events: st.events, bytes: st.bytes };
       const accepted = out.filter((e): e is OutboxEvent => e !== null);
       // Raw requests: no promise per request inside the group commit.
       const rawChunks = unwrap(tx.objectStore('chunks'));
@@ -214,6 +243,7 @@ export class IdbOutboxStore implements OutboxStore {
   }
 
   private async fetch(afterId: number, maxEvents: number): Promise<OutboxEvent[]> {
+    this.direct.flush();
     try {
       const out: OutboxEvent[] = [];
       let from = Math.max(0, afterId + 1 - CHUNK_MAX_EVENTS);
@@ -494,6 +524,7 @@ export class IdbOutboxStore implements OutboxStore {
   }
 
   async stats(): Promise<OutboxStats> {
+    this.direct.flush(); // a transaction after the open group's sees it
     const tx = this.d.transaction('meta', 'readonly');
     const [stats, left] = await Promise.all([tx.store.get('stats'), tx.store.get('left')]);
     return netStats(stats as OutboxStats | undefined, left as Left | undefined);
@@ -501,6 +532,7 @@ export class IdbOutboxStore implements OutboxStore {
 
   async countThrough(maxId: number): Promise<number> {
     if (maxId <= 0) return 0;
+    this.direct.flush();
     // The draining tab knows of events still there without a transaction: flush() asks after every
     // removal, and each read over these stores would hold up the drain's next write. Only "none left"
     // needs the database. (A lower bound, which is all flush() asks: whether any is left.)
@@ -537,6 +569,7 @@ export class IdbOutboxStore implements OutboxStore {
   }
 
   async close(): Promise<void> {
+    if (this.db) this.direct.flush(); // issued before the database closes: it still commits
     this.held.reset();
     this.ahead = undefined;
     this.readTo = -1;

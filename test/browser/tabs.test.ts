@@ -61,4 +61,36 @@ describe('browser outbox shared by tabs', () => {
     expect(exactlyOnceProblems(await readTopic(hub.url, 'tabs-flush'), 300)).toBe('');
     await ctx.close();
   });
+
+  it('sends gathered on the direct path while another tab filled the outbox: OUTBOX_FULL, none stored, the next send counts right', async () => {
+    const ctx = await env.context();
+    const [a, b] = [await env.open(ctx), await env.open(ctx)];
+    // Offline (nobody listens there): the outbox only fills.
+    const opts = { url: 'ws://127.0.0.1:9/v1/ws', name: 'shared-full', maxOutboxEvents: 10, maxBlockMs: 0, backoffInitialMs: 60_000 };
+    const start = (o: typeof opts) => {
+      const g = globalThis as unknown as { full?: ReturnType<typeof window.T.createClient> };
+      g.full = window.T.createClient(o);
+      return g.full.pending(); // open: its counters read (0)
+    };
+    expect(await a.evaluate(start, opts)).toBe(0);
+    expect(await b.evaluate(start, opts)).toBe(0);
+    const sendMany = (n: number) => {
+      const c = (globalThis as unknown as { full: ReturnType<typeof window.T.createClient> }).full;
+      const events = Array.from({ length: n }, (_, i) => ({ key: `k${i}`, value: { i } }));
+      return c.sendMany('tabs-full', events).then(
+        () => 'ok',
+        (e: { code?: string }) => e.code ?? String(e),
+      );
+    };
+    expect(await b.evaluate(sendMany, 8)).toBe('ok');
+    // A last read 0 events: its estimate lets 5 in, its transaction finds 8 there and writes nothing.
+    expect(await a.evaluate(sendMany, 5)).toBe('OUTBOX_FULL');
+    const pending = () => (globalThis as unknown as { full: ReturnType<typeof window.T.createClient> }).full.pending();
+    expect(await a.evaluate(pending)).toBe(8);
+    // That transaction read 8: two more fit, a third does not.
+    expect(await a.evaluate(sendMany, 2)).toBe('ok');
+    expect(await a.evaluate(sendMany, 1)).toBe('OUTBOX_FULL');
+    expect(await b.evaluate(pending)).toBe(10);
+    await ctx.close();
+  });
 });
