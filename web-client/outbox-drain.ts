@@ -284,7 +284,9 @@ export class Drainer {
           const segments = this.h.store.segments!;
           const counted = st.counted.get(first) ?? 0;
           st.counted.delete(first);
-          segments.sealChunk(first, count, { maxRecords: this.o.maxBatchRecords, maxBytes: this.maxBatchBytes() }, st.crc);
+          // The file store's seal resolves once its assignment is on disk: only then may its batches go out.
+          await segments.sealChunk(first, count, { maxRecords: this.o.maxBatchRecords, maxBytes: this.maxBatchBytes() }, st.crc);
+          if (!this.h.live(st.id)) return;
           // Events appended to the chunk after it was read are drained with it.
           st.buffered += first.live - counted;
           // A chunk failed meanwhile (by a session before) has nothing left to drain here.
@@ -527,7 +529,7 @@ export class Drainer {
         }
         try {
           const segments = this.h.store.segments;
-          if (segments) segments.removeItems(events);
+          if (segments) await segments.removeItems(events);
           else await this.h.store.remove(events as OutboxEvent[]);
           for (const g of group) this.h.sink.ack(g.info);
         } catch (err) {

@@ -53,6 +53,8 @@ import {
   type BinaryEntry,
 } from './outbox-journal.ts';
 import { EventLog } from './outbox-log.ts';
+import { FileSegments } from './outbox-file-segments.ts';
+import { CHUNK_MAX_EVENTS } from './outbox-segment.ts';
 import { batchCrc32c } from './runtime.ts';
 
 /** Compact when the journal exceeds this and is 4× the live data. */
@@ -64,7 +66,7 @@ const COMPACT_ON_CLOSE_BYTES = 64 * 1024;
 const GROUP_MAX_REQUESTS = 64;
 
 /** Events of send()'s direct path per journal group at most (bounds its buffer; the groups queued behind share a writev). */
-const DIRECT_GROUP_MAX_EVENTS = 8_192;
+const DIRECT_GROUP_MAX_EVENTS = CHUNK_MAX_EVENTS;
 
 /** send() calls written straight into one journal append entry; `done` settles once it is on disk (one promise for all). */
 interface DirectGroup {
@@ -102,6 +104,9 @@ export class FileOutboxStore implements OutboxStore {
   private directDone?: Promise<void>;
   /** append() calls not settled: they number ids when their group is written, so the direct path waits for them. */
   private appending = 0;
+
+  /** The drain's segments (outbox-file-segments.ts), once open; not for a journal holding an older client's events (records form). */
+  segments?: FileSegments;
 
   constructor(readonly file: string) {}
 
@@ -143,6 +148,21 @@ export class FileOutboxStore implements OutboxStore {
       this.pid = newProducerId();
       await this.compact(); // the first snapshot carries the new producer id
     }
+    let legacy = false;
+    for (const e of this.events.objects()) if (e.p === undefined) legacy = true;
+    this.segments = legacy
+      ? undefined
+      : new FileSegments({
+          log: () => this.events,
+          producerId: () => this.pid,
+          seqs: () => this.seqs,
+          stats: () => this.st,
+          failedList: () => this.failedList,
+          skips: () => this.skips,
+          write: (make) => this.write(make),
+          crc: () => this.crc,
+          cborBytes: (entry) => framePayload(encodeCbor(entry), this.crc),
+        });
     return this.lpid ? { producerId: this.pid, legacyProducerId: this.lpid } : { producerId: this.pid };
   }
 
@@ -341,7 +361,9 @@ export class FileOutboxStore implements OutboxStore {
     );
     // Events still packed as their append group's bytes are copied, not made into objects (a burst of them all).
     const live = [...this.events.objects()];
-    const events = live.length ? [encodeAppend(live, this.crc)] : [];
+    // The drain's chunks first: their ids are below the log's.
+    const events = this.segments?.snapshotEntries(this.crc) ?? [];
+    if (live.length) events.push(encodeAppend(live, this.crc));
     events.push(...this.events.packedEntries(this.crc));
     const tmp = `${this.file}.tmp`;
     const th = await fsp.open(tmp, 'w');
@@ -541,7 +563,7 @@ export class FileOutboxStore implements OutboxStore {
   }
 
   async countThrough(maxId: number): Promise<number> {
-    return this.events.countThrough(maxId);
+    return (this.segments?.countThrough(maxId) ?? 0) + this.events.countThrough(maxId);
   }
 
   async loadPositions(name: string): Promise<Positions | undefined> {

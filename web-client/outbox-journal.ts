@@ -289,6 +289,37 @@ export class AppendCursor {
     return w.finish(crc);
   }
 
+  /**
+   * The next event's fields into `o` without an object of its own (the file
+   * outbox's segments copy its body into a chunk): the body is
+   * payload[o.at, o.at + o.len).
+   */
+  nextRaw(o: RawEvent): void {
+    if (this.left <= 0) throw new Error('append entry has no more events');
+    this.left--;
+    const r = this.r;
+    o.id = r.uv();
+    o.p2 = r.uv();
+    o.seq = unzigzag(r.uv());
+    o.bytes = r.uv();
+    o.ts = r.uv();
+    const tl = r.uv();
+    if (tl) this.topic = r.str(tl);
+    const sl = r.uv();
+    if (sl) this.sub = r.str(sl - 1);
+    o.topic = this.topic;
+    o.sub = this.sub;
+    o.explicit = r.uv();
+    o.len = r.uv();
+    o.at = r.pos;
+    r.skip(o.len);
+  }
+
+  /** The bytes nextRaw's offsets point into. */
+  get bytes(): Uint8Array {
+    return this.payload;
+  }
+
   next(): OutboxEvent {
     if (this.left <= 0) throw new Error('append entry has no more events');
     this.left--;
@@ -313,6 +344,20 @@ export class AppendCursor {
     // An older client's event (no partition, sent in the records form): a plain record, as the wire's CBOR encodes it.
     return { id, topic: this.topic, seq, sub: this.sub, rec: plainRecord(rec), bytes, body: this.payload.subarray(at, at + len) };
   }
+}
+
+/** One journaled event's fields (AppendCursor.nextRaw): p2 is p + 2 (1: not assigned), explicit the named partition + 1 (0: none). */
+export interface RawEvent {
+  id: number;
+  p2: number;
+  seq: number;
+  bytes: number;
+  ts: number;
+  topic: string;
+  sub: string;
+  explicit: number;
+  at: number;
+  len: number;
 }
 
 /**
@@ -421,6 +466,9 @@ function cachedKey(b: Uint8Array, start: number, end: number, cache: Array<Cache
   return text;
 }
 
+/** An appended event's fields apart from its topic, subject and body: seven varints of at most 10 bytes. */
+const ADD_FIELDS_MAX_BYTES = 70;
+
 /** Bytes before an append group's first event: header, kind, and room for the count's uvarint. */
 const GROUP_EVENTS_AT = ENTRY_HEADER_BYTES + 1 + 5;
 
@@ -443,17 +491,31 @@ export class AppendGroup {
 
   add(id: number, topic: string, sub: string, ts: number, explicitP: number | undefined, bytes: number, body: Uint8Array): void {
     const w = this.w;
-    w.uv(id);
-    w.uv(1); // p + 2: not assigned yet
-    w.uv(1); // zig-zag of seq -1
-    w.uv(bytes);
-    w.uv(ts);
-    if (topic === this.topic) w.uv(0);
-    else w.str((this.topic = topic), 0);
-    if (sub === this.sub) w.uv(0);
-    else w.str((this.sub = sub), 1);
-    w.uv(explicitP === undefined ? 0 : explicitP + 1);
-    w.bytes(body);
+    // Room for the event once (its varints are at most 10 bytes each), not a check per field.
+    w.room(ADD_FIELDS_MAX_BYTES + body.length);
+    let buf = w.buf;
+    let pos = writeUvarint(buf, w.pos, id);
+    buf[pos++] = 1; // p + 2: not assigned yet
+    buf[pos++] = 1; // zig-zag of seq -1
+    pos = writeUvarint(buf, pos, bytes);
+    pos = writeUvarint(buf, pos, ts);
+    if (topic !== this.topic || sub !== this.sub) {
+      w.pos = pos;
+      if (topic === this.topic) w.uv(0);
+      else w.str((this.topic = topic), 0);
+      if (sub === this.sub) w.uv(0);
+      else w.str((this.sub = sub), 1);
+      w.room(ADD_FIELDS_MAX_BYTES + body.length);
+      buf = w.buf;
+      pos = w.pos;
+    } else {
+      buf[pos++] = 0; // the previous event's topic
+      buf[pos++] = 0; // and subject
+    }
+    pos = writeUvarint(buf, pos, explicitP === undefined ? 0 : explicitP + 1);
+    pos = writeUvarint(buf, pos, body.length);
+    buf.set(body, pos);
+    w.pos = pos + body.length;
     this.count++;
   }
 

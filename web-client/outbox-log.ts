@@ -17,7 +17,7 @@ import type { Crc32c } from '../protocol/index.ts';
 import type { AppendCursor } from './outbox-journal.ts';
 
 /** Events of one written append group not made into objects yet: ids nextId..lastId, in the cursor's order. */
-interface PackedBlock {
+export interface PackedBlock {
   cur: AppendCursor;
   nextId: number;
   lastId: number;
@@ -45,6 +45,29 @@ export class EventLog {
     if (count <= 0) return;
     this.packed.push({ cur, nextId: firstId, lastId: firstId + count - 1 });
     this.packedCount += count;
+  }
+
+  /**
+   * Takes the lowest live events out of the log for the file outbox's
+   * segments (outbox-file-segments.ts), which hold them from then on: up to
+   * `max` events held as objects, in id order, or, when none is left, the
+   * first packed group whole (its cursor at the next event not made an
+   * object yet). Ids of what is taken are below every id left.
+   */
+  takeFront(max: number): { objects: OutboxEvent[] } | { packed: PackedBlock } | undefined {
+    if (this.live > 0) {
+      const objects: OutboxEvent[] = [];
+      for (let i = this.head; i < this.slots.length && objects.length < max; i++) {
+        const e = this.slots[i];
+        if (e !== undefined) objects.push(e);
+      }
+      for (const e of objects) this.delete(e.id);
+      return { objects };
+    }
+    const b = this.packed.shift();
+    if (!b) return undefined;
+    this.packedCount -= b.lastId - b.nextId + 1;
+    return { packed: b };
   }
 
   /** Makes the next packed event an object (in the slots); undefined when none is left. */

@@ -374,8 +374,11 @@ export function isChunk(x: unknown): x is Chunk {
 export interface SegmentStore {
   /** Chunks after `after` (from the first when absent), in id order, up to about `maxEvents` live events. */
   readChunks(after: Chunk | undefined, maxEvents: number): Chunk[];
-  /** Assigns a chunk (`sealChunk`) unless it is already: afterwards `chunk.sealed` holds what is left of it. */
-  sealChunk(chunk: Chunk, partitions: number, limits: SealLimits, crc: Crc32c): void;
+  /**
+   * Assigns a chunk (`sealChunk`) unless it is already: afterwards `chunk.sealed` holds what is left of it.
+   * A store that writes the assignment to disk returns a promise: its segments go on the wire once it resolves.
+   */
+  sealChunk(chunk: Chunk, partitions: number, limits: SealLimits, crc: Crc32c): void | Promise<void>;
   /** Replaces a segment by its events (in its chunk's `sealed` list) and returns them. */
   splitSegment(seg: Segment): OutboxEvent[];
   /**
@@ -390,10 +393,10 @@ export interface SegmentStore {
   /** The part of a sendMany that waits for room: checked and encoded once, outside the outbox; appendStaged moves in what fits, in order, and says how many. */
   stageEvents?(topic: string, sub: string, events: ArrayLike<SendEvent>, from: number, to: number, now: number, maxEventBytes: number, bounds?: { maxEvents: number; maxBytes: number }): StagedEvents;
   appendStaged?(staged: StagedEvents, bounds: { maxEvents: number; maxBytes: number }): number;
-  /** Removes acked segments and events (absent ones are ignored). */
-  removeItems(items: Array<Segment | OutboxEvent>): void;
-  /** Moves unassigned chunks and single events to the failed list (`OutboxStore.fail`). */
-  failItems(items: Array<Chunk | OutboxEvent>, code: string, message: string): void;
+  /** Removes acked segments and events (absent ones are ignored); a promise when it writes to disk. */
+  removeItems(items: Array<Segment | OutboxEvent>): void | Promise<void>;
+  /** Moves unassigned chunks and single events to the failed list (`OutboxStore.fail`); a promise when it writes to disk. */
+  failItems(items: Array<Chunk | OutboxEvent>, code: string, message: string): void | Promise<void>;
 }
 
 /** Batch limits a sealed segment keeps within. */
