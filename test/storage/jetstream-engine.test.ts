@@ -109,6 +109,38 @@ describe('JetStream engine across hubs', () => {
     expect((await offsetsOf(a, 'idem')).length).toBe(12);
   });
 
+  it('batches of a producer sent again after a conflict keep their chain: a fresh hub answers each retry as a duplicate', async () => {
+    // Two hubs pipelining into one partition make JetStream refuse publishes (wrong last sequence); the
+    // hub re-reads the tail and sends its failed batches again. Each must name the batch before it
+    // (Trib-Prev), or a fresh hub's duplicate walk skips the batches in between (OUT_OF_ORDER_SEQUENCE:
+    // a web client's retry after a hub's crash was refused for good).
+    const a = await hub();
+    const b = await hub();
+    await a.createTopic('chain', 1);
+    await waitFor(() => b.getTopic('chain') !== undefined, 10_000, 'hub B sees the topic');
+    const acks = new Map<string, AppendResult>();
+    const batch = (pid: string, seq: number) => makeBatch({ producerId: pid, baseSequence: seq, count: 2, tag: `${pid}-${seq}` });
+    for (let round = 0; round < 20; round++) {
+      const pa = `pa${round}`;
+      const pb = `pb${round}`;
+      // Both hubs at once, several batches each in flight: at least one side conflicts most rounds.
+      await Promise.all(
+        [0, 2, 4, 6, 8].flatMap((seq) => [
+          a.append('chain', 0, batch(pa, seq)).then((r) => acks.set(`${pa}/${seq}`, r)),
+          b.append('chain', 0, batch(pb, seq)).then((r) => acks.set(`${pb}/${seq}`, r)),
+        ]),
+      );
+    }
+    const c = await hub();
+    await waitFor(() => c.getTopic('chain') !== undefined, 10_000, 'fresh hub sees the topic');
+    for (const [k, ack] of acks) {
+      const [pid, seq] = k.split('/');
+      // The earliest batches first: the walk goes furthest back.
+      if (seq !== '0' && seq !== '2') continue;
+      expect(await c.append('chain', 0, batch(pid, Number(seq))), k).toMatchObject({ duplicate: true, offsets: ack.offsets });
+    }
+  }, 60_000);
+
   it('exactly-once holds after the duplicate window has passed (state from the log, on a fresh hub)', async () => {
     const a = await hub({ duplicateWindowMs: 500 });
     await a.createTopic('late', 1);

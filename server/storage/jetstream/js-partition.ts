@@ -371,6 +371,10 @@ export class JsPartition implements AckSink<Pending> {
       try {
         await this.refreshTail();
         const again: Pending[] = [];
+        // One lookup per producer for the pass: its batches sent again share one entry, so each names the
+        // one before it (H_PREV). An entry per batch had each name the stored tail, and a fresh hub's
+        // duplicate walk down that chain skipped the batches between (OUT_OF_ORDER_SEQUENCE for a retry).
+        const looked = new Map<string, { e: ProducerEntry; stored: number }>();
         for (const p of failed) {
           if (p.storedAt > 0) {
             const m = await this.env.jsm.streams.getMessage(this.stream, { seq: p.storedAt });
@@ -392,14 +396,18 @@ export class JsPartition implements AckSink<Pending> {
           }
           if (p.pid) {
             // Did it land after all (a lost reply), or did another hub append this producer meanwhile?
-            this.producers.forget(p.pid);
-            const e = await this.producers.lookup(p.pid);
-            if (e.lastSeq >= p.lastSeq) {
-              this.producers.findDuplicate(p.pid, e, p.firstSeq, p.lastSeq, p.count).then(p.resolve, p.reject);
+            let l = looked.get(p.pid);
+            if (!l) {
+              this.producers.forget(p.pid);
+              const e = await this.producers.lookup(p.pid);
+              looked.set(p.pid, (l = { e, stored: e.lastSeq }));
+            }
+            if (l.stored >= p.lastSeq) {
+              this.producers.findDuplicate(p.pid, l.e, p.firstSeq, p.lastSeq, p.count).then(p.resolve, p.reject);
               continue;
             }
-            this.producers.add(e, p.cached!);
-            p.entry = e;
+            this.producers.add(l.e, p.cached!);
+            p.entry = l.e;
           }
           p.state = 'queued';
           again.push(p);
