@@ -28,7 +28,7 @@ import { giveBatchBuffer } from './outbox-batch-pool.ts';
 import type { Group, Write } from './outbox-file-io.ts';
 import { encodeAppend, encodeAssign, encodeRemove, type AppendCursor, type Entry, type RawEvent } from './outbox-journal.ts';
 import type { EventLog } from './outbox-log.ts';
-import { CHUNK_MAX_EVENTS, Chunk, isSegment, sealChunk, segmentEvents, type SealLimits, type Segment, type SegmentStore } from './outbox-segment.ts';
+import { CHUNK_MAX_EVENTS, Chunk, chunkIndexAfter, isSegment, sealChunk, segmentEvents, type SealLimits, type Segment, type SegmentStore } from './outbox-segment.ts';
 import { addSkips, failedEvent, type FailedEvent, type OutboxEvent, type OutboxStats } from './outbox.ts';
 import type { WireRecord } from '../protocol/index.ts';
 
@@ -65,17 +65,7 @@ export class FileSegments implements SegmentStore {
 
   readChunks(after: Chunk | undefined, maxEvents: number): Chunk[] {
     const chunks = this.chunks;
-    let i = 0;
-    if (after) {
-      let lo = 0;
-      let hi = chunks.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (chunks[mid].id <= after.id) lo = mid + 1;
-        else hi = mid;
-      }
-      i = lo;
-    }
+    let i = chunkIndexAfter(chunks, after);
     const out: Chunk[] = [];
     let n = 0;
     for (;;) {

@@ -21,7 +21,7 @@ import {
   type OutboxStore,
   type Positions,
 } from './outbox.ts';
-import { CHUNK_MAX_EVENTS, Chunk, isSegment, sealChunk, segmentEvents, type SealLimits, type Segment, type SegmentStore } from './outbox-segment.ts';
+import { CHUNK_MAX_EVENTS, Chunk, chunkIndexAfter, isSegment, sealChunk, segmentEvents, type SealLimits, type Segment, type SegmentStore } from './outbox-segment.ts';
 import { giveBatchBuffer } from './outbox-batch-pool.ts';
 import { isRouted, PART_FULL, RoutedChunk, UNROUTED, type RouteHint } from './outbox-routed-chunk.ts';
 import { assertTopicName, type Crc32c } from '../protocol/index.ts';
@@ -351,18 +351,7 @@ export class MemoryOutboxStore implements OutboxStore, SegmentStore {
 
   readChunks(after: Chunk | undefined, maxEvents: number): Chunk[] {
     const chunks = this.s.chunks;
-    let i = 0;
-    if (after) {
-      // Chunks never move back: the one after `after` is the first with a higher id.
-      let lo = 0;
-      let hi = chunks.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (chunks[mid].id <= after.id) lo = mid + 1;
-        else hi = mid;
-      }
-      i = lo;
-    }
+    let i = chunkIndexAfter(chunks, after);
     const out: Chunk[] = [];
     let n = 0;
     for (; i < chunks.length && n < maxEvents; i++) {

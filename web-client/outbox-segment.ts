@@ -361,6 +361,19 @@ export function isSegment(x: unknown): x is Segment {
   return (x as { kind?: unknown }).kind === 'segment';
 }
 
+/** Index of the first of `chunks` (in id order) after `after`: chunks never move back, so the first with a higher id. */
+export function chunkIndexAfter(chunks: readonly Chunk[], after: Chunk | undefined): number {
+  if (!after) return 0;
+  let lo = 0;
+  let hi = chunks.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (chunks[mid].id <= after.id) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 export function isChunk(x: unknown): x is Chunk {
   return x instanceof Chunk;
 }

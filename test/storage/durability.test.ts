@@ -4,6 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
+import type { FileLogStore } from '../../server/storage/file-log-store.ts';
 import { nodeIo, type StorageIo } from '../../server/storage/io.ts';
 import { makeBatch, openStore, readAll, useStoreFixture, valueText } from '../helpers/store.ts';
 
@@ -96,22 +97,13 @@ describe('durability', () => {
   });
 
   it('fsync "always" writes the next groups while one is in flight; a crash or failure of the first never acks those ahead, and the hole is truncated', async () => {
-    const io = faultyIo();
-    fx.store = await openStore(fx.dir, { io });
-    await fx.store.createTopic('t', 1);
-    await fx.store.append('t', 0, makeBatch({ tag: 'before' }));
-    await fx.store.append('t', 0, makeBatch({ tag: 'before' })); // O_DSYNC from here on
-    let release!: () => void;
-    io.holdSync = new Promise<void>((r) => (release = r));
-    const first = fx.store.append('t', 0, makeBatch({ tag: 'lost' }));
-    await eventually(() => expect(io.held).toBe(1));
-    const synced = io.syncedWrites;
+    const { store, io, release, first, synced } = await holdFirstSyncedWrite();
     let laterSettled = 0;
-    const second = fx.store.append('t', 0, makeBatch({ tag: 'lost' })).finally(() => laterSettled++);
+    const second = store.append('t', 0, makeBatch({ tag: 'lost' })).finally(() => laterSettled++);
     // The second group is written while the first is still in flight, at the offset after it: a hole before it on disk.
     await eventually(() => expect(io.syncedWrites).toBe(synced + 1));
     // A third, arriving while both are in flight, is written at once too (two ahead of the one the writer waits for).
-    const third = fx.store.append('t', 0, makeBatch({ tag: 'lost' })).finally(() => laterSettled++);
+    const third = store.append('t', 0, makeBatch({ tag: 'lost' })).finally(() => laterSettled++);
     await eventually(() => expect(io.syncedWrites).toBe(synced + 2));
     await new Promise((r) => setTimeout(r, 50)); // proves a negative: a write that landed is not acked before the one before it
     expect(laterSettled).toBe(0);
@@ -129,22 +121,13 @@ describe('durability', () => {
     }
     release();
     for (const f of await Promise.allSettled([first, second, third])) expect(f).toMatchObject({ status: 'rejected', reason: { code: 'STORAGE_UNAVAILABLE' } });
-    await eventually(async () => expect((await fx.store!.append('t', 0, makeBatch({ tag: 'after' }))).baseOffset).toBe(6));
-    expect((await readAll(fx.store, 't')).map((r) => valueText(r)!.split('-')[0])).toEqual([...Array(6).fill('before'), ...Array(3).fill('after')]);
+    await eventually(async () => expect((await store.append('t', 0, makeBatch({ tag: 'after' }))).baseOffset).toBe(6));
+    expect((await readAll(store, 't')).map((r) => valueText(r)!.split('-')[0])).toEqual([...Array(6).fill('before'), ...Array(3).fill('after')]);
   });
 
   it('fsync "always": batches appended in one loop turn while a write is in flight go out as one write ahead', async () => {
-    const io = faultyIo();
-    fx.store = await openStore(fx.dir, { io });
-    await fx.store.createTopic('t', 1);
-    await fx.store.append('t', 0, makeBatch({ tag: 'before' }));
-    await fx.store.append('t', 0, makeBatch({ tag: 'before' })); // O_DSYNC from here on
-    let release!: () => void;
-    io.holdSync = new Promise<void>((r) => (release = r));
-    const first = fx.store.append('t', 0, makeBatch({ tag: 'lost' }));
-    await eventually(() => expect(io.held).toBe(1));
-    const synced = io.syncedWrites;
-    const together = [0, 1, 2].map(() => fx.store!.append('t', 0, makeBatch({ tag: 'lost' })));
+    const { store, io, release, first, synced } = await holdFirstSyncedWrite();
+    const together = [0, 1, 2].map(() => store.append('t', 0, makeBatch({ tag: 'lost' })));
     try {
       await eventually(() => expect(io.syncedWrites).toBe(synced + 1));
       await new Promise((r) => setTimeout(r, 50)); // proves a negative: the same turn's batches are not split into more writes
@@ -153,7 +136,7 @@ describe('durability', () => {
       release();
     }
     for (const f of await Promise.allSettled([first, ...together])) expect(f).toMatchObject({ status: 'rejected', reason: { code: 'STORAGE_UNAVAILABLE' } });
-    await eventually(async () => expect((await fx.store!.append('t', 0, makeBatch({ tag: 'after' }))).baseOffset).toBe(6));
+    await eventually(async () => expect((await store.append('t', 0, makeBatch({ tag: 'after' }))).baseOffset).toBe(6));
   });
 
   it('a failed write (disk full) rejects with STORAGE_UNAVAILABLE until the disk recovers', async () => {
@@ -212,3 +195,17 @@ describe('durability', () => {
     for (const [off, tag] of acked) expect(byOffset.get(off)?.startsWith(`${tag}/0`)).toBe(true);
   }, 30_000);
 });
+
+/** A store whose 3rd append (the first O_DSYNC write, 6 records before it) is held in flight until `release()`. */
+async function holdFirstSyncedWrite(): Promise<{ store: FileLogStore; io: ReturnType<typeof faultyIo>; release: () => void; first: Promise<unknown>; synced: number }> {
+  const io = faultyIo();
+  fx.store = await openStore(fx.dir, { io });
+  await fx.store.createTopic('t', 1);
+  await fx.store.append('t', 0, makeBatch({ tag: 'before' }));
+  await fx.store.append('t', 0, makeBatch({ tag: 'before' })); // O_DSYNC from here on
+  let release!: () => void;
+  io.holdSync = new Promise<void>((r) => (release = r));
+  const first = fx.store.append('t', 0, makeBatch({ tag: 'lost' }));
+  await eventually(() => expect(io.held).toBe(1));
+  return { store: fx.store, io, release, first, synced: io.syncedWrites };
+}
