@@ -28,7 +28,7 @@ import { giveBatchBuffer } from './outbox-batch-pool.ts';
 import type { Group, Write } from './outbox-file-io.ts';
 import { encodeAppend, encodeAssign, encodeRemove, type AppendCursor, type Entry, type RawEvent } from './outbox-journal.ts';
 import type { EventLog } from './outbox-log.ts';
-import { CHUNK_MAX_EVENTS, Chunk, chunkIndexAfter, isSegment, sealChunk, segmentEvents, type SealLimits, type Segment, type SegmentStore } from './outbox-segment.ts';
+import { CHUNK_MAX_EVENTS, Chunk, chunkHolding, chunkIndexAfter, isSegment, sealChunk, segmentEvents, type SealLimits, type Segment, type SegmentStore } from './outbox-segment.ts';
 import { addSkips, failedEvent, type FailedEvent, type OutboxEvent, type OutboxStats } from './outbox.ts';
 import type { WireRecord } from '../protocol/index.ts';
 
@@ -221,16 +221,7 @@ export class FileSegments implements SegmentStore {
 
   /** The chunk holding id, or undefined. */
   private chunkOf(id: number): Chunk | undefined {
-    const chunks = this.chunks;
-    let lo = 0;
-    let hi = chunks.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (chunks[mid].lastId < id) lo = mid + 1;
-      else hi = mid;
-    }
-    const c = chunks[lo];
-    return c && c.id <= id ? c : undefined;
+    return chunkHolding(this.chunks, id);
   }
 
   /** Where an item is in its sealed chunk's list, if it is there. */

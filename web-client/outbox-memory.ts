@@ -21,7 +21,7 @@ import {
   type OutboxStore,
   type Positions,
 } from './outbox.ts';
-import { CHUNK_MAX_EVENTS, Chunk, chunkIndexAfter, isSegment, sealChunk, segmentEvents, type SealLimits, type Segment, type SegmentStore } from './outbox-segment.ts';
+import { CHUNK_MAX_EVENTS, Chunk, chunkHolding, chunkIndexAfter, isSegment, sealChunk, segmentEvents, type SealLimits, type Segment, type SegmentStore } from './outbox-segment.ts';
 import { giveBatchBuffer } from './outbox-batch-pool.ts';
 import { isRouted, PART_FULL, RoutedChunk, UNROUTED, type RouteHint } from './outbox-routed-chunk.ts';
 import { assertTopicName, type Crc32c } from '../protocol/index.ts';
@@ -394,16 +394,7 @@ export class MemoryOutboxStore implements OutboxStore, SegmentStore {
 
   /** The live chunk holding id, or undefined. */
   private chunkOf(id: number): Chunk | undefined {
-    const chunks = this.s.chunks;
-    let lo = 0;
-    let hi = chunks.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (chunks[mid].lastId < id) lo = mid + 1;
-      else hi = mid;
-    }
-    const c = chunks[lo];
-    return c && c.id <= id ? c : undefined;
+    return chunkHolding(this.s.chunks, id);
   }
 
   /** Takes an item out of its sealed chunk; false when it was not there. */

@@ -374,6 +374,19 @@ export function chunkIndexAfter(chunks: readonly Chunk[], after: Chunk | undefin
   return lo;
 }
 
+/** The chunk of `chunks` (in id order) holding event `id`, or undefined. */
+export function chunkHolding(chunks: readonly Chunk[], id: number): Chunk | undefined {
+  let lo = 0;
+  let hi = chunks.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (chunks[mid].lastId < id) lo = mid + 1;
+    else hi = mid;
+  }
+  const c = chunks[lo];
+  return c && c.id <= id ? c : undefined;
+}
+
 export function isChunk(x: unknown): x is Chunk {
   return x instanceof Chunk;
 }
