@@ -28,7 +28,7 @@ import { giveBatchBuffer } from './outbox-batch-pool.ts';
 import type { Group, Write } from './outbox-file-io.ts';
 import { encodeAppend, encodeAssign, encodeRemove, type AppendCursor, type Entry, type RawEvent } from './outbox-journal.ts';
 import type { EventLog } from './outbox-log.ts';
-import { CHUNK_MAX_EVENTS, Chunk, chunkHolding, chunkIndexAfter, isSegment, sealChunk, segmentEvents, type SealLimits, type Segment, type SegmentStore } from './outbox-segment.ts';
+import { CHUNK_MAX_EVENTS, Chunk, chunkHolding, chunkIndexAfter, isSegment, sealChunk, segmentEvents, splitSealedSegment, type SealLimits, type Segment, type SegmentStore } from './outbox-segment.ts';
 import { addSkips, failedEvent, type FailedEvent, type OutboxEvent, type OutboxStats } from './outbox.ts';
 import type { WireRecord } from '../protocol/index.ts';
 
@@ -212,11 +212,7 @@ export class FileSegments implements SegmentStore {
   }
 
   splitSegment(seg: Segment): OutboxEvent[] {
-    const list = seg.chunk.sealed!;
-    const at = list.indexOf(seg);
-    const events = segmentEvents(seg);
-    if (at >= 0) list.splice(at, 1, ...events);
-    return events;
+    return splitSealedSegment(seg);
   }
 
   /** The chunk holding id, or undefined. */

@@ -21,7 +21,7 @@ import {
   type OutboxStore,
   type Positions,
 } from './outbox.ts';
-import { CHUNK_MAX_EVENTS, Chunk, chunkHolding, chunkIndexAfter, isSegment, sealChunk, segmentEvents, type SealLimits, type Segment, type SegmentStore } from './outbox-segment.ts';
+import { CHUNK_MAX_EVENTS, Chunk, chunkHolding, chunkIndexAfter, isSegment, sealChunk, splitSealedSegment, type SealLimits, type Segment, type SegmentStore } from './outbox-segment.ts';
 import { giveBatchBuffer } from './outbox-batch-pool.ts';
 import { isRouted, PART_FULL, RoutedChunk, UNROUTED, type RouteHint } from './outbox-routed-chunk.ts';
 import { assertTopicName, type Crc32c } from '../protocol/index.ts';
@@ -377,11 +377,7 @@ export class MemoryOutboxStore implements OutboxStore, SegmentStore {
   }
 
   splitSegment(seg: Segment): OutboxEvent[] {
-    const list = seg.chunk.sealed!;
-    const at = list.indexOf(seg);
-    const events = segmentEvents(seg);
-    if (at >= 0) list.splice(at, 1, ...events);
-    return events;
+    return splitSealedSegment(seg);
   }
 
   async assign(): Promise<OutboxEvent[]> {

@@ -374,6 +374,15 @@ export function chunkIndexAfter(chunks: readonly Chunk[], after: Chunk | undefin
   return lo;
 }
 
+/** A sealed segment as single events, put in its place in its chunk's sealed list (a refusal speaks of its records one by one). */
+export function splitSealedSegment(seg: Segment): OutboxEvent[] {
+  const list = seg.chunk.sealed!;
+  const at = list.indexOf(seg);
+  const events = segmentEvents(seg);
+  if (at >= 0) list.splice(at, 1, ...events);
+  return events;
+}
+
 /** The chunk of `chunks` (in id order) holding event `id`, or undefined. */
 export function chunkHolding(chunks: readonly Chunk[], id: number): Chunk | undefined {
   let lo = 0;
